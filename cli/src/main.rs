@@ -1,0 +1,2 @@
+//! The `laissez` command line (placeholder until the CLI issue lands).
+fn main() {}

@@ -1,0 +1,1 @@
+//! laissez-amqp: placeholder until its issue lands.

@@ -1,0 +1,1 @@
+//! laissez-ledger: placeholder until its issue lands.

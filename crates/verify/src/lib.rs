@@ -1,0 +1,1 @@
+//! laissez-verify
