@@ -1,1 +1,75 @@
-//! laissez-verify
+//! # laissez-verify
+//!
+//! The verifier of laissez envelopes: a tagged COSE_Sign1 (RFC 9052) over a CWT claims set
+//! (RFC 8392), signed with pure Ed25519, that pre-authorises an AI agent to call named tools
+//! with named action classes, a bounded number of times, for a short time.
+//!
+//! `#![no_std]` and allocation-free: the envelope is read in place, the signature is checked
+//! over the received bytes with a streaming strict Ed25519 verifier, and every claim is a
+//! borrowed view. A worker checks an envelope at the moment of action, with no network:
+//!
+//! ```
+//! # use laissez_verify::{ActionClass, Denial, Request, TrustedKey, Verifier};
+//! # fn run(trusted_key: [u8; 32], envelope: &[u8], now: u64) -> Result<(), Denial> {
+//! let keys = [TrustedKey::from_bytes(&trusted_key).expect("a sound public key")];
+//! let verifier = Verifier::new(&keys, "billing-queue");
+//! let request = Request::new("crm.ticket.read", ActionClass::Read).expect("a tool name");
+//! let verified = verifier.verify(envelope, now, Some(&request))?;
+//! assert_eq!(verified.claims().sub(), "spiffe://acme.example/agent/support-bot");
+//! # Ok(()) }
+//! ```
+//!
+//! The types follow the trust boundary: [`UntrustedEnvelope`] is decoded but unchecked;
+//! [`VerifiedEnvelope`] can only come out of [`Verifier`]. Denials are [`Denial`], whose
+//! [`Denial::code`] is the contract's reason string.
+//!
+//! Features: `alloc` (owned claims), `std` (`std::error::Error`, the verified-envelope
+//! cache), `serde` (JSON views), `fast` (precomputed tables: faster, larger). None by default.
+
+#![no_std]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+mod cbor;
+mod claims;
+mod envelope;
+mod error;
+mod keys;
+#[cfg(feature = "alloc")]
+mod owned;
+#[cfg(feature = "serde")]
+mod serde_impl;
+mod tools;
+mod verifier;
+
+#[cfg(feature = "std")]
+pub mod cache;
+
+pub use claims::{AudIter, Claims, GRANT_VERSION, ToolIter};
+pub use envelope::UntrustedEnvelope;
+pub use error::{Denial, Malformed, MalformedKind};
+pub use keys::{KeyError, Kid, TrustedKey};
+#[cfg(feature = "alloc")]
+pub use owned::{OwnedClaims, OwnedToolGrant};
+pub use tools::{
+    ActionClass, Classes, InvalidToolName, MAX_SEGMENT_LEN, Request, ToolGrant, UnknownClass,
+    is_tool_name, is_tool_pattern, pattern_matches,
+};
+pub use verifier::{
+    DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, MAX_LEEWAY, MAX_MAX_LIFETIME, NoRevocations, Policy,
+    PolicyError, RevocationList, Revocations, VerifiedEnvelope, Verifier,
+};
+
+/// Largest envelope accepted, in bytes.
+pub const MAX_ENVELOPE_LEN: usize = 4096;
+
+/// The external_aad of every laissez v1 Sig_structure: domain separation from other COSE
+/// uses of the same key. Never on the wire.
+pub const EXTERNAL_AAD: &[u8; 10] = b"laissez/v1";
+
+/// The first byte of every raw envelope (CBOR tag 18).
+pub const ENVELOPE_FIRST_BYTE: u8 = 0xd2;

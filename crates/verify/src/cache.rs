@@ -1,0 +1,165 @@
+//! A cache of authenticated envelopes, so that an envelope reused across many messages has
+//! its signature checked once.
+//!
+//! Entries are keyed by SHA-256 of the exact envelope bytes, and a hit also compares the
+//! bytes. A hit skips only what depends on the bytes alone (decode, signature): the key must
+//! still be trusted by the verifier asking, and time, lifetime, audience, agent, request and
+//! revocation are checked on every hit. Memory is bounded by `capacity` entries of at most
+//! [`crate::MAX_ENVELOPE_LEN`] bytes; an entry is dropped once its envelope has expired.
+
+use std::boxed::Box;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+
+use crate::claims::Claims;
+use crate::envelope::UntrustedEnvelope;
+use crate::error::Denial;
+use crate::keys::{self, Kid};
+use crate::tools::Request;
+use crate::verifier::{MAX_LEEWAY, VerifiedEnvelope, Verifier};
+
+type Digest32 = [u8; 32];
+
+#[derive(Debug)]
+struct Entry {
+    bytes: Box<[u8]>,
+    kid: Kid,
+    /// Unix seconds after which no verifier can accept the envelope.
+    dead_at: u64,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    map: HashMap<Digest32, Entry>,
+    /// Insertion order, for eviction when full.
+    order: VecDeque<Digest32>,
+}
+
+/// A bounded, thread-safe cache of authenticated envelopes.
+#[derive(Debug)]
+pub struct EnvelopeCache {
+    capacity: usize,
+    inner: Mutex<Inner>,
+}
+
+/// Cache counters, for metrics and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheStats {
+    /// Entries held.
+    pub len: usize,
+}
+
+impl EnvelopeCache {
+    /// A cache holding at most `capacity` envelopes (at least one).
+    pub fn new(capacity: usize) -> Self {
+        EnvelopeCache {
+            capacity: capacity.max(1),
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// [`Verifier::verify`] with the signature check skipped for bytes seen before.
+    pub fn verify<'a>(
+        &self,
+        verifier: &Verifier<'_>,
+        bytes: &'a [u8],
+        now: u64,
+        request: Option<&Request<'_>>,
+    ) -> Result<VerifiedEnvelope<'a>, Denial> {
+        let verified = self.authenticate(verifier, bytes, now)?;
+        verifier.check(&verified, now, request)?;
+        Ok(verified)
+    }
+
+    /// [`Verifier::authenticate`] through the cache. `now` is used only to drop dead entries.
+    pub fn authenticate<'a>(
+        &self,
+        verifier: &Verifier<'_>,
+        bytes: &'a [u8],
+        now: u64,
+    ) -> Result<VerifiedEnvelope<'a>, Denial> {
+        let digest: Digest32 = Sha256::digest(bytes).into();
+        if let Some(hit) = self.lookup(verifier, &digest, bytes, now) {
+            return Ok(hit);
+        }
+        let verified = verifier.authenticate(bytes)?;
+        self.insert(digest, &verified, now);
+        Ok(verified)
+    }
+
+    /// Entries held now.
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            len: self.lock().map.len(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the maps inconsistent with safety:
+        // at worst an entry is missing, which only costs a signature check.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn lookup<'a>(
+        &self,
+        verifier: &Verifier<'_>,
+        digest: &Digest32,
+        bytes: &'a [u8],
+        now: u64,
+    ) -> Option<VerifiedEnvelope<'a>> {
+        let kid = {
+            let mut inner = self.lock();
+            let entry = inner.map.get(digest)?;
+            if now >= entry.dead_at {
+                inner.map.remove(digest);
+                return None;
+            }
+            if *entry.bytes != *bytes {
+                return None;
+            }
+            entry.kid
+        };
+        // The key must be trusted by this verifier, not only by the one that filled the entry.
+        keys::find(verifier.keys(), &kid)?;
+        let envelope = UntrustedEnvelope::decode(bytes).ok()?;
+        let (payload, base) = envelope.payload();
+        let claims = Claims::decode(payload, base).ok()?;
+        Some(VerifiedEnvelope::new(bytes, kid, claims))
+    }
+
+    fn insert(&self, digest: Digest32, verified: &VerifiedEnvelope<'_>, now: u64) {
+        let dead_at = verified.claims().exp().saturating_add(MAX_LEEWAY);
+        if now >= dead_at {
+            return;
+        }
+        let mut inner = self.lock();
+        if inner.map.len() >= self.capacity {
+            inner.map.retain(|_, e| now < e.dead_at);
+        }
+        while inner.map.len() >= self.capacity {
+            match inner.order.pop_front() {
+                Some(oldest) => {
+                    inner.map.remove(&oldest);
+                }
+                None => break,
+            }
+        }
+        let entry = Entry {
+            bytes: verified.as_bytes().into(),
+            kid: verified.kid(),
+            dead_at,
+        };
+        if inner.map.insert(digest, entry).is_none() {
+            inner.order.push_back(digest);
+        }
+        // Keep the order queue from growing past the live entries it describes.
+        if inner.order.len() > 2 * self.capacity {
+            let Inner { map, order } = &mut *inner;
+            order.retain(|d| map.contains_key(d));
+        }
+    }
+}

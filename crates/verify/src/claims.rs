@@ -1,0 +1,405 @@
+//! The CWT claims set and the grant, decoded in one pass into borrowed views.
+
+use crate::cbor::{Key, Reader};
+use crate::error::{Denial, Malformed, MalformedKind};
+use crate::tools::{Classes, ToolGrant, is_tool_pattern};
+
+/// Claim keys (CONTRACT §1).
+mod key {
+    pub(super) const ISS: u64 = 1;
+    pub(super) const SUB: u64 = 2;
+    pub(super) const AUD: u64 = 3;
+    pub(super) const EXP: u64 = 4;
+    pub(super) const NBF: u64 = 5;
+    pub(super) const IAT: u64 = 6;
+    pub(super) const CTI: u64 = 7;
+    /// -65537 as the CBOR negative argument `-1 - n`.
+    pub(super) const GRANT_NEG: u64 = 65536;
+    pub(super) const V: u64 = 0;
+    pub(super) const TOOLS: u64 = 1;
+    pub(super) const CLASSES: u64 = 2;
+    pub(super) const MAX_USES: u64 = 3;
+    pub(super) const OBO: u64 = 4;
+    pub(super) const SID: u64 = 5;
+}
+
+/// The only grant version this verifier knows.
+pub const GRANT_VERSION: u64 = 1;
+
+/// Where a list lives in the payload: the bytes after its head and its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct ListSpan {
+    start: usize,
+    end: usize,
+    len: usize,
+}
+
+/// A decoded claims set: borrowed from the payload bytes, nothing copied.
+///
+/// Obtained from [`crate::VerifiedEnvelope::claims`] (signature checked) or from
+/// [`crate::UntrustedEnvelope::claims_unverified`] (not checked: display only).
+#[derive(Debug, Clone, Copy)]
+pub struct Claims<'a> {
+    payload: &'a [u8],
+    base: usize,
+    iss: Option<&'a str>,
+    sub: &'a str,
+    /// `None` when `aud` is a single text; the list otherwise.
+    aud_list: Option<ListSpan>,
+    aud_single: &'a str,
+    exp: u64,
+    nbf: u64,
+    iat: Option<u64>,
+    cti: [u8; 16],
+    version: u64,
+    tools: ListSpan,
+    classes: Classes,
+    max_uses: u64,
+    obo: Option<&'a str>,
+    sid: Option<&'a str>,
+}
+
+/// What the grant decoded to before the required fields are checked.
+#[derive(Default)]
+struct Grant<'a> {
+    version: Option<u64>,
+    tools: Option<ListSpan>,
+    classes: Option<Classes>,
+    max_uses: Option<u64>,
+    obo: Option<&'a str>,
+    sid: Option<&'a str>,
+    unknown: bool,
+}
+
+fn missing(base: usize) -> Malformed {
+    Malformed::new(base, MalformedKind::MissingClaim)
+}
+
+impl<'a> Claims<'a> {
+    /// Decodes and checks a claims set that starts at byte `base` of the envelope.
+    ///
+    /// Every structural problem is `malformed`; only when the whole set is well formed is an
+    /// unknown key or grant version reported as `unsupported` (the contract's order).
+    pub(crate) fn decode(payload: &'a [u8], base: usize) -> Result<Claims<'a>, Denial> {
+        let mut r = Reader::new(payload, base);
+        let pairs = r.map()?;
+        let mut prev = None;
+        let (mut iss, mut sub, mut aud, mut exp, mut nbf, mut iat, mut cti) =
+            (None, None, None, None, None, None, None);
+        let mut grant = None;
+        let mut unknown = false;
+        for _ in 0..pairs {
+            match r.key(&mut prev, 1)? {
+                Key::Uint(key::ISS) => iss = Some(r.text()?),
+                Key::Uint(key::SUB) => sub = Some(r.text()?),
+                Key::Uint(key::AUD) => aud = Some(decode_aud(&mut r)?),
+                Key::Uint(key::EXP) => exp = Some(r.uint()?),
+                Key::Uint(key::NBF) => nbf = Some(r.uint()?),
+                Key::Uint(key::IAT) => iat = Some(r.uint()?),
+                Key::Uint(key::CTI) => cti = Some(r.bytes_exact::<16>()?),
+                Key::Nint(key::GRANT_NEG) => grant = Some(decode_grant(&mut r)?),
+                _ => {
+                    r.skip(1)?;
+                    unknown = true;
+                }
+            }
+        }
+        r.finish()?;
+
+        let end = r.offset();
+        let sub = sub.ok_or(missing(end))?;
+        let (aud_single, aud_list) = aud.ok_or(missing(end))?;
+        let exp = exp.ok_or(missing(end))?;
+        let nbf = nbf.ok_or(missing(end))?;
+        let cti = cti.ok_or(missing(end))?;
+        let grant = grant.ok_or(missing(end))?;
+        if exp <= nbf {
+            return Err(Malformed::new(base, MalformedKind::ExpNotAfterNbf).into());
+        }
+        let version = grant.version.ok_or(missing(end))?;
+        if version != GRANT_VERSION {
+            // The rest of a future grant version is not ours to interpret.
+            return Err(Denial::Unsupported);
+        }
+        let tools = grant.tools.ok_or(missing(end))?;
+        let classes = grant.classes.ok_or(missing(end))?;
+        let max_uses = grant.max_uses.ok_or(missing(end))?;
+        if unknown || grant.unknown {
+            return Err(Denial::Unsupported);
+        }
+        Ok(Claims {
+            payload,
+            base,
+            iss,
+            sub,
+            aud_list,
+            aud_single,
+            exp,
+            nbf,
+            iat,
+            cti,
+            version,
+            tools,
+            classes,
+            max_uses,
+            obo: grant.obo,
+            sid: grant.sid,
+        })
+    }
+
+    /// Issuer name (informational).
+    pub const fn iss(&self) -> Option<&'a str> {
+        self.iss
+    }
+
+    /// Agent identity.
+    pub const fn sub(&self) -> &'a str {
+        self.sub
+    }
+
+    /// The audiences, in wire order.
+    pub fn aud(&self) -> AudIter<'a> {
+        match self.aud_list {
+            None => AudIter {
+                single: Some(self.aud_single),
+                list: None,
+            },
+            Some(span) => AudIter {
+                single: None,
+                list: Some(self.list(span)),
+            },
+        }
+    }
+
+    /// Whether `aud` was a list on the wire (rather than a single text).
+    pub const fn aud_is_list(&self) -> bool {
+        self.aud_list.is_some()
+    }
+
+    /// Expiry, seconds since the Unix epoch.
+    pub const fn exp(&self) -> u64 {
+        self.exp
+    }
+
+    /// Not before, seconds since the Unix epoch.
+    pub const fn nbf(&self) -> u64 {
+        self.nbf
+    }
+
+    /// Issued at, if present.
+    pub const fn iat(&self) -> Option<u64> {
+        self.iat
+    }
+
+    /// Envelope id: the key of use counting and revocation.
+    pub const fn cti(&self) -> &[u8; 16] {
+        &self.cti
+    }
+
+    /// Grant version (always 1 in a decoded claims set).
+    pub const fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The tool grants, in wire order, with their classes resolved.
+    pub fn tools(&self) -> ToolIter<'a> {
+        ToolIter {
+            list: self.list(self.tools),
+            classes: self.classes,
+        }
+    }
+
+    /// Classes for bare-pattern tool grants.
+    pub const fn classes(&self) -> Classes {
+        self.classes
+    }
+
+    /// How many distinct messages this envelope may authorise.
+    pub const fn max_uses(&self) -> u64 {
+        self.max_uses
+    }
+
+    /// The principal the agent acts on behalf of.
+    pub const fn obo(&self) -> Option<&'a str> {
+        self.obo
+    }
+
+    /// The session or task the envelope is bound to.
+    pub const fn sid(&self) -> Option<&'a str> {
+        self.sid
+    }
+
+    fn list(&self, span: ListSpan) -> ListReader<'a> {
+        let bytes = self.payload.get(span.start..span.end).unwrap_or(&[]);
+        ListReader {
+            reader: Reader::new(bytes, self.base + span.start),
+            remaining: span.len,
+        }
+    }
+}
+
+/// Decodes `aud`: a text, or a non-empty array of texts.
+fn decode_aud<'a>(r: &mut Reader<'a>) -> Result<(&'a str, Option<ListSpan>), Malformed> {
+    let probe_at = r.pos();
+    let mut probe = r.clone();
+    if let Ok(single) = probe.text() {
+        *r = probe;
+        return Ok((single, None));
+    }
+    let len = r
+        .array()
+        .map_err(|_| r.error_at(probe_at, MalformedKind::UnexpectedType))?;
+    if len == 0 {
+        return Err(r.error_at(probe_at, MalformedKind::EmptyList));
+    }
+    let start = r.pos();
+    for _ in 0..len {
+        r.text()?;
+    }
+    Ok((
+        "",
+        Some(ListSpan {
+            start,
+            end: r.pos(),
+            len,
+        }),
+    ))
+}
+
+/// Decodes the grant map. A version other than 1 stops interpretation: its remaining
+/// fields are only checked to be deterministic CBOR.
+fn decode_grant<'a>(r: &mut Reader<'a>) -> Result<Grant<'a>, Malformed> {
+    let pairs = r.map()?;
+    let mut prev = None;
+    let mut grant = Grant::default();
+    for _ in 0..pairs {
+        let key = r.key(&mut prev, 2)?;
+        if grant.version.is_some_and(|v| v != GRANT_VERSION) {
+            r.skip(2)?;
+            continue;
+        }
+        match key {
+            Key::Uint(key::V) => grant.version = Some(r.uint()?),
+            Key::Uint(key::TOOLS) => grant.tools = Some(decode_tools(r)?),
+            Key::Uint(key::CLASSES) => grant.classes = Some(decode_classes(r)?),
+            Key::Uint(key::MAX_USES) => {
+                let at = r.pos();
+                let n = r.uint()?;
+                if n == 0 {
+                    return Err(r.error_at(at, MalformedKind::MaxUses));
+                }
+                grant.max_uses = Some(n);
+            }
+            Key::Uint(key::OBO) => grant.obo = Some(r.text()?),
+            Key::Uint(key::SID) => grant.sid = Some(r.text()?),
+            _ => {
+                r.skip(2)?;
+                grant.unknown = true;
+            }
+        }
+    }
+    Ok(grant)
+}
+
+fn decode_classes(r: &mut Reader<'_>) -> Result<Classes, Malformed> {
+    let at = r.pos();
+    let bits = r.uint()?;
+    Classes::from_bits(bits).ok_or(r.error_at(at, MalformedKind::Classes))
+}
+
+/// Decodes `[+ tool_grant]`, `tool_grant = tstr / [tstr, classes]`, checking every pattern.
+fn decode_tools(r: &mut Reader<'_>) -> Result<ListSpan, Malformed> {
+    let at = r.pos();
+    let len = r.array()?;
+    if len == 0 {
+        return Err(r.error_at(at, MalformedKind::EmptyList));
+    }
+    let start = r.pos();
+    for _ in 0..len {
+        read_tool_grant(r, None)?;
+    }
+    Ok(ListSpan {
+        start,
+        end: r.pos(),
+        len,
+    })
+}
+
+/// Reads one tool grant; `default` resolves a bare pattern's classes (when known).
+fn read_tool_grant<'a>(
+    r: &mut Reader<'a>,
+    default: Option<Classes>,
+) -> Result<ToolGrant<'a>, Malformed> {
+    let at = r.pos();
+    let mut probe = r.clone();
+    let (pattern, classes, own_classes) = match probe.text() {
+        Ok(pattern) => {
+            *r = probe;
+            (pattern, default.unwrap_or(Classes::ALL), false)
+        }
+        Err(_) => {
+            if r.array()? != 2 {
+                return Err(r.error_at(at, MalformedKind::UnexpectedType));
+            }
+            let pattern = r.text()?;
+            (pattern, decode_classes(r)?, true)
+        }
+    };
+    if !is_tool_pattern(pattern) {
+        return Err(r.error_at(at, MalformedKind::ToolPattern));
+    }
+    Ok(ToolGrant {
+        pattern,
+        classes,
+        own_classes,
+    })
+}
+
+/// Walks a list already checked by [`Claims::decode`].
+#[derive(Debug, Clone)]
+struct ListReader<'a> {
+    reader: Reader<'a>,
+    remaining: usize,
+}
+
+/// The audiences of an envelope.
+#[derive(Debug, Clone)]
+pub struct AudIter<'a> {
+    single: Option<&'a str>,
+    list: Option<ListReader<'a>>,
+}
+
+impl<'a> Iterator for AudIter<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        if let Some(single) = self.single.take() {
+            return Some(single);
+        }
+        let list = self.list.as_mut()?;
+        if list.remaining == 0 {
+            return None;
+        }
+        list.remaining -= 1;
+        list.reader.text().ok()
+    }
+}
+
+/// The tool grants of an envelope.
+#[derive(Debug, Clone)]
+pub struct ToolIter<'a> {
+    list: ListReader<'a>,
+    classes: Classes,
+}
+
+impl<'a> Iterator for ToolIter<'a> {
+    type Item = ToolGrant<'a>;
+
+    fn next(&mut self) -> Option<ToolGrant<'a>> {
+        if self.list.remaining == 0 {
+            return None;
+        }
+        self.list.remaining -= 1;
+        read_tool_grant(&mut self.list.reader, Some(self.classes)).ok()
+    }
+}

@@ -1,0 +1,163 @@
+//! The outer COSE_Sign1 structure and its signature.
+
+use ciborium_ll::Header;
+use curve25519_dalek::edwards::CompressedEdwardsY;
+use ed25519_dalek::Signature;
+
+use crate::claims::Claims;
+use crate::error::{Denial, Malformed, MalformedKind};
+use crate::keys::{Kid, TrustedKey};
+use crate::{EXTERNAL_AAD, MAX_ENVELOPE_LEN, cbor::Reader};
+
+/// COSE tag for COSE_Sign1.
+const TAG_COSE_SIGN1: u64 = 18;
+/// COSE header label `alg`.
+const LABEL_ALG: u64 = 1;
+/// COSE header label `kid`.
+const LABEL_KID: u64 = 4;
+/// COSE algorithm EdDSA (-8), as the CBOR negative argument `-1 - n`.
+const ALG_EDDSA_ARG: u64 = 7;
+
+/// The start of every Sig_structure: a 4-element array and the text "Signature1".
+const SIG_STRUCTURE_PREFIX: &[u8; 12] = b"\x84\x6aSignature1";
+
+/// An envelope whose structure has been checked but whose signature has not.
+///
+/// Nothing in it can be trusted; [`crate::Verifier`] turns it into a
+/// [`crate::VerifiedEnvelope`].
+#[derive(Debug, Clone, Copy)]
+pub struct UntrustedEnvelope<'a> {
+    bytes: &'a [u8],
+    /// The protected header item, head included, as received.
+    protected_item: &'a [u8],
+    /// The payload item, head included, as received.
+    payload_item: &'a [u8],
+    payload: &'a [u8],
+    payload_offset: usize,
+    kid: Kid,
+    signature: [u8; 64],
+}
+
+impl<'a> UntrustedEnvelope<'a> {
+    /// Decodes the outer structure: tag 18, the four-element array, a protected header of
+    /// exactly `{1: -8, 4: kid}`, an empty unprotected header, a byte-string payload and a
+    /// 64-byte signature, with nothing after it. The claims are not decoded here.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, Malformed> {
+        if bytes.len() > MAX_ENVELOPE_LEN {
+            return Err(Malformed::new(MAX_ENVELOPE_LEN, MalformedKind::TooLarge));
+        }
+        let mut r = Reader::new(bytes, 0);
+        match r.head()? {
+            Header::Tag(TAG_COSE_SIGN1) => {}
+            Header::Tag(_) => return Err(Malformed::new(0, MalformedKind::Tag)),
+            _ => return Err(Malformed::new(0, MalformedKind::Untagged)),
+        }
+        let at = r.pos();
+        if r.array()? != 4 {
+            return Err(r.error_at(at, MalformedKind::UnexpectedType));
+        }
+
+        let protected_start = r.pos();
+        let protected = r.bytes()?;
+        let protected_item = r.slice(protected_start, r.pos());
+        let kid = decode_protected(protected, r.offset() - protected.len())?;
+
+        let at = r.pos();
+        if r.map()? != 0 {
+            return Err(r.error_at(at, MalformedKind::UnprotectedHeader));
+        }
+
+        let payload_start = r.pos();
+        let payload = r.bytes()?;
+        let payload_item = r.slice(payload_start, r.pos());
+        let payload_offset = r.offset() - payload.len();
+
+        let signature = r.bytes_exact::<64>()?;
+        r.finish()?;
+
+        Ok(UntrustedEnvelope {
+            bytes,
+            protected_item,
+            payload_item,
+            payload,
+            payload_offset,
+            kid,
+            signature,
+        })
+    }
+
+    /// The key id from the protected header (unauthenticated until verified).
+    pub const fn kid(&self) -> Kid {
+        self.kid
+    }
+
+    /// The envelope as received.
+    pub const fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// The claims, decoded WITHOUT checking the signature. For display (`laissez inspect`)
+    /// and diagnostics only; never base a decision on them.
+    pub fn claims_unverified(&self) -> Result<Claims<'a>, Denial> {
+        Claims::decode(self.payload, self.payload_offset)
+    }
+
+    /// Strict Ed25519 over the Sig_structure, streamed from the received bytes.
+    ///
+    /// The stream verifier rejects a non-canonical S when it is created and compares the
+    /// recomputed R with the received R byte for byte (so a non-canonical R fails); the
+    /// small-order R check of `verify_strict` is done here; the key's own checks were done
+    /// when it became a [`TrustedKey`]. Together that is `verify_strict`, without buffering
+    /// the message.
+    pub(crate) fn verify_signature(&self, key: &TrustedKey) -> Result<(), Denial> {
+        let mut r_bytes = [0u8; 32];
+        r_bytes.copy_from_slice(&self.signature[..32]);
+        let r_point = CompressedEdwardsY(r_bytes)
+            .decompress()
+            .ok_or(Denial::BadSignature)?;
+        if r_point.is_small_order() {
+            return Err(Denial::BadSignature);
+        }
+        let signature = Signature::from_bytes(&self.signature);
+        let mut stream = key
+            .verifying_key()
+            .verify_stream(&signature)
+            .map_err(|_| Denial::BadSignature)?;
+        stream.update(SIG_STRUCTURE_PREFIX);
+        stream.update(self.protected_item);
+        // external_aad as a byte string: head 0x4a (10 bytes), then the text.
+        stream.update([0x40 | EXTERNAL_AAD.len() as u8]);
+        stream.update(EXTERNAL_AAD);
+        stream.update(self.payload_item);
+        stream
+            .finalize_and_verify()
+            .map_err(|_| Denial::BadSignature)
+    }
+
+    pub(crate) const fn payload(&self) -> (&'a [u8], usize) {
+        (self.payload, self.payload_offset)
+    }
+}
+
+/// Decodes the protected header: exactly `{1: -8, 4: bstr .size 8}`, in that order.
+fn decode_protected(protected: &[u8], base: usize) -> Result<Kid, Malformed> {
+    let mut r = Reader::new(protected, base);
+    if r.map()? != 2 {
+        return Err(Malformed::new(base, MalformedKind::ProtectedHeader));
+    }
+    let at = r.pos();
+    if r.head()? != Header::Positive(LABEL_ALG) {
+        return Err(r.error_at(at, MalformedKind::ProtectedHeader));
+    }
+    let at = r.pos();
+    if r.head()? != Header::Negative(ALG_EDDSA_ARG) {
+        return Err(r.error_at(at, MalformedKind::Algorithm));
+    }
+    let at = r.pos();
+    if r.head()? != Header::Positive(LABEL_KID) {
+        return Err(r.error_at(at, MalformedKind::ProtectedHeader));
+    }
+    let kid = r.bytes_exact::<8>()?;
+    r.finish()?;
+    Ok(Kid(kid))
+}

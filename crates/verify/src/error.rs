@@ -1,0 +1,233 @@
+//! Denial reasons: the contract's reason codes, plus where a decode failed and why.
+
+use core::fmt;
+
+/// Why a verifier refused an envelope or a request.
+///
+/// The variants are the reasons of the contract (CONTRACT §2), in the order the checks run;
+/// [`Denial::code`] gives the stable snake_case string that logs, JSON and other
+/// implementations use. The first failing check is the reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Denial {
+    /// Not an envelope as the format defines it; carries the byte offset and what was wrong.
+    Malformed(Malformed),
+    /// The envelope's kid names no trusted key.
+    UnknownKey,
+    /// Strict Ed25519 verification failed.
+    BadSignature,
+    /// Grant version other than 1, or a claim or grant key this version does not know.
+    Unsupported,
+    /// `now < nbf - leeway`.
+    NotYetValid,
+    /// `now >= exp + leeway`.
+    Expired,
+    /// `exp - nbf` exceeds the verifier's maximum lifetime.
+    LifetimeTooLong,
+    /// The verifier's audience is not among the envelope's `aud`.
+    WrongAudience,
+    /// An expected agent was given and differs from `sub`.
+    WrongAgent,
+    /// No tool pattern matches the requested tool.
+    ToolNotGranted,
+    /// A pattern matches the tool, but none of the matching grants allows the class.
+    ClassNotGranted,
+    /// The envelope's cti or kid is revoked.
+    Revoked,
+    /// The use ledger already granted `max_uses` distinct messages.
+    UsesExhausted,
+    /// This exact message already completed under this envelope.
+    Replayed,
+}
+
+impl Denial {
+    /// The stable reason code of the contract, e.g. `"bad_signature"`.
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Denial::Malformed(_) => "malformed",
+            Denial::UnknownKey => "unknown_key",
+            Denial::BadSignature => "bad_signature",
+            Denial::Unsupported => "unsupported",
+            Denial::NotYetValid => "not_yet_valid",
+            Denial::Expired => "expired",
+            Denial::LifetimeTooLong => "lifetime_too_long",
+            Denial::WrongAudience => "wrong_audience",
+            Denial::WrongAgent => "wrong_agent",
+            Denial::ToolNotGranted => "tool_not_granted",
+            Denial::ClassNotGranted => "class_not_granted",
+            Denial::Revoked => "revoked",
+            Denial::UsesExhausted => "uses_exhausted",
+            Denial::Replayed => "replayed",
+        }
+    }
+
+    /// Every reason code, in the order the contract checks them.
+    pub const CODES: [&'static str; 14] = [
+        "malformed",
+        "unknown_key",
+        "bad_signature",
+        "unsupported",
+        "not_yet_valid",
+        "expired",
+        "lifetime_too_long",
+        "wrong_audience",
+        "wrong_agent",
+        "tool_not_granted",
+        "class_not_granted",
+        "revoked",
+        "uses_exhausted",
+        "replayed",
+    ];
+}
+
+impl fmt::Display for Denial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Denial::Malformed(m) => write!(f, "malformed envelope: {m}"),
+            Denial::UnknownKey => f.write_str("the envelope's key id names no trusted key"),
+            Denial::BadSignature => f.write_str("the signature does not verify"),
+            Denial::Unsupported => f.write_str(
+                "the envelope uses a grant version or claim this verifier does not know",
+            ),
+            Denial::NotYetValid => {
+                f.write_str("the envelope is not valid yet (nbf is in the future)")
+            }
+            Denial::Expired => f.write_str("the envelope has expired"),
+            Denial::LifetimeTooLong => {
+                f.write_str("the envelope's lifetime exceeds this verifier's maximum")
+            }
+            Denial::WrongAudience => f.write_str("the envelope is not addressed to this audience"),
+            Denial::WrongAgent => f.write_str("the envelope was issued to a different agent"),
+            Denial::ToolNotGranted => f.write_str("the envelope grants no such tool"),
+            Denial::ClassNotGranted => {
+                f.write_str("the tool is granted, but not for this action class")
+            }
+            Denial::Revoked => f.write_str("the envelope or its signing key is revoked"),
+            Denial::UsesExhausted => f.write_str("the envelope's uses are exhausted"),
+            Denial::Replayed => f.write_str("this message already ran under this envelope"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for Denial {}
+
+impl From<Malformed> for Denial {
+    fn from(m: Malformed) -> Self {
+        Denial::Malformed(m)
+    }
+}
+
+/// A decode failure: the byte offset in the envelope where it was found, and what it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Malformed {
+    offset: usize,
+    kind: MalformedKind,
+}
+
+impl Malformed {
+    pub(crate) const fn new(offset: usize, kind: MalformedKind) -> Self {
+        Malformed { offset, kind }
+    }
+
+    /// Byte offset into the envelope (not the payload) where the problem was found.
+    pub const fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// What was wrong.
+    pub const fn kind(&self) -> MalformedKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for Malformed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at byte {}", self.kind, self.offset)
+    }
+}
+
+/// What made an envelope malformed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MalformedKind {
+    /// The input is longer than [`crate::MAX_ENVELOPE_LEN`].
+    TooLarge,
+    /// The input ends inside an item, or a declared length runs past the end.
+    Truncated,
+    /// A CBOR head that is not well formed (reserved additional information).
+    InvalidHead,
+    /// An integer, length or tag not in its shortest form.
+    NotShortest,
+    /// An indefinite-length item or a break.
+    Indefinite,
+    /// A floating-point value.
+    Float,
+    /// A simple value other than false, true, null or undefined.
+    SimpleValue,
+    /// A tag other than the single outer tag 18.
+    Tag,
+    /// The outer tag 18 (COSE_Sign1) is missing.
+    Untagged,
+    /// Nesting deeper than the format allows.
+    TooDeep,
+    /// Text that is not valid UTF-8.
+    InvalidUtf8,
+    /// Map keys not in bytewise order of their encodings.
+    UnsortedKeys,
+    /// The same map key twice.
+    DuplicateKey,
+    /// Bytes after the envelope.
+    TrailingBytes,
+    /// An item of the wrong type or size for its place.
+    UnexpectedType,
+    /// The protected header is not exactly `{1: -8, 4: kid}`.
+    ProtectedHeader,
+    /// The algorithm is not EdDSA (-8).
+    Algorithm,
+    /// The unprotected header is not empty.
+    UnprotectedHeader,
+    /// A required claim or grant field is missing.
+    MissingClaim,
+    /// `exp <= nbf`.
+    ExpNotAfterNbf,
+    /// A tool pattern out of grammar.
+    ToolPattern,
+    /// A classes value of 0 or above 7.
+    Classes,
+    /// `max_uses` of 0.
+    MaxUses,
+    /// An empty list where at least one entry is required (`aud`, `tools`).
+    EmptyList,
+}
+
+impl fmt::Display for MalformedKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MalformedKind::TooLarge => "envelope longer than 4096 bytes",
+            MalformedKind::Truncated => "input ends inside an item",
+            MalformedKind::InvalidHead => "invalid CBOR head",
+            MalformedKind::NotShortest => "integer or length not in shortest form",
+            MalformedKind::Indefinite => "indefinite length",
+            MalformedKind::Float => "floating-point value",
+            MalformedKind::SimpleValue => "unsupported simple value",
+            MalformedKind::Tag => "unexpected tag",
+            MalformedKind::Untagged => "missing COSE_Sign1 tag 18",
+            MalformedKind::TooDeep => "nesting too deep",
+            MalformedKind::InvalidUtf8 => "text is not UTF-8",
+            MalformedKind::UnsortedKeys => "map keys out of order",
+            MalformedKind::DuplicateKey => "duplicate map key",
+            MalformedKind::TrailingBytes => "trailing bytes",
+            MalformedKind::UnexpectedType => "item of the wrong type or size",
+            MalformedKind::ProtectedHeader => "protected header is not exactly {alg, kid}",
+            MalformedKind::Algorithm => "algorithm is not EdDSA (-8)",
+            MalformedKind::UnprotectedHeader => "unprotected header is not empty",
+            MalformedKind::MissingClaim => "required claim missing",
+            MalformedKind::ExpNotAfterNbf => "exp is not after nbf",
+            MalformedKind::ToolPattern => "tool pattern out of grammar",
+            MalformedKind::Classes => "classes must be 1 to 7",
+            MalformedKind::MaxUses => "max_uses must be at least 1",
+            MalformedKind::EmptyList => "list must not be empty",
+        })
+    }
+}

@@ -1,0 +1,230 @@
+//! Tool names, patterns, action classes and the request a worker checks.
+
+use core::fmt;
+use core::str::FromStr;
+
+/// Longest segment of a tool name, in bytes.
+pub const MAX_SEGMENT_LEN: usize = 64;
+
+/// The class of an action. Destructive does not imply write, nor write read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ActionClass {
+    /// Reads data (bit 1).
+    Read,
+    /// Changes data (bit 2).
+    Write,
+    /// Deletes or otherwise irreversibly changes something (bit 4). Runs at most once.
+    Destructive,
+}
+
+impl ActionClass {
+    /// All classes, in bit order.
+    pub const ALL: [ActionClass; 3] = [
+        ActionClass::Read,
+        ActionClass::Write,
+        ActionClass::Destructive,
+    ];
+
+    /// The bit of this class in a classes value.
+    pub const fn bit(self) -> u8 {
+        match self {
+            ActionClass::Read => 1,
+            ActionClass::Write => 2,
+            ActionClass::Destructive => 4,
+        }
+    }
+
+    /// The class name of the contract: `read`, `write` or `destructive`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ActionClass::Read => "read",
+            ActionClass::Write => "write",
+            ActionClass::Destructive => "destructive",
+        }
+    }
+}
+
+impl fmt::Display for ActionClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A class name other than `read`, `write` or `destructive`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownClass;
+
+impl fmt::Display for UnknownClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("unknown action class (expected read, write or destructive)")
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for UnknownClass {}
+
+impl FromStr for ActionClass {
+    type Err = UnknownClass;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "read" => Ok(ActionClass::Read),
+            "write" => Ok(ActionClass::Write),
+            "destructive" => Ok(ActionClass::Destructive),
+            _ => Err(UnknownClass),
+        }
+    }
+}
+
+/// A non-empty set of action classes (the wire value 1..=7).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Classes(u8);
+
+impl Classes {
+    /// Every class.
+    pub const ALL: Classes = Classes(7);
+
+    /// The set for a wire value; `None` for 0 or above 7.
+    pub const fn from_bits(bits: u64) -> Option<Classes> {
+        if bits >= 1 && bits <= 7 {
+            Some(Classes(bits as u8))
+        } else {
+            None
+        }
+    }
+
+    /// The set holding one class.
+    pub const fn only(class: ActionClass) -> Classes {
+        Classes(class.bit())
+    }
+
+    /// The union of two sets.
+    #[must_use]
+    pub const fn with(self, class: ActionClass) -> Classes {
+        Classes(self.0 | class.bit())
+    }
+
+    /// The wire value.
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// Whether the set holds `class`.
+    pub const fn contains(self, class: ActionClass) -> bool {
+        self.0 & class.bit() != 0
+    }
+
+    /// The classes in the set, in bit order.
+    pub fn iter(self) -> impl Iterator<Item = ActionClass> {
+        ActionClass::ALL
+            .into_iter()
+            .filter(move |c| self.contains(*c))
+    }
+}
+
+impl fmt::Display for Classes {
+    /// Names joined by `+`, e.g. `read+write`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, class) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str("+")?;
+            }
+            f.write_str(class.name())?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Classes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Classes({self})")
+    }
+}
+
+/// Whether `s` is a tool name: `segment *("." segment)`, `segment = 1*64(a-z / 0-9 / "_" / "-")`.
+pub fn is_tool_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('.').all(|seg| {
+            !seg.is_empty()
+                && seg.len() <= MAX_SEGMENT_LEN
+                && seg
+                    .bytes()
+                    .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'))
+        })
+}
+
+/// Whether `s` is a tool pattern: a name, a name followed by `.*`, or `*`.
+pub fn is_tool_pattern(s: &str) -> bool {
+    s == "*" || is_tool_name(s.strip_suffix(".*").unwrap_or(s))
+}
+
+/// Whether `pattern` (already in grammar) matches the tool `name` (already in grammar).
+///
+/// `ns.*` matches names strictly below `ns`: `crm.*` matches `crm.read` and
+/// `crm.ticket.close`, but neither `crm` nor `crmx.read`.
+pub fn pattern_matches(pattern: &str, name: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    match pattern.strip_suffix(".*") {
+        Some(prefix) => name
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.len() > 1 && rest.starts_with('.')),
+        None => pattern == name,
+    }
+}
+
+/// A tool name out of grammar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidToolName;
+
+impl fmt::Display for InvalidToolName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "invalid tool name (dot-separated segments of 1 to 64 characters a-z, 0-9, _ or -)",
+        )
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for InvalidToolName {}
+
+/// What a worker is about to do: call `tool` with action `class`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request<'r> {
+    tool: &'r str,
+    class: ActionClass,
+}
+
+impl<'r> Request<'r> {
+    /// A request; the tool must be a name in grammar (not a pattern).
+    pub fn new(tool: &'r str, class: ActionClass) -> Result<Self, InvalidToolName> {
+        if is_tool_name(tool) {
+            Ok(Request { tool, class })
+        } else {
+            Err(InvalidToolName)
+        }
+    }
+
+    /// The tool.
+    pub const fn tool(&self) -> &'r str {
+        self.tool
+    }
+
+    /// The action class.
+    pub const fn class(&self) -> ActionClass {
+        self.class
+    }
+}
+
+/// One entry of the grant's tool list, with its classes resolved (its own, or the grant's
+/// `classes` for a bare pattern).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ToolGrant<'a> {
+    /// The pattern.
+    pub pattern: &'a str,
+    /// The classes this entry allows.
+    pub classes: Classes,
+    /// Whether the entry carried its own classes (`[pattern, classes]`) on the wire.
+    pub own_classes: bool,
+}

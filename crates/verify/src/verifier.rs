@@ -1,0 +1,298 @@
+//! The verifier: trusted keys, audience, policy, and the checks in the contract's order.
+
+use core::fmt;
+
+use crate::claims::Claims;
+use crate::envelope::UntrustedEnvelope;
+use crate::error::Denial;
+use crate::keys::{self, Kid, TrustedKey};
+use crate::tools::{Request, pattern_matches};
+
+/// Default clock leeway, seconds.
+pub const DEFAULT_LEEWAY: u64 = 5;
+/// Largest leeway a policy accepts, seconds.
+pub const MAX_LEEWAY: u64 = 60;
+/// Default maximum lifetime (`exp - nbf`), seconds.
+pub const DEFAULT_MAX_LIFETIME: u64 = 3600;
+/// Largest maximum lifetime a policy accepts, seconds (the signer's TTL bound).
+pub const MAX_MAX_LIFETIME: u64 = 24 * 3600;
+
+/// Time policy of a verifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    leeway: u64,
+    max_lifetime: u64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            leeway: DEFAULT_LEEWAY,
+            max_lifetime: DEFAULT_MAX_LIFETIME,
+        }
+    }
+}
+
+/// A policy value out of its bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// Leeway above [`MAX_LEEWAY`].
+    LeewayTooLarge,
+    /// Maximum lifetime of 0 or above [`MAX_MAX_LIFETIME`].
+    MaxLifetimeOutOfRange,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PolicyError::LeewayTooLarge => write!(f, "leeway must be at most {MAX_LEEWAY} s"),
+            PolicyError::MaxLifetimeOutOfRange => {
+                write!(f, "max lifetime must be 1 to {MAX_MAX_LIFETIME} s")
+            }
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for PolicyError {}
+
+impl Policy {
+    /// A policy with the given leeway and maximum lifetime, in seconds.
+    pub const fn new(leeway: u64, max_lifetime: u64) -> Result<Policy, PolicyError> {
+        if leeway > MAX_LEEWAY {
+            return Err(PolicyError::LeewayTooLarge);
+        }
+        if max_lifetime == 0 || max_lifetime > MAX_MAX_LIFETIME {
+            return Err(PolicyError::MaxLifetimeOutOfRange);
+        }
+        Ok(Policy {
+            leeway,
+            max_lifetime,
+        })
+    }
+
+    /// Clock leeway, seconds.
+    pub const fn leeway(&self) -> u64 {
+        self.leeway
+    }
+
+    /// Maximum accepted `exp - nbf`, seconds.
+    pub const fn max_lifetime(&self) -> u64 {
+        self.max_lifetime
+    }
+}
+
+/// A revocation set: envelopes (by cti) and signing keys (by kid) no longer honoured.
+pub trait Revocations {
+    /// Whether the envelope `cti`, or any envelope signed by `kid`, is revoked.
+    fn is_revoked(&self, cti: &[u8; 16], kid: &Kid) -> bool;
+}
+
+/// The empty revocation set.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoRevocations;
+
+impl Revocations for NoRevocations {
+    fn is_revoked(&self, _: &[u8; 16], _: &Kid) -> bool {
+        false
+    }
+}
+
+/// A revocation set held in two slices.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RevocationList<'r> {
+    /// Revoked envelope ids.
+    pub ctis: &'r [[u8; 16]],
+    /// Revoked signing keys.
+    pub kids: &'r [Kid],
+}
+
+impl Revocations for RevocationList<'_> {
+    fn is_revoked(&self, cti: &[u8; 16], kid: &Kid) -> bool {
+        self.ctis.contains(cti) || self.kids.contains(kid)
+    }
+}
+
+/// An envelope whose signature holds under a trusted key and whose claims are well formed.
+///
+/// Only [`Verifier`] makes one. Time, audience, agent, request and revocation are checked
+/// by [`Verifier::check`] (or all at once by [`Verifier::verify`]), on every use.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifiedEnvelope<'a> {
+    bytes: &'a [u8],
+    kid: Kid,
+    claims: Claims<'a>,
+}
+
+impl<'a> VerifiedEnvelope<'a> {
+    pub(crate) const fn new(bytes: &'a [u8], kid: Kid, claims: Claims<'a>) -> Self {
+        VerifiedEnvelope { bytes, kid, claims }
+    }
+
+    /// The envelope bytes as received.
+    pub const fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// The kid of the key that signed it.
+    pub const fn kid(&self) -> Kid {
+        self.kid
+    }
+
+    /// The authenticated claims.
+    pub const fn claims(&self) -> &Claims<'a> {
+        &self.claims
+    }
+}
+
+/// Verifies envelopes for one audience against a set of trusted keys.
+#[derive(Clone, Copy)]
+pub struct Verifier<'k> {
+    keys: &'k [TrustedKey],
+    audience: &'k str,
+    policy: Policy,
+    agent: Option<&'k str>,
+    revocations: &'k dyn Revocations,
+}
+
+impl fmt::Debug for Verifier<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("keys", &self.keys)
+            .field("audience", &self.audience)
+            .field("policy", &self.policy)
+            .field("agent", &self.agent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'k> Verifier<'k> {
+    /// A verifier for `audience` (this worker's queue or pool name) trusting `keys`, with the
+    /// default policy, no expected agent and no revocations.
+    pub fn new(keys: &'k [TrustedKey], audience: &'k str) -> Self {
+        Verifier {
+            keys,
+            audience,
+            policy: Policy::default(),
+            agent: None,
+            revocations: &NoRevocations,
+        }
+    }
+
+    /// Uses `policy` instead of the default.
+    #[must_use]
+    pub const fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Requires `sub` to equal `agent`.
+    #[must_use]
+    pub const fn expect_agent(mut self, agent: &'k str) -> Self {
+        self.agent = Some(agent);
+        self
+    }
+
+    /// Consults `revocations` on every check.
+    #[must_use]
+    pub const fn with_revocations(mut self, revocations: &'k dyn Revocations) -> Self {
+        self.revocations = revocations;
+        self
+    }
+
+    /// The audience this verifier accepts.
+    pub const fn audience(&self) -> &'k str {
+        self.audience
+    }
+
+    /// The trusted keys.
+    pub const fn keys(&self) -> &'k [TrustedKey] {
+        self.keys
+    }
+
+    /// The policy in force.
+    pub const fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// Every check of the contract, in its order: decode, key, signature, claims, time,
+    /// lifetime, audience, agent, request (when given), revocation. `now` is seconds since
+    /// the Unix epoch from a clock the caller trusts.
+    pub fn verify<'a>(
+        &self,
+        bytes: &'a [u8],
+        now: u64,
+        request: Option<&Request<'_>>,
+    ) -> Result<VerifiedEnvelope<'a>, Denial> {
+        let verified = self.authenticate(bytes)?;
+        self.check(&verified, now, request)?;
+        Ok(verified)
+    }
+
+    /// The checks that depend only on the bytes and the keys: decode, key, signature,
+    /// claims. The result may be cached; [`Verifier::check`] must still run on every use.
+    pub fn authenticate<'a>(&self, bytes: &'a [u8]) -> Result<VerifiedEnvelope<'a>, Denial> {
+        let envelope = UntrustedEnvelope::decode(bytes)?;
+        let key = keys::find(self.keys, &envelope.kid()).ok_or(Denial::UnknownKey)?;
+        envelope.verify_signature(&key)?;
+        // Claims are decoded only once the signature holds.
+        let (payload, base) = envelope.payload();
+        let claims = Claims::decode(payload, base)?;
+        Ok(VerifiedEnvelope::new(bytes, envelope.kid(), claims))
+    }
+
+    /// The checks that depend on the moment and the request: time, lifetime, audience,
+    /// agent, tool and class (when `request` is given), revocation.
+    pub fn check(
+        &self,
+        envelope: &VerifiedEnvelope<'_>,
+        now: u64,
+        request: Option<&Request<'_>>,
+    ) -> Result<(), Denial> {
+        let claims = envelope.claims();
+        let leeway = self.policy.leeway;
+        if now.saturating_add(leeway) < claims.nbf() {
+            return Err(Denial::NotYetValid);
+        }
+        if now >= claims.exp().saturating_add(leeway) {
+            return Err(Denial::Expired);
+        }
+        // Decoding guarantees exp > nbf.
+        if claims.exp() - claims.nbf() > self.policy.max_lifetime {
+            return Err(Denial::LifetimeTooLong);
+        }
+        if !claims.aud().any(|aud| aud == self.audience) {
+            return Err(Denial::WrongAudience);
+        }
+        if self.agent.is_some_and(|agent| agent != claims.sub()) {
+            return Err(Denial::WrongAgent);
+        }
+        if let Some(request) = request {
+            check_request(claims, request)?;
+        }
+        if self.revocations.is_revoked(claims.cti(), &envelope.kid) {
+            return Err(Denial::Revoked);
+        }
+        Ok(())
+    }
+}
+
+/// `tool_not_granted` when no pattern matches; `class_not_granted` when patterns match but
+/// none of them allows the class.
+fn check_request(claims: &Claims<'_>, request: &Request<'_>) -> Result<(), Denial> {
+    let mut tool_matched = false;
+    for grant in claims.tools() {
+        if pattern_matches(grant.pattern, request.tool()) {
+            if grant.classes.contains(request.class()) {
+                return Ok(());
+            }
+            tool_matched = true;
+        }
+    }
+    Err(if tool_matched {
+        Denial::ClassNotGranted
+    } else {
+        Denial::ToolNotGranted
+    })
+}
