@@ -87,7 +87,24 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Reads one head and enforces the deterministic rules that apply to heads.
+    /// Reads a tag head (shortest form) and returns the tag number.
+    pub(crate) fn tag(&mut self) -> Result<Option<u64>, Malformed> {
+        let rest = self.data.get(self.pos..).unwrap_or(&[]);
+        let mut decoder = Decoder::from(rest);
+        match decoder.pull() {
+            Ok(Header::Tag(n)) => {
+                if decoder.offset() != shortest_head_len(n) {
+                    return Err(self.error(MalformedKind::NotShortest));
+                }
+                self.pos += decoder.offset();
+                Ok(Some(n))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Reads one head and enforces the deterministic rules that apply to heads. Tags are
+    /// refused here.
     pub(crate) fn head(&mut self) -> Result<Header, Malformed> {
         let rest = self.data.get(self.pos..).unwrap_or(&[]);
         if rest.is_empty() {
@@ -100,7 +117,9 @@ impl<'a> Reader<'a> {
         })?;
         let used = decoder.offset();
         let arg = match header {
-            Header::Positive(n) | Header::Negative(n) | Header::Tag(n) => n,
+            Header::Positive(n) | Header::Negative(n) => n,
+            // The one tag of the format is read with `tag`; any other place is an error.
+            Header::Tag(_) => return Err(self.error(MalformedKind::Tag)),
             Header::Bytes(Some(n))
             | Header::Text(Some(n))
             | Header::Array(Some(n))
@@ -260,8 +279,7 @@ impl<'a> Reader<'a> {
                 }
                 Ok(())
             }
-            Header::Tag(_) => Err(self.error_at(start, MalformedKind::Tag)),
-            // `head` already refused indefinite lengths, breaks and floats.
+            // `head` already refused tags, indefinite lengths, breaks and floats.
             _ => Err(self.error_at(start, MalformedKind::Indefinite)),
         }
     }

@@ -47,10 +47,10 @@ impl<'a> UntrustedEnvelope<'a> {
             return Err(Malformed::new(MAX_ENVELOPE_LEN, MalformedKind::TooLarge));
         }
         let mut r = Reader::new(bytes, 0);
-        match r.head()? {
-            Header::Tag(TAG_COSE_SIGN1) => {}
-            Header::Tag(_) => return Err(Malformed::new(0, MalformedKind::Tag)),
-            _ => return Err(Malformed::new(0, MalformedKind::Untagged)),
+        match r.tag()? {
+            Some(TAG_COSE_SIGN1) => {}
+            Some(_) => return Err(Malformed::new(0, MalformedKind::Tag)),
+            None => return Err(Malformed::new(0, MalformedKind::Untagged)),
         }
         let at = r.pos();
         if r.array()? != 4 {
@@ -103,40 +103,52 @@ impl<'a> UntrustedEnvelope<'a> {
     }
 
     /// Strict Ed25519 over the Sig_structure, streamed from the received bytes.
-    ///
-    /// The stream verifier rejects a non-canonical S when it is created and compares the
-    /// recomputed R with the received R byte for byte (so a non-canonical R fails); the
-    /// small-order R check of `verify_strict` is done here; the key's own checks were done
-    /// when it became a [`TrustedKey`]. Together that is `verify_strict`, without buffering
-    /// the message.
     pub(crate) fn verify_signature(&self, key: &TrustedKey) -> Result<(), Denial> {
-        let mut r_bytes = [0u8; 32];
-        r_bytes.copy_from_slice(&self.signature[..32]);
-        let r_point = CompressedEdwardsY(r_bytes)
-            .decompress()
-            .ok_or(Denial::BadSignature)?;
-        if r_point.is_small_order() {
-            return Err(Denial::BadSignature);
-        }
-        let signature = Signature::from_bytes(&self.signature);
-        let mut stream = key
-            .verifying_key()
-            .verify_stream(&signature)
-            .map_err(|_| Denial::BadSignature)?;
-        stream.update(SIG_STRUCTURE_PREFIX);
-        stream.update(self.protected_item);
         // external_aad as a byte string: head 0x4a (10 bytes), then the text.
-        stream.update([0x40 | EXTERNAL_AAD.len() as u8]);
-        stream.update(EXTERNAL_AAD);
-        stream.update(self.payload_item);
-        stream
-            .finalize_and_verify()
-            .map_err(|_| Denial::BadSignature)
+        let aad_head = [0x40 | EXTERNAL_AAD.len() as u8];
+        let chunks: [&[u8]; 5] = [
+            SIG_STRUCTURE_PREFIX,
+            self.protected_item,
+            &aad_head,
+            EXTERNAL_AAD,
+            self.payload_item,
+        ];
+        if verify_strict_chunks(key, &chunks, &self.signature) {
+            Ok(())
+        } else {
+            Err(Denial::BadSignature)
+        }
     }
 
     pub(crate) const fn payload(&self) -> (&'a [u8], usize) {
         (self.payload, self.payload_offset)
     }
+}
+
+/// Strict Ed25519 (`verify_strict` semantics) of `signature` over the concatenation of
+/// `chunks`, without buffering the message.
+///
+/// The stream verifier rejects a non-canonical S when it is created and compares the
+/// recomputed R with the received R byte for byte (so a non-canonical R fails); the
+/// small-order R check of `verify_strict` is done here; the key's own checks (canonical,
+/// not small order, torsion-free) were done when it became a [`TrustedKey`].
+pub fn verify_strict_chunks(key: &TrustedKey, chunks: &[&[u8]], signature: &[u8; 64]) -> bool {
+    let mut r_bytes = [0u8; 32];
+    r_bytes.copy_from_slice(&signature[..32]);
+    let Some(r_point) = CompressedEdwardsY(r_bytes).decompress() else {
+        return false;
+    };
+    if r_point.is_small_order() {
+        return false;
+    }
+    let signature = Signature::from_bytes(signature);
+    let Ok(mut stream) = key.verifying_key().verify_stream(&signature) else {
+        return false;
+    };
+    for chunk in chunks {
+        stream.update(chunk);
+    }
+    stream.finalize_and_verify().is_ok()
 }
 
 /// Decodes the protected header: exactly `{1: -8, 4: bstr .size 8}`, in that order.

@@ -50,7 +50,7 @@ mod verifier;
 pub mod cache;
 
 pub use claims::{AudIter, Claims, GRANT_VERSION, ToolIter};
-pub use envelope::UntrustedEnvelope;
+pub use envelope::{UntrustedEnvelope, verify_strict_chunks};
 pub use error::{Denial, Malformed, MalformedKind};
 pub use keys::{KeyError, Kid, TrustedKey};
 #[cfg(feature = "alloc")]
