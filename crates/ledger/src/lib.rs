@@ -1,1 +1,220 @@
-//! laissez-ledger: placeholder until its issue lands.
+//! The laissez use ledger: makes an envelope's `max_uses` hold under redelivery, races,
+//! crashes and many workers.
+//!
+//! A use is spent per distinct `(cti, message_id)`. For each such key the ledger knows one of:
+//! unknown, in flight (reserved by a worker under a lease), released (the holder gave the lease
+//! back without finishing), completed, or abandoned (an at-most-once lease expired).
+//! [`UseLedger::begin`] answers an [`Outcome`]; [`UseLedger::complete`] marks the key done;
+//! [`UseLedger::release`] ends a lease early and keeps the use.
+//!
+//! Never more than `max_uses` distinct message ids are granted for one cti, and a grant is
+//! durable before `begin` returns. Backends:
+//!
+//! - [`MemoryLedger`]: one process, for tests and single-process use; nothing survives it.
+//! - `RedbLedger` (feature `redb`, default): an embedded file, shared safely by several
+//!   processes on one host, with group commit.
+//! - `RedisLedger` (feature `redis`): one atomic Lua script per operation, hash-tagged by cti,
+//!   failing closed.
+//!
+//! See `docs/ledger.md` in the repository for the full design.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod error;
+mod memory;
+mod state;
+
+#[cfg(feature = "redb")]
+mod redb_ledger;
+#[cfg(feature = "redis")]
+mod redis_ledger;
+
+use std::future::Future;
+use std::time::Duration;
+
+pub use error::LedgerError;
+pub use memory::MemoryLedger;
+#[cfg(feature = "redb")]
+pub use redb_ledger::{RedbLedger, RedbOptions};
+#[cfg(feature = "redis")]
+pub use redis_ledger::{RedisLedger, RedisOptions};
+
+/// An envelope's CWT id (`cti`): the ledger counts uses per cti.
+pub type Cti = [u8; 16];
+
+/// The longest message id the ledger accepts, in bytes.
+pub const MAX_MESSAGE_ID_LEN: usize = 256;
+
+/// What a worker asks for before it runs a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Begin<'a> {
+    /// The envelope's cti.
+    pub cti: &'a Cti,
+    /// The message's id: non-empty, at most [`MAX_MESSAGE_ID_LEN`] bytes, else
+    /// [`LedgerError::InvalidMessageId`].
+    pub message_id: &'a str,
+    /// The envelope's use limit; at least 1.
+    pub max_uses: u64,
+    /// Unix seconds: the envelope's exp plus leeway. Entries may be dropped after it; a request
+    /// whose `expires_at` is already past is refused with [`LedgerError::Expired`].
+    pub expires_at: u64,
+    /// How long the granted worker holds the message before a redelivery may take it over.
+    /// Must be non-zero.
+    pub lease: Duration,
+    /// At most once (the destructive class): an expired lease answers
+    /// [`Outcome::Abandoned`] instead of being taken over.
+    pub at_most_once: bool,
+}
+
+/// Identifies the holder of a lease. Random, so that a worker can only complete or release the
+/// lease it was granted.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LeaseToken(pub [u8; 16]);
+
+impl LeaseToken {
+    /// A fresh random token from the operating system's generator.
+    pub fn random() -> Result<Self, LedgerError> {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).map_err(|_| LedgerError::Unavailable {
+            backend: "os",
+            detail: "the operating system's random generator failed".into(),
+        })?;
+        Ok(Self(bytes))
+    }
+
+    /// The token as 32 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl std::fmt::Debug for LeaseToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LeaseToken({})", self.to_hex())
+    }
+}
+
+/// What [`UseLedger::begin`] answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Run the message. The use is spent durably before this is returned.
+    Granted {
+        /// This message's use number, `1..=max_uses`; the same on every take-over.
+        use_number: u64,
+        /// The lease to pass to `complete` or `release`.
+        lease: LeaseToken,
+        /// A redelivery took over an expired or released lease (same use number).
+        taken_over: bool,
+    },
+    /// Another worker holds the lease: requeue later, do not run.
+    InFlight,
+    /// This message completed before under this envelope: never run it again.
+    Replayed,
+    /// `max_uses` distinct messages were already granted.
+    Exhausted,
+    /// At-most-once and an earlier lease expired without completing: dead-letter, never run.
+    Abandoned,
+}
+
+impl Outcome {
+    /// A stable snake_case name, for logs and reason codes.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Outcome::Granted { .. } => "granted",
+            Outcome::InFlight => "in_flight",
+            Outcome::Replayed => "replayed",
+            Outcome::Exhausted => "uses_exhausted",
+            Outcome::Abandoned => "abandoned",
+        }
+    }
+}
+
+/// The state of one `(cti, message_id)` the ledger knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UseState {
+    /// A worker holds it under a lease (which may have expired without a redelivery yet).
+    InFlight,
+    /// The holder released it; the next begin takes it over.
+    Released,
+    /// Done: later begins answer [`Outcome::Replayed`].
+    Completed,
+    /// An at-most-once lease expired: later begins answer [`Outcome::Abandoned`].
+    Abandoned,
+}
+
+/// One message's use, as reported by the backends' `usage` methods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageUse {
+    /// The message id.
+    pub message_id: String,
+    /// Its use number.
+    pub use_number: u64,
+    /// Its state.
+    pub state: UseState,
+}
+
+/// What the ledger holds for one cti: for audits, the CLI and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// How many distinct messages were granted a use.
+    pub granted: u64,
+    /// Every message the ledger still holds for this cti, ordered by use number.
+    pub messages: Vec<MessageUse>,
+}
+
+/// A use ledger. Every method is atomic with respect to every other caller of the same store,
+/// in this process or another.
+pub trait UseLedger: Send + Sync {
+    /// Reserve this message's use, or say why not. A grant is durable before this returns.
+    fn begin(&self, req: &Begin<'_>) -> impl Future<Output = Result<Outcome, LedgerError>> + Send;
+
+    /// Mark the message done: later begins answer [`Outcome::Replayed`]. Fails with
+    /// [`LedgerError::LeaseNotHeld`] if `lease` is not the current holder's. Completing twice
+    /// with the same lease is not an error.
+    fn complete(
+        &self,
+        cti: &Cti,
+        message_id: &str,
+        lease: &LeaseToken,
+    ) -> impl Future<Output = Result<(), LedgerError>> + Send;
+
+    /// The handler asked to requeue: end the lease early and keep the use. The next begin takes
+    /// it over at once with the same use number, even when at most once, since the holder said
+    /// it did not finish.
+    fn release(
+        &self,
+        cti: &Cti,
+        message_id: &str,
+        lease: &LeaseToken,
+    ) -> impl Future<Output = Result<(), LedgerError>> + Send;
+}
+
+/// Checks a request before any backend sees it.
+pub(crate) fn validate(req: &Begin<'_>) -> Result<(), LedgerError> {
+    validate_message_id(req.message_id)?;
+    if req.max_uses == 0 {
+        return Err(LedgerError::InvalidRequest("max_uses must be at least 1"));
+    }
+    if req.lease.is_zero() {
+        return Err(LedgerError::InvalidRequest("lease must be non-zero"));
+    }
+    // Lua numbers are doubles: keep every number a script sees exact.
+    if req.max_uses > state::MAX_EXACT || req.expires_at > state::MAX_EXACT / 1000 {
+        return Err(LedgerError::InvalidRequest(
+            "max_uses or expires_at out of range",
+        ));
+    }
+    if req.lease > Duration::from_secs(365 * 24 * 3600) {
+        return Err(LedgerError::InvalidRequest("lease longer than a year"));
+    }
+    Ok(())
+}
+
+/// Checks a message id: non-empty and at most [`MAX_MESSAGE_ID_LEN`] bytes.
+pub(crate) fn validate_message_id(message_id: &str) -> Result<(), LedgerError> {
+    if message_id.is_empty() || message_id.len() > MAX_MESSAGE_ID_LEN {
+        return Err(LedgerError::InvalidMessageId);
+    }
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! The in-process ledger: a map behind a mutex. For tests and single-process use; nothing
+//! survives the process, so it is not safe where a restart may redeliver messages.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use crate::state::{self, Entry};
+use crate::{Begin, Cti, LeaseToken, LedgerError, MessageUse, Outcome, Usage, UseLedger};
+
+/// How many begins between sweeps of expired ctis.
+const SWEEP_EVERY: u64 = 1024;
+
+/// An in-memory [`UseLedger`].
+#[derive(Debug, Default)]
+pub struct MemoryLedger {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    ctis: HashMap<Cti, CtiRecord>,
+    begins: u64,
+}
+
+#[derive(Debug)]
+struct CtiRecord {
+    granted: u64,
+    /// The latest expiry asked for: the record is dropped after it.
+    expires_at: u64,
+    entries: HashMap<String, Entry>,
+}
+
+impl MemoryLedger {
+    /// An empty ledger.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every change is made whole under the lock after all checks, so a panic elsewhere
+        // cannot leave a half-applied decision behind: the data is still consistent.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// [`UseLedger::begin`], without a runtime.
+    pub fn begin_blocking(&self, req: &Begin<'_>) -> Result<Outcome, LedgerError> {
+        crate::validate(req)?;
+        let fresh = LeaseToken::random()?;
+        let now_ms = state::now_ms();
+        let mut inner = self.lock();
+        inner.begins += 1;
+        if inner.begins.is_multiple_of(SWEEP_EVERY) {
+            sweep(&mut inner, now_ms / 1000);
+        }
+        let record = inner.ctis.get(req.cti);
+        let existing = record.and_then(|r| r.entries.get(req.message_id).copied());
+        let granted = record.map_or(0, |r| r.granted);
+        let decision = state::decide_begin(req, existing, granted, now_ms, fresh)?;
+        if decision.write.is_some() || decision.granted.is_some() {
+            let record = inner.ctis.entry(*req.cti).or_insert_with(|| CtiRecord {
+                granted: 0,
+                expires_at: 0,
+                entries: HashMap::new(),
+            });
+            record.expires_at = record.expires_at.max(req.expires_at);
+            if let Some(granted) = decision.granted {
+                record.granted = granted;
+            }
+            if let Some(entry) = decision.write {
+                record.entries.insert(req.message_id.to_owned(), entry);
+            }
+        }
+        Ok(decision.outcome)
+    }
+
+    /// [`UseLedger::complete`], without a runtime.
+    pub fn complete_blocking(
+        &self,
+        cti: &Cti,
+        message_id: &str,
+        lease: &LeaseToken,
+    ) -> Result<(), LedgerError> {
+        self.settle(cti, message_id, lease, state::decide_complete)
+    }
+
+    /// [`UseLedger::release`], without a runtime.
+    pub fn release_blocking(
+        &self,
+        cti: &Cti,
+        message_id: &str,
+        lease: &LeaseToken,
+    ) -> Result<(), LedgerError> {
+        self.settle(cti, message_id, lease, state::decide_release)
+    }
+
+    fn settle(
+        &self,
+        cti: &Cti,
+        message_id: &str,
+        lease: &LeaseToken,
+        decide: fn(Option<Entry>, &LeaseToken) -> Result<Option<Entry>, LedgerError>,
+    ) -> Result<(), LedgerError> {
+        crate::validate_message_id(message_id)?;
+        let mut inner = self.lock();
+        let slot = inner
+            .ctis
+            .get_mut(cti)
+            .and_then(|r| r.entries.get_mut(message_id));
+        let existing = slot.as_deref().copied();
+        if let (Some(entry), Some(slot)) = (decide(existing, lease)?, slot) {
+            *slot = entry;
+        }
+        Ok(())
+    }
+
+    /// What the ledger holds for `cti`.
+    pub fn usage(&self, cti: &Cti) -> Usage {
+        let inner = self.lock();
+        let Some(record) = inner.ctis.get(cti) else {
+            return Usage::default();
+        };
+        let mut messages: Vec<MessageUse> = record
+            .entries
+            .iter()
+            .map(|(id, e)| MessageUse {
+                message_id: id.clone(),
+                use_number: e.use_number,
+                state: e.state,
+            })
+            .collect();
+        messages.sort_by_key(|m| m.use_number);
+        Usage {
+            granted: record.granted,
+            messages,
+        }
+    }
+
+    /// Drops every cti whose envelope expired before `now_secs` (unix seconds); returns how
+    /// many. Begins also do this now and then, so calling it is optional.
+    pub fn collect_expired(&self, now_secs: u64) -> usize {
+        sweep(&mut self.lock(), now_secs)
+    }
+}
+
+fn sweep(inner: &mut Inner, now_secs: u64) -> usize {
+    let before = inner.ctis.len();
+    inner.ctis.retain(|_, r| r.expires_at >= now_secs);
+    before - inner.ctis.len()
+}
+
+impl UseLedger for MemoryLedger {
+    async fn begin(&self, req: &Begin<'_>) -> Result<Outcome, LedgerError> {
+        self.begin_blocking(req)
+    }
+
+    async fn complete(
+        &self,
+        cti: &Cti,
+        message_id: &str,
+        lease: &LeaseToken,
+    ) -> Result<(), LedgerError> {
+        self.complete_blocking(cti, message_id, lease)
+    }
+
+    async fn release(
+        &self,
+        cti: &Cti,
+        message_id: &str,
+        lease: &LeaseToken,
+    ) -> Result<(), LedgerError> {
+        self.release_blocking(cti, message_id, lease)
+    }
+}

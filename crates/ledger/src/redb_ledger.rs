@@ -1,0 +1,628 @@
+//! The embedded ledger: one redb file, shared by every process on the host that opens it.
+//!
+//! Multi-process: the file is opened in redb's `ConcurrencyMode::MultiWriter`, so any number of
+//! processes keep it open at once and their write transactions take turns under a byte-range
+//! lock; each transaction starts from the latest commit of any process, so counts are exact
+//! across processes. A process killed mid-transaction loses its lock with its file descriptor
+//! and its uncommitted transaction with it.
+//!
+//! Group commit: every operation of this process goes through one writer thread, which takes
+//! all the operations waiting on its channel, applies them in one write transaction and commits
+//! it with `Durability::Immediate` (one fsync), then answers each. While one batch is being
+//! synced the next one gathers, so concurrent begins share an fsync.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use redb::{
+    Builder, ConcurrencyMode, Database, DatabaseError, Durability, ReadableTable, Table,
+    TableDefinition, WriteTransaction,
+};
+
+use crate::state::{self, Entry};
+use crate::{Begin, Cti, LeaseToken, LedgerError, MessageUse, Outcome, Usage, UseLedger};
+
+/// cti -> (granted, expires_at).
+const COUNTERS: TableDefinition<'_, &[u8], (u64, u64)> = TableDefinition::new("counters");
+/// cti ++ message_id -> encoded [`Entry`].
+const ENTRIES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("entries");
+/// expires_at (8 bytes, big-endian) ++ cti ++ message_id -> (). An empty message id stands for
+/// the cti's counter. Ordered by expiry, so that collection reads only what has expired.
+const EXPIRY: TableDefinition<'_, &[u8], ()> = TableDefinition::new("expiry");
+
+/// How many expired records one batch collects at most, so that collection never makes a
+/// begin wait long.
+const COLLECT_PER_BATCH: usize = 64;
+
+/// How a [`RedbLedger`] opens its file.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RedbOptions {
+    /// How long `open` keeps retrying while another process holds the file exclusively (an
+    /// older redb, or a repair in progress) before it answers [`LedgerError::Unavailable`].
+    pub open_timeout: Duration,
+    /// redb's page cache, in bytes.
+    pub cache_bytes: usize,
+    /// The most operations one group commit takes.
+    pub max_batch: usize,
+}
+
+impl Default for RedbOptions {
+    fn default() -> Self {
+        Self {
+            open_timeout: Duration::from_secs(10),
+            cache_bytes: 16 << 20,
+            max_batch: 1024,
+        }
+    }
+}
+
+/// A durable [`UseLedger`] in one redb file, safe for several processes on one host.
+///
+/// Open one per file per process and share it (it is `Sync`; wrap it in an `Arc`): its writer
+/// thread is what batches this process's operations into shared fsyncs.
+#[derive(Debug)]
+pub struct RedbLedger {
+    jobs: Option<mpsc::Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+enum Op {
+    Begin {
+        cti: Cti,
+        message_id: String,
+        max_uses: u64,
+        expires_at: u64,
+        lease: Duration,
+        at_most_once: bool,
+        fresh: LeaseToken,
+    },
+    Complete {
+        cti: Cti,
+        message_id: String,
+        lease: LeaseToken,
+    },
+    Release {
+        cti: Cti,
+        message_id: String,
+        lease: LeaseToken,
+    },
+    Usage {
+        cti: Cti,
+    },
+    Collect {
+        now_secs: u64,
+    },
+}
+
+#[derive(Debug)]
+enum Answer {
+    Outcome(Outcome),
+    Done,
+    Usage(Usage),
+    Collected(usize),
+}
+
+type Reply = Result<Answer, LedgerError>;
+
+#[derive(Debug)]
+enum ReplyTo {
+    Blocking(mpsc::SyncSender<Reply>),
+    Async(tokio::sync::oneshot::Sender<Reply>),
+}
+
+#[derive(Debug)]
+struct Job {
+    op: Op,
+    reply: ReplyTo,
+}
+
+impl ReplyTo {
+    fn send(self, reply: Reply) {
+        // The asker may have gone (a dropped future): the operation stands regardless, as any
+        // lease it was granted expires and is taken over.
+        match self {
+            ReplyTo::Blocking(tx) => drop(tx.send(reply)),
+            ReplyTo::Async(tx) => drop(tx.send(reply)),
+        }
+    }
+}
+
+fn storage_error(e: impl Into<redb::Error>) -> LedgerError {
+    match e.into() {
+        redb::Error::Corrupted(why) => LedgerError::Corrupt(why),
+        other => LedgerError::unavailable("redb", other),
+    }
+}
+
+fn writer_gone() -> LedgerError {
+    LedgerError::unavailable("redb", "the ledger's writer thread has stopped")
+}
+
+impl RedbLedger {
+    /// Opens (creating if needed) the ledger file at `path` with default options.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, LedgerError> {
+        Self::open_with(path, RedbOptions::default())
+    }
+
+    /// Opens (creating if needed) the ledger file at `path`.
+    pub fn open_with(path: impl AsRef<Path>, options: RedbOptions) -> Result<Self, LedgerError> {
+        let db = open_database(path.as_ref(), &options)?;
+        let (jobs, rx) = mpsc::channel();
+        let max_batch = options.max_batch.max(1);
+        let writer = std::thread::Builder::new()
+            .name("laissez-ledger-redb".into())
+            .spawn(move || run_writer(&db, &rx, max_batch))
+            .map_err(|e| LedgerError::unavailable("redb", e))?;
+        Ok(Self {
+            jobs: Some(jobs),
+            writer: Some(writer),
+        })
+    }
+
+    fn submit(&self, op: Op, reply: ReplyTo) -> Result<(), LedgerError> {
+        let jobs = self.jobs.as_ref().ok_or_else(writer_gone)?;
+        jobs.send(Job { op, reply }).map_err(|_| writer_gone())
+    }
+
+    fn call_blocking(&self, op: Op) -> Reply {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.submit(op, ReplyTo::Blocking(tx))?;
+        rx.recv().map_err(|_| writer_gone())?
+    }
+
+    async fn call(&self, op: Op) -> Reply {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit(op, ReplyTo::Async(tx))?;
+        rx.await.map_err(|_| writer_gone())?
+    }
+
+    /// [`UseLedger::begin`], without a runtime (for the CLI).
+    pub fn begin_blocking(&self, req: &Begin<'_>) -> Result<Outcome, LedgerError> {
+        match self.call_blocking(begin_op(req)?)? {
+            Answer::Outcome(o) => Ok(o),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// [`UseLedger::complete`], without a runtime.
+    pub fn complete_blocking(
+        &self,
+        cti: &Cti,
+        message_id: &str,
+        lease: &LeaseToken,
+    ) -> Result<(), LedgerError> {
+        crate::validate_message_id(message_id)?;
+        done(self.call_blocking(Op::Complete {
+            cti: *cti,
+            message_id: message_id.to_owned(),
+            lease: *lease,
+        })?)
+    }
+
+    /// [`UseLedger::release`], without a runtime.
+    pub fn release_blocking(
+        &self,
+        cti: &Cti,
+        message_id: &str,
+        lease: &LeaseToken,
+    ) -> Result<(), LedgerError> {
+        crate::validate_message_id(message_id)?;
+        done(self.call_blocking(Op::Release {
+            cti: *cti,
+            message_id: message_id.to_owned(),
+            lease: *lease,
+        })?)
+    }
+
+    /// What the ledger holds for `cti`, as of the latest commit of any process.
+    pub fn usage_blocking(&self, cti: &Cti) -> Result<Usage, LedgerError> {
+        match self.call_blocking(Op::Usage { cti: *cti })? {
+            Answer::Usage(u) => Ok(u),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Drops every record whose envelope expired before `now_secs` (unix seconds); returns how
+    /// many. Committed batches also collect a few each, so calling it is optional.
+    pub fn collect_expired_blocking(&self, now_secs: u64) -> Result<usize, LedgerError> {
+        match self.call_blocking(Op::Collect { now_secs })? {
+            Answer::Collected(n) => Ok(n),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+impl Drop for RedbLedger {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer after the jobs already queued.
+        drop(self.jobs.take());
+        if let Some(writer) = self.writer.take()
+            && writer.join().is_err()
+        {
+            tracing::error!("laissez-ledger redb writer thread panicked");
+        }
+    }
+}
+
+impl UseLedger for RedbLedger {
+    async fn begin(&self, req: &Begin<'_>) -> Result<Outcome, LedgerError> {
+        let op = begin_op(req)?;
+        match self.call(op).await? {
+            Answer::Outcome(o) => Ok(o),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn complete(
+        &self,
+        cti: &Cti,
+        message_id: &str,
+        lease: &LeaseToken,
+    ) -> Result<(), LedgerError> {
+        crate::validate_message_id(message_id)?;
+        let op = Op::Complete {
+            cti: *cti,
+            message_id: message_id.to_owned(),
+            lease: *lease,
+        };
+        done(self.call(op).await?)
+    }
+
+    async fn release(
+        &self,
+        cti: &Cti,
+        message_id: &str,
+        lease: &LeaseToken,
+    ) -> Result<(), LedgerError> {
+        crate::validate_message_id(message_id)?;
+        let op = Op::Release {
+            cti: *cti,
+            message_id: message_id.to_owned(),
+            lease: *lease,
+        };
+        done(self.call(op).await?)
+    }
+}
+
+fn begin_op(req: &Begin<'_>) -> Result<Op, LedgerError> {
+    crate::validate(req)?;
+    Ok(Op::Begin {
+        cti: *req.cti,
+        message_id: req.message_id.to_owned(),
+        max_uses: req.max_uses,
+        expires_at: req.expires_at,
+        lease: req.lease,
+        at_most_once: req.at_most_once,
+        fresh: LeaseToken::random()?,
+    })
+}
+
+fn done(answer: Answer) -> Result<(), LedgerError> {
+    match answer {
+        Answer::Done => Ok(()),
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn unexpected(answer: &Answer) -> LedgerError {
+    LedgerError::Corrupt(format!("writer answered {answer:?}"))
+}
+
+fn open_database(path: &Path, options: &RedbOptions) -> Result<Database, LedgerError> {
+    let deadline = Instant::now() + options.open_timeout;
+    let mut pause = Duration::from_millis(5);
+    let db = loop {
+        let mut builder = Builder::new();
+        builder
+            .set_concurrency_mode(ConcurrencyMode::MultiWriter)
+            .set_cache_size(options.cache_bytes);
+        match builder.create(path) {
+            Ok(db) => break db,
+            // Held exclusively by someone else for now: wait, boundedly, then say so clearly.
+            Err(DatabaseError::DatabaseAlreadyOpen) if Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            Err(DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(LedgerError::unavailable(
+                    "redb",
+                    format!(
+                        "{} is held exclusively by another process (waited {:?})",
+                        path.display(),
+                        options.open_timeout
+                    ),
+                ));
+            }
+            Err(e) => return Err(storage_error(e)),
+        }
+    };
+    // Create the tables once, so that every later transaction finds them.
+    let txn = db.begin_write().map_err(storage_error)?;
+    {
+        txn.open_table(COUNTERS).map_err(storage_error)?;
+        txn.open_table(ENTRIES).map_err(storage_error)?;
+        txn.open_table(EXPIRY).map_err(storage_error)?;
+    }
+    txn.commit().map_err(storage_error)?;
+    Ok(db)
+}
+
+fn run_writer(db: &Database, jobs: &mpsc::Receiver<Job>, max_batch: usize) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let ops: Vec<&Op> = batch.iter().map(|j| &j.op).collect();
+        match run_batch(db, &ops) {
+            Ok(replies) => {
+                for (job, reply) in batch.into_iter().zip(replies) {
+                    job.reply.send(reply);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, jobs = batch.len(), "ledger batch failed");
+                for job in batch {
+                    job.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// The tables of one write transaction.
+struct Tables<'t> {
+    counters: Table<'t, &'static [u8], (u64, u64)>,
+    entries: Table<'t, &'static [u8], &'static [u8]>,
+    expiry: Table<'t, &'static [u8], ()>,
+}
+
+/// Applies a batch in one write transaction. The outer error fails the whole batch (nothing
+/// of it is committed); inner errors are per operation.
+fn run_batch(db: &Database, ops: &[&Op]) -> Result<Vec<Reply>, LedgerError> {
+    let mut txn: WriteTransaction = db.begin_write().map_err(storage_error)?;
+    txn.set_durability(Durability::Immediate)
+        .map_err(|e| LedgerError::unavailable("redb", e))?;
+    let mut replies = Vec::with_capacity(ops.len());
+    let mut dirty = false;
+    {
+        let mut t = Tables {
+            counters: txn.open_table(COUNTERS).map_err(storage_error)?,
+            entries: txn.open_table(ENTRIES).map_err(storage_error)?,
+            expiry: txn.open_table(EXPIRY).map_err(storage_error)?,
+        };
+        for op in ops {
+            let now_ms = state::now_ms();
+            let (reply, wrote) = apply(&mut t, op, now_ms)?;
+            dirty |= wrote;
+            replies.push(reply);
+        }
+        // Collect a little on every commit that is paid for anyway.
+        if dirty {
+            collect(&mut t, state::now_ms() / 1000, COLLECT_PER_BATCH)?;
+        }
+    }
+    if dirty {
+        // One fsync for the whole batch; nobody hears an answer before it returns.
+        txn.commit().map_err(storage_error)?;
+    } else {
+        txn.abort().map_err(storage_error)?;
+    }
+    Ok(replies)
+}
+
+fn entry_key(cti: &Cti, message_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(16 + message_id.len());
+    key.extend_from_slice(cti);
+    key.extend_from_slice(message_id.as_bytes());
+    key
+}
+
+fn expiry_key(expires_at: u64, cti: &Cti, message_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(24 + message_id.len());
+    key.extend_from_slice(&expires_at.to_be_bytes());
+    key.extend_from_slice(cti);
+    key.extend_from_slice(message_id.as_bytes());
+    key
+}
+
+fn read_entry(
+    t: &Tables<'_>,
+    key: &[u8],
+) -> Result<Result<Option<Entry>, LedgerError>, LedgerError> {
+    let Some(raw) = t.entries.get(key).map_err(storage_error)? else {
+        return Ok(Ok(None));
+    };
+    Ok(Entry::decode(raw.value()).map(Some))
+}
+
+/// Applies one operation: its reply, and whether it wrote.
+fn apply(t: &mut Tables<'_>, op: &Op, now_ms: u64) -> Result<(Reply, bool), LedgerError> {
+    match op {
+        Op::Begin {
+            cti,
+            message_id,
+            max_uses,
+            expires_at,
+            lease,
+            at_most_once,
+            fresh,
+        } => {
+            let key = entry_key(cti, message_id);
+            let existing = match read_entry(t, &key)? {
+                Ok(e) => e,
+                Err(e) => return Ok((Err(e), false)),
+            };
+            let counter = t
+                .counters
+                .get(&cti[..])
+                .map_err(storage_error)?
+                .map(|v| v.value());
+            let (granted, counter_exp) = counter.unwrap_or((0, 0));
+            let req = Begin {
+                cti,
+                message_id,
+                max_uses: *max_uses,
+                expires_at: *expires_at,
+                lease: *lease,
+                at_most_once: *at_most_once,
+            };
+            let decision = match state::decide_begin(&req, existing, granted, now_ms, *fresh) {
+                Ok(d) => d,
+                Err(e) => return Ok((Err(e), false)),
+            };
+            let mut wrote = false;
+            if let Some(entry) = decision.write {
+                t.entries
+                    .insert(&key[..], &entry.encode()[..])
+                    .map_err(storage_error)?;
+                if existing.is_none_or(|old| old.expires_at != entry.expires_at) {
+                    let ek = expiry_key(entry.expires_at, cti, message_id);
+                    t.expiry.insert(&ek[..], ()).map_err(storage_error)?;
+                }
+                wrote = true;
+            }
+            if let Some(granted) = decision.granted {
+                let exp = counter_exp.max(*expires_at);
+                t.counters
+                    .insert(&cti[..], (granted, exp))
+                    .map_err(storage_error)?;
+                if exp != counter_exp {
+                    let ek = expiry_key(exp, cti, "");
+                    t.expiry.insert(&ek[..], ()).map_err(storage_error)?;
+                }
+                wrote = true;
+            }
+            Ok((Ok(Answer::Outcome(decision.outcome)), wrote))
+        }
+        Op::Complete {
+            cti,
+            message_id,
+            lease,
+        } => settle(t, cti, message_id, lease, state::decide_complete),
+        Op::Release {
+            cti,
+            message_id,
+            lease,
+        } => settle(t, cti, message_id, lease, state::decide_release),
+        Op::Usage { cti } => Ok((usage(t, cti), false)),
+        Op::Collect { now_secs } => {
+            let n = collect(t, *now_secs, usize::MAX)?;
+            Ok((Ok(Answer::Collected(n)), n > 0))
+        }
+    }
+}
+
+fn settle(
+    t: &mut Tables<'_>,
+    cti: &Cti,
+    message_id: &str,
+    lease: &LeaseToken,
+    decide: fn(Option<Entry>, &LeaseToken) -> Result<Option<Entry>, LedgerError>,
+) -> Result<(Reply, bool), LedgerError> {
+    let key = entry_key(cti, message_id);
+    let existing = match read_entry(t, &key)? {
+        Ok(e) => e,
+        Err(e) => return Ok((Err(e), false)),
+    };
+    match decide(existing, lease) {
+        Ok(Some(entry)) => {
+            t.entries
+                .insert(&key[..], &entry.encode()[..])
+                .map_err(storage_error)?;
+            Ok((Ok(Answer::Done), true))
+        }
+        Ok(None) => Ok((Ok(Answer::Done), false)),
+        Err(e) => Ok((Err(e), false)),
+    }
+}
+
+fn usage(t: &Tables<'_>, cti: &Cti) -> Reply {
+    let granted = t
+        .counters
+        .get(&cti[..])
+        .map_err(storage_error)?
+        .map_or(0, |v| v.value().0);
+    let mut messages = Vec::new();
+    let mut upper = cti.to_vec();
+    upper.push(0xff);
+    // Message ids are UTF-8, which never contains 0xff: every key of this cti sorts below.
+    for item in t
+        .entries
+        .range(&cti[..]..&upper[..])
+        .map_err(storage_error)?
+    {
+        let (k, v) = item.map_err(storage_error)?;
+        let entry = Entry::decode(v.value())?;
+        let message_id = std::str::from_utf8(&k.value()[16..])
+            .map_err(|_| LedgerError::Corrupt("message id is not UTF-8".into()))?
+            .to_owned();
+        messages.push(MessageUse {
+            message_id,
+            use_number: entry.use_number,
+            state: entry.state,
+        });
+    }
+    messages.sort_by_key(|m| m.use_number);
+    Ok(Answer::Usage(Usage { granted, messages }))
+}
+
+/// Removes up to `limit` records whose expiry is before `now_secs`; returns how many.
+fn collect(t: &mut Tables<'_>, now_secs: u64, limit: usize) -> Result<usize, LedgerError> {
+    let bound = now_secs.to_be_bytes();
+    let mut due = Vec::new();
+    // Keys of expiry < now_secs sort below the bare 8-byte `now_secs`.
+    for item in t.expiry.range(..&bound[..]).map_err(storage_error)? {
+        if due.len() >= limit {
+            break;
+        }
+        let (k, _) = item.map_err(storage_error)?;
+        due.push(k.value().to_vec());
+    }
+    let mut removed = 0;
+    for ek in &due {
+        t.expiry.remove(&ek[..]).map_err(storage_error)?;
+        if ek.len() < 24 {
+            continue;
+        }
+        let mut exp = [0u8; 8];
+        exp.copy_from_slice(&ek[..8]);
+        let exp = u64::from_be_bytes(exp);
+        let rest = &ek[8..];
+        if rest.len() == 16 {
+            // A counter: drop it unless a later expiry extended it (that one has its own key).
+            let current = t
+                .counters
+                .get(rest)
+                .map_err(storage_error)?
+                .map(|v| v.value());
+            if current.is_some_and(|(_, e)| e <= exp) {
+                t.counters.remove(rest).map_err(storage_error)?;
+                removed += 1;
+            }
+        } else {
+            let current = t
+                .entries
+                .get(rest)
+                .map_err(storage_error)?
+                .map(|v| v.value().to_vec());
+            let stale = match current.as_deref().map(Entry::decode) {
+                Some(Ok(e)) => e.expires_at <= exp,
+                Some(Err(_)) => true,
+                None => false,
+            };
+            if stale {
+                t.entries.remove(rest).map_err(storage_error)?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}

@@ -1,0 +1,297 @@
+//! The Redis ledger: one atomic Lua script per operation.
+//!
+//! Layout: one hash per cti, `<prefix>{<cti hex>}`. The braces are a Redis Cluster hash tag, so
+//! everything about one cti lives in one slot (and one key) and a script touches only that key.
+//! Field `n` holds how many distinct messages were granted; field `m:<message id>` holds the
+//! message's entry, `<state>:<use number>:<lease until, unix ms>:<holder token hex>`, with state
+//! `F` (in flight), `R` (released), `C` (completed) or `A` (abandoned). The hash expires at the
+//! latest `expires_at` asked for, which is the garbage collection.
+//!
+//! Time is the server's `TIME`, read inside the script, so that workers on many machines agree
+//! on when a lease expires. Every failure to reach Redis or to read its answer is
+//! [`LedgerError::Unavailable`]: the caller requeues, and nothing is ever granted on an error
+//! (fail closed). Durability needs `appendonly yes` and `appendfsync always`; see
+//! `docs/ledger.md`.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{RedisError, Script};
+
+use crate::state::duration_ms;
+use crate::{Begin, Cti, LeaseToken, LedgerError, MessageUse, Outcome, Usage, UseLedger, UseState};
+
+/// The begin script. KEYS[1]: the cti's hash. ARGV: message id, max_uses, expires_at (unix s),
+/// lease (ms), at most once ("1"/"0"), fresh token (hex). Transcribes `state::decide_begin`.
+const BEGIN_LUA: &str = r"
+if redis.replicate_commands then redis.replicate_commands() end
+local key = KEYS[1]
+local field = 'm:' .. ARGV[1]
+local max_uses = tonumber(ARGV[2])
+local expires_at = tonumber(ARGV[3])
+local lease_ms = tonumber(ARGV[4])
+local at_most_once = ARGV[5] == '1'
+local token = ARGV[6]
+local t = redis.call('TIME')
+local now_s = tonumber(t[1])
+local now = now_s * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function fmt(x) return string.format('%.0f', x) end
+if expires_at * 1000 <= now then return {'expired', 0} end
+local function keep_until()
+  local ttl = redis.call('TTL', key)
+  if ttl < 0 or now_s + ttl < expires_at then redis.call('EXPIREAT', key, fmt(expires_at)) end
+end
+local cur = redis.call('HGET', key, field)
+if not cur then
+  local n = tonumber(redis.call('HGET', key, 'n') or '0')
+  if n >= max_uses then return {'exhausted', 0} end
+  n = n + 1
+  redis.call('HSET', key, 'n', fmt(n), field, 'F:' .. fmt(n) .. ':' .. fmt(now + lease_ms) .. ':' .. token)
+  keep_until()
+  return {'granted', n}
+end
+local state, use, until_ms, holder = string.match(cur, '^(%u):(%d+):(%d+):(%x+)$')
+if not state then return redis.error_reply('laissez: corrupt ledger entry') end
+if state == 'C' then return {'replayed', 0} end
+if state == 'A' then return {'abandoned', 0} end
+if state == 'F' and now < tonumber(until_ms) then return {'in_flight', 0} end
+if state == 'F' and at_most_once then
+  redis.call('HSET', key, field, 'A:' .. use .. ':' .. until_ms .. ':' .. holder)
+  keep_until()
+  return {'abandoned', 0}
+end
+redis.call('HSET', key, field, 'F:' .. use .. ':' .. fmt(now + lease_ms) .. ':' .. token)
+keep_until()
+return {'taken_over', tonumber(use)}
+";
+
+/// The complete and release script. KEYS[1]: the cti's hash. ARGV: message id, holder token
+/// (hex), "complete" or "release". Transcribes `state::decide_complete` and `decide_release`.
+const SETTLE_LUA: &str = r"
+local key = KEYS[1]
+local field = 'm:' .. ARGV[1]
+local cur = redis.call('HGET', key, field)
+if not cur then return 'not_held' end
+local state, use, until_ms, holder = string.match(cur, '^(%u):(%d+):(%d+):(%x+)$')
+if not state then return redis.error_reply('laissez: corrupt ledger entry') end
+if holder ~= ARGV[2] then return 'not_held' end
+local rest = ':' .. use .. ':' .. until_ms .. ':' .. holder
+if ARGV[3] == 'complete' then
+  if state == 'C' then return 'ok' end
+  if state == 'F' or state == 'A' then redis.call('HSET', key, field, 'C' .. rest) return 'ok' end
+  return 'not_held'
+end
+if state == 'R' then return 'ok' end
+if state == 'F' then redis.call('HSET', key, field, 'R' .. rest) return 'ok' end
+return 'not_held'
+";
+
+/// How a [`RedisLedger`] talks to Redis.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RedisOptions {
+    /// How long one operation may wait for its answer before it is
+    /// [`LedgerError::Unavailable`].
+    pub response_timeout: Duration,
+    /// How long one connection attempt may take.
+    pub connection_timeout: Duration,
+    /// Put before every key; the cti's hash tag follows it.
+    pub key_prefix: String,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        Self {
+            response_timeout: Duration::from_secs(5),
+            connection_timeout: Duration::from_secs(5),
+            key_prefix: "laissez:uses:".into(),
+        }
+    }
+}
+
+/// A [`UseLedger`] in Redis (standalone or Cluster), shared by workers on many machines.
+/// Cloning shares the connection.
+#[derive(Clone)]
+pub struct RedisLedger {
+    conn: ConnectionManager,
+    begin: Script,
+    settle: Script,
+    prefix: String,
+}
+
+impl std::fmt::Debug for RedisLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisLedger")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn redis_error(e: &RedisError) -> LedgerError {
+    let detail = e.to_string();
+    if detail.contains("laissez: corrupt") {
+        LedgerError::Corrupt(detail)
+    } else {
+        LedgerError::unavailable("redis", detail)
+    }
+}
+
+impl RedisLedger {
+    /// Connects to `url` (e.g. `redis://127.0.0.1:6379/`) with default options. Must be
+    /// called inside a Tokio runtime. Fails with [`LedgerError::Unavailable`] when Redis
+    /// cannot be reached.
+    pub async fn connect(url: &str) -> Result<Self, LedgerError> {
+        Self::connect_with(url, RedisOptions::default()).await
+    }
+
+    /// Connects to `url` with `options`.
+    pub async fn connect_with(url: &str, options: RedisOptions) -> Result<Self, LedgerError> {
+        let client = redis::Client::open(url).map_err(|e| LedgerError::Unavailable {
+            backend: "redis",
+            detail: format!("bad redis url: {e}"),
+        })?;
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(options.response_timeout))
+            .set_connection_timeout(Some(options.connection_timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|e| redis_error(&e))?;
+        Ok(Self {
+            conn,
+            begin: Script::new(BEGIN_LUA),
+            settle: Script::new(SETTLE_LUA),
+            prefix: options.key_prefix,
+        })
+    }
+
+    /// The Redis key that holds everything about `cti`.
+    pub fn key_for(&self, cti: &Cti) -> String {
+        format!("{}{{{}}}", self.prefix, hex::encode(cti))
+    }
+
+    /// What the ledger holds for `cti`.
+    pub async fn usage(&self, cti: &Cti) -> Result<Usage, LedgerError> {
+        let mut conn = self.conn.clone();
+        let fields: Vec<(Vec<u8>, String)> = redis::cmd("HGETALL")
+            .arg(self.key_for(cti))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| redis_error(&e))?;
+        let mut usage = Usage::default();
+        for (field, value) in fields {
+            if field == b"n" {
+                usage.granted = value
+                    .parse()
+                    .map_err(|_| LedgerError::Corrupt(format!("granted count {value:?}")))?;
+            } else if let Some(id) = field.strip_prefix(b"m:") {
+                let message_id = String::from_utf8(id.to_vec())
+                    .map_err(|_| LedgerError::Corrupt("message id is not UTF-8".into()))?;
+                let (state, use_number) = parse_entry(&value)?;
+                usage.messages.push(MessageUse {
+                    message_id,
+                    use_number,
+                    state,
+                });
+            }
+        }
+        usage.messages.sort_by_key(|m| m.use_number);
+        Ok(usage)
+    }
+
+    async fn settle(
+        &self,
+        cti: &Cti,
+        message_id: &str,
+        lease: &LeaseToken,
+        op: &str,
+    ) -> Result<(), LedgerError> {
+        crate::validate_message_id(message_id)?;
+        let mut conn = self.conn.clone();
+        let answer: String = self
+            .settle
+            .key(self.key_for(cti))
+            .arg(message_id)
+            .arg(lease.to_hex())
+            .arg(op)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| redis_error(&e))?;
+        match answer.as_str() {
+            "ok" => Ok(()),
+            "not_held" => Err(LedgerError::LeaseNotHeld),
+            other => Err(LedgerError::Corrupt(format!("script answered {other:?}"))),
+        }
+    }
+}
+
+fn parse_entry(value: &str) -> Result<(UseState, u64), LedgerError> {
+    let corrupt = || LedgerError::Corrupt(format!("ledger entry {value:?}"));
+    let mut parts = value.split(':');
+    let state = match parts.next() {
+        Some("F") => UseState::InFlight,
+        Some("R") => UseState::Released,
+        Some("C") => UseState::Completed,
+        Some("A") => UseState::Abandoned,
+        _ => return Err(corrupt()),
+    };
+    let use_number = parts
+        .next()
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(corrupt)?;
+    Ok((state, use_number))
+}
+
+impl UseLedger for RedisLedger {
+    async fn begin(&self, req: &Begin<'_>) -> Result<Outcome, LedgerError> {
+        crate::validate(req)?;
+        let fresh = LeaseToken::random()?;
+        let mut conn = self.conn.clone();
+        let (answer, use_number): (String, u64) = self
+            .begin
+            .key(self.key_for(req.cti))
+            .arg(req.message_id)
+            .arg(req.max_uses)
+            .arg(req.expires_at)
+            .arg(duration_ms(req.lease))
+            .arg(if req.at_most_once { "1" } else { "0" })
+            .arg(fresh.to_hex())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| redis_error(&e))?;
+        let granted = |taken_over| Outcome::Granted {
+            use_number,
+            lease: fresh,
+            taken_over,
+        };
+        match answer.as_str() {
+            "granted" => Ok(granted(false)),
+            "taken_over" => Ok(granted(true)),
+            "in_flight" => Ok(Outcome::InFlight),
+            "replayed" => Ok(Outcome::Replayed),
+            "exhausted" => Ok(Outcome::Exhausted),
+            "abandoned" => Ok(Outcome::Abandoned),
+            "expired" => Err(LedgerError::Expired),
+            other => Err(LedgerError::Corrupt(format!("script answered {other:?}"))),
+        }
+    }
+
+    async fn complete(
+        &self,
+        cti: &Cti,
+        message_id: &str,
+        lease: &LeaseToken,
+    ) -> Result<(), LedgerError> {
+        self.settle(cti, message_id, lease, "complete").await
+    }
+
+    async fn release(
+        &self,
+        cti: &Cti,
+        message_id: &str,
+        lease: &LeaseToken,
+    ) -> Result<(), LedgerError> {
+        self.settle(cti, message_id, lease, "release").await
+    }
+}

@@ -1,0 +1,354 @@
+//! Scenarios every backend must pass, written once against the `UseLedger` trait.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use laissez_ledger::{Begin, Cti, LeaseToken, LedgerError, Outcome, UseLedger};
+
+/// A lease long enough that two back-to-back calls on a loaded 2-core machine fall inside it,
+/// short enough that waiting it out keeps the suite quick.
+pub(crate) const LEASE: Duration = Duration::from_millis(1500);
+
+/// A cti no other test (or earlier run against the same Redis) has used.
+pub(crate) fn fresh_cti() -> Cti {
+    LeaseToken::random().unwrap().0
+}
+
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// An envelope expiry an hour from now.
+pub(crate) fn in_an_hour() -> u64 {
+    now_secs() + 3600
+}
+
+pub(crate) fn req<'a>(
+    cti: &'a Cti,
+    message_id: &'a str,
+    max_uses: u64,
+    at_most_once: bool,
+) -> Begin<'a> {
+    Begin {
+        cti,
+        message_id,
+        max_uses,
+        expires_at: in_an_hour(),
+        lease: LEASE,
+        at_most_once,
+    }
+}
+
+/// Unwraps a grant: (use number, lease, taken over).
+pub(crate) fn granted(outcome: Outcome) -> (u64, LeaseToken, bool) {
+    match outcome {
+        Outcome::Granted {
+            use_number,
+            lease,
+            taken_over,
+        } => (use_number, lease, taken_over),
+        other => panic!("expected a grant, got {other:?}"),
+    }
+}
+
+/// Begins until the lease held by another worker has expired, asserting that every answer
+/// before that is `InFlight`; returns the first other answer.
+pub(crate) async fn begin_after_lease<L: UseLedger>(ledger: &L, req: &Begin<'_>) -> Outcome {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let outcome = ledger.begin(req).await.unwrap();
+        if outcome != Outcome::InFlight {
+            return outcome;
+        }
+        assert!(Instant::now() < deadline, "lease never expired");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub(crate) async fn grant_complete_replay<L: UseLedger>(ledger: &L) {
+    let cti = fresh_cti();
+    let r = req(&cti, "msg-1", 3, false);
+    let (n, lease, over) = granted(ledger.begin(&r).await.unwrap());
+    assert_eq!((n, over), (1, false));
+    ledger.complete(&cti, "msg-1", &lease).await.unwrap();
+    // Completing again with the same lease is idempotent.
+    ledger.complete(&cti, "msg-1", &lease).await.unwrap();
+    assert_eq!(ledger.begin(&r).await.unwrap(), Outcome::Replayed);
+    assert_eq!(
+        ledger.begin(&req(&cti, "msg-1", 3, true)).await.unwrap(),
+        Outcome::Replayed
+    );
+    // A replay spends nothing: the next message is use 2.
+    let (n, _, _) = granted(ledger.begin(&req(&cti, "msg-2", 3, false)).await.unwrap());
+    assert_eq!(n, 2);
+}
+
+pub(crate) async fn exhaustion_counts_distinct_messages<L: UseLedger>(ledger: &L) {
+    let cti = fresh_cti();
+    let mut leases = Vec::new();
+    for i in 1..=5u64 {
+        let id = format!("m{i}");
+        let (n, lease, _) = granted(ledger.begin(&req(&cti, &id, 5, false)).await.unwrap());
+        assert_eq!(n, i);
+        leases.push((id, lease));
+    }
+    assert_eq!(
+        ledger.begin(&req(&cti, "m6", 5, false)).await.unwrap(),
+        Outcome::Exhausted
+    );
+    // A granted message is still answered for what it is, not as exhausted.
+    assert_eq!(
+        ledger.begin(&req(&cti, "m1", 5, false)).await.unwrap(),
+        Outcome::InFlight
+    );
+    let (id, lease) = &leases[1];
+    ledger.complete(&cti, id, lease).await.unwrap();
+    assert_eq!(
+        ledger.begin(&req(&cti, id, 5, false)).await.unwrap(),
+        Outcome::Replayed
+    );
+    // Another cti is counted on its own.
+    let other = fresh_cti();
+    let (n, _, _) = granted(ledger.begin(&req(&other, "m6", 5, false)).await.unwrap());
+    assert_eq!(n, 1);
+}
+
+/// The lease test: in flight is refused to a second worker; after the lease expires a
+/// redelivery takes it over under the same use number; the old holder can no longer settle it.
+pub(crate) async fn lease_expiry_takes_over<L: UseLedger>(ledger: &L) {
+    let cti = fresh_cti();
+    granted(ledger.begin(&req(&cti, "filler", 5, false)).await.unwrap());
+    let r = req(&cti, "job", 5, false);
+    let (n, first, _) = granted(ledger.begin(&r).await.unwrap());
+    assert_eq!(n, 2);
+    assert_eq!(ledger.begin(&r).await.unwrap(), Outcome::InFlight);
+    let (again, second, over) = granted(begin_after_lease(ledger, &r).await);
+    assert_eq!((again, over), (2, true));
+    assert_ne!(first, second);
+    // The worker that died (or was merely slow) no longer holds it.
+    assert_eq!(
+        ledger.complete(&cti, "job", &first).await,
+        Err(LedgerError::LeaseNotHeld)
+    );
+    assert_eq!(ledger.begin(&r).await.unwrap(), Outcome::InFlight);
+    ledger.complete(&cti, "job", &second).await.unwrap();
+    assert_eq!(ledger.begin(&r).await.unwrap(), Outcome::Replayed);
+    // The take-over spent no new use.
+    let (n, _, _) = granted(ledger.begin(&req(&cti, "next", 5, false)).await.unwrap());
+    assert_eq!(n, 3);
+}
+
+pub(crate) async fn at_most_once_expiry_abandons<L: UseLedger>(ledger: &L) {
+    let cti = fresh_cti();
+    let r = req(&cti, "drop-table", 5, true);
+    let (_, lease, _) = granted(ledger.begin(&r).await.unwrap());
+    assert_eq!(ledger.begin(&r).await.unwrap(), Outcome::InFlight);
+    assert_eq!(begin_after_lease(ledger, &r).await, Outcome::Abandoned);
+    // Abandoned is final, whatever the next delivery asks.
+    assert_eq!(ledger.begin(&r).await.unwrap(), Outcome::Abandoned);
+    assert_eq!(
+        ledger
+            .begin(&req(&cti, "drop-table", 5, false))
+            .await
+            .unwrap(),
+        Outcome::Abandoned
+    );
+    assert_eq!(
+        ledger.release(&cti, "drop-table", &lease).await,
+        Err(LedgerError::LeaseNotHeld)
+    );
+    // The original holder did finish after all: the message is done, not lost.
+    ledger.complete(&cti, "drop-table", &lease).await.unwrap();
+    assert_eq!(ledger.begin(&r).await.unwrap(), Outcome::Replayed);
+}
+
+pub(crate) async fn release_is_taken_over_at_once<L: UseLedger>(ledger: &L) {
+    let cti = fresh_cti();
+    for at_most_once in [false, true] {
+        let id = format!("requeued-{at_most_once}");
+        let r = req(&cti, &id, 5, at_most_once);
+        let (n, lease, _) = granted(ledger.begin(&r).await.unwrap());
+        ledger.release(&cti, &id, &lease).await.unwrap();
+        ledger.release(&cti, &id, &lease).await.unwrap();
+        // Released, it may not be completed by the worker that gave it back.
+        assert_eq!(
+            ledger.complete(&cti, &id, &lease).await,
+            Err(LedgerError::LeaseNotHeld)
+        );
+        let (again, next, over) = granted(ledger.begin(&r).await.unwrap());
+        assert_eq!((again, over), (n, true));
+        assert_eq!(ledger.begin(&r).await.unwrap(), Outcome::InFlight);
+        ledger.complete(&cti, &id, &next).await.unwrap();
+        assert_eq!(
+            ledger.release(&cti, &id, &next).await,
+            Err(LedgerError::LeaseNotHeld)
+        );
+    }
+}
+
+pub(crate) async fn settling_needs_the_holders_lease<L: UseLedger>(ledger: &L) {
+    let cti = fresh_cti();
+    let stranger = LeaseToken::random().unwrap();
+    assert_eq!(
+        ledger.complete(&cti, "never-begun", &stranger).await,
+        Err(LedgerError::LeaseNotHeld)
+    );
+    assert_eq!(
+        ledger.release(&cti, "never-begun", &stranger).await,
+        Err(LedgerError::LeaseNotHeld)
+    );
+    granted(ledger.begin(&req(&cti, "held", 5, false)).await.unwrap());
+    assert_eq!(
+        ledger.complete(&cti, "held", &stranger).await,
+        Err(LedgerError::LeaseNotHeld)
+    );
+    assert_eq!(
+        ledger.release(&cti, "held", &stranger).await,
+        Err(LedgerError::LeaseNotHeld)
+    );
+    assert_eq!(
+        ledger.begin(&req(&cti, "held", 5, false)).await.unwrap(),
+        Outcome::InFlight
+    );
+}
+
+pub(crate) async fn invalid_requests_are_refused<L: UseLedger>(ledger: &L) {
+    let cti = fresh_cti();
+    let long = "x".repeat(257);
+    let max = "y".repeat(256);
+    assert_eq!(
+        ledger.begin(&req(&cti, "", 5, false)).await,
+        Err(LedgerError::InvalidMessageId)
+    );
+    assert_eq!(
+        ledger.begin(&req(&cti, &long, 5, false)).await,
+        Err(LedgerError::InvalidMessageId)
+    );
+    let lease = LeaseToken::random().unwrap();
+    assert_eq!(
+        ledger.complete(&cti, &long, &lease).await,
+        Err(LedgerError::InvalidMessageId)
+    );
+    assert!(matches!(
+        ledger.begin(&req(&cti, "m", 0, false)).await,
+        Err(LedgerError::InvalidRequest(_))
+    ));
+    let mut zero_lease = req(&cti, "m", 5, false);
+    zero_lease.lease = Duration::ZERO;
+    assert!(matches!(
+        ledger.begin(&zero_lease).await,
+        Err(LedgerError::InvalidRequest(_))
+    ));
+    let mut expired = req(&cti, "m", 5, false);
+    expired.expires_at = now_secs() - 10;
+    assert_eq!(ledger.begin(&expired).await, Err(LedgerError::Expired));
+    // None of the refusals spent anything; the longest valid id is fine.
+    let (n, _, _) = granted(ledger.begin(&req(&cti, &max, 5, false)).await.unwrap());
+    assert_eq!(n, 1);
+    // Ids are bytes, not normalised: these are two messages.
+    let (n, _, _) = granted(ledger.begin(&req(&cti, "é", 5, false)).await.unwrap());
+    assert_eq!(n, 2);
+    let (n, _, _) = granted(
+        ledger
+            .begin(&req(&cti, "e\u{301}", 5, false))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(n, 3);
+}
+
+/// Every scenario above, on one ledger.
+pub(crate) async fn conformance<L: UseLedger>(ledger: &L) {
+    grant_complete_replay(ledger).await;
+    exhaustion_counts_distinct_messages(ledger).await;
+    settling_needs_the_holders_lease(ledger).await;
+    invalid_requests_are_refused(ledger).await;
+    release_is_taken_over_at_once(ledger).await;
+    lease_expiry_takes_over(ledger).await;
+    at_most_once_expiry_abandons(ledger).await;
+}
+
+/// 16 tasks, each trying two distinct message ids against max_uses 5, `rounds` times on fresh
+/// ctis: exactly 5 grants each time, numbered 1 to 5. Returns the ctis raced on.
+pub(crate) async fn race_tasks<L: UseLedger + 'static>(ledger: Arc<L>, rounds: usize) -> Vec<Cti> {
+    const TASKS: usize = 16;
+    let mut ctis = Vec::new();
+    for round in 0..rounds {
+        let cti = fresh_cti();
+        ctis.push(cti);
+        let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
+        let mut handles = Vec::new();
+        for task in 0..TASKS {
+            let ledger = ledger.clone();
+            let barrier = barrier.clone();
+            handles.push(tokio::spawn(async move {
+                barrier.wait().await;
+                let mut numbers = Vec::new();
+                for k in 0..2 {
+                    let id = format!("task{task}-msg{k}");
+                    match ledger.begin(&req(&cti, &id, 5, false)).await.unwrap() {
+                        Outcome::Granted { use_number, .. } => numbers.push(use_number),
+                        Outcome::Exhausted => {}
+                        other => panic!("round {round}: unexpected {other:?}"),
+                    }
+                }
+                numbers
+            }));
+        }
+        let mut numbers = Vec::new();
+        for h in handles {
+            numbers.extend(h.await.unwrap());
+        }
+        let distinct: BTreeSet<u64> = numbers.iter().copied().collect();
+        assert_eq!(numbers.len(), 5, "round {round}: {numbers:?}");
+        assert_eq!(distinct, (1..=5).collect(), "round {round}");
+    }
+    ctis
+}
+
+/// The same race with OS threads and a blocking `begin`.
+pub(crate) fn race_threads<L, F>(ledger: Arc<L>, rounds: usize, begin: F) -> Vec<Cti>
+where
+    L: Send + Sync + 'static,
+    F: Fn(&L, &Begin<'_>) -> Result<Outcome, LedgerError> + Send + Sync + Copy + 'static,
+{
+    const THREADS: usize = 16;
+    let mut ctis = Vec::new();
+    for round in 0..rounds {
+        let cti = fresh_cti();
+        ctis.push(cti);
+        let barrier = Arc::new(std::sync::Barrier::new(THREADS));
+        let handles: Vec<_> = (0..THREADS)
+            .map(|thread| {
+                let ledger = ledger.clone();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let mut numbers = Vec::new();
+                    for k in 0..2 {
+                        let id = format!("thread{thread}-msg{k}");
+                        match begin(&ledger, &req(&cti, &id, 5, false)).unwrap() {
+                            Outcome::Granted { use_number, .. } => numbers.push(use_number),
+                            Outcome::Exhausted => {}
+                            other => panic!("round {round}: unexpected {other:?}"),
+                        }
+                    }
+                    numbers
+                })
+            })
+            .collect();
+        let mut numbers = Vec::new();
+        for h in handles {
+            numbers.extend(h.join().unwrap());
+        }
+        let distinct: BTreeSet<u64> = numbers.iter().copied().collect();
+        assert_eq!(numbers.len(), 5, "round {round}: {numbers:?}");
+        assert_eq!(distinct, (1..=5).collect(), "round {round}");
+    }
+    ctis
+}

@@ -1,0 +1,50 @@
+//! The in-memory backend against the shared scenarios, plus its races and collection.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use laissez_ledger::{MemoryLedger, UseLedger};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_conformance() {
+    conformance(&MemoryLedger::new()).await;
+}
+
+#[test]
+fn memory_race_16_threads() {
+    let ledger = Arc::new(MemoryLedger::new());
+    let ctis = race_threads(ledger.clone(), 200, |l: &MemoryLedger, r| {
+        l.begin_blocking(r)
+    });
+    for cti in ctis {
+        let usage = ledger.usage(&cti);
+        assert_eq!(usage.granted, 5);
+        assert_eq!(usage.messages.len(), 5);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_race_16_tasks() {
+    race_tasks(Arc::new(MemoryLedger::new()), 200).await;
+}
+
+#[tokio::test]
+async fn memory_collects_expired_ctis_only() {
+    let ledger = MemoryLedger::new();
+    let short = fresh_cti();
+    let long = fresh_cti();
+    let mut r = req(&short, "m", 5, false);
+    r.expires_at = now_secs() + 5;
+    granted(ledger.begin(&r).await.unwrap());
+    granted(ledger.begin(&req(&long, "m", 5, false)).await.unwrap());
+    // Not yet expired: nothing goes.
+    assert_eq!(ledger.collect_expired(now_secs()), 0);
+    assert_eq!(ledger.usage(&short).granted, 1);
+    // Past the short one's expiry (a clock pretend-moved forward): only it goes.
+    assert_eq!(ledger.collect_expired(now_secs() + 60), 1);
+    assert_eq!(ledger.usage(&short).granted, 0);
+    assert_eq!(ledger.usage(&long).granted, 1);
+}
