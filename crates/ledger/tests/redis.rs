@@ -1,0 +1,232 @@
+//! The Redis backend against the real server on 127.0.0.1:6379 (CI starts it; override with
+//! LAISSEZ_TEST_REDIS_URL). No mocks: a dead server is made by cutting a real TCP proxy.
+#![cfg(feature = "redis")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use laissez_ledger::{LedgerError, RedisLedger, RedisOptions, UseLedger};
+use tokio::net::{TcpListener, TcpStream};
+
+fn redis_url() -> String {
+    std::env::var("LAISSEZ_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
+}
+
+async fn ledger() -> RedisLedger {
+    RedisLedger::connect(&redis_url())
+        .await
+        .expect("the Redis server on 127.0.0.1:6379 must be running for these tests")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_conformance() {
+    conformance(&ledger().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_race_16_tasks() {
+    let ledger = Arc::new(ledger().await);
+    let ctis = race_tasks(ledger.clone(), 200).await;
+    for cti in ctis {
+        let usage = ledger.usage(&cti).await.unwrap();
+        assert_eq!(usage.granted, 5);
+        let numbers: Vec<u64> = usage.messages.iter().map(|m| m.use_number).collect();
+        assert_eq!(numbers, vec![1, 2, 3, 4, 5]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_race_16_connections() {
+    // Separate connections, as separate workers have: still exactly five.
+    let mut ledgers = Vec::new();
+    for _ in 0..16 {
+        ledgers.push(Arc::new(ledger().await));
+    }
+    for round in 0..30 {
+        let cti = fresh_cti();
+        let barrier = Arc::new(tokio::sync::Barrier::new(16));
+        let handles: Vec<_> = ledgers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let l = l.clone();
+                let barrier = barrier.clone();
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let id = format!("worker{i}");
+                    matches!(
+                        l.begin(&req(&cti, &id, 5, false)).await.unwrap(),
+                        laissez_ledger::Outcome::Granted { .. }
+                    )
+                })
+            })
+            .collect();
+        let mut grants = 0;
+        for h in handles {
+            grants += usize::from(h.await.unwrap());
+        }
+        assert_eq!(grants, 5, "round {round}");
+    }
+}
+
+#[tokio::test]
+async fn redis_key_is_hash_tagged_and_expires_with_the_envelope() {
+    let ledger = ledger().await;
+    let cti = fresh_cti();
+    let key = ledger.key_for(&cti);
+    assert!(key.ends_with(&format!("{{{}}}", hex_of(&cti))), "{key}");
+    let mut r = req(&cti, "m", 5, false);
+    r.expires_at = now_secs() + 100;
+    granted(ledger.begin(&r).await.unwrap());
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let at: i64 = redis::cmd("EXPIRETIME")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(at, i64::try_from(r.expires_at).unwrap());
+    // A later expiry extends it; an earlier one never shortens it.
+    let mut later = req(&cti, "n", 5, false);
+    later.expires_at = r.expires_at + 50;
+    granted(ledger.begin(&later).await.unwrap());
+    let mut earlier = req(&cti, "o", 5, false);
+    earlier.expires_at = r.expires_at - 50;
+    granted(ledger.begin(&earlier).await.unwrap());
+    let at: i64 = redis::cmd("EXPIRETIME")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(at, i64::try_from(later.expires_at).unwrap());
+}
+
+#[tokio::test]
+async fn redis_entries_vanish_after_expiry() {
+    let ledger = ledger().await;
+    let cti = fresh_cti();
+    let mut r = req(&cti, "m", 5, false);
+    r.expires_at = now_secs() + 1;
+    granted(ledger.begin(&r).await.unwrap());
+    assert_eq!(ledger.usage(&cti).await.unwrap().granted, 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while ledger.usage(&cti).await.unwrap().granted != 0 {
+        assert!(std::time::Instant::now() < deadline, "never expired");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        ledger.usage(&cti).await.unwrap(),
+        laissez_ledger::Usage::default()
+    );
+}
+
+#[tokio::test]
+async fn redis_unreachable_is_an_error_not_a_grant() {
+    // Nothing listens on port 1.
+    let err = RedisLedger::connect("redis://127.0.0.1:1/")
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert_eq!(err.code(), "ledger_unavailable");
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A TCP proxy to the real server that can be cut, as a network partition would.
+struct Proxy {
+    port: u16,
+    accept: tokio::task::JoinHandle<()>,
+    conns: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let upstream = redis_url()
+            .trim_start_matches("redis://")
+            .trim_end_matches('/')
+            .to_owned();
+        let conns: Arc<std::sync::Mutex<Vec<_>>> = Arc::default();
+        let held = conns.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                held.lock().unwrap().push(task);
+            }
+        });
+        Self {
+            port,
+            accept,
+            conns,
+        }
+    }
+
+    /// Stops listening and drops every proxied connection.
+    async fn cut(&self) {
+        self.accept.abort();
+        for task in self.conns.lock().unwrap().drain(..) {
+            task.abort();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_lost_mid_run_fails_closed() {
+    let proxy = Proxy::start().await;
+    let mut options = RedisOptions::default();
+    options.response_timeout = Duration::from_secs(2);
+    options.connection_timeout = Duration::from_secs(1);
+    let through_proxy =
+        RedisLedger::connect_with(&format!("redis://127.0.0.1:{}/", proxy.port), options)
+            .await
+            .unwrap();
+    let direct = ledger().await;
+    let cti = fresh_cti();
+    let (_, lease, _) = granted(
+        through_proxy
+            .begin(&req(&cti, "before", 5, false))
+            .await
+            .unwrap(),
+    );
+    proxy.cut().await;
+    for i in 0..3 {
+        let id = format!("during-{i}");
+        let err = through_proxy
+            .begin(&req(&cti, &id, 5, false))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                LedgerError::Unavailable {
+                    backend: "redis",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+    let err = through_proxy
+        .complete(&cti, "before", &lease)
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+    // Nothing was granted or settled while the ledger could not be reached.
+    let usage = direct.usage(&cti).await.unwrap();
+    assert_eq!(usage.granted, 1);
+    assert_eq!(usage.messages.len(), 1);
+    assert_eq!(usage.messages[0].state, laissez_ledger::UseState::InFlight);
+}
