@@ -228,3 +228,90 @@ pub struct ToolGrant<'a> {
     /// Whether the entry carried its own classes (`[pattern, classes]`) on the wire.
     pub own_classes: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grammar_refuses_confusable_names() {
+        for bad in [
+            "",
+            ".",
+            "crm.",
+            ".crm",
+            "crm..read",
+            "CRM.read",
+            "crm.Read",
+            "crm.read\0",
+            "crm\0.read",
+            "crm.reаd",  // Cyrillic a
+            "ｃrm.read", // fullwidth c
+            "crm read",
+            " crm.read",
+            "crm.read\n",
+            "crm.read\t",
+            "crm/read",
+            "crm:read",
+            "crm.*",
+            "*",
+            "crm*",
+        ] {
+            assert!(!is_tool_name(bad), "{bad:?} accepted as a name");
+        }
+        let long = "a".repeat(MAX_SEGMENT_LEN);
+        assert!(is_tool_name(&long));
+        assert!(!is_tool_name(&"a".repeat(MAX_SEGMENT_LEN + 1)));
+        assert!(is_tool_name("crm.ticket_v2.close-all"));
+    }
+
+    #[test]
+    fn patterns() {
+        for ok in ["*", "crm.*", "crm.read", "a.b.c.*"] {
+            assert!(is_tool_pattern(ok), "{ok}");
+        }
+        for bad in [
+            "**", "*.*", "crm.*.*", ".*", "crm*", "crm.*x", "crm. *", "CRM.*", "",
+        ] {
+            assert!(!is_tool_pattern(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn matching() {
+        assert!(pattern_matches("crm.*", "crm.read"));
+        assert!(pattern_matches("crm.*", "crm.ticket.close"));
+        assert!(!pattern_matches("crm.*", "crm"));
+        assert!(!pattern_matches("crm.*", "crmx.read"));
+        assert!(pattern_matches("*", "anything.at.all"));
+        assert!(pattern_matches("crm.read", "crm.read"));
+        assert!(!pattern_matches("crm.read", "crm.read.more"));
+        assert!(Request::new("crm.*", ActionClass::Read).is_err());
+    }
+
+    struct Buf<'a>(&'a mut [u8], usize);
+
+    impl core::fmt::Write for Buf<'_> {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            self.0[self.1..self.1 + s.len()].copy_from_slice(s.as_bytes());
+            self.1 += s.len();
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn classes() {
+        assert_eq!(Classes::from_bits(0), None);
+        assert_eq!(Classes::from_bits(8), None);
+        let rw = Classes::only(ActionClass::Read).with(ActionClass::Write);
+        assert_eq!(rw.bits(), 3);
+        assert!(!rw.contains(ActionClass::Destructive));
+        let mut buf = [0u8; 32];
+        let mut w = Buf(&mut buf, 0);
+        core::fmt::write(&mut w, format_args!("{}", Classes::ALL)).unwrap();
+        let n = w.1;
+        assert_eq!(&buf[..n], b"read+write+destructive");
+        assert_eq!("write".parse::<ActionClass>(), Ok(ActionClass::Write));
+        assert!("Write".parse::<ActionClass>().is_err());
+    }
+}

@@ -1,0 +1,96 @@
+//! The verified-envelope cache: a hit skips only the signature; everything that depends on
+//! the moment, the verifier or the request is checked again.
+#![cfg(feature = "std")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use laissez_verify::cache::EnvelopeCache;
+use laissez_verify::{ActionClass, Denial, Request, TrustedKey, Verifier};
+use support::*;
+
+fn keys(seed: u8) -> [TrustedKey; 1] {
+    [TrustedKey::from_bytes(key_for(seed).verifying_key().as_bytes()).unwrap()]
+}
+
+#[test]
+fn hits_recheck_time_audience_and_request() {
+    let env = envelope(&key_for(1), &RawClaims::standard().encode());
+    let k = keys(1);
+    let cache = EnvelopeCache::new(8);
+    let billing = Verifier::new(&k, "billing");
+    let read = Request::new("crm.read", ActionClass::Read).unwrap();
+    let write = Request::new("crm.read", ActionClass::Write).unwrap();
+    assert!(cache.verify(&billing, &env, NOW, Some(&read)).is_ok());
+    assert_eq!(cache.stats().len, 1);
+    assert_eq!(
+        cache.verify(&billing, &env, NOW, Some(&write)).unwrap_err(),
+        Denial::ClassNotGranted
+    );
+    assert_eq!(
+        cache
+            .verify(&billing, &env, NOW + 605, Some(&read))
+            .unwrap_err(),
+        Denial::Expired
+    );
+    let reports = Verifier::new(&k, "reports");
+    assert_eq!(
+        cache.verify(&reports, &env, NOW, Some(&read)).unwrap_err(),
+        Denial::WrongAudience
+    );
+}
+
+#[test]
+fn a_hit_needs_the_key_trusted_by_the_asking_verifier() {
+    let env = envelope(&key_for(1), &RawClaims::standard().encode());
+    let cache = EnvelopeCache::new(8);
+    let k1 = keys(1);
+    assert!(
+        cache
+            .verify(&Verifier::new(&k1, "billing"), &env, NOW, None)
+            .is_ok()
+    );
+    let k2 = keys(2);
+    let other = Verifier::new(&k2, "billing");
+    assert_eq!(
+        cache.verify(&other, &env, NOW, None).unwrap_err(),
+        Denial::UnknownKey
+    );
+}
+
+#[test]
+fn tampered_bytes_miss_and_fail() {
+    let env = envelope(&key_for(1), &RawClaims::standard().encode());
+    let cache = EnvelopeCache::new(8);
+    let k = keys(1);
+    let v = Verifier::new(&k, "billing");
+    assert!(cache.verify(&v, &env, NOW, None).is_ok());
+    let mut bad = env.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    assert_eq!(
+        cache.verify(&v, &bad, NOW, None).unwrap_err(),
+        Denial::BadSignature
+    );
+}
+
+#[test]
+fn bounded_and_expired_entries_go() {
+    let k = keys(1);
+    let v = Verifier::new(&k, "billing");
+    let cache = EnvelopeCache::new(4);
+    for i in 0..10u8 {
+        let mut c = RawClaims::standard();
+        c.set(7, bytes(&[i; 16]));
+        let env = envelope(&key_for(1), &c.encode());
+        assert!(cache.verify(&v, &env, NOW, None).is_ok());
+        assert!(cache.stats().len <= 4);
+    }
+    // Long after expiry, a new insert purges dead entries.
+    let mut c = RawClaims::standard();
+    c.set(4, int((NOW + 100_000) as i64))
+        .set(5, int((NOW + 99_000) as i64));
+    let late = envelope(&key_for(1), &c.encode());
+    assert!(cache.verify(&v, &late, NOW + 99_500, None).is_ok());
+    assert_eq!(cache.stats().len, 1);
+}

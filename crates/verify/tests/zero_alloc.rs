@@ -1,0 +1,74 @@
+//! The verify path performs no heap allocation: a counting global allocator
+//! (allocation-counter) watches while envelopes are verified, allowed and denied alike.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use laissez_verify::{ActionClass, Request, TrustedKey, Verifier};
+use support::*;
+
+fn allocations_during(f: impl FnOnce()) -> u64 {
+    allocation_counter::measure(f).count_total
+}
+
+#[test]
+fn counter_sees_allocations() {
+    // Guards the guard: a Vec on the watched thread must be counted.
+    let n = allocations_during(|| drop(std::hint::black_box(vec![1u8; 64])));
+    assert!(n >= 1);
+}
+
+#[test]
+fn verify_allocates_nothing() {
+    let sk = key_for(1);
+    let keys = [TrustedKey::from_bytes(sk.verifying_key().as_bytes()).unwrap()];
+    let good = envelope(&sk, &RawClaims::standard().encode());
+    let mut tampered = good.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let mut unsupported = RawClaims::standard();
+    unsupported.set(9, raw_array(&[raw_map(&[(text("x"), bytes(&[0; 300]))])]));
+    let unsupported = envelope(&sk, &unsupported.encode());
+    let huge_length: Vec<u8> = vec![
+        0xd2, 0x84, 0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    ];
+    let inputs = [
+        good.clone(),
+        tampered,
+        unsupported,
+        huge_length,
+        good[..40].to_vec(),
+    ];
+
+    let verifier = Verifier::new(&keys, "billing");
+    let read = Request::new("crm.read", ActionClass::Read).unwrap();
+    let write = Request::new("crm.read", ActionClass::Write).unwrap();
+    let mut outcomes = vec![];
+    let n = allocations_during(|| {
+        for input in &inputs {
+            for (now, req) in [(NOW, &read), (NOW, &write), (NOW + 10_000, &read)] {
+                let outcome = verifier
+                    .verify(input, now, Some(req))
+                    .map(|v| v.claims().max_uses());
+                // Iterating every claim is part of the zero-copy path too.
+                if let Ok(v) = verifier.authenticate(input) {
+                    let c = v.claims();
+                    std::hint::black_box((c.aud().count(), c.tools().count(), c.obo(), c.sid()));
+                }
+                std::hint::black_box(&outcome);
+                if outcome.is_err() {
+                    std::hint::black_box(outcome.as_ref().err().map(|d| d.code()));
+                }
+                outcomes_push(&mut outcomes, outcome.is_ok());
+            }
+        }
+    });
+    assert_eq!(n, 0, "the verify path allocated {n} times");
+    // Allowed once per good envelope at NOW with read; everything else denied.
+    assert_eq!(outcomes.iter().filter(|ok| **ok).count(), 1);
+}
+
+/// Recording outcomes is not part of the path under test.
+fn outcomes_push(v: &mut Vec<bool>, ok: bool) {
+    allocation_counter::opt_out(|| v.push(ok));
+}
