@@ -1,0 +1,32 @@
+# Shared by the set-up scripts: make sure the tools exist on a fresh Debian machine.
+# Sourced, not run.
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        echo "error: '$*' needs root (or sudo)" >&2; return 1; fi
+}
+
+apt_updated=0
+apt_install() {
+    if [ "$apt_updated" = 0 ]; then
+        as_root apt-get update -qq
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@"
+}
+
+# Rust 1.90 or newer, and a C toolchain for the few build scripts that need one.
+ensure_rust() {
+    [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+    if ! command -v cc >/dev/null; then
+        apt_install build-essential pkg-config ca-certificates
+    fi
+    if ! command -v cargo >/dev/null; then
+        # Debian 13 packages rustup; it fetches the stable toolchain.
+        apt_install rustup && rustup default stable
+    fi
+    if ! command -v cargo >/dev/null; then
+        echo "error: no cargo: install Rust 1.90 or newer with rustup (https://rustup.rs)" >&2
+        exit 1
+    fi
+}
