@@ -1,0 +1,323 @@
+//! The redb backend across processes: 16 processes racing on one file, and child processes
+//! killed with SIGKILL at random points. The children are this test binary re-invoked on the
+//! ignored test `child_process`, told what to do by environment variables.
+#![cfg(all(feature = "redb", unix))]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use laissez_ledger::{Begin, Cti, LeaseToken, Outcome, RedbLedger, UseState};
+
+const MODE: &str = "LAISSEZ_LEDGER_CHILD";
+const FILE: &str = "LAISSEZ_LEDGER_FILE";
+const PROC: &str = "LAISSEZ_LEDGER_PROC";
+const SEED: &str = "LAISSEZ_LEDGER_SEED";
+const ROUND: &str = "LAISSEZ_LEDGER_ROUND";
+const START_MS: &str = "LAISSEZ_LEDGER_START_MS";
+
+const RACE_PROCESSES: usize = 16;
+const RACE_ROUNDS: u64 = 30;
+const CRASH_ROUNDS: u64 = 20;
+const CRASH_CHILDREN: usize = 3;
+const CTIS_PER_CRASH_ROUND: u64 = 16;
+const MAX_USES: u64 = 5;
+
+/// The cti numbered `n` in a test run.
+fn cti(seed: u64, n: u64) -> Cti {
+    let mut cti = [0u8; 16];
+    cti[..8].copy_from_slice(&seed.to_be_bytes());
+    cti[8..].copy_from_slice(&n.to_be_bytes());
+    cti
+}
+
+fn env_u64(name: &str) -> u64 {
+    std::env::var(name).unwrap().parse().unwrap()
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+/// xorshift64*, seeded from the OS: enough to pick ids and kill times.
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Self {
+        let bytes = LeaseToken::random().unwrap().0;
+        Self(u64::from_le_bytes(bytes[..8].try_into().unwrap()) | 1)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    }
+}
+
+/// Not a test: the body of the child processes. Ignored so that it runs only when a parent
+/// asks for it by name.
+#[test]
+#[ignore = "child process of the multi-process tests, which run it themselves"]
+fn child_process() {
+    let Ok(mode) = std::env::var(MODE) else {
+        return;
+    };
+    let ledger = RedbLedger::open(std::env::var(FILE).unwrap()).unwrap();
+    let proc = env_u64(PROC);
+    let seed = env_u64(SEED);
+    let mut out = std::io::stdout().lock();
+    // The harness has printed `test child_process ... ` without a newline: end that line.
+    writeln!(out).unwrap();
+    match mode.as_str() {
+        "race" => {
+            // Start together, so that the processes contend.
+            let start = env_u64(START_MS);
+            while now_ms() < start {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            for round in 0..RACE_ROUNDS {
+                let cti = cti(seed, round);
+                for k in 0..2 {
+                    let id = format!("proc{proc}-msg{k}");
+                    let outcome = ledger.begin_blocking(&req(&cti, &id, MAX_USES, false));
+                    let line = match outcome.unwrap() {
+                        Outcome::Granted { use_number, .. } => format!("{round} {id} {use_number}"),
+                        Outcome::Exhausted => format!("{round} {id} exhausted"),
+                        other => panic!("unexpected {other:?}"),
+                    };
+                    writeln!(out, "RACE {line}").unwrap();
+                }
+            }
+            out.flush().unwrap();
+        }
+        "crash" => {
+            let round = env_u64(ROUND);
+            let mut rng = Rng::new();
+            loop {
+                let n = round * CTIS_PER_CRASH_ROUND + rng.below(CTIS_PER_CRASH_ROUND);
+                let cti = cti(seed, n);
+                let id = format!("msg{}", rng.below(8));
+                let req = Begin {
+                    cti: &cti,
+                    message_id: &id,
+                    max_uses: MAX_USES,
+                    expires_at: in_an_hour(),
+                    lease: Duration::from_millis(100),
+                    at_most_once: rng.below(4) == 0,
+                };
+                if let Outcome::Granted {
+                    use_number, lease, ..
+                } = ledger.begin_blocking(&req).unwrap()
+                {
+                    // Reported only once begin has returned: the grant must be durable by now.
+                    writeln!(out, "GRANT {n} {id} {use_number}").unwrap();
+                    out.flush().unwrap();
+                    match rng.below(3) {
+                        0 => {
+                            ledger.complete_blocking(&cti, &id, &lease).unwrap();
+                            writeln!(out, "DONE {n} {id}").unwrap();
+                            out.flush().unwrap();
+                        }
+                        1 => ledger.release_blocking(&cti, &id, &lease).unwrap(),
+                        // Left in flight, as a worker that dies before acking leaves it.
+                        _ => {}
+                    }
+                }
+            }
+        }
+        other => panic!("unknown child mode {other}"),
+    }
+}
+
+fn spawn_child(path: &Path, mode: &str, proc: usize, seed: u64, extra: &[(&str, u64)]) -> Child {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        "child_process",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(MODE, mode)
+    .env(FILE, path)
+    .env(PROC, proc.to_string())
+    .env(SEED, seed.to_string())
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
+    for (k, v) in extra {
+        cmd.env(k, v.to_string());
+    }
+    cmd.spawn().unwrap()
+}
+
+/// Reads a child's stdout to the end, keeping only whole lines (a kill can cut the last one).
+fn read_lines(child: &mut Child) -> std::thread::JoinHandle<Vec<String>> {
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut lines = Vec::new();
+        loop {
+            let mut buf = Vec::new();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) if buf.ends_with(b"\n") => {
+                    lines.push(String::from_utf8_lossy(&buf).trim_end().to_owned());
+                }
+                Ok(_) => break,
+            }
+        }
+        lines
+    })
+}
+
+fn seed() -> u64 {
+    u64::from_le_bytes(LeaseToken::random().unwrap().0[..8].try_into().unwrap())
+}
+
+#[test]
+fn redb_race_16_processes_on_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("uses.redb");
+    // Create the file first, so that the children race on begins rather than on creation.
+    drop(RedbLedger::open(&path).unwrap());
+    let seed = seed();
+    let start = now_ms() + 1500;
+    let mut children: Vec<Child> = (0..RACE_PROCESSES)
+        .map(|p| spawn_child(&path, "race", p, seed, &[(START_MS, start)]))
+        .collect();
+    let readers: Vec<_> = children.iter_mut().map(read_lines).collect();
+    for child in &mut children {
+        assert!(child.wait().unwrap().success(), "a race child failed");
+    }
+    // round -> message id -> use number, as the processes were told.
+    let mut told: BTreeMap<u64, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut answers = 0;
+    for reader in readers {
+        for line in reader.join().unwrap() {
+            let Some(rest) = line.strip_prefix("RACE ") else {
+                continue;
+            };
+            answers += 1;
+            let parts: Vec<&str> = rest.split(' ').collect();
+            let round: u64 = parts[0].parse().unwrap();
+            if let Ok(n) = parts[2].parse::<u64>() {
+                told.entry(round)
+                    .or_default()
+                    .insert(parts[1].to_owned(), n);
+            }
+        }
+    }
+    assert_eq!(answers, RACE_PROCESSES as u64 * RACE_ROUNDS * 2);
+    let ledger = RedbLedger::open(&path).unwrap();
+    for round in 0..RACE_ROUNDS {
+        let grants = told.remove(&round).unwrap_or_default();
+        let numbers: BTreeSet<u64> = grants.values().copied().collect();
+        assert_eq!(grants.len() as u64, MAX_USES, "round {round}: {grants:?}");
+        assert_eq!(numbers, (1..=MAX_USES).collect(), "round {round}");
+        let usage = ledger.usage_blocking(&cti(seed, round)).unwrap();
+        assert_eq!(usage.granted, MAX_USES);
+        let stored: BTreeMap<String, u64> = usage
+            .messages
+            .into_iter()
+            .map(|m| (m.message_id, m.use_number))
+            .collect();
+        assert_eq!(stored, grants, "round {round}");
+    }
+}
+
+#[test]
+fn redb_survives_children_killed_at_random_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("uses.redb");
+    drop(RedbLedger::open(&path).unwrap());
+    let seed = seed();
+    let mut rng = Rng::new();
+    // (cti number, message id) -> the use number a child was told.
+    let mut granted_to: BTreeMap<(u64, String), u64> = BTreeMap::new();
+    let mut completed: BTreeSet<(u64, String)> = BTreeSet::new();
+    let mut killed_running = 0;
+    for round in 0..CRASH_ROUNDS {
+        let mut children: Vec<Child> = (0..CRASH_CHILDREN)
+            .map(|p| spawn_child(&path, "crash", p, seed, &[(ROUND, round)]))
+            .collect();
+        let readers: Vec<_> = children.iter_mut().map(read_lines).collect();
+        let began = Instant::now();
+        for child in &mut children {
+            let at = Duration::from_millis(50 + rng.below(400));
+            std::thread::sleep(at.saturating_sub(began.elapsed()));
+            if child.try_wait().unwrap().is_none() {
+                killed_running += 1;
+            }
+            // SIGKILL: no destructors, no flush, mid-commit or not.
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+        for reader in readers {
+            for line in reader.join().unwrap() {
+                let parts: Vec<&str> = line.split(' ').collect();
+                match parts[0] {
+                    "GRANT" => {
+                        let key = (parts[1].parse().unwrap(), parts[2].to_owned());
+                        let n: u64 = parts[3].parse().unwrap();
+                        // A take-over keeps the use number it was first granted under.
+                        if let Some(before) = granted_to.insert(key.clone(), n) {
+                            assert_eq!(before, n, "{key:?} changed its use number");
+                        }
+                    }
+                    "DONE" => {
+                        completed.insert((parts[1].parse().unwrap(), parts[2].to_owned()));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    eprintln!(
+        "crash test: {} grants, {} completed, {killed_running} children killed while running",
+        granted_to.len(),
+        completed.len()
+    );
+    // Children that died before doing anything would make this test vacuous.
+    assert!(killed_running >= CRASH_ROUNDS, "{killed_running} killed");
+    assert!(granted_to.len() >= 20, "only {} grants", granted_to.len());
+
+    let ledger = RedbLedger::open(&path).unwrap();
+    for n in 0..CRASH_ROUNDS * CTIS_PER_CRASH_ROUND {
+        let usage = ledger.usage_blocking(&cti(seed, n)).unwrap();
+        assert!(usage.granted <= MAX_USES, "cti {n}: {usage:?}");
+        assert_eq!(usage.messages.len() as u64, usage.granted, "cti {n}");
+        let numbers: Vec<u64> = usage.messages.iter().map(|m| m.use_number).collect();
+        assert_eq!(numbers, (1..=usage.granted).collect::<Vec<_>>(), "cti {n}");
+        for m in &usage.messages {
+            let key = (n, m.message_id.clone());
+            if completed.contains(&key) {
+                assert_eq!(m.state, UseState::Completed, "{key:?}");
+            }
+        }
+    }
+    // Every grant a child reported before it died is still there, under the same number.
+    for ((n, id), use_number) in &granted_to {
+        let usage = ledger.usage_blocking(&cti(seed, *n)).unwrap();
+        let stored = usage.messages.iter().find(|m| &m.message_id == id);
+        assert_eq!(
+            stored.map(|m| m.use_number),
+            Some(*use_number),
+            "cti {n} {id}"
+        );
+    }
+}
