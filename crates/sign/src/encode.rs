@@ -1,0 +1,166 @@
+//! The bytes of an envelope (CONTRACT §1), built with ciborium.
+//!
+//! Determinism comes from what we hand the encoder: ciborium always writes shortest-form
+//! heads and definite lengths; map entries are inserted in the bytewise order of their key
+//! encodings (1..7 are single bytes 0x01..0x07, -65537 is 0x3a 0x00 0x01 0x00 0x00), and
+//! there are no floats and no tags but the outer 18.
+
+use ciborium::value::Value;
+use ed25519_dalek::Signer;
+use laissez_verify::{Classes, EXTERNAL_AAD, Kid};
+
+use crate::error::BuildError;
+use crate::keys::SecretKey;
+
+/// COSE tag of COSE_Sign1.
+const TAG_COSE_SIGN1: u64 = 18;
+/// COSE header labels and the EdDSA algorithm id.
+const LABEL_ALG: i64 = 1;
+const LABEL_KID: i64 = 4;
+const ALG_EDDSA: i64 = -8;
+/// The private claim key of the grant.
+const CLAIM_GRANT: i64 = -65537;
+
+/// The claims exactly as they go on the wire.
+#[derive(Debug)]
+pub(crate) struct WireClaims<'a> {
+    pub(crate) iss: Option<&'a str>,
+    pub(crate) sub: &'a str,
+    pub(crate) aud: &'a [String],
+    pub(crate) exp: u64,
+    pub(crate) nbf: u64,
+    pub(crate) iat: Option<u64>,
+    pub(crate) cti: [u8; 16],
+    pub(crate) tools: Vec<(&'a str, Option<Classes>)>,
+    pub(crate) classes: Classes,
+    pub(crate) max_uses: u64,
+    pub(crate) obo: Option<&'a str>,
+    pub(crate) sid: Option<&'a str>,
+}
+
+fn int(n: i64) -> Value {
+    Value::Integer(n.into())
+}
+
+fn uint(n: u64) -> Value {
+    Value::Integer(n.into())
+}
+
+fn text(s: &str) -> Value {
+    Value::Text(s.to_owned())
+}
+
+fn to_bytes(value: &Value) -> Result<Vec<u8>, BuildError> {
+    let mut out = Vec::new();
+    ciborium::into_writer(value, &mut out).map_err(|e| BuildError::Encoding(e.to_string()))?;
+    Ok(out)
+}
+
+/// The claims map, keys in wire order.
+fn claims_value(c: &WireClaims<'_>) -> Value {
+    let mut grant = vec![
+        (uint(0), uint(laissez_verify::GRANT_VERSION)),
+        (
+            uint(1),
+            Value::Array(
+                c.tools
+                    .iter()
+                    .map(|(pattern, classes)| match classes {
+                        // A grant with its own classes is `[pattern, classes]`.
+                        Some(own) => Value::Array(vec![text(pattern), uint(own.bits().into())]),
+                        None => text(pattern),
+                    })
+                    .collect(),
+            ),
+        ),
+        (uint(2), uint(c.classes.bits().into())),
+        (uint(3), uint(c.max_uses)),
+    ];
+    if let Some(obo) = c.obo {
+        grant.push((uint(4), text(obo)));
+    }
+    if let Some(sid) = c.sid {
+        grant.push((uint(5), text(sid)));
+    }
+
+    let mut claims = Vec::with_capacity(8);
+    if let Some(iss) = c.iss {
+        claims.push((uint(1), text(iss)));
+    }
+    claims.push((uint(2), text(c.sub)));
+    // One audience is a plain text (smaller); several are an array.
+    let aud = match c.aud {
+        [single] => text(single),
+        many => Value::Array(many.iter().map(|a| text(a)).collect()),
+    };
+    claims.push((uint(3), aud));
+    claims.push((uint(4), uint(c.exp)));
+    claims.push((uint(5), uint(c.nbf)));
+    if let Some(iat) = c.iat {
+        claims.push((uint(6), uint(iat)));
+    }
+    claims.push((uint(7), Value::Bytes(c.cti.to_vec())));
+    claims.push((int(CLAIM_GRANT), Value::Map(grant)));
+    Value::Map(claims)
+}
+
+/// Encodes and signs: the whole tagged COSE_Sign1.
+pub(crate) fn encode_envelope(
+    claims: &WireClaims<'_>,
+    key: &SecretKey,
+) -> Result<Vec<u8>, BuildError> {
+    let kid: Kid = key.kid();
+    let protected = to_bytes(&Value::Map(vec![
+        (int(LABEL_ALG), int(ALG_EDDSA)),
+        (int(LABEL_KID), Value::Bytes(kid.0.to_vec())),
+    ]))?;
+    let payload = to_bytes(&claims_value(claims))?;
+    // RFC 9052 §4.4; the external_aad is the domain separator of laissez v1.
+    let sig_structure = to_bytes(&Value::Array(vec![
+        text("Signature1"),
+        Value::Bytes(protected.clone()),
+        Value::Bytes(EXTERNAL_AAD.to_vec()),
+        Value::Bytes(payload.clone()),
+    ]))?;
+    let signature = key.signing_key().sign(&sig_structure);
+    to_bytes(&Value::Tag(
+        TAG_COSE_SIGN1,
+        Box::new(Value::Array(vec![
+            Value::Bytes(protected),
+            Value::Map(Vec::new()),
+            Value::Bytes(payload),
+            Value::Bytes(signature.to_bytes().to_vec()),
+        ])),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protected_header_is_exactly_alg_and_kid() {
+        let key = SecretKey::from_seed(&[3u8; 32]).unwrap();
+        let aud = ["q".to_owned()];
+        let claims = WireClaims {
+            iss: None,
+            sub: "a",
+            aud: &aud,
+            exp: 2,
+            nbf: 1,
+            iat: None,
+            cti: [9u8; 16],
+            tools: vec![("t", None)],
+            classes: Classes::ALL,
+            max_uses: 1,
+            obo: None,
+            sid: None,
+        };
+        let bytes = encode_envelope(&claims, &key).unwrap();
+        // d2 (tag 18), 84 (array 4), 4d (bstr 13) a2 01 27 04 48 <kid>
+        let mut expected = vec![0xd2, 0x84, 0x4d, 0xa2, 0x01, 0x27, 0x04, 0x48];
+        expected.extend_from_slice(&key.kid().0);
+        expected.push(0xa0); // unprotected {}
+        assert_eq!(&bytes[..expected.len()], &expected[..]);
+    }
+}

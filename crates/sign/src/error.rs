@@ -1,0 +1,252 @@
+//! Errors of the signer. Each has a stable snake_case [`code`](BuildError::code) for logs
+//! and scripts, and a one-line `Display` for people.
+
+use core::fmt;
+use std::path::PathBuf;
+
+use laissez_verify::Denial;
+
+/// A key that cannot be generated, read or written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The operating system's random number generator failed.
+    Rng,
+    /// The text holds no `-----BEGIN PRIVATE KEY-----` block.
+    NotPrivateKeyPem,
+    /// The PKCS#8 document is not an Ed25519 secret key (the decoder's explanation).
+    Pkcs8(String),
+    /// The SubjectPublicKeyInfo document is not an Ed25519 public key.
+    Spki(String),
+    /// The public key fails the CONTRACT §3 checks.
+    UntrustedPublicKey(laissez_verify::KeyError),
+    /// A trust file holds a PEM block other than `PUBLIC KEY` (1-based line).
+    UnexpectedPemBlock {
+        /// Line of the offending boundary.
+        line: usize,
+        /// Its label, e.g. `PRIVATE KEY`.
+        label: String,
+    },
+    /// A public key block of a trust file is unusable (1-based block number).
+    InTrustBlock {
+        /// Which block.
+        block: usize,
+        /// What is wrong with it.
+        source: Box<KeyError>,
+    },
+    /// A trust file holds no `PUBLIC KEY` block.
+    NoPublicKeys,
+}
+
+impl KeyError {
+    /// A stable snake_case code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            KeyError::Rng => "rng_failed",
+            KeyError::NotPrivateKeyPem => "not_private_key_pem",
+            KeyError::Pkcs8(_) => "bad_pkcs8",
+            KeyError::Spki(_) => "bad_spki",
+            KeyError::UntrustedPublicKey(e) => e.code(),
+            KeyError::UnexpectedPemBlock { .. } => "unexpected_pem_block",
+            KeyError::InTrustBlock { source, .. } => source.code(),
+            KeyError::NoPublicKeys => "no_public_keys",
+        }
+    }
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyError::Rng => f.write_str("the operating system's random number generator failed"),
+            KeyError::NotPrivateKeyPem => {
+                f.write_str("not a PKCS#8 PEM secret key (no -----BEGIN PRIVATE KEY----- line)")
+            }
+            KeyError::Pkcs8(e) => write!(f, "not an Ed25519 PKCS#8 secret key: {e}"),
+            KeyError::Spki(e) => write!(f, "not an Ed25519 SubjectPublicKeyInfo public key: {e}"),
+            KeyError::UntrustedPublicKey(e) => write!(f, "{e}"),
+            KeyError::UnexpectedPemBlock { line, label } => write!(
+                f,
+                "line {line}: expected only PUBLIC KEY blocks, found {label} \
+                 (a trust file holds public keys only)"
+            ),
+            KeyError::InTrustBlock { block, source } => {
+                write!(f, "public key block {block}: {source}")
+            }
+            KeyError::NoPublicKeys => {
+                f.write_str("no -----BEGIN PUBLIC KEY----- block found (expected SPKI PEM)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+/// A key file that cannot be read or written: the path and what went wrong.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum KeyFileError {
+    /// Reading or writing failed.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The file already exists and overwriting was not asked for.
+    Exists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A secret key file is readable or writable by group or others.
+    LoosePermissions {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The file's content is not a usable key.
+    Key {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: KeyError,
+    },
+}
+
+impl KeyFileError {
+    /// A stable snake_case code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            KeyFileError::Io { .. } => "io",
+            KeyFileError::Exists { .. } => "exists",
+            KeyFileError::LoosePermissions { .. } => "loose_permissions",
+            KeyFileError::Key { source, .. } => source.code(),
+        }
+    }
+}
+
+impl fmt::Display for KeyFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyFileError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            KeyFileError::Exists { path } => write!(
+                f,
+                "{}: already exists (pass --force to replace it)",
+                path.display()
+            ),
+            KeyFileError::LoosePermissions { path, mode } => write!(
+                f,
+                "{}: secret key is accessible by group or others (mode {mode:03o}); \
+                 fix with: chmod 600 {}",
+                path.display(),
+                path.display()
+            ),
+            KeyFileError::Key { path, source } => write!(f, "{}: {source}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for KeyFileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            KeyFileError::Io { source, .. } => Some(source),
+            KeyFileError::Key { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Claims that must not be signed, or an envelope that could not be produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The agent identity (`sub`) is empty.
+    EmptyAgent,
+    /// No audience was given.
+    NoAudience,
+    /// An audience is the empty string.
+    EmptyAudience,
+    /// No tool was given.
+    NoTools,
+    /// A tool pattern is out of grammar.
+    ToolPattern(String),
+    /// `max_uses` is 0.
+    MaxUsesZero,
+    /// The TTL is 0.
+    TtlZero,
+    /// The TTL exceeds [`crate::MAX_TTL`] (the seconds asked for).
+    TtlTooLong(u64),
+    /// `nbf + ttl` does not fit in a u64.
+    TimeOverflow,
+    /// An optional text claim (`iss`, `obo`, `sid`) was given but empty (its name).
+    EmptyText(&'static str),
+    /// The encoded envelope exceeds 4096 bytes (its length).
+    TooLarge(usize),
+    /// No random envelope id could be drawn.
+    Rng,
+    /// The CBOR encoder failed.
+    Encoding(String),
+    /// The verifier refused the freshly signed envelope (a bug: never handed out).
+    SelfCheck(Denial),
+}
+
+impl BuildError {
+    /// A stable snake_case code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            BuildError::EmptyAgent => "empty_agent",
+            BuildError::NoAudience => "no_audience",
+            BuildError::EmptyAudience => "empty_audience",
+            BuildError::NoTools => "no_tools",
+            BuildError::ToolPattern(_) => "tool_pattern",
+            BuildError::MaxUsesZero => "max_uses_zero",
+            BuildError::TtlZero => "ttl_zero",
+            BuildError::TtlTooLong(_) => "ttl_too_long",
+            BuildError::TimeOverflow => "time_overflow",
+            BuildError::EmptyText(_) => "empty_text",
+            BuildError::TooLarge(_) => "too_large",
+            BuildError::Rng => "rng_failed",
+            BuildError::Encoding(_) => "encoding",
+            BuildError::SelfCheck(_) => "self_check",
+        }
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::EmptyAgent => f.write_str("the agent identity must not be empty"),
+            BuildError::NoAudience => f.write_str("at least one audience is required"),
+            BuildError::EmptyAudience => f.write_str("an audience must not be empty"),
+            BuildError::NoTools => f.write_str("at least one tool pattern is required"),
+            BuildError::ToolPattern(p) => write!(
+                f,
+                "tool pattern {p:?} is out of grammar (dot-separated segments of 1 to 64 \
+                 characters a-z, 0-9, _ or -, optionally ending in .*, or *)"
+            ),
+            BuildError::MaxUsesZero => f.write_str("max uses must be at least 1"),
+            BuildError::TtlZero => f.write_str("the TTL must be at least 1 second"),
+            BuildError::TtlTooLong(s) => write!(
+                f,
+                "the TTL of {s} s exceeds the maximum of 24h ({} s)",
+                crate::MAX_TTL
+            ),
+            BuildError::TimeOverflow => f.write_str("not-before plus TTL overflows"),
+            BuildError::EmptyText(name) => write!(f, "{name} must not be empty when given"),
+            BuildError::TooLarge(n) => write!(
+                f,
+                "the envelope would be {n} bytes, over the limit of {}",
+                laissez_verify::MAX_ENVELOPE_LEN
+            ),
+            BuildError::Rng => f.write_str("the operating system's random number generator failed"),
+            BuildError::Encoding(e) => write!(f, "CBOR encoding failed: {e}"),
+            BuildError::SelfCheck(d) => write!(
+                f,
+                "internal error: the verifier refused the envelope just signed ({}: {d})",
+                d.code()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}

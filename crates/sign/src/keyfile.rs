@@ -1,0 +1,256 @@
+//! Key files on disk (CONTRACT §3): a secret key is created with mode 0600 and never over an
+//! existing file unless asked; a secret key file readable by group or others is refused;
+//! `FILE.pub` next to it holds the public key; a trust file holds public keys only.
+
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use laissez_verify::TrustedKey;
+use zeroize::Zeroizing;
+
+use crate::error::KeyFileError;
+use crate::keys::{SecretKey, parse_trust_pem};
+
+/// Mode of a secret key file.
+const SECRET_MODE: u32 = 0o600;
+/// Mode of a public key file.
+const PUBLIC_MODE: u32 = 0o644;
+/// Permission bits that must be clear on a secret key file: any access by group or others.
+const LOOSE_BITS: u32 = 0o077;
+/// Key files are small; a larger file is not a key (and is not read into memory).
+const MAX_KEY_FILE_LEN: u64 = 64 * 1024;
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> KeyFileError + '_ {
+    move |source| KeyFileError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The public key file that goes with a secret key file: `FILE.pub`.
+pub fn public_key_path(secret_path: &Path) -> PathBuf {
+    let mut name = OsString::from(secret_path.as_os_str());
+    name.push(".pub");
+    PathBuf::from(name)
+}
+
+/// Reads a file of at most 64 KiB into a string that is wiped when dropped.
+fn read_small(path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
+    let file = File::open(path).map_err(io_error(path))?;
+    let mut text = Zeroizing::new(String::new());
+    file.take(MAX_KEY_FILE_LEN + 1)
+        .read_to_string(&mut text)
+        .map_err(io_error(path))?;
+    if text.len() as u64 > MAX_KEY_FILE_LEN {
+        return Err(KeyFileError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "file is too large to be a key",
+            ),
+        });
+    }
+    Ok(text)
+}
+
+/// Reads a PKCS#8 PEM secret key file, refusing one that group or others may access.
+pub fn read_secret_key_file(path: &Path) -> Result<SecretKey, KeyFileError> {
+    let metadata = fs::metadata(path).map_err(io_error(path))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & LOOSE_BITS != 0 {
+            return Err(KeyFileError::LoosePermissions {
+                path: path.to_owned(),
+                mode,
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = metadata;
+    let pem = read_small(path)?;
+    SecretKey::from_pkcs8_pem(&pem).map_err(|source| KeyFileError::Key {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Reads a trust file: one or more SubjectPublicKeyInfo PEM blocks, each checked as
+/// CONTRACT §3 requires.
+pub fn read_trust_file(path: &Path) -> Result<Vec<TrustedKey>, KeyFileError> {
+    let text = read_small(path)?;
+    parse_trust_pem(&text).map_err(|source| KeyFileError::Key {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Writes `key` to `path` (PKCS#8 PEM, mode 0600) and its public key to `path.pub`
+/// (SPKI PEM, mode 0644). Returns the public key's path.
+///
+/// Without `force`, neither file may exist (`create_new`, so a file appearing meanwhile is
+/// not overwritten either), and a failure leaves neither behind. With `force`, each file is
+/// replaced atomically: written to a temporary file in the same directory, then renamed.
+pub fn write_key_files(path: &Path, key: &SecretKey, force: bool) -> Result<PathBuf, KeyFileError> {
+    let pub_path = public_key_path(path);
+    let secret_pem = key.to_pkcs8_pem().map_err(|source| KeyFileError::Key {
+        path: path.to_owned(),
+        source,
+    })?;
+    let public_pem = key.public_key_pem().map_err(|source| KeyFileError::Key {
+        path: pub_path.clone(),
+        source,
+    })?;
+    if force {
+        replace_file(path, secret_pem.as_bytes(), SECRET_MODE)?;
+        replace_file(&pub_path, public_pem.as_bytes(), PUBLIC_MODE)?;
+        return Ok(pub_path);
+    }
+    for existing in [path, pub_path.as_path()] {
+        if fs::symlink_metadata(existing).is_ok() {
+            return Err(KeyFileError::Exists {
+                path: existing.to_owned(),
+            });
+        }
+    }
+    create_file(path, secret_pem.as_bytes(), SECRET_MODE)?;
+    if let Err(e) = create_file(&pub_path, public_pem.as_bytes(), PUBLIC_MODE) {
+        // Leave nothing half-done: the secret key without its public key is removed.
+        let _ = fs::remove_file(path);
+        return Err(e);
+    }
+    Ok(pub_path)
+}
+
+/// Creates `path` exclusively with `mode` and writes `content`; removes it if writing fails.
+fn create_file(path: &Path, content: &[u8], mode: u32) -> Result<(), KeyFileError> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut file = options.open(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::AlreadyExists {
+            KeyFileError::Exists {
+                path: path.to_owned(),
+            }
+        } else {
+            KeyFileError::Io {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    })?;
+    let written = file.write_all(content).and_then(|()| file.sync_all());
+    if let Err(source) = written {
+        drop(file);
+        let _ = fs::remove_file(path);
+        return Err(KeyFileError::Io {
+            path: path.to_owned(),
+            source,
+        });
+    }
+    Ok(())
+}
+
+/// Replaces `path` atomically: a fresh temporary file with `mode`, then a rename.
+fn replace_file(path: &Path, content: &[u8], mode: u32) -> Result<(), KeyFileError> {
+    let mut suffix = [0u8; 8];
+    getrandom::fill(&mut suffix).map_err(|e| KeyFileError::Io {
+        path: path.to_owned(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let mut tmp_name = OsString::from(".");
+    tmp_name.push(path.file_name().unwrap_or_default());
+    tmp_name.push(format!(".tmp-{}", u64::from_le_bytes(suffix)));
+    let tmp = path.with_file_name(tmp_name);
+    create_file(&tmp, content, mode)?;
+    if let Err(source) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(KeyFileError::Io {
+            path: path.to_owned(),
+            source,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn writes_0600_secret_and_public_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        let key = SecretKey::from_seed(&[5u8; 32]).unwrap();
+        let pub_path = write_key_files(&path, &key, false).unwrap();
+        assert_eq!(pub_path, dir.path().join("k.pub"));
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&pub_path), 0o644);
+        assert_eq!(read_secret_key_file(&path).unwrap().kid(), key.kid());
+        assert_eq!(read_trust_file(&pub_path).unwrap(), vec![key.public_key()]);
+    }
+
+    #[test]
+    fn refuses_to_overwrite_without_force_and_replaces_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        let first = SecretKey::from_seed(&[5u8; 32]).unwrap();
+        let second = SecretKey::from_seed(&[6u8; 32]).unwrap();
+        write_key_files(&path, &first, false).unwrap();
+        let err = write_key_files(&path, &second, false).unwrap_err();
+        assert!(matches!(err, KeyFileError::Exists { .. }), "{err}");
+        assert_eq!(read_secret_key_file(&path).unwrap().kid(), first.kid());
+
+        write_key_files(&path, &second, true).unwrap();
+        assert_eq!(read_secret_key_file(&path).unwrap().kid(), second.kid());
+        assert_eq!(mode(&path), 0o600);
+        // No temporary files are left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn existing_pub_file_blocks_the_secret_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        fs::write(public_key_path(&path), "keep me").unwrap();
+        let key = SecretKey::from_seed(&[5u8; 32]).unwrap();
+        assert!(matches!(
+            write_key_files(&path, &key, false),
+            Err(KeyFileError::Exists { .. })
+        ));
+        assert!(!path.exists(), "nothing is written on failure");
+    }
+
+    #[test]
+    fn loose_permissions_are_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        write_key_files(&path, &SecretKey::from_seed(&[5u8; 32]).unwrap(), false).unwrap();
+        for loose in [0o640, 0o604, 0o644, 0o660] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(loose)).unwrap();
+            let err = read_secret_key_file(&path).unwrap_err();
+            assert!(
+                matches!(err, KeyFileError::LoosePermissions { .. }),
+                "{loose:o}"
+            );
+            assert!(err.to_string().contains("chmod 600"), "{err}");
+        }
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).unwrap();
+        assert!(read_secret_key_file(&path).is_ok());
+    }
+}
