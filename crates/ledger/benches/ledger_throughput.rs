@@ -1,2 +1,113 @@
-//! Placeholder until the throughput bench lands.
-fn main() {}
+//! begin + complete per second for each backend, one caller and 16 concurrent tasks, with the
+//! memory backend as the baseline of the same run. Not a test: it asserts nothing about speed.
+//!
+//! `cargo bench -p laissez-ledger --all-features --bench ledger_throughput`
+//! (Redis on 127.0.0.1:6379, or LAISSEZ_TEST_REDIS_URL; LAISSEZ_BENCH_SECS per measurement).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use laissez_ledger::{Begin, LeaseToken, MemoryLedger, Outcome, UseLedger};
+
+const TASKS: usize = 16;
+
+fn expires_at() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600
+}
+
+/// One worker's loop: begin a new message, complete it, until `until`. Returns how many.
+async fn work<L: UseLedger>(ledger: &L, until: Instant) -> u64 {
+    let cti = LeaseToken::random().unwrap().0;
+    let exp = expires_at();
+    let mut done = 0u64;
+    while Instant::now() < until {
+        let id = format!("m{done}");
+        let req = Begin {
+            cti: &cti,
+            message_id: &id,
+            max_uses: 1 << 40,
+            expires_at: exp,
+            lease: Duration::from_secs(30),
+            at_most_once: false,
+        };
+        let Outcome::Granted { lease, .. } = ledger.begin(&req).await.unwrap() else {
+            panic!("not granted");
+        };
+        ledger.complete(&cti, &id, &lease).await.unwrap();
+        done += 1;
+    }
+    done
+}
+
+/// (single, concurrent) begin+complete per second.
+async fn measure<L: UseLedger + 'static>(ledger: Arc<L>, secs: f64) -> (f64, f64) {
+    let span = Duration::from_secs_f64(secs);
+    // Warm up: connections, scripts, file growth.
+    work(&*ledger, Instant::now() + Duration::from_millis(200)).await;
+    let start = Instant::now();
+    let single = work(&*ledger, start + span).await as f64 / start.elapsed().as_secs_f64();
+    let total = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let ledger = ledger.clone();
+            let total = total.clone();
+            tokio::spawn(async move {
+                let n = work(&*ledger, start + span).await;
+                total.fetch_add(n, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await.unwrap();
+    }
+    let concurrent = total.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
+    (single, concurrent)
+}
+
+fn main() {
+    // `cargo bench` passes --bench; a filter argument is not supported here.
+    let secs: f64 = std::env::var("LAISSEZ_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut rows: Vec<(&str, (f64, f64))> = Vec::new();
+        rows.push(("memory", measure(Arc::new(MemoryLedger::new()), secs).await));
+        #[cfg(feature = "redb")]
+        {
+            let dir = tempfile::tempdir().unwrap();
+            let ledger = laissez_ledger::RedbLedger::open(dir.path().join("bench.redb")).unwrap();
+            rows.push(("redb", measure(Arc::new(ledger), secs).await));
+        }
+        #[cfg(feature = "redis")]
+        {
+            let url = std::env::var("LAISSEZ_TEST_REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+            match laissez_ledger::RedisLedger::connect(&url).await {
+                Ok(ledger) => rows.push(("redis", measure(Arc::new(ledger), secs).await)),
+                Err(e) => eprintln!("redis skipped: {e}"),
+            }
+        }
+        let (base_single, base_concurrent) = rows[0].1;
+        println!("| backend | 1 caller (begin+complete/s) | vs memory | {TASKS} tasks (begin+complete/s) | vs memory |");
+        println!("|---|---:|---:|---:|---:|");
+        for (name, (single, concurrent)) in rows {
+            println!(
+                "| {name} | {single:.0} | {:.4} | {concurrent:.0} | {:.4} |",
+                single / base_single,
+                concurrent / base_concurrent
+            );
+        }
+    });
+}

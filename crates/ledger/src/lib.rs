@@ -74,10 +74,7 @@ impl LeaseToken {
     /// A fresh random token from the operating system's generator.
     pub fn random() -> Result<Self, LedgerError> {
         let mut bytes = [0u8; 16];
-        getrandom::fill(&mut bytes).map_err(|_| LedgerError::Unavailable {
-            backend: "os",
-            detail: "the operating system's random generator failed".into(),
-        })?;
+        getrandom::fill(&mut bytes).map_err(|e| LedgerError::unavailable("os", e))?;
         Ok(Self(bytes))
     }
 
@@ -190,8 +187,10 @@ pub trait UseLedger: Send + Sync {
     ) -> impl Future<Output = Result<(), LedgerError>> + Send;
 }
 
-/// Checks a request before any backend sees it.
-pub(crate) fn validate(req: &Begin<'_>) -> Result<(), LedgerError> {
+/// Checks a request before any backend sees it, and brings its numbers into the range every
+/// backend counts exactly (Lua numbers are doubles). Clamping only lowers them, and 2^53 - 1
+/// uses or the year 285,000 are never reached, so an envelope's limit is never exceeded.
+pub(crate) fn normalize<'a>(req: &Begin<'a>) -> Result<Begin<'a>, LedgerError> {
     validate_message_id(req.message_id)?;
     if req.max_uses == 0 {
         return Err(LedgerError::InvalidRequest("max_uses must be at least 1"));
@@ -199,16 +198,14 @@ pub(crate) fn validate(req: &Begin<'_>) -> Result<(), LedgerError> {
     if req.lease.is_zero() {
         return Err(LedgerError::InvalidRequest("lease must be non-zero"));
     }
-    // Lua numbers are doubles: keep every number a script sees exact.
-    if req.max_uses > state::MAX_EXACT || req.expires_at > state::MAX_EXACT / 1000 {
-        return Err(LedgerError::InvalidRequest(
-            "max_uses or expires_at out of range",
-        ));
-    }
     if req.lease > Duration::from_secs(365 * 24 * 3600) {
         return Err(LedgerError::InvalidRequest("lease longer than a year"));
     }
-    Ok(())
+    Ok(Begin {
+        max_uses: req.max_uses.min(state::MAX_EXACT),
+        expires_at: req.expires_at.min(state::MAX_EXACT / 1000),
+        ..*req
+    })
 }
 
 /// Checks a message id: non-empty and at most [`MAX_MESSAGE_ID_LEN`] bytes.

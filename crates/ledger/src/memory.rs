@@ -44,7 +44,7 @@ impl MemoryLedger {
 
     /// [`UseLedger::begin`], without a runtime.
     pub fn begin_blocking(&self, req: &Begin<'_>) -> Result<Outcome, LedgerError> {
-        crate::validate(req)?;
+        let req = &crate::normalize(req)?;
         let fresh = LeaseToken::random()?;
         let now_ms = state::now_ms();
         let mut inner = self.lock();

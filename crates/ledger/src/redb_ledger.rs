@@ -289,7 +289,7 @@ impl UseLedger for RedbLedger {
 }
 
 fn begin_op(req: &Begin<'_>) -> Result<Op, LedgerError> {
-    crate::validate(req)?;
+    let req = crate::normalize(req)?;
     Ok(Op::Begin {
         cti: *req.cti,
         message_id: req.message_id.to_owned(),

@@ -245,7 +245,7 @@ fn parse_entry(value: &str) -> Result<(UseState, u64), LedgerError> {
 
 impl UseLedger for RedisLedger {
     async fn begin(&self, req: &Begin<'_>) -> Result<Outcome, LedgerError> {
-        crate::validate(req)?;
+        let req = &crate::normalize(req)?;
         let fresh = LeaseToken::random()?;
         let mut conn = self.conn.clone();
         let (answer, use_number): (String, u64) = self

@@ -260,6 +260,12 @@ pub(crate) async fn invalid_requests_are_refused<L: UseLedger>(ledger: &L) {
             .unwrap(),
     );
     assert_eq!(n, 3);
+    // The spec allows any uint for max_uses and exp: the largest are accepted and counted.
+    let mut huge = req(&cti, "huge", u64::MAX, false);
+    huge.expires_at = u64::MAX;
+    let (n, _, _) = granted(ledger.begin(&huge).await.unwrap());
+    assert_eq!(n, 4);
+    assert_eq!(ledger.begin(&huge).await.unwrap(), Outcome::InFlight);
 }
 
 /// Every scenario above, on one ledger.
