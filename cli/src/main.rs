@@ -1,2 +1,129 @@
-//! The `laissez` command line (placeholder until the CLI issue lands).
-fn main() {}
+//! `laissez`: keys, signing, verifying and inspecting laissez envelopes (CONTRACT §4).
+//!
+//! Exit codes: 0 allowed (or done), 1 denied, 2 usage error, 3 I/O or key error.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod failure;
+mod input;
+mod inspect_cmd;
+mod keys_cmd;
+mod profile;
+mod sign_cmd;
+mod verify_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use laissez_sign::{SpecError, ToolSpec};
+use laissez_verify::ActionClass;
+
+use crate::failure::Failure;
+
+/// Pre-signed, bounded capability envelopes for AI agents on queues.
+#[derive(Debug, Parser)]
+#[command(
+    name = "laissez",
+    version,
+    after_help = "Exit codes: 0 allowed (or done), 1 denied, 2 usage error, 3 I/O or key error.\n\
+                  A denial prints `denied: REASON` as the first line on stderr."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate a signing key: FILE (PKCS#8 PEM, mode 0600) and FILE.pub (SPKI PEM); prints the kid.
+    #[command(after_help = "Example:\n  laissez keygen --out orchestrator.key")]
+    Keygen(keys_cmd::KeygenArgs),
+    /// Print the public key (SPKI PEM) of a secret key file.
+    #[command(after_help = "Example:\n  laissez pubkey --key orchestrator.key > trusted.pub")]
+    Pubkey(keys_cmd::PubkeyArgs),
+    /// Sign an envelope; prints it as base64url (`--raw`: bytes, `--json`: JSON).
+    #[command(after_help = sign_cmd::SIGN_HELP)]
+    Sign(Box<sign_cmd::SignArgs>),
+    /// Decide whether an envelope allows a request; with --ledger, also spend a use.
+    #[command(after_help = verify_cmd::VERIFY_HELP)]
+    Verify(Box<verify_cmd::VerifyArgs>),
+    /// Decode an envelope WITHOUT verifying it, and say so.
+    #[command(after_help = inspect_cmd::INSPECT_HELP)]
+    Inspect(inspect_cmd::InspectArgs),
+    /// Print shell completions.
+    #[command(after_help = "Example:\n  laissez completions bash > /etc/bash_completion.d/laissez")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `--classes` and `--tool ...=CLASSES` values.
+fn parse_classes_arg(text: &str) -> Result<laissez_verify::Classes, SpecError> {
+    laissez_sign::parse_classes(text)
+}
+
+/// `--tool PATTERN[=CLASSES]` values.
+fn parse_tool_arg(text: &str) -> Result<ToolSpec, SpecError> {
+    text.parse()
+}
+
+/// DUR values: seconds.
+fn parse_duration_arg(text: &str) -> Result<u64, SpecError> {
+    laissez_sign::parse_duration(text)
+}
+
+/// `--class` values.
+fn parse_class_arg(text: &str) -> Result<ActionClass, String> {
+    text.parse::<ActionClass>().map_err(|e| e.to_string())
+}
+
+/// Where an output goes.
+fn out_path_arg(text: &str) -> Result<PathBuf, String> {
+    if text.is_empty() {
+        Err("the path must not be empty".to_owned())
+    } else {
+        Ok(PathBuf::from(text))
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Keygen(args) => keys_cmd::keygen(&args),
+        Command::Pubkey(args) => keys_cmd::pubkey(&args),
+        Command::Sign(args) => sign_cmd::sign(&args),
+        Command::Verify(args) => verify_cmd::verify(&args),
+        Command::Inspect(args) => inspect_cmd::inspect(&args),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "laissez",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    // Clap prints usage errors itself and exits with 2, as the contract wants.
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            failure.report();
+            failure.exit_code()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,49 @@
+//! `laissez keygen` and `laissez pubkey`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use laissez_sign::SecretKey;
+use laissez_sign::keyfile::{read_secret_key_file, write_key_files};
+
+use crate::failure::Failure;
+
+/// Arguments of `keygen`.
+#[derive(Debug, Args)]
+pub(crate) struct KeygenArgs {
+    /// Secret key file to create (mode 0600); the public key goes to FILE.pub.
+    #[arg(long, value_name = "FILE", value_parser = crate::out_path_arg)]
+    out: PathBuf,
+    /// Replace FILE and FILE.pub if they exist (atomically).
+    #[arg(long)]
+    force: bool,
+}
+
+/// Arguments of `pubkey`.
+#[derive(Debug, Args)]
+pub(crate) struct PubkeyArgs {
+    /// Secret key file (PKCS#8 PEM, not accessible by group or others).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+}
+
+pub(crate) fn keygen(args: &KeygenArgs) -> Result<(), Failure> {
+    let key = SecretKey::generate().map_err(Failure::io)?;
+    let pub_path = write_key_files(&args.out, &key, args.force)?;
+    println!("{}", key.kid());
+    eprintln!(
+        "wrote {} (secret, mode 0600) and {} (public)",
+        args.out.display(),
+        pub_path.display()
+    );
+    Ok(())
+}
+
+pub(crate) fn pubkey(args: &PubkeyArgs) -> Result<(), Failure> {
+    let key = read_secret_key_file(&args.key)?;
+    let pem = key
+        .public_key_pem()
+        .map_err(|e| Failure::io(format!("{}: {e}", args.key.display())))?;
+    print!("{pem}");
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! `laissez sign`: flags (and an optional profile) to a signed envelope.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+use laissez_sign::keyfile::read_secret_key_file;
+use laissez_sign::{DEFAULT_MAX_USES, DEFAULT_TTL, EnvelopeBuilder, ToolSpec};
+use laissez_verify::{ActionClass, Classes};
+use serde_json::json;
+
+use crate::failure::Failure;
+use crate::profile::{self, Profile};
+
+pub(crate) const SIGN_HELP: &str = "\
+Flags override the profile's fields; --aud and --tool given on the command line replace the
+profile's lists. Defaults: --classes read, --max-uses 1, --ttl 5m, --nbf now; TTL at most 24h.
+
+--json prints {\"envelope\": BASE64URL, \"kid\": HEX, \"cti\": HEX, \"claims\": {...}}, claims
+named as in the contract (cti as hex, classes as lists of names).
+
+Example:
+  laissez sign --key orchestrator.key --agent spiffe://acme.example/agent/support-bot \\
+      --aud billing-queue --tool 'crm.ticket.*' --tool crm.ticket.close=write --ttl 15m";
+
+/// Arguments of `sign`.
+#[derive(Debug, Args)]
+pub(crate) struct SignArgs {
+    /// Secret key file (PKCS#8 PEM, not accessible by group or others).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// Signing profile (TOML with the same fields as the flags: agent, aud, tool, classes,
+    /// max_uses, ttl, obo, session, iss).
+    #[arg(long, value_name = "FILE")]
+    profile: Option<PathBuf>,
+    /// Agent identity (sub), e.g. spiffe://acme.example/agent/support-bot.
+    #[arg(long, value_name = "ID")]
+    agent: Option<String>,
+    /// Queue or worker pool that may act on it (repeatable).
+    #[arg(long, value_name = "NAME")]
+    aud: Vec<String>,
+    /// Tool pattern, alone or with its own classes: crm.ticket.read, crm.*=read+write, * (repeatable).
+    #[arg(long, value_name = "PATTERN[=CLASSES]", value_parser = crate::parse_tool_arg)]
+    tool: Vec<ToolSpec>,
+    /// Classes for bare tool patterns: read, write, destructive joined by + or , [default: read].
+    #[arg(long, value_name = "LIST", value_parser = crate::parse_classes_arg)]
+    classes: Option<Classes>,
+    /// How many distinct messages it may authorise [default: 1].
+    #[arg(long, value_name = "N")]
+    max_uses: Option<u64>,
+    /// Lifetime, like 30s, 15m, 1h, 2h30m; at most 24h [default: 5m].
+    #[arg(long, value_name = "DUR", value_parser = crate::parse_duration_arg)]
+    ttl: Option<u64>,
+    /// Not before, Unix seconds [default: now].
+    #[arg(long, value_name = "UNIX")]
+    nbf: Option<u64>,
+    /// Principal the agent acts on behalf of.
+    #[arg(long, value_name = "P")]
+    obo: Option<String>,
+    /// Session or task id the envelope is bound to.
+    #[arg(long, value_name = "S")]
+    session: Option<String>,
+    /// Issuer (orchestrator) name, informational.
+    #[arg(long, value_name = "I")]
+    iss: Option<String>,
+    /// Write the envelope to FILE instead of stdout.
+    #[arg(long, value_name = "FILE", value_parser = crate::out_path_arg)]
+    out: Option<PathBuf>,
+    /// Output the raw CBOR bytes instead of base64url.
+    #[arg(long, conflicts_with = "json")]
+    raw: bool,
+    /// Print a JSON object: envelope, kid, cti and claims.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The builder for the merged flags and profile: a usage error names what is missing.
+fn builder(args: &SignArgs, profile: Profile) -> Result<EnvelopeBuilder, Failure> {
+    let agent = args
+        .agent
+        .clone()
+        .or(profile.agent)
+        .ok_or_else(|| Failure::usage("--agent is required (or `agent` in the profile)"))?;
+    let aud = if args.aud.is_empty() {
+        profile.aud.unwrap_or_default()
+    } else {
+        args.aud.clone()
+    };
+    if aud.is_empty() {
+        return Err(Failure::usage(
+            "at least one --aud is required (or `aud` in the profile)",
+        ));
+    }
+    let tools = if args.tool.is_empty() {
+        profile.tool.unwrap_or_default()
+    } else {
+        args.tool.clone()
+    };
+    if tools.is_empty() {
+        return Err(Failure::usage(
+            "at least one --tool is required (or `tool` in the profile)",
+        ));
+    }
+    let mut b = EnvelopeBuilder::new(agent)
+        .classes(
+            args.classes
+                .or(profile.classes)
+                .unwrap_or(Classes::only(ActionClass::Read)),
+        )
+        .max_uses(
+            args.max_uses
+                .or(profile.max_uses)
+                .unwrap_or(DEFAULT_MAX_USES),
+        )
+        .ttl_secs(args.ttl.or(profile.ttl).unwrap_or(DEFAULT_TTL));
+    for a in aud {
+        b = b.audience(a);
+    }
+    for t in tools {
+        b = b.tool_spec(t);
+    }
+    if let Some(nbf) = args.nbf {
+        b = b.not_before(nbf);
+    }
+    if let Some(obo) = args.obo.clone().or(profile.obo) {
+        b = b.on_behalf_of(obo);
+    }
+    if let Some(session) = args.session.clone().or(profile.session) {
+        b = b.session(session);
+    }
+    if let Some(iss) = args.iss.clone().or(profile.iss) {
+        b = b.issuer(iss);
+    }
+    Ok(b)
+}
+
+pub(crate) fn sign(args: &SignArgs) -> Result<(), Failure> {
+    let profile = match &args.profile {
+        Some(path) => profile::load(path)?,
+        None => Profile::default(),
+    };
+    let builder = builder(args, profile)?;
+    // Bad claims are a usage error before the key file is even opened.
+    builder.validate().map_err(Failure::usage)?;
+    let key = read_secret_key_file(&args.key)?;
+    let envelope = builder.sign(&key).map_err(|e| match e {
+        laissez_sign::BuildError::Rng | laissez_sign::BuildError::SelfCheck(_) => Failure::io(e),
+        other => Failure::usage(other),
+    })?;
+
+    let text = envelope.to_text();
+    let mut encoded = if args.raw {
+        envelope.as_bytes().to_vec()
+    } else {
+        format!("{text}\n").into_bytes()
+    };
+    let json_line = if args.json {
+        let claims = envelope
+            .claims()
+            .map_err(|d| Failure::io(format!("internal error: {d}")))?;
+        let value = json!({
+            "envelope": text,
+            "kid": envelope.kid().to_string(),
+            "cti": envelope.cti_hex(),
+            "claims": claims,
+        });
+        Some(format!("{value}\n"))
+    } else {
+        None
+    };
+
+    if let Some(path) = &args.out {
+        std::fs::write(path, &encoded)
+            .map_err(|e| Failure::io(format!("{}: {e}", path.display())))?;
+        encoded.clear();
+    }
+    let mut stdout = std::io::stdout().lock();
+    let written = match json_line {
+        Some(line) => stdout.write_all(line.as_bytes()),
+        None => stdout.write_all(&encoded),
+    };
+    written
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Failure::io(format!("writing to stdout: {e}")))
+}

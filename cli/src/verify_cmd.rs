@@ -1,0 +1,293 @@
+//! `laissez verify`: the decision of CONTRACT §2, optionally spending a use in the embedded
+//! ledger.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use laissez_ledger::{Begin, LedgerError, MAX_MESSAGE_ID_LEN, Outcome, RedbLedger};
+use laissez_sign::keyfile::read_trust_file;
+use laissez_verify::{
+    ActionClass, Claims, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, Denial, Kid, Policy, Request,
+    TrustedKey, UntrustedEnvelope, Verifier,
+};
+use serde_json::json;
+
+use crate::failure::Failure;
+use crate::input::read_envelope;
+
+pub(crate) const VERIFY_HELP: &str = "\
+Without --tool/--class it checks everything but the request. With --ledger it also spends a
+use of the envelope for --message-id in the embedded ledger file (created if absent): the
+first time a message id is seen it is granted the next use number; the same id again is
+`replayed`; more distinct ids than max_uses are `uses_exhausted`.
+
+Exit 0 allowed, 1 denied (`denied: REASON` on stderr), 2 usage error, 3 I/O or key error.
+--json prints {\"allowed\": BOOL, \"reason\": STRING|null, \"kid\": HEX|null,
+\"claims\": {...}|null} (claims once the signature holds; kid null when the envelope cannot be
+decoded; with --ledger also \"use\": N|null).
+
+Examples:
+  laissez verify --trust orchestrator.key.pub --aud billing-queue \\
+      --tool crm.ticket.read --class read \"$ENVELOPE\"
+  laissez sign ... --raw | laissez verify --trust orchestrator.key.pub --aud billing-queue -
+  laissez verify --trust orchestrator.key.pub --aud billing-queue --tool crm.ticket.close \\
+      --class write --ledger uses.redb --message-id msg-42 \"$ENVELOPE\"";
+
+/// How long this process holds a message's lease: it completes at once, so any short time.
+const CLI_LEASE: Duration = Duration::from_secs(30);
+
+/// Arguments of `verify`.
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// Trust file: one or more SPKI PEM public keys (repeatable).
+    #[arg(long = "trust", value_name = "FILE", required = true)]
+    trust: Vec<PathBuf>,
+    /// This worker's audience (queue or pool name).
+    #[arg(long, value_name = "NAME")]
+    aud: String,
+    /// The tool about to be called (a name, not a pattern).
+    #[arg(long, value_name = "T", requires = "class")]
+    tool: Option<String>,
+    /// Its action class: read, write or destructive.
+    #[arg(long, value_name = "C", requires = "tool", value_parser = crate::parse_class_arg)]
+    class: Option<ActionClass>,
+    /// Require this agent identity (sub).
+    #[arg(long, value_name = "ID")]
+    agent: Option<String>,
+    /// The time to check against, Unix seconds [default: the system clock].
+    #[arg(long, value_name = "UNIX")]
+    now: Option<u64>,
+    /// Clock leeway, at most 60s [default: 5s].
+    #[arg(long, value_name = "DUR", value_parser = crate::parse_duration_arg)]
+    leeway: Option<u64>,
+    /// Longest accepted exp - nbf [default: 1h].
+    #[arg(long, value_name = "DUR", value_parser = crate::parse_duration_arg)]
+    max_lifetime: Option<u64>,
+    /// Embedded use ledger file: spend a use for --message-id.
+    #[arg(long, value_name = "PATH", requires = "message_id")]
+    ledger: Option<PathBuf>,
+    /// The message whose use is spent (needs --ledger).
+    #[arg(long, value_name = "ID", requires = "ledger")]
+    message_id: Option<String>,
+    /// Print the decision as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+    /// The envelope as base64url text, or - to read it (text or raw bytes) from stdin.
+    #[arg(value_name = "ENVELOPE|-", allow_hyphen_values = true)]
+    envelope: String,
+}
+
+/// A refusal: the reason code and an explanation for people.
+type Refusal = (&'static str, String);
+/// An allowance: with a ledger, the use number spent and the envelope's max_uses.
+type Uses = Option<(u64, u64)>;
+
+/// What was decided, with what is known about the envelope.
+struct Decision<'a> {
+    kid: Option<Kid>,
+    claims: Option<Claims<'a>>,
+    /// `Ok(use number when a ledger was used)` or `Err((reason, detail))`.
+    result: Result<Uses, Refusal>,
+}
+
+fn denial(d: &Denial) -> Refusal {
+    (d.code(), d.to_string())
+}
+
+/// Checks of the arguments that need no file: a usage error before anything is read.
+fn policy_and_request(args: &VerifyArgs) -> Result<(Policy, Option<Request<'_>>), Failure> {
+    let policy = Policy::new(
+        args.leeway.unwrap_or(DEFAULT_LEEWAY),
+        args.max_lifetime.unwrap_or(DEFAULT_MAX_LIFETIME),
+    )
+    .map_err(|e| Failure::usage(format!("--leeway/--max-lifetime: {e}")))?;
+    let request = match (&args.tool, args.class) {
+        (Some(tool), Some(class)) => Some(
+            Request::new(tool, class)
+                .map_err(|e| Failure::usage(format!("--tool {tool:?}: {e}")))?,
+        ),
+        _ => None,
+    };
+    if let Some(id) = &args.message_id
+        && (id.is_empty() || id.len() > MAX_MESSAGE_ID_LEN)
+    {
+        return Err(Failure::usage(format!(
+            "--message-id must be 1 to {MAX_MESSAGE_ID_LEN} bytes"
+        )));
+    }
+    if args.agent.as_deref() == Some("") {
+        return Err(Failure::usage("--agent must not be empty"));
+    }
+    Ok((policy, request))
+}
+
+fn load_trust(paths: &[PathBuf]) -> Result<Vec<TrustedKey>, Failure> {
+    let mut keys = Vec::new();
+    for path in paths {
+        keys.extend(read_trust_file(path)?);
+    }
+    Ok(keys)
+}
+
+/// Spends the use: begin, then complete at once (the decision is the action here).
+fn spend(
+    ledger_path: &std::path::Path,
+    message_id: &str,
+    claims: &Claims<'_>,
+    leeway: u64,
+    class: Option<ActionClass>,
+) -> Result<Result<(u64, u64), Refusal>, Failure> {
+    let ledger = RedbLedger::open(ledger_path)
+        .map_err(|e| Failure::io(format!("ledger {}: {e}", ledger_path.display())))?;
+    let begin = Begin {
+        cti: claims.cti(),
+        message_id,
+        max_uses: claims.max_uses(),
+        expires_at: claims.exp().saturating_add(leeway),
+        lease: CLI_LEASE,
+        // Destructive steps run at most once (CONTRACT §5).
+        at_most_once: class == Some(ActionClass::Destructive),
+    };
+    let ledger_io = |e: LedgerError| Failure::io(format!("ledger {}: {e}", ledger_path.display()));
+    let outcome = match ledger.begin_blocking(&begin) {
+        Ok(outcome) => outcome,
+        Err(LedgerError::Expired) => return Ok(Err(denial(&Denial::Expired))),
+        Err(e) => return Err(ledger_io(e)),
+    };
+    Ok(match outcome {
+        Outcome::Granted {
+            use_number, lease, ..
+        } => {
+            ledger
+                .complete_blocking(claims.cti(), message_id, &lease)
+                .map_err(ledger_io)?;
+            Ok((use_number, claims.max_uses()))
+        }
+        Outcome::Replayed => Err(denial(&Denial::Replayed)),
+        Outcome::Exhausted => Err(denial(&Denial::UsesExhausted)),
+        Outcome::InFlight => Err((
+            "in_flight",
+            "another worker holds this message under a lease; try again later".to_owned(),
+        )),
+        Outcome::Abandoned => Err((
+            "abandoned",
+            "an earlier at-most-once attempt of this message never completed; a person must \
+             decide whether it ran"
+                .to_owned(),
+        )),
+        other => Err((
+            "ledger",
+            format!("unexpected ledger outcome {}", other.code()),
+        )),
+    })
+}
+
+pub(crate) fn verify(args: &VerifyArgs) -> Result<(), Failure> {
+    let (policy, request) = policy_and_request(args)?;
+    let keys = load_trust(&args.trust)?;
+    let bytes = read_envelope(&args.envelope)?;
+    let now = args.now.unwrap_or_else(laissez_sign::unix_now);
+
+    let mut verifier = Verifier::new(&keys, &args.aud).with_policy(policy);
+    if let Some(agent) = &args.agent {
+        verifier = verifier.expect_agent(agent);
+    }
+    let decision = match &bytes {
+        Err(text_error) => Decision {
+            kid: None,
+            claims: None,
+            result: Err(("malformed", format!("malformed envelope: {text_error}"))),
+        },
+        Ok(bytes) => decide(args, &verifier, bytes, now, request.as_ref())?,
+    };
+    report(args, &decision)
+}
+
+fn decide<'a>(
+    args: &VerifyArgs,
+    verifier: &Verifier<'_>,
+    bytes: &'a [u8],
+    now: u64,
+    request: Option<&Request<'_>>,
+) -> Result<Decision<'a>, Failure> {
+    let kid = UntrustedEnvelope::decode(bytes).ok().map(|e| e.kid());
+    let verified = match verifier.authenticate(bytes) {
+        Ok(verified) => verified,
+        Err(d) => {
+            return Ok(Decision {
+                kid,
+                claims: None,
+                result: Err(denial(&d)),
+            });
+        }
+    };
+    let claims = *verified.claims();
+    let mut result = verifier
+        .check(&verified, now, request)
+        .map(|()| None)
+        .map_err(|d| denial(&d));
+    if let (Ok(_), Some(ledger), Some(message_id)) = (&result, &args.ledger, &args.message_id) {
+        let leeway = verifier.policy().leeway();
+        result = spend(ledger, message_id, &claims, leeway, args.class)?.map(Some);
+    }
+    Ok(Decision {
+        kid: Some(verified.kid()),
+        claims: Some(claims),
+        result,
+    })
+}
+
+fn report(args: &VerifyArgs, decision: &Decision<'_>) -> Result<(), Failure> {
+    if args.json {
+        let mut value = json!({
+            "allowed": decision.result.is_ok(),
+            "reason": decision.result.as_ref().err().map(|(reason, _)| *reason),
+            "kid": decision.kid.map(|k| k.to_string()),
+            "claims": decision.claims,
+        });
+        if args.ledger.is_some() {
+            value["use"] = json!(
+                decision
+                    .result
+                    .as_ref()
+                    .ok()
+                    .copied()
+                    .flatten()
+                    .map(|(n, _)| n)
+            );
+        }
+        println!("{value}");
+    }
+    match &decision.result {
+        Ok(use_number) => {
+            if !args.json {
+                println!("{}", allowed_line(args, decision, *use_number));
+            }
+            Ok(())
+        }
+        Err((reason, detail)) => Err(Failure::Denied {
+            reason,
+            detail: detail.clone(),
+        }),
+    }
+}
+
+/// `allowed: agent=... tool=... class=... use=1/3`
+fn allowed_line(
+    args: &VerifyArgs,
+    decision: &Decision<'_>,
+    use_number: Option<(u64, u64)>,
+) -> String {
+    let mut line = String::from("allowed:");
+    if let Some(claims) = &decision.claims {
+        line.push_str(&format!(" agent={}", claims.sub()));
+    }
+    if let (Some(tool), Some(class)) = (&args.tool, args.class) {
+        line.push_str(&format!(" tool={tool} class={class}"));
+    }
+    if let Some((n, max)) = use_number {
+        line.push_str(&format!(" use={n}/{max}"));
+    }
+    line
+}
