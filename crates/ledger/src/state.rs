@@ -295,4 +295,104 @@ mod tests {
             Err(LedgerError::Expired)
         );
     }
+
+    mod model {
+        //! Random operation sequences against the state machine, with a clock that the test
+        //! moves: the invariants must hold after every step.
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::HashMap;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Begin { msg: u8, at_most_once: bool },
+            Complete { msg: u8, stale: bool },
+            Release { msg: u8, stale: bool },
+            Wait { ms: u64 },
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                4 => (0u8..8, any::<bool>()).prop_map(|(msg, at_most_once)| Op::Begin { msg, at_most_once }),
+                2 => (0u8..8, any::<bool>()).prop_map(|(msg, stale)| Op::Complete { msg, stale }),
+                1 => (0u8..8, any::<bool>()).prop_map(|(msg, stale)| Op::Release { msg, stale }),
+                2 => (0u64..300).prop_map(|ms| Op::Wait { ms }),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn invariants_hold(max_uses in 1u64..5, ops in proptest::collection::vec(op(), 1..80)) {
+                let cti = [3u8; 16];
+                let mut now = 1_000_000u64;
+                let mut store: HashMap<u8, Entry> = HashMap::new();
+                let mut granted = 0u64;
+                // Tokens ever handed out per message, newest last.
+                let mut tokens: HashMap<u8, Vec<LeaseToken>> = HashMap::new();
+                let mut completed_before: HashMap<u8, bool> = HashMap::new();
+                let mut serial = 0u8;
+                for op in ops {
+                    match op {
+                        Op::Wait { ms } => now += ms,
+                        Op::Begin { msg, at_most_once } => {
+                            serial = serial.wrapping_add(1);
+                            let fresh = LeaseToken([serial; 16]);
+                            let id = msg.to_string();
+                            let r = Begin { cti: &cti, message_id: &id, max_uses, expires_at: 10_000,
+                                lease: Duration::from_millis(100), at_most_once };
+                            let before = store.get(&msg).copied();
+                            let d = decide_begin(&r, before, granted, now, fresh).unwrap();
+                            match (&d.outcome, before) {
+                                (Outcome::Granted { use_number, taken_over: false, .. }, None) => {
+                                    prop_assert_eq!(*use_number, granted + 1);
+                                }
+                                (Outcome::Granted { use_number, taken_over: true, .. }, Some(b)) => {
+                                    prop_assert_eq!(*use_number, b.use_number);
+                                    prop_assert!(b.state == UseState::Released
+                                        || (b.state == UseState::InFlight && now >= b.lease_until_ms && !at_most_once));
+                                }
+                                (Outcome::Replayed, Some(b)) => prop_assert_eq!(b.state, UseState::Completed),
+                                (Outcome::Exhausted, None) => prop_assert!(granted >= max_uses),
+                                (Outcome::InFlight, Some(b)) => prop_assert!(b.state == UseState::InFlight && now < b.lease_until_ms),
+                                (Outcome::Abandoned, Some(b)) => prop_assert!(b.state == UseState::Abandoned
+                                    || (b.state == UseState::InFlight && at_most_once)),
+                                (o, b) => prop_assert!(false, "{:?} from {:?}", o, b),
+                            }
+                            if let Outcome::Granted { lease, .. } = d.outcome {
+                                tokens.entry(msg).or_default().push(lease);
+                            }
+                            if let Some(e) = d.write { store.insert(msg, e); }
+                            if let Some(g) = d.granted { granted = g; }
+                        }
+                        Op::Complete { msg, stale } | Op::Release { msg, stale } => {
+                            let is_complete = matches!(op, Op::Complete { .. });
+                            let held = tokens.get(&msg).and_then(|t| if stale && t.len() > 1 { t.first() } else { t.last() }).copied();
+                            let token = held.unwrap_or(LeaseToken([0xee; 16]));
+                            let before = store.get(&msg).copied();
+                            let result = if is_complete { decide_complete(before, &token) } else { decide_release(before, &token) };
+                            if before.is_none_or(|b| b.token != token) {
+                                prop_assert_eq!(result.clone(), Err(LedgerError::LeaseNotHeld));
+                            }
+                            if let Ok(Some(e)) = result {
+                                prop_assert_eq!(Some(e.use_number), before.map(|b| b.use_number));
+                                store.insert(msg, e);
+                            }
+                        }
+                    }
+                    // Never more than max_uses distinct messages; numbers dense and unique;
+                    // completed is final.
+                    prop_assert!(granted <= max_uses);
+                    prop_assert_eq!(store.len() as u64, granted);
+                    let mut numbers: Vec<u64> = store.values().map(|e| e.use_number).collect();
+                    numbers.sort_unstable();
+                    prop_assert_eq!(numbers, (1..=granted).collect::<Vec<_>>());
+                    for (msg, e) in &store {
+                        let was = completed_before.entry(*msg).or_insert(false);
+                        prop_assert!(!*was || e.state == UseState::Completed);
+                        *was = e.state == UseState::Completed;
+                    }
+                }
+            }
+        }
+    }
 }
