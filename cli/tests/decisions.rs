@@ -1,0 +1,624 @@
+//! `sign`, `verify` and `inspect` through the real binary: every exit code, every denial the
+//! command line can produce, the JSON shapes, stdin, and envelopes crossing between the
+//! binary and the libraries in both directions.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use assert_cmd::assert::Assert;
+use common::{AGENT, Dir, SIGN_ARGS, stderr, stdout};
+use laissez_sign::keyfile::{read_secret_key_file, read_trust_file};
+use laissez_sign::{EnvelopeBuilder, decode_text, unix_now};
+use laissez_verify::{ActionClass, Request, Verifier};
+
+/// A directory with key `k` and the standard envelope.
+fn setup() -> (Dir, String) {
+    let dir = Dir::new();
+    dir.keygen("k");
+    let envelope = dir.sign("k", SIGN_ARGS);
+    (dir, envelope)
+}
+
+fn verify(dir: &Dir, extra: &[&str], envelope: &str) -> Assert {
+    let mut args = vec!["verify", "--trust", "k.pub", "--aud", "billing-queue"];
+    args.extend_from_slice(extra);
+    args.push(envelope);
+    dir.laissez(&args).assert()
+}
+
+/// Asserts a denial: exit 1 and `denied: REASON` as the first stderr line.
+fn assert_denied(assert: Assert, reason: &str) {
+    let out = assert.code(1);
+    let err = stderr(out.get_output());
+    assert_eq!(
+        err.lines().next(),
+        Some(format!("denied: {reason}").as_str()),
+        "{err}"
+    );
+}
+
+#[test]
+fn allowed_requests_exit_0() {
+    let (dir, envelope) = setup();
+    let out = verify(
+        &dir,
+        &["--tool", "crm.ticket.read", "--class", "read"],
+        &envelope,
+    )
+    .success();
+    assert_eq!(
+        stdout(out.get_output()),
+        format!("allowed: agent={AGENT} tool=crm.ticket.read class=read")
+    );
+    verify(
+        &dir,
+        &["--tool", "crm.ticket.close", "--class", "write"],
+        &envelope,
+    )
+    .success();
+    verify(
+        &dir,
+        &["--tool", "crm.ticket.delete", "--class", "destructive"],
+        &envelope,
+    )
+    .success();
+    verify(&dir, &["--agent", AGENT], &envelope).success();
+    verify(&dir, &[], &envelope).success();
+}
+
+#[test]
+fn every_denial_exits_1_with_its_reason() {
+    let (dir, envelope) = setup();
+    let now = unix_now();
+    let late = (now + 3600).to_string();
+    let early = (now - 3600).to_string();
+    assert_denied(
+        verify(
+            &dir,
+            &["--tool", "billing.refund", "--class", "read"],
+            &envelope,
+        ),
+        "tool_not_granted",
+    );
+    assert_denied(
+        verify(
+            &dir,
+            &["--tool", "crm.ticket.read", "--class", "destructive"],
+            &envelope,
+        ),
+        "class_not_granted",
+    );
+    assert_denied(
+        verify(
+            &dir,
+            &["--agent", "spiffe://acme.example/agent/other"],
+            &envelope,
+        ),
+        "wrong_agent",
+    );
+    assert_denied(verify(&dir, &["--now", &late], &envelope), "expired");
+    assert_denied(verify(&dir, &["--now", &early], &envelope), "not_yet_valid");
+    assert_denied(
+        dir.laissez(&[
+            "verify",
+            "--trust",
+            "k.pub",
+            "--aud",
+            "audit-queue",
+            &envelope,
+        ])
+        .assert(),
+        "wrong_audience",
+    );
+    // A TTL the verifier's policy does not accept.
+    let long = dir.sign(
+        "k",
+        &[
+            "--agent",
+            "a",
+            "--aud",
+            "billing-queue",
+            "--tool",
+            "t",
+            "--ttl",
+            "2h",
+        ],
+    );
+    assert_denied(verify(&dir, &[], &long), "lifetime_too_long");
+    verify(&dir, &["--max-lifetime", "2h"], &long).success();
+    // Signed by a key the verifier does not trust.
+    dir.keygen("other");
+    let foreign = dir.sign("other", SIGN_ARGS);
+    assert_denied(verify(&dir, &[], &foreign), "unknown_key");
+    // Tampered: one character of the signature changed.
+    let mut tampered = envelope.clone().into_bytes();
+    let last = tampered.len() - 2;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    assert_denied(
+        verify(&dir, &[], &String::from_utf8(tampered).unwrap()),
+        "bad_signature",
+    );
+    assert_denied(verify(&dir, &[], "bm90IGFuIGVudmVsb3Bl"), "malformed");
+    assert_denied(verify(&dir, &[], "*** not base64 ***"), "malformed");
+}
+
+#[test]
+fn usage_errors_exit_2_and_io_errors_exit_3() {
+    let (dir, envelope) = setup();
+    for extra in [
+        &["--tool", "crm.ticket.read"][..],
+        &["--class", "read"],
+        &["--tool", "crm.ticket.read", "--class", "admin"],
+        &["--tool", "crm.*", "--class", "read"],
+        &["--leeway", "2m"],
+        &["--leeway", "soon"],
+        &["--max-lifetime", "25h"],
+        &["--ledger", "uses.redb"],
+        &["--message-id", "m1"],
+        &["--ledger", "uses.redb", "--message-id", ""],
+        &["--now", "yesterday"],
+    ] {
+        let out = verify(&dir, extra, &envelope).code(2);
+        assert!(!stderr(out.get_output()).is_empty(), "{extra:?}");
+    }
+    assert!(
+        !dir.path("uses.redb").exists(),
+        "nothing is written on failure"
+    );
+    dir.laissez(&["verify", "--aud", "q", &envelope])
+        .assert()
+        .code(2);
+    dir.laissez(&["verify", "--trust", "k.pub", &envelope])
+        .assert()
+        .code(2);
+    dir.laissez(&["frobnicate"]).assert().code(2);
+
+    let out = dir
+        .laissez(&["verify", "--trust", "missing.pub", "--aud", "q", &envelope])
+        .assert()
+        .code(3);
+    assert!(stderr(out.get_output()).contains("missing.pub"));
+    // A secret key where a trust file is expected.
+    let out = dir
+        .laissez(&["verify", "--trust", "k", "--aud", "q", &envelope])
+        .assert()
+        .code(3);
+    assert!(stderr(out.get_output()).contains("PRIVATE KEY"));
+}
+
+#[test]
+fn verify_json_has_the_contract_shape() {
+    let (dir, envelope) = setup();
+    let kid = read_trust_file(&dir.path("k.pub")).unwrap()[0]
+        .kid()
+        .to_string();
+    let out = verify(
+        &dir,
+        &["--json", "--tool", "crm.ticket.read", "--class", "read"],
+        &envelope,
+    )
+    .success();
+    let json: serde_json::Value = serde_json::from_str(&stdout(out.get_output())).unwrap();
+    let keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["allowed", "reason", "kid", "claims"]);
+    assert_eq!(json["allowed"], true);
+    assert_eq!(json["reason"], serde_json::Value::Null);
+    assert_eq!(json["kid"], kid);
+    let claims = &json["claims"];
+    assert_eq!(claims["sub"], AGENT);
+    assert_eq!(claims["aud"], "billing-queue");
+    assert_eq!(claims["cti"].as_str().unwrap().len(), 32);
+    let lifetime = claims["exp"].as_u64().unwrap() - claims["nbf"].as_u64().unwrap();
+    assert_eq!(lifetime, 300, "default TTL 5m");
+    assert_eq!(claims["iat"], claims["nbf"]);
+    assert_eq!(
+        claims["grant"],
+        serde_json::json!({
+            "v": 1,
+            "tools": ["crm.ticket.*", ["crm.ticket.delete", ["destructive"]]],
+            "classes": ["read", "write"],
+            "max_uses": 2,
+        })
+    );
+
+    // Denied after the signature holds: claims present.
+    let out = verify(
+        &dir,
+        &["--json", "--tool", "billing.refund", "--class", "read"],
+        &envelope,
+    )
+    .code(1);
+    let json: serde_json::Value = serde_json::from_str(&stdout(out.get_output())).unwrap();
+    assert_eq!(json["allowed"], false);
+    assert_eq!(json["reason"], "tool_not_granted");
+    assert_eq!(json["claims"]["sub"], AGENT);
+    assert!(stderr(out.get_output()).starts_with("denied: tool_not_granted\n"));
+
+    // Denied before the signature holds: no claims, but the kid is known.
+    dir.keygen("other");
+    let foreign = dir.sign("other", SIGN_ARGS);
+    let out = verify(&dir, &["--json"], &foreign).code(1);
+    let json: serde_json::Value = serde_json::from_str(&stdout(out.get_output())).unwrap();
+    assert_eq!(json["reason"], "unknown_key");
+    assert_eq!(json["claims"], serde_json::Value::Null);
+    assert_eq!(json["kid"].as_str().unwrap().len(), 16);
+
+    // Not an envelope at all: no kid either.
+    let out = verify(&dir, &["--json"], "bm90IGFuIGVudmVsb3Bl").code(1);
+    let json: serde_json::Value = serde_json::from_str(&stdout(out.get_output())).unwrap();
+    assert_eq!(
+        (json["reason"].as_str(), json["kid"].is_null()),
+        (Some("malformed"), true)
+    );
+}
+
+#[test]
+fn the_ledger_counts_uses_and_refuses_replays() {
+    let (dir, envelope) = setup();
+    let spend = |id: &str| {
+        verify(
+            &dir,
+            &[
+                "--tool",
+                "crm.ticket.read",
+                "--class",
+                "read",
+                "--ledger",
+                "uses.redb",
+                "--message-id",
+                id,
+            ],
+            &envelope,
+        )
+    };
+    let out = spend("msg-1").success();
+    assert!(
+        stdout(out.get_output()).ends_with("use=1/2"),
+        "{}",
+        stdout(out.get_output())
+    );
+    assert_denied(spend("msg-1"), "replayed");
+    let out = spend("msg-2").success();
+    assert!(stdout(out.get_output()).ends_with("use=2/2"));
+    assert_denied(spend("msg-3"), "uses_exhausted");
+    assert_denied(spend("msg-2"), "replayed");
+    // A denied request spends nothing.
+    let (dir2, envelope2) = setup();
+    let denied = [
+        "--tool",
+        "billing.refund",
+        "--class",
+        "read",
+        "--ledger",
+        "uses.redb",
+        "--message-id",
+        "x",
+    ];
+    assert_denied(verify(&dir2, &denied, &envelope2), "tool_not_granted");
+    let out = verify(
+        &dir2,
+        &["--json", "--ledger", "uses.redb", "--message-id", "x"],
+        &envelope2,
+    )
+    .success();
+    let json: serde_json::Value = serde_json::from_str(&stdout(out.get_output())).unwrap();
+    assert_eq!(json["use"], 1);
+}
+
+#[test]
+fn stdin_takes_text_with_whitespace_and_padding_or_raw_bytes() {
+    let (dir, envelope) = setup();
+    let padding = "=".repeat((4 - envelope.len() % 4) % 4);
+    let wrapped = format!("\n  {}\n{}{padding}  \n", &envelope[..40], &envelope[40..]);
+    assert_denied(verify(&dir, &[], "-"), "malformed"); // empty stdin
+    let mut cmd = dir.laissez(&["verify", "--trust", "k.pub", "--aud", "billing-queue", "-"]);
+    cmd.write_stdin(wrapped).assert().success();
+
+    let out = dir
+        .laissez(&[
+            "sign",
+            "--key",
+            "k",
+            "--raw",
+            "--agent",
+            "a",
+            "--aud",
+            "billing-queue",
+            "--tool",
+            "t",
+        ])
+        .assert()
+        .success();
+    let raw = out.get_output().stdout.clone();
+    assert_eq!(raw[0], 0xd2, "--raw writes the CBOR bytes");
+    let mut cmd = dir.laissez(&["verify", "--trust", "k.pub", "--aud", "billing-queue", "-"]);
+    cmd.write_stdin(raw).assert().success();
+}
+
+#[test]
+fn cli_envelopes_verify_in_the_library_and_library_envelopes_in_the_cli() {
+    let (dir, envelope) = setup();
+    let keys = read_trust_file(&dir.path("k.pub")).unwrap();
+    let bytes = decode_text(&envelope).unwrap();
+    let request = Request::new("crm.ticket.delete", ActionClass::Destructive).unwrap();
+    let verified = Verifier::new(&keys, "billing-queue")
+        .verify(&bytes, unix_now(), Some(&request))
+        .unwrap();
+    assert_eq!(verified.claims().sub(), AGENT);
+    assert_eq!(verified.claims().max_uses(), 2);
+
+    let key = read_secret_key_file(&dir.path("k")).unwrap();
+    let signed = EnvelopeBuilder::new("lib-agent")
+        .audience("billing-queue")
+        .tool("reports.read")
+        .sign(&key)
+        .unwrap();
+    let text = signed.to_text();
+    verify(
+        &dir,
+        &[
+            "--agent",
+            "lib-agent",
+            "--tool",
+            "reports.read",
+            "--class",
+            "read",
+        ],
+        &text,
+    )
+    .success();
+    assert_denied(
+        verify(&dir, &["--tool", "reports.read", "--class", "write"], &text),
+        "class_not_granted",
+    );
+}
+
+#[test]
+fn sign_json_out_and_bad_input() {
+    let (dir, _) = setup();
+    let out = dir
+        .laissez(&[
+            "sign",
+            "--key",
+            "k",
+            "--json",
+            "--agent",
+            "a",
+            "--aud",
+            "q",
+            "--aud",
+            "r",
+            "--tool",
+            "t",
+            "--obo",
+            "user:1",
+            "--session",
+            "s-9",
+            "--iss",
+            "orch",
+            "--nbf",
+            "2000000000",
+            "--ttl",
+            "1h30m",
+            "--max-uses",
+            "7",
+        ])
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_str(&stdout(out.get_output())).unwrap();
+    let keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["envelope", "kid", "cti", "claims"]);
+    assert_eq!(json["claims"]["cti"], json["cti"]);
+    assert_eq!(json["claims"]["aud"], serde_json::json!(["q", "r"]));
+    assert_eq!(json["claims"]["iss"], "orch");
+    assert_eq!(
+        (
+            json["claims"]["nbf"].as_u64(),
+            json["claims"]["exp"].as_u64()
+        ),
+        (Some(2_000_000_000), Some(2_000_005_400))
+    );
+    assert_eq!(json["claims"]["grant"]["obo"], "user:1");
+    assert_eq!(json["claims"]["grant"]["sid"], "s-9");
+    assert_eq!(json["claims"]["grant"]["max_uses"], 7);
+    assert!(decode_text(json["envelope"].as_str().unwrap()).is_ok());
+
+    dir.laissez(&[
+        "sign", "--key", "k", "--out", "env.txt", "--agent", "a", "--aud", "q", "--tool", "t",
+    ])
+    .assert()
+    .success()
+    .stdout("");
+    let written = std::fs::read_to_string(dir.path("env.txt")).unwrap();
+    dir.laissez(&["verify", "--trust", "k.pub", "--aud", "q", written.trim()])
+        .assert()
+        .success();
+
+    let base = [
+        "sign", "--key", "k", "--out", "bad.txt", "--agent", "a", "--aud", "q",
+    ];
+    for (extra, code, needle) in [
+        (&["--tool", "t", "--classes", "admin"][..], 2, "admin"),
+        (&["--tool", "t=read+delete"], 2, "delete"),
+        (&["--tool", "t", "--ttl", "90"], 2, "duration"),
+        (&["--tool", "t", "--ttl", "25h"], 2, "24h"),
+        (&["--tool", "t", "--ttl", "0s"], 2, "TTL"),
+        (&["--tool", "t", "--max-uses", "0"], 2, "max uses"),
+        (&["--tool", "Bad.Tool"], 2, "Bad.Tool"),
+        (&["--tool", "crm.*.x"], 2, "crm.*.x"),
+        (&[], 2, "--tool"),
+        (&["--tool", "t", "--raw", "--json"], 2, "--json"),
+    ] {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        let out = dir.laissez(&args).assert().code(code);
+        let err = stderr(out.get_output());
+        assert!(err.contains(needle), "{extra:?}: {err}");
+        assert!(
+            !dir.path("bad.txt").exists(),
+            "{extra:?}: nothing is written on failure"
+        );
+    }
+    dir.laissez(&[
+        "sign", "--key", "missing", "--agent", "a", "--aud", "q", "--tool", "t",
+    ])
+    .assert()
+    .code(3);
+    dir.laissez(&["sign", "--key", "k", "--aud", "q", "--tool", "t"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn inspect_says_unverified() {
+    let (dir, envelope) = setup();
+    let out = dir.laissez(&["inspect", &envelope]).assert().success();
+    let text = stdout(out.get_output());
+    assert!(
+        text.lines().next().unwrap().contains("UNVERIFIED"),
+        "{text}"
+    );
+    assert!(text.contains(AGENT) && text.contains("crm.ticket.delete (destructive)"));
+
+    let out = dir
+        .laissez(&["inspect", "--json", &envelope])
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_str(&stdout(out.get_output())).unwrap();
+    assert_eq!(json["verified"], false);
+    assert_eq!(json["claims"]["sub"], AGENT);
+    assert_eq!(json["kid"].as_str().unwrap().len(), 16);
+
+    // Inspect decodes even what verify would refuse: a foreign key.
+    dir.keygen("other");
+    dir.laissez(&["inspect", &dir.sign("other", SIGN_ARGS)])
+        .assert()
+        .success();
+    assert_denied(dir.laissez(&["inspect", "AAAA"]).assert(), "malformed");
+    let mut cmd = dir.laissez(&["inspect", "-"]);
+    cmd.write_stdin(format!("{envelope}\n")).assert().success();
+}
+
+#[test]
+fn signing_profiles_fill_in_flags_and_flags_override() {
+    let (dir, _) = setup();
+    std::fs::write(
+        dir.path("bot.toml"),
+        "agent = \"spiffe://acme.example/agent/bot\"\naud = [\"billing-queue\"]\n\
+         tool = [\"crm.ticket.*\", \"crm.ticket.close=write\"]\nclasses = \"read\"\n\
+         max_uses = 3\nttl = \"15m\"\nobo = \"user:42\"\nsession = \"task-1\"\niss = \"orch\"\n",
+    )
+    .unwrap();
+    let out = dir
+        .laissez(&[
+            "sign",
+            "--key",
+            "k",
+            "--profile",
+            "bot.toml",
+            "--json",
+            "--max-uses",
+            "5",
+        ])
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_str(&stdout(out.get_output())).unwrap();
+    let c = &json["claims"];
+    assert_eq!(c["sub"], "spiffe://acme.example/agent/bot");
+    assert_eq!(c["grant"]["max_uses"], 5, "the flag overrides the profile");
+    assert_eq!(
+        c["grant"]["tools"],
+        serde_json::json!(["crm.ticket.*", ["crm.ticket.close", ["write"]]])
+    );
+    assert_eq!(c["exp"].as_u64().unwrap() - c["nbf"].as_u64().unwrap(), 900);
+    assert_eq!(
+        (
+            c["iss"].as_str(),
+            c["grant"]["obo"].as_str(),
+            c["grant"]["sid"].as_str()
+        ),
+        (Some("orch"), Some("user:42"), Some("task-1"))
+    );
+    let out = dir
+        .laissez(&[
+            "sign",
+            "--key",
+            "k",
+            "--profile",
+            "bot.toml",
+            "--json",
+            "--tool",
+            "reports.read",
+        ])
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_str(&stdout(out.get_output())).unwrap();
+    assert_eq!(
+        json["claims"]["grant"]["tools"],
+        serde_json::json!(["reports.read"]),
+        "--tool replaces the list"
+    );
+
+    std::fs::write(
+        dir.path("typo.toml"),
+        "agent = \"a\"\naud = [\"q\"]\ntool = [\"t\"]\nmax_use = 3\n",
+    )
+    .unwrap();
+    let out = dir
+        .laissez(&["sign", "--key", "k", "--profile", "typo.toml"])
+        .assert()
+        .code(2);
+    let err = stderr(out.get_output());
+    assert!(
+        err.contains("typo.toml") && err.contains("max_use") && err.contains("line 4"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    std::fs::write(dir.path("badttl.toml"), "ttl = \"forever\"\n").unwrap();
+    let out = dir
+        .laissez(&["sign", "--key", "k", "--profile", "badttl.toml"])
+        .assert()
+        .code(2);
+    assert!(stderr(out.get_output()).contains("ttl"));
+    dir.laissez(&["sign", "--key", "k", "--profile", "missing.toml"])
+        .assert()
+        .code(3);
+}
+
+#[test]
+fn completions_and_help_with_examples() {
+    let dir = Dir::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = dir.laissez(&["completions", shell]).assert().success();
+        let script = stdout(out.get_output());
+        assert!(
+            script.contains("laissez") && script.contains("keygen"),
+            "{shell}"
+        );
+    }
+    dir.laissez(&["completions", "tcsh"]).assert().code(2);
+    for command in [
+        "keygen",
+        "pubkey",
+        "sign",
+        "verify",
+        "inspect",
+        "completions",
+    ] {
+        let out = dir.laissez(&[command, "--help"]).assert().success();
+        let help = stdout(out.get_output());
+        assert!(help.contains("Example"), "{command} --help has an example");
+        assert!(help.contains("laissez "), "{command}");
+    }
+}
