@@ -1,0 +1,31 @@
+//! The quickstart's output: every decision the README promises, with the right outcome.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[test]
+fn the_quickstart_shows_every_decision() {
+    let mut out = Vec::new();
+    laissez_examples::quickstart(&mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let decision = |label: &str| -> String {
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!(". {label} ")))
+            .unwrap_or_else(|| panic!("no line for {label:?} in:\n{text}"));
+        line.split("-> ").nth(1).unwrap().trim().to_owned()
+    };
+    assert_eq!(decision("allowed"), "ALLOWED  use 1 of 2");
+    assert_eq!(decision("tool not granted"), "DENIED   tool_not_granted");
+    assert_eq!(
+        decision("destructive not granted"),
+        "DENIED   class_not_granted"
+    );
+    assert_eq!(decision("wrong queue"), "DENIED   wrong_audience");
+    assert_eq!(decision("tampered"), "DENIED   bad_signature");
+    assert_eq!(decision("expired"), "DENIED   expired");
+    assert_eq!(decision("second use"), "ALLOWED  use 2 of 2");
+    assert_eq!(decision("uses exhausted"), "DENIED   uses_exhausted");
+    assert_eq!(decision("replayed"), "DENIED   replayed");
+    assert_eq!(text.lines().filter(|l| l.contains("-> ")).count(), 9);
+    assert!(text.starts_with("key       generated"));
+}
