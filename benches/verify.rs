@@ -133,6 +133,10 @@ fn main() {
     let warm = measure(|| {
         black_box(cache.verify(&verifier, black_box(&bytes), at, Some(&request))).unwrap();
     });
+    let decode_only = measure(|| {
+        let env = laissez_verify::UntrustedEnvelope::decode(black_box(&bytes)).unwrap();
+        black_box(env.claims_unverified().unwrap().tools().count());
+    });
     let jwt_cost = measure(|| {
         black_box(jwt_verify());
     });
@@ -165,6 +169,10 @@ fn main() {
         cold,
     );
     row("laissez warm verify (verified-envelope cache hit)", warm);
+    row(
+        "laissez decode only (structure + claims, no signature)",
+        decode_only,
+    );
     row(
         "JWT EdDSA verify (jsonwebtoken, same claims + tool match)",
         jwt_cost,

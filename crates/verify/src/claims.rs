@@ -316,7 +316,7 @@ fn decode_tools(r: &mut Reader<'_>) -> Result<ListSpan, Malformed> {
     }
     let start = r.pos();
     for _ in 0..len {
-        read_tool_grant(r, None)?;
+        read_tool_grant(r, None, true)?;
     }
     Ok(ListSpan {
         start,
@@ -325,10 +325,12 @@ fn decode_tools(r: &mut Reader<'_>) -> Result<ListSpan, Malformed> {
     })
 }
 
-/// Reads one tool grant; `default` resolves a bare pattern's classes (when known).
+/// Reads one tool grant; `default` resolves a bare pattern's classes (when known). The
+/// grammar is checked when decoding (`check_grammar`); iteration re-reads checked bytes.
 fn read_tool_grant<'a>(
     r: &mut Reader<'a>,
     default: Option<Classes>,
+    check_grammar: bool,
 ) -> Result<ToolGrant<'a>, Malformed> {
     let at = r.pos();
     let mut probe = r.clone();
@@ -345,7 +347,7 @@ fn read_tool_grant<'a>(
             (pattern, decode_classes(r)?, true)
         }
     };
-    if !is_tool_pattern(pattern) {
+    if check_grammar && !is_tool_pattern(pattern) {
         return Err(r.error_at(at, MalformedKind::ToolPattern));
     }
     Ok(ToolGrant {
@@ -400,6 +402,6 @@ impl<'a> Iterator for ToolIter<'a> {
             return None;
         }
         self.list.remaining -= 1;
-        read_tool_grant(&mut self.list.reader, Some(self.classes)).ok()
+        read_tool_grant(&mut self.list.reader, Some(self.classes), false).ok()
     }
 }

@@ -143,14 +143,21 @@ impl fmt::Debug for Classes {
 
 /// Whether `s` is a tool name: `segment *("." segment)`, `segment = 1*64(a-z / 0-9 / "_" / "-")`.
 pub fn is_tool_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.split('.').all(|seg| {
-            !seg.is_empty()
-                && seg.len() <= MAX_SEGMENT_LEN
-                && seg
-                    .bytes()
-                    .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'))
-        })
+    // One pass over the bytes; `segment` counts the current segment's length.
+    let mut segment = 0usize;
+    for b in s.bytes() {
+        match b {
+            b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' => {
+                segment += 1;
+                if segment > MAX_SEGMENT_LEN {
+                    return false;
+                }
+            }
+            b'.' if segment > 0 => segment = 0,
+            _ => return false,
+        }
+    }
+    segment > 0
 }
 
 /// Whether `s` is a tool pattern: a name, a name followed by `.*`, or `*`.
