@@ -1,0 +1,65 @@
+//! The crate's error type.
+
+use std::fmt;
+
+use laissez_ledger::LedgerError;
+
+/// Why a consumer, publisher, topology helper or the sidecar stopped or failed.
+///
+/// Per-message problems (denials, an unreachable ledger, a failing handler) are not errors:
+/// the middleware settles the message and keeps consuming.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AmqpError {
+    /// The broker connection or channel failed and could not be recovered.
+    Broker(lapin::Error),
+    /// The broker refused a published message (publisher confirm nack).
+    PublishNacked,
+    /// The ledger could not be opened or reached at start-up.
+    Ledger(LedgerError),
+    /// The configuration is unusable (what is wrong is said).
+    Config(String),
+    /// Reading or writing a local resource (stdout, a signal handler) failed.
+    Io(std::io::Error),
+}
+
+impl fmt::Display for AmqpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AmqpError::Broker(e) => write!(f, "AMQP broker error: {e}"),
+            AmqpError::PublishNacked => f.write_str("the broker did not confirm the message"),
+            AmqpError::Ledger(e) => write!(f, "{e}"),
+            AmqpError::Config(why) => write!(f, "invalid configuration: {why}"),
+            AmqpError::Io(e) => write!(f, "I/O error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for AmqpError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AmqpError::Broker(e) => Some(e),
+            AmqpError::Ledger(e) => Some(e),
+            AmqpError::Io(e) => Some(e),
+            AmqpError::PublishNacked | AmqpError::Config(_) => None,
+        }
+    }
+}
+
+impl From<lapin::Error> for AmqpError {
+    fn from(e: lapin::Error) -> Self {
+        AmqpError::Broker(e)
+    }
+}
+
+impl From<LedgerError> for AmqpError {
+    fn from(e: LedgerError) -> Self {
+        AmqpError::Ledger(e)
+    }
+}
+
+impl From<std::io::Error> for AmqpError {
+    fn from(e: std::io::Error) -> Self {
+        AmqpError::Io(e)
+    }
+}

@@ -1,0 +1,106 @@
+//! What the application's handler receives and returns.
+
+use std::future::Future;
+use std::time::Duration;
+
+use laissez_verify::{ActionClass, Kid, OwnedClaims};
+use lapin::BasicProperties;
+
+/// Proof that a message was verified and its use spent: what the handler acts on.
+///
+/// Only the middleware makes one, after the envelope verified for this worker's audience and
+/// the message's tool and class, and after the ledger granted the use durably.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Authorized {
+    /// The agent (`sub`).
+    pub agent: String,
+    /// The principal the agent acts for (`obo`), if any.
+    pub obo: Option<String>,
+    /// The session or task the envelope is bound to (`sid`), if any.
+    pub session: Option<String>,
+    /// The tool the message asks for (header `laissez-tool`), granted by the envelope.
+    pub tool: String,
+    /// The class the message asks for (header `laissez-class`), granted by the envelope.
+    pub class: ActionClass,
+    /// The envelope id.
+    pub cti: [u8; 16],
+    /// The key that signed the envelope.
+    pub kid: Kid,
+    /// This message's use number, `1..=max_uses`; the same when a redelivery runs it again.
+    pub use_number: u64,
+    /// Whether this run took over an earlier lease of the same message (a redelivery after a
+    /// worker died, or after a handler asked to requeue).
+    pub taken_over: bool,
+    /// The message id (the unit of use counting).
+    pub message_id: String,
+    /// Every verified claim.
+    pub claims: OwnedClaims,
+}
+
+impl Authorized {
+    /// The envelope id as 32 lowercase hex digits.
+    pub fn cti_hex(&self) -> String {
+        hex::encode(self.cti)
+    }
+}
+
+/// One authorised message handed to the handler.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Message {
+    /// Who may do what, and which use this is.
+    pub authorized: Authorized,
+    /// The message body.
+    pub body: Vec<u8>,
+    /// The message's AMQP properties (headers included).
+    pub properties: BasicProperties,
+    /// The routing key it was published with.
+    pub routing_key: String,
+    /// Whether the broker delivered it before.
+    pub redelivered: bool,
+}
+
+/// What to do with a message once the handler has run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Disposition {
+    /// Done: the use is completed in the ledger, then the message is acked.
+    Ack,
+    /// Done, but the message belongs in the dead-letter queue: the use is completed, then the
+    /// message is rejected without requeue.
+    Reject,
+    /// Not done: after `after`, the lease is released (the use stays spent, and the next
+    /// delivery runs under the same use number) and the message is requeued.
+    Requeue {
+        /// How long to hold the message before requeueing it (cut short at shutdown).
+        after: Duration,
+    },
+}
+
+/// An error from a handler. What follows is [`crate::OnHandlerError`].
+pub type HandlerError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The application's handler. Implemented for every `Fn(Message) -> impl Future` closure.
+///
+/// A panic in the handler is caught and treated as an error; the worker keeps consuming.
+pub trait Handler: Send + Sync + 'static {
+    /// Acts on one authorised message.
+    fn handle(
+        &self,
+        message: Message,
+    ) -> impl Future<Output = Result<Disposition, HandlerError>> + Send;
+}
+
+impl<F, Fut> Handler for F
+where
+    F: Fn(Message) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Disposition, HandlerError>> + Send,
+{
+    fn handle(
+        &self,
+        message: Message,
+    ) -> impl Future<Output = Result<Disposition, HandlerError>> + Send {
+        self(message)
+    }
+}
