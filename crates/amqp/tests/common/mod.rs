@@ -1,0 +1,269 @@
+//! Shared by the integration tests: the real broker at 127.0.0.1:5672 and Redis at
+//! 127.0.0.1:6379 (CI starts both; override with LAISSEZ_TEST_AMQP_URL and
+//! LAISSEZ_TEST_REDIS_URL). No mocks.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use laissez_amqp::lapin::options::{BasicGetOptions, QueueDeleteOptions};
+use laissez_amqp::lapin::{Channel, Connection};
+use laissez_amqp::{
+    ConsumerConfig, Decision, Handler, Middleware, Publisher, Stats, ToolCall, Topology,
+};
+use laissez_ledger::UseLedger;
+use laissez_sign::{EnvelopeBuilder, SecretKey, SignedEnvelope};
+use laissez_verify::{ActionClass, Classes, TrustedKey};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Generous: the machine is a loaded 2-core box.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+pub fn amqp_url() -> String {
+    std::env::var("LAISSEZ_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("LAISSEZ_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
+}
+
+/// A name no other test or run uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "laissez-test-{prefix}-{}-{nanos:x}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn now() -> u64 {
+    laissez_sign::unix_now()
+}
+
+pub async fn connect() -> Connection {
+    laissez_amqp::connect(&amqp_url(), "laissez-amqp tests")
+        .await
+        .expect("the RabbitMQ broker on 127.0.0.1:5672 must be running for these tests")
+}
+
+/// A queue with its dead-letter exchange and queue, deleted by [`Queue::delete`].
+pub struct Queue {
+    pub topology: Topology,
+    pub channel: Channel,
+    pub publisher: Publisher,
+}
+
+impl Queue {
+    pub async fn declare(connection: &Connection, prefix: &str) -> Queue {
+        let topology = Topology::new(unique(prefix));
+        let channel = connection.create_channel().await.unwrap();
+        topology.declare(&channel).await.unwrap();
+        let publisher = Publisher::new(connection.create_channel().await.unwrap())
+            .await
+            .unwrap();
+        Queue {
+            topology,
+            channel,
+            publisher,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.topology.queue
+    }
+
+    pub async fn publish(&self, envelope: &[u8], tool: &str, class: ActionClass, id: &str) {
+        let call = ToolCall::new(envelope, tool, class, id);
+        self.publisher
+            .publish("", self.name(), &call, id.as_bytes())
+            .await
+            .unwrap();
+    }
+
+    /// Takes every message now in the dead-letter queue: (message id or "", body).
+    pub async fn take_dead_letters(&self) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        while let Some(m) = self
+            .channel
+            .basic_get(
+                self.topology.dead_letter_queue.as_str().into(),
+                BasicGetOptions { no_ack: true },
+            )
+            .await
+            .unwrap()
+        {
+            let id = m
+                .delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|s| s.to_string())
+                .unwrap_or_default();
+            out.push((id, m.delivery.data.clone()));
+        }
+        out
+    }
+
+    /// Waits until the dead-letter queue has given `count` messages in all.
+    pub async fn wait_dead_letters(&self, count: usize) -> Vec<(String, Vec<u8>)> {
+        let deadline = Instant::now() + PATIENCE;
+        let mut all = Vec::new();
+        while all.len() < count && Instant::now() < deadline {
+            all.extend(self.take_dead_letters().await);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        all
+    }
+
+    pub async fn delete(self) {
+        for q in [&self.topology.queue, &self.topology.dead_letter_queue] {
+            let _ = self
+                .channel
+                .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+        let _ = self
+            .channel
+            .exchange_delete(
+                self.topology.dead_letter_exchange.as_str().into(),
+                Default::default(),
+            )
+            .await;
+    }
+}
+
+pub struct Keys {
+    pub key: SecretKey,
+    pub trusted: Vec<TrustedKey>,
+}
+
+impl Keys {
+    pub fn new() -> Keys {
+        let key = SecretKey::generate().unwrap();
+        let trusted = vec![key.public_key()];
+        Keys { key, trusted }
+    }
+
+    pub fn from_seed(seed: [u8; 32]) -> Keys {
+        let key = SecretKey::from_seed(&seed).unwrap();
+        let trusted = vec![key.public_key()];
+        Keys { key, trusted }
+    }
+
+    /// An envelope for `audience` granting `tools` with `classes`, `max_uses` uses, 15 min.
+    pub fn envelope(
+        &self,
+        audience: &str,
+        tools: &str,
+        classes: &str,
+        max_uses: u64,
+    ) -> SignedEnvelope {
+        EnvelopeBuilder::new("spiffe://acme.example/agent/test-bot")
+            .audience(audience)
+            .tool(tools)
+            .classes(classes_of(classes))
+            .max_uses(max_uses)
+            .ttl_secs(900)
+            .on_behalf_of("user-7")
+            .session("task-1")
+            .sign(&self.key)
+            .unwrap()
+    }
+}
+
+pub fn classes_of(text: &str) -> Classes {
+    laissez_sign::parse_classes(text).unwrap()
+}
+
+/// Decisions seen by an observer, by message id ("" for none).
+#[derive(Clone, Default)]
+pub struct Decisions(pub Arc<Mutex<Vec<Decision>>>);
+
+impl Decisions {
+    pub fn observer(&self) -> impl Fn(&Decision) + Send + Sync + 'static {
+        let inner = self.0.clone();
+        move |d: &Decision| inner.lock().unwrap().push(d.clone())
+    }
+
+    pub fn all(&self) -> Vec<Decision> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Denial reasons by message id.
+    pub fn denials(&self) -> BTreeMap<String, Vec<&'static str>> {
+        let mut out: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
+        for d in self.all().into_iter().filter(|d| !d.allowed) {
+            out.entry(d.message_id.clone().unwrap_or_default())
+                .or_default()
+                .push(d.reason.unwrap());
+        }
+        out
+    }
+}
+
+/// A middleware running on its own connection until [`Worker::stop`].
+pub struct Worker {
+    pub stop: Option<oneshot::Sender<()>>,
+    pub task: JoinHandle<Stats>,
+    pub connection: Connection,
+}
+
+impl Worker {
+    pub async fn start<L: UseLedger + 'static, H: Handler>(
+        config: ConsumerConfig,
+        ledger: Arc<L>,
+        handler: H,
+        decisions: &Decisions,
+    ) -> Worker {
+        let connection = connect().await;
+        let channel = connection.create_channel().await.unwrap();
+        let middleware = Middleware::new(config, ledger, handler).on_decision(decisions.observer());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            middleware
+                .run(&channel, async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap()
+        });
+        Worker {
+            stop: Some(tx),
+            task,
+            connection,
+        }
+    }
+
+    pub async fn stop(mut self) -> Stats {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let stats = tokio::time::timeout(PATIENCE, &mut self.task)
+            .await
+            .expect("the worker did not stop")
+            .unwrap();
+        let _ = self.connection.close(200, "test done".into()).await;
+        stats
+    }
+}
+
+/// Waits until `check` holds, polling; false on timeout.
+pub async fn eventually(mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    check()
+}

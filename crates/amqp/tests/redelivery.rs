@@ -1,0 +1,160 @@
+//! A worker killed (SIGKILL) after its uses were spent but before it acked: the redelivered
+//! message runs again under the same use number on another worker, a destructive one is
+//! dead-lettered instead (`abandoned`), and max_uses still holds. The killed worker is this
+//! test binary re-run as a child process (`child_worker`), sharing the redb ledger file.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use laissez_amqp::{ConsumerConfig, Disposition, HandlerError, Message, Middleware};
+use laissez_ledger::RedbLedger;
+use laissez_verify::ActionClass;
+
+const CHILD: &str = "LAISSEZ_AMQP_TEST_CHILD";
+const SEED: [u8; 32] = [7; 32];
+const LEASE: Duration = Duration::from_secs(2);
+
+/// Runs only as the child: consumes, records each authorised message in the marker file,
+/// and never finishes, until it is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_worker() {
+    let Ok(queue) = std::env::var(CHILD) else {
+        return; // Not the child: nothing to do.
+    };
+    let ledger_path = PathBuf::from(std::env::var("LAISSEZ_TEST_LEDGER").unwrap());
+    let marker = PathBuf::from(std::env::var("LAISSEZ_TEST_MARKER").unwrap());
+    let keys = Keys::from_seed(SEED);
+    let ledger = Arc::new(RedbLedger::open(&ledger_path).unwrap());
+    let connection = connect().await;
+    let channel = connection.create_channel().await.unwrap();
+    let config = ConsumerConfig::new(&queue, &queue, keys.trusted)
+        .prefetch(2)
+        .lease(LEASE);
+    let handler = move |m: Message| {
+        let marker = marker.clone();
+        async move {
+            use std::io::Write as _;
+            let a = &m.authorized;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&marker)
+                .unwrap();
+            writeln!(f, "{} {}", a.message_id, a.use_number).unwrap();
+            f.sync_all().unwrap();
+            std::future::pending::<()>().await;
+            Ok::<_, HandlerError>(Disposition::Ack)
+        }
+    };
+    Middleware::new(config, ledger, handler)
+        .run(&channel, std::future::pending())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_worker_redelivery_runs_under_the_same_use() {
+    if std::env::var(CHILD).is_ok() {
+        return;
+    }
+    let connection = connect().await;
+    let q = Queue::declare(&connection, "redelivery").await;
+    let aud = q.name().to_owned();
+    let keys = Keys::from_seed(SEED);
+    let dir = tempfile::tempdir().unwrap();
+    let ledger_path = dir.path().join("uses.redb");
+    let marker = dir.path().join("marker");
+    let env = keys.envelope(&aud, "crm.*", "read+destructive", 3);
+    q.publish(env.as_bytes(), "crm.read", ActionClass::Read, "m1")
+        .await;
+    q.publish(env.as_bytes(), "crm.purge", ActionClass::Destructive, "d1")
+        .await;
+
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["child_worker", "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, &aud)
+        .env("LAISSEZ_TEST_LEDGER", &ledger_path)
+        .env("LAISSEZ_TEST_MARKER", &marker)
+        .spawn()
+        .unwrap();
+    let read_marker = || std::fs::read_to_string(&marker).unwrap_or_default();
+    let both_spent = eventually(|| read_marker().lines().count() == 2).await;
+    child.kill().unwrap(); // SIGKILL: no ack, no completion, no release.
+    child.wait().unwrap();
+    assert!(
+        both_spent,
+        "the child worker did not spend both uses: {:?}",
+        read_marker()
+    );
+    let first_run: Vec<(String, u64)> = read_marker()
+        .lines()
+        .map(|l| {
+            let (id, n) = l.split_once(' ').unwrap();
+            (id.to_string(), n.parse().unwrap())
+        })
+        .collect();
+    let m1_use = first_run.iter().find(|r| r.0 == "m1").unwrap().1;
+
+    // Another worker on the same ledger file: m1 waits for the lease to lapse, then runs.
+    let ledger = Arc::new(RedbLedger::open(&ledger_path).unwrap());
+    let seen: Arc<Mutex<Vec<(String, u64, bool)>>> = Arc::default();
+    let handler = {
+        let seen = seen.clone();
+        move |m: Message| {
+            let seen = seen.clone();
+            async move {
+                let a = &m.authorized;
+                seen.lock()
+                    .unwrap()
+                    .push((a.message_id.clone(), a.use_number, a.taken_over));
+                Ok::<_, HandlerError>(Disposition::Ack)
+            }
+        }
+    };
+    let decisions = Decisions::default();
+    let config = ConsumerConfig::new(q.name(), &aud, keys.trusted.clone())
+        .lease(LEASE)
+        .retry_delays(Duration::from_millis(200), Duration::from_millis(500));
+    let worker = Worker::start(config, ledger.clone(), handler, &decisions).await;
+    assert!(
+        eventually(|| seen.lock().unwrap().len() == 1).await,
+        "m1 was not run again"
+    );
+    let dead = q.wait_dead_letters(1).await;
+    assert_eq!(
+        dead.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(),
+        ["d1"]
+    );
+    assert_eq!(decisions.denials().get("d1").unwrap(), &["abandoned"]);
+
+    // The third use is still there; the fourth message is over max_uses.
+    q.publish(env.as_bytes(), "crm.read", ActionClass::Read, "m2")
+        .await;
+    q.publish(env.as_bytes(), "crm.read", ActionClass::Read, "m3")
+        .await;
+    let dead = q.wait_dead_letters(1).await;
+    assert!(eventually(|| seen.lock().unwrap().len() == 2).await);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    worker.stop().await;
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen[0],
+        ("m1".to_string(), m1_use, true),
+        "same use, taken over"
+    );
+    assert_eq!(seen[1].0, "m2");
+    assert_eq!(seen[1].1, 3);
+    assert_eq!(
+        dead.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(),
+        ["m3"]
+    );
+    assert_eq!(decisions.denials().get("m3").unwrap(), &["uses_exhausted"]);
+    let usage = ledger.usage_blocking(env.cti()).unwrap();
+    assert_eq!(usage.granted, 3, "max_uses holds across the crash");
+    q.delete().await;
+}

@@ -1,0 +1,100 @@
+//! Two workers sharing the Redis ledger on one queue: max_uses holds across them, and no
+//! message id runs twice even when it is published twice.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use laissez_amqp::{ConsumerConfig, Disposition, HandlerError, Message};
+use laissez_ledger::RedisLedger;
+use laissez_verify::ActionClass;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_one_redis_ledger_max_uses_holds() {
+    let connection = connect().await;
+    let q = Queue::declare(&connection, "redis").await;
+    let aud = q.name().to_owned();
+    let keys = Keys::new();
+    const MAX: u64 = 5;
+    let env = keys.envelope(&aud, "crm.*", "write", MAX);
+    let seen: Arc<Mutex<Vec<(String, u64, usize)>>> = Arc::default();
+    let decisions = Decisions::default();
+    let mut workers = Vec::new();
+    for w in 0..2 {
+        let seen = seen.clone();
+        let handler = move |m: Message| {
+            let seen = seen.clone();
+            async move {
+                let a = &m.authorized;
+                seen.lock()
+                    .unwrap()
+                    .push((a.message_id.clone(), a.use_number, w));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Ok::<_, HandlerError>(Disposition::Ack)
+            }
+        };
+        // Each worker its own connection to Redis, as on separate machines.
+        let ledger = Arc::new(RedisLedger::connect(&redis_url()).await.unwrap());
+        let config = ConsumerConfig::new(q.name(), &aud, keys.trusted.clone())
+            .prefetch(8)
+            .retry_delays(Duration::from_millis(50), Duration::from_millis(400));
+        workers.push(Worker::start(config, ledger, handler, &decisions).await);
+    }
+    // 20 distinct messages, the first 8 of them published twice.
+    for i in 0..20 {
+        q.publish(
+            env.as_bytes(),
+            "crm.update",
+            ActionClass::Write,
+            &format!("m{i}"),
+        )
+        .await;
+        if i < 8 {
+            q.publish(
+                env.as_bytes(),
+                "crm.update",
+                ActionClass::Write,
+                &format!("m{i}"),
+            )
+            .await;
+        }
+    }
+    let dead = q.wait_dead_letters(28 - MAX as usize).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let late = q.take_dead_letters().await;
+    for w in workers {
+        w.stop().await;
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.len() as u64,
+        MAX,
+        "exactly max_uses messages ran: {seen:?}"
+    );
+    let ids: BTreeSet<&str> = seen.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(ids.len() as u64, MAX, "no message id ran twice");
+    let uses: BTreeSet<u64> = seen.iter().map(|s| s.1).collect();
+    assert_eq!(uses, (1..=MAX).collect());
+    assert_eq!(
+        dead.len() + late.len(),
+        28 - MAX as usize,
+        "every other copy was dead-lettered"
+    );
+    let reasons: BTreeSet<&str> = decisions
+        .all()
+        .iter()
+        .filter(|d| !d.allowed)
+        .map(|d| d.reason.unwrap())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .all(|r| ["uses_exhausted", "replayed"].contains(r)),
+        "{reasons:?}"
+    );
+    q.delete().await;
+}
