@@ -1,0 +1,70 @@
+//! The sidecar (`laissez consume --exec`) in process: the command gets the body on stdin and
+//! the decision in LAISSEZ_* variables; exit 0 acks, any other exit dead-letters; denials
+//! never run it; the idle timeout stops it gracefully.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use laissez_amqp::sidecar::{self, LedgerChoice, SidecarConfig};
+use laissez_verify::ActionClass;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_gets_body_and_environment_and_exit_code_decides() {
+    let connection = connect().await;
+    let q = Queue::declare(&connection, "sidecar").await;
+    let aud = q.name().to_owned();
+    let keys = Keys::new();
+    let env = keys.envelope(&aud, "crm.*", "read+write", 10);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    q.publish(env.as_bytes(), "crm.read", ActionClass::Read, "ok")
+        .await;
+    q.publish(env.as_bytes(), "crm.write", ActionClass::Write, "fail")
+        .await;
+    q.publish(env.as_bytes(), "billing.pay", ActionClass::Write, "denied")
+        .await;
+
+    let script = format!(
+        r#"body=$(cat); echo "$LAISSEZ_MESSAGE_ID|$body|$LAISSEZ_AGENT|$LAISSEZ_TOOL|$LAISSEZ_CLASS|$LAISSEZ_OBO|$LAISSEZ_SESSION|$LAISSEZ_CTI|$LAISSEZ_USE" >> {}; [ "$LAISSEZ_MESSAGE_ID" != fail ]"#,
+        out.display()
+    );
+    let mut config = SidecarConfig::new(amqp_url(), q.name(), &aud, keys.trusted.clone());
+    config.ledger = LedgerChoice::Redb(dir.path().join("uses.redb"));
+    config.exit_when_idle = Some(Duration::from_secs(2));
+    config.exec = vec!["sh".into(), "-c".into(), script];
+    let stats = tokio::time::timeout(PATIENCE, sidecar::run(config, std::future::pending()))
+        .await
+        .expect("the idle timeout did not stop the sidecar")
+        .unwrap();
+
+    let mut lines: Vec<String> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    let cti = env.cti_hex();
+    let agent = "spiffe://acme.example/agent/test-bot";
+    assert_eq!(
+        lines,
+        [
+            format!("fail|fail|{agent}|crm.write|write|user-7|task-1|{cti}|2"),
+            format!("ok|ok|{agent}|crm.read|read|user-7|task-1|{cti}|1"),
+        ]
+    );
+    let mut dead: Vec<String> = q
+        .wait_dead_letters(2)
+        .await
+        .into_iter()
+        .map(|d| d.0)
+        .collect();
+    dead.sort();
+    assert_eq!(dead, ["denied", "fail"]);
+    assert_eq!(stats.handled, 2);
+    assert_eq!(stats.denied, 1);
+    assert_eq!(stats.handler_failures, 1);
+    q.delete().await;
+}
