@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use futures_lite::StreamExt as _;
 use laissez_amqp::lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    QueueDeleteOptions, QueuePurgeOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeleteOptions,
+    QueuePurgeOptions,
 };
 use laissez_amqp::lapin::types::FieldTable;
 use laissez_amqp::lapin::{Channel, Connection};
@@ -45,7 +45,12 @@ async fn fill(connection: &Connection, queue: &str, envelope: &SignedEnvelope, n
     let channel = publisher.channel();
     for i in 0..n {
         let id = format!("msg-{i}");
-        let call = ToolCall::new(envelope.as_bytes(), "crm.ticket.read", ActionClass::Read, &id);
+        let call = ToolCall::new(
+            envelope.as_bytes(),
+            "crm.ticket.read",
+            ActionClass::Read,
+            &id,
+        );
         channel
             .basic_publish(
                 "".into(),
@@ -112,7 +117,8 @@ async fn middleware<L: UseLedger + 'static>(
             }
         }
     };
-    let config = ConsumerConfig::new(queue, "bench-queue", vec![key.public_key()]).prefetch(PREFETCH);
+    let config =
+        ConsumerConfig::new(queue, "bench-queue", vec![key.public_key()]).prefetch(PREFETCH);
     let mw = Middleware::new(config, ledger, handler);
     let start = Instant::now();
     let stats = mw.run(channel, all_done.notified()).await.unwrap();
@@ -132,13 +138,23 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
     let key = SecretKey::generate().unwrap();
-    let connection = laissez_amqp::connect(&amqp_url(), "laissez bench").await.unwrap();
+    let connection = laissez_amqp::connect(&amqp_url(), "laissez bench")
+        .await
+        .unwrap();
     let channel = connection.create_channel().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let redb = Arc::new(RedbLedger::open(dir.path().join("bench.redb")).unwrap());
-    let redis = Arc::new(RedisLedger::connect("redis://127.0.0.1:6379/").await.unwrap());
+    let redis = Arc::new(
+        RedisLedger::connect("redis://127.0.0.1:6379/")
+            .await
+            .unwrap(),
+    );
     let mut results = Vec::new();
-    for case in ["bare lapin consumer", "middleware + redb ledger", "middleware + Redis ledger"] {
+    for case in [
+        "bare lapin consumer",
+        "middleware + redb ledger",
+        "middleware + Redis ledger",
+    ] {
         let queue = format!("laissez-bench-{}", std::process::id());
         let topology = Topology::new(&queue);
         topology.declare(&channel).await.unwrap();

@@ -125,16 +125,17 @@ async fn authorize<L: UseLedger, H>(
     let (kid, claims) = match verified {
         Ok(verified) => verified,
         Err(denial) => {
-            let unverified = unverified_ids(&call.envelope, denial);
-            deny(
-                shared,
-                acker,
-                decision.clone(),
-                denial.code(),
-                "",
-                unverified,
-            )
-            .await;
+            let ids = unverified_ids(&call.envelope, denial);
+            let mut decision = decision.clone();
+            if signature_held(denial) {
+                // Time, audience or request failed after the signature held: the ids are
+                // authentic.
+                if let Some((cti, agent)) = &ids {
+                    decision.cti = Some(cti.clone());
+                    decision.agent = Some(agent.clone());
+                }
+            }
+            deny(shared, acker, decision, denial.code(), "", ids).await;
             return None;
         }
     };
@@ -343,7 +344,16 @@ async fn requeue<L, H>(
     );
 }
 
-/// The claimed cti and agent of an envelope that did not verify, for the audit log only.
+/// Whether a denial came after the signature was found to hold.
+fn signature_held(denial: Denial) -> bool {
+    !matches!(
+        denial,
+        Denial::Malformed(_) | Denial::UnknownKey | Denial::BadSignature | Denial::Unsupported
+    )
+}
+
+/// The claimed cti and agent of an envelope that did not verify, for the audit log (and, when
+/// the signature held, the decision).
 fn unverified_ids(bytes: &[u8], denial: Denial) -> Option<(String, String)> {
     if matches!(denial, Denial::Malformed(_)) {
         return None;

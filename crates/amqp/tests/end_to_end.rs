@@ -226,6 +226,24 @@ async fn allowed_run_once_and_every_denial_is_dead_lettered() {
             "message {id:?}"
         );
     }
+    // Ids in decisions are authentic only: set after the signature held, absent before.
+    let by_id = |id: &str| {
+        decisions
+            .all()
+            .into_iter()
+            .find(|d| d.message_id.as_deref() == Some(id))
+            .unwrap()
+    };
+    assert_eq!(
+        by_id("expired").cti.as_deref(),
+        Some(expired.cti_hex().as_str())
+    );
+    assert_eq!(
+        by_id("tool-not-granted").cti.as_deref(),
+        Some(good.cti_hex().as_str())
+    );
+    assert_eq!(by_id("bad-signature").cti, None);
+    assert_eq!(by_id("unknown-key").agent, None);
     let mut ran = seen.lock().unwrap().clone();
     ran.sort();
     let ids: Vec<(&str, bool)> = ran.iter().map(|(id, _, t)| (id.as_str(), *t)).collect();
