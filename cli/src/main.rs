@@ -1,9 +1,10 @@
-//! `laissez`: keys, signing, verifying and inspecting laissez envelopes (CONTRACT §4).
+//! `laissez`: keys, signing, verifying, inspecting and consuming laissez envelopes (CONTRACT §4).
 //!
 //! Exit codes: 0 allowed (or done), 1 denied, 2 usage error, 3 I/O or key error.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod consume;
 mod failure;
 mod input;
 mod inspect_cmd;
@@ -51,6 +52,9 @@ enum Command {
     /// Decode an envelope WITHOUT verifying it, and say so.
     #[command(after_help = inspect_cmd::INSPECT_HELP)]
     Inspect(inspect_cmd::InspectArgs),
+    /// Consume a queue as a worker sidecar: verify each message, spend its use, run CMD.
+    #[command(after_help = consume::CONSUME_HELP)]
+    Consume(Box<consume::ConsumeArgs>),
     /// Print shell completions.
     #[command(after_help = "Example:\n  laissez completions bash > /etc/bash_completion.d/laissez")]
     Completions {
@@ -95,6 +99,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Sign(args) => sign_cmd::sign(&args),
         Command::Verify(args) => verify_cmd::verify(&args),
         Command::Inspect(args) => inspect_cmd::inspect(&args),
+        Command::Consume(args) => consume::consume(&args),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
