@@ -140,7 +140,7 @@ impl Publisher {
     }
 }
 
-/// The kind of queue [`declare_queue`] makes.
+/// The kind of queue [`Topology::declare`] makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum QueueKind {
