@@ -39,7 +39,9 @@ pub fn public_key_path(secret_path: &Path) -> PathBuf {
 /// Reads a file of at most 64 KiB into a string that is wiped when dropped.
 fn read_small(path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
     let file = File::open(path).map_err(io_error(path))?;
-    let mut text = Zeroizing::new(String::new());
+    // Allocated once at full size: a growing String would leave copies of secret bytes in
+    // freed memory that Zeroizing cannot reach.
+    let mut text = Zeroizing::new(String::with_capacity(MAX_KEY_FILE_LEN as usize + 1));
     file.take(MAX_KEY_FILE_LEN + 1)
         .read_to_string(&mut text)
         .map_err(io_error(path))?;
