@@ -113,18 +113,38 @@ fn cctv_table() -> (BTreeMap<String, (u64, u64)>, Vec<u64>) {
     (table, accepted)
 }
 
+/// The committed table's shape. Structs, not `json!`, so the key order is fixed: workspace
+/// feature unification may turn on serde_json's `preserve_order`, which changes `json!` output.
+#[derive(serde::Serialize)]
+struct CctvTable {
+    accepted_numbers: Vec<u64>,
+    by_flags: Vec<CctvRow>,
+    description: &'static str,
+}
+
+#[derive(serde::Serialize)]
+struct CctvRow {
+    accepted: u64,
+    flags: String,
+    total: u64,
+}
+
 #[test]
 fn cctv_accepts_exactly_the_committed_table() {
     let (table, accepted) = cctv_table();
-    let rows: Vec<Value> = table
+    let by_flags = table
         .iter()
-        .map(|(flags, (total, ok))| serde_json::json!({"flags": flags, "total": total, "accepted": ok}))
+        .map(|(flags, (total, ok))| CctvRow {
+            accepted: *ok,
+            flags: flags.clone(),
+            total: *total,
+        })
         .collect();
-    let json = serde_json::to_string_pretty(&serde_json::json!({
-        "description": "CCTV Ed25519 vectors accepted by laissez (trusted-key load checks + strict verification), per flag set",
-        "accepted_numbers": accepted,
-        "by_flags": rows,
-    }))
+    let json = serde_json::to_string_pretty(&CctvTable {
+        accepted_numbers: accepted.clone(),
+        by_flags,
+        description: "CCTV Ed25519 vectors accepted by laissez (trusted-key load checks + strict verification), per flag set",
+    })
     .unwrap()
         + "\n";
     let path = format!("{DIR}cctv-accepted.json");
