@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_lite::FutureExt as _;
 use laissez_ledger::{Begin, Cti, LeaseToken, LedgerError, Outcome, UseLedger};
-use laissez_verify::{ActionClass, Denial, UntrustedEnvelope};
+use laissez_verify::{ActionClass, Denial, Kid, UntrustedEnvelope};
 use lapin::Acker;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
@@ -55,7 +55,7 @@ pub(crate) async fn process<L: UseLedger, H: Handler>(
     let call = match headers::read_headers(&properties) {
         Ok(call) => call,
         Err(e) => {
-            deny(shared, &acker, decision, e.code(), e.detail(), None).await;
+            deny(shared, &acker, decision, e.code(), e.detail(), None, None).await;
             return;
         }
     };
@@ -135,7 +135,8 @@ async fn authorize<L: UseLedger, H>(
                     decision.agent = Some(agent.clone());
                 }
             }
-            deny(shared, acker, decision, denial.code(), "", ids).await;
+            let kid = claimed_kid(&call.envelope);
+            deny(shared, acker, decision, denial.code(), "", ids, kid).await;
             return None;
         }
     };
@@ -197,14 +198,14 @@ async fn authorize<L: UseLedger, H>(
         Err(LedgerError::Expired) => Err(Denial::Expired.code()),
         Err(LedgerError::InvalidMessageId | LedgerError::InvalidRequest(_)) => Err("malformed"),
         Err(error) => {
-            tracing::warn!(%error, message_id = call.message_id, cti = %hex::encode(cti), "laissez: ledger unreachable, requeueing");
+            tracing::warn!(%error, message_id = call.message_id, cti = %hex::encode(cti), %kid, "laissez: ledger unreachable, requeueing");
             Ok("ledger_unavailable")
         }
     };
     match reason {
         Err(code) => {
             forget_retries(shared, &retry_key);
-            deny(shared, acker, decision.clone(), code, "", None).await;
+            deny(shared, acker, decision.clone(), code, "", None, Some(kid)).await;
         }
         Ok(why) => {
             let delay = next_retry_delay(shared, retry_key);
@@ -289,6 +290,7 @@ async fn deny<L, H>(
     reason: &'static str,
     detail: &'static str,
     unverified: Option<(String, String)>,
+    kid: Option<Kid>,
 ) {
     decision.allowed = false;
     decision.reason = Some(reason);
@@ -310,6 +312,7 @@ async fn deny<L, H>(
         claims_verified,
         tool = decision.tool.as_deref().unwrap_or(""),
         class = decision.class.unwrap_or(""),
+        kid = %kid.map(|k| k.to_string()).unwrap_or_default(),
         queue = %shared.config.queue,
         "laissez: message denied"
     );
@@ -354,6 +357,12 @@ fn signature_held(denial: Denial) -> bool {
 
 /// The claimed cti and agent of an envelope that did not verify, for the audit log (and, when
 /// the signature held, the decision).
+/// The kid the envelope names (authentic only if `claims_verified`): with the cti, what an
+/// audit trail needs to find the envelope; the envelope itself is never logged.
+fn claimed_kid(bytes: &[u8]) -> Option<Kid> {
+    UntrustedEnvelope::decode(bytes).ok().map(|e| e.kid())
+}
+
 fn unverified_ids(bytes: &[u8], denial: Denial) -> Option<(String, String)> {
     if matches!(denial, Denial::Malformed(_)) {
         return None;
