@@ -1,8 +1,9 @@
 //! The outer COSE_Sign1 structure and its signature.
 
 use ciborium_ll::Header;
-use curve25519_dalek::edwards::CompressedEdwardsY;
-use ed25519_dalek::Signature;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::scalar::Scalar;
+use sha2::{Digest, Sha512};
 
 use crate::claims::Claims;
 use crate::error::{Denial, Malformed, MalformedKind};
@@ -125,30 +126,47 @@ impl<'a> UntrustedEnvelope<'a> {
     }
 }
 
-/// Strict Ed25519 (`verify_strict` semantics) of `signature` over the concatenation of
-/// `chunks`, without buffering the message.
+/// Strict Ed25519 (the criteria of ed25519-dalek's `verify_strict`) of `signature` over the
+/// concatenation of `chunks`, without buffering the message and without allocating.
 ///
-/// The stream verifier rejects a non-canonical S when it is created and compares the
-/// recomputed R with the received R byte for byte (so a non-canonical R fails); the
-/// small-order R check of `verify_strict` is done here; the key's own checks (canonical,
-/// not small order, torsion-free) were done when it became a [`TrustedKey`].
+/// The equation is checked here on curve25519-dalek's primitives rather than through
+/// ed25519-dalek's verifiers, for two reasons: their failure value boxes its cause as soon as
+/// any crate in the build enables ed25519-dalek's `alloc` feature (so a denial would allocate),
+/// and their S check is relaxed by its `legacy_compatibility` feature, which any crate in the
+/// build could enable. The criteria:
+/// - S is canonical (`S < l`), so `(R, S + l)` is not a second valid signature;
+/// - R decompresses and is not of small order;
+/// - A (the key) is canonical, not of small order and torsion-free: checked when it became a
+///   [`TrustedKey`];
+/// - `[S]B - [k]A`, with `k = SHA-512(R || A || M) mod l`, compresses to exactly the bytes of
+///   R (a byte comparison, so a non-canonical encoding of R fails).
+///
+/// RFC 8032, Wycheproof and CCTV vectors in `tests/ed25519_vectors.rs` pin this behaviour.
 pub fn verify_strict_chunks(key: &TrustedKey, chunks: &[&[u8]], signature: &[u8; 64]) -> bool {
-    let mut r_bytes = [0u8; 32];
-    r_bytes.copy_from_slice(&signature[..32]);
+    let (r_bytes, s_bytes) = signature.split_at(32);
+    let (Ok(r_bytes), Ok(s_bytes)) = (<[u8; 32]>::try_from(r_bytes), <[u8; 32]>::try_from(s_bytes))
+    else {
+        return false;
+    };
+    let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes)) else {
+        return false;
+    };
     let Some(r_point) = CompressedEdwardsY(r_bytes).decompress() else {
         return false;
     };
     if r_point.is_small_order() {
         return false;
     }
-    let signature = Signature::from_bytes(signature);
-    let Ok(mut stream) = key.verifying_key().verify_stream(&signature) else {
-        return false;
-    };
+    let mut hash = Sha512::new();
+    hash.update(r_bytes);
+    hash.update(key.as_bytes());
     for chunk in chunks {
-        stream.update(chunk);
+        hash.update(chunk);
     }
-    stream.finalize_and_verify().is_ok()
+    let k = Scalar::from_bytes_mod_order_wide(&hash.finalize().into());
+    let minus_a = -key.verifying_key().to_edwards();
+    let expected_r = EdwardsPoint::vartime_double_scalar_mul_basepoint(&k, &minus_a, &s);
+    expected_r.compress().to_bytes() == r_bytes
 }
 
 /// Decodes the protected header: exactly `{1: -8, 4: bstr .size 8}`, in that order.

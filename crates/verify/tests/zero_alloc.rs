@@ -32,9 +32,13 @@ fn verify_allocates_nothing() {
     let huge_length: Vec<u8> = vec![
         0xd2, 0x84, 0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
     ];
+    // S >= l: refused as non-canonical before any curve arithmetic.
+    let mut big_s = good.clone();
+    big_s[last] |= 0xf0;
     let inputs = [
         good.clone(),
         tampered,
+        big_s,
         unsupported,
         huge_length,
         good[..40].to_vec(),
