@@ -75,6 +75,8 @@ pub(crate) async fn process<L: UseLedger, H: Handler>(
         message_id = %authorized.message_id,
         cti = %authorized.cti_hex(),
         agent = %authorized.agent,
+        obo = authorized.obo.as_deref().unwrap_or(""),
+        sid = authorized.session.as_deref().unwrap_or(""),
         kid = %authorized.kid,
         tool = %authorized.tool,
         class = authorized.class.name(),

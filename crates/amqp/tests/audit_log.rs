@@ -54,6 +54,9 @@ fn encodings_of(bytes: &[u8]) -> Vec<String> {
     out
 }
 
+/// The agent of `Keys::envelope`.
+const AGENT: &str = "spiffe://acme.example/agent/test-bot";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_events_name_cti_and_kid_never_the_envelope() {
     let captured = Captured::default();
@@ -119,6 +122,12 @@ async fn audit_events_name_cti_and_kid_never_the_envelope() {
         assert!(line.contains(verdict), "{id}: {line}");
         assert!(line.contains(&cti), "{id} lacks the cti: {line}");
         assert!(line.contains(&kid), "{id} lacks the kid: {line}");
+        assert!(line.contains(AGENT), "{id} lacks the agent: {line}");
+        if id == "allowed" {
+            // Attribution: on whose behalf, in which session.
+            assert!(line.contains("obo=\"user-7\""), "{line}");
+            assert!(line.contains("sid=\"task-1\""), "{line}");
+        }
     }
     for encoded in encodings_of(good.as_bytes())
         .into_iter()
