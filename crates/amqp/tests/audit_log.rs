@@ -123,6 +123,12 @@ async fn audit_events_name_cti_and_kid_never_the_envelope() {
         assert!(line.contains(&cti), "{id} lacks the cti: {line}");
         assert!(line.contains(&kid), "{id} lacks the kid: {line}");
         assert!(line.contains(AGENT), "{id} lacks the agent: {line}");
+        // A denial before the signature held names only what the envelope claims.
+        match id {
+            "tampered" => assert!(line.contains("claims_verified=false"), "{line}"),
+            "write" | "second" => assert!(line.contains("claims_verified=true"), "{line}"),
+            _ => {}
+        }
         if id == "allowed" {
             // Attribution: on whose behalf, in which session.
             assert!(line.contains("obo=\"user-7\""), "{line}");
