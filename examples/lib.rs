@@ -158,3 +158,8 @@ pub fn quickstart(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
     }
     Ok(())
 }
+
+/// The README's Rust examples, compiled and run as doc-tests so that they cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
