@@ -1,0 +1,350 @@
+//! `headers`: arbitrary AMQP header tables through the consumer middleware's extraction,
+//! [`laissez_amqp::read_headers`].
+//!
+//! Proves, for every table: reading never panics; a missing or empty `message_id` is always
+//! `missing_message_id` (the first check), a missing `laissez-envelope` header always
+//! `missing_envelope`; what is read is what was sent (the message id, the tool text, raw
+//! envelope bytes unchanged) and passes the grammar the verifier's request needs
+//! ([`ToolCallHeaders::request`] succeeds); every failure is the contract's `malformed`.
+//!
+//! The input is a structure derived with `arbitrary`: header names are mostly the three
+//! laissez names, values every AMQP field type, nested tables and arrays, plus
+//! structure-aware values (raw envelope bytes, envelope text with padding and whitespace,
+//! known tool and class names) so the fuzzer gets past the first checks quickly.
+
+use std::hint::black_box;
+
+use arbitrary::Arbitrary;
+use laissez_amqp::lapin::BasicProperties;
+use laissez_amqp::lapin::types::{
+    AMQPValue, ByteArray, DecimalValue, FieldArray, FieldTable, LongString, ShortString,
+};
+use laissez_amqp::{
+    HEADER_CLASS, HEADER_ENVELOPE, HEADER_TOOL, HeaderError, ToolCallHeaders, read_headers,
+};
+use laissez_verify::{ActionClass, ENVELOPE_FIRST_BYTE, Request, UntrustedEnvelope, is_tool_name};
+
+use crate::display_len;
+
+/// Longest AMQP short string, in bytes.
+const SHORT_STRING_MAX: usize = 255;
+
+/// One delivery's properties, as far as the middleware reads them.
+#[derive(Debug, Clone, Arbitrary)]
+pub struct HeaderInput {
+    /// The `message_id` property.
+    pub message_id: Option<String>,
+    /// The header table; `None` for a message without one.
+    pub headers: Option<Vec<(Name, Value)>>,
+}
+
+/// A header name: mostly the ones the middleware looks for.
+#[derive(Debug, Clone, Arbitrary)]
+pub enum Name {
+    /// `laissez-envelope`.
+    Envelope,
+    /// `laissez-tool`.
+    Tool,
+    /// `laissez-class`.
+    Class,
+    /// Anything else (truncated to 255 bytes).
+    Other(String),
+}
+
+/// Surrounding whitespace, including what `str::trim` treats as whitespace beyond ASCII.
+#[derive(Debug, Clone, Copy, Arbitrary)]
+pub enum Space {
+    /// ' '
+    Space,
+    /// '\t'
+    Tab,
+    /// '\r'
+    Cr,
+    /// '\n'
+    Lf,
+    /// U+00A0 no-break space.
+    NoBreak,
+    /// U+2003 em space.
+    Em,
+}
+
+/// Texts the middleware accepts somewhere.
+#[derive(Debug, Clone, Copy, Arbitrary)]
+pub enum Known {
+    /// A tool name.
+    CrmRead,
+    /// A deeper tool name.
+    CrmTicketClose,
+    /// A pattern (not a tool name).
+    CrmStar,
+    /// The wildcard pattern.
+    Star,
+    /// A class.
+    Read,
+    /// A class.
+    Write,
+    /// A class.
+    Destructive,
+}
+
+/// A header value.
+#[derive(Debug, Clone, Arbitrary)]
+pub enum Value {
+    /// Long string of arbitrary bytes.
+    LongString(Vec<u8>),
+    /// Short string (truncated to 255 bytes).
+    ShortString(String),
+    /// Byte array.
+    ByteArray(Vec<u8>),
+    /// Boolean.
+    Boolean(bool),
+    /// i8.
+    ShortShortInt(i8),
+    /// u8.
+    ShortShortUInt(u8),
+    /// i16.
+    ShortInt(i16),
+    /// i32.
+    LongInt(i32),
+    /// i64.
+    LongLongInt(i64),
+    /// f32.
+    Float(f32),
+    /// f64.
+    Double(f64),
+    /// Decimal.
+    Decimal(u8, u32),
+    /// Timestamp.
+    Timestamp(u64),
+    /// No value.
+    Void,
+    /// Raw envelope bytes: 0xd2 then these, as a byte array (`false`) or long string.
+    RawEnvelope(Vec<u8>, bool),
+    /// Envelope text: base64url of 0xd2 then these bytes, with or without padding, with
+    /// whitespace around it.
+    TextEnvelope {
+        /// What follows 0xd2.
+        bytes: Vec<u8>,
+        /// `=` padding to a multiple of 4.
+        padded: bool,
+        /// Whitespace before.
+        before: Vec<Space>,
+        /// Whitespace after.
+        after: Vec<Space>,
+    },
+    /// A known text, as a long string (`false`) or short string.
+    Known(Known, bool),
+    /// A nested table.
+    Table(Vec<(String, Value)>),
+    /// An array.
+    Array(Vec<Value>),
+}
+
+impl Name {
+    fn as_str(&self) -> &str {
+        match self {
+            Name::Envelope => HEADER_ENVELOPE,
+            Name::Tool => HEADER_TOOL,
+            Name::Class => HEADER_CLASS,
+            Name::Other(s) => s,
+        }
+    }
+}
+
+impl Space {
+    const fn as_char(self) -> char {
+        match self {
+            Space::Space => ' ',
+            Space::Tab => '\t',
+            Space::Cr => '\r',
+            Space::Lf => '\n',
+            Space::NoBreak => '\u{a0}',
+            Space::Em => '\u{2003}',
+        }
+    }
+}
+
+impl Known {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Known::CrmRead => "crm.read",
+            Known::CrmTicketClose => "crm.ticket.close",
+            Known::CrmStar => "crm.*",
+            Known::Star => "*",
+            Known::Read => "read",
+            Known::Write => "write",
+            Known::Destructive => "destructive",
+        }
+    }
+}
+
+/// `s` cut to at most 255 bytes on a character boundary: what a broker can deliver.
+fn short(s: &str) -> ShortString {
+    let mut end = s.len().min(SHORT_STRING_MAX);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    // Cannot fail: the text is at most 255 bytes now.
+    ShortString::try_new(&s[..end]).unwrap_or_default()
+}
+
+impl Value {
+    /// The AMQP value this describes.
+    pub fn to_amqp(&self) -> AMQPValue {
+        match self {
+            Value::LongString(b) => AMQPValue::LongString(LongString::from(b.clone())),
+            Value::ShortString(s) => AMQPValue::ShortString(short(s)),
+            Value::ByteArray(b) => AMQPValue::ByteArray(ByteArray::from(b.clone())),
+            Value::Boolean(b) => AMQPValue::Boolean(*b),
+            Value::ShortShortInt(n) => AMQPValue::ShortShortInt(*n),
+            Value::ShortShortUInt(n) => AMQPValue::ShortShortUInt(*n),
+            Value::ShortInt(n) => AMQPValue::ShortInt(*n),
+            Value::LongInt(n) => AMQPValue::LongInt(*n),
+            Value::LongLongInt(n) => AMQPValue::LongLongInt(*n),
+            Value::Float(x) => AMQPValue::Float(*x),
+            Value::Double(x) => AMQPValue::Double(*x),
+            Value::Decimal(scale, value) => AMQPValue::DecimalValue(DecimalValue {
+                scale: *scale,
+                value: *value,
+            }),
+            Value::Timestamp(t) => AMQPValue::Timestamp(*t),
+            Value::Void => AMQPValue::Void,
+            Value::RawEnvelope(rest, as_long_string) => {
+                let mut raw = Vec::with_capacity(rest.len() + 1);
+                raw.push(ENVELOPE_FIRST_BYTE);
+                raw.extend_from_slice(rest);
+                if *as_long_string {
+                    AMQPValue::LongString(LongString::from(raw))
+                } else {
+                    AMQPValue::ByteArray(ByteArray::from(raw))
+                }
+            }
+            Value::TextEnvelope {
+                bytes,
+                padded,
+                before,
+                after,
+            } => {
+                let mut raw = Vec::with_capacity(bytes.len() + 1);
+                raw.push(ENVELOPE_FIRST_BYTE);
+                raw.extend_from_slice(bytes);
+                let mut text: String = before.iter().map(|s| s.as_char()).collect();
+                let body = laissez_sign::encode_text(&raw);
+                let padding = if *padded { (4 - body.len() % 4) % 4 } else { 0 };
+                text.push_str(&body);
+                text.extend(std::iter::repeat_n('=', padding));
+                text.extend(after.iter().map(|s| s.as_char()));
+                AMQPValue::LongString(LongString::from(text))
+            }
+            Value::Known(known, as_short) => {
+                if *as_short {
+                    AMQPValue::ShortString(short(known.as_str()))
+                } else {
+                    AMQPValue::LongString(LongString::from(known.as_str()))
+                }
+            }
+            Value::Table(pairs) => AMQPValue::FieldTable(table(
+                pairs.iter().map(|(name, value)| (name.as_str(), value)),
+            )),
+            Value::Array(values) => AMQPValue::FieldArray(FieldArray::from(
+                values.iter().map(Value::to_amqp).collect::<Vec<_>>(),
+            )),
+        }
+    }
+}
+
+fn table<'v>(pairs: impl Iterator<Item = (&'v str, &'v Value)>) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (name, value) in pairs {
+        table.insert(short(name), value.to_amqp());
+    }
+    table
+}
+
+impl HeaderInput {
+    /// The delivery properties this describes.
+    pub fn properties(&self) -> BasicProperties {
+        let mut properties = BasicProperties::default();
+        if let Some(headers) = &self.headers {
+            let pairs = headers.iter().map(|(name, value)| (name.as_str(), value));
+            properties = properties.with_headers(table(pairs));
+        }
+        if let Some(id) = &self.message_id {
+            properties = properties.with_message_id(short(id));
+        }
+        properties
+    }
+}
+
+/// The bytes of a header value the middleware may read as bytes or text.
+fn value_bytes(value: &AMQPValue) -> Option<&[u8]> {
+    match value {
+        AMQPValue::ByteArray(b) => Some(b.as_slice()),
+        AMQPValue::LongString(s) => Some(s.as_bytes()),
+        AMQPValue::ShortString(s) => Some(s.as_str().as_bytes()),
+        _ => None,
+    }
+}
+
+/// Checks one input. Panics on a finding.
+pub fn run(input: &HeaderInput) {
+    let properties = input.properties();
+    let header = |name: &str| {
+        properties
+            .headers()
+            .as_ref()
+            .and_then(|table| table.inner().get(name))
+    };
+    let message_id = properties.message_id().as_ref().map(ShortString::as_str);
+    let id_missing = message_id.is_none_or(str::is_empty);
+
+    match read_headers(&properties) {
+        Ok(read) => {
+            assert!(!id_missing, "read without a message_id");
+            assert_eq!(Some(read.message_id), message_id, "message_id changed");
+            check_read(&read, header(HEADER_ENVELOPE), header(HEADER_TOOL));
+        }
+        Err(error) => {
+            assert_eq!(
+                error == HeaderError::MissingMessageId,
+                id_missing,
+                "missing_message_id must be reported exactly when it is missing (got {error:?})"
+            );
+            if !id_missing && header(HEADER_ENVELOPE).is_none() {
+                assert_eq!(error, HeaderError::MissingEnvelope);
+            }
+            assert_eq!(error.code(), "malformed");
+            assert!(!error.detail().is_empty());
+            assert!(display_len(&error) > 0);
+        }
+    }
+}
+
+fn check_read(read: &ToolCallHeaders<'_>, envelope: Option<&AMQPValue>, tool: Option<&AMQPValue>) {
+    assert!(!read.message_id.is_empty());
+    assert!(
+        is_tool_name(read.tool),
+        "tool out of grammar read: {:?}",
+        read.tool
+    );
+    let tool_sent = tool.and_then(value_bytes);
+    assert_eq!(
+        tool_sent,
+        Some(read.tool.as_bytes()),
+        "the tool read is not the one sent"
+    );
+    assert!(ActionClass::ALL.contains(&read.class));
+    let request = read.request().expect("a read tool must make a request");
+    assert_eq!(Ok(request), Request::new(read.tool, read.class));
+    assert!(!read.envelope.is_empty(), "an empty envelope read");
+    let sent = envelope
+        .and_then(value_bytes)
+        .expect("read an envelope nobody sent");
+    if sent.first() == Some(&ENVELOPE_FIRST_BYTE) {
+        assert_eq!(&*read.envelope, sent, "raw envelope bytes changed");
+    }
+    // What the middleware hands on next: decoding it must not panic either.
+    if let Ok(untrusted) = UntrustedEnvelope::decode(&read.envelope) {
+        let _ = black_box(untrusted.claims_unverified().map(|c| c.max_uses()));
+    }
+}
