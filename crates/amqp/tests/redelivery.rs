@@ -45,7 +45,10 @@ async fn child_worker() {
                 .create(true)
                 .open(&marker)
                 .unwrap();
-            writeln!(f, "{} {}", a.message_id, a.use_number).unwrap();
+            // One write per line: `writeln!` on a File may split a line into several writes,
+            // which the two concurrent handlers would interleave.
+            let line = format!("{} {}\n", a.message_id, a.use_number);
+            f.write_all(line.as_bytes()).unwrap();
             f.sync_all().unwrap();
             std::future::pending::<()>().await;
             Ok::<_, HandlerError>(Disposition::Ack)
@@ -83,7 +86,11 @@ async fn killed_worker_redelivery_runs_under_the_same_use() {
         .spawn()
         .unwrap();
     let read_marker = || std::fs::read_to_string(&marker).unwrap_or_default();
-    let both_spent = eventually(|| read_marker().lines().count() == 2).await;
+    let both_spent = eventually(|| {
+        let text = read_marker();
+        text.ends_with('\n') && text.lines().count() == 2
+    })
+    .await;
     child.kill().unwrap(); // SIGKILL: no ack, no completion, no release.
     child.wait().unwrap();
     assert!(
