@@ -135,7 +135,8 @@ impl MemoryLedger {
         }
     }
 
-    /// Drops every cti whose envelope expired before `now_secs` (unix seconds); returns how
+    /// Drops every cti whose latest `expires_at` plus [`crate::RETENTION_GRACE_SECS`] is before
+    /// `now_secs` (unix seconds); returns how
     /// many. Begins also do this now and then, so calling it is optional.
     pub fn collect_expired(&self, now_secs: u64) -> usize {
         sweep(&mut self.lock(), now_secs)
@@ -144,7 +145,9 @@ impl MemoryLedger {
 
 fn sweep(inner: &mut Inner, now_secs: u64) -> usize {
     let before = inner.ctis.len();
-    inner.ctis.retain(|_, r| r.expires_at >= now_secs);
+    // Kept for the grace past the latest expiry: see `RETENTION_GRACE_SECS`.
+    let cutoff = now_secs.saturating_sub(crate::RETENTION_GRACE_SECS);
+    inner.ctis.retain(|_, r| r.expires_at >= cutoff);
     before - inner.ctis.len()
 }
 

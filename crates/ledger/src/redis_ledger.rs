@@ -4,8 +4,9 @@
 //! everything about one cti lives in one slot (and one key) and a script touches only that key.
 //! Field `n` holds how many distinct messages were granted; field `m:<message id>` holds the
 //! message's entry, `<state>:<use number>:<lease until, unix ms>:<holder token hex>`, with state
-//! `F` (in flight), `R` (released), `C` (completed) or `A` (abandoned). The hash expires at the
-//! latest `expires_at` asked for, which is the garbage collection.
+//! `F` (in flight), `R` (released), `C` (completed) or `A` (abandoned). The hash expires
+//! [`crate::RETENTION_GRACE_SECS`] after the latest `expires_at` asked for, which is the garbage
+//! collection.
 //!
 //! Time is the server's `TIME`, read inside the script, so that workers on many machines agree
 //! on when a lease expires. Every failure to reach Redis or to read its answer is
@@ -22,7 +23,8 @@ use crate::state::duration_ms;
 use crate::{Begin, Cti, LeaseToken, LedgerError, MessageUse, Outcome, Usage, UseLedger, UseState};
 
 /// The begin script. KEYS[1]: the cti's hash. ARGV: message id, max_uses, expires_at (unix s),
-/// lease (ms), at most once ("1"/"0"), fresh token (hex). Transcribes `state::decide_begin`.
+/// lease (ms), at most once ("1"/"0"), fresh token (hex), retention grace (s). Transcribes
+/// `state::decide_begin`; the key is kept `grace` seconds past the latest `expires_at`.
 const BEGIN_LUA: &str = r"
 if redis.replicate_commands then redis.replicate_commands() end
 local key = KEYS[1]
@@ -32,6 +34,7 @@ local expires_at = tonumber(ARGV[3])
 local lease_ms = tonumber(ARGV[4])
 local at_most_once = ARGV[5] == '1'
 local token = ARGV[6]
+local keep = expires_at + tonumber(ARGV[7])
 local t = redis.call('TIME')
 local now_s = tonumber(t[1])
 local now = now_s * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -39,7 +42,7 @@ local function fmt(x) return string.format('%.0f', x) end
 if expires_at * 1000 <= now then return {'expired', 0} end
 local function keep_until()
   local ttl = redis.call('TTL', key)
-  if ttl < 0 or now_s + ttl < expires_at then redis.call('EXPIREAT', key, fmt(expires_at)) end
+  if ttl < 0 or now_s + ttl < keep then redis.call('EXPIREAT', key, fmt(keep)) end
 end
 local cur = redis.call('HGET', key, field)
 if not cur then
@@ -257,6 +260,7 @@ impl UseLedger for RedisLedger {
             .arg(duration_ms(req.lease))
             .arg(if req.at_most_once { "1" } else { "0" })
             .arg(fresh.to_hex())
+            .arg(crate::RETENTION_GRACE_SECS)
             .invoke_async(&mut conn)
             .await
             .map_err(|e| redis_error(&e))?;

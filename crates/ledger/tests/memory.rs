@@ -43,8 +43,24 @@ async fn memory_collects_expired_ctis_only() {
     // Not yet expired: nothing goes.
     assert_eq!(ledger.collect_expired(now_secs()), 0);
     assert_eq!(ledger.usage(&short).granted, 1);
-    // Past the short one's expiry (a clock pretend-moved forward): only it goes.
-    assert_eq!(ledger.collect_expired(now_secs() + 60), 1);
+    // Past the short one's expiry but inside the retention grace: still kept.
+    let short_exp = r.expires_at;
+    let grace = laissez_ledger::RETENTION_GRACE_SECS;
+    assert_eq!(ledger.collect_expired(short_exp + grace), 0);
+    assert_eq!(ledger.usage(&short).granted, 1);
+    // Past the grace (a clock pretend-moved forward): only it goes.
+    assert_eq!(ledger.collect_expired(short_exp + grace + 1), 1);
     assert_eq!(ledger.usage(&short).granted, 0);
     assert_eq!(ledger.usage(&long).granted, 1);
+}
+
+#[tokio::test]
+async fn memory_mixed_leeways_never_exceed_max_uses() {
+    let ledger = MemoryLedger::new();
+    // Collection runs as if 30 s past worker A's expiry.
+    mixed_leeways_share_one_count(&ledger, |exp| {
+        assert_eq!(ledger.collect_expired(exp + 30), 0);
+        std::future::ready(())
+    })
+    .await;
 }

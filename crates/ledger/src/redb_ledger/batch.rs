@@ -207,11 +207,14 @@ fn usage(t: &Tables<'_>, cti: &Cti) -> Reply {
     Ok(Answer::Usage(Usage { granted, messages }))
 }
 
-/// Removes up to `limit` records whose expiry is before `now_secs`; returns how many.
+/// Removes up to `limit` records whose expiry plus [`crate::RETENTION_GRACE_SECS`] is before
+/// `now_secs`; returns how many.
 fn collect(t: &mut Tables<'_>, now_secs: u64, limit: usize) -> Result<usize, LedgerError> {
-    let bound = now_secs.to_be_bytes();
+    // Kept for the grace past the latest expiry: see `RETENTION_GRACE_SECS`.
+    let cutoff = now_secs.saturating_sub(crate::RETENTION_GRACE_SECS);
+    let bound = cutoff.to_be_bytes();
     let mut due = Vec::new();
-    // Keys of expiry < now_secs sort below the bare 8-byte `now_secs`.
+    // Keys of expiry < cutoff sort below the bare 8-byte `cutoff`.
     for item in t.expiry.range(..&bound[..]).map_err(storage_error)? {
         if due.len() >= limit {
             break;

@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -269,6 +270,31 @@ pub(crate) async fn invalid_requests_are_refused<L: UseLedger>(ledger: &L) {
 }
 
 /// Every scenario above, on one ledger.
+/// Two workers share one ledger with different leeways. Worker A (leeway 0) spends the only use
+/// with `expires_at = exp`; `pass(exp)` then moves the ledger past that expiry (collecting
+/// whatever it may); worker B (leeway 50 s), still inside its own window, asks for another
+/// message and must be refused: the count outlives every caller's expiry.
+pub(crate) async fn mixed_leeways_share_one_count<L, F, Fut>(ledger: &L, pass: F)
+where
+    L: UseLedger,
+    F: FnOnce(u64) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let cti = fresh_cti();
+    let exp = now_secs() + 1;
+    let mut a = req(&cti, "worker-a", 1, false);
+    a.expires_at = exp;
+    let (_, lease, _) = granted(ledger.begin(&a).await.unwrap());
+    ledger.complete(&cti, "worker-a", &lease).await.unwrap();
+    pass(exp).await;
+    let mut b = req(&cti, "worker-b", 1, false);
+    b.expires_at = exp + 50;
+    assert_eq!(ledger.begin(&b).await.unwrap(), Outcome::Exhausted);
+    // And the completed message is still known as such.
+    b.message_id = "worker-a";
+    assert_eq!(ledger.begin(&b).await.unwrap(), Outcome::Replayed);
+}
+
 pub(crate) async fn conformance<L: UseLedger>(ledger: &L) {
     grant_complete_replay(ledger).await;
     exhaustion_counts_distinct_messages(ledger).await;
