@@ -251,3 +251,75 @@ async fn sigterm_finishes_the_message_in_flight() {
     );
     s.delete().await;
 }
+
+/// A `laissez consume` whose broker is down: nothing listens on port 1.
+fn consume_dead_broker(dir: &std::path::Path) -> Command {
+    let key = SecretKey::generate().unwrap();
+    std::fs::write(dir.join("trust.pub"), key.public_key_pem().unwrap()).unwrap();
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("laissez"));
+    cmd.args(["consume", "--amqp", "amqp://guest:guest@127.0.0.1:1/%2f"])
+        .args(["--queue", "q", "--aud", "q", "--trust"])
+        .arg(dir.join("trust.pub"))
+        .arg("--ledger")
+        .arg(dir.join("uses.redb"))
+        .current_dir(dir);
+    cmd
+}
+
+#[test]
+fn broker_down_at_start_exits_3_after_the_connect_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = consume_dead_broker(dir.path()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("the AMQP broker could not be reached in 30 s"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn sigterm_while_connecting_exits_0_at_once() {
+    use std::io::{BufRead as _, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = consume_dead_broker(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The signal handlers are installed before this line is logged.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("connecting to the AMQP broker") {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "ended early: {seen}"
+        );
+        seen.push_str(&line);
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "SIGTERM was ignored while connecting"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::io::Read::read_to_string(&mut stderr, &mut seen).unwrap();
+    assert!(status.success(), "{status}: {seen}");
+    // The stop came from the signal, not from the connect timeout.
+    assert!(
+        seen.contains("stopped before the broker was reached"),
+        "{seen}"
+    );
+    assert!(!seen.contains("could not be reached"), "{seen}");
+}

@@ -15,6 +15,13 @@ pub enum AmqpError {
     Broker(lapin::Error),
     /// The broker refused a published message (publisher confirm nack).
     PublishNacked,
+    /// A service could not be reached at start-up within the time allowed.
+    Unreachable {
+        /// What could not be reached, e.g. "the AMQP broker".
+        what: &'static str,
+        /// How long it was tried.
+        after: std::time::Duration,
+    },
     /// The ledger could not be opened or reached at start-up.
     Ledger(LedgerError),
     /// The configuration is unusable (what is wrong is said).
@@ -28,6 +35,13 @@ impl fmt::Display for AmqpError {
         match self {
             AmqpError::Broker(e) => write!(f, "AMQP broker error: {e}"),
             AmqpError::PublishNacked => f.write_str("the broker did not confirm the message"),
+            AmqpError::Unreachable { what, after } => {
+                write!(
+                    f,
+                    "{what} could not be reached in {} s",
+                    after.as_secs_f64()
+                )
+            }
             AmqpError::Ledger(e) => write!(f, "{e}"),
             AmqpError::Config(why) => write!(f, "invalid configuration: {why}"),
             AmqpError::Io(e) => write!(f, "I/O error: {e}"),
@@ -41,7 +55,7 @@ impl std::error::Error for AmqpError {
             AmqpError::Broker(e) => Some(e),
             AmqpError::Ledger(e) => Some(e),
             AmqpError::Io(e) => Some(e),
-            AmqpError::PublishNacked | AmqpError::Config(_) => None,
+            AmqpError::PublishNacked | AmqpError::Config(_) | AmqpError::Unreachable { .. } => None,
         }
     }
 }

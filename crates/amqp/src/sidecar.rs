@@ -26,6 +26,9 @@ use crate::publish::connect;
 /// The ledger file used when neither a path nor Redis is given: in the working directory.
 pub const DEFAULT_LEDGER_PATH: &str = "laissez-ledger.redb";
 
+/// How long the sidecar tries to reach the broker at start, by default.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Where the sidecar spends uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -66,6 +69,10 @@ pub struct SidecarConfig {
     pub lease: Duration,
     /// Leeway and maximum lifetime.
     pub policy: Policy,
+    /// How long to keep trying to reach the broker at start before giving up with
+    /// [`AmqpError::Unreachable`] (the CLI exits 3). Default 30 s. Once connected, a lost
+    /// connection is waited out by lapin's recovery instead.
+    pub connect_timeout: Duration,
 }
 
 impl SidecarConfig {
@@ -87,6 +94,7 @@ impl SidecarConfig {
             exec: Vec::new(),
             lease: Duration::from_secs(300),
             policy: Policy::default(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         }
     }
 }
@@ -136,7 +144,33 @@ pub async fn run(
         LedgerChoice::Redb(path) => AnyLedger::Redb(RedbLedger::open(path)?),
         LedgerChoice::Redis(url) => AnyLedger::Redis(RedisLedger::connect(url).await?),
     });
-    let connection = connect(&config.amqp_url, "laissez consume").await?;
+    // lapin's recovery retries a refused first connection for minutes; at start a worker should
+    // rather fail fast (exit 3) and leave restarts to its supervisor, and a stop signal must
+    // not wait for the broker.
+    let mut shutdown = std::pin::pin!(shutdown);
+    tracing::info!(
+        timeout_s = config.connect_timeout.as_secs_f64(),
+        "laissez: connecting to the AMQP broker"
+    );
+    let connecting = tokio::time::timeout(
+        config.connect_timeout,
+        connect(&config.amqp_url, "laissez consume"),
+    );
+    let connection = tokio::select! {
+        connected = connecting => match connected {
+            Ok(connection) => connection?,
+            Err(_elapsed) => {
+                return Err(AmqpError::Unreachable {
+                    what: "the AMQP broker",
+                    after: config.connect_timeout,
+                });
+            }
+        },
+        () = shutdown.as_mut() => {
+            tracing::info!("laissez: stopped before the broker was reached");
+            return Ok(Stats::default());
+        }
+    };
     let channel = connection.create_channel().await?;
     let consumer = ConsumerConfig::new(&config.queue, &config.audience, config.trusted_keys)
         .prefetch(config.prefetch)
@@ -153,7 +187,7 @@ pub async fn run(
         let handler = |_message: Message| async { Ok::<_, HandlerError>(Disposition::Ack) };
         Middleware::new(consumer, ledger, handler)
             .on_decision(print)
-            .run(&channel, shutdown)
+            .run(&channel, shutdown.as_mut())
             .await
     } else {
         let command = Arc::new(config.exec);
@@ -163,7 +197,7 @@ pub async fn run(
         };
         Middleware::new(consumer, ledger, handler)
             .on_decision(print)
-            .run(&channel, shutdown)
+            .run(&channel, shutdown.as_mut())
             .await
     };
     if let Err(error) = connection
