@@ -64,7 +64,10 @@ pub struct Queue {
 
 impl Queue {
     pub async fn declare(connection: &Connection, prefix: &str) -> Queue {
-        let topology = Topology::new(unique(prefix));
+        Queue::declare_topology(connection, Topology::new(unique(prefix))).await
+    }
+
+    pub async fn declare_topology(connection: &Connection, topology: Topology) -> Queue {
         let channel = connection.create_channel().await.unwrap();
         topology.declare(&channel).await.unwrap();
         let publisher = Publisher::new(connection.create_channel().await.unwrap())
