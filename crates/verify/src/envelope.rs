@@ -1,7 +1,7 @@
 //! The outer COSE_Sign1 structure and its signature.
 
 use ciborium_ll::Header;
-use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::edwards::EdwardsPoint;
 use curve25519_dalek::scalar::Scalar;
 use sha2::{Digest, Sha512};
 
@@ -135,7 +135,8 @@ impl<'a> UntrustedEnvelope<'a> {
 /// and their S check is relaxed by its `legacy_compatibility` feature, which any crate in the
 /// build could enable. The criteria:
 /// - S is canonical (`S < l`), so `(R, S + l)` is not a second valid signature;
-/// - R decompresses and is not of small order;
+/// - R is not of small order (an encoding that does not decompress, or a non-canonical one,
+///   fails the final comparison);
 /// - A (the key) is canonical, not of small order and torsion-free: checked when it became a
 ///   [`TrustedKey`];
 /// - `[S]B - [k]A`, with `k = SHA-512(R || A || M) mod l`, compresses to exactly the bytes of
@@ -151,10 +152,11 @@ pub fn verify_strict_chunks(key: &TrustedKey, chunks: &[&[u8]], signature: &[u8;
     let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes)) else {
         return false;
     };
-    let Some(r_point) = CompressedEdwardsY(r_bytes).decompress() else {
-        return false;
-    };
-    if r_point.is_small_order() {
+    // R must not have small order. Only a canonical encoding can pass the byte comparison at
+    // the end, so refusing the eight canonical small-order encodings refuses exactly what
+    // decompressing R and testing its order would, without decompression's square root
+    // (about a tenth of the whole verification).
+    if SMALL_ORDER_ENCODINGS.contains(&r_bytes) {
         return false;
     }
     let mut hash = Sha512::new();
@@ -168,6 +170,51 @@ pub fn verify_strict_chunks(key: &TrustedKey, chunks: &[&[u8]], signature: &[u8;
     let expected_r = EdwardsPoint::vartime_double_scalar_mul_basepoint(&k, &minus_a, &s);
     expected_r.compress().to_bytes() == r_bytes
 }
+
+/// The canonical encodings of the eight points of small order (the 8-torsion subgroup), in
+/// the order of curve25519-dalek's `EIGHT_TORSION`, from which a unit test derives them.
+const SMALL_ORDER_ENCODINGS: [[u8; 32]; 8] = [
+    [
+        0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00,
+    ],
+    [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67,
+        0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac,
+        0x03, 0x7a,
+    ],
+    [
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x80,
+    ],
+    [
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98,
+        0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53,
+        0xfc, 0x05,
+    ],
+    [
+        0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+    [
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98,
+        0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53,
+        0xfc, 0x85,
+    ],
+    [
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00,
+    ],
+    [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67,
+        0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac,
+        0x03, 0xfa,
+    ],
+];
 
 /// Decodes the protected header: exactly `{1: -8, 4: bstr .size 8}`, in that order.
 fn decode_protected(protected: &[u8], base: usize) -> Result<Kid, Malformed> {
@@ -190,4 +237,25 @@ fn decode_protected(protected: &[u8], base: usize) -> Result<Kid, Malformed> {
     let kid = r.bytes_exact::<8>()?;
     r.finish()?;
     Ok(Kid(kid))
+}
+
+#[cfg(test)]
+mod tests {
+    use curve25519_dalek::constants::EIGHT_TORSION;
+    use curve25519_dalek::edwards::CompressedEdwardsY;
+
+    use super::SMALL_ORDER_ENCODINGS;
+
+    #[test]
+    fn small_order_encodings_are_the_eight_torsion_points() {
+        for (point, bytes) in EIGHT_TORSION.iter().zip(SMALL_ORDER_ENCODINGS) {
+            assert_eq!(point.compress().to_bytes(), bytes);
+            let decoded = CompressedEdwardsY(bytes).decompress().unwrap();
+            assert!(decoded.is_small_order());
+        }
+        // Eight distinct points: the whole subgroup.
+        for (i, a) in SMALL_ORDER_ENCODINGS.iter().enumerate() {
+            assert!(SMALL_ORDER_ENCODINGS[i + 1..].iter().all(|b| a != b));
+        }
+    }
 }

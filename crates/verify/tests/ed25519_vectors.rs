@@ -160,3 +160,116 @@ fn cctv_accepts_exactly_the_committed_table() {
     // The expectation of the issue: one vector (305, unflagged) survives.
     assert_eq!(accepted, vec![305]);
 }
+
+/// ed25519-dalek's `verify_strict` after the same key load checks: the reference the
+/// streaming verifier must agree with on every input.
+fn dalek_accepts(key: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+    let (Ok(key), Ok(sig)) = (<[u8; 32]>::try_from(key), <[u8; 64]>::try_from(sig)) else {
+        return false;
+    };
+    if TrustedKey::from_bytes(&key).is_err() {
+        return false;
+    }
+    let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(&key) else {
+        return false;
+    };
+    vk.verify_strict(msg, &ed25519_dalek::Signature::from_bytes(&sig))
+        .is_ok()
+}
+
+#[test]
+fn every_cctv_and_wycheproof_verdict_equals_dalek_verify_strict() {
+    let mut cases = Vec::new();
+    for v in load("cctv-ed25519vectors.json").as_array().unwrap() {
+        let msg = v["msg"].as_str().unwrap().as_bytes().to_vec();
+        cases.push((
+            unhex(v["key"].as_str().unwrap()),
+            msg,
+            unhex(v["sig"].as_str().unwrap()),
+        ));
+    }
+    let file = load("wycheproof-ed25519_test.json");
+    for group in file["testGroups"].as_array().unwrap() {
+        let key = unhex(group["publicKey"]["pk"].as_str().unwrap());
+        for t in group["tests"].as_array().unwrap() {
+            let msg = unhex(t["msg"].as_str().unwrap());
+            cases.push((key.clone(), msg, unhex(t["sig"].as_str().unwrap())));
+        }
+    }
+    assert_eq!(cases.len(), 914 + 151);
+    for (key, msg, sig) in &cases {
+        assert_eq!(
+            accepts(key, msg, sig),
+            dalek_accepts(key, msg, sig),
+            "key {} sig {}",
+            hex::encode(key),
+            hex::encode(sig)
+        );
+    }
+}
+
+/// l = 2^252 + 27742317777372353535851937790883648493, little-endian.
+const GROUP_ORDER_LE: &str = "edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010";
+
+/// The canonical encodings of the small-order points, and for y < 19 the non-canonical
+/// `y + p` twins: the R values the small-order check is about.
+fn small_order_r_values() -> Vec<[u8; 32]> {
+    use curve25519_dalek::constants::EIGHT_TORSION;
+    let mut out = Vec::new();
+    for p in EIGHT_TORSION.iter() {
+        let bytes = p.compress().to_bytes();
+        out.push(bytes);
+        let y_low = bytes[0];
+        if bytes[1..31].iter().all(|&b| b == 0) && bytes[31] & 0x7f == 0 && y_low < 19 {
+            // y + p = y + 2^255 - 19, keeping the sign bit.
+            let mut twin = [0xff; 32];
+            twin[0] = y_low.wrapping_add(0xed);
+            twin[31] = 0x7f | (bytes[31] & 0x80);
+            out.push(twin);
+        }
+    }
+    out
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Signatures derived from a valid one (untouched, a bit flipped, R swapped for a
+    /// small-order or random value, S pushed past the group order) get the same verdict as
+    /// ed25519-dalek's `verify_strict`.
+    #[test]
+    fn streaming_verifier_agrees_with_dalek_verify_strict(
+        seed in proptest::prelude::any::<[u8; 32]>(),
+        msg in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        mutation in 0u8..5,
+        pick in proptest::prelude::any::<usize>(),
+        random_r in proptest::prelude::any::<[u8; 32]>(),
+    ) {
+        let sk = SigningKey::from_bytes(&seed);
+        let key = sk.verifying_key().to_bytes();
+        let mut sig = sk.sign(&msg).to_bytes();
+        match mutation {
+            0 => {}
+            1 => sig[pick % 64] ^= 1 << (pick % 8),
+            2 => {
+                let values = small_order_r_values();
+                sig[..32].copy_from_slice(&values[pick % values.len()]);
+            }
+            3 => sig[..32].copy_from_slice(&random_r),
+            _ => {
+                // S + l: the same scalar, not canonical.
+                let l = hex::decode(GROUP_ORDER_LE).unwrap();
+                let mut carry = 0u16;
+                for i in 0..32 {
+                    let sum = u16::from(sig[32 + i]) + u16::from(l[i]) + carry;
+                    sig[32 + i] = sum as u8;
+                    carry = sum >> 8;
+                }
+            }
+        }
+        proptest::prop_assert_eq!(accepts(&key, &msg, &sig), dalek_accepts(&key, &msg, &sig));
+        if mutation == 0 {
+            proptest::prop_assert!(accepts(&key, &msg, &sig));
+        }
+    }
+}
