@@ -136,8 +136,8 @@ impl MemoryLedger {
     }
 
     /// Drops every cti whose latest `expires_at` plus [`crate::RETENTION_GRACE_SECS`] is before
-    /// `now_secs` (unix seconds); returns how
-    /// many. Begins also do this now and then, so calling it is optional.
+    /// `now_secs` (unix seconds); returns how many. Begins also do this now and then, so
+    /// calling it is optional.
     pub fn collect_expired(&self, now_secs: u64) -> usize {
         sweep(&mut self.lock(), now_secs)
     }

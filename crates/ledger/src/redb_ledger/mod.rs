@@ -223,8 +223,8 @@ impl RedbLedger {
     }
 
     /// Drops every record whose latest `expires_at` plus [`crate::RETENTION_GRACE_SECS`] is
-    /// before `now_secs` (unix seconds); returns how
-    /// many. Committed batches also collect a few each, so calling it is optional.
+    /// before `now_secs` (unix seconds); returns how many. Committed batches also collect a
+    /// few each, so calling it is optional.
     pub fn collect_expired_blocking(&self, now_secs: u64) -> Result<usize, LedgerError> {
         match self.call_blocking(Op::Collect { now_secs })? {
             Answer::Collected(n) => Ok(n),
