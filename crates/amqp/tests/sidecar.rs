@@ -69,15 +69,19 @@ async fn exec_gets_body_and_environment_and_exit_code_decides() {
     q.delete().await;
 }
 
-/// Nothing listens on port 1: a refused broker, as when it is down.
-const DEAD_BROKER: &str = "amqp://guest:guest@127.0.0.1:1/%2f";
+/// A sidecar whose broker is down (nothing listens on port 1), trying for `connect_timeout`.
+fn dead_broker_config(dir: &tempfile::TempDir, connect_timeout: Duration) -> SidecarConfig {
+    let url = "amqp://guest:guest@127.0.0.1:1/%2f";
+    let mut config = SidecarConfig::new(url, "q", "aud", Keys::new().trusted.clone());
+    config.ledger = LedgerChoice::Redb(dir.path().join("uses.redb"));
+    config.connect_timeout = connect_timeout;
+    config
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_broker_at_start_is_an_error_not_a_wait() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = SidecarConfig::new(DEAD_BROKER, "q", "aud", Keys::new().trusted.clone());
-    config.ledger = LedgerChoice::Redb(dir.path().join("uses.redb"));
-    config.connect_timeout = Duration::from_secs(2);
+    let config = dead_broker_config(&dir, Duration::from_secs(2));
     let err = tokio::time::timeout(PATIENCE, sidecar::run(config, std::future::pending()))
         .await
         .expect("the sidecar kept waiting for a dead broker")
@@ -95,9 +99,7 @@ async fn unreachable_broker_at_start_is_an_error_not_a_wait() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_signal_while_connecting_stops_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = SidecarConfig::new(DEAD_BROKER, "q", "aud", Keys::new().trusted.clone());
-    config.ledger = LedgerChoice::Redb(dir.path().join("uses.redb"));
-    config.connect_timeout = Duration::from_secs(3600);
+    let config = dead_broker_config(&dir, Duration::from_secs(3600));
     let stop = tokio::time::sleep(Duration::from_millis(500));
     let stats = tokio::time::timeout(PATIENCE, sidecar::run(config, stop))
         .await

@@ -12,24 +12,14 @@ use common::*;
 use laissez_ledger::{LedgerError, RedisLedger, RedisOptions, UseLedger};
 use tokio::net::{TcpListener, TcpStream};
 
-fn redis_url() -> String {
-    std::env::var("LAISSEZ_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
-}
-
-async fn ledger() -> RedisLedger {
-    RedisLedger::connect(&redis_url())
-        .await
-        .expect("the Redis server on 127.0.0.1:6379 must be running for these tests")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_conformance() {
-    conformance(&ledger().await).await;
+    conformance(&redis_ledger().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_race_16_tasks() {
-    let ledger = Arc::new(ledger().await);
+    let ledger = Arc::new(redis_ledger().await);
     let ctis = race_tasks(ledger.clone(), 200).await;
     for cti in ctis {
         let usage = ledger.usage(&cti).await.unwrap();
@@ -44,7 +34,7 @@ async fn redis_race_16_connections() {
     // Separate connections, as separate workers have: still exactly five.
     let mut ledgers = Vec::new();
     for _ in 0..16 {
-        ledgers.push(Arc::new(ledger().await));
+        ledgers.push(Arc::new(redis_ledger().await));
     }
     for round in 0..30 {
         let cti = fresh_cti();
@@ -75,7 +65,7 @@ async fn redis_race_16_connections() {
 
 #[tokio::test]
 async fn redis_key_is_hash_tagged_and_expires_with_the_envelope() {
-    let ledger = ledger().await;
+    let ledger = redis_ledger().await;
     let cti = fresh_cti();
     let key = ledger.key_for(&cti);
     assert!(key.ends_with(&format!("{{{}}}", hex_of(&cti))), "{key}");
@@ -175,7 +165,7 @@ async fn redis_lost_mid_run_fails_closed() {
         RedisLedger::connect_with(&format!("redis://127.0.0.1:{}/", proxy.port), options)
             .await
             .unwrap();
-    let direct = ledger().await;
+    let direct = redis_ledger().await;
     let cti = fresh_cti();
     let (_, lease, _) = granted(
         through_proxy
@@ -215,7 +205,7 @@ async fn redis_lost_mid_run_fails_closed() {
 
 #[tokio::test]
 async fn redis_mixed_leeways_never_exceed_max_uses() {
-    let ledger = ledger().await;
+    let ledger = redis_ledger().await;
     // Redis's own clock passes worker A's expiry; a key expiring then would be gone.
     mixed_leeways_share_one_count(&ledger, |exp| async move {
         while now_secs() <= exp + 1 {

@@ -54,12 +54,8 @@ async fn redb_batches_collect_as_they_commit() {
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_entries_vanish_after_the_grace() {
-    use laissez_ledger::{RedisLedger, UseLedger};
-    let url = std::env::var("LAISSEZ_TEST_REDIS_URL")
-        .unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
-    let ledger = RedisLedger::connect(&url)
-        .await
-        .expect("the Redis server on 127.0.0.1:6379 must be running for these tests");
+    use laissez_ledger::UseLedger;
+    let ledger = redis_ledger().await;
     let cti = fresh_cti();
     let mut r = req(&cti, "m", 5, false);
     r.expires_at = now_secs() + 1;

@@ -12,6 +12,20 @@ use laissez_ledger::{Begin, Cti, LeaseToken, LedgerError, Outcome, UseLedger};
 /// short enough that waiting it out keeps the suite quick.
 pub(crate) const LEASE: Duration = Duration::from_millis(1500);
 
+/// The Redis server the tests use: 127.0.0.1:6379 unless LAISSEZ_TEST_REDIS_URL says otherwise.
+#[cfg(feature = "redis")]
+pub(crate) fn redis_url() -> String {
+    std::env::var("LAISSEZ_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
+}
+
+/// A Redis ledger on [`redis_url`].
+#[cfg(feature = "redis")]
+pub(crate) async fn redis_ledger() -> laissez_ledger::RedisLedger {
+    laissez_ledger::RedisLedger::connect(&redis_url())
+        .await
+        .expect("the Redis server on 127.0.0.1:6379 must be running for these tests")
+}
+
 /// A cti no other test (or earlier run against the same Redis) has used.
 pub(crate) fn fresh_cti() -> Cti {
     LeaseToken::random().unwrap().0
