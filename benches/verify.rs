@@ -13,7 +13,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use laissez_bench::*;
 use laissez_sign::unix_now;
 use laissez_verify::cache::EnvelopeCache;
-use laissez_verify::{ActionClass, EXTERNAL_AAD, Request, Verifier, pattern_matches};
+use laissez_verify::{ActionClass, EXTERNAL_AAD, Request, ToolPattern, Verifier};
 use serde::Deserialize;
 
 /// Median nanoseconds per call over `BATCHES` batches of about `BATCH_TIME` each.
@@ -116,7 +116,7 @@ fn main() {
                 .grant
                 .tools
                 .iter()
-                .any(|p| pattern_matches(p, REQUEST_TOOL))
+                .any(|p| ToolPattern::new(p).is_ok_and(|p| p.matches(REQUEST_TOOL)))
         );
         assert!(data.claims.grant.classes.iter().any(|c| c == "write"));
         data

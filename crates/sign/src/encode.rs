@@ -112,7 +112,7 @@ pub(crate) fn encode_envelope(
     let kid: Kid = key.kid();
     let protected = to_bytes(&Value::Map(vec![
         (int(LABEL_ALG), int(ALG_EDDSA)),
-        (int(LABEL_KID), Value::Bytes(kid.0.to_vec())),
+        (int(LABEL_KID), Value::Bytes(kid.as_bytes().to_vec())),
     ]))?;
     let payload = to_bytes(&claims_value(claims))?;
     // RFC 9052 §4.4; the external_aad is the domain separator of laissez v1.
@@ -159,7 +159,7 @@ mod tests {
         let bytes = encode_envelope(&claims, &key).unwrap();
         // d2 (tag 18), 84 (array 4), 4d (bstr 13) a2 01 27 04 48 <kid>
         let mut expected = vec![0xd2, 0x84, 0x4d, 0xa2, 0x01, 0x27, 0x04, 0x48];
-        expected.extend_from_slice(&key.kid().0);
+        expected.extend_from_slice(key.kid().as_bytes());
         expected.push(0xa0); // unprotected {}
         assert_eq!(&bytes[..expected.len()], &expected[..]);
     }

@@ -81,7 +81,7 @@ fn every_claim_survives_signing_and_verification() {
     assert_eq!((c.obo(), c.sid()), (Some("user:42"), Some("task-7")));
     let tools: Vec<_> = c
         .tools()
-        .map(|t| (t.pattern, t.classes.bits(), t.own_classes))
+        .map(|t| (t.pattern.as_str(), t.classes.bits(), t.own_classes))
         .collect();
     assert_eq!(
         tools,
@@ -122,7 +122,7 @@ fn single_audience_is_a_text_and_the_encoding_is_reproducible() {
     assert_eq!(claims.exp() - claims.nbf(), 300, "default TTL is 5 minutes");
     // The whole envelope, byte for byte, as CONTRACT §1 lays it out.
     let mut expected = vec![0xd2, 0x84, 0x4d, 0xa2, 0x01, 0x27, 0x04, 0x48];
-    expected.extend_from_slice(&key.kid().0);
+    expected.extend_from_slice(key.kid().as_bytes());
     expected.extend_from_slice(&[0xa0, 0x58]); // {} then a bstr with a 1-byte length
     let payload_len = a.as_bytes()[expected.len()] as usize;
     expected.push(payload_len as u8);
@@ -276,7 +276,7 @@ proptest! {
         prop_assert_eq!(c.aud().collect::<Vec<_>>(), auds.iter().map(String::as_str).collect::<Vec<_>>());
         prop_assert_eq!(c.exp() - c.nbf(), ttl);
         prop_assert_eq!(c.max_uses(), max_uses);
-        let got: Vec<_> = c.tools().map(|t| (t.pattern.to_owned(), t.own_classes.then_some(t.classes.bits()))).collect();
+        let got: Vec<_> = c.tools().map(|t| (t.pattern.as_str().to_owned(), t.own_classes.then_some(t.classes.bits()))).collect();
         let want: Vec<_> = tools.iter().map(|(p, o)| (p.clone(), *o)).collect();
         prop_assert_eq!(got, want);
     }

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::claims::Claims;
 use crate::envelope::UntrustedEnvelope;
 use crate::error::Denial;
-use crate::keys::{self, Kid};
+use crate::keys::Kid;
 use crate::tools::Request;
 use crate::verifier::{MAX_LEEWAY, VerifiedEnvelope, Verifier};
 
@@ -25,6 +25,9 @@ type Digest32 = [u8; 32];
 #[derive(Debug)]
 struct Entry {
     bytes: Box<[u8]>,
+    /// The whole key the signature held under: a hit is honoured only by a verifier that
+    /// trusts these 32 bytes, never by one that merely has a key with the same 64-bit kid.
+    key: [u8; 32],
     kid: Kid,
     /// Unix seconds after which no verifier can accept the envelope.
     dead_at: u64,
@@ -111,7 +114,7 @@ impl EnvelopeCache {
         bytes: &'a [u8],
         now: u64,
     ) -> Option<VerifiedEnvelope<'a>> {
-        let kid = {
+        let (key, kid) = {
             let mut inner = self.lock();
             let entry = inner.map.get(digest)?;
             if now >= entry.dead_at {
@@ -121,14 +124,17 @@ impl EnvelopeCache {
             if *entry.bytes != *bytes {
                 return None;
             }
-            entry.kid
+            (entry.key, entry.kid)
         };
-        // The key must be trusted by this verifier, not only by the one that filled the entry.
-        keys::find(verifier.keys(), &kid)?;
+        // The exact key must be trusted by this verifier, not only by the one that filled the
+        // entry (and not merely a key that shares its kid).
+        if !verifier.trusts(&key) {
+            return None;
+        }
         let envelope = UntrustedEnvelope::decode(bytes).ok()?;
         let (payload, base) = envelope.payload();
         let claims = Claims::decode(payload, base).ok()?;
-        Some(VerifiedEnvelope::new(bytes, kid, claims))
+        Some(VerifiedEnvelope::from_cache(bytes, key, kid, claims))
     }
 
     fn insert(&self, digest: Digest32, verified: &VerifiedEnvelope<'_>, now: u64) {
@@ -150,6 +156,7 @@ impl EnvelopeCache {
         }
         let entry = Entry {
             bytes: verified.as_bytes().into(),
+            key: *verified.key(),
             kid: verified.kid(),
             dead_at,
         };

@@ -2,7 +2,7 @@
 
 use crate::cbor::{Key, Reader};
 use crate::error::{Denial, Malformed, MalformedKind};
-use crate::tools::{Classes, ToolGrant, is_tool_pattern};
+use crate::tools::{Classes, ToolGrant, ToolPattern, is_tool_pattern};
 
 /// Claim keys (CONTRACT §1).
 mod key {
@@ -351,7 +351,7 @@ fn read_tool_grant<'a>(
         return Err(r.error_at(at, MalformedKind::ToolPattern));
     }
     Ok(ToolGrant {
-        pattern,
+        pattern: ToolPattern::checked(pattern),
         classes,
         own_classes,
     })

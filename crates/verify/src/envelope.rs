@@ -236,7 +236,7 @@ fn decode_protected(protected: &[u8], base: usize) -> Result<Kid, Malformed> {
     }
     let kid = r.bytes_exact::<8>()?;
     r.finish()?;
-    Ok(Kid(kid))
+    Ok(Kid::from_bytes(kid))
 }
 
 #[cfg(test)]

@@ -2,11 +2,13 @@
 
 use core::fmt;
 
+use crate::reason::Reason;
+
 /// Why a verifier refused an envelope or a request.
 ///
 /// The variants are the reasons of the contract (CONTRACT §2), in the order the checks run;
-/// [`Denial::code`] gives the stable snake_case string that logs, JSON and other
-/// implementations use. The first failing check is the reason.
+/// [`Denial::reason`] gives its [`Reason`], whose code is the stable snake_case string that
+/// logs, JSON and other implementations use. The first failing check is the reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Denial {
@@ -28,6 +30,8 @@ pub enum Denial {
     WrongAudience,
     /// An expected agent was given and differs from `sub`.
     WrongAgent,
+    /// The worker's tool catalogue does not list the requested tool.
+    UnknownTool,
     /// No tool pattern matches the requested tool.
     ToolNotGranted,
     /// A pattern matches the tool, but none of the matching grants allows the class.
@@ -41,43 +45,31 @@ pub enum Denial {
 }
 
 impl Denial {
-    /// The stable reason code of the contract, e.g. `"bad_signature"`.
-    pub const fn code(&self) -> &'static str {
+    /// The reason this denial reports.
+    pub const fn reason(&self) -> Reason {
         match self {
-            Denial::Malformed(_) => "malformed",
-            Denial::UnknownKey => "unknown_key",
-            Denial::BadSignature => "bad_signature",
-            Denial::Unsupported => "unsupported",
-            Denial::NotYetValid => "not_yet_valid",
-            Denial::Expired => "expired",
-            Denial::LifetimeTooLong => "lifetime_too_long",
-            Denial::WrongAudience => "wrong_audience",
-            Denial::WrongAgent => "wrong_agent",
-            Denial::ToolNotGranted => "tool_not_granted",
-            Denial::ClassNotGranted => "class_not_granted",
-            Denial::Revoked => "revoked",
-            Denial::UsesExhausted => "uses_exhausted",
-            Denial::Replayed => "replayed",
+            Denial::Malformed(_) => Reason::Malformed,
+            Denial::UnknownKey => Reason::UnknownKey,
+            Denial::BadSignature => Reason::BadSignature,
+            Denial::Unsupported => Reason::Unsupported,
+            Denial::NotYetValid => Reason::NotYetValid,
+            Denial::Expired => Reason::Expired,
+            Denial::LifetimeTooLong => Reason::LifetimeTooLong,
+            Denial::WrongAudience => Reason::WrongAudience,
+            Denial::WrongAgent => Reason::WrongAgent,
+            Denial::UnknownTool => Reason::UnknownTool,
+            Denial::ToolNotGranted => Reason::ToolNotGranted,
+            Denial::ClassNotGranted => Reason::ClassNotGranted,
+            Denial::Revoked => Reason::Revoked,
+            Denial::UsesExhausted => Reason::UsesExhausted,
+            Denial::Replayed => Reason::Replayed,
         }
     }
 
-    /// Every reason code, in the order the contract checks them.
-    pub const CODES: [&'static str; 14] = [
-        "malformed",
-        "unknown_key",
-        "bad_signature",
-        "unsupported",
-        "not_yet_valid",
-        "expired",
-        "lifetime_too_long",
-        "wrong_audience",
-        "wrong_agent",
-        "tool_not_granted",
-        "class_not_granted",
-        "revoked",
-        "uses_exhausted",
-        "replayed",
-    ];
+    /// The stable reason code of the contract, e.g. `"bad_signature"`.
+    pub const fn code(&self) -> &'static str {
+        self.reason().code()
+    }
 }
 
 impl fmt::Display for Denial {
@@ -98,6 +90,9 @@ impl fmt::Display for Denial {
             }
             Denial::WrongAudience => f.write_str("the envelope is not addressed to this audience"),
             Denial::WrongAgent => f.write_str("the envelope was issued to a different agent"),
+            Denial::UnknownTool => {
+                f.write_str("this worker's tool catalogue does not list the tool")
+            }
             Denial::ToolNotGranted => f.write_str("the envelope grants no such tool"),
             Denial::ClassNotGranted => {
                 f.write_str("the tool is granted, but not for this action class")

@@ -10,9 +10,19 @@ use sha2::{Digest, Sha256};
 ///
 /// Displayed as 16 lowercase hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Kid(pub [u8; 8]);
+pub struct Kid([u8; 8]);
 
 impl Kid {
+    /// A kid from its 8 bytes, as read from a protected header.
+    pub const fn from_bytes(bytes: [u8; 8]) -> Kid {
+        Kid(bytes)
+    }
+
+    /// The kid's 8 bytes.
+    pub const fn as_bytes(&self) -> &[u8; 8] {
+        &self.0
+    }
+
     /// The kid of a raw Ed25519 public key.
     pub fn of(public_key: &[u8; 32]) -> Kid {
         let digest = Sha256::digest(public_key);
@@ -64,7 +74,7 @@ impl fmt::Debug for Kid {
     }
 }
 
-/// Why a public key cannot be trusted (CONTRACT §3).
+/// Why a public key cannot be trusted (`docs/spec.md` §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum KeyError {

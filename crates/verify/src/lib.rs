@@ -21,7 +21,11 @@
 //!
 //! The types follow the trust boundary: [`UntrustedEnvelope`] is decoded but unchecked;
 //! [`VerifiedEnvelope`] can only come out of [`Verifier`]. Denials are [`Denial`], whose
-//! [`Denial::code`] is the contract's reason string.
+//! [`Denial::reason`] is a [`Reason`]: the one list of reason codes every layer reports.
+//!
+//! The class of a call is the worker's: a [`ToolCatalogue`] lists the tools a worker runs,
+//! each with its class, and [`Request::from_catalogue`] makes the request the verifier checks
+//! (a tool the catalogue does not list is `unknown_tool`).
 //!
 //! Features: `alloc` (owned claims), `std` (`std::error::Error`, the verified-envelope
 //! cache), `serde` (JSON views), `fast` (precomputed tables: faster, larger). None by default.
@@ -41,8 +45,10 @@ mod error;
 mod keys;
 #[cfg(feature = "alloc")]
 mod owned;
+mod reason;
 #[cfg(feature = "serde")]
 mod serde_impl;
+pub mod text;
 mod tools;
 mod verifier;
 
@@ -54,10 +60,11 @@ pub use envelope::{UntrustedEnvelope, verify_strict_chunks};
 pub use error::{Denial, Malformed, MalformedKind};
 pub use keys::{KeyError, Kid, TrustedKey};
 #[cfg(feature = "alloc")]
-pub use owned::{OwnedClaims, OwnedToolGrant};
+pub use owned::{CatalogueError, OwnedCatalogue, OwnedClaims, OwnedToolGrant};
+pub use reason::{Reason, UnknownReason};
 pub use tools::{
-    ActionClass, Classes, InvalidToolName, MAX_SEGMENT_LEN, Request, ToolGrant, UnknownClass,
-    is_tool_name, is_tool_pattern, pattern_matches,
+    ActionClass, Classes, InvalidToolName, MAX_SEGMENT_LEN, Request, ToolCatalogue, ToolGrant,
+    ToolPattern, UnknownClass, is_tool_name, is_tool_pattern,
 };
 pub use verifier::{
     DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, MAX_LEEWAY, MAX_MAX_LIFETIME, NoRevocations, Policy,

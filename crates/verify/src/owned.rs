@@ -4,7 +4,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use crate::claims::Claims;
-use crate::tools::Classes;
+use crate::tools::{ActionClass, Classes, ToolCatalogue, is_tool_name};
 
 /// One tool grant, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +67,7 @@ impl Claims<'_> {
             tools: self
                 .tools()
                 .map(|t| OwnedToolGrant {
-                    pattern: t.pattern.to_string(),
+                    pattern: t.pattern.as_str().to_string(),
                     classes: t.classes,
                     own_classes: t.own_classes,
                 })
@@ -77,5 +77,85 @@ impl Claims<'_> {
             obo: self.obo().map(ToString::to_string),
             sid: self.sid().map(ToString::to_string),
         }
+    }
+}
+
+/// A worker's tool catalogue, owned: each tool it runs with its one action class.
+///
+/// Built in code (the middleware's configuration) or from the command line's TOML file.
+/// Names are checked against the tool grammar when added, so a catalogue never lists a
+/// pattern.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnedCatalogue {
+    tools: alloc::collections::BTreeMap<String, ActionClass>,
+}
+
+/// Why a tool cannot enter a catalogue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CatalogueError {
+    /// The name is not a tool name (a pattern, or out of grammar).
+    InvalidName(String),
+    /// The tool is listed twice.
+    Duplicate(String),
+}
+
+impl core::fmt::Display for CatalogueError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            CatalogueError::InvalidName(name) => write!(
+                f,
+                "{name:?} is not a tool name (dot-separated segments of a-z, 0-9, _ or -; no patterns)"
+            ),
+            CatalogueError::Duplicate(name) => write!(f, "tool {name:?} is listed twice"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for CatalogueError {}
+
+impl OwnedCatalogue {
+    /// An empty catalogue: every tool is `unknown_tool`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `tool` with `class`; refuses a name out of grammar or listed before.
+    pub fn insert(&mut self, tool: &str, class: ActionClass) -> Result<(), CatalogueError> {
+        if !is_tool_name(tool) {
+            return Err(CatalogueError::InvalidName(tool.to_string()));
+        }
+        if self.tools.insert(tool.to_string(), class).is_some() {
+            return Err(CatalogueError::Duplicate(tool.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Adds `tool` with `class`, builder style.
+    pub fn with(mut self, tool: &str, class: ActionClass) -> Result<Self, CatalogueError> {
+        self.insert(tool, class)?;
+        Ok(self)
+    }
+
+    /// How many tools it lists.
+    pub fn len(&self) -> usize {
+        self.tools.len()
+    }
+
+    /// Whether it lists no tool.
+    pub fn is_empty(&self) -> bool {
+        self.tools.is_empty()
+    }
+
+    /// The tools and their classes, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, ActionClass)> {
+        self.tools.iter().map(|(k, v)| (k.as_str(), *v))
+    }
+}
+
+impl ToolCatalogue for OwnedCatalogue {
+    fn class_of(&self, tool: &str) -> Option<ActionClass> {
+        self.tools.get(tool).copied()
     }
 }

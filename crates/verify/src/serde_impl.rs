@@ -20,7 +20,7 @@ impl fmt::Display for Hex<'_> {
 
 impl Serialize for Kid {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&Hex(&self.0))
+        s.collect_str(&Hex(self.as_bytes()))
     }
 }
 
@@ -63,9 +63,9 @@ impl Serialize for ToolList<'_> {
         let mut seq = s.serialize_seq(None)?;
         for tool in self.0.clone() {
             if tool.own_classes {
-                seq.serialize_element(&(tool.pattern, tool.classes))?;
+                seq.serialize_element(&(tool.pattern.as_str(), tool.classes))?;
             } else {
-                seq.serialize_element(tool.pattern)?;
+                seq.serialize_element(tool.pattern.as_str())?;
             }
         }
         seq.end()

@@ -165,19 +165,71 @@ pub fn is_tool_pattern(s: &str) -> bool {
     s == "*" || is_tool_name(s.strip_suffix(".*").unwrap_or(s))
 }
 
-/// Whether `pattern` (already in grammar) matches the tool `name` (already in grammar).
+/// A tool pattern in grammar: a name, `name.*` (every tool strictly below that name) or `*`.
 ///
-/// `ns.*` matches names strictly below `ns`: `crm.*` matches `crm.read` and
-/// `crm.ticket.close`, but neither `crm` nor `crmx.read`.
-pub fn pattern_matches(pattern: &str, name: &str) -> bool {
-    if pattern == "*" {
-        return true;
+/// Invariant: the text is in the pattern grammar; the only constructors check it (the claims
+/// decoder checks every pattern before it hands one out).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ToolPattern<'a>(&'a str);
+
+impl<'a> ToolPattern<'a> {
+    /// A pattern, if `s` is in the grammar.
+    pub fn new(s: &'a str) -> Result<Self, InvalidToolName> {
+        if is_tool_pattern(s) {
+            Ok(ToolPattern(s))
+        } else {
+            Err(InvalidToolName)
+        }
     }
-    match pattern.strip_suffix(".*") {
-        Some(prefix) => name
-            .strip_prefix(prefix)
-            .is_some_and(|rest| rest.len() > 1 && rest.starts_with('.')),
-        None => pattern == name,
+
+    /// A pattern the decoder already checked.
+    pub(crate) const fn checked(s: &'a str) -> Self {
+        ToolPattern(s)
+    }
+
+    /// The pattern's text.
+    pub const fn as_str(&self) -> &'a str {
+        self.0
+    }
+
+    /// Whether the pattern matches the tool `name` (a name in grammar).
+    ///
+    /// `ns.*` matches names strictly below `ns`: `crm.*` matches `crm.read` and
+    /// `crm.ticket.close`, but neither `crm` nor `crmx.read`.
+    pub fn matches(&self, name: &str) -> bool {
+        if self.0 == "*" {
+            return true;
+        }
+        match self.0.strip_suffix(".*") {
+            Some(prefix) => name
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.len() > 1 && rest.starts_with('.')),
+            None => self.0 == name,
+        }
+    }
+}
+
+impl fmt::Display for ToolPattern<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl fmt::Debug for ToolPattern<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ToolPattern({:?})", self.0)
+    }
+}
+
+impl PartialEq<str> for ToolPattern<'_> {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for ToolPattern<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
     }
 }
 
@@ -196,16 +248,57 @@ impl fmt::Display for InvalidToolName {
 #[cfg(feature = "std")]
 impl std::error::Error for InvalidToolName {}
 
-/// What a worker is about to do: call `tool` with action `class`.
+/// The tools a worker runs, each with its one action class (`docs/spec.md` §9).
+///
+/// The class of a call is the catalogue's, never the publisher's: what the envelope must
+/// grant, what runs at most once and what needs approval all follow from it.
+pub trait ToolCatalogue {
+    /// The class of `tool`, or `None` when this worker does not run it.
+    fn class_of(&self, tool: &str) -> Option<ActionClass>;
+}
+
+impl ToolCatalogue for [(&str, ActionClass)] {
+    fn class_of(&self, tool: &str) -> Option<ActionClass> {
+        self.iter().find(|(name, _)| *name == tool).map(|(_, c)| *c)
+    }
+}
+
+impl<const N: usize> ToolCatalogue for [(&str, ActionClass); N] {
+    fn class_of(&self, tool: &str) -> Option<ActionClass> {
+        self.as_slice().class_of(tool)
+    }
+}
+
+impl<T: ToolCatalogue + ?Sized> ToolCatalogue for &T {
+    fn class_of(&self, tool: &str) -> Option<ActionClass> {
+        (**self).class_of(tool)
+    }
+}
+
+/// What a worker is about to do: call `tool`, whose action class is known (from the worker's
+/// catalogue, or given by the caller) or not (the catalogue does not list it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Request<'r> {
     tool: &'r str,
-    class: ActionClass,
+    class: Option<ActionClass>,
 }
 
 impl<'r> Request<'r> {
-    /// A request; the tool must be a name in grammar (not a pattern).
+    /// A request for `tool` with `class`; the tool must be a name in grammar (not a pattern).
     pub fn new(tool: &'r str, class: ActionClass) -> Result<Self, InvalidToolName> {
+        Self::with_class(tool, Some(class))
+    }
+
+    /// A request whose class is the catalogue's. A tool the catalogue does not list makes a
+    /// request that the verifier denies `unknown_tool`, in its place in the check order.
+    pub fn from_catalogue(
+        tool: &'r str,
+        catalogue: &(impl ToolCatalogue + ?Sized),
+    ) -> Result<Self, InvalidToolName> {
+        Self::with_class(tool, catalogue.class_of(tool))
+    }
+
+    fn with_class(tool: &'r str, class: Option<ActionClass>) -> Result<Self, InvalidToolName> {
         if is_tool_name(tool) {
             Ok(Request { tool, class })
         } else {
@@ -218,8 +311,8 @@ impl<'r> Request<'r> {
         self.tool
     }
 
-    /// The action class.
-    pub const fn class(&self) -> ActionClass {
+    /// The action class; `None` when the worker's catalogue does not list the tool.
+    pub const fn class(&self) -> Option<ActionClass> {
         self.class
     }
 }
@@ -229,7 +322,7 @@ impl<'r> Request<'r> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ToolGrant<'a> {
     /// The pattern.
-    pub pattern: &'a str,
+    pub pattern: ToolPattern<'a>,
     /// The classes this entry allows.
     pub classes: Classes,
     /// Whether the entry carried its own classes (`[pattern, classes]`) on the wire.
@@ -284,16 +377,34 @@ mod tests {
         }
     }
 
+    fn matches(pattern: &str, name: &str) -> bool {
+        ToolPattern::new(pattern).unwrap().matches(name)
+    }
+
     #[test]
     fn matching() {
-        assert!(pattern_matches("crm.*", "crm.read"));
-        assert!(pattern_matches("crm.*", "crm.ticket.close"));
-        assert!(!pattern_matches("crm.*", "crm"));
-        assert!(!pattern_matches("crm.*", "crmx.read"));
-        assert!(pattern_matches("*", "anything.at.all"));
-        assert!(pattern_matches("crm.read", "crm.read"));
-        assert!(!pattern_matches("crm.read", "crm.read.more"));
+        assert!(matches("crm.*", "crm.read"));
+        assert!(matches("crm.*", "crm.ticket.close"));
+        assert!(!matches("crm.*", "crm"));
+        assert!(!matches("crm.*", "crmx.read"));
+        assert!(matches("*", "anything.at.all"));
+        assert!(matches("crm.read", "crm.read"));
+        assert!(!matches("crm.read", "crm.read.more"));
         assert!(Request::new("crm.*", ActionClass::Read).is_err());
+        assert_eq!(ToolPattern::new("crm.*.*"), Err(InvalidToolName));
+    }
+
+    #[test]
+    fn catalogue_gives_the_class() {
+        let catalogue = [
+            ("crm.ticket.delete", ActionClass::Destructive),
+            ("crm.ticket.read", ActionClass::Read),
+        ];
+        let r = Request::from_catalogue("crm.ticket.delete", &catalogue).unwrap();
+        assert_eq!(r.class(), Some(ActionClass::Destructive));
+        let r = Request::from_catalogue("crm.ticket.close", &catalogue).unwrap();
+        assert_eq!(r.class(), None);
+        assert!(Request::from_catalogue("crm.*", &catalogue).is_err());
     }
 
     struct Buf<'a>(&'a mut [u8], usize);

@@ -6,7 +6,7 @@ use crate::claims::Claims;
 use crate::envelope::UntrustedEnvelope;
 use crate::error::Denial;
 use crate::keys::{self, Kid, TrustedKey};
-use crate::tools::{Request, pattern_matches};
+use crate::tools::Request;
 
 /// Default clock leeway, seconds.
 pub const DEFAULT_LEEWAY: u64 = 5;
@@ -14,8 +14,8 @@ pub const DEFAULT_LEEWAY: u64 = 5;
 pub const MAX_LEEWAY: u64 = 60;
 /// Default maximum lifetime (`exp - nbf`), seconds.
 pub const DEFAULT_MAX_LIFETIME: u64 = 3600;
-/// Largest maximum lifetime a policy accepts, seconds (the signer's TTL bound).
-pub const MAX_MAX_LIFETIME: u64 = 24 * 3600;
+/// Largest maximum lifetime a policy accepts, seconds: 7 days (`docs/spec.md` §2).
+pub const MAX_MAX_LIFETIME: u64 = 7 * 24 * 3600;
 
 /// Time policy of a verifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,13 +121,42 @@ impl Revocations for RevocationList<'_> {
 #[derive(Debug, Clone, Copy)]
 pub struct VerifiedEnvelope<'a> {
     bytes: &'a [u8],
+    /// The whole public key the signature held under, not only its 64-bit kid: a verifier
+    /// honours the envelope only while it trusts these exact 32 bytes.
+    key: [u8; 32],
     kid: Kid,
     claims: Claims<'a>,
 }
 
 impl<'a> VerifiedEnvelope<'a> {
-    pub(crate) const fn new(bytes: &'a [u8], kid: Kid, claims: Claims<'a>) -> Self {
-        VerifiedEnvelope { bytes, kid, claims }
+    pub(crate) fn new(bytes: &'a [u8], key: &TrustedKey, claims: Claims<'a>) -> Self {
+        VerifiedEnvelope {
+            bytes,
+            key: *key.as_bytes(),
+            kid: key.kid(),
+            claims,
+        }
+    }
+
+    /// Rebuilds a verified envelope from a cache entry that recorded the key it held under.
+    #[cfg(feature = "std")]
+    pub(crate) const fn from_cache(
+        bytes: &'a [u8],
+        key: [u8; 32],
+        kid: Kid,
+        claims: Claims<'a>,
+    ) -> Self {
+        VerifiedEnvelope {
+            bytes,
+            key,
+            kid,
+            claims,
+        }
+    }
+
+    /// The raw public key whose signature held.
+    pub const fn key(&self) -> &[u8; 32] {
+        &self.key
     }
 
     /// The envelope bytes as received.
@@ -216,6 +245,11 @@ impl<'k> Verifier<'k> {
         self.policy
     }
 
+    /// Whether this verifier trusts exactly this raw public key.
+    pub(crate) fn trusts(&self, key: &[u8; 32]) -> bool {
+        self.keys.iter().any(|k| k.as_bytes() == key)
+    }
+
     /// Every check of the contract, in its order: decode, key, signature, claims, time,
     /// lifetime, audience, agent, request (when given), revocation. `now` is seconds since
     /// the Unix epoch from a clock the caller trusts.
@@ -239,17 +273,24 @@ impl<'k> Verifier<'k> {
         // Claims are decoded only once the signature holds.
         let (payload, base) = envelope.payload();
         let claims = Claims::decode(payload, base)?;
-        Ok(VerifiedEnvelope::new(bytes, envelope.kid(), claims))
+        Ok(VerifiedEnvelope::new(bytes, &key, claims))
     }
 
     /// The checks that depend on the moment and the request: time, lifetime, audience,
     /// agent, tool and class (when `request` is given), revocation.
+    ///
+    /// The envelope must have been authenticated under one of this verifier's own keys (the
+    /// whole 32-byte key, not only its kid), else `unknown_key`: a verified envelope from a
+    /// verifier with other keys proves nothing here.
     pub fn check(
         &self,
         envelope: &VerifiedEnvelope<'_>,
         now: u64,
         request: Option<&Request<'_>>,
     ) -> Result<(), Denial> {
+        if !self.trusts(&envelope.key) {
+            return Err(Denial::UnknownKey);
+        }
         let claims = envelope.claims();
         let leeway = self.policy.leeway;
         if now.saturating_add(leeway) < claims.nbf() {
@@ -278,13 +319,16 @@ impl<'k> Verifier<'k> {
     }
 }
 
-/// `tool_not_granted` when no pattern matches; `class_not_granted` when patterns match but
+/// `unknown_tool` when the worker's catalogue does not list the tool; `tool_not_granted`
+/// when no pattern matches; `class_not_granted` when patterns match but
 /// none of them allows the class.
 fn check_request(claims: &Claims<'_>, request: &Request<'_>) -> Result<(), Denial> {
+    // The class is the worker's: a tool its catalogue does not list runs under no grant.
+    let class = request.class().ok_or(Denial::UnknownTool)?;
     let mut tool_matched = false;
     for grant in claims.tools() {
-        if pattern_matches(grant.pattern, request.tool()) {
-            if grant.classes.contains(request.class()) {
+        if grant.pattern.matches(request.tool()) {
+            if grant.classes.contains(class) {
                 return Ok(());
             }
             tool_matched = true;

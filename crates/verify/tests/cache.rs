@@ -94,3 +94,24 @@ fn bounded_and_expired_entries_go() {
     assert!(cache.verify(&v, &late, NOW + 99_500, None).is_ok());
     assert_eq!(cache.stats().len, 1);
 }
+
+#[test]
+fn check_refuses_an_envelope_authenticated_under_another_verifiers_key() {
+    let env = envelope(&key_for(1), &RawClaims::standard().encode());
+    let k1 = keys(1);
+    let verified = Verifier::new(&k1, "billing").authenticate(&env).unwrap();
+    // A verifier that trusts other keys must not honour what another verifier authenticated.
+    let k2 = keys(2);
+    assert_eq!(
+        Verifier::new(&k2, "billing")
+            .check(&verified, NOW, None)
+            .unwrap_err(),
+        Denial::UnknownKey
+    );
+    assert_eq!(verified.key(), k1[0].as_bytes());
+    assert!(
+        Verifier::new(&k1, "billing")
+            .check(&verified, NOW, None)
+            .is_ok()
+    );
+}

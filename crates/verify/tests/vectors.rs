@@ -11,8 +11,10 @@
 mod support;
 
 use laissez_verify::{
-    ActionClass, Denial, Kid, Policy, Request, RevocationList, TrustedKey, Verifier,
+    ActionClass, Denial, Kid, Policy, Reason, Request, RevocationList, TrustedKey, Verifier,
 };
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use support::*;
 
@@ -31,6 +33,11 @@ struct Vector {
     leeway: u64,
     max_lifetime: u64,
     agent: Option<String>,
+    /// The worker's tool catalogue (tool name to class), when the vector has one: the
+    /// request's class is then the catalogue's, and a tool it does not list is
+    /// `unknown_tool`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    catalogue: Option<BTreeMap<String, String>>,
     request: Option<Req>,
     revoked_ctis: Vec<String>,
     revoked_kids: Vec<String>,
@@ -49,7 +56,9 @@ struct Vector {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Req {
     tool: String,
-    class: String,
+    /// The class; absent when the catalogue gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    class: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -79,9 +88,10 @@ impl Gen {
             leeway: 5,
             max_lifetime: 3600,
             agent: None,
+            catalogue: None,
             request: Some(Req {
                 tool: "crm.read".into(),
-                class: "read".into(),
+                class: Some("read".into()),
             }),
             revoked_ctis: vec![],
             revoked_kids: vec![],
@@ -143,8 +153,22 @@ impl Gen {
 fn req(tool: &str, class: &str) -> Option<Req> {
     Some(Req {
         tool: tool.into(),
-        class: class.into(),
+        class: Some(class.into()),
     })
+}
+
+/// A request whose class the worker's catalogue gives.
+fn catalogued(v: &mut Vector, tool: &str, catalogue: &[(&str, &str)]) {
+    v.request = Some(Req {
+        tool: tool.into(),
+        class: None,
+    });
+    v.catalogue = Some(
+        catalogue
+            .iter()
+            .map(|(t, c)| ((*t).to_owned(), (*c).to_owned()))
+            .collect(),
+    );
 }
 
 /// Rebuilds the standard envelope with parts replaced.
@@ -568,7 +592,7 @@ fn generate() -> Vec<Vector> {
     // Trusted keys that must not load.
     let mut identity = [0u8; 32];
     identity[0] = 1;
-    let small_kid = Kid::of(&identity).0;
+    let small_kid = *Kid::of(&identity).as_bytes();
     let small_prot = protected_for(&small_kid);
     g.push(Vector {
         trusted_keys: vec![hex(&identity)],
@@ -682,6 +706,45 @@ fn generate() -> Vec<Vector> {
         });
     }
     g.with(
+        "unknown_tool",
+        "the envelope grants crm.ticket.*, but this worker's catalogue does not list the tool",
+        "unknown_tool",
+        |v| catalogued(v, "crm.ticket.close", &[("crm.read", "read")]),
+    );
+    g.with(
+        "unknown_tool_after_wrong_agent",
+        "wrong_agent is checked before the catalogue",
+        "wrong_agent",
+        |v| {
+            catalogued(v, "crm.ticket.close", &[("crm.read", "read")]);
+            v.agent = Some("spiffe://acme.example/agent/other".into());
+        },
+    );
+    g.with(
+        "unknown_tool_before_tool_not_granted",
+        "a tool neither listed nor granted is unknown_tool",
+        "unknown_tool",
+        |v| catalogued(v, "billing.refund", &[("crm.read", "read")]),
+    );
+    g.with(
+        "catalogue_class_relabelled",
+        "crm.ticket.* is read+write; the worker's catalogue says crm.ticket.delete is destructive, whatever a publisher claims",
+        "class_not_granted",
+        |v| {
+            catalogued(
+                v,
+                "crm.ticket.delete",
+                &[("crm.ticket.delete", "destructive")],
+            )
+        },
+    );
+    g.with(
+        "catalogue_class_allowed",
+        "the catalogue's class is granted",
+        "allowed",
+        |v| catalogued(v, "crm.ticket.close", &[("crm.ticket.close", "write")]),
+    );
+    g.with(
         "class_not_granted_write",
         "crm.read is read only",
         "class_not_granted",
@@ -773,7 +836,11 @@ fn run(v: &Vector) -> String {
         }
     }
     let ctis: Vec<[u8; 16]> = v.revoked_ctis.iter().map(|c| unhex(c)).collect();
-    let kids: Vec<Kid> = v.revoked_kids.iter().map(|k| Kid(unhex(k))).collect();
+    let kids: Vec<Kid> = v
+        .revoked_kids
+        .iter()
+        .map(|k| Kid::from_bytes(unhex(k)))
+        .collect();
     let revocations = RevocationList {
         ctis: &ctis,
         kids: &kids,
@@ -784,10 +851,18 @@ fn run(v: &Vector) -> String {
     if let Some(agent) = &v.agent {
         verifier = verifier.expect_agent(agent);
     }
-    let request = v
-        .request
-        .as_ref()
-        .map(|r| Request::new(&r.tool, r.class.parse::<ActionClass>().unwrap()).unwrap());
+    let catalogue: Option<Vec<(&str, ActionClass)>> = v.catalogue.as_ref().map(|c| {
+        c.iter()
+            .map(|(tool, class)| (tool.as_str(), class.parse().unwrap()))
+            .collect()
+    });
+    let request = v.request.as_ref().map(|r| match (&catalogue, &r.class) {
+        (Some(catalogue), None) => Request::from_catalogue(&r.tool, catalogue.as_slice()).unwrap(),
+        (None, Some(class)) => {
+            Request::new(&r.tool, class.parse::<ActionClass>().unwrap()).unwrap()
+        }
+        _ => panic!("{}: a request has a class or a catalogue, not both", v.name),
+    });
     let bytes = hex::decode(&v.envelope).unwrap();
     let verified = match verifier.verify(&bytes, v.now, request.as_ref()) {
         Ok(verified) => verified,
@@ -857,7 +932,13 @@ fn every_committed_vector_gives_its_expected_outcome() {
 fn vectors_cover_every_reason() {
     let committed: VectorFile =
         serde_json::from_str(&std::fs::read_to_string(FILE).unwrap()).unwrap();
-    for code in Denial::CODES {
+    // Every reason the verifier and the ledger's reference model can give; the queue
+    // outcomes (in_flight, ledger_unavailable, abandoned, handler_failed) are not theirs.
+    for reason in Reason::ALL
+        .into_iter()
+        .take_while(|r| *r != Reason::InFlight)
+    {
+        let code = reason.code();
         assert!(
             committed.vectors.iter().any(|v| v.expect == code),
             "no vector expects {code}"

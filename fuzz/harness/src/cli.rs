@@ -5,7 +5,7 @@
 //! form ([`ToolSpec`], class lists, durations written back as `XhYmZs`, envelope text);
 //! a parsed duration is accepted as a TTL by the builder exactly when it is within
 //! `1..=MAX_TTL`; [`is_tool_name`] agrees with an independent reading of the grammar
-//! (dot-separated segments of 1 to 64 of `a-z 0-9 _ -`), and [`pattern_matches`] with the
+//! (dot-separated segments of 1 to 64 of `a-z 0-9 _ -`), and [`ToolPattern::matches`] with the
 //! contract's rule (`ns.*` matches names strictly below `ns`, `*` everything, a name itself).
 //!
 //! The input is read as UTF-8 (invalid sequences replaced); the grammar checks also run on
@@ -16,8 +16,8 @@ use laissez_sign::{
     encode_text, parse_classes, parse_duration,
 };
 use laissez_verify::{
-    ActionClass, ENVELOPE_FIRST_BYTE, MAX_SEGMENT_LEN, Request, is_tool_name, is_tool_pattern,
-    pattern_matches,
+    ActionClass, ENVELOPE_FIRST_BYTE, MAX_SEGMENT_LEN, Request, ToolPattern, is_tool_name,
+    is_tool_pattern,
 };
 
 /// Checks one input. Panics on a finding.
@@ -117,6 +117,11 @@ fn is_name_reference(s: &str) -> bool {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
     })
+}
+
+/// The pattern's verdict through the one public matcher.
+fn pattern_matches(pattern: &str, name: &str) -> bool {
+    ToolPattern::new(pattern).is_ok_and(|p| p.matches(name))
 }
 
 fn grammar(s: &str) {

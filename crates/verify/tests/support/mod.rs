@@ -67,7 +67,7 @@ pub fn key_for(seed: u8) -> SigningKey {
 }
 
 pub fn kid_of(sk: &SigningKey) -> [u8; 8] {
-    laissez_verify::Kid::of(sk.verifying_key().as_bytes()).0
+    *laissez_verify::Kid::of(sk.verifying_key().as_bytes()).as_bytes()
 }
 
 /// The protected header `{1: -8, 4: kid}`.
