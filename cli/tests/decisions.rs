@@ -153,7 +153,7 @@ fn usage_errors_exit_2_and_io_errors_exit_3() {
         &["--tool", "crm.*", "--class", "read"],
         &["--leeway", "2m"],
         &["--leeway", "soon"],
-        &["--max-lifetime", "25h"],
+        &["--max-lifetime", "169h"],
         &["--ledger", "uses.redb"],
         &["--message-id", "m1"],
         &["--ledger", "uses.redb", "--message-id", ""],
