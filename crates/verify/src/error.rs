@@ -146,7 +146,7 @@ impl fmt::Display for Malformed {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum MalformedKind {
-    /// The input is longer than [`crate::MAX_ENVELOPE_LEN`].
+    /// The input is longer than its size limit ([`crate::MAX_ENVELOPE_LEN`] for an envelope).
     TooLarge,
     /// The input ends inside an item, or a declared length runs past the end.
     Truncated,
@@ -199,7 +199,7 @@ pub enum MalformedKind {
 impl fmt::Display for MalformedKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            MalformedKind::TooLarge => "envelope longer than 4096 bytes",
+            MalformedKind::TooLarge => "longer than the size limit (4096 bytes for an envelope)",
             MalformedKind::Truncated => "input ends inside an item",
             MalformedKind::InvalidHead => "invalid CBOR head",
             MalformedKind::NotShortest => "integer or length not in shortest form",

@@ -50,6 +50,7 @@ mod owned;
 mod reason;
 #[cfg(feature = "serde")]
 mod serde_impl;
+mod sign1;
 pub mod text;
 mod tools;
 mod verifier;
