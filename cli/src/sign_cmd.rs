@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
-use laissez_sign::keyfile::read_secret_key_file;
+use laissez_sign::keyfile::{read_secret_key_file, write_private_file};
 use laissez_sign::{DEFAULT_MAX_USES, DEFAULT_TTL, EnvelopeBuilder, ToolSpec};
 use laissez_verify::{ActionClass, Classes};
 use serde_json::json;
@@ -18,6 +18,9 @@ profile's lists. Defaults: --classes read, --max-uses 1, --ttl 5m, --nbf now; TT
 
 --json prints {\"envelope\": BASE64URL, \"kid\": HEX, \"cti\": HEX, \"claims\": {...}}, claims
 named as in the contract (cti as hex, classes as lists of names).
+
+--out FILE is created with mode 0600 and never over an existing file or link; --force replaces
+it atomically.
 
 Example:
   laissez sign --key orchestrator.key --agent spiffe://acme.example/agent/support-bot \\
@@ -63,9 +66,12 @@ pub(crate) struct SignArgs {
     /// Issuer (orchestrator) name, informational.
     #[arg(long, value_name = "I")]
     iss: Option<String>,
-    /// Write the envelope to FILE instead of stdout.
+    /// Write the envelope to FILE (created with mode 0600) instead of stdout.
     #[arg(long, value_name = "FILE", value_parser = crate::out_path_arg)]
     out: Option<PathBuf>,
+    /// Replace the --out FILE if it exists (atomically).
+    #[arg(long, requires = "out")]
+    force: bool,
     /// Output the raw CBOR bytes instead of base64url.
     #[arg(long, conflicts_with = "json")]
     raw: bool,
@@ -170,8 +176,9 @@ pub(crate) fn sign(args: &SignArgs) -> Result<(), Failure> {
     };
 
     if let Some(path) = &args.out {
-        std::fs::write(path, &encoded)
-            .map_err(|e| Failure::io(format!("{}: {e}", path.display())))?;
+        // A bearer token: only its owner may read it, and an existing file (or a link planted
+        // at the path) is never written through (docs/spec.md §10).
+        write_private_file(path, &encoded, args.force)?;
         encoded.clear();
     }
     let mut stdout = std::io::stdout().lock();

@@ -177,6 +177,23 @@ pub fn write_key_files(path: &Path, key: &SecretKey, force: bool) -> Result<Path
     Ok(pub_path)
 }
 
+/// Writes `content` to a new file at `path` that only its owner may read (mode 0600), for
+/// outputs that are as good as a secret to whoever holds them (an envelope is a bearer
+/// token until it expires).
+///
+/// Without `force` the file is created exclusively (`O_CREAT | O_EXCL`): it fails with
+/// [`KeyFileError::Exists`] when anything is at `path`, a symbolic link included, which is
+/// therefore never followed. With `force`, a temporary file in the same directory is written
+/// with mode 0600 and renamed over `path`: readers see the old file or the new one, and a
+/// link at `path` is replaced, not followed.
+pub fn write_private_file(path: &Path, content: &[u8], force: bool) -> Result<(), KeyFileError> {
+    if force {
+        replace_file(path, content, SECRET_MODE)
+    } else {
+        create_file(path, content, SECRET_MODE)
+    }
+}
+
 /// Creates `path` exclusively with `mode` and writes `content`; removes it if writing fails.
 fn create_file(path: &Path, content: &[u8], mode: u32) -> Result<(), KeyFileError> {
     let mut options = OpenOptions::new();
@@ -304,6 +321,25 @@ mod tests {
         }
         fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).unwrap();
         assert!(read_secret_key_file(&path).is_ok());
+    }
+
+    #[test]
+    fn private_files_are_0600_exclusive_and_replaced_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("env.txt");
+        write_private_file(&path, b"one", false).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        let err = write_private_file(&path, b"two", false).unwrap_err();
+        assert!(matches!(err, KeyFileError::Exists { .. }), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), b"one");
+        write_private_file(&path, b"two", true).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary left"
+        );
     }
 
     #[test]
