@@ -9,6 +9,7 @@ mod failure;
 mod input;
 mod inspect_cmd;
 mod keys_cmd;
+mod output;
 mod profile;
 mod sign_cmd;
 mod verify_cmd;

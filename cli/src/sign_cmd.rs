@@ -10,6 +10,7 @@ use laissez_verify::{ActionClass, Classes};
 use serde_json::json;
 
 use crate::failure::Failure;
+use crate::output::json_line;
 use crate::profile::{self, Profile};
 
 pub(crate) const SIGN_HELP: &str = "\
@@ -170,7 +171,7 @@ pub(crate) fn sign(args: &SignArgs) -> Result<(), Failure> {
             "cti": envelope.cti_hex(),
             "claims": claims,
         });
-        Some(format!("{value}\n"))
+        Some(json_line(&value))
     } else {
         None
     };

@@ -15,6 +15,7 @@ use serde_json::json;
 
 use crate::failure::Failure;
 use crate::input::read_envelope;
+use crate::output::{escape_text, json_line};
 
 pub(crate) const VERIFY_HELP: &str = "\
 Without --tool/--class it checks everything but the request. With --ledger it also spends a
@@ -257,7 +258,7 @@ fn report(args: &VerifyArgs, decision: &Decision<'_>) -> Result<(), Failure> {
                     .map(|(n, _)| n)
             );
         }
-        println!("{value}");
+        print!("{}", json_line(&value));
     }
     match &decision.result {
         Ok(use_number) => {
@@ -281,7 +282,8 @@ fn allowed_line(
 ) -> String {
     let mut line = String::from("allowed:");
     if let Some(claims) = &decision.claims {
-        line.push_str(&format!(" agent={}", claims.sub()));
+        // Signed by a trusted key, but possibly text a user gave the orchestrator.
+        line.push_str(&format!(" agent={}", escape_text(claims.sub())));
     }
     if let (Some(tool), Some(class)) = (&args.tool, args.class) {
         line.push_str(&format!(" tool={tool} class={class}"));
