@@ -12,7 +12,7 @@ use crate::failure::Failure;
 #[derive(Debug, Args)]
 pub(crate) struct KeygenArgs {
     /// Secret key file to create (mode 0600); the public key goes to FILE.pub.
-    #[arg(long, value_name = "FILE", value_parser = crate::out_path_arg)]
+    #[arg(long, value_name = "FILE", value_parser = crate::path_arg)]
     out: PathBuf,
     /// Replace FILE and FILE.pub if they exist (atomically).
     #[arg(long)]
@@ -23,7 +23,7 @@ pub(crate) struct KeygenArgs {
 #[derive(Debug, Args)]
 pub(crate) struct PubkeyArgs {
     /// Secret key file (PKCS#8 PEM, not accessible by group or others).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = crate::path_arg)]
     key: PathBuf,
 }
 

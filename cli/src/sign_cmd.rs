@@ -31,17 +31,17 @@ Example:
 #[derive(Debug, Args)]
 pub(crate) struct SignArgs {
     /// Secret key file (PKCS#8 PEM, not accessible by group or others).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = crate::path_arg)]
     key: PathBuf,
     /// Signing profile (TOML with the same fields as the flags: agent, aud, tool, classes,
     /// max_uses, ttl, obo, session, iss).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = crate::path_arg)]
     profile: Option<PathBuf>,
     /// Agent identity (sub), e.g. spiffe://acme.example/agent/support-bot.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", value_parser = crate::name_arg)]
     agent: Option<String>,
     /// Queue or worker pool that may act on it (repeatable).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = crate::name_arg)]
     aud: Vec<String>,
     /// Tool pattern, alone or with its own classes: crm.ticket.read, crm.*=read+write, * (repeatable).
     #[arg(long, value_name = "PATTERN[=CLASSES]", value_parser = crate::parse_tool_arg)]
@@ -59,16 +59,16 @@ pub(crate) struct SignArgs {
     #[arg(long, value_name = "UNIX")]
     nbf: Option<u64>,
     /// Principal the agent acts on behalf of.
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", value_parser = crate::name_arg)]
     obo: Option<String>,
     /// Session or task id the envelope is bound to.
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", value_parser = crate::name_arg)]
     session: Option<String>,
     /// Issuer (orchestrator) name, informational.
-    #[arg(long, value_name = "I")]
+    #[arg(long, value_name = "I", value_parser = crate::name_arg)]
     iss: Option<String>,
     /// Write the envelope to FILE (created with mode 0600) instead of stdout.
-    #[arg(long, value_name = "FILE", value_parser = crate::out_path_arg)]
+    #[arg(long, value_name = "FILE", value_parser = crate::path_arg)]
     out: Option<PathBuf>,
     /// Replace the --out FILE if it exists (atomically).
     #[arg(long, requires = "out")]

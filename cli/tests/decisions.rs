@@ -187,6 +187,70 @@ fn usage_errors_exit_2_and_io_errors_exit_3() {
     assert!(stderr(out.get_output()).contains("PRIVATE KEY"));
 }
 
+/// An empty name or path is a usage error that names the flag, never a decision: `verify
+/// --aud ""` would otherwise accept an envelope whose aud lists "".
+#[test]
+fn empty_names_and_paths_are_usage_errors() {
+    let (dir, envelope) = setup();
+    let verify = ["verify", "--trust", "k.pub", "--aud", "billing-queue"];
+    let sign = [
+        "sign", "--key", "k", "--agent", "a", "--aud", "q", "--tool", "t",
+    ];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["verify", "--trust", "k.pub", "--aud", "", &envelope],
+            "--aud",
+        ),
+        (
+            [&verify[..], &["--agent", "", &envelope]].concat(),
+            "--agent",
+        ),
+        (
+            vec!["verify", "--trust", "", "--aud", "q", &envelope],
+            "--trust",
+        ),
+        (
+            [
+                &verify[..],
+                &["--ledger", "", "--message-id", "m", &envelope],
+            ]
+            .concat(),
+            "--ledger",
+        ),
+        (
+            vec![
+                "sign", "--key", "k", "--agent", "", "--aud", "q", "--tool", "t",
+            ],
+            "--agent",
+        ),
+        (
+            vec![
+                "sign", "--key", "k", "--agent", "a", "--aud", "", "--tool", "t",
+            ],
+            "--aud",
+        ),
+        ([&sign[..], &["--iss", ""]].concat(), "--iss"),
+        ([&sign[..], &["--obo", ""]].concat(), "--obo"),
+        ([&sign[..], &["--session", ""]].concat(), "--session"),
+        ([&sign[..], &["--profile", ""]].concat(), "--profile"),
+        (
+            vec![
+                "sign", "--key", "", "--agent", "a", "--aud", "q", "--tool", "t",
+            ],
+            "--key",
+        ),
+        (vec!["pubkey", "--key", ""], "--key"),
+    ];
+    for (args, flag) in cases {
+        let out = dir.laissez(&args).assert().code(2);
+        let err = stderr(out.get_output());
+        assert!(
+            err.contains(flag) && err.contains("must not be empty"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
 #[test]
 fn verify_json_has_the_contract_shape() {
     let (dir, envelope) = setup();
