@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::failure::Failure;
 use crate::input::read_envelope;
-use crate::output::{escape_text, json_line};
+use crate::output::{escape_text, json_line, write_stdout};
 
 pub(crate) const INSPECT_HELP: &str = "\
 Nothing is checked: not the signature, the key, the time nor the audience. Use `verify` to
@@ -50,11 +50,10 @@ pub(crate) fn inspect(args: &InspectArgs) -> Result<(), Failure> {
             "kid": envelope.kid().to_string(),
             "claims": claims,
         });
-        print!("{}", json_line(&value));
+        write_stdout(json_line(&value).as_bytes())
     } else {
-        print!("{}", human(&envelope, &claims));
+        write_stdout(human(&envelope, &claims).as_bytes())
     }
-    Ok(())
 }
 
 /// The text form: an UNVERIFIED banner, then one claim per line. Every text claim is

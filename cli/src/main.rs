@@ -113,13 +113,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Inspect(args) => inspect_cmd::inspect(&args),
         Command::Consume(args) => consume::consume(&args),
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "laissez",
-                &mut std::io::stdout(),
-            );
-            Ok(())
+            // Into memory first: clap_complete panics when its writer fails.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "laissez", &mut script);
+            output::write_stdout(&script)
         }
     }
 }

@@ -1,4 +1,5 @@
-//! What the commands print: claim text made safe for a terminal (docs/spec.md §10).
+//! What the commands print, and how: claim text made safe for a terminal, and stdout written
+//! with its errors handled (docs/spec.md §10).
 //!
 //! Claims are text chosen by whoever signed, or, for `inspect`, by anyone at all. Printed raw,
 //! an `iss` holding ESC sequences, CR or LF could clear the screen, move the cursor or print a
@@ -7,6 +8,28 @@
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::io::Write as _;
+
+use crate::failure::Failure;
+
+/// Writes `bytes` to stdout and flushes it. `println!` panics (exit 101) when stdout is closed
+/// (`laissez ... | head -c0`); here a closed stdout, or any other write error, is an I/O
+/// failure: exit 3 with a message on stderr. The flush is part of it: what is still buffered
+/// at exit would otherwise fail silently.
+pub(crate) fn write_stdout(bytes: &[u8]) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(bytes)
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Failure::io(format!("writing to stdout: {e}")))
+}
+
+/// Writes one line to stderr. `eprintln!` panics when stderr is closed; a message nobody can
+/// read is dropped instead, and the exit code still tells what happened.
+pub(crate) fn write_stderr_line(line: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "{line}");
+}
 
 /// True for the characters a terminal acts on or that reorder text: C0 controls (LF, CR,
 /// ESC...), DEL, C1 controls (U+0080..U+009F; U+009B is an 8-bit CSI to some terminals), the

@@ -1,6 +1,5 @@
 //! `laissez sign`: flags (and an optional profile) to a signed envelope.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -10,7 +9,7 @@ use laissez_verify::{ActionClass, Classes};
 use serde_json::json;
 
 use crate::failure::Failure;
-use crate::output::json_line;
+use crate::output::{json_line, write_stdout};
 use crate::profile::{self, Profile};
 
 pub(crate) const SIGN_HELP: &str = "\
@@ -182,12 +181,8 @@ pub(crate) fn sign(args: &SignArgs) -> Result<(), Failure> {
         write_private_file(path, &encoded, args.force)?;
         encoded.clear();
     }
-    let mut stdout = std::io::stdout().lock();
-    let written = match json_line {
-        Some(line) => stdout.write_all(line.as_bytes()),
-        None => stdout.write_all(&encoded),
-    };
-    written
-        .and_then(|()| stdout.flush())
-        .map_err(|e| Failure::io(format!("writing to stdout: {e}")))
+    match json_line {
+        Some(line) => write_stdout(line.as_bytes()),
+        None => write_stdout(&encoded),
+    }
 }

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::failure::Failure;
 use crate::input::read_envelope;
-use crate::output::{escape_text, json_line};
+use crate::output::{escape_text, json_line, write_stdout};
 
 pub(crate) const VERIFY_HELP: &str = "\
 Without --tool/--class it checks everything but the request. With --ledger it also spends a
@@ -255,14 +255,18 @@ fn report(args: &VerifyArgs, decision: &Decision<'_>) -> Result<(), Failure> {
                     .map(|(n, _)| n)
             );
         }
-        print!("{}", json_line(&value));
+        // A decision that cannot be delivered is exit 3, even a denial: a reader that went
+        // away must not be mistaken for one that read `"allowed": false`.
+        write_stdout(json_line(&value).as_bytes())?;
     }
     match &decision.result {
         Ok(use_number) => {
-            if !args.json {
-                println!("{}", allowed_line(args, decision, *use_number));
+            if args.json {
+                Ok(())
+            } else {
+                let line = allowed_line(args, decision, *use_number);
+                write_stdout(format!("{line}\n").as_bytes())
             }
-            Ok(())
         }
         Err((reason, detail)) => Err(Failure::Denied {
             reason,
