@@ -15,6 +15,7 @@ use serde_json::json;
 
 use crate::failure::Failure;
 use crate::input::read_envelope;
+use crate::output::{escape_text, json_line, write_stdout};
 
 pub(crate) const VERIFY_HELP: &str = "\
 Without --tool/--class it checks everything but the request. With --ledger it also spends a
@@ -41,10 +42,10 @@ const CLI_LEASE: Duration = Duration::from_secs(30);
 #[derive(Debug, Args)]
 pub(crate) struct VerifyArgs {
     /// Trust file: one or more SPKI PEM public keys (repeatable).
-    #[arg(long = "trust", value_name = "FILE", required = true)]
+    #[arg(long = "trust", value_name = "FILE", required = true, value_parser = crate::path_arg)]
     trust: Vec<PathBuf>,
     /// This worker's audience (queue or pool name).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = crate::name_arg)]
     aud: String,
     /// The tool about to be called (a name, not a pattern).
     #[arg(long, value_name = "T", requires = "class")]
@@ -53,7 +54,7 @@ pub(crate) struct VerifyArgs {
     #[arg(long, value_name = "C", requires = "tool", value_parser = crate::parse_class_arg)]
     class: Option<ActionClass>,
     /// Require this agent identity (sub).
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", value_parser = crate::name_arg)]
     agent: Option<String>,
     /// The time to check against, Unix seconds [default: the system clock].
     #[arg(long, value_name = "UNIX")]
@@ -65,7 +66,7 @@ pub(crate) struct VerifyArgs {
     #[arg(long, value_name = "DUR", value_parser = crate::parse_duration_arg)]
     max_lifetime: Option<u64>,
     /// Embedded use ledger file: spend a use for --message-id.
-    #[arg(long, value_name = "PATH", requires = "message_id")]
+    #[arg(long, value_name = "PATH", requires = "message_id", value_parser = crate::path_arg)]
     ledger: Option<PathBuf>,
     /// The message whose use is spent (needs --ledger).
     #[arg(long, value_name = "ID", requires = "ledger")]
@@ -115,9 +116,6 @@ fn policy_and_request(args: &VerifyArgs) -> Result<(Policy, Option<Request<'_>>)
         return Err(Failure::usage(format!(
             "--message-id must be 1 to {MAX_MESSAGE_ID_LEN} bytes"
         )));
-    }
-    if args.agent.as_deref() == Some("") {
-        return Err(Failure::usage("--agent must not be empty"));
     }
     Ok((policy, request))
 }
@@ -257,14 +255,18 @@ fn report(args: &VerifyArgs, decision: &Decision<'_>) -> Result<(), Failure> {
                     .map(|(n, _)| n)
             );
         }
-        println!("{value}");
+        // A decision that cannot be delivered is exit 3, even a denial: a reader that went
+        // away must not be mistaken for one that read `"allowed": false`.
+        write_stdout(json_line(&value).as_bytes())?;
     }
     match &decision.result {
         Ok(use_number) => {
-            if !args.json {
-                println!("{}", allowed_line(args, decision, *use_number));
+            if args.json {
+                Ok(())
+            } else {
+                let line = allowed_line(args, decision, *use_number);
+                write_stdout(format!("{line}\n").as_bytes())
             }
-            Ok(())
         }
         Err((reason, detail)) => Err(Failure::Denied {
             reason,
@@ -281,7 +283,8 @@ fn allowed_line(
 ) -> String {
     let mut line = String::from("allowed:");
     if let Some(claims) = &decision.claims {
-        line.push_str(&format!(" agent={}", claims.sub()));
+        // Signed by a trusted key, but possibly text a user gave the orchestrator.
+        line.push_str(&format!(" agent={}", escape_text(claims.sub())));
     }
     if let (Some(tool), Some(class)) = (&args.tool, args.class) {
         line.push_str(&format!(" tool={tool} class={class}"));
