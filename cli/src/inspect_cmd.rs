@@ -81,7 +81,7 @@ fn human(envelope: &UntrustedEnvelope<'_>, c: &Claims<'_>) -> String {
     field("cti", &cti);
     let tools: Vec<String> = c
         .tools()
-        .map(|t| format!("{} ({})", escape_text(t.pattern), t.classes))
+        .map(|t| format!("{} ({})", escape_text(t.pattern.as_str()), t.classes))
         .collect();
     field("tools", &tools.join(", "));
     field("max_uses", &c.max_uses());
