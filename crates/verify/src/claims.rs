@@ -2,6 +2,7 @@
 
 use crate::cbor::{Key, Reader};
 use crate::error::{Denial, Malformed, MalformedKind};
+use crate::keys::TrustedKey;
 use crate::tools::{Classes, ToolGrant, ToolPattern, is_tool_pattern};
 
 /// Claim and grant keys as the decoder matches them: CBOR head arguments.
@@ -15,6 +16,7 @@ mod key {
     pub(super) const NBF: u64 = claim::NBF as u64;
     pub(super) const IAT: u64 = claim::IAT as u64;
     pub(super) const CTI: u64 = claim::CTI as u64;
+    pub(super) const CNF: u64 = claim::CNF as u64;
     pub(super) const GRANT_NEG: u64 = nint_arg(claim::GRANT);
     pub(super) const V: u64 = grant::V as u64;
     pub(super) const TOOLS: u64 = grant::TOOLS as u64;
@@ -50,6 +52,8 @@ pub struct Claims<'a> {
     nbf: u64,
     iat: Option<u64>,
     cti: [u8; 16],
+    /// The holder's key, checked as a trusted key is (`docs/spec.md` §3), when holder-bound.
+    holder: Option<TrustedKey>,
     version: u64,
     tools: ListSpan,
     classes: Classes,
@@ -92,6 +96,7 @@ impl<'a> Claims<'a> {
         let mut prev = None;
         let (mut iss, mut sub, mut aud, mut exp, mut nbf, mut iat, mut cti) =
             (None, None, None, None, None, None, None);
+        let mut holder = None;
         let mut grant = None;
         let mut unknown = false;
         for _ in 0..pairs {
@@ -103,6 +108,7 @@ impl<'a> Claims<'a> {
                 Key::Uint(key::NBF) => nbf = Some(r.uint()?),
                 Key::Uint(key::IAT) => iat = Some(r.uint()?),
                 Key::Uint(key::CTI) => cti = Some(r.bytes_exact::<16>()?),
+                Key::Uint(key::CNF) => holder = Some(decode_cnf(&mut r)?),
                 Key::Nint(key::GRANT_NEG) => grant = Some(decode_grant(&mut r)?),
                 _ => {
                     r.skip(1)?;
@@ -143,6 +149,7 @@ impl<'a> Claims<'a> {
             nbf,
             iat,
             cti,
+            holder,
             version,
             tools,
             classes,
@@ -199,6 +206,12 @@ impl<'a> Claims<'a> {
     /// Envelope id: the key of use counting and revocation.
     pub const fn cti(&self) -> &[u8; 16] {
         &self.cti
+    }
+
+    /// The holder's key (`cnf`): the envelope is holder-bound, and every call under it needs
+    /// an invocation signed with this key. `None` for a bearer envelope.
+    pub const fn holder(&self) -> Option<&TrustedKey> {
+        self.holder.as_ref()
     }
 
     /// Grant version (always 1 in a decoded claims set).
@@ -266,6 +279,42 @@ fn decode_aud<'a>(r: &mut Reader<'a>) -> Result<Aud<'a>, Malformed> {
         end: r.pos(),
         len,
     }))
+}
+
+/// Decodes `cnf = {1: {1: 1, -1: 6, -2: bstr .size 32}}` (RFC 8747, a COSE_Key: kty OKP,
+/// crv Ed25519, x), exactly these keys, and checks the key as a trusted key is checked.
+fn decode_cnf(r: &mut Reader<'_>) -> Result<TrustedKey, Malformed> {
+    use crate::wire::{cnf, nint_arg};
+    let at = r.pos();
+    let bad = |r: &Reader<'_>| r.error_at(at, MalformedKind::HolderKey);
+    if r.map().map_err(|_| bad(r))? != 1
+        || r.head()? != ciborium_ll::Header::Positive(cnf::COSE_KEY as u64)
+    {
+        return Err(bad(r));
+    }
+    if r.map().map_err(|_| bad(r))? != 3 {
+        return Err(bad(r));
+    }
+    let expect = [
+        (
+            ciborium_ll::Header::Positive(cnf::KTY as u64),
+            ciborium_ll::Header::Positive(cnf::KTY_OKP as u64),
+        ),
+        (
+            ciborium_ll::Header::Negative(nint_arg(cnf::CRV)),
+            ciborium_ll::Header::Positive(cnf::CRV_ED25519 as u64),
+        ),
+    ];
+    for (label, value) in expect {
+        if r.head()? != label || r.head()? != value {
+            return Err(bad(r));
+        }
+    }
+    if r.head()? != ciborium_ll::Header::Negative(nint_arg(cnf::X)) {
+        return Err(bad(r));
+    }
+    let x = r.bytes_exact::<32>().map_err(|_| bad(r))?;
+    TrustedKey::from_bytes(&x).map_err(|_| bad(r))
 }
 
 /// Decodes the grant map. A version other than 1 stops interpretation: its remaining

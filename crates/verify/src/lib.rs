@@ -39,11 +39,13 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod call;
 mod cbor;
 mod claims;
 mod ed25519;
 mod envelope;
 mod error;
+mod invocation;
 mod keys;
 #[cfg(feature = "alloc")]
 mod owned;
@@ -67,9 +69,11 @@ pub mod hazmat {
 #[cfg(feature = "std")]
 pub mod cache;
 
+pub use call::{Call, CallError};
 pub use claims::{AudIter, Claims, GRANT_VERSION, ToolIter};
 pub use envelope::UntrustedEnvelope;
 pub use error::{Denial, Malformed, MalformedKind};
+pub use invocation::{InvocationFault, Mismatch, UntrustedInvocation};
 pub use keys::{KeyError, Kid, TrustedKey};
 #[cfg(feature = "alloc")]
 pub use owned::{CatalogueError, OwnedCatalogue, OwnedClaims, OwnedToolGrant};

@@ -17,6 +17,15 @@ pub const MAX_ENVELOPE_LEN: usize = 4096;
 /// of the same key and from laissez's other signed objects. Never on the wire.
 pub const ENVELOPE_AAD: &[u8; 10] = b"laissez/v1";
 
+/// The external_aad of an invocation's Sig_structure (`docs/spec.md` §11).
+pub const INVOCATION_AAD: &[u8; 21] = b"laissez/v1/invocation";
+
+/// Largest invocation accepted, in bytes.
+pub const MAX_INVOCATION_LEN: usize = 1024;
+
+/// Longest message id in a call, in bytes.
+pub const MAX_MESSAGE_ID_LEN: usize = 256;
+
 /// The start of every Sig_structure: a 4-element array and the text "Signature1".
 pub const SIG_STRUCTURE_PREFIX: &[u8; 12] = b"\x84\x6aSignature1";
 
@@ -48,10 +57,46 @@ pub mod claim {
     pub const IAT: i64 = 6;
     /// `cti`: envelope id.
     pub const CTI: i64 = 7;
+    /// `cnf`: the holder's key (RFC 8747); the envelope is holder-bound.
+    pub const CNF: i64 = 8;
     /// `grant`: what the agent may do.
     pub const GRANT: i64 = -65537;
     /// Length of a cti, in bytes.
     pub const CTI_LEN: usize = 16;
+}
+
+/// The `cnf` map and its COSE_Key: `{1: {1: 1, -1: 6, -2: x}}`.
+pub mod cnf {
+    /// `COSE_Key` inside `cnf`.
+    pub const COSE_KEY: i64 = 1;
+    /// COSE_Key `kty`.
+    pub const KTY: i64 = 1;
+    /// `kty` OKP.
+    pub const KTY_OKP: i64 = 1;
+    /// COSE_Key `crv`.
+    pub const CRV: i64 = -1;
+    /// `crv` Ed25519.
+    pub const CRV_ED25519: i64 = 6;
+    /// COSE_Key `x`: the raw 32-byte public key.
+    pub const X: i64 = -2;
+}
+
+/// Keys of a call (and of an invocation, which adds `IAT`).
+pub mod call {
+    /// SHA-256 of the envelope, its bytes exactly as received.
+    pub const ENV: i64 = 1;
+    /// The audience the worker runs the call under.
+    pub const AUD: i64 = 2;
+    /// The message id.
+    pub const MSG: i64 = 3;
+    /// The tool name.
+    pub const TOOL: i64 = 4;
+    /// The class: 1 read, 2 write, 4 destructive.
+    pub const CLASS: i64 = 5;
+    /// SHA-256 of the body, its bytes exactly as delivered.
+    pub const BODY: i64 = 6;
+    /// When the invocation was made (invocations only).
+    pub const IAT: i64 = 7;
 }
 
 /// Keys of the grant map.

@@ -123,3 +123,63 @@ fn catalogue_requests_and_the_text_reader_allocate_nothing() {
         .collect();
     assert_eq!(verdicts, want);
 }
+
+#[test]
+fn holder_bound_calls_allocate_nothing() {
+    let holder = key_for(7);
+    let keys = [TrustedKey::from_bytes(key_for(1).verifying_key().as_bytes()).unwrap()];
+    let env = envelope(&key_for(1), &holder_bound_claims(&holder).encode());
+    let body = b"{\"ticket\": 42}";
+    let good = RawInvocation::of(&env, "billing", "m1", "crm.ticket.close", 2, body, NOW);
+    let mut other_body = good.clone();
+    other_body.set(6, bytes(&[0; 32]));
+    let mut pattern = good.clone();
+    pattern.set(4, text("crm.*"));
+    let mut flipped = good.sign(&holder);
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    let invocations: Vec<Option<Vec<u8>>> = vec![
+        Some(good.sign(&holder)),
+        Some(good.sign(&key_for(9))),
+        Some(flipped),
+        Some(other_body.sign(&holder)),
+        Some(pattern.sign(&holder)),
+        Some(vec![0xd2; 2000]),
+        Some(env.clone()),
+        None,
+    ];
+    let verifier = Verifier::new(&keys, "billing");
+    let mut codes = vec![];
+    let n = allocations_during(|| {
+        let call = laissez_verify::Call::new(
+            &env,
+            "billing",
+            "m1",
+            "crm.ticket.close",
+            ActionClass::Write,
+            body,
+        )
+        .unwrap();
+        for invocation in &invocations {
+            let code = match verifier.verify_call(&env, NOW, &call, invocation.as_deref()) {
+                Ok(_) => "allowed",
+                Err(denial) => denial.code(),
+            };
+            allocation_counter::opt_out(|| codes.push(code));
+        }
+    });
+    assert_eq!(n, 0, "the holder-bound call path allocated {n} times");
+    assert_eq!(
+        codes,
+        [
+            "allowed",
+            "bad_invocation",
+            "bad_invocation",
+            "invocation_mismatch",
+            "bad_invocation",
+            "bad_invocation",
+            "bad_invocation",
+            "invocation_required"
+        ]
+    );
+}
