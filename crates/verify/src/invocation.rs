@@ -225,6 +225,19 @@ impl<'a> UntrustedInvocation<'a> {
         self.sign1.signature_holds(holder, INVOCATION_AAD)
     }
 
+    /// Checks that `holder` made it: its kid and its signature. For a signer checking its
+    /// own output, and for tools; a worker uses [`crate::Verifier::check_call`], which also
+    /// compares the call and the times.
+    pub fn verify_signature(&self, holder: &TrustedKey) -> Result<(), InvocationFault> {
+        if self.kid() != holder.kid() {
+            return Err(InvocationFault::WrongKey);
+        }
+        if !self.signature_holds(holder) {
+            return Err(InvocationFault::BadSignature);
+        }
+        Ok(())
+    }
+
     /// The first field that differs from `call`, in the call's key order.
     pub(crate) fn mismatch(&self, call: &Call<'_>) -> Option<Mismatch> {
         if self.envelope_digest != *call.envelope_digest() {

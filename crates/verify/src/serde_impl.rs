@@ -111,6 +111,10 @@ impl Serialize for Claims<'_> {
             map.serialize_entry("iat", &iat)?;
         }
         map.serialize_entry("cti", &HexStr(self.cti()))?;
+        if let Some(holder) = self.holder() {
+            // The holder's key by its kid, as keys are named everywhere else.
+            map.serialize_entry("cnf", &holder.kid())?;
+        }
         map.serialize_entry("grant", &GrantView(self))?;
         map.end()
     }

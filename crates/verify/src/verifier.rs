@@ -347,12 +347,9 @@ impl<'k> Verifier<'k> {
         let bytes = invocation.ok_or(Denial::InvocationRequired)?;
         let invocation = UntrustedInvocation::decode(bytes)
             .map_err(|m| Denial::BadInvocation(InvocationFault::Malformed(m)))?;
-        if invocation.kid() != holder.kid() {
-            return Err(Denial::BadInvocation(InvocationFault::WrongKey));
-        }
-        if !invocation.signature_holds(holder) {
-            return Err(Denial::BadInvocation(InvocationFault::BadSignature));
-        }
+        invocation
+            .verify_signature(holder)
+            .map_err(Denial::BadInvocation)?;
         // The call must be this envelope's: the worker hashed these very bytes.
         if *call.envelope_digest() != envelope.digest() {
             return Err(Denial::InvocationMismatch(Mismatch::Envelope));
