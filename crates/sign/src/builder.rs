@@ -4,8 +4,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use laissez_verify::{
-    ActionClass, Claims, Classes, Denial, Kid, MAX_ENVELOPE_LEN, UntrustedEnvelope, Verifier,
-    is_tool_pattern,
+    ActionClass, Claims, Classes, Denial, Kid, MAX_ENVELOPE_LEN, TrustedKey, UntrustedEnvelope,
+    Verifier, is_tool_pattern,
 };
 use rand_core::TryCryptoRng;
 
@@ -60,6 +60,7 @@ pub struct EnvelopeBuilder {
     issuer: Option<String>,
     obo: Option<String>,
     session: Option<String>,
+    holder: Option<TrustedKey>,
 }
 
 impl EnvelopeBuilder {
@@ -77,6 +78,7 @@ impl EnvelopeBuilder {
             issuer: None,
             obo: None,
             session: None,
+            holder: None,
         }
     }
 
@@ -163,6 +165,20 @@ impl EnvelopeBuilder {
         self
     }
 
+    /// Binds the envelope to the agent's own key (`cnf`, `docs/spec.md` §11): every call
+    /// under it then needs an invocation signed with that key ([`crate::Invocation`]), so a
+    /// copy of the envelope taken from a queue is worthless without the agent's secret key.
+    ///
+    /// The key is a [`TrustedKey`], so it has passed the key checks of `docs/spec.md` §3 (a
+    /// key that fails them is refused where it is made: [`TrustedKey::from_bytes`],
+    /// [`crate::parse_public_key_pem`]); a verifier would refuse an envelope whose `cnf`
+    /// fails them as `malformed`.
+    #[must_use]
+    pub const fn holder(mut self, key: TrustedKey) -> Self {
+        self.holder = Some(key);
+        self
+    }
+
     /// Checks every rule without signing: the same checks [`sign`](Self::sign) makes first.
     pub fn validate(&self) -> Result<(), BuildError> {
         if self.agent.is_empty() {
@@ -227,6 +243,7 @@ impl EnvelopeBuilder {
             nbf,
             iat: Some(now),
             cti,
+            cnf: self.holder,
             tools: self
                 .tools
                 .iter()

@@ -1,15 +1,16 @@
-//! The bytes of an envelope (`docs/spec.md` §1), built with ciborium from the keys and labels
-//! of `laissez_verify::wire`, the table the decoder reads too.
+//! The bytes of an envelope (`docs/spec.md` §1) and of an invocation (§11), built with
+//! ciborium from the keys and labels of `laissez_verify::wire`, the table the decoder reads
+//! too.
 //!
 //! Determinism comes from what we hand the encoder: ciborium always writes shortest-form
 //! heads and definite lengths; map entries are inserted in the bytewise order of their key
-//! encodings (1..7 are single bytes 0x01..0x07, -65537 is 0x3a 0x00 0x01 0x00 0x00), and
-//! there are no floats and no tags but the outer 18.
+//! encodings (1..8 are single bytes 0x01..0x08, -1 and -2 are 0x20 and 0x21, -65537 is
+//! 0x3a 0x00 0x01 0x00 0x00), and there are no floats and no tags but the outer 18.
 
 use ciborium::value::Value;
 use ed25519_dalek::Signer;
-use laissez_verify::wire::{ENVELOPE_AAD, TAG_COSE_SIGN1, claim, grant, header};
-use laissez_verify::{Classes, Kid};
+use laissez_verify::wire::{ENVELOPE_AAD, TAG_COSE_SIGN1, claim, cnf, grant, header};
+use laissez_verify::{Classes, Kid, TrustedKey};
 
 use crate::error::BuildError;
 use crate::keys::SecretKey;
@@ -24,6 +25,8 @@ pub(crate) struct WireClaims<'a> {
     pub(crate) nbf: u64,
     pub(crate) iat: Option<u64>,
     pub(crate) cti: [u8; 16],
+    /// The holder's key (`cnf`), already checked as a trusted key is.
+    pub(crate) cnf: Option<TrustedKey>,
     pub(crate) tools: Vec<(&'a str, Option<Classes>)>,
     pub(crate) classes: Classes,
     pub(crate) max_uses: u64,
@@ -31,22 +34,36 @@ pub(crate) struct WireClaims<'a> {
     pub(crate) sid: Option<&'a str>,
 }
 
-fn int(n: i64) -> Value {
+pub(crate) fn int(n: i64) -> Value {
     Value::Integer(n.into())
 }
 
-fn uint(n: u64) -> Value {
+pub(crate) fn uint(n: u64) -> Value {
     Value::Integer(n.into())
 }
 
-fn text(s: &str) -> Value {
+pub(crate) fn text(s: &str) -> Value {
     Value::Text(s.to_owned())
 }
 
-fn to_bytes(value: &Value) -> Result<Vec<u8>, BuildError> {
+/// The encoder's error, as text: each signed object wraps it in its own error type.
+pub(crate) fn to_bytes(value: &Value) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
-    ciborium::into_writer(value, &mut out).map_err(|e| BuildError::Encoding(e.to_string()))?;
+    ciborium::into_writer(value, &mut out).map_err(|e| e.to_string())?;
     Ok(out)
+}
+
+/// `cnf = {1: {1: 1, -1: 6, -2: x}}` (RFC 8747; COSE_Key kty OKP, crv Ed25519), keys in
+/// the bytewise order of their encodings: 0x01, 0x20, 0x21.
+fn cnf_value(holder: &TrustedKey) -> Value {
+    Value::Map(vec![(
+        int(cnf::COSE_KEY),
+        Value::Map(vec![
+            (int(cnf::KTY), int(cnf::KTY_OKP)),
+            (int(cnf::CRV), int(cnf::CRV_ED25519)),
+            (int(cnf::X), Value::Bytes(holder.as_bytes().to_vec())),
+        ]),
+    )])
 }
 
 /// The claims map, keys in wire order.
@@ -93,26 +110,40 @@ fn claims_value(c: &WireClaims<'_>) -> Value {
         claims.push((int(claim::IAT), uint(iat)));
     }
     claims.push((int(claim::CTI), Value::Bytes(c.cti.to_vec())));
+    if let Some(holder) = &c.cnf {
+        claims.push((int(claim::CNF), cnf_value(holder)));
+    }
     claims.push((int(claim::GRANT), Value::Map(grant_map)));
     Value::Map(claims)
 }
 
-/// Encodes and signs: the whole tagged COSE_Sign1.
+/// Encodes and signs an envelope: the whole tagged COSE_Sign1.
 pub(crate) fn encode_envelope(
     claims: &WireClaims<'_>,
     key: &SecretKey,
 ) -> Result<Vec<u8>, BuildError> {
+    let payload = to_bytes(&claims_value(claims)).map_err(BuildError::Encoding)?;
+    encode_sign1(payload, ENVELOPE_AAD, key).map_err(BuildError::Encoding)
+}
+
+/// Signs `payload` with `key` under `aad`: the tagged COSE_Sign1 every laissez object is,
+/// with the protected header `{1: -8, 4: kid}` and an empty unprotected header.
+pub(crate) fn encode_sign1(
+    payload: Vec<u8>,
+    aad: &[u8],
+    key: &SecretKey,
+) -> Result<Vec<u8>, String> {
     let kid: Kid = key.kid();
     let protected = to_bytes(&Value::Map(vec![
         (int(header::ALG), int(header::ALG_EDDSA)),
         (int(header::KID), Value::Bytes(kid.as_bytes().to_vec())),
     ]))?;
-    let payload = to_bytes(&claims_value(claims))?;
-    // RFC 9052 §4.4; the external_aad is the domain separator of laissez v1.
+    // RFC 9052 §4.4; the external_aad separates laissez's objects from each other and from
+    // every other COSE use of the same key.
     let sig_structure = to_bytes(&Value::Array(vec![
         text("Signature1"),
         Value::Bytes(protected.clone()),
-        Value::Bytes(ENVELOPE_AAD.to_vec()),
+        Value::Bytes(aad.to_vec()),
         Value::Bytes(payload.clone()),
     ]))?;
     let signature = key.signing_key().sign(&sig_structure);
@@ -143,6 +174,7 @@ mod tests {
             nbf: 1,
             iat: None,
             cti: [9u8; 16],
+            cnf: None,
             tools: vec![("t", None)],
             classes: Classes::ALL,
             max_uses: 1,

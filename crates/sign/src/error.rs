@@ -4,7 +4,7 @@
 use core::fmt;
 use std::path::PathBuf;
 
-use laissez_verify::Denial;
+use laissez_verify::{ActionClass, Denial, Kid};
 
 /// A key that cannot be generated, read or written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -277,3 +277,129 @@ impl fmt::Display for BuildError {
 }
 
 impl std::error::Error for BuildError {}
+
+/// Why an agent may not sign an invocation ([`crate::Invocation::sign`]): the envelope does
+/// not grant the call, or the invocation could not be produced.
+///
+/// The codes of refusals that a verifier would also make are its reason codes
+/// (`wrong_audience`, `tool_not_granted`, `class_not_granted`, `not_yet_valid`, `expired`,
+/// `malformed`, `unsupported`), so a script reads one vocabulary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvocationError {
+    /// The envelope does not decode (`malformed`) or uses claims this version does not know
+    /// (`unsupported`).
+    Envelope(Denial),
+    /// The envelope has no `cnf`: it is a bearer envelope, and no invocation goes with it.
+    NotHolderBound,
+    /// The envelope is bound to another key than the agent's.
+    NotTheHolder {
+        /// The kid of the envelope's holder key.
+        holder: Kid,
+        /// The kid of the key asked to sign.
+        key: Kid,
+    },
+    /// The call names another envelope: its envelope digest is not this envelope's SHA-256.
+    OtherEnvelope,
+    /// The envelope's `aud` does not list the call's audience.
+    WrongAudience(String),
+    /// No tool pattern of the envelope matches the call's tool.
+    ToolNotGranted(String),
+    /// Patterns match the call's tool, but none allows its class.
+    ClassNotGranted {
+        /// The tool.
+        tool: String,
+        /// The class asked for.
+        class: ActionClass,
+    },
+    /// The invocation's iat is before the envelope's nbf.
+    NotYetValid {
+        /// The invocation's iat.
+        iat: u64,
+        /// The envelope's nbf.
+        nbf: u64,
+    },
+    /// The invocation's iat is at or after the envelope's exp.
+    Expired {
+        /// The invocation's iat.
+        iat: u64,
+        /// The envelope's exp.
+        exp: u64,
+    },
+    /// The encoded invocation exceeds 1024 bytes (its length): the audience, message id and
+    /// tool are too long together.
+    TooLarge(usize),
+    /// The CBOR encoder failed.
+    Encoding(String),
+    /// The invocation just signed does not decode or verify as that call (a bug: never
+    /// handed out).
+    SelfCheck(String),
+}
+
+impl InvocationError {
+    /// A stable snake_case code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            InvocationError::Envelope(d) => d.code(),
+            InvocationError::NotHolderBound => "not_holder_bound",
+            InvocationError::NotTheHolder { .. } => "not_the_holder",
+            InvocationError::OtherEnvelope => "other_envelope",
+            InvocationError::WrongAudience(_) => "wrong_audience",
+            InvocationError::ToolNotGranted(_) => "tool_not_granted",
+            InvocationError::ClassNotGranted { .. } => "class_not_granted",
+            InvocationError::NotYetValid { .. } => "not_yet_valid",
+            InvocationError::Expired { .. } => "expired",
+            InvocationError::TooLarge(_) => "too_large",
+            InvocationError::Encoding(_) => "encoding",
+            InvocationError::SelfCheck(_) => "self_check",
+        }
+    }
+}
+
+impl fmt::Display for InvocationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InvocationError::Envelope(d) => write!(f, "the envelope cannot be read: {d}"),
+            InvocationError::NotHolderBound => f.write_str(
+                "the envelope is not holder-bound (no cnf): a bearer envelope takes no invocation",
+            ),
+            InvocationError::NotTheHolder { holder, key } => write!(
+                f,
+                "the envelope is bound to the holder key {holder}, not to this key ({key})"
+            ),
+            InvocationError::OtherEnvelope => f.write_str(
+                "the call names another envelope (its envelope digest is not this envelope's SHA-256)",
+            ),
+            InvocationError::WrongAudience(aud) => {
+                write!(f, "the envelope's aud does not list the audience {aud:?}")
+            }
+            InvocationError::ToolNotGranted(tool) => {
+                write!(f, "no tool pattern of the envelope matches the tool {tool:?}")
+            }
+            InvocationError::ClassNotGranted { tool, class } => write!(
+                f,
+                "the envelope grants the tool {tool:?}, but not for the class {class}"
+            ),
+            InvocationError::NotYetValid { iat, nbf } => write!(
+                f,
+                "the invocation's iat {iat} is before the envelope's nbf {nbf}"
+            ),
+            InvocationError::Expired { iat, exp } => write!(
+                f,
+                "the invocation's iat {iat} is at or after the envelope's exp {exp}"
+            ),
+            InvocationError::TooLarge(n) => write!(
+                f,
+                "the invocation would be {n} bytes, over the limit of {}",
+                laissez_verify::wire::MAX_INVOCATION_LEN
+            ),
+            InvocationError::Encoding(e) => write!(f, "CBOR encoding failed: {e}"),
+            InvocationError::SelfCheck(e) => write!(
+                f,
+                "internal error: the invocation just signed does not verify: {e}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for InvocationError {}

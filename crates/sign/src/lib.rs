@@ -23,7 +23,10 @@
 //!   `cryptography` read and write), the kid; zeroized on drop, never printed.
 //! - [`keyfile`]: key files with the permissions CONTRACT §3 requires, and trust files.
 //! - [`EnvelopeBuilder`]: claims checked before signing; every envelope is verified by
-//!   `laissez-verify` before it is returned.
+//!   `laissez-verify` before it is returned. [`EnvelopeBuilder::holder`] binds it to the
+//!   agent's key (`cnf`).
+//! - [`Invocation`]: the agent's signature over one call under a holder-bound envelope,
+//!   refused when the envelope does not grant the call, verified before it is returned.
 //! - [`spec`] and [`text`]: the text forms of durations, class lists, tool specs and
 //!   envelopes used by the command line and signing profiles.
 
@@ -32,6 +35,7 @@
 mod builder;
 mod encode;
 mod error;
+mod invocation;
 pub mod keyfile;
 mod keys;
 pub mod spec;
@@ -40,7 +44,8 @@ pub mod text;
 pub use builder::{
     DEFAULT_MAX_USES, DEFAULT_TTL, EnvelopeBuilder, MAX_TTL, SignedEnvelope, unix_now,
 };
-pub use error::{BuildError, KeyError, KeyFileError};
+pub use error::{BuildError, InvocationError, KeyError, KeyFileError};
+pub use invocation::Invocation;
 pub use keys::{SecretKey, parse_public_key_pem, parse_trust_pem, public_key_pem};
 pub use spec::{SpecError, ToolSpec, parse_classes, parse_duration};
 pub use text::{TextError, decode_input, decode_text, encode_text};
