@@ -1,21 +1,25 @@
-//! `laissez inspect`: decodes an envelope without verifying it, and says so on every output.
+//! `laissez inspect`: decodes an envelope or an invocation without verifying it, and says so
+//! on every output.
 
 use std::fmt::Write as _;
 
 use clap::Args;
-use laissez_verify::{Claims, UntrustedEnvelope};
+use laissez_verify::{Claims, Denial, UntrustedEnvelope, UntrustedInvocation};
 use serde_json::json;
 
 use crate::failure::Failure;
-use crate::input::read_envelope;
+use crate::input::read_object;
 use crate::output::{escape_text, json_line, write_stdout};
 
 pub(crate) const INSPECT_HELP: &str = "\
-Nothing is checked: not the signature, the key, the time nor the audience. Use `verify` to
-decide. --json prints {\"verified\": false, \"kid\": HEX, \"claims\": {...}}.
+Nothing is checked: not the signature, the key, the time, the audience nor the call. Use
+`verify` to decide. It tells an envelope from an invocation by what its payload holds.
+--json prints {\"verified\": false, \"kid\": HEX, \"claims\": {...}} for an envelope (claims.cnf:
+the holder's kid), {\"verified\": false, \"kid\": HEX, \"invocation\": {\"env\", \"aud\", \"msg\",
+\"tool\", \"class\", \"body\", \"iat\"}} for an invocation (env and body: SHA-256 in hex).
 Control and bidi characters in text claims print as \\u{HEX} (\\uXXXX in JSON), and in text
 a backslash as \\\\, so claims cannot move the cursor or forge a line.
-Exit 0 when the input decodes, 1 when it is not a well-formed envelope (`denied: malformed`).
+Exit 0 when the input decodes, 1 when it is neither (`denied: malformed`).
 
 Example:
   laissez inspect \"$ENVELOPE\"";
@@ -26,34 +30,105 @@ pub(crate) struct InspectArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
-    /// The envelope as base64url text, or - to read it (text or raw bytes) from stdin.
-    #[arg(value_name = "ENVELOPE|-", allow_hyphen_values = true)]
-    envelope: String,
+    /// An envelope or an invocation as base64url text, or - to read it (text or raw bytes)
+    /// from stdin.
+    #[arg(value_name = "ENVELOPE|INVOCATION|-", allow_hyphen_values = true)]
+    input: String,
+}
+
+/// What `inspect` was handed.
+enum Object<'a> {
+    // Boxed: the claims view is twice the size of an invocation's.
+    Envelope(UntrustedEnvelope<'a>, Box<Claims<'a>>),
+    Invocation(UntrustedInvocation<'a>),
+}
+
+/// Both are a COSE_Sign1 (tag 18, the same headers); only the payload tells them apart, and
+/// no payload is both: an envelope's claims have a text at key 1 (iss) or 2 (sub), an
+/// invocation's call a 32-byte string at key 1 and a text at key 2. So the claims are tried
+/// first (an envelope of a future version stays `unsupported`, as before), then the call.
+fn recognise(bytes: &[u8]) -> Result<Object<'_>, Failure> {
+    let malformed = |detail: String| Failure::Denied {
+        reason: "malformed",
+        detail,
+    };
+    let envelope = UntrustedEnvelope::decode(bytes)
+        .map_err(|m| malformed(format!("malformed envelope: {m}")))?;
+    let claims_error = match envelope.claims_unverified() {
+        Ok(claims) => return Ok(Object::Envelope(envelope, Box::new(claims))),
+        Err(d) => d,
+    };
+    match UntrustedInvocation::decode(bytes) {
+        Ok(invocation) => Ok(Object::Invocation(invocation)),
+        Err(_) if claims_error == Denial::Unsupported => Err(Failure::Denied {
+            reason: claims_error.code(),
+            detail: claims_error.to_string(),
+        }),
+        Err(call_error) => Err(malformed(format!(
+            "neither an envelope ({claims_error}) nor an invocation (malformed call: {call_error})"
+        ))),
+    }
 }
 
 pub(crate) fn inspect(args: &InspectArgs) -> Result<(), Failure> {
-    let bytes = read_envelope(&args.envelope)?.map_err(|e| Failure::Denied {
+    let bytes = read_object(&args.input, "input")?.map_err(|e| Failure::Denied {
         reason: "malformed",
         detail: format!("malformed envelope: {e}"),
     })?;
-    let envelope = UntrustedEnvelope::decode(&bytes).map_err(|m| Failure::Denied {
-        reason: "malformed",
-        detail: format!("malformed envelope: {m}"),
-    })?;
-    let claims = envelope.claims_unverified().map_err(|d| Failure::Denied {
-        reason: d.code(),
-        detail: d.to_string(),
-    })?;
-    if args.json {
-        let value = json!({
+    let out = match (recognise(&bytes)?, args.json) {
+        (Object::Envelope(envelope, claims), true) => json_line(&json!({
             "verified": false,
             "kid": envelope.kid().to_string(),
-            "claims": claims,
-        });
-        write_stdout(json_line(&value).as_bytes())
-    } else {
-        write_stdout(human(&envelope, &claims).as_bytes())
-    }
+            "claims": *claims,
+        })),
+        (Object::Envelope(envelope, claims), false) => human(&envelope, &claims),
+        (Object::Invocation(invocation), true) => invocation_json(&invocation),
+        (Object::Invocation(invocation), false) => invocation_human(&invocation),
+    };
+    write_stdout(out.as_bytes())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `{"verified": false, "kid", "invocation": {call fields by their names, iat}}`.
+fn invocation_json(invocation: &UntrustedInvocation<'_>) -> String {
+    let call = invocation.call();
+    json_line(&json!({
+        "verified": false,
+        "kid": invocation.kid().to_string(),
+        "invocation": {
+            "env": hex(call.envelope_digest()),
+            "aud": call.audience(),
+            "msg": call.message_id(),
+            "tool": call.tool(),
+            "class": call.class().name(),
+            "body": hex(call.body_digest()),
+            "iat": invocation.iat(),
+        },
+    }))
+}
+
+/// The invocation's call, one field per line, under its own UNVERIFIED banner. The audience
+/// and message id are whoever made it's text: escaped like claims.
+fn invocation_human(invocation: &UntrustedInvocation<'_>) -> String {
+    let call = invocation.call();
+    let mut out = String::from(
+        "UNVERIFIED: an invocation, decoded without checking its signature, key, time or call\n",
+    );
+    let mut field = |name: &str, value: &dyn std::fmt::Display| {
+        let _ = writeln!(out, "{name:<9}{value}");
+    };
+    field("kid", &invocation.kid());
+    field("env", &hex(call.envelope_digest()));
+    field("aud", &escape_text(call.audience()));
+    field("msg", &escape_text(call.message_id()));
+    field("tool", &escape_text(call.tool()));
+    field("class", &call.class());
+    field("body", &hex(call.body_digest()));
+    field("iat", &invocation.iat());
+    out
 }
 
 /// The text form: an UNVERIFIED banner, then one claim per line. Every text claim is
@@ -77,8 +152,13 @@ fn human(envelope: &UntrustedEnvelope<'_>, c: &Claims<'_>) -> String {
     if let Some(iat) = c.iat() {
         field("iat", &iat);
     }
-    let cti: String = c.cti().iter().map(|b| format!("{b:02x}")).collect();
-    field("cti", &cti);
+    field("cti", &hex(c.cti()));
+    if let Some(holder) = c.holder() {
+        field(
+            "cnf",
+            &format!("{} (holder kid: calls need its invocation)", holder.kid()),
+        );
+    }
     let tools: Vec<String> = c
         .tools()
         .map(|t| format!("{} ({})", escape_text(t.pattern.as_str()), t.classes))

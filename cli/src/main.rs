@@ -8,6 +8,7 @@ mod consume;
 mod failure;
 mod input;
 mod inspect_cmd;
+mod invoke_cmd;
 mod keys_cmd;
 mod output;
 mod profile;
@@ -50,9 +51,12 @@ enum Command {
     /// Decide whether an envelope allows a request; with --ledger, also spend a use.
     #[command(after_help = verify_cmd::VERIFY_HELP)]
     Verify(Box<verify_cmd::VerifyArgs>),
-    /// Decode an envelope WITHOUT verifying it, and say so.
+    /// Decode an envelope or an invocation WITHOUT verifying it, and say so.
     #[command(after_help = inspect_cmd::INSPECT_HELP)]
     Inspect(inspect_cmd::InspectArgs),
+    /// Sign one call under a holder-bound envelope with the agent's key; prints the invocation.
+    #[command(after_help = invoke_cmd::INVOKE_HELP)]
+    Invoke(Box<invoke_cmd::InvokeArgs>),
     /// Consume a queue as a worker sidecar: verify each message, spend its use, run CMD.
     #[command(after_help = consume::CONSUME_HELP)]
     Consume(Box<consume::ConsumeArgs>),
@@ -111,6 +115,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Sign(args) => sign_cmd::sign(&args),
         Command::Verify(args) => verify_cmd::verify(&args),
         Command::Inspect(args) => inspect_cmd::inspect(&args),
+        Command::Invoke(args) => invoke_cmd::invoke(&args),
         Command::Consume(args) => consume::consume(&args),
         Command::Completions { shell } => {
             // Into memory first: clap_complete panics when its writer fails.

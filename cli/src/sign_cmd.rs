@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use laissez_sign::keyfile::{read_secret_key_file, write_private_file};
+use laissez_sign::keyfile::{read_public_key_file, read_secret_key_file, write_private_file};
 use laissez_sign::{DEFAULT_MAX_USES, DEFAULT_TTL, EnvelopeBuilder, ToolSpec};
 use laissez_verify::{ActionClass, Classes};
 use serde_json::json;
@@ -18,6 +18,10 @@ profile's lists. Defaults: --classes read, --max-uses 1, --ttl 5m, --nbf now; TT
 
 --json prints {\"envelope\": BASE64URL, \"kid\": HEX, \"cti\": HEX, \"claims\": {...}}, claims
 named as in the contract (cti as hex, classes as lists of names).
+
+--holder PUBFILE binds the envelope to the agent's public key (cnf): every call under it then
+needs an invocation the agent signs with `laissez invoke`, so a copy taken from a queue is
+worthless without the agent's secret key.
 
 --out FILE is created with mode 0600 and never over an existing file or link; --force replaces
 it atomically.
@@ -66,6 +70,10 @@ pub(crate) struct SignArgs {
     /// Issuer (orchestrator) name, informational.
     #[arg(long, value_name = "I", value_parser = crate::name_arg)]
     iss: Option<String>,
+    /// Bind the envelope to this agent public key (SPKI PEM): it adds cnf, and every call
+    /// then needs the agent's invocation.
+    #[arg(long, value_name = "PUBFILE", value_parser = crate::path_arg)]
+    holder: Option<PathBuf>,
     /// Write the envelope to FILE (created with mode 0600) instead of stdout.
     #[arg(long, value_name = "FILE", value_parser = crate::path_arg)]
     out: Option<PathBuf>,
@@ -148,6 +156,11 @@ pub(crate) fn sign(args: &SignArgs) -> Result<(), Failure> {
     let builder = builder(args, profile)?;
     // Bad claims are a usage error before the key file is even opened.
     builder.validate().map_err(Failure::usage)?;
+    // A holder key that fails the key checks is a key error (exit 3), as a trust file's is.
+    let builder = match &args.holder {
+        Some(path) => builder.holder(read_public_key_file(path)?),
+        None => builder,
+    };
     let key = read_secret_key_file(&args.key)?;
     let envelope = builder.sign(&key).map_err(|e| match e {
         laissez_sign::BuildError::Rng | laissez_sign::BuildError::SelfCheck(_) => Failure::io(e),

@@ -8,32 +8,41 @@ use clap::Args;
 use laissez_ledger::{Begin, LedgerError, MAX_MESSAGE_ID_LEN, Outcome, RedbLedger};
 use laissez_sign::keyfile::read_trust_file;
 use laissez_verify::{
-    ActionClass, Claims, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, Denial, Kid, Policy, Request,
-    TrustedKey, UntrustedEnvelope, Verifier,
+    ActionClass, Call, Claims, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, Denial, InvocationFault, Kid,
+    Policy, Request, TrustedKey, UntrustedEnvelope, Verifier,
 };
 use serde_json::json;
 
 use crate::failure::Failure;
-use crate::input::read_envelope;
+use crate::input::{one_stdin, read_body, read_envelope, read_object};
 use crate::output::{escape_text, json_line, write_stdout};
 
 pub(crate) const VERIFY_HELP: &str = "\
-Without --tool/--class it checks everything but the request. With --ledger it also spends a
-use of the envelope for --message-id in the embedded ledger file (created if absent): the
-first time a message id is seen it is granted the next use number; the same id again is
-`replayed`; more distinct ids than max_uses are `uses_exhausted`.
+Without --tool/--class it checks everything but the request. With --message-id it checks the
+whole call (--tool and --class then required): the body (--body, empty when not given) and,
+for a holder-bound envelope, the holder's --invocation over exactly this call. Without
+--message-id a holder-bound envelope is `invocation_required`: it is never usable without a
+call. With --ledger it also spends a use of the envelope for --message-id in the embedded
+ledger file (created if absent): the first time a message id is seen it is granted the next
+use number; the same id again is `replayed`; more distinct ids than max_uses are
+`uses_exhausted`.
 
 Exit 0 allowed, 1 denied (`denied: REASON` on stderr), 2 usage error, 3 I/O or key error.
 --json prints {\"allowed\": BOOL, \"reason\": STRING|null, \"kid\": HEX|null,
 \"claims\": {...}|null} (claims once the signature holds; kid null when the envelope cannot be
-decoded; with --ledger also \"use\": N|null).
+decoded; with --ledger also \"use\": N|null). A denial for the invocation adds \"detail\": the
+field that differs (invocation_mismatch), why it is bad (bad_invocation), or holder_bound /
+require_holder (invocation_required).
 
 Examples:
   laissez verify --trust orchestrator.key.pub --aud billing-queue \\
       --tool crm.ticket.read --class read \"$ENVELOPE\"
   laissez sign ... --raw | laissez verify --trust orchestrator.key.pub --aud billing-queue -
   laissez verify --trust orchestrator.key.pub --aud billing-queue --tool crm.ticket.close \\
-      --class write --ledger uses.redb --message-id msg-42 \"$ENVELOPE\"";
+      --class write --ledger uses.redb --message-id msg-42 \"$ENVELOPE\"
+  laissez verify --trust orchestrator.key.pub --aud billing-queue --tool crm.ticket.close \\
+      --class write --message-id msg-42 --body ticket.json --invocation \"$INVOCATION\" \\
+      \"$ENVELOPE\"";
 
 /// How long this process holds a message's lease: it completes at once, so any short time.
 const CLI_LEASE: Duration = Duration::from_secs(30);
@@ -68,9 +77,28 @@ pub(crate) struct VerifyArgs {
     /// Embedded use ledger file: spend a use for --message-id.
     #[arg(long, value_name = "PATH", requires = "message_id", value_parser = crate::path_arg)]
     ledger: Option<PathBuf>,
-    /// The message whose use is spent (needs --ledger).
-    #[arg(long, value_name = "ID", requires = "ledger")]
+    /// The message id of the call: check the whole call (needs --tool and --class).
+    #[arg(long, value_name = "ID", requires = "tool")]
     message_id: Option<String>,
+    /// The message body, exactly as delivered: a file, or - for stdin [default: empty].
+    #[arg(
+        long,
+        value_name = "FILE|-",
+        requires = "message_id",
+        allow_hyphen_values = true
+    )]
+    body: Option<String>,
+    /// The holder's invocation as base64url text, or - to read it from stdin.
+    #[arg(
+        long,
+        value_name = "INV",
+        requires = "message_id",
+        allow_hyphen_values = true
+    )]
+    invocation: Option<String>,
+    /// Refuse an envelope that is not holder-bound (`invocation_required`).
+    #[arg(long)]
+    require_holder: bool,
     /// Print the decision as one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -79,8 +107,23 @@ pub(crate) struct VerifyArgs {
     envelope: String,
 }
 
-/// A refusal: the reason code and an explanation for people.
-type Refusal = (&'static str, String);
+/// A refusal: the reason code, an explanation for people, and for JSON what the contract's
+/// `"detail"` says (only for the invocation's reasons).
+struct Refusal {
+    reason: &'static str,
+    text: String,
+    detail: Option<String>,
+}
+
+impl Refusal {
+    fn new(reason: &'static str, text: impl Into<String>) -> Self {
+        Refusal {
+            reason,
+            text: text.into(),
+            detail: None,
+        }
+    }
+}
 /// An allowance: with a ledger, the use number spent and the envelope's max_uses.
 type Uses = Option<(u64, u64)>;
 
@@ -88,12 +131,12 @@ type Uses = Option<(u64, u64)>;
 struct Decision<'a> {
     kid: Option<Kid>,
     claims: Option<Claims<'a>>,
-    /// `Ok(use number when a ledger was used)` or `Err((reason, detail))`.
+    /// `Ok(use number when a ledger was used)` or `Err(refusal)`.
     result: Result<Uses, Refusal>,
 }
 
 fn denial(d: &Denial) -> Refusal {
-    (d.code(), d.to_string())
+    Refusal::new(d.code(), d.to_string())
 }
 
 /// Checks of the arguments that need no file: a usage error before anything is read.
@@ -102,7 +145,8 @@ fn policy_and_request(args: &VerifyArgs) -> Result<(Policy, Option<Request<'_>>)
         args.leeway.unwrap_or(DEFAULT_LEEWAY),
         args.max_lifetime.unwrap_or(DEFAULT_MAX_LIFETIME),
     )
-    .map_err(|e| Failure::usage(format!("--leeway/--max-lifetime: {e}")))?;
+    .map_err(|e| Failure::usage(format!("--leeway/--max-lifetime: {e}")))?
+    .with_require_holder(args.require_holder);
     let request = match (&args.tool, args.class) {
         (Some(tool), Some(class)) => Some(
             Request::new(tool, class)
@@ -164,27 +208,47 @@ fn spend(
         }
         Outcome::Replayed => Err(denial(&Denial::Replayed)),
         Outcome::Exhausted => Err(denial(&Denial::UsesExhausted)),
-        Outcome::InFlight => Err((
+        Outcome::InFlight => Err(Refusal::new(
             "in_flight",
-            "another worker holds this message under a lease; try again later".to_owned(),
+            "another worker holds this message under a lease; try again later",
         )),
-        Outcome::Abandoned => Err((
+        Outcome::Abandoned => Err(Refusal::new(
             "abandoned",
             "an earlier at-most-once attempt of this message never completed; a person must \
-             decide whether it ran"
-                .to_owned(),
+             decide whether it ran",
         )),
-        other => Err((
+        other => Err(Refusal::new(
             "ledger",
             format!("unexpected ledger outcome {}", other.code()),
         )),
     })
 }
 
+/// What a call brings besides the envelope (`docs/spec.md` §11): the body, and the
+/// invocation as read (text that is not base64url is kept as its error: it is a
+/// `bad_invocation` only if the checks reach it).
+struct CallInputs {
+    body: Vec<u8>,
+    invocation: Option<Result<Vec<u8>, laissez_sign::TextError>>,
+}
+
 pub(crate) fn verify(args: &VerifyArgs) -> Result<(), Failure> {
     let (policy, request) = policy_and_request(args)?;
+    one_stdin(&[
+        ("ENVELOPE", Some(args.envelope.as_str())),
+        ("--body", args.body.as_deref()),
+        ("--invocation", args.invocation.as_deref()),
+    ])?;
     let keys = load_trust(&args.trust)?;
     let bytes = read_envelope(&args.envelope)?;
+    let inputs = CallInputs {
+        body: read_body(args.body.as_deref())?,
+        invocation: args
+            .invocation
+            .as_deref()
+            .map(|text| read_object(text, "invocation"))
+            .transpose()?,
+    };
     let now = args.now.unwrap_or_else(laissez_sign::unix_now);
 
     let mut verifier = Verifier::new(&keys, &args.aud).with_policy(policy);
@@ -195,9 +259,12 @@ pub(crate) fn verify(args: &VerifyArgs) -> Result<(), Failure> {
         Err(text_error) => Decision {
             kid: None,
             claims: None,
-            result: Err(("malformed", format!("malformed envelope: {text_error}"))),
+            result: Err(Refusal::new(
+                "malformed",
+                format!("malformed envelope: {text_error}"),
+            )),
         },
-        Ok(bytes) => decide(args, &verifier, bytes, now, request.as_ref())?,
+        Ok(bytes) => decide(args, &verifier, bytes, now, request.as_ref(), &inputs)?,
     };
     report(args, &decision)
 }
@@ -208,6 +275,7 @@ fn decide<'a>(
     bytes: &'a [u8],
     now: u64,
     request: Option<&Request<'_>>,
+    inputs: &CallInputs,
 ) -> Result<Decision<'a>, Failure> {
     let kid = UntrustedEnvelope::decode(bytes).ok().map(|e| e.kid());
     let verified = match verifier.authenticate(bytes) {
@@ -221,10 +289,28 @@ fn decide<'a>(
         }
     };
     let claims = *verified.claims();
-    let mut result = verifier
-        .check(&verified, now, request)
+    let text_error = inputs.invocation.as_ref().and_then(|i| i.as_ref().err());
+    let checked = match (&args.message_id, &args.tool, args.class) {
+        // The whole call: the envelope's checks for its tool and class, then the holder's
+        // invocation over exactly this call.
+        (Some(message_id), Some(tool), Some(class)) => {
+            let call = Call::new(bytes, &args.aud, message_id, tool, class, &inputs.body)
+                .map_err(|e| Failure::usage(format!("the call: {e}")))?;
+            // Text that is not base64url goes on as no bytes at all, so it is reported as a
+            // bad invocation exactly where one would be (never for a bearer envelope).
+            let invocation = inputs.invocation.as_ref().map(|i| match i {
+                Ok(bytes) => bytes.as_slice(),
+                Err(_) => &[],
+            });
+            verifier.check_call(&verified, now, &call, invocation)
+        }
+        // No call: every check but the call's, and a holder-bound envelope is never usable.
+        _ => verifier.check(&verified, now, request),
+    };
+    let has_call = args.message_id.is_some();
+    let mut result = checked
         .map(|()| None)
-        .map_err(|d| denial(&d));
+        .map_err(|d| refusal(&d, &claims, has_call, text_error));
     if let (Ok(_), Some(ledger), Some(message_id)) = (&result, &args.ledger, &args.message_id) {
         let leeway = verifier.policy().leeway();
         result = spend(ledger, message_id, &claims, leeway, args.class)?.map(Some);
@@ -236,11 +322,62 @@ fn decide<'a>(
     })
 }
 
+/// A denial after the signature held; the invocation's reasons say more (`docs/spec.md`
+/// §11): which field differs, why the invocation is bad, or why one was required.
+fn refusal(
+    d: &Denial,
+    claims: &Claims<'_>,
+    has_call: bool,
+    text_error: Option<&laissez_sign::TextError>,
+) -> Refusal {
+    let (text, detail) = match d {
+        Denial::InvocationRequired => match (claims.holder().is_some(), has_call) {
+            (false, _) => (
+                "--require-holder: the envelope is not holder-bound (no cnf)".to_owned(),
+                "require_holder".to_owned(),
+            ),
+            (true, true) => (
+                "the envelope is holder-bound and no --invocation came with the call".to_owned(),
+                "holder_bound".to_owned(),
+            ),
+            (true, false) => (
+                "the envelope is holder-bound: it is usable only for a call (--message-id, \
+                 --tool, --class) with the holder's --invocation"
+                    .to_owned(),
+                "holder_bound".to_owned(),
+            ),
+        },
+        Denial::BadInvocation(fault) => match text_error {
+            Some(e) => (
+                format!("bad invocation: not an invocation's text: {e}"),
+                format!("bad_text: {e}"),
+            ),
+            None => (
+                d.to_string(),
+                match fault {
+                    InvocationFault::Malformed(m) => format!("malformed: {m}"),
+                    InvocationFault::WrongKey => "wrong_key".to_owned(),
+                    InvocationFault::BadSignature => "bad_signature".to_owned(),
+                    other => other.to_string(),
+                },
+            ),
+        },
+        Denial::InvocationMismatch(field) => (d.to_string(), field.code().to_owned()),
+        _ => return denial(d),
+    };
+    Refusal {
+        reason: d.code(),
+        text,
+        detail: Some(detail),
+    }
+}
+
 fn report(args: &VerifyArgs, decision: &Decision<'_>) -> Result<(), Failure> {
     if args.json {
+        let refusal = decision.result.as_ref().err();
         let mut value = json!({
             "allowed": decision.result.is_ok(),
-            "reason": decision.result.as_ref().err().map(|(reason, _)| *reason),
+            "reason": refusal.map(|r| r.reason),
             "kid": decision.kid.map(|k| k.to_string()),
             "claims": decision.claims,
         });
@@ -255,6 +392,9 @@ fn report(args: &VerifyArgs, decision: &Decision<'_>) -> Result<(), Failure> {
                     .map(|(n, _)| n)
             );
         }
+        if let Some(detail) = refusal.and_then(|r| r.detail.as_ref()) {
+            value["detail"] = json!(detail);
+        }
         // A decision that cannot be delivered is exit 3, even a denial: a reader that went
         // away must not be mistaken for one that read `"allowed": false`.
         write_stdout(json_line(&value).as_bytes())?;
@@ -268,9 +408,9 @@ fn report(args: &VerifyArgs, decision: &Decision<'_>) -> Result<(), Failure> {
                 write_stdout(format!("{line}\n").as_bytes())
             }
         }
-        Err((reason, detail)) => Err(Failure::Denied {
-            reason,
-            detail: detail.clone(),
+        Err(refusal) => Err(Failure::Denied {
+            reason: refusal.reason,
+            detail: refusal.text.clone(),
         }),
     }
 }

@@ -367,7 +367,17 @@ fn the_ledger_counts_uses_and_refuses_replays() {
     assert_denied(verify(&dir2, &denied, &envelope2), "tool_not_granted");
     let out = verify(
         &dir2,
-        &["--json", "--ledger", "uses.redb", "--message-id", "x"],
+        &[
+            "--json",
+            "--tool",
+            "crm.ticket.read",
+            "--class",
+            "read",
+            "--ledger",
+            "uses.redb",
+            "--message-id",
+            "x",
+        ],
         &envelope2,
     )
     .success();

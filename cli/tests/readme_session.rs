@@ -1,6 +1,7 @@
 //! Runs the command-line session shown in the README and compares every output line, so the
 //! README cannot drift from the binary. Only the kid printed by `keygen` is random: a README
-//! line of 16 hex digits matches any kid.
+//! line of 16 hex digits matches any kid. The shell syntax understood is what the session
+//! uses: single quotes, `< FILE`, `> FILE` and `$(cat FILE)`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -27,8 +28,32 @@ fn block(section: &str, info: &str) -> String {
     section[start..start + len].to_owned()
 }
 
+/// A command line's words and redirections.
+struct Parsed {
+    words: Vec<String>,
+    stdin: Option<String>,
+    stdout: Option<String>,
+}
+
+/// Replaces each `$(cat FILE)` with FILE's content in `dir`, trailing newlines removed (what
+/// the shell does with a command substitution).
+fn substitute(line: &str, dir: &Dir) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(start) = rest.find("$(cat ") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + "$(cat ".len()..];
+        let end = after.find(')').unwrap();
+        let content = std::fs::read_to_string(dir.path(&after[..end])).unwrap();
+        out.push_str(content.trim_end_matches('\n'));
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Splits a command line into words (single quotes group), and `< FILE` / `> FILE`.
-fn parse(line: &str) -> (Vec<String>, Option<String>) {
+fn parse(line: &str) -> Parsed {
     let mut words = Vec::new();
     let mut word = String::new();
     let mut quoted = false;
@@ -54,7 +79,7 @@ fn parse(line: &str) -> (Vec<String>, Option<String>) {
     if has_word {
         words.push(word);
     }
-    let stdin = match words.iter().position(|w| w == "<") {
+    let mut redirect = |symbol: &str| match words.iter().position(|w| w == symbol) {
         Some(at) => {
             let file = words.remove(at + 1);
             words.remove(at);
@@ -62,11 +87,17 @@ fn parse(line: &str) -> (Vec<String>, Option<String>) {
         }
         None => None,
     };
+    let stdin = redirect("<");
+    let stdout = redirect(">");
     assert!(
-        !words.iter().any(|w| w == ">" || w == "|"),
+        !words.iter().any(|w| w == "|"),
         "unsupported shell syntax: {line}"
     );
-    (words, stdin)
+    Parsed {
+        words,
+        stdin,
+        stdout,
+    }
 }
 
 fn is_kid(line: &str) -> bool {
@@ -90,7 +121,11 @@ fn the_readme_session_is_what_the_binary_prints() {
             }
             expected.push(lines.next().unwrap().to_owned());
         }
-        let (words, stdin) = parse(command);
+        let Parsed {
+            words,
+            stdin,
+            stdout,
+        } = parse(&substitute(command, &dir));
         assert_eq!(words[0], "laissez");
         let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
         let mut cmd = dir.laissez(&args);
@@ -104,7 +139,14 @@ fn the_readme_session_is_what_the_binary_prints() {
             Some(if denied { 1 } else { 0 }),
             "{command}"
         );
-        let mut actual = String::from_utf8(output.stdout).unwrap();
+        let mut actual = match stdout {
+            // `> FILE`: stdout goes to the file, only stderr is shown.
+            Some(file) => {
+                std::fs::write(dir.path(&file), &output.stdout).unwrap();
+                String::new()
+            }
+            None => String::from_utf8(output.stdout).unwrap(),
+        };
         actual.push_str(&String::from_utf8(output.stderr).unwrap());
         let actual: Vec<&str> = actual.lines().collect();
         assert_eq!(
@@ -121,7 +163,10 @@ fn the_readme_session_is_what_the_binary_prints() {
         }
         commands += 1;
     }
-    assert!(commands >= 4, "keygen, sign, verify allowed, verify denied");
+    assert!(
+        commands >= 12,
+        "keygen, sign, verify allowed and denied, the ledger, holder binding"
+    );
 }
 
 #[test]

@@ -36,6 +36,8 @@ pub enum KeyError {
     },
     /// A trust file holds no `PUBLIC KEY` block.
     NoPublicKeys,
+    /// A file that must name exactly one public key (a holder's) holds several (how many).
+    SeveralPublicKeys(usize),
 }
 
 impl KeyError {
@@ -50,6 +52,7 @@ impl KeyError {
             KeyError::UnexpectedPemBlock { .. } => "unexpected_pem_block",
             KeyError::InTrustBlock { source, .. } => source.code(),
             KeyError::NoPublicKeys => "no_public_keys",
+            KeyError::SeveralPublicKeys(_) => "several_public_keys",
         }
     }
 }
@@ -75,6 +78,10 @@ impl fmt::Display for KeyError {
             KeyError::NoPublicKeys => {
                 f.write_str("no -----BEGIN PUBLIC KEY----- block found (expected SPKI PEM)")
             }
+            KeyError::SeveralPublicKeys(n) => write!(
+                f,
+                "{n} PUBLIC KEY blocks found where exactly one key is expected"
+            ),
         }
     }
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use laissez_verify::TrustedKey;
 use zeroize::Zeroizing;
 
-use crate::error::KeyFileError;
+use crate::error::{KeyError, KeyFileError};
 use crate::keys::{SecretKey, parse_trust_pem};
 
 /// Mode of a secret key file.
@@ -138,6 +138,20 @@ pub fn read_trust_file(path: &Path) -> Result<Vec<TrustedKey>, KeyFileError> {
         path: path.to_owned(),
         source,
     })
+}
+
+/// Reads a file holding exactly one SubjectPublicKeyInfo PEM public key (a holder's,
+/// `docs/spec.md` §11), checked as CONTRACT §3 requires. Text outside the block is ignored,
+/// as in a trust file; several keys are refused, since one of them would be chosen silently.
+pub fn read_public_key_file(path: &Path) -> Result<TrustedKey, KeyFileError> {
+    let keys = read_trust_file(path)?;
+    match keys.as_slice() {
+        [key] => Ok(*key),
+        many => Err(KeyFileError::Key {
+            path: path.to_owned(),
+            source: KeyError::SeveralPublicKeys(many.len()),
+        }),
+    }
 }
 
 /// Writes `key` to `path` (PKCS#8 PEM, mode 0600) and its public key to `path.pub`
@@ -272,6 +286,25 @@ mod tests {
         assert_eq!(mode(&pub_path), 0o644);
         assert_eq!(read_secret_key_file(&path).unwrap().kid(), key.kid());
         assert_eq!(read_trust_file(&pub_path).unwrap(), vec![key.public_key()]);
+    }
+
+    #[test]
+    fn a_public_key_file_holds_exactly_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SecretKey::from_seed(&[5u8; 32]).unwrap();
+        let pub_path = write_key_files(&dir.path().join("k"), &key, false).unwrap();
+        assert_eq!(read_public_key_file(&pub_path).unwrap(), key.public_key());
+        let other = SecretKey::from_seed(&[6u8; 32]).unwrap();
+        let two = dir.path().join("two.pub");
+        let text = format!(
+            "{}{}",
+            key.public_key_pem().unwrap(),
+            other.public_key_pem().unwrap()
+        );
+        fs::write(&two, text).unwrap();
+        let err = read_public_key_file(&two).unwrap_err();
+        assert_eq!(err.code(), "several_public_keys", "{err}");
+        assert!(err.to_string().contains("two.pub"), "{err}");
     }
 
     #[test]
