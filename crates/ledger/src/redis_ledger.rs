@@ -54,7 +54,7 @@ if not cur then
   return {'granted', n}
 end
 local state, use, until_ms, holder = string.match(cur, '^(%u):(%d+):(%d+):(%x+)$')
-if not state then return redis.error_reply('laissez: corrupt ledger entry') end
+if not state then return redis.error_reply('LAISSEZ_CORRUPT ledger entry') end
 if state == 'C' then return {'replayed', 0} end
 if state == 'A' then return {'abandoned', 0} end
 if state == 'F' and now < tonumber(until_ms) then return {'in_flight', 0} end
@@ -76,7 +76,7 @@ local field = 'm:' .. ARGV[1]
 local cur = redis.call('HGET', key, field)
 if not cur then return 'not_held' end
 local state, use, until_ms, holder = string.match(cur, '^(%u):(%d+):(%d+):(%x+)$')
-if not state then return redis.error_reply('laissez: corrupt ledger entry') end
+if not state then return redis.error_reply('LAISSEZ_CORRUPT ledger entry') end
 if holder ~= ARGV[2] then return 'not_held' end
 local rest = ':' .. use .. ':' .. until_ms .. ':' .. holder
 if ARGV[3] == 'complete' then
@@ -130,12 +130,16 @@ impl std::fmt::Debug for RedisLedger {
     }
 }
 
+/// The error code the scripts answer with for data they cannot read.
+const CORRUPT_CODE: &str = "LAISSEZ_CORRUPT";
+
 fn redis_error(e: &RedisError) -> LedgerError {
-    let detail = e.to_string();
-    if detail.contains("laissez: corrupt") {
-        LedgerError::Corrupt(detail)
+    // Matched by the reply's error code: the client puts the code in quotes when it formats
+    // the whole error, so the formatted text is no stable thing to search.
+    if e.code() == Some(CORRUPT_CODE) {
+        LedgerError::Corrupt(e.detail().unwrap_or("unreadable ledger entry").to_owned())
     } else {
-        LedgerError::unavailable("redis", detail)
+        LedgerError::unavailable("redis", e)
     }
 }
 

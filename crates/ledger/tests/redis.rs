@@ -106,6 +106,37 @@ async fn redis_unreachable_is_an_error_not_a_grant() {
     assert_eq!(err.code(), "ledger_unavailable");
 }
 
+/// An entry the scripts cannot read is `Corrupt` (a person must look), not `Unavailable`
+/// (which callers requeue, for ever).
+#[tokio::test]
+async fn redis_unreadable_entry_is_corrupt() {
+    let ledger = redis_ledger().await;
+    let cti = fresh_cti();
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let () = redis::cmd("HSET")
+        .arg(ledger.key_for(&cti))
+        .arg("m:garbled")
+        .arg("not an entry")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let () = redis::cmd("EXPIRE")
+        .arg(ledger.key_for(&cti))
+        .arg(600)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let begin = ledger.begin(&req(&cti, "garbled", 5, false)).await;
+    assert!(matches!(begin, Err(LedgerError::Corrupt(_))), "{begin:?}");
+    let lease = laissez_ledger::LeaseToken([1; 16]);
+    let complete = ledger.complete(&cti, "garbled", &lease).await;
+    assert!(
+        matches!(complete, Err(LedgerError::Corrupt(_))),
+        "{complete:?}"
+    );
+}
+
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
