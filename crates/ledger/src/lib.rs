@@ -17,6 +17,7 @@
 //!   processes on one host, with group commit.
 //! - `RedisLedger` (feature `redis`): one atomic Lua script per operation, hash-tagged by cti,
 //!   failing closed.
+//! - `AnyLedger` (features `redb` and `redis`): one of the above, chosen at run time.
 //!
 //! See `docs/ledger.md` in the repository for the full design.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
@@ -25,6 +26,8 @@ mod error;
 mod memory;
 mod state;
 
+#[cfg(all(feature = "redb", feature = "redis"))]
+mod any;
 #[cfg(feature = "redb")]
 mod redb_ledger;
 #[cfg(feature = "redis")]
@@ -33,6 +36,8 @@ mod redis_ledger;
 use std::future::Future;
 use std::time::Duration;
 
+#[cfg(all(feature = "redb", feature = "redis"))]
+pub use any::AnyLedger;
 pub use error::LedgerError;
 pub use laissez_verify::ActionClass;
 pub use memory::MemoryLedger;
