@@ -4,6 +4,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::*;
 use laissez_ledger::{MemoryLedger, UseLedger};
@@ -37,7 +38,7 @@ async fn memory_collects_expired_ctis_only() {
     let short = fresh_cti();
     let long = fresh_cti();
     let mut r = req(&short, "m", 5, WRITE);
-    r.expires_at = now_secs() + 5;
+    r.expires_at = expiring_in(Duration::from_secs(5));
     granted(ledger.begin(&r).await.unwrap());
     granted(ledger.begin(&req(&long, "m", 5, WRITE)).await.unwrap());
     // Not yet expired: nothing goes.

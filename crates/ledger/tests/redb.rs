@@ -6,6 +6,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::*;
 use laissez_ledger::{Outcome, RedbLedger, UseState};
@@ -94,18 +95,20 @@ fn redb_collects_only_expired_records() {
     let ledger = RedbLedger::open(dir.path().join("uses.redb")).unwrap();
     let short = fresh_cti();
     let long = fresh_cti();
+    // Collection is driven by explicit times below: the margin costs no waiting.
+    let short_exp = expiring_in(Duration::from_secs(30));
     let mut r = req(&short, "m", 5, WRITE);
-    r.expires_at = now_secs() + 2;
+    r.expires_at = short_exp;
     granted(ledger.begin_blocking(&r).unwrap());
     let mut r2 = req(&short, "n", 5, WRITE);
-    r2.expires_at = now_secs() + 2;
+    r2.expires_at = short_exp;
     granted(ledger.begin_blocking(&r2).unwrap());
     granted(ledger.begin_blocking(&req(&long, "m", 5, WRITE)).unwrap());
     assert_eq!(ledger.collect_expired_blocking(now_secs()).unwrap(), 0);
     assert_eq!(ledger.usage_blocking(&short).unwrap().granted, 2);
     // Past the short one's expiry but inside the retention grace: still kept.
     let grace = laissez_ledger::RETENTION_GRACE_SECS;
-    let past_grace = r2.expires_at.max(r.expires_at) + grace;
+    let past_grace = short_exp + grace;
     assert_eq!(ledger.collect_expired_blocking(past_grace).unwrap(), 0);
     assert_eq!(ledger.usage_blocking(&short).unwrap().granted, 2);
     // Two entries and the counter of `short`; nothing of `long`.

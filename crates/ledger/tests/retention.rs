@@ -40,7 +40,7 @@ async fn redb_batches_collect_as_they_commit() {
     let ledger = RedbLedger::open(dir.path().join("uses.redb")).unwrap();
     let short = fresh_cti();
     let mut r = req(&short, "m", 5, WRITE);
-    r.expires_at = now_secs() + 1;
+    r.expires_at = expiring_in(Duration::from_secs(2));
     granted(ledger.begin_blocking(&r).unwrap());
     // Nothing calls collect: ordinary commits (another cti's begins) do it as they go.
     wait_until_gone(r.expires_at, || {
@@ -58,7 +58,7 @@ async fn redis_entries_vanish_after_the_grace() {
     let ledger = redis_ledger().await;
     let cti = fresh_cti();
     let mut r = req(&cti, "m", 5, WRITE);
-    r.expires_at = now_secs() + 1;
+    r.expires_at = expiring_in(Duration::from_secs(2));
     granted(ledger.begin(&r).await.unwrap());
     let ledger = &ledger;
     wait_until_gone(

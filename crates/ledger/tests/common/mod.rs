@@ -40,6 +40,14 @@ pub(crate) fn now_secs() -> u64 {
         .as_secs()
 }
 
+/// The first whole unix second at least `margin` from now. An `expires_at` of
+/// `now_secs() + 1` can be a millisecond away, so that a `begin` right after it finds it past
+/// and answers `Expired`; this one leaves the `begin` `margin` whatever the clock's fraction.
+pub(crate) fn expiring_in(margin: Duration) -> u64 {
+    let at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + margin;
+    at.as_secs() + u64::from(at.subsec_nanos() > 0)
+}
+
 /// An envelope expiry an hour from now.
 pub(crate) fn in_an_hour() -> u64 {
     now_secs() + 3600
@@ -392,7 +400,6 @@ pub(crate) async fn invalid_requests_are_refused<L: UseLedger>(ledger: &L) {
     assert_eq!(ledger.begin(&huge).await.unwrap(), Outcome::InFlight);
 }
 
-/// Every scenario above, on one ledger.
 /// Two workers share one ledger with different leeways. Worker A (leeway 0) spends the only use
 /// with `expires_at = exp`; `pass(exp)` then moves the ledger past that expiry (collecting
 /// whatever it may); worker B (leeway 50 s), still inside its own window, asks for another
@@ -404,7 +411,8 @@ where
     Fut: Future<Output = ()>,
 {
     let cti = fresh_cti();
-    let exp = now_secs() + 1;
+    // Soon (Redis's `pass` waits for it in real time), but never too soon for the begin.
+    let exp = expiring_in(Duration::from_secs(2));
     let mut a = req(&cti, "worker-a", 1, WRITE);
     a.expires_at = exp;
     let (_, lease, _) = granted(ledger.begin(&a).await.unwrap());
@@ -418,6 +426,7 @@ where
     assert_eq!(ledger.begin(&b).await.unwrap(), Outcome::Replayed);
 }
 
+/// Every scenario above, on one ledger.
 pub(crate) async fn conformance<L: UseLedger>(ledger: &L) {
     grant_complete_replay(ledger).await;
     exhaustion_counts_distinct_messages(ledger).await;
