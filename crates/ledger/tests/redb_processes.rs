@@ -42,11 +42,16 @@ fn env_u64(name: &str) -> u64 {
 }
 
 fn now_ms() -> u64 {
+    now_us() / 1000
+}
+
+/// The wall clock in unix microseconds: one clock for every process on the host.
+fn now_us() -> u64 {
     u64::try_from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
-            .as_millis(),
+            .as_micros(),
     )
     .unwrap()
 }
@@ -93,13 +98,16 @@ fn child_process() {
                 let cti = cti(seed, round);
                 for k in 0..2 {
                     let id = format!("proc{proc}-msg{k}");
+                    let began = now_us();
                     let outcome = ledger.begin_blocking(&req(&cti, &id, MAX_USES, WRITE));
-                    let line = match outcome.unwrap() {
-                        Outcome::Granted { use_number, .. } => format!("{round} {id} {use_number}"),
-                        Outcome::Exhausted => format!("{round} {id} exhausted"),
+                    let ended = now_us();
+                    let answer = match outcome.unwrap() {
+                        Outcome::Granted { use_number, .. } => use_number.to_string(),
+                        Outcome::Exhausted => "exhausted".to_owned(),
                         other => panic!("unexpected {other:?}"),
                     };
-                    writeln!(out, "RACE {line}").unwrap();
+                    // When the begin was in flight, so that the parent can see the contention.
+                    writeln!(out, "RACE {round} {id} {answer} {began} {ended}").unwrap();
                 }
             }
             out.flush().unwrap();
@@ -196,6 +204,25 @@ fn seed() -> u64 {
     u64::from_le_bytes(LeaseToken::random().unwrap().0[..8].try_into().unwrap())
 }
 
+/// How many processes the race must have seen in flight at once on one cti.
+const MIN_CONTENDING: usize = 4;
+
+/// The most distinct processes whose `[began, ended]` intervals all contain one instant.
+fn most_at_once(begins: &[(u64, u64, String)]) -> usize {
+    begins
+        .iter()
+        .map(|(at, _, _)| {
+            begins
+                .iter()
+                .filter(|(began, ended, _)| began <= at && at <= ended)
+                .map(|(_, _, proc)| proc)
+                .collect::<BTreeSet<_>>()
+                .len()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 #[test]
 fn redb_race_16_processes_on_one_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -213,6 +240,8 @@ fn redb_race_16_processes_on_one_file() {
     }
     // round -> message id -> use number, as the processes were told.
     let mut told: BTreeMap<u64, BTreeMap<String, u64>> = BTreeMap::new();
+    // round -> (began, ended, process) of every begin on that round's cti.
+    let mut in_flight: BTreeMap<u64, Vec<(u64, u64, String)>> = BTreeMap::new();
     let mut answers = 0;
     for reader in readers {
         for line in reader.join().unwrap() {
@@ -222,6 +251,12 @@ fn redb_race_16_processes_on_one_file() {
             answers += 1;
             let parts: Vec<&str> = rest.split(' ').collect();
             let round: u64 = parts[0].parse().unwrap();
+            let proc = parts[1].split('-').next().unwrap().to_owned();
+            in_flight.entry(round).or_default().push((
+                parts[3].parse().unwrap(),
+                parts[4].parse().unwrap(),
+                proc,
+            ));
             if let Ok(n) = parts[2].parse::<u64>() {
                 told.entry(round)
                     .or_default()
@@ -230,6 +265,15 @@ fn redb_race_16_processes_on_one_file() {
         }
     }
     assert_eq!(answers, RACE_PROCESSES as u64 * RACE_ROUNDS * 2);
+    // The processes must really have raced: several of them with a begin in flight on the same
+    // cti at the same instant. Otherwise they may have taken turns, and exact counts would
+    // prove nothing about exclusion across processes.
+    let most = in_flight.values().map(|b| most_at_once(b)).max().unwrap();
+    eprintln!("race test: at most {most} processes in flight at once on one cti");
+    assert!(
+        most >= MIN_CONTENDING,
+        "at most {most} processes were ever in flight at once on one cti: no race"
+    );
     let ledger = RedbLedger::open(&path).unwrap();
     for round in 0..RACE_ROUNDS {
         let grants = told.remove(&round).unwrap_or_default();
