@@ -301,25 +301,32 @@ fn redb_survives_children_killed_at_random_points() {
     // (cti number, message id) -> the use number a child was told.
     let mut granted_to: BTreeMap<(u64, String), u64> = BTreeMap::new();
     let mut completed: BTreeSet<(u64, String)> = BTreeSet::new();
-    let mut killed_running = 0;
+    // Children still running when killed, and those of them that had been granted something:
+    // killed mid-work, which is what the test is about.
+    let mut killed_running = 0u64;
+    let mut killed_working = 0u64;
     for round in 0..CRASH_ROUNDS {
         let mut children: Vec<Child> = (0..CRASH_CHILDREN)
             .map(|p| spawn_child(&path, "crash", p, seed, &[(ROUND, round)]))
             .collect();
         let readers: Vec<_> = children.iter_mut().map(read_lines).collect();
         let began = Instant::now();
-        for child in &mut children {
+        for (p, child) in children.iter_mut().enumerate() {
             let at = Duration::from_millis(50 + rng.below(400));
             std::thread::sleep(at.saturating_sub(began.elapsed()));
-            if child.try_wait().unwrap().is_none() {
-                killed_running += 1;
+            // A child loops until killed: one that has already exited failed on its own.
+            match child.try_wait().unwrap() {
+                None => killed_running += 1,
+                Some(status) => eprintln!("round {round}: child {p} exited by itself: {status}"),
             }
             // SIGKILL: no destructors, no flush, mid-commit or not.
             child.kill().unwrap();
             child.wait().unwrap();
         }
         for reader in readers {
-            for line in reader.join().unwrap() {
+            let lines = reader.join().unwrap();
+            killed_working += u64::from(lines.iter().any(|l| l.starts_with("GRANT ")));
+            for line in lines {
                 let parts: Vec<&str> = line.split(' ').collect();
                 match parts[0] {
                     "GRANT" => {
@@ -339,12 +346,24 @@ fn redb_survives_children_killed_at_random_points() {
         }
     }
     eprintln!(
-        "crash test: {} grants, {} completed, {killed_running} children killed while running",
+        "crash test: {} grants, {} completed, {killed_running} children killed while running, \
+         {killed_working} of them after being granted",
         granted_to.len(),
         completed.len()
     );
-    // Children that died before doing anything would make this test vacuous.
-    assert!(killed_running >= CRASH_ROUNDS, "{killed_running} killed");
+    // Every child was killed, none stopped by itself (an error in it, which the test would
+    // otherwise pass over).
+    assert_eq!(
+        killed_running,
+        CRASH_ROUNDS * CRASH_CHILDREN as u64,
+        "a child exited before it was killed (see its stderr above)"
+    );
+    // Children killed before doing anything would make this test vacuous: on average at least
+    // one child a round must die mid-work.
+    assert!(
+        killed_working >= CRASH_ROUNDS,
+        "only {killed_working} children were killed after a grant"
+    );
     assert!(granted_to.len() >= 20, "only {} grants", granted_to.len());
 
     let ledger = RedbLedger::open(&path).unwrap();
