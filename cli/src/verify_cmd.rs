@@ -134,7 +134,7 @@ fn spend(
     message_id: &str,
     claims: &Claims<'_>,
     leeway: u64,
-    class: Option<ActionClass>,
+    call: Option<(&str, ActionClass)>,
 ) -> Result<Result<(u64, u64), Refusal>, Failure> {
     let ledger = RedbLedger::open(ledger_path)
         .map_err(|e| Failure::io(format!("ledger {}: {e}", ledger_path.display())))?;
@@ -144,8 +144,10 @@ fn spend(
         max_uses: claims.max_uses(),
         expires_at: claims.exp().saturating_add(leeway),
         lease: CLI_LEASE,
-        // Destructive steps run at most once (CONTRACT §5).
-        at_most_once: class == Some(ActionClass::Destructive),
+        // The ledger binds the message id to this call. Without --tool/--class the call is
+        // unknown: spend it as the strictest one (destructive steps run at most once, spec §8).
+        tool: call.map_or("", |(tool, _)| tool),
+        class: call.map_or(ActionClass::Destructive, |(_, class)| class),
     };
     let ledger_io = |e: LedgerError| Failure::io(format!("ledger {}: {e}", ledger_path.display()));
     let outcome = match ledger.begin_blocking(&begin) {
@@ -163,6 +165,12 @@ fn spend(
             Ok((use_number, claims.max_uses()))
         }
         Outcome::Replayed => Err(denial(&Denial::Replayed)),
+        Outcome::OtherCall => Err((
+            Outcome::OtherCall.code(),
+            "this message id was first spent on another tool or class; it is never spent on \
+             another call"
+                .to_owned(),
+        )),
         Outcome::Exhausted => Err(denial(&Denial::UsesExhausted)),
         Outcome::InFlight => Err((
             "in_flight",
@@ -227,7 +235,8 @@ fn decide<'a>(
         .map_err(|d| denial(&d));
     if let (Ok(_), Some(ledger), Some(message_id)) = (&result, &args.ledger, &args.message_id) {
         let leeway = verifier.policy().leeway();
-        result = spend(ledger, message_id, &claims, leeway, args.class)?.map(Some);
+        let call = args.tool.as_deref().zip(args.class);
+        result = spend(ledger, message_id, &claims, leeway, call)?.map(Some);
     }
     Ok(Decision {
         kid: Some(verified.kid()),

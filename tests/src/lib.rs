@@ -83,6 +83,7 @@ pub fn leaked_form<'f>(text: &str, forms: &'f [String]) -> Option<&'f str> {
 }
 
 /// Panics, naming `what` and the form, when `text` holds any of `forms`.
+#[allow(clippy::panic)] // A test assertion.
 pub fn assert_no_secret(what: &str, text: &str, forms: &[String]) {
     if let Some(form) = leaked_form(text, forms) {
         panic!("{what} contains secret material ({form}): {text}");
