@@ -23,7 +23,7 @@ fn expires_at() -> u64 {
 
 /// One worker's loop: begin a new message, complete it, until `until`. Returns how many.
 async fn work<L: UseLedger>(ledger: &L, until: Instant) -> u64 {
-    let cti = LeaseToken::random().unwrap().0;
+    let cti = *LeaseToken::random().unwrap().as_bytes();
     let exp = expires_at();
     let mut done = 0u64;
     while Instant::now() < until {

@@ -101,9 +101,20 @@ pub struct Begin<'a> {
 /// Identifies the holder of a lease. Random, so that a worker can only complete or release the
 /// lease it was granted.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct LeaseToken(pub [u8; 16]);
+pub struct LeaseToken([u8; 16]);
 
 impl LeaseToken {
+    /// A token from its 16 bytes, as a backend reads it back from storage. Only the token a
+    /// `begin` granted settles that lease: any other is [`LedgerError::LeaseNotHeld`].
+    pub const fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(bytes)
+    }
+
+    /// The token's 16 bytes.
+    pub const fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
     /// A fresh random token from the operating system's generator.
     pub fn random() -> Result<Self, LedgerError> {
         let mut bytes = [0u8; 16];

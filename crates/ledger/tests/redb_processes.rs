@@ -61,7 +61,7 @@ struct Rng(u64);
 
 impl Rng {
     fn new() -> Self {
-        let bytes = LeaseToken::random().unwrap().0;
+        let bytes = *LeaseToken::random().unwrap().as_bytes();
         Self(u64::from_le_bytes(bytes[..8].try_into().unwrap()) | 1)
     }
 
@@ -201,7 +201,11 @@ fn read_lines(child: &mut Child) -> std::thread::JoinHandle<Vec<String>> {
 }
 
 fn seed() -> u64 {
-    u64::from_le_bytes(LeaseToken::random().unwrap().0[..8].try_into().unwrap())
+    u64::from_le_bytes(
+        LeaseToken::random().unwrap().as_bytes()[..8]
+            .try_into()
+            .unwrap(),
+    )
 }
 
 /// How many processes the race must have seen in flight at once on one cti.

@@ -129,7 +129,7 @@ async fn redis_unreadable_entry_is_corrupt() {
         .unwrap();
     let begin = ledger.begin(&req(&cti, "garbled", 5, WRITE)).await;
     assert!(matches!(begin, Err(LedgerError::Corrupt(_))), "{begin:?}");
-    let lease = laissez_ledger::LeaseToken([1; 16]);
+    let lease = laissez_ledger::LeaseToken::from_bytes([1; 16]);
     let complete = ledger.complete(&cti, "garbled", &lease).await;
     assert!(
         matches!(complete, Err(LedgerError::Corrupt(_))),
@@ -172,7 +172,7 @@ async fn redis_entry_of_the_previous_format_is_corrupt() {
             .await
             .map(drop),
     );
-    let holder = laissez_ledger::LeaseToken([9; 16]);
+    let holder = laissez_ledger::LeaseToken::from_bytes([9; 16]);
     corrupt(ledger.complete(&cti, "old", &holder).await);
     corrupt(ledger.release(&cti, "old", &holder).await);
     assert!(matches!(

@@ -30,7 +30,7 @@ pub(crate) async fn redis_ledger() -> laissez_ledger::RedisLedger {
 
 /// A cti no other test (or earlier run against the same Redis) has used.
 pub(crate) fn fresh_cti() -> Cti {
-    LeaseToken::random().unwrap().0
+    *LeaseToken::random().unwrap().as_bytes()
 }
 
 pub(crate) fn now_secs() -> u64 {
