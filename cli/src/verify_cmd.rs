@@ -178,7 +178,7 @@ fn spend(
     message_id: &str,
     claims: &Claims<'_>,
     leeway: u64,
-    class: Option<ActionClass>,
+    call: Option<(&str, ActionClass)>,
 ) -> Result<Result<(u64, u64), Refusal>, Failure> {
     let ledger = RedbLedger::open(ledger_path)
         .map_err(|e| Failure::io(format!("ledger {}: {e}", ledger_path.display())))?;
@@ -188,8 +188,11 @@ fn spend(
         max_uses: claims.max_uses(),
         expires_at: claims.exp().saturating_add(leeway),
         lease: CLI_LEASE,
-        // Destructive steps run at most once (CONTRACT §5).
-        at_most_once: class == Some(ActionClass::Destructive),
+        // The ledger binds the message id to this call. --ledger needs --message-id, which
+        // needs --tool and --class, so the call is known; were it not, spend it as the
+        // strictest one (destructive steps run at most once, spec §8).
+        tool: call.map_or("", |(tool, _)| tool),
+        class: call.map_or(ActionClass::Destructive, |(_, class)| class),
     };
     let ledger_io = |e: LedgerError| Failure::io(format!("ledger {}: {e}", ledger_path.display()));
     let outcome = match ledger.begin_blocking(&begin) {
@@ -207,6 +210,11 @@ fn spend(
             Ok((use_number, claims.max_uses()))
         }
         Outcome::Replayed => Err(denial(&Denial::Replayed)),
+        Outcome::OtherCall => Err(Refusal::new(
+            Outcome::OtherCall.code(),
+            "this message id was first spent on another tool or class; it is never spent on \
+             another call",
+        )),
         Outcome::Exhausted => Err(denial(&Denial::UsesExhausted)),
         Outcome::InFlight => Err(Refusal::new(
             "in_flight",
@@ -313,7 +321,8 @@ fn decide<'a>(
         .map_err(|d| refusal(&d, &claims, has_call, text_error));
     if let (Ok(_), Some(ledger), Some(message_id)) = (&result, &args.ledger, &args.message_id) {
         let leeway = verifier.policy().leeway();
-        result = spend(ledger, message_id, &claims, leeway, args.class)?.map(Some);
+        let call = args.tool.as_deref().zip(args.class);
+        result = spend(ledger, message_id, &claims, leeway, call)?.map(Some);
     }
     Ok(Decision {
         kid: Some(verified.kid()),

@@ -47,7 +47,6 @@ mod decision;
 mod error;
 mod handler;
 mod headers;
-mod ledger;
 mod process;
 mod publish;
 pub mod sidecar;
@@ -60,7 +59,6 @@ pub use headers::{
     EnvelopeEncoding, HEADER_CLASS, HEADER_ENVELOPE, HEADER_TOOL, HeaderError, ToolCallHeaders,
     read_headers, tool_call_properties,
 };
-pub use ledger::AnyLedger;
 pub use publish::{Publisher, QueueKind, ToolCall, Topology, connect};
 
 /// The lapin version this crate is built on, re-exported so callers use the same types.

@@ -155,7 +155,8 @@ async fn authorize<L: UseLedger, H>(
         max_uses: claims.max_uses,
         expires_at: claims.exp.saturating_add(shared.config.policy.leeway()),
         lease: shared.config.lease,
-        at_most_once: call.class == ActionClass::Destructive,
+        tool: call.tool,
+        class: call.class,
     };
     let retry_key = format!("{}:{}", hex::encode(cti), call.message_id);
     let reason = match shared.ledger.begin(&begin).await {
@@ -195,6 +196,8 @@ async fn authorize<L: UseLedger, H>(
         Ok(Outcome::Replayed) => Err(Denial::Replayed.code()),
         Ok(Outcome::Exhausted) => Err(Denial::UsesExhausted.code()),
         Ok(Outcome::Abandoned) => Err("abandoned"),
+        // The message id was spent on another call: to the contract, a replay.
+        Ok(Outcome::OtherCall) => Err(Denial::Replayed.code()),
         Ok(Outcome::InFlight) => Ok("in_flight"),
         Ok(_) => Ok("ledger_outcome_unknown"),
         Err(LedgerError::Expired) => Err(Denial::Expired.code()),

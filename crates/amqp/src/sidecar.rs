@@ -13,14 +13,13 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use laissez_ledger::{RedbLedger, RedisLedger};
+use laissez_ledger::{AnyLedger, RedbLedger, RedisLedger};
 use laissez_verify::{Policy, TrustedKey};
 use tokio::io::AsyncWriteExt as _;
 
 use crate::consumer::{ConsumerConfig, Middleware, Stats};
 use crate::error::AmqpError;
 use crate::handler::{Disposition, HandlerError, Message};
-use crate::ledger::AnyLedger;
 use crate::publish::connect;
 
 /// The ledger file used when neither a path nor Redis is given: in the working directory.

@@ -7,7 +7,7 @@ use crate::reason::Reason;
 
 /// Why a verifier refused an envelope or a request.
 ///
-/// The variants are the reasons of the contract (CONTRACT §2), in the order the checks run;
+/// The variants are the reasons of `docs/spec.md` §2, in the order the checks run;
 /// [`Denial::reason`] gives its [`Reason`], whose code is the stable snake_case string that
 /// logs, JSON and other implementations use. The first failing check is the reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! JSON-friendly views (CONTRACT §4): claims by their names, `cti` and kids as hex, classes
+//! JSON-friendly views (`docs/spec.md` §5): claims by their names, `cti` and kids as hex, classes
 //! as lists of names, denials as their reason codes. Serialize only: envelopes are CBOR.
 
 use core::fmt;

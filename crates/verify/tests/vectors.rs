@@ -908,7 +908,7 @@ fn run(v: &Vector) -> String {
         Ok(verified) => verified,
         Err(denial) => return denial.code().into(),
     };
-    // The reference model of use counting (CONTRACT §5).
+    // The reference model of use counting (`docs/spec.md` §8).
     if let Some(id) = &v.message_id {
         if v.ledger_completed.contains(id) {
             return Denial::Replayed.code().into();
