@@ -30,3 +30,11 @@ ensure_rust() {
         exit 1
     fi
 }
+
+# Python 3 with venv (the interop suite's own environment): Debian ships venv's ensurepip
+# in a separate package, without which `python3 -m venv` fails.
+ensure_python_venv() {
+    if ! command -v python3 >/dev/null || ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+        apt_install python3 python3-venv
+    fi
+}
