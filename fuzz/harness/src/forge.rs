@@ -31,8 +31,8 @@ const KEY_SEED: [u8; 32] = [0x5a; 32];
 pub const MAX_OPS: usize = 256;
 
 /// A deterministic stand-in for the RNG that draws the envelope id, so the original is the
-/// same bytes on every run and matches the committed seed.
-struct FixedRng(u8);
+/// same bytes on every run and matches the committed seed (the holder targets' envelope too).
+pub(crate) struct FixedRng(pub(crate) u8);
 
 impl rand_core::TryRng for FixedRng {
     type Error = Infallible;

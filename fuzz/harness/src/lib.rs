@@ -20,6 +20,9 @@ pub mod cli;
 pub mod decode;
 pub mod forge;
 pub mod headers;
+pub mod holder;
+pub mod invocation;
+pub mod invocation_forge;
 
 /// A `fmt::Write` sink that keeps only the length: formats a value (to exercise its
 /// `Display`) without allocating.

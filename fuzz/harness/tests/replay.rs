@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use arbitrary::{Arbitrary, Unstructured};
-use laissez_fuzz_harness::{cli, decode, forge, headers};
+use laissez_fuzz_harness::{cli, decode, forge, headers, holder, invocation, invocation_forge};
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -98,4 +98,57 @@ fn forge_refuses_a_trailing_byte() {
         .to_le_bytes();
     let ops = [3u8, lo, hi, 0];
     assert_eq!(forge::mutate(forge::original(), &ops), longer);
+}
+
+#[test]
+fn invocation_corpus() {
+    replay("invocation", invocation::run);
+}
+
+#[test]
+fn invocation_forge_corpus() {
+    replay("invocation_forge", invocation_forge::run);
+}
+
+/// The invocation_forge seed is the holder's invocation, byte for byte (regenerate the seeds
+/// when signing changes); it is accepted and one flipped bit is not, in both targets.
+#[test]
+fn invocation_forge_seed_is_the_original() {
+    let seed = fs::read(fuzz_dir().join("corpus/invocation_forge/seed-original")).unwrap();
+    assert_eq!(
+        seed,
+        holder::original(),
+        "corpus/invocation_forge/seed-original is stale"
+    );
+    assert_eq!(holder::fixture().check(&seed), Ok(()));
+    let mut flipped = seed.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    assert!(holder::fixture().check(&flipped).is_err());
+    for input in [&seed, &flipped] {
+        invocation::run(input);
+        invocation_forge::run(input);
+    }
+}
+
+/// The targets can fail: an invocation of another call by the holder (a valid signature,
+/// not the original) is refused, and `run` would report it accepted as a finding.
+#[test]
+fn the_invocation_checks_are_not_vacuous() {
+    let f = holder::fixture();
+    // The original with its message id edited: decodes, but its signature fails.
+    let at = f
+        .invocation
+        .windows(holder::MESSAGE_ID.len())
+        .position(|w| w == holder::MESSAGE_ID.as_bytes())
+        .unwrap();
+    let mut edited = f.invocation.clone();
+    edited[at + holder::MESSAGE_ID.len() - 1] = b'3';
+    assert!(laissez_verify::UntrustedInvocation::decode(&edited).is_ok());
+    assert!(matches!(
+        f.check(&edited),
+        Err(laissez_verify::Denial::BadInvocation(_))
+    ));
+    invocation::run(&edited);
+    invocation_forge::run(&edited);
 }

@@ -13,8 +13,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use arbitrary::{Arbitrary, Unstructured};
-use laissez_fuzz_harness::forge;
 use laissez_fuzz_harness::headers::HeaderInput;
+use laissez_fuzz_harness::{forge, holder};
 
 fn corpus(target: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -175,5 +175,72 @@ fn write_seeds() {
         "cli_parse",
         "envelope_text",
         format!("{a}\n{b}\n").as_bytes(),
+    );
+}
+
+/// The holder vectors of laissez-verify whose invocations seed the `invocation` target: the
+/// allowed one and the malformed shapes (they decode against another envelope there, so
+/// they reach the call checks as well as the decoder).
+const INVOCATION_VECTORS: &[&str] = &[
+    "holder_allowed",
+    "bad_invocation_pattern_tool",
+    "bad_invocation_long_message_id",
+    "bad_invocation_unknown_key",
+    "bad_invocation_unsorted",
+    "bad_invocation_oversize",
+    "bad_invocation_an_envelope",
+];
+
+/// Only the holder targets' seeds (`-- --ignored write_invocation_seeds`), without the long
+/// search of `headers`.
+#[test]
+#[ignore = "writes the seed corpora"]
+fn write_invocation_seeds() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../crates/verify/tests/vectors/envelopes.json");
+    let vectors: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+    for name in INVOCATION_VECTORS {
+        let vector = vectors["vectors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == *name)
+            .unwrap_or_else(|| panic!("no vector {name}"));
+        let bytes = hex::decode(vector["invocation"].as_str().unwrap()).unwrap();
+        write("invocation", name, &bytes);
+    }
+    write("invocation", "original", holder::original());
+
+    // invocation_forge: the original (replacement mode), and edit lists as for forge.
+    write("invocation_forge", "original", holder::original());
+    let len = holder::original().len() as u16;
+    let [end_lo, end_hi] = (len - 1).to_le_bytes();
+    let [len_lo, len_hi] = len.to_le_bytes();
+    write(
+        "invocation_forge",
+        "ops_flip_last_byte",
+        &[0, end_lo, end_hi, 0x01],
+    );
+    write(
+        "invocation_forge",
+        "ops_append_byte",
+        &[3, len_lo, len_hi, 0x00],
+    );
+    write(
+        "invocation_forge",
+        "ops_truncate_signature",
+        &[5, end_lo, end_hi, 0],
+    );
+    write(
+        "invocation_forge",
+        "ops_splice_second_copy",
+        &[6, 0, 0, 0xff],
+    );
+    // Inside the payload: the message id's last byte, then a length and a key.
+    write(
+        "invocation_forge",
+        "ops_payload_edits",
+        &[2, 70, 0, 1, 4, 30, 0, 0, 3, 30, 0, 0x18],
     );
 }
