@@ -19,11 +19,11 @@ id, the tool, its class and the body (by its SHA-256; empty without --body), wit
 it was made (iat). The worker gets the invocation with the message (header
 laissez-invocation) and checks it against the call it actually received.
 
-It refuses to sign a call the envelope does not grant: exit 1 with
-`denied: REASON` (malformed, unsupported, wrong_audience, tool_not_granted,
-class_not_granted, not_yet_valid, expired). A key that is not the envelope's holder, or an
-envelope that is not holder-bound, is refused too (exit 3 and exit 2). The envelope's
-signature is not checked: the agent need not hold the issuer's key.
+It refuses to sign a call the envelope does not grant: exit 1 with `denied: REASON`
+(malformed, unsupported, wrong_audience, tool_not_granted, class_not_granted, not_yet_valid,
+expired). A key that is not the envelope's holder is exit 3; an envelope that is not
+holder-bound, exit 2. The envelope's signature is not checked: the agent need not hold the
+issuer's key.
 
 iat is --now, or the system clock; a clock up to 5 s behind the envelope's nbf signs at nbf.
 
