@@ -39,6 +39,11 @@ pub fn classes() -> Classes {
 
 /// The reference envelope, signed at `now` (Unix seconds).
 pub fn reference_envelope(key: &SecretKey, now: u64) -> Result<SignedEnvelope, BuildError> {
+    reference_builder().sign_at(key, now, &mut FixedRng(7))
+}
+
+/// The builder of the reference claims.
+fn reference_builder() -> EnvelopeBuilder {
     let mut builder = EnvelopeBuilder::new(AGENT)
         .audience(AUDIENCE)
         .classes(classes())
@@ -49,8 +54,18 @@ pub fn reference_envelope(key: &SecretKey, now: u64) -> Result<SignedEnvelope, B
     for tool in TOOLS {
         builder = builder.tool(tool);
     }
-    let mut rng = FixedRng(7);
-    builder.sign_at(key, now, &mut rng)
+    builder
+}
+
+/// The reference envelope, holder-bound to `holder` (`cnf`), signed at `now`.
+pub fn holder_bound_envelope(
+    key: &SecretKey,
+    holder: &laissez_verify::TrustedKey,
+    now: u64,
+) -> Result<SignedEnvelope, BuildError> {
+    reference_builder()
+        .holder(*holder)
+        .sign_at(key, now, &mut FixedRng(7))
 }
 
 /// The same claims as a JWT claims object (RFC 7519 names; the grant as private claims).

@@ -1,0 +1,161 @@
+//! The cost of holder binding (`docs/spec.md` §11), in one run: a holder-bound call checks
+//! the envelope and the agent's invocation, so its floor is two strict Ed25519
+//! verifications cold (envelope + invocation) and one warm (the envelope cached, the
+//! invocation never). Also the bytes it adds to each envelope and each message.
+//!
+//! `cargo bench -p laissez-bench --bench holder`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::hint::black_box;
+
+use ed25519_dalek::{Signature, VerifyingKey};
+use laissez_bench::*;
+use laissez_sign::{Invocation, SecretKey, unix_now};
+use laissez_verify::cache::EnvelopeCache;
+use laissez_verify::wire::{ENVELOPE_AAD, INVOCATION_AAD};
+use laissez_verify::{ActionClass, Call, Verifier};
+
+/// The Sig_structure a COSE_Sign1 was signed over, rebuilt from its bytes, and its signature:
+/// what the floor verifies.
+fn sig_structure(object: &[u8], aad: &[u8]) -> (Vec<u8>, Signature) {
+    // object = d2 84 | protected item (0x4d + 13 bytes) | a0 | payload item | 58 40 | signature
+    let protected = &object[2..16];
+    let payload = &object[17..object.len() - 66];
+    let mut m = vec![0x84, 0x6a];
+    m.extend_from_slice(b"Signature1");
+    m.extend_from_slice(protected);
+    m.push(0x40 | aad.len() as u8);
+    m.extend_from_slice(aad);
+    m.extend_from_slice(payload);
+    let sig: [u8; 64] = object[object.len() - 64..].try_into().unwrap();
+    (m, Signature::from_bytes(&sig))
+}
+
+fn main() {
+    let now = unix_now();
+    let issuer = key().unwrap();
+    let agent = SecretKey::from_seed(&[43; 32]).unwrap();
+    let bearer = reference_envelope(&issuer, now).unwrap();
+    let bound = holder_bound_envelope(&issuer, &agent.public_key(), now).unwrap();
+    let env = bound.as_bytes().to_vec();
+    let body = br#"{"ticket": 4711, "status": "waiting on customer"}"#;
+    let at = now + 60;
+    let message_id = "0b6e3f8c-5a1d-4f7e-9c2b-1d2e3f4a5b6c";
+    let call = Call::new(
+        &env,
+        AUDIENCE,
+        message_id,
+        REQUEST_TOOL,
+        ActionClass::Write,
+        body,
+    )
+    .unwrap();
+    let invocation = Invocation::sign(&agent, &env, &call, at).unwrap();
+    let inv = invocation.as_bytes().to_vec();
+    let keys = [issuer.public_key()];
+    let verifier = Verifier::new(&keys, AUDIENCE);
+    verifier
+        .verify_call(&env, at, &call, Some(&inv))
+        .expect("the holder-bound call verifies");
+
+    // The floor: strict verifications over messages as long as the two Sig_structures.
+    let issuer_vk = VerifyingKey::from_bytes(issuer.public_key().as_bytes()).unwrap();
+    let agent_vk = VerifyingKey::from_bytes(agent.public_key().as_bytes()).unwrap();
+    let (env_message, env_sig) = sig_structure(&env, ENVELOPE_AAD);
+    let (inv_message, inv_sig) = sig_structure(&inv, INVOCATION_AAD);
+    issuer_vk.verify_strict(&env_message, &env_sig).unwrap();
+    agent_vk.verify_strict(&inv_message, &inv_sig).unwrap();
+
+    let cache = EnvelopeCache::new(1024);
+    let one_floor = measure(|| {
+        black_box(agent_vk.verify_strict(black_box(&inv_message), black_box(&inv_sig))).unwrap();
+    });
+    let two_floors = measure(|| {
+        black_box(issuer_vk.verify_strict(black_box(&env_message), black_box(&env_sig))).unwrap();
+        black_box(agent_vk.verify_strict(black_box(&inv_message), black_box(&inv_sig))).unwrap();
+    });
+    // What a worker does per message: hash the call's envelope and body, then verify.
+    let cold = measure(|| {
+        let call = Call::new(
+            &env,
+            AUDIENCE,
+            message_id,
+            REQUEST_TOOL,
+            ActionClass::Write,
+            body,
+        )
+        .unwrap();
+        black_box(verifier.verify_call(black_box(&env), at, &call, Some(black_box(&inv)))).unwrap();
+    });
+    let warm = measure(|| {
+        let call = Call::new(
+            &env,
+            AUDIENCE,
+            message_id,
+            REQUEST_TOOL,
+            ActionClass::Write,
+            body,
+        )
+        .unwrap();
+        black_box(cache.verify_call(&verifier, black_box(&env), at, &call, Some(&inv))).unwrap();
+    });
+    let invoke = measure(|| {
+        black_box(Invocation::sign(&agent, &env, &call, at).unwrap());
+    });
+
+    println!(
+        "laissez holder-binding benchmark ({} cores, now = {now})",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!();
+    println!("| case | time | ratio to its floor |");
+    println!("|---|---:|---:|");
+    let row = |name: &str, ns: f64, floor: f64| {
+        println!("| {name} | {:.2} µs | {:.3}x |", ns / 1000.0, ns / floor)
+    };
+    row(
+        "floor: one verify_strict (the invocation's)",
+        one_floor,
+        one_floor,
+    );
+    row(
+        "floor: two verify_strict (envelope + invocation)",
+        two_floors,
+        two_floors,
+    );
+    row(
+        "cold: envelope + invocation (decode, cnf key checks, both signatures, call hashing)",
+        cold,
+        two_floors,
+    );
+    row(
+        "warm: envelope cached + invocation (call hashing, one signature)",
+        warm,
+        one_floor,
+    );
+    row(
+        "agent: Invocation::sign (includes its self-check)",
+        invoke,
+        one_floor,
+    );
+    println!();
+    println!("| bytes | size |");
+    println!("|---|---:|");
+    println!("| bearer envelope | {} |", bearer.as_bytes().len());
+    println!("| holder-bound envelope | {} |", env.len());
+    println!(
+        "| added per envelope (cnf) | {} |",
+        env.len() - bearer.as_bytes().len()
+    );
+    println!("| added per message (invocation, raw) | {} |", inv.len());
+    println!(
+        "| added per message (invocation, base64url) | {} |",
+        invocation.to_text().len()
+    );
+    println!();
+    println!(
+        "targets: cold <= 1.05x two floors: {}; warm <= 1.05x one floor: {}",
+        verdict(cold / two_floors <= 1.05),
+        verdict(warm / one_floor <= 1.05)
+    );
+}
