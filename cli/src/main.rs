@@ -11,6 +11,7 @@ mod inspect_cmd;
 mod keys_cmd;
 mod profile;
 mod sign_cmd;
+mod tools_file;
 mod verify_cmd;
 
 use std::path::PathBuf;
