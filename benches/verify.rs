@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 use base64::Engine;
 use ed25519_dalek::{Signature, VerifyingKey};
@@ -15,36 +14,6 @@ use laissez_sign::unix_now;
 use laissez_verify::cache::EnvelopeCache;
 use laissez_verify::{ActionClass, EXTERNAL_AAD, Request, ToolPattern, Verifier};
 use serde::Deserialize;
-
-/// Median nanoseconds per call over `BATCHES` batches of about `BATCH_TIME` each.
-fn measure(mut f: impl FnMut()) -> f64 {
-    const BATCHES: usize = 21;
-    const BATCH_TIME: Duration = Duration::from_millis(40);
-    // Warm up and calibrate.
-    let mut n = 1u64;
-    loop {
-        let t = Instant::now();
-        for _ in 0..n {
-            f();
-        }
-        if t.elapsed() >= BATCH_TIME / 4 {
-            break;
-        }
-        n *= 2;
-    }
-    let n = n * 4;
-    let mut per_call: Vec<f64> = (0..BATCHES)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..n {
-                f();
-            }
-            t.elapsed().as_nanos() as f64 / n as f64
-        })
-        .collect();
-    per_call.sort_by(f64::total_cmp);
-    per_call[BATCHES / 2]
-}
 
 /// The Sig_structure of an envelope, rebuilt from its bytes: what the floor verifies.
 fn sig_structure(env: &[u8]) -> (Vec<u8>, [u8; 64]) {
@@ -201,8 +170,4 @@ fn main() {
         verdict(warm <= 2000.0),
         verdict(bytes.len() * 2 <= jwt.len())
     );
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok { "met" } else { "NOT met" }
 }

@@ -55,7 +55,8 @@ fn decide(
         max_uses: claims.max_uses(),
         expires_at: claims.exp() + verifier.policy().leeway(),
         lease: Duration::from_secs(30),
-        at_most_once: call.class == ActionClass::Destructive,
+        tool: call.tool,
+        class: call.class,
     };
     Ok(match ledger.begin_blocking(&begin)? {
         Outcome::Granted {

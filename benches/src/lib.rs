@@ -4,6 +4,8 @@
 //! Agent SPIFFE id, obo, audience, three tools, read+write, max_uses 20, 15-minute TTL, cti,
 //! kid: the same claims are given to every format compared.
 
+use std::time::{Duration, Instant};
+
 use laissez_sign::{BuildError, EnvelopeBuilder, KeyError, SecretKey, SignedEnvelope};
 use laissez_verify::{ActionClass, Classes};
 
@@ -93,6 +95,41 @@ impl rand_core::TryRng for FixedRng {
 }
 
 impl rand_core::TryCryptoRng for FixedRng {}
+
+/// Median nanoseconds per call over `BATCHES` batches of about `BATCH_TIME` each.
+pub fn measure(mut f: impl FnMut()) -> f64 {
+    const BATCHES: usize = 21;
+    const BATCH_TIME: Duration = Duration::from_millis(40);
+    // Warm up and calibrate.
+    let mut n = 1u64;
+    loop {
+        let t = Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        if t.elapsed() >= BATCH_TIME / 4 {
+            break;
+        }
+        n *= 2;
+    }
+    let n = n * 4;
+    let mut per_call: Vec<f64> = (0..BATCHES)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..n {
+                f();
+            }
+            t.elapsed().as_nanos() as f64 / n as f64
+        })
+        .collect();
+    per_call.sort_by(f64::total_cmp);
+    per_call[BATCHES / 2]
+}
+
+/// "met" or "NOT met", for the targets line of a benchmark's report.
+pub fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "NOT met" }
+}
 
 #[cfg(test)]
 mod tests {

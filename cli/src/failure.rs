@@ -4,6 +4,8 @@
 use std::fmt;
 use std::process::ExitCode;
 
+use crate::output::write_stderr_line;
+
 /// A command's failure.
 #[derive(Debug)]
 pub(crate) enum Failure {
@@ -41,10 +43,12 @@ impl Failure {
     pub(crate) fn report(&self) {
         match self {
             Failure::Denied { reason, detail } => {
-                eprintln!("denied: {reason}");
-                eprintln!("  {detail}");
+                write_stderr_line(&format!("denied: {reason}"));
+                write_stderr_line(&format!("  {detail}"));
             }
-            Failure::Usage(message) | Failure::Io(message) => eprintln!("laissez: {message}"),
+            Failure::Usage(message) | Failure::Io(message) => {
+                write_stderr_line(&format!("laissez: {message}"));
+            }
         }
     }
 }

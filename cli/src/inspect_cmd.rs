@@ -8,10 +8,13 @@ use serde_json::json;
 
 use crate::failure::Failure;
 use crate::input::read_envelope;
+use crate::output::{escape_text, json_line, write_stdout};
 
 pub(crate) const INSPECT_HELP: &str = "\
 Nothing is checked: not the signature, the key, the time nor the audience. Use `verify` to
 decide. --json prints {\"verified\": false, \"kid\": HEX, \"claims\": {...}}.
+Control and bidi characters in text claims print as \\u{HEX} (\\uXXXX in JSON), and in text
+a backslash as \\\\, so claims cannot move the cursor or forge a line.
 Exit 0 when the input decodes, 1 when it is not a well-formed envelope (`denied: malformed`).
 
 Example:
@@ -47,14 +50,15 @@ pub(crate) fn inspect(args: &InspectArgs) -> Result<(), Failure> {
             "kid": envelope.kid().to_string(),
             "claims": claims,
         });
-        println!("{value}");
+        write_stdout(json_line(&value).as_bytes())
     } else {
-        print!("{}", human(&envelope, &claims));
+        write_stdout(human(&envelope, &claims).as_bytes())
     }
-    Ok(())
 }
 
-/// The text form: an UNVERIFIED banner, then one claim per line.
+/// The text form: an UNVERIFIED banner, then one claim per line. Every text claim is
+/// escaped: it comes from whoever made the envelope, and must not move the cursor, clear the
+/// screen or print a line of its own (a forged banner).
 fn human(envelope: &UntrustedEnvelope<'_>, c: &Claims<'_>) -> String {
     let mut out =
         String::from("UNVERIFIED: decoded without checking the signature, key, time or audience\n");
@@ -63,10 +67,11 @@ fn human(envelope: &UntrustedEnvelope<'_>, c: &Claims<'_>) -> String {
     };
     field("kid", &envelope.kid());
     if let Some(iss) = c.iss() {
-        field("iss", &iss);
+        field("iss", &escape_text(iss));
     }
-    field("sub", &c.sub());
-    field("aud", &c.aud().collect::<Vec<_>>().join(", "));
+    field("sub", &escape_text(c.sub()));
+    let aud: Vec<_> = c.aud().map(escape_text).collect();
+    field("aud", &aud.join(", "));
     field("nbf", &c.nbf());
     field("exp", &format!("{} (ttl {} s)", c.exp(), c.exp() - c.nbf()));
     if let Some(iat) = c.iat() {
@@ -76,15 +81,15 @@ fn human(envelope: &UntrustedEnvelope<'_>, c: &Claims<'_>) -> String {
     field("cti", &cti);
     let tools: Vec<String> = c
         .tools()
-        .map(|t| format!("{} ({})", t.pattern, t.classes))
+        .map(|t| format!("{} ({})", escape_text(t.pattern.as_str()), t.classes))
         .collect();
     field("tools", &tools.join(", "));
     field("max_uses", &c.max_uses());
     if let Some(obo) = c.obo() {
-        field("obo", &obo);
+        field("obo", &escape_text(obo));
     }
     if let Some(sid) = c.sid() {
-        field("sid", &sid);
+        field("sid", &escape_text(sid));
     }
     out
 }

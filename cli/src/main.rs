@@ -9,6 +9,7 @@ mod failure;
 mod input;
 mod inspect_cmd;
 mod keys_cmd;
+mod output;
 mod profile;
 mod sign_cmd;
 mod tools_file;
@@ -84,12 +85,23 @@ fn parse_class_arg(text: &str) -> Result<ActionClass, String> {
     text.parse::<ActionClass>().map_err(|e| e.to_string())
 }
 
-/// Where an output goes.
-fn out_path_arg(text: &str) -> Result<PathBuf, String> {
+/// A file argument. An empty path is a usage error (exit 2), not a file that cannot be opened.
+fn path_arg(text: &str) -> Result<PathBuf, String> {
     if text.is_empty() {
         Err("the path must not be empty".to_owned())
     } else {
         Ok(PathBuf::from(text))
+    }
+}
+
+/// A name argument (`--agent`, `--aud`, `--obo`...). The wire format allows empty text, but an
+/// empty agent, queue or session is a mistake: `verify --aud ""` would accept an envelope
+/// whose aud lists "" (docs/spec.md §10).
+fn name_arg(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        Err("must not be empty".to_owned())
+    } else {
+        Ok(text.to_owned())
     }
 }
 
@@ -102,13 +114,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Inspect(args) => inspect_cmd::inspect(&args),
         Command::Consume(args) => consume::consume(&args),
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "laissez",
-                &mut std::io::stdout(),
-            );
-            Ok(())
+            // Into memory first: clap_complete panics when its writer fails.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "laissez", &mut script);
+            output::write_stdout(&script)
         }
     }
 }

@@ -1,15 +1,15 @@
 //! `laissez sign`: flags (and an optional profile) to a signed envelope.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
-use laissez_sign::keyfile::read_secret_key_file;
+use laissez_sign::keyfile::{read_secret_key_file, write_private_file};
 use laissez_sign::{DEFAULT_MAX_USES, DEFAULT_TTL, EnvelopeBuilder, ToolSpec};
 use laissez_verify::{ActionClass, Classes};
 use serde_json::json;
 
 use crate::failure::Failure;
+use crate::output::{json_line, write_stdout};
 use crate::profile::{self, Profile};
 
 pub(crate) const SIGN_HELP: &str = "\
@@ -19,6 +19,9 @@ profile's lists. Defaults: --classes read, --max-uses 1, --ttl 5m, --nbf now; TT
 --json prints {\"envelope\": BASE64URL, \"kid\": HEX, \"cti\": HEX, \"claims\": {...}}, claims
 named as in the contract (cti as hex, classes as lists of names).
 
+--out FILE is created with mode 0600 and never over an existing file or link; --force replaces
+it atomically.
+
 Example:
   laissez sign --key orchestrator.key --agent spiffe://acme.example/agent/support-bot \\
       --aud billing-queue --tool 'crm.ticket.*' --tool crm.ticket.close=write --ttl 15m";
@@ -27,17 +30,17 @@ Example:
 #[derive(Debug, Args)]
 pub(crate) struct SignArgs {
     /// Secret key file (PKCS#8 PEM, not accessible by group or others).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = crate::path_arg)]
     key: PathBuf,
     /// Signing profile (TOML with the same fields as the flags: agent, aud, tool, classes,
     /// max_uses, ttl, obo, session, iss).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = crate::path_arg)]
     profile: Option<PathBuf>,
     /// Agent identity (sub), e.g. spiffe://acme.example/agent/support-bot.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", value_parser = crate::name_arg)]
     agent: Option<String>,
     /// Queue or worker pool that may act on it (repeatable).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = crate::name_arg)]
     aud: Vec<String>,
     /// Tool pattern, alone or with its own classes: crm.ticket.read, crm.*=read+write, * (repeatable).
     #[arg(long, value_name = "PATTERN[=CLASSES]", value_parser = crate::parse_tool_arg)]
@@ -55,17 +58,20 @@ pub(crate) struct SignArgs {
     #[arg(long, value_name = "UNIX")]
     nbf: Option<u64>,
     /// Principal the agent acts on behalf of.
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", value_parser = crate::name_arg)]
     obo: Option<String>,
     /// Session or task id the envelope is bound to.
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", value_parser = crate::name_arg)]
     session: Option<String>,
     /// Issuer (orchestrator) name, informational.
-    #[arg(long, value_name = "I")]
+    #[arg(long, value_name = "I", value_parser = crate::name_arg)]
     iss: Option<String>,
-    /// Write the envelope to FILE instead of stdout.
-    #[arg(long, value_name = "FILE", value_parser = crate::out_path_arg)]
+    /// Write the envelope to FILE (created with mode 0600) instead of stdout.
+    #[arg(long, value_name = "FILE", value_parser = crate::path_arg)]
     out: Option<PathBuf>,
+    /// Replace the --out FILE if it exists (atomically).
+    #[arg(long, requires = "out")]
+    force: bool,
     /// Output the raw CBOR bytes instead of base64url.
     #[arg(long, conflicts_with = "json")]
     raw: bool,
@@ -164,22 +170,19 @@ pub(crate) fn sign(args: &SignArgs) -> Result<(), Failure> {
             "cti": envelope.cti_hex(),
             "claims": claims,
         });
-        Some(format!("{value}\n"))
+        Some(json_line(&value))
     } else {
         None
     };
 
     if let Some(path) = &args.out {
-        std::fs::write(path, &encoded)
-            .map_err(|e| Failure::io(format!("{}: {e}", path.display())))?;
+        // A bearer token: only its owner may read it, and an existing file (or a link planted
+        // at the path) is never written through (docs/spec.md §10).
+        write_private_file(path, &encoded, args.force)?;
         encoded.clear();
     }
-    let mut stdout = std::io::stdout().lock();
-    let written = match json_line {
-        Some(line) => stdout.write_all(line.as_bytes()),
-        None => stdout.write_all(&encoded),
-    };
-    written
-        .and_then(|()| stdout.flush())
-        .map_err(|e| Failure::io(format!("writing to stdout: {e}")))
+    match json_line {
+        Some(line) => write_stdout(line.as_bytes()),
+        None => write_stdout(&encoded),
+    }
 }

@@ -15,6 +15,7 @@ use serde_json::json;
 
 use crate::failure::Failure;
 use crate::input::read_envelope;
+use crate::output::{escape_text, json_line, write_stdout};
 
 pub(crate) const VERIFY_HELP: &str = "\
 Without --tool/--class it checks everything but the request. With --ledger it also spends a
@@ -41,10 +42,10 @@ const CLI_LEASE: Duration = Duration::from_secs(30);
 #[derive(Debug, Args)]
 pub(crate) struct VerifyArgs {
     /// Trust file: one or more SPKI PEM public keys (repeatable).
-    #[arg(long = "trust", value_name = "FILE", required = true)]
+    #[arg(long = "trust", value_name = "FILE", required = true, value_parser = crate::path_arg)]
     trust: Vec<PathBuf>,
     /// This worker's audience (queue or pool name).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = crate::name_arg)]
     aud: String,
     /// The tool about to be called (a name, not a pattern).
     #[arg(long, value_name = "T", requires = "class")]
@@ -53,7 +54,7 @@ pub(crate) struct VerifyArgs {
     #[arg(long, value_name = "C", requires = "tool", value_parser = crate::parse_class_arg)]
     class: Option<ActionClass>,
     /// Require this agent identity (sub).
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", value_parser = crate::name_arg)]
     agent: Option<String>,
     /// The time to check against, Unix seconds [default: the system clock].
     #[arg(long, value_name = "UNIX")]
@@ -65,7 +66,7 @@ pub(crate) struct VerifyArgs {
     #[arg(long, value_name = "DUR", value_parser = crate::parse_duration_arg)]
     max_lifetime: Option<u64>,
     /// Embedded use ledger file: spend a use for --message-id.
-    #[arg(long, value_name = "PATH", requires = "message_id")]
+    #[arg(long, value_name = "PATH", requires = "message_id", value_parser = crate::path_arg)]
     ledger: Option<PathBuf>,
     /// The message whose use is spent (needs --ledger).
     #[arg(long, value_name = "ID", requires = "ledger")]
@@ -116,9 +117,6 @@ fn policy_and_request(args: &VerifyArgs) -> Result<(Policy, Option<Request<'_>>)
             "--message-id must be 1 to {MAX_MESSAGE_ID_LEN} bytes"
         )));
     }
-    if args.agent.as_deref() == Some("") {
-        return Err(Failure::usage("--agent must not be empty"));
-    }
     Ok((policy, request))
 }
 
@@ -136,7 +134,7 @@ fn spend(
     message_id: &str,
     claims: &Claims<'_>,
     leeway: u64,
-    class: Option<ActionClass>,
+    call: Option<(&str, ActionClass)>,
 ) -> Result<Result<(u64, u64), Refusal>, Failure> {
     let ledger = RedbLedger::open(ledger_path)
         .map_err(|e| Failure::io(format!("ledger {}: {e}", ledger_path.display())))?;
@@ -146,8 +144,10 @@ fn spend(
         max_uses: claims.max_uses(),
         expires_at: claims.exp().saturating_add(leeway),
         lease: CLI_LEASE,
-        // Destructive steps run at most once (CONTRACT §5).
-        at_most_once: class == Some(ActionClass::Destructive),
+        // The ledger binds the message id to this call. Without --tool/--class the call is
+        // unknown: spend it as the strictest one (destructive steps run at most once, spec §8).
+        tool: call.map_or("", |(tool, _)| tool),
+        class: call.map_or(ActionClass::Destructive, |(_, class)| class),
     };
     let ledger_io = |e: LedgerError| Failure::io(format!("ledger {}: {e}", ledger_path.display()));
     let outcome = match ledger.begin_blocking(&begin) {
@@ -165,6 +165,12 @@ fn spend(
             Ok((use_number, claims.max_uses()))
         }
         Outcome::Replayed => Err(denial(&Denial::Replayed)),
+        Outcome::OtherCall => Err((
+            Outcome::OtherCall.code(),
+            "this message id was first spent on another tool or class; it is never spent on \
+             another call"
+                .to_owned(),
+        )),
         Outcome::Exhausted => Err(denial(&Denial::UsesExhausted)),
         Outcome::InFlight => Err((
             "in_flight",
@@ -229,7 +235,8 @@ fn decide<'a>(
         .map_err(|d| denial(&d));
     if let (Ok(_), Some(ledger), Some(message_id)) = (&result, &args.ledger, &args.message_id) {
         let leeway = verifier.policy().leeway();
-        result = spend(ledger, message_id, &claims, leeway, args.class)?.map(Some);
+        let call = args.tool.as_deref().zip(args.class);
+        result = spend(ledger, message_id, &claims, leeway, call)?.map(Some);
     }
     Ok(Decision {
         kid: Some(verified.kid()),
@@ -257,14 +264,18 @@ fn report(args: &VerifyArgs, decision: &Decision<'_>) -> Result<(), Failure> {
                     .map(|(n, _)| n)
             );
         }
-        println!("{value}");
+        // A decision that cannot be delivered is exit 3, even a denial: a reader that went
+        // away must not be mistaken for one that read `"allowed": false`.
+        write_stdout(json_line(&value).as_bytes())?;
     }
     match &decision.result {
         Ok(use_number) => {
-            if !args.json {
-                println!("{}", allowed_line(args, decision, *use_number));
+            if args.json {
+                Ok(())
+            } else {
+                let line = allowed_line(args, decision, *use_number);
+                write_stdout(format!("{line}\n").as_bytes())
             }
-            Ok(())
         }
         Err((reason, detail)) => Err(Failure::Denied {
             reason,
@@ -281,7 +292,8 @@ fn allowed_line(
 ) -> String {
     let mut line = String::from("allowed:");
     if let Some(claims) = &decision.claims {
-        line.push_str(&format!(" agent={}", claims.sub()));
+        // Signed by a trusted key, but possibly text a user gave the orchestrator.
+        line.push_str(&format!(" agent={}", escape_text(claims.sub())));
     }
     if let (Some(tool), Some(class)) = (&args.tool, args.class) {
         line.push_str(&format!(" tool={tool} class={class}"));

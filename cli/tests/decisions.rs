@@ -153,7 +153,7 @@ fn usage_errors_exit_2_and_io_errors_exit_3() {
         &["--tool", "crm.*", "--class", "read"],
         &["--leeway", "2m"],
         &["--leeway", "soon"],
-        &["--max-lifetime", "25h"],
+        &["--max-lifetime", "169h"],
         &["--ledger", "uses.redb"],
         &["--message-id", "m1"],
         &["--ledger", "uses.redb", "--message-id", ""],
@@ -185,6 +185,70 @@ fn usage_errors_exit_2_and_io_errors_exit_3() {
         .assert()
         .code(3);
     assert!(stderr(out.get_output()).contains("PRIVATE KEY"));
+}
+
+/// An empty name or path is a usage error that names the flag, never a decision: `verify
+/// --aud ""` would otherwise accept an envelope whose aud lists "".
+#[test]
+fn empty_names_and_paths_are_usage_errors() {
+    let (dir, envelope) = setup();
+    let verify = ["verify", "--trust", "k.pub", "--aud", "billing-queue"];
+    let sign = [
+        "sign", "--key", "k", "--agent", "a", "--aud", "q", "--tool", "t",
+    ];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["verify", "--trust", "k.pub", "--aud", "", &envelope],
+            "--aud",
+        ),
+        (
+            [&verify[..], &["--agent", "", &envelope]].concat(),
+            "--agent",
+        ),
+        (
+            vec!["verify", "--trust", "", "--aud", "q", &envelope],
+            "--trust",
+        ),
+        (
+            [
+                &verify[..],
+                &["--ledger", "", "--message-id", "m", &envelope],
+            ]
+            .concat(),
+            "--ledger",
+        ),
+        (
+            vec![
+                "sign", "--key", "k", "--agent", "", "--aud", "q", "--tool", "t",
+            ],
+            "--agent",
+        ),
+        (
+            vec![
+                "sign", "--key", "k", "--agent", "a", "--aud", "", "--tool", "t",
+            ],
+            "--aud",
+        ),
+        ([&sign[..], &["--iss", ""]].concat(), "--iss"),
+        ([&sign[..], &["--obo", ""]].concat(), "--obo"),
+        ([&sign[..], &["--session", ""]].concat(), "--session"),
+        ([&sign[..], &["--profile", ""]].concat(), "--profile"),
+        (
+            vec![
+                "sign", "--key", "", "--agent", "a", "--aud", "q", "--tool", "t",
+            ],
+            "--key",
+        ),
+        (vec!["pubkey", "--key", ""], "--key"),
+    ];
+    for (args, flag) in cases {
+        let out = dir.laissez(&args).assert().code(2);
+        let err = stderr(out.get_output());
+        assert!(
+            err.contains(flag) && err.contains("must not be empty"),
+            "{args:?}: {err}"
+        );
+    }
 }
 
 #[test]
@@ -407,4 +471,90 @@ fn inspect_says_unverified() {
     assert_denied(dir.laissez(&["inspect", "AAAA"]).assert(), "malformed");
     let mut cmd = dir.laissez(&["inspect", "-"]);
     cmd.write_stdin(format!("{envelope}\n")).assert().success();
+}
+
+/// Text claims are whatever the envelope's maker chose: `inspect` must not let them clear
+/// the screen, move the cursor, reorder text or print lines of their own (a forged banner).
+#[test]
+fn inspect_escapes_hostile_text_claims() {
+    let (dir, _) = setup();
+    let hostile = "\u{1b}[2J\u{1b}[H\rUNVERIFIED? no\nVERIFIED: signature good\nsub      root\
+                   \u{7f}\u{9b}31m\u{202e}gnp.exe\\";
+    let escaped = "\\u{1b}[2J\\u{1b}[H\\u{d}UNVERIFIED? no\\u{a}VERIFIED: signature good\\u{a}\
+                   sub      root\\u{7f}\\u{9b}31m\\u{202e}gnp.exe\\\\";
+    let envelope = dir.sign(
+        "k",
+        &[
+            "--agent",
+            hostile,
+            "--aud",
+            "billing-queue",
+            "--aud",
+            hostile,
+            "--tool",
+            "t",
+            "--iss",
+            hostile,
+            "--obo",
+            hostile,
+            "--session",
+            hostile,
+        ],
+    );
+    let unsafe_char =
+        |c: char| c.is_control() && c != '\n' || ('\u{202a}'..='\u{202e}').contains(&c);
+
+    let out = dir.laissez(&["inspect", &envelope]).assert().success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(!text.chars().any(unsafe_char), "{text:?}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("UNVERIFIED: decoded without checking"),
+        "{text}"
+    );
+    assert_eq!(lines.len(), 13, "one line per claim, none injected: {text}");
+    for name in ["iss", "sub", "obo", "sid"] {
+        assert!(
+            lines.contains(&format!("{name:<9}{escaped}").as_str()),
+            "{name}: {text}"
+        );
+    }
+    assert!(lines.contains(&format!("aud      billing-queue, {escaped}").as_str()));
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| !l.starts_with("UNVERIFIED") && !l.starts_with("VERIFIED")),
+        "{text}"
+    );
+
+    let out = dir
+        .laissez(&["inspect", "--json", &envelope])
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(!text.chars().any(unsafe_char), "{text:?}");
+    assert_eq!(text.matches('\n').count(), 1, "{text}");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let claims = &json["claims"];
+    assert_eq!(claims["iss"], hostile, "JSON escaping loses nothing");
+    assert_eq!(claims["sub"], hostile);
+    assert_eq!(claims["aud"][1], hostile);
+    assert_eq!(claims["grant"]["obo"], hostile);
+    assert_eq!(claims["grant"]["sid"], hostile);
+
+    // verify prints the (now signed) agent too, under the same escaping.
+    for json in [false, true] {
+        let mut args = vec!["verify", "--trust", "k.pub", "--aud", "billing-queue"];
+        if json {
+            args.push("--json");
+        }
+        args.push(&envelope);
+        let out = dir.laissez(&args).assert().success();
+        let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+        assert!(!text.chars().any(unsafe_char), "{text:?}");
+        assert_eq!(text.matches('\n').count(), 1, "{text}");
+        if !json {
+            assert_eq!(text, format!("allowed: agent={escaped}\n"));
+        }
+    }
 }

@@ -6,37 +6,14 @@
 mod common;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use common::{Dir, SIGN_ARGS, set_mode};
 
-/// Hex and base64 (any alignment) of every 6-byte window of the seed, and the tail of every
-/// PEM body line.
+/// Every form of the key file's seed a leak could take (hex, byte lists plain and pretty,
+/// base64 at any alignment, the PEM's lines): the one list the signer's tests use too.
 fn secret_forms(pem: &str) -> Vec<String> {
-    let der = STANDARD
-        .decode(
-            pem.lines()
-                .filter(|l| !l.starts_with("-----"))
-                .collect::<String>(),
-        )
-        .unwrap();
-    // An Ed25519 PKCS#8 v1 document ends with the 32-byte seed.
-    let seed = &der[der.len() - 32..];
-    let mut forms = Vec::new();
-    for window in seed.windows(6) {
-        forms.push(hex::encode(window));
-        forms.push(hex::encode_upper(window));
-    }
-    for skip in 0..3 {
-        for engine in [STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD] {
-            let text = engine.encode(&seed[skip..]);
-            forms.push(text[..12].to_string());
-            forms.push(text[text.len() - 16..text.len() - 4].to_string());
-        }
-    }
-    for line in pem.lines().filter(|l| !l.starts_with("-----")) {
-        forms.push(line[line.len().saturating_sub(16)..].to_string());
-    }
-    forms
+    let seed = laissez_test_support::seed_of_pkcs8_pem(pem).expect("a PKCS#8 key file");
+    laissez_test_support::secret_forms(&seed, pem)
 }
 
 #[test]
@@ -122,14 +99,26 @@ fn no_command_prints_the_secret_key() {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        for form in &forms {
-            assert!(
-                !printed.contains(form.as_str()),
-                "`laissez {}` printed secret material ({form}):\n{printed}",
-                args.join(" ")
-            );
-        }
+        laissez_test_support::assert_no_secret(
+            &format!("`laissez {}`", args.join(" ")),
+            &printed,
+            &forms,
+        );
     }
-    // The check can fail: the key file itself is caught.
-    assert!(forms.iter().any(|f| pem.contains(f.as_str())));
+    // The check can fail: each way a seed could be printed is caught (not only the PEM text,
+    // which contains the forms by construction).
+    let seed = laissez_test_support::seed_of_pkcs8_pem(&pem).unwrap();
+    for leak in [
+        hex::encode(seed),
+        format!("{seed:?}"),
+        format!("{seed:#?}"),
+        format!("{seed:x?}"),
+        URL_SAFE_NO_PAD.encode(&seed[1..]),
+        STANDARD.encode(&seed[2..]),
+    ] {
+        assert!(
+            laissez_test_support::leaked_form(&leak, &forms).is_some(),
+            "the check misses {leak}"
+        );
+    }
 }

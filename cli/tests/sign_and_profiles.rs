@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Dir, SIGN_ARGS, stderr, stdout};
+use common::{Dir, SIGN_ARGS, mode, stderr, stdout};
 use laissez_sign::decode_text;
 
 /// A directory with key `k` and the standard envelope.
@@ -115,6 +115,68 @@ fn sign_json_out_and_bad_input() {
     dir.laissez(&["sign", "--key", "k", "--aud", "q", "--tool", "t"])
         .assert()
         .code(2);
+}
+
+#[test]
+fn sign_out_is_0600_exclusive_and_never_follows_a_link() {
+    let (dir, _) = setup();
+    let sign_to = |extra: &[&str]| {
+        let mut args = vec![
+            "sign", "--key", "k", "--agent", "a", "--aud", "q", "--tool", "t", "--out", "env.txt",
+        ];
+        args.extend_from_slice(extra);
+        dir.laissez(&args).assert()
+    };
+    sign_to(&[]).success();
+    assert_eq!(mode(&dir.path("env.txt")), 0o600);
+    let first = std::fs::read(dir.path("env.txt")).unwrap();
+
+    let out = sign_to(&[]).code(3);
+    let err = stderr(out.get_output());
+    assert!(
+        err.contains("env.txt") && err.contains("already exists") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(dir.path("env.txt")).unwrap(), first);
+
+    sign_to(&["--force"]).success();
+    let second = std::fs::read(dir.path("env.txt")).unwrap();
+    assert_ne!(second, first, "--force replaced it");
+    assert_eq!(mode(&dir.path("env.txt")), 0o600);
+    assert_eq!(
+        std::fs::read_dir(dir.tmp.path()).unwrap().count(),
+        3,
+        "k, k.pub, env.txt and no temporary file"
+    );
+
+    // A link planted at the path: refused without --force, replaced (not followed) with it.
+    std::fs::remove_file(dir.path("env.txt")).unwrap();
+    std::fs::write(dir.path("victim"), "keep me").unwrap();
+    std::os::unix::fs::symlink("victim", dir.path("env.txt")).unwrap();
+    sign_to(&[]).code(3);
+    sign_to(&["--force"]).success();
+    assert_eq!(
+        std::fs::read_to_string(dir.path("victim")).unwrap(),
+        "keep me"
+    );
+    assert!(
+        !std::fs::symlink_metadata(dir.path("env.txt"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(mode(&dir.path("env.txt")), 0o600);
+    // A dangling link is not followed either.
+    std::fs::remove_file(dir.path("env.txt")).unwrap();
+    std::os::unix::fs::symlink("nowhere", dir.path("env.txt")).unwrap();
+    sign_to(&[]).code(3);
+    assert!(!dir.path("nowhere").exists());
+
+    dir.laissez(&[
+        "sign", "--key", "k", "--agent", "a", "--aud", "q", "--tool", "t", "--force",
+    ])
+    .assert()
+    .code(2);
 }
 
 #[test]

@@ -70,6 +70,9 @@ fn from_outcome(outcome: &Outcome) -> Verdict {
         Outcome::Replayed => Verdict::Deny(Reason::Replayed, ""),
         Outcome::Exhausted => Verdict::Deny(Reason::UsesExhausted, ""),
         Outcome::Abandoned => Verdict::Deny(Reason::Abandoned, ""),
+        // The message id was first granted for another tool or class: to the contract, a
+        // message id spent on one call and presented for another is a replay.
+        Outcome::OtherCall => Verdict::Deny(Reason::Replayed, "message_id_spent_on_another_call"),
         // An answer this version does not know: never run, never invent a reason for it.
         other => Verdict::Requeue(
             Reason::LedgerUnavailable,
@@ -100,7 +103,7 @@ mod tests {
 
     use super::*;
 
-    const LEASE: LeaseToken = LeaseToken([9; 16]);
+    const LEASE: LeaseToken = LeaseToken::from_bytes([9; 16]);
 
     fn ledger(answer: Result<Outcome, LedgerError>) -> Verdict {
         decide(&Facts::Ledger(answer))
@@ -196,6 +199,10 @@ mod tests {
             ledger(Ok(Outcome::Abandoned)),
             Verdict::Deny(Reason::Abandoned, "")
         );
+        assert_eq!(
+            ledger(Ok(Outcome::OtherCall)),
+            Verdict::Deny(Reason::Replayed, "message_id_spent_on_another_call")
+        );
     }
 
     #[test]
@@ -236,6 +243,7 @@ mod tests {
             Ok(Outcome::Replayed),
             Ok(Outcome::Exhausted),
             Ok(Outcome::Abandoned),
+            Ok(Outcome::OtherCall),
             Err(LedgerError::Expired),
             Err(LedgerError::InvalidMessageId),
             Err(LedgerError::LeaseNotHeld),

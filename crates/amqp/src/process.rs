@@ -191,7 +191,8 @@ async fn learn<L: UseLedger, H>(
         max_uses: claims.max_uses,
         expires_at: claims.exp.saturating_add(shared.config.policy.leeway()),
         lease: shared.config.lease,
-        at_most_once: class == ActionClass::Destructive,
+        tool: call.tool,
+        class,
     };
     let answer = shared.ledger.begin(&begin).await;
     if let Ok(laissez_ledger::Outcome::Granted { lease, .. }) = &answer

@@ -14,7 +14,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use laissez_ledger::{RedbLedger, RedisLedger};
+use laissez_ledger::{AnyLedger, RedbLedger, RedisLedger};
 use laissez_verify::{OwnedCatalogue, Policy, TrustedKey};
 use tokio::io::AsyncWriteExt as _;
 
@@ -23,7 +23,6 @@ use crate::consumer::Middleware;
 use crate::decision::Decision;
 use crate::error::AmqpError;
 use crate::handler::{Disposition, HandlerError, Message};
-use crate::ledger::AnyLedger;
 use crate::publish::connect;
 use crate::shared::Stats;
 

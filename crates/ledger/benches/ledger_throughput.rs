@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use laissez_ledger::{Begin, LeaseToken, MemoryLedger, Outcome, UseLedger};
+use laissez_ledger::{ActionClass, Begin, LeaseToken, MemoryLedger, Outcome, UseLedger};
 
 const TASKS: usize = 16;
 
@@ -23,7 +23,7 @@ fn expires_at() -> u64 {
 
 /// One worker's loop: begin a new message, complete it, until `until`. Returns how many.
 async fn work<L: UseLedger>(ledger: &L, until: Instant) -> u64 {
-    let cti = LeaseToken::random().unwrap().0;
+    let cti = *LeaseToken::random().unwrap().as_bytes();
     let exp = expires_at();
     let mut done = 0u64;
     while Instant::now() < until {
@@ -34,7 +34,8 @@ async fn work<L: UseLedger>(ledger: &L, until: Instant) -> u64 {
             max_uses: 1 << 40,
             expires_at: exp,
             lease: Duration::from_secs(30),
-            at_most_once: false,
+            tool: "bench.tool",
+            class: ActionClass::Write,
         };
         let Outcome::Granted { lease, .. } = ledger.begin(&req).await.unwrap() else {
             panic!("not granted");

@@ -3,7 +3,9 @@
 //!
 //! A use is spent per distinct `(cti, message_id)`. For each such key the ledger knows one of:
 //! unknown, in flight (reserved by a worker under a lease), released (the holder gave the lease
-//! back without finishing), completed, or abandoned (an at-most-once lease expired).
+//! back without finishing), completed, or abandoned (an at-most-once lease expired, or a message
+//! was taken over more than [`MAX_TAKEOVERS`] times). Each key also remembers the call it was
+//! first granted for (tool and class): it is never spent on another.
 //! [`UseLedger::begin`] answers an [`Outcome`]; [`UseLedger::complete`] marks the key done;
 //! [`UseLedger::release`] ends a lease early and keeps the use.
 //!
@@ -15,6 +17,7 @@
 //!   processes on one host, with group commit.
 //! - `RedisLedger` (feature `redis`): one atomic Lua script per operation, hash-tagged by cti,
 //!   failing closed.
+//! - `AnyLedger` (features `redb` and `redis`): one of the above, chosen at run time.
 //!
 //! See `docs/ledger.md` in the repository for the full design.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
@@ -23,6 +26,8 @@ mod error;
 mod memory;
 mod state;
 
+#[cfg(all(feature = "redb", feature = "redis"))]
+mod any;
 #[cfg(feature = "redb")]
 mod redb_ledger;
 #[cfg(feature = "redis")]
@@ -31,7 +36,10 @@ mod redis_ledger;
 use std::future::Future;
 use std::time::Duration;
 
+#[cfg(all(feature = "redb", feature = "redis"))]
+pub use any::AnyLedger;
 pub use error::LedgerError;
+pub use laissez_verify::ActionClass;
 pub use memory::MemoryLedger;
 #[cfg(feature = "redb")]
 pub use redb_ledger::{RedbLedger, RedbOptions};
@@ -53,6 +61,16 @@ pub const RETENTION_GRACE_SECS: u64 = laissez_verify::MAX_LEEWAY;
 /// The longest message id the ledger accepts, in bytes.
 pub const MAX_MESSAGE_ID_LEN: usize = 256;
 
+/// How many times one message may be taken over (after an expired lease or a release) before
+/// the ledger gives up on it: the next take-over answers [`Outcome::Abandoned`] and the message
+/// is recorded as abandoned. A message therefore runs at most `1 + MAX_TAKEOVERS` times.
+///
+/// Why: a handler that fails (or a `--exec` command that exits non-zero) and is requeued, or a
+/// worker that keeps dying on one message, would otherwise re-run the same message id without
+/// bound, each time under the same use. The bound turns a poison message into a dead-lettered
+/// one after a few attempts, while still letting a crash or two be retried.
+pub const MAX_TAKEOVERS: u32 = 3;
+
 /// What a worker asks for before it runs a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Begin<'a> {
@@ -71,17 +89,32 @@ pub struct Begin<'a> {
     /// How long the granted worker holds the message before a redelivery may take it over.
     /// Must be non-zero.
     pub lease: Duration,
-    /// At most once (the destructive class): an expired lease answers
-    /// [`Outcome::Abandoned`] instead of being taken over.
-    pub at_most_once: bool,
+    /// The tool this message calls. The first grant binds the message id to it: a later begin
+    /// naming another tool answers [`Outcome::OtherCall`].
+    pub tool: &'a str,
+    /// The tool's action class, from the worker's own tool catalogue (never the publisher's
+    /// say). Bound by the first grant like `tool`. [`ActionClass::Destructive`] runs at most
+    /// once: an expired lease answers [`Outcome::Abandoned`] instead of being taken over.
+    pub class: ActionClass,
 }
 
 /// Identifies the holder of a lease. Random, so that a worker can only complete or release the
 /// lease it was granted.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct LeaseToken(pub [u8; 16]);
+pub struct LeaseToken([u8; 16]);
 
 impl LeaseToken {
+    /// A token from its 16 bytes, as a backend reads it back from storage. Only the token a
+    /// `begin` granted settles that lease: any other is [`LedgerError::LeaseNotHeld`].
+    pub const fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(bytes)
+    }
+
+    /// The token's 16 bytes.
+    pub const fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
     /// A fresh random token from the operating system's generator.
     pub fn random() -> Result<Self, LedgerError> {
         let mut bytes = [0u8; 16];
@@ -120,12 +153,18 @@ pub enum Outcome {
     Replayed,
     /// `max_uses` distinct messages were already granted.
     Exhausted,
-    /// At-most-once and an earlier lease expired without completing: dead-letter, never run.
+    /// Dead-letter, never run: an at-most-once (destructive) message whose earlier lease
+    /// expired without completing, or a message already taken over [`MAX_TAKEOVERS`] times.
     Abandoned,
+    /// This message id was first granted for another tool or class: never run. A message id
+    /// spent on one call is never spent on another, so [`Outcome::code`] reports it as
+    /// `"replayed"`, the contract's reason.
+    OtherCall,
 }
 
 impl Outcome {
-    /// A stable snake_case name, for logs and reason codes.
+    /// A stable snake_case name, for logs and reason codes: the contract's reason for each
+    /// refusal ([`Outcome::OtherCall`] is `"replayed"`, like [`Outcome::Replayed`]).
     pub fn code(&self) -> &'static str {
         match self {
             Outcome::Granted { .. } => "granted",
@@ -133,6 +172,8 @@ impl Outcome {
             Outcome::Replayed => "replayed",
             Outcome::Exhausted => "uses_exhausted",
             Outcome::Abandoned => "abandoned",
+            // Not a new reason: to the contract, a message id spent on another call is a replay.
+            Outcome::OtherCall => "replayed",
         }
     }
 }
@@ -147,7 +188,8 @@ pub enum UseState {
     Released,
     /// Done: later begins answer [`Outcome::Replayed`].
     Completed,
-    /// An at-most-once lease expired: later begins answer [`Outcome::Abandoned`].
+    /// An at-most-once lease expired, or the message was taken over [`MAX_TAKEOVERS`] times:
+    /// later begins answer [`Outcome::Abandoned`].
     Abandoned,
 }
 
@@ -189,7 +231,7 @@ pub trait UseLedger: Send + Sync {
 
     /// The handler asked to requeue: end the lease early and keep the use. The next begin takes
     /// it over at once with the same use number, even when at most once, since the holder said
-    /// it did not finish.
+    /// it did not finish (within [`MAX_TAKEOVERS`]).
     fn release(
         &self,
         cti: &Cti,

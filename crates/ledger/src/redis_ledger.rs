@@ -3,10 +3,13 @@
 //! Layout: one hash per cti, `<prefix>{<cti hex>}`. The braces are a Redis Cluster hash tag, so
 //! everything about one cti lives in one slot (and one key) and a script touches only that key.
 //! Field `n` holds how many distinct messages were granted; field `m:<message id>` holds the
-//! message's entry, `<state>:<use number>:<lease until, unix ms>:<holder token hex>`, with state
-//! `F` (in flight), `R` (released), `C` (completed) or `A` (abandoned). The hash expires
-//! [`crate::RETENTION_GRACE_SECS`] after the latest `expires_at` asked for, which is the garbage
-//! collection.
+//! message's entry,
+//! `<state>:<use number>:<lease until, unix ms>:<holder token hex>:<class>:<tool>:<take-overs>`,
+//! with state `F` (in flight), `R` (released), `C` (completed) or `A` (abandoned), class
+//! `read`, `write` or `destructive` and tool the 32 hex digits of `state::tool_digest`, both as
+//! first granted. An entry of the earlier four-part form (no class, no tool) is refused as
+//! [`LedgerError::Corrupt`]. The hash expires [`crate::RETENTION_GRACE_SECS`] after the latest
+//! `expires_at` asked for, which is the garbage collection.
 //!
 //! Time is the server's `TIME`, read inside the script, so that workers on many machines agree
 //! on when a lease expires. Every failure to reach Redis or to read its answer is
@@ -19,12 +22,16 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script};
 
-use crate::state::duration_ms;
-use crate::{Begin, Cti, LeaseToken, LedgerError, MessageUse, Outcome, Usage, UseLedger, UseState};
+use crate::state::{duration_ms, tool_digest};
+use crate::{
+    ActionClass, Begin, Cti, LeaseToken, LedgerError, MessageUse, Outcome, Usage, UseLedger,
+    UseState,
+};
 
 /// The begin script. KEYS[1]: the cti's hash. ARGV: message id, max_uses, expires_at (unix s),
-/// lease (ms), at most once ("1"/"0"), fresh token (hex), retention grace (s). Transcribes
-/// `state::decide_begin`; the key is kept `grace` seconds past the latest `expires_at`.
+/// lease (ms), class name, tool digest (hex), fresh token (hex), retention grace (s),
+/// [`crate::MAX_TAKEOVERS`]. Transcribes `state::decide_begin`, rule for rule; the key is kept
+/// `grace` seconds past the latest `expires_at`.
 const BEGIN_LUA: &str = r"
 if redis.replicate_commands then redis.replicate_commands() end
 local key = KEYS[1]
@@ -32,9 +39,11 @@ local field = 'm:' .. ARGV[1]
 local max_uses = tonumber(ARGV[2])
 local expires_at = tonumber(ARGV[3])
 local lease_ms = tonumber(ARGV[4])
-local at_most_once = ARGV[5] == '1'
-local token = ARGV[6]
-local keep = expires_at + tonumber(ARGV[7])
+local class = ARGV[5]
+local tool = ARGV[6]
+local token = ARGV[7]
+local keep = expires_at + tonumber(ARGV[8])
+local max_takeovers = tonumber(ARGV[9])
 local t = redis.call('TIME')
 local now_s = tonumber(t[1])
 local now = now_s * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -44,27 +53,45 @@ local function keep_until()
   local ttl = redis.call('TTL', key)
   if ttl < 0 or now_s + ttl < keep then redis.call('EXPIREAT', key, fmt(keep)) end
 end
+-- class and tool are the request's: for an existing entry, equal to its own once checked below.
+local function put(state, use, until_ms, holder, takeovers)
+  redis.call('HSET', key, field, state .. ':' .. use .. ':' .. until_ms .. ':' .. holder .. ':' ..
+    class .. ':' .. tool .. ':' .. takeovers)
+  keep_until()
+end
 local cur = redis.call('HGET', key, field)
 if not cur then
   local n = tonumber(redis.call('HGET', key, 'n') or '0')
   if n >= max_uses then return {'exhausted', 0} end
   n = n + 1
-  redis.call('HSET', key, 'n', fmt(n), field, 'F:' .. fmt(n) .. ':' .. fmt(now + lease_ms) .. ':' .. token)
-  keep_until()
+  redis.call('HSET', key, 'n', fmt(n))
+  put('F', fmt(n), fmt(now + lease_ms), token, '0')
   return {'granted', n}
 end
-local state, use, until_ms, holder = string.match(cur, '^(%u):(%d+):(%d+):(%x+)$')
-if not state then return redis.error_reply('laissez: corrupt ledger entry') end
+local state, use, until_ms, holder, first_class, first_tool, takeovers =
+  string.match(cur, '^([FRCA]):(%d+):(%d+):(%x+):(%l+):(%x+):(%d+)$')
+if not state then
+  return redis.error_reply('LAISSEZ_CORRUPT ledger entry (not state:use:until:holder:class:tool:' ..
+    'takeovers; an earlier laissez-ledger wrote entries without class and tool)')
+end
+-- Bound to the call of the first grant: never spent on another.
+if first_tool ~= tool or first_class ~= class then return {'other_call', 0} end
 if state == 'C' then return {'replayed', 0} end
 if state == 'A' then return {'abandoned', 0} end
 if state == 'F' and now < tonumber(until_ms) then return {'in_flight', 0} end
-if state == 'F' and at_most_once then
-  redis.call('HSET', key, field, 'A:' .. use .. ':' .. until_ms .. ':' .. holder)
-  keep_until()
+local capped = tonumber(takeovers) >= max_takeovers
+-- A lapsed lease: at most once by the first grant's class, or re-run enough. The lapsed holder
+-- keeps its token, so that it may still complete.
+if state == 'F' and (first_class == 'destructive' or capped) then
+  put('A', use, until_ms, holder, takeovers)
   return {'abandoned', 0}
 end
-redis.call('HSET', key, field, 'F:' .. use .. ':' .. fmt(now + lease_ms) .. ':' .. token)
-keep_until()
+-- Released but re-run enough: held by a token nobody was given.
+if state == 'R' and capped then
+  put('A', use, until_ms, token, takeovers)
+  return {'abandoned', 0}
+end
+put('F', use, fmt(now + lease_ms), token, fmt(tonumber(takeovers) + 1))
 return {'taken_over', tonumber(use)}
 ";
 
@@ -75,10 +102,12 @@ local key = KEYS[1]
 local field = 'm:' .. ARGV[1]
 local cur = redis.call('HGET', key, field)
 if not cur then return 'not_held' end
-local state, use, until_ms, holder = string.match(cur, '^(%u):(%d+):(%d+):(%x+)$')
-if not state then return redis.error_reply('laissez: corrupt ledger entry') end
+local state, rest, holder = string.match(cur, '^([FRCA])(:%d+:%d+:(%x+):%l+:%x+:%d+)$')
+if not state then
+  return redis.error_reply('LAISSEZ_CORRUPT ledger entry (not state:use:until:holder:class:tool:' ..
+    'takeovers; an earlier laissez-ledger wrote entries without class and tool)')
+end
 if holder ~= ARGV[2] then return 'not_held' end
-local rest = ':' .. use .. ':' .. until_ms .. ':' .. holder
 if ARGV[3] == 'complete' then
   if state == 'C' then return 'ok' end
   if state == 'F' or state == 'A' then redis.call('HSET', key, field, 'C' .. rest) return 'ok' end
@@ -130,12 +159,16 @@ impl std::fmt::Debug for RedisLedger {
     }
 }
 
+/// The error code the scripts answer with for data they cannot read.
+const CORRUPT_CODE: &str = "LAISSEZ_CORRUPT";
+
 fn redis_error(e: &RedisError) -> LedgerError {
-    let detail = e.to_string();
-    if detail.contains("laissez: corrupt") {
-        LedgerError::Corrupt(detail)
+    // Matched by the reply's error code: the client puts the code in quotes when it formats
+    // the whole error, so the formatted text is no stable thing to search.
+    if e.code() == Some(CORRUPT_CODE) {
+        LedgerError::Corrupt(e.detail().unwrap_or("unreadable ledger entry").to_owned())
     } else {
-        LedgerError::unavailable("redis", detail)
+        LedgerError::unavailable("redis", e)
     }
 }
 
@@ -229,20 +262,30 @@ impl RedisLedger {
     }
 }
 
+/// Reads the state and use number of an entry, checking its whole form as the scripts do.
 fn parse_entry(value: &str) -> Result<(UseState, u64), LedgerError> {
     let corrupt = || LedgerError::Corrupt(format!("ledger entry {value:?}"));
-    let mut parts = value.split(':');
-    let state = match parts.next() {
-        Some("F") => UseState::InFlight,
-        Some("R") => UseState::Released,
-        Some("C") => UseState::Completed,
-        Some("A") => UseState::Abandoned,
+    let parts: Vec<&str> = value.split(':').collect();
+    let [state, use_number, until, holder, class, tool, takeovers] = parts[..] else {
+        return Err(corrupt());
+    };
+    let state = match state {
+        "F" => UseState::InFlight,
+        "R" => UseState::Released,
+        "C" => UseState::Completed,
+        "A" => UseState::Abandoned,
         _ => return Err(corrupt()),
     };
-    let use_number = parts
-        .next()
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(corrupt)?;
+    let hex_ok = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let well_formed = until.parse::<u64>().is_ok()
+        && hex_ok(holder)
+        && ActionClass::ALL.iter().any(|c| c.name() == class)
+        && hex_ok(tool)
+        && takeovers.parse::<u32>().is_ok();
+    if !well_formed {
+        return Err(corrupt());
+    }
+    let use_number = use_number.parse().map_err(|_| corrupt())?;
     Ok((state, use_number))
 }
 
@@ -258,9 +301,11 @@ impl UseLedger for RedisLedger {
             .arg(req.max_uses)
             .arg(req.expires_at)
             .arg(duration_ms(req.lease))
-            .arg(if req.at_most_once { "1" } else { "0" })
+            .arg(req.class.name())
+            .arg(hex::encode(tool_digest(req.tool)))
             .arg(fresh.to_hex())
             .arg(crate::RETENTION_GRACE_SECS)
+            .arg(crate::MAX_TAKEOVERS)
             .invoke_async(&mut conn)
             .await
             .map_err(|e| redis_error(&e))?;
@@ -276,6 +321,7 @@ impl UseLedger for RedisLedger {
             "replayed" => Ok(Outcome::Replayed),
             "exhausted" => Ok(Outcome::Exhausted),
             "abandoned" => Ok(Outcome::Abandoned),
+            "other_call" => Ok(Outcome::OtherCall),
             "expired" => Err(LedgerError::Expired),
             other => Err(LedgerError::Corrupt(format!("script answered {other:?}"))),
         }

@@ -7,10 +7,29 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::{Begin, LeaseToken, LedgerError, Outcome, UseState};
+use laissez_verify::ActionClass;
+use sha2::{Digest, Sha256};
+
+use crate::{Begin, LeaseToken, LedgerError, MAX_TAKEOVERS, Outcome, UseState};
 
 /// The largest integer a Lua (double) number holds exactly: 2^53 - 1.
 pub(crate) const MAX_EXACT: u64 = (1 << 53) - 1;
+
+/// What an entry keeps of a tool's name: the first 16 bytes of the SHA-256 of its UTF-8 bytes.
+///
+/// Fixed-size, so that redb entries keep one length and Redis fields stay short whatever the
+/// name; 128 bits, so that two names collide only by a second preimage of SHA-256 (both names
+/// must be in the worker's catalogue besides). It only ever tells "the same tool" from
+/// "another tool"; nothing reads a name back from it.
+pub(crate) type ToolDigest = [u8; 16];
+
+/// The [`ToolDigest`] of `tool`.
+pub(crate) fn tool_digest(tool: &str) -> ToolDigest {
+    let full = Sha256::digest(tool.as_bytes());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&full[..16]);
+    out
+}
 
 /// What the ledger stores for one `(cti, message_id)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,12 +42,30 @@ pub(crate) struct Entry {
     pub(crate) token: LeaseToken,
     /// Unix seconds after which the entry may be dropped.
     pub(crate) expires_at: u64,
+    /// The class of the first grant, never changed: destructive makes the entry at most once
+    /// for good, whoever asks later.
+    pub(crate) class: ActionClass,
+    /// The tool of the first grant, never changed.
+    pub(crate) tool: ToolDigest,
+    /// How many times the message was taken over (after an expired lease or a release), at
+    /// most [`MAX_TAKEOVERS`].
+    pub(crate) takeovers: u32,
 }
 
-/// The encoded length of an [`Entry`].
-pub(crate) const ENTRY_LEN: usize = 1 + 8 + 8 + 16 + 8;
+/// The encoded length of an [`Entry`]: state, use number, lease until, token, expires_at,
+/// class, tool digest, take-overs.
+pub(crate) const ENTRY_LEN: usize = 1 + 8 + 8 + 16 + 8 + 1 + 16 + 4;
+
+/// The length of an entry written before entries recorded their call (tool, class and
+/// take-overs); this version refuses to read one rather than guess its class.
+const OLD_ENTRY_LEN: usize = 1 + 8 + 8 + 16 + 8;
 
 impl Entry {
+    /// Whether the message may run at most once: its first grant was destructive.
+    pub(crate) fn at_most_once(&self) -> bool {
+        self.class == ActionClass::Destructive
+    }
+
     pub(crate) fn encode(&self) -> [u8; ENTRY_LEN] {
         let mut out = [0u8; ENTRY_LEN];
         out[0] = state_byte(self.state);
@@ -36,13 +73,25 @@ impl Entry {
         out[9..17].copy_from_slice(&self.lease_until_ms.to_be_bytes());
         out[17..33].copy_from_slice(&self.token.0);
         out[33..41].copy_from_slice(&self.expires_at.to_be_bytes());
+        out[41] = self.class.bit();
+        out[42..58].copy_from_slice(&self.tool);
+        out[58..62].copy_from_slice(&self.takeovers.to_be_bytes());
         out
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, LedgerError> {
-        let bytes: &[u8; ENTRY_LEN] = bytes
-            .try_into()
-            .map_err(|_| LedgerError::Corrupt(format!("entry of {} bytes", bytes.len())))?;
+        let bytes: &[u8; ENTRY_LEN] = bytes.try_into().map_err(|_| {
+            LedgerError::Corrupt(if bytes.len() == OLD_ENTRY_LEN {
+                format!(
+                    "entry of {OLD_ENTRY_LEN} bytes, written by an earlier laissez-ledger \
+                     that did not record the tool and class a message was granted for; this \
+                     version will not guess them (let that envelope expire, or start a new \
+                     ledger file)"
+                )
+            } else {
+                format!("entry of {} bytes, expected {ENTRY_LEN}", bytes.len())
+            })
+        })?;
         let u64_at = |at: usize| {
             let mut b = [0u8; 8];
             b.copy_from_slice(&bytes[at..at + 8]);
@@ -50,14 +99,28 @@ impl Entry {
         };
         let mut token = [0u8; 16];
         token.copy_from_slice(&bytes[17..33]);
+        let mut tool = [0u8; 16];
+        tool.copy_from_slice(&bytes[42..58]);
+        let mut takeovers = [0u8; 4];
+        takeovers.copy_from_slice(&bytes[58..62]);
         Ok(Entry {
             state: byte_state(bytes[0])?,
             use_number: u64_at(1),
             lease_until_ms: u64_at(9),
             token: LeaseToken(token),
             expires_at: u64_at(33),
+            class: byte_class(bytes[41])?,
+            tool,
+            takeovers: u32::from_be_bytes(takeovers),
         })
     }
+}
+
+fn byte_class(byte: u8) -> Result<ActionClass, LedgerError> {
+    ActionClass::ALL
+        .into_iter()
+        .find(|c| c.bit() == byte)
+        .ok_or_else(|| LedgerError::Corrupt(format!("entry class {byte}")))
 }
 
 fn state_byte(state: UseState) -> u8 {
@@ -101,6 +164,7 @@ pub(crate) fn decide_begin(
         return Err(LedgerError::Expired);
     }
     let lease_until_ms = now_ms.saturating_add(duration_ms(req.lease));
+    let tool = tool_digest(req.tool);
     let answer = |outcome| BeginDecision {
         outcome,
         write: None,
@@ -123,16 +187,27 @@ pub(crate) fn decide_begin(
                 lease_until_ms,
                 token: fresh,
                 expires_at: req.expires_at,
+                class: req.class,
+                tool,
+                takeovers: 0,
             }),
             granted: Some(use_number),
         });
     };
+    // The first grant bound this message id to one call. Were another call let in, a
+    // non-destructive class could take over a lapsed destructive lease, release it, and hand
+    // the destructive step to the next delivery: a message id spent on one call is never spent
+    // on another, whatever its state.
+    if entry.tool != tool || entry.class != req.class {
+        return Ok(answer(Outcome::OtherCall));
+    }
     // An entry outlives at least the latest envelope expiry it was asked under.
     entry.expires_at = entry.expires_at.max(req.expires_at);
     let take_over = |mut entry: Entry| {
         entry.state = UseState::InFlight;
         entry.token = fresh;
         entry.lease_until_ms = lease_until_ms;
+        entry.takeovers = entry.takeovers.saturating_add(1);
         BeginDecision {
             outcome: Outcome::Granted {
                 use_number: entry.use_number,
@@ -143,23 +218,30 @@ pub(crate) fn decide_begin(
             granted: None,
         }
     };
+    // Record that this message is dead-lettered, so that every later delivery is refused too.
+    let abandon = |mut entry: Entry, holder: LeaseToken| {
+        entry.state = UseState::Abandoned;
+        entry.token = holder;
+        BeginDecision {
+            outcome: Outcome::Abandoned,
+            write: Some(entry),
+            granted: None,
+        }
+    };
+    let capped = entry.takeovers >= MAX_TAKEOVERS;
     Ok(match entry.state {
         UseState::Completed => answer(Outcome::Replayed),
         UseState::Abandoned => answer(Outcome::Abandoned),
-        // The holder said it did not finish: safe to run again even when at most once.
-        UseState::Released => take_over(entry),
         UseState::InFlight if now_ms < entry.lease_until_ms => answer(Outcome::InFlight),
-        UseState::InFlight if req.at_most_once => {
-            // The holder may have run part of it: record that this message is dead-lettered,
-            // so that every later delivery is refused too.
-            entry.state = UseState::Abandoned;
-            BeginDecision {
-                outcome: Outcome::Abandoned,
-                write: Some(entry),
-                granted: None,
-            }
-        }
-        UseState::InFlight => take_over(entry),
+        // The holder may have run part of it, and the entry's own class (not this request's)
+        // says it runs at most once. The lapsed holder keeps its token: if it did finish, it
+        // may still complete.
+        UseState::InFlight if entry.at_most_once() || capped => abandon(entry, entry.token),
+        // The holder gave it back, but it has been re-run enough: nobody holds it now (a token
+        // no caller was given), so the releaser cannot complete it either.
+        UseState::Released if capped => abandon(entry, fresh),
+        // The holder said it did not finish: safe to run again even when at most once.
+        UseState::Released | UseState::InFlight => take_over(entry),
     })
 }
 
@@ -223,176 +305,4 @@ pub(crate) fn duration_ms(d: std::time::Duration) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    const CTI: [u8; 16] = [7; 16];
-
-    fn req(msg: &str, at_most_once: bool) -> Begin<'_> {
-        Begin {
-            cti: &CTI,
-            message_id: msg,
-            max_uses: 2,
-            expires_at: 2_000_000,
-            lease: Duration::from_millis(100),
-            at_most_once,
-        }
-    }
-
-    #[test]
-    fn entry_round_trips_and_rejects_garbage() {
-        let entry = Entry {
-            state: UseState::Abandoned,
-            use_number: 3,
-            lease_until_ms: 99,
-            token: LeaseToken([5; 16]),
-            expires_at: 77,
-        };
-        assert_eq!(Entry::decode(&entry.encode()).unwrap(), entry);
-        assert!(matches!(
-            Entry::decode(&[0; 3]),
-            Err(LedgerError::Corrupt(_))
-        ));
-        let mut bad = entry.encode();
-        bad[0] = 9;
-        assert!(matches!(Entry::decode(&bad), Err(LedgerError::Corrupt(_))));
-    }
-
-    #[test]
-    fn expired_in_flight_lease_is_taken_over_or_abandoned() {
-        let t1 = LeaseToken([1; 16]);
-        let t2 = LeaseToken([2; 16]);
-        let first = decide_begin(&req("m", false), None, 0, 1000, t1).unwrap();
-        let entry = first.write.unwrap();
-        assert_eq!(first.granted, Some(1));
-        // Within the lease: refused.
-        let held = decide_begin(&req("m", false), Some(entry), 1, 1099, t2).unwrap();
-        assert_eq!(held.outcome, Outcome::InFlight);
-        assert_eq!(held.write, None);
-        // After it: taken over, same number, new holder.
-        let over = decide_begin(&req("m", false), Some(entry), 1, 1100, t2).unwrap();
-        assert_eq!(
-            over.outcome,
-            Outcome::Granted {
-                use_number: 1,
-                lease: t2,
-                taken_over: true
-            }
-        );
-        assert_eq!(over.granted, None);
-        // At most once: abandoned, and recorded as such.
-        let gone = decide_begin(&req("m", true), Some(entry), 1, 1100, t2).unwrap();
-        assert_eq!(gone.outcome, Outcome::Abandoned);
-        assert_eq!(gone.write.unwrap().state, UseState::Abandoned);
-    }
-
-    #[test]
-    fn expired_envelope_is_refused() {
-        let r = req("m", false);
-        assert_eq!(
-            decide_begin(&r, None, 0, r.expires_at * 1000, LeaseToken([1; 16])),
-            Err(LedgerError::Expired)
-        );
-    }
-
-    mod model {
-        //! Random operation sequences against the state machine, with a clock that the test
-        //! moves: the invariants must hold after every step.
-        use super::*;
-        use proptest::prelude::*;
-        use std::collections::HashMap;
-
-        #[derive(Debug, Clone)]
-        enum Op {
-            Begin { msg: u8, at_most_once: bool },
-            Complete { msg: u8, stale: bool },
-            Release { msg: u8, stale: bool },
-            Wait { ms: u64 },
-        }
-
-        fn op() -> impl Strategy<Value = Op> {
-            prop_oneof![
-                4 => (0u8..8, any::<bool>()).prop_map(|(msg, at_most_once)| Op::Begin { msg, at_most_once }),
-                2 => (0u8..8, any::<bool>()).prop_map(|(msg, stale)| Op::Complete { msg, stale }),
-                1 => (0u8..8, any::<bool>()).prop_map(|(msg, stale)| Op::Release { msg, stale }),
-                2 => (0u64..300).prop_map(|ms| Op::Wait { ms }),
-            ]
-        }
-
-        proptest! {
-            #[test]
-            fn invariants_hold(max_uses in 1u64..5, ops in proptest::collection::vec(op(), 1..80)) {
-                let cti = [3u8; 16];
-                let mut now = 1_000_000u64;
-                let mut store: HashMap<u8, Entry> = HashMap::new();
-                let mut granted = 0u64;
-                // Tokens ever handed out per message, newest last.
-                let mut tokens: HashMap<u8, Vec<LeaseToken>> = HashMap::new();
-                let mut completed_before: HashMap<u8, bool> = HashMap::new();
-                let mut serial = 0u8;
-                for op in ops {
-                    match op {
-                        Op::Wait { ms } => now += ms,
-                        Op::Begin { msg, at_most_once } => {
-                            serial = serial.wrapping_add(1);
-                            let fresh = LeaseToken([serial; 16]);
-                            let id = msg.to_string();
-                            let r = Begin { cti: &cti, message_id: &id, max_uses, expires_at: 10_000,
-                                lease: Duration::from_millis(100), at_most_once };
-                            let before = store.get(&msg).copied();
-                            let d = decide_begin(&r, before, granted, now, fresh).unwrap();
-                            match (&d.outcome, before) {
-                                (Outcome::Granted { use_number, taken_over: false, .. }, None) => {
-                                    prop_assert_eq!(*use_number, granted + 1);
-                                }
-                                (Outcome::Granted { use_number, taken_over: true, .. }, Some(b)) => {
-                                    prop_assert_eq!(*use_number, b.use_number);
-                                    prop_assert!(b.state == UseState::Released
-                                        || (b.state == UseState::InFlight && now >= b.lease_until_ms && !at_most_once));
-                                }
-                                (Outcome::Replayed, Some(b)) => prop_assert_eq!(b.state, UseState::Completed),
-                                (Outcome::Exhausted, None) => prop_assert!(granted >= max_uses),
-                                (Outcome::InFlight, Some(b)) => prop_assert!(b.state == UseState::InFlight && now < b.lease_until_ms),
-                                (Outcome::Abandoned, Some(b)) => prop_assert!(b.state == UseState::Abandoned
-                                    || (b.state == UseState::InFlight && at_most_once)),
-                                (o, b) => prop_assert!(false, "{:?} from {:?}", o, b),
-                            }
-                            if let Outcome::Granted { lease, .. } = d.outcome {
-                                tokens.entry(msg).or_default().push(lease);
-                            }
-                            if let Some(e) = d.write { store.insert(msg, e); }
-                            if let Some(g) = d.granted { granted = g; }
-                        }
-                        Op::Complete { msg, stale } | Op::Release { msg, stale } => {
-                            let is_complete = matches!(op, Op::Complete { .. });
-                            let held = tokens.get(&msg).and_then(|t| if stale && t.len() > 1 { t.first() } else { t.last() }).copied();
-                            let token = held.unwrap_or(LeaseToken([0xee; 16]));
-                            let before = store.get(&msg).copied();
-                            let result = if is_complete { decide_complete(before, &token) } else { decide_release(before, &token) };
-                            if before.is_none_or(|b| b.token != token) {
-                                prop_assert_eq!(result.clone(), Err(LedgerError::LeaseNotHeld));
-                            }
-                            if let Ok(Some(e)) = result {
-                                prop_assert_eq!(Some(e.use_number), before.map(|b| b.use_number));
-                                store.insert(msg, e);
-                            }
-                        }
-                    }
-                    // Never more than max_uses distinct messages; numbers dense and unique;
-                    // completed is final.
-                    prop_assert!(granted <= max_uses);
-                    prop_assert_eq!(store.len() as u64, granted);
-                    let mut numbers: Vec<u64> = store.values().map(|e| e.use_number).collect();
-                    numbers.sort_unstable();
-                    prop_assert_eq!(numbers, (1..=granted).collect::<Vec<_>>());
-                    for (msg, e) in &store {
-                        let was = completed_before.entry(*msg).or_insert(false);
-                        prop_assert!(!*was || e.state == UseState::Completed);
-                        *was = e.state == UseState::Completed;
-                    }
-                }
-            }
-        }
-    }
-}
+mod tests;

@@ -4,6 +4,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::*;
 use laissez_ledger::{MemoryLedger, UseLedger};
@@ -36,10 +37,10 @@ async fn memory_collects_expired_ctis_only() {
     let ledger = MemoryLedger::new();
     let short = fresh_cti();
     let long = fresh_cti();
-    let mut r = req(&short, "m", 5, false);
-    r.expires_at = now_secs() + 5;
+    let mut r = req(&short, "m", 5, WRITE);
+    r.expires_at = expiring_in(Duration::from_secs(5));
     granted(ledger.begin(&r).await.unwrap());
-    granted(ledger.begin(&req(&long, "m", 5, false)).await.unwrap());
+    granted(ledger.begin(&req(&long, "m", 5, WRITE)).await.unwrap());
     // Not yet expired: nothing goes.
     assert_eq!(ledger.collect_expired(now_secs()), 0);
     assert_eq!(ledger.usage(&short).granted, 1);

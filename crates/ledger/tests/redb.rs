@@ -6,6 +6,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::*;
 use laissez_ledger::{Outcome, RedbLedger, UseState};
@@ -49,13 +50,13 @@ fn redb_state_survives_reopen() {
     let cti = fresh_cti();
     let (lease_a, lease_b) = {
         let ledger = RedbLedger::open(&path).unwrap();
-        let (_, a, _) = granted(ledger.begin_blocking(&req(&cti, "a", 2, false)).unwrap());
-        let (_, b, _) = granted(ledger.begin_blocking(&req(&cti, "b", 2, false)).unwrap());
+        let (_, a, _) = granted(ledger.begin_blocking(&req(&cti, "a", 2, WRITE)).unwrap());
+        let (_, b, _) = granted(ledger.begin_blocking(&req(&cti, "b", 2, WRITE)).unwrap());
         ledger.complete_blocking(&cti, "a", &a).unwrap();
         (a, b)
     };
     let ledger = RedbLedger::open(&path).unwrap();
-    let r = |id| req(&cti, id, 2, false);
+    let r = |id| req(&cti, id, 2, WRITE);
     assert_eq!(ledger.begin_blocking(&r("a")).unwrap(), Outcome::Replayed);
     assert_eq!(ledger.begin_blocking(&r("b")).unwrap(), Outcome::InFlight);
     assert_eq!(ledger.begin_blocking(&r("c")).unwrap(), Outcome::Exhausted);
@@ -76,14 +77,14 @@ fn redb_two_handles_in_one_process_share_the_count() {
     let first = RedbLedger::open(&path).unwrap();
     let second = RedbLedger::open(&path).unwrap();
     let cti = fresh_cti();
-    granted(first.begin_blocking(&req(&cti, "a", 2, false)).unwrap());
-    granted(second.begin_blocking(&req(&cti, "b", 2, false)).unwrap());
+    granted(first.begin_blocking(&req(&cti, "a", 2, WRITE)).unwrap());
+    granted(second.begin_blocking(&req(&cti, "b", 2, WRITE)).unwrap());
     assert_eq!(
-        first.begin_blocking(&req(&cti, "c", 2, false)).unwrap(),
+        first.begin_blocking(&req(&cti, "c", 2, WRITE)).unwrap(),
         Outcome::Exhausted
     );
     assert_eq!(
-        second.begin_blocking(&req(&cti, "a", 2, false)).unwrap(),
+        second.begin_blocking(&req(&cti, "a", 2, WRITE)).unwrap(),
         Outcome::InFlight
     );
 }
@@ -94,18 +95,20 @@ fn redb_collects_only_expired_records() {
     let ledger = RedbLedger::open(dir.path().join("uses.redb")).unwrap();
     let short = fresh_cti();
     let long = fresh_cti();
-    let mut r = req(&short, "m", 5, false);
-    r.expires_at = now_secs() + 2;
+    // Collection is driven by explicit times below: the margin costs no waiting.
+    let short_exp = expiring_in(Duration::from_secs(30));
+    let mut r = req(&short, "m", 5, WRITE);
+    r.expires_at = short_exp;
     granted(ledger.begin_blocking(&r).unwrap());
-    let mut r2 = req(&short, "n", 5, false);
-    r2.expires_at = now_secs() + 2;
+    let mut r2 = req(&short, "n", 5, WRITE);
+    r2.expires_at = short_exp;
     granted(ledger.begin_blocking(&r2).unwrap());
-    granted(ledger.begin_blocking(&req(&long, "m", 5, false)).unwrap());
+    granted(ledger.begin_blocking(&req(&long, "m", 5, WRITE)).unwrap());
     assert_eq!(ledger.collect_expired_blocking(now_secs()).unwrap(), 0);
     assert_eq!(ledger.usage_blocking(&short).unwrap().granted, 2);
     // Past the short one's expiry but inside the retention grace: still kept.
     let grace = laissez_ledger::RETENTION_GRACE_SECS;
-    let past_grace = r2.expires_at.max(r.expires_at) + grace;
+    let past_grace = short_exp + grace;
     assert_eq!(ledger.collect_expired_blocking(past_grace).unwrap(), 0);
     assert_eq!(ledger.usage_blocking(&short).unwrap().granted, 2);
     // Two entries and the counter of `short`; nothing of `long`.
@@ -135,4 +138,58 @@ async fn redb_mixed_leeways_never_exceed_max_uses() {
         std::future::ready(())
     })
     .await;
+}
+
+/// A file from the version before entries recorded their tool and class: its entries are
+/// refused as corrupt (never guessed at), while its counters still count.
+#[test]
+fn redb_entry_of_the_previous_format_is_corrupt() {
+    use redb::{Database, TableDefinition};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("uses.redb");
+    drop(RedbLedger::open(&path).unwrap());
+    let cti = fresh_cti();
+    let exp = in_an_hour();
+    {
+        // What the previous version wrote for one in-flight message: state, use number,
+        // lease-until ms, token, expires_at (41 bytes).
+        let mut old = vec![1u8];
+        old.extend_from_slice(&1u64.to_be_bytes());
+        old.extend_from_slice(&0u64.to_be_bytes());
+        old.extend_from_slice(&[9; 16]);
+        old.extend_from_slice(&exp.to_be_bytes());
+        let counters: TableDefinition<'_, &[u8], (u64, u64)> = TableDefinition::new("counters");
+        let entries: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("entries");
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut key = cti.to_vec();
+            key.extend_from_slice(b"old");
+            txn.open_table(entries)
+                .unwrap()
+                .insert(&key[..], &old[..])
+                .unwrap();
+            txn.open_table(counters)
+                .unwrap()
+                .insert(&cti[..], (1, exp))
+                .unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let ledger = RedbLedger::open(&path).unwrap();
+    let corrupt = |r: Result<_, laissez_ledger::LedgerError>| match r {
+        Err(laissez_ledger::LedgerError::Corrupt(why)) => {
+            assert!(why.contains("earlier laissez-ledger"), "{why}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    };
+    corrupt(
+        ledger
+            .begin_blocking(&req(&cti, "old", 5, DESTRUCTIVE))
+            .map(drop),
+    );
+    corrupt(ledger.usage_blocking(&cti).map(drop));
+    // The count it kept still holds: the next message is use 2.
+    let (n, _, _) = granted(ledger.begin_blocking(&req(&cti, "new", 5, WRITE)).unwrap());
+    assert_eq!(n, 2);
 }

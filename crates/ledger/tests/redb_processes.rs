@@ -42,11 +42,16 @@ fn env_u64(name: &str) -> u64 {
 }
 
 fn now_ms() -> u64 {
+    now_us() / 1000
+}
+
+/// The wall clock in unix microseconds: one clock for every process on the host.
+fn now_us() -> u64 {
     u64::try_from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
-            .as_millis(),
+            .as_micros(),
     )
     .unwrap()
 }
@@ -56,7 +61,7 @@ struct Rng(u64);
 
 impl Rng {
     fn new() -> Self {
-        let bytes = LeaseToken::random().unwrap().0;
+        let bytes = *LeaseToken::random().unwrap().as_bytes();
         Self(u64::from_le_bytes(bytes[..8].try_into().unwrap()) | 1)
     }
 
@@ -93,13 +98,16 @@ fn child_process() {
                 let cti = cti(seed, round);
                 for k in 0..2 {
                     let id = format!("proc{proc}-msg{k}");
-                    let outcome = ledger.begin_blocking(&req(&cti, &id, MAX_USES, false));
-                    let line = match outcome.unwrap() {
-                        Outcome::Granted { use_number, .. } => format!("{round} {id} {use_number}"),
-                        Outcome::Exhausted => format!("{round} {id} exhausted"),
+                    let began = now_us();
+                    let outcome = ledger.begin_blocking(&req(&cti, &id, MAX_USES, WRITE));
+                    let ended = now_us();
+                    let answer = match outcome.unwrap() {
+                        Outcome::Granted { use_number, .. } => use_number.to_string(),
+                        Outcome::Exhausted => "exhausted".to_owned(),
                         other => panic!("unexpected {other:?}"),
                     };
-                    writeln!(out, "RACE {line}").unwrap();
+                    // When the begin was in flight, so that the parent can see the contention.
+                    writeln!(out, "RACE {round} {id} {answer} {began} {ended}").unwrap();
                 }
             }
             out.flush().unwrap();
@@ -117,7 +125,14 @@ fn child_process() {
                     max_uses: MAX_USES,
                     expires_at: in_an_hour(),
                     lease: Duration::from_millis(100),
-                    at_most_once: rng.below(4) == 0,
+                    tool: TOOL,
+                    // Some messages at most once. One message id keeps one class (as the
+                    // worker's catalogue gives it): else the ledger refuses it as another call.
+                    class: if id.ends_with(['0', '1']) {
+                        DESTRUCTIVE
+                    } else {
+                        WRITE
+                    },
                 };
                 if let Outcome::Granted {
                     use_number, lease, ..
@@ -186,7 +201,30 @@ fn read_lines(child: &mut Child) -> std::thread::JoinHandle<Vec<String>> {
 }
 
 fn seed() -> u64 {
-    u64::from_le_bytes(LeaseToken::random().unwrap().0[..8].try_into().unwrap())
+    u64::from_le_bytes(
+        LeaseToken::random().unwrap().as_bytes()[..8]
+            .try_into()
+            .unwrap(),
+    )
+}
+
+/// How many processes the race must have seen in flight at once on one cti.
+const MIN_CONTENDING: usize = 4;
+
+/// The most distinct processes whose `[began, ended]` intervals all contain one instant.
+fn most_at_once(begins: &[(u64, u64, String)]) -> usize {
+    begins
+        .iter()
+        .map(|(at, _, _)| {
+            begins
+                .iter()
+                .filter(|(began, ended, _)| began <= at && at <= ended)
+                .map(|(_, _, proc)| proc)
+                .collect::<BTreeSet<_>>()
+                .len()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 #[test]
@@ -206,6 +244,8 @@ fn redb_race_16_processes_on_one_file() {
     }
     // round -> message id -> use number, as the processes were told.
     let mut told: BTreeMap<u64, BTreeMap<String, u64>> = BTreeMap::new();
+    // round -> (began, ended, process) of every begin on that round's cti.
+    let mut in_flight: BTreeMap<u64, Vec<(u64, u64, String)>> = BTreeMap::new();
     let mut answers = 0;
     for reader in readers {
         for line in reader.join().unwrap() {
@@ -215,6 +255,12 @@ fn redb_race_16_processes_on_one_file() {
             answers += 1;
             let parts: Vec<&str> = rest.split(' ').collect();
             let round: u64 = parts[0].parse().unwrap();
+            let proc = parts[1].split('-').next().unwrap().to_owned();
+            in_flight.entry(round).or_default().push((
+                parts[3].parse().unwrap(),
+                parts[4].parse().unwrap(),
+                proc,
+            ));
             if let Ok(n) = parts[2].parse::<u64>() {
                 told.entry(round)
                     .or_default()
@@ -223,6 +269,15 @@ fn redb_race_16_processes_on_one_file() {
         }
     }
     assert_eq!(answers, RACE_PROCESSES as u64 * RACE_ROUNDS * 2);
+    // The processes must really have raced: several of them with a begin in flight on the same
+    // cti at the same instant. Otherwise they may have taken turns, and exact counts would
+    // prove nothing about exclusion across processes.
+    let most = in_flight.values().map(|b| most_at_once(b)).max().unwrap();
+    eprintln!("race test: at most {most} processes in flight at once on one cti");
+    assert!(
+        most >= MIN_CONTENDING,
+        "at most {most} processes were ever in flight at once on one cti: no race"
+    );
     let ledger = RedbLedger::open(&path).unwrap();
     for round in 0..RACE_ROUNDS {
         let grants = told.remove(&round).unwrap_or_default();
@@ -250,25 +305,32 @@ fn redb_survives_children_killed_at_random_points() {
     // (cti number, message id) -> the use number a child was told.
     let mut granted_to: BTreeMap<(u64, String), u64> = BTreeMap::new();
     let mut completed: BTreeSet<(u64, String)> = BTreeSet::new();
-    let mut killed_running = 0;
+    // Children still running when killed, and those of them that had been granted something:
+    // killed mid-work, which is what the test is about.
+    let mut killed_running = 0u64;
+    let mut killed_working = 0u64;
     for round in 0..CRASH_ROUNDS {
         let mut children: Vec<Child> = (0..CRASH_CHILDREN)
             .map(|p| spawn_child(&path, "crash", p, seed, &[(ROUND, round)]))
             .collect();
         let readers: Vec<_> = children.iter_mut().map(read_lines).collect();
         let began = Instant::now();
-        for child in &mut children {
+        for (p, child) in children.iter_mut().enumerate() {
             let at = Duration::from_millis(50 + rng.below(400));
             std::thread::sleep(at.saturating_sub(began.elapsed()));
-            if child.try_wait().unwrap().is_none() {
-                killed_running += 1;
+            // A child loops until killed: one that has already exited failed on its own.
+            match child.try_wait().unwrap() {
+                None => killed_running += 1,
+                Some(status) => eprintln!("round {round}: child {p} exited by itself: {status}"),
             }
             // SIGKILL: no destructors, no flush, mid-commit or not.
             child.kill().unwrap();
             child.wait().unwrap();
         }
         for reader in readers {
-            for line in reader.join().unwrap() {
+            let lines = reader.join().unwrap();
+            killed_working += u64::from(lines.iter().any(|l| l.starts_with("GRANT ")));
+            for line in lines {
                 let parts: Vec<&str> = line.split(' ').collect();
                 match parts[0] {
                     "GRANT" => {
@@ -288,12 +350,24 @@ fn redb_survives_children_killed_at_random_points() {
         }
     }
     eprintln!(
-        "crash test: {} grants, {} completed, {killed_running} children killed while running",
+        "crash test: {} grants, {} completed, {killed_running} children killed while running, \
+         {killed_working} of them after being granted",
         granted_to.len(),
         completed.len()
     );
-    // Children that died before doing anything would make this test vacuous.
-    assert!(killed_running >= CRASH_ROUNDS, "{killed_running} killed");
+    // Every child was killed, none stopped by itself (an error in it, which the test would
+    // otherwise pass over).
+    assert_eq!(
+        killed_running,
+        CRASH_ROUNDS * CRASH_CHILDREN as u64,
+        "a child exited before it was killed (see its stderr above)"
+    );
+    // Children killed before doing anything would make this test vacuous: on average at least
+    // one child a round must die mid-work.
+    assert!(
+        killed_working >= CRASH_ROUNDS,
+        "only {killed_working} children were killed after a grant"
+    );
     assert!(granted_to.len() >= 20, "only {} grants", granted_to.len());
 
     let ledger = RedbLedger::open(&path).unwrap();

@@ -49,7 +49,7 @@ async fn redis_race_16_connections() {
                     barrier.wait().await;
                     let id = format!("worker{i}");
                     matches!(
-                        l.begin(&req(&cti, &id, 5, false)).await.unwrap(),
+                        l.begin(&req(&cti, &id, 5, WRITE)).await.unwrap(),
                         laissez_ledger::Outcome::Granted { .. }
                     )
                 })
@@ -69,7 +69,7 @@ async fn redis_key_is_hash_tagged_and_expires_with_the_envelope() {
     let cti = fresh_cti();
     let key = ledger.key_for(&cti);
     assert!(key.ends_with(&format!("{{{}}}", hex_of(&cti))), "{key}");
-    let mut r = req(&cti, "m", 5, false);
+    let mut r = req(&cti, "m", 5, WRITE);
     r.expires_at = now_secs() + 100;
     granted(ledger.begin(&r).await.unwrap());
     let client = redis::Client::open(redis_url()).unwrap();
@@ -82,10 +82,10 @@ async fn redis_key_is_hash_tagged_and_expires_with_the_envelope() {
     let grace = laissez_ledger::RETENTION_GRACE_SECS;
     assert_eq!(at, i64::try_from(r.expires_at + grace).unwrap());
     // A later expiry extends it; an earlier one never shortens it.
-    let mut later = req(&cti, "n", 5, false);
+    let mut later = req(&cti, "n", 5, WRITE);
     later.expires_at = r.expires_at + 50;
     granted(ledger.begin(&later).await.unwrap());
-    let mut earlier = req(&cti, "o", 5, false);
+    let mut earlier = req(&cti, "o", 5, WRITE);
     earlier.expires_at = r.expires_at - 50;
     granted(ledger.begin(&earlier).await.unwrap());
     let at: i64 = redis::cmd("EXPIRETIME")
@@ -104,6 +104,84 @@ async fn redis_unreachable_is_an_error_not_a_grant() {
         .unwrap_err();
     assert!(err.is_transient(), "{err}");
     assert_eq!(err.code(), "ledger_unavailable");
+}
+
+/// An entry the scripts cannot read is `Corrupt` (a person must look), not `Unavailable`
+/// (which callers requeue, for ever).
+#[tokio::test]
+async fn redis_unreadable_entry_is_corrupt() {
+    let ledger = redis_ledger().await;
+    let cti = fresh_cti();
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let () = redis::cmd("HSET")
+        .arg(ledger.key_for(&cti))
+        .arg("m:garbled")
+        .arg("not an entry")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let () = redis::cmd("EXPIRE")
+        .arg(ledger.key_for(&cti))
+        .arg(600)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let begin = ledger.begin(&req(&cti, "garbled", 5, WRITE)).await;
+    assert!(matches!(begin, Err(LedgerError::Corrupt(_))), "{begin:?}");
+    let lease = laissez_ledger::LeaseToken::from_bytes([1; 16]);
+    let complete = ledger.complete(&cti, "garbled", &lease).await;
+    assert!(
+        matches!(complete, Err(LedgerError::Corrupt(_))),
+        "{complete:?}"
+    );
+}
+
+/// An entry of the form before entries recorded their tool and class is refused as corrupt by
+/// both scripts and by `usage`, never guessed at.
+#[tokio::test]
+async fn redis_entry_of_the_previous_format_is_corrupt() {
+    let ledger = redis_ledger().await;
+    let cti = fresh_cti();
+    let key = ledger.key_for(&cti);
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let token = "09".repeat(16);
+    let () = redis::cmd("HSET")
+        .arg(&key)
+        .arg("n")
+        .arg(1)
+        .arg("m:old")
+        .arg(format!("F:1:0:{token}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let () = redis::cmd("EXPIRE")
+        .arg(&key)
+        .arg(600)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let corrupt = |r: Result<(), LedgerError>| match r {
+        Err(LedgerError::Corrupt(why)) => assert!(why.contains("earlier laissez-ledger"), "{why}"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    };
+    corrupt(
+        ledger
+            .begin(&req(&cti, "old", 5, DESTRUCTIVE))
+            .await
+            .map(drop),
+    );
+    let holder = laissez_ledger::LeaseToken::from_bytes([9; 16]);
+    corrupt(ledger.complete(&cti, "old", &holder).await);
+    corrupt(ledger.release(&cti, "old", &holder).await);
+    assert!(matches!(
+        ledger.usage(&cti).await,
+        Err(LedgerError::Corrupt(_))
+    ));
+    // The count it kept still holds: the next message is use 2.
+    let (n, _, _) = granted(ledger.begin(&req(&cti, "new", 5, WRITE)).await.unwrap());
+    assert_eq!(n, 2);
 }
 
 fn hex_of(bytes: &[u8]) -> String {
@@ -169,7 +247,7 @@ async fn redis_lost_mid_run_fails_closed() {
     let cti = fresh_cti();
     let (_, lease, _) = granted(
         through_proxy
-            .begin(&req(&cti, "before", 5, false))
+            .begin(&req(&cti, "before", 5, WRITE))
             .await
             .unwrap(),
     );
@@ -177,7 +255,7 @@ async fn redis_lost_mid_run_fails_closed() {
     for i in 0..3 {
         let id = format!("during-{i}");
         let err = through_proxy
-            .begin(&req(&cti, &id, 5, false))
+            .begin(&req(&cti, &id, 5, WRITE))
             .await
             .unwrap_err();
         assert!(

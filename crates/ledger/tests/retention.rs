@@ -39,13 +39,13 @@ async fn redb_batches_collect_as_they_commit() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = RedbLedger::open(dir.path().join("uses.redb")).unwrap();
     let short = fresh_cti();
-    let mut r = req(&short, "m", 5, false);
-    r.expires_at = now_secs() + 1;
+    let mut r = req(&short, "m", 5, WRITE);
+    r.expires_at = expiring_in(Duration::from_secs(2));
     granted(ledger.begin_blocking(&r).unwrap());
     // Nothing calls collect: ordinary commits (another cti's begins) do it as they go.
     wait_until_gone(r.expires_at, || {
         let other = fresh_cti();
-        granted(ledger.begin_blocking(&req(&other, "m", 5, false)).unwrap());
+        granted(ledger.begin_blocking(&req(&other, "m", 5, WRITE)).unwrap());
         std::future::ready(ledger.usage_blocking(&short).unwrap())
     })
     .await;
@@ -57,8 +57,8 @@ async fn redis_entries_vanish_after_the_grace() {
     use laissez_ledger::UseLedger;
     let ledger = redis_ledger().await;
     let cti = fresh_cti();
-    let mut r = req(&cti, "m", 5, false);
-    r.expires_at = now_secs() + 1;
+    let mut r = req(&cti, "m", 5, WRITE);
+    r.expires_at = expiring_in(Duration::from_secs(2));
     granted(ledger.begin(&r).await.unwrap());
     let ledger = &ledger;
     wait_until_gone(

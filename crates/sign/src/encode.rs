@@ -1,4 +1,5 @@
-//! The bytes of an envelope (CONTRACT §1), built with ciborium.
+//! The bytes of an envelope (`docs/spec.md` §1), built with ciborium from the keys and labels
+//! of `laissez_verify::wire`, the table the decoder reads too.
 //!
 //! Determinism comes from what we hand the encoder: ciborium always writes shortest-form
 //! heads and definite lengths; map entries are inserted in the bytewise order of their key
@@ -7,19 +8,11 @@
 
 use ciborium::value::Value;
 use ed25519_dalek::Signer;
-use laissez_verify::{Classes, EXTERNAL_AAD, Kid};
+use laissez_verify::wire::{ENVELOPE_AAD, TAG_COSE_SIGN1, claim, grant, header};
+use laissez_verify::{Classes, Kid};
 
 use crate::error::BuildError;
 use crate::keys::SecretKey;
-
-/// COSE tag of COSE_Sign1.
-const TAG_COSE_SIGN1: u64 = 18;
-/// COSE header labels and the EdDSA algorithm id.
-const LABEL_ALG: i64 = 1;
-const LABEL_KID: i64 = 4;
-const ALG_EDDSA: i64 = -8;
-/// The private claim key of the grant.
-const CLAIM_GRANT: i64 = -65537;
 
 /// The claims exactly as they go on the wire.
 #[derive(Debug)]
@@ -58,10 +51,10 @@ fn to_bytes(value: &Value) -> Result<Vec<u8>, BuildError> {
 
 /// The claims map, keys in wire order.
 fn claims_value(c: &WireClaims<'_>) -> Value {
-    let mut grant = vec![
-        (uint(0), uint(laissez_verify::GRANT_VERSION)),
+    let mut grant_map = vec![
+        (int(grant::V), uint(grant::VERSION)),
         (
-            uint(1),
+            int(grant::TOOLS),
             Value::Array(
                 c.tools
                     .iter()
@@ -73,34 +66,34 @@ fn claims_value(c: &WireClaims<'_>) -> Value {
                     .collect(),
             ),
         ),
-        (uint(2), uint(c.classes.bits().into())),
-        (uint(3), uint(c.max_uses)),
+        (int(grant::CLASSES), uint(c.classes.bits().into())),
+        (int(grant::MAX_USES), uint(c.max_uses)),
     ];
     if let Some(obo) = c.obo {
-        grant.push((uint(4), text(obo)));
+        grant_map.push((int(grant::OBO), text(obo)));
     }
     if let Some(sid) = c.sid {
-        grant.push((uint(5), text(sid)));
+        grant_map.push((int(grant::SID), text(sid)));
     }
 
     let mut claims = Vec::with_capacity(8);
     if let Some(iss) = c.iss {
-        claims.push((uint(1), text(iss)));
+        claims.push((int(claim::ISS), text(iss)));
     }
-    claims.push((uint(2), text(c.sub)));
+    claims.push((int(claim::SUB), text(c.sub)));
     // One audience is a plain text (smaller); several are an array.
     let aud = match c.aud {
         [single] => text(single),
         many => Value::Array(many.iter().map(|a| text(a)).collect()),
     };
-    claims.push((uint(3), aud));
-    claims.push((uint(4), uint(c.exp)));
-    claims.push((uint(5), uint(c.nbf)));
+    claims.push((int(claim::AUD), aud));
+    claims.push((int(claim::EXP), uint(c.exp)));
+    claims.push((int(claim::NBF), uint(c.nbf)));
     if let Some(iat) = c.iat {
-        claims.push((uint(6), uint(iat)));
+        claims.push((int(claim::IAT), uint(iat)));
     }
-    claims.push((uint(7), Value::Bytes(c.cti.to_vec())));
-    claims.push((int(CLAIM_GRANT), Value::Map(grant)));
+    claims.push((int(claim::CTI), Value::Bytes(c.cti.to_vec())));
+    claims.push((int(claim::GRANT), Value::Map(grant_map)));
     Value::Map(claims)
 }
 
@@ -111,15 +104,15 @@ pub(crate) fn encode_envelope(
 ) -> Result<Vec<u8>, BuildError> {
     let kid: Kid = key.kid();
     let protected = to_bytes(&Value::Map(vec![
-        (int(LABEL_ALG), int(ALG_EDDSA)),
-        (int(LABEL_KID), Value::Bytes(kid.as_bytes().to_vec())),
+        (int(header::ALG), int(header::ALG_EDDSA)),
+        (int(header::KID), Value::Bytes(kid.as_bytes().to_vec())),
     ]))?;
     let payload = to_bytes(&claims_value(claims))?;
     // RFC 9052 §4.4; the external_aad is the domain separator of laissez v1.
     let sig_structure = to_bytes(&Value::Array(vec![
         text("Signature1"),
         Value::Bytes(protected.clone()),
-        Value::Bytes(EXTERNAL_AAD.to_vec()),
+        Value::Bytes(ENVELOPE_AAD.to_vec()),
         Value::Bytes(payload.clone()),
     ]))?;
     let signature = key.signing_key().sign(&sig_structure);

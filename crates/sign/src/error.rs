@@ -104,6 +104,20 @@ pub enum KeyFileError {
         /// Its permission bits.
         mode: u32,
     },
+    /// A secret key file is owned by another user than the effective one.
+    WrongOwner {
+        /// The file.
+        path: PathBuf,
+        /// Its owner's uid.
+        owner: u32,
+        /// The uid this process runs as.
+        euid: u32,
+    },
+    /// A secret key path names a directory, device, FIFO or socket, not a regular file.
+    NotRegularFile {
+        /// The file.
+        path: PathBuf,
+    },
     /// The file's content is not a usable key.
     Key {
         /// The file.
@@ -120,6 +134,8 @@ impl KeyFileError {
             KeyFileError::Io { .. } => "io",
             KeyFileError::Exists { .. } => "exists",
             KeyFileError::LoosePermissions { .. } => "loose_permissions",
+            KeyFileError::WrongOwner { .. } => "wrong_owner",
+            KeyFileError::NotRegularFile { .. } => "not_regular_file",
             KeyFileError::Key { source, .. } => source.code(),
         }
     }
@@ -139,6 +155,17 @@ impl fmt::Display for KeyFileError {
                 "{}: secret key is accessible by group or others (mode {mode:03o}); \
                  fix with: chmod 600 {}",
                 path.display(),
+                path.display()
+            ),
+            KeyFileError::WrongOwner { path, owner, euid } => write!(
+                f,
+                "{}: secret key is owned by uid {owner}, not by the user running laissez \
+                 (uid {euid}); use it as its owner",
+                path.display()
+            ),
+            KeyFileError::NotRegularFile { path } => write!(
+                f,
+                "{}: not a regular file (a secret key must be a file)",
                 path.display()
             ),
             KeyFileError::Key { path, source } => write!(f, "{}: {source}", path.display()),

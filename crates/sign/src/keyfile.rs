@@ -1,6 +1,7 @@
 //! Key files on disk (CONTRACT §3): a secret key is created with mode 0600 and never over an
-//! existing file unless asked; a secret key file readable by group or others is refused;
-//! `FILE.pub` next to it holds the public key; a trust file holds public keys only.
+//! existing file unless asked; a secret key file readable by group or others, or owned by
+//! another user, is refused; `FILE.pub` next to it holds the public key; a trust file holds
+//! public keys only.
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
@@ -36,9 +37,8 @@ pub fn public_key_path(secret_path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Reads a file of at most 64 KiB into a string that is wiped when dropped.
-fn read_small(path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
-    let file = File::open(path).map_err(io_error(path))?;
+/// Reads an open file of at most 64 KiB into a string that is wiped when dropped.
+fn read_small(path: &Path, file: File) -> Result<Zeroizing<String>, KeyFileError> {
     // Allocated once at full size: a growing String would leave copies of secret bytes in
     // freed memory that Zeroizing cannot reach.
     let mut text = Zeroizing::new(String::with_capacity(MAX_KEY_FILE_LEN as usize + 1));
@@ -57,33 +57,83 @@ fn read_small(path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
     Ok(text)
 }
 
-/// Reads a PKCS#8 PEM secret key file, refusing one that group or others may access.
+/// Reads a PKCS#8 PEM secret key file (CONTRACT §3; docs/spec.md §3).
+///
+/// The file is opened first and the checks look at the open file (`fstat`), so they hold for
+/// the very bytes that are read: nothing can swap the file between a check and the open.
+/// Refused: anything but a regular file, a file that group or others may access, and a file
+/// owned by another user than the effective one.
+///
+/// Symbolic links are followed (no `O_NOFOLLOW`): Kubernetes mounts secrets as links, and
+/// since the checks are made on the opened file, a link only ever reaches a file that passes
+/// them.
 pub fn read_secret_key_file(path: &Path) -> Result<SecretKey, KeyFileError> {
-    let metadata = fs::metadata(path).map_err(io_error(path))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = metadata.permissions().mode() & 0o777;
-        if mode & LOOSE_BITS != 0 {
-            return Err(KeyFileError::LoosePermissions {
-                path: path.to_owned(),
-                mode,
-            });
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = metadata;
-    let pem = read_small(path)?;
+    let file = File::open(path).map_err(io_error(path))?;
+    let metadata = file.metadata().map_err(io_error(path))?;
+    check_secret_file(path, &metadata)?;
+    let pem = read_small(path, file)?;
     SecretKey::from_pkcs8_pem(&pem).map_err(|source| KeyFileError::Key {
         path: path.to_owned(),
         source,
     })
 }
 
+/// The checks on an open secret key file, with this process's effective uid.
+#[cfg(unix)]
+fn check_secret_file(path: &Path, metadata: &fs::Metadata) -> Result<(), KeyFileError> {
+    use std::os::unix::fs::MetadataExt;
+    check_secret_facts(
+        path,
+        metadata.is_file(),
+        metadata.mode() & 0o777,
+        metadata.uid(),
+        rustix::process::geteuid().as_raw(),
+    )
+}
+
+/// Without Unix modes and owners, only the file type is checked.
+#[cfg(not(unix))]
+fn check_secret_file(path: &Path, metadata: &fs::Metadata) -> Result<(), KeyFileError> {
+    check_secret_facts(path, metadata.is_file(), 0, 0, 0)
+}
+
+/// The secret key rules on what `fstat` said, apart from the system calls so that every
+/// branch can be tested without root.
+fn check_secret_facts(
+    path: &Path,
+    regular: bool,
+    mode: u32,
+    owner: u32,
+    euid: u32,
+) -> Result<(), KeyFileError> {
+    if !regular {
+        return Err(KeyFileError::NotRegularFile {
+            path: path.to_owned(),
+        });
+    }
+    if mode & LOOSE_BITS != 0 {
+        return Err(KeyFileError::LoosePermissions {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    // Another user's key is one they may chmod or rewrite at will, and signing with it
+    // (root reading someone's key included) is using a key that is not ours.
+    if owner != euid {
+        return Err(KeyFileError::WrongOwner {
+            path: path.to_owned(),
+            owner,
+            euid,
+        });
+    }
+    Ok(())
+}
+
 /// Reads a trust file: one or more SubjectPublicKeyInfo PEM blocks, each checked as
 /// CONTRACT §3 requires.
 pub fn read_trust_file(path: &Path) -> Result<Vec<TrustedKey>, KeyFileError> {
-    let text = read_small(path)?;
+    let file = File::open(path).map_err(io_error(path))?;
+    let text = read_small(path, file)?;
     parse_trust_pem(&text).map_err(|source| KeyFileError::Key {
         path: path.to_owned(),
         source,
@@ -125,6 +175,23 @@ pub fn write_key_files(path: &Path, key: &SecretKey, force: bool) -> Result<Path
         return Err(e);
     }
     Ok(pub_path)
+}
+
+/// Writes `content` to a new file at `path` that only its owner may read (mode 0600), for
+/// outputs that are as good as a secret to whoever holds them (an envelope is a bearer
+/// token until it expires).
+///
+/// Without `force` the file is created exclusively (`O_CREAT | O_EXCL`): it fails with
+/// [`KeyFileError::Exists`] when anything is at `path`, a symbolic link included, which is
+/// therefore never followed. With `force`, a temporary file in the same directory is written
+/// with mode 0600 and renamed over `path`: readers see the old file or the new one, and a
+/// link at `path` is replaced, not followed.
+pub fn write_private_file(path: &Path, content: &[u8], force: bool) -> Result<(), KeyFileError> {
+    if force {
+        replace_file(path, content, SECRET_MODE)
+    } else {
+        create_file(path, content, SECRET_MODE)
+    }
 }
 
 /// Creates `path` exclusively with `mode` and writes `content`; removes it if writing fails.
@@ -254,5 +321,99 @@ mod tests {
         }
         fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).unwrap();
         assert!(read_secret_key_file(&path).is_ok());
+    }
+
+    #[test]
+    fn private_files_are_0600_exclusive_and_replaced_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("env.txt");
+        write_private_file(&path, b"one", false).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        let err = write_private_file(&path, b"two", false).unwrap_err();
+        assert!(matches!(err, KeyFileError::Exists { .. }), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), b"one");
+        write_private_file(&path, b"two", true).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary left"
+        );
+    }
+
+    #[test]
+    fn each_secret_file_rule_names_the_file_and_the_problem() {
+        let path = Path::new("keys/orch.key");
+        assert!(check_secret_facts(path, true, 0o600, 1000, 1000).is_ok());
+        assert!(check_secret_facts(path, true, 0o400, 0, 0).is_ok());
+        let err = check_secret_facts(path, true, 0o600, 1000, 0).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                KeyFileError::WrongOwner {
+                    owner: 1000,
+                    euid: 0,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.starts_with("keys/orch.key: ") && text.contains("uid 1000"),
+            "{text}"
+        );
+        let err = check_secret_facts(path, false, 0o600, 0, 0).unwrap_err();
+        assert!(matches!(err, KeyFileError::NotRegularFile { .. }), "{err}");
+        assert!(err.to_string().starts_with("keys/orch.key: "), "{err}");
+        let err = check_secret_facts(path, true, 0o640, 0, 0).unwrap_err();
+        assert!(
+            matches!(err, KeyFileError::LoosePermissions { .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_directory_is_not_a_secret_key() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
+        let err = read_secret_key_file(dir.path()).unwrap_err();
+        assert!(matches!(err, KeyFileError::NotRegularFile { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_link_is_followed_and_the_checks_apply_to_its_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        let key = SecretKey::from_seed(&[5u8; 32]).unwrap();
+        write_key_files(&path, &key, false).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        assert_eq!(read_secret_key_file(&link).unwrap().kid(), key.kid());
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(
+            read_secret_key_file(&link),
+            Err(KeyFileError::LoosePermissions { .. })
+        ));
+    }
+
+    /// Needs root to give the file away; without root the rule is covered by
+    /// `each_secret_file_rule_names_the_file_and_the_problem` alone.
+    #[test]
+    fn a_key_owned_by_another_user_is_refused() {
+        if rustix::process::geteuid().as_raw() != 0 {
+            eprintln!("not root: cannot chown, skipping the on-disk owner check");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        write_key_files(&path, &SecretKey::from_seed(&[5u8; 32]).unwrap(), false).unwrap();
+        std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+        let err = read_secret_key_file(&path).unwrap_err();
+        assert!(
+            matches!(err, KeyFileError::WrongOwner { owner: 65534, .. }),
+            "{err}"
+        );
     }
 }

@@ -7,11 +7,13 @@
 use core::fmt;
 
 use ed25519_dalek::SigningKey;
-use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::pkcs8::spki::der::pem::{self, LineEnding};
+use ed25519_dalek::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, KeypairBytes,
+};
 use laissez_verify::{Kid, TrustedKey};
 use rand_core::TryCryptoRng;
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 use crate::error::KeyError;
 
@@ -78,20 +80,30 @@ impl SecretKey {
         if !pem.contains(&format!("-----BEGIN {PRIVATE_KEY_LABEL}-----")) {
             return Err(KeyError::NotPrivateKeyPem);
         }
-        let inner =
-            SigningKey::from_pkcs8_pem(pem.trim()).map_err(|e| KeyError::Pkcs8(e.to_string()))?;
+        // Not `SigningKey::from_pkcs8_pem`: its PEM decoder drops the decoded DER (the seed
+        // in it) unwiped when the DER turns out malformed. Decoding into our own wiped buffer
+        // covers every path; the PEM text is longer than the DER it holds.
+        let pem = pem.trim();
+        let mut buffer = Zeroizing::new(vec![0u8; pem.len()]);
+        let (label, der) =
+            pem::decode(pem.as_bytes(), &mut buffer).map_err(|e| KeyError::Pkcs8(e.to_string()))?;
+        if label != PRIVATE_KEY_LABEL {
+            return Err(KeyError::NotPrivateKeyPem);
+        }
+        // The seed passes through ed25519's `KeypairBytes`, wiped on drop since this crate
+        // turns on ed25519's `zeroize` feature (Cargo.toml).
+        let inner = SigningKey::from_pkcs8_der(der).map_err(|e| KeyError::Pkcs8(e.to_string()))?;
         SecretKey::from_signing_key(inner)
     }
 
     /// The PKCS#8 v1 PEM document (what OpenSSL writes), wiped when dropped.
     pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, KeyError> {
+        // `From<&SigningKey>` copies the seed straight into the `KeypairBytes`, which wipes it
+        // on drop (ed25519's `zeroize` feature), as `to_pkcs8_der` wipes its scratch copy; the
+        // DER and PEM are `SecretDocument` and `Zeroizing<String>`. No bare seed array is made.
+        let mut doc = KeypairBytes::from(&self.inner);
         // v1 (no embedded public key) is what OpenSSL and `cryptography` write and read.
-        let mut bytes = Zeroizing::new(self.inner.to_bytes());
-        let doc = ed25519_dalek::pkcs8::KeypairBytes {
-            secret_key: *bytes,
-            public_key: None,
-        };
-        bytes.zeroize();
+        doc.public_key = None;
         doc.to_pkcs8_pem(LineEnding::LF)
             .map_err(|e| KeyError::Pkcs8(e.to_string()))
     }
@@ -186,6 +198,8 @@ fn pem_boundary<'l>(line: &'l str, kind: &str) -> Option<&'l str> {
 
 #[cfg(test)]
 mod tests {
+    use zeroize::Zeroize;
+
     use super::*;
 
     #[test]
@@ -197,6 +211,31 @@ mod tests {
         assert_eq!(again.kid(), key.kid());
         let public = parse_public_key_pem(&key.public_key_pem().unwrap()).unwrap();
         assert_eq!(public, key.public_key());
+    }
+
+    #[test]
+    fn ed25519_zeroize_feature_is_on() {
+        // ed25519-dalek's `zeroize` feature does not turn on ed25519's, and without it the
+        // PKCS#8 `KeypairBytes` and `to_pkcs8_der`'s scratch copy keep the seed after they
+        // are dropped. Freed memory cannot be read in safe code, so check the feature
+        // through an impl it gates: this does not compile without it.
+        fn wipeable<T: Zeroize>() {}
+        wipeable::<ed25519::Signature>();
+    }
+
+    #[test]
+    fn damaged_pem_is_refused_and_v2_is_read() {
+        let key = SecretKey::from_seed(&[7u8; 32]).unwrap();
+        let pem = key.to_pkcs8_pem().unwrap();
+        let damaged = pem.replacen("MC4CAQAw", "MC4CAQA*", 1);
+        assert_ne!(damaged, *pem);
+        assert!(matches!(
+            SecretKey::from_pkcs8_pem(&damaged),
+            Err(KeyError::Pkcs8(_))
+        ));
+        // A PKCS#8 v2 document (public key embedded) that matches is read.
+        let v2 = key.inner.to_pkcs8_pem(LineEnding::LF).unwrap();
+        assert_eq!(SecretKey::from_pkcs8_pem(&v2).unwrap().kid(), key.kid());
     }
 
     #[test]

@@ -240,7 +240,7 @@ fn every_flipped_bit_is_refused() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     /// Whatever valid claims are asked for, the verifier reads back exactly those.
     #[test]

@@ -76,6 +76,21 @@ impl EnvelopeCache {
         Ok(verified)
     }
 
+    /// [`Verifier::verify_call`] with the envelope's signature check skipped for bytes seen
+    /// before. The invocation is never cached: its signature is checked on every call.
+    pub fn verify_call<'a>(
+        &self,
+        verifier: &Verifier<'_>,
+        bytes: &'a [u8],
+        now: u64,
+        call: &crate::call::Call<'_>,
+        invocation: Option<&[u8]>,
+    ) -> Result<VerifiedEnvelope<'a>, Denial> {
+        let verified = self.authenticate(verifier, bytes, now)?;
+        verifier.check_call(&verified, now, call, invocation)?;
+        Ok(verified)
+    }
+
     /// [`Verifier::authenticate`] through the cache. `now` is used only to drop dead entries.
     pub fn authenticate<'a>(
         &self,

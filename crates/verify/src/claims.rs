@@ -2,29 +2,32 @@
 
 use crate::cbor::{Key, Reader};
 use crate::error::{Denial, Malformed, MalformedKind};
+use crate::keys::TrustedKey;
 use crate::tools::{Classes, ToolGrant, ToolPattern, is_tool_pattern};
 
-/// Claim keys (CONTRACT §1).
+/// Claim and grant keys as the decoder matches them: CBOR head arguments.
 mod key {
-    pub(super) const ISS: u64 = 1;
-    pub(super) const SUB: u64 = 2;
-    pub(super) const AUD: u64 = 3;
-    pub(super) const EXP: u64 = 4;
-    pub(super) const NBF: u64 = 5;
-    pub(super) const IAT: u64 = 6;
-    pub(super) const CTI: u64 = 7;
-    /// -65537 as the CBOR negative argument `-1 - n`.
-    pub(super) const GRANT_NEG: u64 = 65536;
-    pub(super) const V: u64 = 0;
-    pub(super) const TOOLS: u64 = 1;
-    pub(super) const CLASSES: u64 = 2;
-    pub(super) const MAX_USES: u64 = 3;
-    pub(super) const OBO: u64 = 4;
-    pub(super) const SID: u64 = 5;
+    use crate::wire::{claim, grant, nint_arg};
+
+    pub(super) const ISS: u64 = claim::ISS as u64;
+    pub(super) const SUB: u64 = claim::SUB as u64;
+    pub(super) const AUD: u64 = claim::AUD as u64;
+    pub(super) const EXP: u64 = claim::EXP as u64;
+    pub(super) const NBF: u64 = claim::NBF as u64;
+    pub(super) const IAT: u64 = claim::IAT as u64;
+    pub(super) const CTI: u64 = claim::CTI as u64;
+    pub(super) const CNF: u64 = claim::CNF as u64;
+    pub(super) const GRANT_NEG: u64 = nint_arg(claim::GRANT);
+    pub(super) const V: u64 = grant::V as u64;
+    pub(super) const TOOLS: u64 = grant::TOOLS as u64;
+    pub(super) const CLASSES: u64 = grant::CLASSES as u64;
+    pub(super) const MAX_USES: u64 = grant::MAX_USES as u64;
+    pub(super) const OBO: u64 = grant::OBO as u64;
+    pub(super) const SID: u64 = grant::SID as u64;
 }
 
 /// The only grant version this verifier knows.
-pub const GRANT_VERSION: u64 = 1;
+pub const GRANT_VERSION: u64 = crate::wire::grant::VERSION;
 
 /// Where a list lives in the payload: the bytes after its head and its length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,19 +47,26 @@ pub struct Claims<'a> {
     base: usize,
     iss: Option<&'a str>,
     sub: &'a str,
-    /// `None` when `aud` is a single text; the list otherwise.
-    aud_list: Option<ListSpan>,
-    aud_single: &'a str,
+    aud: Aud<'a>,
     exp: u64,
     nbf: u64,
     iat: Option<u64>,
     cti: [u8; 16],
+    /// The holder's key, checked as a trusted key is (`docs/spec.md` §3), when holder-bound.
+    holder: Option<TrustedKey>,
     version: u64,
     tools: ListSpan,
     classes: Classes,
     max_uses: u64,
     obo: Option<&'a str>,
     sid: Option<&'a str>,
+}
+
+/// `aud` as it came: a single text, or a non-empty list of texts.
+#[derive(Debug, Clone, Copy)]
+enum Aud<'a> {
+    One(&'a str),
+    List(ListSpan),
 }
 
 /// What the grant decoded to before the required fields are checked.
@@ -86,6 +96,7 @@ impl<'a> Claims<'a> {
         let mut prev = None;
         let (mut iss, mut sub, mut aud, mut exp, mut nbf, mut iat, mut cti) =
             (None, None, None, None, None, None, None);
+        let mut holder = None;
         let mut grant = None;
         let mut unknown = false;
         for _ in 0..pairs {
@@ -97,6 +108,7 @@ impl<'a> Claims<'a> {
                 Key::Uint(key::NBF) => nbf = Some(r.uint()?),
                 Key::Uint(key::IAT) => iat = Some(r.uint()?),
                 Key::Uint(key::CTI) => cti = Some(r.bytes_exact::<16>()?),
+                Key::Uint(key::CNF) => holder = Some(decode_cnf(&mut r)?),
                 Key::Nint(key::GRANT_NEG) => grant = Some(decode_grant(&mut r)?),
                 _ => {
                     r.skip(1)?;
@@ -108,7 +120,7 @@ impl<'a> Claims<'a> {
 
         let end = r.offset();
         let sub = sub.ok_or(missing(end))?;
-        let (aud_single, aud_list) = aud.ok_or(missing(end))?;
+        let aud = aud.ok_or(missing(end))?;
         let exp = exp.ok_or(missing(end))?;
         let nbf = nbf.ok_or(missing(end))?;
         let cti = cti.ok_or(missing(end))?;
@@ -132,12 +144,12 @@ impl<'a> Claims<'a> {
             base,
             iss,
             sub,
-            aud_list,
-            aud_single,
+            aud,
             exp,
             nbf,
             iat,
             cti,
+            holder,
             version,
             tools,
             classes,
@@ -159,12 +171,12 @@ impl<'a> Claims<'a> {
 
     /// The audiences, in wire order.
     pub fn aud(&self) -> AudIter<'a> {
-        match self.aud_list {
-            None => AudIter {
-                single: Some(self.aud_single),
+        match self.aud {
+            Aud::One(single) => AudIter {
+                single: Some(single),
                 list: None,
             },
-            Some(span) => AudIter {
+            Aud::List(span) => AudIter {
                 single: None,
                 list: Some(self.list(span)),
             },
@@ -173,7 +185,7 @@ impl<'a> Claims<'a> {
 
     /// Whether `aud` was a list on the wire (rather than a single text).
     pub const fn aud_is_list(&self) -> bool {
-        self.aud_list.is_some()
+        matches!(self.aud, Aud::List(_))
     }
 
     /// Expiry, seconds since the Unix epoch.
@@ -194,6 +206,12 @@ impl<'a> Claims<'a> {
     /// Envelope id: the key of use counting and revocation.
     pub const fn cti(&self) -> &[u8; 16] {
         &self.cti
+    }
+
+    /// The holder's key (`cnf`): the envelope is holder-bound, and every call under it needs
+    /// an invocation signed with this key. `None` for a bearer envelope.
+    pub const fn holder(&self) -> Option<&TrustedKey> {
+        self.holder.as_ref()
     }
 
     /// Grant version (always 1 in a decoded claims set).
@@ -239,12 +257,12 @@ impl<'a> Claims<'a> {
 }
 
 /// Decodes `aud`: a text, or a non-empty array of texts.
-fn decode_aud<'a>(r: &mut Reader<'a>) -> Result<(&'a str, Option<ListSpan>), Malformed> {
+fn decode_aud<'a>(r: &mut Reader<'a>) -> Result<Aud<'a>, Malformed> {
     let probe_at = r.pos();
     let mut probe = r.clone();
     if let Ok(single) = probe.text() {
         *r = probe;
-        return Ok((single, None));
+        return Ok(Aud::One(single));
     }
     let len = r
         .array()
@@ -256,14 +274,47 @@ fn decode_aud<'a>(r: &mut Reader<'a>) -> Result<(&'a str, Option<ListSpan>), Mal
     for _ in 0..len {
         r.text()?;
     }
-    Ok((
-        "",
-        Some(ListSpan {
-            start,
-            end: r.pos(),
-            len,
-        }),
-    ))
+    Ok(Aud::List(ListSpan {
+        start,
+        end: r.pos(),
+        len,
+    }))
+}
+
+/// Decodes `cnf = {1: {1: 1, -1: 6, -2: bstr .size 32}}` (RFC 8747, a COSE_Key: kty OKP,
+/// crv Ed25519, x), exactly these keys, and checks the key as a trusted key is checked.
+fn decode_cnf(r: &mut Reader<'_>) -> Result<TrustedKey, Malformed> {
+    use crate::wire::{cnf, nint_arg};
+    let at = r.pos();
+    let bad = |r: &Reader<'_>| r.error_at(at, MalformedKind::HolderKey);
+    if r.map().map_err(|_| bad(r))? != 1
+        || r.head()? != ciborium_ll::Header::Positive(cnf::COSE_KEY as u64)
+    {
+        return Err(bad(r));
+    }
+    if r.map().map_err(|_| bad(r))? != 3 {
+        return Err(bad(r));
+    }
+    let expect = [
+        (
+            ciborium_ll::Header::Positive(cnf::KTY as u64),
+            ciborium_ll::Header::Positive(cnf::KTY_OKP as u64),
+        ),
+        (
+            ciborium_ll::Header::Negative(nint_arg(cnf::CRV)),
+            ciborium_ll::Header::Positive(cnf::CRV_ED25519 as u64),
+        ),
+    ];
+    for (label, value) in expect {
+        if r.head()? != label || r.head()? != value {
+            return Err(bad(r));
+        }
+    }
+    if r.head()? != ciborium_ll::Header::Negative(nint_arg(cnf::X)) {
+        return Err(bad(r));
+    }
+    let x = r.bytes_exact::<32>().map_err(|_| bad(r))?;
+    TrustedKey::from_bytes(&x).map_err(|_| bad(r))
 }
 
 /// Decodes the grant map. A version other than 1 stops interpretation: its remaining

@@ -2,11 +2,12 @@
 
 use core::fmt;
 
+use crate::invocation::{InvocationFault, Mismatch};
 use crate::reason::Reason;
 
 /// Why a verifier refused an envelope or a request.
 ///
-/// The variants are the reasons of the contract (CONTRACT §2), in the order the checks run;
+/// The variants are the reasons of `docs/spec.md` §2, in the order the checks run;
 /// [`Denial::reason`] gives its [`Reason`], whose code is the stable snake_case string that
 /// logs, JSON and other implementations use. The first failing check is the reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +39,13 @@ pub enum Denial {
     ClassNotGranted,
     /// The envelope's cti or kid is revoked.
     Revoked,
+    /// The envelope is holder-bound and no invocation came with the call, or the policy
+    /// requires holder binding and the envelope has no `cnf`.
+    InvocationRequired,
+    /// The invocation is not an invocation, names another key, or its signature fails.
+    BadInvocation(InvocationFault),
+    /// The invocation signs another call, or its iat is out of range.
+    InvocationMismatch(Mismatch),
     /// The use ledger already granted `max_uses` distinct messages.
     UsesExhausted,
     /// This exact message already completed under this envelope.
@@ -61,6 +69,9 @@ impl Denial {
             Denial::ToolNotGranted => Reason::ToolNotGranted,
             Denial::ClassNotGranted => Reason::ClassNotGranted,
             Denial::Revoked => Reason::Revoked,
+            Denial::InvocationRequired => Reason::InvocationRequired,
+            Denial::BadInvocation(_) => Reason::BadInvocation,
+            Denial::InvocationMismatch(_) => Reason::InvocationMismatch,
             Denial::UsesExhausted => Reason::UsesExhausted,
             Denial::Replayed => Reason::Replayed,
         }
@@ -98,6 +109,11 @@ impl fmt::Display for Denial {
                 f.write_str("the tool is granted, but not for this action class")
             }
             Denial::Revoked => f.write_str("the envelope or its signing key is revoked"),
+            Denial::InvocationRequired => f.write_str(
+                "the envelope is holder-bound (or the policy requires it to be) and no invocation came with the call",
+            ),
+            Denial::BadInvocation(fault) => write!(f, "bad invocation: {fault}"),
+            Denial::InvocationMismatch(m) => write!(f, "invocation mismatch: {m}"),
             Denial::UsesExhausted => f.write_str("the envelope's uses are exhausted"),
             Denial::Replayed => f.write_str("this message already ran under this envelope"),
         }
@@ -146,7 +162,7 @@ impl fmt::Display for Malformed {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum MalformedKind {
-    /// The input is longer than [`crate::MAX_ENVELOPE_LEN`].
+    /// The input is longer than its size limit ([`crate::MAX_ENVELOPE_LEN`] for an envelope).
     TooLarge,
     /// The input ends inside an item, or a declared length runs past the end.
     Truncated,
@@ -194,12 +210,20 @@ pub enum MalformedKind {
     MaxUses,
     /// An empty list where at least one entry is required (`aud`, `tools`).
     EmptyList,
+    /// `cnf` is not `{1: {1: 1, -1: 6, -2: bstr .size 32}}`, or its key fails the key checks.
+    HolderKey,
+    /// A message id that is empty or longer than 256 bytes.
+    MessageId,
+    /// A class that is not exactly one of read (1), write (2) or destructive (4).
+    Class,
+    /// A key that this kind of object does not have.
+    UnknownField,
 }
 
 impl fmt::Display for MalformedKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            MalformedKind::TooLarge => "envelope longer than 4096 bytes",
+            MalformedKind::TooLarge => "longer than the size limit (4096 bytes for an envelope)",
             MalformedKind::Truncated => "input ends inside an item",
             MalformedKind::InvalidHead => "invalid CBOR head",
             MalformedKind::NotShortest => "integer or length not in shortest form",
@@ -217,12 +241,18 @@ impl fmt::Display for MalformedKind {
             MalformedKind::ProtectedHeader => "protected header is not exactly {alg, kid}",
             MalformedKind::Algorithm => "algorithm is not EdDSA (-8)",
             MalformedKind::UnprotectedHeader => "unprotected header is not empty",
-            MalformedKind::MissingClaim => "required claim missing",
+            MalformedKind::MissingClaim => "required claim or field missing",
             MalformedKind::ExpNotAfterNbf => "exp is not after nbf",
             MalformedKind::ToolPattern => "tool pattern out of grammar",
             MalformedKind::Classes => "classes must be 1 to 7",
             MalformedKind::MaxUses => "max_uses must be at least 1",
             MalformedKind::EmptyList => "list must not be empty",
+            MalformedKind::HolderKey => {
+                "cnf is not an Ed25519 COSE_Key {1: {1: 1, -1: 6, -2: x}} with a sound key"
+            }
+            MalformedKind::MessageId => "message id must be 1 to 256 bytes",
+            MalformedKind::Class => "class must be exactly one of 1, 2 or 4",
+            MalformedKind::UnknownField => "a key this object does not have",
         })
     }
 }

@@ -28,7 +28,8 @@
 //! (a tool the catalogue does not list is `unknown_tool`).
 //!
 //! Features: `alloc` (owned claims), `std` (`std::error::Error`, the verified-envelope
-//! cache), `serde` (JSON views), `fast` (precomputed tables: faster, larger). None by default.
+//! cache), `serde` (JSON views), `fast` (precomputed tables: faster, larger), `hazmat` (the
+//! raw strict Ed25519 primitive, for tests and benchmarks). None by default.
 
 #![no_std]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
@@ -38,26 +39,41 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod call;
 mod cbor;
 mod claims;
+mod ed25519;
 mod envelope;
 mod error;
+mod invocation;
 mod keys;
 #[cfg(feature = "alloc")]
 mod owned;
 mod reason;
 #[cfg(feature = "serde")]
 mod serde_impl;
+mod sign1;
 pub mod text;
 mod tools;
 mod verifier;
+pub mod wire;
+
+/// Raw strict Ed25519 over chunked messages: the primitive under every laissez signature
+/// check. Hazardous: it verifies a signature, not an envelope. For the differential test
+/// against ed25519-dalek and for benchmarks.
+#[cfg(feature = "hazmat")]
+pub mod hazmat {
+    pub use crate::ed25519::verify_strict_chunks;
+}
 
 #[cfg(feature = "std")]
 pub mod cache;
 
+pub use call::{Call, CallError};
 pub use claims::{AudIter, Claims, GRANT_VERSION, ToolIter};
-pub use envelope::{UntrustedEnvelope, verify_strict_chunks};
+pub use envelope::UntrustedEnvelope;
 pub use error::{Denial, Malformed, MalformedKind};
+pub use invocation::{InvocationFault, Mismatch, UntrustedInvocation};
 pub use keys::{KeyError, Kid, TrustedKey};
 #[cfg(feature = "alloc")]
 pub use owned::{CatalogueError, OwnedCatalogue, OwnedClaims, OwnedToolGrant};
@@ -71,12 +87,4 @@ pub use verifier::{
     PolicyError, RevocationList, Revocations, VerifiedEnvelope, Verifier,
 };
 
-/// Largest envelope accepted, in bytes.
-pub const MAX_ENVELOPE_LEN: usize = 4096;
-
-/// The external_aad of every laissez v1 Sig_structure: domain separation from other COSE
-/// uses of the same key. Never on the wire.
-pub const EXTERNAL_AAD: &[u8; 10] = b"laissez/v1";
-
-/// The first byte of every raw envelope (CBOR tag 18).
-pub const ENVELOPE_FIRST_BYTE: u8 = 0xd2;
+pub use wire::{ENVELOPE_AAD as EXTERNAL_AAD, ENVELOPE_FIRST_BYTE, MAX_ENVELOPE_LEN};

@@ -37,6 +37,8 @@ pub struct OwnedClaims {
     pub iat: Option<u64>,
     /// Envelope id.
     pub cti: [u8; 16],
+    /// The holder's raw public key (`cnf`), when holder-bound.
+    pub holder: Option<[u8; 32]>,
     /// Grant version.
     pub version: u64,
     /// Tool grants.
@@ -63,6 +65,7 @@ impl Claims<'_> {
             nbf: self.nbf(),
             iat: self.iat(),
             cti: *self.cti(),
+            holder: self.holder().map(|k| *k.as_bytes()),
             version: self.version(),
             tools: self
                 .tools()

@@ -42,6 +42,13 @@ pub enum Reason {
     ClassNotGranted,
     /// A revocation record covers the envelope.
     Revoked,
+    /// A holder-bound envelope came without an invocation, or the policy requires holder
+    /// binding and the envelope has none.
+    InvocationRequired,
+    /// The invocation is not §11's shape, names another key, or its signature fails.
+    BadInvocation,
+    /// The invocation signs another call, or its iat is out of range.
+    InvocationMismatch,
     /// `max_uses` distinct messages were already granted.
     UsesExhausted,
     /// This (cti, message id) already completed, or was spent on another call.
@@ -59,7 +66,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, the contract's first in check order, then the queue outcomes.
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 22] = [
         Reason::Malformed,
         Reason::UnknownKey,
         Reason::BadSignature,
@@ -73,6 +80,9 @@ impl Reason {
         Reason::ToolNotGranted,
         Reason::ClassNotGranted,
         Reason::Revoked,
+        Reason::InvocationRequired,
+        Reason::BadInvocation,
+        Reason::InvocationMismatch,
         Reason::UsesExhausted,
         Reason::Replayed,
         Reason::InFlight,
@@ -97,6 +107,9 @@ impl Reason {
             Reason::ToolNotGranted => "tool_not_granted",
             Reason::ClassNotGranted => "class_not_granted",
             Reason::Revoked => "revoked",
+            Reason::InvocationRequired => "invocation_required",
+            Reason::BadInvocation => "bad_invocation",
+            Reason::InvocationMismatch => "invocation_mismatch",
             Reason::UsesExhausted => "uses_exhausted",
             Reason::Replayed => "replayed",
             Reason::InFlight => "in_flight",

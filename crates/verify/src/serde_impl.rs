@@ -1,4 +1,4 @@
-//! JSON-friendly views (CONTRACT §4): claims by their names, `cti` and kids as hex, classes
+//! JSON-friendly views (`docs/spec.md` §5): claims by their names, `cti` and kids as hex, classes
 //! as lists of names, denials as their reason codes. Serialize only: envelopes are CBOR.
 
 use core::fmt;
@@ -119,6 +119,10 @@ impl Serialize for Claims<'_> {
             map.serialize_entry("iat", &iat)?;
         }
         map.serialize_entry("cti", &HexStr(self.cti()))?;
+        if let Some(holder) = self.holder() {
+            // The holder's key by its kid, as keys are named everywhere else.
+            map.serialize_entry("cnf", &holder.kid())?;
+        }
         map.serialize_entry("grant", &GrantView(self))?;
         map.end()
     }

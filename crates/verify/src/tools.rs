@@ -298,6 +298,15 @@ impl<'r> Request<'r> {
         Self::with_class(tool, catalogue.class_of(tool))
     }
 
+    /// The request of a call: its tool, with the class it was made with.
+    pub fn for_call(call: &crate::call::Call<'r>) -> Self {
+        // A call's tool was checked against the grammar when the call was made.
+        Request {
+            tool: call.tool(),
+            class: Some(call.class()),
+        }
+    }
+
     fn with_class(tool: &'r str, class: Option<ActionClass>) -> Result<Self, InvalidToolName> {
         if is_tool_name(tool) {
             Ok(Request { tool, class })

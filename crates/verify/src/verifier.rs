@@ -2,9 +2,11 @@
 
 use core::fmt;
 
+use crate::call::Call;
 use crate::claims::Claims;
 use crate::envelope::UntrustedEnvelope;
 use crate::error::Denial;
+use crate::invocation::{InvocationFault, Mismatch, UntrustedInvocation};
 use crate::keys::{self, Kid, TrustedKey};
 use crate::tools::Request;
 
@@ -22,6 +24,7 @@ pub const MAX_MAX_LIFETIME: u64 = 7 * 24 * 3600;
 pub struct Policy {
     leeway: u64,
     max_lifetime: u64,
+    require_holder: bool,
 }
 
 impl Default for Policy {
@@ -29,6 +32,7 @@ impl Default for Policy {
         Policy {
             leeway: DEFAULT_LEEWAY,
             max_lifetime: DEFAULT_MAX_LIFETIME,
+            require_holder: false,
         }
     }
 }
@@ -69,7 +73,21 @@ impl Policy {
         Ok(Policy {
             leeway,
             max_lifetime,
+            require_holder: false,
         })
+    }
+
+    /// Requires every envelope to be holder-bound (`cnf`): a bearer envelope is then
+    /// `invocation_required`.
+    #[must_use]
+    pub const fn with_require_holder(mut self, require: bool) -> Self {
+        self.require_holder = require;
+        self
+    }
+
+    /// Whether every envelope must be holder-bound.
+    pub const fn require_holder(&self) -> bool {
+        self.require_holder
     }
 
     /// Clock leeway, seconds.
@@ -162,6 +180,12 @@ impl<'a> VerifiedEnvelope<'a> {
     /// The envelope bytes as received.
     pub const fn as_bytes(&self) -> &'a [u8] {
         self.bytes
+    }
+
+    /// SHA-256 of the envelope's bytes as received: what a call names it by.
+    pub fn digest(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(self.bytes).into()
     }
 
     /// The kid of the key that signed it.
@@ -276,13 +300,93 @@ impl<'k> Verifier<'k> {
         Ok(VerifiedEnvelope::new(bytes, &key, claims))
     }
 
-    /// The checks that depend on the moment and the request: time, lifetime, audience,
-    /// agent, tool and class (when `request` is given), revocation.
+    /// The checks that depend on the moment and the request, for an envelope used without a
+    /// call (`docs/spec.md` §2): time, lifetime, audience, agent, tool and class (when
+    /// `request` is given), revocation; then, since no invocation can come without a call, a
+    /// holder-bound envelope (or any envelope when the policy requires holder binding and it
+    /// has none) is `invocation_required`.
     ///
     /// The envelope must have been authenticated under one of this verifier's own keys (the
     /// whole 32-byte key, not only its kid), else `unknown_key`: a verified envelope from a
     /// verifier with other keys proves nothing here.
     pub fn check(
+        &self,
+        envelope: &VerifiedEnvelope<'_>,
+        now: u64,
+        request: Option<&Request<'_>>,
+    ) -> Result<(), Denial> {
+        self.check_envelope(envelope, now, request)?;
+        if envelope.claims.holder().is_some() || self.policy.require_holder {
+            return Err(Denial::InvocationRequired);
+        }
+        Ok(())
+    }
+
+    /// Every check of a call on a queue (`docs/spec.md` §2, §11): the envelope's checks for
+    /// the call's tool and class, then the holder binding: a holder-bound envelope needs an
+    /// `invocation` signed by its `cnf` key over exactly this call, made between the
+    /// envelope's nbf and exp and not after now (each with the leeway). An invocation that
+    /// comes with a bearer envelope is ignored, unless the policy requires holder binding.
+    /// Use counting (the ledger) comes after.
+    pub fn check_call(
+        &self,
+        envelope: &VerifiedEnvelope<'_>,
+        now: u64,
+        call: &Call<'_>,
+        invocation: Option<&[u8]>,
+    ) -> Result<(), Denial> {
+        let request = Request::for_call(call);
+        self.check_envelope(envelope, now, Some(&request))?;
+        let Some(holder) = envelope.claims.holder() else {
+            return if self.policy.require_holder {
+                Err(Denial::InvocationRequired)
+            } else {
+                Ok(())
+            };
+        };
+        let bytes = invocation.ok_or(Denial::InvocationRequired)?;
+        let invocation = UntrustedInvocation::decode(bytes)
+            .map_err(|m| Denial::BadInvocation(InvocationFault::Malformed(m)))?;
+        invocation
+            .verify_signature(holder)
+            .map_err(Denial::BadInvocation)?;
+        // The call must be this envelope's: the worker hashed these very bytes.
+        if *call.envelope_digest() != envelope.digest() {
+            return Err(Denial::InvocationMismatch(Mismatch::Envelope));
+        }
+        if let Some(field) = invocation.mismatch(call) {
+            return Err(Denial::InvocationMismatch(field));
+        }
+        let leeway = self.policy.leeway;
+        let claims = envelope.claims();
+        let iat = invocation.iat();
+        if iat.saturating_add(leeway) < claims.nbf() {
+            return Err(Denial::InvocationMismatch(Mismatch::IatBeforeNbf));
+        }
+        if iat > now.saturating_add(leeway) {
+            return Err(Denial::InvocationMismatch(Mismatch::IatInFuture));
+        }
+        if iat >= claims.exp().saturating_add(leeway) {
+            return Err(Denial::InvocationMismatch(Mismatch::IatAfterExp));
+        }
+        Ok(())
+    }
+
+    /// [`Verifier::authenticate`] then [`Verifier::check_call`].
+    pub fn verify_call<'a>(
+        &self,
+        bytes: &'a [u8],
+        now: u64,
+        call: &Call<'_>,
+        invocation: Option<&[u8]>,
+    ) -> Result<VerifiedEnvelope<'a>, Denial> {
+        let verified = self.authenticate(bytes)?;
+        self.check_call(&verified, now, call, invocation)?;
+        Ok(verified)
+    }
+
+    /// The rows of `docs/spec.md` §2 from `not_yet_valid` through `revoked`.
+    fn check_envelope(
         &self,
         envelope: &VerifiedEnvelope<'_>,
         now: u64,

@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 
 use ed25519_dalek::{Signer, SigningKey};
-use laissez_verify::{TrustedKey, verify_strict_chunks};
+use laissez_verify::TrustedKey;
+use laissez_verify::hazmat::verify_strict_chunks;
 use serde_json::Value;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/ed25519/");

@@ -10,8 +10,11 @@
 
 mod support;
 
+#[path = "support/holder_vectors.rs"]
+mod holder_vectors;
+
 use laissez_verify::{
-    ActionClass, Denial, Kid, Policy, Reason, Request, RevocationList, TrustedKey, Verifier,
+    ActionClass, Call, Denial, Kid, Policy, Reason, Request, RevocationList, TrustedKey, Verifier,
 };
 use std::collections::BTreeMap;
 
@@ -45,6 +48,17 @@ struct Vector {
     ledger_completed: Vec<String>,
     /// This message's id, when use counting applies.
     message_id: Option<String>,
+    /// The message body (hex), when the vector is a call on a queue (`docs/spec.md` §11):
+    /// the call is (SHA-256 of the envelope, audience, message_id, the request's tool and
+    /// class, SHA-256 of this body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    body: Option<String>,
+    /// The invocation that came with the call (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    invocation: Option<String>,
+    /// The verifier's `require_holder` policy.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    require_holder: bool,
     /// `allowed`, a contract reason, or `key_error:CODE` when a trusted key fails to load.
     expect: String,
     /// For `malformed`: this implementation's finer kind and byte offset (informative for
@@ -97,6 +111,9 @@ impl Gen {
             revoked_kids: vec![],
             ledger_completed: vec![],
             message_id: None,
+            body: None,
+            invocation: None,
+            require_holder: false,
             expect: expect.into(),
             detail: None,
         }
@@ -623,8 +640,8 @@ fn generate() -> Vec<Vector> {
     });
 
     // Unsupported.
-    g.claims("unsupported_claim_key", "claim key 8", "unsupported", |c| {
-        c.set(8, int(1));
+    g.claims("unsupported_claim_key", "claim key 9", "unsupported", |c| {
+        c.set(9, int(1));
     });
     g.claims(
         "unsupported_text_claim_key",
@@ -786,6 +803,7 @@ fn generate() -> Vec<Vector> {
             v.message_id = Some("m1".into());
         },
     );
+    holder_vectors::generate(&mut g);
     g.out
 }
 
@@ -846,7 +864,11 @@ fn run(v: &Vector) -> String {
         kids: &kids,
     };
     let mut verifier = Verifier::new(&keys, &v.audience)
-        .with_policy(Policy::new(v.leeway, v.max_lifetime).unwrap())
+        .with_policy(
+            Policy::new(v.leeway, v.max_lifetime)
+                .unwrap()
+                .with_require_holder(v.require_holder),
+        )
         .with_revocations(&revocations);
     if let Some(agent) = &v.agent {
         verifier = verifier.expect_agent(agent);
@@ -864,11 +886,29 @@ fn run(v: &Vector) -> String {
         _ => panic!("{}: a request has a class or a catalogue, not both", v.name),
     });
     let bytes = hex::decode(&v.envelope).unwrap();
-    let verified = match verifier.verify(&bytes, v.now, request.as_ref()) {
+    let body = v.body.as_ref().map(|b| hex::decode(b).unwrap());
+    let invocation = v.invocation.as_ref().map(|i| hex::decode(i).unwrap());
+    let outcome = match (&body, &request) {
+        (Some(body), Some(request)) => {
+            let Some(class) = request.class() else {
+                // A tool the catalogue does not list: the envelope's rows decide.
+                return match verifier.verify(&bytes, v.now, Some(request)) {
+                    Err(denial) => denial.code().into(),
+                    Ok(_) => panic!("{}: an unlisted tool was allowed", v.name),
+                };
+            };
+            let id = v.message_id.as_deref().expect("a call has a message id");
+            let call = Call::new(&bytes, &v.audience, id, request.tool(), class, body).unwrap();
+            verifier.verify_call(&bytes, v.now, &call, invocation.as_deref())
+        }
+        (Some(_), None) => panic!("{}: a call needs a request", v.name),
+        (None, _) => verifier.verify(&bytes, v.now, request.as_ref()),
+    };
+    let verified = match outcome {
         Ok(verified) => verified,
         Err(denial) => return denial.code().into(),
     };
-    // The reference model of use counting (CONTRACT §5).
+    // The reference model of use counting (`docs/spec.md` §8).
     if let Some(id) = &v.message_id {
         if v.ledger_completed.contains(id) {
             return Denial::Replayed.code().into();

@@ -76,3 +76,110 @@ fn verify_allocates_nothing() {
 fn outcomes_push(v: &mut Vec<bool>, ok: bool) {
     allocation_counter::opt_out(|| v.push(ok));
 }
+
+#[test]
+fn catalogue_requests_and_the_text_reader_allocate_nothing() {
+    use base64::Engine as _;
+    let sk = key_for(1);
+    let keys = [TrustedKey::from_bytes(sk.verifying_key().as_bytes()).unwrap()];
+    let good = envelope(&sk, &RawClaims::standard().encode());
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&good);
+    // A line-wrapped copy, as pasted from a terminal.
+    let wrapped: String = text
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let catalogue = [
+        ("crm.read", ActionClass::Read),
+        ("crm.ticket.delete", ActionClass::Destructive),
+    ];
+    let verifier = Verifier::new(&keys, "billing");
+    let mut verdicts = vec![];
+    let n = allocations_during(|| {
+        for input in [text.as_bytes(), wrapped.as_bytes(), &good[..], b"!!"] {
+            let mut buf = [0u8; laissez_verify::MAX_ENVELOPE_LEN];
+            let Ok(bytes) = laissez_verify::text::read_envelope(input, &mut buf) else {
+                allocation_counter::opt_out(|| verdicts.push("text_error"));
+                continue;
+            };
+            for tool in ["crm.read", "crm.ticket.delete", "crm.ticket.close"] {
+                let request = Request::from_catalogue(tool, &catalogue).unwrap();
+                let code = match verifier.verify(bytes, NOW, Some(&request)) {
+                    Ok(_) => "allowed",
+                    Err(denial) => denial.code(),
+                };
+                allocation_counter::opt_out(|| verdicts.push(code));
+            }
+        }
+    });
+    assert_eq!(n, 0, "the catalogue and text path allocated {n} times");
+    let one = ["allowed", "class_not_granted", "unknown_tool"];
+    let want: Vec<&str> = [one, one, one]
+        .concat()
+        .into_iter()
+        .chain(["text_error"])
+        .collect();
+    assert_eq!(verdicts, want);
+}
+
+#[test]
+fn holder_bound_calls_allocate_nothing() {
+    let holder = key_for(7);
+    let keys = [TrustedKey::from_bytes(key_for(1).verifying_key().as_bytes()).unwrap()];
+    let env = envelope(&key_for(1), &holder_bound_claims(&holder).encode());
+    let body = b"{\"ticket\": 42}";
+    let good = RawInvocation::of(&env, "billing", "m1", "crm.ticket.close", 2, body, NOW);
+    let mut other_body = good.clone();
+    other_body.set(6, bytes(&[0; 32]));
+    let mut pattern = good.clone();
+    pattern.set(4, text("crm.*"));
+    let mut flipped = good.sign(&holder);
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    let invocations: Vec<Option<Vec<u8>>> = vec![
+        Some(good.sign(&holder)),
+        Some(good.sign(&key_for(9))),
+        Some(flipped),
+        Some(other_body.sign(&holder)),
+        Some(pattern.sign(&holder)),
+        Some(vec![0xd2; 2000]),
+        Some(env.clone()),
+        None,
+    ];
+    let verifier = Verifier::new(&keys, "billing");
+    let mut codes = vec![];
+    let n = allocations_during(|| {
+        let call = laissez_verify::Call::new(
+            &env,
+            "billing",
+            "m1",
+            "crm.ticket.close",
+            ActionClass::Write,
+            body,
+        )
+        .unwrap();
+        for invocation in &invocations {
+            let code = match verifier.verify_call(&env, NOW, &call, invocation.as_deref()) {
+                Ok(_) => "allowed",
+                Err(denial) => denial.code(),
+            };
+            allocation_counter::opt_out(|| codes.push(code));
+        }
+    });
+    assert_eq!(n, 0, "the holder-bound call path allocated {n} times");
+    assert_eq!(
+        codes,
+        [
+            "allowed",
+            "bad_invocation",
+            "bad_invocation",
+            "invocation_mismatch",
+            "bad_invocation",
+            "bad_invocation",
+            "bad_invocation",
+            "invocation_required"
+        ]
+    );
+}

@@ -1,5 +1,5 @@
 //! `cli_parse`: text through the parsers of the command line and signing profiles
-//! (CONTRACT §4) and the verifier's tool grammar.
+//! (`docs/spec.md` §10) and the verifier's tool grammar.
 //!
 //! Proves, for every text: nothing panics; what parses round-trips through its display
 //! form ([`ToolSpec`], class lists, durations written back as `XhYmZs`, envelope text);

@@ -85,7 +85,8 @@ fn apply(t: &mut Tables<'_>, op: &Op, now_ms: u64) -> Result<(Reply, bool), Ledg
             max_uses,
             expires_at,
             lease,
-            at_most_once,
+            tool,
+            class,
             fresh,
         } => {
             let key = entry_key(cti, message_id);
@@ -105,7 +106,8 @@ fn apply(t: &mut Tables<'_>, op: &Op, now_ms: u64) -> Result<(Reply, bool), Ledg
                 max_uses: *max_uses,
                 expires_at: *expires_at,
                 lease: *lease,
-                at_most_once: *at_most_once,
+                tool,
+                class: *class,
             };
             let decision = match state::decide_begin(&req, existing, granted, now_ms, *fresh) {
                 Ok(d) => d,

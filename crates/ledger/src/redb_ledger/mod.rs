@@ -26,7 +26,8 @@ use crate::{Begin, Cti, LeaseToken, LedgerError, Outcome, Usage, UseLedger};
 
 /// cti -> (granted, expires_at).
 const COUNTERS: TableDefinition<'_, &[u8], (u64, u64)> = TableDefinition::new("counters");
-/// cti ++ message_id -> encoded [`Entry`].
+/// cti ++ message_id -> encoded `state::Entry` (62 bytes; an entry of the previous 41-byte
+/// format, which had no tool or class, reads as [`LedgerError::Corrupt`]).
 const ENTRIES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("entries");
 /// expires_at (8 bytes, big-endian) ++ cti ++ message_id -> (). An empty message id stands for
 /// the cti's counter. Ordered by expiry, so that collection reads only what has expired.
@@ -73,7 +74,8 @@ enum Op {
         max_uses: u64,
         expires_at: u64,
         lease: Duration,
-        at_most_once: bool,
+        tool: String,
+        class: laissez_verify::ActionClass,
         fresh: LeaseToken,
     },
     Complete {
@@ -293,7 +295,8 @@ fn begin_op(req: &Begin<'_>) -> Result<Op, LedgerError> {
         max_uses: req.max_uses,
         expires_at: req.expires_at,
         lease: req.lease,
-        at_most_once: req.at_most_once,
+        tool: req.tool.to_owned(),
+        class: req.class,
         fresh: LeaseToken::random()?,
     })
 }

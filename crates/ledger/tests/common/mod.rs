@@ -6,7 +6,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use laissez_ledger::{Begin, Cti, LeaseToken, LedgerError, Outcome, UseLedger};
+use laissez_ledger::{
+    ActionClass, Begin, Cti, LeaseToken, LedgerError, MAX_TAKEOVERS, Outcome, UseLedger,
+};
 
 /// A lease long enough that two back-to-back calls on a loaded 2-core machine fall inside it,
 /// short enough that waiting it out keeps the suite quick.
@@ -28,7 +30,7 @@ pub(crate) async fn redis_ledger() -> laissez_ledger::RedisLedger {
 
 /// A cti no other test (or earlier run against the same Redis) has used.
 pub(crate) fn fresh_cti() -> Cti {
-    LeaseToken::random().unwrap().0
+    *LeaseToken::random().unwrap().as_bytes()
 }
 
 pub(crate) fn now_secs() -> u64 {
@@ -38,16 +40,30 @@ pub(crate) fn now_secs() -> u64 {
         .as_secs()
 }
 
+/// The first whole unix second at least `margin` from now. An `expires_at` of
+/// `now_secs() + 1` can be a millisecond away, so that a `begin` right after it finds it past
+/// and answers `Expired`; this one leaves the `begin` `margin` whatever the clock's fraction.
+pub(crate) fn expiring_in(margin: Duration) -> u64 {
+    let at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + margin;
+    at.as_secs() + u64::from(at.subsec_nanos() > 0)
+}
+
 /// An envelope expiry an hour from now.
 pub(crate) fn in_an_hour() -> u64 {
     now_secs() + 3600
 }
 
+/// The tool of [`req`]'s calls.
+pub(crate) const TOOL: &str = "crm.ticket.update";
+pub(crate) const WRITE: ActionClass = ActionClass::Write;
+pub(crate) const DESTRUCTIVE: ActionClass = ActionClass::Destructive;
+
+/// A begin for [`TOOL`] of `class`, expiring in an hour, under [`LEASE`].
 pub(crate) fn req<'a>(
     cti: &'a Cti,
     message_id: &'a str,
     max_uses: u64,
-    at_most_once: bool,
+    class: ActionClass,
 ) -> Begin<'a> {
     Begin {
         cti,
@@ -55,7 +71,8 @@ pub(crate) fn req<'a>(
         max_uses,
         expires_at: in_an_hour(),
         lease: LEASE,
-        at_most_once,
+        tool: TOOL,
+        class,
     }
 }
 
@@ -87,19 +104,23 @@ pub(crate) async fn begin_after_lease<L: UseLedger>(ledger: &L, req: &Begin<'_>)
 
 pub(crate) async fn grant_complete_replay<L: UseLedger>(ledger: &L) {
     let cti = fresh_cti();
-    let r = req(&cti, "msg-1", 3, false);
+    let r = req(&cti, "msg-1", 3, WRITE);
     let (n, lease, over) = granted(ledger.begin(&r).await.unwrap());
     assert_eq!((n, over), (1, false));
     ledger.complete(&cti, "msg-1", &lease).await.unwrap();
     // Completing again with the same lease is idempotent.
     ledger.complete(&cti, "msg-1", &lease).await.unwrap();
     assert_eq!(ledger.begin(&r).await.unwrap(), Outcome::Replayed);
+    // Another class is another call: refused as such (reported as a replay).
     assert_eq!(
-        ledger.begin(&req(&cti, "msg-1", 3, true)).await.unwrap(),
-        Outcome::Replayed
+        ledger
+            .begin(&req(&cti, "msg-1", 3, DESTRUCTIVE))
+            .await
+            .unwrap(),
+        Outcome::OtherCall
     );
     // A replay spends nothing: the next message is use 2.
-    let (n, _, _) = granted(ledger.begin(&req(&cti, "msg-2", 3, false)).await.unwrap());
+    let (n, _, _) = granted(ledger.begin(&req(&cti, "msg-2", 3, WRITE)).await.unwrap());
     assert_eq!(n, 2);
 }
 
@@ -108,28 +129,28 @@ pub(crate) async fn exhaustion_counts_distinct_messages<L: UseLedger>(ledger: &L
     let mut leases = Vec::new();
     for i in 1..=5u64 {
         let id = format!("m{i}");
-        let (n, lease, _) = granted(ledger.begin(&req(&cti, &id, 5, false)).await.unwrap());
+        let (n, lease, _) = granted(ledger.begin(&req(&cti, &id, 5, WRITE)).await.unwrap());
         assert_eq!(n, i);
         leases.push((id, lease));
     }
     assert_eq!(
-        ledger.begin(&req(&cti, "m6", 5, false)).await.unwrap(),
+        ledger.begin(&req(&cti, "m6", 5, WRITE)).await.unwrap(),
         Outcome::Exhausted
     );
     // A granted message is still answered for what it is, not as exhausted.
     assert_eq!(
-        ledger.begin(&req(&cti, "m1", 5, false)).await.unwrap(),
+        ledger.begin(&req(&cti, "m1", 5, WRITE)).await.unwrap(),
         Outcome::InFlight
     );
     let (id, lease) = &leases[1];
     ledger.complete(&cti, id, lease).await.unwrap();
     assert_eq!(
-        ledger.begin(&req(&cti, id, 5, false)).await.unwrap(),
+        ledger.begin(&req(&cti, id, 5, WRITE)).await.unwrap(),
         Outcome::Replayed
     );
     // Another cti is counted on its own.
     let other = fresh_cti();
-    let (n, _, _) = granted(ledger.begin(&req(&other, "m6", 5, false)).await.unwrap());
+    let (n, _, _) = granted(ledger.begin(&req(&other, "m6", 5, WRITE)).await.unwrap());
     assert_eq!(n, 1);
 }
 
@@ -137,8 +158,8 @@ pub(crate) async fn exhaustion_counts_distinct_messages<L: UseLedger>(ledger: &L
 /// redelivery takes it over under the same use number; the old holder can no longer settle it.
 pub(crate) async fn lease_expiry_takes_over<L: UseLedger>(ledger: &L) {
     let cti = fresh_cti();
-    granted(ledger.begin(&req(&cti, "filler", 5, false)).await.unwrap());
-    let r = req(&cti, "job", 5, false);
+    granted(ledger.begin(&req(&cti, "filler", 5, WRITE)).await.unwrap());
+    let r = req(&cti, "job", 5, WRITE);
     let (n, first, _) = granted(ledger.begin(&r).await.unwrap());
     assert_eq!(n, 2);
     assert_eq!(ledger.begin(&r).await.unwrap(), Outcome::InFlight);
@@ -154,24 +175,24 @@ pub(crate) async fn lease_expiry_takes_over<L: UseLedger>(ledger: &L) {
     ledger.complete(&cti, "job", &second).await.unwrap();
     assert_eq!(ledger.begin(&r).await.unwrap(), Outcome::Replayed);
     // The take-over spent no new use.
-    let (n, _, _) = granted(ledger.begin(&req(&cti, "next", 5, false)).await.unwrap());
+    let (n, _, _) = granted(ledger.begin(&req(&cti, "next", 5, WRITE)).await.unwrap());
     assert_eq!(n, 3);
 }
 
 pub(crate) async fn at_most_once_expiry_abandons<L: UseLedger>(ledger: &L) {
     let cti = fresh_cti();
-    let r = req(&cti, "drop-table", 5, true);
+    let r = req(&cti, "drop-table", 5, DESTRUCTIVE);
     let (_, lease, _) = granted(ledger.begin(&r).await.unwrap());
     assert_eq!(ledger.begin(&r).await.unwrap(), Outcome::InFlight);
     assert_eq!(begin_after_lease(ledger, &r).await, Outcome::Abandoned);
-    // Abandoned is final, whatever the next delivery asks.
+    // Abandoned is final; another call for the message id is refused before that.
     assert_eq!(ledger.begin(&r).await.unwrap(), Outcome::Abandoned);
     assert_eq!(
         ledger
-            .begin(&req(&cti, "drop-table", 5, false))
+            .begin(&req(&cti, "drop-table", 5, WRITE))
             .await
             .unwrap(),
-        Outcome::Abandoned
+        Outcome::OtherCall
     );
     assert_eq!(
         ledger.release(&cti, "drop-table", &lease).await,
@@ -184,9 +205,9 @@ pub(crate) async fn at_most_once_expiry_abandons<L: UseLedger>(ledger: &L) {
 
 pub(crate) async fn release_is_taken_over_at_once<L: UseLedger>(ledger: &L) {
     let cti = fresh_cti();
-    for at_most_once in [false, true] {
-        let id = format!("requeued-{at_most_once}");
-        let r = req(&cti, &id, 5, at_most_once);
+    for class in [WRITE, DESTRUCTIVE] {
+        let id = format!("requeued-{class}");
+        let r = req(&cti, &id, 5, class);
         let (n, lease, _) = granted(ledger.begin(&r).await.unwrap());
         ledger.release(&cti, &id, &lease).await.unwrap();
         ledger.release(&cti, &id, &lease).await.unwrap();
@@ -206,6 +227,102 @@ pub(crate) async fn release_is_taken_over_at_once<L: UseLedger>(ledger: &L) {
     }
 }
 
+/// Issue 11: a destructive grant lapses; a delivery of the same message id as another class
+/// used to take it over (that class is not at most once) and release it, and the next
+/// destructive delivery was then granted: the destructive step ran twice.
+pub(crate) async fn another_class_never_reopens_a_destructive_message<L: UseLedger>(ledger: &L) {
+    let cti = fresh_cti();
+    let destructive = req(&cti, "drop-table", 5, DESTRUCTIVE);
+    granted(ledger.begin(&destructive).await.unwrap());
+    // Let the lease lapse by every backend's clock (Redis's is this host's too).
+    tokio::time::sleep(LEASE + Duration::from_millis(500)).await;
+    let other = ledger
+        .begin(&req(&cti, "drop-table", 5, WRITE))
+        .await
+        .unwrap();
+    if let Outcome::Granted { lease, .. } = other {
+        ledger.release(&cti, "drop-table", &lease).await.unwrap();
+    }
+    assert_eq!(
+        ledger.begin(&destructive).await.unwrap(),
+        Outcome::Abandoned
+    );
+    // Because the other call was refused outright.
+    assert_eq!(other, Outcome::OtherCall);
+}
+
+/// The first grant binds the message id to its tool and class, in every state.
+pub(crate) async fn another_tool_or_class_is_refused<L: UseLedger>(ledger: &L) {
+    let cti = fresh_cti();
+    let r = req(&cti, "m", 5, WRITE);
+    let mut other_tool = r;
+    other_tool.tool = "crm.ticket.delete";
+    let mut other_class = r;
+    other_class.class = ActionClass::Read;
+    let (_, lease, _) = granted(ledger.begin(&r).await.unwrap());
+    for other in [&other_tool, &other_class] {
+        assert_eq!(ledger.begin(other).await.unwrap(), Outcome::OtherCall);
+    }
+    ledger.release(&cti, "m", &lease).await.unwrap();
+    for other in [&other_tool, &other_class] {
+        assert_eq!(ledger.begin(other).await.unwrap(), Outcome::OtherCall);
+    }
+    let (n, lease, over) = granted(ledger.begin(&r).await.unwrap());
+    assert_eq!((n, over), (1, true));
+    ledger.complete(&cti, "m", &lease).await.unwrap();
+    for other in [&other_tool, &other_class] {
+        assert_eq!(ledger.begin(other).await.unwrap(), Outcome::OtherCall);
+    }
+    assert_eq!(ledger.begin(&r).await.unwrap(), Outcome::Replayed);
+    // The refusals spent nothing.
+    let (n, _, _) = granted(ledger.begin(&req(&cti, "next", 5, WRITE)).await.unwrap());
+    assert_eq!(n, 2);
+}
+
+/// A message that keeps failing is re-run at most `MAX_TAKEOVERS` times, whether its handler
+/// asks to requeue (release) or its worker keeps dying (lapsed leases); then it is abandoned.
+pub(crate) async fn takeovers_are_capped<L: UseLedger>(ledger: &L) {
+    let cti = fresh_cti();
+    let r = req(&cti, "poison", 5, WRITE);
+    let (n, mut lease, _) = granted(ledger.begin(&r).await.unwrap());
+    for _ in 0..MAX_TAKEOVERS {
+        ledger.release(&cti, "poison", &lease).await.unwrap();
+        let (again, next, over) = granted(ledger.begin(&r).await.unwrap());
+        assert_eq!((again, over), (n, true));
+        lease = next;
+    }
+    ledger.release(&cti, "poison", &lease).await.unwrap();
+    assert_eq!(ledger.begin(&r).await.unwrap(), Outcome::Abandoned);
+    assert_eq!(ledger.begin(&r).await.unwrap(), Outcome::Abandoned);
+    // The worker that gave it back cannot claim it finished.
+    assert_eq!(
+        ledger.complete(&cti, "poison", &lease).await,
+        Err(LedgerError::LeaseNotHeld)
+    );
+
+    // Lapsed leases: short ones, each waited out in full before the next begin.
+    let mut r = req(&cti, "crashes", 5, WRITE);
+    r.lease = Duration::from_millis(100);
+    let lapse = || tokio::time::sleep(Duration::from_millis(250));
+    let (n, _, _) = granted(ledger.begin(&r).await.unwrap());
+    let mut last = None;
+    for _ in 0..MAX_TAKEOVERS {
+        lapse().await;
+        let (again, next, over) = granted(ledger.begin(&r).await.unwrap());
+        assert_eq!((again, over), (n, true));
+        last = Some(next);
+    }
+    lapse().await;
+    assert_eq!(ledger.begin(&r).await.unwrap(), Outcome::Abandoned);
+    assert_eq!(ledger.begin(&r).await.unwrap(), Outcome::Abandoned);
+    // The last holder may still have finished: done, not lost.
+    ledger
+        .complete(&cti, "crashes", &last.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(ledger.begin(&r).await.unwrap(), Outcome::Replayed);
+}
+
 pub(crate) async fn settling_needs_the_holders_lease<L: UseLedger>(ledger: &L) {
     let cti = fresh_cti();
     let stranger = LeaseToken::random().unwrap();
@@ -217,7 +334,7 @@ pub(crate) async fn settling_needs_the_holders_lease<L: UseLedger>(ledger: &L) {
         ledger.release(&cti, "never-begun", &stranger).await,
         Err(LedgerError::LeaseNotHeld)
     );
-    granted(ledger.begin(&req(&cti, "held", 5, false)).await.unwrap());
+    granted(ledger.begin(&req(&cti, "held", 5, WRITE)).await.unwrap());
     assert_eq!(
         ledger.complete(&cti, "held", &stranger).await,
         Err(LedgerError::LeaseNotHeld)
@@ -227,7 +344,7 @@ pub(crate) async fn settling_needs_the_holders_lease<L: UseLedger>(ledger: &L) {
         Err(LedgerError::LeaseNotHeld)
     );
     assert_eq!(
-        ledger.begin(&req(&cti, "held", 5, false)).await.unwrap(),
+        ledger.begin(&req(&cti, "held", 5, WRITE)).await.unwrap(),
         Outcome::InFlight
     );
 }
@@ -237,11 +354,11 @@ pub(crate) async fn invalid_requests_are_refused<L: UseLedger>(ledger: &L) {
     let long = "x".repeat(257);
     let max = "y".repeat(256);
     assert_eq!(
-        ledger.begin(&req(&cti, "", 5, false)).await,
+        ledger.begin(&req(&cti, "", 5, WRITE)).await,
         Err(LedgerError::InvalidMessageId)
     );
     assert_eq!(
-        ledger.begin(&req(&cti, &long, 5, false)).await,
+        ledger.begin(&req(&cti, &long, 5, WRITE)).await,
         Err(LedgerError::InvalidMessageId)
     );
     let lease = LeaseToken::random().unwrap();
@@ -250,40 +367,39 @@ pub(crate) async fn invalid_requests_are_refused<L: UseLedger>(ledger: &L) {
         Err(LedgerError::InvalidMessageId)
     );
     assert!(matches!(
-        ledger.begin(&req(&cti, "m", 0, false)).await,
+        ledger.begin(&req(&cti, "m", 0, WRITE)).await,
         Err(LedgerError::InvalidRequest(_))
     ));
-    let mut zero_lease = req(&cti, "m", 5, false);
+    let mut zero_lease = req(&cti, "m", 5, WRITE);
     zero_lease.lease = Duration::ZERO;
     assert!(matches!(
         ledger.begin(&zero_lease).await,
         Err(LedgerError::InvalidRequest(_))
     ));
-    let mut expired = req(&cti, "m", 5, false);
+    let mut expired = req(&cti, "m", 5, WRITE);
     expired.expires_at = now_secs() - 10;
     assert_eq!(ledger.begin(&expired).await, Err(LedgerError::Expired));
     // None of the refusals spent anything; the longest valid id is fine.
-    let (n, _, _) = granted(ledger.begin(&req(&cti, &max, 5, false)).await.unwrap());
+    let (n, _, _) = granted(ledger.begin(&req(&cti, &max, 5, WRITE)).await.unwrap());
     assert_eq!(n, 1);
     // Ids are bytes, not normalised: these are two messages.
-    let (n, _, _) = granted(ledger.begin(&req(&cti, "é", 5, false)).await.unwrap());
+    let (n, _, _) = granted(ledger.begin(&req(&cti, "é", 5, WRITE)).await.unwrap());
     assert_eq!(n, 2);
     let (n, _, _) = granted(
         ledger
-            .begin(&req(&cti, "e\u{301}", 5, false))
+            .begin(&req(&cti, "e\u{301}", 5, WRITE))
             .await
             .unwrap(),
     );
     assert_eq!(n, 3);
     // The spec allows any uint for max_uses and exp: the largest are accepted and counted.
-    let mut huge = req(&cti, "huge", u64::MAX, false);
+    let mut huge = req(&cti, "huge", u64::MAX, WRITE);
     huge.expires_at = u64::MAX;
     let (n, _, _) = granted(ledger.begin(&huge).await.unwrap());
     assert_eq!(n, 4);
     assert_eq!(ledger.begin(&huge).await.unwrap(), Outcome::InFlight);
 }
 
-/// Every scenario above, on one ledger.
 /// Two workers share one ledger with different leeways. Worker A (leeway 0) spends the only use
 /// with `expires_at = exp`; `pass(exp)` then moves the ledger past that expiry (collecting
 /// whatever it may); worker B (leeway 50 s), still inside its own window, asks for another
@@ -295,13 +411,14 @@ where
     Fut: Future<Output = ()>,
 {
     let cti = fresh_cti();
-    let exp = now_secs() + 1;
-    let mut a = req(&cti, "worker-a", 1, false);
+    // Soon (Redis's `pass` waits for it in real time), but never too soon for the begin.
+    let exp = expiring_in(Duration::from_secs(2));
+    let mut a = req(&cti, "worker-a", 1, WRITE);
     a.expires_at = exp;
     let (_, lease, _) = granted(ledger.begin(&a).await.unwrap());
     ledger.complete(&cti, "worker-a", &lease).await.unwrap();
     pass(exp).await;
-    let mut b = req(&cti, "worker-b", 1, false);
+    let mut b = req(&cti, "worker-b", 1, WRITE);
     b.expires_at = exp + 50;
     assert_eq!(ledger.begin(&b).await.unwrap(), Outcome::Exhausted);
     // And the completed message is still known as such.
@@ -309,6 +426,7 @@ where
     assert_eq!(ledger.begin(&b).await.unwrap(), Outcome::Replayed);
 }
 
+/// Every scenario above, on one ledger.
 pub(crate) async fn conformance<L: UseLedger>(ledger: &L) {
     grant_complete_replay(ledger).await;
     exhaustion_counts_distinct_messages(ledger).await;
@@ -317,6 +435,9 @@ pub(crate) async fn conformance<L: UseLedger>(ledger: &L) {
     release_is_taken_over_at_once(ledger).await;
     lease_expiry_takes_over(ledger).await;
     at_most_once_expiry_abandons(ledger).await;
+    another_class_never_reopens_a_destructive_message(ledger).await;
+    another_tool_or_class_is_refused(ledger).await;
+    takeovers_are_capped(ledger).await;
 }
 
 /// 16 tasks, each trying two distinct message ids against max_uses 5, `rounds` times on fresh
@@ -337,7 +458,7 @@ pub(crate) async fn race_tasks<L: UseLedger + 'static>(ledger: Arc<L>, rounds: u
                 let mut numbers = Vec::new();
                 for k in 0..2 {
                     let id = format!("task{task}-msg{k}");
-                    match ledger.begin(&req(&cti, &id, 5, false)).await.unwrap() {
+                    match ledger.begin(&req(&cti, &id, 5, WRITE)).await.unwrap() {
                         Outcome::Granted { use_number, .. } => numbers.push(use_number),
                         Outcome::Exhausted => {}
                         other => panic!("round {round}: unexpected {other:?}"),
@@ -378,7 +499,7 @@ where
                     let mut numbers = Vec::new();
                     for k in 0..2 {
                         let id = format!("thread{thread}-msg{k}");
-                        match begin(&ledger, &req(&cti, &id, 5, false)).unwrap() {
+                        match begin(&ledger, &req(&cti, &id, 5, WRITE)).unwrap() {
                             Outcome::Granted { use_number, .. } => numbers.push(use_number),
                             Outcome::Exhausted => {}
                             other => panic!("round {round}: unexpected {other:?}"),

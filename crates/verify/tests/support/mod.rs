@@ -204,3 +204,77 @@ impl RawClaims {
         raw_map(&self.pairs)
     }
 }
+
+/// The `cnf` claim for a holder key: `{1: {1: 1, -1: 6, -2: x}}`.
+pub fn cnf_for(holder: &SigningKey) -> Vec<u8> {
+    raw_map(&[(
+        int(1),
+        raw_map(&[
+            (int(1), int(1)),
+            (int(-1), int(6)),
+            (int(-2), bytes(holder.verifying_key().as_bytes())),
+        ]),
+    )])
+}
+
+/// The standard claims, holder-bound to `holder`.
+pub fn holder_bound_claims(holder: &SigningKey) -> RawClaims {
+    let mut c = RawClaims::standard();
+    c.set(8, cnf_for(holder));
+    c
+}
+
+pub const INVOCATION_AAD: &[u8] = b"laissez/v1/invocation";
+
+/// The fields of an invocation, as raw pairs so tests can break them.
+#[derive(Clone, Debug)]
+pub struct RawInvocation {
+    pub pairs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl RawInvocation {
+    /// The invocation of a call: keys 1..6 and 7 iat, as the contract lays them out.
+    pub fn of(
+        envelope: &[u8],
+        aud: &str,
+        msg: &str,
+        tool: &str,
+        class: u64,
+        body: &[u8],
+        iat: u64,
+    ) -> Self {
+        use sha2::{Digest, Sha256};
+        RawInvocation {
+            pairs: vec![
+                (int(1), bytes(&Sha256::digest(envelope))),
+                (int(2), text(aud)),
+                (int(3), text(msg)),
+                (int(4), text(tool)),
+                (int(5), int(class as i64)),
+                (int(6), bytes(&Sha256::digest(body))),
+                (int(7), int(iat as i64)),
+            ],
+        }
+    }
+
+    pub fn set(&mut self, key: i64, value: Vec<u8>) -> &mut Self {
+        set_pair(&mut self.pairs, int(key), value);
+        self
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        raw_map(&self.pairs)
+    }
+
+    /// Signed by `sk` with the invocation aad.
+    pub fn sign(&self, sk: &SigningKey) -> Vec<u8> {
+        self.sign_with_aad(sk, INVOCATION_AAD)
+    }
+
+    pub fn sign_with_aad(&self, sk: &SigningKey, aad: &[u8]) -> Vec<u8> {
+        let protected = protected_for(&kid_of(sk));
+        let payload = self.encode();
+        let sig = sign_raw(sk, &protected, aad, &payload);
+        assemble(&protected, &[0xa0], &payload, &sig)
+    }
+}

@@ -1,10 +1,11 @@
 //! One ledger type for callers that choose the backend at run time (the sidecar).
 
-use laissez_ledger::{
+use crate::{
     Begin, Cti, LeaseToken, LedgerError, MemoryLedger, Outcome, RedbLedger, RedisLedger, UseLedger,
 };
 
-/// A [`UseLedger`] whose backend is chosen at run time.
+/// A [`UseLedger`] whose backend is chosen at run time. Available with both the `redb` and the
+/// `redis` features.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum AnyLedger {
@@ -18,12 +19,10 @@ pub enum AnyLedger {
 
 impl UseLedger for AnyLedger {
     async fn begin(&self, req: &Begin<'_>) -> Result<Outcome, LedgerError> {
-        {
-            match self {
-                AnyLedger::Redb(l) => l.begin(req).await,
-                AnyLedger::Redis(l) => l.begin(req).await,
-                AnyLedger::Memory(l) => l.begin(req).await,
-            }
+        match self {
+            AnyLedger::Redb(l) => l.begin(req).await,
+            AnyLedger::Redis(l) => l.begin(req).await,
+            AnyLedger::Memory(l) => l.begin(req).await,
         }
     }
 
@@ -33,12 +32,10 @@ impl UseLedger for AnyLedger {
         message_id: &str,
         lease: &LeaseToken,
     ) -> Result<(), LedgerError> {
-        {
-            match self {
-                AnyLedger::Redb(l) => l.complete(cti, message_id, lease).await,
-                AnyLedger::Redis(l) => l.complete(cti, message_id, lease).await,
-                AnyLedger::Memory(l) => l.complete(cti, message_id, lease).await,
-            }
+        match self {
+            AnyLedger::Redb(l) => l.complete(cti, message_id, lease).await,
+            AnyLedger::Redis(l) => l.complete(cti, message_id, lease).await,
+            AnyLedger::Memory(l) => l.complete(cti, message_id, lease).await,
         }
     }
 
@@ -48,12 +45,10 @@ impl UseLedger for AnyLedger {
         message_id: &str,
         lease: &LeaseToken,
     ) -> Result<(), LedgerError> {
-        {
-            match self {
-                AnyLedger::Redb(l) => l.release(cti, message_id, lease).await,
-                AnyLedger::Redis(l) => l.release(cti, message_id, lease).await,
-                AnyLedger::Memory(l) => l.release(cti, message_id, lease).await,
-            }
+        match self {
+            AnyLedger::Redb(l) => l.release(cti, message_id, lease).await,
+            AnyLedger::Redis(l) => l.release(cti, message_id, lease).await,
+            AnyLedger::Memory(l) => l.release(cti, message_id, lease).await,
         }
     }
 }

@@ -1,0 +1,259 @@
+//! The invocation: the holder's signature over one exact call (`docs/spec.md` §11), a
+//! COSE_Sign1 of at most 1024 bytes whose payload is the call's six fields and `iat`,
+//! signed with the external_aad `laissez/v1/invocation`, so it never verifies as an envelope
+//! and an envelope never verifies as an invocation.
+
+use core::fmt;
+
+use crate::call::Call;
+use crate::cbor::{Key, Reader};
+use crate::error::{Malformed, MalformedKind};
+use crate::keys::{Kid, TrustedKey};
+use crate::sign1::Sign1;
+use crate::tools::{ActionClass, is_tool_name};
+use crate::wire::{INVOCATION_AAD, MAX_INVOCATION_LEN, MAX_MESSAGE_ID_LEN, call};
+
+/// An invocation whose structure has been checked but whose signature has not.
+#[derive(Debug, Clone, Copy)]
+pub struct UntrustedInvocation<'a> {
+    sign1: Sign1<'a>,
+    envelope_digest: [u8; 32],
+    audience: &'a str,
+    message_id: &'a str,
+    tool: &'a str,
+    class: ActionClass,
+    body_digest: [u8; 32],
+    iat: u64,
+}
+
+/// Why an invocation does not hold (`bad_invocation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvocationFault {
+    /// Not an invocation as the format defines it (offset and kind).
+    Malformed(Malformed),
+    /// Its kid is not the holder key's.
+    WrongKey,
+    /// Its signature does not verify with the holder key.
+    BadSignature,
+}
+
+impl fmt::Display for InvocationFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InvocationFault::Malformed(m) => write!(f, "malformed invocation: {m}"),
+            InvocationFault::WrongKey => {
+                f.write_str("the invocation's kid is not the holder key's")
+            }
+            InvocationFault::BadSignature => {
+                f.write_str("the invocation's signature does not verify with the holder key")
+            }
+        }
+    }
+}
+
+/// Which part of an invocation differs from the actual call (`invocation_mismatch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Mismatch {
+    /// It signs another envelope.
+    Envelope,
+    /// It signs another audience.
+    Audience,
+    /// It signs another message id.
+    MessageId,
+    /// It signs another tool.
+    Tool,
+    /// It signs another class.
+    Class,
+    /// It signs another body.
+    Body,
+    /// Its iat is before the envelope's nbf − leeway.
+    IatBeforeNbf,
+    /// Its iat is after now + leeway.
+    IatInFuture,
+    /// Its iat is at or after the envelope's exp + leeway.
+    IatAfterExp,
+}
+
+impl Mismatch {
+    /// A stable snake_case word, for details in logs and JSON.
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Mismatch::Envelope => "envelope",
+            Mismatch::Audience => "audience",
+            Mismatch::MessageId => "message_id",
+            Mismatch::Tool => "tool",
+            Mismatch::Class => "class",
+            Mismatch::Body => "body",
+            Mismatch::IatBeforeNbf => "iat_before_nbf",
+            Mismatch::IatInFuture => "iat_in_future",
+            Mismatch::IatAfterExp => "iat_after_exp",
+        }
+    }
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mismatch::Envelope => "the invocation signs another envelope",
+            Mismatch::Audience => "the invocation signs another audience",
+            Mismatch::MessageId => "the invocation signs another message id",
+            Mismatch::Tool => "the invocation signs another tool",
+            Mismatch::Class => "the invocation signs another class",
+            Mismatch::Body => "the invocation signs another body",
+            Mismatch::IatBeforeNbf => "the invocation was made before the envelope's nbf",
+            Mismatch::IatInFuture => "the invocation's iat is in the future",
+            Mismatch::IatAfterExp => "the invocation was made after the envelope expired",
+        })
+    }
+}
+
+impl<'a> UntrustedInvocation<'a> {
+    /// Decodes an invocation: the COSE_Sign1 shape, at most 1024 bytes, and a payload of
+    /// exactly `{1: bstr .size 32, 2: tstr, 3: tstr, 4: tstr, 5: uint, 6: bstr .size 32,
+    /// 7: uint}`, deterministic, with a message id of 1 to 256 bytes, a tool name (never a
+    /// pattern) and a class of exactly one of 1, 2 or 4.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, Malformed> {
+        let sign1 = Sign1::decode(bytes, MAX_INVOCATION_LEN)?;
+        let mut r = Reader::new(sign1.payload, sign1.payload_offset);
+        let at = r.pos();
+        let pairs = r.map()?;
+        let mut prev = None;
+        let (mut envelope_digest, mut audience, mut message_id, mut tool) =
+            (None, None, None, None);
+        let (mut class, mut body_digest, mut iat) = (None, None, None);
+        for _ in 0..pairs {
+            let key_at = r.pos();
+            match r.key(&mut prev, 1)? {
+                Key::Uint(k) if k == call::ENV as u64 => {
+                    envelope_digest = Some(r.bytes_exact::<32>()?);
+                }
+                Key::Uint(k) if k == call::AUD as u64 => audience = Some(r.text()?),
+                Key::Uint(k) if k == call::MSG as u64 => {
+                    let at = r.pos();
+                    let id = r.text()?;
+                    if id.is_empty() || id.len() > MAX_MESSAGE_ID_LEN {
+                        return Err(r.error_at(at, MalformedKind::MessageId));
+                    }
+                    message_id = Some(id);
+                }
+                Key::Uint(k) if k == call::TOOL as u64 => {
+                    let at = r.pos();
+                    let name = r.text()?;
+                    if !is_tool_name(name) {
+                        return Err(r.error_at(at, MalformedKind::ToolPattern));
+                    }
+                    tool = Some(name);
+                }
+                Key::Uint(k) if k == call::CLASS as u64 => {
+                    let at = r.pos();
+                    class = Some(match r.uint()? {
+                        1 => ActionClass::Read,
+                        2 => ActionClass::Write,
+                        4 => ActionClass::Destructive,
+                        _ => return Err(r.error_at(at, MalformedKind::Class)),
+                    });
+                }
+                Key::Uint(k) if k == call::BODY as u64 => {
+                    body_digest = Some(r.bytes_exact::<32>()?);
+                }
+                Key::Uint(k) if k == call::IAT as u64 => iat = Some(r.uint()?),
+                _ => return Err(r.error_at(key_at, MalformedKind::UnknownField)),
+            }
+        }
+        let missing = || r.error_at(at, MalformedKind::MissingClaim);
+        let (
+            Some(envelope_digest),
+            Some(audience),
+            Some(message_id),
+            Some(tool),
+            Some(class),
+            Some(body_digest),
+            Some(iat),
+        ) = (
+            envelope_digest,
+            audience,
+            message_id,
+            tool,
+            class,
+            body_digest,
+            iat,
+        )
+        else {
+            return Err(missing());
+        };
+        r.finish()?;
+        Ok(UntrustedInvocation {
+            sign1,
+            envelope_digest,
+            audience,
+            message_id,
+            tool,
+            class,
+            body_digest,
+            iat,
+        })
+    }
+
+    /// The kid of the key that claims to have signed it.
+    pub const fn kid(&self) -> Kid {
+        self.sign1.kid
+    }
+
+    /// When the holder made it (unauthenticated until the signature holds).
+    pub const fn iat(&self) -> u64 {
+        self.iat
+    }
+
+    /// The call it signs (unauthenticated until the signature holds).
+    pub fn call(&self) -> Call<'a> {
+        // Every field was checked when decoding, as `Call::from_digests` checks it, except
+        // an empty audience, which only ever mismatches.
+        Call::unchecked(
+            self.envelope_digest,
+            self.audience,
+            self.message_id,
+            self.tool,
+            self.class,
+            self.body_digest,
+        )
+    }
+
+    /// Whether the signature holds under `holder` with the invocation aad.
+    pub(crate) fn signature_holds(&self, holder: &TrustedKey) -> bool {
+        self.sign1.signature_holds(holder, INVOCATION_AAD)
+    }
+
+    /// Checks that `holder` made it: its kid and its signature. For a signer checking its
+    /// own output, and for tools; a worker uses [`crate::Verifier::check_call`], which also
+    /// compares the call and the times.
+    pub fn verify_signature(&self, holder: &TrustedKey) -> Result<(), InvocationFault> {
+        if self.kid() != holder.kid() {
+            return Err(InvocationFault::WrongKey);
+        }
+        if !self.signature_holds(holder) {
+            return Err(InvocationFault::BadSignature);
+        }
+        Ok(())
+    }
+
+    /// The first field that differs from `call`, in the call's key order.
+    pub(crate) fn mismatch(&self, call: &Call<'_>) -> Option<Mismatch> {
+        if self.envelope_digest != *call.envelope_digest() {
+            Some(Mismatch::Envelope)
+        } else if self.audience != call.audience() {
+            Some(Mismatch::Audience)
+        } else if self.message_id != call.message_id() {
+            Some(Mismatch::MessageId)
+        } else if self.tool != call.tool() {
+            Some(Mismatch::Tool)
+        } else if self.class != call.class() {
+            Some(Mismatch::Class)
+        } else if self.body_digest != *call.body_digest() {
+            Some(Mismatch::Body)
+        } else {
+            None
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The wire vocabulary of laissez v1 (`docs/spec.md` §1): tags, COSE header labels, claim and
+//! grant keys, the external_aad of each signed object and the size limits. One table, read
+//! by the decoder here and by the encoder in `laissez-sign`, so the two cannot drift apart.
+//! Integer keys are given as their signed values; [`nint_arg`] turns a negative one into the
+//! argument of its CBOR head.
+
+/// CBOR tag of a COSE_Sign1.
+pub const TAG_COSE_SIGN1: u64 = 18;
+
+/// The first byte of every raw envelope: tag 18 in one byte.
+pub const ENVELOPE_FIRST_BYTE: u8 = 0xd2;
+
+/// Largest envelope accepted, in bytes.
+pub const MAX_ENVELOPE_LEN: usize = 4096;
+
+/// The external_aad of an envelope's Sig_structure: domain separation from other COSE uses
+/// of the same key and from laissez's other signed objects. Never on the wire.
+pub const ENVELOPE_AAD: &[u8; 10] = b"laissez/v1";
+
+/// The external_aad of an invocation's Sig_structure (`docs/spec.md` §11).
+pub const INVOCATION_AAD: &[u8; 21] = b"laissez/v1/invocation";
+
+/// Largest invocation accepted, in bytes.
+pub const MAX_INVOCATION_LEN: usize = 1024;
+
+/// Longest message id in a call, in bytes.
+pub const MAX_MESSAGE_ID_LEN: usize = 256;
+
+/// The start of every Sig_structure: a 4-element array and the text "Signature1".
+pub const SIG_STRUCTURE_PREFIX: &[u8; 12] = b"\x84\x6aSignature1";
+
+/// COSE header labels and the one algorithm.
+pub mod header {
+    /// `alg`.
+    pub const ALG: i64 = 1;
+    /// `kid`.
+    pub const KID: i64 = 4;
+    /// EdDSA, the only algorithm.
+    pub const ALG_EDDSA: i64 = -8;
+    /// Length of a kid, in bytes.
+    pub const KID_LEN: usize = 8;
+}
+
+/// Keys of the claims map.
+pub mod claim {
+    /// `iss`: issuer name, informational.
+    pub const ISS: i64 = 1;
+    /// `sub`: the agent.
+    pub const SUB: i64 = 2;
+    /// `aud`: the audiences.
+    pub const AUD: i64 = 3;
+    /// `exp`: expiry.
+    pub const EXP: i64 = 4;
+    /// `nbf`: not before.
+    pub const NBF: i64 = 5;
+    /// `iat`: issued at.
+    pub const IAT: i64 = 6;
+    /// `cti`: envelope id.
+    pub const CTI: i64 = 7;
+    /// `cnf`: the holder's key (RFC 8747); the envelope is holder-bound.
+    pub const CNF: i64 = 8;
+    /// `grant`: what the agent may do.
+    pub const GRANT: i64 = -65537;
+    /// Length of a cti, in bytes.
+    pub const CTI_LEN: usize = 16;
+}
+
+/// The `cnf` map and its COSE_Key: `{1: {1: 1, -1: 6, -2: x}}`.
+pub mod cnf {
+    /// `COSE_Key` inside `cnf`.
+    pub const COSE_KEY: i64 = 1;
+    /// COSE_Key `kty`.
+    pub const KTY: i64 = 1;
+    /// `kty` OKP.
+    pub const KTY_OKP: i64 = 1;
+    /// COSE_Key `crv`.
+    pub const CRV: i64 = -1;
+    /// `crv` Ed25519.
+    pub const CRV_ED25519: i64 = 6;
+    /// COSE_Key `x`: the raw 32-byte public key.
+    pub const X: i64 = -2;
+}
+
+/// Keys of a call (and of an invocation, which adds `IAT`).
+pub mod call {
+    /// SHA-256 of the envelope, its bytes exactly as received.
+    pub const ENV: i64 = 1;
+    /// The audience the worker runs the call under.
+    pub const AUD: i64 = 2;
+    /// The message id.
+    pub const MSG: i64 = 3;
+    /// The tool name.
+    pub const TOOL: i64 = 4;
+    /// The class: 1 read, 2 write, 4 destructive.
+    pub const CLASS: i64 = 5;
+    /// SHA-256 of the body, its bytes exactly as delivered.
+    pub const BODY: i64 = 6;
+    /// When the invocation was made (invocations only).
+    pub const IAT: i64 = 7;
+}
+
+/// Keys of the grant map.
+pub mod grant {
+    /// `v`: grant version.
+    pub const V: i64 = 0;
+    /// `tools`: tool grants.
+    pub const TOOLS: i64 = 1;
+    /// `classes`: classes of bare-pattern grants.
+    pub const CLASSES: i64 = 2;
+    /// `max_uses`.
+    pub const MAX_USES: i64 = 3;
+    /// `obo`: on behalf of.
+    pub const OBO: i64 = 4;
+    /// `sid`: session id.
+    pub const SID: i64 = 5;
+    /// The only grant version.
+    pub const VERSION: u64 = 1;
+}
+
+/// The argument of the CBOR head that encodes the negative integer `n` (`-1 - n`).
+pub const fn nint_arg(n: i64) -> u64 {
+    // For n < 0, -1 - n is in 0..=i64::MAX: no overflow.
+    (-1 - n) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negative_keys_map_to_their_head_arguments() {
+        assert_eq!(nint_arg(claim::GRANT), 65536);
+        assert_eq!(nint_arg(header::ALG_EDDSA), 7);
+        assert_eq!(nint_arg(-1), 0);
+        assert_eq!(ENVELOPE_FIRST_BYTE, 0xc0 | TAG_COSE_SIGN1 as u8);
+    }
+}

@@ -1,0 +1,125 @@
+//! Helpers shared by laissez's test suites, so each suite does not carry its own copy, and
+//! the repository-level checks in `tests/` (every test a document cites exists).
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+
+/// The repository's root directory.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
+/// The RabbitMQ URL the service tests use: `LAISSEZ_TEST_AMQP_URL`, or the local broker.
+pub fn amqp_url() -> String {
+    std::env::var("LAISSEZ_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// The Redis URL the service tests use: `LAISSEZ_TEST_REDIS_URL`, or the local server.
+pub fn redis_url() -> String {
+    std::env::var("LAISSEZ_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned())
+}
+
+/// Every form a leaked Ed25519 seed could take in output: hex (either case), a Rust byte
+/// list (`{:?}` and `{:x?}`), base64 at each of the three alignments in both alphabets
+/// (every 6-byte window or 12-character run), and the tail of every body line of the PKCS#8
+/// PEM that holds it. A text containing none of them holds no recognisable part of the key.
+pub fn secret_forms(seed: &[u8; 32], pem: &str) -> Vec<String> {
+    let mut forms = Vec::new();
+    for window in seed.windows(6) {
+        forms.push(hex::encode(window));
+        forms.push(hex::encode_upper(window));
+        forms.push(format!("{window:?}").trim_matches(['[', ']']).to_string());
+        forms.push(format!("{window:x?}").trim_matches(['[', ']']).to_string());
+        // Pretty Debug puts each byte on a line; [`leaked_form`] also searches the text with
+        // its whitespace removed, where these match.
+        forms.push(
+            format!("{window:?}")
+                .trim_matches(['[', ']'])
+                .replace(' ', ""),
+        );
+        forms.push(
+            format!("{window:x?}")
+                .trim_matches(['[', ']'])
+                .replace(' ', ""),
+        );
+        let alternate: Vec<String> = window.iter().map(|b| format!("{b:#x}")).collect();
+        forms.push(alternate.join(","));
+    }
+    for skip in 0..3 {
+        for engine in [STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD] {
+            let text = engine.encode(&seed[skip..]);
+            forms.push(text[..12].to_string());
+            forms.push(text[text.len() - 16..text.len() - 4].to_string());
+        }
+    }
+    for line in pem.lines().filter(|l| !l.starts_with("-----")) {
+        forms.push(line[line.len().saturating_sub(16)..].to_string());
+    }
+    forms
+}
+
+/// The seed of an Ed25519 PKCS#8 v1 PEM (the document ends with it), for [`secret_forms`].
+pub fn seed_of_pkcs8_pem(pem: &str) -> Option<[u8; 32]> {
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = STANDARD.decode(body).ok()?;
+    der.get(der.len().checked_sub(32)?..)?.try_into().ok()
+}
+
+/// The first form of [`secret_forms`] that `text` contains, as it is or with its whitespace
+/// removed (so pretty-printed byte lists are caught).
+pub fn leaked_form<'f>(text: &str, forms: &'f [String]) -> Option<&'f str> {
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    forms
+        .iter()
+        .map(String::as_str)
+        .find(|form| text.contains(form) || compact.contains(form))
+}
+
+/// Panics, naming `what` and the form, when `text` holds any of `forms`.
+#[allow(clippy::panic)] // A test assertion.
+pub fn assert_no_secret(what: &str, text: &str, forms: &[String]) {
+    if let Some(form) = leaked_form(text, forms) {
+        panic!("{what} contains secret material ({form}): {text}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: [u8; 32] = [
+        0x9d, 0x61, 0xb1, 0x9d, 0xef, 0xfd, 0x5a, 0x60, 0xba, 0x84, 0x4a, 0xf4, 0x92, 0xec, 0x2c,
+        0xc4, 0x44, 0x49, 0xc5, 0x69, 0x7b, 0x32, 0x69, 0x19, 0x70, 0x3b, 0xac, 0x03, 0x1c, 0xae,
+        0x7f, 0x60,
+    ];
+
+    #[test]
+    fn every_encoding_of_a_leak_is_found_and_clean_text_is_not() {
+        // No PEM lines: only the seed's own forms may catch these.
+        let forms = secret_forms(&SEED, "");
+        for leak in [
+            hex::encode(SEED),
+            hex::encode_upper(&SEED[7..20]),
+            STANDARD.encode(SEED),
+            URL_SAFE_NO_PAD.encode(&SEED[1..]),
+            STANDARD_NO_PAD.encode(&SEED[2..]),
+            format!("{SEED:?}"),
+            format!("{:?}", &SEED[10..20]),
+            format!("{:x?}", &SEED[3..12]),
+            format!("key: {:#?}", SEED.to_vec()),
+            format!("{:#x?}", &SEED[5..15]),
+        ] {
+            assert!(leaked_form(&leak, &forms).is_some(), "missed: {leak}");
+        }
+        for clean in ["kid 0123456789abcdef", "[1, 2, 3]", "", "AAAAAAAAAAAAAAAA"] {
+            assert_eq!(leaked_form(clean, &forms), None, "{clean}");
+        }
+    }
+}
