@@ -15,7 +15,7 @@ use laissez_amqp::lapin::types::{AMQPValue, FieldTable};
 use laissez_amqp::{
     ConsumerConfig, Disposition, EnvelopeEncoding, HandlerError, Message, OnHandlerError, ToolCall,
 };
-use laissez_ledger::MemoryLedger;
+use laissez_ledger::{MAX_TAKEOVERS, MemoryLedger};
 use laissez_sign::EnvelopeBuilder;
 use laissez_verify::{ActionClass, Reason};
 
@@ -368,8 +368,9 @@ async fn handler_errors_panics_and_requeues() {
         "destructive-error",
     )
     .await;
-    // With requeue-on-error, a panicking handler runs again and again under the same use:
-    // wait for a few runs, then check the others settled.
+    // With requeue-on-error, a panicking handler runs again under the same use, until the
+    // ledger's take-over cap abandons it: 1 + MAX_TAKEOVERS runs, then the dead-letter queue.
+    let most = 1 + MAX_TAKEOVERS as usize;
     let ok = eventually(|| {
         let runs = runs.lock().unwrap();
         let n = |id: &str| runs.iter().filter(|r| r.0 == id).count();
@@ -377,16 +378,34 @@ async fn handler_errors_panics_and_requeues() {
             && n("retried-error") == 2
             && n("after-panic") == 1
             && n("destructive-error") == 1
-            && n("panics") >= 2
+            && n("panics") == most
     })
     .await;
     assert!(ok, "runs: {:?}", runs.lock().unwrap());
-    let dead = q.wait_dead_letters(1).await;
+    let mut dead: Vec<String> = q
+        .wait_dead_letters(2)
+        .await
+        .into_iter()
+        .map(|d| d.0)
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let stats = worker.stop().await;
-    assert_eq!(dead.len(), 1);
+    dead.extend(q.take_dead_letters().await.into_iter().map(|d| d.0));
+    dead.sort();
     assert_eq!(
-        dead[0].0, "destructive-error",
-        "a failed destructive step is dead-lettered, not retried"
+        dead,
+        ["destructive-error", "panics"],
+        "a failed destructive step is dead-lettered, not retried; a poison message after the cap"
+    );
+    assert_eq!(decisions.denials()["panics"], [Reason::Abandoned]);
+    assert_eq!(
+        runs.lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.0 == "panics")
+            .count(),
+        most,
+        "never run past the cap"
     );
     let runs = runs.lock().unwrap().clone();
     for id in ["requeue-once", "retried-error", "panics"] {
