@@ -466,7 +466,7 @@ async fn complete<L: UseLedger, H>(shared: &Shared<L, H>, held: &Held) {
         .complete(&held.cti, &held.message_id, &held.lease)
         .await
     {
-        tracing::warn!(error = %error, message_id = ?held.message_id, cti = hex::encode(held.cti), "laissez: could not complete the use; it stays in flight until its lease lapses");
+        tracing::warn!(error = ?error.to_string(), message_id = ?held.message_id, cti = hex::encode(held.cti), "laissez: could not complete the use; it stays in flight until its lease lapses");
     }
 }
 
@@ -476,7 +476,7 @@ async fn release<L: UseLedger, H>(shared: &Shared<L, H>, held: &Held) {
         .release(&held.cti, &held.message_id, &held.lease)
         .await
     {
-        tracing::warn!(error = %error, message_id = ?held.message_id, cti = hex::encode(held.cti), "laissez: could not release the lease; a redelivery waits for it to lapse");
+        tracing::warn!(error = ?error.to_string(), message_id = ?held.message_id, cti = hex::encode(held.cti), "laissez: could not release the lease; a redelivery waits for it to lapse");
     }
 }
 
