@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use laissez_ledger::{Begin, Outcome, RedbLedger};
 use laissez_sign::{EnvelopeBuilder, SecretKey, parse_classes, unix_now};
-use laissez_verify::{ActionClass, Denial, Request, Verifier};
+use laissez_verify::{ActionClass, Reason, Request, Verifier};
 
 /// The agent of the tour.
 pub const AGENT: &str = "spiffe://acme.example/agent/support-bot";
@@ -27,14 +27,14 @@ struct Call<'a> {
     tampered: bool,
 }
 
-/// The decision of one call: `Ok(use number)` or the contract's reason.
+/// The decision of one call: `Ok(use number)` or its [`Reason`].
 fn decide(
     call: &Call<'_>,
     verifier_keys: &[laissez_verify::TrustedKey],
     envelope: &[u8],
     now: u64,
     ledger: &RedbLedger,
-) -> Result<Result<u64, &'static str>, Box<dyn Error>> {
+) -> Result<Result<u64, Reason>, Box<dyn Error>> {
     let mut bytes = envelope.to_vec();
     if call.tampered {
         // One bit of the payload: the claims no longer match the signature.
@@ -45,7 +45,7 @@ fn decide(
     let request = Request::new(call.tool, call.class)?;
     let verified = match verifier.verify(&bytes, now, Some(&request)) {
         Ok(verified) => verified,
-        Err(denial) => return Ok(Err(denial.code())),
+        Err(denial) => return Ok(Err(denial.reason())),
     };
     let claims = verified.claims();
     // Every check passed: spend the use in the embedded ledger before "running" the tool.
@@ -65,9 +65,12 @@ fn decide(
             ledger.complete_blocking(claims.cti(), call.message_id, &lease)?;
             Ok(use_number)
         }
-        Outcome::Replayed => Err(Denial::Replayed.code()),
-        Outcome::Exhausted => Err(Denial::UsesExhausted.code()),
-        other => Err(other.code()),
+        Outcome::Replayed => Err(Reason::Replayed),
+        Outcome::Exhausted => Err(Reason::UsesExhausted),
+        Outcome::Abandoned => Err(Reason::Abandoned),
+        Outcome::InFlight => Err(Reason::InFlight),
+        // An answer this version does not know: not run, as if the ledger were unreachable.
+        _ => Err(Reason::LedgerUnavailable),
     })
 }
 

@@ -2,12 +2,15 @@
 //! RabbitMQ with publisher confirms. Run the worker next to it:
 //!
 //! ```text
-//! cargo run --example orchestrator        # declares the queue, publishes 6 tool calls
+//! cargo run --example orchestrator        # declares the queues, publishes 6 tool calls
 //! cargo run --example worker              # consumes them through the laissez middleware
 //! ```
 //!
 //! The signing key is `target/laissez-example.key` (created on first run); the worker trusts
 //! its `.pub`. AMQP_ADDR overrides the broker (default amqp://guest:guest@127.0.0.1:5672/%2f).
+//!
+//! Each call names the class the orchestrator believes its tool has; the worker's own catalogue
+//! decides (a call whose class disagrees with it is refused as `malformed`).
 
 use std::error::Error;
 use std::path::Path;
@@ -35,6 +38,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
     let connection = laissez_amqp::connect(&url, "laissez example orchestrator").await?;
     let channel = connection.create_channel().await?;
+    // The work queue, its dead-letter exchange and queue, and its retry queue.
     Topology::new(QUEUE).declare(&channel).await?;
     let publisher = Publisher::new(channel).await?;
 

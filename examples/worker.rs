@@ -1,8 +1,9 @@
-//! The worker side: consumes `laissez-example-tools` through the laissez middleware. Each
-//! message is verified (trusting `target/laissez-example.key.pub`), its use is spent in the
-//! embedded ledger `target/laissez-example-ledger.redb`, and only then does the handler run.
-//! Denials go to `laissez-example-tools.dlq` and are logged. Stops on Ctrl-C, or after five
-//! idle seconds.
+//! The worker side: consumes `laissez-example-tools` through the laissez middleware. The
+//! worker has its own tool catalogue: the tools it runs, each with its action class, so the
+//! class of a call is the worker's, never the publisher's. Each message is verified (trusting
+//! `target/laissez-example.key.pub`) for that class, its use is spent in the embedded ledger
+//! `target/laissez-example-ledger.redb`, and only then does the handler run. Denials go to
+//! `laissez-example-tools.dlq` and are logged. Stops on Ctrl-C, or after five idle seconds.
 //!
 //! ```text
 //! cargo run --example orchestrator && cargo run --example worker
@@ -16,10 +17,22 @@ use std::time::Duration;
 use laissez_amqp::{ConsumerConfig, Disposition, HandlerError, Message, Middleware};
 use laissez_ledger::RedbLedger;
 use laissez_sign::keyfile::read_trust_file;
+use laissez_verify::{ActionClass, OwnedCatalogue};
 
 const TRUST: &str = "target/laissez-example.key.pub";
 const LEDGER: &str = "target/laissez-example-ledger.redb";
 const QUEUE: &str = "laissez-example-tools";
+
+/// The tools this worker runs. Closing a ticket is destructive here, whatever a publisher
+/// calls it; `billing.refund` is listed so that the envelope's grant decides about it.
+fn catalogue() -> Result<OwnedCatalogue, Box<dyn Error>> {
+    Ok(OwnedCatalogue::new()
+        .with("crm.ticket.read", ActionClass::Read)?
+        .with("crm.ticket.comment", ActionClass::Write)?
+        .with("crm.ticket.update", ActionClass::Write)?
+        .with("crm.ticket.close", ActionClass::Destructive)?
+        .with("billing.refund", ActionClass::Write)?)
+}
 
 async fn handle(message: Message) -> Result<Disposition, HandlerError> {
     let a = &message.authorized;
@@ -51,15 +64,17 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
     let connection = laissez_amqp::connect(&url, "laissez example worker").await?;
     let channel = connection.create_channel().await?;
-    let config = ConsumerConfig::new(QUEUE, QUEUE, keys)
+    // Messages that must wait (a copy in flight elsewhere, the ledger unreachable) wait in
+    // the retry queue the orchestrator declared, not in this worker.
+    let config = ConsumerConfig::new(QUEUE, QUEUE, keys, catalogue()?)
         .prefetch(16)
+        .retry_queue(format!("{QUEUE}.retry"))
         .idle_timeout(Some(Duration::from_secs(5)));
     let middleware = Middleware::new(config, ledger, handle).on_decision(|d| {
-        if !d.allowed {
+        if let Some(reason) = d.reason {
             println!(
-                "DENY {}: {}",
+                "DENY {}: {reason}",
                 d.message_id.as_deref().unwrap_or("(no id)"),
-                d.reason.unwrap_or("?")
             );
         }
     });

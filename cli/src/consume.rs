@@ -1,33 +1,56 @@
-//! `laissez consume`: the worker sidecar of CONTRACT §4, a thin layer over
-//! `laissez_amqp::sidecar`.
+//! `laissez consume`: the worker sidecar of `docs/spec.md` §10. The library
+//! (`laissez_amqp::sidecar::run`) consumes, decides and runs the command; this module is the
+//! process around it: the arguments, the tool catalogue file, the Tokio runtime, the stop
+//! signals, where the command's stdout goes, and logs that never show a URL's password.
 
+use std::future::Future;
+use std::io::Write;
 use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::Duration;
 
 use clap::Args;
+use laissez_amqp::AmqpError;
 use laissez_amqp::sidecar::{self, DEFAULT_LEDGER_PATH, LedgerChoice, SidecarConfig};
 use laissez_sign::keyfile::read_trust_file;
 
 use crate::failure::Failure;
+use crate::tools_file;
 
 pub(crate) const CONSUME_HELP: &str = "\
-Each message needs the headers laissez-envelope, laissez-tool, laissez-class and a message_id.
-Denied messages are rejected to the queue's dead-letter exchange and never run. CMD gets the body
-on stdin and LAISSEZ_AGENT, LAISSEZ_TOOL, LAISSEZ_CLASS, LAISSEZ_OBO, LAISSEZ_SESSION,
-LAISSEZ_CTI, LAISSEZ_USE, LAISSEZ_MESSAGE_ID; exit 0 acks, any other exit dead-letters. CMD's
-stdout goes to stderr: stdout has one JSON decision per message:
+Each message needs the headers laissez-envelope and laissez-tool and a message_id. The class of a
+call is this worker's: --tools FILE lists the tools it runs, each with its class, in TOML:
+
+  [tools]
+  \"crm.ticket.read\" = \"read\"
+  \"crm.ticket.delete\" = \"destructive\"
+
+A tool the file does not list is denied unknown_tool; a laissez-class header (optional) that
+disagrees with the file is denied malformed. Denied messages are rejected to the queue's
+dead-letter exchange and never run. CMD gets the body on stdin and LAISSEZ_AGENT, LAISSEZ_TOOL,
+LAISSEZ_CLASS, LAISSEZ_OBO, LAISSEZ_SESSION, LAISSEZ_CTI, LAISSEZ_USE, LAISSEZ_MESSAGE_ID (never
+LAISSEZ_AMQP_URL nor LAISSEZ_REDIS_URL); exit 0 acks, any other exit dead-letters. CMD's stdout
+goes to stderr: stdout has one JSON decision per message:
 {\"message_id\",\"allowed\",\"reason\",\"cti\",\"agent\",\"tool\",\"class\",\"use\"}.
-SIGTERM or --exit-when-idle stop gracefully. The default ledger is ./laissez-ledger.redb.
+SIGTERM or --exit-when-idle stop gracefully. The default ledger is ./laissez-ledger.redb (a
+warning says so). --amqp and --redis may come from LAISSEZ_AMQP_URL and LAISSEZ_REDIS_URL, which
+keeps their passwords out of the process list; a URL's password is never printed.
 
 Example:
-  laissez consume --amqp amqp://guest:guest@127.0.0.1:5672/%2f --queue billing \\
-      --trust orchestrator.pub --aud billing-queue --exec python3 worker.py";
+  LAISSEZ_AMQP_URL=amqp://worker:secret@127.0.0.1:5672/%2f laissez consume --queue billing \\
+      --trust orchestrator.pub --aud billing-queue --tools billing-tools.toml \\
+      --exec python3 worker.py";
 
 /// Arguments of `consume`.
 #[derive(Debug, Args)]
 pub(crate) struct ConsumeArgs {
     /// The broker URL, e.g. amqp://guest:guest@127.0.0.1:5672/%2f.
-    #[arg(long, value_name = "URL")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "LAISSEZ_AMQP_URL",
+        hide_env_values = true
+    )]
     amqp: String,
     /// The queue to consume (as it exists: nothing is declared).
     #[arg(long, value_name = "Q")]
@@ -38,11 +61,19 @@ pub(crate) struct ConsumeArgs {
     /// This worker's audience (queue or pool name).
     #[arg(long, value_name = "NAME")]
     aud: String,
+    /// The worker's tool catalogue: TOML, [tools] then "tool.name" = "read|write|destructive".
+    #[arg(long, value_name = "FILE")]
+    tools: PathBuf,
     /// Embedded use ledger file [default: ./laissez-ledger.redb].
     #[arg(long, value_name = "PATH", conflicts_with = "redis")]
     ledger: Option<PathBuf>,
     /// Share the use ledger in Redis instead, e.g. redis://127.0.0.1:6379/.
-    #[arg(long, value_name = "URL")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "LAISSEZ_REDIS_URL",
+        hide_env_values = true
+    )]
     redis: Option<String>,
     /// Messages fetched ahead and run at once.
     #[arg(long, value_name = "N", default_value_t = 1,
@@ -57,14 +88,16 @@ pub(crate) struct ConsumeArgs {
 }
 
 pub(crate) fn consume(args: &ConsumeArgs) -> Result<(), Failure> {
+    let secrets = Secrets::of([Some(args.amqp.as_str()), args.redis.as_deref()]);
+    if args.queue.is_empty() || args.aud.is_empty() {
+        return Err(Failure::usage("--queue and --aud must not be empty"));
+    }
+    let tools = tools_file::load(&args.tools)?;
     let mut keys = Vec::new();
     for path in &args.trust {
         keys.extend(read_trust_file(path)?);
     }
-    if args.queue.is_empty() || args.aud.is_empty() {
-        return Err(Failure::usage("--queue and --aud must not be empty"));
-    }
-    let mut config = SidecarConfig::new(&args.amqp, &args.queue, &args.aud, keys);
+    let mut config = SidecarConfig::new(&args.amqp, &args.queue, &args.aud, keys, tools);
     config.ledger = match (&args.redis, &args.ledger) {
         (Some(url), _) => LedgerChoice::Redis(url.clone()),
         (None, Some(path)) => LedgerChoice::Redb(path.clone()),
@@ -73,11 +106,172 @@ pub(crate) fn consume(args: &ConsumeArgs) -> Result<(), Failure> {
     config.prefetch = args.prefetch;
     config.exit_when_idle = args.exit_when_idle.map(Duration::from_secs);
     config.exec.clone_from(&args.exec);
-    // Decisions go to stdout as JSON; the audit events and diagnostics to stderr.
+    config.command_stdout = stdout_for_command;
+    // Decisions go to stdout as JSON; the audit events and diagnostics to stderr, with any
+    // URL password blanked out.
+    let writer = secrets.clone();
     let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(move || writer.stderr())
         .with_max_level(tracing::Level::INFO)
         .try_init();
-    sidecar::run_blocking(config).map_err(|e| Failure::io(e.to_string()))?;
+    if args.redis.is_none() && args.ledger.is_none() {
+        tracing::warn!(
+            "laissez: the use ledger is {DEFAULT_LEDGER_PATH} in the working directory (no --ledger \
+             or --redis): every worker of this audience must share it, so run them all from here \
+             or name one ledger"
+        );
+    }
+    run_blocking(config).map_err(|e| Failure::io(secrets.redact(&e.to_string())))?;
     Ok(())
+}
+
+/// Runs the sidecar on a new Tokio runtime until SIGTERM, SIGINT or the idle timeout.
+fn run_blocking(config: SidecarConfig) -> Result<laissez_amqp::Stats, AmqpError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        // Installed before connecting: a stop signal while connecting stops at once.
+        let shutdown = termination()?;
+        sidecar::run(config, shutdown).await
+    })
+}
+
+/// A future that completes on SIGTERM or SIGINT. Must be called inside a Tokio runtime.
+fn termination() -> Result<impl Future<Output = ()> + Send + 'static, AmqpError> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("laissez: SIGTERM"),
+                _ = int.recv() => tracing::info!("laissez: SIGINT"),
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
+}
+
+/// The command's stdout goes to our stderr: stdout carries only decision lines.
+fn stdout_for_command() -> Stdio {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd as _;
+        match std::io::stderr().as_fd().try_clone_to_owned() {
+            Ok(fd) => Stdio::from(fd),
+            Err(_) => Stdio::null(),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        Stdio::inherit()
+    }
+}
+
+/// The passwords of the URLs given, as written and percent-decoded: never printed.
+#[derive(Debug, Clone, Default)]
+struct Secrets(Vec<String>);
+
+impl Secrets {
+    fn of<'a>(urls: impl IntoIterator<Item = Option<&'a str>>) -> Self {
+        let mut secrets = Vec::new();
+        for password in urls.into_iter().flatten().filter_map(url_password) {
+            let decoded = percent_decode(password);
+            secrets.push(password.to_owned());
+            if decoded != password {
+                secrets.push(decoded);
+            }
+        }
+        Secrets(secrets)
+    }
+
+    fn redact(&self, text: &str) -> String {
+        self.0
+            .iter()
+            .fold(text.to_owned(), |text, secret| text.replace(secret, "***"))
+    }
+
+    fn stderr(&self) -> RedactingStderr {
+        RedactingStderr(self.clone())
+    }
+}
+
+/// Stderr, with the secrets blanked out. The log formatter writes each event in one call.
+struct RedactingStderr(Secrets);
+
+impl Write for RedactingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        std::io::stderr().write_all(self.0.redact(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// The password of `scheme://user:password@host…`, if any.
+fn url_password(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    let (_, password) = userinfo.split_once(':')?;
+    (!password.is_empty()).then_some(password)
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_found_and_blanked_out() {
+        assert_eq!(
+            url_password("amqp://guest:s3cret@127.0.0.1:5672/%2f"),
+            Some("s3cret")
+        );
+        assert_eq!(url_password("redis://:p%40ss@redis:6379/0"), Some("p%40ss"));
+        assert_eq!(url_password("amqp://guest@host/%2f"), None);
+        assert_eq!(url_password("amqp://host:5672/a:b@c"), None);
+        let secrets = Secrets::of([
+            Some("amqp://u:s3cret@h/%2f"),
+            Some("redis://:p%40ss@r/"),
+            None,
+        ]);
+        assert_eq!(
+            secrets.redact("s3cret and p%40ss and p@ss"),
+            "*** and *** and ***"
+        );
+    }
 }

@@ -13,6 +13,7 @@ mod keys_cmd;
 mod output;
 mod profile;
 mod sign_cmd;
+mod tools_file;
 mod verify_cmd;
 
 use std::path::PathBuf;

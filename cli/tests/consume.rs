@@ -1,7 +1,8 @@
 //! `laissez consume` on the real binary against the real broker (127.0.0.1:5672): --exec gets
-//! the body and LAISSEZ_* variables, exit 0 acks, other exits and denials dead-letter, one
-//! JSON decision line per message on stdout; SIGTERM stops it without losing the message in
-//! flight.
+//! the body and LAISSEZ_* variables (the class from the worker's --tools file), exit 0 acks,
+//! other exits and denials dead-letter, one JSON decision line per message on stdout; SIGTERM
+//! stops it without losing the message in flight; a bad tools file is refused naming its
+//! line; URLs come from the environment and their passwords are never printed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::{Command, Stdio};
@@ -13,6 +14,9 @@ use laissez_sign::{EnvelopeBuilder, SecretKey, parse_classes};
 use laissez_verify::ActionClass;
 
 const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// The tools file of every test worker.
+const TOOLS: &str = "[tools]\n\"crm.read\" = \"read\"\n\"crm.write\" = \"write\"\n\"crm.drop\" = \"destructive\"\n\"slow.job\" = \"read\"\n";
 
 fn unique(prefix: &str) -> String {
     let nanos = SystemTime::now()
@@ -34,6 +38,7 @@ impl Setup {
         let dir = tempfile::tempdir().unwrap();
         let key = SecretKey::generate().unwrap();
         std::fs::write(dir.path().join("trust.pub"), key.public_key_pem().unwrap()).unwrap();
+        std::fs::write(dir.path().join("tools.toml"), TOOLS).unwrap();
         let connection = laissez_amqp::connect(AMQP, "laissez cli tests")
             .await
             .expect("RabbitMQ on 127.0.0.1:5672 must be running");
@@ -50,14 +55,18 @@ impl Setup {
         }
     }
 
+    /// `laissez consume` on this queue; the broker URL comes from LAISSEZ_AMQP_URL.
     fn consume(&self, extra: &[&str]) -> Command {
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("laissez"));
         let trust = self.dir.path().join("trust.pub");
         let ledger = self.dir.path().join("uses.redb");
-        cmd.args(["consume", "--amqp", AMQP, "--queue", &self.topology.queue])
+        cmd.env("LAISSEZ_AMQP_URL", AMQP)
+            .env_remove("LAISSEZ_REDIS_URL")
+            .args(["consume", "--queue", &self.topology.queue])
             .args(["--aud", &self.topology.queue])
             .arg("--trust")
             .arg(trust)
+            .args(["--tools", "tools.toml"])
             .arg("--ledger")
             .arg(ledger)
             .args(extra)
@@ -66,10 +75,15 @@ impl Setup {
     }
 
     async fn publish(&self, envelope: &[u8], tool: &str, class: ActionClass, id: &str) {
+        self.publish_call(ToolCall::new(envelope, tool, class, id))
+            .await;
+    }
+
+    async fn publish_call(&self, call: ToolCall<'_>) {
+        let id = call.message_id;
         let publisher = Publisher::new(self.connection.create_channel().await.unwrap())
             .await
             .unwrap();
-        let call = ToolCall::new(envelope, tool, class, id);
         publisher
             .publish(
                 "",
@@ -104,7 +118,11 @@ impl Setup {
 
     async fn delete(self) {
         let channel = self.connection.create_channel().await.unwrap();
-        for q in [&self.topology.queue, &self.topology.dead_letter_queue] {
+        for q in [
+            &self.topology.queue,
+            &self.topology.dead_letter_queue,
+            &self.topology.retry_queue,
+        ] {
             let _ = channel
                 .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
                 .await;
@@ -142,7 +160,13 @@ async fn exec_decisions_and_exit_codes() {
         "m-class",
     )
     .await;
-    let script = r#"read -r body; echo "ran $LAISSEZ_MESSAGE_ID use=$LAISSEZ_USE obo=$LAISSEZ_OBO body=$body"; [ "$LAISSEZ_MESSAGE_ID" = m-ok ]"#;
+    // The relabelling attack: a destructive tool labelled write by its publisher.
+    s.publish(env.as_bytes(), "crm.drop", ActionClass::Write, "m-relabel")
+        .await;
+    // Granted by crm.*, but not a tool of this worker.
+    let unknown = ToolCall::new(env.as_bytes(), "crm.export", ActionClass::Read, "m-unknown");
+    s.publish_call(unknown.without_class()).await;
+    let script = r#"read -r body; echo "ran $LAISSEZ_MESSAGE_ID use=$LAISSEZ_USE obo=$LAISSEZ_OBO class=$LAISSEZ_CLASS amqp=${LAISSEZ_AMQP_URL:-unset} body=$body"; [ "$LAISSEZ_MESSAGE_ID" = m-ok ]"#;
     let out = s
         .consume(&["--exit-when-idle", "2s", "--exec", "sh", "-c", script])
         .output()
@@ -154,7 +178,7 @@ async fn exec_decisions_and_exit_codes() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(decisions.len(), 4, "one JSON line per message: {stdout}");
+    assert_eq!(decisions.len(), 6, "one JSON line per message: {stdout}");
     let by = |id: &str| {
         decisions
             .iter()
@@ -185,16 +209,24 @@ async fn exec_decisions_and_exit_codes() {
     assert_eq!(by("m-over")["reason"], "uses_exhausted");
     assert_eq!(by("m-class")["reason"], "class_not_granted");
     assert_eq!(by("m-class")["allowed"], false);
-    // The command's stdout went to stderr, with its body and environment.
+    assert_eq!(by("m-class")["class"], "destructive");
+    assert_eq!(by("m-relabel")["reason"], "malformed");
+    assert_eq!(by("m-relabel")["class"], "destructive");
+    assert_eq!(by("m-unknown")["reason"], "unknown_tool");
+    assert_eq!(by("m-unknown")["class"], serde_json::Value::Null);
+    // The command's stdout went to stderr, with its body and environment, and without the
+    // broker URL the sidecar read from its own environment.
     assert!(
-        stderr.contains("ran m-ok use=1 obo=alice body=body of m-ok"),
+        stderr.contains("ran m-ok use=1 obo=alice class=read amqp=unset body=body of m-ok"),
         "{stderr}"
     );
-    assert!(!stderr.contains("ran m-over") && !stderr.contains("ran m-class"));
+    for id in ["m-over", "m-class", "m-relabel", "m-unknown"] {
+        assert!(!stderr.contains(&format!("ran {id}")), "{id} ran: {stderr}");
+    }
     assert_eq!(s.count(&s.topology.queue).await, Vec::<String>::new());
     assert_eq!(
         s.count(&s.topology.dead_letter_queue).await,
-        ["m-class", "m-fail", "m-over"]
+        ["m-class", "m-fail", "m-over", "m-relabel", "m-unknown"]
     );
     s.delete().await;
 }
@@ -252,16 +284,22 @@ async fn sigterm_finishes_the_message_in_flight() {
     s.delete().await;
 }
 
-/// A `laissez consume` whose broker is down: nothing listens on port 1.
+/// The password of the broker URL of [`consume_dead_broker`]: never printed.
+const AMQP_PASSWORD: &str = "s3cret-amqp-pw";
+
+/// A `laissez consume` whose broker is down (nothing listens on port 1), its URL with a
+/// password in LAISSEZ_AMQP_URL, and the default ledger in the working directory.
 fn consume_dead_broker(dir: &std::path::Path) -> Command {
     let key = SecretKey::generate().unwrap();
     std::fs::write(dir.join("trust.pub"), key.public_key_pem().unwrap()).unwrap();
+    std::fs::write(dir.join("tools.toml"), TOOLS).unwrap();
     let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("laissez"));
-    cmd.args(["consume", "--amqp", "amqp://guest:guest@127.0.0.1:1/%2f"])
-        .args(["--queue", "q", "--aud", "q", "--trust"])
+    let url = format!("amqp://guest:{AMQP_PASSWORD}@127.0.0.1:1/%2f");
+    cmd.env("LAISSEZ_AMQP_URL", url)
+        .env_remove("LAISSEZ_REDIS_URL")
+        .args(["consume", "--queue", "q", "--aud", "q", "--trust"])
         .arg(dir.join("trust.pub"))
-        .arg("--ledger")
-        .arg(dir.join("uses.redb"))
+        .args(["--tools", "tools.toml"])
         .current_dir(dir);
     cmd
 }
@@ -277,6 +315,135 @@ fn broker_down_at_start_exits_3_after_the_connect_timeout() {
         "{stderr}"
     );
     assert!(out.stdout.is_empty());
+    assert!(!stderr.contains(AMQP_PASSWORD), "{stderr}");
+    // No --ledger nor --redis: the ledger is a file in the working directory, and it says so.
+    assert!(
+        stderr.contains("the use ledger is laissez-ledger.redb in the working directory"),
+        "{stderr}"
+    );
+    assert!(dir.path().join("laissez-ledger.redb").exists());
+}
+
+fn laissez_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(assert_cmd::cargo::cargo_bin("laissez"))
+        .env_remove("LAISSEZ_AMQP_URL")
+        .env_remove("LAISSEZ_REDIS_URL")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_bad_tools_file_is_refused_naming_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SecretKey::generate().unwrap();
+    std::fs::write(dir.path().join("trust.pub"), key.public_key_pem().unwrap()).unwrap();
+    let consume = |tools: &str| {
+        laissez_in(
+            dir.path(),
+            &[
+                "consume",
+                "--amqp",
+                AMQP,
+                "--queue",
+                "q",
+                "--aud",
+                "q",
+                "--trust",
+                "trust.pub",
+                "--tools",
+                tools,
+            ],
+        )
+    };
+    let cases = [
+        (
+            "[tools]\n\"crm.read\" = \"read\"\n\"crm.drop\" = \"delete\"\n",
+            "line 3: tool \"crm.drop\": unknown class \"delete\"",
+        ),
+        (
+            "[tools]\n\"crm.*\" = \"read\"\n",
+            "line 2: \"crm.*\" is a pattern, not a tool name",
+        ),
+        (
+            "[tools]\n\"crm.read\" = \"read\"\n\"crm.read\" = \"write\"\n",
+            "line 3: duplicate key",
+        ),
+        ("tools = [\"crm.read\"]\n", "line 1: tools must be a table"),
+        ("[tools]\ncrm.read = \"read\"\n", "must be quoted"),
+    ];
+    for (text, want) in cases {
+        std::fs::write(dir.path().join("tools.toml"), text).unwrap();
+        let out = consume("tools.toml");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}: {stderr}");
+        assert!(stderr.contains("tools file tools.toml, "), "{stderr}");
+        assert!(stderr.contains(want), "{text}: want {want:?} in {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+    let out = consume("absent.toml");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("tools file absent.toml"), "{stderr}");
+    // --tools is required.
+    let out = laissez_in(
+        dir.path(),
+        &[
+            "consume",
+            "--amqp",
+            AMQP,
+            "--queue",
+            "q",
+            "--aud",
+            "q",
+            "--trust",
+            "trust.pub",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tools"));
+}
+
+#[test]
+fn redis_url_from_the_environment_and_its_password_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = "s3cret-redis-pw";
+    let out = consume_dead_broker(dir.path())
+        .env(
+            "LAISSEZ_REDIS_URL",
+            format!("redis://:{password}@127.0.0.1:1/"),
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The unreachable Redis (from the environment: no --redis) is the error, at once.
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("redis"), "{stderr}");
+    assert!(!stderr.contains("could not be reached in 30 s"), "{stderr}");
+    assert!(!stderr.contains(password), "{stderr}");
+    assert!(!stderr.contains(AMQP_PASSWORD), "{stderr}");
+    assert!(!stderr.contains("the use ledger is"), "{stderr}");
+    // The environment's Redis and an explicit --ledger exclude each other.
+    let out = consume_dead_broker(dir.path())
+        .env(
+            "LAISSEZ_REDIS_URL",
+            format!("redis://:{password}@127.0.0.1:1/"),
+        )
+        .args(["--ledger", "uses.redb"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(password));
+    // --help names the variables, never their values.
+    let out = consume_dead_broker(dir.path())
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("[env: LAISSEZ_AMQP_URL]"), "{help}");
+    assert!(help.contains("[env: LAISSEZ_REDIS_URL]"), "{help}");
+    assert!(!help.contains(AMQP_PASSWORD), "{help}");
 }
 
 #[test]
@@ -322,4 +489,5 @@ fn sigterm_while_connecting_exits_0_at_once() {
         "{seen}"
     );
     assert!(!seen.contains("could not be reached"), "{seen}");
+    assert!(!seen.contains(AMQP_PASSWORD), "{seen}");
 }

@@ -28,7 +28,7 @@ use laissez_amqp::{
 };
 use laissez_ledger::{RedbLedger, RedisLedger, UseLedger};
 use laissez_sign::{EnvelopeBuilder, SecretKey, SignedEnvelope};
-use laissez_verify::ActionClass;
+use laissez_verify::{ActionClass, OwnedCatalogue};
 use tokio::sync::Notify;
 
 const PREFETCH: u16 = 100;
@@ -117,8 +117,11 @@ async fn middleware<L: UseLedger + 'static>(
             }
         }
     };
+    let tools = OwnedCatalogue::new()
+        .with("crm.ticket.read", ActionClass::Read)
+        .unwrap();
     let config =
-        ConsumerConfig::new(queue, "bench-queue", vec![key.public_key()]).prefetch(PREFETCH);
+        ConsumerConfig::new(queue, "bench-queue", vec![key.public_key()], tools).prefetch(PREFETCH);
     let mw = Middleware::new(config, ledger, handler);
     let start = Instant::now();
     let stats = mw.run(channel, all_done.notified()).await.unwrap();

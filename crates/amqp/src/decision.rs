@@ -1,14 +1,16 @@
 //! Decisions: what the middleware decided about each message, for audit sinks and the
 //! sidecar's JSON lines.
 
-use laissez_verify::ActionClass;
+use laissez_verify::{ActionClass, Reason};
 use serde::Serialize;
 
-/// What became of a message that was not run.
+/// What the middleware decided about one message: allowed (handed to the handler) or denied
+/// (dead-lettered, never run), with its [`Reason`].
 ///
-/// Denials use the contract's reason codes (`malformed`, `bad_signature`, `expired`,
-/// `uses_exhausted`, `replayed`, …); the middleware adds `abandoned`: a destructive message
-/// redelivered after its lease expired, which is dead-lettered for a person to decide about.
+/// Denials carry the contract's reasons (`malformed`, `bad_signature`, `unknown_tool`,
+/// `uses_exhausted`, `replayed`, …) and the queue outcomes `abandoned` (a destructive message
+/// redelivered after its lease expired, dead-lettered for a person to decide about).
+/// Requeues are not decisions (`docs/spec.md` §9).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Decision {
@@ -16,16 +18,17 @@ pub struct Decision {
     pub message_id: Option<String>,
     /// Whether the message was authorised and handed to the handler.
     pub allowed: bool,
-    /// The reason code of a denial; `None` when allowed.
-    pub reason: Option<&'static str>,
+    /// Why it was denied; `None` when allowed. Serialised as its snake_case code.
+    pub reason: Option<Reason>,
     /// The envelope id as hex, when the envelope could be decoded.
     pub cti: Option<String>,
     /// The agent (`sub`), when the envelope could be decoded.
     pub agent: Option<String>,
     /// The tool the message asked for, when its header was readable.
     pub tool: Option<String>,
-    /// The class the message asked for, when its header was readable.
-    pub class: Option<&'static str>,
+    /// The call's class: the worker's catalogue's for the tool; `None` when the tool was
+    /// unreadable or the catalogue does not list it.
+    pub class: Option<ActionClass>,
     /// The use number the ledger granted; `None` when denied.
     #[serde(rename = "use")]
     pub use_number: Option<u64>,
@@ -45,12 +48,7 @@ impl Decision {
         }
     }
 
-    pub(crate) fn request(&mut self, tool: &str, class: ActionClass) {
-        self.tool = Some(tool.to_owned());
-        self.class = Some(class.name());
-    }
-
-    /// The decision as one line of JSON with the keys of CONTRACT §4:
+    /// The decision as one line of JSON with the keys of `docs/spec.md` §10:
     /// `{"message_id","allowed","reason","cti","agent","tool","class","use"}`.
     pub fn to_json_line(&self) -> String {
         // Serialising plain strings, numbers and options cannot fail.
@@ -65,7 +63,8 @@ mod tests {
     #[test]
     fn json_line_has_the_contract_keys_in_order() {
         let mut d = Decision::new(Some("m1"));
-        d.request("crm.read", ActionClass::Read);
+        d.tool = Some("crm.read".into());
+        d.class = Some(ActionClass::Read);
         d.allowed = true;
         d.use_number = Some(2);
         d.cti = Some("00".repeat(16));
@@ -88,6 +87,18 @@ mod tests {
         assert_eq!(got, want);
         assert_eq!(v["use"], 2);
         assert_eq!(v["reason"], serde_json::Value::Null);
+        assert_eq!(v["class"], "read");
         assert!(!d.to_json_line().contains('\n'));
+    }
+
+    #[test]
+    fn a_denial_serialises_its_reason_code() {
+        for reason in Reason::ALL {
+            let mut d = Decision::new(None);
+            d.reason = Some(reason);
+            let v: serde_json::Value = serde_json::from_str(&d.to_json_line()).unwrap();
+            assert_eq!(v["reason"], reason.code());
+            assert_eq!(v["message_id"], serde_json::Value::Null);
+        }
     }
 }

@@ -9,7 +9,8 @@ use lapin::BasicProperties;
 /// Proof that a message was verified and its use spent: what the handler acts on.
 ///
 /// Only the middleware makes one, after the envelope verified for this worker's audience and
-/// the message's tool and class, and after the ledger granted the use durably.
+/// the message's tool with the class the worker's catalogue gives it, and after the ledger
+/// granted the use durably.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Authorized {
@@ -21,7 +22,8 @@ pub struct Authorized {
     pub session: Option<String>,
     /// The tool the message asks for (header `laissez-tool`), granted by the envelope.
     pub tool: String,
-    /// The class the message asks for (header `laissez-class`), granted by the envelope.
+    /// The tool's class in the worker's catalogue (never the publisher's `laissez-class`),
+    /// granted by the envelope.
     pub class: ActionClass,
     /// The envelope id.
     pub cti: [u8; 16],
@@ -70,10 +72,12 @@ pub enum Disposition {
     /// Done, but the message belongs in the dead-letter queue: the use is completed, then the
     /// message is rejected without requeue.
     Reject,
-    /// Not done: after `after`, the lease is released (the use stays spent, and the next
-    /// delivery runs under the same use number) and the message is requeued.
+    /// Not done: the lease is released (the use stays spent, and the next delivery runs under
+    /// the same use number) and the message comes back after `after`: through the retry queue
+    /// when one is configured, else the worker holds it that long (cut short at shutdown) and
+    /// requeues it.
     Requeue {
-        /// How long to hold the message before requeueing it (cut short at shutdown).
+        /// How long before the message comes back.
         after: Duration,
     },
 }
@@ -83,7 +87,8 @@ pub type HandlerError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The application's handler. Implemented for every `Fn(Message) -> impl Future` closure.
 ///
-/// A panic in the handler is caught and treated as an error; the worker keeps consuming.
+/// A panic in the handler, while making its future or inside it, is caught and treated as an
+/// error; the worker keeps consuming.
 pub trait Handler: Send + Sync + 'static {
     /// Acts on one authorised message.
     fn handle(

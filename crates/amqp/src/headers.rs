@@ -1,12 +1,20 @@
-//! The CONTRACT §5 headers: reading them from a delivery and writing them on a message.
+//! The `docs/spec.md` §9 headers: reading them from a delivery and writing them on a message.
+//!
+//! Crate-private: the middleware reads, [`crate::ToolCall`] writes. The `fuzzing` feature
+//! exposes the reader to the fuzz harness through `laissez_amqp::fuzzing`.
+// With the `fuzzing` feature these items are re-exported; without it they are crate-private
+// in effect, and `pub` only so that one definition serves both.
+#![cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
 
 use std::borrow::Cow;
 use std::fmt;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
-use base64::engine::{DecodePaddingMode, general_purpose};
-use laissez_verify::{ActionClass, ENVELOPE_FIRST_BYTE, MAX_ENVELOPE_LEN, Request};
+use base64::engine::general_purpose;
+use laissez_verify::text::read_envelope;
+use laissez_verify::{
+    ActionClass, ENVELOPE_FIRST_BYTE, MAX_ENVELOPE_LEN, Reason, ToolCatalogue, is_tool_name,
+};
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, ByteArray, FieldTable, LongString, ShortString};
 
@@ -14,16 +22,11 @@ use lapin::types::{AMQPValue, ByteArray, FieldTable, LongString, ShortString};
 pub const HEADER_ENVELOPE: &str = "laissez-envelope";
 /// Header carrying the tool the message asks for.
 pub const HEADER_TOOL: &str = "laissez-tool";
-/// Header carrying the action class: `read`, `write` or `destructive`.
+/// Optional header carrying what the publisher believes the tool's class is: `read`, `write`
+/// or `destructive`. The class of a call is the worker's (its tool catalogue); when this header
+/// is present and the catalogue lists the tool, the two must agree, else the message is
+/// `malformed`.
 pub const HEADER_CLASS: &str = "laissez-class";
-
-/// base64url, padding optional (CONTRACT §1: readers ignore surrounding whitespace).
-const TEXT: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::URL_SAFE,
-    GeneralPurposeConfig::new()
-        .with_encode_padding(false)
-        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
 
 /// Why a delivery's laissez headers could not be read. Every variant is the contract's
 /// `malformed` reason; the variant says which part was wrong, for logs.
@@ -41,16 +44,16 @@ pub enum HeaderError {
     MissingTool,
     /// The tool is not text or is out of the tool grammar.
     BadTool,
-    /// No `laissez-class` header.
-    MissingClass,
-    /// The class is not `read`, `write` or `destructive`.
+    /// The class header is present but not `read`, `write` or `destructive`.
     BadClass,
+    /// The class header names another class than the worker's catalogue gives the tool.
+    ClassDisagrees,
 }
 
 impl HeaderError {
-    /// The contract's reason code: always `malformed`.
-    pub const fn code(&self) -> &'static str {
-        "malformed"
+    /// The reason it is reported as: always [`Reason::Malformed`].
+    pub const fn reason(&self) -> Reason {
+        Reason::Malformed
     }
 
     /// Which part was wrong, as a stable snake_case word for logs.
@@ -61,8 +64,8 @@ impl HeaderError {
             HeaderError::BadEnvelope => "bad_envelope_header",
             HeaderError::MissingTool => "missing_tool",
             HeaderError::BadTool => "bad_tool",
-            HeaderError::MissingClass => "missing_class",
             HeaderError::BadClass => "bad_class",
+            HeaderError::ClassDisagrees => "class_header_disagrees_with_catalogue",
         }
     }
 }
@@ -77,8 +80,10 @@ impl fmt::Display for HeaderError {
             }
             HeaderError::MissingTool => "the message has no laissez-tool header",
             HeaderError::BadTool => "the laissez-tool header is not a tool name",
-            HeaderError::MissingClass => "the message has no laissez-class header",
             HeaderError::BadClass => "the laissez-class header is not read, write or destructive",
+            HeaderError::ClassDisagrees => {
+                "the laissez-class header disagrees with the worker's tool catalogue"
+            }
         };
         f.write_str(what)
     }
@@ -91,18 +96,27 @@ impl std::error::Error for HeaderError {}
 pub struct ToolCallHeaders<'a> {
     /// The envelope bytes (decoded from text when it came as text).
     pub envelope: Cow<'a, [u8]>,
-    /// The tool asked for.
+    /// The tool asked for: a tool name, never a pattern.
     pub tool: &'a str,
-    /// The class asked for.
-    pub class: ActionClass,
+    /// The class header, when present: what the publisher claims, never what decides.
+    pub class_header: Option<ActionClass>,
     /// The message id: the unit of use counting.
     pub message_id: &'a str,
 }
 
 impl ToolCallHeaders<'_> {
-    /// The verifier's request for this call. The tool was checked when the headers were read.
-    pub fn request(&self) -> Result<Request<'_>, HeaderError> {
-        Request::new(self.tool, self.class).map_err(|_| HeaderError::BadTool)
+    /// The call's class: the catalogue's (`None` when it does not list the tool, which the
+    /// verifier denies `unknown_tool`). A class header that the catalogue contradicts is
+    /// [`HeaderError::ClassDisagrees`]; one for an unlisted tool is not compared.
+    pub fn class_in(
+        &self,
+        catalogue: &(impl ToolCatalogue + ?Sized),
+    ) -> Result<Option<ActionClass>, HeaderError> {
+        let class = catalogue.class_of(self.tool);
+        match (class, self.class_header) {
+            (Some(worker), Some(claimed)) if worker != claimed => Err(HeaderError::ClassDisagrees),
+            _ => Ok(class),
+        }
     }
 }
 
@@ -115,7 +129,8 @@ pub(crate) fn message_id(properties: &BasicProperties) -> Option<&str> {
         .filter(|id| !id.is_empty())
 }
 
-/// Reads the CONTRACT §5 headers and the message id from a delivery's properties.
+/// Reads the §9 headers and the message id from a delivery's properties, in the order message
+/// id, envelope, tool, class. The class header is optional.
 pub fn read_headers(properties: &BasicProperties) -> Result<ToolCallHeaders<'_>, HeaderError> {
     let message_id = message_id(properties).ok_or(HeaderError::MissingMessageId)?;
     let headers = properties.headers().as_ref();
@@ -124,16 +139,21 @@ pub fn read_headers(properties: &BasicProperties) -> Result<ToolCallHeaders<'_>,
     let envelope = value_bytes(envelope).ok_or(HeaderError::BadEnvelope)?;
     let envelope = decode_envelope(envelope).ok_or(HeaderError::BadEnvelope)?;
     let tool = field(HEADER_TOOL).ok_or(HeaderError::MissingTool)?;
-    let tool = value_text(tool).ok_or(HeaderError::BadTool)?;
-    let class = field(HEADER_CLASS).ok_or(HeaderError::MissingClass)?;
-    let class = value_text(class)
-        .and_then(|c| c.parse::<ActionClass>().ok())
-        .ok_or(HeaderError::BadClass)?;
-    Request::new(tool, class).map_err(|_| HeaderError::BadTool)?;
+    let tool = value_text(tool)
+        .filter(|t| is_tool_name(t))
+        .ok_or(HeaderError::BadTool)?;
+    let class_header = match field(HEADER_CLASS) {
+        None => None,
+        Some(class) => Some(
+            value_text(class)
+                .and_then(|c| c.parse::<ActionClass>().ok())
+                .ok_or(HeaderError::BadClass)?,
+        ),
+    };
     Ok(ToolCallHeaders {
         envelope,
         tool,
-        class,
+        class_header,
         message_id,
     })
 }
@@ -151,24 +171,20 @@ fn value_text(value: &AMQPValue) -> Option<&str> {
     value_bytes(value).and_then(|b| std::str::from_utf8(b).ok())
 }
 
-/// Raw bytes (first byte 0xd2) as they are; anything else as base64url text, surrounding
-/// whitespace ignored.
+/// The one text-form reader of `laissez-verify` (`docs/spec.md` §4): raw bytes (first byte
+/// 0xd2) as they are; anything else base64url, whitespace anywhere ignored, so a line-wrapped
+/// copy reads as the command line reads it.
 fn decode_envelope(raw: &[u8]) -> Option<Cow<'_, [u8]>> {
     if raw.first() == Some(&ENVELOPE_FIRST_BYTE) {
         return Some(Cow::Borrowed(raw));
     }
-    // Text of a 4096-byte envelope is at most 5462 characters; allow some whitespace.
-    if raw.len() > 2 * MAX_ENVELOPE_LEN {
-        return None;
-    }
-    let text = std::str::from_utf8(raw).ok()?.trim();
-    if text.is_empty() {
-        return None;
-    }
-    TEXT.decode(text).ok().map(Cow::Owned)
+    let mut buf = [0u8; MAX_ENVELOPE_LEN];
+    read_envelope(raw, &mut buf)
+        .ok()
+        .map(|bytes| Cow::Owned(bytes.to_vec()))
 }
 
-/// How [`tool_call_properties`] writes the envelope header.
+/// How the envelope header is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum EnvelopeEncoding {
@@ -179,12 +195,12 @@ pub enum EnvelopeEncoding {
     Text,
 }
 
-/// Properties for a tool-call message: the three laissez headers, `message_id`, and
-/// persistent delivery (mode 2). Add to them with lapin's `with_*` methods.
+/// Properties for a tool-call message: the laissez headers (the class header only when
+/// `class` is given), `message_id`, and persistent delivery (mode 2).
 pub fn tool_call_properties(
     envelope: &[u8],
     tool: &str,
-    class: ActionClass,
+    class: Option<ActionClass>,
     message_id: &str,
     encoding: EnvelopeEncoding,
 ) -> BasicProperties {
@@ -197,10 +213,12 @@ pub fn tool_call_properties(
     };
     headers.insert(HEADER_ENVELOPE.into(), envelope);
     headers.insert(HEADER_TOOL.into(), AMQPValue::LongString(tool.into()));
-    headers.insert(
-        HEADER_CLASS.into(),
-        AMQPValue::LongString(class.name().into()),
-    );
+    if let Some(class) = class {
+        headers.insert(
+            HEADER_CLASS.into(),
+            AMQPValue::LongString(class.name().into()),
+        );
+    }
     BasicProperties::default()
         .with_headers(headers)
         .with_message_id(ShortString::from(message_id))
@@ -209,6 +227,8 @@ pub fn tool_call_properties(
 
 #[cfg(test)]
 mod tests {
+    use laissez_verify::OwnedCatalogue;
+
     use super::*;
 
     fn props(envelope: AMQPValue, tool: &str, class: &str, id: Option<&str>) -> BasicProperties {
@@ -224,19 +244,22 @@ mod tests {
     }
 
     #[test]
-    fn raw_text_and_bytes_forms_read_alike() {
-        let raw = vec![0xd2, 0x84, 0x43, 0xa1];
+    fn raw_text_wrapped_text_and_bytes_forms_read_alike() {
+        let raw = vec![0xd2, 0x84, 0x43, 0xa1, 0x01, 0x27, 0x04];
         let text = general_purpose::URL_SAFE_NO_PAD.encode(&raw);
+        // A line-wrapped copy, as a mail client or a terminal would paste it.
+        let wrapped = format!("{}\n{}\r\n{}", &text[..3], &text[3..6], &text[6..]);
         for value in [
             AMQPValue::ByteArray(raw.clone().into()),
             AMQPValue::LongString(raw.clone().into()),
             AMQPValue::LongString(format!(" {text}\n").into()),
+            AMQPValue::LongString(wrapped.into()),
         ] {
             let p = props(value, "crm.read", "read", Some("m1"));
             let h = read_headers(&p).unwrap();
             assert_eq!(&*h.envelope, &raw[..]);
             assert_eq!(h.tool, "crm.read");
-            assert_eq!(h.class, ActionClass::Read);
+            assert_eq!(h.class_header, Some(ActionClass::Read));
             assert_eq!(h.message_id, "m1");
         }
     }
@@ -245,12 +268,40 @@ mod tests {
     fn written_properties_read_back() {
         let raw = [0xd2, 1, 2, 3];
         for enc in [EnvelopeEncoding::Bytes, EnvelopeEncoding::Text] {
-            let p = tool_call_properties(&raw, "a.b", ActionClass::Destructive, "id-9", enc);
-            let h = read_headers(&p).unwrap();
-            assert_eq!(&*h.envelope, &raw[..]);
-            assert_eq!(h.class, ActionClass::Destructive);
-            assert_eq!(p.delivery_mode(), &Some(2));
+            for class in [None, Some(ActionClass::Destructive)] {
+                let p = tool_call_properties(&raw, "a.b", class, "id-9", enc);
+                let h = read_headers(&p).unwrap();
+                assert_eq!(&*h.envelope, &raw[..]);
+                assert_eq!(h.class_header, class);
+                assert_eq!(p.delivery_mode(), &Some(2));
+            }
         }
+    }
+
+    #[test]
+    fn the_class_is_the_catalogues_and_a_contradicting_header_is_refused() {
+        let catalogue = OwnedCatalogue::new()
+            .with("crm.ticket.delete", ActionClass::Destructive)
+            .unwrap();
+        let raw = [0xd2, 0];
+        let read = |tool: &str, class: Option<ActionClass>| {
+            let p = tool_call_properties(&raw, tool, class, "m", EnvelopeEncoding::Bytes);
+            read_headers(&p).unwrap().class_in(&catalogue)
+        };
+        let destructive = Ok(Some(ActionClass::Destructive));
+        assert_eq!(read("crm.ticket.delete", None), destructive);
+        assert_eq!(
+            read("crm.ticket.delete", Some(ActionClass::Destructive)),
+            destructive
+        );
+        // The relabelling attack: the publisher calls a destructive tool "write".
+        assert_eq!(
+            read("crm.ticket.delete", Some(ActionClass::Write)),
+            Err(HeaderError::ClassDisagrees)
+        );
+        // An unlisted tool has no class (the verifier says unknown_tool), whatever the header.
+        assert_eq!(read("crm.read", Some(ActionClass::Read)), Ok(None));
+        assert_eq!(read("crm.read", None), Ok(None));
     }
 
     #[test]
@@ -267,6 +318,10 @@ mod tests {
             ),
             (
                 props(ok.clone(), "Bad Tool", "read", Some("m")),
+                HeaderError::BadTool,
+            ),
+            (
+                props(ok.clone(), "crm.*", "read", Some("m")),
                 HeaderError::BadTool,
             ),
             (
@@ -289,7 +344,7 @@ mod tests {
         ];
         for (p, want) in cases {
             assert_eq!(read_headers(&p), Err(want));
-            assert_eq!(want.code(), "malformed");
+            assert_eq!(want.reason(), Reason::Malformed);
         }
         let bare = BasicProperties::default().with_message_id("m".into());
         assert_eq!(read_headers(&bare), Err(HeaderError::MissingEnvelope));

@@ -1,16 +1,22 @@
 //! # laissez-amqp
 //!
 //! laissez on RabbitMQ (lapin 4, Tokio). A worker consumes a queue through [`Middleware`]:
-//! for each delivery it reads the CONTRACT §5 headers (`laissez-envelope`, `laissez-tool`,
-//! `laissez-class`, property `message_id`), verifies the envelope for its audience and
+//! for each delivery it reads the headers of `docs/spec.md` §9 (`laissez-envelope`,
+//! `laissez-tool`, the optional `laissez-class`, property `message_id`), takes the call's
+//! class from the worker's own tool catalogue, verifies the envelope for its audience and
 //! trusted keys, spends the message's use durably in the ledger, and only then calls the
 //! [`Handler`] with an [`Authorized`] value.
 //!
+//! - **The class is the worker's.** [`ConsumerConfig::new`] takes an
+//!   [`OwnedCatalogue`](laissez_verify::OwnedCatalogue):
+//!   each tool the worker runs with its one action class. What the envelope must grant and
+//!   what runs at most once follow from that class; a tool it does not list is
+//!   `unknown_tool`; a `laissez-class` header that contradicts it is `malformed`.
 //! - Denials never reach the handler and are never requeued: they are rejected to the queue's
-//!   dead-letter exchange, with one structured `tracing` event (target `laissez::audit`:
-//!   reason, message id, cti, agent).
-//! - An unreachable ledger, or a use in flight on another worker: requeued with backoff,
-//!   never run.
+//!   dead-letter exchange, with one structured `tracing` event (target `laissez::audit`).
+//! - An unreachable ledger, or a use in flight on another worker: the message comes back
+//!   later without holding the worker (through the retry queue of [`Topology`] when
+//!   configured), never run now.
 //! - A redelivery whose lease lapsed (its worker died) runs again under the same use number;
 //!   the destructive class is dead-lettered instead (`abandoned`).
 //! - Handler errors and panics dead-letter by default ([`OnHandlerError`]); the worker goes on.
@@ -21,11 +27,17 @@
 //! use std::sync::Arc;
 //! use laissez_amqp::{ConsumerConfig, Disposition, HandlerError, Message, Middleware};
 //! use laissez_ledger::RedbLedger;
+//! use laissez_verify::{ActionClass, OwnedCatalogue};
 //! # async fn run(keys: Vec<laissez_verify::TrustedKey>) -> Result<(), Box<dyn std::error::Error>> {
 //! let connection = laissez_amqp::connect("amqp://127.0.0.1:5672/%2f", "billing-worker").await?;
 //! let channel = connection.create_channel().await?;
 //! let ledger = Arc::new(RedbLedger::open("laissez-ledger.redb")?);
-//! let config = ConsumerConfig::new("billing", "billing-queue", keys).prefetch(64);
+//! let tools = OwnedCatalogue::new()
+//!     .with("billing.invoice.read", ActionClass::Read)?
+//!     .with("billing.refund", ActionClass::Destructive)?;
+//! let config = ConsumerConfig::new("billing", "billing-queue", keys, tools)
+//!     .prefetch(64)
+//!     .retry_queue("billing.retry");
 //! let handler = |message: Message| async move {
 //!     println!("{} runs {} (use {})", message.authorized.agent, message.authorized.tool,
 //!              message.authorized.use_number);
@@ -38,28 +50,42 @@
 //! ```
 //!
 //! The publisher side is [`Publisher`] (publisher confirms) and [`ToolCall`]; [`Topology`]
-//! declares a queue with its dead-letter exchange and queue (classic or quorum). The
-//! [`sidecar`] module is `laissez consume`. See `docs/amqp.md` in the repository.
+//! declares a queue with its dead-letter exchange and queue and its retry queue (classic or
+//! quorum). The [`sidecar`] module is `laissez consume`. See `docs/amqp.md` in the repository.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod audit;
+mod config;
 mod consumer;
+mod decide;
 mod decision;
 mod error;
 mod handler;
 mod headers;
 mod process;
 mod publish;
+mod settle;
+mod shared;
 pub mod sidecar;
+mod topology;
 
-pub use consumer::{ConsumerConfig, Middleware, OnHandlerError, Stats};
+pub use config::{ConsumerConfig, OnHandlerError};
+pub use consumer::Middleware;
 pub use decision::Decision;
 pub use error::AmqpError;
 pub use handler::{Authorized, Disposition, Handler, HandlerError, Message};
-pub use headers::{
-    EnvelopeEncoding, HEADER_CLASS, HEADER_ENVELOPE, HEADER_TOOL, HeaderError, ToolCallHeaders,
-    read_headers, tool_call_properties,
-};
-pub use publish::{Publisher, QueueKind, ToolCall, Topology, connect};
+pub use headers::{EnvelopeEncoding, HEADER_CLASS, HEADER_ENVELOPE, HEADER_TOOL};
+pub use publish::{Publisher, ToolCall, connect};
+pub use shared::Stats;
+pub use topology::{QueueKind, Topology};
 
 /// The lapin version this crate is built on, re-exported so callers use the same types.
 pub use lapin;
+
+/// The crate-private header reader, for the fuzz harness only (feature `fuzzing`). Not part
+/// of the API: it may change in any release.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::headers::{HeaderError, ToolCallHeaders, read_headers, tool_call_properties};
+}

@@ -1,23 +1,26 @@
-//! One delivery: read, verify, spend, run, settle.
+//! One delivery: learn (read the headers, verify, spend the use), [`decide`], then carry the
+//! verdict out through [`settle`].
 
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_lite::FutureExt as _;
-use laissez_ledger::{Begin, Cti, LeaseToken, LedgerError, Outcome, UseLedger};
-use laissez_verify::{ActionClass, Denial, Kid, UntrustedEnvelope};
-use lapin::Acker;
+use laissez_ledger::{Begin, Cti, LeaseToken, UseLedger};
+use laissez_verify::{
+    ActionClass, Denial, Kid, OwnedClaims, Request, ToolCatalogue as _, UntrustedEnvelope,
+};
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
+use lapin::{Acker, BasicProperties};
 use tokio::sync::watch;
 
-use crate::consumer::{Counters, OnHandlerError, Shared};
+use crate::audit;
+use crate::config::OnHandlerError;
+use crate::decide::{Facts, Grant, Verdict, decide};
 use crate::decision::Decision;
 use crate::handler::{Authorized, Disposition, Handler, Message};
-use crate::headers::{self, ToolCallHeaders};
-
-/// Retry entries kept for the requeue backoff before the map is cleared.
-const MAX_RETRY_ENTRIES: usize = 4096;
+use crate::headers::{self, HeaderError, ToolCallHeaders};
+use crate::settle::{Broker, Settlement, settle};
+use crate::shared::{Counters, Shared};
 
 fn unix_now() -> u64 {
     SystemTime::now()
@@ -33,8 +36,29 @@ struct Held {
     class: ActionClass,
 }
 
+/// What the audit event needs beyond the decision.
+#[derive(Default)]
+struct Seen {
+    class_header: Option<ActionClass>,
+    /// The kid the envelope names (authentic only once verified).
+    kid: Option<Kid>,
+    /// The cti and agent the envelope claims, for denials before its signature held.
+    claimed: Option<(String, String)>,
+    /// Once verified: the key and the claims.
+    verified: Option<(Kid, OwnedClaims)>,
+}
+
+/// The parts of a delivery the handler gets.
+struct Parts {
+    properties: BasicProperties,
+    body: Vec<u8>,
+    routing_key: String,
+    redelivered: bool,
+}
+
 pub(crate) async fn process<L: UseLedger, H: Handler>(
     shared: &Shared<L, H>,
+    broker: &Broker,
     delivery: Delivery,
     stop: watch::Receiver<bool>,
 ) {
@@ -46,221 +70,390 @@ pub(crate) async fn process<L: UseLedger, H: Handler>(
         redelivered,
         ..
     } = delivery;
+    let id = headers::message_id(&properties).unwrap_or("").to_owned();
     if *stop.borrow() {
         // Shutting down before this message started: hand it back untouched.
-        requeue(shared, &acker, "shutdown", None, Duration::ZERO, &stop).await;
+        Counters::bump(&shared.counters.requeued);
+        settle(broker, &acker, &id, Settlement::Requeue).await;
         return;
     }
     let mut decision = Decision::new(headers::message_id(&properties));
-    let call = match headers::read_headers(&properties) {
-        Ok(call) => call,
-        Err(e) => {
-            deny(shared, &acker, decision, e.code(), e.detail(), None, None).await;
-            return;
+    let mut seen = Seen::default();
+    let facts = learn(shared, &properties, &acker, &mut decision, &mut seen).await;
+    let Some(facts) = facts else {
+        return; // The channel died: the broker redelivers; nothing was spent.
+    };
+    let retry_key = format!("{}:{id}", decision.cti.as_deref().unwrap_or(""));
+    match decide(&facts) {
+        Verdict::Run(grant) => {
+            shared.forget_retries(&retry_key);
+            let Some((kid, claims)) = seen.verified.take() else {
+                return; // Unreachable: a grant follows a verified envelope.
+            };
+            let parts = Parts {
+                properties,
+                body: data,
+                routing_key: routing_key.to_string(),
+                redelivered,
+            };
+            run(
+                shared, broker, &acker, grant, kid, claims, decision, seen, parts, &stop,
+            )
+            .await;
         }
-    };
-    decision.request(call.tool, call.class);
-    let granted = match authorize(shared, &call, &mut decision, &acker, &stop).await {
-        Some(granted) => granted,
-        None => return,
-    };
-    let (authorized, held) = granted;
-    drop(call);
-    decision.allowed = true;
-    decision.use_number = Some(authorized.use_number);
-    Counters::bump(&shared.counters.handled);
-    tracing::info!(
-        target: "laissez::audit",
-        allowed = true,
-        message_id = %authorized.message_id,
-        cti = %authorized.cti_hex(),
-        agent = %authorized.agent,
-        obo = authorized.obo.as_deref().unwrap_or(""),
-        sid = authorized.session.as_deref().unwrap_or(""),
-        kid = %authorized.kid,
-        tool = %authorized.tool,
-        class = authorized.class.name(),
-        use_number = authorized.use_number,
-        taken_over = authorized.taken_over,
-        "laissez: message authorised"
-    );
-    if let Some(observer) = &shared.observer {
-        observer(&decision);
+        Verdict::Deny(reason, detail) => {
+            shared.forget_retries(&retry_key);
+            decision.allowed = false;
+            decision.reason = Some(reason);
+            deny(shared, broker, &acker, &decision, detail, &seen).await;
+        }
+        Verdict::Requeue(reason, warning) => {
+            match warning {
+                Some(warning) => tracing::warn!(
+                    reason = reason.code(),
+                    message_id = ?id,
+                    cti = ?decision.cti,
+                    warning = ?warning,
+                    "laissez: requeueing without running"
+                ),
+                None => tracing::debug!(
+                    reason = reason.code(),
+                    message_id = ?id,
+                    "laissez: requeueing without running"
+                ),
+            }
+            Counters::bump(&shared.counters.requeued);
+            let delay = shared.next_retry_delay(retry_key);
+            let later = Settlement::Later {
+                delay,
+                properties: &properties,
+                body: &data,
+            };
+            settle(broker, &acker, &id, later).await;
+        }
     }
-    let message = Message {
-        authorized,
-        body: data,
-        properties,
-        routing_key: routing_key.to_string(),
-        redelivered,
-    };
-    let outcome = AssertUnwindSafe(shared.handler.handle(message))
-        .catch_unwind()
-        .await;
-    let outcome = match outcome {
-        Ok(Ok(disposition)) => Ok(disposition),
-        Ok(Err(error)) => Err(error.to_string()),
-        Err(panic) => Err(panic_text(panic.as_ref())),
-    };
-    settle(shared, &acker, held, outcome, &stop).await;
 }
 
-/// Verifies the envelope and spends the use. `None` when the message was denied or requeued
-/// (already settled).
-async fn authorize<L: UseLedger, H>(
+/// Reads the headers, verifies, and spends the use: the facts for [`decide`]. `None` when the
+/// channel died before the use was spent (or while spending it: the use is released).
+async fn learn<L: UseLedger, H>(
     shared: &Shared<L, H>,
-    call: &ToolCallHeaders<'_>,
-    decision: &mut Decision,
+    properties: &BasicProperties,
     acker: &Acker,
-    stop: &watch::Receiver<bool>,
-) -> Option<(Authorized, Held)> {
-    // The tool was checked against the grammar when the headers were read.
-    let request = call.request().ok()?;
-    // The verifier is not Send: verify, and copy out what is needed, before any await.
-    let verified = {
-        let verifier = shared.verifier();
-        shared
-            .cache
-            .verify(&verifier, &call.envelope, unix_now(), Some(&request))
-            .map(|v| (v.kid(), v.claims().to_owned_claims()))
+    decision: &mut Decision,
+    seen: &mut Seen,
+) -> Option<Facts> {
+    let call = match headers::read_headers(properties) {
+        Ok(call) => call,
+        Err(error) => return Some(Facts::Headers(error)),
     };
-    let (kid, claims) = match verified {
-        Ok(verified) => verified,
-        Err(denial) => {
-            let ids = unverified_ids(&call.envelope, denial);
-            let mut decision = decision.clone();
-            if signature_held(denial) {
-                // Time, audience or request failed after the signature held: the ids are
-                // authentic.
-                if let Some((cti, agent)) = &ids {
-                    decision.cti = Some(cti.clone());
-                    decision.agent = Some(agent.clone());
-                }
+    let tools = &shared.config.tools;
+    decision.tool = Some(call.tool.to_owned());
+    seen.class_header = call.class_header;
+    seen.kid = UntrustedEnvelope::decode(&call.envelope)
+        .ok()
+        .map(|e| e.kid());
+    // The decision reports the catalogue's class, even when the header contradicts it.
+    decision.class = tools.class_of(call.tool);
+    let class = match call.class_in(tools) {
+        Ok(class) => class,
+        Err(error) => return Some(Facts::Headers(error)),
+    };
+    // The request's class is the catalogue's; the tool passed the grammar when it was read.
+    let Ok(request) = Request::from_catalogue(call.tool, tools) else {
+        return Some(Facts::Headers(HeaderError::BadTool));
+    };
+    if let Err(denial) = verify(shared, &call, &request, seen) {
+        if denial.reason().after_signature() {
+            // Time, audience or the call failed after the signature held: the ids are
+            // authentic.
+            if let Some((cti, agent)) = seen.claimed.take() {
+                decision.cti = Some(cti);
+                decision.agent = Some(agent);
             }
-            let kid = claimed_kid(&call.envelope);
-            deny(shared, acker, decision, denial.code(), "", ids, kid).await;
-            return None;
         }
-    };
-    let cti = claims.cti;
-    decision.cti = Some(hex::encode(cti));
+        return Some(Facts::Verification(denial));
+    }
+    let (_, claims) = seen.verified.as_ref()?;
+    decision.cti = Some(hex::encode(claims.cti));
     decision.agent = Some(claims.sub.clone());
+    let Some(class) = class else {
+        // The verifier denies a tool the catalogue does not list; never spend without a class.
+        return Some(Facts::Verification(Denial::UnknownTool));
+    };
     if acker.poisoned() {
         // The channel died: the broker redelivers this message; do not spend a use for it.
         return None;
     }
     let begin = Begin {
-        cti: &cti,
+        cti: &claims.cti,
         message_id: call.message_id,
         max_uses: claims.max_uses,
         expires_at: claims.exp.saturating_add(shared.config.policy.leeway()),
         lease: shared.config.lease,
         tool: call.tool,
-        class: call.class,
+        class,
     };
-    let retry_key = format!("{}:{}", hex::encode(cti), call.message_id);
-    let reason = match shared.ledger.begin(&begin).await {
-        Ok(Outcome::Granted {
-            use_number,
-            lease,
-            taken_over,
-        }) => {
-            forget_retries(shared, &retry_key);
-            let held = Held {
-                cti,
-                message_id: call.message_id.to_owned(),
-                lease,
-                class: call.class,
-            };
-            if acker.poisoned() {
-                // Lost the channel while spending: give the lease back so the redelivery runs
-                // at once under this use.
-                release(shared, &held).await;
-                return None;
+    let answer = shared.ledger.begin(&begin).await;
+    if let Ok(laissez_ledger::Outcome::Granted { lease, .. }) = &answer
+        && acker.poisoned()
+    {
+        // Lost the channel while spending: give the lease back so that the redelivery runs at
+        // once under this use.
+        let held = Held {
+            cti: claims.cti,
+            message_id: call.message_id.to_owned(),
+            lease: *lease,
+            class,
+        };
+        release(shared, &held).await;
+        return None;
+    }
+    Some(Facts::Ledger(answer))
+}
+
+/// Verifies the envelope for the call through the cache. On success `seen.verified` holds the
+/// key and claims; on a denial `seen.claimed` holds what the envelope claims, when it decodes.
+fn verify<L, H>(
+    shared: &Shared<L, H>,
+    call: &ToolCallHeaders<'_>,
+    request: &Request<'_>,
+    seen: &mut Seen,
+) -> Result<(), Denial> {
+    // The verifier is not Send: verify, and copy out what is needed, before any await.
+    let verifier = shared.verifier();
+    match shared
+        .cache
+        .verify(&verifier, &call.envelope, unix_now(), Some(request))
+    {
+        Ok(verified) => {
+            seen.verified = Some((verified.kid(), verified.claims().to_owned_claims()));
+            Ok(())
+        }
+        Err(denial) => {
+            if !matches!(denial, Denial::Malformed(_)) {
+                seen.claimed = UntrustedEnvelope::decode(&call.envelope)
+                    .ok()
+                    .and_then(|e| e.claims_unverified().ok())
+                    .map(|c| (hex::encode(c.cti()), c.sub().to_owned()));
             }
-            let authorized = Authorized {
-                agent: claims.sub.clone(),
-                obo: claims.obo.clone(),
-                session: claims.sid.clone(),
-                tool: call.tool.to_owned(),
-                class: call.class,
-                cti,
-                kid,
-                use_number,
-                taken_over,
-                message_id: call.message_id.to_owned(),
-                claims,
-            };
-            return Some((authorized, held));
-        }
-        Ok(Outcome::Replayed) => Err(Denial::Replayed.code()),
-        Ok(Outcome::Exhausted) => Err(Denial::UsesExhausted.code()),
-        Ok(Outcome::Abandoned) => Err("abandoned"),
-        // The message id was spent on another call: to the contract, a replay.
-        Ok(Outcome::OtherCall) => Err(Denial::Replayed.code()),
-        Ok(Outcome::InFlight) => Ok("in_flight"),
-        Ok(_) => Ok("ledger_outcome_unknown"),
-        Err(LedgerError::Expired) => Err(Denial::Expired.code()),
-        Err(LedgerError::InvalidMessageId | LedgerError::InvalidRequest(_)) => Err("malformed"),
-        Err(error) => {
-            tracing::warn!(%error, message_id = call.message_id, cti = %hex::encode(cti), %kid, "laissez: ledger unreachable, requeueing");
-            Ok("ledger_unavailable")
-        }
-    };
-    match reason {
-        Err(code) => {
-            forget_retries(shared, &retry_key);
-            deny(shared, acker, decision.clone(), code, "", None, Some(kid)).await;
-        }
-        Ok(why) => {
-            let delay = next_retry_delay(shared, retry_key);
-            requeue(shared, acker, why, Some(call.message_id), delay, stop).await;
+            Err(denial)
         }
     }
-    None
+}
+
+/// A denial: one audit event, the decision to the observer, dead-lettered.
+async fn deny<L, H>(
+    shared: &Shared<L, H>,
+    broker: &Broker,
+    acker: &Acker,
+    decision: &Decision,
+    detail: &str,
+    seen: &Seen,
+) {
+    Counters::bump(&shared.counters.denied);
+    let claims_verified = decision.cti.is_some();
+    let (cti, agent) = match (&decision.cti, &decision.agent, &seen.claimed) {
+        (Some(c), Some(a), _) | (_, _, Some((c, a))) => (Some(c.as_str()), Some(a.as_str())),
+        _ => (None, None),
+    };
+    audit::denied(&audit::Denied {
+        allowed: false,
+        // Always set by the caller.
+        reason: decision.reason.unwrap_or(laissez_verify::Reason::Malformed),
+        detail,
+        message_id: decision.message_id.as_deref(),
+        cti,
+        agent,
+        claims_verified,
+        kid: seen.kid,
+        tool: decision.tool.as_deref(),
+        class: decision.class,
+        class_header: seen.class_header,
+        queue: &shared.config.queue,
+    });
+    let id = decision.message_id.as_deref().unwrap_or("");
+    if !observe(shared, decision) {
+        tracing::error!(message_id = ?id, "laissez: the decision observer panicked; the denial stands");
+    }
+    settle(broker, acker, id, Settlement::DeadLetter).await;
+}
+
+/// Calls the observer, if any; false when it panicked.
+fn observe<L, H>(shared: &Shared<L, H>, decision: &Decision) -> bool {
+    match &shared.observer {
+        Some(observer) => std::panic::catch_unwind(AssertUnwindSafe(|| observer(decision))).is_ok(),
+        None => true,
+    }
+}
+
+/// An allowed message: audit event, observer, handler, then its outcome.
+#[allow(clippy::too_many_arguments)]
+async fn run<L: UseLedger, H: Handler>(
+    shared: &Shared<L, H>,
+    broker: &Broker,
+    acker: &Acker,
+    grant: Grant,
+    kid: Kid,
+    claims: OwnedClaims,
+    mut decision: Decision,
+    seen: Seen,
+    parts: Parts,
+    stop: &watch::Receiver<bool>,
+) {
+    let (Some(tool), Some(class), Some(message_id)) = (
+        decision.tool.clone(),
+        decision.class,
+        decision.message_id.clone(),
+    ) else {
+        return; // Unreachable: a grant follows a read call with a class.
+    };
+    let held = Held {
+        cti: claims.cti,
+        message_id: message_id.clone(),
+        lease: grant.lease,
+        class,
+    };
+    decision.allowed = true;
+    decision.use_number = Some(grant.use_number);
+    let cti = hex::encode(claims.cti);
+    audit::allowed(&audit::Allowed {
+        allowed: true,
+        message_id: &message_id,
+        cti: &cti,
+        kid,
+        agent: &claims.sub,
+        obo: claims.obo.as_deref(),
+        sid: claims.sid.as_deref(),
+        tool: &tool,
+        class,
+        class_header: seen.class_header,
+        use_number: grant.use_number,
+        taken_over: grant.taken_over,
+        queue: &shared.config.queue,
+    });
+    if !observe(shared, &decision) {
+        // Nothing ran: give the use back to this message and bring it back later.
+        tracing::error!(message_id = ?message_id, "laissez: the decision observer panicked before the handler ran; releasing the use and requeueing");
+        release(shared, &held).await;
+        Counters::bump(&shared.counters.requeued);
+        let delay = shared.next_retry_delay(format!("{cti}:{message_id}"));
+        let later = Settlement::Later {
+            delay,
+            properties: &parts.properties,
+            body: &parts.body,
+        };
+        settle(broker, acker, &message_id, later).await;
+        return;
+    }
+    Counters::bump(&shared.counters.handled);
+    // A requeue through the retry queue republishes the message after the handler has it.
+    let kept = broker
+        .retry_queue
+        .is_some()
+        .then(|| (parts.properties.clone(), parts.body.clone()));
+    let message = Message {
+        authorized: Authorized {
+            agent: claims.sub.clone(),
+            obo: claims.obo.clone(),
+            session: claims.sid.clone(),
+            tool,
+            class,
+            cti: claims.cti,
+            kid,
+            use_number: grant.use_number,
+            taken_over: grant.taken_over,
+            message_id,
+            claims,
+        },
+        body: parts.body,
+        properties: parts.properties,
+        routing_key: parts.routing_key,
+        redelivered: parts.redelivered,
+    };
+    // A panic while making the future is the handler's failure as much as one inside it.
+    let outcome =
+        match std::panic::catch_unwind(AssertUnwindSafe(|| shared.handler.handle(message))) {
+            Err(panic) => Err(panic_text(panic.as_ref())),
+            Ok(future) => match AssertUnwindSafe(future).catch_unwind().await {
+                Ok(Ok(disposition)) => Ok(disposition),
+                Ok(Err(error)) => Err(error.to_string()),
+                Err(panic) => Err(panic_text(panic.as_ref())),
+            },
+        };
+    after_handler(shared, broker, acker, held, outcome, kept, stop).await;
 }
 
 /// Applies the handler's outcome: complete then settle on success; release then requeue when
 /// asked; dead-letter (or requeue, when so configured and not destructive) on failure.
-async fn settle<L: UseLedger, H>(
+async fn after_handler<L: UseLedger, H>(
     shared: &Shared<L, H>,
+    broker: &Broker,
     acker: &Acker,
     held: Held,
     outcome: Result<Disposition, String>,
+    kept: Option<(BasicProperties, Vec<u8>)>,
     stop: &watch::Receiver<bool>,
 ) {
     let id = held.message_id.as_str();
     match outcome {
         Ok(Disposition::Ack) => {
             complete(shared, &held).await;
-            report(acker.ack(BasicAckOptions::default()).await, id, "ack");
+            settle(broker, acker, id, Settlement::Ack).await;
         }
         Ok(Disposition::Reject) => {
             complete(shared, &held).await;
-            report(acker.reject(no_requeue()).await, id, "reject");
+            settle(broker, acker, id, Settlement::DeadLetter).await;
         }
         Ok(Disposition::Requeue { after }) => {
-            wait(after, stop).await;
-            release(shared, &held).await;
-            Counters::bump(&shared.counters.requeued);
-            report(acker.nack(requeue_opts()).await, id, "requeue");
+            requeue_after(shared, broker, acker, &held, after, kept, stop).await;
         }
         Err(error) => {
             Counters::bump(&shared.counters.handler_failures);
             let cti = hex::encode(held.cti);
             match shared.config.on_handler_error {
                 OnHandlerError::Requeue { after } if held.class != ActionClass::Destructive => {
-                    tracing::warn!(message_id = id, %cti, %error, "laissez: handler failed, requeueing");
-                    wait(after, stop).await;
-                    release(shared, &held).await;
-                    Counters::bump(&shared.counters.requeued);
-                    report(acker.nack(requeue_opts()).await, id, "requeue");
+                    tracing::warn!(message_id = ?id, cti, error = ?error, "laissez: handler failed, requeueing");
+                    requeue_after(shared, broker, acker, &held, after, kept, stop).await;
                 }
                 _ => {
-                    tracing::warn!(message_id = id, %cti, %error, "laissez: handler failed, dead-lettering");
-                    report(acker.reject(no_requeue()).await, id, "reject");
+                    tracing::warn!(message_id = ?id, cti, error = ?error, "laissez: handler failed, dead-lettering");
+                    settle(broker, acker, id, Settlement::DeadLetter).await;
                 }
             }
+        }
+    }
+}
+
+/// The handler asked for the message back after `after` (or failed, and requeueing is
+/// configured). With a retry queue: release the lease and let the broker hold the copy.
+/// Without one the worker holds the message for `after`, as the handler asked, then releases
+/// and requeues it.
+async fn requeue_after<L: UseLedger, H>(
+    shared: &Shared<L, H>,
+    broker: &Broker,
+    acker: &Acker,
+    held: &Held,
+    after: Duration,
+    kept: Option<(BasicProperties, Vec<u8>)>,
+    stop: &watch::Receiver<bool>,
+) {
+    Counters::bump(&shared.counters.requeued);
+    let id = held.message_id.as_str();
+    match kept {
+        Some((properties, body)) => {
+            release(shared, held).await;
+            let later = Settlement::Later {
+                delay: after,
+                properties: &properties,
+                body: &body,
+            };
+            settle(broker, acker, id, later).await;
+        }
+        None => {
+            wait(after, stop).await;
+            release(shared, held).await;
+            settle(broker, acker, id, Settlement::Requeue).await;
         }
     }
 }
@@ -273,7 +466,7 @@ async fn complete<L: UseLedger, H>(shared: &Shared<L, H>, held: &Held) {
         .complete(&held.cti, &held.message_id, &held.lease)
         .await
     {
-        tracing::warn!(%error, message_id = %held.message_id, cti = %hex::encode(held.cti), "laissez: could not complete the use; it stays in flight until its lease lapses");
+        tracing::warn!(error = ?error.to_string(), message_id = ?held.message_id, cti = hex::encode(held.cti), "laissez: could not complete the use; it stays in flight until its lease lapses");
     }
 }
 
@@ -283,126 +476,8 @@ async fn release<L: UseLedger, H>(shared: &Shared<L, H>, held: &Held) {
         .release(&held.cti, &held.message_id, &held.lease)
         .await
     {
-        tracing::warn!(%error, message_id = %held.message_id, cti = %hex::encode(held.cti), "laissez: could not release the lease; a redelivery waits for it to lapse");
+        tracing::warn!(error = ?error.to_string(), message_id = ?held.message_id, cti = hex::encode(held.cti), "laissez: could not release the lease; a redelivery waits for it to lapse");
     }
-}
-
-/// A denial: one audit event, the decision to the observer, reject without requeue.
-async fn deny<L, H>(
-    shared: &Shared<L, H>,
-    acker: &Acker,
-    mut decision: Decision,
-    reason: &'static str,
-    detail: &'static str,
-    unverified: Option<(String, String)>,
-    kid: Option<Kid>,
-) {
-    decision.allowed = false;
-    decision.reason = Some(reason);
-    Counters::bump(&shared.counters.denied);
-    let claims_verified = decision.cti.is_some();
-    let (cti, agent) = match (&decision.cti, &decision.agent, &unverified) {
-        (Some(c), Some(a), _) => (c.as_str(), a.as_str()),
-        (_, _, Some((c, a))) => (c.as_str(), a.as_str()),
-        _ => ("", ""),
-    };
-    tracing::warn!(
-        target: "laissez::audit",
-        allowed = false,
-        reason,
-        detail,
-        message_id = decision.message_id.as_deref().unwrap_or(""),
-        cti,
-        agent,
-        claims_verified,
-        tool = decision.tool.as_deref().unwrap_or(""),
-        class = decision.class.unwrap_or(""),
-        kid = %kid.map(|k| k.to_string()).unwrap_or_default(),
-        queue = %shared.config.queue,
-        "laissez: message denied"
-    );
-    if let Some(observer) = &shared.observer {
-        observer(&decision);
-    }
-    let id = decision.message_id.as_deref().unwrap_or("");
-    report(acker.reject(no_requeue()).await, id, "reject");
-}
-
-/// Requeues a message that did not run, after `delay` (cut short at shutdown).
-async fn requeue<L, H>(
-    shared: &Shared<L, H>,
-    acker: &Acker,
-    why: &'static str,
-    message_id: Option<&str>,
-    delay: Duration,
-    stop: &watch::Receiver<bool>,
-) {
-    Counters::bump(&shared.counters.requeued);
-    tracing::debug!(
-        why,
-        message_id = message_id.unwrap_or(""),
-        delay_ms = delay.as_millis() as u64,
-        "laissez: requeueing without running"
-    );
-    wait(delay, stop).await;
-    report(
-        acker.nack(requeue_opts()).await,
-        message_id.unwrap_or(""),
-        "requeue",
-    );
-}
-
-/// Whether a denial came after the signature was found to hold.
-fn signature_held(denial: Denial) -> bool {
-    !matches!(
-        denial,
-        Denial::Malformed(_) | Denial::UnknownKey | Denial::BadSignature | Denial::Unsupported
-    )
-}
-
-/// The claimed cti and agent of an envelope that did not verify, for the audit log (and, when
-/// the signature held, the decision).
-/// The kid the envelope names (authentic only if `claims_verified`): with the cti, what an
-/// audit trail needs to find the envelope; the envelope itself is never logged.
-fn claimed_kid(bytes: &[u8]) -> Option<Kid> {
-    UntrustedEnvelope::decode(bytes).ok().map(|e| e.kid())
-}
-
-fn unverified_ids(bytes: &[u8], denial: Denial) -> Option<(String, String)> {
-    if matches!(denial, Denial::Malformed(_)) {
-        return None;
-    }
-    let claims = UntrustedEnvelope::decode(bytes)
-        .ok()?
-        .claims_unverified()
-        .ok()?;
-    Some((hex::encode(claims.cti()), claims.sub().to_owned()))
-}
-
-fn next_retry_delay<L, H>(shared: &Shared<L, H>, key: String) -> Duration {
-    let mut retries = shared
-        .retries
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if retries.len() >= MAX_RETRY_ENTRIES {
-        retries.clear();
-    }
-    let n = retries.entry(key).or_insert(0);
-    let delay = shared
-        .config
-        .retry_delay
-        .saturating_mul(1u32 << (*n).min(16))
-        .min(shared.config.max_retry_delay);
-    *n = n.saturating_add(1);
-    delay
-}
-
-fn forget_retries<L, H>(shared: &Shared<L, H>, key: &str) {
-    shared
-        .retries
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .remove(key);
 }
 
 /// Sleeps for `delay`, or less if the consumer is stopping.
@@ -414,31 +489,6 @@ async fn wait(delay: Duration, stop: &watch::Receiver<bool>) {
     tokio::select! {
         () = tokio::time::sleep(delay) => {}
         _ = stop.wait_for(|stopping| *stopping) => {}
-    }
-}
-
-fn no_requeue() -> BasicRejectOptions {
-    BasicRejectOptions { requeue: false }
-}
-
-fn requeue_opts() -> BasicNackOptions {
-    BasicNackOptions {
-        requeue: true,
-        ..BasicNackOptions::default()
-    }
-}
-
-fn report(result: lapin::Result<bool>, message_id: &str, what: &'static str) {
-    match result {
-        Ok(true) => {}
-        Ok(false) => tracing::info!(
-            message_id,
-            what,
-            "laissez: channel gone before settling; the broker redelivers the message"
-        ),
-        Err(error) => {
-            tracing::warn!(message_id, what, %error, "laissez: settling failed; the broker redelivers the message")
-        }
     }
 }
 

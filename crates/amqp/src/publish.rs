@@ -1,17 +1,10 @@
-//! Publisher side: tool-call messages with the laissez headers, confirmed by the broker; and
-//! the queue topology with its dead-letter exchange and queue.
+//! Publisher side: tool-call messages with the laissez headers, confirmed by the broker.
 
 use std::time::Duration;
 
 use laissez_verify::ActionClass;
-use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
-};
-use lapin::types::{AMQPValue, FieldTable};
-use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
-};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 
 use crate::error::AmqpError;
 use crate::headers::{EnvelopeEncoding, tool_call_properties};
@@ -31,7 +24,13 @@ pub async fn connect(url: &str, name: &str) -> Result<Connection, AmqpError> {
     Ok(Connection::connect(url, properties).await?)
 }
 
-/// One tool call to publish: the envelope that authorises it, what it asks for, and its id.
+/// One tool call to publish: the envelope that authorises it, the tool, and its id.
+///
+/// The class of a call is the worker's, from its tool catalogue: the publisher cannot choose
+/// it. [`ToolCall::new`] still writes the class the publisher believes the tool has into the
+/// optional `laissez-class` header, as a check: a worker whose catalogue gives the tool
+/// another class refuses the message as `malformed` instead of running it under a class the
+/// orchestrator did not mean. [`ToolCall::without_class`] leaves the header out.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct ToolCall<'a> {
@@ -39,25 +38,33 @@ pub struct ToolCall<'a> {
     pub envelope: &'a [u8],
     /// The tool.
     pub tool: &'a str,
-    /// The class.
-    pub class: ActionClass,
+    /// The class the publisher expects the worker's catalogue to give the tool (header
+    /// `laissez-class`); `None` writes no header.
+    pub class: Option<ActionClass>,
     /// The message id: one use is spent per distinct id. Reuse the id when retrying the same
     /// call, so that a duplicate never spends a second use nor runs twice.
     pub message_id: &'a str,
 }
 
 impl<'a> ToolCall<'a> {
-    /// A tool call.
+    /// A tool call whose `laissez-class` header says `class`.
     pub fn new(envelope: &'a [u8], tool: &'a str, class: ActionClass, message_id: &'a str) -> Self {
         ToolCall {
             envelope,
             tool,
-            class,
+            class: Some(class),
             message_id,
         }
     }
 
-    /// Its message properties: laissez headers, message id, persistent.
+    /// The same call without the `laissez-class` header: the worker's catalogue alone decides.
+    #[must_use]
+    pub fn without_class(mut self) -> Self {
+        self.class = None;
+        self
+    }
+
+    /// Its message properties: laissez headers, message id, persistent (delivery mode 2).
     pub fn properties(&self, encoding: EnvelopeEncoding) -> BasicProperties {
         tool_call_properties(
             self.envelope,
@@ -137,107 +144,5 @@ impl Publisher {
             Confirmation::Ack(_) | Confirmation::NotRequested => Ok(()),
             Confirmation::Nack(_) => Err(AmqpError::PublishNacked),
         }
-    }
-}
-
-/// The kind of queue [`Topology::declare`] makes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum QueueKind {
-    /// A durable classic queue.
-    Classic,
-    /// A quorum queue (replicated). `delivery_limit`: after this many returns to the queue
-    /// (requeues, or redeliveries after a lost consumer) the broker dead-letters the message.
-    Quorum {
-        /// The explicit delivery limit (`x-delivery-limit`).
-        delivery_limit: u32,
-    },
-}
-
-/// A work queue with its dead-letter exchange and queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Topology {
-    /// The work queue.
-    pub queue: String,
-    /// Its dead-letter exchange (fanout, durable). Default `<queue>.dlx`.
-    pub dead_letter_exchange: String,
-    /// The queue bound to it, where denials and failures land. Default `<queue>.dlq`.
-    pub dead_letter_queue: String,
-    /// Classic or quorum.
-    pub kind: QueueKind,
-}
-
-impl Topology {
-    /// A classic queue `queue` with `<queue>.dlx` and `<queue>.dlq`.
-    pub fn new(queue: impl Into<String>) -> Self {
-        let queue = queue.into();
-        Topology {
-            dead_letter_exchange: format!("{queue}.dlx"),
-            dead_letter_queue: format!("{queue}.dlq"),
-            queue,
-            kind: QueueKind::Classic,
-        }
-    }
-
-    /// Makes it a quorum queue with `delivery_limit` (the dead-letter queue too is quorum).
-    #[must_use]
-    pub fn quorum(mut self, delivery_limit: u32) -> Self {
-        self.kind = QueueKind::Quorum { delivery_limit };
-        self
-    }
-
-    /// Declares, idempotently: the dead-letter exchange, the dead-letter queue bound to it,
-    /// and the work queue dead-lettering to it. All durable.
-    pub async fn declare(&self, channel: &Channel) -> Result<(), AmqpError> {
-        let durable = QueueDeclareOptions {
-            durable: true,
-            ..QueueDeclareOptions::default()
-        };
-        channel
-            .exchange_declare(
-                self.dead_letter_exchange.as_str().into(),
-                ExchangeKind::Fanout,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..ExchangeDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        let mut dlq_args = FieldTable::default();
-        let mut args = FieldTable::default();
-        args.insert(
-            "x-dead-letter-exchange".into(),
-            AMQPValue::LongString(self.dead_letter_exchange.as_str().into()),
-        );
-        if let QueueKind::Quorum { delivery_limit } = self.kind {
-            for table in [&mut args, &mut dlq_args] {
-                table.insert(
-                    "x-queue-type".into(),
-                    AMQPValue::LongString("quorum".into()),
-                );
-            }
-            args.insert(
-                "x-delivery-limit".into(),
-                AMQPValue::LongInt(i32::try_from(delivery_limit).unwrap_or(i32::MAX)),
-            );
-        }
-        channel
-            .queue_declare(self.dead_letter_queue.as_str().into(), durable, dlq_args)
-            .await?;
-        channel
-            .queue_bind(
-                self.dead_letter_queue.as_str().into(),
-                self.dead_letter_exchange.as_str().into(),
-                "".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        channel
-            .queue_declare(self.queue.as_str().into(), durable, args)
-            .await?;
-        Ok(())
     }
 }

@@ -1,10 +1,11 @@
-//! `laissez consume`: a worker sidecar for any language (CONTRACT §4).
+//! `laissez consume`: a worker sidecar for any language (`docs/spec.md` §10).
 //!
 //! It consumes a queue through the [`Middleware`], prints one JSON line per decision on
 //! stdout, and runs a command once per authorised message: the body on its stdin, the
 //! decision in `LAISSEZ_*` environment variables. Exit 0 acks; any other exit (or a command
-//! that cannot start) dead-letters. The command's own stdout goes to the sidecar's stderr, so
-//! stdout carries only decisions. Without a command it decides, acks what is allowed, and logs.
+//! that cannot start) dead-letters. Without a command it decides, acks what is allowed, and
+//! logs. The process around it (the runtime, signals, where the command's stdout goes) is the
+//! caller's: the `laissez` CLI.
 
 use std::future::Future;
 use std::io::Write as _;
@@ -14,13 +15,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use laissez_ledger::{AnyLedger, RedbLedger, RedisLedger};
-use laissez_verify::{Policy, TrustedKey};
+use laissez_verify::{OwnedCatalogue, Policy, TrustedKey};
 use tokio::io::AsyncWriteExt as _;
 
-use crate::consumer::{ConsumerConfig, Middleware, Stats};
+use crate::config::ConsumerConfig;
+use crate::consumer::Middleware;
+use crate::decision::Decision;
 use crate::error::AmqpError;
 use crate::handler::{Disposition, HandlerError, Message};
 use crate::publish::connect;
+use crate::shared::Stats;
+
+/// Environment variables the command never inherits: they may hold the worker's broker and
+/// ledger credentials (the CLI reads `--amqp` and `--redis` from them).
+pub const SECRET_ENV: [&str; 2] = ["LAISSEZ_AMQP_URL", "LAISSEZ_REDIS_URL"];
 
 /// The ledger file used when neither a path nor Redis is given: in the working directory.
 pub const DEFAULT_LEDGER_PATH: &str = "laissez-ledger.redb";
@@ -29,13 +37,23 @@ pub const DEFAULT_LEDGER_PATH: &str = "laissez-ledger.redb";
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where the sidecar spends uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LedgerChoice {
     /// An embedded redb file: shared by the processes of one host.
     Redb(PathBuf),
     /// A Redis URL: shared by workers on many machines.
     Redis(String),
+}
+
+impl std::fmt::Debug for LedgerChoice {
+    /// A Redis URL may hold a password: it is never shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LedgerChoice::Redb(path) => f.debug_tuple("Redb").field(path).finish(),
+            LedgerChoice::Redis(_) => f.write_str("Redis(..)"),
+        }
+    }
 }
 
 impl Default for LedgerChoice {
@@ -45,10 +63,11 @@ impl Default for LedgerChoice {
 }
 
 /// Everything `laissez consume` takes.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct SidecarConfig {
-    /// The broker, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    /// The broker, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`. Never logged nor shown by
+    /// `Debug`: it may hold a password.
     pub amqp_url: String,
     /// The queue, as it exists (nothing is declared).
     pub queue: String,
@@ -56,6 +75,8 @@ pub struct SidecarConfig {
     pub audience: String,
     /// Trusted keys.
     pub trusted_keys: Vec<TrustedKey>,
+    /// The worker's tool catalogue: the tools the command runs, each with its class.
+    pub tools: OwnedCatalogue,
     /// The use ledger.
     pub ledger: LedgerChoice,
     /// Prefetch (and concurrency). Default 1: one command at a time.
@@ -72,6 +93,28 @@ pub struct SidecarConfig {
     /// [`AmqpError::Unreachable`] (the CLI exits 3). Default 30 s. Once connected, a lost
     /// connection is waited out by lapin's recovery instead.
     pub connect_timeout: Duration,
+    /// Where each command's standard output goes, made once per command. Default: discarded,
+    /// since stdout carries the decision lines; the CLI sends it to its stderr.
+    pub command_stdout: fn() -> Stdio,
+}
+
+impl std::fmt::Debug for SidecarConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SidecarConfig")
+            .field("amqp_url", &"..")
+            .field("queue", &self.queue)
+            .field("audience", &self.audience)
+            .field("trusted_keys", &self.trusted_keys)
+            .field("tools", &self.tools)
+            .field("ledger", &self.ledger)
+            .field("prefetch", &self.prefetch)
+            .field("exit_when_idle", &self.exit_when_idle)
+            .field("exec", &self.exec)
+            .field("lease", &self.lease)
+            .field("policy", &self.policy)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SidecarConfig {
@@ -81,12 +124,14 @@ impl SidecarConfig {
         queue: impl Into<String>,
         audience: impl Into<String>,
         trusted_keys: Vec<TrustedKey>,
+        tools: OwnedCatalogue,
     ) -> Self {
         SidecarConfig {
             amqp_url: amqp_url.into(),
             queue: queue.into(),
             audience: audience.into(),
             trusted_keys,
+            tools,
             ledger: LedgerChoice::default(),
             prefetch: 1,
             exit_when_idle: None,
@@ -94,42 +139,8 @@ impl SidecarConfig {
             lease: Duration::from_secs(300),
             policy: Policy::default(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            command_stdout: Stdio::null,
         }
-    }
-}
-
-/// Runs the sidecar on a new Tokio runtime until SIGTERM, SIGINT or the idle timeout; for
-/// callers without a runtime (the CLI).
-pub fn run_blocking(config: SidecarConfig) -> Result<Stats, AmqpError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let shutdown = termination()?;
-        run(config, shutdown).await
-    })
-}
-
-/// A future that completes on SIGTERM or SIGINT. Must be called inside a Tokio runtime.
-pub fn termination() -> Result<impl Future<Output = ()> + Send + 'static, AmqpError> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        Ok(async move {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("laissez: SIGTERM"),
-                _ = int.recv() => tracing::info!("laissez: SIGINT"),
-            }
-        })
-    }
-    #[cfg(not(unix))]
-    {
-        Ok(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
     }
 }
 
@@ -171,12 +182,17 @@ pub async fn run(
         }
     };
     let channel = connection.create_channel().await?;
-    let consumer = ConsumerConfig::new(&config.queue, &config.audience, config.trusted_keys)
-        .prefetch(config.prefetch)
-        .lease(config.lease)
-        .policy(config.policy)
-        .idle_timeout(config.exit_when_idle);
-    let print = |decision: &crate::Decision| {
+    let consumer = ConsumerConfig::new(
+        &config.queue,
+        &config.audience,
+        config.trusted_keys,
+        config.tools,
+    )
+    .prefetch(config.prefetch)
+    .lease(config.lease)
+    .policy(config.policy)
+    .idle_timeout(config.exit_when_idle);
+    let print = |decision: &Decision| {
         let mut out = std::io::stdout().lock();
         // A closed stdout must not stop the worker: the decision is also in the log.
         let _ = writeln!(out, "{}", decision.to_json_line());
@@ -190,9 +206,10 @@ pub async fn run(
             .await
     } else {
         let command = Arc::new(config.exec);
+        let stdout = config.command_stdout;
         let handler = move |message: Message| {
             let command = command.clone();
-            async move { exec(&command, message).await }
+            async move { exec(&command, stdout(), message).await }
         };
         Middleware::new(consumer, ledger, handler)
             .on_decision(print)
@@ -209,12 +226,20 @@ pub async fn run(
 }
 
 /// Runs the command for one authorised message.
-async fn exec(command: &[String], message: Message) -> Result<Disposition, HandlerError> {
+async fn exec(
+    command: &[String],
+    stdout: Stdio,
+    message: Message,
+) -> Result<Disposition, HandlerError> {
     let Some((program, args)) = command.split_first() else {
         return Err("no command".into());
     };
     let a = &message.authorized;
-    let mut child = tokio::process::Command::new(program)
+    let mut child = tokio::process::Command::new(program);
+    for name in SECRET_ENV {
+        child.env_remove(name);
+    }
+    let mut child = child
         .args(args)
         .env("LAISSEZ_AGENT", &a.agent)
         .env("LAISSEZ_TOOL", &a.tool)
@@ -225,7 +250,7 @@ async fn exec(command: &[String], message: Message) -> Result<Disposition, Handl
         .env("LAISSEZ_USE", a.use_number.to_string())
         .env("LAISSEZ_MESSAGE_ID", &a.message_id)
         .stdin(Stdio::piped())
-        .stdout(stdout_for_child())
+        .stdout(stdout)
         .spawn()
         .map_err(|e| format!("cannot run {program}: {e}"))?;
     if let Some(mut stdin) = child.stdin.take() {
@@ -242,21 +267,5 @@ async fn exec(command: &[String], message: Message) -> Result<Disposition, Handl
         Ok(Disposition::Ack)
     } else {
         Err(format!("{program} exited with {status}").into())
-    }
-}
-
-/// The command's stdout goes to our stderr: stdout carries only decision lines.
-fn stdout_for_child() -> Stdio {
-    #[cfg(unix)]
-    {
-        use std::os::fd::AsFd as _;
-        match std::io::stderr().as_fd().try_clone_to_owned() {
-            Ok(fd) => Stdio::from(fd),
-            Err(_) => Stdio::null(),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        Stdio::inherit()
     }
 }

@@ -1,19 +1,20 @@
-//! The audit trail on the real broker: every decision is one `laissez::audit` event that
-//! names the envelope by cti and kid, and no log line ever carries the envelope itself
-//! (a bearer credential until it expires) in any encoding.
+//! The audit trail on the real broker: every decision is one `laissez::audit` event (its
+//! fields one JSON object) that names the envelope by cti and kid; no log line ever carries
+//! the envelope itself (a bearer credential until it expires) in any encoding; and values the
+//! publisher chooses cannot forge log lines or send terminal escapes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use common::*;
 use laissez_amqp::{ConsumerConfig, Disposition, HandlerError, Message};
 use laissez_ledger::MemoryLedger;
-use laissez_verify::ActionClass;
+use laissez_verify::{ActionClass, OwnedCatalogue};
 
 /// Everything the subscriber writes, shared with the test.
 #[derive(Clone, Default)]
@@ -33,6 +34,51 @@ impl Captured {
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
+
+    fn bytes(&self) -> Vec<u8> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// The one subscriber of this test binary (tests run in parallel and share it): every event,
+/// every target, formatted as the CLI formats them, into memory.
+fn captured() -> &'static Captured {
+    static CAPTURED: OnceLock<Captured> = OnceLock::new();
+    CAPTURED.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::TRACE)
+            .init();
+        captured
+    })
+}
+
+/// Whether `line` is an event of the `laissez::audit` target: `TIME LEVEL target: ...`.
+fn is_audit(line: &str) -> bool {
+    line.split_whitespace().nth(2) == Some("laissez::audit:")
+}
+
+/// The audit events of `queue`, each its JSON object.
+fn audit_events(log: &str, queue: &str) -> Vec<(String, serde_json::Value)> {
+    log.lines()
+        .filter(|l| is_audit(l))
+        .filter_map(|l| {
+            let json = l.split_once(" audit=")?.1;
+            let event: serde_json::Value = serde_json::from_str(json)
+                .unwrap_or_else(|e| panic!("an audit event is not one JSON object ({e}): {l}"));
+            (event["queue"] == queue).then(|| (l.to_owned(), event))
+        })
+        .collect()
+}
+
+fn tools() -> OwnedCatalogue {
+    catalogue(&[
+        ("crm.read", ActionClass::Read),
+        ("crm.write", ActionClass::Write),
+    ])
 }
 
 /// Every way the envelope's tail (its signature) could appear in a log line. The signature
@@ -59,14 +105,7 @@ const AGENT: &str = "spiffe://acme.example/agent/test-bot";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_events_name_cti_and_kid_never_the_envelope() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::TRACE)
-        .init();
-
+    let captured = captured();
     let connection = connect().await;
     let q = Queue::declare(&connection, "audit").await;
     let keys = Keys::new();
@@ -76,7 +115,7 @@ async fn audit_events_name_cti_and_kid_never_the_envelope() {
     *tampered.last_mut().unwrap() ^= 0x01;
 
     let decisions = Decisions::default();
-    let config = ConsumerConfig::new(q.name(), &aud, keys.trusted.clone()).prefetch(4);
+    let config = ConsumerConfig::new(q.name(), &aud, keys.trusted.clone(), tools()).prefetch(4);
     let handler = |_m: Message| async move { Ok::<_, HandlerError>(Disposition::Ack) };
     let worker = Worker::start(config, Arc::new(MemoryLedger::new()), handler, &decisions).await;
     q.publish(good.as_bytes(), "crm.read", ActionClass::Read, "allowed")
@@ -84,7 +123,7 @@ async fn audit_events_name_cti_and_kid_never_the_envelope() {
     assert!(eventually(|| decisions.all().len() == 1).await);
     q.publish(&tampered, "crm.read", ActionClass::Read, "tampered")
         .await;
-    q.publish(good.as_bytes(), "crm.read", ActionClass::Write, "write")
+    q.publish(good.as_bytes(), "crm.write", ActionClass::Write, "write")
         .await;
     q.publish(good.as_bytes(), "crm.read", ActionClass::Read, "second")
         .await;
@@ -101,38 +140,42 @@ async fn audit_events_name_cti_and_kid_never_the_envelope() {
     let log = captured.text();
     let cti = good.cti_hex();
     let kid = good.kid().to_string();
-    let audit: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("laissez::audit"))
-        .collect();
+    let audit = audit_events(&log, &aud);
     assert_eq!(audit.len(), 4, "one audit event per message:\n{log}");
     for (id, verdict) in [
-        ("allowed", "message authorised"),
-        ("tampered", "reason=\"bad_signature\""),
-        ("write", "reason=\"class_not_granted\""),
-        ("second", "reason=\"uses_exhausted\""),
+        ("allowed", None),
+        ("tampered", Some("bad_signature")),
+        ("write", Some("class_not_granted")),
+        ("second", Some("uses_exhausted")),
     ] {
-        let line = audit
+        let (line, event) = audit
             .iter()
-            .find(|l| {
-                l.contains(&format!("message_id={id} "))
-                    || l.contains(&format!("message_id=\"{id}\""))
-            })
+            .find(|(_, e)| e["message_id"] == id)
             .unwrap_or_else(|| panic!("no audit event for {id}:\n{log}"));
-        assert!(line.contains(verdict), "{id}: {line}");
-        assert!(line.contains(&cti), "{id} lacks the cti: {line}");
-        assert!(line.contains(&kid), "{id} lacks the kid: {line}");
-        assert!(line.contains(AGENT), "{id} lacks the agent: {line}");
+        match verdict {
+            None => {
+                assert!(line.contains("message authorised"), "{id}: {line}");
+                assert_eq!(event["allowed"], true, "{id}: {line}");
+            }
+            Some(reason) => {
+                assert!(line.contains("message denied"), "{id}: {line}");
+                assert_eq!(event["allowed"], false, "{id}: {line}");
+                assert_eq!(event["reason"], reason, "{id}: {line}");
+            }
+        }
+        assert_eq!(event["cti"], cti.as_str(), "{id} lacks the cti: {line}");
+        assert_eq!(event["kid"], kid.as_str(), "{id} lacks the kid: {line}");
+        assert_eq!(event["agent"], AGENT, "{id} lacks the agent: {line}");
         // A denial before the signature held names only what the envelope claims.
         match id {
-            "tampered" => assert!(line.contains("claims_verified=false"), "{line}"),
-            "write" | "second" => assert!(line.contains("claims_verified=true"), "{line}"),
+            "tampered" => assert_eq!(event["claims_verified"], false, "{line}"),
+            "write" | "second" => assert_eq!(event["claims_verified"], true, "{line}"),
             _ => {}
         }
         if id == "allowed" {
             // Attribution: on whose behalf, in which session.
-            assert!(line.contains("obo=\"user-7\""), "{line}");
-            assert!(line.contains("sid=\"task-1\""), "{line}");
+            assert_eq!(event["obo"], "user-7", "{line}");
+            assert_eq!(event["sid"], "task-1", "{line}");
         }
     }
     for encoded in encodings_of(good.as_bytes())
@@ -143,5 +186,66 @@ async fn audit_events_name_cti_and_kid_never_the_envelope() {
             !log.contains(&encoded),
             "the log carries envelope bytes ({encoded}):\n{log}"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publisher_chosen_values_cannot_forge_log_lines() {
+    let captured = captured();
+    let connection = connect().await;
+    let q = Queue::declare(&connection, "audit-injection").await;
+    let keys = Keys::new();
+    let aud = q.name().to_owned();
+    let good = keys.envelope(&aud, "crm.*", "read", 5);
+    // A newline followed by what looks like another audit event, and a terminal escape that
+    // clears the screen: one id for a message that runs, one for a message that is denied.
+    let hostile = |n: u32| {
+        format!(
+            "inj-{n}\n2030-01-01T00:00:00Z  WARN laissez::audit: forged-{n} audit={{\"allowed\":true}}\x1b[2J\r"
+        )
+    };
+    let (allowed, denied) = (hostile(1), hostile(2));
+
+    let decisions = Decisions::default();
+    let config = ConsumerConfig::new(q.name(), &aud, keys.trusted.clone(), tools()).prefetch(4);
+    let handler = |_m: Message| async move { Ok::<_, HandlerError>(Disposition::Ack) };
+    let worker = Worker::start(config, Arc::new(MemoryLedger::new()), handler, &decisions).await;
+    q.publish(good.as_bytes(), "crm.read", ActionClass::Read, &allowed)
+        .await;
+    q.publish(good.as_bytes(), "crm.write", ActionClass::Write, &denied)
+        .await;
+    assert!(
+        eventually(|| decisions.all().len() == 2).await,
+        "decisions: {:?}",
+        decisions.all()
+    );
+    worker.stop().await;
+    assert_eq!(q.wait_dead_letters(1).await.len(), 1);
+    q.delete().await;
+
+    // Nothing raw: no escape character and no carriage return anywhere in the log.
+    let bytes = captured.bytes();
+    assert!(!bytes.contains(&0x1b), "a raw ESC reached the log");
+    assert!(!bytes.contains(&b'\r'), "a raw CR reached the log");
+    let log = captured.text();
+    let audit = audit_events(&log, &aud);
+    assert_eq!(audit.len(), 2, "one audit event per message:\n{log}");
+    // No line is the forged one: every line starts with the subscriber's own timestamp.
+    assert!(
+        !log.lines().any(|l| l.trim_start().starts_with("2030-")),
+        "a forged line:\n{log}"
+    );
+    for (n, id, allowed) in [(1, &allowed, true), (2, &denied, false)] {
+        // Exactly one audit line mentions the forged text: the real event, where it is escaped.
+        let forged = format!("forged-{n}");
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| is_audit(l) && l.contains(&forged))
+            .collect();
+        assert_eq!(lines.len(), 1, "{forged}: {lines:?}");
+        // The event still carries the exact id.
+        let (_, event) = audit.iter().find(|(l, _)| l.contains(&forged)).unwrap();
+        assert_eq!(event["message_id"], id.as_str());
+        assert_eq!(event["allowed"], allowed);
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::*;
 use laissez_amqp::{ConsumerConfig, Disposition, HandlerError, Message};
 use laissez_ledger::RedbLedger;
-use laissez_verify::ActionClass;
+use laissez_verify::{ActionClass, Reason};
 
 fn rabbitmqctl(arg: &str) -> bool {
     Command::new("rabbitmqctl")
@@ -76,7 +76,8 @@ async fn broker_restart_loses_nothing_and_runs_nothing_twice() {
         }
     };
     let decisions = Decisions::default();
-    let config = ConsumerConfig::new(q.name(), &aud, keys.trusted.clone())
+    let tools = catalogue(&[("crm.update", ActionClass::Write)]);
+    let config = ConsumerConfig::new(q.name(), &aud, keys.trusted.clone(), tools)
         .prefetch(10)
         .retry_delays(Duration::from_millis(100), Duration::from_secs(1));
     let worker = Worker::start(config, ledger.clone(), handler, &decisions).await;
@@ -123,7 +124,7 @@ async fn broker_restart_loses_nothing_and_runs_nothing_twice() {
         assert!(
             denials
                 .get(id)
-                .is_some_and(|r| r.iter().all(|r| *r == "replayed")),
+                .is_some_and(|r| r.iter().all(|r| *r == Reason::Replayed)),
             "{id}: {denials:?}"
         );
     }

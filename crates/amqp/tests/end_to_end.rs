@@ -1,6 +1,7 @@
-//! End to end against the real broker: allowed messages reach the handler exactly once; each
-//! denial reason that can arise on a queue lands in the dead-letter queue and never in the
-//! handler; handler errors, panics and requeues do what the docs say.
+//! End to end against the real broker: allowed messages reach the handler exactly once (the
+//! envelope as raw bytes, base64url text, or line-wrapped text); each denial reason that can
+//! arise on a queue lands in the dead-letter queue and never in the handler; handler errors,
+//! panics and requeues do what the docs say.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -14,9 +15,9 @@ use laissez_amqp::lapin::types::{AMQPValue, FieldTable};
 use laissez_amqp::{
     ConsumerConfig, Disposition, EnvelopeEncoding, HandlerError, Message, OnHandlerError, ToolCall,
 };
-use laissez_ledger::MemoryLedger;
+use laissez_ledger::{MAX_TAKEOVERS, MemoryLedger};
 use laissez_sign::EnvelopeBuilder;
-use laissez_verify::ActionClass;
+use laissez_verify::{ActionClass, Reason};
 
 type Seen = Arc<Mutex<Vec<(String, u64, bool)>>>;
 
@@ -57,7 +58,14 @@ async fn allowed_run_once_and_every_denial_is_dead_lettered() {
 
     let seen: Seen = Arc::default();
     let decisions = Decisions::default();
-    let config = ConsumerConfig::new(q.name(), &aud, keys.trusted.clone()).prefetch(16);
+    let tools = catalogue(&[
+        ("crm.ticket.read", ActionClass::Read),
+        ("crm.ticket.update", ActionClass::Write),
+        ("crm.read", ActionClass::Read),
+        ("billing.refund", ActionClass::Write),
+        ("crm.ticket.close", ActionClass::Destructive),
+    ]);
+    let config = ConsumerConfig::new(q.name(), &aud, keys.trusted.clone(), tools).prefetch(16);
     let worker = Worker::start(
         config,
         Arc::new(MemoryLedger::new()),
@@ -66,7 +74,8 @@ async fn allowed_run_once_and_every_denial_is_dead_lettered() {
     )
     .await;
 
-    // Allowed: raw bytes, base64url text, and the same envelope over several messages.
+    // Allowed: raw bytes, base64url text, line-wrapped text (as the command line reads it),
+    // and the same envelope over several messages.
     q.publish(
         good.as_bytes(),
         "crm.ticket.read",
@@ -89,6 +98,25 @@ async fn allowed_run_once_and_every_denial_is_dead_lettered() {
             text_call.properties(EnvelopeEncoding::Text),
             b"ok-text",
         )
+        .await
+        .unwrap();
+    let text = good.to_text();
+    let wrapped: Vec<&str> = text
+        .as_bytes()
+        .chunks(64)
+        .map(|line| std::str::from_utf8(line).unwrap())
+        .collect();
+    let wrapped = format!("{}\n", wrapped.join("\r\n"));
+    let call = ToolCall::new(good.as_bytes(), "crm.read", ActionClass::Read, "ok-wrapped");
+    let mut props = call.properties(EnvelopeEncoding::Text);
+    let mut headers = props.headers().clone().unwrap();
+    headers.insert(
+        "laissez-envelope".into(),
+        AMQPValue::LongString(wrapped.into()),
+    );
+    props = props.with_headers(headers);
+    q.publisher
+        .publish_with("", q.name(), props, b"ok-wrapped")
         .await
         .unwrap();
     q.publish(once.as_bytes(), "crm.read", ActionClass::Read, "once-1")
@@ -126,6 +154,9 @@ async fn allowed_run_once_and_every_denial_is_dead_lettered() {
         "class-not-granted",
     )
     .await;
+    // Granted by the envelope's pattern, but this worker does not run it.
+    q.publish_without_class(good.as_bytes(), "crm.ticket.archive", "unknown-tool")
+        .await;
     // Malformed headers and a missing message id.
     let mut garbled = FieldTable::default();
     garbled.insert(
@@ -171,7 +202,7 @@ async fn allowed_run_once_and_every_denial_is_dead_lettered() {
 
     // Exhausted and replayed need the first use to have completed first.
     assert!(
-        eventually(|| seen.lock().unwrap().len() == 4).await,
+        eventually(|| seen.lock().unwrap().len() == 5).await,
         "allowed messages did not run"
     );
     q.publish(once.as_bytes(), "crm.read", ActionClass::Read, "once-2")
@@ -185,18 +216,19 @@ async fn allowed_run_once_and_every_denial_is_dead_lettered() {
     .await;
 
     let expected = [
-        ("bad-signature", "bad_signature"),
-        ("unknown-key", "unknown_key"),
-        ("expired", "expired"),
-        ("wrong-audience", "wrong_audience"),
-        ("tool-not-granted", "tool_not_granted"),
-        ("class-not-granted", "class_not_granted"),
-        ("garbled", "malformed"),
-        ("bad-class", "malformed"),
-        ("", "malformed"),
-        ("no-envelope", "malformed"),
-        ("once-2", "uses_exhausted"),
-        ("ok-1", "replayed"),
+        ("bad-signature", Reason::BadSignature),
+        ("unknown-key", Reason::UnknownKey),
+        ("expired", Reason::Expired),
+        ("wrong-audience", Reason::WrongAudience),
+        ("tool-not-granted", Reason::ToolNotGranted),
+        ("class-not-granted", Reason::ClassNotGranted),
+        ("unknown-tool", Reason::UnknownTool),
+        ("garbled", Reason::Malformed),
+        ("bad-class", Reason::Malformed),
+        ("", Reason::Malformed),
+        ("no-envelope", Reason::Malformed),
+        ("once-2", Reason::UsesExhausted),
+        ("ok-1", Reason::Replayed),
     ];
     let dead = q.wait_dead_letters(expected.len()).await;
     // Nothing more arrives: no retries, no duplicates.
@@ -244,6 +276,16 @@ async fn allowed_run_once_and_every_denial_is_dead_lettered() {
     );
     assert_eq!(by_id("bad-signature").cti, None);
     assert_eq!(by_id("unknown-key").agent, None);
+    // The class in a decision is the catalogue's; an unlisted tool has none.
+    assert_eq!(
+        by_id("class-not-granted").class,
+        Some(ActionClass::Destructive)
+    );
+    assert_eq!(by_id("unknown-tool").class, None);
+    assert_eq!(
+        by_id("unknown-tool").cti.as_deref(),
+        Some(good.cti_hex().as_str())
+    );
     let mut ran = seen.lock().unwrap().clone();
     ran.sort();
     let ids: Vec<(&str, bool)> = ran.iter().map(|(id, _, t)| (id.as_str(), *t)).collect();
@@ -253,20 +295,21 @@ async fn allowed_run_once_and_every_denial_is_dead_lettered() {
             ("ok-1", false),
             ("ok-2", false),
             ("ok-text", false),
+            ("ok-wrapped", false),
             ("once-1", false)
         ],
         "each allowed message ran once, none of the denied ones did"
     );
     assert_eq!(ran.iter().find(|r| r.0 == "once-1").unwrap().1, 1);
-    // Uses of `good` are 1..=3 in some order; `once` has one use.
+    // Uses of `good` are 1..=4 in some order; `once` has one use.
     let mut good_uses: Vec<u64> = ran
         .iter()
         .filter(|(id, _, _)| id.starts_with("ok-"))
         .map(|r| r.1)
         .collect();
     good_uses.sort_unstable();
-    assert_eq!(good_uses, vec![1, 2, 3]);
-    assert_eq!(stats.handled, 4);
+    assert_eq!(good_uses, vec![1, 2, 3, 4]);
+    assert_eq!(stats.handled, 5);
     assert_eq!(stats.denied, expected.len() as u64);
     q.delete().await;
 }
@@ -304,7 +347,11 @@ async fn handler_errors_panics_and_requeues() {
         }
     };
     let decisions = Decisions::default();
-    let config = ConsumerConfig::new(q.name(), &aud, keys.trusted.clone())
+    let tools = catalogue(&[
+        ("tool.a", ActionClass::Read),
+        ("tool.d", ActionClass::Destructive),
+    ]);
+    let config = ConsumerConfig::new(q.name(), &aud, keys.trusted.clone(), tools)
         .prefetch(4)
         .on_handler_error(OnHandlerError::Requeue {
             after: Duration::from_millis(100),
@@ -316,13 +363,14 @@ async fn handler_errors_panics_and_requeues() {
     }
     q.publish(
         env.as_bytes(),
-        "tool.a",
+        "tool.d",
         ActionClass::Destructive,
         "destructive-error",
     )
     .await;
-    // With requeue-on-error, a panicking handler runs again and again under the same use:
-    // wait for a few runs, then check the others settled.
+    // With requeue-on-error, a panicking handler runs again under the same use, until the
+    // ledger's take-over cap abandons it: 1 + MAX_TAKEOVERS runs, then the dead-letter queue.
+    let most = 1 + MAX_TAKEOVERS as usize;
     let ok = eventually(|| {
         let runs = runs.lock().unwrap();
         let n = |id: &str| runs.iter().filter(|r| r.0 == id).count();
@@ -330,16 +378,34 @@ async fn handler_errors_panics_and_requeues() {
             && n("retried-error") == 2
             && n("after-panic") == 1
             && n("destructive-error") == 1
-            && n("panics") >= 2
+            && n("panics") == most
     })
     .await;
     assert!(ok, "runs: {:?}", runs.lock().unwrap());
-    let dead = q.wait_dead_letters(1).await;
+    let mut dead: Vec<String> = q
+        .wait_dead_letters(2)
+        .await
+        .into_iter()
+        .map(|d| d.0)
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let stats = worker.stop().await;
-    assert_eq!(dead.len(), 1);
+    dead.extend(q.take_dead_letters().await.into_iter().map(|d| d.0));
+    dead.sort();
     assert_eq!(
-        dead[0].0, "destructive-error",
-        "a failed destructive step is dead-lettered, not retried"
+        dead,
+        ["destructive-error", "panics"],
+        "a failed destructive step is dead-lettered, not retried; a poison message after the cap"
+    );
+    assert_eq!(decisions.denials()["panics"], [Reason::Abandoned]);
+    assert_eq!(
+        runs.lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.0 == "panics")
+            .count(),
+        most,
+        "never run past the cap"
     );
     let runs = runs.lock().unwrap().clone();
     for id in ["requeue-once", "retried-error", "panics"] {
@@ -384,7 +450,8 @@ async fn by_default_handler_failures_are_dead_lettered_and_consuming_goes_on() {
         }
     };
     let decisions = Decisions::default();
-    let config = ConsumerConfig::new(q.name(), &aud, keys.trusted.clone()).prefetch(1);
+    let tools = catalogue(&[("tool.a", ActionClass::Write)]);
+    let config = ConsumerConfig::new(q.name(), &aud, keys.trusted.clone(), tools).prefetch(1);
     let worker = Worker::start(config, Arc::new(MemoryLedger::new()), handler, &decisions).await;
     for id in ["fails", "panics", "rejects", "fine"] {
         q.publish(env.as_bytes(), "tool.a", ActionClass::Write, id)

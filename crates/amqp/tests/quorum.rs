@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::*;
 use laissez_amqp::{ConsumerConfig, Disposition, HandlerError, Message, QueueKind, Topology};
 use laissez_ledger::MemoryLedger;
-use laissez_verify::ActionClass;
+use laissez_verify::{ActionClass, Reason};
 
 const DELIVERY_LIMIT: u32 = 2;
 
@@ -50,7 +50,11 @@ async fn quorum_queue_with_a_delivery_limit() {
         }
     };
     let decisions = Decisions::default();
-    let config = ConsumerConfig::new(q.name(), &aud, keys.trusted.clone()).prefetch(4);
+    let tools = catalogue(&[
+        ("crm.read", ActionClass::Read),
+        ("billing.pay", ActionClass::Read),
+    ]);
+    let config = ConsumerConfig::new(q.name(), &aud, keys.trusted.clone(), tools).prefetch(4);
     let ledger = Arc::new(MemoryLedger::new());
     let worker = Worker::start(config, ledger.clone(), handler, &decisions).await;
     q.publish(env.as_bytes(), "crm.read", ActionClass::Read, "ok")
@@ -74,7 +78,7 @@ async fn quorum_queue_with_a_delivery_limit() {
     dead.sort();
     let stats = worker.stop().await;
     assert_eq!(dead, ["denied", "keeps-requeueing"]);
-    assert_eq!(decisions.denials()["denied"], ["tool_not_granted"]);
+    assert_eq!(decisions.denials()["denied"], [Reason::ToolNotGranted]);
 
     let runs = runs.lock().unwrap().clone();
     assert_eq!(runs.iter().filter(|r| r.0 == "ok").count(), 1, "{runs:?}");

@@ -13,11 +13,18 @@ use std::time::Duration;
 use common::*;
 use laissez_amqp::{ConsumerConfig, Disposition, HandlerError, Message, Middleware};
 use laissez_ledger::RedbLedger;
-use laissez_verify::ActionClass;
+use laissez_verify::{ActionClass, OwnedCatalogue, Reason};
 
 const CHILD: &str = "LAISSEZ_AMQP_TEST_CHILD";
 const SEED: [u8; 32] = [7; 32];
 const LEASE: Duration = Duration::from_secs(2);
+
+fn tools() -> OwnedCatalogue {
+    catalogue(&[
+        ("crm.read", ActionClass::Read),
+        ("crm.purge", ActionClass::Destructive),
+    ])
+}
 
 /// Runs only as the child: consumes, records each authorised message in the marker file,
 /// and never finishes, until it is killed.
@@ -32,7 +39,7 @@ async fn child_worker() {
     let ledger = Arc::new(RedbLedger::open(&ledger_path).unwrap());
     let connection = connect().await;
     let channel = connection.create_channel().await.unwrap();
-    let config = ConsumerConfig::new(&queue, &queue, keys.trusted)
+    let config = ConsumerConfig::new(&queue, &queue, keys.trusted, tools())
         .prefetch(2)
         .lease(LEASE);
     let handler = move |m: Message| {
@@ -124,7 +131,7 @@ async fn killed_worker_redelivery_runs_under_the_same_use() {
         }
     };
     let decisions = Decisions::default();
-    let config = ConsumerConfig::new(q.name(), &aud, keys.trusted.clone())
+    let config = ConsumerConfig::new(q.name(), &aud, keys.trusted.clone(), tools())
         .lease(LEASE)
         .retry_delays(Duration::from_millis(200), Duration::from_millis(500));
     let worker = Worker::start(config, ledger.clone(), handler, &decisions).await;
@@ -137,7 +144,7 @@ async fn killed_worker_redelivery_runs_under_the_same_use() {
         dead.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(),
         ["d1"]
     );
-    assert_eq!(decisions.denials().get("d1").unwrap(), &["abandoned"]);
+    assert_eq!(decisions.denials().get("d1").unwrap(), &[Reason::Abandoned]);
 
     // The third use is still there; the fourth message is over max_uses.
     q.publish(env.as_bytes(), "crm.read", ActionClass::Read, "m2")
@@ -160,7 +167,10 @@ async fn killed_worker_redelivery_runs_under_the_same_use() {
         dead.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(),
         ["m3"]
     );
-    assert_eq!(decisions.denials().get("m3").unwrap(), &["uses_exhausted"]);
+    assert_eq!(
+        decisions.denials().get("m3").unwrap(),
+        &[Reason::UsesExhausted]
+    );
     let usage = ledger.usage_blocking(env.cti()).unwrap();
     assert_eq!(usage.granted, 3, "max_uses holds across the crash");
     q.delete().await;

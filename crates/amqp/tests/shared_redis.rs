@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::*;
 use laissez_amqp::{ConsumerConfig, Disposition, HandlerError, Message};
 use laissez_ledger::RedisLedger;
-use laissez_verify::ActionClass;
+use laissez_verify::{ActionClass, Reason};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_one_redis_ledger_max_uses_holds() {
@@ -39,7 +39,8 @@ async fn two_workers_one_redis_ledger_max_uses_holds() {
         };
         // Each worker its own connection to Redis, as on separate machines.
         let ledger = Arc::new(RedisLedger::connect(&redis_url()).await.unwrap());
-        let config = ConsumerConfig::new(q.name(), &aud, keys.trusted.clone())
+        let tools = catalogue(&[("crm.update", ActionClass::Write)]);
+        let config = ConsumerConfig::new(q.name(), &aud, keys.trusted.clone(), tools)
             .prefetch(8)
             .retry_delays(Duration::from_millis(50), Duration::from_millis(400));
         workers.push(Worker::start(config, ledger, handler, &decisions).await);
@@ -84,7 +85,7 @@ async fn two_workers_one_redis_ledger_max_uses_holds() {
         28 - MAX as usize,
         "every other copy was dead-lettered"
     );
-    let reasons: BTreeSet<&str> = decisions
+    let reasons: BTreeSet<Reason> = decisions
         .all()
         .iter()
         .filter(|d| !d.allowed)
@@ -93,7 +94,7 @@ async fn two_workers_one_redis_ledger_max_uses_holds() {
     assert!(
         reasons
             .iter()
-            .all(|r| ["uses_exhausted", "replayed"].contains(r)),
+            .all(|r| [Reason::UsesExhausted, Reason::Replayed].contains(r)),
         "{reasons:?}"
     );
     q.delete().await;

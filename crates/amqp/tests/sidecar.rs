@@ -22,7 +22,8 @@ async fn exec_gets_body_and_environment_and_exit_code_decides() {
     let out = dir.path().join("out");
     q.publish(env.as_bytes(), "crm.read", ActionClass::Read, "ok")
         .await;
-    q.publish(env.as_bytes(), "crm.write", ActionClass::Write, "fail")
+    // No class header: LAISSEZ_CLASS is the catalogue's.
+    q.publish_without_class(env.as_bytes(), "crm.write", "fail")
         .await;
     q.publish(env.as_bytes(), "billing.pay", ActionClass::Write, "denied")
         .await;
@@ -31,7 +32,12 @@ async fn exec_gets_body_and_environment_and_exit_code_decides() {
         r#"body=$(cat); echo "$LAISSEZ_MESSAGE_ID|$body|$LAISSEZ_AGENT|$LAISSEZ_TOOL|$LAISSEZ_CLASS|$LAISSEZ_OBO|$LAISSEZ_SESSION|$LAISSEZ_CTI|$LAISSEZ_USE" >> {}; [ "$LAISSEZ_MESSAGE_ID" != fail ]"#,
         out.display()
     );
-    let mut config = SidecarConfig::new(amqp_url(), q.name(), &aud, keys.trusted.clone());
+    let tools = catalogue(&[
+        ("crm.read", ActionClass::Read),
+        ("crm.write", ActionClass::Write),
+        ("billing.pay", ActionClass::Write),
+    ]);
+    let mut config = SidecarConfig::new(amqp_url(), q.name(), &aud, keys.trusted.clone(), tools);
     config.ledger = LedgerChoice::Redb(dir.path().join("uses.redb"));
     config.exit_when_idle = Some(Duration::from_secs(2));
     config.exec = vec!["sh".into(), "-c".into(), script];
@@ -72,7 +78,8 @@ async fn exec_gets_body_and_environment_and_exit_code_decides() {
 /// A sidecar whose broker is down (nothing listens on port 1), trying for `connect_timeout`.
 fn dead_broker_config(dir: &tempfile::TempDir, connect_timeout: Duration) -> SidecarConfig {
     let url = "amqp://guest:guest@127.0.0.1:1/%2f";
-    let mut config = SidecarConfig::new(url, "q", "aud", Keys::new().trusted.clone());
+    let tools = catalogue(&[("crm.read", ActionClass::Read)]);
+    let mut config = SidecarConfig::new(url, "q", "aud", Keys::new().trusted.clone(), tools);
     config.ledger = LedgerChoice::Redb(dir.path().join("uses.redb"));
     config.connect_timeout = connect_timeout;
     config

@@ -8,6 +8,7 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use crate::claims::{AudIter, Claims, ToolIter};
 use crate::error::Denial;
 use crate::keys::{Kid, write_hex};
+use crate::reason::Reason;
 use crate::tools::{ActionClass, Classes};
 
 struct Hex<'a>(&'a [u8]);
@@ -25,6 +26,13 @@ impl Serialize for Kid {
 }
 
 impl Serialize for Denial {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.code())
+    }
+}
+
+impl Serialize for Reason {
+    /// The snake_case code, e.g. `"in_flight"`.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.code())
     }

@@ -1,11 +1,13 @@
 //! `headers`: arbitrary AMQP header tables through the consumer middleware's extraction,
-//! [`laissez_amqp::read_headers`].
+//! `laissez_amqp::fuzzing::read_headers` (crate-private, exposed by the `fuzzing` feature).
 //!
 //! Proves, for every table: reading never panics; a missing or empty `message_id` is always
 //! `missing_message_id` (the first check), a missing `laissez-envelope` header always
 //! `missing_envelope`; what is read is what was sent (the message id, the tool text, raw
-//! envelope bytes unchanged) and passes the grammar the verifier's request needs
-//! ([`ToolCallHeaders::request`] succeeds); every failure is the contract's `malformed`.
+//! envelope bytes unchanged, the class header when one was sent) and passes the grammar the
+//! verifier's request needs (`Request::from_catalogue` succeeds); the class of the call is
+//! the worker's catalogue's, and a class header that contradicts it is refused; every failure
+//! is the contract's `malformed`.
 //!
 //! The input is a structure derived with `arbitrary`: header names are mostly the three
 //! laissez names, values every AMQP field type, nested tables and arrays, plus
@@ -15,19 +17,27 @@
 use std::hint::black_box;
 
 use arbitrary::Arbitrary;
+use laissez_amqp::fuzzing::{HeaderError, ToolCallHeaders, read_headers};
 use laissez_amqp::lapin::BasicProperties;
 use laissez_amqp::lapin::types::{
     AMQPValue, ByteArray, DecimalValue, FieldArray, FieldTable, LongString, ShortString,
 };
-use laissez_amqp::{
-    HEADER_CLASS, HEADER_ENVELOPE, HEADER_TOOL, HeaderError, ToolCallHeaders, read_headers,
+use laissez_amqp::{HEADER_CLASS, HEADER_ENVELOPE, HEADER_TOOL};
+use laissez_verify::{
+    ActionClass, ENVELOPE_FIRST_BYTE, Reason, Request, ToolCatalogue, UntrustedEnvelope,
+    is_tool_name,
 };
-use laissez_verify::{ActionClass, ENVELOPE_FIRST_BYTE, Request, UntrustedEnvelope, is_tool_name};
 
 use crate::display_len;
 
 /// Longest AMQP short string, in bytes.
 const SHORT_STRING_MAX: usize = 255;
+
+/// The worker's catalogue the reads are checked against: two of the [`Known`] tools.
+const CATALOGUE: [(&str, ActionClass); 2] = [
+    ("crm.read", ActionClass::Read),
+    ("crm.ticket.close", ActionClass::Destructive),
+];
 
 /// One delivery's properties, as far as the middleware reads them.
 #[derive(Debug, Clone, Arbitrary)]
@@ -302,7 +312,12 @@ pub fn run(input: &HeaderInput) {
         Ok(read) => {
             assert!(!id_missing, "read without a message_id");
             assert_eq!(Some(read.message_id), message_id, "message_id changed");
-            check_read(&read, header(HEADER_ENVELOPE), header(HEADER_TOOL));
+            check_read(
+                &read,
+                header(HEADER_ENVELOPE),
+                header(HEADER_TOOL),
+                header(HEADER_CLASS),
+            );
         }
         Err(error) => {
             assert_eq!(
@@ -313,14 +328,24 @@ pub fn run(input: &HeaderInput) {
             if !id_missing && header(HEADER_ENVELOPE).is_none() {
                 assert_eq!(error, HeaderError::MissingEnvelope);
             }
-            assert_eq!(error.code(), "malformed");
+            assert_eq!(error.reason(), Reason::Malformed);
+            assert_ne!(
+                error,
+                HeaderError::ClassDisagrees,
+                "reading alone never consults a catalogue"
+            );
             assert!(!error.detail().is_empty());
             assert!(display_len(&error) > 0);
         }
     }
 }
 
-fn check_read(read: &ToolCallHeaders<'_>, envelope: Option<&AMQPValue>, tool: Option<&AMQPValue>) {
+fn check_read(
+    read: &ToolCallHeaders<'_>,
+    envelope: Option<&AMQPValue>,
+    tool: Option<&AMQPValue>,
+    class: Option<&AMQPValue>,
+) {
     assert!(!read.message_id.is_empty());
     assert!(
         is_tool_name(read.tool),
@@ -333,9 +358,28 @@ fn check_read(read: &ToolCallHeaders<'_>, envelope: Option<&AMQPValue>, tool: Op
         Some(read.tool.as_bytes()),
         "the tool read is not the one sent"
     );
-    assert!(ActionClass::ALL.contains(&read.class));
-    let request = read.request().expect("a read tool must make a request");
-    assert_eq!(Ok(request), Request::new(read.tool, read.class));
+    // The class header is read exactly when one was sent, and is what was sent.
+    let class_sent = class.and_then(value_bytes);
+    assert_eq!(
+        read.class_header.map(|c| c.name().as_bytes()),
+        class_sent,
+        "the class header read is not the one sent"
+    );
+    // The call's class is the catalogue's; a contradicting header is refused.
+    let worker = CATALOGUE.class_of(read.tool);
+    match read.class_in(&CATALOGUE) {
+        Ok(class) => {
+            assert_eq!(class, worker);
+            assert!(worker.is_none() || read.class_header.is_none_or(|c| Some(c) == worker));
+        }
+        Err(error) => {
+            assert_eq!(error, HeaderError::ClassDisagrees);
+            assert!(worker.is_some() && read.class_header != worker);
+        }
+    }
+    let request =
+        Request::from_catalogue(read.tool, &CATALOGUE).expect("a read tool must make a request");
+    assert_eq!(request.class(), worker);
     assert!(!read.envelope.is_empty(), "an empty envelope read");
     let sent = envelope
         .and_then(value_bytes)

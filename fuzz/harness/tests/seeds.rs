@@ -92,7 +92,7 @@ fn write_seeds() {
             continue;
         };
         let properties = input.properties();
-        let outcome = match laissez_amqp::read_headers(&properties) {
+        let outcome = match laissez_amqp::fuzzing::read_headers(&properties) {
             Ok(_) => "ok",
             Err(e) => e.detail(),
         };
@@ -105,17 +105,19 @@ fn write_seeds() {
     // outcome by changing a few bytes at a time, never going back to an earlier check.
     let score = |bytes: &[u8]| {
         let input = HeaderInput::arbitrary_take_rest(Unstructured::new(bytes)).ok()?;
-        Some(match laissez_amqp::read_headers(&input.properties()) {
-            Ok(_) => 9,
-            Err(e) => match e.detail() {
-                "missing_message_id" => 0,
-                "missing_envelope" => 1,
-                "bad_envelope_header" => 2,
-                "missing_tool" => 3,
-                "missing_class" => 4,
-                _ => 5,
+        Some(
+            match laissez_amqp::fuzzing::read_headers(&input.properties()) {
+                Ok(_) => 9,
+                Err(e) => match e.detail() {
+                    "missing_message_id" => 0,
+                    "missing_envelope" => 1,
+                    "bad_envelope_header" => 2,
+                    "missing_tool" => 3,
+                    "bad_tool" => 4,
+                    _ => 5,
+                },
             },
-        })
+        )
     };
     let mut walker = found.get("bad_class").cloned().unwrap();
     let mut best = score(&walker).unwrap();

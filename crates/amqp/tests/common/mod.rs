@@ -15,7 +15,7 @@ use laissez_amqp::{
 };
 use laissez_ledger::UseLedger;
 use laissez_sign::{EnvelopeBuilder, SecretKey, SignedEnvelope};
-use laissez_verify::{ActionClass, Classes, TrustedKey};
+use laissez_verify::{ActionClass, Classes, OwnedCatalogue, Reason, TrustedKey};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -84,10 +84,21 @@ impl Queue {
         &self.topology.queue
     }
 
+    /// Publishes `id` (also its body) with the informative `laissez-class` header.
     pub async fn publish(&self, envelope: &[u8], tool: &str, class: ActionClass, id: &str) {
-        let call = ToolCall::new(envelope, tool, class, id);
+        self.publish_call(ToolCall::new(envelope, tool, class, id))
+            .await;
+    }
+
+    /// Publishes `id` (also its body) without a `laissez-class` header.
+    pub async fn publish_without_class(&self, envelope: &[u8], tool: &str, id: &str) {
+        let call = ToolCall::new(envelope, tool, ActionClass::Read, id).without_class();
+        self.publish_call(call).await;
+    }
+
+    pub async fn publish_call(&self, call: ToolCall<'_>) {
         self.publisher
-            .publish("", self.name(), &call, id.as_bytes())
+            .publish("", self.name(), &call, call.message_id.as_bytes())
             .await
             .unwrap();
     }
@@ -128,7 +139,11 @@ impl Queue {
     }
 
     pub async fn delete(self) {
-        for q in [&self.topology.queue, &self.topology.dead_letter_queue] {
+        for q in [
+            &self.topology.queue,
+            &self.topology.dead_letter_queue,
+            &self.topology.retry_queue,
+        ] {
             let _ = self
                 .channel
                 .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
@@ -187,6 +202,15 @@ pub fn classes_of(text: &str) -> Classes {
     laissez_sign::parse_classes(text).unwrap()
 }
 
+/// A worker's tool catalogue.
+pub fn catalogue(tools: &[(&str, ActionClass)]) -> OwnedCatalogue {
+    let mut catalogue = OwnedCatalogue::new();
+    for (tool, class) in tools {
+        catalogue.insert(tool, *class).unwrap();
+    }
+    catalogue
+}
+
 /// Decisions seen by an observer, by message id ("" for none).
 #[derive(Clone, Default)]
 pub struct Decisions(pub Arc<Mutex<Vec<Decision>>>);
@@ -202,8 +226,8 @@ impl Decisions {
     }
 
     /// Denial reasons by message id.
-    pub fn denials(&self) -> BTreeMap<String, Vec<&'static str>> {
-        let mut out: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
+    pub fn denials(&self) -> BTreeMap<String, Vec<Reason>> {
+        let mut out: BTreeMap<String, Vec<Reason>> = BTreeMap::new();
         for d in self.all().into_iter().filter(|d| !d.allowed) {
             out.entry(d.message_id.clone().unwrap_or_default())
                 .or_default()
@@ -227,9 +251,19 @@ impl Worker {
         handler: H,
         decisions: &Decisions,
     ) -> Worker {
+        Worker::start_observed(config, ledger, handler, decisions.observer()).await
+    }
+
+    /// A worker whose decisions go to `observer`.
+    pub async fn start_observed<L: UseLedger + 'static, H: Handler>(
+        config: ConsumerConfig,
+        ledger: Arc<L>,
+        handler: H,
+        observer: impl Fn(&Decision) + Send + Sync + 'static,
+    ) -> Worker {
         let connection = connect().await;
         let channel = connection.create_channel().await.unwrap();
-        let middleware = Middleware::new(config, ledger, handler).on_decision(decisions.observer());
+        let middleware = Middleware::new(config, ledger, handler).on_decision(observer);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             middleware

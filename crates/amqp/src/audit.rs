@@ -1,0 +1,108 @@
+//! The audit trail: one `tracing` event per decision, target `laissez::audit`.
+//!
+//! Every field of an event travels in ONE field, `audit`, holding a JSON object. Message ids,
+//! tools, agents, `obo`, `sid` and what an unverified envelope claims are chosen by whoever
+//! publishes or signs; written raw, a newline in one would forge a second log line and an
+//! escape sequence would rewrite a terminal. So the object is serialised by `serde_json`
+//! (which escapes quotes, backslashes and control characters) and then every character
+//! outside printable ASCII is escaped as `\uXXXX`: the event is one line of printable ASCII
+//! whatever the message holds, and it parses back to the exact values. Non-audit log lines
+//! carry publisher values only through `tracing`'s `?` (Debug) formatting, which escapes too.
+
+use laissez_verify::{ActionClass, Kid, Reason};
+use serde::Serialize;
+
+/// The target of every audit event.
+pub(crate) const TARGET: &str = "laissez::audit";
+
+/// One allowed message.
+#[derive(Debug, Serialize)]
+pub(crate) struct Allowed<'a> {
+    pub(crate) allowed: bool,
+    pub(crate) message_id: &'a str,
+    pub(crate) cti: &'a str,
+    pub(crate) kid: Kid,
+    pub(crate) agent: &'a str,
+    pub(crate) obo: Option<&'a str>,
+    pub(crate) sid: Option<&'a str>,
+    pub(crate) tool: &'a str,
+    pub(crate) class: ActionClass,
+    pub(crate) class_header: Option<ActionClass>,
+    pub(crate) use_number: u64,
+    pub(crate) taken_over: bool,
+    pub(crate) queue: &'a str,
+}
+
+/// One denied message.
+#[derive(Debug, Serialize)]
+pub(crate) struct Denied<'a> {
+    pub(crate) allowed: bool,
+    pub(crate) reason: Reason,
+    pub(crate) detail: &'a str,
+    pub(crate) message_id: Option<&'a str>,
+    /// The cti and agent: authentic when `claims_verified`, else what the envelope claims.
+    pub(crate) cti: Option<&'a str>,
+    pub(crate) agent: Option<&'a str>,
+    pub(crate) claims_verified: bool,
+    pub(crate) kid: Option<Kid>,
+    pub(crate) tool: Option<&'a str>,
+    pub(crate) class: Option<ActionClass>,
+    pub(crate) class_header: Option<ActionClass>,
+    pub(crate) queue: &'a str,
+}
+
+/// Emits the INFO event of an allowed message.
+pub(crate) fn allowed(event: &Allowed<'_>) {
+    tracing::info!(target: TARGET, audit = %to_ascii_json(event), "laissez: message authorised");
+}
+
+/// Emits the WARN event of a denied message.
+pub(crate) fn denied(event: &Denied<'_>) {
+    tracing::warn!(target: TARGET, audit = %to_ascii_json(event), "laissez: message denied");
+}
+
+/// `value` as compact JSON in printable ASCII: serde_json's escaping, then `\uXXXX` (UTF-16
+/// units) for every other character (DEL, C1 controls, U+2028, any non-ASCII). Outside strings
+/// compact JSON is ASCII already, so this only ever rewrites characters inside strings, where
+/// `\uXXXX` means the same character.
+pub(crate) fn to_ascii_json(value: &impl Serialize) -> String {
+    // Plain structs of strings, numbers, booleans and options always serialise.
+    let json = serde_json::to_string(value).unwrap_or_else(|_| String::from("{}"));
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() && !c.is_ascii_control() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct One<'a> {
+        message_id: &'a str,
+    }
+
+    #[test]
+    fn hostile_text_becomes_one_line_of_printable_ascii_that_parses_back() {
+        let hostile =
+            "m\n2024-01-01 INFO laissez::audit: forged\r\x1b[2J\u{9b}31m\u{7f}\u{2028}é😀\"\\";
+        let json = to_ascii_json(&One {
+            message_id: hostile,
+        });
+        assert!(
+            json.bytes().all(|b| (0x20..0x7f).contains(&b)),
+            "not printable ASCII: {json:?}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(back["message_id"], hostile);
+    }
+}

@@ -1,0 +1,259 @@
+//! What becomes of a delivery, decided in one pure function from what was learnt about it:
+//! no I/O, no clock, no broker. `process` gathers the facts, [`decide`] turns them into a
+//! [`Verdict`], and `settle` carries it out.
+
+use laissez_ledger::{LeaseToken, LedgerError, Outcome};
+use laissez_verify::{Denial, Reason};
+
+use crate::headers::HeaderError;
+
+/// How far a delivery got, and what stopped it or what the ledger said: the headers are read
+/// first, the envelope is verified only once they were read, and the ledger is asked only once
+/// the envelope verified.
+#[derive(Debug)]
+pub(crate) enum Facts {
+    /// The headers could not be read, or the class header contradicts the catalogue.
+    Headers(HeaderError),
+    /// The headers were read; the verifier refused the envelope or the call.
+    Verification(Denial),
+    /// The envelope verified for this call; the ledger answered `begin`.
+    Ledger(Result<Outcome, LedgerError>),
+}
+
+/// The use the ledger granted this message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Grant {
+    /// The use number, `1..=max_uses`.
+    pub(crate) use_number: u64,
+    /// The lease to complete or release.
+    pub(crate) lease: LeaseToken,
+    /// Whether this run takes over an earlier lease.
+    pub(crate) taken_over: bool,
+}
+
+/// What to do with the delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Run the handler under this grant.
+    Run(Grant),
+    /// Never run: dead-letter, with one audit event. The text is a snake_case detail for the
+    /// audit event (empty when the reason says it all).
+    Deny(Reason, &'static str),
+    /// Not run now, not denied: back to the queue later. Not a decision (no audit event, no
+    /// observer call). The text, when given, is logged as a warning.
+    Requeue(Reason, Option<String>),
+}
+
+/// The verdict for `facts`. Total: every input has exactly one verdict, and nothing but a
+/// grant runs the handler.
+pub(crate) fn decide(facts: &Facts) -> Verdict {
+    match facts {
+        Facts::Headers(error) => Verdict::Deny(error.reason(), error.detail()),
+        Facts::Verification(denial) => Verdict::Deny(denial.reason(), ""),
+        Facts::Ledger(Ok(outcome)) => from_outcome(outcome),
+        Facts::Ledger(Err(error)) => from_error(error),
+    }
+}
+
+fn from_outcome(outcome: &Outcome) -> Verdict {
+    match outcome {
+        Outcome::Granted {
+            use_number,
+            lease,
+            taken_over,
+        } => Verdict::Run(Grant {
+            use_number: *use_number,
+            lease: *lease,
+            taken_over: *taken_over,
+        }),
+        Outcome::InFlight => Verdict::Requeue(Reason::InFlight, None),
+        Outcome::Replayed => Verdict::Deny(Reason::Replayed, ""),
+        Outcome::Exhausted => Verdict::Deny(Reason::UsesExhausted, ""),
+        Outcome::Abandoned => Verdict::Deny(Reason::Abandoned, ""),
+        // The message id was first granted for another tool or class: to the contract, a
+        // message id spent on one call and presented for another is a replay.
+        Outcome::OtherCall => Verdict::Deny(Reason::Replayed, "message_id_spent_on_another_call"),
+        // An answer this version does not know: never run, never invent a reason for it.
+        other => Verdict::Requeue(
+            Reason::LedgerUnavailable,
+            Some(format!("unknown ledger outcome {other:?}")),
+        ),
+    }
+}
+
+fn from_error(error: &LedgerError) -> Verdict {
+    match error {
+        // The ledger's clock says the envelope has expired.
+        LedgerError::Expired => Verdict::Deny(Reason::Expired, ""),
+        // The request itself is refused: retrying cannot help.
+        LedgerError::InvalidMessageId => {
+            Verdict::Deny(Reason::Malformed, "message_id_refused_by_ledger")
+        }
+        LedgerError::InvalidRequest(_) => {
+            Verdict::Deny(Reason::Malformed, "request_refused_by_ledger")
+        }
+        // Unreachable, corrupt, or anything else: the grant is never assumed.
+        other => Verdict::Requeue(Reason::LedgerUnavailable, Some(other.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use laissez_verify::UntrustedEnvelope;
+
+    use super::*;
+
+    const LEASE: LeaseToken = LeaseToken::from_bytes([9; 16]);
+
+    fn ledger(answer: Result<Outcome, LedgerError>) -> Verdict {
+        decide(&Facts::Ledger(answer))
+    }
+
+    #[test]
+    fn every_header_error_is_denied_malformed_with_its_detail() {
+        let errors = [
+            HeaderError::MissingMessageId,
+            HeaderError::MissingEnvelope,
+            HeaderError::BadEnvelope,
+            HeaderError::MissingTool,
+            HeaderError::BadTool,
+            HeaderError::BadClass,
+            HeaderError::ClassDisagrees,
+        ];
+        let mut details = Vec::new();
+        for error in errors {
+            let Verdict::Deny(reason, detail) = decide(&Facts::Headers(error)) else {
+                panic!("{error:?} must be denied");
+            };
+            assert_eq!(reason, Reason::Malformed, "{error:?}");
+            assert_eq!(detail, error.detail());
+            assert!(!details.contains(&detail), "details are distinct");
+            details.push(detail);
+        }
+    }
+
+    #[test]
+    fn every_verifier_denial_is_denied_with_its_own_reason() {
+        let malformed = Denial::Malformed(UntrustedEnvelope::decode(&[0x00]).unwrap_err());
+        let denials = [
+            malformed,
+            Denial::UnknownKey,
+            Denial::BadSignature,
+            Denial::Unsupported,
+            Denial::NotYetValid,
+            Denial::Expired,
+            Denial::LifetimeTooLong,
+            Denial::WrongAudience,
+            Denial::WrongAgent,
+            Denial::UnknownTool,
+            Denial::ToolNotGranted,
+            Denial::ClassNotGranted,
+            Denial::Revoked,
+            Denial::UsesExhausted,
+            Denial::Replayed,
+        ];
+        for denial in denials {
+            assert_eq!(
+                decide(&Facts::Verification(denial)),
+                Verdict::Deny(denial.reason(), ""),
+                "{denial:?}"
+            );
+            assert!(!denial.reason().requeues());
+        }
+    }
+
+    #[test]
+    fn only_a_grant_runs() {
+        for taken_over in [false, true] {
+            let granted = Outcome::Granted {
+                use_number: 3,
+                lease: LEASE,
+                taken_over,
+            };
+            assert_eq!(
+                ledger(Ok(granted)),
+                Verdict::Run(Grant {
+                    use_number: 3,
+                    lease: LEASE,
+                    taken_over
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn each_ledger_answer_has_its_verdict() {
+        assert_eq!(
+            ledger(Ok(Outcome::InFlight)),
+            Verdict::Requeue(Reason::InFlight, None)
+        );
+        assert_eq!(
+            ledger(Ok(Outcome::Replayed)),
+            Verdict::Deny(Reason::Replayed, "")
+        );
+        assert_eq!(
+            ledger(Ok(Outcome::Exhausted)),
+            Verdict::Deny(Reason::UsesExhausted, "")
+        );
+        assert_eq!(
+            ledger(Ok(Outcome::Abandoned)),
+            Verdict::Deny(Reason::Abandoned, "")
+        );
+        assert_eq!(
+            ledger(Ok(Outcome::OtherCall)),
+            Verdict::Deny(Reason::Replayed, "message_id_spent_on_another_call")
+        );
+    }
+
+    #[test]
+    fn each_ledger_error_has_its_verdict() {
+        assert_eq!(
+            ledger(Err(LedgerError::Expired)),
+            Verdict::Deny(Reason::Expired, "")
+        );
+        assert_eq!(
+            ledger(Err(LedgerError::InvalidMessageId)),
+            Verdict::Deny(Reason::Malformed, "message_id_refused_by_ledger")
+        );
+        assert_eq!(
+            ledger(Err(LedgerError::InvalidRequest("lease"))),
+            Verdict::Deny(Reason::Malformed, "request_refused_by_ledger")
+        );
+        // Whatever else goes wrong, the message is requeued, never run and never denied.
+        for error in [
+            LedgerError::Unavailable {
+                backend: "redis",
+                detail: "connection refused".into(),
+            },
+            LedgerError::LeaseNotHeld,
+            LedgerError::Corrupt("bad row".into()),
+        ] {
+            let text = error.to_string();
+            assert_eq!(
+                ledger(Err(error)),
+                Verdict::Requeue(Reason::LedgerUnavailable, Some(text))
+            );
+        }
+    }
+
+    #[test]
+    fn requeues_carry_only_requeueing_reasons_and_denials_never_do() {
+        let answers = [
+            Ok(Outcome::InFlight),
+            Ok(Outcome::Replayed),
+            Ok(Outcome::Exhausted),
+            Ok(Outcome::Abandoned),
+            Ok(Outcome::OtherCall),
+            Err(LedgerError::Expired),
+            Err(LedgerError::InvalidMessageId),
+            Err(LedgerError::LeaseNotHeld),
+        ];
+        for answer in answers {
+            match ledger(answer) {
+                Verdict::Requeue(reason, _) => assert!(reason.requeues()),
+                Verdict::Deny(reason, _) => assert!(!reason.requeues()),
+                Verdict::Run(_) => panic!("only a grant runs"),
+            }
+        }
+    }
+}

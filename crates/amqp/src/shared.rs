@@ -1,0 +1,120 @@
+//! State shared by the consuming loop and the per-message tasks. A leaf module: the loop
+//! (`consumer`) and the per-message work (`process`, `settle`) both use it, and it uses
+//! neither.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use laissez_verify::Verifier;
+use laissez_verify::cache::EnvelopeCache;
+
+use crate::config::ConsumerConfig;
+use crate::decision::Decision;
+
+/// Retry entries kept for the backoff before the map is cleared.
+const MAX_RETRY_ENTRIES: usize = 4096;
+
+/// Counters of one middleware, across runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Deliveries received.
+    pub received: u64,
+    /// Messages handed to the handler.
+    pub handled: u64,
+    /// Messages denied (dead-lettered without running).
+    pub denied: u64,
+    /// Messages requeued without running (in flight elsewhere, ledger unreachable, shutdown),
+    /// or requeued after the handler asked or failed.
+    pub requeued: u64,
+    /// Handler errors and panics.
+    pub handler_failures: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) received: AtomicU64,
+    pub(crate) handled: AtomicU64,
+    pub(crate) denied: AtomicU64,
+    pub(crate) requeued: AtomicU64,
+    pub(crate) handler_failures: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        Stats {
+            received: self.received.load(Ordering::Relaxed),
+            handled: self.handled.load(Ordering::Relaxed),
+            denied: self.denied.load(Ordering::Relaxed),
+            requeued: self.requeued.load(Ordering::Relaxed),
+            handler_failures: self.handler_failures.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Called with every decision.
+pub(crate) type Observer = Arc<dyn Fn(&Decision) + Send + Sync>;
+
+/// What the consuming loop and every per-message task share.
+pub(crate) struct Shared<L, H> {
+    pub(crate) config: ConsumerConfig,
+    pub(crate) ledger: Arc<L>,
+    pub(crate) handler: H,
+    pub(crate) cache: EnvelopeCache,
+    pub(crate) observer: Option<Observer>,
+    pub(crate) counters: Counters,
+    /// Retries per `cti:message_id`, for the backoff. Bounded: cleared when large.
+    retries: Mutex<HashMap<String, u32>>,
+}
+
+impl<L, H> Shared<L, H> {
+    pub(crate) fn new(config: ConsumerConfig, ledger: Arc<L>, handler: H) -> Self {
+        let cache = EnvelopeCache::new(config.cache_capacity);
+        Shared {
+            config,
+            ledger,
+            handler,
+            cache,
+            observer: None,
+            counters: Counters::default(),
+            retries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn verifier(&self) -> Verifier<'_> {
+        Verifier::new(&self.config.trusted_keys, &self.config.audience)
+            .with_policy(self.config.policy)
+    }
+
+    /// The next backoff delay for `key`, doubling on each call.
+    pub(crate) fn next_retry_delay(&self, key: String) -> Duration {
+        let mut retries = self
+            .retries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if retries.len() >= MAX_RETRY_ENTRIES {
+            retries.clear();
+        }
+        let n = retries.entry(key).or_insert(0);
+        let delay = self
+            .config
+            .retry_delay
+            .saturating_mul(1u32 << (*n).min(16))
+            .min(self.config.max_retry_delay);
+        *n = n.saturating_add(1);
+        delay
+    }
+
+    pub(crate) fn forget_retries(&self, key: &str) {
+        self.retries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+    }
+}
