@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::claims::Claims;
 use crate::envelope::UntrustedEnvelope;
 use crate::error::Denial;
-use crate::keys::Kid;
+use crate::keys::{Kid, TrustedKey};
 use crate::tools::Request;
 use crate::verifier::{MAX_LEEWAY, VerifiedEnvelope, Verifier};
 
@@ -29,6 +29,9 @@ struct Entry {
     /// trusts these 32 bytes, never by one that merely has a key with the same 64-bit kid.
     key: [u8; 32],
     kid: Kid,
+    /// The holder key (`cnf`) as checked when the entry was made, so a hit does not repeat
+    /// the key checks (a scalar multiplication) for the same bytes.
+    holder: Option<TrustedKey>,
     /// Unix seconds after which no verifier can accept the envelope.
     dead_at: u64,
 }
@@ -129,7 +132,7 @@ impl EnvelopeCache {
         bytes: &'a [u8],
         now: u64,
     ) -> Option<VerifiedEnvelope<'a>> {
-        let (key, kid) = {
+        let (key, kid, holder) = {
             let mut inner = self.lock();
             let entry = inner.map.get(digest)?;
             if now >= entry.dead_at {
@@ -139,7 +142,7 @@ impl EnvelopeCache {
             if *entry.bytes != *bytes {
                 return None;
             }
-            (entry.key, entry.kid)
+            (entry.key, entry.kid, entry.holder)
         };
         // The exact key must be trusted by this verifier, not only by the one that filled the
         // entry (and not merely a key that shares its kid).
@@ -148,7 +151,7 @@ impl EnvelopeCache {
         }
         let envelope = UntrustedEnvelope::decode(bytes).ok()?;
         let (payload, base) = envelope.payload();
-        let claims = Claims::decode(payload, base).ok()?;
+        let claims = Claims::decode_with_holder(payload, base, holder.as_ref()).ok()?;
         Some(VerifiedEnvelope::from_cache(bytes, key, kid, claims))
     }
 
@@ -173,6 +176,7 @@ impl EnvelopeCache {
             bytes: verified.as_bytes().into(),
             key: *verified.key(),
             kid: verified.kid(),
+            holder: verified.claims().holder().copied(),
             dead_at,
         };
         if inner.map.insert(digest, entry).is_none() {

@@ -91,6 +91,18 @@ impl<'a> Claims<'a> {
     /// Every structural problem is `malformed`; only when the whole set is well formed is an
     /// unknown key or grant version reported as `unsupported` (the contract's order).
     pub(crate) fn decode(payload: &'a [u8], base: usize) -> Result<Claims<'a>, Denial> {
+        Self::decode_with_holder(payload, base, None)
+    }
+
+    /// [`Claims::decode`] for bytes that already passed it, whose holder key (`cnf`) was
+    /// checked then: a `cnf` holding exactly `known`'s bytes takes `known` without checking
+    /// the key again (the torsion check costs a scalar multiplication). Any other `cnf` is
+    /// checked in full.
+    pub(crate) fn decode_with_holder(
+        payload: &'a [u8],
+        base: usize,
+        known: Option<&TrustedKey>,
+    ) -> Result<Claims<'a>, Denial> {
         let mut r = Reader::new(payload, base);
         let pairs = r.map()?;
         let mut prev = None;
@@ -108,7 +120,7 @@ impl<'a> Claims<'a> {
                 Key::Uint(key::NBF) => nbf = Some(r.uint()?),
                 Key::Uint(key::IAT) => iat = Some(r.uint()?),
                 Key::Uint(key::CTI) => cti = Some(r.bytes_exact::<16>()?),
-                Key::Uint(key::CNF) => holder = Some(decode_cnf(&mut r)?),
+                Key::Uint(key::CNF) => holder = Some(decode_cnf(&mut r, known)?),
                 Key::Nint(key::GRANT_NEG) => grant = Some(decode_grant(&mut r)?),
                 _ => {
                     r.skip(1)?;
@@ -283,7 +295,7 @@ fn decode_aud<'a>(r: &mut Reader<'a>) -> Result<Aud<'a>, Malformed> {
 
 /// Decodes `cnf = {1: {1: 1, -1: 6, -2: bstr .size 32}}` (RFC 8747, a COSE_Key: kty OKP,
 /// crv Ed25519, x), exactly these keys, and checks the key as a trusted key is checked.
-fn decode_cnf(r: &mut Reader<'_>) -> Result<TrustedKey, Malformed> {
+fn decode_cnf(r: &mut Reader<'_>, known: Option<&TrustedKey>) -> Result<TrustedKey, Malformed> {
     use crate::wire::{cnf, nint_arg};
     let at = r.pos();
     let bad = |r: &Reader<'_>| r.error_at(at, MalformedKind::HolderKey);
@@ -314,7 +326,10 @@ fn decode_cnf(r: &mut Reader<'_>) -> Result<TrustedKey, Malformed> {
         return Err(bad(r));
     }
     let x = r.bytes_exact::<32>().map_err(|_| bad(r))?;
-    TrustedKey::from_bytes(&x).map_err(|_| bad(r))
+    match known {
+        Some(key) if key.as_bytes() == &x => Ok(*key),
+        _ => TrustedKey::from_bytes(&x).map_err(|_| bad(r)),
+    }
 }
 
 /// Decodes the grant map. A version other than 1 stops interpretation: its remaining

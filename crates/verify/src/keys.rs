@@ -135,10 +135,10 @@ impl TrustedKey {
         if !point.is_torsion_free() {
             return Err(KeyError::NotTorsionFree);
         }
-        let key = VerifyingKey::from_bytes(bytes).map_err(|_| KeyError::NotCanonical)?;
+        // The point is decompressed once: the verifying key is built from it.
         Ok(TrustedKey {
             kid: Kid::of(bytes),
-            key,
+            key: VerifyingKey::from(point),
         })
     }
 
