@@ -1,7 +1,7 @@
 //! Shared by the integration tests: the real broker at 127.0.0.1:5672 and Redis at
 //! 127.0.0.1:6379 (CI starts both; override with LAISSEZ_TEST_AMQP_URL and
 //! LAISSEZ_TEST_REDIS_URL). No mocks.
-#![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(dead_code, unused_imports, unreachable_pub, missing_docs)]
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,14 +22,7 @@ use tokio::task::JoinHandle;
 /// Generous: the machine is a loaded 2-core box.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
-pub fn amqp_url() -> String {
-    std::env::var("LAISSEZ_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
-
-pub fn redis_url() -> String {
-    std::env::var("LAISSEZ_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
-}
+pub use laissez_test_support::{amqp_url, redis_url};
 
 /// A name no other test or run uses.
 pub fn unique(prefix: &str) -> String {
