@@ -194,10 +194,9 @@ async fn redis_lost_mid_run_fails_closed() {
     let mut options = RedisOptions::default();
     options.response_timeout = Duration::from_secs(2);
     options.connection_timeout = Duration::from_secs(1);
-    let through_proxy =
-        RedisLedger::connect_with(&proxy.redis_url(), options)
-            .await
-            .unwrap();
+    let through_proxy = RedisLedger::connect_with(&proxy.redis_url(), options)
+        .await
+        .unwrap();
     let direct = redis_ledger().await;
     let cti = fresh_cti();
     let (_, lease, _) = granted(

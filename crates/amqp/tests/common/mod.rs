@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use laissez_amqp::lapin::options::{BasicGetOptions, QueueDeleteOptions};
+use laissez_amqp::lapin::options::{BasicGetOptions, QueueDeclareOptions, QueueDeleteOptions};
+use laissez_amqp::lapin::types::FieldTable;
 use laissez_amqp::lapin::{Channel, Connection};
 use laissez_amqp::{
     ConsumerConfig, Decision, Handler, Middleware, Publisher, Stats, ToolCall, Topology,
@@ -129,6 +130,52 @@ impl Queue {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         all
+    }
+
+    /// The ready messages and the consumers the broker reports for `queue` (a passive
+    /// declare). Unacknowledged messages are not counted: they are back among the ready ones
+    /// once their consumer has gone.
+    pub async fn counts(&self, queue: &str) -> (u32, u32) {
+        let options = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let ok = self
+            .channel
+            .queue_declare(queue.into(), options, FieldTable::default())
+            .await
+            .unwrap();
+        (ok.message_count(), ok.consumer_count())
+    }
+
+    /// The positive end of a test, once every worker on the queue has stopped: waits until
+    /// the broker reports no consumer on the work queue (it puts a departed consumer's
+    /// unacknowledged messages back in the queue as it removes the consumer), asserts that
+    /// the work queue and the retry queue hold no message, then takes every dead letter until
+    /// the dead-letter queue is empty. No consumer and nothing left to deliver or to come
+    /// back: nothing more can happen to these messages, so counts taken now are final.
+    pub async fn drain_after_stop(&self) -> Vec<(String, Vec<u8>)> {
+        let deadline = Instant::now() + PATIENCE;
+        let mut work = self.counts(self.name()).await;
+        while work.1 != 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            work = self.counts(self.name()).await;
+        }
+        assert_eq!(
+            work,
+            (0, 0),
+            "the work queue (ready, consumers) after stopping"
+        );
+        let retry = self.counts(&self.topology.retry_queue).await;
+        assert_eq!(
+            retry,
+            (0, 0),
+            "the retry queue (ready, consumers) after stopping"
+        );
+        let dead = self.take_dead_letters().await;
+        let dlq = self.counts(&self.topology.dead_letter_queue).await;
+        assert_eq!(dlq, (0, 0), "the dead-letter queue after draining it");
+        dead
     }
 
     pub async fn delete(self) {
@@ -296,4 +343,103 @@ pub async fn eventually(mut check: impl FnMut() -> bool) -> bool {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     check()
+}
+
+/// Message ids of `messages`, sorted.
+pub fn ids(messages: &[(String, Vec<u8>)]) -> Vec<String> {
+    let mut ids: Vec<String> = messages.iter().map(|(id, _)| id.clone()).collect();
+    ids.sort();
+    ids
+}
+
+/// Everything a log subscriber writes, shared with the test.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    pub fn bytes(&self) -> Vec<u8> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// The logs of a test binary (its tests run in parallel and share them).
+pub struct Logs {
+    /// Every event of every target at every level, TRACE included, except lapin's TRACE
+    /// events, formatted as the CLI formats them: what an application logging at TRACE with
+    /// lapin at DEBUG writes.
+    pub product: Captured,
+    /// lapin's own TRACE events only: it logs there every frame it receives, whole.
+    pub lapin_trace: Captured,
+}
+
+/// Installs the one subscriber of this test binary, on first use, and returns its logs.
+pub fn logs() -> &'static Logs {
+    use tracing::Level;
+    use tracing_subscriber::filter::{Targets, filter_fn};
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{Layer as _, fmt};
+
+    static LOGS: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Logs {
+            product: Captured::default(),
+            lapin_trace: Captured::default(),
+        };
+        let (product, lapin) = (logs.product.clone(), logs.lapin_trace.clone());
+        let is_lapin = |target: &str| target == "lapin" || target.starts_with("lapin::");
+        tracing_subscriber::registry()
+            .with(
+                fmt::layer()
+                    .with_writer(move || product.clone())
+                    .with_ansi(false)
+                    .with_filter(
+                        Targets::new()
+                            .with_default(Level::TRACE)
+                            .with_target("lapin", Level::DEBUG),
+                    ),
+            )
+            .with(
+                fmt::layer()
+                    .with_writer(move || lapin.clone())
+                    .with_ansi(false)
+                    .with_filter(filter_fn(move |meta| {
+                        is_lapin(meta.target()) && *meta.level() == Level::TRACE
+                    })),
+            )
+            .init();
+        logs
+    })
+}
+
+/// Whether `line` is an event of the `laissez::audit` target: `TIME LEVEL target: ...`.
+pub fn is_audit(line: &str) -> bool {
+    line.split_whitespace().nth(2) == Some("laissez::audit:")
+}
+
+/// The audit events of `queue` in `log`, each with its JSON object.
+pub fn audit_events(log: &str, queue: &str) -> Vec<(String, serde_json::Value)> {
+    log.lines()
+        .filter(|l| is_audit(l))
+        .filter_map(|l| {
+            let json = l.split_once(" audit=")?.1;
+            let event: serde_json::Value = serde_json::from_str(json)
+                .unwrap_or_else(|e| panic!("an audit event is not one JSON object ({e}): {l}"));
+            (event["queue"] == queue).then(|| (l.to_owned(), event))
+        })
+        .collect()
 }
