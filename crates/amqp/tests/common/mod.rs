@@ -148,13 +148,10 @@ impl Queue {
         (ok.message_count(), ok.consumer_count())
     }
 
-    /// The positive end of a test, once every worker on the queue has stopped: waits until
-    /// the broker reports no consumer on the work queue (it puts a departed consumer's
-    /// unacknowledged messages back in the queue as it removes the consumer), asserts that
-    /// the work queue and the retry queue hold no message, then takes every dead letter until
-    /// the dead-letter queue is empty. No consumer and nothing left to deliver or to come
-    /// back: nothing more can happen to these messages, so counts taken now are final.
-    pub async fn drain_after_stop(&self) -> Vec<(String, Vec<u8>)> {
+    /// Once every worker on the queue has stopped: waits until the broker reports no consumer
+    /// on the work queue (it puts a departed consumer's unacknowledged messages back in the
+    /// queue as it removes the consumer), then the messages the work queue holds.
+    pub async fn ready_after_stop(&self) -> u32 {
         let deadline = Instant::now() + PATIENCE;
         let mut work = self.counts(self.name()).await;
         while work.1 != 0 && Instant::now() < deadline {
@@ -162,7 +159,22 @@ impl Queue {
             work = self.counts(self.name()).await;
         }
         assert_eq!(
-            work,
+            work.1, 0,
+            "a consumer is still on the work queue after stopping"
+        );
+        work.0
+    }
+
+    /// The positive end of a test, once every worker on the queue has stopped: waits until
+    /// the broker reports no consumer on the work queue (it puts a departed consumer's
+    /// unacknowledged messages back in the queue as it removes the consumer), asserts that
+    /// the work queue and the retry queue hold no message, then takes every dead letter until
+    /// the dead-letter queue is empty. No consumer and nothing left to deliver or to come
+    /// back: nothing more can happen to these messages, so counts taken now are final.
+    pub async fn drain_after_stop(&self) -> Vec<(String, Vec<u8>)> {
+        let ready = self.ready_after_stop().await;
+        assert_eq!(
+            (ready, 0),
             (0, 0),
             "the work queue (ready, consumers) after stopping"
         );
