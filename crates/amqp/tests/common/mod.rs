@@ -294,6 +294,8 @@ pub struct Worker {
     pub stop: Option<oneshot::Sender<()>>,
     pub task: JoinHandle<Stats>,
     pub connection: Connection,
+    /// The middleware's counters while it runs.
+    stats: Box<dyn Fn() -> Stats + Send + Sync>,
 }
 
 impl Worker {
@@ -315,10 +317,11 @@ impl Worker {
     ) -> Worker {
         let connection = connect().await;
         let channel = connection.create_channel().await.unwrap();
-        let middleware = Middleware::new(config, ledger, handler).on_decision(observer);
+        let middleware = Arc::new(Middleware::new(config, ledger, handler).on_decision(observer));
+        let running = middleware.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            middleware
+            running
                 .run(&channel, async {
                     let _ = rx.await;
                 })
@@ -329,7 +332,13 @@ impl Worker {
             stop: Some(tx),
             task,
             connection,
+            stats: Box::new(move || middleware.stats()),
         }
+    }
+
+    /// The counters so far, while it runs.
+    pub fn stats_now(&self) -> Stats {
+        (self.stats)()
     }
 
     pub async fn stop(mut self) -> Stats {
