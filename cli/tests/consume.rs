@@ -6,135 +6,16 @@
 //! line; URLs come from the environment and their passwords are never printed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod common;
 
-use laissez_amqp::lapin::options::{BasicGetOptions, QueueDeleteOptions};
-use laissez_amqp::{Publisher, ToolCall, Topology};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::broker::{Setup, TOOLS};
+use laissez_amqp::ToolCall;
 use laissez_sign::{EnvelopeBuilder, SecretKey, parse_classes};
 use laissez_test_support::amqp_url;
 use laissez_verify::ActionClass;
-
-/// The tools file of every test worker.
-const TOOLS: &str = "[tools]\n\"crm.read\" = \"read\"\n\"crm.write\" = \"write\"\n\"crm.drop\" = \"destructive\"\n\"slow.job\" = \"read\"\n";
-
-fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("laissez-cli-test-{prefix}-{}-{nanos:x}", std::process::id())
-}
-
-struct Setup {
-    dir: tempfile::TempDir,
-    topology: Topology,
-    key: SecretKey,
-    connection: laissez_amqp::lapin::Connection,
-}
-
-impl Setup {
-    async fn new(prefix: &str) -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        let key = SecretKey::generate().unwrap();
-        std::fs::write(dir.path().join("trust.pub"), key.public_key_pem().unwrap()).unwrap();
-        std::fs::write(dir.path().join("tools.toml"), TOOLS).unwrap();
-        let connection = laissez_amqp::connect(&amqp_url(), "laissez cli tests")
-            .await
-            .expect("RabbitMQ on 127.0.0.1:5672 must be running");
-        let topology = Topology::new(unique(prefix));
-        topology
-            .declare(&connection.create_channel().await.unwrap())
-            .await
-            .unwrap();
-        Setup {
-            dir,
-            topology,
-            key,
-            connection,
-        }
-    }
-
-    /// `laissez consume` on this queue; the broker URL comes from LAISSEZ_AMQP_URL.
-    fn consume(&self, extra: &[&str]) -> Command {
-        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("laissez"));
-        let trust = self.dir.path().join("trust.pub");
-        let ledger = self.dir.path().join("uses.redb");
-        cmd.env("LAISSEZ_AMQP_URL", amqp_url())
-            .env_remove("LAISSEZ_REDIS_URL")
-            .args(["consume", "--queue", &self.topology.queue])
-            .args(["--aud", &self.topology.queue])
-            .arg("--trust")
-            .arg(trust)
-            .args(["--tools", "tools.toml"])
-            .arg("--ledger")
-            .arg(ledger)
-            .args(extra)
-            .current_dir(self.dir.path());
-        cmd
-    }
-
-    async fn publish(&self, envelope: &[u8], tool: &str, class: ActionClass, id: &str) {
-        self.publish_call(ToolCall::new(envelope, tool, class, id))
-            .await;
-    }
-
-    async fn publish_call(&self, call: ToolCall<'_>) {
-        let id = call.message_id;
-        let publisher = Publisher::new(self.connection.create_channel().await.unwrap())
-            .await
-            .unwrap();
-        publisher
-            .publish(
-                "",
-                &self.topology.queue,
-                &call,
-                format!("body of {id}").as_bytes(),
-            )
-            .await
-            .unwrap();
-    }
-
-    async fn count(&self, queue: &str) -> Vec<String> {
-        let channel = self.connection.create_channel().await.unwrap();
-        let mut ids = Vec::new();
-        while let Some(m) = channel
-            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
-            .await
-            .unwrap()
-        {
-            ids.push(
-                m.delivery
-                    .properties
-                    .message_id()
-                    .as_ref()
-                    .map(|s| s.to_string())
-                    .unwrap_or_default(),
-            );
-        }
-        ids.sort();
-        ids
-    }
-
-    async fn delete(self) {
-        let channel = self.connection.create_channel().await.unwrap();
-        for q in [
-            &self.topology.queue,
-            &self.topology.dead_letter_queue,
-            &self.topology.retry_queue,
-        ] {
-            let _ = channel
-                .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-                .await;
-        }
-        let _ = channel
-            .exchange_delete(
-                self.topology.dead_letter_exchange.as_str().into(),
-                Default::default(),
-            )
-            .await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_decisions_and_exit_codes() {
@@ -288,7 +169,8 @@ async fn sigterm_finishes_the_message_in_flight() {
 const AMQP_PASSWORD: &str = "s3cret-amqp-pw";
 
 /// A `laissez consume` whose broker is down (nothing listens on port 1), its URL with a
-/// password in LAISSEZ_AMQP_URL, and the default ledger in the working directory.
+/// password in LAISSEZ_AMQP_URL, and the default ledger in the working directory; asked to
+/// log everything (`RUST_LOG=trace`), so that no password check passes for want of output.
 fn consume_dead_broker(dir: &std::path::Path) -> Command {
     let key = SecretKey::generate().unwrap();
     std::fs::write(dir.join("trust.pub"), key.public_key_pem().unwrap()).unwrap();
@@ -296,6 +178,7 @@ fn consume_dead_broker(dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("laissez"));
     let url = format!("amqp://guest:{AMQP_PASSWORD}@127.0.0.1:1/%2f");
     cmd.env("LAISSEZ_AMQP_URL", url)
+        .env("RUST_LOG", "trace")
         .env_remove("LAISSEZ_REDIS_URL")
         .args(["consume", "--queue", "q", "--aud", "q", "--trust"])
         .arg(dir.join("trust.pub"))

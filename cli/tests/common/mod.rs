@@ -9,6 +9,8 @@
     clippy::panic
 )]
 
+pub mod broker;
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
