@@ -1,4 +1,5 @@
-//! `laissez consume` on the real binary against the real broker (127.0.0.1:5672): --exec gets
+//! `laissez consume` on the real binary against the real broker (127.0.0.1:5672, or
+//! LAISSEZ_TEST_AMQP_URL as in every other suite): --exec gets
 //! the body and LAISSEZ_* variables (the class from the worker's --tools file), exit 0 acks,
 //! other exits and denials dead-letter, one JSON decision line per message on stdout; SIGTERM
 //! stops it without losing the message in flight; a bad tools file is refused naming its
@@ -11,9 +12,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use laissez_amqp::lapin::options::{BasicGetOptions, QueueDeleteOptions};
 use laissez_amqp::{Publisher, ToolCall, Topology};
 use laissez_sign::{EnvelopeBuilder, SecretKey, parse_classes};
+use laissez_test_support::amqp_url;
 use laissez_verify::ActionClass;
-
-const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// The tools file of every test worker.
 const TOOLS: &str = "[tools]\n\"crm.read\" = \"read\"\n\"crm.write\" = \"write\"\n\"crm.drop\" = \"destructive\"\n\"slow.job\" = \"read\"\n";
@@ -39,7 +39,7 @@ impl Setup {
         let key = SecretKey::generate().unwrap();
         std::fs::write(dir.path().join("trust.pub"), key.public_key_pem().unwrap()).unwrap();
         std::fs::write(dir.path().join("tools.toml"), TOOLS).unwrap();
-        let connection = laissez_amqp::connect(AMQP, "laissez cli tests")
+        let connection = laissez_amqp::connect(&amqp_url(), "laissez cli tests")
             .await
             .expect("RabbitMQ on 127.0.0.1:5672 must be running");
         let topology = Topology::new(unique(prefix));
@@ -60,7 +60,7 @@ impl Setup {
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("laissez"));
         let trust = self.dir.path().join("trust.pub");
         let ledger = self.dir.path().join("uses.redb");
-        cmd.env("LAISSEZ_AMQP_URL", AMQP)
+        cmd.env("LAISSEZ_AMQP_URL", amqp_url())
             .env_remove("LAISSEZ_REDIS_URL")
             .args(["consume", "--queue", &self.topology.queue])
             .args(["--aud", &self.topology.queue])
@@ -336,6 +336,7 @@ fn laissez_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn a_bad_tools_file_is_refused_naming_its_line() {
+    let amqp = amqp_url();
     let dir = tempfile::tempdir().unwrap();
     let key = SecretKey::generate().unwrap();
     std::fs::write(dir.path().join("trust.pub"), key.public_key_pem().unwrap()).unwrap();
@@ -345,7 +346,7 @@ fn a_bad_tools_file_is_refused_naming_its_line() {
             &[
                 "consume",
                 "--amqp",
-                AMQP,
+                &amqp,
                 "--queue",
                 "q",
                 "--aud",
@@ -392,7 +393,7 @@ fn a_bad_tools_file_is_refused_naming_its_line() {
         &[
             "consume",
             "--amqp",
-            AMQP,
+            &amqp,
             "--queue",
             "q",
             "--aud",

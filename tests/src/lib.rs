@@ -1,11 +1,16 @@
-//! Helpers shared by laissez's test suites, so each suite does not carry its own copy, and
-//! the repository-level checks in `tests/` (every test a document cites exists).
+//! Helpers shared by laissez's test suites, so each suite does not carry its own copy (the
+//! services' URLs, the forms a leaked key or envelope takes, a cuttable proxy), and the
+//! repository-level checks in `tests/` (every test a document cites exists).
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod proxy;
 
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+
+pub use proxy::CuttableProxy;
 
 /// The repository's root directory.
 pub fn repo_root() -> PathBuf {
@@ -26,13 +31,16 @@ pub fn redis_url() -> String {
     std::env::var("LAISSEZ_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned())
 }
 
-/// Every form a leaked Ed25519 seed could take in output: hex (either case), a Rust byte
-/// list (`{:?}` and `{:x?}`), base64 at each of the three alignments in both alphabets
-/// (every 6-byte window or 12-character run), and the tail of every body line of the PKCS#8
-/// PEM that holds it. A text containing none of them holds no recognisable part of the key.
-pub fn secret_forms(seed: &[u8; 32], pem: &str) -> Vec<String> {
+/// Every text form a leak of `bytes` could take in output: for each 6-byte window, hex
+/// (either case), the Rust byte list (`{:?}`, `{:x?}`, pretty and alternate forms) with its
+/// brackets trimmed, so that a window in the middle of a longer list matches, the escaped byte
+/// string (`escape_ascii`, as `b"..."` Debug shows it); and base64 at
+/// each of the three alignments in both alphabets (a 12-character run at each end). A text
+/// containing none of them holds no recognisable 6-byte run of `bytes` (raw bytes are
+/// [`raw_leak`]'s).
+pub fn byte_forms(bytes: &[u8]) -> Vec<String> {
     let mut forms = Vec::new();
-    for window in seed.windows(6) {
+    for window in bytes.windows(6) {
         forms.push(hex::encode(window));
         forms.push(hex::encode_upper(window));
         forms.push(format!("{window:?}").trim_matches(['[', ']']).to_string());
@@ -51,18 +59,69 @@ pub fn secret_forms(seed: &[u8; 32], pem: &str) -> Vec<String> {
         );
         let alternate: Vec<String> = window.iter().map(|b| format!("{b:#x}")).collect();
         forms.push(alternate.join(","));
+        // A byte string's Debug (`b"\x9da..."`); a window of mostly printable bytes would make
+        // a run too short to be telling.
+        let escaped = window.escape_ascii().to_string();
+        if escaped.len() >= 12 {
+            forms.push(escaped);
+        }
     }
     for skip in 0..3 {
         for engine in [STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD] {
-            let text = engine.encode(&seed[skip..]);
+            let text = engine.encode(&bytes[skip..]);
             forms.push(text[..12].to_string());
             forms.push(text[text.len() - 16..text.len() - 4].to_string());
         }
     }
+    forms
+}
+
+/// Every form a leaked Ed25519 seed could take in output: [`byte_forms`] of the seed, and the
+/// tail of every body line of the PKCS#8 PEM that holds it. A text containing none of them
+/// holds no recognisable part of the key.
+pub fn secret_forms(seed: &[u8; 32], pem: &str) -> Vec<String> {
+    let mut forms = byte_forms(seed);
     for line in pem.lines().filter(|l| !l.starts_with("-----")) {
         forms.push(line[line.len().saturating_sub(16)..].to_string());
     }
     forms
+}
+
+/// The part of an envelope that makes it a credential: its 64-byte signature, the last 64
+/// bytes of the COSE_Sign1 (`docs/spec.md` §2). The rest (the cti, the kid, the claims) may be
+/// logged; any run of the signature may not.
+pub fn envelope_signature(envelope: &[u8]) -> &[u8] {
+    &envelope[envelope.len().saturating_sub(64)..]
+}
+
+/// Whether `output` holds any 8-byte run of `bytes` as raw bytes.
+pub fn raw_leak(output: &[u8], bytes: &[u8]) -> bool {
+    bytes
+        .windows(8)
+        .any(|window| output.windows(8).any(|o| o == window))
+}
+
+/// How `output` (any bytes: a log, a command's stdout or stderr) shows `envelope`, if it
+/// does: raw bytes, or any of [`byte_forms`] of its signature (hex, base64 or base64url at any
+/// alignment, the Debug byte list of the whole envelope or of any part of it).
+pub fn envelope_leak(output: &[u8], envelope: &[u8]) -> Option<String> {
+    let signature = envelope_signature(envelope);
+    if raw_leak(output, signature) {
+        return Some("raw bytes".to_owned());
+    }
+    let text = String::from_utf8_lossy(output);
+    leaked_form(&text, &byte_forms(signature)).map(str::to_owned)
+}
+
+/// Panics, naming `what` and the form, when `output` shows `envelope` in any encoding.
+#[allow(clippy::panic)] // A test assertion.
+pub fn assert_no_envelope(what: &str, output: &[u8], envelope: &[u8]) {
+    if let Some(form) = envelope_leak(output, envelope) {
+        panic!(
+            "{what} carries the envelope ({form}): {}",
+            String::from_utf8_lossy(output)
+        );
+    }
 }
 
 /// The seed of an Ed25519 PKCS#8 v1 PEM (the document ends with it), for [`secret_forms`].
@@ -120,6 +179,58 @@ mod tests {
         }
         for clean in ["kid 0123456789abcdef", "[1, 2, 3]", "", "AAAAAAAAAAAAAAAA"] {
             assert_eq!(leaked_form(clean, &forms), None, "{clean}");
+        }
+    }
+
+    /// A stand-in envelope: 40 bytes of header and claims, then a 64-byte signature.
+    fn envelope() -> Vec<u8> {
+        // A fixed pseudo-random sequence (an LCG), like a signature's bytes.
+        let mut x: u32 = 0x1234_5678;
+        (0..104)
+            .map(|_| {
+                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                x.to_be_bytes()[0]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_encoding_of_a_whole_envelope_is_found_and_its_public_parts_are_not() {
+        let env = envelope();
+        let whole_debug = format!("{env:?}");
+        assert!(whole_debug.starts_with('['), "the shape this test is about");
+        let mut leaks: Vec<Vec<u8>> = vec![
+            env.clone(),
+            format!("headers: {whole_debug}").into_bytes(),
+            format!("{env:#?}").into_bytes(),
+            format!("{env:x?}").into_bytes(),
+            format!("{env:#x?}").into_bytes(),
+            format!("ByteArray({:?})", &env[30..]).into_bytes(),
+            hex::encode(&env).into_bytes(),
+            hex::encode_upper(&env).into_bytes(),
+            env.escape_ascii().to_string().into_bytes(),
+        ];
+        for skip in 0..3 {
+            for engine in [STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD] {
+                leaks.push(engine.encode(&env[skip..]).into_bytes());
+            }
+        }
+        for leak in &leaks {
+            assert!(
+                envelope_leak(leak, &env).is_some(),
+                "missed: {}",
+                String::from_utf8_lossy(leak)
+            );
+        }
+        // What may be logged: the header and claims (cti, kid) in any encoding.
+        let public = &env[..40];
+        for clean in [
+            hex::encode(public),
+            format!("{public:?}"),
+            URL_SAFE_NO_PAD.encode(public),
+            "[1, 2, 3]".to_owned(),
+        ] {
+            assert_eq!(envelope_leak(clean.as_bytes(), &env), None, "{clean}");
         }
     }
 }

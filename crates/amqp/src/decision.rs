@@ -77,26 +77,22 @@ mod tests {
         d.use_number = Some(2);
         d.cti = Some("00".repeat(16));
         d.agent = Some("agent-a".into());
-        let v: serde_json::Value = serde_json::from_str(&d.to_json_line()).unwrap();
-        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-        let mut want = vec![
-            "message_id",
-            "allowed",
-            "reason",
-            "cti",
-            "agent",
-            "tool",
-            "class",
-            "use",
-        ];
-        want.sort_unstable();
-        let mut got = keys.clone();
-        got.sort_unstable();
-        assert_eq!(got, want);
-        assert_eq!(v["use"], 2);
-        assert_eq!(v["reason"], serde_json::Value::Null);
-        assert_eq!(v["class"], "read");
-        assert!(!d.to_json_line().contains('\n'));
+        // The exact line: keys in the contract's order (docs/spec.md §10), which a parsed
+        // `serde_json::Value` would not show (its map is sorted without `preserve_order`).
+        let cti = "00".repeat(16);
+        assert_eq!(
+            d.to_json_line(),
+            format!(
+                r#"{{"message_id":"m1","allowed":true,"reason":null,"cti":"{cti}","agent":"agent-a","tool":"crm.read","class":"read","use":2}}"#
+            )
+        );
+        // And a denial with every optional value absent.
+        let mut denied = Decision::new(None);
+        denied.reason = Some(Reason::UnknownTool);
+        assert_eq!(
+            denied.to_json_line(),
+            r#"{"message_id":null,"allowed":false,"reason":"unknown_tool","cti":null,"agent":null,"tool":null,"class":null,"use":null}"#
+        );
     }
 
     #[test]

@@ -15,6 +15,14 @@ pub enum AmqpError {
     Broker(lapin::Error),
     /// The broker refused a published message (publisher confirm nack).
     PublishNacked,
+    /// No queue received a published message: the broker returned it (the publish is
+    /// mandatory). Nothing was delivered.
+    Unroutable {
+        /// The exchange it was published to (`""`: the default exchange).
+        exchange: String,
+        /// Its routing key.
+        routing_key: String,
+    },
     /// A service could not be reached at start-up within the time allowed.
     Unreachable {
         /// What could not be reached, e.g. "the AMQP broker".
@@ -39,6 +47,13 @@ impl fmt::Display for AmqpError {
         match self {
             AmqpError::Broker(e) => write!(f, "AMQP broker error: {e}"),
             AmqpError::PublishNacked => f.write_str("the broker did not confirm the message"),
+            AmqpError::Unroutable {
+                exchange,
+                routing_key,
+            } => write!(
+                f,
+                "no queue received the message (exchange {exchange:?}, routing key {routing_key:?})"
+            ),
             AmqpError::Unreachable { what, after } => {
                 write!(
                     f,
@@ -57,6 +72,7 @@ impl fmt::Display for AmqpError {
 impl std::error::Error for AmqpError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
+            AmqpError::Unroutable { .. } => None,
             AmqpError::Broker(e) => Some(e),
             AmqpError::Ledger(e) => Some(e),
             AmqpError::Io(e) => Some(e),

@@ -238,6 +238,11 @@ impl Publisher {
 
     /// Publishes with properties the caller built (e.g. [`ToolCall::properties`] plus a
     /// correlation id), and waits for the broker's confirm.
+    ///
+    /// `Ok` only when the broker took the message into a queue: the publish is mandatory, so
+    /// a message no queue receives is returned ([`AmqpError::Unroutable`]), and a queue that
+    /// refuses it (e.g. full with `x-overflow: reject-publish`) nacks it
+    /// ([`AmqpError::PublishNacked`]).
     pub async fn publish_with(
         &self,
         exchange: &str,
@@ -245,19 +250,27 @@ impl Publisher {
         properties: BasicProperties,
         body: &[u8],
     ) -> Result<(), AmqpError> {
+        let mandatory = BasicPublishOptions {
+            mandatory: true,
+            ..BasicPublishOptions::default()
+        };
         let confirm = self
             .channel
             .basic_publish(
                 exchange.into(),
                 routing_key.into(),
-                BasicPublishOptions::default(),
+                mandatory,
                 body,
                 properties,
             )
             .await?
             .await?;
         match confirm {
-            Confirmation::Ack(_) | Confirmation::NotRequested => Ok(()),
+            Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+            Confirmation::Ack(Some(_)) => Err(AmqpError::Unroutable {
+                exchange: exchange.to_owned(),
+                routing_key: routing_key.to_owned(),
+            }),
             Confirmation::Nack(_) => Err(AmqpError::PublishNacked),
         }
     }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -52,7 +52,7 @@ async fn broker_restart_loses_nothing_and_runs_nothing_twice() {
     }
     let dir = tempfile::tempdir().unwrap();
     let ledger = Arc::new(RedbLedger::open(dir.path().join("uses.redb")).unwrap());
-    let runs: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
+    let runs: Arc<Mutex<Runs>> = Arc::default();
     // After 20 messages, handlers hold their message until the broker is back: the restart
     // happens with messages in flight and others prefetched.
     let (gate, gate_rx) = tokio::sync::watch::channel(false);
@@ -64,8 +64,10 @@ async fn broker_restart_loses_nothing_and_runs_nothing_twice() {
             async move {
                 let n = {
                     let mut runs = runs.lock().unwrap();
-                    *runs.entry(m.authorized.message_id.clone()).or_default() += 1;
-                    runs.len()
+                    let id = m.authorized.message_id.clone();
+                    *runs.count.entry(id.clone()).or_default() += 1;
+                    runs.order.push(id);
+                    runs.count.len()
                 };
                 if n > 20 {
                     let _ = gate.wait_for(|open| *open).await;
@@ -80,32 +82,55 @@ async fn broker_restart_loses_nothing_and_runs_nothing_twice() {
     let config = ConsumerConfig::new(q.name(), &aud, keys.trusted.clone(), tools)
         .prefetch(10)
         .retry_delays(Duration::from_millis(100), Duration::from_secs(1));
-    let worker = Worker::start(config, ledger.clone(), handler, &decisions).await;
+    let worker = Worker::start(config.clone(), ledger.clone(), handler.clone(), &decisions).await;
     drop(connection);
 
     assert!(
-        eventually(|| runs.lock().unwrap().len() > 20).await,
+        eventually(|| runs.lock().unwrap().count.len() > 20).await,
         "no progress before restart"
     );
     let guard = StartAgain;
     assert!(rabbitmqctl("stop_app"), "rabbitmqctl stop_app failed");
-    let ran_while_down = runs.lock().unwrap().len();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Every message past the 20th that has started waits at the gate: its channel died under
+    // it, so its ack is lost, and its redelivered copy must be dead-lettered as replayed.
+    let held: BTreeSet<String> = runs.lock().unwrap().order[20..].iter().cloned().collect();
+    let ran_while_down = runs.lock().unwrap().count.len();
+    tokio::time::sleep(Duration::from_secs(2)).await; // The broker stays down a while.
     assert!(rabbitmqctl("start_app"), "rabbitmqctl start_app failed");
     drop(guard);
     gate.send(true).unwrap();
 
-    let all_ran = eventually(|| runs.lock().unwrap().len() == N).await;
-    // Let any redelivered copy settle.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let stats = worker.stop().await;
+    let all_ran = eventually(|| runs.lock().unwrap().count.len() == N).await;
+    let all_held_replayed = eventually(|| {
+        let denials = decisions.denials();
+        held.iter().all(|id| denials.contains_key(id))
+    })
+    .await;
+    let mut stats = vec![worker.stop().await];
     let connection = connect().await;
     let q = Queue {
         channel: connection.create_channel().await.unwrap(),
         ..q
     };
-    let dead = q.take_dead_letters().await;
-    let runs = runs.lock().unwrap().clone();
+    // Copies the restart redelivered may still be queued (a copy of a held message comes back
+    // while its use is in flight): run them through a worker until, once it has stopped, the
+    // queue holds nothing. Each copy is decided once.
+    loop {
+        let ready = q.ready_after_stop().await;
+        if ready == 0 {
+            break;
+        }
+        let before = decisions.all().len();
+        let worker =
+            Worker::start(config.clone(), ledger.clone(), handler.clone(), &decisions).await;
+        assert!(
+            eventually(|| decisions.all().len() >= before + ready as usize).await,
+            "{ready} copies left in the queue were not decided"
+        );
+        stats.push(worker.stop().await);
+    }
+    let dead = q.drain_after_stop().await;
+    let runs = runs.lock().unwrap().count.clone();
     assert!(
         all_ran,
         "lost messages: ran {} of {N} ({ran_while_down} before the restart)",
@@ -114,28 +139,65 @@ async fn broker_restart_loses_nothing_and_runs_nothing_twice() {
     let twice: Vec<_> = runs.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "ran twice: {twice:?}");
     // A message that ran while its channel died is redelivered, found completed, and
-    // dead-lettered as replayed: it ran once, and nothing else lands there.
+    // dead-lettered as replayed: exactly those land there, once each, and no other denial.
+    assert!(
+        all_held_replayed,
+        "held: {held:?}, denials: {:?}",
+        decisions.denials()
+    );
+    assert!(!held.is_empty(), "no message was in flight at the restart");
+    let dead_ids = ids(&dead);
     let denials = decisions.denials();
-    for (id, _) in &dead {
+    let mut replayed: Vec<String> = Vec::new();
+    for (id, reasons) in &denials {
         assert!(
-            runs.contains_key(id),
-            "{id} was dead-lettered without running"
+            reasons.iter().all(|r| *r == Reason::Replayed),
+            "{id}: {reasons:?}"
         );
+        replayed.extend(reasons.iter().map(|_| id.clone()));
+    }
+    assert_eq!(
+        dead_ids, replayed,
+        "the dead letters are the replayed copies"
+    );
+    let dead_set: BTreeSet<String> = dead_ids.iter().cloned().collect();
+    assert_eq!(
+        dead_set.len(),
+        dead_ids.len(),
+        "one replayed copy each: {dead_ids:?}"
+    );
+    for id in &held {
         assert!(
-            denials
-                .get(id)
-                .is_some_and(|r| r.iter().all(|r| *r == Reason::Replayed)),
-            "{id}: {denials:?}"
+            dead_set.contains(id),
+            "{id} was held at the restart: {dead_ids:?}"
         );
     }
+    for id in &dead_ids {
+        assert_eq!(
+            runs.get(id),
+            Some(&1),
+            "{id} was dead-lettered without running once"
+        );
+    }
+    let received: u64 = stats.iter().map(|s| s.received).sum();
+    let denied: u64 = stats.iter().map(|s| s.denied).sum();
     assert!(
-        stats.received > N as u64,
+        received > N as u64,
         "no redelivery: did the broker restart? {stats:?}"
     );
+    assert_eq!(denied, dead.len() as u64, "{stats:?}");
     assert_eq!(ledger.usage_blocking(env.cti()).unwrap().granted, N as u64);
     eprintln!(
-        "restart: {stats:?}, {} replayed copies dead-lettered",
-        dead.len()
+        "restart: {stats:?}, {} replayed copies dead-lettered ({} held at the gate)",
+        dead.len(),
+        held.len()
     );
     q.delete().await;
+}
+
+/// What ran: how often each message id, and the order they started in.
+#[derive(Default)]
+struct Runs {
+    count: BTreeMap<String, usize>,
+    order: Vec<String>,
 }

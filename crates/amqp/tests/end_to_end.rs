@@ -230,12 +230,15 @@ async fn allowed_run_once_and_every_denial_is_dead_lettered() {
         ("once-2", Reason::UsesExhausted),
         ("ok-1", Reason::Replayed),
     ];
-    let dead = q.wait_dead_letters(expected.len()).await;
-    // Nothing more arrives: no retries, no duplicates.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Every message decided (the five allowed, then each denial), the worker stops, and the
+    // queues are drained: no consumer, nothing left to come back, so the counts are final.
+    assert!(
+        eventually(|| decisions.all().len() == 5 + expected.len()).await,
+        "decisions: {:?}",
+        decisions.all()
+    );
     let stats = worker.stop().await;
-    let late = q.take_dead_letters().await;
-    assert!(late.is_empty(), "more dead letters than denials: {late:?}");
+    let dead = q.drain_after_stop().await;
 
     let mut dead_ids: Vec<String> = dead.iter().map(|(id, _)| id.clone()).collect();
     dead_ids.sort();
@@ -251,6 +254,7 @@ async fn allowed_run_once_and_every_denial_is_dead_lettered() {
     );
 
     let denials = decisions.denials();
+    assert_eq!(denials.len(), expected.len(), "{denials:?}");
     for (id, reason) in expected {
         assert_eq!(
             denials.get(id).map(Vec::as_slice),
@@ -311,6 +315,7 @@ async fn allowed_run_once_and_every_denial_is_dead_lettered() {
     assert_eq!(good_uses, vec![1, 2, 3, 4]);
     assert_eq!(stats.handled, 5);
     assert_eq!(stats.denied, expected.len() as u64);
+    assert_eq!(stats.received, 5 + expected.len() as u64, "{stats:?}");
     q.delete().await;
 }
 
@@ -382,18 +387,16 @@ async fn handler_errors_panics_and_requeues() {
     })
     .await;
     assert!(ok, "runs: {:?}", runs.lock().unwrap());
-    let mut dead: Vec<String> = q
-        .wait_dead_letters(2)
-        .await
-        .into_iter()
-        .map(|d| d.0)
-        .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The cap's denial is the last thing to happen.
+    assert!(
+        eventually(|| decisions.denials().contains_key("panics")).await,
+        "panics was not abandoned: {:?}",
+        decisions.all()
+    );
     let stats = worker.stop().await;
-    dead.extend(q.take_dead_letters().await.into_iter().map(|d| d.0));
-    dead.sort();
+    let dead = q.drain_after_stop().await;
     assert_eq!(
-        dead,
+        ids(&dead),
         ["destructive-error", "panics"],
         "a failed destructive step is dead-lettered, not retried; a poison message after the cap"
     );
@@ -419,7 +422,14 @@ async fn handler_errors_panics_and_requeues() {
             "{id} reruns take over the lease"
         );
     }
-    assert!(stats.handler_failures >= 4);
+    // Failures: four runs of `panics`, the first of `retried-error`, `destructive-error`.
+    assert_eq!(stats.handler_failures, most as u64 + 2, "{stats:?}");
+    // Each run counts, reruns included: 4 + 2 + 2 + 1 + 1.
+    assert_eq!(stats.handled, most as u64 + 6, "{stats:?}");
+    assert_eq!(stats.denied, 1, "only the cap's abandoned: {stats:?}");
+    // Requeued after each failure of `panics`, and once each for the other two.
+    assert_eq!(stats.requeued, most as u64 + 2, "{stats:?}");
+    assert_eq!(decisions.denials().len(), 1, "{:?}", decisions.denials());
     q.delete().await;
 }
 
@@ -457,19 +467,15 @@ async fn by_default_handler_failures_are_dead_lettered_and_consuming_goes_on() {
         q.publish(env.as_bytes(), "tool.a", ActionClass::Write, id)
             .await;
     }
-    let mut dead: Vec<String> = q
-        .wait_dead_letters(3)
-        .await
-        .into_iter()
-        .map(|d| d.0)
-        .collect();
     assert!(eventually(|| runs.lock().unwrap().len() == 4).await);
-    tokio::time::sleep(Duration::from_millis(1000)).await;
     let stats = worker.stop().await;
-    dead.sort();
-    assert_eq!(dead, ["fails", "panics", "rejects"]);
+    let dead = q.drain_after_stop().await;
+    assert_eq!(ids(&dead), ["fails", "panics", "rejects"]);
     assert_eq!(runs.lock().unwrap().len(), 4, "each ran exactly once");
     assert_eq!(stats.handler_failures, 2);
-    assert!(decisions.all().iter().all(|d| d.allowed));
+    assert_eq!((stats.handled, stats.requeued), (4, 0), "{stats:?}");
+    let allowed = decisions.all();
+    assert_eq!(allowed.len(), 4, "{allowed:?}");
+    assert!(allowed.iter().all(|d| d.allowed));
     q.delete().await;
 }

@@ -76,13 +76,10 @@ async fn a_handler_that_panics_before_its_future_exists_is_dead_lettered() {
         q.publish(env.as_bytes(), "crm.read", ActionClass::Read, id)
             .await;
     }
-    let dead = q.wait_dead_letters(1).await;
-    assert!(eventually(|| runs.lock().unwrap().len() == 1).await);
+    assert!(eventually(|| runs.lock().unwrap().len() == 1 && decisions.all().len() == 2).await);
     let stats = worker.stop().await;
-    assert_eq!(
-        dead.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(),
-        ["panics-early"]
-    );
+    let dead = q.drain_after_stop().await;
+    assert_eq!(ids(&dead), ["panics-early"]);
     assert_eq!(runs.lock().unwrap()[0].0, "after", "the worker went on");
     assert_eq!(stats.handler_failures, 1);
     assert_eq!(stats.handled, 2);
@@ -126,15 +123,13 @@ async fn a_panicking_observer_neither_runs_nor_loses_a_message() {
         .await;
     q.publish(env.as_bytes(), "crm.read", ActionClass::Read, "after")
         .await;
-    let dead = q.wait_dead_letters(1).await;
-    assert!(eventually(|| runs.lock().unwrap().len() == 2).await);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let stats = worker.stop().await;
-    assert_eq!(
-        dead.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(),
-        ["denied"],
-        "the denial stands"
+    // Three messages, four decisions (`observed` twice): then stop and drain.
+    assert!(
+        eventually(|| runs.lock().unwrap().len() == 2 && seen.lock().unwrap().len() == 4).await
     );
+    let stats = worker.stop().await;
+    let dead = q.drain_after_stop().await;
+    assert_eq!(ids(&dead), ["denied"], "the denial stands");
     let mut runs = runs.lock().unwrap().clone();
     runs.sort();
     // `observed` did not run when its observer panicked; it came back and ran once, under the
@@ -154,6 +149,12 @@ async fn a_panicking_observer_neither_runs_nor_loses_a_message() {
         .map(|d| d.use_number.unwrap())
         .collect();
     assert_eq!(observed, [1, 1], "decided twice, under one use");
-    assert!(stats.requeued >= 1, "{stats:?}");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        4,
+        "observed twice, denied and after once"
+    );
+    assert_eq!(stats.requeued, 1, "{stats:?}");
+    assert_eq!((stats.handled, stats.denied), (2, 1), "{stats:?}");
     q.delete().await;
 }

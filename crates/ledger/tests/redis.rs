@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use laissez_ledger::{LedgerError, RedisLedger, RedisOptions, UseLedger};
-use tokio::net::{TcpListener, TcpStream};
+use laissez_test_support::CuttableProxy;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_conformance() {
@@ -188,61 +188,15 @@ fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A TCP proxy to the real server that can be cut, as a network partition would.
-struct Proxy {
-    port: u16,
-    accept: tokio::task::JoinHandle<()>,
-    conns: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-}
-
-impl Proxy {
-    async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let upstream = redis_url()
-            .trim_start_matches("redis://")
-            .trim_end_matches('/')
-            .to_owned();
-        let conns: Arc<std::sync::Mutex<Vec<_>>> = Arc::default();
-        let held = conns.clone();
-        let accept = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let upstream = upstream.clone();
-                let task = tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(&upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-                held.lock().unwrap().push(task);
-            }
-        });
-        Self {
-            port,
-            accept,
-            conns,
-        }
-    }
-
-    /// Stops listening and drops every proxied connection.
-    async fn cut(&self) {
-        self.accept.abort();
-        for task in self.conns.lock().unwrap().drain(..) {
-            task.abort();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_lost_mid_run_fails_closed() {
-    let proxy = Proxy::start().await;
+    let proxy = CuttableProxy::to_redis().await;
     let mut options = RedisOptions::default();
     options.response_timeout = Duration::from_secs(2);
     options.connection_timeout = Duration::from_secs(1);
-    let through_proxy =
-        RedisLedger::connect_with(&format!("redis://127.0.0.1:{}/", proxy.port), options)
-            .await
-            .unwrap();
+    let through_proxy = RedisLedger::connect_with(&proxy.redis_url(), options)
+        .await
+        .unwrap();
     let direct = redis_ledger().await;
     let cti = fresh_cti();
     let (_, lease, _) = granted(

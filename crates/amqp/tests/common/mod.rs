@@ -1,14 +1,15 @@
 //! Shared by the integration tests: the real broker at 127.0.0.1:5672 and Redis at
 //! 127.0.0.1:6379 (CI starts both; override with LAISSEZ_TEST_AMQP_URL and
 //! LAISSEZ_TEST_REDIS_URL). No mocks.
-#![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(dead_code, unused_imports, unreachable_pub, missing_docs)]
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use laissez_amqp::lapin::options::{BasicGetOptions, QueueDeleteOptions};
+use laissez_amqp::lapin::options::{BasicGetOptions, QueueDeclareOptions, QueueDeleteOptions};
+use laissez_amqp::lapin::types::FieldTable;
 use laissez_amqp::lapin::{Channel, Connection};
 use laissez_amqp::{
     ConsumerConfig, Decision, Handler, Middleware, Publisher, Stats, ToolCall, Topology,
@@ -22,14 +23,7 @@ use tokio::task::JoinHandle;
 /// Generous: the machine is a loaded 2-core box.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
-pub fn amqp_url() -> String {
-    std::env::var("LAISSEZ_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
-
-pub fn redis_url() -> String {
-    std::env::var("LAISSEZ_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
-}
+pub use laissez_test_support::{amqp_url, redis_url};
 
 /// A name no other test or run uses.
 pub fn unique(prefix: &str) -> String {
@@ -138,6 +132,64 @@ impl Queue {
         all
     }
 
+    /// The ready messages and the consumers the broker reports for `queue` (a passive
+    /// declare). Unacknowledged messages are not counted: they are back among the ready ones
+    /// once their consumer has gone.
+    pub async fn counts(&self, queue: &str) -> (u32, u32) {
+        let options = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let ok = self
+            .channel
+            .queue_declare(queue.into(), options, FieldTable::default())
+            .await
+            .unwrap();
+        (ok.message_count(), ok.consumer_count())
+    }
+
+    /// Once every worker on the queue has stopped: waits until the broker reports no consumer
+    /// on the work queue (it puts a departed consumer's unacknowledged messages back in the
+    /// queue as it removes the consumer), then the messages the work queue holds.
+    pub async fn ready_after_stop(&self) -> u32 {
+        let deadline = Instant::now() + PATIENCE;
+        let mut work = self.counts(self.name()).await;
+        while work.1 != 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            work = self.counts(self.name()).await;
+        }
+        assert_eq!(
+            work.1, 0,
+            "a consumer is still on the work queue after stopping"
+        );
+        work.0
+    }
+
+    /// The positive end of a test, once every worker on the queue has stopped: waits until
+    /// the broker reports no consumer on the work queue (it puts a departed consumer's
+    /// unacknowledged messages back in the queue as it removes the consumer), asserts that
+    /// the work queue and the retry queue hold no message, then takes every dead letter until
+    /// the dead-letter queue is empty. No consumer and nothing left to deliver or to come
+    /// back: nothing more can happen to these messages, so counts taken now are final.
+    pub async fn drain_after_stop(&self) -> Vec<(String, Vec<u8>)> {
+        let ready = self.ready_after_stop().await;
+        assert_eq!(
+            (ready, 0),
+            (0, 0),
+            "the work queue (ready, consumers) after stopping"
+        );
+        let retry = self.counts(&self.topology.retry_queue).await;
+        assert_eq!(
+            retry,
+            (0, 0),
+            "the retry queue (ready, consumers) after stopping"
+        );
+        let dead = self.take_dead_letters().await;
+        let dlq = self.counts(&self.topology.dead_letter_queue).await;
+        assert_eq!(dlq, (0, 0), "the dead-letter queue after draining it");
+        dead
+    }
+
     pub async fn delete(self) {
         for q in [
             &self.topology.queue,
@@ -242,6 +294,8 @@ pub struct Worker {
     pub stop: Option<oneshot::Sender<()>>,
     pub task: JoinHandle<Stats>,
     pub connection: Connection,
+    /// The middleware's counters while it runs.
+    stats: Box<dyn Fn() -> Stats + Send + Sync>,
 }
 
 impl Worker {
@@ -263,10 +317,11 @@ impl Worker {
     ) -> Worker {
         let connection = connect().await;
         let channel = connection.create_channel().await.unwrap();
-        let middleware = Middleware::new(config, ledger, handler).on_decision(observer);
+        let middleware = Arc::new(Middleware::new(config, ledger, handler).on_decision(observer));
+        let running = middleware.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            middleware
+            running
                 .run(&channel, async {
                     let _ = rx.await;
                 })
@@ -277,7 +332,13 @@ impl Worker {
             stop: Some(tx),
             task,
             connection,
+            stats: Box::new(move || middleware.stats()),
         }
+    }
+
+    /// The counters so far, while it runs.
+    pub fn stats_now(&self) -> Stats {
+        (self.stats)()
     }
 
     pub async fn stop(mut self) -> Stats {
@@ -303,4 +364,103 @@ pub async fn eventually(mut check: impl FnMut() -> bool) -> bool {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     check()
+}
+
+/// Message ids of `messages`, sorted.
+pub fn ids(messages: &[(String, Vec<u8>)]) -> Vec<String> {
+    let mut ids: Vec<String> = messages.iter().map(|(id, _)| id.clone()).collect();
+    ids.sort();
+    ids
+}
+
+/// Everything a log subscriber writes, shared with the test.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    pub fn bytes(&self) -> Vec<u8> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// The logs of a test binary (its tests run in parallel and share them).
+pub struct Logs {
+    /// Every event of every target at every level, TRACE included, except lapin's TRACE
+    /// events, formatted as the CLI formats them: what an application logging at TRACE with
+    /// lapin at DEBUG writes.
+    pub product: Captured,
+    /// lapin's own TRACE events only: it logs there every frame it receives, whole.
+    pub lapin_trace: Captured,
+}
+
+/// Installs the one subscriber of this test binary, on first use, and returns its logs.
+pub fn logs() -> &'static Logs {
+    use tracing::Level;
+    use tracing_subscriber::filter::{Targets, filter_fn};
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{Layer as _, fmt};
+
+    static LOGS: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Logs {
+            product: Captured::default(),
+            lapin_trace: Captured::default(),
+        };
+        let (product, lapin) = (logs.product.clone(), logs.lapin_trace.clone());
+        let is_lapin = |target: &str| target == "lapin" || target.starts_with("lapin::");
+        tracing_subscriber::registry()
+            .with(
+                fmt::layer()
+                    .with_writer(move || product.clone())
+                    .with_ansi(false)
+                    .with_filter(
+                        Targets::new()
+                            .with_default(Level::TRACE)
+                            .with_target("lapin", Level::DEBUG),
+                    ),
+            )
+            .with(
+                fmt::layer()
+                    .with_writer(move || lapin.clone())
+                    .with_ansi(false)
+                    .with_filter(filter_fn(move |meta| {
+                        is_lapin(meta.target()) && *meta.level() == Level::TRACE
+                    })),
+            )
+            .init();
+        logs
+    })
+}
+
+/// Whether `line` is an event of the `laissez::audit` target: `TIME LEVEL target: ...`.
+pub fn is_audit(line: &str) -> bool {
+    line.split_whitespace().nth(2) == Some("laissez::audit:")
+}
+
+/// The audit events of `queue` in `log`, each with its JSON object.
+pub fn audit_events(log: &str, queue: &str) -> Vec<(String, serde_json::Value)> {
+    log.lines()
+        .filter(|l| is_audit(l))
+        .filter_map(|l| {
+            let json = l.split_once(" audit=")?.1;
+            let event: serde_json::Value = serde_json::from_str(json)
+                .unwrap_or_else(|e| panic!("an audit event is not one JSON object ({e}): {l}"));
+            (event["queue"] == queue).then(|| (l.to_owned(), event))
+        })
+        .collect()
 }

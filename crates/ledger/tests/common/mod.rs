@@ -16,9 +16,7 @@ pub(crate) const LEASE: Duration = Duration::from_millis(1500);
 
 /// The Redis server the tests use: 127.0.0.1:6379 unless LAISSEZ_TEST_REDIS_URL says otherwise.
 #[cfg(feature = "redis")]
-pub(crate) fn redis_url() -> String {
-    std::env::var("LAISSEZ_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
-}
+pub(crate) use laissez_test_support::redis_url;
 
 /// A Redis ledger on [`redis_url`].
 #[cfg(feature = "redis")]
