@@ -1,40 +1,58 @@
 //! Runnable examples of laissez. [`quickstart`] is the offline tour behind
-//! `cargo run --release --example quickstart`: one key, one envelope, and a sequence of tool
-//! calls, each with its decision.
+//! `cargo run --release --example quickstart`: one key, one envelope, a worker's tool
+//! catalogue, and a sequence of tool calls, each with its decision; then the same grant bound
+//! to the agent's own key, and what a copy of it is worth.
 
 use std::error::Error;
 use std::io::Write;
 use std::time::Duration;
 
 use laissez_ledger::{Begin, Outcome, RedbLedger};
-use laissez_sign::{EnvelopeBuilder, SecretKey, parse_classes, unix_now};
-use laissez_verify::{ActionClass, Reason, Request, Verifier};
+use laissez_sign::{EnvelopeBuilder, Invocation, SecretKey, parse_classes, unix_now};
+use laissez_verify::{
+    ActionClass, Denial, Reason, Request, ToolCatalogue as _, TrustedKey, Verifier,
+};
 
 /// The agent of the tour.
 pub const AGENT: &str = "spiffe://acme.example/agent/support-bot";
 /// The queue the envelope is for.
 pub const QUEUE: &str = "billing-queue";
 
+/// The worker's tool catalogue: the tools it runs, each with its one class. The class of a
+/// call is the catalogue's, whatever the publisher calls it.
+pub const CATALOGUE: [(&str, ActionClass); 4] = [
+    ("crm.ticket.read", ActionClass::Read),
+    ("crm.ticket.update", ActionClass::Write),
+    ("crm.ticket.delete", ActionClass::Destructive),
+    ("billing.refund", ActionClass::Write),
+];
+
 /// One tool call the tour makes.
 struct Call<'a> {
     label: &'a str,
     queue: &'a str,
     tool: &'a str,
+    /// What the publisher calls the tool's class: shown, never believed.
     class: ActionClass,
     /// Seconds after signing (a simulated clock: nothing waits).
     at: u64,
     message_id: &'a str,
     tampered: bool,
+    /// The message body, exactly as delivered.
+    body: &'a [u8],
+    /// The holder's invocation that came with the message, if any.
+    invocation: Option<&'a [u8]>,
 }
 
-/// The decision of one call: `Ok(use number)` or its [`Reason`].
+/// The decision of one call: `Ok(use number)` or the verifier's [`Denial`] (or a ledger
+/// answer as its [`Reason`]).
 fn decide(
     call: &Call<'_>,
-    verifier_keys: &[laissez_verify::TrustedKey],
+    verifier_keys: &[TrustedKey],
     envelope: &[u8],
     now: u64,
     ledger: &RedbLedger,
-) -> Result<Result<u64, Reason>, Box<dyn Error>> {
+) -> Result<Result<u64, Refusal>, Box<dyn Error>> {
     let mut bytes = envelope.to_vec();
     if call.tampered {
         // One bit of the payload: the claims no longer match the signature.
@@ -42,10 +60,30 @@ fn decide(
         bytes[middle] ^= 0x01;
     }
     let verifier = Verifier::new(verifier_keys, call.queue);
-    let request = Request::new(call.tool, call.class)?;
-    let verified = match verifier.verify(&bytes, now, Some(&request)) {
+    // The class is the worker's: the catalogue's, never the publisher's label.
+    let Some(class) = CATALOGUE.class_of(call.tool) else {
+        // A tool this worker does not run: the envelope's checks say why (unknown_tool).
+        let request = Request::from_catalogue(call.tool, &CATALOGUE)?;
+        let denial = verifier
+            .verify(&bytes, now, Some(&request))
+            .err()
+            .unwrap_or(Denial::UnknownTool);
+        return Ok(Err(Refusal::Verifier(denial)));
+    };
+    // The call as the worker received it: this envelope, its own queue, the message id, the
+    // tool, the catalogue's class and the body. A holder-bound envelope needs the holder's
+    // invocation over exactly this call.
+    let received = laissez_verify::Call::new(
+        &bytes,
+        call.queue,
+        call.message_id,
+        call.tool,
+        class,
+        call.body,
+    )?;
+    let verified = match verifier.verify_call(&bytes, now, &received, call.invocation) {
         Ok(verified) => verified,
-        Err(denial) => return Ok(Err(denial.reason())),
+        Err(denial) => return Ok(Err(Refusal::Verifier(denial))),
     };
     let claims = verified.claims();
     // Every check passed: spend the use in the embedded ledger before "running" the tool.
@@ -56,7 +94,7 @@ fn decide(
         expires_at: claims.exp() + verifier.policy().leeway(),
         lease: Duration::from_secs(30),
         tool: call.tool,
-        class: call.class,
+        class,
     };
     Ok(match ledger.begin_blocking(&begin)? {
         Outcome::Granted {
@@ -65,13 +103,63 @@ fn decide(
             ledger.complete_blocking(claims.cti(), call.message_id, &lease)?;
             Ok(use_number)
         }
-        Outcome::Replayed => Err(Reason::Replayed),
-        Outcome::Exhausted => Err(Reason::UsesExhausted),
-        Outcome::Abandoned => Err(Reason::Abandoned),
-        Outcome::InFlight => Err(Reason::InFlight),
+        Outcome::Replayed => Err(Refusal::Ledger(Reason::Replayed)),
+        Outcome::Exhausted => Err(Refusal::Ledger(Reason::UsesExhausted)),
+        Outcome::Abandoned => Err(Refusal::Ledger(Reason::Abandoned)),
+        Outcome::InFlight => Err(Refusal::Ledger(Reason::InFlight)),
         // An answer this version does not know: not run, as if the ledger were unreachable.
-        _ => Err(Reason::LedgerUnavailable),
+        _ => Err(Refusal::Ledger(Reason::LedgerUnavailable)),
     })
+}
+
+/// Why a call did not run.
+enum Refusal {
+    Verifier(Denial),
+    Ledger(Reason),
+}
+
+impl Refusal {
+    /// The reason, and for an invocation that signs another call, which field differs.
+    fn text(&self) -> String {
+        match self {
+            Refusal::Verifier(Denial::InvocationMismatch(field)) => {
+                format!("{} ({})", Reason::InvocationMismatch, field.code())
+            }
+            Refusal::Verifier(denial) => denial.reason().to_string(),
+            Refusal::Ledger(reason) => reason.to_string(),
+        }
+    }
+}
+
+/// Prints the decision of each call under `envelope`, numbering from `first`.
+fn run_calls(
+    out: &mut dyn Write,
+    calls: &[Call<'_>],
+    first: usize,
+    keys: &[TrustedKey],
+    envelope: &[u8],
+    signed_at: u64,
+    ledger: &RedbLedger,
+) -> Result<(), Box<dyn Error>> {
+    for (n, c) in calls.iter().enumerate() {
+        let decision = decide(c, keys, envelope, signed_at + c.at, ledger)?;
+        let outcome = match decision {
+            Ok(use_number) => format!("ALLOWED  use {use_number} of 2"),
+            Err(refusal) => format!("DENIED   {}", refusal.text()),
+        };
+        writeln!(
+            out,
+            "{:>2}. {:<24} {:<17} {:<12} {:<15} t+{:<5} {:<6} -> {outcome}",
+            first + n,
+            c.label,
+            c.tool,
+            c.class.name(),
+            c.queue,
+            format!("{}s", c.at),
+            c.message_id,
+        )?;
+    }
+    Ok(())
 }
 
 /// Runs the tour, writing one line per step to `out`.
@@ -87,14 +175,15 @@ pub fn quickstart(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
     )?;
 
     let signed_at = unix_now();
-    let envelope = EnvelopeBuilder::new(AGENT)
+    let grant = EnvelopeBuilder::new(AGENT)
         .audience(QUEUE)
         .tool("crm.ticket.*")
         .classes(parse_classes("read+write")?)
         .max_uses(2)
+        .not_before(signed_at)
         .ttl_secs(15 * 60)
-        .on_behalf_of("user:42")
-        .sign(&key)?;
+        .on_behalf_of("user:42");
+    let envelope = grant.sign(&key)?;
     writeln!(
         out,
         "envelope  {} bytes for {AGENT}: queue {QUEUE}, tools crm.ticket.* (read+write), \
@@ -102,6 +191,11 @@ pub fn quickstart(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
         envelope.as_bytes().len()
     )?;
     writeln!(out, "          {}", envelope.to_text())?;
+    let listed: Vec<String> = CATALOGUE
+        .iter()
+        .map(|(tool, class)| format!("{tool} = {class}"))
+        .collect();
+    writeln!(out, "worker    tool catalogue: {}", listed.join(", "))?;
 
     let call = |label, queue, tool, class, at, message_id| Call {
         label,
@@ -111,55 +205,102 @@ pub fn quickstart(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
         at,
         message_id,
         tampered: false,
+        body: b"{\"ticket\":42}",
+        invocation: None,
     };
     use ActionClass::{Destructive, Read, Write as W};
+    let delete = "crm.ticket.delete";
     let calls = [
         call("allowed", QUEUE, "crm.ticket.read", Read, 0, "msg-1"),
         call("tool not granted", QUEUE, "billing.refund", W, 1, "msg-2"),
         call(
             "destructive not granted",
             QUEUE,
-            "crm.ticket.delete",
+            delete,
             Destructive,
             2,
             "msg-3",
         ),
+        // The publisher calls the destructive tool a write: the catalogue decides.
+        call("relabelled as write", QUEUE, delete, W, 3, "msg-4"),
+        call("unknown tool", QUEUE, "crm.ticket.merge", W, 4, "msg-5"),
         call(
             "wrong queue",
             "payments-queue",
             "crm.ticket.read",
             Read,
-            3,
-            "msg-4",
+            5,
+            "msg-6",
         ),
         Call {
             tampered: true,
-            ..call("tampered", QUEUE, "crm.ticket.read", Read, 4, "msg-5")
+            ..call("tampered", QUEUE, "crm.ticket.read", Read, 6, "msg-7")
         },
-        call("expired", QUEUE, "crm.ticket.read", Read, 16 * 60, "msg-6"),
-        call("second use", QUEUE, "crm.ticket.update", W, 5, "msg-7"),
-        call("uses exhausted", QUEUE, "crm.ticket.read", Read, 6, "msg-8"),
-        call("replayed", QUEUE, "crm.ticket.read", Read, 7, "msg-1"),
+        call("expired", QUEUE, "crm.ticket.read", Read, 16 * 60, "msg-8"),
+        call("second use", QUEUE, "crm.ticket.update", W, 7, "msg-9"),
+        call(
+            "uses exhausted",
+            QUEUE,
+            "crm.ticket.read",
+            Read,
+            8,
+            "msg-10",
+        ),
+        call("replayed", QUEUE, "crm.ticket.read", Read, 9, "msg-1"),
     ];
     let keys = [key.public_key()];
-    for (n, c) in calls.iter().enumerate() {
-        let decision = decide(c, &keys, envelope.as_bytes(), signed_at + c.at, &ledger)?;
-        let outcome = match decision {
-            Ok(use_number) => format!("ALLOWED  use {use_number} of 2"),
-            Err(reason) => format!("DENIED   {reason}"),
-        };
-        writeln!(
-            out,
-            "{:>2}. {:<24} {:<17} {:<12} {:<15} t+{:<5} {:<6} -> {outcome}",
-            n + 1,
-            c.label,
-            c.tool,
-            c.class.name(),
-            c.queue,
-            format!("{}s", c.at),
-            c.message_id,
-        )?;
-    }
+    run_calls(
+        out,
+        &calls,
+        1,
+        &keys,
+        envelope.as_bytes(),
+        signed_at,
+        &ledger,
+    )?;
+
+    // Holder binding: the same grant, bound to the agent's own key. A copy of the envelope
+    // (anyone reading the queue has one) is worthless without that key: every call needs the
+    // agent's invocation, its signature over exactly that call, body included.
+    let agent = SecretKey::generate()?;
+    let bound = grant.holder(agent.public_key()).sign(&key)?;
+    writeln!(
+        out,
+        "holder    the agent's own key, kid {}; the same grant bound to it: {} bytes",
+        agent.kid(),
+        bound.as_bytes().len()
+    )?;
+    let body: &[u8] = b"{\"ticket\":42}";
+    let at = 10;
+    let signed = laissez_verify::Call::new(
+        bound.as_bytes(),
+        QUEUE,
+        "msg-12",
+        "crm.ticket.read",
+        Read,
+        body,
+    )?;
+    let invocation = Invocation::sign(&agent, bound.as_bytes(), &signed, signed_at + at)?;
+    let holders = |label, at, message_id| Call {
+        invocation: Some(invocation.as_bytes()),
+        ..call(label, QUEUE, "crm.ticket.read", Read, at, message_id)
+    };
+    let calls = [
+        holders("the agent's call", at, "msg-12"),
+        // Someone else puts the copied envelope on a message of their own.
+        Call {
+            invocation: None,
+            ..holders("copied envelope", at + 1, "msg-13")
+        },
+        // ... with the agent's invocation copied too: it signs msg-12, not this message.
+        holders("copied invocation", at + 2, "msg-14"),
+        // The agent's own message, its body altered on the way.
+        Call {
+            body: b"{\"ticket\":42,\"close\":\"all\"}",
+            ..holders("altered body", at + 3, "msg-12")
+        },
+    ];
+    run_calls(out, &calls, 12, &keys, bound.as_bytes(), signed_at, &ledger)?;
     Ok(())
 }
 

@@ -26,9 +26,13 @@ call is this worker's: --tools FILE lists the tools it runs, each with its class
   \"crm.ticket.delete\" = \"destructive\"
 
 A tool the file does not list is denied unknown_tool; a laissez-class header (optional) that
-disagrees with the file is denied malformed. Denied messages are rejected to the queue's
-dead-letter exchange and never run. CMD gets the body on stdin and LAISSEZ_AGENT, LAISSEZ_TOOL,
-LAISSEZ_CLASS, LAISSEZ_OBO, LAISSEZ_SESSION, LAISSEZ_CTI, LAISSEZ_USE, LAISSEZ_MESSAGE_ID (never
+disagrees with the file is denied malformed. A holder-bound envelope (sign --holder) needs the
+agent's invocation over exactly this call in the header laissez-invocation (raw bytes or
+base64url; see laissez invoke): none is invocation_required, one signed for another message
+id, queue or body invocation_mismatch. --require-holder refuses bearer envelopes too
+(invocation_required). Denied messages are rejected to the queue's dead-letter exchange and
+never run. CMD gets the body on stdin and LAISSEZ_AGENT, LAISSEZ_TOOL, LAISSEZ_CLASS,
+LAISSEZ_OBO, LAISSEZ_SESSION, LAISSEZ_CTI, LAISSEZ_USE, LAISSEZ_MESSAGE_ID (never
 LAISSEZ_AMQP_URL nor LAISSEZ_REDIS_URL); exit 0 acks, any other exit dead-letters. CMD's stdout
 goes to stderr: stdout has one JSON decision per message:
 {\"message_id\",\"allowed\",\"reason\",\"cti\",\"agent\",\"tool\",\"class\",\"use\"}.
@@ -82,6 +86,9 @@ pub(crate) struct ConsumeArgs {
     /// Stop once no message has come for this long and none is running.
     #[arg(long, value_name = "DUR", value_parser = crate::parse_duration_arg)]
     exit_when_idle: Option<u64>,
+    /// Refuse bearer envelopes: only holder-bound ones, with their holder's invocation, run.
+    #[arg(long)]
+    require_holder: bool,
     /// Run CMD with ARGs once per authorised message (must come last).
     #[arg(long, value_name = "CMD ARG", num_args = 1.., allow_hyphen_values = true)]
     exec: Vec<String>,
@@ -104,6 +111,7 @@ pub(crate) fn consume(args: &ConsumeArgs) -> Result<(), Failure> {
         (None, None) => LedgerChoice::Redb(PathBuf::from(DEFAULT_LEDGER_PATH)),
     };
     config.prefetch = args.prefetch;
+    config.require_holder = args.require_holder;
     config.exit_when_idle = args.exit_when_idle.map(Duration::from_secs);
     config.exec.clone_from(&args.exec);
     config.command_stdout = stdout_for_command;

@@ -1,4 +1,4 @@
-//! How a command ends when it does not succeed, and the exit code of each way (CONTRACT §4):
+//! How a command ends when it does not succeed, and the exit code of each way (`docs/spec.md` §10):
 //! 1 denied, 2 usage error, 3 I/O or key error.
 
 use std::fmt;

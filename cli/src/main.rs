@@ -1,4 +1,4 @@
-//! `laissez`: keys, signing, verifying, inspecting and consuming laissez envelopes (CONTRACT §4).
+//! `laissez`: keys, signing, verifying, inspecting and consuming laissez envelopes (`docs/spec.md` §10).
 //!
 //! Exit codes: 0 allowed (or done), 1 denied, 2 usage error, 3 I/O or key error.
 

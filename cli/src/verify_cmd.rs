@@ -1,4 +1,4 @@
-//! `laissez verify`: the decision of CONTRACT §2, optionally spending a use in the embedded
+//! `laissez verify`: the decision of `docs/spec.md` §2, optionally spending a use in the embedded
 //! ledger.
 
 use std::path::PathBuf;

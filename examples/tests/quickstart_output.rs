@@ -20,12 +20,32 @@ fn the_quickstart_shows_every_decision() {
         decision("destructive not granted"),
         "DENIED   class_not_granted"
     );
+    // The worker's catalogue gives the class: calling the destructive tool a write does not
+    // make it one, and a tool the worker does not run is refused whatever the grant says.
+    assert_eq!(
+        decision("relabelled as write"),
+        "DENIED   class_not_granted"
+    );
+    assert_eq!(decision("unknown tool"), "DENIED   unknown_tool");
     assert_eq!(decision("wrong queue"), "DENIED   wrong_audience");
     assert_eq!(decision("tampered"), "DENIED   bad_signature");
     assert_eq!(decision("expired"), "DENIED   expired");
     assert_eq!(decision("second use"), "ALLOWED  use 2 of 2");
     assert_eq!(decision("uses exhausted"), "DENIED   uses_exhausted");
     assert_eq!(decision("replayed"), "DENIED   replayed");
-    assert_eq!(text.lines().filter(|l| l.contains("-> ")).count(), 9);
+    // Holder binding: only the agent's own invocation makes a call of the bound envelope.
+    assert_eq!(decision("the agent's call"), "ALLOWED  use 1 of 2");
+    assert_eq!(decision("copied envelope"), "DENIED   invocation_required");
+    assert_eq!(
+        decision("copied invocation"),
+        "DENIED   invocation_mismatch (message_id)"
+    );
+    assert_eq!(
+        decision("altered body"),
+        "DENIED   invocation_mismatch (body)"
+    );
+    assert_eq!(text.lines().filter(|l| l.contains("-> ")).count(), 15);
     assert!(text.starts_with("key       generated"));
+    assert!(text.contains("tool catalogue: crm.ticket.read = read"));
+    assert!(text.contains("crm.ticket.delete = destructive"));
 }

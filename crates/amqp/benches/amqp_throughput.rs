@@ -1,6 +1,7 @@
 //! Messages per second through a bare lapin consumer and through the middleware (redb and
-//! Redis ledgers), prefetch 100, on loopback, in one run. Needs RabbitMQ on 127.0.0.1:5672
-//! and Redis on 127.0.0.1:6379:
+//! Redis ledgers; bearer envelopes, then holder-bound ones whose every message carries the
+//! agent's invocation), prefetch 100, on loopback, in one run. Needs RabbitMQ on
+//! 127.0.0.1:5672 and Redis on 127.0.0.1:6379:
 //!
 //! ```text
 //! cargo bench -p laissez-amqp --bench amqp_throughput
@@ -8,7 +9,10 @@
 //!
 //! Every case consumes the same number of messages (LAISSEZ_BENCH_MESSAGES, default 20000),
 //! all signed by one envelope (the verified-envelope cache hit path), each with its own
-//! message id: one verification, one ledger begin and one complete per message.
+//! message id: one verification, one ledger begin and one complete per message. A
+//! holder-bound message adds what holder binding costs the worker: hashing the body, decoding
+//! the invocation and one strict Ed25519 verification of it (never cached). The publisher
+//! signs the invocations while filling the queue, outside the timed part.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::sync::Arc;
@@ -33,31 +37,46 @@ use tokio::sync::Notify;
 
 const PREFETCH: u16 = 100;
 
+/// The workers' audience.
+const AUDIENCE: &str = "bench-queue";
+
 fn amqp_url() -> String {
     std::env::var("LAISSEZ_TEST_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
-async fn fill(connection: &Connection, queue: &str, envelope: &SignedEnvelope, n: usize) {
+/// Publishes `n` calls under `envelope`; signed by `holder` (the agent's key) when given.
+async fn fill(
+    connection: &Connection,
+    queue: &str,
+    envelope: &SignedEnvelope,
+    holder: Option<&SecretKey>,
+    n: usize,
+) {
     let publisher = Publisher::new(connection.create_channel().await.unwrap())
         .await
         .unwrap();
     let channel = publisher.channel();
+    let body = b"{\"ticket\":42}";
     for i in 0..n {
         let id = format!("msg-{i}");
-        let call = ToolCall::new(
+        let mut call = ToolCall::new(
             envelope.as_bytes(),
             "crm.ticket.read",
             ActionClass::Read,
             &id,
         );
+        if let Some(agent) = holder {
+            call = call.signed_by(agent, AUDIENCE);
+        }
         channel
             .basic_publish(
                 "".into(),
                 queue.into(),
                 BasicPublishOptions::default(),
-                b"{\"ticket\":42}",
-                call.properties(EnvelopeEncoding::Bytes),
+                body,
+                call.message_properties(EnvelopeEncoding::Bytes, body)
+                    .unwrap(),
             )
             .await
             .unwrap();
@@ -121,7 +140,7 @@ async fn middleware<L: UseLedger + 'static>(
         .with("crm.ticket.read", ActionClass::Read)
         .unwrap();
     let config =
-        ConsumerConfig::new(queue, "bench-queue", vec![key.public_key()], tools).prefetch(PREFETCH);
+        ConsumerConfig::new(queue, AUDIENCE, vec![key.public_key()], tools).prefetch(PREFETCH);
     let mw = Middleware::new(config, ledger, handler);
     let start = Instant::now();
     let stats = mw.run(channel, all_done.notified()).await.unwrap();
@@ -129,6 +148,17 @@ async fn middleware<L: UseLedger + 'static>(
     assert_eq!(stats.handled as usize, n, "{stats:?}");
     assert_eq!(stats.denied, 0);
     elapsed
+}
+
+/// CPU seconds this process has used (user + system, all threads), from `/proc/self/stat`
+/// (Linux; `None` elsewhere). Its unit is the kernel's USER_HZ, 100 per second.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name, in parentheses, may hold spaces: count fields after its end.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line; the state (field 3) is fields[0].
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -152,12 +182,16 @@ async fn main() {
             .await
             .unwrap(),
     );
+    let agent = SecretKey::generate().unwrap();
     let mut results = Vec::new();
     for case in [
         "bare lapin consumer",
         "middleware + redb ledger",
         "middleware + Redis ledger",
+        "middleware + redb ledger, holder-bound",
+        "middleware + Redis ledger, holder-bound",
     ] {
+        let holder = case.ends_with("holder-bound").then_some(&agent);
         let queue = format!("laissez-bench-{}", std::process::id());
         let topology = Topology::new(&queue);
         topology.declare(&channel).await.unwrap();
@@ -166,34 +200,65 @@ async fn main() {
             .await
             .unwrap();
         // A fresh envelope per case: uses never run out and nothing is replayed.
-        let envelope = EnvelopeBuilder::new("spiffe://acme.example/agent/bench")
-            .audience("bench-queue")
+        let mut builder = EnvelopeBuilder::new("spiffe://acme.example/agent/bench")
+            .audience(AUDIENCE)
             .tool("crm.ticket.*")
             .max_uses(n as u64)
-            .ttl_secs(3600)
-            .sign(&key)
-            .unwrap();
-        fill(&connection, &queue, &envelope, n).await;
-        let elapsed = match case {
-            "bare lapin consumer" => bare(&channel, &queue, n).await,
-            "middleware + redb ledger" => middleware(&channel, &queue, &key, redb.clone(), n).await,
-            _ => middleware(&channel, &queue, &key, redis.clone(), n).await,
+            .ttl_secs(3600);
+        if let Some(agent) = holder {
+            builder = builder.holder(agent.public_key());
+        }
+        let envelope = builder.sign(&key).unwrap();
+        fill(&connection, &queue, &envelope, holder, n).await;
+        let cpu_before = cpu_seconds();
+        let elapsed = if case == "bare lapin consumer" {
+            bare(&channel, &queue, n).await
+        } else if case.contains("redb") {
+            middleware(&channel, &queue, &key, redb.clone(), n).await
+        } else {
+            middleware(&channel, &queue, &key, redis.clone(), n).await
         };
-        for q in [&topology.queue, &topology.dead_letter_queue] {
+        for q in [
+            &topology.queue,
+            &topology.dead_letter_queue,
+            &topology.retry_queue,
+        ] {
             channel
                 .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
                 .await
                 .unwrap();
         }
+        // The consumer's own CPU time per message (this process: lapin, the middleware, the
+        // ledger client), apart from the broker's, which shares the machine.
+        let cpu_us = cpu_before
+            .zip(cpu_seconds())
+            .map(|(before, after)| (after - before) * 1e6 / n as f64);
         let rate = n as f64 / elapsed.as_secs_f64();
-        results.push((case, rate));
+        results.push((case, rate, cpu_us));
     }
     let base = results[0].1;
     println!("{n} messages per case, prefetch {PREFETCH}, loopback");
-    println!("| consumer | messages/s | vs bare |");
-    println!("|---|---:|---:|");
-    for (case, rate) in results {
-        println!("| {case} | {rate:.0} | {:.2}x |", rate / base);
+    println!("| consumer | messages/s | vs bare | consumer CPU per message |");
+    println!("|---|---:|---:|---:|");
+    for (case, rate, cpu_us) in &results {
+        let cpu = cpu_us.map_or_else(|| "n/a".to_owned(), |us| format!("{us:.0} µs"));
+        println!("| {case} | {rate:.0} | {:.2}x | {cpu} |", rate / base);
+    }
+    // Holder binding against the same ledger with bearer envelopes.
+    for ledger in ["redb", "Redis"] {
+        let rate = |holder: bool| {
+            results
+                .iter()
+                .find(|(case, ..)| {
+                    case.contains(ledger) && case.ends_with("holder-bound") == holder
+                })
+                .map(|(_, rate, _)| *rate)
+                .unwrap()
+        };
+        println!(
+            "holder-bound vs bearer, {ledger} ledger: {:.2}x",
+            rate(true) / rate(false)
+        );
     }
     connection.close(200, "bench done".into()).await.unwrap();
 }

@@ -58,7 +58,8 @@ impl ConsumerConfig {
     ///
     /// Defaults: prefetch 32, concurrency equal to the prefetch, lease 5 minutes, handler
     /// failures dead-lettered, retry delays 250 ms doubling to 30 s, no retry queue, 1024
-    /// cached envelopes, no idle timeout.
+    /// cached envelopes, no idle timeout, bearer envelopes accepted (holder-bound ones always
+    /// need their holder's invocation).
     pub fn new(
         queue: impl Into<String>,
         audience: impl Into<String>,
@@ -106,10 +107,23 @@ impl ConsumerConfig {
         self
     }
 
-    /// Leeway and maximum lifetime. Default [`Policy::default`].
+    /// Leeway, maximum lifetime and holder binding. Default [`Policy::default`]. A holder
+    /// requirement already set ([`require_holder`](Self::require_holder)) stays on: a policy
+    /// set after it never silently turns it off.
     #[must_use]
     pub fn policy(mut self, policy: Policy) -> Self {
-        self.policy = policy;
+        let require_holder = policy.require_holder() || self.policy.require_holder();
+        self.policy = policy.with_require_holder(require_holder);
+        self
+    }
+
+    /// Refuse bearer envelopes: with `true`, an envelope without `cnf` is denied
+    /// `invocation_required` (after every envelope check), so every call that runs was signed
+    /// by its envelope's holder (`docs/spec.md` §11). Holder-bound envelopes need their
+    /// holder's invocation whatever this says. Default `false`.
+    #[must_use]
+    pub fn require_holder(mut self, require: bool) -> Self {
+        self.policy = self.policy.with_require_holder(require);
         self
     }
 
@@ -178,6 +192,11 @@ impl ConsumerConfig {
         &self.tools
     }
 
+    /// Whether bearer envelopes are refused ([`require_holder`](Self::require_holder)).
+    pub fn requires_holder(&self) -> bool {
+        self.policy.require_holder()
+    }
+
     /// The retry queue, when configured.
     pub fn retry_queue_name(&self) -> Option<&str> {
         self.retry_queue.as_deref()
@@ -217,5 +236,36 @@ impl ConsumerConfig {
             0 => usize::from(self.prefetch),
             n => n,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use laissez_verify::ActionClass;
+
+    use super::*;
+
+    fn config() -> ConsumerConfig {
+        let tools = OwnedCatalogue::new()
+            .with("crm.read", ActionClass::Read)
+            .unwrap();
+        ConsumerConfig::new("q", "aud", Vec::new(), tools)
+    }
+
+    #[test]
+    fn a_policy_set_later_never_turns_the_holder_requirement_off() {
+        assert!(!config().requires_holder());
+        assert!(config().require_holder(true).requires_holder());
+        let relaxed = Policy::new(10, 600).unwrap();
+        let c = config().require_holder(true).policy(relaxed);
+        assert!(c.requires_holder());
+        assert_eq!(c.policy.leeway(), 10);
+        assert!(
+            config()
+                .policy(relaxed.with_require_holder(true))
+                .requires_holder()
+        );
+        // Only an explicit choice turns it off.
+        assert!(!c.require_holder(false).requires_holder());
     }
 }

@@ -2,10 +2,12 @@
 //! no I/O, no clock, no broker. `process` gathers the facts, [`decide`] turns them into a
 //! [`Verdict`], and `settle` carries it out.
 
-use laissez_ledger::{LeaseToken, LedgerError, Outcome};
-use laissez_verify::{Denial, Reason};
+use std::borrow::Cow;
 
-use crate::headers::HeaderError;
+use laissez_ledger::{LeaseToken, LedgerError, Outcome};
+use laissez_verify::{Denial, InvocationFault, Reason};
+
+use crate::headers::{HeaderError, InvocationHeaderError};
 
 /// How far a delivery got, and what stopped it or what the ledger said: the headers are read
 /// first, the envelope is verified only once they were read, and the ledger is asked only once
@@ -14,8 +16,15 @@ use crate::headers::HeaderError;
 pub(crate) enum Facts {
     /// The headers could not be read, or the class header contradicts the catalogue.
     Headers(HeaderError),
-    /// The headers were read; the verifier refused the envelope or the call.
+    /// The headers were read; the verifier refused the envelope or the call (the call's
+    /// invocation included).
     Verification(Denial),
+    /// The envelope holds for the call, but it is a bearer envelope (no `cnf`) and the worker
+    /// requires holder binding: `invocation_required`.
+    NotHolderBound,
+    /// The envelope is holder-bound and holds for the call, but its `laissez-invocation`
+    /// header could not be read: `bad_invocation`, in the verifier's place for it.
+    InvocationHeader(InvocationHeaderError),
     /// The envelope verified for this call; the ledger answered `begin`.
     Ledger(Result<Outcome, LedgerError>),
 }
@@ -36,9 +45,10 @@ pub(crate) struct Grant {
 pub(crate) enum Verdict {
     /// Run the handler under this grant.
     Run(Grant),
-    /// Never run: dead-letter, with one audit event. The text is a snake_case detail for the
-    /// audit event (empty when the reason says it all).
-    Deny(Reason, &'static str),
+    /// Never run: dead-letter, with one audit event. The text is a detail for the audit event
+    /// (empty when the reason says it all): a snake_case word, or for a malformed invocation
+    /// the decoder's error.
+    Deny(Reason, Cow<'static, str>),
     /// Not run now, not denied: back to the queue later. Not a decision (no audit event, no
     /// observer call). The text, when given, is logged as a warning.
     Requeue(Reason, Option<String>),
@@ -48,10 +58,28 @@ pub(crate) enum Verdict {
 /// grant runs the handler.
 pub(crate) fn decide(facts: &Facts) -> Verdict {
     match facts {
-        Facts::Headers(error) => Verdict::Deny(error.reason(), error.detail()),
-        Facts::Verification(denial) => Verdict::Deny(denial.reason(), ""),
+        Facts::Headers(error) => Verdict::Deny(error.reason(), error.detail().into()),
+        Facts::Verification(denial) => Verdict::Deny(denial.reason(), detail(denial)),
+        Facts::NotHolderBound => Verdict::Deny(Reason::InvocationRequired, "require_holder".into()),
+        Facts::InvocationHeader(error) => Verdict::Deny(error.reason(), error.detail().into()),
         Facts::Ledger(Ok(outcome)) => from_outcome(outcome),
         Facts::Ledger(Err(error)) => from_error(error),
+    }
+}
+
+/// The audit detail of a verifier's denial: for the invocation's reasons what is wrong, in the
+/// words of `laissez verify --json` (`docs/spec.md` §11); empty for the others, whose reason
+/// says it all.
+fn detail(denial: &Denial) -> Cow<'static, str> {
+    match denial {
+        // A bearer envelope refused by the policy is `Facts::NotHolderBound`.
+        Denial::InvocationRequired => "holder_bound".into(),
+        Denial::BadInvocation(InvocationFault::Malformed(m)) => format!("malformed: {m}").into(),
+        Denial::BadInvocation(InvocationFault::WrongKey) => "wrong_key".into(),
+        Denial::BadInvocation(InvocationFault::BadSignature) => "bad_signature".into(),
+        Denial::BadInvocation(other) => other.to_string().into(),
+        Denial::InvocationMismatch(field) => field.code().into(),
+        _ => "".into(),
     }
 }
 
@@ -67,12 +95,14 @@ fn from_outcome(outcome: &Outcome) -> Verdict {
             taken_over: *taken_over,
         }),
         Outcome::InFlight => Verdict::Requeue(Reason::InFlight, None),
-        Outcome::Replayed => Verdict::Deny(Reason::Replayed, ""),
-        Outcome::Exhausted => Verdict::Deny(Reason::UsesExhausted, ""),
-        Outcome::Abandoned => Verdict::Deny(Reason::Abandoned, ""),
+        Outcome::Replayed => Verdict::Deny(Reason::Replayed, "".into()),
+        Outcome::Exhausted => Verdict::Deny(Reason::UsesExhausted, "".into()),
+        Outcome::Abandoned => Verdict::Deny(Reason::Abandoned, "".into()),
         // The message id was first granted for another tool or class: to the contract, a
         // message id spent on one call and presented for another is a replay.
-        Outcome::OtherCall => Verdict::Deny(Reason::Replayed, "message_id_spent_on_another_call"),
+        Outcome::OtherCall => {
+            Verdict::Deny(Reason::Replayed, "message_id_spent_on_another_call".into())
+        }
         // An answer this version does not know: never run, never invent a reason for it.
         other => Verdict::Requeue(
             Reason::LedgerUnavailable,
@@ -84,13 +114,13 @@ fn from_outcome(outcome: &Outcome) -> Verdict {
 fn from_error(error: &LedgerError) -> Verdict {
     match error {
         // The ledger's clock says the envelope has expired.
-        LedgerError::Expired => Verdict::Deny(Reason::Expired, ""),
+        LedgerError::Expired => Verdict::Deny(Reason::Expired, "".into()),
         // The request itself is refused: retrying cannot help.
         LedgerError::InvalidMessageId => {
-            Verdict::Deny(Reason::Malformed, "message_id_refused_by_ledger")
+            Verdict::Deny(Reason::Malformed, "message_id_refused_by_ledger".into())
         }
         LedgerError::InvalidRequest(_) => {
-            Verdict::Deny(Reason::Malformed, "request_refused_by_ledger")
+            Verdict::Deny(Reason::Malformed, "request_refused_by_ledger".into())
         }
         // Unreachable, corrupt, or anything else: the grant is never assumed.
         other => Verdict::Requeue(Reason::LedgerUnavailable, Some(other.to_string())),
@@ -99,7 +129,7 @@ fn from_error(error: &LedgerError) -> Verdict {
 
 #[cfg(test)]
 mod tests {
-    use laissez_verify::UntrustedEnvelope;
+    use laissez_verify::{Mismatch, UntrustedEnvelope, UntrustedInvocation};
 
     use super::*;
 
@@ -155,10 +185,80 @@ mod tests {
         for denial in denials {
             assert_eq!(
                 decide(&Facts::Verification(denial)),
-                Verdict::Deny(denial.reason(), ""),
+                Verdict::Deny(denial.reason(), "".into()),
                 "{denial:?}"
             );
             assert!(!denial.reason().requeues());
+        }
+    }
+
+    #[test]
+    fn each_holder_denial_is_denied_with_its_reason_and_what_is_wrong() {
+        let malformed = UntrustedInvocation::decode(&[0x00]).unwrap_err();
+        let cases = [
+            (
+                Facts::Verification(Denial::InvocationRequired),
+                Reason::InvocationRequired,
+                "holder_bound".to_owned(),
+            ),
+            (
+                Facts::NotHolderBound,
+                Reason::InvocationRequired,
+                "require_holder".to_owned(),
+            ),
+            (
+                Facts::Verification(Denial::BadInvocation(InvocationFault::WrongKey)),
+                Reason::BadInvocation,
+                "wrong_key".to_owned(),
+            ),
+            (
+                Facts::Verification(Denial::BadInvocation(InvocationFault::BadSignature)),
+                Reason::BadInvocation,
+                "bad_signature".to_owned(),
+            ),
+            (
+                Facts::Verification(Denial::BadInvocation(InvocationFault::Malformed(malformed))),
+                Reason::BadInvocation,
+                format!("malformed: {malformed}"),
+            ),
+            (
+                Facts::InvocationHeader(InvocationHeaderError::WrongType),
+                Reason::BadInvocation,
+                "invocation_header_not_bytes_or_text".to_owned(),
+            ),
+            (
+                Facts::InvocationHeader(InvocationHeaderError::TooLong),
+                Reason::BadInvocation,
+                "invocation_header_too_long".to_owned(),
+            ),
+            (
+                Facts::InvocationHeader(InvocationHeaderError::NotText),
+                Reason::BadInvocation,
+                "invocation_header_not_base64url".to_owned(),
+            ),
+        ];
+        for (facts, reason, detail) in cases {
+            assert_eq!(
+                decide(&facts),
+                Verdict::Deny(reason, detail.into()),
+                "{facts:?}"
+            );
+        }
+        for field in [
+            Mismatch::Envelope,
+            Mismatch::Audience,
+            Mismatch::MessageId,
+            Mismatch::Tool,
+            Mismatch::Class,
+            Mismatch::Body,
+            Mismatch::IatBeforeNbf,
+            Mismatch::IatInFuture,
+            Mismatch::IatAfterExp,
+        ] {
+            assert_eq!(
+                decide(&Facts::Verification(Denial::InvocationMismatch(field))),
+                Verdict::Deny(Reason::InvocationMismatch, field.code().into())
+            );
         }
     }
 
@@ -189,19 +289,19 @@ mod tests {
         );
         assert_eq!(
             ledger(Ok(Outcome::Replayed)),
-            Verdict::Deny(Reason::Replayed, "")
+            Verdict::Deny(Reason::Replayed, "".into())
         );
         assert_eq!(
             ledger(Ok(Outcome::Exhausted)),
-            Verdict::Deny(Reason::UsesExhausted, "")
+            Verdict::Deny(Reason::UsesExhausted, "".into())
         );
         assert_eq!(
             ledger(Ok(Outcome::Abandoned)),
-            Verdict::Deny(Reason::Abandoned, "")
+            Verdict::Deny(Reason::Abandoned, "".into())
         );
         assert_eq!(
             ledger(Ok(Outcome::OtherCall)),
-            Verdict::Deny(Reason::Replayed, "message_id_spent_on_another_call")
+            Verdict::Deny(Reason::Replayed, "message_id_spent_on_another_call".into())
         );
     }
 
@@ -209,15 +309,15 @@ mod tests {
     fn each_ledger_error_has_its_verdict() {
         assert_eq!(
             ledger(Err(LedgerError::Expired)),
-            Verdict::Deny(Reason::Expired, "")
+            Verdict::Deny(Reason::Expired, "".into())
         );
         assert_eq!(
             ledger(Err(LedgerError::InvalidMessageId)),
-            Verdict::Deny(Reason::Malformed, "message_id_refused_by_ledger")
+            Verdict::Deny(Reason::Malformed, "message_id_refused_by_ledger".into())
         );
         assert_eq!(
             ledger(Err(LedgerError::InvalidRequest("lease"))),
-            Verdict::Deny(Reason::Malformed, "request_refused_by_ledger")
+            Verdict::Deny(Reason::Malformed, "request_refused_by_ledger".into())
         );
         // Whatever else goes wrong, the message is requeued, never run and never denied.
         for error in [

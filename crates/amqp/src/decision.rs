@@ -20,6 +20,13 @@ pub struct Decision {
     pub allowed: bool,
     /// Why it was denied; `None` when allowed. Serialised as its snake_case code.
     pub reason: Option<Reason>,
+    /// What the reason does not say, when there is more: which header was wrong for
+    /// `malformed`; for `invocation_mismatch` the field that differs (`message_id`, `body`,
+    /// ...); for `bad_invocation` what is wrong with the invocation or its header; for
+    /// `invocation_required` `holder_bound` or `require_holder` (`docs/spec.md` §9). The same
+    /// text as the audit event's `detail`. Not part of the JSON line, whose keys are fixed.
+    #[serde(skip)]
+    pub detail: Option<String>,
     /// The envelope id as hex, when the envelope could be decoded.
     pub cti: Option<String>,
     /// The agent (`sub`), when the envelope could be decoded.
@@ -40,6 +47,7 @@ impl Decision {
             message_id: message_id.map(str::to_owned),
             allowed: false,
             reason: None,
+            detail: None,
             cti: None,
             agent: None,
             tool: None,
@@ -92,8 +100,10 @@ mod tests {
         for reason in Reason::ALL {
             let mut d = Decision::new(None);
             d.reason = Some(reason);
+            d.detail = Some("body".into());
             let v: serde_json::Value = serde_json::from_str(&d.to_json_line()).unwrap();
             assert_eq!(v["reason"], reason.code());
+            assert_eq!(v.get("detail"), None, "the line's keys are the contract's");
             assert_eq!(v["message_id"], serde_json::Value::Null);
         }
     }

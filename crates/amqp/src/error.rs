@@ -36,6 +36,10 @@ pub enum AmqpError {
     Config(String),
     /// Reading or writing a local resource (stdout, a signal handler) failed.
     Io(std::io::Error),
+    /// A [signed](crate::ToolCall::signed_by) call could not be signed: the envelope is not
+    /// bound to the agent's key, or does not grant the call (what is wrong is said). Nothing
+    /// was published.
+    Invocation(laissez_sign::InvocationError),
 }
 
 impl fmt::Display for AmqpError {
@@ -60,6 +64,7 @@ impl fmt::Display for AmqpError {
             AmqpError::Ledger(e) => write!(f, "{e}"),
             AmqpError::Config(why) => write!(f, "invalid configuration: {why}"),
             AmqpError::Io(e) => write!(f, "I/O error: {e}"),
+            AmqpError::Invocation(e) => write!(f, "cannot sign the invocation: {e}"),
         }
     }
 }
@@ -71,6 +76,7 @@ impl std::error::Error for AmqpError {
             AmqpError::Broker(e) => Some(e),
             AmqpError::Ledger(e) => Some(e),
             AmqpError::Io(e) => Some(e),
+            AmqpError::Invocation(e) => Some(e),
             AmqpError::PublishNacked | AmqpError::Config(_) | AmqpError::Unreachable { .. } => None,
         }
     }
@@ -91,5 +97,11 @@ impl From<LedgerError> for AmqpError {
 impl From<std::io::Error> for AmqpError {
     fn from(e: std::io::Error) -> Self {
         AmqpError::Io(e)
+    }
+}
+
+impl From<laissez_sign::InvocationError> for AmqpError {
+    fn from(e: laissez_sign::InvocationError) -> Self {
+        AmqpError::Invocation(e)
     }
 }

@@ -11,7 +11,8 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose;
-use laissez_verify::text::read_envelope;
+use laissez_verify::text::{TextError, decode_text, read_envelope};
+use laissez_verify::wire::MAX_INVOCATION_LEN;
 use laissez_verify::{
     ActionClass, ENVELOPE_FIRST_BYTE, MAX_ENVELOPE_LEN, Reason, ToolCatalogue, is_tool_name,
 };
@@ -27,6 +28,14 @@ pub const HEADER_TOOL: &str = "laissez-tool";
 /// is present and the catalogue lists the tool, the two must agree, else the message is
 /// `malformed`.
 pub const HEADER_CLASS: &str = "laissez-class";
+/// Header carrying the holder's invocation (`docs/spec.md` §11) for a holder-bound envelope:
+/// raw bytes (first byte 0xd2; a byte array, or a long string) or base64url text.
+pub const HEADER_INVOCATION: &str = "laissez-invocation";
+
+/// The longest `laissez-invocation` text read, whitespace included, in bytes: four times the
+/// longest invocation (base64 takes 4/3 of it), as [`laissez_verify::text::MAX_TEXT_LEN`] is
+/// for an envelope. Longer text is refused before any decoding.
+pub const MAX_INVOCATION_TEXT_LEN: usize = 4 * MAX_INVOCATION_LEN;
 
 /// Why a delivery's laissez headers could not be read. Every variant is the contract's
 /// `malformed` reason; the variant says which part was wrong, for logs.
@@ -91,6 +100,58 @@ impl fmt::Display for HeaderError {
 
 impl std::error::Error for HeaderError {}
 
+/// Why a `laissez-invocation` header could not be read. Not an error of the message by
+/// itself: the call is checked with an invocation of no bytes in its place, so it is
+/// `bad_invocation` exactly where an invocation would be checked (after every envelope check,
+/// and never for a bearer envelope, whose invocation is ignored), and the audit event's
+/// `detail` names what was wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvocationHeaderError {
+    /// The header is not a byte array, a long string or a short string (a number, a table,
+    /// an array...).
+    WrongType,
+    /// Text longer than [`MAX_INVOCATION_TEXT_LEN`], or that decodes to more than an
+    /// invocation's 1024 bytes.
+    TooLong,
+    /// Text that is not base64url (or nothing but whitespace).
+    NotText,
+}
+
+impl InvocationHeaderError {
+    /// The reason it is reported as: always [`Reason::BadInvocation`].
+    pub const fn reason(&self) -> Reason {
+        Reason::BadInvocation
+    }
+
+    /// What was wrong, as a stable snake_case word for the audit event.
+    pub const fn detail(&self) -> &'static str {
+        match self {
+            InvocationHeaderError::WrongType => "invocation_header_not_bytes_or_text",
+            InvocationHeaderError::TooLong => "invocation_header_too_long",
+            InvocationHeaderError::NotText => "invocation_header_not_base64url",
+        }
+    }
+}
+
+impl fmt::Display for InvocationHeaderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            InvocationHeaderError::WrongType => {
+                "the laissez-invocation header is neither bytes nor text"
+            }
+            InvocationHeaderError::TooLong => {
+                "the laissez-invocation header is longer than any invocation's text"
+            }
+            InvocationHeaderError::NotText => {
+                "the laissez-invocation header is neither invocation bytes nor base64url text"
+            }
+        })
+    }
+}
+
+impl std::error::Error for InvocationHeaderError {}
+
 /// The laissez parts of a delivery, read but not verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolCallHeaders<'a> {
@@ -102,6 +163,9 @@ pub struct ToolCallHeaders<'a> {
     pub class_header: Option<ActionClass>,
     /// The message id: the unit of use counting.
     pub message_id: &'a str,
+    /// The `laissez-invocation` header: `None` when absent; its bytes (decoded from text when
+    /// it came as text), or why they could not be read.
+    pub invocation: Option<Result<Cow<'a, [u8]>, InvocationHeaderError>>,
 }
 
 impl ToolCallHeaders<'_> {
@@ -130,7 +194,8 @@ pub(crate) fn message_id(properties: &BasicProperties) -> Option<&str> {
 }
 
 /// Reads the §9 headers and the message id from a delivery's properties, in the order message
-/// id, envelope, tool, class. The class header is optional.
+/// id, envelope, tool, class. The class header is optional. The invocation header is
+/// optional too, and an unreadable one is not an error here (see [`InvocationHeaderError`]).
 pub fn read_headers(properties: &BasicProperties) -> Result<ToolCallHeaders<'_>, HeaderError> {
     let message_id = message_id(properties).ok_or(HeaderError::MissingMessageId)?;
     let headers = properties.headers().as_ref();
@@ -150,12 +215,33 @@ pub fn read_headers(properties: &BasicProperties) -> Result<ToolCallHeaders<'_>,
                 .ok_or(HeaderError::BadClass)?,
         ),
     };
+    let invocation = field(HEADER_INVOCATION).map(read_invocation);
     Ok(ToolCallHeaders {
         envelope,
         tool,
         class_header,
         message_id,
+        invocation,
     })
+}
+
+/// The invocation in a `laissez-invocation` header: raw bytes (first byte 0xd2) as they are,
+/// else base64url text (whitespace anywhere ignored), bounded before it is decoded.
+fn read_invocation(value: &AMQPValue) -> Result<Cow<'_, [u8]>, InvocationHeaderError> {
+    let raw = value_bytes(value).ok_or(InvocationHeaderError::WrongType)?;
+    if raw.first() == Some(&ENVELOPE_FIRST_BYTE) {
+        // Over 1024 bytes, the invocation decoder refuses it (`bad_invocation`).
+        return Ok(Cow::Borrowed(raw));
+    }
+    if raw.len() > MAX_INVOCATION_TEXT_LEN {
+        return Err(InvocationHeaderError::TooLong);
+    }
+    let mut buf = [0u8; MAX_INVOCATION_LEN];
+    match decode_text(raw, &mut buf) {
+        Ok(n) => Ok(Cow::Owned(buf[..n].to_vec())),
+        Err(TextError::TooLong(_)) => Err(InvocationHeaderError::TooLong),
+        Err(_) => Err(InvocationHeaderError::NotText),
+    }
 }
 
 fn value_bytes(value: &AMQPValue) -> Option<&[u8]> {
@@ -184,7 +270,7 @@ fn decode_envelope(raw: &[u8]) -> Option<Cow<'_, [u8]>> {
         .map(|bytes| Cow::Owned(bytes.to_vec()))
 }
 
-/// How the envelope header is written.
+/// How the envelope header (and the invocation header, when there is one) is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum EnvelopeEncoding {
@@ -195,29 +281,39 @@ pub enum EnvelopeEncoding {
     Text,
 }
 
+/// `bytes` as a header value: a byte array, or base64url text in a long string.
+fn encoded(bytes: &[u8], encoding: EnvelopeEncoding) -> AMQPValue {
+    match encoding {
+        EnvelopeEncoding::Bytes => AMQPValue::ByteArray(ByteArray::from(bytes)),
+        EnvelopeEncoding::Text => AMQPValue::LongString(LongString::from(
+            general_purpose::URL_SAFE_NO_PAD.encode(bytes),
+        )),
+    }
+}
+
 /// Properties for a tool-call message: the laissez headers (the class header only when
-/// `class` is given), `message_id`, and persistent delivery (mode 2).
+/// `class` is given, the invocation header only when `invocation` is), `message_id`, and
+/// persistent delivery (mode 2). The invocation is written as `encoding` says, like the
+/// envelope.
 pub fn tool_call_properties(
     envelope: &[u8],
     tool: &str,
     class: Option<ActionClass>,
     message_id: &str,
+    invocation: Option<&[u8]>,
     encoding: EnvelopeEncoding,
 ) -> BasicProperties {
     let mut headers = FieldTable::default();
-    let envelope = match encoding {
-        EnvelopeEncoding::Bytes => AMQPValue::ByteArray(ByteArray::from(envelope)),
-        EnvelopeEncoding::Text => AMQPValue::LongString(LongString::from(
-            general_purpose::URL_SAFE_NO_PAD.encode(envelope),
-        )),
-    };
-    headers.insert(HEADER_ENVELOPE.into(), envelope);
+    headers.insert(HEADER_ENVELOPE.into(), encoded(envelope, encoding));
     headers.insert(HEADER_TOOL.into(), AMQPValue::LongString(tool.into()));
     if let Some(class) = class {
         headers.insert(
             HEADER_CLASS.into(),
             AMQPValue::LongString(class.name().into()),
         );
+    }
+    if let Some(invocation) = invocation {
+        headers.insert(HEADER_INVOCATION.into(), encoded(invocation, encoding));
     }
     BasicProperties::default()
         .with_headers(headers)
@@ -269,7 +365,7 @@ mod tests {
         let raw = [0xd2, 1, 2, 3];
         for enc in [EnvelopeEncoding::Bytes, EnvelopeEncoding::Text] {
             for class in [None, Some(ActionClass::Destructive)] {
-                let p = tool_call_properties(&raw, "a.b", class, "id-9", enc);
+                let p = tool_call_properties(&raw, "a.b", class, "id-9", None, enc);
                 let h = read_headers(&p).unwrap();
                 assert_eq!(&*h.envelope, &raw[..]);
                 assert_eq!(h.class_header, class);
@@ -285,7 +381,7 @@ mod tests {
             .unwrap();
         let raw = [0xd2, 0];
         let read = |tool: &str, class: Option<ActionClass>| {
-            let p = tool_call_properties(&raw, tool, class, "m", EnvelopeEncoding::Bytes);
+            let p = tool_call_properties(&raw, tool, class, "m", None, EnvelopeEncoding::Bytes);
             read_headers(&p).unwrap().class_in(&catalogue)
         };
         let destructive = Ok(Some(ActionClass::Destructive));
@@ -348,5 +444,97 @@ mod tests {
         }
         let bare = BasicProperties::default().with_message_id("m".into());
         assert_eq!(read_headers(&bare), Err(HeaderError::MissingEnvelope));
+    }
+
+    fn with_invocation(value: AMQPValue) -> BasicProperties {
+        let p = tool_call_properties(&[0xd2, 0], "t", None, "m", None, EnvelopeEncoding::Bytes);
+        let mut headers = p.headers().clone().unwrap();
+        headers.insert(HEADER_INVOCATION.into(), value);
+        p.with_headers(headers)
+    }
+
+    fn invocation_of(p: &BasicProperties) -> Option<Result<Vec<u8>, InvocationHeaderError>> {
+        read_headers(p)
+            .unwrap()
+            .invocation
+            .map(|i| i.map(|b| b.into_owned()))
+    }
+
+    #[test]
+    fn the_invocation_is_read_as_bytes_or_text_and_written_as_the_envelope_is() {
+        let raw = vec![0xd2, 0x84, 0x43, 0xa1, 0x01, 0x27, 0x04];
+        let text = general_purpose::URL_SAFE_NO_PAD.encode(&raw);
+        let wrapped = format!(" {}\r\n{}\n", &text[..4], &text[4..]);
+        for value in [
+            AMQPValue::ByteArray(raw.clone().into()),
+            AMQPValue::LongString(raw.clone().into()),
+            AMQPValue::LongString(text.clone().into()),
+            AMQPValue::ShortString(text.as_str().into()),
+            AMQPValue::LongString(wrapped.into()),
+        ] {
+            assert_eq!(
+                invocation_of(&with_invocation(value)),
+                Some(Ok(raw.clone()))
+            );
+        }
+        for enc in [EnvelopeEncoding::Bytes, EnvelopeEncoding::Text] {
+            let p = tool_call_properties(&[0xd2, 1], "a.b", None, "id", Some(&raw), enc);
+            assert_eq!(invocation_of(&p), Some(Ok(raw.clone())));
+            let p = tool_call_properties(&[0xd2, 1], "a.b", None, "id", None, enc);
+            assert_eq!(invocation_of(&p), None, "no invocation, no header");
+        }
+    }
+
+    #[test]
+    fn an_unreadable_invocation_header_is_named_never_a_panic_nor_a_malformed_message() {
+        let too_long = "A".repeat(MAX_INVOCATION_TEXT_LEN + 1);
+        // Within the text bound, but more than 1024 bytes once decoded.
+        let decodes_too_long = "A".repeat(MAX_INVOCATION_TEXT_LEN);
+        let cases = [
+            (AMQPValue::LongInt(7), InvocationHeaderError::WrongType),
+            (AMQPValue::Boolean(true), InvocationHeaderError::WrongType),
+            (
+                AMQPValue::FieldArray(Vec::new().into()),
+                InvocationHeaderError::WrongType,
+            ),
+            (
+                AMQPValue::FieldTable(FieldTable::default()),
+                InvocationHeaderError::WrongType,
+            ),
+            (
+                AMQPValue::LongString(too_long.into()),
+                InvocationHeaderError::TooLong,
+            ),
+            (
+                AMQPValue::LongString(decodes_too_long.into()),
+                InvocationHeaderError::TooLong,
+            ),
+            (
+                AMQPValue::LongString("not base64!".into()),
+                InvocationHeaderError::NotText,
+            ),
+            (
+                AMQPValue::LongString(" \n ".into()),
+                InvocationHeaderError::NotText,
+            ),
+            (
+                AMQPValue::ByteArray(vec![0xff, 0xfe].into()),
+                InvocationHeaderError::NotText,
+            ),
+        ];
+        let mut details = Vec::new();
+        for (value, want) in cases {
+            // The message itself reads: the envelope, tool and id are fine.
+            assert_eq!(invocation_of(&with_invocation(value)), Some(Err(want)));
+            assert_eq!(want.reason(), Reason::BadInvocation);
+            if !details.contains(&want.detail()) {
+                details.push(want.detail());
+            }
+        }
+        assert_eq!(details.len(), 3, "one detail per error");
+        // Raw bytes are not size-checked here: the invocation decoder refuses them.
+        let big = [0xd2u8; MAX_INVOCATION_LEN + 1];
+        let p = with_invocation(AMQPValue::ByteArray(big.to_vec().into()));
+        assert_eq!(invocation_of(&p), Some(Ok(big.to_vec())));
     }
 }

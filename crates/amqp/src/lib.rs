@@ -2,16 +2,21 @@
 //!
 //! laissez on RabbitMQ (lapin 4, Tokio). A worker consumes a queue through [`Middleware`]:
 //! for each delivery it reads the headers of `docs/spec.md` §9 (`laissez-envelope`,
-//! `laissez-tool`, the optional `laissez-class`, property `message_id`), takes the call's
-//! class from the worker's own tool catalogue, verifies the envelope for its audience and
-//! trusted keys, spends the message's use durably in the ledger, and only then calls the
-//! [`Handler`] with an [`Authorized`] value.
+//! `laissez-tool`, the optional `laissez-class` and `laissez-invocation`, property
+//! `message_id`), takes the call's class from the worker's own tool catalogue, verifies the
+//! envelope for its audience and trusted keys and, for a holder-bound envelope, the holder's
+//! invocation over exactly this call (body included), spends the message's use durably in the
+//! ledger, and only then calls the [`Handler`] with an [`Authorized`] value.
 //!
 //! - **The class is the worker's.** [`ConsumerConfig::new`] takes an
 //!   [`OwnedCatalogue`](laissez_verify::OwnedCatalogue):
 //!   each tool the worker runs with its one action class. What the envelope must grant and
 //!   what runs at most once follow from that class; a tool it does not list is
 //!   `unknown_tool`; a `laissez-class` header that contradicts it is `malformed`.
+//! - **Holder binding.** A copied holder-bound envelope is worthless without the agent's key:
+//!   no invocation is `invocation_required`, one signed for another message id, audience or
+//!   body `invocation_mismatch`. [`ConsumerConfig::require_holder`] refuses bearer envelopes.
+//!   The publisher signs with [`ToolCall::signed_by`].
 //! - Denials never reach the handler and are never requeued: they are rejected to the queue's
 //!   dead-letter exchange, with one structured `tracing` event (target `laissez::audit`).
 //! - An unreachable ledger, or a use in flight on another worker: the message comes back
@@ -74,7 +79,10 @@ pub use consumer::Middleware;
 pub use decision::Decision;
 pub use error::AmqpError;
 pub use handler::{Authorized, Disposition, Handler, HandlerError, Message};
-pub use headers::{EnvelopeEncoding, HEADER_CLASS, HEADER_ENVELOPE, HEADER_TOOL};
+pub use headers::{
+    EnvelopeEncoding, HEADER_CLASS, HEADER_ENVELOPE, HEADER_INVOCATION, HEADER_TOOL,
+    MAX_INVOCATION_TEXT_LEN,
+};
 pub use publish::{Publisher, ToolCall, connect};
 pub use shared::Stats;
 pub use topology::{QueueKind, Topology};
@@ -87,5 +95,7 @@ pub use lapin;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::headers::{HeaderError, ToolCallHeaders, read_headers, tool_call_properties};
+    pub use crate::headers::{
+        HeaderError, InvocationHeaderError, ToolCallHeaders, read_headers, tool_call_properties,
+    };
 }

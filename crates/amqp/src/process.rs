@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_lite::FutureExt as _;
 use laissez_ledger::{Begin, Cti, LeaseToken, UseLedger};
 use laissez_verify::{
-    ActionClass, Denial, Kid, OwnedClaims, Request, ToolCatalogue as _, UntrustedEnvelope,
+    ActionClass, Call, CallError, Denial, Kid, OwnedClaims, Request, ToolCatalogue as _,
+    UntrustedEnvelope,
 };
 use lapin::message::Delivery;
 use lapin::{Acker, BasicProperties};
@@ -18,7 +19,7 @@ use crate::config::OnHandlerError;
 use crate::decide::{Facts, Grant, Verdict, decide};
 use crate::decision::Decision;
 use crate::handler::{Authorized, Disposition, Handler, Message};
-use crate::headers::{self, HeaderError, ToolCallHeaders};
+use crate::headers::{self, HeaderError, InvocationHeaderError, ToolCallHeaders};
 use crate::settle::{Broker, Settlement, settle};
 use crate::shared::{Counters, Shared};
 
@@ -79,7 +80,7 @@ pub(crate) async fn process<L: UseLedger, H: Handler>(
     }
     let mut decision = Decision::new(headers::message_id(&properties));
     let mut seen = Seen::default();
-    let facts = learn(shared, &properties, &acker, &mut decision, &mut seen).await;
+    let facts = learn(shared, &properties, &data, &acker, &mut decision, &mut seen).await;
     let Some(facts) = facts else {
         return; // The channel died: the broker redelivers; nothing was spent.
     };
@@ -105,7 +106,8 @@ pub(crate) async fn process<L: UseLedger, H: Handler>(
             shared.forget_retries(&retry_key);
             decision.allowed = false;
             decision.reason = Some(reason);
-            deny(shared, broker, &acker, &decision, detail, &seen).await;
+            decision.detail = (!detail.is_empty()).then(|| detail.into_owned());
+            deny(shared, broker, &acker, &decision, &seen).await;
         }
         Verdict::Requeue(reason, warning) => {
             match warning {
@@ -139,6 +141,7 @@ pub(crate) async fn process<L: UseLedger, H: Handler>(
 async fn learn<L: UseLedger, H>(
     shared: &Shared<L, H>,
     properties: &BasicProperties,
+    body: &[u8],
     acker: &Acker,
     decision: &mut Decision,
     seen: &mut Seen,
@@ -163,16 +166,21 @@ async fn learn<L: UseLedger, H>(
     let Ok(request) = Request::from_catalogue(call.tool, tools) else {
         return Some(Facts::Headers(HeaderError::BadTool));
     };
-    if let Err(denial) = verify(shared, &call, &request, seen) {
-        if denial.reason().after_signature() {
-            // Time, audience or the call failed after the signature held: the ids are
-            // authentic.
+    if let Err(refused) = verify(shared, &call, &request, class, body, seen) {
+        let after_signature = match &refused {
+            Facts::Verification(denial) => denial.reason().after_signature(),
+            // The envelope held for the call; only its holder binding did not.
+            _ => true,
+        };
+        if after_signature {
+            // Time, audience, the call or its invocation failed after the signature held:
+            // the ids are authentic.
             if let Some((cti, agent)) = seen.claimed.take() {
                 decision.cti = Some(cti);
                 decision.agent = Some(agent);
             }
         }
-        return Some(Facts::Verification(denial));
+        return Some(refused);
     }
     let (_, claims) = seen.verified.as_ref()?;
     decision.cti = Some(hex::encode(claims.cti));
@@ -212,33 +220,116 @@ async fn learn<L: UseLedger, H>(
     Some(Facts::Ledger(answer))
 }
 
-/// Verifies the envelope for the call through the cache. On success `seen.verified` holds the
-/// key and claims; on a denial `seen.claimed` holds what the envelope claims, when it decodes.
+/// Verifies the envelope for the call through the cache (only its signature is cached, never
+/// an invocation), in the order of `docs/spec.md` §2: the envelope's rows through `revoked`,
+/// then the holder binding. On success `seen.verified` holds the key and claims; on a denial
+/// `seen.claimed` holds what the envelope claims, when it decodes, and the facts say why.
+///
+/// The call is the message as delivered: the envelope bytes as received (decoded from text
+/// when the header was text), this worker's audience, the message id, the tool, the
+/// catalogue's class and the body's exact bytes. A tool the catalogue does not list has no
+/// class, hence no call: the envelope's rows alone run, and the verifier says `unknown_tool`
+/// in its place. For a bearer envelope (without `require_holder`) the holder rows have nothing
+/// to check and any invocation is ignored, so the body is not hashed.
 fn verify<L, H>(
     shared: &Shared<L, H>,
-    call: &ToolCallHeaders<'_>,
+    headers: &ToolCallHeaders<'_>,
     request: &Request<'_>,
+    class: Option<ActionClass>,
+    body: &[u8],
     seen: &mut Seen,
-) -> Result<(), Denial> {
+) -> Result<(), Facts> {
     // The verifier is not Send: verify, and copy out what is needed, before any await.
     let verifier = shared.verifier();
-    match shared
-        .cache
-        .verify(&verifier, &call.envelope, unix_now(), Some(request))
-    {
+    let now = unix_now();
+    let checked = match shared.cache.authenticate(&verifier, &headers.envelope, now) {
+        Err(denial) => Err(Facts::Verification(denial)),
         Ok(verified) => {
-            seen.verified = Some((verified.kid(), verified.claims().to_owned_claims()));
-            Ok(())
-        }
-        Err(denial) => {
-            if !matches!(denial, Denial::Malformed(_)) {
-                seen.claimed = UntrustedEnvelope::decode(&call.envelope)
-                    .ok()
-                    .and_then(|e| e.claims_unverified().ok())
-                    .map(|c| (hex::encode(c.cti()), c.sub().to_owned()));
+            let needs_invocation =
+                verified.claims().holder().is_some() || verifier.policy().require_holder();
+            let checked = match class {
+                Some(class) if needs_invocation => {
+                    call_of(&shared.config.audience, headers, class, body).and_then(|call| {
+                        check_call(
+                            &verifier,
+                            &verified,
+                            now,
+                            &call,
+                            headers.invocation.as_ref(),
+                        )
+                    })
+                }
+                _ => verifier
+                    .check(&verified, now, Some(request))
+                    .map_err(Facts::Verification),
+            };
+            if checked.is_ok() {
+                seen.verified = Some((verified.kid(), verified.claims().to_owned_claims()));
             }
-            Err(denial)
+            checked
         }
+    };
+    if let Err(refused) = &checked
+        && !matches!(refused, Facts::Verification(Denial::Malformed(_)))
+    {
+        seen.claimed = UntrustedEnvelope::decode(&headers.envelope)
+            .ok()
+            .and_then(|e| e.claims_unverified().ok())
+            .map(|c| (hex::encode(c.cti()), c.sub().to_owned()));
+    }
+    checked
+}
+
+/// The call a delivery asks for, as delivered.
+fn call_of<'a>(
+    audience: &'a str,
+    headers: &ToolCallHeaders<'a>,
+    class: ActionClass,
+    body: &[u8],
+) -> Result<Call<'a>, Facts> {
+    Call::new(
+        &headers.envelope,
+        audience,
+        headers.message_id,
+        headers.tool,
+        class,
+        body,
+    )
+    .map_err(|error| {
+        // Unreachable: the tool passed the grammar when it was read, a non-empty message id
+        // (an AMQP short string) is at most 255 bytes, and the configuration refuses an empty
+        // audience. Never run what cannot be checked.
+        Facts::Headers(match error {
+            CallError::Tool => HeaderError::BadTool,
+            _ => HeaderError::MissingMessageId,
+        })
+    })
+}
+
+/// `Verifier::check_call` with the delivery's invocation. An unreadable `laissez-invocation`
+/// header is checked as an invocation of no bytes, so that it is `bad_invocation` exactly
+/// where an invocation would be checked, and its facts then say what was wrong with the
+/// header. A bearer envelope refused because the worker requires holder binding has facts of
+/// its own, for the audit detail.
+fn check_call(
+    verifier: &laissez_verify::Verifier<'_>,
+    verified: &laissez_verify::VerifiedEnvelope<'_>,
+    now: u64,
+    call: &Call<'_>,
+    invocation: Option<&Result<std::borrow::Cow<'_, [u8]>, InvocationHeaderError>>,
+) -> Result<(), Facts> {
+    let (bytes, unreadable) = match invocation {
+        None => (None, None),
+        Some(Ok(bytes)) => (Some(&bytes[..]), None),
+        Some(Err(error)) => (Some(&[][..]), Some(*error)),
+    };
+    match (verifier.check_call(verified, now, call, bytes), unreadable) {
+        (Ok(()), _) => Ok(()),
+        (Err(Denial::InvocationRequired), _) if verified.claims().holder().is_none() => {
+            Err(Facts::NotHolderBound)
+        }
+        (Err(Denial::BadInvocation(_)), Some(error)) => Err(Facts::InvocationHeader(error)),
+        (Err(denial), _) => Err(Facts::Verification(denial)),
     }
 }
 
@@ -248,7 +339,6 @@ async fn deny<L, H>(
     broker: &Broker,
     acker: &Acker,
     decision: &Decision,
-    detail: &str,
     seen: &Seen,
 ) {
     Counters::bump(&shared.counters.denied);
@@ -261,7 +351,7 @@ async fn deny<L, H>(
         allowed: false,
         // Always set by the caller.
         reason: decision.reason.unwrap_or(laissez_verify::Reason::Malformed),
-        detail,
+        detail: decision.detail.as_deref().unwrap_or(""),
         message_id: decision.message_id.as_deref(),
         cti,
         agent,

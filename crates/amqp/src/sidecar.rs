@@ -89,6 +89,11 @@ pub struct SidecarConfig {
     pub lease: Duration,
     /// Leeway and maximum lifetime.
     pub policy: Policy,
+    /// Refuse bearer envelopes (`--require-holder`): an envelope without `cnf` is
+    /// `invocation_required`, so every command that runs was called by its envelope's holder.
+    /// Holder-bound envelopes need their holder's invocation (`laissez-invocation`) whatever
+    /// this says. Default `false`; also on when `policy` requires it.
+    pub require_holder: bool,
     /// How long to keep trying to reach the broker at start before giving up with
     /// [`AmqpError::Unreachable`] (the CLI exits 3). Default 30 s. Once connected, a lost
     /// connection is waited out by lapin's recovery instead.
@@ -112,13 +117,15 @@ impl std::fmt::Debug for SidecarConfig {
             .field("exec", &self.exec)
             .field("lease", &self.lease)
             .field("policy", &self.policy)
+            .field("require_holder", &self.require_holder)
             .field("connect_timeout", &self.connect_timeout)
             .finish_non_exhaustive()
     }
 }
 
 impl SidecarConfig {
-    /// A configuration with the defaults: the default ledger file, prefetch 1, no command.
+    /// A configuration with the defaults: the default ledger file, prefetch 1, no command,
+    /// bearer envelopes accepted.
     pub fn new(
         amqp_url: impl Into<String>,
         queue: impl Into<String>,
@@ -138,6 +145,7 @@ impl SidecarConfig {
             exec: Vec::new(),
             lease: Duration::from_secs(300),
             policy: Policy::default(),
+            require_holder: false,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             command_stdout: Stdio::null,
         }
@@ -191,6 +199,7 @@ pub async fn run(
     .prefetch(config.prefetch)
     .lease(config.lease)
     .policy(config.policy)
+    .require_holder(config.require_holder || config.policy.require_holder())
     .idle_timeout(config.exit_when_idle);
     let print = |decision: &Decision| {
         let mut out = std::io::stdout().lock();

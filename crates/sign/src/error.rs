@@ -18,7 +18,7 @@ pub enum KeyError {
     Pkcs8(String),
     /// The SubjectPublicKeyInfo document is not an Ed25519 public key.
     Spki(String),
-    /// The public key fails the CONTRACT §3 checks.
+    /// The public key fails the key checks of `docs/spec.md` §3.
     UntrustedPublicKey(laissez_verify::KeyError),
     /// A trust file holds a PEM block other than `PUBLIC KEY` (1-based line).
     UnexpectedPemBlock {

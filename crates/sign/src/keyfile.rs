@@ -1,4 +1,4 @@
-//! Key files on disk (CONTRACT §3): a secret key is created with mode 0600 and never over an
+//! Key files on disk (`docs/spec.md` §3): a secret key is created with mode 0600 and never over an
 //! existing file unless asked; a secret key file readable by group or others, or owned by
 //! another user, is refused; `FILE.pub` next to it holds the public key; a trust file holds
 //! public keys only.
@@ -57,7 +57,7 @@ fn read_small(path: &Path, file: File) -> Result<Zeroizing<String>, KeyFileError
     Ok(text)
 }
 
-/// Reads a PKCS#8 PEM secret key file (CONTRACT §3; docs/spec.md §3).
+/// Reads a PKCS#8 PEM secret key file (`docs/spec.md` §3).
 ///
 /// The file is opened first and the checks look at the open file (`fstat`), so they hold for
 /// the very bytes that are read: nothing can swap the file between a check and the open.
@@ -130,7 +130,7 @@ fn check_secret_facts(
 }
 
 /// Reads a trust file: one or more SubjectPublicKeyInfo PEM blocks, each checked as
-/// CONTRACT §3 requires.
+/// `docs/spec.md` §3 requires.
 pub fn read_trust_file(path: &Path) -> Result<Vec<TrustedKey>, KeyFileError> {
     let file = File::open(path).map_err(io_error(path))?;
     let text = read_small(path, file)?;
@@ -141,7 +141,7 @@ pub fn read_trust_file(path: &Path) -> Result<Vec<TrustedKey>, KeyFileError> {
 }
 
 /// Reads a file holding exactly one SubjectPublicKeyInfo PEM public key (a holder's,
-/// `docs/spec.md` §11), checked as CONTRACT §3 requires. Text outside the block is ignored,
+/// `docs/spec.md` §11), checked as `docs/spec.md` §3 requires. Text outside the block is ignored,
 /// as in a trust file; several keys are refused, since one of them would be chosen silently.
 pub fn read_public_key_file(path: &Path) -> Result<TrustedKey, KeyFileError> {
     let keys = read_trust_file(path)?;

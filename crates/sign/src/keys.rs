@@ -1,7 +1,7 @@
 //! Ed25519 secret keys (PKCS#8 PEM) and public keys (SubjectPublicKeyInfo PEM).
 //!
 //! The PEM and DER work is ed25519-dalek's `pkcs8`/`pem` support; this module only adds
-//! the laissez rules on top: the kid, the CONTRACT §3 checks on every public key that
+//! the laissez rules on top: the kid, the key checks of `docs/spec.md` §3 on every public key that
 //! becomes trusted, and several public keys in one trust file.
 
 use core::fmt;
@@ -113,7 +113,7 @@ impl SecretKey {
         public_key_pem(&self.public)
     }
 
-    /// The public key, checked as CONTRACT §3 requires.
+    /// The public key, checked as `docs/spec.md` §3 requires.
     pub const fn public_key(&self) -> TrustedKey {
         self.public
     }
@@ -135,7 +135,7 @@ pub fn public_key_pem(key: &TrustedKey) -> Result<String, KeyError> {
         .map_err(|e| KeyError::Spki(e.to_string()))
 }
 
-/// Reads one SubjectPublicKeyInfo PEM public key and checks it (CONTRACT §3).
+/// Reads one SubjectPublicKeyInfo PEM public key and checks it (`docs/spec.md` §3).
 pub fn parse_public_key_pem(pem: &str) -> Result<TrustedKey, KeyError> {
     // PublicKeyBytes does no point arithmetic, so a bad point reaches TrustedKey's checks
     // and gets their precise error instead of a generic decoding failure.

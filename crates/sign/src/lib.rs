@@ -21,7 +21,7 @@
 //!
 //! - [`SecretKey`]: generation, PKCS#8 PEM in and out (what OpenSSL and Python's
 //!   `cryptography` read and write), the kid; zeroized on drop, never printed.
-//! - [`keyfile`]: key files with the permissions CONTRACT §3 requires, and trust files.
+//! - [`keyfile`]: key files with the permissions `docs/spec.md` §3 requires, and trust files.
 //! - [`EnvelopeBuilder`]: claims checked before signing; every envelope is verified by
 //!   `laissez-verify` before it is returned. [`EnvelopeBuilder::holder`] binds it to the
 //!   agent's key (`cnf`).

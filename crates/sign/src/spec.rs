@@ -1,4 +1,4 @@
-//! The text forms of the command line and signing profiles (CONTRACT §4): durations like
+//! The text forms of the command line and signing profiles (`docs/spec.md` §10): durations like
 //! `2h30m`, class lists like `read+write`, and tool specs like `crm.*=read,write`.
 
 use core::fmt;

@@ -1,5 +1,5 @@
 //! The signer against the verifier: what is signed verifies with exactly the claims asked
-//! for, the encoding is the one CONTRACT §1 fixes, and bad claims are refused before signing.
+//! for, the encoding is the one `docs/spec.md` §1 fixes, and bad claims are refused before signing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -120,7 +120,7 @@ fn single_audience_is_a_text_and_the_encoding_is_reproducible() {
     assert_eq!(claims.classes().bits(), 1, "default classes are read");
     assert_eq!(claims.max_uses(), 1, "default max_uses is 1");
     assert_eq!(claims.exp() - claims.nbf(), 300, "default TTL is 5 minutes");
-    // The whole envelope, byte for byte, as CONTRACT §1 lays it out.
+    // The whole envelope, byte for byte, as `docs/spec.md` §1 lays it out.
     let mut expected = vec![0xd2, 0x84, 0x4d, 0xa2, 0x01, 0x27, 0x04, 0x48];
     expected.extend_from_slice(key.kid().as_bytes());
     expected.extend_from_slice(&[0xa0, 0x58]); // {} then a bstr with a 1-byte length
