@@ -10,9 +10,22 @@ use laissez_ledger::{
     ActionClass, Begin, Cti, LeaseToken, LedgerError, MAX_TAKEOVERS, Outcome, UseLedger,
 };
 
-/// A lease long enough that two back-to-back calls on a loaded 2-core machine fall inside it,
-/// short enough that waiting it out keeps the suite quick.
-pub(crate) const LEASE: Duration = Duration::from_millis(1500);
+/// The lease of [`req`]: one no scenario outlives, so that an assertion that a grant is still
+/// in flight cannot race its lapse, however loaded the machine.
+pub(crate) const LEASE: Duration = Duration::from_secs(600);
+
+/// The lease of the grants a scenario waits out, short to keep the suite quick. No assertion
+/// depends on such a lease still holding: the scenarios poll until it has lapsed
+/// ([`begin_after_lease`]) or sleep past it.
+pub(crate) const SHORT_LEASE: Duration = Duration::from_millis(1500);
+
+/// `req` under [`SHORT_LEASE`].
+pub(crate) fn short(req: Begin<'_>) -> Begin<'_> {
+    Begin {
+        lease: SHORT_LEASE,
+        ..req
+    }
+}
 
 /// The Redis server the tests use: 127.0.0.1:6379 unless LAISSEZ_TEST_REDIS_URL says otherwise.
 #[cfg(feature = "redis")]
@@ -158,9 +171,10 @@ pub(crate) async fn lease_expiry_takes_over<L: UseLedger>(ledger: &L) {
     let cti = fresh_cti();
     granted(ledger.begin(&req(&cti, "filler", 5, WRITE)).await.unwrap());
     let r = req(&cti, "job", 5, WRITE);
-    let (n, first, _) = granted(ledger.begin(&r).await.unwrap());
+    // The first holder's lease is short; every answer until it lapses is InFlight. The
+    // take-over's lease is long, so the InFlight below cannot race it.
+    let (n, first, _) = granted(ledger.begin(&short(r)).await.unwrap());
     assert_eq!(n, 2);
-    assert_eq!(ledger.begin(&r).await.unwrap(), Outcome::InFlight);
     let (again, second, over) = granted(begin_after_lease(ledger, &r).await);
     assert_eq!((again, over), (2, true));
     assert_ne!(first, second);
@@ -179,9 +193,13 @@ pub(crate) async fn lease_expiry_takes_over<L: UseLedger>(ledger: &L) {
 
 pub(crate) async fn at_most_once_expiry_abandons<L: UseLedger>(ledger: &L) {
     let cti = fresh_cti();
+    // While its (long) lease holds, a destructive message is in flight like any other.
+    let held = req(&cti, "held", 5, DESTRUCTIVE);
+    granted(ledger.begin(&held).await.unwrap());
+    assert_eq!(ledger.begin(&held).await.unwrap(), Outcome::InFlight);
+    // Every answer until its short lease lapses is InFlight; then it is abandoned.
     let r = req(&cti, "drop-table", 5, DESTRUCTIVE);
-    let (_, lease, _) = granted(ledger.begin(&r).await.unwrap());
-    assert_eq!(ledger.begin(&r).await.unwrap(), Outcome::InFlight);
+    let (_, lease, _) = granted(ledger.begin(&short(r)).await.unwrap());
     assert_eq!(begin_after_lease(ledger, &r).await, Outcome::Abandoned);
     // Abandoned is final; another call for the message id is refused before that.
     assert_eq!(ledger.begin(&r).await.unwrap(), Outcome::Abandoned);
@@ -231,9 +249,9 @@ pub(crate) async fn release_is_taken_over_at_once<L: UseLedger>(ledger: &L) {
 pub(crate) async fn another_class_never_reopens_a_destructive_message<L: UseLedger>(ledger: &L) {
     let cti = fresh_cti();
     let destructive = req(&cti, "drop-table", 5, DESTRUCTIVE);
-    granted(ledger.begin(&destructive).await.unwrap());
+    granted(ledger.begin(&short(destructive)).await.unwrap());
     // Let the lease lapse by every backend's clock (Redis's is this host's too).
-    tokio::time::sleep(LEASE + Duration::from_millis(500)).await;
+    tokio::time::sleep(SHORT_LEASE + Duration::from_millis(500)).await;
     let other = ledger
         .begin(&req(&cti, "drop-table", 5, WRITE))
         .await
