@@ -17,12 +17,9 @@ use crate::wire::{INVOCATION_AAD, MAX_INVOCATION_LEN, MAX_MESSAGE_ID_LEN, call};
 #[derive(Debug, Clone, Copy)]
 pub struct UntrustedInvocation<'a> {
     sign1: Sign1<'a>,
-    envelope_digest: [u8; 32],
-    audience: &'a str,
-    message_id: &'a str,
-    tool: &'a str,
-    class: ActionClass,
-    body_digest: [u8; 32],
+    /// The call it signs, its fields checked as `Call::from_digests` checks them, except an
+    /// empty audience, which only ever mismatches.
+    call: Call<'a>,
     iat: u64,
 }
 
@@ -186,12 +183,14 @@ impl<'a> UntrustedInvocation<'a> {
         r.finish()?;
         Ok(UntrustedInvocation {
             sign1,
-            envelope_digest,
-            audience,
-            message_id,
-            tool,
-            class,
-            body_digest,
+            call: Call::unchecked(
+                envelope_digest,
+                audience,
+                message_id,
+                tool,
+                class,
+                body_digest,
+            ),
             iat,
         })
     }
@@ -207,17 +206,8 @@ impl<'a> UntrustedInvocation<'a> {
     }
 
     /// The call it signs (unauthenticated until the signature holds).
-    pub fn call(&self) -> Call<'a> {
-        // Every field was checked when decoding, as `Call::from_digests` checks it, except
-        // an empty audience, which only ever mismatches.
-        Call::unchecked(
-            self.envelope_digest,
-            self.audience,
-            self.message_id,
-            self.tool,
-            self.class,
-            self.body_digest,
-        )
+    pub const fn call(&self) -> Call<'a> {
+        self.call
     }
 
     /// Whether the signature holds under `holder` with the invocation aad.
@@ -240,17 +230,18 @@ impl<'a> UntrustedInvocation<'a> {
 
     /// The first field that differs from `call`, in the call's key order.
     pub(crate) fn mismatch(&self, call: &Call<'_>) -> Option<Mismatch> {
-        if self.envelope_digest != *call.envelope_digest() {
+        let signed = &self.call;
+        if signed.envelope_digest() != call.envelope_digest() {
             Some(Mismatch::Envelope)
-        } else if self.audience != call.audience() {
+        } else if signed.audience() != call.audience() {
             Some(Mismatch::Audience)
-        } else if self.message_id != call.message_id() {
+        } else if signed.message_id() != call.message_id() {
             Some(Mismatch::MessageId)
-        } else if self.tool != call.tool() {
+        } else if signed.tool() != call.tool() {
             Some(Mismatch::Tool)
-        } else if self.class != call.class() {
+        } else if signed.class() != call.class() {
             Some(Mismatch::Class)
-        } else if self.body_digest != *call.body_digest() {
+        } else if signed.body_digest() != call.body_digest() {
             Some(Mismatch::Body)
         } else {
             None
