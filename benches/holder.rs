@@ -55,7 +55,7 @@ fn main() {
     let keys = [issuer.public_key()];
     let verifier = Verifier::new(&keys, AUDIENCE);
     verifier
-        .verify_call(&env, at, &call, Some(&inv))
+        .verify_call(&env, at, &call, Some(inv.as_slice()))
         .expect("the holder-bound call verifies");
 
     // The floor: strict verifications over messages as long as the two Sig_structures.
@@ -88,11 +88,18 @@ fn main() {
     };
     let cold = measure(|| {
         let call = call_of(black_box(&env));
-        black_box(verifier.verify_call(black_box(&env), at, &call, Some(black_box(&inv)))).unwrap();
+        black_box(verifier.verify_call(
+            black_box(&env),
+            at,
+            &call,
+            Some(black_box(inv.as_slice())),
+        ))
+        .unwrap();
     });
     let warm = measure(|| {
         let call = call_of(black_box(&env));
-        black_box(cache.verify_call(&verifier, black_box(&env), at, &call, Some(&inv))).unwrap();
+        black_box(cache.verify_call(&verifier, black_box(&env), at, &call, Some(inv.as_slice())))
+            .unwrap();
     });
     let invoke = measure(|| {
         black_box(Invocation::sign(&agent, &env, &call, at).unwrap());

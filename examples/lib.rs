@@ -85,7 +85,7 @@ fn decide(
         Ok(verified) => verified,
         Err(denial) => return Ok(Err(Refusal::Verifier(denial))),
     };
-    let claims = verified.claims();
+    let claims = verified.envelope().claims();
     // Every check passed: spend the use in the embedded ledger before "running" the tool.
     let begin = Begin {
         cti: claims.cti(),

@@ -310,7 +310,9 @@ fn decide<'a>(
                 Ok(bytes) => bytes.as_slice(),
                 Err(_) => &[],
             });
-            verifier.check_call(&verified, now, &call, invocation)
+            verifier
+                .check_call(&verified, now, &call, invocation)
+                .map(|_| ())
         }
         // No call: every check but the call's, and a holder-bound envelope is never usable.
         _ => verifier.check(&verified, now, request),

@@ -9,6 +9,7 @@ use laissez_verify::{
 };
 use rand_core::TryCryptoRng;
 
+use crate::approval::ApprovalSpec;
 use crate::encode::{WireClaims, encode_envelope};
 use crate::error::BuildError;
 use crate::keys::SecretKey;
@@ -61,6 +62,7 @@ pub struct EnvelopeBuilder {
     obo: Option<String>,
     session: Option<String>,
     holder: Option<TrustedKey>,
+    approval: Option<ApprovalSpec>,
 }
 
 impl EnvelopeBuilder {
@@ -79,6 +81,7 @@ impl EnvelopeBuilder {
             obo: None,
             session: None,
             holder: None,
+            approval: None,
         }
     }
 
@@ -179,6 +182,14 @@ impl EnvelopeBuilder {
         self
     }
 
+    /// Requires human approval (`docs/spec.md` §12): calls of the rule's classes need its `m`
+    /// distinct approvals from its approvers ([`ApprovalSpec::new`] checks the rule).
+    #[must_use]
+    pub fn approval(mut self, rule: ApprovalSpec) -> Self {
+        self.approval = Some(rule);
+        self
+    }
+
     /// Checks every rule without signing: the same checks [`sign`](Self::sign) makes first.
     pub fn validate(&self) -> Result<(), BuildError> {
         if self.agent.is_empty() {
@@ -253,7 +264,16 @@ impl EnvelopeBuilder {
             max_uses: self.max_uses,
             obo: self.obo.as_deref(),
             sid: self.session.as_deref(),
+            approval: self.approval.clone(),
         };
+        // An issuer never approves its own envelopes: a worker refuses a key that is both.
+        if self
+            .approval
+            .as_ref()
+            .is_some_and(|rule| rule.kids.contains(&key.kid()))
+        {
+            return Err(BuildError::ApproverIsIssuer);
+        }
         let bytes = encode_envelope(&claims, key)?;
         if bytes.len() > MAX_ENVELOPE_LEN {
             return Err(BuildError::TooLarge(bytes.len()));

@@ -32,6 +32,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod approval;
 mod builder;
 mod encode;
 mod error;
@@ -41,6 +42,7 @@ mod keys;
 pub mod spec;
 pub mod text;
 
+pub use approval::{Approval, ApprovalError, ApprovalRuleError, ApprovalSpec};
 pub use builder::{
     DEFAULT_MAX_USES, DEFAULT_TTL, EnvelopeBuilder, MAX_TTL, SignedEnvelope, unix_now,
 };

@@ -17,8 +17,9 @@ use crate::claims::Claims;
 use crate::envelope::UntrustedEnvelope;
 use crate::error::Denial;
 use crate::keys::{Kid, TrustedKey};
+use crate::policy::MAX_LEEWAY;
 use crate::tools::Request;
-use crate::verifier::{MAX_LEEWAY, VerifiedEnvelope, Verifier};
+use crate::verifier::{VerifiedEnvelope, Verifier};
 
 type Digest32 = [u8; 32];
 
@@ -80,18 +81,19 @@ impl EnvelopeCache {
     }
 
     /// [`Verifier::verify_call`] with the envelope's signature check skipped for bytes seen
-    /// before. The invocation is never cached: its signature is checked on every call.
-    pub fn verify_call<'a>(
+    /// before. Invocations and approvals are never cached: their signatures are checked on
+    /// every call.
+    pub fn verify_call<'a, 'p>(
         &self,
         verifier: &Verifier<'_>,
         bytes: &'a [u8],
         now: u64,
         call: &crate::call::Call<'_>,
-        invocation: Option<&[u8]>,
-    ) -> Result<VerifiedEnvelope<'a>, Denial> {
+        attached: impl Into<crate::call::Attached<'p>>,
+    ) -> Result<crate::verifier::VerifiedCall<'a>, Denial> {
         let verified = self.authenticate(verifier, bytes, now)?;
-        verifier.check_call(&verified, now, call, invocation)?;
-        Ok(verified)
+        let approvers = verifier.check_call(&verified, now, call, attached)?;
+        Ok(crate::verifier::VerifiedCall::new(verified, approvers))
     }
 
     /// [`Verifier::authenticate`] through the cache. `now` is used only to drop dead entries.

@@ -1,5 +1,6 @@
 //! The CWT claims set and the grant, decoded in one pass into borrowed views.
 
+use crate::approval::ApprovalRule;
 use crate::cbor::{Key, Reader};
 use crate::error::{Denial, Malformed, MalformedKind};
 use crate::keys::TrustedKey;
@@ -24,6 +25,7 @@ mod key {
     pub(super) const MAX_USES: u64 = grant::MAX_USES as u64;
     pub(super) const OBO: u64 = grant::OBO as u64;
     pub(super) const SID: u64 = grant::SID as u64;
+    pub(super) const APPROVAL: u64 = grant::APPROVAL as u64;
 }
 
 /// The only grant version this verifier knows.
@@ -60,6 +62,7 @@ pub struct Claims<'a> {
     max_uses: u64,
     obo: Option<&'a str>,
     sid: Option<&'a str>,
+    approval: Option<ApprovalRule<'a>>,
 }
 
 /// `aud` as it came: a single text, or a non-empty list of texts.
@@ -78,6 +81,7 @@ struct Grant<'a> {
     max_uses: Option<u64>,
     obo: Option<&'a str>,
     sid: Option<&'a str>,
+    approval: Option<ApprovalRule<'a>>,
     unknown: bool,
 }
 
@@ -168,6 +172,7 @@ impl<'a> Claims<'a> {
             max_uses,
             obo: grant.obo,
             sid: grant.sid,
+            approval: grant.approval,
         })
     }
 
@@ -257,6 +262,12 @@ impl<'a> Claims<'a> {
     /// The session or task the envelope is bound to.
     pub const fn sid(&self) -> Option<&'a str> {
         self.sid
+    }
+
+    /// The approval rule: which classes need how many of which approvers (`docs/spec.md`
+    /// §12). `None` when no class needs approval.
+    pub const fn approval(&self) -> Option<&ApprovalRule<'a>> {
+        self.approval.as_ref()
     }
 
     fn list(&self, span: ListSpan) -> ListReader<'a> {
@@ -358,6 +369,7 @@ fn decode_grant<'a>(r: &mut Reader<'a>) -> Result<Grant<'a>, Malformed> {
             }
             Key::Uint(key::OBO) => grant.obo = Some(r.text()?),
             Key::Uint(key::SID) => grant.sid = Some(r.text()?),
+            Key::Uint(key::APPROVAL) => grant.approval = Some(ApprovalRule::decode(r)?),
             _ => {
                 r.skip(2)?;
                 grant.unknown = true;

@@ -46,6 +46,15 @@ pub enum Denial {
     BadInvocation(InvocationFault),
     /// The invocation signs another call, or its iat is out of range.
     InvocationMismatch(Mismatch),
+    /// The call's class needs approval and fewer than `needed` approvals counted, or the
+    /// policy requires approval for the class and the envelope has no rule covering it
+    /// (then `needed` is 0).
+    ApprovalRequired {
+        /// How many distinct approvers counted.
+        counted: u8,
+        /// How many the rule needs; 0 when no rule covers the class.
+        needed: u8,
+    },
     /// The use ledger already granted `max_uses` distinct messages.
     UsesExhausted,
     /// This exact message already completed under this envelope.
@@ -72,6 +81,7 @@ impl Denial {
             Denial::InvocationRequired => Reason::InvocationRequired,
             Denial::BadInvocation(_) => Reason::BadInvocation,
             Denial::InvocationMismatch(_) => Reason::InvocationMismatch,
+            Denial::ApprovalRequired { .. } => Reason::ApprovalRequired,
             Denial::UsesExhausted => Reason::UsesExhausted,
             Denial::Replayed => Reason::Replayed,
         }
@@ -114,6 +124,13 @@ impl fmt::Display for Denial {
             ),
             Denial::BadInvocation(fault) => write!(f, "bad invocation: {fault}"),
             Denial::InvocationMismatch(m) => write!(f, "invocation mismatch: {m}"),
+            Denial::ApprovalRequired { needed: 0, .. } => f.write_str(
+                "the class needs approval by this worker's policy, and the envelope has no approval rule for it",
+            ),
+            Denial::ApprovalRequired { counted, needed } => write!(
+                f,
+                "the class needs approval: {counted} of {needed} approvals counted"
+            ),
             Denial::UsesExhausted => f.write_str("the envelope's uses are exhausted"),
             Denial::Replayed => f.write_str("this message already ran under this envelope"),
         }
@@ -218,6 +235,11 @@ pub enum MalformedKind {
     Class,
     /// A key that this kind of object does not have.
     UnknownField,
+    /// The grant's approval rule is not `{1: classes, 2: m, 3: [+ kid]}` with classes 1 to
+    /// 7, 1 ≤ m ≤ n ≤ 16 and the kids distinct and ascending.
+    ApprovalRule,
+    /// More than 16 approvals came with one call.
+    TooManyApprovals,
 }
 
 impl fmt::Display for MalformedKind {
@@ -253,6 +275,10 @@ impl fmt::Display for MalformedKind {
             MalformedKind::MessageId => "message id must be 1 to 256 bytes",
             MalformedKind::Class => "class must be exactly one of 1, 2 or 4",
             MalformedKind::UnknownField => "a key this object does not have",
+            MalformedKind::ApprovalRule => {
+                "approval rule is not {1: classes, 2: m, 3: [kids]} with 1 <= m <= n <= 16 and kids distinct, ascending"
+            }
+            MalformedKind::TooManyApprovals => "more than 16 approvals with one call",
         })
     }
 }

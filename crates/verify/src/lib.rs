@@ -39,6 +39,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod approval;
 mod call;
 mod cbor;
 mod claims;
@@ -49,10 +50,12 @@ mod invocation;
 mod keys;
 #[cfg(feature = "alloc")]
 mod owned;
+mod policy;
 mod reason;
 #[cfg(feature = "serde")]
 mod serde_impl;
 mod sign1;
+mod signed_call;
 pub mod text;
 mod tools;
 mod verifier;
@@ -69,7 +72,8 @@ pub mod hazmat {
 #[cfg(feature = "std")]
 pub mod cache;
 
-pub use call::{Call, CallError};
+pub use approval::{ApprovalRule, Approvers, CountedApprovers, UntrustedApproval};
+pub use call::{Attached, Call, CallError};
 pub use claims::{AudIter, Claims, GRANT_VERSION, ToolIter};
 pub use envelope::UntrustedEnvelope;
 pub use error::{Denial, Malformed, MalformedKind};
@@ -77,14 +81,16 @@ pub use invocation::{InvocationFault, Mismatch, UntrustedInvocation};
 pub use keys::{KeyError, Kid, TrustedKey};
 #[cfg(feature = "alloc")]
 pub use owned::{CatalogueError, OwnedCatalogue, OwnedClaims, OwnedToolGrant};
+pub use policy::{
+    DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, MAX_LEEWAY, MAX_MAX_LIFETIME, Policy, PolicyError,
+};
 pub use reason::{Reason, UnknownReason};
 pub use tools::{
     ActionClass, Classes, InvalidToolName, MAX_SEGMENT_LEN, Request, ToolCatalogue, ToolGrant,
     ToolPattern, UnknownClass, is_tool_name, is_tool_pattern,
 };
 pub use verifier::{
-    DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, MAX_LEEWAY, MAX_MAX_LIFETIME, NoRevocations, Policy,
-    PolicyError, RevocationList, Revocations, VerifiedEnvelope, Verifier,
+    NoRevocations, RevocationList, Revocations, VerifiedCall, VerifiedEnvelope, Verifier,
 };
 
 pub use wire::{ENVELOPE_AAD as EXTERNAL_AAD, ENVELOPE_FIRST_BYTE, MAX_ENVELOPE_LEN};

@@ -49,6 +49,9 @@ pub enum Reason {
     BadInvocation,
     /// The invocation signs another call, or its iat is out of range.
     InvocationMismatch,
+    /// The class needs approval and too few approvals counted (or no rule covers a class
+    /// the policy requires approval for).
+    ApprovalRequired,
     /// `max_uses` distinct messages were already granted.
     UsesExhausted,
     /// This (cti, message id) already completed, or was spent on another call.
@@ -66,7 +69,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, the contract's first in check order, then the queue outcomes.
-    pub const ALL: [Reason; 22] = [
+    pub const ALL: [Reason; 23] = [
         Reason::Malformed,
         Reason::UnknownKey,
         Reason::BadSignature,
@@ -83,6 +86,7 @@ impl Reason {
         Reason::InvocationRequired,
         Reason::BadInvocation,
         Reason::InvocationMismatch,
+        Reason::ApprovalRequired,
         Reason::UsesExhausted,
         Reason::Replayed,
         Reason::InFlight,
@@ -110,6 +114,7 @@ impl Reason {
             Reason::InvocationRequired => "invocation_required",
             Reason::BadInvocation => "bad_invocation",
             Reason::InvocationMismatch => "invocation_mismatch",
+            Reason::ApprovalRequired => "approval_required",
             Reason::UsesExhausted => "uses_exhausted",
             Reason::Replayed => "replayed",
             Reason::InFlight => "in_flight",

@@ -2,104 +2,16 @@
 
 use core::fmt;
 
-use crate::call::Call;
+use crate::approval::{CountedApprovers, Counting};
+use crate::call::{Attached, Call};
 use crate::claims::Claims;
 use crate::envelope::UntrustedEnvelope;
-use crate::error::Denial;
+use crate::error::{Denial, Malformed, MalformedKind};
 use crate::invocation::{InvocationFault, Mismatch, UntrustedInvocation};
 use crate::keys::{self, Kid, TrustedKey};
-use crate::tools::Request;
-
-/// Default clock leeway, seconds.
-pub const DEFAULT_LEEWAY: u64 = 5;
-/// Largest leeway a policy accepts, seconds.
-pub const MAX_LEEWAY: u64 = 60;
-/// Default maximum lifetime (`exp - nbf`), seconds.
-pub const DEFAULT_MAX_LIFETIME: u64 = 3600;
-/// Largest maximum lifetime a policy accepts, seconds: 7 days (`docs/spec.md` §2).
-pub const MAX_MAX_LIFETIME: u64 = 7 * 24 * 3600;
-
-/// Time policy of a verifier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Policy {
-    leeway: u64,
-    max_lifetime: u64,
-    require_holder: bool,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            leeway: DEFAULT_LEEWAY,
-            max_lifetime: DEFAULT_MAX_LIFETIME,
-            require_holder: false,
-        }
-    }
-}
-
-/// A policy value out of its bounds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PolicyError {
-    /// Leeway above [`MAX_LEEWAY`].
-    LeewayTooLarge,
-    /// Maximum lifetime of 0 or above [`MAX_MAX_LIFETIME`].
-    MaxLifetimeOutOfRange,
-}
-
-impl fmt::Display for PolicyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PolicyError::LeewayTooLarge => write!(f, "leeway must be at most {MAX_LEEWAY} s"),
-            PolicyError::MaxLifetimeOutOfRange => {
-                write!(f, "max lifetime must be 1 to {MAX_MAX_LIFETIME} s")
-            }
-        }
-    }
-}
-
-#[cfg(feature = "std")]
-impl std::error::Error for PolicyError {}
-
-impl Policy {
-    /// A policy with the given leeway and maximum lifetime, in seconds.
-    pub const fn new(leeway: u64, max_lifetime: u64) -> Result<Policy, PolicyError> {
-        if leeway > MAX_LEEWAY {
-            return Err(PolicyError::LeewayTooLarge);
-        }
-        if max_lifetime == 0 || max_lifetime > MAX_MAX_LIFETIME {
-            return Err(PolicyError::MaxLifetimeOutOfRange);
-        }
-        Ok(Policy {
-            leeway,
-            max_lifetime,
-            require_holder: false,
-        })
-    }
-
-    /// Requires every envelope to be holder-bound (`cnf`): a bearer envelope is then
-    /// `invocation_required`.
-    #[must_use]
-    pub const fn with_require_holder(mut self, require: bool) -> Self {
-        self.require_holder = require;
-        self
-    }
-
-    /// Whether every envelope must be holder-bound.
-    pub const fn require_holder(&self) -> bool {
-        self.require_holder
-    }
-
-    /// Clock leeway, seconds.
-    pub const fn leeway(&self) -> u64 {
-        self.leeway
-    }
-
-    /// Maximum accepted `exp - nbf`, seconds.
-    pub const fn max_lifetime(&self) -> u64 {
-        self.max_lifetime
-    }
-}
+use crate::policy::{Policy, PolicyError};
+use crate::tools::{ActionClass, Request};
+use crate::wire::MAX_APPROVALS;
 
 /// A revocation set: envelopes (by cti) and signing keys (by kid) no longer honoured.
 pub trait Revocations {
@@ -199,6 +111,34 @@ impl<'a> VerifiedEnvelope<'a> {
     }
 }
 
+/// A call that passed every check of the verifier: its envelope and the approvers that
+/// counted. Only [`Verifier::verify_call`] (and the cache's) makes one.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifiedCall<'a> {
+    envelope: VerifiedEnvelope<'a>,
+    approvers: CountedApprovers,
+}
+
+impl<'a> VerifiedCall<'a> {
+    #[cfg(feature = "std")]
+    pub(crate) const fn new(envelope: VerifiedEnvelope<'a>, approvers: CountedApprovers) -> Self {
+        VerifiedCall {
+            envelope,
+            approvers,
+        }
+    }
+
+    /// The verified envelope.
+    pub const fn envelope(&self) -> &VerifiedEnvelope<'a> {
+        &self.envelope
+    }
+
+    /// The approvers whose approvals counted (empty when the class needs none).
+    pub const fn approvers(&self) -> &CountedApprovers {
+        &self.approvers
+    }
+}
+
 /// Verifies envelopes for one audience against a set of trusted keys.
 #[derive(Clone, Copy)]
 pub struct Verifier<'k> {
@@ -207,6 +147,8 @@ pub struct Verifier<'k> {
     policy: Policy,
     agent: Option<&'k str>,
     revocations: &'k dyn Revocations,
+    /// Keys whose approvals count (`docs/spec.md` §12); disjoint from `keys`.
+    approvers: &'k [TrustedKey],
 }
 
 impl fmt::Debug for Verifier<'_> {
@@ -216,6 +158,7 @@ impl fmt::Debug for Verifier<'_> {
             .field("audience", &self.audience)
             .field("policy", &self.policy)
             .field("agent", &self.agent)
+            .field("approvers", &self.approvers)
             .finish_non_exhaustive()
     }
 }
@@ -230,7 +173,23 @@ impl<'k> Verifier<'k> {
             policy: Policy::default(),
             agent: None,
             revocations: &NoRevocations,
+            approvers: &[],
         }
+    }
+
+    /// Counts approvals signed by `approvers` (`docs/spec.md` §12). Refused when one of them
+    /// is also a trusted issuer key: an issuer never approves its own calls.
+    pub fn with_approvers(mut self, approvers: &'k [TrustedKey]) -> Result<Self, PolicyError> {
+        if approvers.iter().any(|a| self.trusts(a.as_bytes())) {
+            return Err(PolicyError::ApproverIsIssuer);
+        }
+        self.approvers = approvers;
+        Ok(self)
+    }
+
+    /// The approver keys.
+    pub const fn approvers(&self) -> &'k [TrustedKey] {
+        self.approvers
     }
 
     /// Uses `policy` instead of the default.
@@ -304,7 +263,8 @@ impl<'k> Verifier<'k> {
     /// call (`docs/spec.md` §2): time, lifetime, audience, agent, tool and class (when
     /// `request` is given), revocation; then, since no invocation can come without a call, a
     /// holder-bound envelope (or any envelope when the policy requires holder binding and it
-    /// has none) is `invocation_required`.
+    /// has none) is `invocation_required`, and a requested class that needs approval is
+    /// `approval_required` (0 counted: no approval can come without a call).
     ///
     /// The envelope must have been authenticated under one of this verifier's own keys (the
     /// whole 32-byte key, not only its kid), else `unknown_key`: a verified envelope from a
@@ -316,29 +276,64 @@ impl<'k> Verifier<'k> {
         request: Option<&Request<'_>>,
     ) -> Result<(), Denial> {
         self.check_envelope(envelope, now, request)?;
-        if envelope.claims.holder().is_some() || self.policy.require_holder {
+        if envelope.claims.holder().is_some() || self.policy.require_holder() {
             return Err(Denial::InvocationRequired);
+        }
+        if let Some(class) = request.and_then(Request::class) {
+            if let Some(needed) = self.approvals_needed(envelope.claims(), class) {
+                return Err(Denial::ApprovalRequired { counted: 0, needed });
+            }
         }
         Ok(())
     }
 
-    /// Every check of a call on a queue (`docs/spec.md` §2, §11): the envelope's checks for
-    /// the call's tool and class, then the holder binding: a holder-bound envelope needs an
-    /// `invocation` signed by its `cnf` key over exactly this call, made between the
-    /// envelope's nbf and exp and not after now (each with the leeway). An invocation that
-    /// comes with a bearer envelope is ignored, unless the policy requires holder binding.
-    /// Use counting (the ledger) comes after.
-    pub fn check_call(
+    /// How many approvals a call of `class` needs under `claims` and the policy: `None`
+    /// when none, `Some(0)` when the policy requires approval and no rule covers the class.
+    fn approvals_needed(&self, claims: &Claims<'_>, class: ActionClass) -> Option<u8> {
+        match claims.approval() {
+            Some(rule) if rule.covers(class) => Some(rule.m()),
+            _ => self
+                .policy
+                .require_approval()
+                .filter(|classes| classes.contains(class))
+                .map(|_| 0),
+        }
+    }
+
+    /// Every check of a call on a queue (`docs/spec.md` §2, §11, §12): the envelope's checks
+    /// for the call's tool and class, then the holder binding: a holder-bound envelope needs
+    /// an invocation signed by its `cnf` key over exactly this call, made between the
+    /// envelope's nbf and exp and not after now (each with the leeway); then approval: when
+    /// the class needs it, at least m of the attached approvals must count. An invocation
+    /// that comes with a bearer envelope is ignored, unless the policy requires holder
+    /// binding. Returns the approvers that counted. Use counting (the ledger) comes after.
+    pub fn check_call<'p>(
+        &self,
+        envelope: &VerifiedEnvelope<'_>,
+        now: u64,
+        call: &Call<'_>,
+        attached: impl Into<Attached<'p>>,
+    ) -> Result<CountedApprovers, Denial> {
+        let attached = attached.into();
+        if attached.approvals().len() > MAX_APPROVALS {
+            return Err(Malformed::new(0, MalformedKind::TooManyApprovals).into());
+        }
+        let request = Request::for_call(call);
+        self.check_envelope(envelope, now, Some(&request))?;
+        self.check_invocation(envelope, now, call, attached.invocation())?;
+        self.check_approvals(envelope.claims(), now, call, attached.approvals())
+    }
+
+    /// The rows `invocation_required`, `bad_invocation` and `invocation_mismatch`.
+    fn check_invocation(
         &self,
         envelope: &VerifiedEnvelope<'_>,
         now: u64,
         call: &Call<'_>,
         invocation: Option<&[u8]>,
     ) -> Result<(), Denial> {
-        let request = Request::for_call(call);
-        self.check_envelope(envelope, now, Some(&request))?;
         let Some(holder) = envelope.claims.holder() else {
-            return if self.policy.require_holder {
+            return if self.policy.require_holder() {
                 Err(Denial::InvocationRequired)
             } else {
                 Ok(())
@@ -357,7 +352,7 @@ impl<'k> Verifier<'k> {
         if let Some(field) = invocation.mismatch(call) {
             return Err(Denial::InvocationMismatch(field));
         }
-        let leeway = self.policy.leeway;
+        let leeway = self.policy.leeway();
         let claims = envelope.claims();
         let iat = invocation.iat();
         if iat.saturating_add(leeway) < claims.nbf() {
@@ -372,17 +367,53 @@ impl<'k> Verifier<'k> {
         Ok(())
     }
 
+    /// The row `approval_required`: counts the approvals when the call's class needs them.
+    fn check_approvals(
+        &self,
+        claims: &Claims<'_>,
+        now: u64,
+        call: &Call<'_>,
+        approvals: &[&[u8]],
+    ) -> Result<CountedApprovers, Denial> {
+        let Some(needed) = self.approvals_needed(claims, call.class()) else {
+            return Ok(CountedApprovers::default());
+        };
+        let Some(rule) = claims.approval().filter(|rule| rule.covers(call.class())) else {
+            return Err(Denial::ApprovalRequired { counted: 0, needed });
+        };
+        let counted = Counting {
+            rule,
+            approver_keys: self.approvers,
+            call,
+            now,
+            leeway: self.policy.leeway(),
+            max_lifetime: self.policy.max_lifetime(),
+        }
+        .count(approvals);
+        if counted.len() < usize::from(needed) {
+            return Err(Denial::ApprovalRequired {
+                // At most 16.
+                counted: counted.len() as u8,
+                needed,
+            });
+        }
+        Ok(counted)
+    }
+
     /// [`Verifier::authenticate`] then [`Verifier::check_call`].
-    pub fn verify_call<'a>(
+    pub fn verify_call<'a, 'p>(
         &self,
         bytes: &'a [u8],
         now: u64,
         call: &Call<'_>,
-        invocation: Option<&[u8]>,
-    ) -> Result<VerifiedEnvelope<'a>, Denial> {
-        let verified = self.authenticate(bytes)?;
-        self.check_call(&verified, now, call, invocation)?;
-        Ok(verified)
+        attached: impl Into<Attached<'p>>,
+    ) -> Result<VerifiedCall<'a>, Denial> {
+        let envelope = self.authenticate(bytes)?;
+        let approvers = self.check_call(&envelope, now, call, attached)?;
+        Ok(VerifiedCall {
+            envelope,
+            approvers,
+        })
     }
 
     /// The rows of `docs/spec.md` §2 from `not_yet_valid` through `revoked`.
@@ -396,7 +427,7 @@ impl<'k> Verifier<'k> {
             return Err(Denial::UnknownKey);
         }
         let claims = envelope.claims();
-        let leeway = self.policy.leeway;
+        let leeway = self.policy.leeway();
         if now.saturating_add(leeway) < claims.nbf() {
             return Err(Denial::NotYetValid);
         }
@@ -404,7 +435,7 @@ impl<'k> Verifier<'k> {
             return Err(Denial::Expired);
         }
         // Decoding guarantees exp > nbf.
-        if claims.exp() - claims.nbf() > self.policy.max_lifetime {
+        if claims.exp() - claims.nbf() > self.policy.max_lifetime() {
             return Err(Denial::LifetimeTooLong);
         }
         if !claims.aud().any(|aud| aud == self.audience) {

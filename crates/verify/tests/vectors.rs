@@ -653,10 +653,10 @@ fn generate() -> Vec<Vector> {
     );
     g.grant(
         "unsupported_grant_key",
-        "grant key 6 (approvals)",
+        "grant key 7 (reserved)",
         "unsupported",
         |gr| {
-            gr.set(6, int(1));
+            gr.set(7, int(1));
         },
     );
     g.grant(
@@ -899,7 +899,9 @@ fn run(v: &Vector) -> String {
             };
             let id = v.message_id.as_deref().expect("a call has a message id");
             let call = Call::new(&bytes, &v.audience, id, request.tool(), class, body).unwrap();
-            verifier.verify_call(&bytes, v.now, &call, invocation.as_deref())
+            verifier
+                .verify_call(&bytes, v.now, &call, invocation.as_deref())
+                .map(|verified| *verified.envelope())
         }
         (Some(_), None) => panic!("{}: a call needs a request", v.name),
         (None, _) => verifier.verify(&bytes, v.now, request.as_ref()),
