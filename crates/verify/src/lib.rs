@@ -80,7 +80,7 @@ pub use error::{Denial, Malformed, MalformedKind};
 pub use invocation::{InvocationFault, Mismatch, UntrustedInvocation};
 pub use keys::{KeyError, Kid, TrustedKey};
 #[cfg(feature = "alloc")]
-pub use owned::{CatalogueError, OwnedCatalogue, OwnedClaims, OwnedToolGrant};
+pub use owned::{CatalogueError, OwnedApprovalRule, OwnedCatalogue, OwnedClaims, OwnedToolGrant};
 pub use policy::{
     DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, MAX_LEEWAY, MAX_MAX_LIFETIME, Policy, PolicyError,
 };
