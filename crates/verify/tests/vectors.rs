@@ -13,8 +13,12 @@ mod support;
 #[path = "support/holder_vectors.rs"]
 mod holder_vectors;
 
+#[path = "support/approval_vectors.rs"]
+mod approval_vectors;
+
 use laissez_verify::{
-    ActionClass, Call, Denial, Kid, Policy, Reason, Request, RevocationList, TrustedKey, Verifier,
+    ActionClass, Attached, Call, Classes, Denial, Kid, Policy, Reason, Request, RevocationList,
+    TrustedKey, Verifier,
 };
 use std::collections::BTreeMap;
 
@@ -59,6 +63,15 @@ struct Vector {
     /// The verifier's `require_holder` policy.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     require_holder: bool,
+    /// The approvals that came with the call (hex), in the order received.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    approvals: Vec<String>,
+    /// The worker's approver keys (raw 32-byte public keys, hex).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    approver_keys: Vec<String>,
+    /// The verifier's `require_approval` policy: class names joined by `+`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    require_approval: Option<String>,
     /// `allowed`, a contract reason, or `key_error:CODE` when a trusted key fails to load.
     expect: String,
     /// For `malformed`: this implementation's finer kind and byte offset (informative for
@@ -114,6 +127,9 @@ impl Gen {
             body: None,
             invocation: None,
             require_holder: false,
+            approvals: vec![],
+            approver_keys: vec![],
+            require_approval: None,
             expect: expect.into(),
             detail: None,
         }
@@ -804,6 +820,7 @@ fn generate() -> Vec<Vector> {
         },
     );
     holder_vectors::generate(&mut g);
+    approval_vectors::generate(&mut g);
     g.out
 }
 
@@ -863,13 +880,27 @@ fn run(v: &Vector) -> String {
         ctis: &ctis,
         kids: &kids,
     };
+    let approvers: Vec<TrustedKey> = v
+        .approver_keys
+        .iter()
+        .map(|k| TrustedKey::from_bytes(&unhex::<32>(k)).unwrap())
+        .collect();
+    let mut policy = Policy::new(v.leeway, v.max_lifetime)
+        .unwrap()
+        .with_require_holder(v.require_holder);
+    if let Some(classes) = &v.require_approval {
+        let mut set: Option<Classes> = None;
+        for name in classes.split('+') {
+            let class: ActionClass = name.parse().unwrap();
+            set = Some(set.map_or(Classes::only(class), |s| s.with(class)));
+        }
+        policy = policy.with_require_approval(set.unwrap());
+    }
     let mut verifier = Verifier::new(&keys, &v.audience)
-        .with_policy(
-            Policy::new(v.leeway, v.max_lifetime)
-                .unwrap()
-                .with_require_holder(v.require_holder),
-        )
-        .with_revocations(&revocations);
+        .with_policy(policy)
+        .with_revocations(&revocations)
+        .with_approvers(&approvers)
+        .unwrap();
     if let Some(agent) = &v.agent {
         verifier = verifier.expect_agent(agent);
     }
@@ -899,8 +930,19 @@ fn run(v: &Vector) -> String {
             };
             let id = v.message_id.as_deref().expect("a call has a message id");
             let call = Call::new(&bytes, &v.audience, id, request.tool(), class, body).unwrap();
+            let approvals: Vec<Vec<u8>> = v
+                .approvals
+                .iter()
+                .map(|a| hex::decode(a).unwrap())
+                .collect();
+            let approvals: Vec<&[u8]> = approvals.iter().map(Vec::as_slice).collect();
             verifier
-                .verify_call(&bytes, v.now, &call, invocation.as_deref())
+                .verify_call(
+                    &bytes,
+                    v.now,
+                    &call,
+                    Attached::new(invocation.as_deref(), &approvals),
+                )
                 .map(|verified| *verified.envelope())
         }
         (Some(_), None) => panic!("{}: a call needs a request", v.name),
