@@ -183,3 +183,92 @@ fn holder_bound_calls_allocate_nothing() {
         ]
     );
 }
+
+#[test]
+fn approvals_are_decoded_and_counted_without_allocating() {
+    use laissez_verify::{Attached, UntrustedApproval};
+    let approvers = [key_for(20), key_for(21), key_for(22)];
+    let mut kids: Vec<[u8; 8]> = approvers.iter().map(kid_of).collect();
+    kids.sort_unstable();
+    let rule = raw_map(&[
+        (int(1), int(4)),
+        (int(2), int(2)),
+        (
+            int(3),
+            raw_array(&kids.iter().map(|k| bytes(k)).collect::<Vec<_>>()),
+        ),
+    ]);
+    let mut grant = RawGrant::standard();
+    grant.set(6, rule);
+    let mut claims = RawClaims::standard();
+    claims.grant(&grant);
+    let env = envelope(&key_for(1), &claims.encode());
+    let body = b"{\"path\": \"/tmp/x\"}";
+    let approval = |by: &ed25519_dalek::SigningKey, msg: &str| {
+        let mut apv = RawInvocation::of(&env, "billing", msg, "files.delete", 4, body, NOW);
+        apv.set(8, int((NOW + 600) as i64));
+        apv.set(9, text("a person"));
+        apv.sign_with_aad(by, APPROVAL_AAD)
+    };
+    let (a, b, c) = (
+        approval(&approvers[0], "m1"),
+        approval(&approvers[1], "m1"),
+        approval(&approvers[2], "m2"),
+    );
+    let garbage = vec![0xd2; 2000];
+    let cases: Vec<Vec<&[u8]>> = vec![
+        vec![&a, &b],
+        vec![&a, &a, &c],
+        vec![&garbage, &env, &a],
+        vec![&a; 17],
+        vec![],
+    ];
+    let keys = [TrustedKey::from_bytes(key_for(1).verifying_key().as_bytes()).unwrap()];
+    let held: Vec<TrustedKey> = approvers
+        .iter()
+        .map(|k| TrustedKey::from_bytes(k.verifying_key().as_bytes()).unwrap())
+        .collect();
+    let verifier = Verifier::new(&keys, "billing")
+        .with_approvers(&held)
+        .unwrap();
+    let mut codes = vec![];
+    let n = allocations_during(|| {
+        let call = laissez_verify::Call::new(
+            &env,
+            "billing",
+            "m1",
+            "files.delete",
+            ActionClass::Destructive,
+            body,
+        )
+        .unwrap();
+        for approvals in &cases {
+            let code = match verifier.verify_call(&env, NOW, &call, Attached::new(None, approvals))
+            {
+                Ok(v) => {
+                    std::hint::black_box(v.approvers().as_slice());
+                    "allowed"
+                }
+                Err(denial) => denial.code(),
+            };
+            allocation_counter::opt_out(|| codes.push(code));
+        }
+        // Reading the rule and an approval by hand, too.
+        let verified = verifier.authenticate(&env).unwrap();
+        let rule = verified.claims().approval().unwrap();
+        std::hint::black_box((rule.m(), rule.approvers().count()));
+        let decoded = UntrustedApproval::decode(&a).unwrap();
+        std::hint::black_box((decoded.kid(), decoded.by(), decoded.exp()));
+    });
+    assert_eq!(n, 0, "the approval path allocated {n} times");
+    assert_eq!(
+        codes,
+        [
+            "allowed",
+            "approval_required",
+            "approval_required",
+            "malformed",
+            "approval_required"
+        ]
+    );
+}
