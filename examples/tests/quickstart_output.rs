@@ -44,7 +44,22 @@ fn the_quickstart_shows_every_decision() {
         decision("altered body"),
         "DENIED   invocation_mismatch (body)"
     );
-    assert_eq!(text.lines().filter(|l| l.contains("-> ")).count(), 15);
+    // Human approval: 2 of 3 people, each once, over exactly this call; then it ran.
+    assert_eq!(
+        decision("not approved"),
+        "DENIED   approval_required (0 of 2)"
+    );
+    assert_eq!(
+        decision("one approval"),
+        "DENIED   approval_required (1 of 2)"
+    );
+    assert_eq!(
+        decision("the same person twice"),
+        "DENIED   approval_required (1 of 2)"
+    );
+    assert_eq!(decision("two people approved"), "ALLOWED  use 1 of 2");
+    assert_eq!(decision("approved, sent again"), "DENIED   replayed");
+    assert_eq!(text.lines().filter(|l| l.contains("-> ")).count(), 20);
     assert!(text.starts_with("key       generated"));
     assert!(text.contains("tool catalogue: crm.ticket.read = read"));
     assert!(text.contains("crm.ticket.delete = destructive"));
