@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use laissez_sign::keyfile::{read_secret_key_file, read_trust_file, write_key_files};
-use laissez_sign::{KeyError, KeyFileError, parse_public_key_pem, parse_trust_pem};
+use laissez_sign::{KeyError, KeyFileError, parse_trust_pem};
 use laissez_verify::TrustedKey;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -108,12 +108,18 @@ pub(crate) struct PublicKey {
 
 #[pymethods]
 impl PublicKey {
-    /// Exactly one SubjectPublicKeyInfo PEM public key (`-----BEGIN PUBLIC KEY-----`).
+    /// Exactly one SubjectPublicKeyInfo PEM public key (`-----BEGIN PUBLIC KEY-----`), as
+    /// in a holder's key file: text outside the block is ignored, several keys are refused
+    /// (`several_public_keys`), since one of them would be chosen silently.
     #[staticmethod]
     fn from_pem(py: Python<'_>, pem: &Bound<'_, PyAny>) -> PyResult<Self> {
-        parse_public_key_pem(&pem_text(pem)?)
-            .map(|inner| PublicKey { inner })
-            .map_err(|e| key_error(py, &e))
+        let mut keys = parse_trust_pem(&pem_text(pem)?).map_err(|e| key_error(py, &e))?;
+        match keys.len() {
+            1 => Ok(PublicKey {
+                inner: keys.remove(0),
+            }),
+            n => Err(key_error(py, &KeyError::SeveralPublicKeys(n))),
+        }
     }
 
     /// The raw 32-byte Ed25519 public key.
