@@ -24,7 +24,9 @@ pub(crate) struct Decision {
     reason: Option<String>,
     detail: Option<String>,
     kid: Option<String>,
-    claims: Option<String>,
+    /// The envelope's bytes once its signature held: the claims are decoded from them when
+    /// asked for, not on every verification.
+    verified: Option<Vec<u8>>,
     use_number: Option<u64>,
 }
 
@@ -58,10 +60,16 @@ impl Decision {
     /// held; else None. A new dict on every access.
     #[getter]
     fn claims<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.claims
-            .as_deref()
-            .map(|text| json_value(py, text))
-            .transpose()
+        let Some(bytes) = &self.verified else {
+            return Ok(None);
+        };
+        // These bytes were authenticated, claims included, before the decision was made.
+        let text = UntrustedEnvelope::decode(bytes)
+            .ok()
+            .and_then(|e| e.claims_unverified().ok())
+            .and_then(|claims| serde_json::to_string(&claims).ok())
+            .ok_or_else(|| error::<LaissezError>(py, "malformed", "claims unreadable"))?;
+        json_value(py, &text).map(Some)
     }
 
     /// The use number spent in the verifier's ledger, else None.
@@ -96,7 +104,7 @@ impl Decision {
             reason: Some(reason.to_owned()),
             detail,
             kid: None,
-            claims: None,
+            verified: None,
             use_number: None,
         }
     }
@@ -386,19 +394,18 @@ impl Verifier {
             }
             (None, _, _) => verifier.check(&verified, inputs.now, None),
         };
-        let claims_json = serde_json::to_string(&claims).ok();
         let mut decision = Decision {
             allowed: checked.is_ok(),
             reason: None,
             detail: None,
             kid,
-            claims: claims_json,
+            verified: Some(bytes.to_vec()),
             use_number: None,
         };
         if let Err(d) = &checked {
             decision.allowed = false;
             decision.reason = Some(d.code().to_owned());
-            decision.detail = detail(d, &claims, inputs.message_id.is_some());
+            decision.detail = detail(d, &claims);
             return Ok(decision);
         }
         if let (Some(ledger), Some(message_id), Some(tool), Some(class)) =
@@ -433,13 +440,10 @@ enum Failed {
 }
 
 /// What `laissez verify --json` says in `"detail"` for the invocation's reasons.
-fn detail(d: &Denial, claims: &Claims<'_>, has_call: bool) -> Option<String> {
+fn detail(d: &Denial, claims: &Claims<'_>) -> Option<String> {
     Some(match d {
         Denial::InvocationRequired if claims.holder().is_none() => "require_holder".to_owned(),
-        Denial::InvocationRequired => {
-            let _ = has_call;
-            "holder_bound".to_owned()
-        }
+        Denial::InvocationRequired => "holder_bound".to_owned(),
         Denial::BadInvocation(fault) => match fault {
             InvocationFault::Malformed(m) => format!("malformed: {m}"),
             InvocationFault::WrongKey => "wrong_key".to_owned(),
