@@ -353,19 +353,19 @@ fn invoke(
     })
 }
 
-/// Bytes of an invocation given as `Invocation`, raw bytes or base64url text. Text that is not
-/// base64url gives empty bytes, which the verifier reports as `bad_invocation`, as the
-/// command line does.
-pub(crate) fn invocation_bytes(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+/// Bytes of an invocation given as `Invocation`, raw bytes or base64url text; `Err` holds
+/// why text is not an invocation's text (the verifier then sees no bytes, which it reports as
+/// `bad_invocation` where it checks one, as the command line does).
+pub(crate) fn invocation_bytes(value: &Bound<'_, PyAny>) -> PyResult<Result<Vec<u8>, String>> {
     if let Ok(inv) = value.cast::<Invocation>() {
-        return Ok(inv.get().bytes.clone());
+        return Ok(Ok(inv.get().bytes.clone()));
     }
     let read = if is_str(value) {
         decode_text(&value.extract::<String>()?)
     } else {
         decode_input(&bytes_like(value, "invocation")?)
     };
-    Ok(read.unwrap_or_default())
+    Ok(read.map_err(|e| e.to_string()))
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -130,7 +130,8 @@ struct Inputs {
     class: Option<ActionClass>,
     message_id: Option<String>,
     body: Vec<u8>,
-    invocation: Option<Vec<u8>>,
+    /// The invocation's bytes, or why its text is not an invocation's.
+    invocation: Option<Result<Vec<u8>, String>>,
     now: u64,
 }
 
@@ -381,7 +382,11 @@ impl Verifier {
             (Some(tool), Some(class), Some(message_id)) => {
                 let call = Call::new(bytes, &self.audience, message_id, tool, class, &inputs.body)
                     .map_err(|e| Failed::Usage(format!("the call: {e}")))?;
-                verifier.check_call(&verified, inputs.now, &call, inputs.invocation.as_deref())
+                let invocation = inputs.invocation.as_ref().map(|i| match i {
+                    Ok(bytes) => bytes.as_slice(),
+                    Err(_) => &[],
+                });
+                verifier.check_call(&verified, inputs.now, &call, invocation)
             }
             (Some(tool), class, _) => {
                 let request = match class {
@@ -405,7 +410,11 @@ impl Verifier {
         if let Err(d) = &checked {
             decision.allowed = false;
             decision.reason = Some(d.code().to_owned());
-            decision.detail = detail(d, &claims);
+            decision.detail = match (d, &inputs.invocation) {
+                // As the command line: text that was not base64url says so.
+                (Denial::BadInvocation(_), Some(Err(text))) => Some(format!("bad_text: {text}")),
+                _ => detail(d, &claims),
+            };
             return Ok(decision);
         }
         if let (Some(ledger), Some(message_id), Some(tool), Some(class)) =

@@ -57,6 +57,15 @@ def test_python_signed_envelopes_and_invocations_verify_in_the_cli(tmp_path, cli
         assert (theirs["allowed"], theirs["reason"]) == (ours.allowed, ours.reason)
         assert theirs.get("detail") == ours.detail
         assert ours.reason is not None
+    # The invocation's reasons say the same details, bad text included.
+    for bad in ("!!!not base64!!!", laissez.invoke(
+            agent.key, envelope, aud=AUD, message_id="m-2", tool="crm.ticket.close", cls="write",
+            body=BODY).text):
+        theirs = cli_json(cli(*base, *call[:-2], "--invocation", bad, envelope.text))
+        ours = verifier.verify(envelope, tool="crm.ticket.close", cls="write", message_id="m-1",
+                               body=BODY, invocation=bad)
+        assert (theirs["reason"], theirs.get("detail")) == (ours.reason, ours.detail)
+        assert ours.reason in ("bad_invocation", "invocation_mismatch"), ours
 
 
 def test_cli_signed_envelopes_and_invocations_verify_in_python(tmp_path, cli, issuer, agent):
