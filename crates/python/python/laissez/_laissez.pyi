@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Final, Iterable, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Final, Iterable, Optional, Sequence, Tuple, Union
 
 _Bytes = Union[bytes, bytearray, memoryview]
 _Path = Union[str, "os.PathLike[str]"]
@@ -161,7 +161,7 @@ class Verifier:
         max_lifetime: int = 3600,
         require_holder: bool = False,
         agent: Optional[str] = None,
-        tools: Optional[Mapping[str, str]] = None,
+        tools: Optional[dict[str, str]] = None,
         ledger: Optional[Ledger] = None,
     ) -> None: ...
     def verify(
