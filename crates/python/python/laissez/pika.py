@@ -59,7 +59,7 @@ def publish_call(
     body = bytes(body)
     env = envelope if isinstance(envelope, Envelope) else Envelope(envelope)
     message_id = message_id if message_id is not None else uuid.uuid4().hex
-    headers: dict = {"laissez-envelope": bytes(env), "laissez-tool": tool}
+    headers: dict[str, object] = {"laissez-envelope": bytes(env), "laissez-tool": tool}
     if cls is not None:
         headers["laissez-class"] = cls
     claims = env.claims
