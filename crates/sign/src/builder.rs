@@ -59,10 +59,12 @@ pub struct EnvelopeBuilder {
     ttl: u64,
     not_before: Option<u64>,
     issuer: Option<String>,
-    obo: Option<String>,
-    session: Option<String>,
-    holder: Option<TrustedKey>,
+    pub(crate) obo: Option<String>,
+    pub(crate) session: Option<String>,
+    pub(crate) holder: Option<TrustedKey>,
     approval: Option<ApprovalSpec>,
+    /// SHA-256 of the parent envelope: set only by [`crate::delegate`].
+    pub(crate) parent: Option<[u8; 32]>,
 }
 
 impl EnvelopeBuilder {
@@ -82,6 +84,7 @@ impl EnvelopeBuilder {
             session: None,
             holder: None,
             approval: None,
+            parent: None,
         }
     }
 
@@ -265,6 +268,7 @@ impl EnvelopeBuilder {
             obo: self.obo.as_deref(),
             sid: self.session.as_deref(),
             approval: self.approval.clone(),
+            parent: self.parent,
         };
         // An issuer never approves its own envelopes: a worker refuses a key that is both.
         if self

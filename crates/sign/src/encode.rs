@@ -35,6 +35,8 @@ pub(crate) struct WireClaims<'a> {
     pub(crate) sid: Option<&'a str>,
     /// The approval rule, validated (kids sorted, distinct, 1 ≤ m ≤ n ≤ 16).
     pub(crate) approval: Option<ApprovalSpec>,
+    /// SHA-256 of the parent envelope, for a delegated one.
+    pub(crate) parent: Option<[u8; 32]>,
 }
 
 pub(crate) fn int(n: i64) -> Value {
@@ -138,6 +140,10 @@ fn claims_value(c: &WireClaims<'_>) -> Value {
         claims.push((int(claim::CNF), cnf_value(holder)));
     }
     claims.push((int(claim::GRANT), Value::Map(grant_map)));
+    // -65538 (0x3a 0x00 0x01 0x00 0x01) sorts after the grant's -65537.
+    if let Some(parent) = &c.parent {
+        claims.push((int(claim::PARENT), Value::Bytes(parent.to_vec())));
+    }
     Value::Map(claims)
 }
 
@@ -205,6 +211,7 @@ mod tests {
             obo: None,
             sid: None,
             approval: None,
+            parent: None,
         };
         let bytes = encode_envelope(&claims, &key).unwrap();
         // d2 (tag 18), 84 (array 4), 4d (bstr 13) a2 01 27 04 48 <kid>

@@ -34,6 +34,7 @@
 
 mod approval;
 mod builder;
+mod delegate;
 mod encode;
 mod error;
 mod invocation;
@@ -46,6 +47,7 @@ pub use approval::{Approval, ApprovalError, ApprovalRuleError, ApprovalSpec};
 pub use builder::{
     DEFAULT_MAX_USES, DEFAULT_TTL, EnvelopeBuilder, MAX_TTL, SignedEnvelope, unix_now,
 };
+pub use delegate::{DelegateError, SignedChain, delegate, delegate_at};
 pub use error::{BuildError, InvocationError, KeyError, KeyFileError};
 pub use invocation::Invocation;
 pub use keys::{SecretKey, parse_public_key_pem, parse_trust_pem, public_key_pem};

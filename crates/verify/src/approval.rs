@@ -241,6 +241,17 @@ impl CountedApprovers {
     pub const fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// Adds the approvers of `other` not yet here (several rules of a chain may count the
+    /// same person). At most 16 approvals come with a call, so at most 16 kids.
+    pub(crate) fn merge(&mut self, other: &CountedApprovers) {
+        for kid in other.as_slice() {
+            if !self.as_slice().contains(kid) && usize::from(self.len) < MAX_APPROVERS {
+                self.kids[usize::from(self.len)] = *kid;
+                self.len += 1;
+            }
+        }
+    }
 }
 
 impl Counting<'_> {

@@ -19,6 +19,7 @@ mod key {
     pub(super) const CTI: u64 = claim::CTI as u64;
     pub(super) const CNF: u64 = claim::CNF as u64;
     pub(super) const GRANT_NEG: u64 = nint_arg(claim::GRANT);
+    pub(super) const PARENT_NEG: u64 = nint_arg(claim::PARENT);
     pub(super) const V: u64 = grant::V as u64;
     pub(super) const TOOLS: u64 = grant::TOOLS as u64;
     pub(super) const CLASSES: u64 = grant::CLASSES as u64;
@@ -63,6 +64,8 @@ pub struct Claims<'a> {
     obo: Option<&'a str>,
     sid: Option<&'a str>,
     approval: Option<ApprovalRule<'a>>,
+    /// SHA-256 of the parent envelope, when delegated (`docs/spec.md` §13).
+    parent: Option<[u8; 32]>,
 }
 
 /// `aud` as it came: a single text, or a non-empty list of texts.
@@ -114,6 +117,7 @@ impl<'a> Claims<'a> {
             (None, None, None, None, None, None, None);
         let mut holder = None;
         let mut grant = None;
+        let mut parent = None;
         let mut unknown = false;
         for _ in 0..pairs {
             match r.key(&mut prev, 1)? {
@@ -126,6 +130,7 @@ impl<'a> Claims<'a> {
                 Key::Uint(key::CTI) => cti = Some(r.bytes_exact::<16>()?),
                 Key::Uint(key::CNF) => holder = Some(decode_cnf(&mut r, known)?),
                 Key::Nint(key::GRANT_NEG) => grant = Some(decode_grant(&mut r)?),
+                Key::Nint(key::PARENT_NEG) => parent = Some(r.bytes_exact::<32>()?),
                 _ => {
                     r.skip(1)?;
                     unknown = true;
@@ -173,6 +178,7 @@ impl<'a> Claims<'a> {
             obo: grant.obo,
             sid: grant.sid,
             approval: grant.approval,
+            parent,
         })
     }
 
@@ -268,6 +274,12 @@ impl<'a> Claims<'a> {
     /// §12). `None` when no class needs approval.
     pub const fn approval(&self) -> Option<&ApprovalRule<'a>> {
         self.approval.as_ref()
+    }
+
+    /// SHA-256 of the parent envelope: the envelope is delegated, and is valid only as the
+    /// child of that parent in a chain (`docs/spec.md` §13). `None` for a root.
+    pub const fn parent(&self) -> Option<&[u8; 32]> {
+        self.parent.as_ref()
     }
 
     fn list(&self, span: ListSpan) -> ListReader<'a> {

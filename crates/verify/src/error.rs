@@ -2,6 +2,7 @@
 
 use core::fmt;
 
+use crate::delegation::{DelegationFault, Widening};
 use crate::invocation::{InvocationFault, Mismatch};
 use crate::reason::Reason;
 
@@ -19,8 +20,12 @@ pub enum Denial {
     UnknownKey,
     /// Strict Ed25519 verification failed.
     BadSignature,
+    /// A link of a delegation chain does not hold.
+    BadDelegation(DelegationFault),
     /// Grant version other than 1, or a claim or grant key this version does not know.
     Unsupported,
+    /// A delegated envelope grants more than its parent.
+    NotAttenuated(Widening),
     /// `now < nbf - leeway`.
     NotYetValid,
     /// `now >= exp + leeway`.
@@ -68,7 +73,9 @@ impl Denial {
             Denial::Malformed(_) => Reason::Malformed,
             Denial::UnknownKey => Reason::UnknownKey,
             Denial::BadSignature => Reason::BadSignature,
+            Denial::BadDelegation(_) => Reason::BadDelegation,
             Denial::Unsupported => Reason::Unsupported,
+            Denial::NotAttenuated(_) => Reason::NotAttenuated,
             Denial::NotYetValid => Reason::NotYetValid,
             Denial::Expired => Reason::Expired,
             Denial::LifetimeTooLong => Reason::LifetimeTooLong,
@@ -99,6 +106,8 @@ impl fmt::Display for Denial {
             Denial::Malformed(m) => write!(f, "malformed envelope: {m}"),
             Denial::UnknownKey => f.write_str("the envelope's key id names no trusted key"),
             Denial::BadSignature => f.write_str("the signature does not verify"),
+            Denial::BadDelegation(fault) => write!(f, "bad delegation: {fault}"),
+            Denial::NotAttenuated(widening) => write!(f, "not attenuated: {widening}"),
             Denial::Unsupported => f.write_str(
                 "the envelope uses a grant version or claim this verifier does not know",
             ),

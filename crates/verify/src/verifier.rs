@@ -2,16 +2,15 @@
 
 use core::fmt;
 
-use crate::approval::{CountedApprovers, Counting};
+use crate::approval::CountedApprovers;
 use crate::call::{Attached, Call};
+use crate::chain::VerifiedChain;
 use crate::claims::Claims;
 use crate::envelope::UntrustedEnvelope;
-use crate::error::{Denial, Malformed, MalformedKind};
-use crate::invocation::{InvocationFault, Mismatch, UntrustedInvocation};
+use crate::error::Denial;
 use crate::keys::{self, Kid, TrustedKey};
 use crate::policy::{Policy, PolicyError};
-use crate::tools::{ActionClass, Request};
-use crate::wire::MAX_APPROVALS;
+use crate::tools::Request;
 
 /// A revocation set: envelopes (by cti) and signing keys (by kid) no longer honoured.
 pub trait Revocations {
@@ -143,12 +142,12 @@ impl<'a> VerifiedCall<'a> {
 #[derive(Clone, Copy)]
 pub struct Verifier<'k> {
     keys: &'k [TrustedKey],
-    audience: &'k str,
-    policy: Policy,
-    agent: Option<&'k str>,
-    revocations: &'k dyn Revocations,
+    pub(crate) audience: &'k str,
+    pub(crate) policy: Policy,
+    pub(crate) agent: Option<&'k str>,
+    pub(crate) revocations: &'k dyn Revocations,
     /// Keys whose approvals count (`docs/spec.md` §12); disjoint from `keys`.
-    approvers: &'k [TrustedKey],
+    pub(crate) approvers: &'k [TrustedKey],
 }
 
 impl fmt::Debug for Verifier<'_> {
@@ -275,29 +274,7 @@ impl<'k> Verifier<'k> {
         now: u64,
         request: Option<&Request<'_>>,
     ) -> Result<(), Denial> {
-        self.check_envelope(envelope, now, request)?;
-        if envelope.claims.holder().is_some() || self.policy.require_holder() {
-            return Err(Denial::InvocationRequired);
-        }
-        if let Some(class) = request.and_then(Request::class)
-            && let Some(needed) = self.approvals_needed(envelope.claims(), class)
-        {
-            return Err(Denial::ApprovalRequired { counted: 0, needed });
-        }
-        Ok(())
-    }
-
-    /// How many approvals a call of `class` needs under `claims` and the policy: `None`
-    /// when none, `Some(0)` when the policy requires approval and no rule covers the class.
-    fn approvals_needed(&self, claims: &Claims<'_>, class: ActionClass) -> Option<u8> {
-        match claims.approval() {
-            Some(rule) if rule.covers(class) => Some(rule.m()),
-            _ => self
-                .policy
-                .require_approval()
-                .filter(|classes| classes.contains(class))
-                .map(|_| 0),
-        }
+        self.check_chain(&VerifiedChain::single(*envelope), now, request)
     }
 
     /// Every check of a call on a queue (`docs/spec.md` §2, §11, §12): the envelope's checks
@@ -314,90 +291,7 @@ impl<'k> Verifier<'k> {
         call: &Call<'_>,
         attached: impl Into<Attached<'p>>,
     ) -> Result<CountedApprovers, Denial> {
-        let attached = attached.into();
-        if attached.approvals().len() > MAX_APPROVALS {
-            return Err(Malformed::new(0, MalformedKind::TooManyApprovals).into());
-        }
-        let request = Request::for_call(call);
-        self.check_envelope(envelope, now, Some(&request))?;
-        self.check_invocation(envelope, now, call, attached.invocation())?;
-        self.check_approvals(envelope.claims(), now, call, attached.approvals())
-    }
-
-    /// The rows `invocation_required`, `bad_invocation` and `invocation_mismatch`.
-    fn check_invocation(
-        &self,
-        envelope: &VerifiedEnvelope<'_>,
-        now: u64,
-        call: &Call<'_>,
-        invocation: Option<&[u8]>,
-    ) -> Result<(), Denial> {
-        let Some(holder) = envelope.claims.holder() else {
-            return if self.policy.require_holder() {
-                Err(Denial::InvocationRequired)
-            } else {
-                Ok(())
-            };
-        };
-        let bytes = invocation.ok_or(Denial::InvocationRequired)?;
-        let invocation = UntrustedInvocation::decode(bytes)
-            .map_err(|m| Denial::BadInvocation(InvocationFault::Malformed(m)))?;
-        invocation
-            .verify_signature(holder)
-            .map_err(Denial::BadInvocation)?;
-        // The call must be this envelope's: the worker hashed these very bytes.
-        if *call.envelope_digest() != envelope.digest() {
-            return Err(Denial::InvocationMismatch(Mismatch::Envelope));
-        }
-        if let Some(field) = invocation.mismatch(call) {
-            return Err(Denial::InvocationMismatch(field));
-        }
-        let leeway = self.policy.leeway();
-        let claims = envelope.claims();
-        let iat = invocation.iat();
-        if iat.saturating_add(leeway) < claims.nbf() {
-            return Err(Denial::InvocationMismatch(Mismatch::IatBeforeNbf));
-        }
-        if iat > now.saturating_add(leeway) {
-            return Err(Denial::InvocationMismatch(Mismatch::IatInFuture));
-        }
-        if iat >= claims.exp().saturating_add(leeway) {
-            return Err(Denial::InvocationMismatch(Mismatch::IatAfterExp));
-        }
-        Ok(())
-    }
-
-    /// The row `approval_required`: counts the approvals when the call's class needs them.
-    fn check_approvals(
-        &self,
-        claims: &Claims<'_>,
-        now: u64,
-        call: &Call<'_>,
-        approvals: &[&[u8]],
-    ) -> Result<CountedApprovers, Denial> {
-        let Some(needed) = self.approvals_needed(claims, call.class()) else {
-            return Ok(CountedApprovers::default());
-        };
-        let Some(rule) = claims.approval().filter(|rule| rule.covers(call.class())) else {
-            return Err(Denial::ApprovalRequired { counted: 0, needed });
-        };
-        let counted = Counting {
-            rule,
-            approver_keys: self.approvers,
-            call,
-            now,
-            leeway: self.policy.leeway(),
-            max_lifetime: self.policy.max_lifetime(),
-        }
-        .count(approvals);
-        if counted.len() < usize::from(needed) {
-            return Err(Denial::ApprovalRequired {
-                // At most 16.
-                counted: counted.len() as u8,
-                needed,
-            });
-        }
-        Ok(counted)
+        self.check_chain_call(&VerifiedChain::single(*envelope), now, call, attached)
     }
 
     /// [`Verifier::authenticate`] then [`Verifier::check_call`].
@@ -415,63 +309,4 @@ impl<'k> Verifier<'k> {
             approvers,
         })
     }
-
-    /// The rows of `docs/spec.md` §2 from `not_yet_valid` through `revoked`.
-    fn check_envelope(
-        &self,
-        envelope: &VerifiedEnvelope<'_>,
-        now: u64,
-        request: Option<&Request<'_>>,
-    ) -> Result<(), Denial> {
-        if !self.trusts(&envelope.key) {
-            return Err(Denial::UnknownKey);
-        }
-        let claims = envelope.claims();
-        let leeway = self.policy.leeway();
-        if now.saturating_add(leeway) < claims.nbf() {
-            return Err(Denial::NotYetValid);
-        }
-        if now >= claims.exp().saturating_add(leeway) {
-            return Err(Denial::Expired);
-        }
-        // Decoding guarantees exp > nbf.
-        if claims.exp() - claims.nbf() > self.policy.max_lifetime() {
-            return Err(Denial::LifetimeTooLong);
-        }
-        if !claims.aud().any(|aud| aud == self.audience) {
-            return Err(Denial::WrongAudience);
-        }
-        if self.agent.is_some_and(|agent| agent != claims.sub()) {
-            return Err(Denial::WrongAgent);
-        }
-        if let Some(request) = request {
-            check_request(claims, request)?;
-        }
-        if self.revocations.is_revoked(claims.cti(), &envelope.kid) {
-            return Err(Denial::Revoked);
-        }
-        Ok(())
-    }
-}
-
-/// `unknown_tool` when the worker's catalogue does not list the tool; `tool_not_granted`
-/// when no pattern matches; `class_not_granted` when patterns match but
-/// none of them allows the class.
-fn check_request(claims: &Claims<'_>, request: &Request<'_>) -> Result<(), Denial> {
-    // The class is the worker's: a tool its catalogue does not list runs under no grant.
-    let class = request.class().ok_or(Denial::UnknownTool)?;
-    let mut tool_matched = false;
-    for grant in claims.tools() {
-        if grant.pattern.matches(request.tool()) {
-            if grant.classes.contains(class) {
-                return Ok(());
-            }
-            tool_matched = true;
-        }
-    }
-    Err(if tool_matched {
-        Denial::ClassNotGranted
-    } else {
-        Denial::ToolNotGranted
-    })
 }

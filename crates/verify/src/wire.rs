@@ -35,6 +35,9 @@ pub const MAX_APPROVALS: usize = 16;
 /// Most approver kids in a grant's approval rule.
 pub const MAX_APPROVERS: usize = 16;
 
+/// Most envelopes in a delegation chain, root and leaf included.
+pub const MAX_CHAIN_LEN: usize = 4;
+
 /// Longest message id in a call, in bytes.
 pub const MAX_MESSAGE_ID_LEN: usize = 256;
 
@@ -73,6 +76,9 @@ pub mod claim {
     pub const CNF: i64 = 8;
     /// `grant`: what the agent may do.
     pub const GRANT: i64 = -65537;
+    /// `parent`: SHA-256 of the parent envelope; the envelope is delegated (`docs/spec.md`
+    /// §13).
+    pub const PARENT: i64 = -65538;
     /// Length of a cti, in bytes.
     pub const CTI_LEN: usize = 16;
 }
