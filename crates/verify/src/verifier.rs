@@ -6,6 +6,7 @@ use crate::approval::CountedApprovers;
 use crate::call::{Attached, Call};
 use crate::chain::VerifiedChain;
 use crate::claims::Claims;
+use crate::delegation::DelegationFault;
 use crate::envelope::UntrustedEnvelope;
 use crate::error::Denial;
 use crate::keys::{self, Kid, TrustedKey};
@@ -247,7 +248,9 @@ impl<'k> Verifier<'k> {
     }
 
     /// The checks that depend only on the bytes and the keys: decode, key, signature,
-    /// claims. The result may be cached; [`Verifier::check`] must still run on every use.
+    /// claims, and no `parent` (a delegated envelope is checked with its chain,
+    /// [`Verifier::authenticate_chain`]). The result may be cached; [`Verifier::check`] must
+    /// still run on every use.
     pub fn authenticate<'a>(&self, bytes: &'a [u8]) -> Result<VerifiedEnvelope<'a>, Denial> {
         let envelope = UntrustedEnvelope::decode(bytes)?;
         let key = keys::find(self.keys, &envelope.kid()).ok_or(Denial::UnknownKey)?;
@@ -255,6 +258,11 @@ impl<'k> Verifier<'k> {
         // Claims are decoded only once the signature holds.
         let (payload, base) = envelope.payload();
         let claims = Claims::decode(payload, base)?;
+        // Only a chain's root is signed by an issuer, and a root names no parent: a delegated
+        // envelope without its chain proves nothing (`docs/spec.md` §13).
+        if claims.parent().is_some() {
+            return Err(Denial::BadDelegation(DelegationFault::RootHasParent));
+        }
         Ok(VerifiedEnvelope::new(bytes, &key, claims))
     }
 

@@ -16,6 +16,9 @@ mod holder_vectors;
 #[path = "support/approval_vectors.rs"]
 mod approval_vectors;
 
+#[path = "support/chain_vectors.rs"]
+mod chain_vectors;
+
 use laissez_verify::{
     ActionClass, Attached, Call, Classes, Denial, Kid, Policy, Reason, Request, RevocationList,
     TrustedKey, Verifier,
@@ -72,6 +75,9 @@ struct Vector {
     /// The verifier's `require_approval` policy: class names joined by `+`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     require_approval: Option<String>,
+    /// A delegated envelope's ancestors (hex), root first; `envelope` is the leaf.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    chain: Vec<String>,
     /// `allowed`, a contract reason, or `key_error:CODE` when a trusted key fails to load.
     expect: String,
     /// For `malformed`: this implementation's finer kind and byte offset (informative for
@@ -130,6 +136,7 @@ impl Gen {
             approvals: vec![],
             approver_keys: vec![],
             require_approval: None,
+            chain: vec![],
             expect: expect.into(),
             detail: None,
         }
@@ -821,6 +828,7 @@ fn generate() -> Vec<Vector> {
     );
     holder_vectors::generate(&mut g);
     approval_vectors::generate(&mut g);
+    chain_vectors::generate(&mut g);
     g.out
 }
 
@@ -917,6 +925,20 @@ fn run(v: &Vector) -> String {
         _ => panic!("{}: a request has a class or a catalogue, not both", v.name),
     });
     let bytes = hex::decode(&v.envelope).unwrap();
+    if !v.chain.is_empty() {
+        // A delegated leaf with its ancestors: the chain's rows, without a call.
+        assert!(v.body.is_none(), "{}: chain vectors make no call", v.name);
+        let mut links: Vec<Vec<u8>> = v.chain.iter().map(|l| hex::decode(l).unwrap()).collect();
+        links.push(bytes);
+        let links: Vec<&[u8]> = links.iter().map(Vec::as_slice).collect();
+        return match verifier
+            .authenticate_chain(&links)
+            .and_then(|chain| verifier.check_chain(&chain, v.now, request.as_ref()))
+        {
+            Ok(()) => "allowed".into(),
+            Err(denial) => denial.code().into(),
+        };
+    }
     let body = v.body.as_ref().map(|b| hex::decode(b).unwrap());
     let invocation = v.invocation.as_ref().map(|i| hex::decode(i).unwrap());
     let outcome = match (&body, &request) {

@@ -272,3 +272,65 @@ fn approvals_are_decoded_and_counted_without_allocating() {
         ]
     );
 }
+
+#[test]
+fn chains_are_authenticated_and_checked_without_allocating() {
+    use sha2::{Digest, Sha256};
+    let (a, b, c) = (key_for(30), key_for(31), key_for(32));
+    let keys = [TrustedKey::from_bytes(key_for(1).verifying_key().as_bytes()).unwrap()];
+    let root = envelope(&key_for(1), &holder_bound_claims(&a).encode());
+    let child_of = |parent: &[u8], to: &ed25519_dalek::SigningKey, by, cti: u8| {
+        let mut claims = holder_bound_claims(to);
+        claims.set(7, bytes(&[cti; 16]));
+        claims.set(-65538, bytes(&Sha256::digest(parent)));
+        envelope(by, &claims.encode())
+    };
+    let child = child_of(&root, &b, &a, 1);
+    let grandchild = child_of(&child, &c, &b, 2);
+    let forged = child_of(&root, &b, &c, 3);
+    let body = b"{}";
+    let verifier = Verifier::new(&keys, "billing");
+    let chains: Vec<Vec<&[u8]>> = vec![
+        vec![&root, &child, &grandchild],
+        vec![&root, &forged],
+        vec![&root, &child, &grandchild, &grandchild, &grandchild],
+        vec![&child],
+        vec![],
+    ];
+    let mut codes = vec![];
+    let n = allocations_during(|| {
+        for links in &chains {
+            let code = match verifier.authenticate_chain(links) {
+                Ok(chain) => {
+                    let leaf = chain.leaf().as_bytes();
+                    let call = laissez_verify::Call::new(
+                        leaf,
+                        "billing",
+                        "m1",
+                        "crm.read",
+                        ActionClass::Read,
+                        body,
+                    )
+                    .unwrap();
+                    match verifier.check_chain_call(&chain, NOW, &call, None) {
+                        Ok(_) => "allowed",
+                        Err(denial) => denial.code(),
+                    }
+                }
+                Err(denial) => denial.code(),
+            };
+            allocation_counter::opt_out(|| codes.push(code));
+        }
+    });
+    assert_eq!(n, 0, "the chain path allocated {n} times");
+    assert_eq!(
+        codes,
+        [
+            "invocation_required",
+            "bad_delegation",
+            "bad_delegation",
+            "unknown_key",
+            "malformed"
+        ]
+    );
+}
