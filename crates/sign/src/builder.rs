@@ -4,8 +4,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use laissez_verify::{
-    ActionClass, Claims, Classes, Denial, Kid, MAX_ENVELOPE_LEN, TrustedKey, UntrustedEnvelope,
-    Verifier, is_tool_pattern,
+    ActionClass, Claims, Classes, DelegationFault, Denial, Kid, MAX_ENVELOPE_LEN, TrustedKey,
+    UntrustedEnvelope, Verifier, is_tool_pattern,
 };
 use rand_core::TryCryptoRng;
 
@@ -285,9 +285,14 @@ impl EnvelopeBuilder {
         // Never hand out an envelope the verifier would refuse.
         let keys = [key.public_key()];
         let first_audience = self.audiences.first().map_or("", String::as_str);
-        Verifier::new(&keys, first_audience)
-            .authenticate(&bytes)
-            .map_err(BuildError::SelfCheck)?;
+        match Verifier::new(&keys, first_audience).authenticate(&bytes) {
+            Ok(_) => {}
+            // A child (made by `delegate`) authenticates only inside its chain; this denial
+            // comes after its signature and claims held, which is all this check is for.
+            Err(Denial::BadDelegation(DelegationFault::RootHasParent)) if self.parent.is_some() => {
+            }
+            Err(denial) => return Err(BuildError::SelfCheck(denial)),
+        }
         Ok(SignedEnvelope {
             bytes,
             kid: key.kid(),

@@ -547,3 +547,64 @@ fn without_obo() -> EnvelopeBuilder {
         .session("task-42")
         .holder(agent(2).public_key())
 }
+
+#[test]
+fn a_cached_prefix_never_lets_a_changed_link_through() {
+    use laissez_verify::cache::EnvelopeCache;
+    let root = root();
+    let b = delegate(1, &[&root], child_builder(2)).unwrap();
+    let c = delegate(2, &b.links(), child_builder(3).max_uses(1)).unwrap();
+    let keys = verifier_keys();
+    let v = Verifier::new(&keys, AUD);
+    let cache = EnvelopeCache::new(16);
+    let links = c.links();
+    // Cold, then warm: the same chain, the same leaf.
+    for _ in 0..2 {
+        let chain = cache.authenticate_chain(&v, &links, NOW).unwrap();
+        assert_eq!(chain.len(), 3);
+        assert_eq!(chain.leaf().as_bytes(), c.leaf());
+    }
+    assert_eq!(cache.stats().len, 3);
+    // The cached child under another parent (another root of A's, same holder key).
+    let other_root = root_builder()
+        .sign_at(&issuer(), NBF, &mut Rng(50))
+        .unwrap();
+    assert_eq!(
+        cache
+            .authenticate_chain(&v, &[other_root.as_bytes(), links[1]], NOW)
+            .unwrap_err(),
+        Denial::BadDelegation(DelegationFault::WrongParent)
+    );
+    // A changed middle link: its digest changes, so it is checked in full.
+    let mut changed = links[1].to_vec();
+    let last = changed.len() - 1;
+    changed[last] ^= 1;
+    assert_eq!(
+        cache
+            .authenticate_chain(&v, &[links[0], &changed, links[2]], NOW)
+            .unwrap_err(),
+        Denial::BadDelegation(DelegationFault::BadSignature)
+    );
+    // The grandchild under its grandparent (skipping the middle link).
+    assert!(
+        cache
+            .authenticate_chain(&v, &[links[0], links[2]], NOW)
+            .is_err()
+    );
+    // A cached child is no root, even to a worker that trusts its signer as an issuer.
+    let a_as_issuer = [agent(1).public_key()];
+    let va = Verifier::new(&a_as_issuer, AUD);
+    assert_eq!(
+        cache.authenticate(&va, links[1], NOW).unwrap_err(),
+        Denial::BadDelegation(DelegationFault::RootHasParent)
+    );
+    // And the cache's answer equals the verifier's for the whole chain.
+    let direct = v.authenticate_chain(&links).unwrap();
+    let cached = cache.authenticate_chain(&v, &links, NOW).unwrap();
+    assert!(
+        direct
+            .iter()
+            .zip(cached.iter())
+            .all(|(d, c)| d.as_bytes() == c.as_bytes() && d.key() == c.key())
+    );
+}

@@ -70,7 +70,7 @@ impl<'a> VerifiedChain<'a> {
     }
 
     /// Appends a child; false when the chain is full.
-    fn push(&mut self, envelope: VerifiedEnvelope<'a>) -> bool {
+    pub(crate) fn push(&mut self, envelope: VerifiedEnvelope<'a>) -> bool {
         match self.children.iter_mut().find(|slot| slot.is_none()) {
             Some(slot) => {
                 *slot = Some(envelope);
@@ -104,32 +104,42 @@ impl<'k> Verifier<'k> {
             if n + 1 == MAX_CHAIN_LEN {
                 return Err(Denial::BadDelegation(DelegationFault::TooLong));
             }
-            let parent = *chain.leaf();
-            let envelope = UntrustedEnvelope::decode(bytes)?;
-            let holder = *parent
-                .claims()
-                .holder()
-                .ok_or(Denial::BadDelegation(DelegationFault::ParentNotHolderBound))?;
-            if envelope.kid() != holder.kid() {
-                return Err(Denial::BadDelegation(DelegationFault::WrongSigner));
-            }
-            envelope
-                .verify_signature(&holder)
-                .map_err(|_| Denial::BadDelegation(DelegationFault::BadSignature))?;
-            let (payload, base) = envelope.payload();
-            let claims = Claims::decode(payload, base)?;
-            match claims.parent() {
-                None => return Err(Denial::BadDelegation(DelegationFault::NoParent)),
-                Some(digest) if *digest != parent.digest() => {
-                    return Err(Denial::BadDelegation(DelegationFault::WrongParent));
-                }
-                Some(_) => {}
-            }
-            if !chain.push(VerifiedEnvelope::new(bytes, &holder, claims)) {
+            let child = self.authenticate_child(chain.leaf(), bytes)?;
+            if !chain.push(child) {
                 return Err(Denial::BadDelegation(DelegationFault::TooLong));
             }
         }
         Ok(chain)
+    }
+
+    /// One link: `bytes` as a child of `parent`: its outer structure, its kid and signature
+    /// under the parent's holder key, its claims, and its `parent` equal to the parent's
+    /// digest.
+    pub(crate) fn authenticate_child<'a>(
+        &self,
+        parent: &VerifiedEnvelope<'_>,
+        bytes: &'a [u8],
+    ) -> Result<VerifiedEnvelope<'a>, Denial> {
+        let envelope = UntrustedEnvelope::decode(bytes)?;
+        let holder = *parent
+            .claims()
+            .holder()
+            .ok_or(Denial::BadDelegation(DelegationFault::ParentNotHolderBound))?;
+        if envelope.kid() != holder.kid() {
+            return Err(Denial::BadDelegation(DelegationFault::WrongSigner));
+        }
+        envelope
+            .verify_signature(&holder)
+            .map_err(|_| Denial::BadDelegation(DelegationFault::BadSignature))?;
+        let (payload, base) = envelope.payload();
+        let claims = Claims::decode(payload, base)?;
+        match claims.parent() {
+            None => Err(Denial::BadDelegation(DelegationFault::NoParent)),
+            Some(digest) if *digest != parent.digest() => {
+                Err(Denial::BadDelegation(DelegationFault::WrongParent))
+            }
+            Some(_) => Ok(VerifiedEnvelope::new(bytes, &holder, claims)),
+        }
     }
 
     /// [`Verifier::check`] for a chain: attenuation of every link, then the rows through
