@@ -6,6 +6,9 @@
 use super::support::*;
 use super::{Gen, Vector, hex, req};
 
+/// A vector's name, comment, ancestors (root first) and leaf.
+type BrokenChain = (&'static str, &'static str, Vec<Vec<u8>>, Vec<u8>);
+
 /// Holders: A (the root's), B (the child's), C (a grandchild's).
 fn holder(name: char) -> ed25519_dalek::SigningKey {
     key_for(30 + (name as u8 - b'A'))
@@ -87,7 +90,7 @@ pub(super) fn generate(g: &mut Gen) {
         "invocation_required",
         |v| chained(v, &[&root, &child, &grandchild], &fourth),
     );
-    let bad: Vec<(&str, &str, Vec<Vec<u8>>, Vec<u8>)> = vec![
+    let bad: Vec<BrokenChain> = vec![
         (
             "bad_delegation_wrong_signer",
             "the child is signed by C, not by A (the root's holder)",
