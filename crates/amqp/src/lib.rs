@@ -59,6 +59,7 @@
 //! quorum). The [`sidecar`] module is `laissez consume`. See `docs/amqp.md` in the repository.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod approvals;
 mod audit;
 mod config;
 mod consumer;
@@ -74,13 +75,14 @@ mod shared;
 pub mod sidecar;
 mod topology;
 
+pub use approvals::HEADER_APPROVALS;
 pub use config::{ConsumerConfig, OnHandlerError};
 pub use consumer::Middleware;
 pub use decision::Decision;
 pub use error::AmqpError;
 pub use handler::{Authorized, Disposition, Handler, HandlerError, Message};
 pub use headers::{
-    EnvelopeEncoding, HEADER_CLASS, HEADER_ENVELOPE, HEADER_INVOCATION, HEADER_TOOL,
+    EnvelopeEncoding, HEADER_CLASS, HEADER_ENVELOPE, HEADER_INVOCATION, HEADER_TOOL, HeaderError,
     MAX_INVOCATION_TEXT_LEN,
 };
 pub use publish::{Publisher, ToolCall, connect};
