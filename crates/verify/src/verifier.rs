@@ -279,10 +279,10 @@ impl<'k> Verifier<'k> {
         if envelope.claims.holder().is_some() || self.policy.require_holder() {
             return Err(Denial::InvocationRequired);
         }
-        if let Some(class) = request.and_then(Request::class) {
-            if let Some(needed) = self.approvals_needed(envelope.claims(), class) {
-                return Err(Denial::ApprovalRequired { counted: 0, needed });
-            }
+        if let Some(class) = request.and_then(Request::class)
+            && let Some(needed) = self.approvals_needed(envelope.claims(), class)
+        {
+            return Err(Denial::ApprovalRequired { counted: 0, needed });
         }
         Ok(())
     }
