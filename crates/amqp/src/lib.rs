@@ -68,6 +68,7 @@ mod decision;
 mod error;
 mod handler;
 mod headers;
+pub mod parked;
 mod process;
 mod publish;
 mod settle;
