@@ -24,11 +24,14 @@ use laissez_verify::{ActionClass, Call, Classes, Kid, Policy, Reason, TrustedKey
 
 const TOOL: &str = "crm.drop";
 
+/// What ran: each message id with the approvers its handler was told counted.
+type Runs = Arc<Mutex<Vec<(String, Vec<Kid>)>>>;
+
 struct Setup {
     q: Queue,
     issuer: Keys,
     approvers: [SecretKey; 3],
-    runs: Arc<Mutex<Vec<(String, Vec<Kid>)>>>,
+    runs: Runs,
     decisions: Decisions,
     worker: Option<Worker>,
 }
@@ -39,7 +42,7 @@ impl Setup {
         let q = Queue::declare(&connection, prefix).await;
         let issuer = Keys::new();
         let approvers = [(); 3].map(|()| SecretKey::generate().unwrap());
-        let runs: Arc<Mutex<Vec<(String, Vec<Kid>)>>> = Arc::default();
+        let runs: Runs = Arc::default();
         let handler = {
             let runs = runs.clone();
             move |m: Message| {
