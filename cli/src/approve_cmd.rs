@@ -27,7 +27,7 @@ approval is printed (base64url) on stdout, for the publisher's laissez-approvals
 
 Queue form (--from): takes a message parked in QUEUE (a dead-letter queue) that the worker
 denied approval_required, re-verifies it as the worker would (--trust, --aud, --tools,
---approvers), shows it, asks for confirmation (--yes for scripts; without a terminal and
+--approvers, --require-approval), shows it, asks for confirmation (--yes for scripts; without a terminal and
 without --yes it refuses, exit 2, and leaves every message parked), adds your approval to its
 laissez-approvals header, republishes it to the queue it was dead-lettered from (x-death),
 mandatory and confirmed, and only then acks the parked copy. Messages awaiting something else
@@ -113,6 +113,10 @@ pub(crate) struct ApproveArgs {
     /// repeatable).
     #[arg(long = "approvers", value_name = "FILE", value_parser = crate::path_arg)]
     pub(crate) approvers: Vec<PathBuf>,
+    /// The worker's --require-approval, to examine parked messages as it does (queue form).
+    #[arg(long, value_name = "CLASSES", value_parser = crate::parse_classes_arg,
+          conflicts_with = "envelope")]
+    pub(crate) require_approval: Option<laissez_verify::Classes>,
     /// Approve without asking (queue form): for scripts.
     #[arg(long)]
     pub(crate) yes: bool,

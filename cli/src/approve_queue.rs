@@ -59,15 +59,12 @@ pub(crate) fn approve_parked(args: &ApproveArgs) -> Result<(), Failure> {
             me.kid()
         )));
     }
-    let examiner = Examiner::new(
-        &args.aud,
-        trusted,
-        approvers,
-        Some(me),
-        tools,
-        Policy::default(),
-    )
-    .map_err(|e| Failure::io(e.to_string()))?;
+    let policy = match args.require_approval {
+        Some(classes) => Policy::default().with_require_approval(classes),
+        None => Policy::default(),
+    };
+    let examiner = Examiner::new(&args.aud, trusted, approvers, Some(me), tools, policy)
+        .map_err(|e| Failure::io(e.to_string()))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -100,6 +97,11 @@ pub(crate) fn approve_parked(args: &ApproveArgs) -> Result<(), Failure> {
                     escape_text(&detail)
                 ),
             }),
+            Found::Enough => Err(Failure::Nothing(
+                "not awaiting approval: it has the approvals it needs (a worker runs it unless \
+                 it already ran); it stays parked"
+                    .to_owned(),
+            )),
             Found::Nothing => Err(nothing(args, queue, skipped.len())),
         };
         // Messages awaiting something else stay where they were.
@@ -121,6 +123,8 @@ enum Found {
     Pending(Box<(Parked, PendingCall)>),
     /// The message of `--message-id`, awaiting something else: the worker's reason and detail.
     Refused(&'static str, String),
+    /// The message of `--message-id` has the approvals it needs.
+    Enough,
     /// Nothing to approve.
     Nothing,
 }
@@ -159,7 +163,12 @@ async fn find(
         ));
         skipped.push(parked);
         if args.message_id.is_some() {
-            return Ok((Found::Refused(code, detail), skipped));
+            let found = if code == "allowed" {
+                Found::Enough
+            } else {
+                Found::Refused(code, detail)
+            };
+            return Ok((found, skipped));
         }
     }
     Ok((Found::Nothing, skipped))

@@ -166,13 +166,17 @@ async fn a_2_of_3_call_is_parked_approved_by_two_people_and_runs_exactly_once() 
     let env = envelope(&s, 2, &keys);
     s.publish(env.as_bytes(), "crm.drop", ActionClass::Destructive, "m-1")
         .await;
+    // A read under the same envelope needs no approval: LAISSEZ_APPROVED_BY is [].
+    s.publish(env.as_bytes(), "crm.read", ActionClass::Read, "m-read")
+        .await;
     let (queue, dlq) = (
         s.topology.queue.clone(),
         s.topology.dead_letter_queue.clone(),
     );
 
     let (decisions, stderr) = consume(&s);
-    assert_eq!(reasons(&decisions), ["approval_required"]);
+    assert_eq!(reasons(&decisions), ["approval_required", "allowed"]);
+    assert_eq!(runs(&s), ["ran m-read by=[]"]);
     assert!(stderr.contains(r#""detail":"0 of 2""#), "{stderr}");
     assert_eq!(ready(&s, &dlq).await, 1, "parked");
 
@@ -246,7 +250,10 @@ async fn a_2_of_3_call_is_parked_approved_by_two_people_and_runs_exactly_once() 
     kids.sort();
     assert_eq!(
         runs(&s),
-        [format!(r#"ran m-1 by=["{}","{}"]"#, kids[0], kids[1])]
+        [
+            "ran m-read by=[]".to_owned(),
+            format!(r#"ran m-1 by=["{}","{}"]"#, kids[0], kids[1])
+        ]
     );
     s.delete().await;
 }
@@ -336,6 +343,54 @@ async fn an_issuer_key_is_never_an_approver_and_the_print_form_signs_the_call() 
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("also a trusted issuer key"), "{stderr}");
+
+    // --require-approval destructive: a destructive grant without a rule is parked.
+    let no_rule = EnvelopeBuilder::new("agent-no-rule")
+        .audience(&s.topology.queue)
+        .tool("crm.*")
+        .classes(Classes::ALL)
+        .sign(&s.key)
+        .unwrap();
+    s.publish(
+        no_rule.as_bytes(),
+        "crm.drop",
+        ActionClass::Destructive,
+        "m-norule",
+    )
+    .await;
+    let out = s
+        .consume(&[
+            "--require-approval",
+            "destructive",
+            "--exit-when-idle",
+            "2s",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let decision: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(decision["reason"], "approval_required");
+    assert!(
+        stderr.contains(r#""detail":"require_approval""#),
+        "{stderr}"
+    );
+    // approve, told the worker's policy, does not offer it: no approval can let it run
+    // (exit 1, still parked).
+    let (out, stderr) = run(&mut approve(
+        &s,
+        "a.key",
+        &[
+            "--yes",
+            "--message-id",
+            "m-norule",
+            "--require-approval",
+            "destructive",
+        ],
+    ));
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("denied: approval_required"), "{stderr}");
+    assert_eq!(ready(&s, &s.topology.dead_letter_queue).await, 1);
 
     // The print form: shown on stderr, the approval on stdout.
     let env = envelope(&s, 1, &keys[..1]);
