@@ -66,6 +66,7 @@
 
 pub mod approvals;
 mod audit;
+mod call_check;
 mod config;
 mod consumer;
 mod decide;

@@ -7,14 +7,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_lite::FutureExt as _;
 use laissez_ledger::{Begin, Cti, LeaseToken, UseLedger};
 use laissez_verify::{
-    ActionClass, Attached, Call, CallError, Denial, Kid, OwnedClaims, Request, ToolCatalogue as _,
-    UntrustedEnvelope,
+    ActionClass, Denial, Kid, OwnedClaims, Request, ToolCatalogue as _, UntrustedEnvelope,
 };
 use lapin::message::Delivery;
 use lapin::{Acker, BasicProperties};
 use tokio::sync::watch;
 
 use crate::audit;
+use crate::call_check::{call_of, check_call};
 use crate::config::OnHandlerError;
 use crate::decide::{Facts, Grant, Verdict, decide};
 use crate::decision::Decision;
@@ -287,64 +287,6 @@ fn verify<L, H>(
             .map(|c| (hex::encode(c.cti()), c.sub().to_owned()));
     }
     checked
-}
-
-/// The call a delivery asks for, as delivered.
-fn call_of<'a>(
-    audience: &'a str,
-    headers: &ToolCallHeaders<'a>,
-    class: ActionClass,
-    body: &[u8],
-) -> Result<Call<'a>, Facts> {
-    Call::new(
-        &headers.envelope,
-        audience,
-        headers.message_id,
-        headers.tool,
-        class,
-        body,
-    )
-    .map_err(|error| {
-        // Unreachable: the tool passed the grammar when it was read, a non-empty message id
-        // (an AMQP short string) is at most 255 bytes, and the configuration refuses an empty
-        // audience. Never run what cannot be checked.
-        Facts::Headers(match error {
-            CallError::Tool => HeaderError::BadTool,
-            _ => HeaderError::MissingMessageId,
-        })
-    })
-}
-
-/// `Verifier::check_call` with the delivery's invocation and approvals; the approvers that
-/// counted on success. An unreadable `laissez-invocation` header is checked as an invocation
-/// of no bytes, so that it is `bad_invocation` exactly where an invocation would be checked,
-/// and its facts then say what was wrong with the header. A bearer envelope refused because
-/// the worker requires holder binding has facts of its own, for the audit detail.
-fn check_call(
-    verifier: &laissez_verify::Verifier<'_>,
-    verified: &laissez_verify::VerifiedEnvelope<'_>,
-    now: u64,
-    call: &Call<'_>,
-    headers: &ToolCallHeaders<'_>,
-) -> Result<Vec<Kid>, Facts> {
-    let (bytes, unreadable) = match &headers.invocation {
-        None => (None, None),
-        Some(Ok(bytes)) => (Some(&bytes[..]), None),
-        Some(Err(error)) => (Some(&[][..]), Some(*error)),
-    };
-    let approvals: Vec<&[u8]> = headers.approvals.iter().map(|a| &a[..]).collect();
-    let attached = Attached::new(bytes, &approvals);
-    match (
-        verifier.check_call(verified, now, call, attached),
-        unreadable,
-    ) {
-        (Ok(counted), _) => Ok(counted.as_slice().to_vec()),
-        (Err(Denial::InvocationRequired), _) if verified.claims().holder().is_none() => {
-            Err(Facts::NotHolderBound)
-        }
-        (Err(Denial::BadInvocation(_)), Some(error)) => Err(Facts::InvocationHeader(error)),
-        (Err(denial), _) => Err(Facts::Verification(denial)),
-    }
 }
 
 /// A denial: one audit event, the decision to the observer, dead-lettered.
