@@ -129,8 +129,8 @@ enum Found {
     Nothing,
 }
 
-/// The first parked message awaiting approval (the one with `--message-id`, when given), and
-/// the messages looked at besides it, still held.
+/// The first parked message awaiting approval (with `--message-id`, the first of that id),
+/// and the messages looked at besides it, still held.
 async fn find(
     channel: &laissez_amqp::lapin::Channel,
     queue: &str,
@@ -138,6 +138,7 @@ async fn find(
     args: &ApproveArgs,
 ) -> Result<(Found, Vec<Parked>), AmqpError> {
     let mut skipped = Vec::new();
+    let mut seen = None;
     while skipped.len() < MAX_SCAN {
         let Some(parked) = parked::take(channel, queue).await? else {
             break;
@@ -162,16 +163,18 @@ async fn find(
             escape_text(&detail)
         ));
         skipped.push(parked);
+        // A copy of the same id further on may still await approval (after a crash of an
+        // earlier approve, the queue can hold an approved copy and the parked one): keep
+        // looking, and report this one only if none does.
         if args.message_id.is_some() {
-            let found = if code == "allowed" {
+            seen = Some(if code == "allowed" {
                 Found::Enough
             } else {
                 Found::Refused(code, detail)
-            };
-            return Ok((found, skipped));
+            });
         }
     }
-    Ok((Found::Nothing, skipped))
+    Ok((seen.unwrap_or(Found::Nothing), skipped))
 }
 
 fn nothing(args: &ApproveArgs, queue: &str, others: usize) -> Failure {
