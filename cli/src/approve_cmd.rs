@@ -27,11 +27,12 @@ approval is printed (base64url) on stdout, for the publisher's laissez-approvals
 
 Queue form (--from): takes a message parked in QUEUE (a dead-letter queue) that the worker
 denied approval_required, re-verifies it as the worker would (--trust, --aud, --tools,
---approvers, --require-approval), shows it, asks for confirmation (--yes for scripts; without a terminal and
-without --yes it refuses, exit 2, and leaves every message parked), adds your approval to its
-laissez-approvals header, republishes it to the queue it was dead-lettered from (x-death),
-mandatory and confirmed, and only then acks the parked copy. Messages awaiting something else
-are left parked and listed. An approval of yours already counting is not added twice.
+--approvers, --require-approval), shows it, asks for confirmation (--yes for scripts;
+without a terminal and without --yes it refuses, exit 2, and leaves every message parked),
+adds your approval to its laissez-approvals header, republishes it to the queue it was
+dead-lettered from (x-death), mandatory and confirmed, and only then acks the parked copy.
+Messages awaiting something else are left parked and listed. An approval of yours already
+counting is not added twice.
 
 Exit codes: 0 approved (or already approved by you), 1 nothing to approve (no such message,
 or its decision is not approval_required: `denied: REASON`), 2 usage (no terminal and no
