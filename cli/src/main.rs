@@ -4,6 +4,8 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod approve_cmd;
+mod approve_queue;
 mod consume;
 mod failure;
 mod input;
@@ -58,6 +60,9 @@ enum Command {
     /// Sign one call under a holder-bound envelope with the agent's key; prints the invocation.
     #[command(after_help = invoke_cmd::INVOKE_HELP)]
     Invoke(Box<invoke_cmd::InvokeArgs>),
+    /// Approve one call (a person's signature): print it, or add it to a parked message.
+    #[command(after_help = approve_cmd::APPROVE_HELP)]
+    Approve(Box<approve_cmd::ApproveArgs>),
     /// Consume a queue as a worker sidecar: verify each message, spend its use, run CMD.
     #[command(after_help = consume::CONSUME_HELP)]
     Consume(Box<consume::ConsumeArgs>),
@@ -117,6 +122,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Verify(args) => verify_cmd::verify(&args),
         Command::Inspect(args) => inspect_cmd::inspect(&args),
         Command::Invoke(args) => invoke_cmd::invoke(&args),
+        Command::Approve(args) => approve_cmd::approve(&args),
         Command::Consume(args) => consume::consume(&args),
         Command::Completions { shell } => {
             // Into memory first: clap_complete panics when its writer fails.

@@ -195,7 +195,11 @@ mod torsion_tests {
         for i in 0..64u64 {
             for t in EIGHT_TORSION {
                 let q = p + t;
-                assert_eq!(is_torsion_free(&q), q.is_torsion_free(), "point {i} + torsion");
+                assert_eq!(
+                    is_torsion_free(&q),
+                    q.is_torsion_free(),
+                    "point {i} + torsion"
+                );
             }
             p = p * Scalar::from(i + 3);
         }
