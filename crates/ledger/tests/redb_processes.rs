@@ -133,6 +133,7 @@ fn child_process() {
                     } else {
                         WRITE
                     },
+                    ancestors: &[],
                 };
                 if let Outcome::Granted {
                     use_number, lease, ..
