@@ -50,6 +50,9 @@ mod keys;
 #[cfg(feature = "alloc")]
 mod owned;
 mod reason;
+mod revocation;
+#[cfg(feature = "std")]
+mod revocation_set;
 #[cfg(feature = "serde")]
 mod serde_impl;
 mod sign1;
@@ -78,13 +81,21 @@ pub use keys::{KeyError, Kid, TrustedKey};
 #[cfg(feature = "alloc")]
 pub use owned::{CatalogueError, OwnedCatalogue, OwnedClaims, OwnedToolGrant};
 pub use reason::{Reason, UnknownReason};
+pub use revocation::{
+    Entries, Entry, NoRevocations, RecordError, RevocationList, RevocationQuery, Revocations,
+    UntrustedRecord, VerifiedRecord,
+};
+#[cfg(feature = "std")]
+pub use revocation_set::{
+    Applied, ApplyError, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_RECORDS, RevocationSet,
+};
 pub use tools::{
     ActionClass, Classes, InvalidToolName, MAX_SEGMENT_LEN, Request, ToolCatalogue, ToolGrant,
     ToolPattern, UnknownClass, is_tool_name, is_tool_pattern,
 };
 pub use verifier::{
-    DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, MAX_LEEWAY, MAX_MAX_LIFETIME, NoRevocations, Policy,
-    PolicyError, RevocationList, Revocations, VerifiedEnvelope, Verifier,
+    DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, MAX_LEEWAY, MAX_MAX_LIFETIME, Policy, PolicyError,
+    VerifiedEnvelope, Verifier,
 };
 
 pub use wire::{ENVELOPE_AAD as EXTERNAL_AAD, ENVELOPE_FIRST_BYTE, MAX_ENVELOPE_LEN};

@@ -8,6 +8,7 @@ use crate::envelope::UntrustedEnvelope;
 use crate::error::Denial;
 use crate::invocation::{InvocationFault, Mismatch, UntrustedInvocation};
 use crate::keys::{self, Kid, TrustedKey};
+use crate::revocation::{NoRevocations, RevocationQuery, Revocations};
 use crate::tools::Request;
 
 /// Default clock leeway, seconds.
@@ -98,37 +99,6 @@ impl Policy {
     /// Maximum accepted `exp - nbf`, seconds.
     pub const fn max_lifetime(&self) -> u64 {
         self.max_lifetime
-    }
-}
-
-/// A revocation set: envelopes (by cti) and signing keys (by kid) no longer honoured.
-pub trait Revocations {
-    /// Whether the envelope `cti`, or any envelope signed by `kid`, is revoked.
-    fn is_revoked(&self, cti: &[u8; 16], kid: &Kid) -> bool;
-}
-
-/// The empty revocation set.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoRevocations;
-
-impl Revocations for NoRevocations {
-    fn is_revoked(&self, _: &[u8; 16], _: &Kid) -> bool {
-        false
-    }
-}
-
-/// A revocation set held in two slices.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RevocationList<'r> {
-    /// Revoked envelope ids.
-    pub ctis: &'r [[u8; 16]],
-    /// Revoked signing keys.
-    pub kids: &'r [Kid],
-}
-
-impl Revocations for RevocationList<'_> {
-    fn is_revoked(&self, cti: &[u8; 16], kid: &Kid) -> bool {
-        self.ctis.contains(cti) || self.kids.contains(kid)
     }
 }
 
@@ -416,7 +386,7 @@ impl<'k> Verifier<'k> {
         if let Some(request) = request {
             check_request(claims, request)?;
         }
-        if self.revocations.is_revoked(claims.cti(), &envelope.kid) {
+        if self.revocations.revokes(&RevocationQuery::of(envelope)) {
             return Err(Denial::Revoked);
         }
         Ok(())
