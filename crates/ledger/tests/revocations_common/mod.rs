@@ -35,7 +35,7 @@ pub async fn store_contract<S: RevocationStore>(store: &S, stream: &str) {
     // a is kept through until + grace - 1, and gone at until + grace.
     let edge = NOW + 100 + RECORD_GRACE_SECS;
     assert_eq!(store.kept_records(edge - 1).await.unwrap().len(), 2);
-    assert_eq!(store.kept_records(edge).await.unwrap(), [b.clone()]);
+    assert_eq!(store.kept_records(edge).await.unwrap(), vec![b]);
     assert_eq!(
         store.keep_record(b"c", edge + 10, edge).await.unwrap(),
         Kept::New
