@@ -69,6 +69,7 @@ mod handler;
 mod headers;
 mod process;
 mod publish;
+mod revocations;
 mod settle;
 mod shared;
 pub mod sidecar;
@@ -84,6 +85,10 @@ pub use headers::{
     MAX_INVOCATION_TEXT_LEN,
 };
 pub use publish::{Publisher, ToolCall, connect};
+pub use revocations::{
+    DEFAULT_REVOCATION_STREAM, HEADER_BARRIER, RevocationFollower, SharedRevocations,
+    declare_stream, publish_record,
+};
 pub use shared::Stats;
 pub use topology::{QueueKind, Topology};
 

@@ -88,8 +88,12 @@ impl<L, H> Shared<L, H> {
     }
 
     pub(crate) fn verifier(&self) -> Verifier<'_> {
-        Verifier::new(&self.config.trusted_keys, &self.config.audience)
-            .with_policy(self.config.policy)
+        let verifier = Verifier::new(&self.config.trusted_keys, &self.config.audience)
+            .with_policy(self.config.policy);
+        match &self.config.revocations {
+            Some(held) => verifier.with_revocations(held),
+            None => verifier,
+        }
     }
 
     /// The next backoff delay for `key`, doubling on each call.
