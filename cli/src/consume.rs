@@ -89,6 +89,11 @@ pub(crate) struct ConsumeArgs {
     /// Refuse bearer envelopes: only holder-bound ones, with their holder's invocation, run.
     #[arg(long)]
     require_holder: bool,
+    /// The revocation stream: declared when absent, read from its first offset before any
+    /// message is taken, then followed (docs/spec.md §12).
+    #[arg(long, value_name = "NAME", default_value = laissez_amqp::DEFAULT_REVOCATION_STREAM,
+          value_parser = crate::name_arg)]
+    revocations_stream: String,
     /// Run CMD with ARGs once per authorised message (must come last).
     #[arg(long, value_name = "CMD ARG", num_args = 1.., allow_hyphen_values = true)]
     exec: Vec<String>,
@@ -114,6 +119,9 @@ pub(crate) fn consume(args: &ConsumeArgs) -> Result<(), Failure> {
     config.require_holder = args.require_holder;
     config.exit_when_idle = args.exit_when_idle.map(Duration::from_secs);
     config.exec.clone_from(&args.exec);
+    config
+        .revocation_stream
+        .clone_from(&args.revocations_stream);
     config.command_stdout = stdout_for_command;
     // Decisions go to stdout as JSON; the audit events and diagnostics to stderr, with any
     // URL password blanked out.

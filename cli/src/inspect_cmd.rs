@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use clap::Args;
-use laissez_verify::{Claims, Denial, UntrustedEnvelope, UntrustedInvocation};
+use laissez_verify::{Claims, Denial, UntrustedEnvelope, UntrustedInvocation, UntrustedRecord};
 use serde_json::json;
 
 use crate::failure::Failure;
@@ -13,7 +13,9 @@ use crate::output::{escape_text, json_line, write_stdout};
 
 pub(crate) const INSPECT_HELP: &str = "\
 Nothing is checked: not the signature, the key, the time, the audience nor the call. Use
-`verify` to decide. It tells an envelope from an invocation by what its payload holds.
+`verify` to decide. It tells an envelope from an invocation and from a revocation record by
+what its payload holds (a record's --json: {\"verified\": false, \"kid\", \"revocation\":
+{\"iat\", \"until\", \"entries\": [{\"kind\", \"value\"}]}}).
 --json prints {\"verified\": false, \"kid\": HEX, \"claims\": {...}} for an envelope (claims.cnf:
 the holder's kid), {\"verified\": false, \"kid\": HEX, \"invocation\": {\"env\", \"aud\", \"msg\",
 \"tool\", \"class\", \"body\", \"iat\"}} for an invocation (env and body: SHA-256 in hex).
@@ -41,6 +43,7 @@ enum Object<'a> {
     // Boxed: the claims view is twice the size of an invocation's.
     Envelope(UntrustedEnvelope<'a>, Box<Claims<'a>>),
     Invocation(UntrustedInvocation<'a>),
+    Record(UntrustedRecord<'a>),
 }
 
 /// Both are a COSE_Sign1 (tag 18, the same headers); only the payload tells them apart, and
@@ -58,6 +61,10 @@ fn recognise(bytes: &[u8]) -> Result<Object<'_>, Failure> {
         Ok(claims) => return Ok(Object::Envelope(envelope, Box::new(claims))),
         Err(d) => d,
     };
+    // A revocation record's payload is neither claims nor a call (a uint at key 1).
+    if let Ok(record) = UntrustedRecord::decode(bytes) {
+        return Ok(Object::Record(record));
+    }
     match UntrustedInvocation::decode(bytes) {
         Ok(invocation) => Ok(Object::Invocation(invocation)),
         Err(_) if claims_error == Denial::Unsupported => Err(Failure::Denied {
@@ -84,6 +91,8 @@ pub(crate) fn inspect(args: &InspectArgs) -> Result<(), Failure> {
         (Object::Envelope(envelope, claims), false) => human(&envelope, &claims),
         (Object::Invocation(invocation), true) => invocation_json(&invocation),
         (Object::Invocation(invocation), false) => invocation_human(&invocation),
+        (Object::Record(record), true) => crate::records::record_json(&record),
+        (Object::Record(record), false) => crate::records::record_human(&record),
     };
     write_stdout(out.as_bytes())
 }

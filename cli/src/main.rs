@@ -12,6 +12,8 @@ mod invoke_cmd;
 mod keys_cmd;
 mod output;
 mod profile;
+mod records;
+mod revoke_cmd;
 mod sign_cmd;
 mod tools_file;
 mod verify_cmd;
@@ -58,6 +60,9 @@ enum Command {
     /// Sign one call under a holder-bound envelope with the agent's key; prints the invocation.
     #[command(after_help = invoke_cmd::INVOKE_HELP)]
     Invoke(Box<invoke_cmd::InvokeArgs>),
+    /// Sign a revocation record; print it, or publish it to the revocation stream.
+    #[command(after_help = revoke_cmd::REVOKE_HELP)]
+    Revoke(Box<revoke_cmd::RevokeArgs>),
     /// Consume a queue as a worker sidecar: verify each message, spend its use, run CMD.
     #[command(after_help = consume::CONSUME_HELP)]
     Consume(Box<consume::ConsumeArgs>),
@@ -117,6 +122,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Verify(args) => verify_cmd::verify(&args),
         Command::Inspect(args) => inspect_cmd::inspect(&args),
         Command::Invoke(args) => invoke_cmd::invoke(&args),
+        Command::Revoke(args) => revoke_cmd::revoke(&args),
         Command::Consume(args) => consume::consume(&args),
         Command::Completions { shell } => {
             // Into memory first: clap_complete panics when its writer fails.

@@ -96,6 +96,10 @@ pub(crate) struct VerifyArgs {
         allow_hyphen_values = true
     )]
     invocation: Option<String>,
+    /// Revocation records the worker holds: a file of base64url lines (repeatable). A line
+    /// that is not a record signed by a trusted key is reported and ignored.
+    #[arg(long, value_name = "FILE", value_parser = crate::path_arg)]
+    revocations: Vec<PathBuf>,
     /// Refuse an envelope that is not holder-bound (`invocation_required`).
     #[arg(long)]
     require_holder: bool,
@@ -259,7 +263,10 @@ pub(crate) fn verify(args: &VerifyArgs) -> Result<(), Failure> {
     };
     let now = args.now.unwrap_or_else(laissez_sign::unix_now);
 
-    let mut verifier = Verifier::new(&keys, &args.aud).with_policy(policy);
+    let held = crate::records::load(&args.revocations, &keys, now)?;
+    let mut verifier = Verifier::new(&keys, &args.aud)
+        .with_policy(policy)
+        .with_revocations(&held);
     if let Some(agent) = &args.agent {
         verifier = verifier.expect_agent(agent);
     }
