@@ -89,11 +89,23 @@ fn main() {
         println!("| {name} | {:.2} µs | {:.3}x |", ns / 1000.0, ns / base)
     };
     row("verify, no records held", cold_bare, cold_bare);
-    row("verify, 10 000 records held (RevocationSet)", cold_held, cold_bare);
-    row("verify, 8 records in a RevocationList (no alloc)", cold_list, cold_bare);
+    row(
+        "verify, 10 000 records held (RevocationSet)",
+        cold_held,
+        cold_bare,
+    );
+    row(
+        "verify, 8 records in a RevocationList (no alloc)",
+        cold_list,
+        cold_bare,
+    );
     row("cached envelope, no records held", warm_bare, warm_bare);
     row("cached envelope, 10 000 records held", warm_held, warm_bare);
-    row("apply one record (decode, signature, index)", apply, cold_bare);
+    row(
+        "apply one record (decode, signature, index)",
+        apply,
+        cold_bare,
+    );
     println!();
     println!("records held: {}, entries: {}", held.len(), held.entries());
 }

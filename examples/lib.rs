@@ -8,9 +8,11 @@ use std::io::Write;
 use std::time::Duration;
 
 use laissez_ledger::{Begin, Outcome, RedbLedger};
-use laissez_sign::{EnvelopeBuilder, Invocation, SecretKey, parse_classes, unix_now};
+use laissez_sign::{
+    EnvelopeBuilder, Invocation, RevocationBuilder, SecretKey, parse_classes, unix_now,
+};
 use laissez_verify::{
-    ActionClass, Denial, Reason, Request, ToolCatalogue as _, TrustedKey, Verifier,
+    ActionClass, Denial, Reason, Request, RevocationSet, ToolCatalogue as _, TrustedKey, Verifier,
 };
 
 /// The agent of the tour.
@@ -42,6 +44,8 @@ struct Call<'a> {
     body: &'a [u8],
     /// The holder's invocation that came with the message, if any.
     invocation: Option<&'a [u8]>,
+    /// The revocation records the worker holds, if any.
+    revocations: Option<&'a RevocationSet>,
 }
 
 /// The decision of one call: `Ok(use number)` or the verifier's [`Denial`] (or a ledger
@@ -59,7 +63,10 @@ fn decide(
         let middle = bytes.len() / 2;
         bytes[middle] ^= 0x01;
     }
-    let verifier = Verifier::new(verifier_keys, call.queue);
+    let mut verifier = Verifier::new(verifier_keys, call.queue);
+    if let Some(held) = call.revocations {
+        verifier = verifier.with_revocations(held);
+    }
     // The class is the worker's: the catalogue's, never the publisher's label.
     let Some(class) = CATALOGUE.class_of(call.tool) else {
         // A tool this worker does not run: the envelope's checks say why (unknown_tool).
@@ -207,6 +214,7 @@ pub fn quickstart(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
         tampered: false,
         body: b"{\"ticket\":42}",
         invocation: None,
+        revocations: None,
     };
     use ActionClass::{Destructive, Read, Write as W};
     let delete = "crm.ticket.delete";
@@ -263,7 +271,7 @@ pub fn quickstart(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
     // (anyone reading the queue has one) is worthless without that key: every call needs the
     // agent's invocation, its signature over exactly that call, body included.
     let agent = SecretKey::generate()?;
-    let bound = grant.holder(agent.public_key()).sign(&key)?;
+    let bound = grant.clone().holder(agent.public_key()).sign(&key)?;
     writeln!(
         out,
         "holder    the agent's own key, kid {}; the same grant bound to it: {} bytes",
@@ -301,6 +309,52 @@ pub fn quickstart(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
         },
     ];
     run_calls(out, &calls, 12, &keys, bound.as_bytes(), signed_at, &ledger)?;
+
+    // Revocation: the task ends, and the orchestrator revokes its session. Workers hold the
+    // record (in production, read from the revocation stream); the session's next call is
+    // refused, though its envelope has not expired and has a use left.
+    let tasked = grant.session("task-42").sign(&key)?;
+    let record = RevocationBuilder::new()
+        .session("task-42")
+        .iat(signed_at + 20)
+        .sign(&key)?;
+    let mut held = RevocationSet::new();
+    held.apply_bytes(record.as_bytes(), &keys, signed_at + 20)?;
+    writeln!(
+        out,
+        "revoke    task-42 ends: a {}-byte record signed by the same key revokes its session",
+        record.as_bytes().len()
+    )?;
+    let calls = [
+        call(
+            "before the record",
+            QUEUE,
+            "crm.ticket.read",
+            Read,
+            19,
+            "msg-16",
+        ),
+        Call {
+            revocations: Some(&held),
+            ..call(
+                "session revoked",
+                QUEUE,
+                "crm.ticket.read",
+                Read,
+                21,
+                "msg-17",
+            )
+        },
+    ];
+    run_calls(
+        out,
+        &calls,
+        16,
+        &keys,
+        tasked.as_bytes(),
+        signed_at,
+        &ledger,
+    )?;
     Ok(())
 }
 

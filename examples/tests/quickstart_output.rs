@@ -44,7 +44,10 @@ fn the_quickstart_shows_every_decision() {
         decision("altered body"),
         "DENIED   invocation_mismatch (body)"
     );
-    assert_eq!(text.lines().filter(|l| l.contains("-> ")).count(), 15);
+    // Revocation: the session's call runs before the record, and is refused after it.
+    assert_eq!(decision("before the record"), "ALLOWED  use 1 of 2");
+    assert_eq!(decision("session revoked"), "DENIED   revoked");
+    assert_eq!(text.lines().filter(|l| l.contains("-> ")).count(), 17);
     assert!(text.starts_with("key       generated"));
     assert!(text.contains("tool catalogue: crm.ticket.read = read"));
     assert!(text.contains("crm.ticket.delete = destructive"));
