@@ -8,7 +8,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use arbitrary::{Arbitrary, Unstructured};
-use laissez_fuzz_harness::{cli, decode, forge, headers, holder, invocation, invocation_forge};
+use laissez_fuzz_harness::{
+    cli, decode, forge, headers, holder, invocation, invocation_forge, record,
+};
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -103,6 +105,11 @@ fn forge_refuses_a_trailing_byte() {
 #[test]
 fn invocation_corpus() {
     replay("invocation", invocation::run);
+}
+
+#[test]
+fn record_corpus() {
+    replay("record", record::run);
 }
 
 #[test]
