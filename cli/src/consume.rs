@@ -90,7 +90,7 @@ pub(crate) struct ConsumeArgs {
     #[arg(long)]
     require_holder: bool,
     /// The revocation stream: declared when absent, read from its first offset before any
-    /// message is taken, then followed (docs/spec.md §13).
+    /// message is taken, then followed (docs/spec.md §14).
     #[arg(long, value_name = "NAME", default_value = laissez_amqp::DEFAULT_REVOCATION_STREAM,
           value_parser = crate::name_arg)]
     revocations_stream: String,

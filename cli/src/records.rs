@@ -1,4 +1,4 @@
-//! Revocation records on the command line (`docs/spec.md` §13): `verify --revocations FILE`
+//! Revocation records on the command line (`docs/spec.md` §14): `verify --revocations FILE`
 //! (records as base64url lines) and `inspect` of a record.
 
 use std::fmt::Write as _;

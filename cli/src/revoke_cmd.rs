@@ -1,4 +1,4 @@
-//! `laissez revoke`: signs a revocation record (`docs/spec.md` §13) and prints it, or
+//! `laissez revoke`: signs a revocation record (`docs/spec.md` §14) and prints it, or
 //! publishes it to the revocation stream with publisher confirms.
 
 use std::path::PathBuf;

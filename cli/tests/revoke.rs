@@ -1,5 +1,5 @@
 //! `laissez revoke`, `verify --revocations` and `inspect` of a record, offline
-//! (`docs/spec.md` §10, §13).
+//! (`docs/spec.md` §10, §14).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

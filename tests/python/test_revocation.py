@@ -1,5 +1,5 @@
 """Revocation records against an independent COSE implementation (pycose), both
-directions, through the real `laissez` binary (docs/spec.md §13):
+directions, through the real `laissez` binary (docs/spec.md §14):
 
 (a) a record pycose signs with the aad `laissez/v1/revocation` revokes in `laissez verify
     --revocations`, and `laissez inspect` reads it; one signed with another aad is ignored;

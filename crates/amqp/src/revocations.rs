@@ -1,4 +1,4 @@
-//! Revocation on RabbitMQ (`docs/spec.md` §13): records travel in a stream that every worker
+//! Revocation on RabbitMQ (`docs/spec.md` §14): records travel in a stream that every worker
 //! reads from its first offset and then follows.
 //!
 //! [`RevocationFollower::start`] returns only once the worker holds every record the stream

@@ -102,7 +102,7 @@ pub struct SidecarConfig {
     /// [`AmqpError::Unreachable`] (the CLI exits 3). Default 30 s. Once connected, a lost
     /// connection is waited out by lapin's recovery instead.
     pub connect_timeout: Duration,
-    /// The revocation stream (`docs/spec.md` §13), declared when absent. Default
+    /// The revocation stream (`docs/spec.md` §14), declared when absent. Default
     /// `laissez.revocations`. No message is taken before the records it held at start are
     /// applied; then it is followed live.
     pub revocation_stream: String,

@@ -1,4 +1,4 @@
-//! Revocation on the real broker (`docs/spec.md` §13): a session revoked while its messages
+//! Revocation on the real broker (`docs/spec.md` §14): a session revoked while its messages
 //! are queued, a worker started after the record (redb and Redis ledgers), bad records, the
 //! issued-up-to-iat rule, and a follower that loses the broker and resumes. Each test uses
 //! its own stream (a random name) and deletes it.

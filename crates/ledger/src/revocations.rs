@@ -1,4 +1,4 @@
-//! Where a worker keeps the revocation records it applied (`docs/spec.md` §13,
+//! Where a worker keeps the revocation records it applied (`docs/spec.md` §14,
 //! `docs/ledger.md`): every backend keeps each record, by the SHA-256 of its bytes, until its
 //! `until` plus [`RECORD_GRACE_SECS`], and the stream offset its follower reached. A restart,
 //! a crash, or another worker sharing the Redis ledger knows them at once.

@@ -27,7 +27,7 @@
 //!   agent's key (`cnf`).
 //! - [`Invocation`]: the agent's signature over one call under a holder-bound envelope,
 //!   refused when the envelope does not grant the call, verified before it is returned.
-//! - [`RevocationBuilder`]: a revocation record (`docs/spec.md` §13), signed by an issuer
+//! - [`RevocationBuilder`]: a revocation record (`docs/spec.md` §14), signed by an issuer
 //!   key and verified before it is returned.
 //! - [`spec`] and [`text`]: the text forms of durations, class lists, tool specs and
 //!   envelopes used by the command line and signing profiles.

@@ -1,4 +1,4 @@
-//! The issuer's side of revocation (`docs/spec.md` §13): a signed record that takes
+//! The issuer's side of revocation (`docs/spec.md` §14): a signed record that takes
 //! authority away from envelopes by cti, key, agent, session or principal.
 
 use std::fmt;

@@ -37,7 +37,7 @@ pub enum Denial {
     ToolNotGranted,
     /// A pattern matches the tool, but none of the matching grants allows the class.
     ClassNotGranted,
-    /// A revocation record the worker holds covers the envelope (`docs/spec.md` §13).
+    /// A revocation record the worker holds covers the envelope (`docs/spec.md` §14).
     Revoked,
     /// The envelope is holder-bound and no invocation came with the call, or the policy
     /// requires holder binding and the envelope has no `cnf`.

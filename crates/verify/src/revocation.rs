@@ -1,4 +1,4 @@
-//! Revocation records (`docs/spec.md` §13): a COSE_Sign1 of at most 4096 bytes, signed by a
+//! Revocation records (`docs/spec.md` §14): a COSE_Sign1 of at most 4096 bytes, signed by a
 //! trusted issuer key with the external_aad `laissez/v1/revocation` (so a record never
 //! verifies as an envelope or an invocation, nor they as a record), whose payload is
 //! `{1: iat, 2: until, 3: [+ entry]}`.
@@ -391,7 +391,7 @@ impl<'a> RevocationQuery<'a> {
     }
 }
 
-/// The revocation records a worker holds (`docs/spec.md` §13). The verifier asks it about
+/// The revocation records a worker holds (`docs/spec.md` §14). The verifier asks it about
 /// every envelope it checks, after `class_not_granted` and before `invocation_required`.
 pub trait Revocations {
     /// Whether a held record covers the envelope `query` describes.

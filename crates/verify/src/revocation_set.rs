@@ -1,4 +1,4 @@
-//! The records a worker holds, indexed for hash lookups (`docs/spec.md` §13).
+//! The records a worker holds, indexed for hash lookups (`docs/spec.md` §14).
 //!
 //! A query costs a fixed number of hash lookups whatever the number of records held: by cti,
 //! by the signer's and the holder's kid, and by sub, sid and obo (each of those names keeps

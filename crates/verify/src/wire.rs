@@ -23,7 +23,7 @@ pub const INVOCATION_AAD: &[u8; 21] = b"laissez/v1/invocation";
 /// Largest invocation accepted, in bytes.
 pub const MAX_INVOCATION_LEN: usize = 1024;
 
-/// The external_aad of a revocation record's Sig_structure (`docs/spec.md` §13).
+/// The external_aad of a revocation record's Sig_structure (`docs/spec.md` §14).
 pub const REVOCATION_AAD: &[u8; 21] = b"laissez/v1/revocation";
 
 /// Largest revocation record accepted, in bytes.
@@ -105,7 +105,7 @@ pub mod call {
     pub const IAT: i64 = 7;
 }
 
-/// Keys of a revocation record's payload, its entry kinds and its bounds (`docs/spec.md` §13).
+/// Keys of a revocation record's payload, its entry kinds and its bounds (`docs/spec.md` §14).
 pub mod record {
     /// `iat`: when the record was made.
     pub const IAT: i64 = 1;

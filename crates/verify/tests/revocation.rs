@@ -1,4 +1,4 @@
-//! Revocation records (`docs/spec.md` §13): decoding and its bounds, the aad that keeps a
+//! Revocation records (`docs/spec.md` §14): decoding and its bounds, the aad that keeps a
 //! record apart from envelopes and invocations, and the owned set against the slice list.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

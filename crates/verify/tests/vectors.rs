@@ -47,7 +47,7 @@ struct Vector {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     catalogue: Option<BTreeMap<String, String>>,
     request: Option<Req>,
-    /// Revocation records the worker holds (hex, `docs/spec.md` §13). A record that does not
+    /// Revocation records the worker holds (hex, `docs/spec.md` §14). A record that does not
     /// decode or verify under the trusted keys is ignored, as a worker ignores it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     revocations: Vec<String>,

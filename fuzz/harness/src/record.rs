@@ -1,4 +1,4 @@
-//! `record`: any byte string as a revocation record (`docs/spec.md` §13), as a worker reads
+//! `record`: any byte string as a revocation record (`docs/spec.md` §14), as a worker reads
 //! it from the revocation stream.
 //!
 //! Proves, for every input: decoding (`UntrustedRecord::decode`), reading every entry, the

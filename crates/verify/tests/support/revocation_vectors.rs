@@ -1,4 +1,4 @@
-//! Vectors of revocation (`docs/spec.md` §13): records by cti, kid (signer and holder), sub,
+//! Vectors of revocation (`docs/spec.md` §14): records by cti, kid (signer and holder), sub,
 //! sid and obo, the "issued up to iat" rule, and records a worker must ignore.
 
 use super::support::*;
