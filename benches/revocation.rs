@@ -1,4 +1,4 @@
-//! The cost of revocation (`docs/spec.md` §12), in one run: verifying a message while the
+//! The cost of revocation (`docs/spec.md` §14), in one run: verifying a message while the
 //! worker holds 10 000 revocation records (a `RevocationSet`, as the middleware holds them),
 //! against the same verification with none held; a cached envelope too (where revocation is
 //! a larger share of the work). Also the cost of applying a record, and of the no-alloc
