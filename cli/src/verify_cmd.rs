@@ -25,7 +25,9 @@ for a holder-bound envelope, the holder's --invocation over exactly this call. W
 call. With --ledger it also spends a use of the envelope for --message-id in the embedded
 ledger file (created if absent): the first time a message id is seen it is granted the next
 use number; the same id again is `replayed`; more distinct ids than max_uses are
-`uses_exhausted`.
+`uses_exhausted`. --revocations FILE holds the revocation records of FILE (base64url lines, as
+`laissez revoke` prints them); a line that is not a record of a trusted key is reported on
+stderr and ignored.
 
 Exit 0 allowed, 1 denied (`denied: REASON` on stderr), 2 usage error, 3 I/O or key error.
 --json prints {\"allowed\": BOOL, \"reason\": STRING|null, \"kid\": HEX|null,
