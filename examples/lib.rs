@@ -1,7 +1,8 @@
 //! Runnable examples of laissez. [`quickstart`] is the offline tour behind
 //! `cargo run --release --example quickstart`: one key, one envelope, a worker's tool
 //! catalogue, and a sequence of tool calls, each with its decision; then the same grant bound
-//! to the agent's own key, and what a copy of it is worth.
+//! to the agent's own key, and what a copy of it is worth; then destructive calls that need
+//! two people's approval.
 
 use std::error::Error;
 use std::io::Write;
@@ -9,10 +10,12 @@ use std::time::Duration;
 
 use laissez_ledger::{Begin, Outcome, RedbLedger};
 use laissez_sign::{
-    EnvelopeBuilder, Invocation, RevocationBuilder, SecretKey, parse_classes, unix_now,
+    Approval, ApprovalSpec, EnvelopeBuilder, Invocation, RevocationBuilder, SecretKey,
+    parse_classes, unix_now,
 };
 use laissez_verify::{
-    ActionClass, Denial, Reason, Request, RevocationSet, ToolCatalogue as _, TrustedKey, Verifier,
+    ActionClass, Classes, Denial, Reason, Request, RevocationSet, ToolCatalogue as _, TrustedKey,
+    Verifier,
 };
 
 /// The agent of the tour.
@@ -44,15 +47,23 @@ struct Call<'a> {
     body: &'a [u8],
     /// The holder's invocation that came with the message, if any.
     invocation: Option<&'a [u8]>,
-    /// The revocation records the worker holds, if any.
-    revocations: Option<&'a RevocationSet>,
+    /// People's approvals that came with the message.
+    approvals: &'a [&'a [u8]],
+}
+
+/// What the worker trusts: the issuer's key, and the keys of the people who approve.
+struct Worker<'k> {
+    keys: &'k [TrustedKey],
+    approvers: &'k [TrustedKey],
+    /// The revocation records it holds, if any.
+    revocations: Option<&'k RevocationSet>,
 }
 
 /// The decision of one call: `Ok(use number)` or the verifier's [`Denial`] (or a ledger
 /// answer as its [`Reason`]).
 fn decide(
     call: &Call<'_>,
-    verifier_keys: &[TrustedKey],
+    worker: &Worker<'_>,
     envelope: &[u8],
     now: u64,
     ledger: &RedbLedger,
@@ -63,8 +74,8 @@ fn decide(
         let middle = bytes.len() / 2;
         bytes[middle] ^= 0x01;
     }
-    let mut verifier = Verifier::new(verifier_keys, call.queue);
-    if let Some(held) = call.revocations {
+    let mut verifier = Verifier::new(worker.keys, call.queue).with_approvers(worker.approvers)?;
+    if let Some(held) = worker.revocations {
         verifier = verifier.with_revocations(held);
     }
     // The class is the worker's: the catalogue's, never the publisher's label.
@@ -79,7 +90,8 @@ fn decide(
     };
     // The call as the worker received it: this envelope, its own queue, the message id, the
     // tool, the catalogue's class and the body. A holder-bound envelope needs the holder's
-    // invocation over exactly this call.
+    // invocation over exactly this call, and a class that needs approval people's approvals
+    // of exactly this call.
     let received = laissez_verify::Call::new(
         &bytes,
         call.queue,
@@ -88,11 +100,12 @@ fn decide(
         class,
         call.body,
     )?;
-    let verified = match verifier.verify_call(&bytes, now, &received, call.invocation) {
+    let attached = laissez_verify::Attached::new(call.invocation, call.approvals);
+    let verified = match verifier.verify_call(&bytes, now, &received, attached) {
         Ok(verified) => verified,
         Err(denial) => return Ok(Err(Refusal::Verifier(denial))),
     };
-    let claims = verified.claims();
+    let claims = verified.envelope().claims();
     // Every check passed: spend the use in the embedded ledger before "running" the tool.
     let begin = Begin {
         cti: claims.cti(),
@@ -132,6 +145,9 @@ impl Refusal {
             Refusal::Verifier(Denial::InvocationMismatch(field)) => {
                 format!("{} ({})", Reason::InvocationMismatch, field.code())
             }
+            Refusal::Verifier(Denial::ApprovalRequired { counted, needed }) => {
+                format!("{} ({counted} of {needed})", Reason::ApprovalRequired)
+            }
             Refusal::Verifier(denial) => denial.reason().to_string(),
             Refusal::Ledger(reason) => reason.to_string(),
         }
@@ -143,13 +159,13 @@ fn run_calls(
     out: &mut dyn Write,
     calls: &[Call<'_>],
     first: usize,
-    keys: &[TrustedKey],
+    worker: &Worker<'_>,
     envelope: &[u8],
     signed_at: u64,
     ledger: &RedbLedger,
 ) -> Result<(), Box<dyn Error>> {
     for (n, c) in calls.iter().enumerate() {
-        let decision = decide(c, keys, envelope, signed_at + c.at, ledger)?;
+        let decision = decide(c, worker, envelope, signed_at + c.at, ledger)?;
         let outcome = match decision {
             Ok(use_number) => format!("ALLOWED  use {use_number} of 2"),
             Err(refusal) => format!("DENIED   {}", refusal.text()),
@@ -214,7 +230,7 @@ pub fn quickstart(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
         tampered: false,
         body: b"{\"ticket\":42}",
         invocation: None,
-        revocations: None,
+        approvals: &[],
     };
     use ActionClass::{Destructive, Read, Write as W};
     let delete = "crm.ticket.delete";
@@ -257,11 +273,16 @@ pub fn quickstart(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
         call("replayed", QUEUE, "crm.ticket.read", Read, 9, "msg-1"),
     ];
     let keys = [key.public_key()];
+    let worker = Worker {
+        keys: &keys,
+        approvers: &[],
+        revocations: None,
+    };
     run_calls(
         out,
         &calls,
         1,
-        &keys,
+        &worker,
         envelope.as_bytes(),
         signed_at,
         &ledger,
@@ -308,16 +329,35 @@ pub fn quickstart(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
             ..holders("altered body", at + 3, "msg-12")
         },
     ];
-    run_calls(out, &calls, 12, &keys, bound.as_bytes(), signed_at, &ledger)?;
+    run_calls(
+        out,
+        &calls,
+        12,
+        &worker,
+        bound.as_bytes(),
+        signed_at,
+        &ledger,
+    )?;
+    approvals(out, &key, signed_at, &ledger)?;
+    revocation(out, &key, grant, signed_at, &ledger)
+}
 
-    // Revocation: the task ends, and the orchestrator revokes its session. Workers hold the
-    // record (in production, read from the revocation stream); the session's next call is
-    // refused, though its envelope has not expired and has a use left.
-    let tasked = grant.session("task-42").sign(&key)?;
+/// Revocation: the task ends, and the orchestrator revokes its session. Workers hold the
+/// record (in production, read from the revocation stream); the session's next call is
+/// refused, though its envelope has not expired and has a use left.
+fn revocation(
+    out: &mut dyn Write,
+    issuer: &SecretKey,
+    grant: EnvelopeBuilder,
+    signed_at: u64,
+    ledger: &RedbLedger,
+) -> Result<(), Box<dyn Error>> {
+    let tasked = grant.session("task-42").sign(issuer)?;
     let record = RevocationBuilder::new()
         .session("task-42")
         .iat(signed_at + 20)
-        .sign(&key)?;
+        .sign(issuer)?;
+    let keys = [issuer.public_key()];
     let mut held = RevocationSet::new();
     held.apply_bytes(record.as_bytes(), &keys, signed_at + 20)?;
     writeln!(
@@ -325,37 +365,138 @@ pub fn quickstart(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
         "revoke    task-42 ends: a {}-byte record signed by the same key revokes its session",
         record.as_bytes().len()
     )?;
-    let calls = [
-        call(
-            "before the record",
-            QUEUE,
-            "crm.ticket.read",
-            Read,
-            19,
-            "msg-16",
-        ),
-        Call {
-            revocations: Some(&held),
-            ..call(
-                "session revoked",
-                QUEUE,
-                "crm.ticket.read",
-                Read,
-                21,
-                "msg-17",
-            )
-        },
+    let read = |label, at, message_id| Call {
+        label,
+        queue: QUEUE,
+        tool: "crm.ticket.read",
+        class: ActionClass::Read,
+        at,
+        message_id,
+        tampered: false,
+        body: b"{\"ticket\":42}",
+        invocation: None,
+        approvals: &[],
+    };
+    let before = Worker {
+        keys: &keys,
+        approvers: &[],
+        revocations: None,
+    };
+    let after = Worker {
+        revocations: Some(&held),
+        ..before
+    };
+    let envelope = tasked.as_bytes();
+    run_calls(
+        out,
+        &[read("before the record", 19, "msg-21")],
+        21,
+        &before,
+        envelope,
+        signed_at,
+        ledger,
+    )?;
+    run_calls(
+        out,
+        &[read("session revoked", 21, "msg-22")],
+        22,
+        &after,
+        envelope,
+        signed_at,
+        ledger,
+    )
+}
+
+/// Human approval: the grant also lets the agent delete tickets, but a destructive call runs
+/// only with the approvals of 2 of 3 people, each a signature over exactly that call. The
+/// worker holds the people's public keys; no agent holds their secret keys.
+fn approvals(
+    out: &mut dyn Write,
+    issuer: &SecretKey,
+    signed_at: u64,
+    ledger: &RedbLedger,
+) -> Result<(), Box<dyn Error>> {
+    let people = [
+        SecretKey::generate()?,
+        SecretKey::generate()?,
+        SecretKey::generate()?,
     ];
+    let approvers: Vec<TrustedKey> = people.iter().map(SecretKey::public_key).collect();
+    let destructive = Classes::only(ActionClass::Destructive);
+    let ruled = EnvelopeBuilder::new(AGENT)
+        .audience(QUEUE)
+        .tool("crm.ticket.*")
+        .classes(parse_classes("read+write+destructive")?)
+        .max_uses(2)
+        .not_before(signed_at)
+        .ttl_secs(15 * 60)
+        .on_behalf_of("user:42")
+        .approval(ApprovalSpec::new(destructive, 2, &approvers)?)
+        .sign(issuer)?;
+    writeln!(
+        out,
+        "approval  destructive calls need 2 of 3 people (kid {}, kid {}, kid {}): {} bytes",
+        people[0].kid(),
+        people[1].kid(),
+        people[2].kid(),
+        ruled.as_bytes().len()
+    )?;
+    let (tool, message_id, body) = ("crm.ticket.delete", "msg-16", b"{\"ticket\":42}");
+    let call = laissez_verify::Call::new(
+        ruled.as_bytes(),
+        QUEUE,
+        message_id,
+        tool,
+        ActionClass::Destructive,
+        body,
+    )?;
+    let approve = |person: &SecretKey, at: u64| {
+        let iat = signed_at + at;
+        Approval::sign(person, ruled.as_bytes(), &call, iat, iat + 15 * 60, None)
+            .map(Approval::into_bytes)
+    };
+    let (alice, alice_again, bob) = (
+        approve(&people[0], 14)?,
+        approve(&people[0], 15)?,
+        approve(&people[1], 16)?,
+    );
+    let delete = |label, at, approvals| Call {
+        label,
+        queue: QUEUE,
+        tool,
+        class: ActionClass::Destructive,
+        at,
+        message_id,
+        tampered: false,
+        body,
+        invocation: None,
+        approvals,
+    };
+    let one: [&[u8]; 1] = [&alice];
+    let twice: [&[u8]; 2] = [&alice, &alice_again];
+    let two: [&[u8]; 2] = [&alice, &bob];
+    let calls = [
+        delete("not approved", 14, &[]),
+        delete("one approval", 15, &one),
+        delete("the same person twice", 16, &twice),
+        delete("two people approved", 17, &two),
+        delete("approved, sent again", 18, &two),
+    ];
+    let keys = [issuer.public_key()];
+    let worker = Worker {
+        keys: &keys,
+        approvers: &approvers,
+        revocations: None,
+    };
     run_calls(
         out,
         &calls,
         16,
-        &keys,
-        tasked.as_bytes(),
+        &worker,
+        ruled.as_bytes(),
         signed_at,
-        &ledger,
-    )?;
-    Ok(())
+        ledger,
+    )
 }
 
 /// The README's Rust examples, compiled and run as doc-tests so that they cannot drift.

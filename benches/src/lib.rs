@@ -43,7 +43,7 @@ pub fn reference_envelope(key: &SecretKey, now: u64) -> Result<SignedEnvelope, B
 }
 
 /// The builder of the reference claims.
-fn reference_builder() -> EnvelopeBuilder {
+pub fn reference_builder() -> EnvelopeBuilder {
     let mut builder = EnvelopeBuilder::new(AGENT)
         .audience(AUDIENCE)
         .classes(classes())
@@ -139,6 +139,24 @@ pub fn measure(mut f: impl FnMut()) -> f64 {
         .collect();
     per_call.sort_by(f64::total_cmp);
     per_call[BATCHES / 2]
+}
+
+/// The Sig_structure a laissez COSE_Sign1 was signed over, rebuilt from its bytes, and its
+/// signature: what a benchmark's Ed25519 floor verifies. `object` is one of laissez's objects
+/// (a 13-byte protected header and a payload of at least 24 bytes).
+pub fn sig_structure(object: &[u8], aad: &[u8]) -> (Vec<u8>, [u8; 64]) {
+    // object = d2 84 | protected item (0x4d + 13 bytes) | a0 | payload item | 58 40 | signature
+    let protected = &object[2..16];
+    let payload = &object[17..object.len() - 66];
+    let mut m = vec![0x84, 0x6a];
+    m.extend_from_slice(b"Signature1");
+    m.extend_from_slice(protected);
+    m.push(0x40 | aad.len() as u8);
+    m.extend_from_slice(aad);
+    m.extend_from_slice(payload);
+    let mut sig = [0u8; 64];
+    sig.copy_from_slice(&object[object.len() - 64..]);
+    (m, sig)
 }
 
 /// "met" or "NOT met", for the targets line of a benchmark's report.

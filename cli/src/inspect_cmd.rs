@@ -4,7 +4,9 @@
 use std::fmt::Write as _;
 
 use clap::Args;
-use laissez_verify::{Claims, Denial, UntrustedEnvelope, UntrustedInvocation, UntrustedRecord};
+use laissez_verify::{
+    Claims, Denial, UntrustedApproval, UntrustedEnvelope, UntrustedInvocation, UntrustedRecord,
+};
 use serde_json::json;
 
 use crate::failure::Failure;
@@ -13,9 +15,10 @@ use crate::output::{escape_text, json_line, write_stdout};
 
 pub(crate) const INSPECT_HELP: &str = "\
 Nothing is checked: not the signature, the key, the time, the audience nor the call. Use
-`verify` to decide. It tells an envelope from an invocation and from a revocation record by
-what its payload holds (a record's --json: {\"verified\": false, \"kid\", \"revocation\":
-{\"iat\", \"until\", \"entries\": [{\"kind\", \"value\"}]}}).
+`verify` to decide. It tells an envelope, an invocation, an approval and a revocation record
+apart by what the payload holds. An approval prints as an invocation does, with \"exp\" and
+\"by\" added, under \"approval\"; a record's --json is {\"verified\": false, \"kid\",
+\"revocation\": {\"iat\", \"until\", \"entries\": [{\"kind\", \"value\"}]}}.
 --json prints {\"verified\": false, \"kid\": HEX, \"claims\": {...}} for an envelope (claims.cnf:
 the holder's kid), {\"verified\": false, \"kid\": HEX, \"invocation\": {\"env\", \"aud\", \"msg\",
 \"tool\", \"class\", \"body\", \"iat\"}} for an invocation (env and body: SHA-256 in hex).
@@ -32,9 +35,12 @@ pub(crate) struct InspectArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
-    /// An envelope or an invocation as base64url text, or - to read it (text or raw bytes)
+    /// An envelope, an invocation or an approval as base64url text, or - to read it (text or raw bytes)
     /// from stdin.
-    #[arg(value_name = "ENVELOPE|INVOCATION|-", allow_hyphen_values = true)]
+    #[arg(
+        value_name = "ENVELOPE|INVOCATION|APPROVAL|-",
+        allow_hyphen_values = true
+    )]
     input: String,
 }
 
@@ -44,12 +50,14 @@ enum Object<'a> {
     Envelope(UntrustedEnvelope<'a>, Box<Claims<'a>>),
     Invocation(UntrustedInvocation<'a>),
     Record(UntrustedRecord<'a>),
+    Approval(UntrustedApproval<'a>),
 }
 
-/// Both are a COSE_Sign1 (tag 18, the same headers); only the payload tells them apart, and
-/// no payload is both: an envelope's claims have a text at key 1 (iss) or 2 (sub), an
-/// invocation's call a 32-byte string at key 1 and a text at key 2. So the claims are tried
-/// first (an envelope of a future version stays `unsupported`, as before), then the call.
+/// All are a COSE_Sign1 (tag 18, the same headers); only the payload tells them apart, and
+/// no payload is two of them: an envelope's claims have a text at key 1 (iss) or 2 (sub), a
+/// call a 32-byte string at key 1 and a text at key 2; an approval's call has key 8 (exp),
+/// an invocation's never. So the claims are tried first (an envelope of a future version
+/// stays `unsupported`, as before), then an approval, then an invocation.
 fn recognise(bytes: &[u8]) -> Result<Object<'_>, Failure> {
     let malformed = |detail: String| Failure::Denied {
         reason: "malformed",
@@ -64,6 +72,9 @@ fn recognise(bytes: &[u8]) -> Result<Object<'_>, Failure> {
     // A revocation record's payload is neither claims nor a call (a uint at key 1).
     if let Ok(record) = UntrustedRecord::decode(bytes) {
         return Ok(Object::Record(record));
+    }
+    if let Ok(approval) = UntrustedApproval::decode(bytes) {
+        return Ok(Object::Approval(approval));
     }
     match UntrustedInvocation::decode(bytes) {
         Ok(invocation) => Ok(Object::Invocation(invocation)),
@@ -93,6 +104,8 @@ pub(crate) fn inspect(args: &InspectArgs) -> Result<(), Failure> {
         (Object::Invocation(invocation), false) => invocation_human(&invocation),
         (Object::Record(record), true) => crate::records::record_json(&record),
         (Object::Record(record), false) => crate::records::record_human(&record),
+        (Object::Approval(approval), true) => approval_json(&approval),
+        (Object::Approval(approval), false) => approval_human(&approval),
     };
     write_stdout(out.as_bytes())
 }
@@ -179,6 +192,63 @@ fn human(envelope: &UntrustedEnvelope<'_>, c: &Claims<'_>) -> String {
     }
     if let Some(sid) = c.sid() {
         field("sid", &escape_text(sid));
+    }
+    if let Some(rule) = c.approval() {
+        let kids: Vec<String> = rule.approvers().map(|k| k.to_string()).collect();
+        field(
+            "approval",
+            &format!(
+                "{} needs {} of {} approvers: {}",
+                rule.classes(),
+                rule.m(),
+                kids.len(),
+                kids.join(", ")
+            ),
+        );
+    }
+    out
+}
+
+/// `{"verified": false, "kid", "approval": {call fields by their names, iat, exp, by}}`.
+fn approval_json(approval: &UntrustedApproval<'_>) -> String {
+    let call = approval.call();
+    json_line(&json!({
+        "verified": false,
+        "kid": approval.kid().to_string(),
+        "approval": {
+            "env": hex(call.envelope_digest()),
+            "aud": call.audience(),
+            "msg": call.message_id(),
+            "tool": call.tool(),
+            "class": call.class().name(),
+            "body": hex(call.body_digest()),
+            "iat": approval.iat(),
+            "exp": approval.exp(),
+            "by": approval.by(),
+        },
+    }))
+}
+
+/// The approval's call and times under its own UNVERIFIED banner; texts escaped.
+fn approval_human(approval: &UntrustedApproval<'_>) -> String {
+    let call = approval.call();
+    let mut out = String::from(
+        "UNVERIFIED: an approval, decoded without checking its signature, key, time or call\n",
+    );
+    let mut field = |name: &str, value: &dyn std::fmt::Display| {
+        let _ = writeln!(out, "{name:<9}{value}");
+    };
+    field("kid", &approval.kid());
+    field("env", &hex(call.envelope_digest()));
+    field("aud", &escape_text(call.audience()));
+    field("msg", &escape_text(call.message_id()));
+    field("tool", &escape_text(call.tool()));
+    field("class", &call.class());
+    field("body", &hex(call.body_digest()));
+    field("iat", &approval.iat());
+    field("exp", &approval.exp());
+    if let Some(by) = approval.by() {
+        field("by", &escape_text(by));
     }
     out
 }

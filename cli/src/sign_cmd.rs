@@ -3,8 +3,10 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use laissez_sign::keyfile::{read_public_key_file, read_secret_key_file, write_private_file};
-use laissez_sign::{DEFAULT_MAX_USES, DEFAULT_TTL, EnvelopeBuilder, ToolSpec};
+use laissez_sign::keyfile::{
+    read_public_key_file, read_secret_key_file, read_trust_file, write_private_file,
+};
+use laissez_sign::{ApprovalSpec, DEFAULT_MAX_USES, DEFAULT_TTL, EnvelopeBuilder, ToolSpec};
 use laissez_verify::{ActionClass, Classes};
 use serde_json::json;
 
@@ -22,6 +24,10 @@ named as in the contract (cti as hex, classes as lists of names).
 --holder PUBFILE binds the envelope to the agent's public key (cnf): every call under it then
 needs an invocation the agent signs with `laissez invoke`, so a copy taken from a queue is
 worthless without the agent's secret key.
+
+--approval CLASSES --approvals M --approver PUBFILE... adds the grant's approval rule: a call of
+those classes then runs only with M distinct approvals (`laissez approve`) by those approvers. The
+signing key may not be one of them: an issuer never approves.
 
 --out FILE is created with mode 0600 and never over an existing file or link; --force replaces
 it atomically.
@@ -74,6 +80,17 @@ pub(crate) struct SignArgs {
     /// then needs the agent's invocation.
     #[arg(long, value_name = "PUBFILE", value_parser = crate::path_arg)]
     holder: Option<PathBuf>,
+    /// Classes that need human approval (names joined by + or ,); needs --approvals and
+    /// --approver.
+    #[arg(long, value_name = "CLASSES", value_parser = crate::parse_classes_arg,
+          requires_all = ["approvals", "approver"])]
+    approval: Option<Classes>,
+    /// How many distinct approvers must approve such a call (1 to the number of approvers).
+    #[arg(long, value_name = "M", requires = "approval")]
+    approvals: Option<usize>,
+    /// An approver's public key (SPKI PEM; repeatable, 1 to 16 keys).
+    #[arg(long, value_name = "PUBFILE", requires = "approval", value_parser = crate::path_arg)]
+    approver: Vec<PathBuf>,
     /// Write the envelope to FILE (created with mode 0600) instead of stdout.
     #[arg(long, value_name = "FILE", value_parser = crate::path_arg)]
     out: Option<PathBuf>,
@@ -160,6 +177,18 @@ pub(crate) fn sign(args: &SignArgs) -> Result<(), Failure> {
     let builder = match &args.holder {
         Some(path) => builder.holder(read_public_key_file(path)?),
         None => builder,
+    };
+    let builder = match (args.approval, args.approvals) {
+        (Some(classes), Some(m)) => {
+            let mut approvers = Vec::new();
+            for path in &args.approver {
+                approvers.extend(read_trust_file(path)?);
+            }
+            let rule = ApprovalSpec::new(classes, m, &approvers)
+                .map_err(|e| Failure::usage(format!("--approval: {e}")))?;
+            builder.approval(rule)
+        }
+        _ => builder,
     };
     let key = read_secret_key_file(&args.key)?;
     let envelope = builder.sign(&key).map_err(|e| match e {

@@ -7,9 +7,10 @@ use std::time::Duration;
 use clap::Args;
 use laissez_ledger::{Begin, LedgerError, MAX_MESSAGE_ID_LEN, Outcome, RedbLedger};
 use laissez_sign::keyfile::read_trust_file;
+use laissez_verify::wire::MAX_APPROVALS;
 use laissez_verify::{
-    ActionClass, Call, Claims, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, Denial, InvocationFault, Kid,
-    Policy, Request, TrustedKey, UntrustedEnvelope, Verifier,
+    ActionClass, Attached, Call, Claims, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, Denial,
+    InvocationFault, Kid, Policy, Request, TrustedKey, UntrustedEnvelope, Verifier,
 };
 use serde_json::json;
 
@@ -34,7 +35,11 @@ Exit 0 allowed, 1 denied (`denied: REASON` on stderr), 2 usage error, 3 I/O or k
 \"claims\": {...}|null} (claims once the signature holds; kid null when the envelope cannot be
 decoded; with --ledger also \"use\": N|null). A denial for the invocation adds \"detail\": the
 field that differs (invocation_mismatch), why it is bad (bad_invocation), or holder_bound /
-require_holder (invocation_required).
+require_holder (invocation_required); approval_required adds \"K of M\" (approvals that
+counted of those needed).
+
+--approval APV (repeatable) gives the approvals that came with the call; only those signed by an
+--approvers key listed in the envelope's rule, over exactly this call and in time, count.
 
 Examples:
   laissez verify --trust orchestrator.key.pub --aud billing-queue \\
@@ -105,6 +110,16 @@ pub(crate) struct VerifyArgs {
     /// Refuse an envelope that is not holder-bound (`invocation_required`).
     #[arg(long)]
     require_holder: bool,
+    /// An approval of the call as base64url text (repeatable, at most 16).
+    #[arg(long, value_name = "APV", requires = "message_id")]
+    approval: Vec<String>,
+    /// Approver public keys (SPKI PEM trust file; repeatable): the approvals that count. A key
+    /// that is also in --trust is refused (exit 3).
+    #[arg(long, value_name = "FILE", value_parser = crate::path_arg)]
+    approvers: Vec<PathBuf>,
+    /// Classes that need approval whatever the envelope says (names joined by + or ,).
+    #[arg(long, value_name = "CLASSES", value_parser = crate::parse_classes_arg)]
+    require_approval: Option<laissez_verify::Classes>,
     /// Print the decision as one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -153,6 +168,15 @@ fn policy_and_request(args: &VerifyArgs) -> Result<(Policy, Option<Request<'_>>)
     )
     .map_err(|e| Failure::usage(format!("--leeway/--max-lifetime: {e}")))?
     .with_require_holder(args.require_holder);
+    let policy = match args.require_approval {
+        Some(classes) => policy.with_require_approval(classes),
+        None => policy,
+    };
+    if args.approval.len() > MAX_APPROVALS {
+        return Err(Failure::usage(format!(
+            "at most {MAX_APPROVALS} --approval values come with one call"
+        )));
+    }
     let request = match (&args.tool, args.class) {
         (Some(tool), Some(class)) => Some(
             Request::new(tool, class)
@@ -244,6 +268,7 @@ fn spend(
 struct CallInputs {
     body: Vec<u8>,
     invocation: Option<Result<Vec<u8>, laissez_sign::TextError>>,
+    approvals: Vec<Vec<u8>>,
 }
 
 pub(crate) fn verify(args: &VerifyArgs) -> Result<(), Failure> {
@@ -254,6 +279,7 @@ pub(crate) fn verify(args: &VerifyArgs) -> Result<(), Failure> {
         ("--invocation", args.invocation.as_deref()),
     ])?;
     let keys = load_trust(&args.trust)?;
+    let approvers = load_trust(&args.approvers)?;
     let bytes = read_envelope(&args.envelope)?;
     let inputs = CallInputs {
         body: read_body(args.body.as_deref())?,
@@ -262,13 +288,21 @@ pub(crate) fn verify(args: &VerifyArgs) -> Result<(), Failure> {
             .as_deref()
             .map(|text| read_object(text, "invocation"))
             .transpose()?,
+        // Text that is not base64url is no approval: it never counts (docs/spec.md §12).
+        approvals: args
+            .approval
+            .iter()
+            .map(|text| laissez_sign::decode_text(text).unwrap_or_default())
+            .collect(),
     };
     let now = args.now.unwrap_or_else(laissez_sign::unix_now);
 
     let held = crate::records::load(&args.revocations, &keys, now)?;
     let mut verifier = Verifier::new(&keys, &args.aud)
         .with_policy(policy)
-        .with_revocations(&held);
+        .with_revocations(&held)
+        .with_approvers(&approvers)
+        .map_err(|e| Failure::io(format!("--approvers: {e}")))?;
     if let Some(agent) = &args.agent {
         verifier = verifier.expect_agent(agent);
     }
@@ -319,7 +353,10 @@ fn decide<'a>(
                 Ok(bytes) => bytes.as_slice(),
                 Err(_) => &[],
             });
-            verifier.check_call(&verified, now, &call, invocation)
+            let approvals: Vec<&[u8]> = inputs.approvals.iter().map(Vec::as_slice).collect();
+            verifier
+                .check_call(&verified, now, &call, Attached::new(invocation, &approvals))
+                .map(|_| ())
         }
         // No call: every check but the call's, and a holder-bound envelope is never usable.
         _ => verifier.check(&verified, now, request),
@@ -381,6 +418,14 @@ fn refusal(
             ),
         },
         Denial::InvocationMismatch(field) => (d.to_string(), field.code().to_owned()),
+        Denial::ApprovalRequired { counted, needed } => (
+            d.to_string(),
+            if *needed == 0 {
+                "no approval rule covers the class (--require-approval)".to_owned()
+            } else {
+                format!("{counted} of {needed}")
+            },
+        ),
         _ => return denial(d),
     };
     Refusal {

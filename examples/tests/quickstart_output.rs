@@ -44,10 +44,25 @@ fn the_quickstart_shows_every_decision() {
         decision("altered body"),
         "DENIED   invocation_mismatch (body)"
     );
+    // Human approval: 2 of 3 people, each once, over exactly this call; then it ran.
+    assert_eq!(
+        decision("not approved"),
+        "DENIED   approval_required (0 of 2)"
+    );
+    assert_eq!(
+        decision("one approval"),
+        "DENIED   approval_required (1 of 2)"
+    );
+    assert_eq!(
+        decision("the same person twice"),
+        "DENIED   approval_required (1 of 2)"
+    );
+    assert_eq!(decision("two people approved"), "ALLOWED  use 1 of 2");
+    assert_eq!(decision("approved, sent again"), "DENIED   replayed");
     // Revocation: the session's call runs before the record, and is refused after it.
     assert_eq!(decision("before the record"), "ALLOWED  use 1 of 2");
     assert_eq!(decision("session revoked"), "DENIED   revoked");
-    assert_eq!(text.lines().filter(|l| l.contains("-> ")).count(), 17);
+    assert_eq!(text.lines().filter(|l| l.contains("-> ")).count(), 22);
     assert!(text.starts_with("key       generated"));
     assert!(text.contains("tool catalogue: crm.ticket.read = read"));
     assert!(text.contains("crm.ticket.delete = destructive"));

@@ -324,7 +324,7 @@ fn check_call(
         Some(Err(error)) => (Some(&[][..]), Some(*error)),
     };
     match (verifier.check_call(verified, now, call, bytes), unreadable) {
-        (Ok(()), _) => Ok(()),
+        (Ok(_), _) => Ok(()),
         (Err(Denial::InvocationRequired), _) if verified.claims().holder().is_none() => {
             Err(Facts::NotHolderBound)
         }

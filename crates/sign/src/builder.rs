@@ -4,11 +4,12 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use laissez_verify::{
-    ActionClass, Claims, Classes, Denial, Kid, MAX_ENVELOPE_LEN, TrustedKey, UntrustedEnvelope,
-    Verifier, is_tool_pattern,
+    ActionClass, Claims, Classes, DelegationFault, Denial, Kid, MAX_ENVELOPE_LEN, TrustedKey,
+    UntrustedEnvelope, Verifier, is_tool_pattern,
 };
 use rand_core::TryCryptoRng;
 
+use crate::approval::ApprovalSpec;
 use crate::encode::{WireClaims, encode_envelope};
 use crate::error::BuildError;
 use crate::keys::SecretKey;
@@ -58,9 +59,12 @@ pub struct EnvelopeBuilder {
     ttl: u64,
     not_before: Option<u64>,
     issuer: Option<String>,
-    obo: Option<String>,
-    session: Option<String>,
-    holder: Option<TrustedKey>,
+    pub(crate) obo: Option<String>,
+    pub(crate) session: Option<String>,
+    pub(crate) holder: Option<TrustedKey>,
+    approval: Option<ApprovalSpec>,
+    /// SHA-256 of the parent envelope: set only by [`crate::delegate`].
+    pub(crate) parent: Option<[u8; 32]>,
 }
 
 impl EnvelopeBuilder {
@@ -79,6 +83,8 @@ impl EnvelopeBuilder {
             obo: None,
             session: None,
             holder: None,
+            approval: None,
+            parent: None,
         }
     }
 
@@ -179,6 +185,14 @@ impl EnvelopeBuilder {
         self
     }
 
+    /// Requires human approval (`docs/spec.md` §12): calls of the rule's classes need its `m`
+    /// distinct approvals from its approvers ([`ApprovalSpec::new`] checks the rule).
+    #[must_use]
+    pub fn approval(mut self, rule: ApprovalSpec) -> Self {
+        self.approval = Some(rule);
+        self
+    }
+
     /// Checks every rule without signing: the same checks [`sign`](Self::sign) makes first.
     pub fn validate(&self) -> Result<(), BuildError> {
         if self.agent.is_empty() {
@@ -253,7 +267,17 @@ impl EnvelopeBuilder {
             max_uses: self.max_uses,
             obo: self.obo.as_deref(),
             sid: self.session.as_deref(),
+            approval: self.approval.clone(),
+            parent: self.parent,
         };
+        // An issuer never approves its own envelopes: a worker refuses a key that is both.
+        if self
+            .approval
+            .as_ref()
+            .is_some_and(|rule| rule.kids.contains(&key.kid()))
+        {
+            return Err(BuildError::ApproverIsIssuer);
+        }
         let bytes = encode_envelope(&claims, key)?;
         if bytes.len() > MAX_ENVELOPE_LEN {
             return Err(BuildError::TooLarge(bytes.len()));
@@ -261,9 +285,14 @@ impl EnvelopeBuilder {
         // Never hand out an envelope the verifier would refuse.
         let keys = [key.public_key()];
         let first_audience = self.audiences.first().map_or("", String::as_str);
-        Verifier::new(&keys, first_audience)
-            .authenticate(&bytes)
-            .map_err(BuildError::SelfCheck)?;
+        match Verifier::new(&keys, first_audience).authenticate(&bytes) {
+            Ok(_) => {}
+            // A child (made by `delegate`) authenticates only inside its chain; this denial
+            // comes after its signature and claims held, which is all this check is for.
+            Err(Denial::BadDelegation(DelegationFault::RootHasParent)) if self.parent.is_some() => {
+            }
+            Err(denial) => return Err(BuildError::SelfCheck(denial)),
+        }
         Ok(SignedEnvelope {
             bytes,
             kid: key.kid(),

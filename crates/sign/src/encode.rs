@@ -12,6 +12,7 @@ use ed25519_dalek::Signer;
 use laissez_verify::wire::{ENVELOPE_AAD, TAG_COSE_SIGN1, claim, cnf, grant, header};
 use laissez_verify::{Classes, Kid, TrustedKey};
 
+use crate::approval::ApprovalSpec;
 use crate::error::BuildError;
 use crate::keys::SecretKey;
 
@@ -32,6 +33,10 @@ pub(crate) struct WireClaims<'a> {
     pub(crate) max_uses: u64,
     pub(crate) obo: Option<&'a str>,
     pub(crate) sid: Option<&'a str>,
+    /// The approval rule, validated (kids sorted, distinct, 1 ≤ m ≤ n ≤ 16).
+    pub(crate) approval: Option<ApprovalSpec>,
+    /// SHA-256 of the parent envelope, for a delegated one.
+    pub(crate) parent: Option<[u8; 32]>,
 }
 
 pub(crate) fn int(n: i64) -> Value {
@@ -67,6 +72,24 @@ fn cnf_value(holder: &TrustedKey) -> Value {
 }
 
 /// The claims map, keys in wire order.
+/// `approval = {1: classes, 2: m, 3: [kids]}`, the kids already sorted and distinct.
+fn approval_rule_value(rule: &ApprovalSpec) -> Value {
+    use laissez_verify::wire::approval;
+    Value::Map(vec![
+        (int(approval::CLASSES), uint(rule.classes.bits().into())),
+        (int(approval::M), uint(rule.m.into())),
+        (
+            int(approval::APPROVERS),
+            Value::Array(
+                rule.kids
+                    .iter()
+                    .map(|kid| Value::Bytes(kid.as_bytes().to_vec()))
+                    .collect(),
+            ),
+        ),
+    ])
+}
+
 fn claims_value(c: &WireClaims<'_>) -> Value {
     let mut grant_map = vec![
         (int(grant::V), uint(grant::VERSION)),
@@ -92,6 +115,9 @@ fn claims_value(c: &WireClaims<'_>) -> Value {
     if let Some(sid) = c.sid {
         grant_map.push((int(grant::SID), text(sid)));
     }
+    if let Some(rule) = &c.approval {
+        grant_map.push((int(grant::APPROVAL), approval_rule_value(rule)));
+    }
 
     let mut claims = Vec::with_capacity(8);
     if let Some(iss) = c.iss {
@@ -114,6 +140,10 @@ fn claims_value(c: &WireClaims<'_>) -> Value {
         claims.push((int(claim::CNF), cnf_value(holder)));
     }
     claims.push((int(claim::GRANT), Value::Map(grant_map)));
+    // -65538 (0x3a 0x00 0x01 0x00 0x01) sorts after the grant's -65537.
+    if let Some(parent) = &c.parent {
+        claims.push((int(claim::PARENT), Value::Bytes(parent.to_vec())));
+    }
     Value::Map(claims)
 }
 
@@ -180,6 +210,8 @@ mod tests {
             max_uses: 1,
             obo: None,
             sid: None,
+            approval: None,
+            parent: None,
         };
         let bytes = encode_envelope(&claims, &key).unwrap();
         // d2 (tag 18), 84 (array 4), 4d (bstr 13) a2 01 27 04 48 <kid>

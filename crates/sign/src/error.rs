@@ -222,6 +222,8 @@ pub enum BuildError {
     Encoding(String),
     /// The verifier refused the freshly signed envelope (a bug: never handed out).
     SelfCheck(Denial),
+    /// The signing key is one of the approval rule's approvers: an issuer never approves.
+    ApproverIsIssuer,
 }
 
 impl BuildError {
@@ -242,6 +244,7 @@ impl BuildError {
             BuildError::Rng => "rng_failed",
             BuildError::Encoding(_) => "encoding",
             BuildError::SelfCheck(_) => "self_check",
+            BuildError::ApproverIsIssuer => "approver_is_issuer",
         }
     }
 }
@@ -278,6 +281,9 @@ impl fmt::Display for BuildError {
                 f,
                 "internal error: the verifier refused the envelope just signed ({}: {d})",
                 d.code()
+            ),
+            BuildError::ApproverIsIssuer => f.write_str(
+                "the signing key is one of the approvers: an issuer never approves its own envelopes",
             ),
         }
     }

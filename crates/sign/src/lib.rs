@@ -34,7 +34,9 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod approval;
 mod builder;
+mod delegate;
 mod encode;
 mod error;
 mod invocation;
@@ -44,9 +46,11 @@ mod revocation;
 pub mod spec;
 pub mod text;
 
+pub use approval::{Approval, ApprovalError, ApprovalRuleError, ApprovalSpec};
 pub use builder::{
     DEFAULT_MAX_USES, DEFAULT_TTL, EnvelopeBuilder, MAX_TTL, SignedEnvelope, unix_now,
 };
+pub use delegate::{DelegateError, SignedChain, delegate, delegate_at};
 pub use error::{BuildError, InvocationError, KeyError, KeyFileError};
 pub use invocation::Invocation;
 pub use keys::{SecretKey, parse_public_key_pem, parse_trust_pem, public_key_pem};

@@ -13,12 +13,16 @@ use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
+use crate::chain::VerifiedChain;
 use crate::claims::Claims;
+use crate::delegation::DelegationFault;
 use crate::envelope::UntrustedEnvelope;
 use crate::error::Denial;
 use crate::keys::{Kid, TrustedKey};
+use crate::policy::MAX_LEEWAY;
 use crate::tools::Request;
-use crate::verifier::{MAX_LEEWAY, VerifiedEnvelope, Verifier};
+use crate::verifier::{VerifiedEnvelope, Verifier};
+use crate::wire::MAX_CHAIN_LEN;
 
 type Digest32 = [u8; 32];
 
@@ -80,18 +84,19 @@ impl EnvelopeCache {
     }
 
     /// [`Verifier::verify_call`] with the envelope's signature check skipped for bytes seen
-    /// before. The invocation is never cached: its signature is checked on every call.
-    pub fn verify_call<'a>(
+    /// before. Invocations and approvals are never cached: their signatures are checked on
+    /// every call.
+    pub fn verify_call<'a, 'p>(
         &self,
         verifier: &Verifier<'_>,
         bytes: &'a [u8],
         now: u64,
         call: &crate::call::Call<'_>,
-        invocation: Option<&[u8]>,
-    ) -> Result<VerifiedEnvelope<'a>, Denial> {
+        attached: impl Into<crate::call::Attached<'p>>,
+    ) -> Result<crate::verifier::VerifiedCall<'a>, Denial> {
         let verified = self.authenticate(verifier, bytes, now)?;
-        verifier.check_call(&verified, now, call, invocation)?;
-        Ok(verified)
+        let approvers = verifier.check_call(&verified, now, call, attached)?;
+        Ok(crate::verifier::VerifiedCall::new(verified, approvers))
     }
 
     /// [`Verifier::authenticate`] through the cache. `now` is used only to drop dead entries.
@@ -149,10 +154,86 @@ impl EnvelopeCache {
         if !verifier.trusts(&key) {
             return None;
         }
+        let claims = Self::claims_of(bytes, holder.as_ref())?;
+        // A child cached as a link of a chain is never a root (`docs/spec.md` §13): missing
+        // here, `Verifier::authenticate` says `bad_delegation`.
+        if claims.parent().is_some() {
+            return None;
+        }
+        Some(VerifiedEnvelope::from_cache(bytes, key, kid, claims))
+    }
+
+    /// The entry of `bytes` as a child of `parent`: honoured only when it was verified under
+    /// `parent`'s holder key (the whole 32 bytes) and names `parent`'s digest, so a cached
+    /// link is never reused under another parent.
+    fn lookup_child<'a>(
+        &self,
+        parent: &VerifiedEnvelope<'_>,
+        digest: &Digest32,
+        bytes: &'a [u8],
+        now: u64,
+    ) -> Option<VerifiedEnvelope<'a>> {
+        let (key, kid, holder) = {
+            let mut inner = self.lock();
+            let entry = inner.map.get(digest)?;
+            if now >= entry.dead_at {
+                inner.map.remove(digest);
+                return None;
+            }
+            if *entry.bytes != *bytes {
+                return None;
+            }
+            (entry.key, entry.kid, entry.holder)
+        };
+        if parent.claims().holder().map(TrustedKey::as_bytes) != Some(&key) {
+            return None;
+        }
+        let claims = Self::claims_of(bytes, holder.as_ref())?;
+        if claims.parent() != Some(&parent.digest()) {
+            return None;
+        }
+        Some(VerifiedEnvelope::from_cache(bytes, key, kid, claims))
+    }
+
+    fn claims_of<'a>(bytes: &'a [u8], holder: Option<&TrustedKey>) -> Option<Claims<'a>> {
         let envelope = UntrustedEnvelope::decode(bytes).ok()?;
         let (payload, base) = envelope.payload();
-        let claims = Claims::decode_with_holder(payload, base, holder.as_ref()).ok()?;
-        Some(VerifiedEnvelope::from_cache(bytes, key, kid, claims))
+        Claims::decode_with_holder(payload, base, holder).ok()
+    }
+
+    /// [`Verifier::authenticate_chain`] through the cache: each link is cached by its digest,
+    /// and a cached child is honoured only under the same parent (its holder key and digest),
+    /// so a changed link, or a child spliced under another parent, is checked in full (and
+    /// refused). `now` is used only to drop dead entries.
+    pub fn authenticate_chain<'a>(
+        &self,
+        verifier: &Verifier<'_>,
+        links: &[&'a [u8]],
+        now: u64,
+    ) -> Result<VerifiedChain<'a>, Denial> {
+        let Some((root, children)) = links.split_first() else {
+            return verifier.authenticate_chain(links);
+        };
+        let mut chain = VerifiedChain::single(self.authenticate(verifier, root, now)?);
+        for (n, bytes) in children.iter().enumerate() {
+            if n + 1 == MAX_CHAIN_LEN {
+                return Err(Denial::BadDelegation(DelegationFault::TooLong));
+            }
+            let parent = *chain.leaf();
+            let digest: Digest32 = Sha256::digest(bytes).into();
+            let child = match self.lookup_child(&parent, &digest, bytes, now) {
+                Some(hit) => hit,
+                None => {
+                    let child = verifier.authenticate_child(&parent, bytes)?;
+                    self.insert(digest, &child, now);
+                    child
+                }
+            };
+            if !chain.push(child) {
+                return Err(Denial::BadDelegation(DelegationFault::TooLong));
+            }
+        }
+        Ok(chain)
     }
 
     fn insert(&self, digest: Digest32, verified: &VerifiedEnvelope<'_>, now: u64) {

@@ -145,3 +145,54 @@ impl<'a> Call<'a> {
         &self.body_digest
     }
 }
+
+/// What came with a call besides its envelope: the holder's invocation (`docs/spec.md` §11)
+/// and people's approvals (§12), each as received (raw bytes).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Attached<'p> {
+    invocation: Option<&'p [u8]>,
+    approvals: &'p [&'p [u8]],
+}
+
+impl<'p> Attached<'p> {
+    /// Nothing attached: a bearer envelope's call that needs no approval.
+    pub const fn none() -> Self {
+        Attached {
+            invocation: None,
+            approvals: &[],
+        }
+    }
+
+    /// An invocation (or none) and approvals.
+    pub const fn new(invocation: Option<&'p [u8]>, approvals: &'p [&'p [u8]]) -> Self {
+        Attached {
+            invocation,
+            approvals,
+        }
+    }
+
+    /// Only an invocation.
+    pub const fn invocation_only(invocation: &'p [u8]) -> Self {
+        Attached {
+            invocation: Some(invocation),
+            approvals: &[],
+        }
+    }
+
+    /// The invocation, if one came.
+    pub const fn invocation(&self) -> Option<&'p [u8]> {
+        self.invocation
+    }
+
+    /// The approvals that came, in the order received.
+    pub const fn approvals(&self) -> &'p [&'p [u8]] {
+        self.approvals
+    }
+}
+
+/// An invocation alone (or none): what a call under a rule-free envelope carries.
+impl<'p> From<Option<&'p [u8]>> for Attached<'p> {
+    fn from(invocation: Option<&'p [u8]>) -> Self {
+        Attached::new(invocation, &[])
+    }
+}

@@ -1,5 +1,6 @@
 //! The CWT claims set and the grant, decoded in one pass into borrowed views.
 
+use crate::approval::ApprovalRule;
 use crate::cbor::{Key, Reader};
 use crate::error::{Denial, Malformed, MalformedKind};
 use crate::keys::TrustedKey;
@@ -18,12 +19,14 @@ mod key {
     pub(super) const CTI: u64 = claim::CTI as u64;
     pub(super) const CNF: u64 = claim::CNF as u64;
     pub(super) const GRANT_NEG: u64 = nint_arg(claim::GRANT);
+    pub(super) const PARENT_NEG: u64 = nint_arg(claim::PARENT);
     pub(super) const V: u64 = grant::V as u64;
     pub(super) const TOOLS: u64 = grant::TOOLS as u64;
     pub(super) const CLASSES: u64 = grant::CLASSES as u64;
     pub(super) const MAX_USES: u64 = grant::MAX_USES as u64;
     pub(super) const OBO: u64 = grant::OBO as u64;
     pub(super) const SID: u64 = grant::SID as u64;
+    pub(super) const APPROVAL: u64 = grant::APPROVAL as u64;
 }
 
 /// The only grant version this verifier knows.
@@ -60,6 +63,9 @@ pub struct Claims<'a> {
     max_uses: u64,
     obo: Option<&'a str>,
     sid: Option<&'a str>,
+    approval: Option<ApprovalRule<'a>>,
+    /// SHA-256 of the parent envelope, when delegated (`docs/spec.md` §13).
+    parent: Option<[u8; 32]>,
 }
 
 /// `aud` as it came: a single text, or a non-empty list of texts.
@@ -78,6 +84,7 @@ struct Grant<'a> {
     max_uses: Option<u64>,
     obo: Option<&'a str>,
     sid: Option<&'a str>,
+    approval: Option<ApprovalRule<'a>>,
     unknown: bool,
 }
 
@@ -110,6 +117,7 @@ impl<'a> Claims<'a> {
             (None, None, None, None, None, None, None);
         let mut holder = None;
         let mut grant = None;
+        let mut parent = None;
         let mut unknown = false;
         for _ in 0..pairs {
             match r.key(&mut prev, 1)? {
@@ -122,6 +130,7 @@ impl<'a> Claims<'a> {
                 Key::Uint(key::CTI) => cti = Some(r.bytes_exact::<16>()?),
                 Key::Uint(key::CNF) => holder = Some(decode_cnf(&mut r, known)?),
                 Key::Nint(key::GRANT_NEG) => grant = Some(decode_grant(&mut r)?),
+                Key::Nint(key::PARENT_NEG) => parent = Some(r.bytes_exact::<32>()?),
                 _ => {
                     r.skip(1)?;
                     unknown = true;
@@ -168,6 +177,8 @@ impl<'a> Claims<'a> {
             max_uses,
             obo: grant.obo,
             sid: grant.sid,
+            approval: grant.approval,
+            parent,
         })
     }
 
@@ -257,6 +268,18 @@ impl<'a> Claims<'a> {
     /// The session or task the envelope is bound to.
     pub const fn sid(&self) -> Option<&'a str> {
         self.sid
+    }
+
+    /// The approval rule: which classes need how many of which approvers (`docs/spec.md`
+    /// §12). `None` when no class needs approval.
+    pub const fn approval(&self) -> Option<&ApprovalRule<'a>> {
+        self.approval.as_ref()
+    }
+
+    /// SHA-256 of the parent envelope: the envelope is delegated, and is valid only as the
+    /// child of that parent in a chain (`docs/spec.md` §13). `None` for a root.
+    pub const fn parent(&self) -> Option<&[u8; 32]> {
+        self.parent.as_ref()
     }
 
     fn list(&self, span: ListSpan) -> ListReader<'a> {
@@ -358,6 +381,7 @@ fn decode_grant<'a>(r: &mut Reader<'a>) -> Result<Grant<'a>, Malformed> {
             }
             Key::Uint(key::OBO) => grant.obo = Some(r.text()?),
             Key::Uint(key::SID) => grant.sid = Some(r.text()?),
+            Key::Uint(key::APPROVAL) => grant.approval = Some(ApprovalRule::decode(r)?),
             _ => {
                 r.skip(2)?;
                 grant.unknown = true;

@@ -2,6 +2,7 @@
 
 use core::fmt;
 
+use crate::delegation::{DelegationFault, Widening};
 use crate::invocation::{InvocationFault, Mismatch};
 use crate::reason::Reason;
 
@@ -19,8 +20,12 @@ pub enum Denial {
     UnknownKey,
     /// Strict Ed25519 verification failed.
     BadSignature,
+    /// A link of a delegation chain does not hold.
+    BadDelegation(DelegationFault),
     /// Grant version other than 1, or a claim or grant key this version does not know.
     Unsupported,
+    /// A delegated envelope grants more than its parent.
+    NotAttenuated(Widening),
     /// `now < nbf - leeway`.
     NotYetValid,
     /// `now >= exp + leeway`.
@@ -46,6 +51,15 @@ pub enum Denial {
     BadInvocation(InvocationFault),
     /// The invocation signs another call, or its iat is out of range.
     InvocationMismatch(Mismatch),
+    /// The call's class needs approval and fewer than `needed` approvals counted, or the
+    /// policy requires approval for the class and the envelope has no rule covering it
+    /// (then `needed` is 0).
+    ApprovalRequired {
+        /// How many distinct approvers counted.
+        counted: u8,
+        /// How many the rule needs; 0 when no rule covers the class.
+        needed: u8,
+    },
     /// The use ledger already granted `max_uses` distinct messages.
     UsesExhausted,
     /// This exact message already completed under this envelope.
@@ -59,7 +73,9 @@ impl Denial {
             Denial::Malformed(_) => Reason::Malformed,
             Denial::UnknownKey => Reason::UnknownKey,
             Denial::BadSignature => Reason::BadSignature,
+            Denial::BadDelegation(_) => Reason::BadDelegation,
             Denial::Unsupported => Reason::Unsupported,
+            Denial::NotAttenuated(_) => Reason::NotAttenuated,
             Denial::NotYetValid => Reason::NotYetValid,
             Denial::Expired => Reason::Expired,
             Denial::LifetimeTooLong => Reason::LifetimeTooLong,
@@ -72,6 +88,7 @@ impl Denial {
             Denial::InvocationRequired => Reason::InvocationRequired,
             Denial::BadInvocation(_) => Reason::BadInvocation,
             Denial::InvocationMismatch(_) => Reason::InvocationMismatch,
+            Denial::ApprovalRequired { .. } => Reason::ApprovalRequired,
             Denial::UsesExhausted => Reason::UsesExhausted,
             Denial::Replayed => Reason::Replayed,
         }
@@ -89,6 +106,8 @@ impl fmt::Display for Denial {
             Denial::Malformed(m) => write!(f, "malformed envelope: {m}"),
             Denial::UnknownKey => f.write_str("the envelope's key id names no trusted key"),
             Denial::BadSignature => f.write_str("the signature does not verify"),
+            Denial::BadDelegation(fault) => write!(f, "bad delegation: {fault}"),
+            Denial::NotAttenuated(widening) => write!(f, "not attenuated: {widening}"),
             Denial::Unsupported => f.write_str(
                 "the envelope uses a grant version or claim this verifier does not know",
             ),
@@ -114,6 +133,13 @@ impl fmt::Display for Denial {
             ),
             Denial::BadInvocation(fault) => write!(f, "bad invocation: {fault}"),
             Denial::InvocationMismatch(m) => write!(f, "invocation mismatch: {m}"),
+            Denial::ApprovalRequired { needed: 0, .. } => f.write_str(
+                "the class needs approval by this worker's policy, and the envelope has no approval rule for it",
+            ),
+            Denial::ApprovalRequired { counted, needed } => write!(
+                f,
+                "the class needs approval: {counted} of {needed} approvals counted"
+            ),
             Denial::UsesExhausted => f.write_str("the envelope's uses are exhausted"),
             Denial::Replayed => f.write_str("this message already ran under this envelope"),
         }
@@ -218,6 +244,11 @@ pub enum MalformedKind {
     Class,
     /// A key that this kind of object does not have.
     UnknownField,
+    /// The grant's approval rule is not `{1: classes, 2: m, 3: [+ kid]}` with classes 1 to
+    /// 7, 1 ≤ m ≤ n ≤ 16 and the kids distinct and ascending.
+    ApprovalRule,
+    /// More than 16 approvals came with one call.
+    TooManyApprovals,
 }
 
 impl fmt::Display for MalformedKind {
@@ -253,6 +284,10 @@ impl fmt::Display for MalformedKind {
             MalformedKind::MessageId => "message id must be 1 to 256 bytes",
             MalformedKind::Class => "class must be exactly one of 1, 2 or 4",
             MalformedKind::UnknownField => "a key this object does not have",
+            MalformedKind::ApprovalRule => {
+                "approval rule is not {1: classes, 2: m, 3: [kids]} with 1 <= m <= n <= 16 and kids distinct, ascending"
+            }
+            MalformedKind::TooManyApprovals => "more than 16 approvals with one call",
         })
     }
 }

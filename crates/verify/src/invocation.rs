@@ -6,12 +6,11 @@
 use core::fmt;
 
 use crate::call::Call;
-use crate::cbor::{Key, Reader};
-use crate::error::{Malformed, MalformedKind};
+use crate::error::Malformed;
 use crate::keys::{Kid, TrustedKey};
 use crate::sign1::Sign1;
-use crate::tools::{ActionClass, is_tool_name};
-use crate::wire::{INVOCATION_AAD, MAX_INVOCATION_LEN, MAX_MESSAGE_ID_LEN, call};
+use crate::signed_call::{self, CallField, Signer};
+use crate::wire::{INVOCATION_AAD, MAX_INVOCATION_LEN};
 
 /// An invocation whose structure has been checked but whose signature has not.
 #[derive(Debug, Clone, Copy)]
@@ -113,85 +112,11 @@ impl<'a> UntrustedInvocation<'a> {
     /// pattern) and a class of exactly one of 1, 2 or 4.
     pub fn decode(bytes: &'a [u8]) -> Result<Self, Malformed> {
         let sign1 = Sign1::decode(bytes, MAX_INVOCATION_LEN)?;
-        let mut r = Reader::new(sign1.payload, sign1.payload_offset);
-        let at = r.pos();
-        let pairs = r.map()?;
-        let mut prev = None;
-        let (mut envelope_digest, mut audience, mut message_id, mut tool) =
-            (None, None, None, None);
-        let (mut class, mut body_digest, mut iat) = (None, None, None);
-        for _ in 0..pairs {
-            let key_at = r.pos();
-            match r.key(&mut prev, 1)? {
-                Key::Uint(k) if k == call::ENV as u64 => {
-                    envelope_digest = Some(r.bytes_exact::<32>()?);
-                }
-                Key::Uint(k) if k == call::AUD as u64 => audience = Some(r.text()?),
-                Key::Uint(k) if k == call::MSG as u64 => {
-                    let at = r.pos();
-                    let id = r.text()?;
-                    if id.is_empty() || id.len() > MAX_MESSAGE_ID_LEN {
-                        return Err(r.error_at(at, MalformedKind::MessageId));
-                    }
-                    message_id = Some(id);
-                }
-                Key::Uint(k) if k == call::TOOL as u64 => {
-                    let at = r.pos();
-                    let name = r.text()?;
-                    if !is_tool_name(name) {
-                        return Err(r.error_at(at, MalformedKind::ToolPattern));
-                    }
-                    tool = Some(name);
-                }
-                Key::Uint(k) if k == call::CLASS as u64 => {
-                    let at = r.pos();
-                    class = Some(match r.uint()? {
-                        1 => ActionClass::Read,
-                        2 => ActionClass::Write,
-                        4 => ActionClass::Destructive,
-                        _ => return Err(r.error_at(at, MalformedKind::Class)),
-                    });
-                }
-                Key::Uint(k) if k == call::BODY as u64 => {
-                    body_digest = Some(r.bytes_exact::<32>()?);
-                }
-                Key::Uint(k) if k == call::IAT as u64 => iat = Some(r.uint()?),
-                _ => return Err(r.error_at(key_at, MalformedKind::UnknownField)),
-            }
-        }
-        let missing = || r.error_at(at, MalformedKind::MissingClaim);
-        let (
-            Some(envelope_digest),
-            Some(audience),
-            Some(message_id),
-            Some(tool),
-            Some(class),
-            Some(body_digest),
-            Some(iat),
-        ) = (
-            envelope_digest,
-            audience,
-            message_id,
-            tool,
-            class,
-            body_digest,
-            iat,
-        )
-        else {
-            return Err(missing());
-        };
-        r.finish()?;
+        let signed = signed_call::decode(sign1.payload, sign1.payload_offset, Signer::Holder)?;
         Ok(UntrustedInvocation {
             sign1,
-            call: Call::unchecked(
-                envelope_digest,
-                audience,
-                message_id,
-                tool,
-                class,
-                body_digest,
-            ),
-            iat,
+            call: signed.call,
+            iat: signed.iat,
         })
     }
 
@@ -230,21 +155,13 @@ impl<'a> UntrustedInvocation<'a> {
 
     /// The first field that differs from `call`, in the call's key order.
     pub(crate) fn mismatch(&self, call: &Call<'_>) -> Option<Mismatch> {
-        let signed = &self.call;
-        if signed.envelope_digest() != call.envelope_digest() {
-            Some(Mismatch::Envelope)
-        } else if signed.audience() != call.audience() {
-            Some(Mismatch::Audience)
-        } else if signed.message_id() != call.message_id() {
-            Some(Mismatch::MessageId)
-        } else if signed.tool() != call.tool() {
-            Some(Mismatch::Tool)
-        } else if signed.class() != call.class() {
-            Some(Mismatch::Class)
-        } else if signed.body_digest() != call.body_digest() {
-            Some(Mismatch::Body)
-        } else {
-            None
-        }
+        signed_call::first_difference(&self.call, call).map(|field| match field {
+            CallField::Envelope => Mismatch::Envelope,
+            CallField::Audience => Mismatch::Audience,
+            CallField::MessageId => Mismatch::MessageId,
+            CallField::Tool => Mismatch::Tool,
+            CallField::Class => Mismatch::Class,
+            CallField::Body => Mismatch::Body,
+        })
     }
 }

@@ -39,9 +39,12 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod approval;
 mod call;
 mod cbor;
+mod chain;
 mod claims;
+mod delegation;
 mod ed25519;
 mod envelope;
 mod error;
@@ -49,6 +52,7 @@ mod invocation;
 mod keys;
 #[cfg(feature = "alloc")]
 mod owned;
+mod policy;
 mod reason;
 mod revocation;
 #[cfg(feature = "std")]
@@ -56,6 +60,7 @@ mod revocation_set;
 #[cfg(feature = "serde")]
 mod serde_impl;
 mod sign1;
+mod signed_call;
 pub mod text;
 mod tools;
 mod verifier;
@@ -72,14 +77,20 @@ pub mod hazmat {
 #[cfg(feature = "std")]
 pub mod cache;
 
-pub use call::{Call, CallError};
+pub use approval::{ApprovalRule, Approvers, CountedApprovers, UntrustedApproval};
+pub use call::{Attached, Call, CallError};
+pub use chain::VerifiedChain;
 pub use claims::{AudIter, Claims, GRANT_VERSION, ToolIter};
+pub use delegation::{DelegationFault, Widening};
 pub use envelope::UntrustedEnvelope;
 pub use error::{Denial, Malformed, MalformedKind};
 pub use invocation::{InvocationFault, Mismatch, UntrustedInvocation};
 pub use keys::{KeyError, Kid, TrustedKey};
 #[cfg(feature = "alloc")]
-pub use owned::{CatalogueError, OwnedCatalogue, OwnedClaims, OwnedToolGrant};
+pub use owned::{CatalogueError, OwnedApprovalRule, OwnedCatalogue, OwnedClaims, OwnedToolGrant};
+pub use policy::{
+    DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, MAX_LEEWAY, MAX_MAX_LIFETIME, Policy, PolicyError,
+};
 pub use reason::{Reason, UnknownReason};
 pub use revocation::{
     Entries, Entry, NoRevocations, RecordError, RevocationList, RevocationQuery, Revocations,
@@ -93,9 +104,6 @@ pub use tools::{
     ActionClass, Classes, InvalidToolName, MAX_SEGMENT_LEN, Request, ToolCatalogue, ToolGrant,
     ToolPattern, UnknownClass, is_tool_name, is_tool_pattern,
 };
-pub use verifier::{
-    DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, MAX_LEEWAY, MAX_MAX_LIFETIME, Policy, PolicyError,
-    VerifiedEnvelope, Verifier,
-};
+pub use verifier::{VerifiedCall, VerifiedEnvelope, Verifier};
 
 pub use wire::{ENVELOPE_AAD as EXTERNAL_AAD, ENVELOPE_FIRST_BYTE, MAX_ENVELOPE_LEN};

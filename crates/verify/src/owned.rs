@@ -4,6 +4,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use crate::claims::Claims;
+use crate::keys::Kid;
 use crate::tools::{ActionClass, Classes, ToolCatalogue, is_tool_name};
 
 /// One tool grant, owned.
@@ -51,6 +52,20 @@ pub struct OwnedClaims {
     pub obo: Option<String>,
     /// Session id.
     pub sid: Option<String>,
+    /// The approval rule, when some class needs human approval.
+    pub approval: Option<OwnedApprovalRule>,
+}
+
+/// A grant's approval rule, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OwnedApprovalRule {
+    /// Classes that need approval.
+    pub classes: Classes,
+    /// Distinct approvals needed.
+    pub m: u8,
+    /// The approvers' kids, ascending.
+    pub approvers: Vec<Kid>,
 }
 
 impl Claims<'_> {
@@ -79,6 +94,11 @@ impl Claims<'_> {
             max_uses: self.max_uses(),
             obo: self.obo().map(ToString::to_string),
             sid: self.sid().map(ToString::to_string),
+            approval: self.approval().map(|rule| OwnedApprovalRule {
+                classes: rule.classes(),
+                m: rule.m(),
+                approvers: rule.approvers().collect(),
+            }),
         }
     }
 }

@@ -22,8 +22,12 @@ pub enum Reason {
     UnknownKey,
     /// Strict Ed25519 verification failed.
     BadSignature,
+    /// A link of a delegation chain does not hold.
+    BadDelegation,
     /// A grant version or claim this verifier does not know.
     Unsupported,
+    /// A delegated envelope grants more than its parent.
+    NotAttenuated,
     /// `now < nbf - leeway`.
     NotYetValid,
     /// `now >= exp + leeway`.
@@ -49,6 +53,9 @@ pub enum Reason {
     BadInvocation,
     /// The invocation signs another call, or its iat is out of range.
     InvocationMismatch,
+    /// The class needs approval and too few approvals counted (or no rule covers a class
+    /// the policy requires approval for).
+    ApprovalRequired,
     /// `max_uses` distinct messages were already granted.
     UsesExhausted,
     /// This (cti, message id) already completed, or was spent on another call.
@@ -66,11 +73,13 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, the contract's first in check order, then the queue outcomes.
-    pub const ALL: [Reason; 22] = [
+    pub const ALL: [Reason; 25] = [
         Reason::Malformed,
         Reason::UnknownKey,
         Reason::BadSignature,
+        Reason::BadDelegation,
         Reason::Unsupported,
+        Reason::NotAttenuated,
         Reason::NotYetValid,
         Reason::Expired,
         Reason::LifetimeTooLong,
@@ -83,6 +92,7 @@ impl Reason {
         Reason::InvocationRequired,
         Reason::BadInvocation,
         Reason::InvocationMismatch,
+        Reason::ApprovalRequired,
         Reason::UsesExhausted,
         Reason::Replayed,
         Reason::InFlight,
@@ -97,7 +107,9 @@ impl Reason {
             Reason::Malformed => "malformed",
             Reason::UnknownKey => "unknown_key",
             Reason::BadSignature => "bad_signature",
+            Reason::BadDelegation => "bad_delegation",
             Reason::Unsupported => "unsupported",
+            Reason::NotAttenuated => "not_attenuated",
             Reason::NotYetValid => "not_yet_valid",
             Reason::Expired => "expired",
             Reason::LifetimeTooLong => "lifetime_too_long",
@@ -110,6 +122,7 @@ impl Reason {
             Reason::InvocationRequired => "invocation_required",
             Reason::BadInvocation => "bad_invocation",
             Reason::InvocationMismatch => "invocation_mismatch",
+            Reason::ApprovalRequired => "approval_required",
             Reason::UsesExhausted => "uses_exhausted",
             Reason::Replayed => "replayed",
             Reason::InFlight => "in_flight",
@@ -130,7 +143,11 @@ impl Reason {
     pub const fn after_signature(self) -> bool {
         !matches!(
             self,
-            Reason::Malformed | Reason::UnknownKey | Reason::BadSignature | Reason::Unsupported
+            Reason::Malformed
+                | Reason::UnknownKey
+                | Reason::BadSignature
+                | Reason::BadDelegation
+                | Reason::Unsupported
         )
     }
 }

@@ -14,8 +14,8 @@ use std::fmt;
 use std::vec::Vec;
 
 use crate::keys::{Kid, TrustedKey};
+use crate::policy::{DEFAULT_LEEWAY, MAX_LEEWAY};
 use crate::revocation::{Entry, RecordError, RevocationQuery, Revocations, VerifiedRecord};
-use crate::verifier::{DEFAULT_LEEWAY, MAX_LEEWAY};
 
 /// Most records a set holds by default.
 pub const DEFAULT_MAX_RECORDS: usize = 65_536;

@@ -80,6 +80,28 @@ impl Serialize for ToolList<'_> {
     }
 }
 
+/// `{"classes": [names], "m": M, "approvers": [kid hex, ...]}`.
+struct RuleView<'c, 'a>(&'c crate::approval::ApprovalRule<'a>);
+
+impl Serialize for RuleView<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let rule = self.0;
+        let mut map = s.serialize_map(Some(3))?;
+        map.serialize_entry("classes", &rule.classes())?;
+        map.serialize_entry("m", &rule.m())?;
+        map.serialize_entry("approvers", &KidList(rule.approvers()))?;
+        map.end()
+    }
+}
+
+struct KidList<'a>(crate::approval::Approvers<'a>);
+
+impl Serialize for KidList<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.clone())
+    }
+}
+
 struct GrantView<'c, 'a>(&'c Claims<'a>);
 
 impl Serialize for GrantView<'_, '_> {
@@ -95,6 +117,9 @@ impl Serialize for GrantView<'_, '_> {
         }
         if let Some(sid) = c.sid() {
             map.serialize_entry("sid", sid)?;
+        }
+        if let Some(rule) = c.approval() {
+            map.serialize_entry("approval", &RuleView(rule))?;
         }
         map.end()
     }

@@ -114,6 +114,11 @@ impl Classes {
         self.0 & class.bit() != 0
     }
 
+    /// Whether every class of `other` is in this set.
+    pub const fn contains_all(self, other: Classes) -> bool {
+        self.0 & other.0 == other.0
+    }
+
     /// The classes in the set, in bit order.
     pub fn iter(self) -> impl Iterator<Item = ActionClass> {
         ActionClass::ALL
@@ -205,6 +210,26 @@ impl<'a> ToolPattern<'a> {
                 .strip_prefix(prefix)
                 .is_some_and(|rest| rest.len() > 1 && rest.starts_with('.')),
             None => self.0 == name,
+        }
+    }
+}
+
+impl ToolPattern<'_> {
+    /// Whether this (a parent's) pattern covers `child`, a pattern a delegated envelope
+    /// grants (`docs/spec.md` §13): `*` covers every pattern; `p.*` covers a name strictly
+    /// below `p`, and a pattern `q.*` when `q` is `p` or strictly below it (never `*`, never
+    /// the name `p`); a name covers only the same name. Whatever the child's pattern matches,
+    /// this one matches too.
+    pub fn covers(&self, child: &ToolPattern<'_>) -> bool {
+        if self.0 == "*" {
+            return true;
+        }
+        match self.0.strip_suffix(".*") {
+            Some(prefix) => match child.0.strip_suffix(".*") {
+                Some(below) => below == prefix || self.matches(below),
+                None => child.0 != "*" && self.matches(child.0),
+            },
+            None => self.0 == child.0,
         }
     }
 }

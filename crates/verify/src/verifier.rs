@@ -2,105 +2,17 @@
 
 use core::fmt;
 
-use crate::call::Call;
+use crate::approval::CountedApprovers;
+use crate::call::{Attached, Call};
+use crate::chain::VerifiedChain;
 use crate::claims::Claims;
+use crate::delegation::DelegationFault;
 use crate::envelope::UntrustedEnvelope;
 use crate::error::Denial;
-use crate::invocation::{InvocationFault, Mismatch, UntrustedInvocation};
 use crate::keys::{self, Kid, TrustedKey};
-use crate::revocation::{NoRevocations, RevocationQuery, Revocations};
+use crate::policy::{Policy, PolicyError};
+use crate::revocation::{NoRevocations, Revocations};
 use crate::tools::Request;
-
-/// Default clock leeway, seconds.
-pub const DEFAULT_LEEWAY: u64 = 5;
-/// Largest leeway a policy accepts, seconds.
-pub const MAX_LEEWAY: u64 = 60;
-/// Default maximum lifetime (`exp - nbf`), seconds.
-pub const DEFAULT_MAX_LIFETIME: u64 = 3600;
-/// Largest maximum lifetime a policy accepts, seconds: 7 days (`docs/spec.md` §2).
-pub const MAX_MAX_LIFETIME: u64 = 7 * 24 * 3600;
-
-/// Time policy of a verifier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Policy {
-    leeway: u64,
-    max_lifetime: u64,
-    require_holder: bool,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            leeway: DEFAULT_LEEWAY,
-            max_lifetime: DEFAULT_MAX_LIFETIME,
-            require_holder: false,
-        }
-    }
-}
-
-/// A policy value out of its bounds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PolicyError {
-    /// Leeway above [`MAX_LEEWAY`].
-    LeewayTooLarge,
-    /// Maximum lifetime of 0 or above [`MAX_MAX_LIFETIME`].
-    MaxLifetimeOutOfRange,
-}
-
-impl fmt::Display for PolicyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PolicyError::LeewayTooLarge => write!(f, "leeway must be at most {MAX_LEEWAY} s"),
-            PolicyError::MaxLifetimeOutOfRange => {
-                write!(f, "max lifetime must be 1 to {MAX_MAX_LIFETIME} s")
-            }
-        }
-    }
-}
-
-#[cfg(feature = "std")]
-impl std::error::Error for PolicyError {}
-
-impl Policy {
-    /// A policy with the given leeway and maximum lifetime, in seconds.
-    pub const fn new(leeway: u64, max_lifetime: u64) -> Result<Policy, PolicyError> {
-        if leeway > MAX_LEEWAY {
-            return Err(PolicyError::LeewayTooLarge);
-        }
-        if max_lifetime == 0 || max_lifetime > MAX_MAX_LIFETIME {
-            return Err(PolicyError::MaxLifetimeOutOfRange);
-        }
-        Ok(Policy {
-            leeway,
-            max_lifetime,
-            require_holder: false,
-        })
-    }
-
-    /// Requires every envelope to be holder-bound (`cnf`): a bearer envelope is then
-    /// `invocation_required`.
-    #[must_use]
-    pub const fn with_require_holder(mut self, require: bool) -> Self {
-        self.require_holder = require;
-        self
-    }
-
-    /// Whether every envelope must be holder-bound.
-    pub const fn require_holder(&self) -> bool {
-        self.require_holder
-    }
-
-    /// Clock leeway, seconds.
-    pub const fn leeway(&self) -> u64 {
-        self.leeway
-    }
-
-    /// Maximum accepted `exp - nbf`, seconds.
-    pub const fn max_lifetime(&self) -> u64 {
-        self.max_lifetime
-    }
-}
 
 /// An envelope whose signature holds under a trusted key and whose claims are well formed.
 ///
@@ -169,14 +81,44 @@ impl<'a> VerifiedEnvelope<'a> {
     }
 }
 
+/// A call that passed every check of the verifier: its envelope and the approvers that
+/// counted. Only [`Verifier::verify_call`] (and the cache's) makes one.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifiedCall<'a> {
+    envelope: VerifiedEnvelope<'a>,
+    approvers: CountedApprovers,
+}
+
+impl<'a> VerifiedCall<'a> {
+    #[cfg(feature = "std")]
+    pub(crate) const fn new(envelope: VerifiedEnvelope<'a>, approvers: CountedApprovers) -> Self {
+        VerifiedCall {
+            envelope,
+            approvers,
+        }
+    }
+
+    /// The verified envelope.
+    pub const fn envelope(&self) -> &VerifiedEnvelope<'a> {
+        &self.envelope
+    }
+
+    /// The approvers whose approvals counted (empty when the class needs none).
+    pub const fn approvers(&self) -> &CountedApprovers {
+        &self.approvers
+    }
+}
+
 /// Verifies envelopes for one audience against a set of trusted keys.
 #[derive(Clone, Copy)]
 pub struct Verifier<'k> {
     keys: &'k [TrustedKey],
-    audience: &'k str,
-    policy: Policy,
-    agent: Option<&'k str>,
-    revocations: &'k dyn Revocations,
+    pub(crate) audience: &'k str,
+    pub(crate) policy: Policy,
+    pub(crate) agent: Option<&'k str>,
+    pub(crate) revocations: &'k dyn Revocations,
+    /// Keys whose approvals count (`docs/spec.md` §12); disjoint from `keys`.
+    pub(crate) approvers: &'k [TrustedKey],
 }
 
 impl fmt::Debug for Verifier<'_> {
@@ -186,6 +128,7 @@ impl fmt::Debug for Verifier<'_> {
             .field("audience", &self.audience)
             .field("policy", &self.policy)
             .field("agent", &self.agent)
+            .field("approvers", &self.approvers)
             .finish_non_exhaustive()
     }
 }
@@ -200,7 +143,23 @@ impl<'k> Verifier<'k> {
             policy: Policy::default(),
             agent: None,
             revocations: &NoRevocations,
+            approvers: &[],
         }
+    }
+
+    /// Counts approvals signed by `approvers` (`docs/spec.md` §12). Refused when one of them
+    /// is also a trusted issuer key: an issuer never approves its own calls.
+    pub fn with_approvers(mut self, approvers: &'k [TrustedKey]) -> Result<Self, PolicyError> {
+        if approvers.iter().any(|a| self.trusts(a.as_bytes())) {
+            return Err(PolicyError::ApproverIsIssuer);
+        }
+        self.approvers = approvers;
+        Ok(self)
+    }
+
+    /// The approver keys.
+    pub const fn approvers(&self) -> &'k [TrustedKey] {
+        self.approvers
     }
 
     /// Uses `policy` instead of the default.
@@ -259,7 +218,9 @@ impl<'k> Verifier<'k> {
     }
 
     /// The checks that depend only on the bytes and the keys: decode, key, signature,
-    /// claims. The result may be cached; [`Verifier::check`] must still run on every use.
+    /// claims, and no `parent` (a delegated envelope is checked with its chain,
+    /// [`Verifier::authenticate_chain`]). The result may be cached; [`Verifier::check`] must
+    /// still run on every use.
     pub fn authenticate<'a>(&self, bytes: &'a [u8]) -> Result<VerifiedEnvelope<'a>, Denial> {
         let envelope = UntrustedEnvelope::decode(bytes)?;
         let key = keys::find(self.keys, &envelope.kid()).ok_or(Denial::UnknownKey)?;
@@ -267,6 +228,11 @@ impl<'k> Verifier<'k> {
         // Claims are decoded only once the signature holds.
         let (payload, base) = envelope.payload();
         let claims = Claims::decode(payload, base)?;
+        // Only a chain's root is signed by an issuer, and a root names no parent: a delegated
+        // envelope without its chain proves nothing (`docs/spec.md` §13).
+        if claims.parent().is_some() {
+            return Err(Denial::BadDelegation(DelegationFault::RootHasParent));
+        }
         Ok(VerifiedEnvelope::new(bytes, &key, claims))
     }
 
@@ -274,7 +240,8 @@ impl<'k> Verifier<'k> {
     /// call (`docs/spec.md` §2): time, lifetime, audience, agent, tool and class (when
     /// `request` is given), revocation; then, since no invocation can come without a call, a
     /// holder-bound envelope (or any envelope when the policy requires holder binding and it
-    /// has none) is `invocation_required`.
+    /// has none) is `invocation_required`, and a requested class that needs approval is
+    /// `approval_required` (0 counted: no approval can come without a call).
     ///
     /// The envelope must have been authenticated under one of this verifier's own keys (the
     /// whole 32-byte key, not only its kid), else `unknown_key`: a verified envelope from a
@@ -285,132 +252,39 @@ impl<'k> Verifier<'k> {
         now: u64,
         request: Option<&Request<'_>>,
     ) -> Result<(), Denial> {
-        self.check_envelope(envelope, now, request)?;
-        if envelope.claims.holder().is_some() || self.policy.require_holder {
-            return Err(Denial::InvocationRequired);
-        }
-        Ok(())
+        self.check_chain(&VerifiedChain::single(*envelope), now, request)
     }
 
-    /// Every check of a call on a queue (`docs/spec.md` §2, §11): the envelope's checks for
-    /// the call's tool and class, then the holder binding: a holder-bound envelope needs an
-    /// `invocation` signed by its `cnf` key over exactly this call, made between the
-    /// envelope's nbf and exp and not after now (each with the leeway). An invocation that
-    /// comes with a bearer envelope is ignored, unless the policy requires holder binding.
-    /// Use counting (the ledger) comes after.
-    pub fn check_call(
+    /// Every check of a call on a queue (`docs/spec.md` §2, §11, §12): the envelope's checks
+    /// for the call's tool and class, then the holder binding: a holder-bound envelope needs
+    /// an invocation signed by its `cnf` key over exactly this call, made between the
+    /// envelope's nbf and exp and not after now (each with the leeway); then approval: when
+    /// the class needs it, at least m of the attached approvals must count. An invocation
+    /// that comes with a bearer envelope is ignored, unless the policy requires holder
+    /// binding. Returns the approvers that counted. Use counting (the ledger) comes after.
+    pub fn check_call<'p>(
         &self,
         envelope: &VerifiedEnvelope<'_>,
         now: u64,
         call: &Call<'_>,
-        invocation: Option<&[u8]>,
-    ) -> Result<(), Denial> {
-        let request = Request::for_call(call);
-        self.check_envelope(envelope, now, Some(&request))?;
-        let Some(holder) = envelope.claims.holder() else {
-            return if self.policy.require_holder {
-                Err(Denial::InvocationRequired)
-            } else {
-                Ok(())
-            };
-        };
-        let bytes = invocation.ok_or(Denial::InvocationRequired)?;
-        let invocation = UntrustedInvocation::decode(bytes)
-            .map_err(|m| Denial::BadInvocation(InvocationFault::Malformed(m)))?;
-        invocation
-            .verify_signature(holder)
-            .map_err(Denial::BadInvocation)?;
-        // The call must be this envelope's: the worker hashed these very bytes.
-        if *call.envelope_digest() != envelope.digest() {
-            return Err(Denial::InvocationMismatch(Mismatch::Envelope));
-        }
-        if let Some(field) = invocation.mismatch(call) {
-            return Err(Denial::InvocationMismatch(field));
-        }
-        let leeway = self.policy.leeway;
-        let claims = envelope.claims();
-        let iat = invocation.iat();
-        if iat.saturating_add(leeway) < claims.nbf() {
-            return Err(Denial::InvocationMismatch(Mismatch::IatBeforeNbf));
-        }
-        if iat > now.saturating_add(leeway) {
-            return Err(Denial::InvocationMismatch(Mismatch::IatInFuture));
-        }
-        if iat >= claims.exp().saturating_add(leeway) {
-            return Err(Denial::InvocationMismatch(Mismatch::IatAfterExp));
-        }
-        Ok(())
+        attached: impl Into<Attached<'p>>,
+    ) -> Result<CountedApprovers, Denial> {
+        self.check_chain_call(&VerifiedChain::single(*envelope), now, call, attached)
     }
 
     /// [`Verifier::authenticate`] then [`Verifier::check_call`].
-    pub fn verify_call<'a>(
+    pub fn verify_call<'a, 'p>(
         &self,
         bytes: &'a [u8],
         now: u64,
         call: &Call<'_>,
-        invocation: Option<&[u8]>,
-    ) -> Result<VerifiedEnvelope<'a>, Denial> {
-        let verified = self.authenticate(bytes)?;
-        self.check_call(&verified, now, call, invocation)?;
-        Ok(verified)
+        attached: impl Into<Attached<'p>>,
+    ) -> Result<VerifiedCall<'a>, Denial> {
+        let envelope = self.authenticate(bytes)?;
+        let approvers = self.check_call(&envelope, now, call, attached)?;
+        Ok(VerifiedCall {
+            envelope,
+            approvers,
+        })
     }
-
-    /// The rows of `docs/spec.md` §2 from `not_yet_valid` through `revoked`.
-    fn check_envelope(
-        &self,
-        envelope: &VerifiedEnvelope<'_>,
-        now: u64,
-        request: Option<&Request<'_>>,
-    ) -> Result<(), Denial> {
-        if !self.trusts(&envelope.key) {
-            return Err(Denial::UnknownKey);
-        }
-        let claims = envelope.claims();
-        let leeway = self.policy.leeway;
-        if now.saturating_add(leeway) < claims.nbf() {
-            return Err(Denial::NotYetValid);
-        }
-        if now >= claims.exp().saturating_add(leeway) {
-            return Err(Denial::Expired);
-        }
-        // Decoding guarantees exp > nbf.
-        if claims.exp() - claims.nbf() > self.policy.max_lifetime {
-            return Err(Denial::LifetimeTooLong);
-        }
-        if !claims.aud().any(|aud| aud == self.audience) {
-            return Err(Denial::WrongAudience);
-        }
-        if self.agent.is_some_and(|agent| agent != claims.sub()) {
-            return Err(Denial::WrongAgent);
-        }
-        if let Some(request) = request {
-            check_request(claims, request)?;
-        }
-        if self.revocations.revokes(&RevocationQuery::of(envelope)) {
-            return Err(Denial::Revoked);
-        }
-        Ok(())
-    }
-}
-
-/// `unknown_tool` when the worker's catalogue does not list the tool; `tool_not_granted`
-/// when no pattern matches; `class_not_granted` when patterns match but
-/// none of them allows the class.
-fn check_request(claims: &Claims<'_>, request: &Request<'_>) -> Result<(), Denial> {
-    // The class is the worker's: a tool its catalogue does not list runs under no grant.
-    let class = request.class().ok_or(Denial::UnknownTool)?;
-    let mut tool_matched = false;
-    for grant in claims.tools() {
-        if grant.pattern.matches(request.tool()) {
-            if grant.classes.contains(class) {
-                return Ok(());
-            }
-            tool_matched = true;
-        }
-    }
-    Err(if tool_matched {
-        Denial::ClassNotGranted
-    } else {
-        Denial::ToolNotGranted
-    })
 }

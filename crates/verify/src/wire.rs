@@ -29,6 +29,21 @@ pub const REVOCATION_AAD: &[u8; 21] = b"laissez/v1/revocation";
 /// Largest revocation record accepted, in bytes.
 pub const MAX_RECORD_LEN: usize = 4096;
 
+/// The external_aad of an approval's Sig_structure (`docs/spec.md` §12).
+pub const APPROVAL_AAD: &[u8; 19] = b"laissez/v1/approval";
+
+/// Largest approval accepted, in bytes.
+pub const MAX_APPROVAL_LEN: usize = 1024;
+
+/// Most approvals that may come with one call; more is `malformed`.
+pub const MAX_APPROVALS: usize = 16;
+
+/// Most approver kids in a grant's approval rule.
+pub const MAX_APPROVERS: usize = 16;
+
+/// Most envelopes in a delegation chain, root and leaf included.
+pub const MAX_CHAIN_LEN: usize = 4;
+
 /// Longest message id in a call, in bytes.
 pub const MAX_MESSAGE_ID_LEN: usize = 256;
 
@@ -67,6 +82,9 @@ pub mod claim {
     pub const CNF: i64 = 8;
     /// `grant`: what the agent may do.
     pub const GRANT: i64 = -65537;
+    /// `parent`: SHA-256 of the parent envelope; the envelope is delegated (`docs/spec.md`
+    /// §13).
+    pub const PARENT: i64 = -65538;
     /// Length of a cti, in bytes.
     pub const CTI_LEN: usize = 16;
 }
@@ -101,8 +119,22 @@ pub mod call {
     pub const CLASS: i64 = 5;
     /// SHA-256 of the body, its bytes exactly as delivered.
     pub const BODY: i64 = 6;
-    /// When the invocation was made (invocations only).
+    /// When the invocation or approval was made (not in a bare call).
     pub const IAT: i64 = 7;
+    /// When the approval stops counting (approvals only).
+    pub const EXP: i64 = 8;
+    /// The approver's name, for the record (approvals only, optional).
+    pub const BY: i64 = 9;
+}
+
+/// Keys of the grant's approval rule (`docs/spec.md` §12).
+pub mod approval {
+    /// Classes that need approval.
+    pub const CLASSES: i64 = 1;
+    /// `m`: approvals needed.
+    pub const M: i64 = 2;
+    /// The approvers' kids, distinct and ascending.
+    pub const APPROVERS: i64 = 3;
 }
 
 /// Keys of a revocation record's payload, its entry kinds and its bounds (`docs/spec.md` §14).
@@ -144,6 +176,8 @@ pub mod grant {
     pub const OBO: i64 = 4;
     /// `sid`: session id.
     pub const SID: i64 = 5;
+    /// `approval`: which classes need how many of which approvers.
+    pub const APPROVAL: i64 = 6;
     /// The only grant version.
     pub const VERSION: u64 = 1;
 }

@@ -150,7 +150,8 @@ fn every_call_field_and_every_body_byte_is_bound() {
     ];
     for (call, want) in cases {
         assert_eq!(
-            v.verify_call(&f.env, NOW, &call, Some(&inv)).unwrap_err(),
+            v.verify_call(&f.env, NOW, &call, Some(inv.as_slice()))
+                .unwrap_err(),
             Denial::InvocationMismatch(want)
         );
     }
@@ -162,7 +163,7 @@ fn every_call_field_and_every_body_byte_is_bound() {
     let call2 = Call::new(&env2, "reports", "msg-1", TOOL, ActionClass::Write, BODY).unwrap();
     assert_eq!(
         Verifier::new(&f.keys, "reports")
-            .verify_call(&env2, NOW, &call2, Some(&inv2))
+            .verify_call(&env2, NOW, &call2, Some(inv2.as_slice()))
             .unwrap_err(),
         Denial::InvocationMismatch(Mismatch::Audience)
     );
@@ -205,7 +206,7 @@ fn iat_bounds_each_side() {
     let at = |iat: u64, now: u64| {
         let inv = RawInvocation::of(&f.env, AUD, "msg-1", TOOL, 2, BODY, iat).sign(&f.holder);
         Verifier::new(&f.keys, AUD)
-            .verify_call(&f.env, now, &f.call(), Some(&inv))
+            .verify_call(&f.env, now, &f.call(), Some(inv.as_slice()))
             .map(|_| ())
     };
     assert_eq!(at(nbf - 5, NOW), Ok(()));
@@ -375,12 +376,12 @@ fn the_cache_keeps_the_envelope_never_the_invocation() {
     for _ in 0..2 {
         assert!(
             cache
-                .verify_call(&v, &f.env, NOW, &f.call(), Some(&good))
+                .verify_call(&v, &f.env, NOW, &f.call(), Some(good.as_slice()))
                 .is_ok()
         );
         assert_eq!(
             cache
-                .verify_call(&v, &f.env, NOW, &f.call(), Some(&bad))
+                .verify_call(&v, &f.env, NOW, &f.call(), Some(bad.as_slice()))
                 .unwrap_err(),
             Denial::BadInvocation(InvocationFault::BadSignature)
         );

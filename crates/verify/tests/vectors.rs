@@ -17,9 +17,15 @@ mod holder_vectors;
 mod revocation_vectors;
 use revocation_vectors::revocation_vectors;
 
+#[path = "support/approval_vectors.rs"]
+mod approval_vectors;
+
+#[path = "support/chain_vectors.rs"]
+mod chain_vectors;
+
 use laissez_verify::{
-    ActionClass, Call, Denial, Kid, Policy, Reason, Request, RevocationList, TrustedKey,
-    VerifiedRecord, Verifier,
+    ActionClass, Attached, Call, Classes, Denial, Kid, Policy, Reason, Request, RevocationList,
+    TrustedKey, VerifiedRecord, Verifier,
 };
 use std::collections::BTreeMap;
 
@@ -66,6 +72,18 @@ struct Vector {
     /// The verifier's `require_holder` policy.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     require_holder: bool,
+    /// The approvals that came with the call (hex), in the order received.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    approvals: Vec<String>,
+    /// The worker's approver keys (raw 32-byte public keys, hex).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    approver_keys: Vec<String>,
+    /// The verifier's `require_approval` policy: class names joined by `+`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    require_approval: Option<String>,
+    /// A delegated envelope's ancestors (hex), root first; `envelope` is the leaf.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    chain: Vec<String>,
     /// `allowed`, a contract reason, or `key_error:CODE` when a trusted key fails to load.
     expect: String,
     /// For `malformed`: this implementation's finer kind and byte offset (informative for
@@ -120,6 +138,10 @@ impl Gen {
             body: None,
             invocation: None,
             require_holder: false,
+            approvals: vec![],
+            approver_keys: vec![],
+            require_approval: None,
+            chain: vec![],
             expect: expect.into(),
             detail: None,
         }
@@ -659,10 +681,10 @@ fn generate() -> Vec<Vector> {
     );
     g.grant(
         "unsupported_grant_key",
-        "grant key 6 (approvals)",
+        "grant key 7 (reserved)",
         "unsupported",
         |gr| {
-            gr.set(6, int(1));
+            gr.set(7, int(1));
         },
     );
     g.grant(
@@ -805,6 +827,8 @@ fn generate() -> Vec<Vector> {
         },
     );
     holder_vectors::generate(&mut g);
+    approval_vectors::generate(&mut g);
+    chain_vectors::generate(&mut g);
     g.out
 }
 
@@ -865,13 +889,27 @@ fn run(v: &Vector) -> String {
         .filter_map(|r| VerifiedRecord::verify(r, &keys).ok())
         .collect();
     let revocations = RevocationList::new(&verified);
+    let approvers: Vec<TrustedKey> = v
+        .approver_keys
+        .iter()
+        .map(|k| TrustedKey::from_bytes(&unhex::<32>(k)).unwrap())
+        .collect();
+    let mut policy = Policy::new(v.leeway, v.max_lifetime)
+        .unwrap()
+        .with_require_holder(v.require_holder);
+    if let Some(classes) = &v.require_approval {
+        let mut set: Option<Classes> = None;
+        for name in classes.split('+') {
+            let class: ActionClass = name.parse().unwrap();
+            set = Some(set.map_or(Classes::only(class), |s| s.with(class)));
+        }
+        policy = policy.with_require_approval(set.unwrap());
+    }
     let mut verifier = Verifier::new(&keys, &v.audience)
-        .with_policy(
-            Policy::new(v.leeway, v.max_lifetime)
-                .unwrap()
-                .with_require_holder(v.require_holder),
-        )
-        .with_revocations(&revocations);
+        .with_policy(policy)
+        .with_revocations(&revocations)
+        .with_approvers(&approvers)
+        .unwrap();
     if let Some(agent) = &v.agent {
         verifier = verifier.expect_agent(agent);
     }
@@ -888,6 +926,20 @@ fn run(v: &Vector) -> String {
         _ => panic!("{}: a request has a class or a catalogue, not both", v.name),
     });
     let bytes = hex::decode(&v.envelope).unwrap();
+    if !v.chain.is_empty() {
+        // A delegated leaf with its ancestors: the chain's rows, without a call.
+        assert!(v.body.is_none(), "{}: chain vectors make no call", v.name);
+        let mut links: Vec<Vec<u8>> = v.chain.iter().map(|l| hex::decode(l).unwrap()).collect();
+        links.push(bytes);
+        let links: Vec<&[u8]> = links.iter().map(Vec::as_slice).collect();
+        return match verifier
+            .authenticate_chain(&links)
+            .and_then(|chain| verifier.check_chain(&chain, v.now, request.as_ref()))
+        {
+            Ok(()) => "allowed".into(),
+            Err(denial) => denial.code().into(),
+        };
+    }
     let body = v.body.as_ref().map(|b| hex::decode(b).unwrap());
     let invocation = v.invocation.as_ref().map(|i| hex::decode(i).unwrap());
     let outcome = match (&body, &request) {
@@ -901,7 +953,20 @@ fn run(v: &Vector) -> String {
             };
             let id = v.message_id.as_deref().expect("a call has a message id");
             let call = Call::new(&bytes, &v.audience, id, request.tool(), class, body).unwrap();
-            verifier.verify_call(&bytes, v.now, &call, invocation.as_deref())
+            let approvals: Vec<Vec<u8>> = v
+                .approvals
+                .iter()
+                .map(|a| hex::decode(a).unwrap())
+                .collect();
+            let approvals: Vec<&[u8]> = approvals.iter().map(Vec::as_slice).collect();
+            verifier
+                .verify_call(
+                    &bytes,
+                    v.now,
+                    &call,
+                    Attached::new(invocation.as_deref(), &approvals),
+                )
+                .map(|verified| *verified.envelope())
         }
         (Some(_), None) => panic!("{}: a call needs a request", v.name),
         (None, _) => verifier.verify(&bytes, v.now, request.as_ref()),

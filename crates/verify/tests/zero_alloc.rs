@@ -185,6 +185,157 @@ fn holder_bound_calls_allocate_nothing() {
 }
 
 #[test]
+fn approvals_are_decoded_and_counted_without_allocating() {
+    use laissez_verify::{Attached, UntrustedApproval};
+    let approvers = [key_for(20), key_for(21), key_for(22)];
+    let mut kids: Vec<[u8; 8]> = approvers.iter().map(kid_of).collect();
+    kids.sort_unstable();
+    let rule = raw_map(&[
+        (int(1), int(4)),
+        (int(2), int(2)),
+        (
+            int(3),
+            raw_array(&kids.iter().map(|k| bytes(k)).collect::<Vec<_>>()),
+        ),
+    ]);
+    let mut grant = RawGrant::standard();
+    grant.set(6, rule);
+    let mut claims = RawClaims::standard();
+    claims.grant(&grant);
+    let env = envelope(&key_for(1), &claims.encode());
+    let body = b"{\"path\": \"/tmp/x\"}";
+    let approval = |by: &ed25519_dalek::SigningKey, msg: &str| {
+        let mut apv = RawInvocation::of(&env, "billing", msg, "files.delete", 4, body, NOW);
+        apv.set(8, int((NOW + 600) as i64));
+        apv.set(9, text("a person"));
+        apv.sign_with_aad(by, APPROVAL_AAD)
+    };
+    let (a, b, c) = (
+        approval(&approvers[0], "m1"),
+        approval(&approvers[1], "m1"),
+        approval(&approvers[2], "m2"),
+    );
+    let garbage = vec![0xd2; 2000];
+    let cases: Vec<Vec<&[u8]>> = vec![
+        vec![&a, &b],
+        vec![&a, &a, &c],
+        vec![&garbage, &env, &a],
+        vec![&a; 17],
+        vec![],
+    ];
+    let keys = [TrustedKey::from_bytes(key_for(1).verifying_key().as_bytes()).unwrap()];
+    let held: Vec<TrustedKey> = approvers
+        .iter()
+        .map(|k| TrustedKey::from_bytes(k.verifying_key().as_bytes()).unwrap())
+        .collect();
+    let verifier = Verifier::new(&keys, "billing")
+        .with_approvers(&held)
+        .unwrap();
+    let mut codes = vec![];
+    let n = allocations_during(|| {
+        let call = laissez_verify::Call::new(
+            &env,
+            "billing",
+            "m1",
+            "files.delete",
+            ActionClass::Destructive,
+            body,
+        )
+        .unwrap();
+        for approvals in &cases {
+            let code = match verifier.verify_call(&env, NOW, &call, Attached::new(None, approvals))
+            {
+                Ok(v) => {
+                    std::hint::black_box(v.approvers().as_slice());
+                    "allowed"
+                }
+                Err(denial) => denial.code(),
+            };
+            allocation_counter::opt_out(|| codes.push(code));
+        }
+        // Reading the rule and an approval by hand, too.
+        let verified = verifier.authenticate(&env).unwrap();
+        let rule = verified.claims().approval().unwrap();
+        std::hint::black_box((rule.m(), rule.approvers().count()));
+        let decoded = UntrustedApproval::decode(&a).unwrap();
+        std::hint::black_box((decoded.kid(), decoded.by(), decoded.exp()));
+    });
+    assert_eq!(n, 0, "the approval path allocated {n} times");
+    assert_eq!(
+        codes,
+        [
+            "allowed",
+            "approval_required",
+            "approval_required",
+            "malformed",
+            "approval_required"
+        ]
+    );
+}
+
+#[test]
+fn chains_are_authenticated_and_checked_without_allocating() {
+    use sha2::{Digest, Sha256};
+    let (a, b, c) = (key_for(30), key_for(31), key_for(32));
+    let keys = [TrustedKey::from_bytes(key_for(1).verifying_key().as_bytes()).unwrap()];
+    let root = envelope(&key_for(1), &holder_bound_claims(&a).encode());
+    let child_of = |parent: &[u8], to: &ed25519_dalek::SigningKey, by, cti: u8| {
+        let mut claims = holder_bound_claims(to);
+        claims.set(7, bytes(&[cti; 16]));
+        claims.set(-65538, bytes(&Sha256::digest(parent)));
+        envelope(by, &claims.encode())
+    };
+    let child = child_of(&root, &b, &a, 1);
+    let grandchild = child_of(&child, &c, &b, 2);
+    let forged = child_of(&root, &b, &c, 3);
+    let body = b"{}";
+    let verifier = Verifier::new(&keys, "billing");
+    let chains: Vec<Vec<&[u8]>> = vec![
+        vec![&root, &child, &grandchild],
+        vec![&root, &forged],
+        vec![&root, &child, &grandchild, &grandchild, &grandchild],
+        vec![&child],
+        vec![],
+    ];
+    let mut codes = vec![];
+    let n = allocations_during(|| {
+        for links in &chains {
+            let code = match verifier.authenticate_chain(links) {
+                Ok(chain) => {
+                    let leaf = chain.leaf().as_bytes();
+                    let call = laissez_verify::Call::new(
+                        leaf,
+                        "billing",
+                        "m1",
+                        "crm.read",
+                        ActionClass::Read,
+                        body,
+                    )
+                    .unwrap();
+                    match verifier.check_chain_call(&chain, NOW, &call, None) {
+                        Ok(_) => "allowed",
+                        Err(denial) => denial.code(),
+                    }
+                }
+                Err(denial) => denial.code(),
+            };
+            allocation_counter::opt_out(|| codes.push(code));
+        }
+    });
+    assert_eq!(n, 0, "the chain path allocated {n} times");
+    assert_eq!(
+        codes,
+        [
+            "invocation_required",
+            "bad_delegation",
+            "bad_delegation",
+            "unknown_key",
+            "malformed"
+        ]
+    );
+}
+
+#[test]
 fn revocation_records_allocate_nothing() {
     use laissez_verify::{RevocationList, UntrustedRecord, VerifiedRecord};
     let sk = key_for(1);

@@ -45,12 +45,9 @@ impl Fixture {
     /// The worker's decision on the call with `invocation`: every check after the envelope's
     /// signature (`Verifier::check_call`). Allocates nothing.
     pub fn check(&self, invocation: &[u8]) -> Result<(), Denial> {
-        Verifier::new(self.keys, AUDIENCE).check_call(
-            &self.envelope,
-            NOW,
-            &self.call,
-            Some(invocation),
-        )
+        Verifier::new(self.keys, AUDIENCE)
+            .check_call(&self.envelope, NOW, &self.call, Some(invocation))
+            .map(|_| ())
     }
 }
 

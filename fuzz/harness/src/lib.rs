@@ -16,6 +16,7 @@
 )]
 
 pub mod alloc_count;
+pub mod approval;
 pub mod cli;
 pub mod decode;
 pub mod forge;

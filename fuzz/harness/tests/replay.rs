@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use arbitrary::{Arbitrary, Unstructured};
 use laissez_fuzz_harness::{
-    cli, decode, forge, headers, holder, invocation, invocation_forge, record,
+    approval, cli, decode, forge, headers, holder, invocation, invocation_forge, record,
 };
 
 fn fuzz_dir() -> PathBuf {
@@ -158,4 +158,26 @@ fn the_invocation_checks_are_not_vacuous() {
     ));
     invocation::run(&edited);
     invocation_forge::run(&edited);
+}
+
+#[test]
+fn approval_corpus() {
+    replay("approval", approval::run);
+}
+
+/// The approval seed is approver A's approval, byte for byte (regenerate the seeds when
+/// signing changes); it counts, and one flipped bit, or B's approval twice, does not.
+#[test]
+fn approval_seed_is_the_original_and_the_checks_are_not_vacuous() {
+    let seed = fs::read(fuzz_dir().join("corpus/approval/seed-original")).unwrap();
+    let f = approval::fixture();
+    assert_eq!(seed, f.original, "corpus/approval/seed-original is stale");
+    assert_eq!(f.check(&seed), Ok(2));
+    let mut flipped = seed.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    assert!(f.check(&flipped).is_err());
+    for input in [&seed, &flipped] {
+        approval::run(input);
+    }
 }

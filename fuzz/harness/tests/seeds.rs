@@ -247,6 +247,30 @@ fn write_invocation_seeds() {
     );
 }
 
+/// The `approval` target's seeds (`-- --ignored write_approval_seeds`): approver A's
+/// approval, and the approval vectors of laissez-verify (other calls, other aads, other keys;
+/// they decode against another envelope there, so they reach the call checks too).
+#[test]
+#[ignore = "writes the seed corpora"]
+fn write_approval_seeds() {
+    write(
+        "approval",
+        "original",
+        &laissez_fuzz_harness::approval::fixture().original,
+    );
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../crates/verify/tests/vectors/envelopes.json");
+    let vectors: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+    for vector in vectors["vectors"].as_array().unwrap() {
+        let name = vector["name"].as_str().unwrap();
+        if let Some(first) = vector["approvals"].as_array().and_then(|a| a.first()) {
+            let bytes = hex::decode(first.as_str().unwrap()).unwrap();
+            write("approval", name, &bytes);
+        }
+    }
+}
+
 /// Only the record target's seeds (`-- --ignored write_record_seeds`).
 #[test]
 #[ignore = "writes the seed corpora"]

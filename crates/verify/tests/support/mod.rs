@@ -225,6 +225,7 @@ pub fn holder_bound_claims(holder: &SigningKey) -> RawClaims {
 }
 
 pub const INVOCATION_AAD: &[u8] = b"laissez/v1/invocation";
+pub const APPROVAL_AAD: &[u8] = b"laissez/v1/approval";
 
 /// The fields of an invocation, as raw pairs so tests can break them.
 #[derive(Clone, Debug)]

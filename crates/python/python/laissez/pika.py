@@ -1,0 +1,94 @@
+"""Publishing calls with pika (``pip install 'laissez[pika]'``).
+
+``publish_call`` sets every header of ``docs/spec.md`` §5 that applies, signs the holder's
+invocation when the envelope is holder-bound, and publishes mandatory with publisher
+confirms: it returns only once the broker has taken the message, and raises otherwise.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Optional, Union
+
+from laissez._laissez import Envelope, SecretKey, invoke
+
+if TYPE_CHECKING:  # pika is optional: only the caller's channel is needed at run time
+    from pika.adapters.blocking_connection import BlockingChannel
+
+__all__ = ["publish_call"]
+
+
+def _confirming(channel: "BlockingChannel") -> None:
+    # pika keeps no public flag; BlockingChannel.confirm_delivery() may be called only once.
+    if not getattr(channel, "_delivery_confirmation", False):
+        channel.confirm_delivery()
+
+
+def publish_call(
+    channel: "BlockingChannel",
+    queue: str,
+    envelope: Union[Envelope, bytes, str],
+    tool: str,
+    body: bytes,
+    agent_key: Optional[SecretKey] = None,
+    message_id: Optional[str] = None,
+    *,
+    cls: Optional[str] = None,
+    aud: Optional[str] = None,
+    exchange: str = "",
+    now: Optional[int] = None,
+) -> str:
+    """Publishes one call of ``tool`` with ``body`` under ``envelope`` to ``queue``.
+
+    Sets ``message_id`` (a fresh UUID when not given) and the headers ``laissez-envelope``
+    (raw bytes), ``laissez-tool``, ``laissez-class`` (when ``cls`` is given) and, for a
+    holder-bound envelope, ``laissez-invocation``: signed with ``agent_key`` over exactly this
+    call, which needs ``cls`` (the worker's class for the tool) and the worker's audience
+    ``aud`` (default: the envelope's only audience, or else ``queue`` when the envelope lists
+    it). Publishes to ``exchange`` (default: the default exchange, routing key ``queue``),
+    mandatory, with publisher confirms. Returns the message id.
+
+    Raises ``ValueError`` for a holder-bound envelope without ``agent_key`` or ``cls``,
+    ``laissez.SignError`` when the envelope does not grant the call, and pika's
+    ``UnroutableError``/``NackError`` when the broker does not take the message.
+    """
+    import pika  # the optional dependency, imported when used
+
+    if not isinstance(body, (bytes, bytearray, memoryview)):
+        raise TypeError(f"body must be bytes, not {type(body).__name__}")
+    body = bytes(body)
+    env = envelope if isinstance(envelope, Envelope) else Envelope(envelope)
+    message_id = message_id if message_id is not None else uuid.uuid4().hex
+    headers: dict[str, object] = {"laissez-envelope": bytes(env), "laissez-tool": tool}
+    if cls is not None:
+        headers["laissez-class"] = cls
+    claims = env.claims
+    if claims.get("cnf") is not None:
+        if agent_key is None:
+            raise ValueError("the envelope is holder-bound: pass agent_key to sign the call")
+        if cls is None:
+            raise ValueError("the envelope is holder-bound: pass cls, the tool's class")
+        if aud is None:
+            audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+            if len(audiences) == 1:
+                aud = audiences[0]
+            elif queue in audiences:
+                aud = queue
+            else:
+                raise ValueError("the envelope lists several audiences: pass aud")
+        invocation = invoke(
+            agent_key, env, aud=aud, message_id=message_id, tool=tool, cls=cls,
+            body=body, now=now,
+        )
+        headers["laissez-invocation"] = bytes(invocation)
+    _confirming(channel)
+    channel.basic_publish(
+        exchange=exchange,
+        routing_key=queue,
+        body=body,
+        properties=pika.BasicProperties(
+            message_id=message_id, headers=headers, delivery_mode=2
+        ),
+        mandatory=True,
+    )
+    return message_id

@@ -1,0 +1,332 @@
+//! The use ledger (`docs/spec.md` §5): an embedded redb file or a shared Redis, with the
+//! same answers as in Rust, since it is the Rust ledger.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use laissez_ledger::{
+    AnyLedger, Begin, Cti, LeaseToken, LedgerError as Error, MemoryLedger, Outcome, RedbLedger,
+    RedisLedger, UseLedger,
+};
+use laissez_verify::{ActionClass, Claims};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::envelope::class_arg;
+use crate::{LedgerError, bytes_like, error, is_str};
+
+/// How long `Verifier(..., ledger=...)` holds a lease: it completes at once (as `laissez
+/// verify --ledger`), so any short time.
+const VERIFY_LEASE: Duration = Duration::from_secs(30);
+
+pub(crate) fn ledger_error(py: Python<'_>, e: &Error) -> PyErr {
+    error::<LedgerError>(py, e.code(), e)
+}
+
+/// A use ledger: `Ledger(path)` opens (or creates) an embedded redb file, shared safely by
+/// the processes of one host; `Ledger("redis://...")` a Redis shared by workers on many;
+/// `Ledger.memory()` one process's, for tests.
+#[pyclass(frozen, module = "laissez")]
+#[derive(Debug)]
+pub(crate) struct Ledger {
+    inner: AnyLedger,
+    runtime: tokio::runtime::Runtime,
+    location: String,
+}
+
+/// What `Verifier` got from spending a use.
+pub(crate) enum Spent {
+    /// Granted and completed: this use number.
+    Use(u64),
+    /// Refused: the reason code.
+    Refused(&'static str),
+}
+
+impl Ledger {
+    fn open(
+        inner: impl FnOnce(&tokio::runtime::Runtime) -> Result<AnyLedger, Error>,
+        location: String,
+    ) -> Result<Self, Error> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("laissez-ledger")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Unavailable {
+                backend: "os",
+                detail: e.to_string(),
+            })?;
+        let inner = inner(&runtime)?;
+        Ok(Ledger {
+            inner,
+            runtime,
+            location,
+        })
+    }
+
+    /// Begin then complete at once, as `laissez verify --ledger` does.
+    pub(crate) fn spend(
+        &self,
+        claims: &Claims<'_>,
+        message_id: &str,
+        expires_at: u64,
+        tool: &str,
+        class: ActionClass,
+    ) -> Result<Spent, Error> {
+        let begin = Begin {
+            cti: claims.cti(),
+            message_id,
+            max_uses: claims.max_uses(),
+            expires_at,
+            lease: VERIFY_LEASE,
+            tool,
+            class,
+        };
+        let outcome = match self.runtime.block_on(self.inner.begin(&begin)) {
+            Ok(outcome) => outcome,
+            Err(Error::Expired) => return Ok(Spent::Refused("expired")),
+            Err(e) => return Err(e),
+        };
+        Ok(match outcome {
+            Outcome::Granted {
+                use_number, lease, ..
+            } => {
+                self.runtime
+                    .block_on(self.inner.complete(claims.cti(), message_id, &lease))?;
+                Spent::Use(use_number)
+            }
+            other => Spent::Refused(other.code()),
+        })
+    }
+}
+
+/// A cti from 16 bytes or 32 hex digits (as `Decision.claims["cti"]`).
+fn cti_arg(value: &Bound<'_, PyAny>) -> PyResult<Cti> {
+    let bytes = if is_str(value) {
+        hex::decode(value.extract::<String>()?)
+            .map_err(|_| PyValueError::new_err("a cti in hex is 32 hex digits"))?
+    } else {
+        bytes_like(value, "cti")?
+    };
+    bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| PyValueError::new_err("a cti is 16 bytes (or 32 hex digits)"))
+}
+
+fn lease_arg(value: &Bound<'_, PyAny>) -> PyResult<LeaseToken> {
+    let bytes = bytes_like(value, "lease")?;
+    let array: [u8; 16] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| PyValueError::new_err("a lease is the 16 bytes begin() granted"))?;
+    Ok(LeaseToken::from_bytes(array))
+}
+
+#[pymethods]
+impl Ledger {
+    /// Opens a redb file (a path), or connects to Redis (`redis://` or `rediss://` URL).
+    #[new]
+    fn new(py: Python<'_>, location: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let text: Option<String> = if is_str(location) {
+            Some(location.extract()?)
+        } else {
+            None
+        };
+        let opened = match text {
+            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                py.detach(|| {
+                    Ledger::open(
+                        |rt| {
+                            rt.block_on(RedisLedger::connect(&url))
+                                .map(AnyLedger::Redis)
+                        },
+                        url.clone(),
+                    )
+                })
+            }
+            _ => {
+                let path: PathBuf = location
+                    .extract()
+                    .map_err(|_| PyTypeError::new_err("a ledger is a path or a redis:// URL"))?;
+                let shown = path.display().to_string();
+                py.detach(|| Ledger::open(|_| RedbLedger::open(&path).map(AnyLedger::Redb), shown))
+            }
+        };
+        opened.map_err(|e| ledger_error(py, &e))
+    }
+
+    /// A ledger in this process's memory: nothing survives it. For tests.
+    #[staticmethod]
+    fn memory(py: Python<'_>) -> PyResult<Self> {
+        Ledger::open(
+            |_| Ok(AnyLedger::Memory(MemoryLedger::new())),
+            "memory".into(),
+        )
+        .map_err(|e| ledger_error(py, &e))
+    }
+
+    /// Reserves this message's use under the envelope `cti`, or says why not: an `Outcome`.
+    /// `expires_at` is the envelope's exp plus the caller's leeway; `lease` (seconds) how long
+    /// this worker holds the message before a redelivery may take it over.
+    #[pyo3(signature = (cti, message_id, *, max_uses, expires_at, tool, cls, lease = 30.0))]
+    #[allow(clippy::too_many_arguments)]
+    fn begin(
+        &self,
+        py: Python<'_>,
+        cti: &Bound<'_, PyAny>,
+        message_id: String,
+        max_uses: u64,
+        expires_at: u64,
+        tool: String,
+        cls: &str,
+        lease: f64,
+    ) -> PyResult<BeginOutcome> {
+        let cti = cti_arg(cti)?;
+        let class = class_arg(py, cls)?;
+        let lease = Duration::try_from_secs_f64(lease)
+            .map_err(|_| PyValueError::new_err("lease must be a positive number of seconds"))?;
+        let begin = Begin {
+            cti: &cti,
+            message_id: &message_id,
+            max_uses,
+            expires_at,
+            lease,
+            tool: &tool,
+            class,
+        };
+        let outcome = py
+            .detach(|| self.runtime.block_on(self.inner.begin(&begin)))
+            .map_err(|e| ledger_error(py, &e))?;
+        Ok(BeginOutcome::from(&outcome))
+    }
+
+    /// Marks the message done: later begins answer `replayed`. `lease` is `Outcome.lease`.
+    fn complete(
+        &self,
+        py: Python<'_>,
+        cti: &Bound<'_, PyAny>,
+        message_id: String,
+        lease: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let (cti, lease) = (cti_arg(cti)?, lease_arg(lease)?);
+        py.detach(|| {
+            self.runtime
+                .block_on(self.inner.complete(&cti, &message_id, &lease))
+        })
+        .map_err(|e| ledger_error(py, &e))
+    }
+
+    /// Ends the lease early and keeps the use: the next begin takes the message over.
+    fn release(
+        &self,
+        py: Python<'_>,
+        cti: &Bound<'_, PyAny>,
+        message_id: String,
+        lease: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let (cti, lease) = (cti_arg(cti)?, lease_arg(lease)?);
+        py.detach(|| {
+            self.runtime
+                .block_on(self.inner.release(&cti, &message_id, &lease))
+        })
+        .map_err(|e| ledger_error(py, &e))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Ledger({:?})", self.location)
+    }
+}
+
+/// What `Ledger.begin` answered: `code` is `granted`, `in_flight`, `replayed`,
+/// `uses_exhausted` or `abandoned` (a message id first spent on another call is `replayed`,
+/// with `other_call` true). When granted: `use`, `lease` and `taken_over`.
+#[pyclass(frozen, name = "Outcome", module = "laissez")]
+#[derive(Debug, Clone)]
+pub(crate) struct BeginOutcome {
+    code: &'static str,
+    other_call: bool,
+    use_number: Option<u64>,
+    lease: Option<[u8; 16]>,
+    taken_over: bool,
+}
+
+impl From<&Outcome> for BeginOutcome {
+    fn from(outcome: &Outcome) -> Self {
+        let (use_number, lease, taken_over) = match outcome {
+            Outcome::Granted {
+                use_number,
+                lease,
+                taken_over,
+            } => (Some(*use_number), Some(*lease.as_bytes()), *taken_over),
+            _ => (None, None, false),
+        };
+        BeginOutcome {
+            code: outcome.code(),
+            other_call: matches!(outcome, Outcome::OtherCall),
+            use_number,
+            lease,
+            taken_over,
+        }
+    }
+}
+
+#[pymethods]
+impl BeginOutcome {
+    /// `granted`, or the contract's reason for not running the message.
+    #[getter]
+    fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// Whether the message may run.
+    #[getter]
+    fn granted(&self) -> bool {
+        self.use_number.is_some()
+    }
+
+    /// The message id was first spent on another tool or class (reported as `replayed`).
+    #[getter]
+    fn other_call(&self) -> bool {
+        self.other_call
+    }
+
+    /// This message's use number when granted.
+    #[getter(r#use)]
+    fn use_number(&self) -> Option<u64> {
+        self.use_number
+    }
+
+    /// The lease to pass to `complete` or `release` when granted.
+    #[getter]
+    fn lease<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.lease.as_ref().map(|l| PyBytes::new(py, l))
+    }
+
+    /// A redelivery took over an expired or released lease (same use number).
+    #[getter]
+    fn taken_over(&self) -> bool {
+        self.taken_over
+    }
+
+    fn __bool__(&self) -> bool {
+        self.granted()
+    }
+
+    fn __repr__(&self) -> String {
+        match self.use_number {
+            Some(n) => format!(
+                "Outcome(code='granted', use={n}, taken_over={})",
+                self.taken_over
+            ),
+            None => format!("Outcome(code={:?})", self.code),
+        }
+    }
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Ledger>()?;
+    m.add_class::<BeginOutcome>()?;
+    Ok(())
+}

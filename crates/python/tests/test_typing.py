@@ -1,0 +1,52 @@
+"""The stubs describe the module: every public name of laissez._laissez has a stub, and
+every stubbed name exists."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import laissez
+import laissez._laissez as native
+
+STUB = Path(laissez.__file__).with_name("_laissez.pyi")
+
+
+def test_stubs_and_py_typed_ship_and_match_the_module():
+    assert Path(laissez.__file__).with_name("py.typed").exists()
+    tree = ast.parse(STUB.read_text())
+    stubbed = set()
+    for node in tree.body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+            stubbed.add(node.name)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            stubbed.add(node.target.id)
+    public = {n for n in dir(native) if not n.startswith("_")}
+    assert public == {n for n in stubbed if not n.startswith("_")}
+    assert set(laissez.__all__) == public
+    # Methods too: every public method or property of each class is stubbed.
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and not issubclass(getattr(native, node.name), Exception):
+            names = {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
+            actual = {n for n in vars(getattr(native, node.name)) if not n.startswith("_")}
+            assert actual == names - {"__init__"} - {n for n in names if n.startswith("__")}, node.name
+
+
+def test_the_readme_example_and_the_pika_helper_type_check_strictly(tmp_path):
+    """mypy --strict against the stubs: what users write from the README type-checks."""
+    import re
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    section = (REPO / "README.md").read_text().split("\n## In Python\n", 1)[1].split("\n## ", 1)[0]
+    example = tmp_path / "readme_example.py"
+    example.write_text("\n".join(re.findall(r"```python\n(.*?)```", section, flags=re.S)))
+    pika_helper = Path(laissez.__file__).with_name("pika.py")
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--ignore-missing-imports",
+         "--cache-dir", str(tmp_path / "mypy-cache"), str(example), str(pika_helper)],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,364 @@
+//! Delegation chains and the checks after authentication (`docs/spec.md` §2, §11–§13).
+//!
+//! A chain is `[root, child, …, leaf]`, one to four envelopes: the root signed by a trusted
+//! issuer key, each child by its parent's holder (`cnf`) key. A single envelope is a chain of
+//! one, and goes through the same rows: [`Verifier::check`] and [`Verifier::check_call`] are
+//! the one-envelope forms of [`Verifier::check_chain`] and [`Verifier::check_chain_call`].
+//! The chain is walked root first with loops over a fixed-size array: no recursion, no
+//! allocation.
+
+use crate::approval::{CountedApprovers, Counting};
+use crate::call::{Attached, Call};
+use crate::claims::Claims;
+use crate::delegation::{DelegationFault, widening};
+use crate::envelope::UntrustedEnvelope;
+use crate::error::{Denial, Malformed, MalformedKind};
+use crate::invocation::{InvocationFault, Mismatch, UntrustedInvocation};
+use crate::revocation::RevocationQuery;
+use crate::tools::{ActionClass, Request};
+use crate::verifier::{VerifiedEnvelope, Verifier};
+use crate::wire::{MAX_APPROVALS, MAX_CHAIN_LEN};
+
+/// A chain whose every link holds: the root's signature under a trusted key, each child's
+/// under its parent's holder key, each child naming its parent's digest, every claims set
+/// well formed. Only [`Verifier::authenticate_chain`] makes one (or a single verified
+/// envelope, [`VerifiedChain::single`]). Attenuation, time, audience, request, revocation,
+/// invocation and approval are checked on every use by [`Verifier::check_chain_call`].
+#[derive(Debug, Clone, Copy)]
+pub struct VerifiedChain<'a> {
+    root: VerifiedEnvelope<'a>,
+    /// The children, root's first, filled from the front: `Some` up to the leaf.
+    children: [Option<VerifiedEnvelope<'a>>; MAX_CHAIN_LEN - 1],
+}
+
+impl<'a> VerifiedChain<'a> {
+    /// The chain of one envelope.
+    pub const fn single(envelope: VerifiedEnvelope<'a>) -> Self {
+        VerifiedChain {
+            root: envelope,
+            children: [None; MAX_CHAIN_LEN - 1],
+        }
+    }
+
+    /// How many envelopes, 1 to 4.
+    pub fn len(&self) -> usize {
+        1 + self.children.iter().flatten().count()
+    }
+
+    /// Never: a chain holds at least its root.
+    pub const fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The envelopes, root first.
+    pub fn iter(&self) -> impl Iterator<Item = &VerifiedEnvelope<'a>> {
+        core::iter::once(&self.root).chain(self.children.iter().flatten())
+    }
+
+    /// The root: the envelope the trusted issuer signed.
+    pub const fn root(&self) -> &VerifiedEnvelope<'a> {
+        &self.root
+    }
+
+    /// The leaf: the envelope the call runs under (its audience, agent, tools and holder).
+    pub fn leaf(&self) -> &VerifiedEnvelope<'a> {
+        self.children.iter().flatten().last().unwrap_or(&self.root)
+    }
+
+    /// Whether it is a delegated chain (more than one envelope).
+    pub const fn is_delegated(&self) -> bool {
+        self.children[0].is_some()
+    }
+
+    /// Appends a child; false when the chain is full.
+    pub(crate) fn push(&mut self, envelope: VerifiedEnvelope<'a>) -> bool {
+        match self.children.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => {
+                *slot = Some(envelope);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Parent and child of each link, root first.
+    fn pairs(&self) -> impl Iterator<Item = (&VerifiedEnvelope<'a>, &VerifiedEnvelope<'a>)> {
+        self.iter().zip(self.iter().skip(1))
+    }
+}
+
+impl<'k> Verifier<'k> {
+    /// Authenticates a chain, root first (`docs/spec.md` §13): the root as
+    /// [`Verifier::authenticate`] does, and no `parent` in it; then each child in turn: its
+    /// outer structure, its kid and signature under its parent's holder key, its claims, and
+    /// its `parent` equal to the SHA-256 of its parent's bytes. An empty chain is
+    /// `malformed`; a fifth envelope is `bad_delegation`.
+    pub fn authenticate_chain<'a>(&self, links: &[&'a [u8]]) -> Result<VerifiedChain<'a>, Denial> {
+        let Some((root, children)) = links.split_first() else {
+            return Err(Malformed::new(0, MalformedKind::EmptyList).into());
+        };
+        // Refuses a root that names a parent.
+        let root = self.authenticate(root)?;
+        let mut chain = VerifiedChain::single(root);
+        for (n, bytes) in children.iter().enumerate() {
+            // n children already hold; a fifth envelope is refused before it is read.
+            if n + 1 == MAX_CHAIN_LEN {
+                return Err(Denial::BadDelegation(DelegationFault::TooLong));
+            }
+            let child = self.authenticate_child(chain.leaf(), bytes)?;
+            if !chain.push(child) {
+                return Err(Denial::BadDelegation(DelegationFault::TooLong));
+            }
+        }
+        Ok(chain)
+    }
+
+    /// One link: `bytes` as a child of `parent`: its outer structure, its kid and signature
+    /// under the parent's holder key, its claims, and its `parent` equal to the parent's
+    /// digest.
+    pub(crate) fn authenticate_child<'a>(
+        &self,
+        parent: &VerifiedEnvelope<'_>,
+        bytes: &'a [u8],
+    ) -> Result<VerifiedEnvelope<'a>, Denial> {
+        let envelope = UntrustedEnvelope::decode(bytes)?;
+        let holder = *parent
+            .claims()
+            .holder()
+            .ok_or(Denial::BadDelegation(DelegationFault::ParentNotHolderBound))?;
+        if envelope.kid() != holder.kid() {
+            return Err(Denial::BadDelegation(DelegationFault::WrongSigner));
+        }
+        envelope
+            .verify_signature(&holder)
+            .map_err(|_| Denial::BadDelegation(DelegationFault::BadSignature))?;
+        let (payload, base) = envelope.payload();
+        let claims = Claims::decode(payload, base)?;
+        match claims.parent() {
+            None => Err(Denial::BadDelegation(DelegationFault::NoParent)),
+            Some(digest) if *digest != parent.digest() => {
+                Err(Denial::BadDelegation(DelegationFault::WrongParent))
+            }
+            Some(_) => Ok(VerifiedEnvelope::new(bytes, &holder, claims)),
+        }
+    }
+
+    /// [`Verifier::check`] for a chain: attenuation of every link, then the rows through
+    /// `revoked` (times and revocation on every envelope, audience, agent and request on the
+    /// leaf), then `invocation_required` when the leaf is holder-bound and
+    /// `approval_required` when the requested class needs approval.
+    pub fn check_chain(
+        &self,
+        chain: &VerifiedChain<'_>,
+        now: u64,
+        request: Option<&Request<'_>>,
+    ) -> Result<(), Denial> {
+        self.check_rows(chain, now, request)?;
+        if chain.leaf().claims().holder().is_some() || self.policy.require_holder() {
+            return Err(Denial::InvocationRequired);
+        }
+        if let Some(class) = request.and_then(Request::class)
+            && let Some(needed) = self.first_rule_needing(chain, class)
+        {
+            return Err(Denial::ApprovalRequired { counted: 0, needed });
+        }
+        Ok(())
+    }
+
+    /// [`Verifier::check_call`] for a chain: the rows of [`Verifier::check_chain`] for the
+    /// call's tool and class, then the invocation (signed by the leaf's holder over the
+    /// leaf's digest), then every approval rule of every envelope that covers the class.
+    /// Returns the approvers that counted.
+    pub fn check_chain_call<'p>(
+        &self,
+        chain: &VerifiedChain<'_>,
+        now: u64,
+        call: &Call<'_>,
+        attached: impl Into<Attached<'p>>,
+    ) -> Result<CountedApprovers, Denial> {
+        let attached = attached.into();
+        if attached.approvals().len() > MAX_APPROVALS {
+            return Err(Malformed::new(0, MalformedKind::TooManyApprovals).into());
+        }
+        let request = Request::for_call(call);
+        self.check_rows(chain, now, Some(&request))?;
+        self.check_invocation(chain.leaf(), now, call, attached.invocation())?;
+        self.check_approvals(chain, now, call, attached.approvals())
+    }
+
+    /// The rows from `unknown_key` (the root's key must be one of this verifier's) and
+    /// `not_attenuated` through `revoked`, each over the whole chain before the next.
+    fn check_rows(
+        &self,
+        chain: &VerifiedChain<'_>,
+        now: u64,
+        request: Option<&Request<'_>>,
+    ) -> Result<(), Denial> {
+        // Authenticated under this verifier's own keys: the whole 32 bytes, not a kid.
+        if !self.trusts(chain.root().key()) {
+            return Err(Denial::UnknownKey);
+        }
+        for (parent, child) in chain.pairs() {
+            if let Some(field) = widening(parent.claims(), child.claims()) {
+                return Err(Denial::NotAttenuated(field));
+            }
+        }
+        let leeway = self.policy.leeway();
+        let claims = || chain.iter().map(VerifiedEnvelope::claims);
+        if claims().any(|c| now.saturating_add(leeway) < c.nbf()) {
+            return Err(Denial::NotYetValid);
+        }
+        if claims().any(|c| now >= c.exp().saturating_add(leeway)) {
+            return Err(Denial::Expired);
+        }
+        // Decoding guarantees exp > nbf.
+        if claims().any(|c| c.exp() - c.nbf() > self.policy.max_lifetime()) {
+            return Err(Denial::LifetimeTooLong);
+        }
+        let leaf = chain.leaf().claims();
+        if !leaf.aud().any(|aud| aud == self.audience) {
+            return Err(Denial::WrongAudience);
+        }
+        if self.agent.is_some_and(|agent| agent != leaf.sub()) {
+            return Err(Denial::WrongAgent);
+        }
+        if let Some(request) = request {
+            check_request(leaf, request)?;
+        }
+        // Every envelope of the chain, root first: a revoked ancestor revokes its children.
+        if chain
+            .iter()
+            .any(|e| self.revocations.revokes(&RevocationQuery::of(e)))
+        {
+            return Err(Denial::Revoked);
+        }
+        Ok(())
+    }
+
+    /// The rows `invocation_required`, `bad_invocation` and `invocation_mismatch`, on the
+    /// leaf: its holder signs the call over the leaf's digest, between its nbf and exp.
+    fn check_invocation(
+        &self,
+        leaf: &VerifiedEnvelope<'_>,
+        now: u64,
+        call: &Call<'_>,
+        invocation: Option<&[u8]>,
+    ) -> Result<(), Denial> {
+        let Some(holder) = leaf.claims().holder() else {
+            return if self.policy.require_holder() {
+                Err(Denial::InvocationRequired)
+            } else {
+                Ok(())
+            };
+        };
+        let bytes = invocation.ok_or(Denial::InvocationRequired)?;
+        let invocation = UntrustedInvocation::decode(bytes)
+            .map_err(|m| Denial::BadInvocation(InvocationFault::Malformed(m)))?;
+        invocation
+            .verify_signature(holder)
+            .map_err(Denial::BadInvocation)?;
+        // The call must be this envelope's: the worker hashed these very bytes.
+        if *call.envelope_digest() != leaf.digest() {
+            return Err(Denial::InvocationMismatch(Mismatch::Envelope));
+        }
+        if let Some(field) = invocation.mismatch(call) {
+            return Err(Denial::InvocationMismatch(field));
+        }
+        let leeway = self.policy.leeway();
+        let claims = leaf.claims();
+        let iat = invocation.iat();
+        if iat.saturating_add(leeway) < claims.nbf() {
+            return Err(Denial::InvocationMismatch(Mismatch::IatBeforeNbf));
+        }
+        if iat > now.saturating_add(leeway) {
+            return Err(Denial::InvocationMismatch(Mismatch::IatInFuture));
+        }
+        if iat >= claims.exp().saturating_add(leeway) {
+            return Err(Denial::InvocationMismatch(Mismatch::IatAfterExp));
+        }
+        Ok(())
+    }
+
+    /// How many approvals the first rule of the chain covering `class` needs; `Some(0)` when
+    /// none covers it and the policy requires approval for it; `None` when none is needed.
+    fn first_rule_needing(&self, chain: &VerifiedChain<'_>, class: ActionClass) -> Option<u8> {
+        let rule = chain
+            .iter()
+            .filter_map(|e| e.claims().approval())
+            .find(|rule| rule.covers(class));
+        match rule {
+            Some(rule) => Some(rule.m()),
+            None => self
+                .policy
+                .require_approval()
+                .filter(|classes| classes.contains(class))
+                .map(|_| 0),
+        }
+    }
+
+    /// The row `approval_required`: every rule of the chain covering the call's class must
+    /// hold (rules are never lifted by delegation, nor compared). Returns the approvers that
+    /// counted for any rule, each once.
+    fn check_approvals(
+        &self,
+        chain: &VerifiedChain<'_>,
+        now: u64,
+        call: &Call<'_>,
+        approvals: &[&[u8]],
+    ) -> Result<CountedApprovers, Denial> {
+        let class = call.class();
+        let Some(needed) = self.first_rule_needing(chain, class) else {
+            return Ok(CountedApprovers::default());
+        };
+        if needed == 0 {
+            return Err(Denial::ApprovalRequired { counted: 0, needed });
+        }
+        let mut all = CountedApprovers::default();
+        for rule in chain
+            .iter()
+            .filter_map(|e| e.claims().approval())
+            .filter(|rule| rule.covers(class))
+        {
+            let counted = Counting {
+                rule,
+                approver_keys: self.approvers,
+                call,
+                now,
+                leeway: self.policy.leeway(),
+                max_lifetime: self.policy.max_lifetime(),
+            }
+            .count(approvals);
+            if counted.len() < usize::from(rule.m()) {
+                return Err(Denial::ApprovalRequired {
+                    // At most 16.
+                    counted: counted.len() as u8,
+                    needed: rule.m(),
+                });
+            }
+            all.merge(&counted);
+        }
+        Ok(all)
+    }
+}
+
+/// `unknown_tool` when the worker's catalogue does not list the tool; `tool_not_granted`
+/// when no pattern matches; `class_not_granted` when patterns match but none of them allows
+/// the class.
+fn check_request(claims: &Claims<'_>, request: &Request<'_>) -> Result<(), Denial> {
+    // The class is the worker's: a tool its catalogue does not list runs under no grant.
+    let class = request.class().ok_or(Denial::UnknownTool)?;
+    let mut tool_matched = false;
+    for grant in claims.tools() {
+        if grant.pattern.matches(request.tool()) {
+            if grant.classes.contains(class) {
+                return Ok(());
+            }
+            tool_matched = true;
+        }
+    }
+    Err(if tool_matched {
+        Denial::ClassNotGranted
+    } else {
+        Denial::ToolNotGranted
+    })
+}
