@@ -30,9 +30,15 @@ disagrees with the file is denied malformed. A holder-bound envelope (sign --hol
 agent's invocation over exactly this call in the header laissez-invocation (raw bytes or
 base64url; see laissez invoke): none is invocation_required, one signed for another message
 id, queue or body invocation_mismatch. --require-holder refuses bearer envelopes too
-(invocation_required). Denied messages are rejected to the queue's dead-letter exchange and
+(invocation_required). A class the envelope's approval rule covers (sign --approval) needs m
+approvals from listed approvers in the header laissez-approvals; only keys of --approvers
+count, and a key of --trust is refused there (exit 3). Short of m it is approval_required:
+parked in the dead-letter queue with its headers intact, for laissez approve.
+--require-approval CLASSES requires approval for those classes whatever the envelope says.
+Denied messages are rejected to the queue's dead-letter exchange and
 never run. CMD gets the body on stdin and LAISSEZ_AGENT, LAISSEZ_TOOL, LAISSEZ_CLASS,
-LAISSEZ_OBO, LAISSEZ_SESSION, LAISSEZ_CTI, LAISSEZ_USE, LAISSEZ_MESSAGE_ID (never
+LAISSEZ_OBO, LAISSEZ_SESSION, LAISSEZ_CTI, LAISSEZ_USE, LAISSEZ_MESSAGE_ID,
+LAISSEZ_APPROVED_BY (a JSON array of the hex kids of the approvers that counted) (never
 LAISSEZ_AMQP_URL nor LAISSEZ_REDIS_URL); exit 0 acks, any other exit dead-letters. CMD's stdout
 goes to stderr: stdout has one JSON decision per message:
 {\"message_id\",\"allowed\",\"reason\",\"cti\",\"agent\",\"tool\",\"class\",\"use\"}.
@@ -94,6 +100,14 @@ pub(crate) struct ConsumeArgs {
     #[arg(long, value_name = "NAME", default_value = laissez_amqp::DEFAULT_REVOCATION_STREAM,
           value_parser = crate::name_arg)]
     revocations_stream: String,
+    /// Approvers' keys: SPKI PEM files, one or more keys each (repeatable). Approvals signed
+    /// with them count; never a key of --trust.
+    #[arg(long = "approvers", value_name = "FILE", value_parser = crate::path_arg)]
+    approvers: Vec<PathBuf>,
+    /// Classes that need approval whatever the envelope says, joined by + or , (e.g.
+    /// destructive): without an approval rule for the class, approval_required.
+    #[arg(long, value_name = "CLASSES", value_parser = crate::parse_classes_arg)]
+    require_approval: Option<laissez_verify::Classes>,
     /// Run CMD with ARGs once per authorised message (must come last).
     #[arg(long, value_name = "CMD ARG", num_args = 1.., allow_hyphen_values = true)]
     exec: Vec<String>,
@@ -109,7 +123,10 @@ pub(crate) fn consume(args: &ConsumeArgs) -> Result<(), Failure> {
     for path in &args.trust {
         keys.extend(read_trust_file(path)?);
     }
+    let approvers = read_approvers(&args.approvers, &keys)?;
     let mut config = SidecarConfig::new(&args.amqp, &args.queue, &args.aud, keys, tools);
+    config.approvers = approvers;
+    config.require_approval = args.require_approval;
     config.ledger = match (&args.redis, &args.ledger) {
         (Some(url), _) => LedgerChoice::Redis(url.clone()),
         (None, Some(path)) => LedgerChoice::Redb(path.clone()),
@@ -139,6 +156,29 @@ pub(crate) fn consume(args: &ConsumeArgs) -> Result<(), Failure> {
     }
     run_blocking(config).map_err(|e| Failure::io(secrets.redact(&e.to_string())))?;
     Ok(())
+}
+
+/// The approvers' keys of `paths` (trust files). A key that is also one of `issuers` is a key
+/// error (exit 3): an issuer never approves its own calls.
+pub(crate) fn read_approvers(
+    paths: &[PathBuf],
+    issuers: &[laissez_verify::TrustedKey],
+) -> Result<Vec<laissez_verify::TrustedKey>, Failure> {
+    let mut approvers = Vec::new();
+    for path in paths {
+        for key in read_trust_file(path)? {
+            if issuers.iter().any(|i| i.as_bytes() == key.as_bytes()) {
+                return Err(Failure::io(format!(
+                    "--approvers {}: the key {} is also a trusted issuer key (--trust); an issuer \
+                     never approves its own calls, so approver keys must be other keys",
+                    path.display(),
+                    key.kid()
+                )));
+            }
+            approvers.push(key);
+        }
+    }
+    Ok(approvers)
 }
 
 /// Runs the sidecar on a new Tokio runtime until SIGTERM, SIGINT or the idle timeout.

@@ -20,6 +20,9 @@ pub(crate) enum Failure {
     Usage(String),
     /// A file, key or the ledger could not be used: exit 3.
     Io(String),
+    /// Nothing was done and nothing is wrong (`approve`: no message awaiting approval, or the
+    /// person declined): exit 1.
+    Nothing(String),
 }
 
 impl Failure {
@@ -33,7 +36,7 @@ impl Failure {
 
     pub(crate) fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
-            Failure::Denied { .. } => 1,
+            Failure::Denied { .. } | Failure::Nothing(_) => 1,
             Failure::Usage(_) => 2,
             Failure::Io(_) => 3,
         })
@@ -46,7 +49,7 @@ impl Failure {
                 write_stderr_line(&format!("denied: {reason}"));
                 write_stderr_line(&format!("  {detail}"));
             }
-            Failure::Usage(message) | Failure::Io(message) => {
+            Failure::Usage(message) | Failure::Io(message) | Failure::Nothing(message) => {
                 write_stderr_line(&format!("laissez: {message}"));
             }
         }

@@ -4,6 +4,8 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod approve_cmd;
+mod approve_queue;
 mod consume;
 mod failure;
 mod input;
@@ -63,6 +65,9 @@ enum Command {
     /// Sign a revocation record; print it, or publish it to the revocation stream.
     #[command(after_help = revoke_cmd::REVOKE_HELP)]
     Revoke(Box<revoke_cmd::RevokeArgs>),
+    /// Approve one call (a person's signature): print it, or add it to a parked message.
+    #[command(after_help = approve_cmd::APPROVE_HELP)]
+    Approve(Box<approve_cmd::ApproveArgs>),
     /// Consume a queue as a worker sidecar: verify each message, spend its use, run CMD.
     #[command(after_help = consume::CONSUME_HELP)]
     Consume(Box<consume::ConsumeArgs>),
@@ -123,6 +128,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Inspect(args) => inspect_cmd::inspect(&args),
         Command::Invoke(args) => invoke_cmd::invoke(&args),
         Command::Revoke(args) => revoke_cmd::revoke(&args),
+        Command::Approve(args) => approve_cmd::approve(&args),
         Command::Consume(args) => consume::consume(&args),
         Command::Completions { shell } => {
             // Into memory first: clap_complete panics when its writer fails.

@@ -30,6 +30,9 @@ pub(crate) struct Allowed<'a> {
     pub(crate) class_header: Option<ActionClass>,
     pub(crate) use_number: u64,
     pub(crate) taken_over: bool,
+    /// The approvers whose approvals counted (`docs/spec.md` §12): their kids, hex; `[]`
+    /// when the call needed none.
+    pub(crate) approved_by: &'a [Kid],
     pub(crate) queue: &'a str,
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use laissez_verify::{OwnedCatalogue, Policy, TrustedKey};
+use laissez_verify::{Classes, OwnedCatalogue, Policy, TrustedKey};
 
 use crate::error::AmqpError;
 
@@ -38,6 +38,8 @@ pub struct ConsumerConfig {
     pub(crate) queue: String,
     pub(crate) audience: String,
     pub(crate) trusted_keys: Vec<TrustedKey>,
+    /// Keys whose approvals count (`docs/spec.md` §12); never a trusted issuer key.
+    pub(crate) approvers: Vec<TrustedKey>,
     pub(crate) tools: OwnedCatalogue,
     pub(crate) policy: Policy,
     pub(crate) prefetch: u16,
@@ -60,7 +62,8 @@ impl ConsumerConfig {
     /// Defaults: prefetch 32, concurrency equal to the prefetch, lease 5 minutes, handler
     /// failures dead-lettered, retry delays 250 ms doubling to 30 s, no retry queue, 1024
     /// cached envelopes, no idle timeout, bearer envelopes accepted (holder-bound ones always
-    /// need their holder's invocation).
+    /// need their holder's invocation), no approver keys and no approval required beyond what
+    /// envelopes' rules say.
     pub fn new(
         queue: impl Into<String>,
         audience: impl Into<String>,
@@ -71,6 +74,7 @@ impl ConsumerConfig {
             queue: queue.into(),
             audience: audience.into(),
             trusted_keys,
+            approvers: Vec::new(),
             tools,
             policy: Policy::default(),
             prefetch: 32,
@@ -119,13 +123,46 @@ impl ConsumerConfig {
         self
     }
 
-    /// Leeway, maximum lifetime and holder binding. Default [`Policy::default`]. A holder
-    /// requirement already set ([`require_holder`](Self::require_holder)) stays on: a policy
-    /// set after it never silently turns it off.
+    /// Leeway, maximum lifetime, holder binding and required approval. Default
+    /// [`Policy::default`]. A holder requirement or required approval already set
+    /// ([`require_holder`](Self::require_holder), [`require_approval`](Self::require_approval))
+    /// stays on: a policy set after it never silently turns it off (classes required by
+    /// either are required).
     #[must_use]
     pub fn policy(mut self, policy: Policy) -> Self {
         let require_holder = policy.require_holder() || self.policy.require_holder();
-        self.policy = policy.with_require_holder(require_holder);
+        let require_approval = match (policy.require_approval(), self.policy.require_approval()) {
+            (Some(a), Some(b)) => Some(union(a, b)),
+            (a, b) => a.or(b),
+        };
+        let mut policy = policy.with_require_holder(require_holder);
+        if let Some(classes) = require_approval {
+            policy = policy.with_require_approval(classes);
+        }
+        self.policy = policy;
+        self
+    }
+
+    /// The approvers' public keys: approvals signed with them count (`docs/spec.md` §12),
+    /// those of any other key never do. Refused when one of them is also a trusted issuer key
+    /// (an issuer never approves its own calls): [`AmqpError::Config`] naming its kid.
+    /// Default: none, so a call whose class needs approval never runs.
+    pub fn approvers(mut self, approvers: Vec<TrustedKey>) -> Result<Self, AmqpError> {
+        check_disjoint(&self.trusted_keys, &approvers)?;
+        self.approvers = approvers;
+        Ok(self)
+    }
+
+    /// Requires approval for calls of `classes` whatever the envelope says: a call of such a
+    /// class under an envelope whose approval rule does not cover it is denied
+    /// `approval_required` (`docs/spec.md` §12). Adds to classes already required.
+    #[must_use]
+    pub fn require_approval(mut self, classes: Classes) -> Self {
+        let classes = match self.policy.require_approval() {
+            Some(already) => union(already, classes),
+            None => classes,
+        };
+        self.policy = self.policy.with_require_approval(classes);
         self
     }
 
@@ -209,6 +246,17 @@ impl ConsumerConfig {
         self.policy.require_holder()
     }
 
+    /// The classes that need approval whatever the envelope says
+    /// ([`require_approval`](Self::require_approval)).
+    pub fn requires_approval(&self) -> Option<Classes> {
+        self.policy.require_approval()
+    }
+
+    /// The approvers' keys.
+    pub fn approver_keys(&self) -> &[TrustedKey] {
+        &self.approvers
+    }
+
     /// The retry queue, when configured.
     pub fn retry_queue_name(&self) -> Option<&str> {
         self.retry_queue.as_deref()
@@ -218,6 +266,7 @@ impl ConsumerConfig {
         if self.trusted_keys.is_empty() {
             return Err(AmqpError::Config("no trusted keys".into()));
         }
+        check_disjoint(&self.trusted_keys, &self.approvers)?;
         if self.audience.is_empty() || self.queue.is_empty() {
             return Err(AmqpError::Config("queue and audience must be named".into()));
         }
@@ -251,6 +300,25 @@ impl ConsumerConfig {
     }
 }
 
+/// The classes of `a` and of `b`.
+fn union(a: Classes, b: Classes) -> Classes {
+    b.iter().fold(a, Classes::with)
+}
+
+/// Refuses an approver key that is also a trusted issuer key (the whole key compared).
+fn check_disjoint(issuers: &[TrustedKey], approvers: &[TrustedKey]) -> Result<(), AmqpError> {
+    match approvers
+        .iter()
+        .find(|a| issuers.iter().any(|i| i.as_bytes() == a.as_bytes()))
+    {
+        Some(key) => Err(AmqpError::Config(format!(
+            "the approver key {} is also a trusted issuer key: an issuer never approves its own calls",
+            key.kid()
+        ))),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use laissez_verify::ActionClass;
@@ -279,5 +347,40 @@ mod tests {
         );
         // Only an explicit choice turns it off.
         assert!(!c.require_holder(false).requires_holder());
+    }
+
+    #[test]
+    fn required_approval_survives_a_later_policy_and_adds_up() {
+        let d = Classes::only(ActionClass::Destructive);
+        let w = Classes::only(ActionClass::Write);
+        let c = config().require_approval(d).policy(Policy::default());
+        assert_eq!(c.requires_approval(), Some(d));
+        let c = c.policy(Policy::default().with_require_approval(w));
+        assert_eq!(c.requires_approval(), Some(d.with(ActionClass::Write)));
+        assert_eq!(config().requires_approval(), None);
+    }
+
+    #[test]
+    fn an_issuer_key_is_refused_as_an_approver() {
+        let issuer = laissez_sign::SecretKey::from_seed(&[1; 32])
+            .unwrap()
+            .public_key();
+        let approver = laissez_sign::SecretKey::from_seed(&[2; 32])
+            .unwrap()
+            .public_key();
+        let tools = OwnedCatalogue::new()
+            .with("crm.read", ActionClass::Read)
+            .unwrap();
+        let c = ConsumerConfig::new("q", "aud", vec![issuer], tools);
+        let err = c
+            .clone()
+            .approvers(vec![approver, issuer])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("also a trusted issuer key"), "{err}");
+        assert!(err.contains(&issuer.kid().to_string()), "{err}");
+        let ok = c.approvers(vec![approver]).unwrap();
+        assert_eq!(ok.approver_keys(), &[approver]);
+        assert!(ok.check().is_ok());
     }
 }

@@ -68,8 +68,10 @@ pub(crate) fn decide(facts: &Facts) -> Verdict {
 }
 
 /// The audit detail of a verifier's denial: for the invocation's reasons what is wrong, in the
-/// words of `laissez verify --json` (`docs/spec.md` §11); empty for the others, whose reason
-/// says it all.
+/// words of `laissez verify --json` (`docs/spec.md` §11); for `approval_required` how many
+/// approvals counted of how many are needed, "k of m" (§12), or `require_approval` when the
+/// worker's policy requires approval and no rule covers the class; empty for the others,
+/// whose reason says it all.
 fn detail(denial: &Denial) -> Cow<'static, str> {
     match denial {
         // A bearer envelope refused by the policy is `Facts::NotHolderBound`.
@@ -79,6 +81,9 @@ fn detail(denial: &Denial) -> Cow<'static, str> {
         Denial::BadInvocation(InvocationFault::BadSignature) => "bad_signature".into(),
         Denial::BadInvocation(other) => other.to_string().into(),
         Denial::InvocationMismatch(field) => field.code().into(),
+        // The worker's policy requires approval and no rule of the envelope covers the class.
+        Denial::ApprovalRequired { needed: 0, .. } => "require_approval".into(),
+        Denial::ApprovalRequired { counted, needed } => format!("{counted} of {needed}").into(),
         _ => "".into(),
     }
 }
@@ -149,6 +154,11 @@ mod tests {
             HeaderError::BadTool,
             HeaderError::BadClass,
             HeaderError::ClassDisagrees,
+            HeaderError::ApprovalsNotArray,
+            HeaderError::TooManyApprovals,
+            HeaderError::ApprovalTooLong,
+            HeaderError::ApprovalNotText,
+            HeaderError::ApprovalNotBytesOrText,
         ];
         let mut details = Vec::new();
         for error in errors {
@@ -258,6 +268,25 @@ mod tests {
             assert_eq!(
                 decide(&Facts::Verification(Denial::InvocationMismatch(field))),
                 Verdict::Deny(Reason::InvocationMismatch, field.code().into())
+            );
+        }
+    }
+
+    #[test]
+    fn an_approval_denial_says_k_of_m_or_that_the_policy_requires_one() {
+        let cases = [
+            (0, 2, "0 of 2"),
+            (1, 2, "1 of 2"),
+            (2, 3, "2 of 3"),
+            (0, 0, "require_approval"),
+        ];
+        for (counted, needed, detail) in cases {
+            assert_eq!(
+                decide(&Facts::Verification(Denial::ApprovalRequired {
+                    counted,
+                    needed
+                })),
+                Verdict::Deny(Reason::ApprovalRequired, detail.into())
             );
         }
     }

@@ -36,6 +36,9 @@ pub struct Authorized {
     pub taken_over: bool,
     /// The message id (the unit of use counting).
     pub message_id: String,
+    /// The approvers whose approvals counted for this call (`docs/spec.md` §12), in the
+    /// envelope's rule's order; empty when its class needed no approval.
+    pub approved_by: Vec<Kid>,
     /// Every verified claim.
     pub claims: OwnedClaims,
 }
@@ -44,6 +47,13 @@ impl Authorized {
     /// The envelope id as 32 lowercase hex digits.
     pub fn cti_hex(&self) -> String {
         hex::encode(self.cti)
+    }
+
+    /// The approvers that counted as a JSON array of their kids in hex, `[]` when none: the
+    /// value of `LAISSEZ_APPROVED_BY`.
+    pub fn approved_by_json(&self) -> String {
+        let kids: Vec<String> = self.approved_by.iter().map(ToString::to_string).collect();
+        serde_json::to_string(&kids).unwrap_or_else(|_| String::from("[]"))
     }
 }
 

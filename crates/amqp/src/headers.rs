@@ -19,6 +19,8 @@ use laissez_verify::{
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, ByteArray, FieldTable, LongString, ShortString};
 
+use crate::approvals::{HEADER_APPROVALS, read_approvals};
+
 /// Header carrying the envelope: raw bytes (byte array or long string) or base64url text.
 pub const HEADER_ENVELOPE: &str = "laissez-envelope";
 /// Header carrying the tool the message asks for.
@@ -57,6 +59,17 @@ pub enum HeaderError {
     BadClass,
     /// The class header names another class than the worker's catalogue gives the tool.
     ClassDisagrees,
+    /// The `laissez-approvals` header is not an array.
+    ApprovalsNotArray,
+    /// The `laissez-approvals` header has more than 16 entries.
+    TooManyApprovals,
+    /// An entry of `laissez-approvals` is over 1024 bytes (or its text is longer than any
+    /// approval's).
+    ApprovalTooLong,
+    /// An entry of `laissez-approvals` is text that is not base64url.
+    ApprovalNotText,
+    /// An entry of `laissez-approvals` is neither bytes nor text (a number, a table...).
+    ApprovalNotBytesOrText,
 }
 
 impl HeaderError {
@@ -75,6 +88,11 @@ impl HeaderError {
             HeaderError::BadTool => "bad_tool",
             HeaderError::BadClass => "bad_class",
             HeaderError::ClassDisagrees => "class_header_disagrees_with_catalogue",
+            HeaderError::ApprovalsNotArray => "approvals_header_not_an_array",
+            HeaderError::TooManyApprovals => "too_many_approvals",
+            HeaderError::ApprovalTooLong => "approval_too_long",
+            HeaderError::ApprovalNotText => "approval_not_base64url",
+            HeaderError::ApprovalNotBytesOrText => "approval_not_bytes_or_text",
         }
     }
 }
@@ -92,6 +110,19 @@ impl fmt::Display for HeaderError {
             HeaderError::BadClass => "the laissez-class header is not read, write or destructive",
             HeaderError::ClassDisagrees => {
                 "the laissez-class header disagrees with the worker's tool catalogue"
+            }
+            HeaderError::ApprovalsNotArray => "the laissez-approvals header is not an array",
+            HeaderError::TooManyApprovals => {
+                "the laissez-approvals header has more than 16 approvals"
+            }
+            HeaderError::ApprovalTooLong => {
+                "an entry of the laissez-approvals header is over 1024 bytes"
+            }
+            HeaderError::ApprovalNotText => {
+                "an entry of the laissez-approvals header is neither approval bytes nor base64url text"
+            }
+            HeaderError::ApprovalNotBytesOrText => {
+                "an entry of the laissez-approvals header is neither bytes nor text"
             }
         };
         f.write_str(what)
@@ -166,6 +197,9 @@ pub struct ToolCallHeaders<'a> {
     /// The `laissez-invocation` header: `None` when absent; its bytes (decoded from text when
     /// it came as text), or why they could not be read.
     pub invocation: Option<Result<Cow<'a, [u8]>, InvocationHeaderError>>,
+    /// The `laissez-approvals` header's approvals in the order received (decoded from text
+    /// when they came as text); none when the header is absent.
+    pub approvals: Vec<Cow<'a, [u8]>>,
 }
 
 impl ToolCallHeaders<'_> {
@@ -194,8 +228,10 @@ pub(crate) fn message_id(properties: &BasicProperties) -> Option<&str> {
 }
 
 /// Reads the §9 headers and the message id from a delivery's properties, in the order message
-/// id, envelope, tool, class. The class header is optional. The invocation header is
-/// optional too, and an unreadable one is not an error here (see [`InvocationHeaderError`]).
+/// id, envelope, tool, class, approvals. The class header is optional. The invocation header
+/// is optional too, and an unreadable one is not an error here (see
+/// [`InvocationHeaderError`]). The approvals header is optional; an unreadable one is
+/// (`malformed`, [`crate::approvals`]).
 pub fn read_headers(properties: &BasicProperties) -> Result<ToolCallHeaders<'_>, HeaderError> {
     let message_id = message_id(properties).ok_or(HeaderError::MissingMessageId)?;
     let headers = properties.headers().as_ref();
@@ -216,12 +252,17 @@ pub fn read_headers(properties: &BasicProperties) -> Result<ToolCallHeaders<'_>,
         ),
     };
     let invocation = field(HEADER_INVOCATION).map(read_invocation);
+    let approvals = match field(HEADER_APPROVALS) {
+        None => Vec::new(),
+        Some(value) => read_approvals(value)?,
+    };
     Ok(ToolCallHeaders {
         envelope,
         tool,
         class_header,
         message_id,
         invocation,
+        approvals,
     })
 }
 

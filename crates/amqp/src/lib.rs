@@ -2,11 +2,13 @@
 //!
 //! laissez on RabbitMQ (lapin 4, Tokio). A worker consumes a queue through [`Middleware`]:
 //! for each delivery it reads the headers of `docs/spec.md` §9 (`laissez-envelope`,
-//! `laissez-tool`, the optional `laissez-class` and `laissez-invocation`, property
-//! `message_id`), takes the call's class from the worker's own tool catalogue, verifies the
-//! envelope for its audience and trusted keys and, for a holder-bound envelope, the holder's
-//! invocation over exactly this call (body included), spends the message's use durably in the
-//! ledger, and only then calls the [`Handler`] with an [`Authorized`] value.
+//! `laissez-tool`, the optional `laissez-class`, `laissez-invocation` and
+//! `laissez-approvals`, property `message_id`), takes the call's class from the worker's own
+//! tool catalogue, verifies the envelope for its audience and trusted keys and, for a
+//! holder-bound envelope, the holder's invocation over exactly this call (body included), and
+//! when the class needs approval counts people's approvals of that call (§12), spends the
+//! message's use durably in the ledger, and only then calls the [`Handler`] with an
+//! [`Authorized`] value.
 //!
 //! - **The class is the worker's.** [`ConsumerConfig::new`] takes an
 //!   [`OwnedCatalogue`](laissez_verify::OwnedCatalogue):
@@ -17,6 +19,9 @@
 //!   no invocation is `invocation_required`, one signed for another message id, audience or
 //!   body `invocation_mismatch`. [`ConsumerConfig::require_holder`] refuses bearer envelopes.
 //!   The publisher signs with [`ToolCall::signed_by`].
+//! - **Human approval.** [`ConsumerConfig::approvers`] holds the approvers' keys (never an
+//!   issuer's); a call short of its approvals is `approval_required` ("k of m") and parked in
+//!   the dead-letter queue intact; [`parked`] is the approving side (`laissez approve`).
 //! - Denials never reach the handler and are never requeued: they are rejected to the queue's
 //!   dead-letter exchange, with one structured `tracing` event (target `laissez::audit`).
 //! - An unreachable ledger, or a use in flight on another worker: the message comes back
@@ -59,7 +64,9 @@
 //! quorum). The [`sidecar`] module is `laissez consume`. See `docs/amqp.md` in the repository.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod approvals;
 mod audit;
+mod call_check;
 mod config;
 mod consumer;
 mod decide;
@@ -67,6 +74,7 @@ mod decision;
 mod error;
 mod handler;
 mod headers;
+pub mod parked;
 mod process;
 mod publish;
 mod revocations;
@@ -75,13 +83,14 @@ mod shared;
 pub mod sidecar;
 mod topology;
 
+pub use approvals::HEADER_APPROVALS;
 pub use config::{ConsumerConfig, OnHandlerError};
 pub use consumer::Middleware;
 pub use decision::Decision;
 pub use error::AmqpError;
 pub use handler::{Authorized, Disposition, Handler, HandlerError, Message};
 pub use headers::{
-    EnvelopeEncoding, HEADER_CLASS, HEADER_ENVELOPE, HEADER_INVOCATION, HEADER_TOOL,
+    EnvelopeEncoding, HEADER_CLASS, HEADER_ENVELOPE, HEADER_INVOCATION, HEADER_TOOL, HeaderError,
     MAX_INVOCATION_TEXT_LEN,
 };
 pub use publish::{Publisher, ToolCall, connect};

@@ -7,19 +7,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_lite::FutureExt as _;
 use laissez_ledger::{Begin, Cti, LeaseToken, UseLedger};
 use laissez_verify::{
-    ActionClass, Call, CallError, Denial, Kid, OwnedClaims, Request, ToolCatalogue as _,
-    UntrustedEnvelope,
+    ActionClass, Denial, Kid, OwnedClaims, Request, ToolCatalogue as _, UntrustedEnvelope,
 };
 use lapin::message::Delivery;
 use lapin::{Acker, BasicProperties};
 use tokio::sync::watch;
 
 use crate::audit;
+use crate::call_check::{call_of, check_call};
 use crate::config::OnHandlerError;
 use crate::decide::{Facts, Grant, Verdict, decide};
 use crate::decision::Decision;
 use crate::handler::{Authorized, Disposition, Handler, Message};
-use crate::headers::{self, HeaderError, InvocationHeaderError, ToolCallHeaders};
+use crate::headers::{self, HeaderError, ToolCallHeaders};
 use crate::settle::{Broker, Settlement, settle};
 use crate::shared::{Counters, Shared};
 
@@ -47,6 +47,8 @@ struct Seen {
     claimed: Option<(String, String)>,
     /// Once verified: the key and the claims.
     verified: Option<(Kid, OwnedClaims)>,
+    /// Once verified: the approvers whose approvals counted (`docs/spec.md` §12).
+    approved_by: Vec<Kid>,
 }
 
 /// The parts of a delivery the handler gets.
@@ -221,16 +223,18 @@ async fn learn<L: UseLedger, H>(
 }
 
 /// Verifies the envelope for the call through the cache (only its signature is cached, never
-/// an invocation), in the order of `docs/spec.md` §2: the envelope's rows through `revoked`,
-/// then the holder binding. On success `seen.verified` holds the key and claims; on a denial
+/// an invocation nor an approval), in the order of `docs/spec.md` §2: the envelope's rows
+/// through `revoked`, then the holder binding, then approval. On success `seen.verified`
+/// holds the key and claims and `seen.approved_by` the approvers that counted; on a denial
 /// `seen.claimed` holds what the envelope claims, when it decodes, and the facts say why.
 ///
 /// The call is the message as delivered: the envelope bytes as received (decoded from text
 /// when the header was text), this worker's audience, the message id, the tool, the
 /// catalogue's class and the body's exact bytes. A tool the catalogue does not list has no
 /// class, hence no call: the envelope's rows alone run, and the verifier says `unknown_tool`
-/// in its place. For a bearer envelope (without `require_holder`) the holder rows have nothing
-/// to check and any invocation is ignored, so the body is not hashed.
+/// in its place. For a bearer envelope (without `require_holder`) whose call needs no
+/// approval the call's rows have nothing to check and any invocation or approval is ignored,
+/// so the body is not hashed.
 fn verify<L, H>(
     shared: &Shared<L, H>,
     headers: &ToolCallHeaders<'_>,
@@ -245,28 +249,33 @@ fn verify<L, H>(
     let checked = match shared.cache.authenticate(&verifier, &headers.envelope, now) {
         Err(denial) => Err(Facts::Verification(denial)),
         Ok(verified) => {
-            let needs_invocation =
-                verified.claims().holder().is_some() || verifier.policy().require_holder();
+            let needs_call = |class: ActionClass| {
+                verified.claims().holder().is_some()
+                    || verifier.policy().require_holder()
+                    || crate::approvals::may_need_approval(
+                        verified.claims(),
+                        verifier.policy(),
+                        class,
+                    )
+            };
             let checked = match class {
-                Some(class) if needs_invocation => {
-                    call_of(&shared.config.audience, headers, class, body).and_then(|call| {
-                        check_call(
-                            &verifier,
-                            &verified,
-                            now,
-                            &call,
-                            headers.invocation.as_ref(),
-                        )
-                    })
+                Some(class) if needs_call(class) => {
+                    call_of(&shared.config.audience, headers, class, body)
+                        .and_then(|call| check_call(&verifier, &verified, now, &call, headers))
                 }
                 _ => verifier
                     .check(&verified, now, Some(request))
+                    .map(|()| Vec::new())
                     .map_err(Facts::Verification),
             };
-            if checked.is_ok() {
-                seen.verified = Some((verified.kid(), verified.claims().to_owned_claims()));
+            match checked {
+                Ok(approved_by) => {
+                    seen.verified = Some((verified.kid(), verified.claims().to_owned_claims()));
+                    seen.approved_by = approved_by;
+                    Ok(())
+                }
+                Err(refused) => Err(refused),
             }
-            checked
         }
     };
     if let Err(refused) = &checked
@@ -278,59 +287,6 @@ fn verify<L, H>(
             .map(|c| (hex::encode(c.cti()), c.sub().to_owned()));
     }
     checked
-}
-
-/// The call a delivery asks for, as delivered.
-fn call_of<'a>(
-    audience: &'a str,
-    headers: &ToolCallHeaders<'a>,
-    class: ActionClass,
-    body: &[u8],
-) -> Result<Call<'a>, Facts> {
-    Call::new(
-        &headers.envelope,
-        audience,
-        headers.message_id,
-        headers.tool,
-        class,
-        body,
-    )
-    .map_err(|error| {
-        // Unreachable: the tool passed the grammar when it was read, a non-empty message id
-        // (an AMQP short string) is at most 255 bytes, and the configuration refuses an empty
-        // audience. Never run what cannot be checked.
-        Facts::Headers(match error {
-            CallError::Tool => HeaderError::BadTool,
-            _ => HeaderError::MissingMessageId,
-        })
-    })
-}
-
-/// `Verifier::check_call` with the delivery's invocation. An unreadable `laissez-invocation`
-/// header is checked as an invocation of no bytes, so that it is `bad_invocation` exactly
-/// where an invocation would be checked, and its facts then say what was wrong with the
-/// header. A bearer envelope refused because the worker requires holder binding has facts of
-/// its own, for the audit detail.
-fn check_call(
-    verifier: &laissez_verify::Verifier<'_>,
-    verified: &laissez_verify::VerifiedEnvelope<'_>,
-    now: u64,
-    call: &Call<'_>,
-    invocation: Option<&Result<std::borrow::Cow<'_, [u8]>, InvocationHeaderError>>,
-) -> Result<(), Facts> {
-    let (bytes, unreadable) = match invocation {
-        None => (None, None),
-        Some(Ok(bytes)) => (Some(&bytes[..]), None),
-        Some(Err(error)) => (Some(&[][..]), Some(*error)),
-    };
-    match (verifier.check_call(verified, now, call, bytes), unreadable) {
-        (Ok(_), _) => Ok(()),
-        (Err(Denial::InvocationRequired), _) if verified.claims().holder().is_none() => {
-            Err(Facts::NotHolderBound)
-        }
-        (Err(Denial::BadInvocation(_)), Some(error)) => Err(Facts::InvocationHeader(error)),
-        (Err(denial), _) => Err(Facts::Verification(denial)),
-    }
 }
 
 /// A denial: one audit event, the decision to the observer, dead-lettered.
@@ -420,6 +376,7 @@ async fn run<L: UseLedger, H: Handler>(
         class_header: seen.class_header,
         use_number: grant.use_number,
         taken_over: grant.taken_over,
+        approved_by: &seen.approved_by,
         queue: &shared.config.queue,
     });
     if !observe(shared, &decision) {
@@ -454,6 +411,7 @@ async fn run<L: UseLedger, H: Handler>(
             use_number: grant.use_number,
             taken_over: grant.taken_over,
             message_id,
+            approved_by: seen.approved_by,
             claims,
         },
         body: parts.body,

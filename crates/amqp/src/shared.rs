@@ -87,9 +87,16 @@ impl<L, H> Shared<L, H> {
         }
     }
 
+    /// The verifier of this worker: its keys, audience, policy and approvers. The
+    /// configuration refuses an approver key that is also an issuer key before the worker
+    /// starts; were one to get through, no approval would count (the verifier without
+    /// approvers), never one too many.
     pub(crate) fn verifier(&self) -> Verifier<'_> {
         let verifier = Verifier::new(&self.config.trusted_keys, &self.config.audience)
             .with_policy(self.config.policy);
+        let verifier = verifier
+            .with_approvers(&self.config.approvers)
+            .unwrap_or(verifier);
         match &self.config.revocations {
             Some(held) => verifier.with_revocations(held),
             None => verifier,

@@ -2,7 +2,8 @@
 //!
 //! It consumes a queue through the [`Middleware`], prints one JSON line per decision on
 //! stdout, and runs a command once per authorised message: the body on its stdin, the
-//! decision in `LAISSEZ_*` environment variables. Exit 0 acks; any other exit (or a command
+//! decision in `LAISSEZ_*` environment variables (`LAISSEZ_APPROVED_BY`: the approvers that
+//! counted, a JSON array of hex kids). Exit 0 acks; any other exit (or a command
 //! that cannot start) dead-letters. Without a command it decides, acks what is allowed, and
 //! logs. The process around it (the runtime, signals, where the command's stdout goes) is the
 //! caller's: the `laissez` CLI.
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use laissez_ledger::{AnyLedger, RedbLedger, RedisLedger};
-use laissez_verify::{OwnedCatalogue, Policy, TrustedKey};
+use laissez_verify::{Classes, OwnedCatalogue, Policy, TrustedKey};
 use tokio::io::AsyncWriteExt as _;
 
 use crate::config::ConsumerConfig;
@@ -98,6 +99,13 @@ pub struct SidecarConfig {
     /// Holder-bound envelopes need their holder's invocation (`laissez-invocation`) whatever
     /// this says. Default `false`; also on when `policy` requires it.
     pub require_holder: bool,
+    /// The approvers' public keys (`--approvers`): approvals signed with them count
+    /// (`docs/spec.md` §12). Never a trusted issuer key: [`run`] refuses one
+    /// ([`AmqpError::Config`], exit 3). Default none.
+    pub approvers: Vec<TrustedKey>,
+    /// Classes that need approval whatever the envelope says (`--require-approval`). Default
+    /// none.
+    pub require_approval: Option<Classes>,
     /// How long to keep trying to reach the broker at start before giving up with
     /// [`AmqpError::Unreachable`] (the CLI exits 3). Default 30 s. Once connected, a lost
     /// connection is waited out by lapin's recovery instead.
@@ -126,6 +134,8 @@ impl std::fmt::Debug for SidecarConfig {
             .field("lease", &self.lease)
             .field("policy", &self.policy)
             .field("require_holder", &self.require_holder)
+            .field("approvers", &self.approvers)
+            .field("require_approval", &self.require_approval)
             .field("connect_timeout", &self.connect_timeout)
             .field("revocation_stream", &self.revocation_stream)
             .finish_non_exhaustive()
@@ -155,6 +165,8 @@ impl SidecarConfig {
             lease: Duration::from_secs(300),
             policy: Policy::default(),
             require_holder: false,
+            approvers: Vec::new(),
+            require_approval: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             revocation_stream: DEFAULT_REVOCATION_STREAM.to_owned(),
             command_stdout: Stdio::null,
@@ -168,6 +180,22 @@ pub async fn run(
     config: SidecarConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Stats, AmqpError> {
+    // The whole consumer configuration first: a key error never waits for the broker.
+    let mut consumer = ConsumerConfig::new(
+        &config.queue,
+        &config.audience,
+        config.trusted_keys,
+        config.tools,
+    )
+    .prefetch(config.prefetch)
+    .lease(config.lease)
+    .policy(config.policy)
+    .require_holder(config.require_holder || config.policy.require_holder())
+    .idle_timeout(config.exit_when_idle)
+    .approvers(config.approvers)?;
+    if let Some(classes) = config.require_approval {
+        consumer = consumer.require_approval(classes);
+    }
     let ledger = Arc::new(match &config.ledger {
         LedgerChoice::Redb(path) => AnyLedger::Redb(RedbLedger::open(path)?),
         LedgerChoice::Redis(url) => AnyLedger::Redis(RedisLedger::connect(url).await?),
@@ -204,7 +232,7 @@ pub async fn run(
         started = RevocationFollower::start(
             &config.amqp_url,
             &config.revocation_stream,
-            config.trusted_keys.clone(),
+            consumer.trusted_keys.clone(),
             ledger.clone(),
             config.connect_timeout.max(CATCH_UP_TIMEOUT),
         ) => started?,
@@ -214,18 +242,7 @@ pub async fn run(
         }
     };
     let channel = connection.create_channel().await?;
-    let consumer = ConsumerConfig::new(
-        &config.queue,
-        &config.audience,
-        config.trusted_keys,
-        config.tools,
-    )
-    .prefetch(config.prefetch)
-    .lease(config.lease)
-    .policy(config.policy)
-    .require_holder(config.require_holder || config.policy.require_holder())
-    .idle_timeout(config.exit_when_idle)
-    .revocations(follower.revocations());
+    let consumer = consumer.revocations(follower.revocations());
     let print = |decision: &Decision| {
         let mut out = std::io::stdout().lock();
         // A closed stdout must not stop the worker: the decision is also in the log.
@@ -284,6 +301,7 @@ async fn exec(
         .env("LAISSEZ_CTI", a.cti_hex())
         .env("LAISSEZ_USE", a.use_number.to_string())
         .env("LAISSEZ_MESSAGE_ID", &a.message_id)
+        .env("LAISSEZ_APPROVED_BY", a.approved_by_json())
         .stdin(Stdio::piped())
         .stdout(stdout)
         .spawn()

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use common::*;
 use laissez_amqp::{ConsumerConfig, Disposition, HandlerError, Message, ToolCall};
 use laissez_ledger::MemoryLedger;
-use laissez_sign::{EnvelopeBuilder, SecretKey};
-use laissez_verify::{ActionClass, Reason, TrustedKey};
+use laissez_sign::{ApprovalSpec, EnvelopeBuilder, SecretKey};
+use laissez_verify::{ActionClass, Classes, Reason, TrustedKey};
 
 /// `unsupported_grant_version` of `crates/verify/tests/vectors/envelopes.json` (grant
 /// version 2), signed by the vectors' key: the signer here cannot make one.
@@ -98,6 +98,18 @@ async fn every_denial_reason_is_dead_lettered_with_its_reason_in_decision_and_au
         .sign(&keys.key)
         .unwrap();
     let unsupported = hex::decode(UNSUPPORTED).unwrap();
+    let approver = SecretKey::generate().unwrap();
+    let rule = ApprovalSpec::new(
+        Classes::only(ActionClass::Destructive),
+        1,
+        &[approver.public_key()],
+    )
+    .unwrap();
+    let needs_approval = build()
+        .classes(classes_of("read+write+destructive"))
+        .approval(rule)
+        .sign(&keys.key)
+        .unwrap();
 
     let runs: Arc<Mutex<Vec<String>>> = Arc::default();
     let handler = {
@@ -166,6 +178,14 @@ async fn every_denial_reason_is_dead_lettered_with_its_reason_in_decision_and_au
         (
             read(holder_bound.as_bytes(), "invocation_required"),
             Reason::InvocationRequired,
+        ),
+        (
+            (
+                needs_approval.as_bytes().to_vec(),
+                "crm.drop",
+                "approval_required",
+            ),
+            Reason::ApprovalRequired,
         ),
         (
             read(once.as_bytes(), "uses_exhausted"),

@@ -2,7 +2,9 @@
 
 use core::fmt;
 
-use curve25519_dalek::edwards::CompressedEdwardsY;
+use curve25519_dalek::Scalar;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::traits::IsIdentity;
 use ed25519_dalek::VerifyingKey;
 use sha2::{Digest, Sha256};
 
@@ -132,7 +134,7 @@ impl TrustedKey {
         if point.is_small_order() {
             return Err(KeyError::SmallOrder);
         }
-        if !point.is_torsion_free() {
+        if !is_torsion_free(&point) {
             return Err(KeyError::NotTorsionFree);
         }
         // The point is decompressed once: the verifying key is built from it.
@@ -165,7 +167,43 @@ impl fmt::Debug for TrustedKey {
     }
 }
 
+/// Whether `[L]P` is the identity (P has no torsion component), in variable time: a public
+/// key is public, so the constant-time multiplication of `EdwardsPoint::is_torsion_free`
+/// buys nothing here, and this check runs for every holder key (`cnf`) an envelope names.
+/// `L` itself is no reduced scalar, so `[L]P` is computed as `[L − 1]P + P`.
+fn is_torsion_free(point: &EdwardsPoint) -> bool {
+    let l_minus_one = Scalar::ZERO - Scalar::ONE;
+    let lp = EdwardsPoint::vartime_double_scalar_mul_basepoint(&l_minus_one, point, &Scalar::ZERO)
+        + point;
+    lp.is_identity()
+}
+
 /// Finds the trusted key named by `kid` (the first, should two share a kid).
 pub(crate) fn find(keys: &[TrustedKey], kid: &Kid) -> Option<TrustedKey> {
     keys.iter().find(|k| k.kid == *kid).copied()
+}
+
+#[cfg(test)]
+mod torsion_tests {
+    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+
+    use super::*;
+
+    #[test]
+    fn the_variable_time_check_agrees_with_curve25519_dalek() {
+        let mut p = ED25519_BASEPOINT_POINT;
+        for i in 0..64u64 {
+            for t in EIGHT_TORSION {
+                let q = p + t;
+                assert_eq!(
+                    is_torsion_free(&q),
+                    q.is_torsion_free(),
+                    "point {i} + torsion"
+                );
+            }
+            p *= Scalar::from(i + 3);
+        }
+        assert!(is_torsion_free(&EdwardsPoint::default()));
+        assert!(EdwardsPoint::default().is_identity());
+    }
 }

@@ -7,7 +7,9 @@
 //! envelope bytes unchanged, the class header when one was sent) and passes the grammar the
 //! verifier's request needs (`Request::from_catalogue` succeeds); the class of the call is
 //! the worker's catalogue's, and a class header that contradicts it is refused; every failure
-//! is the contract's `malformed`.
+//! is the contract's `malformed`. The `laissez-approvals` header: absent, no approvals;
+//! read, an array of at most 16 entries of at most 1024 bytes each, raw entries unchanged;
+//! an approvals error only when the header was sent.
 //!
 //! The input is a structure derived with `arbitrary`: header names are mostly the three
 //! laissez names, values every AMQP field type, nested tables and arrays, plus
@@ -22,7 +24,8 @@ use laissez_amqp::lapin::BasicProperties;
 use laissez_amqp::lapin::types::{
     AMQPValue, ByteArray, DecimalValue, FieldArray, FieldTable, LongString, ShortString,
 };
-use laissez_amqp::{HEADER_CLASS, HEADER_ENVELOPE, HEADER_TOOL};
+use laissez_amqp::{HEADER_APPROVALS, HEADER_CLASS, HEADER_ENVELOPE, HEADER_TOOL};
+use laissez_verify::wire::{MAX_APPROVAL_LEN, MAX_APPROVALS};
 use laissez_verify::{
     ActionClass, ENVELOPE_FIRST_BYTE, Reason, Request, ToolCatalogue, UntrustedEnvelope,
     is_tool_name,
@@ -57,6 +60,8 @@ pub enum Name {
     Tool,
     /// `laissez-class`.
     Class,
+    /// `laissez-approvals`.
+    Approvals,
     /// Anything else (truncated to 255 bytes).
     Other(String),
 }
@@ -156,6 +161,7 @@ impl Name {
             Name::Envelope => HEADER_ENVELOPE,
             Name::Tool => HEADER_TOOL,
             Name::Class => HEADER_CLASS,
+            Name::Approvals => HEADER_APPROVALS,
             Name::Other(s) => s,
         }
     }
@@ -318,6 +324,7 @@ pub fn run(input: &HeaderInput) {
                 header(HEADER_TOOL),
                 header(HEADER_CLASS),
             );
+            check_approvals(&read, header(HEADER_APPROVALS));
         }
         Err(error) => {
             assert_eq!(
@@ -336,7 +343,59 @@ pub fn run(input: &HeaderInput) {
             );
             assert!(!error.detail().is_empty());
             assert!(display_len(&error) > 0);
+            let approvals_error = matches!(
+                error,
+                HeaderError::ApprovalsNotArray
+                    | HeaderError::TooManyApprovals
+                    | HeaderError::ApprovalTooLong
+                    | HeaderError::ApprovalNotText
+                    | HeaderError::ApprovalNotBytesOrText
+            );
+            if approvals_error {
+                let Some(AMQPValue::FieldArray(entries)) = header(HEADER_APPROVALS) else {
+                    assert!(
+                        error == HeaderError::ApprovalsNotArray
+                            && header(HEADER_APPROVALS).is_some(),
+                        "{error:?} without an approvals array"
+                    );
+                    return;
+                };
+                assert_ne!(error, HeaderError::ApprovalsNotArray);
+                if error == HeaderError::TooManyApprovals {
+                    assert!(entries.as_slice().len() > MAX_APPROVALS);
+                }
+            }
         }
+    }
+}
+
+/// The approvals read are bounded, in the order sent, raw entries unchanged.
+fn check_approvals(read: &ToolCallHeaders<'_>, sent: Option<&AMQPValue>) {
+    let Some(sent) = sent else {
+        assert!(read.approvals.is_empty(), "approvals read from no header");
+        return;
+    };
+    let AMQPValue::FieldArray(entries) = sent else {
+        panic!("approvals read from a header that is not an array");
+    };
+    let entries = entries.as_slice();
+    assert!(entries.len() <= MAX_APPROVALS);
+    assert_eq!(
+        read.approvals.len(),
+        entries.len(),
+        "an approval lost or added"
+    );
+    for (approval, entry) in read.approvals.iter().zip(entries) {
+        assert!(
+            approval.len() <= MAX_APPROVAL_LEN,
+            "an approval over 1024 bytes read"
+        );
+        let raw = value_bytes(entry).expect("an approval read from a value that is not bytes");
+        if raw.first() == Some(&ENVELOPE_FIRST_BYTE) {
+            assert_eq!(&**approval, raw, "raw approval bytes changed");
+        }
+        // What the verifier does next: decoding must not panic either.
+        let _ = black_box(laissez_verify::UntrustedApproval::decode(approval).map(|a| a.kid()));
     }
 }
 

@@ -181,3 +181,54 @@ fn approval_seed_is_the_original_and_the_checks_are_not_vacuous() {
         approval::run(input);
     }
 }
+
+/// The approvals checks of the headers target run on inputs that reach them: a readable
+/// message with an approvals array of raw and text entries, and each refused shape.
+#[test]
+fn the_approvals_header_checks_are_not_vacuous() {
+    use headers::{HeaderInput, Known, Name, Value};
+    use laissez_amqp::fuzzing::read_headers;
+    let input = |approvals: Value| HeaderInput {
+        message_id: Some("m-1".to_owned()),
+        headers: Some(vec![
+            (Name::Envelope, Value::RawEnvelope(vec![0x84, 0x40], false)),
+            (Name::Tool, Value::Known(Known::CrmRead, false)),
+            (Name::Approvals, approvals),
+        ]),
+    };
+    let raw = |n: usize| Value::RawEnvelope(vec![0x84; n], false);
+    let text = Value::TextEnvelope {
+        bytes: vec![1, 2, 3],
+        padded: false,
+        before: Vec::new(),
+        after: Vec::new(),
+    };
+    let cases = [
+        (Value::Array(vec![raw(10), text.clone()]), "ok"),
+        (Value::Array(Vec::new()), "ok"),
+        (Value::Array(vec![raw(1023)]), "ok"),
+        (raw(3), "approvals_header_not_an_array"),
+        (Value::Array(vec![raw(1); 17]), "too_many_approvals"),
+        (Value::Array(vec![raw(1024)]), "approval_too_long"),
+        (
+            Value::Array(vec![Value::LongInt(1)]),
+            "approval_not_bytes_or_text",
+        ),
+        (
+            Value::Array(vec![Value::Known(Known::CrmStar, false)]),
+            "approval_not_base64url",
+        ),
+    ];
+    for (value, want) in cases {
+        let input = input(value);
+        let got = match read_headers(&input.properties()) {
+            Ok(read) => {
+                assert!(!read.approvals.is_empty() || want == "ok");
+                "ok"
+            }
+            Err(e) => e.detail(),
+        };
+        assert_eq!(got, want, "{input:?}");
+        headers::run(&input);
+    }
+}

@@ -1,0 +1,324 @@
+//! `laissez approve --from QUEUE`: approve a message parked in a dead-letter queue
+//! (`docs/spec.md` §12). The order of the steps is what makes it safe: the message is taken
+//! without being acknowledged, the copy with the approval is published mandatory and
+//! confirmed, and only then is the parked copy acknowledged. Dying at any point leaves the
+//! message at least once (two copies at worst, and the worker's ledger runs one of them).
+
+use std::io::{BufRead as _, IsTerminal as _};
+
+use laissez_amqp::AmqpError;
+use laissez_amqp::approvals::with_approval;
+use laissez_amqp::lapin::options::ConfirmSelectOptions;
+use laissez_amqp::parked::{self, Examined, Examiner, Parked, PendingCall};
+use laissez_sign::keyfile::{read_secret_key_file, read_trust_file};
+use laissez_verify::{Call, Policy};
+
+use crate::approve_cmd::{ApproveArgs, Shown, sign};
+use crate::failure::Failure;
+use crate::output::{escape_text, write_stderr_line, write_stdout};
+
+/// At most this many parked messages are looked at in one run (held unacknowledged meanwhile).
+const MAX_SCAN: usize = 10_000;
+
+/// A test-only hook (feature `test-crash-hooks`, never in a release build): with the
+/// environment variable set to exactly [`CRASH_VALUE`], the process exits right after the
+/// broker confirmed the approved copy and before the parked copy is acknowledged, as a
+/// `kill -9` at the worst moment would. The tests check that the message is then there at
+/// least once and runs at most once.
+#[cfg(feature = "test-crash-hooks")]
+const CRASH_ENV: &str = "LAISSEZ_TEST_CRASH_AFTER_CONFIRM";
+/// The value that arms [`CRASH_ENV`]: long and explicit, so it is never set by accident.
+#[cfg(feature = "test-crash-hooks")]
+const CRASH_VALUE: &str = "exit-before-ack-and-leave-two-copies";
+
+pub(crate) fn approve_parked(args: &ApproveArgs) -> Result<(), Failure> {
+    let (Some(url), Some(queue), Some(tools)) = (&args.amqp, &args.from, &args.tools) else {
+        // Unreachable: clap requires them with --from.
+        return Err(Failure::usage("--from needs --amqp, --trust and --tools"));
+    };
+    // Before anything is taken: without a person to ask and without --yes, nothing moves.
+    if !args.yes && !std::io::stdin().is_terminal() {
+        return Err(Failure::usage(
+            "refusing to approve: stdin is not a terminal, so no one can confirm; pass --yes to \
+             approve from a script (every message stays parked)",
+        ));
+    }
+    let tools = crate::tools_file::load(tools)?;
+    let mut trusted = Vec::new();
+    for path in &args.trust {
+        trusted.extend(read_trust_file(path)?);
+    }
+    let approvers = crate::consume::read_approvers(&args.approvers, &trusted)?;
+    let key = read_secret_key_file(&args.key)?;
+    let me = key.public_key();
+    if trusted.iter().any(|k| k.as_bytes() == me.as_bytes()) {
+        return Err(Failure::io(format!(
+            "--key {}: the key {} is a trusted issuer key (--trust): an issuer never approves \
+             its own calls",
+            args.key.display(),
+            me.kid()
+        )));
+    }
+    let policy = match args.require_approval {
+        Some(classes) => Policy::default().with_require_approval(classes),
+        None => Policy::default(),
+    };
+    let examiner = Examiner::new(&args.aud, trusted, approvers, Some(me), tools, policy)
+        .map_err(|e| Failure::io(e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::io(format!("starting the runtime: {e}")))?;
+    let redact = |e: AmqpError| Failure::io(redact(url, &e.to_string()));
+    runtime.block_on(async {
+        let connection = laissez_amqp::connect(url, "laissez approve")
+            .await
+            .map_err(redact)?;
+        let channel = connection
+            .create_channel()
+            .await
+            .map_err(|e| redact(e.into()))?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| redact(e.into()))?;
+        let (chosen, skipped) = find(&channel, queue, &examiner, args)
+            .await
+            .map_err(redact)?;
+        let result = match chosen {
+            Found::Pending(found) => {
+                let (parked, pending) = *found;
+                approve_one(&channel, parked, &pending, &key, args, queue).await
+            }
+            Found::Refused(reason, detail) => Err(Failure::Denied {
+                reason,
+                detail: format!(
+                    "not awaiting approval ({}); approving it cannot make it run; it stays parked",
+                    escape_text(&detail)
+                ),
+            }),
+            Found::Enough => Err(Failure::Nothing(
+                "not awaiting approval: it has the approvals it needs (a worker runs it unless \
+                 it already ran); it stays parked"
+                    .to_owned(),
+            )),
+            Found::Nothing => Err(nothing(args, queue, skipped.len())),
+        };
+        // Messages awaiting something else stay where they were.
+        for other in skipped {
+            if let Err(e) = other.leave().await {
+                write_stderr_line(&format!(
+                    "laissez: warning: could not put a message back: {e}"
+                ));
+            }
+        }
+        let _ = connection.close(200, "laissez approve done".into()).await;
+        result
+    })
+}
+
+/// What looking through the parked messages found.
+enum Found {
+    /// A message awaiting approval, still held.
+    Pending(Box<(Parked, PendingCall)>),
+    /// The message of `--message-id`, awaiting something else: the worker's reason and detail.
+    Refused(&'static str, String),
+    /// The message of `--message-id` has the approvals it needs.
+    Enough,
+    /// Nothing to approve.
+    Nothing,
+}
+
+/// The first parked message awaiting approval (with `--message-id`, the first of that id),
+/// and the messages looked at besides it, still held.
+async fn find(
+    channel: &laissez_amqp::lapin::Channel,
+    queue: &str,
+    examiner: &Examiner,
+    args: &ApproveArgs,
+) -> Result<(Found, Vec<Parked>), AmqpError> {
+    let mut skipped = Vec::new();
+    let mut seen = None;
+    while skipped.len() < MAX_SCAN {
+        let Some(parked) = parked::take(channel, queue).await? else {
+            break;
+        };
+        let id = parked.message_id().unwrap_or("").to_owned();
+        if args.message_id.as_ref().is_some_and(|want| *want != id) {
+            skipped.push(parked);
+            continue;
+        }
+        let shown_id = escape_text(&id).into_owned();
+        let examined = examiner.examine(&parked.properties, &parked.body, laissez_sign::unix_now());
+        let (code, detail) = match examined {
+            Examined::Pending(pending) => {
+                return Ok((Found::Pending(Box::new((parked, pending))), skipped));
+            }
+            Examined::Allowed => ("allowed", "it has the approvals it needs".to_owned()),
+            Examined::Denied { reason, detail } => (reason.code(), detail),
+            _ => ("unknown", String::new()),
+        };
+        write_stderr_line(&format!(
+            "left parked: message {shown_id}: not awaiting approval: {code} {}",
+            escape_text(&detail)
+        ));
+        skipped.push(parked);
+        // A copy of the same id further on may still await approval (after a crash of an
+        // earlier approve, the queue can hold an approved copy and the parked one): keep
+        // looking, and report this one only if none does.
+        if args.message_id.is_some() {
+            seen = Some(if code == "allowed" {
+                Found::Enough
+            } else {
+                Found::Refused(code, detail)
+            });
+        }
+    }
+    Ok((seen.unwrap_or(Found::Nothing), skipped))
+}
+
+fn nothing(args: &ApproveArgs, queue: &str, others: usize) -> Failure {
+    let queue = escape_text(queue);
+    Failure::Nothing(match &args.message_id {
+        Some(id) => format!(
+            "no message {} awaiting approval in {queue} ({others} other messages left parked)",
+            escape_text(id)
+        ),
+        None => {
+            format!("no message awaiting approval in {queue} ({others} other messages left parked)")
+        }
+    })
+}
+
+/// Shows, confirms, signs, republishes, then acks.
+async fn approve_one(
+    channel: &laissez_amqp::lapin::Channel,
+    parked: Parked,
+    pending: &PendingCall,
+    key: &laissez_sign::SecretKey,
+    args: &ApproveArgs,
+    from: &str,
+) -> Result<(), Failure> {
+    let Some(origin) = parked.origin_queue() else {
+        let _ = parked.leave().await;
+        return Err(Failure::io(format!(
+            "the message in {} has no x-death header: it was not dead-lettered, so the queue to \
+             put it back in is unknown; it stays parked",
+            escape_text(from)
+        )));
+    };
+    write_stderr_line(&format!(
+        "parked in {}, awaiting approval:",
+        escape_text(from)
+    ));
+    Shown {
+        agent: Some(&pending.agent),
+        obo: pending.obo.as_deref(),
+        session: pending.session.as_deref(),
+        tool: &pending.tool,
+        class: pending.class,
+        queue: &origin,
+        message_id: &pending.message_id,
+        body: &parked.body,
+    }
+    .write();
+    write_stderr_line(&format!(
+        "  approvals:  {} attached, {} of {} needed counted",
+        pending.attached, pending.counted, pending.needed
+    ));
+    if pending.already_approved {
+        let _ = parked.leave().await;
+        write_stderr_line(&format!(
+            "already approved by you ({}): a second approval would not count; nothing added, \
+             the message stays parked",
+            key.kid()
+        ));
+        return Ok(());
+    }
+    if !args.yes && !confirm(&key.kid().to_string()) {
+        let _ = parked.leave().await;
+        return Err(Failure::Nothing(
+            "not approved: the message stays parked".to_owned(),
+        ));
+    }
+    let call = Call::new(
+        &pending.envelope,
+        &args.aud,
+        &pending.message_id,
+        &pending.tool,
+        pending.class,
+        &parked.body,
+    );
+    let signed = match call {
+        Ok(call) => sign(key, &pending.envelope, &call, args),
+        Err(e) => Err(Failure::io(format!("internal error: {e}"))),
+    };
+    let approval = match signed {
+        Ok(approval) => approval,
+        Err(failure) => {
+            let _ = parked.leave().await;
+            return Err(failure);
+        }
+    };
+    let properties = match with_approval(&parked.properties, approval.as_bytes()) {
+        Ok(properties) => properties,
+        Err(e) => {
+            let _ = parked.leave().await;
+            return Err(Failure::usage(format!("{e}; the message stays parked")));
+        }
+    };
+    // The copy keeps every property and header of the parked message (x-death included: the
+    // broker updates it if the copy is parked again) with one approval more.
+    if let Err(e) = parked::republish(channel, &origin, properties, &parked.body).await {
+        let _ = parked.leave().await;
+        return Err(Failure::io(format!(
+            "republishing to {}: {e}; nothing was approved, the message stays parked",
+            escape_text(&origin)
+        )));
+    }
+    #[cfg(feature = "test-crash-hooks")]
+    if std::env::var(CRASH_ENV).as_deref() == Ok(CRASH_VALUE) {
+        write_stderr_line("laissez: test hook: exiting after the confirm, before the ack");
+        std::process::exit(9);
+    }
+    if let Err(e) = parked.ack().await {
+        return Err(Failure::io(format!(
+            "the approved copy is in {} but the parked copy could not be acknowledged ({e}): it \
+             stays parked too; the worker runs the call at most once",
+            escape_text(&origin)
+        )));
+    }
+    write_stderr_line(&format!(
+        "approved by {}: message {} republished to {} with {} approvals",
+        key.kid(),
+        escape_text(&pending.message_id),
+        escape_text(&origin),
+        pending.attached + 1
+    ));
+    write_stdout(format!("{}\n", approval.to_text()).as_bytes())
+}
+
+/// Asks on the terminal; true only for `y` or `yes`.
+fn confirm(kid: &str) -> bool {
+    write_stderr_line(&format!("approve this call as {kid}? [y/N]"));
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+/// `text` with the password of `url`, if any, blanked out.
+fn redact(url: &str, text: &str) -> String {
+    let password = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split(['/', '?', '#']).next())
+        .and_then(|authority| authority.rsplit_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, password)| password)
+        .filter(|p| !p.is_empty());
+    match password {
+        Some(p) => text.replace(p, "***"),
+        None => text.to_owned(),
+    }
+}

@@ -1,0 +1,323 @@
+//! Messages parked for approval (`docs/spec.md` §12), the broker side of `laissez approve`.
+//!
+//! A worker denies a call whose class needs approval and has too few `approval_required`,
+//! and rejects it to its queue's dead-letter exchange: the message is *parked* in the
+//! dead-letter queue with its properties and headers intact, and the broker adds `x-death`,
+//! whose first entry names the queue it came from. A person then:
+//!
+//! 1. [`take`]s a parked message (basic.get, not acknowledged: it stays the broker's until
+//!    acked, and comes back to the dead-letter queue if the connection drops);
+//! 2. has it [examined](Examiner::examine) as the worker would (headers, catalogue,
+//!    envelope, invocation, approvals; not the ledger) — only a message whose decision is
+//!    `approval_required` is offered; others are [left](Parked::leave) where they are;
+//! 3. signs an approval of exactly that call, adds it with [`with_approval`](crate::approvals::with_approval);
+//! 4. [`republish`]es it through the default exchange to [`Parked::origin_queue`], mandatory
+//!    and confirmed: message id, body, other properties and headers unchanged;
+//! 5. and only once the broker confirmed the copy, [acks](Parked::ack) the parked one.
+//!
+//! Dying between 4 and 5 leaves two copies, never none: the parked copy comes back to the
+//! dead-letter queue, and whichever copy a worker runs second is `replayed` by the ledger
+//! (a destructive step runs at most once).
+
+use laissez_verify::{
+    ActionClass, Attached, Call, Denial, OwnedCatalogue, Policy, Reason, Request, TrustedKey,
+    Verifier,
+};
+use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions};
+use lapin::types::AMQPValue;
+use lapin::{Acker, BasicProperties, Channel, Confirmation};
+
+use crate::error::AmqpError;
+use crate::headers::{self, HeaderError};
+
+/// What the worker would decide about a parked message, as far as it can be known without
+/// the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Examined {
+    /// `approval_required`: the call needs more approvals. The one kind offered for approval.
+    Pending(PendingCall),
+    /// The call has what it needs: the worker would run it (unless the ledger says it ran).
+    Allowed,
+    /// Denied for another reason (or `approval_required` that no approval can lift: the
+    /// worker's policy requires approval and the envelope has no rule for the class). The
+    /// detail says more, as the worker's audit event would.
+    Denied {
+        /// The reason.
+        reason: Reason,
+        /// What the reason does not say, possibly empty.
+        detail: String,
+    },
+}
+
+/// A parked call that needs more approvals: what a person is shown before approving it.
+/// The agent, obo, session, tool and message id are what the envelope's issuer and the
+/// publisher chose: escape them before showing them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PendingCall {
+    /// The envelope, raw bytes (the approval names it by its SHA-256).
+    pub envelope: Vec<u8>,
+    /// The agent (`sub`).
+    pub agent: String,
+    /// On behalf of whom (`obo`).
+    pub obo: Option<String>,
+    /// The session (`sid`).
+    pub session: Option<String>,
+    /// The envelope id.
+    pub cti: [u8; 16],
+    /// The tool.
+    pub tool: String,
+    /// Its class, the catalogue's.
+    pub class: ActionClass,
+    /// The message id.
+    pub message_id: String,
+    /// The body's size in bytes.
+    pub body_len: usize,
+    /// How many approvals came with the message (counting or not).
+    pub attached: usize,
+    /// How many of them count for the examiner's approvers.
+    pub counted: u8,
+    /// How many must count.
+    pub needed: u8,
+    /// Whether an approval by the examiner's own key already counts: another from it would
+    /// not count twice.
+    pub already_approved: bool,
+}
+
+/// Examines parked messages as a worker of one audience would.
+#[derive(Debug, Clone)]
+pub struct Examiner {
+    audience: String,
+    trusted_keys: Vec<TrustedKey>,
+    approvers: Vec<TrustedKey>,
+    me: Option<TrustedKey>,
+    tools: OwnedCatalogue,
+    policy: Policy,
+}
+
+impl Examiner {
+    /// An examiner for `audience` trusting `trusted_keys`, counting approvals of
+    /// `approvers`, with the worker's tool catalogue and policy; `me`, the person's own
+    /// public key, to tell whether they already approved. Refused when an approver key, or
+    /// `me`, is also a trusted issuer key (what is wrong is said).
+    pub fn new(
+        audience: impl Into<String>,
+        trusted_keys: Vec<TrustedKey>,
+        approvers: Vec<TrustedKey>,
+        me: Option<TrustedKey>,
+        tools: OwnedCatalogue,
+        policy: Policy,
+    ) -> Result<Self, AmqpError> {
+        let audience = audience.into();
+        let base = Verifier::new(&trusted_keys, &audience);
+        if base.with_approvers(&approvers).is_err() {
+            return Err(AmqpError::Config(
+                "an approver key is also a trusted issuer key: an issuer never approves".into(),
+            ));
+        }
+        if let Some(me) = &me
+            && base.with_approvers(std::slice::from_ref(me)).is_err()
+        {
+            return Err(AmqpError::Config(format!(
+                "the approving key {} is a trusted issuer key: an issuer never approves its own calls",
+                me.kid()
+            )));
+        }
+        Ok(Examiner {
+            audience,
+            trusted_keys,
+            approvers,
+            me,
+            tools,
+            policy,
+        })
+    }
+
+    /// The audience.
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// What the worker would decide about a message with `properties` and `body` at `now`
+    /// (Unix seconds), in the order of `docs/spec.md` §2, the ledger's rows aside.
+    pub fn examine(&self, properties: &BasicProperties, body: &[u8], now: u64) -> Examined {
+        let denied = |reason: Reason, detail: &str| Examined::Denied {
+            reason,
+            detail: detail.to_owned(),
+        };
+        let malformed = |e: HeaderError| denied(Reason::Malformed, e.detail());
+        let read = match headers::read_headers(properties) {
+            Ok(read) => read,
+            Err(e) => return malformed(e),
+        };
+        let class = match read.class_in(&self.tools) {
+            Ok(Some(class)) => class,
+            Ok(None) => return denied(Reason::UnknownTool, ""),
+            Err(e) => return malformed(e),
+        };
+        if Request::from_catalogue(read.tool, &self.tools).is_err() {
+            return malformed(HeaderError::BadTool);
+        }
+        let Ok(call) = Call::new(
+            &read.envelope,
+            &self.audience,
+            read.message_id,
+            read.tool,
+            class,
+            body,
+        ) else {
+            return malformed(HeaderError::BadTool);
+        };
+        let invocation = match &read.invocation {
+            None => None,
+            Some(Ok(bytes)) => Some(&bytes[..]),
+            // Checked as no bytes, as the worker does: bad_invocation where it matters.
+            Some(Err(_)) => Some(&[][..]),
+        };
+        let approvals: Vec<&[u8]> = read.approvals.iter().map(|a| &a[..]).collect();
+        let attached = Attached::new(invocation, &approvals);
+        let base = Verifier::new(&self.trusted_keys, &self.audience).with_policy(self.policy);
+        let verifier = base.with_approvers(&self.approvers).unwrap_or(base);
+        let verified = match verifier.verify_call(&read.envelope, now, &call, attached) {
+            Ok(_) => return Examined::Allowed,
+            Err(Denial::ApprovalRequired { needed: 0, .. }) => {
+                return denied(
+                    Reason::ApprovalRequired,
+                    "require_approval: the envelope has no approval rule for the class, so no \
+                     approval can let it run",
+                );
+            }
+            Err(Denial::ApprovalRequired { counted, needed }) => (counted, needed),
+            Err(denial) => return denied(denial.reason(), &denial.to_string()),
+        };
+        let Ok(envelope) = verifier.authenticate(&read.envelope) else {
+            // Unreachable: approval is checked only after the signature held.
+            return denied(Reason::BadSignature, "");
+        };
+        let claims = envelope.claims();
+        let already_approved = self.me.as_ref().is_some_and(|me| {
+            let mine = base
+                .with_approvers(std::slice::from_ref(me))
+                .unwrap_or(base);
+            match mine.check_call(&envelope, now, &call, attached) {
+                Ok(counted) => counted.as_slice().contains(&me.kid()),
+                Err(Denial::ApprovalRequired { counted, .. }) => counted > 0,
+                Err(_) => false,
+            }
+        });
+        Examined::Pending(PendingCall {
+            envelope: read.envelope.to_vec(),
+            agent: claims.sub().to_owned(),
+            obo: claims.obo().map(str::to_owned),
+            session: claims.sid().map(str::to_owned),
+            cti: *claims.cti(),
+            tool: read.tool.to_owned(),
+            class,
+            message_id: read.message_id.to_owned(),
+            body_len: body.len(),
+            attached: approvals.len(),
+            counted: verified.0,
+            needed: verified.1,
+            already_approved,
+        })
+    }
+}
+
+/// A message taken from a dead-letter queue and not yet acknowledged.
+#[derive(Debug)]
+pub struct Parked {
+    /// Its properties, headers included, as parked.
+    pub properties: BasicProperties,
+    /// Its body.
+    pub body: Vec<u8>,
+    acker: Acker,
+}
+
+/// Takes the next message of `queue` without acknowledging it (basic.get): `None` when the
+/// queue is empty. Until [`Parked::ack`] or [`Parked::leave`], the message is held by this
+/// channel; it goes back to the queue if the channel closes.
+pub async fn take(channel: &Channel, queue: &str) -> Result<Option<Parked>, AmqpError> {
+    let got = channel
+        .basic_get(queue.into(), BasicGetOptions { no_ack: false })
+        .await?;
+    Ok(got.map(|m| {
+        let delivery = m.delivery;
+        Parked {
+            properties: delivery.properties,
+            body: delivery.data,
+            acker: delivery.acker,
+        }
+    }))
+}
+
+impl Parked {
+    /// The message id, if any.
+    pub fn message_id(&self) -> Option<&str> {
+        headers::message_id(&self.properties)
+    }
+
+    /// The queue the message was dead-lettered from: `x-death[0].queue` (the broker's most
+    /// recent death record).
+    pub fn origin_queue(&self) -> Option<String> {
+        let deaths = self.properties.headers().as_ref()?.inner().get("x-death")?;
+        let AMQPValue::FieldArray(deaths) = deaths else {
+            return None;
+        };
+        let AMQPValue::FieldTable(first) = deaths.as_slice().first()? else {
+            return None;
+        };
+        match first.inner().get("queue")? {
+            AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+            AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+            _ => None,
+        }
+    }
+
+    /// Acknowledges the parked copy: it leaves the dead-letter queue. Only once its
+    /// replacement was confirmed.
+    pub async fn ack(self) -> Result<(), AmqpError> {
+        self.acker.ack(BasicAckOptions::default()).await?;
+        Ok(())
+    }
+
+    /// Leaves the message parked: back to its queue (nack with requeue).
+    pub async fn leave(self) -> Result<(), AmqpError> {
+        let options = BasicNackOptions {
+            requeue: true,
+            ..BasicNackOptions::default()
+        };
+        self.acker.nack(options).await?;
+        Ok(())
+    }
+}
+
+/// Publishes `body` with `properties` through the default exchange to `queue`, mandatory,
+/// and waits for the broker's confirm. `channel` must be in confirm mode. A copy no queue
+/// took is [`AmqpError::Unroutable`]; one the broker refused, [`AmqpError::PublishNacked`].
+pub async fn republish(
+    channel: &Channel,
+    queue: &str,
+    properties: BasicProperties,
+    body: &[u8],
+) -> Result<(), AmqpError> {
+    let options = BasicPublishOptions {
+        mandatory: true,
+        ..BasicPublishOptions::default()
+    };
+    let confirm = channel
+        .basic_publish("".into(), queue.into(), options, body, properties)
+        .await?
+        .await?;
+    match confirm {
+        Confirmation::Ack(None) => Ok(()),
+        Confirmation::Ack(Some(_)) => Err(AmqpError::Unroutable {
+            exchange: String::new(),
+            routing_key: queue.to_owned(),
+        }),
+        Confirmation::Nack(_) => Err(AmqpError::PublishNacked),
+        Confirmation::NotRequested => Err(AmqpError::Config(
+            "publisher confirms are off on the channel: republishing needs them".into(),
+        )),
+    }
+}
