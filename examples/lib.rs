@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use laissez_ledger::{Begin, Outcome, RedbLedger};
 use laissez_sign::{
-    Approval, ApprovalSpec, EnvelopeBuilder, Invocation, SecretKey, parse_classes, unix_now,
+    Approval, ApprovalSpec, EnvelopeBuilder, Invocation, RevocationBuilder, SecretKey,
+    parse_classes, unix_now,
 };
 use laissez_verify::{
-    ActionClass, Classes, Denial, Reason, Request, ToolCatalogue as _, TrustedKey, Verifier,
+    ActionClass, Classes, Denial, Reason, Request, RevocationSet, ToolCatalogue as _, TrustedKey,
+    Verifier,
 };
 
 /// The agent of the tour.
@@ -53,6 +55,8 @@ struct Call<'a> {
 struct Worker<'k> {
     keys: &'k [TrustedKey],
     approvers: &'k [TrustedKey],
+    /// The revocation records it holds, if any.
+    revocations: Option<&'k RevocationSet>,
 }
 
 /// The decision of one call: `Ok(use number)` or the verifier's [`Denial`] (or a ledger
@@ -70,7 +74,10 @@ fn decide(
         let middle = bytes.len() / 2;
         bytes[middle] ^= 0x01;
     }
-    let verifier = Verifier::new(worker.keys, call.queue).with_approvers(worker.approvers)?;
+    let mut verifier = Verifier::new(worker.keys, call.queue).with_approvers(worker.approvers)?;
+    if let Some(held) = worker.revocations {
+        verifier = verifier.with_revocations(held);
+    }
     // The class is the worker's: the catalogue's, never the publisher's label.
     let Some(class) = CATALOGUE.class_of(call.tool) else {
         // A tool this worker does not run: the envelope's checks say why (unknown_tool).
@@ -270,6 +277,7 @@ pub fn quickstart(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
     let worker = Worker {
         keys: &keys,
         approvers: &[],
+        revocations: None,
     };
     run_calls(
         out,
@@ -285,7 +293,7 @@ pub fn quickstart(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
     // (anyone reading the queue has one) is worthless without that key: every call needs the
     // agent's invocation, its signature over exactly that call, body included.
     let agent = SecretKey::generate()?;
-    let bound = grant.holder(agent.public_key()).sign(&key)?;
+    let bound = grant.clone().holder(agent.public_key()).sign(&key)?;
     writeln!(
         out,
         "holder    the agent's own key, kid {}; the same grant bound to it: {} bytes",
@@ -331,7 +339,73 @@ pub fn quickstart(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
         signed_at,
         &ledger,
     )?;
-    approvals(out, &key, signed_at, &ledger)
+    approvals(out, &key, signed_at, &ledger)?;
+    revocation(out, &key, grant, signed_at, &ledger)
+}
+
+/// Revocation: the task ends, and the orchestrator revokes its session. Workers hold the
+/// record (in production, read from the revocation stream); the session's next call is
+/// refused, though its envelope has not expired and has a use left.
+fn revocation(
+    out: &mut dyn Write,
+    issuer: &SecretKey,
+    grant: EnvelopeBuilder,
+    signed_at: u64,
+    ledger: &RedbLedger,
+) -> Result<(), Box<dyn Error>> {
+    let tasked = grant.session("task-42").sign(issuer)?;
+    let record = RevocationBuilder::new()
+        .session("task-42")
+        .iat(signed_at + 20)
+        .sign(issuer)?;
+    let keys = [issuer.public_key()];
+    let mut held = RevocationSet::new();
+    held.apply_bytes(record.as_bytes(), &keys, signed_at + 20)?;
+    writeln!(
+        out,
+        "revoke    task-42 ends: a {}-byte record signed by the same key revokes its session",
+        record.as_bytes().len()
+    )?;
+    let read = |label, at, message_id| Call {
+        label,
+        queue: QUEUE,
+        tool: "crm.ticket.read",
+        class: ActionClass::Read,
+        at,
+        message_id,
+        tampered: false,
+        body: b"{\"ticket\":42}",
+        invocation: None,
+        approvals: &[],
+    };
+    let before = Worker {
+        keys: &keys,
+        approvers: &[],
+        revocations: None,
+    };
+    let after = Worker {
+        revocations: Some(&held),
+        ..before
+    };
+    let envelope = tasked.as_bytes();
+    run_calls(
+        out,
+        &[read("before the record", 19, "msg-21")],
+        21,
+        &before,
+        envelope,
+        signed_at,
+        ledger,
+    )?;
+    run_calls(
+        out,
+        &[read("session revoked", 21, "msg-22")],
+        22,
+        &after,
+        envelope,
+        signed_at,
+        ledger,
+    )
 }
 
 /// Human approval: the grant also lets the agent delete tickets, but a destructive call runs
@@ -413,6 +487,7 @@ fn approvals(
     let worker = Worker {
         keys: &keys,
         approvers: &approvers,
+        revocations: None,
     };
     run_calls(
         out,

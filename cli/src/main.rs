@@ -14,6 +14,8 @@ mod invoke_cmd;
 mod keys_cmd;
 mod output;
 mod profile;
+mod records;
+mod revoke_cmd;
 mod sign_cmd;
 mod tools_file;
 mod verify_cmd;
@@ -60,6 +62,9 @@ enum Command {
     /// Sign one call under a holder-bound envelope with the agent's key; prints the invocation.
     #[command(after_help = invoke_cmd::INVOKE_HELP)]
     Invoke(Box<invoke_cmd::InvokeArgs>),
+    /// Sign a revocation record; print it, or publish it to the revocation stream.
+    #[command(after_help = revoke_cmd::REVOKE_HELP)]
+    Revoke(Box<revoke_cmd::RevokeArgs>),
     /// Approve one call (a person's signature): print it, or add it to a parked message.
     #[command(after_help = approve_cmd::APPROVE_HELP)]
     Approve(Box<approve_cmd::ApproveArgs>),
@@ -122,6 +127,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Verify(args) => verify_cmd::verify(&args),
         Command::Inspect(args) => inspect_cmd::inspect(&args),
         Command::Invoke(args) => invoke_cmd::invoke(&args),
+        Command::Revoke(args) => revoke_cmd::revoke(&args),
         Command::Approve(args) => approve_cmd::approve(&args),
         Command::Consume(args) => consume::consume(&args),
         Command::Completions { shell } => {

@@ -59,7 +59,10 @@ fn the_quickstart_shows_every_decision() {
     );
     assert_eq!(decision("two people approved"), "ALLOWED  use 1 of 2");
     assert_eq!(decision("approved, sent again"), "DENIED   replayed");
-    assert_eq!(text.lines().filter(|l| l.contains("-> ")).count(), 20);
+    // Revocation: the session's call runs before the record, and is refused after it.
+    assert_eq!(decision("before the record"), "ALLOWED  use 1 of 2");
+    assert_eq!(decision("session revoked"), "DENIED   revoked");
+    assert_eq!(text.lines().filter(|l| l.contains("-> ")).count(), 22);
     assert!(text.starts_with("key       generated"));
     assert!(text.contains("tool catalogue: crm.ticket.read = read"));
     assert!(text.contains("crm.ticket.delete = destructive"));

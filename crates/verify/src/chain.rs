@@ -14,6 +14,7 @@ use crate::delegation::{DelegationFault, widening};
 use crate::envelope::UntrustedEnvelope;
 use crate::error::{Denial, Malformed, MalformedKind};
 use crate::invocation::{InvocationFault, Mismatch, UntrustedInvocation};
+use crate::revocation::RevocationQuery;
 use crate::tools::{ActionClass, Request};
 use crate::verifier::{VerifiedEnvelope, Verifier};
 use crate::wire::{MAX_APPROVALS, MAX_CHAIN_LEN};
@@ -224,9 +225,10 @@ impl<'k> Verifier<'k> {
         if let Some(request) = request {
             check_request(leaf, request)?;
         }
+        // Every envelope of the chain, root first: a revoked ancestor revokes its children.
         if chain
             .iter()
-            .any(|e| self.revocations.is_revoked(e.claims().cti(), &e.kid()))
+            .any(|e| self.revocations.revokes(&RevocationQuery::of(e)))
         {
             return Err(Denial::Revoked);
         }

@@ -11,38 +11,8 @@ use crate::envelope::UntrustedEnvelope;
 use crate::error::Denial;
 use crate::keys::{self, Kid, TrustedKey};
 use crate::policy::{Policy, PolicyError};
+use crate::revocation::{NoRevocations, Revocations};
 use crate::tools::Request;
-
-/// A revocation set: envelopes (by cti) and signing keys (by kid) no longer honoured.
-pub trait Revocations {
-    /// Whether the envelope `cti`, or any envelope signed by `kid`, is revoked.
-    fn is_revoked(&self, cti: &[u8; 16], kid: &Kid) -> bool;
-}
-
-/// The empty revocation set.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoRevocations;
-
-impl Revocations for NoRevocations {
-    fn is_revoked(&self, _: &[u8; 16], _: &Kid) -> bool {
-        false
-    }
-}
-
-/// A revocation set held in two slices.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RevocationList<'r> {
-    /// Revoked envelope ids.
-    pub ctis: &'r [[u8; 16]],
-    /// Revoked signing keys.
-    pub kids: &'r [Kid],
-}
-
-impl Revocations for RevocationList<'_> {
-    fn is_revoked(&self, cti: &[u8; 16], kid: &Kid) -> bool {
-        self.ctis.contains(cti) || self.kids.contains(kid)
-    }
-}
 
 /// An envelope whose signature holds under a trusted key and whose claims are well formed.
 ///
