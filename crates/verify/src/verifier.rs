@@ -5,7 +5,7 @@ use core::fmt;
 use crate::approval::CountedApprovers;
 use crate::call::{Attached, Call};
 use crate::chain::VerifiedChain;
-use crate::claims::Claims;
+use crate::claims::{Claims, KnownKeys, NoKnownKeys};
 use crate::delegation::DelegationFault;
 use crate::envelope::UntrustedEnvelope;
 use crate::error::Denial;
@@ -222,12 +222,21 @@ impl<'k> Verifier<'k> {
     /// [`Verifier::authenticate_chain`]). The result may be cached; [`Verifier::check`] must
     /// still run on every use.
     pub fn authenticate<'a>(&self, bytes: &'a [u8]) -> Result<VerifiedEnvelope<'a>, Denial> {
+        self.authenticate_with(bytes, &NoKnownKeys)
+    }
+
+    /// [`Verifier::authenticate`], taking a holder key (`cnf`) found in `known` as checked.
+    pub(crate) fn authenticate_with<'a>(
+        &self,
+        bytes: &'a [u8],
+        known: &dyn KnownKeys,
+    ) -> Result<VerifiedEnvelope<'a>, Denial> {
         let envelope = UntrustedEnvelope::decode(bytes)?;
         let key = keys::find(self.keys, &envelope.kid()).ok_or(Denial::UnknownKey)?;
         envelope.verify_signature(&key)?;
         // Claims are decoded only once the signature holds.
         let (payload, base) = envelope.payload();
-        let claims = Claims::decode(payload, base)?;
+        let claims = Claims::decode_with_holder(payload, base, known)?;
         // Only a chain's root is signed by an issuer, and a root names no parent: a delegated
         // envelope without its chain proves nothing (`docs/spec.md` §13).
         if claims.parent().is_some() {
