@@ -410,7 +410,7 @@ impl BeginOutcome {
         match self.use_number {
             Some(n) => format!(
                 "Outcome(code='granted', use={n}, taken_over={})",
-                self.taken_over
+                if self.taken_over { "True" } else { "False" }
             ),
             None => format!("Outcome(code={:?})", self.code),
         }

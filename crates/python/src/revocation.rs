@@ -226,6 +226,11 @@ pub(crate) struct RevocationSet {
 }
 
 impl RevocationSet {
+    /// The issuer keys whose records it holds.
+    pub(crate) fn keys(&self) -> &[TrustedKey] {
+        &self.keys
+    }
+
     pub(crate) fn with_keys(keys: Vec<TrustedKey>) -> Self {
         RevocationSet {
             keys,

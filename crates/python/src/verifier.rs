@@ -60,8 +60,9 @@ impl Verifier {
     /// a delegated use also spends each ancestor's). `approvers`: the keys whose approvals
     /// count (never an issuer key: `LaissezError`, reason `approver_is_issuer`).
     /// `require_approval`: classes that need approval whatever the envelope says.
-    /// `revocations`: a `RevocationSet` (shared: records added later apply), or records
-    /// (verified against `trusted`; one that does not verify is a `LaissezError`).
+    /// `revocations`: a `RevocationSet` (shared: records added later apply; its keys must be
+    /// among `trusted`), or records (verified against `trusted`; one that does not verify is
+    /// a `LaissezError`).
     #[new]
     #[pyo3(signature = (
         trusted, audience, *, leeway = DEFAULT_LEEWAY, max_lifetime = DEFAULT_MAX_LIFETIME,
@@ -108,7 +109,19 @@ impl Verifier {
         let revocations = match revocations {
             None => None,
             Some(set) if set.cast::<RevocationSet>().is_ok() => {
-                Some(set.cast::<RevocationSet>()?.clone().unbind())
+                let set = set.cast::<RevocationSet>()?;
+                // Only this verifier's issuers revoke what it honours.
+                if let Some(stranger) = set.get().keys().iter().find(|k| !keys.contains(k)) {
+                    return Err(error::<LaissezError>(
+                        py,
+                        "unknown_key",
+                        format!(
+                            "the revocation set trusts the key {}, which this verifier does not",
+                            stranger.kid()
+                        ),
+                    ));
+                }
+                Some(set.clone().unbind())
             }
             Some(records) => {
                 let set = RevocationSet::with_keys(keys.clone());

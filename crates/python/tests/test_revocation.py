@@ -88,6 +88,11 @@ def test_only_trusted_issuers_revoke(issuer, agent):
     with pytest.raises(laissez.LaissezError) as e:
         laissez.Verifier(issuer.key.public_key(), AUD, revocations=[forged])
     assert e.value.reason == "unknown_key"
+    # A set that trusts another key is not this verifier's.
+    with pytest.raises(laissez.LaissezError) as e:
+        laissez.Verifier(issuer.key.public_key(), AUD,
+                         revocations=laissez.RevocationSet([issuer.key.public_key(), agent.key.public_key()]))
+    assert e.value.reason == "unknown_key"
     # By kid: every envelope the key signed or is bound to.
     bound = grant(issuer.key, holder=agent.key.public_key())
     v = laissez.Verifier(issuer.key.public_key(), AUD,
