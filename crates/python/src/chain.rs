@@ -183,6 +183,13 @@ impl Chain {
     }
 }
 
+/// What the child is clamped into.
+struct Parent {
+    aud: Vec<String>,
+    nbf: u64,
+    exp: u64,
+}
+
 fn delegate_error(py: Python<'_>, e: &DelegateError) -> PyErr {
     let err = error::<SignError>(py, e.code(), e);
     // Which field widens, for callers that branch on it (e.g. "exp").
@@ -200,11 +207,13 @@ fn delegate_error(py: Python<'_>, e: &DelegateError) -> PyErr {
 /// (`docs/spec.md` §13), and returns the whole chain, root first. `parent`: an `Envelope`,
 /// a `Chain`, chain text or a list of envelopes root first. The child must be holder-bound
 /// (`holder`, the new agent's public key) and grant no more than its parent: `aud` defaults
-/// to the parent's, `ttl` to the parent's remaining life (at most 5 min, the signer's default); it takes the
-/// parent's `obo` and `session` unless given. Refused with `SignError` and the reason:
+/// to the parent's, and as `laissez delegate` its nbf and exp are clamped into the parent's
+/// (`ttl`, default 5 min, is cut to what is left of the parent); it takes the parent's `obo`
+/// and `session` unless given. Refused with `SignError` and the reason:
 /// `not_attenuated` (`.field` names the widening field: aud, nbf, exp, max_uses, tools, obo,
 /// sid, cnf), `chain_too_long` (the parent chain holds four envelopes), `not_the_holder`,
-/// `parent_not_holder_bound`, or the builder's reasons. The parent chain's signatures are
+/// `parent_not_holder_bound`, `expired` (nothing is left of the parent), or the builder's
+/// reasons. The parent chain's signatures are
 /// not checked: the worker checks the whole chain.
 #[pyfunction]
 #[pyo3(signature = (
@@ -229,26 +238,39 @@ pub(crate) fn delegate(
 ) -> PyResult<Chain> {
     let links = read_links(parent)?
         .map_err(|e| error::<SignError>(py, "malformed", format!("malformed parent: {e}")))?;
-    let parent_claims = links
+    // The parent's audiences and validity, read without checking signatures (the worker
+    // checks the chain); a parent that cannot be read is refused by the signer below.
+    let parent = links
         .last()
         .and_then(|leaf| UntrustedEnvelope::decode(leaf).ok())
         .and_then(|e| {
-            e.claims_unverified()
-                .ok()
-                .map(|c| (c.aud().map(str::to_owned).collect::<Vec<_>>(), c.exp()))
+            e.claims_unverified().ok().map(|c| Parent {
+                aud: c.aud().map(str::to_owned).collect(),
+                nbf: c.nbf(),
+                exp: c.exp(),
+            })
         });
-    let aud = match (aud, &parent_claims) {
+    let aud = match (aud, &parent) {
         (Some(aud), _) => strings(aud, "aud")?,
-        (None, Some((parent_aud, _))) => parent_aud.clone(),
+        (None, Some(parent)) => parent.aud.clone(),
         (None, None) => Vec::new(),
     };
-    let ttl = match (ttl, &parent_claims) {
-        (Some(ttl), _) => Some(duration_arg(py, ttl)?),
-        (None, Some((_, exp))) => {
-            let left = exp.saturating_sub(laissez_sign::unix_now());
-            Some(left.clamp(1, DEFAULT_TTL))
+    let ttl = ttl.map(|t| duration_arg(py, t)).transpose()?;
+    // As `laissez delegate`: nbf and exp are clamped into the parent's.
+    let (nbf, ttl) = match &parent {
+        Some(parent) => {
+            let nbf = laissez_sign::unix_now().max(parent.nbf);
+            let left = parent.exp.saturating_sub(nbf);
+            if left == 0 {
+                return Err(error::<SignError>(
+                    py,
+                    "expired",
+                    "the parent has expired: there is nothing left to delegate",
+                ));
+            }
+            (Some(nbf), Some(ttl.unwrap_or(DEFAULT_TTL).min(left)))
         }
-        (None, None) => None,
+        None => (None, ttl),
     };
     let builder = Grant {
         agent,
@@ -263,6 +285,10 @@ pub(crate) fn delegate(
         approval,
     }
     .builder(py)?;
+    let builder = match nbf {
+        Some(nbf) => builder.not_before(nbf),
+        None => builder,
+    };
     let key = &holder_key.inner;
     let signed = py
         .detach(|| {

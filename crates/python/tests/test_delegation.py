@@ -113,12 +113,20 @@ def test_widening_and_long_chains_are_refused(keys):
         (dict(max_uses=6), "max_uses"),
         (dict(tools=["crm.*"], classes="read+write+destructive"), "tools"),
         (dict(aud="another-queue"), "aud"),
-        (dict(ttl="2h"), "exp"),
         (dict(session="task-2"), "sid"),
     ]:
         with pytest.raises(laissez.SignError) as e:
             to_b(keys, parent, **kw)
         assert (e.value.reason, e.value.field) == ("not_attenuated", field), kw
+    # As `laissez delegate`, nbf and exp are clamped into the parent's, never widened.
+    long = to_b(keys, parent, ttl="2h")
+    assert long.claims[1]["exp"] == parent.claims["exp"]
+    later = root(keys, nbf=parent.claims["nbf"] + 60)
+    assert to_b(keys, later).claims[1]["nbf"] == later.claims["nbf"]
+    gone = root(keys, nbf=1_000_000, ttl=60)
+    with pytest.raises(laissez.SignError) as e:
+        to_b(keys, gone)
+    assert e.value.reason == "expired"
     with pytest.raises(laissez.SignError) as e:
         laissez.delegate(keys["b"], parent, agent="x", tools="crm.read", holder=keys["c"].public_key())
     assert e.value.reason == "not_the_holder"
