@@ -150,7 +150,9 @@ fn approval_error(py: Python<'_>, e: &ApprovalError) -> PyErr {
 /// naming the approver `by`. Refuses (`SignError` with `.reason`) what no worker would count:
 /// `not_required` (no rule of the envelope covers the class), `not_an_approver` (the rule
 /// does not list this key), `lifetime` (a ttl of 0), or an envelope that cannot be read. The
-/// envelope's signature is not checked here: the worker checks everything.
+/// envelope's signature is not checked here: the worker checks everything. For a delegated
+/// call pass the chain (or its leaf): the approval is over the leaf, and the signer reads the
+/// leaf's own rule, so a delegator restates the rule in the child (`delegate(approval=...)`).
 #[pyfunction]
 #[pyo3(signature = (
     key, envelope, *, aud, message_id, tool, cls, body = None, ttl = None, by = None, now = None,

@@ -173,7 +173,8 @@ def approve(
     now: Optional[int] = None,
 ) -> Approval:
     """Signs an approval of exactly this call, as `laissez approve` (ttl default 15 min).
-    SignError reasons: not_required, not_an_approver, lifetime, malformed, ..."""
+    SignError reasons: not_required, not_an_approver, lifetime, malformed, ...
+    For a chain the approval is over the leaf and the leaf's own rule is checked."""
 
 class Chain:
     """A delegation chain, root first. Chain(text or [envelopes]) reads one, unverified."""
