@@ -4,11 +4,12 @@ use laissez_sign::{
     BuildError, EnvelopeBuilder, InvocationError, SpecError, ToolSpec, decode_input, decode_text,
     encode_text, parse_classes, parse_duration,
 };
-use laissez_verify::{ActionClass, Call, Classes, DEFAULT_LEEWAY, UntrustedEnvelope};
+use laissez_verify::{ActionClass, Call, Classes, DEFAULT_LEEWAY, TrustedKey, UntrustedEnvelope};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
+use crate::approval::approval_rule;
 use crate::keys::{PublicKey, SecretKey};
 use crate::{LaissezError, SignError, bytes_like, error, is_str};
 
@@ -106,7 +107,7 @@ impl Envelope {
     }
 }
 
-fn build_error(py: Python<'_>, e: &BuildError) -> PyErr {
+pub(crate) fn build_error(py: Python<'_>, e: &BuildError) -> PyErr {
     error::<SignError>(py, e.code(), e)
 }
 
@@ -138,7 +139,7 @@ pub(crate) fn class_arg(py: Python<'_>, name: &str) -> PyResult<ActionClass> {
 }
 
 /// Seconds from an int, or a duration text like `"15m"` or `"2h30m"`.
-fn duration_arg(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<u64> {
+pub(crate) fn duration_arg(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<u64> {
     if is_str(value) {
         return parse_duration(&value.extract::<String>()?).map_err(|e| spec_error(py, &e));
     }
@@ -175,7 +176,7 @@ fn tool_arg(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<ToolSpec> {
 }
 
 /// A str or an iterable of str.
-fn strings(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<String>> {
+pub(crate) fn strings(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<String>> {
     if is_str(value) {
         return Ok(vec![value.extract()?]);
     }
@@ -189,12 +190,68 @@ fn strings(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<String>> {
     Ok(out)
 }
 
+/// The grant's fields that `sign` and `delegate` share, read from their Python arguments.
+pub(crate) struct Grant<'a, 'py> {
+    pub(crate) agent: String,
+    pub(crate) aud: Vec<String>,
+    pub(crate) tools: &'a Bound<'py, PyAny>,
+    pub(crate) classes: Option<&'a Bound<'py, PyAny>>,
+    pub(crate) max_uses: u64,
+    pub(crate) ttl: Option<u64>,
+    pub(crate) obo: Option<String>,
+    pub(crate) session: Option<String>,
+    pub(crate) holder: Option<TrustedKey>,
+    pub(crate) approval: Option<&'a Bound<'py, PyAny>>,
+}
+
+impl Grant<'_, '_> {
+    /// The builder these fields make; bad values are refused as the Rust builder's and
+    /// `laissez sign`'s (`SignError` with `.reason`), wrong types as `TypeError`.
+    pub(crate) fn builder(self, py: Python<'_>) -> PyResult<EnvelopeBuilder> {
+        let mut builder = EnvelopeBuilder::new(self.agent).max_uses(self.max_uses);
+        for audience in self.aud {
+            builder = builder.audience(audience);
+        }
+        let tool_list: Vec<Bound<'_, PyAny>> = if is_str(self.tools) {
+            vec![self.tools.clone()]
+        } else {
+            self.tools
+                .try_iter()
+                .map_err(|_| PyTypeError::new_err("tools must be a str or a list of tools"))?
+                .collect::<PyResult<_>>()?
+        };
+        for tool in &tool_list {
+            builder = builder.tool_spec(tool_arg(py, tool)?);
+        }
+        if let Some(classes) = self.classes {
+            builder = builder.classes(classes_arg(py, classes)?);
+        }
+        if let Some(ttl) = self.ttl {
+            builder = builder.ttl_secs(ttl);
+        }
+        if let Some(obo) = self.obo {
+            builder = builder.on_behalf_of(obo);
+        }
+        if let Some(session) = self.session {
+            builder = builder.session(session);
+        }
+        if let Some(holder) = self.holder {
+            builder = builder.holder(holder);
+        }
+        if let Some(rule) = self.approval {
+            builder = builder.approval(approval_rule(py, rule)?);
+        }
+        Ok(builder)
+    }
+}
+
 /// Signs an envelope with the issuer's `key` for `agent`, with the same validation and errors
-/// as `laissez sign` (`SignError` with `.reason`).
+/// as `laissez sign` (`SignError` with `.reason`). `approval=(classes, m, approvers)`: calls
+/// of those classes need `m` distinct approvals from `approvers` (`PublicKey`s).
 #[pyfunction]
 #[pyo3(signature = (
     key, *, agent, aud, tools, classes = None, max_uses = 1, ttl = None, nbf = None,
-    iss = None, obo = None, session = None, holder = None,
+    iss = None, obo = None, session = None, holder = None, approval = None,
 ))]
 #[allow(clippy::too_many_arguments)]
 fn sign(
@@ -211,39 +268,26 @@ fn sign(
     obo: Option<String>,
     session: Option<String>,
     holder: Option<&PublicKey>,
+    approval: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Envelope> {
-    let mut builder = EnvelopeBuilder::new(agent).max_uses(max_uses);
-    for audience in strings(aud, "aud")? {
-        builder = builder.audience(audience);
+    let mut builder = Grant {
+        agent,
+        aud: strings(aud, "aud")?,
+        tools,
+        classes,
+        max_uses,
+        ttl: ttl.map(|t| duration_arg(py, t)).transpose()?,
+        obo,
+        session,
+        holder: holder.map(|h| h.inner),
+        approval,
     }
-    let tool_list: Vec<Bound<'_, PyAny>> = if is_str(tools) {
-        vec![tools.clone()]
-    } else {
-        tools.try_iter()?.collect::<PyResult<_>>()?
-    };
-    for tool in &tool_list {
-        builder = builder.tool_spec(tool_arg(py, tool)?);
-    }
-    if let Some(classes) = classes {
-        builder = builder.classes(classes_arg(py, classes)?);
-    }
-    if let Some(ttl) = ttl {
-        builder = builder.ttl_secs(duration_arg(py, ttl)?);
-    }
+    .builder(py)?;
     if let Some(nbf) = nbf {
         builder = builder.not_before(nbf);
     }
     if let Some(iss) = iss {
         builder = builder.issuer(iss);
-    }
-    if let Some(obo) = obo {
-        builder = builder.on_behalf_of(obo);
-    }
-    if let Some(session) = session {
-        builder = builder.session(session);
-    }
-    if let Some(holder) = holder {
-        builder = builder.holder(holder.inner);
     }
     let signed = py
         .detach(|| builder.sign(&key.inner))

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use laissez_ledger::{
-    AnyLedger, Begin, Cti, LeaseToken, LedgerError as Error, MemoryLedger, Outcome, RedbLedger,
-    RedisLedger, UseLedger,
+    Ancestor, AnyLedger, Begin, Cti, LeaseToken, LedgerError as Error, MAX_ANCESTORS, MemoryLedger,
+    Outcome, RedbLedger, RedisLedger, UseLedger,
 };
 use laissez_verify::{ActionClass, Claims};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -73,6 +73,7 @@ impl Ledger {
         expires_at: u64,
         tool: &str,
         class: ActionClass,
+        ancestors: &[Ancestor<'_>],
     ) -> Result<Spent, Error> {
         let begin = Begin {
             cti: claims.cti(),
@@ -82,7 +83,7 @@ impl Ledger {
             lease: VERIFY_LEASE,
             tool,
             class,
-            ancestors: &[],
+            ancestors,
         };
         let outcome = match self.runtime.block_on(self.inner.begin(&begin)) {
             Ok(outcome) => outcome,
@@ -116,13 +117,84 @@ fn cti_arg(value: &Bound<'_, PyAny>) -> PyResult<Cti> {
         .map_err(|_| PyValueError::new_err("a cti is 16 bytes (or 32 hex digits)"))
 }
 
+/// A lease as given back: the `Lease` that `begin` granted (which keeps a delegated use's
+/// chain root), or its 16 bytes (enough for an envelope that was not delegated).
 fn lease_arg(value: &Bound<'_, PyAny>) -> PyResult<LeaseToken> {
-    let bytes = bytes_like(value, "lease")?;
+    if let Ok(lease) = value.cast::<Lease>() {
+        return Ok(lease.get().token);
+    }
+    let bytes = bytes_like(value, "lease").map_err(|_| {
+        PyTypeError::new_err("a lease is the Lease begin() granted (or its 16 bytes)")
+    })?;
     let array: [u8; 16] = bytes
         .as_slice()
         .try_into()
         .map_err(|_| PyValueError::new_err("a lease is the 16 bytes begin() granted"))?;
     Ok(LeaseToken::from_bytes(array))
+}
+
+/// Ancestors from `[(cti, max_uses, expires_at), ...]`, root first (as `Decision.ancestors`).
+fn ancestors_arg(value: &Bound<'_, PyAny>) -> PyResult<Vec<(Cti, u64, u64)>> {
+    let shape = || {
+        PyTypeError::new_err(
+            "ancestors is a list of (cti, max_uses, expires_at) tuples, root first",
+        )
+    };
+    let mut out = Vec::new();
+    for item in value.try_iter().map_err(|_| shape())? {
+        let item = item?;
+        if out.len() == MAX_ANCESTORS {
+            return Err(PyValueError::new_err(format!(
+                "at most {MAX_ANCESTORS} ancestors: a chain holds at most four envelopes"
+            )));
+        }
+        let (cti, max_uses, expires_at): (Bound<'_, PyAny>, u64, u64) =
+            item.extract().map_err(|_| shape())?;
+        out.push((cti_arg(&cti)?, max_uses, expires_at));
+    }
+    Ok(out)
+}
+
+/// A lease on one message's use, as `begin` granted it: pass it to `complete` or `release`.
+/// Opaque: it keeps the chain's root for a delegated use, which a Redis ledger needs to find
+/// the use; `bytes(lease)` is the token's 16 bytes, `.root` the root cti (hex) or None.
+#[pyclass(frozen, module = "laissez")]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lease {
+    token: LeaseToken,
+}
+
+#[pymethods]
+impl Lease {
+    /// The token's 16 bytes.
+    fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.token.as_bytes())
+    }
+
+    /// The root cti (32 hex digits) of the chain a delegated use was granted under, else None.
+    #[getter]
+    fn root(&self) -> Option<String> {
+        self.token.root().map(hex::encode)
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        match other.cast::<Lease>() {
+            Ok(other) => other.get().token == self.token,
+            Err(_) => bytes_like(other, "lease").is_ok_and(|b| b == self.token.as_bytes()),
+        }
+    }
+
+    fn __hash__(&self) -> u64 {
+        let b = self.token.as_bytes();
+        u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+    }
+
+    fn __repr__(&self) -> String {
+        match self.token.root() {
+            Some(root) => format!("Lease(root={})", hex::encode(root)),
+            None => "Lease()".to_owned(),
+        }
+    }
 }
 
 #[pymethods]
@@ -170,8 +242,12 @@ impl Ledger {
 
     /// Reserves this message's use under the envelope `cti`, or says why not: an `Outcome`.
     /// `expires_at` is the envelope's exp plus the caller's leeway; `lease` (seconds) how long
-    /// this worker holds the message before a redelivery may take it over.
-    #[pyo3(signature = (cti, message_id, *, max_uses, expires_at, tool, cls, lease = 30.0))]
+    /// this worker holds the message before a redelivery may take it over. For a delegated
+    /// envelope, `ancestors` (`Decision.ancestors`: `(cti, max_uses, expires_at)` root first)
+    /// spends a use of each ancestor too: a chain never runs more than any link allows.
+    #[pyo3(signature = (
+        cti, message_id, *, max_uses, expires_at, tool, cls, lease = 30.0, ancestors = None,
+    ))]
     #[allow(clippy::too_many_arguments)]
     fn begin(
         &self,
@@ -183,8 +259,21 @@ impl Ledger {
         tool: String,
         cls: &str,
         lease: f64,
+        ancestors: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<BeginOutcome> {
         let cti = cti_arg(cti)?;
+        let held = ancestors
+            .map(ancestors_arg)
+            .transpose()?
+            .unwrap_or_default();
+        let ancestors: Vec<Ancestor<'_>> = held
+            .iter()
+            .map(|(cti, max_uses, expires_at)| Ancestor {
+                cti,
+                max_uses: *max_uses,
+                expires_at: *expires_at,
+            })
+            .collect();
         let class = class_arg(py, cls)?;
         let lease = Duration::try_from_secs_f64(lease)
             .map_err(|_| PyValueError::new_err("lease must be a positive number of seconds"))?;
@@ -196,7 +285,7 @@ impl Ledger {
             lease,
             tool: &tool,
             class,
-            ancestors: &[],
+            ancestors: &ancestors,
         };
         let outcome = py
             .detach(|| self.runtime.block_on(self.inner.begin(&begin)))
@@ -204,7 +293,8 @@ impl Ledger {
         Ok(BeginOutcome::from(&outcome))
     }
 
-    /// Marks the message done: later begins answer `replayed`. `lease` is `Outcome.lease`.
+    /// Marks the message done: later begins answer `replayed`. `lease` is `Outcome.lease`
+    /// (the `Lease` object: for a delegated use it keeps the chain's root).
     fn complete(
         &self,
         py: Python<'_>,
@@ -250,7 +340,7 @@ pub(crate) struct BeginOutcome {
     code: &'static str,
     other_call: bool,
     use_number: Option<u64>,
-    lease: Option<[u8; 16]>,
+    lease: Option<LeaseToken>,
     taken_over: bool,
 }
 
@@ -261,7 +351,7 @@ impl From<&Outcome> for BeginOutcome {
                 use_number,
                 lease,
                 taken_over,
-            } => (Some(*use_number), Some(*lease.as_bytes()), *taken_over),
+            } => (Some(*use_number), Some(*lease), *taken_over),
             _ => (None, None, false),
         };
         BeginOutcome {
@@ -300,10 +390,10 @@ impl BeginOutcome {
         self.use_number
     }
 
-    /// The lease to pass to `complete` or `release` when granted.
+    /// The `Lease` to pass to `complete` or `release` when granted.
     #[getter]
-    fn lease<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
-        self.lease.as_ref().map(|l| PyBytes::new(py, l))
+    fn lease(&self) -> Option<Lease> {
+        self.lease.map(|token| Lease { token })
     }
 
     /// A redelivery took over an expired or released lease (same use number).
@@ -320,7 +410,7 @@ impl BeginOutcome {
         match self.use_number {
             Some(n) => format!(
                 "Outcome(code='granted', use={n}, taken_over={})",
-                self.taken_over
+                if self.taken_over { "True" } else { "False" }
             ),
             None => format!("Outcome(code={:?})", self.code),
         }
@@ -330,5 +420,6 @@ impl BeginOutcome {
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Ledger>()?;
     m.add_class::<BeginOutcome>()?;
+    m.add_class::<Lease>()?;
     Ok(())
 }

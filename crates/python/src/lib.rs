@@ -1,7 +1,7 @@
 //! # laissez for Python
 //!
-//! The `laissez._laissez` extension module: keys, signing, invocations, verification and the
-//! use ledger, each a thin binding of the Rust crates (`laissez-sign`, `laissez-verify`,
+//! The `laissez._laissez` extension module: keys, signing, invocations, approvals,
+//! delegation, revocation, verification and the use ledger, each a thin binding of the Rust crates (`laissez-sign`, `laissez-verify`,
 //! `laissez-ledger`). Nothing is encoded or decided here: every byte on the wire and every
 //! verdict comes from those crates, so Python and Rust give the same answers.
 //!
@@ -14,9 +14,13 @@ use pyo3::exceptions::{PyException, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString};
 
+mod approval;
+mod chain;
+mod decision;
 mod envelope;
 mod keys;
 mod ledger;
+mod revocation;
 mod verifier;
 
 create_exception!(
@@ -101,6 +105,9 @@ fn _laissez(m: &Bound<'_, PyModule>) -> PyResult<()> {
     keys::register(m)?;
     envelope::register(m)?;
     verifier::register(m)?;
+    approval::register(m)?;
+    chain::register(m)?;
+    revocation::register(m)?;
     ledger::register(m)?;
     m.add("MAX_ENVELOPE_LEN", laissez_verify::MAX_ENVELOPE_LEN)?;
     m.add(

@@ -1,114 +1,24 @@
 //! The worker's side (`docs/spec.md` §2, §6): `Verifier.verify(...)` → a frozen `Decision`,
 //! or `Verifier.check(...)`, which raises `Denied`. The GIL is released while verifying.
 
+use std::sync::PoisonError;
+
 use laissez_verify::{
-    ActionClass, Call, Claims, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, Denial, InvocationFault,
-    Policy, Request, TrustedKey, UntrustedEnvelope,
+    ActionClass, Attached, Call, Claims, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, Denial,
+    InvocationFault, Policy, Request, TrustedKey, UntrustedEnvelope,
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::envelope::{class_arg, invocation_bytes, json_value, read_envelope};
+use crate::approval::approvals_arg;
+use crate::chain::read_links;
+use crate::decision::Decision;
+use crate::envelope::{class_arg, classes_arg, invocation_bytes};
 use crate::keys::trusted_keys;
 use crate::ledger::{Ledger, Spent, ledger_error};
+use crate::revocation::RevocationSet;
 use crate::{Denied, LaissezError, bytes_like, error};
-
-/// A verdict: `allowed`, or the contract's `reason` (with a `detail` for the invocation's
-/// reasons); the verified `claims` once the signature held; the `use` number spent when the
-/// verifier has a ledger. Truthy when allowed.
-#[pyclass(frozen, module = "laissez")]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Decision {
-    allowed: bool,
-    reason: Option<String>,
-    detail: Option<String>,
-    kid: Option<String>,
-    /// The envelope's bytes once its signature held: the claims are decoded from them when
-    /// asked for, not on every verification.
-    verified: Option<Vec<u8>>,
-    use_number: Option<u64>,
-}
-
-#[pymethods]
-impl Decision {
-    /// Whether the call may run.
-    #[getter]
-    fn allowed(&self) -> bool {
-        self.allowed
-    }
-
-    /// The contract's reason code when denied (e.g. `"expired"`), else None.
-    #[getter]
-    fn reason(&self) -> Option<&str> {
-        self.reason.as_deref()
-    }
-
-    /// More about an invocation's denial (the field that differs, why it is bad), else None.
-    #[getter]
-    fn detail(&self) -> Option<&str> {
-        self.detail.as_deref()
-    }
-
-    /// The signer's kid (16 hex digits) when the envelope could be decoded, else None.
-    #[getter]
-    fn kid(&self) -> Option<&str> {
-        self.kid.as_deref()
-    }
-
-    /// The claims by their contract names (as `laissez verify --json`), once the signature
-    /// held; else None. A new dict on every access.
-    #[getter]
-    fn claims<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let Some(bytes) = &self.verified else {
-            return Ok(None);
-        };
-        // These bytes were authenticated, claims included, before the decision was made.
-        let text = UntrustedEnvelope::decode(bytes)
-            .ok()
-            .and_then(|e| e.claims_unverified().ok())
-            .and_then(|claims| serde_json::to_string(&claims).ok())
-            .ok_or_else(|| error::<LaissezError>(py, "malformed", "claims unreadable"))?;
-        json_value(py, &text).map(Some)
-    }
-
-    /// The use number spent in the verifier's ledger, else None.
-    #[getter(r#use)]
-    fn use_number(&self) -> Option<u64> {
-        self.use_number
-    }
-
-    fn __bool__(&self) -> bool {
-        self.allowed
-    }
-
-    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
-        other
-            .cast::<Decision>()
-            .is_ok_and(|other| *other.get() == *self)
-    }
-
-    fn __repr__(&self) -> String {
-        match (&self.reason, &self.detail) {
-            (None, _) => format!("Decision(allowed=True, use={:?})", self.use_number),
-            (Some(r), None) => format!("Decision(allowed=False, reason={r:?})"),
-            (Some(r), Some(d)) => format!("Decision(allowed=False, reason={r:?}, detail={d:?})"),
-        }
-    }
-}
-
-impl Decision {
-    fn denied(reason: &str, detail: Option<String>) -> Self {
-        Decision {
-            allowed: false,
-            reason: Some(reason.to_owned()),
-            detail,
-            kid: None,
-            verified: None,
-            use_number: None,
-        }
-    }
-}
 
 /// Verifies envelopes for one audience against trusted keys, with a policy; optionally a
 /// tool catalogue (the worker's classes), an expected agent and a use ledger.
@@ -121,17 +31,23 @@ pub(crate) struct Verifier {
     agent: Option<String>,
     catalogue: Option<Vec<(String, ActionClass)>>,
     ledger: Option<Py<Ledger>>,
+    /// Keys whose approvals count; never an issuer key.
+    approvers: Vec<TrustedKey>,
+    revocations: Option<Py<RevocationSet>>,
 }
 
 /// What one verification needs, owned, so that the GIL can be released.
 struct Inputs {
-    envelope: Result<Vec<u8>, String>,
+    /// The chain's envelopes, root first (one for a plain envelope), or why they cannot be
+    /// read.
+    envelope: Result<Vec<Vec<u8>>, String>,
     tool: Option<String>,
     class: Option<ActionClass>,
     message_id: Option<String>,
     body: Vec<u8>,
     /// The invocation's bytes, or why its text is not an invocation's.
     invocation: Option<Result<Vec<u8>, String>>,
+    approvals: Vec<Vec<u8>>,
     now: u64,
 }
 
@@ -140,11 +56,18 @@ impl Verifier {
     /// `trusted`: a `PublicKey`, a trust file path, or an iterable of them. `audience`: this
     /// worker's queue or pool name. `tools`: the worker's catalogue, `{tool: class}`; with it
     /// the class of a request is the catalogue's. `ledger`: spend a use for each allowed call
-    /// that names a `message_id` (begin and complete at once, as `laissez verify --ledger`).
+    /// that names a `message_id` (begin and complete at once, as `laissez verify --ledger`;
+    /// a delegated use also spends each ancestor's). `approvers`: the keys whose approvals
+    /// count (never an issuer key: `LaissezError`, reason `approver_is_issuer`).
+    /// `require_approval`: classes that need approval whatever the envelope says.
+    /// `revocations`: a `RevocationSet` (shared: records added later apply; its keys must be
+    /// among `trusted`), or records (verified against `trusted`; one that does not verify is
+    /// a `LaissezError`).
     #[new]
     #[pyo3(signature = (
         trusted, audience, *, leeway = DEFAULT_LEEWAY, max_lifetime = DEFAULT_MAX_LIFETIME,
-        require_holder = false, agent = None, tools = None, ledger = None,
+        require_holder = false, agent = None, tools = None, ledger = None, approvers = None,
+        require_approval = None, revocations = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -157,6 +80,9 @@ impl Verifier {
         agent: Option<String>,
         tools: Option<&Bound<'_, PyDict>>,
         ledger: Option<Py<Ledger>>,
+        approvers: Option<&Bound<'_, PyAny>>,
+        require_approval: Option<&Bound<'_, PyAny>>,
+        revocations: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let keys = trusted_keys(trusted)?;
         if keys.is_empty() {
@@ -172,6 +98,41 @@ impl Verifier {
         let policy = Policy::new(leeway, max_lifetime)
             .map_err(|e| error::<LaissezError>(py, "policy", e))?
             .with_require_holder(require_holder);
+        let policy = match require_approval {
+            Some(classes) => policy.with_require_approval(classes_arg(py, classes)?),
+            None => policy,
+        };
+        let approvers = approvers.map(trusted_keys).transpose()?.unwrap_or_default();
+        laissez_verify::Verifier::new(&keys, &audience)
+            .with_approvers(&approvers)
+            .map_err(|e| error::<LaissezError>(py, "approver_is_issuer", e))?;
+        let revocations = match revocations {
+            None => None,
+            Some(set) if set.cast::<RevocationSet>().is_ok() => {
+                let set = set.cast::<RevocationSet>()?;
+                // Only this verifier's issuers revoke what it honours.
+                if let Some(stranger) = set.get().keys().iter().find(|k| !keys.contains(k)) {
+                    return Err(error::<LaissezError>(
+                        py,
+                        "unknown_key",
+                        format!(
+                            "the revocation set trusts the key {}, which this verifier does not",
+                            stranger.kid()
+                        ),
+                    ));
+                }
+                Some(set.clone().unbind())
+            }
+            Some(records) => {
+                let set = RevocationSet::with_keys(keys.clone());
+                for record in records.try_iter().map_err(|_| {
+                    PyTypeError::new_err("revocations is a RevocationSet or a list of records")
+                })? {
+                    set.apply(py, &record?, None)?;
+                }
+                Some(Py::new(py, set)?)
+            }
+        };
         let catalogue = match tools {
             None => None,
             Some(tools) => {
@@ -196,17 +157,21 @@ impl Verifier {
             agent,
             catalogue,
             ledger,
+            approvers,
+            revocations,
         })
     }
 
-    /// Decides about `envelope` (an `Envelope`, raw bytes or base64url text) at `now` (Unix
-    /// seconds, default the system clock). With `tool` (and `cls`, unless the catalogue gives
-    /// it) checks that request; with `message_id` checks the whole call: its `body` (default
-    /// empty) and, for a holder-bound envelope, the holder's `invocation` over exactly this
-    /// call. Never raises for a denial: see `Decision.reason`.
+    /// Decides about `envelope` (an `Envelope`, raw bytes or base64url text; or a delegation
+    /// chain: a `Chain`, chain text joined by `.`, or a list of envelopes root first) at
+    /// `now` (Unix seconds, default the system clock). With `tool` (and `cls`, unless the
+    /// catalogue gives it) checks that request; with `message_id` checks the whole call: its
+    /// `body` (default empty), for a holder-bound envelope the holder's `invocation` over
+    /// exactly this call (the leaf), and the `approvals` that came with it (at most 16:
+    /// `Approval`, bytes or text). Never raises for a denial: see `Decision.reason`.
     #[pyo3(signature = (
         envelope, *, tool = None, cls = None, message_id = None, body = None,
-        invocation = None, now = None,
+        invocation = None, approvals = None, now = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn verify(
@@ -218,9 +183,18 @@ impl Verifier {
         message_id: Option<String>,
         body: Option<&Bound<'_, PyAny>>,
         invocation: Option<&Bound<'_, PyAny>>,
+        approvals: Option<&Bound<'_, PyAny>>,
         now: Option<u64>,
     ) -> PyResult<Decision> {
-        let inputs = self.inputs(py, envelope, tool, cls, message_id, body, invocation, now)?;
+        let call = CallArgs {
+            tool,
+            cls,
+            message_id,
+            body,
+            invocation,
+            approvals,
+        };
+        let inputs = self.inputs(py, envelope, call, now)?;
         let decision = match &inputs {
             Err(decision) => decision.clone(),
             Ok(inputs) => py.detach(|| self.decide(inputs)).map_err(|e| match e {
@@ -235,7 +209,7 @@ impl Verifier {
     /// `.detail` and `.decision`) otherwise.
     #[pyo3(signature = (
         envelope, *, tool = None, cls = None, message_id = None, body = None,
-        invocation = None, now = None,
+        invocation = None, approvals = None, now = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn check(
@@ -247,9 +221,12 @@ impl Verifier {
         message_id: Option<String>,
         body: Option<&Bound<'_, PyAny>>,
         invocation: Option<&Bound<'_, PyAny>>,
+        approvals: Option<&Bound<'_, PyAny>>,
         now: Option<u64>,
     ) -> PyResult<Decision> {
-        let decision = self.verify(py, envelope, tool, cls, message_id, body, invocation, now)?;
+        let decision = self.verify(
+            py, envelope, tool, cls, message_id, body, invocation, approvals, now,
+        )?;
         let Some(reason) = decision.reason.clone() else {
             return Ok(decision);
         };
@@ -282,21 +259,34 @@ impl Verifier {
     }
 }
 
+/// The call's arguments of `verify` and `check`, as given.
+struct CallArgs<'a, 'py> {
+    tool: Option<String>,
+    cls: Option<&'a str>,
+    message_id: Option<String>,
+    body: Option<&'a Bound<'py, PyAny>>,
+    invocation: Option<&'a Bound<'py, PyAny>>,
+    approvals: Option<&'a Bound<'py, PyAny>>,
+}
+
 impl Verifier {
     /// Reads the arguments; a usage error is an exception, an unreadable envelope a denial.
-    #[allow(clippy::too_many_arguments)]
     fn inputs(
         &self,
         py: Python<'_>,
         envelope: &Bound<'_, PyAny>,
-        tool: Option<String>,
-        cls: Option<&str>,
-        message_id: Option<String>,
-        body: Option<&Bound<'_, PyAny>>,
-        invocation: Option<&Bound<'_, PyAny>>,
+        args: CallArgs<'_, '_>,
         now: Option<u64>,
     ) -> PyResult<Result<Inputs, Decision>> {
-        let envelope = read_envelope(envelope)?;
+        let CallArgs {
+            tool,
+            cls,
+            message_id,
+            body,
+            invocation,
+            approvals,
+        } = args;
+        let envelope = read_links(envelope)?;
         let class = cls.map(|c| class_arg(py, c)).transpose()?;
         if let Some(tool) = &tool
             && !laissez_verify::is_tool_name(tool)
@@ -304,6 +294,11 @@ impl Verifier {
             return Err(PyValueError::new_err(format!(
                 "tool {tool:?} is not a tool name (a pattern, or out of grammar)"
             )));
+        }
+        if approvals.is_some() && message_id.is_none() {
+            return Err(PyTypeError::new_err(
+                "approvals come with a call: pass message_id (and tool)",
+            ));
         }
         let class = match (&tool, &self.catalogue) {
             (None, _) if class.is_some() || message_id.is_some() => {
@@ -345,14 +340,18 @@ impl Verifier {
                 .transpose()?
                 .unwrap_or_default(),
             invocation: invocation.map(invocation_bytes).transpose()?,
+            approvals: approvals
+                .map(approvals_arg)
+                .transpose()?
+                .unwrap_or_default(),
             now: now.unwrap_or_else(laissez_sign::unix_now),
         }))
     }
 
     /// The decision, without the GIL: the same steps as `laissez verify`.
     fn decide(&self, inputs: &Inputs) -> Result<Decision, Failed> {
-        let bytes = match &inputs.envelope {
-            Ok(bytes) => bytes.as_slice(),
+        let links: Vec<&[u8]> = match &inputs.envelope {
+            Ok(links) => links.iter().map(Vec::as_slice).collect(),
             Err(text) => {
                 return Ok(Decision::denied(
                     "malformed",
@@ -360,36 +359,71 @@ impl Verifier {
                 ));
             }
         };
+        let held = self
+            .revocations
+            .as_ref()
+            .map(|set| set.get().set.read().unwrap_or_else(PoisonError::into_inner));
         let mut verifier =
             laissez_verify::Verifier::new(&self.keys, &self.audience).with_policy(self.policy);
+        if let Some(held) = &held {
+            verifier = verifier.with_revocations(&**held);
+        }
+        // Checked when this verifier was made.
+        verifier = verifier
+            .with_approvers(&self.approvers)
+            .map_err(|e| Failed::Usage(e.to_string()))?;
         if let Some(agent) = &self.agent {
             verifier = verifier.expect_agent(agent);
         }
-        let kid = UntrustedEnvelope::decode(bytes)
-            .ok()
+        let kid = links
+            .first()
+            .and_then(|root| UntrustedEnvelope::decode(root).ok())
             .map(|e| e.kid().to_string());
-        let verified = match verifier.authenticate(bytes) {
-            Ok(verified) => verified,
+        let chain = match verifier.authenticate_chain(&links) {
+            Ok(chain) => chain,
             Err(d) => {
                 return Ok(Decision {
                     kid,
+                    detail: chain_detail(&d),
                     ..Decision::denied(d.code(), None)
                 });
             }
         };
-        let claims = *verified.claims();
+        let leaf = *chain.leaf();
+        let claims = *leaf.claims();
+        let leeway = self.policy.leeway();
+        let ancestors: Vec<([u8; 16], u64, u64)> = chain
+            .iter()
+            .take(chain.len() - 1)
+            .map(|e| {
+                let c = e.claims();
+                (*c.cti(), c.max_uses(), c.exp().saturating_add(leeway))
+            })
+            .collect();
         let checked = match (&inputs.tool, inputs.class, &inputs.message_id) {
             (Some(tool), Some(class), Some(message_id)) => {
-                let call = Call::new(bytes, &self.audience, message_id, tool, class, &inputs.body)
-                    .map_err(|e| Failed::Usage(format!("the call: {e}")))?;
+                let call = Call::new(
+                    leaf.as_bytes(),
+                    &self.audience,
+                    message_id,
+                    tool,
+                    class,
+                    &inputs.body,
+                )
+                .map_err(|e| Failed::Usage(format!("the call: {e}")))?;
                 let invocation = inputs.invocation.as_ref().map(|i| match i {
                     Ok(bytes) => bytes.as_slice(),
                     Err(_) => &[],
                 });
-                // Which approvers counted is not in the Python decision (yet).
+                let approvals: Vec<&[u8]> = inputs.approvals.iter().map(Vec::as_slice).collect();
                 verifier
-                    .check_call(&verified, inputs.now, &call, invocation)
-                    .map(|_| ())
+                    .check_chain_call(
+                        &chain,
+                        inputs.now,
+                        &call,
+                        Attached::new(invocation, &approvals),
+                    )
+                    .map(|counted| counted.as_slice().iter().map(ToString::to_string).collect())
             }
             (Some(tool), class, _) => {
                 let request = match class {
@@ -398,35 +432,57 @@ impl Verifier {
                     None => Request::from_catalogue(tool, NO_TOOLS),
                 }
                 .map_err(|e| Failed::Usage(format!("tool {tool:?}: {e}")))?;
-                verifier.check(&verified, inputs.now, Some(&request))
+                verifier
+                    .check_chain(&chain, inputs.now, Some(&request))
+                    .map(|()| Vec::new())
             }
-            (None, _, _) => verifier.check(&verified, inputs.now, None),
+            (None, _, _) => verifier
+                .check_chain(&chain, inputs.now, None)
+                .map(|()| Vec::new()),
         };
         let mut decision = Decision {
             allowed: checked.is_ok(),
             reason: None,
             detail: None,
             kid,
-            verified: Some(bytes.to_vec()),
+            verified: Some(links.iter().map(|l| l.to_vec()).collect()),
             use_number: None,
+            approved_by: Vec::new(),
+            ancestors: ancestors
+                .iter()
+                .map(|(cti, max_uses, exp)| (hex::encode(cti), *max_uses, *exp))
+                .collect(),
         };
-        if let Err(d) = &checked {
-            decision.allowed = false;
-            decision.reason = Some(d.code().to_owned());
-            decision.detail = match (d, &inputs.invocation) {
-                // As the command line: text that was not base64url says so.
-                (Denial::BadInvocation(_), Some(Err(text))) => Some(format!("bad_text: {text}")),
-                _ => detail(d, &claims),
-            };
-            return Ok(decision);
+        match checked {
+            Ok(approved_by) => decision.approved_by = approved_by,
+            Err(d) => {
+                decision.allowed = false;
+                decision.reason = Some(d.code().to_owned());
+                decision.detail = match (&d, &inputs.invocation) {
+                    // As the command line: text that was not base64url says so.
+                    (Denial::BadInvocation(_), Some(Err(text))) => {
+                        Some(format!("bad_text: {text}"))
+                    }
+                    _ => detail(&d, &claims),
+                };
+                return Ok(decision);
+            }
         }
         if let (Some(ledger), Some(message_id), Some(tool), Some(class)) =
             (&self.ledger, &inputs.message_id, &inputs.tool, inputs.class)
         {
-            let expires_at = claims.exp().saturating_add(self.policy.leeway());
+            let expires_at = claims.exp().saturating_add(leeway);
+            let ancestors: Vec<laissez_ledger::Ancestor<'_>> = ancestors
+                .iter()
+                .map(|(cti, max_uses, expires_at)| laissez_ledger::Ancestor {
+                    cti,
+                    max_uses: *max_uses,
+                    expires_at: *expires_at,
+                })
+                .collect();
             match ledger
                 .get()
-                .spend(&claims, message_id, expires_at, tool, class)
+                .spend(&claims, message_id, expires_at, tool, class, &ancestors)
             {
                 Ok(Spent::Use(n)) => decision.use_number = Some(n),
                 Ok(Spent::Refused(reason)) => {
@@ -463,8 +519,21 @@ fn detail(d: &Denial, claims: &Claims<'_>) -> Option<String> {
             other => other.to_string(),
         },
         Denial::InvocationMismatch(field) => field.code().to_owned(),
-        _ => return None,
+        Denial::ApprovalRequired { needed: 0, .. } => {
+            "no approval rule covers the class (require_approval)".to_owned()
+        }
+        Denial::ApprovalRequired { counted, needed } => format!("{counted} of {needed}"),
+        _ => return chain_detail(d),
     })
+}
+
+/// The delegation's reasons say which fault, or which field widens.
+fn chain_detail(d: &Denial) -> Option<String> {
+    match d {
+        Denial::BadDelegation(fault) => Some(fault.code().to_owned()),
+        Denial::NotAttenuated(widening) => Some(widening.code().to_owned()),
+        _ => None,
+    }
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -116,3 +116,80 @@ def test_publish_call_raises_when_no_queue_takes_the_message(channel):
     envelope = laissez.sign(issuer, agent="a", aud="nowhere", tools=["crm.*"])
     with pytest.raises(pika.exceptions.UnroutableError):
         publish_call(channel, f"laissez-py-absent-{uuid.uuid4().hex}", envelope, "crm.read", b"x")
+
+
+def test_publish_call_sends_approvals_that_laissez_consume_counts(tmp_path, channel):
+    queue = f"laissez-py-apv-{uuid.uuid4().hex[:12]}"
+    declare(channel, queue)
+    try:
+        issuer, agent = laissez.SecretKey.generate(), laissez.SecretKey.generate()
+        alice, bob = laissez.SecretKey.generate(), laissez.SecretKey.generate()
+        (tmp_path / "trust.pub").write_text(issuer.public_key().to_pem())
+        (tmp_path / "approvers.pub").write_text(alice.public_key().to_pem() + bob.public_key().to_pem())
+        (tmp_path / "tools.toml").write_text('[tools]\n"crm.ticket.delete" = "destructive"\n')
+        envelope = laissez.sign(
+            issuer, agent="agent-py", aud=queue, tools=["crm.*"], classes="destructive",
+            max_uses=3, holder=agent.public_key(),
+            approval=("destructive", 2, [alice.public_key(), bob.public_key()]),
+        )
+        approvals = [
+            laissez.approve(k, envelope, aud=queue, message_id="m-ok", tool="crm.ticket.delete",
+                            cls="destructive", body=b"ticket 9")
+            for k in (alice, bob)
+        ]
+        publish_call(channel, queue, envelope, "crm.ticket.delete", b"ticket 9", agent_key=agent,
+                     message_id="m-ok", cls="destructive", approvals=[approvals[0], approvals[1].text])
+        publish_call(channel, queue, envelope, "crm.ticket.delete", b"ticket 9", agent_key=agent,
+                     message_id="m-short", cls="destructive", approvals=[])
+        with pytest.raises(ValueError):
+            publish_call(channel, queue, envelope, "crm.ticket.delete", b"x", agent_key=agent,
+                         cls="destructive", approvals=[approvals[0]] * 17)
+        with pytest.raises(TypeError):
+            publish_call(channel, queue, envelope, "crm.ticket.delete", b"x", agent_key=agent,
+                         cls="destructive", approvals=approvals[0])
+        out = subprocess.run(
+            [laissez_bin(), "consume", "--amqp", AMQP_URL, "--queue", queue, "--aud", queue,
+             "--trust", "trust.pub", "--tools", "tools.toml", "--approvers", "approvers.pub",
+             "--ledger", "uses.redb", "--exit-when-idle", "2s",
+             "--exec", "sh", "-c", 'echo "by=$LAISSEZ_APPROVED_BY" >&2'],
+            cwd=tmp_path, capture_output=True, timeout=120, check=False,
+            env={k: v for k, v in os.environ.items() if k != "LAISSEZ_REDIS_URL"},
+        )
+        stderr = out.stderr.decode()
+        assert out.returncode == 0, stderr
+        decisions = sorted(
+            (d["message_id"], d["allowed"], d["reason"] or "")
+            for d in map(json.loads, out.stdout.decode().splitlines())
+        )
+        assert decisions == [("m-ok", True, ""), ("m-short", False, "approval_required")], decisions
+        assert alice.kid in stderr and bob.kid in stderr
+    finally:
+        for q in (queue, f"{queue}.spy", f"{queue}.dlq"):
+            channel.queue_delete(q)
+        for x in (f"{queue}.dlx", f"{queue}.in"):
+            channel.exchange_delete(x)
+
+
+def test_publish_call_sends_a_chain_as_leaf_and_ancestors(channel):
+    queue = f"laissez-py-chain-{uuid.uuid4().hex[:12]}"
+    channel.queue_declare(queue, auto_delete=True)
+    issuer, a, b = (laissez.SecretKey.generate() for _ in range(3))
+    root = laissez.sign(issuer, agent="agent-a", aud=queue, tools=["crm.*"], max_uses=3,
+                        holder=a.public_key())
+    chain = laissez.delegate(a, root, agent="agent-b", tools="crm.read", holder=b.public_key())
+    for n, form in enumerate((chain, chain.text)):
+        publish_call(channel, queue, form, "crm.read", b"ticket", agent_key=b,
+                     message_id=f"m-{n}", cls="read")
+        _, props, body = channel.basic_get(queue, auto_ack=True)
+        headers = props.headers
+        assert headers["laissez-envelope"] == bytes(chain.leaf)
+        assert headers["laissez-chain"] == [bytes(root)]
+        # What a worker reads from the headers verifies: the invocation is over the leaf.
+        decision = laissez.Verifier(issuer.public_key(), queue).verify(
+            headers["laissez-chain"] + [headers["laissez-envelope"]], tool="crm.read", cls="read",
+            message_id=props.message_id, body=body, invocation=headers["laissez-invocation"])
+        assert decision.allowed, decision
+    # A plain envelope has no laissez-chain header.
+    publish_call(channel, queue, root, "crm.read", b"t", agent_key=a, message_id="m-root", cls="read")
+    _, props, _ = channel.basic_get(queue, auto_ack=True)
+    assert "laissez-chain" not in props.headers

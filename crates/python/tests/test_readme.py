@@ -18,12 +18,14 @@ def readme_blocks() -> list[str]:
 
 def test_the_readme_python_section_runs():
     blocks = readme_blocks()
-    assert len(blocks) == 2, "the README's Python section has its two examples"
+    assert len(blocks) == 3, "the README's Python section has its three examples"
     namespace: dict = {}
     for block in blocks:
         exec(compile(block.replace("amqp://guest:guest@127.0.0.1:5672/%2f", AMQP_URL),
                      "README.md", "exec"), namespace)
     assert namespace["decision"].use == 1
+    assert namespace["approved"].approved_by == [namespace["alice"].kid]
+    assert len(namespace["delegated"].chain) == 2 and namespace["revoked"].reason == "revoked"
     # The published call is on the queue with what a worker needs; take it off again.
     connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     channel = connection.channel()

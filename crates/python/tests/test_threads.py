@@ -56,3 +56,45 @@ def test_eight_threads_give_the_same_verdicts():
         assert got is not None and len(got) == 200
         for round_ in got:
             assert round_ == expected
+
+
+def test_records_added_while_threads_verify_chains_and_approvals():
+    """A shared RevocationSet takes records while 8 threads verify delegated calls with
+    approvals: each verdict is allowed or revoked, never anything else, and once the record
+    is held every thread sees it."""
+    issuer, a, b, alice = (laissez.SecretKey.generate() for _ in range(4))
+    root = laissez.sign(issuer, agent="a", aud=AUD, tools=["crm.*"], classes="read+destructive",
+                        max_uses=5, holder=a.public_key(), session="task-9",
+                        approval=("destructive", 1, [alice.public_key()]))
+    # The signer checks the leaf's own rule: the delegator restates it in the child.
+    chain = laissez.delegate(a, root, agent="b", tools="crm.*", classes="read+destructive",
+                             holder=b.public_key(),
+                             approval=("destructive", 1, [alice.public_key()]))
+    call = dict(aud=AUD, message_id="m-1", tool="crm.delete", cls="destructive", body=b"x")
+    inv = laissez.invoke(b, chain.leaf, **call)
+    approval = laissez.approve(alice, chain, **call)
+    held = laissez.RevocationSet(issuer.public_key())
+    verifier = laissez.Verifier(issuer.public_key(), AUD, approvers=[alice.public_key()],
+                                revocations=held)
+    request = dict(tool="crm.delete", cls="destructive", message_id="m-1", body=b"x",
+                   invocation=inv, approvals=[approval])
+    assert verifier.verify(chain, **request).approved_by == [alice.kid]
+    seen: list = [None] * 8
+    barrier = threading.Barrier(9)
+
+    def work(i: int) -> None:
+        barrier.wait()
+        reasons = set()
+        for _ in range(300):
+            reasons.add(verifier.verify(chain.text, **request).reason)
+        seen[i] = reasons
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    held.add(laissez.revoke(issuer, session="task-9"))
+    for t in threads:
+        t.join()
+    assert all(s is not None and s <= {None, "revoked"} for s in seen), seen
+    assert verifier.verify(chain, **request).reason == "revoked"

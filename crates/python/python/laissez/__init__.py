@@ -1,6 +1,6 @@
 """laissez: bounded, pre-authorised privilege for AI agents on queues.
 
-Every envelope, invocation and verdict comes from the Rust crates (``laissez._laissez``):
+Every envelope, invocation, approval, delegation chain, revocation record and verdict comes from the Rust crates (``laissez._laissez``):
 Python and the ``laissez`` command line give the same answers. ``laissez.pika`` publishes
 calls with every header a ``laissez consume`` worker reads.
 """
@@ -8,39 +8,55 @@ calls with every header a ``laissez consume`` worker reads.
 from laissez._laissez import (
     MAX_ENVELOPE_LEN,
     REASONS,
+    Approval,
+    Chain,
     Decision,
     Denied,
     Envelope,
     InvalidKey,
     Invocation,
     LaissezError,
+    Lease,
     Ledger,
     LedgerError,
     Outcome,
     PublicKey,
+    Record,
+    RevocationSet,
     SecretKey,
     SignError,
     Verifier,
+    approve,
+    delegate,
     invoke,
+    revoke,
     sign,
 )
 
 __all__ = [
     "MAX_ENVELOPE_LEN",
     "REASONS",
+    "Approval",
+    "Chain",
     "Decision",
     "Denied",
     "Envelope",
     "InvalidKey",
     "Invocation",
     "LaissezError",
+    "Lease",
     "Ledger",
     "LedgerError",
     "Outcome",
     "PublicKey",
+    "Record",
+    "RevocationSet",
     "SecretKey",
     "SignError",
     "Verifier",
+    "approve",
+    "delegate",
     "invoke",
+    "revoke",
     "sign",
 ]

@@ -11,6 +11,15 @@ _Classes = Union[str, Iterable[str]]
 _Tool = Union[str, Tuple[str, _Classes]]
 _EnvelopeLike = Union["Envelope", _Bytes, str]
 _Trusted = Union["PublicKey", _Path, Iterable[Union["PublicKey", _Path]]]
+_ChainLike = Union["Chain", _EnvelopeLike, Sequence[_EnvelopeLike]]
+"""One envelope, a Chain, chain text (base64url envelopes joined by '.'), or a list of
+envelopes root first."""
+_ApprovalLike = Union["Approval", _Bytes, str]
+_RecordLike = Union["Record", _Bytes, str]
+_ApprovalRule = Tuple[_Classes, int, Sequence["PublicKey"]]
+"""(classes, m, approvers): calls of those classes need m distinct approvals from the
+approvers' keys (1 <= m <= len(approvers) <= 16)."""
+_Ancestor = Tuple[Union[_Bytes, str], int, int]
 
 MAX_ENVELOPE_LEN: Final[int]
 REASONS: Final[list[str]]
@@ -117,8 +126,10 @@ def sign(
     obo: Optional[str] = None,
     session: Optional[str] = None,
     holder: Optional[PublicKey] = None,
+    approval: Optional[_ApprovalRule] = None,
 ) -> Envelope:
-    """Signs an envelope as `laissez sign` (defaults: classes "read", ttl 5 min, nbf now)."""
+    """Signs an envelope as `laissez sign` (defaults: classes "read", ttl 5 min, nbf now).
+    approval=(classes, m, approvers): calls of those classes need m approvals."""
 
 def invoke(
     key: SecretKey,
@@ -133,6 +144,125 @@ def invoke(
 ) -> Invocation:
     """Signs the holder's invocation for one call, as `laissez invoke`."""
 
+class Approval:
+    """A person's signature over one exact call. Approval(data) reads one received
+    (raw bytes or base64url text), unverified."""
+
+    def __init__(self, data: Union[_Bytes, str]) -> None: ...
+    def __bytes__(self) -> bytes: ...
+    def __len__(self) -> int: ...
+    def __eq__(self, other: object) -> bool: ...
+    @property
+    def text(self) -> str:
+        """base64url: the laissez-approvals header's text, `laissez verify --approval`."""
+    @property
+    def kid(self) -> str:
+        """The approver key's kid."""
+
+def approve(
+    key: SecretKey,
+    envelope: _ChainLike,
+    *,
+    aud: str,
+    message_id: str,
+    tool: str,
+    cls: str,
+    body: Optional[_Bytes] = None,
+    ttl: Union[int, str, None] = None,
+    by: Optional[str] = None,
+    now: Optional[int] = None,
+) -> Approval:
+    """Signs an approval of exactly this call, as `laissez approve` (ttl default 15 min).
+    SignError reasons: not_required, not_an_approver, lifetime, malformed, ...
+    For a chain the approval is over the leaf and the leaf's own rule is checked."""
+
+class Chain:
+    """A delegation chain, root first. Chain(text or [envelopes]) reads one, unverified."""
+
+    def __init__(self, data: _ChainLike) -> None: ...
+    def __len__(self) -> int: ...
+    def __eq__(self, other: object) -> bool: ...
+    @property
+    def text(self) -> str:
+        """Each envelope's base64url, joined by '.', root first."""
+    @property
+    def links(self) -> list[Envelope]: ...
+    @property
+    def leaf(self) -> Envelope:
+        """The envelope calls run under (the laissez-envelope header)."""
+    @property
+    def ancestors(self) -> list[Envelope]:
+        """The leaf's ancestors, root first (the laissez-chain header)."""
+    @property
+    def claims(self) -> list[dict[str, Any]]:
+        """Each envelope's claims, root first, decoded without verifying."""
+
+def delegate(
+    holder_key: SecretKey,
+    parent: _ChainLike,
+    *,
+    agent: str,
+    tools: Union[_Tool, Sequence[_Tool]],
+    holder: PublicKey,
+    aud: Union[str, Sequence[str], None] = None,
+    classes: Optional[_Classes] = None,
+    max_uses: int = 1,
+    ttl: Union[int, str, None] = None,
+    obo: Optional[str] = None,
+    session: Optional[str] = None,
+    approval: Optional[_ApprovalRule] = None,
+) -> Chain:
+    """Signs a narrower child of the parent's leaf for agent (bound to holder) with the
+    parent's holder key. SignError reasons: not_attenuated (.field names it),
+    chain_too_long, not_the_holder, parent_not_holder_bound, ..."""
+
+class Record:
+    """A signed revocation record. Record(data) reads one received, unverified."""
+
+    def __init__(self, data: Union[_Bytes, str]) -> None: ...
+    def __bytes__(self) -> bytes: ...
+    def __eq__(self, other: object) -> bool: ...
+    @property
+    def text(self) -> str:
+        """base64url: one line of a `laissez verify --revocations` file."""
+    @property
+    def kid(self) -> str: ...
+    @property
+    def iat(self) -> int: ...
+    @property
+    def until(self) -> int: ...
+    @property
+    def entries(self) -> list[Tuple[Optional[str], Optional[str]]]:
+        """(kind, value): kind cti, kid, sub, sid or obo."""
+
+def revoke(
+    key: SecretKey,
+    *,
+    cti: Union[str, _Bytes, Sequence[Union[str, _Bytes]], None] = None,
+    kid: Union[str, PublicKey, Sequence[Union[str, PublicKey]], None] = None,
+    agent: Union[str, Sequence[str], None] = None,
+    session: Union[str, Sequence[str], None] = None,
+    obo: Union[str, Sequence[str], None] = None,
+    keep: Union[int, str, None] = None,
+    now: Optional[int] = None,
+) -> Record:
+    """Signs a revocation record, as `laissez revoke` (keep default and most 7 days)."""
+
+class RevocationSet:
+    """The records a worker holds, verified against its trusted issuer keys."""
+
+    def __init__(
+        self,
+        trusted: _Trusted,
+        records: Optional[Iterable[_RecordLike]] = None,
+        *,
+        now: Optional[int] = None,
+    ) -> None: ...
+    def add(self, record: _RecordLike, *, now: Optional[int] = None) -> str:
+        """"added", "already_held" or "expired"; LaissezError if it does not verify."""
+    def prune(self, *, now: Optional[int] = None) -> int: ...
+    def __len__(self) -> int: ...
+
 class Decision:
     """A frozen verdict; truthy when allowed."""
 
@@ -145,7 +275,17 @@ class Decision:
     @property
     def kid(self) -> Optional[str]: ...
     @property
-    def claims(self) -> Optional[dict[str, Any]]: ...
+    def claims(self) -> Optional[dict[str, Any]]:
+        """The (leaf's) claims once the signatures held."""
+    @property
+    def chain(self) -> Optional[list[dict[str, Any]]]:
+        """Every envelope's claims, root first (one when not delegated)."""
+    @property
+    def approved_by(self) -> list[str]:
+        """Kids of the approvers whose approvals counted."""
+    @property
+    def ancestors(self) -> list[Tuple[str, int, int]]:
+        """(cti hex, max_uses, expires_at) of each ancestor, root first: Ledger.begin's."""
     @property
     def use(self) -> Optional[int]: ...
     def __bool__(self) -> bool: ...
@@ -163,28 +303,33 @@ class Verifier:
         agent: Optional[str] = None,
         tools: Optional[dict[str, str]] = None,
         ledger: Optional[Ledger] = None,
+        approvers: Optional[_Trusted] = None,
+        require_approval: Optional[_Classes] = None,
+        revocations: Union[RevocationSet, Iterable[_RecordLike], None] = None,
     ) -> None: ...
     def verify(
         self,
-        envelope: _EnvelopeLike,
+        envelope: _ChainLike,
         *,
         tool: Optional[str] = None,
         cls: Optional[str] = None,
         message_id: Optional[str] = None,
         body: Optional[_Bytes] = None,
         invocation: Union[Invocation, _Bytes, str, None] = None,
+        approvals: Optional[Sequence[_ApprovalLike]] = None,
         now: Optional[int] = None,
     ) -> Decision:
         """Every check of the contract, in its order; never raises for a denial."""
     def check(
         self,
-        envelope: _EnvelopeLike,
+        envelope: _ChainLike,
         *,
         tool: Optional[str] = None,
         cls: Optional[str] = None,
         message_id: Optional[str] = None,
         body: Optional[_Bytes] = None,
         invocation: Union[Invocation, _Bytes, str, None] = None,
+        approvals: Optional[Sequence[_ApprovalLike]] = None,
         now: Optional[int] = None,
     ) -> Decision:
         """As verify, but raises Denied unless allowed."""
@@ -204,10 +349,21 @@ class Outcome:
     @property
     def use(self) -> Optional[int]: ...
     @property
-    def lease(self) -> Optional[bytes]: ...
+    def lease(self) -> Optional[Lease]: ...
     @property
     def taken_over(self) -> bool: ...
     def __bool__(self) -> bool: ...
+
+class Lease:
+    """A lease as begin granted it (keeps a delegated use's chain root); bytes() gives its
+    16-byte token."""
+
+    def __bytes__(self) -> bytes: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+    @property
+    def root(self) -> Optional[str]:
+        """The chain's root cti (hex) for a delegated use, else None."""
 
 class Ledger:
     def __init__(self, location: _Path) -> None:
@@ -224,6 +380,11 @@ class Ledger:
         tool: str,
         cls: str,
         lease: float = 30.0,
+        ancestors: Optional[Sequence[_Ancestor]] = None,
     ) -> Outcome: ...
-    def complete(self, cti: Union[_Bytes, str], message_id: str, lease: _Bytes) -> None: ...
-    def release(self, cti: Union[_Bytes, str], message_id: str, lease: _Bytes) -> None: ...
+    def complete(
+        self, cti: Union[_Bytes, str], message_id: str, lease: Union[Lease, _Bytes]
+    ) -> None: ...
+    def release(
+        self, cti: Union[_Bytes, str], message_id: str, lease: Union[Lease, _Bytes]
+    ) -> None: ...

@@ -8,9 +8,9 @@ confirms: it returns only once the broker has taken the message, and raises othe
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING, Optional, Sequence, Union
 
-from laissez._laissez import Envelope, SecretKey, invoke
+from laissez._laissez import Approval, Chain, Envelope, SecretKey, invoke
 
 if TYPE_CHECKING:  # pika is optional: only the caller's channel is needed at run time
     from pika.adapters.blocking_connection import BlockingChannel
@@ -27,7 +27,7 @@ def _confirming(channel: "BlockingChannel") -> None:
 def publish_call(
     channel: "BlockingChannel",
     queue: str,
-    envelope: Union[Envelope, bytes, str],
+    envelope: Union[Envelope, Chain, bytes, str, Sequence[Union[Envelope, bytes, str]]],
     tool: str,
     body: bytes,
     agent_key: Optional[SecretKey] = None,
@@ -36,6 +36,7 @@ def publish_call(
     cls: Optional[str] = None,
     aud: Optional[str] = None,
     exchange: str = "",
+    approvals: Optional[Sequence[Union[Approval, bytes, str]]] = None,
     now: Optional[int] = None,
 ) -> str:
     """Publishes one call of ``tool`` with ``body`` under ``envelope`` to ``queue``.
@@ -48,6 +49,12 @@ def publish_call(
     it). Publishes to ``exchange`` (default: the default exchange, routing key ``queue``),
     mandatory, with publisher confirms. Returns the message id.
 
+    ``envelope`` may be a delegation chain (a ``Chain``, chain text joined by ``.``, or a list
+    of envelopes root first): the leaf goes in ``laissez-envelope``, its ancestors, root
+    first, in ``laissez-chain``, and the invocation is signed over the leaf. ``approvals``
+    (``Approval``, raw bytes or base64url text; at most 16) go in ``laissez-approvals`` as raw
+    bytes: approvals are signed over the message id, so pass the same ``message_id``.
+
     Raises ``ValueError`` for a holder-bound envelope without ``agent_key`` or ``cls``,
     ``laissez.SignError`` when the envelope does not grant the call, and pika's
     ``UnroutableError``/``NackError`` when the broker does not take the message.
@@ -57,9 +64,19 @@ def publish_call(
     if not isinstance(body, (bytes, bytearray, memoryview)):
         raise TypeError(f"body must be bytes, not {type(body).__name__}")
     body = bytes(body)
-    env = envelope if isinstance(envelope, Envelope) else Envelope(envelope)
+    chain = envelope if isinstance(envelope, Chain) else Chain(envelope)
+    env = chain.leaf
     message_id = message_id if message_id is not None else uuid.uuid4().hex
     headers: dict[str, object] = {"laissez-envelope": bytes(env), "laissez-tool": tool}
+    if len(chain) > 1:
+        headers["laissez-chain"] = [bytes(link) for link in chain.ancestors]
+    if approvals is not None:
+        if isinstance(approvals, (str, bytes, bytearray, memoryview, Approval)):
+            raise TypeError("approvals is a list of approvals, not one")
+        if len(approvals) > 16:
+            raise ValueError("at most 16 approvals come with one call")
+        headers["laissez-approvals"] = [bytes(Approval(a)) if not isinstance(a, Approval)
+                                        else bytes(a) for a in approvals]
     if cls is not None:
         headers["laissez-class"] = cls
     claims = env.claims
