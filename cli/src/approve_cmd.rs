@@ -13,7 +13,7 @@ use laissez_verify::wire::MAX_MESSAGE_ID_LEN;
 use laissez_verify::{ActionClass, Call, DEFAULT_MAX_LIFETIME, UntrustedEnvelope};
 
 use crate::failure::Failure;
-use crate::input::{one_stdin, read_body, read_envelope};
+use crate::input::{one_stdin, read_body, read_leaf};
 use crate::output::{escape_text, write_stderr_line, write_stdout};
 
 pub(crate) const APPROVE_HELP: &str = "\
@@ -164,10 +164,8 @@ fn print_form(args: &ApproveArgs) -> Result<(), Failure> {
         ("--envelope", Some(env_arg)),
         ("--body", args.body.as_deref()),
     ])?;
-    let envelope = read_envelope(env_arg)?.map_err(|e| Failure::Denied {
-        reason: "malformed",
-        detail: format!("malformed envelope: {e}"),
-    })?;
+    // A chain's text form: the call is made under its leaf.
+    let envelope = read_leaf(env_arg)?;
     let body = read_body(args.body.as_deref())?;
     let call = Call::new(&envelope, &args.aud, message_id, tool, class, &body)
         .map_err(|e| Failure::usage(format!("--tool {tool:?}: {e}")))?;
