@@ -20,6 +20,7 @@ use lapin::BasicProperties;
 use lapin::types::{AMQPValue, ByteArray, FieldTable, LongString, ShortString};
 
 use crate::approvals::{HEADER_APPROVALS, read_approvals};
+use crate::chain_header::{HEADER_CHAIN, read_chain};
 
 /// Header carrying the envelope: raw bytes (byte array or long string) or base64url text.
 pub const HEADER_ENVELOPE: &str = "laissez-envelope";
@@ -70,6 +71,20 @@ pub enum HeaderError {
     ApprovalNotText,
     /// An entry of `laissez-approvals` is neither bytes nor text (a number, a table...).
     ApprovalNotBytesOrText,
+    /// The `laissez-chain` header is not an array.
+    ChainNotArray,
+    /// The `laissez-chain` header is an empty array (absent is how a publisher says "not
+    /// delegated").
+    ChainEmpty,
+    /// The `laissez-chain` header has more than 3 entries (the leaf is the fourth).
+    ChainTooLong,
+    /// An entry of `laissez-chain` is over 4096 bytes (or its text is longer than any
+    /// envelope's).
+    ChainEntryTooLong,
+    /// An entry of `laissez-chain` is text that is not base64url.
+    ChainEntryNotText,
+    /// An entry of `laissez-chain` is neither bytes nor text.
+    ChainEntryNotBytesOrText,
 }
 
 impl HeaderError {
@@ -93,6 +108,12 @@ impl HeaderError {
             HeaderError::ApprovalTooLong => "approval_too_long",
             HeaderError::ApprovalNotText => "approval_not_base64url",
             HeaderError::ApprovalNotBytesOrText => "approval_not_bytes_or_text",
+            HeaderError::ChainNotArray => "chain_header_not_an_array",
+            HeaderError::ChainEmpty => "chain_header_empty",
+            HeaderError::ChainTooLong => "chain_header_too_long",
+            HeaderError::ChainEntryTooLong => "chain_entry_too_long",
+            HeaderError::ChainEntryNotText => "chain_entry_not_base64url",
+            HeaderError::ChainEntryNotBytesOrText => "chain_entry_not_bytes_or_text",
         }
     }
 }
@@ -123,6 +144,20 @@ impl fmt::Display for HeaderError {
             }
             HeaderError::ApprovalNotBytesOrText => {
                 "an entry of the laissez-approvals header is neither bytes nor text"
+            }
+            HeaderError::ChainNotArray => "the laissez-chain header is not an array",
+            HeaderError::ChainEmpty => "the laissez-chain header is an empty array",
+            HeaderError::ChainTooLong => {
+                "the laissez-chain header has more than 3 envelopes (a chain is at most 4 long)"
+            }
+            HeaderError::ChainEntryTooLong => {
+                "an entry of the laissez-chain header is over 4096 bytes"
+            }
+            HeaderError::ChainEntryNotText => {
+                "an entry of the laissez-chain header is neither envelope bytes nor base64url text"
+            }
+            HeaderError::ChainEntryNotBytesOrText => {
+                "an entry of the laissez-chain header is neither bytes nor text"
             }
         };
         f.write_str(what)
@@ -200,6 +235,21 @@ pub struct ToolCallHeaders<'a> {
     /// The `laissez-approvals` header's approvals in the order received (decoded from text
     /// when they came as text); none when the header is absent.
     pub approvals: Vec<Cow<'a, [u8]>>,
+    /// The `laissez-chain` header's envelopes, the leaf's ancestors, root first (decoded
+    /// from text when they came as text); none when the header is absent (not delegated).
+    pub chain: Vec<Cow<'a, [u8]>>,
+}
+
+impl ToolCallHeaders<'_> {
+    /// The whole chain, root first, the leaf (`laissez-envelope`) last: one envelope when not
+    /// delegated.
+    pub fn links(&self) -> Vec<&[u8]> {
+        self.chain
+            .iter()
+            .map(|a| &a[..])
+            .chain(std::iter::once(&self.envelope[..]))
+            .collect()
+    }
 }
 
 impl ToolCallHeaders<'_> {
@@ -228,7 +278,7 @@ pub(crate) fn message_id(properties: &BasicProperties) -> Option<&str> {
 }
 
 /// Reads the §9 headers and the message id from a delivery's properties, in the order message
-/// id, envelope, tool, class, approvals. The class header is optional. The invocation header
+/// id, envelope, tool, class, approvals, chain. The class header is optional. The invocation header
 /// is optional too, and an unreadable one is not an error here (see
 /// [`InvocationHeaderError`]). The approvals header is optional; an unreadable one is
 /// (`malformed`, [`crate::approvals`]).
@@ -256,6 +306,10 @@ pub fn read_headers(properties: &BasicProperties) -> Result<ToolCallHeaders<'_>,
         None => Vec::new(),
         Some(value) => read_approvals(value)?,
     };
+    let chain = match field(HEADER_CHAIN) {
+        None => Vec::new(),
+        Some(value) => read_chain(value)?,
+    };
     Ok(ToolCallHeaders {
         envelope,
         tool,
@@ -263,6 +317,7 @@ pub fn read_headers(properties: &BasicProperties) -> Result<ToolCallHeaders<'_>,
         message_id,
         invocation,
         approvals,
+        chain,
     })
 }
 
