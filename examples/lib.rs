@@ -108,6 +108,7 @@ fn decide(
         lease: Duration::from_secs(30),
         tool: call.tool,
         class,
+        ancestors: &[],
     };
     Ok(match ledger.begin_blocking(&begin)? {
         Outcome::Granted {

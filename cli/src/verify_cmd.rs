@@ -238,6 +238,7 @@ fn spend(
         // strictest one (destructive steps run at most once, spec §8).
         tool: call.map_or("", |(tool, _)| tool),
         class: call.map_or(ActionClass::Destructive, |(_, class)| class),
+        ancestors: &[],
     };
     let ledger_io = |e: LedgerError| Failure::io(format!("ledger {}: {e}", ledger_path.display()));
     let outcome = match ledger.begin_blocking(&begin) {

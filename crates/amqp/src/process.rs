@@ -209,6 +209,7 @@ async fn learn<L: UseLedger, H>(
         lease: shared.config.lease,
         tool: call.tool,
         class,
+        ancestors: &[],
     };
     let answer = shared.ledger.begin(&begin).await;
     if let Ok(laissez_ledger::Outcome::Granted { lease, .. }) = &answer

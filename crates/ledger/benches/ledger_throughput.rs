@@ -36,6 +36,7 @@ async fn work<L: UseLedger>(ledger: &L, until: Instant) -> u64 {
             lease: Duration::from_secs(30),
             tool: "bench.tool",
             class: ActionClass::Write,
+            ancestors: &[],
         };
         let Outcome::Granted { lease, .. } = ledger.begin(&req).await.unwrap() else {
             panic!("not granted");

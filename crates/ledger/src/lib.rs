@@ -96,35 +96,89 @@ pub struct Begin<'a> {
     /// say). Bound by the first grant like `tool`. [`ActionClass::Destructive`] runs at most
     /// once: an expired lease answers [`Outcome::Abandoned`] instead of being taken over.
     pub class: ActionClass,
+    /// For a delegated envelope, its ancestors, root first (at most three; empty when not
+    /// delegated). A new use spends one use of each of them too, in the same atomic step: an
+    /// ancestor counts distinct `(cti, message_id)` pairs of all its descendants and itself
+    /// together, and when any of them has none left the answer is [`Outcome::Exhausted`] and
+    /// nothing is spent (`docs/spec.md` §13).
+    pub ancestors: &'a [Ancestor<'a>],
 }
+
+/// One ancestor of a delegated envelope, as [`Begin::ancestors`] lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ancestor<'a> {
+    /// The ancestor's cti.
+    pub cti: &'a Cti,
+    /// Its use limit; at least 1.
+    pub max_uses: u64,
+    /// Its exp plus the caller's leeway, as [`Begin::expires_at`].
+    pub expires_at: u64,
+}
+
+/// The most ancestors a [`Begin`] may list: a chain holds at most four envelopes.
+pub const MAX_ANCESTORS: usize = laissez_verify::wire::MAX_CHAIN_LEN - 1;
 
 /// Identifies the holder of a lease. Random, so that a worker can only complete or release the
 /// lease it was granted.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct LeaseToken([u8; 16]);
+///
+/// A lease granted for a delegated envelope also carries the root cti of its chain
+/// ([`LeaseToken::root`]): backends that keep a chain's counts together (Redis, under the root's
+/// hash tag) find the use by it. Two tokens are equal when their 16 bytes are.
+#[derive(Clone, Copy)]
+pub struct LeaseToken {
+    bytes: [u8; 16],
+    root: Option<Cti>,
+}
+
+impl PartialEq for LeaseToken {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for LeaseToken {}
+
+impl std::hash::Hash for LeaseToken {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.bytes.hash(state);
+    }
+}
 
 impl LeaseToken {
     /// A token from its 16 bytes, as a backend reads it back from storage. Only the token a
     /// `begin` granted settles that lease: any other is [`LedgerError::LeaseNotHeld`].
     pub const fn from_bytes(bytes: [u8; 16]) -> Self {
-        Self(bytes)
+        Self { bytes, root: None }
     }
 
     /// The token's 16 bytes.
     pub const fn as_bytes(&self) -> &[u8; 16] {
-        &self.0
+        &self.bytes
+    }
+
+    /// The root cti of the chain the use was granted under, for a delegated envelope; `None`
+    /// otherwise (and for a token rebuilt with [`LeaseToken::from_bytes`]: settle a delegated
+    /// use with the token `begin` returned).
+    pub const fn root(&self) -> Option<&Cti> {
+        self.root.as_ref()
+    }
+
+    /// The same token, routed to the chain whose root is `root`.
+    pub(crate) const fn with_root(mut self, root: Option<Cti>) -> Self {
+        self.root = root;
+        self
     }
 
     /// A fresh random token from the operating system's generator.
     pub fn random() -> Result<Self, LedgerError> {
         let mut bytes = [0u8; 16];
         getrandom::fill(&mut bytes).map_err(|e| LedgerError::unavailable("os", e))?;
-        Ok(Self(bytes))
+        Ok(Self::from_bytes(bytes))
     }
 
     /// The token as 32 lowercase hex digits.
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        hex::encode(self.bytes)
     }
 }
 
@@ -253,6 +307,21 @@ pub(crate) fn normalize<'a>(req: &Begin<'a>) -> Result<Begin<'a>, LedgerError> {
     }
     if req.lease > Duration::from_secs(365 * 24 * 3600) {
         return Err(LedgerError::InvalidRequest("lease longer than a year"));
+    }
+    if req.ancestors.len() > MAX_ANCESTORS {
+        return Err(LedgerError::InvalidRequest(
+            "more than three ancestors: a chain holds at most four envelopes",
+        ));
+    }
+    if req.ancestors.iter().any(|a| a.max_uses == 0) {
+        return Err(LedgerError::InvalidRequest(
+            "an ancestor's max_uses must be at least 1",
+        ));
+    }
+    if req.ancestors.iter().any(|a| a.cti == req.cti) {
+        return Err(LedgerError::InvalidRequest(
+            "an envelope is not its own ancestor",
+        ));
     }
     Ok(Begin {
         max_uses: req.max_uses.min(state::MAX_EXACT),

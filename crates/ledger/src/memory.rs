@@ -1,10 +1,10 @@
 //! The in-process ledger: a map behind a mutex. For tests and single-process use; nothing
 //! survives the process, so it is not safe where a restart may redeliver messages.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::state::{self, Entry};
+use crate::state::{self, AncestorView, Entry};
 use crate::{Begin, Cti, LeaseToken, LedgerError, MessageUse, Outcome, Usage, UseLedger};
 
 /// How many begins between sweeps of expired ctis.
@@ -22,12 +22,16 @@ struct Inner {
     begins: u64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct CtiRecord {
+    /// Distinct `(cti, message id)` pairs granted: its own messages and, as an ancestor, its
+    /// descendants' (`docs/spec.md` §13).
     granted: u64,
     /// The latest expiry asked for: the record is dropped after it.
     expires_at: u64,
     entries: HashMap<String, Entry>,
+    /// As an ancestor: the descendants' `(cti, message id)` already charged to it.
+    charged: HashSet<(Cti, String)>,
 }
 
 impl MemoryLedger {
@@ -45,7 +49,7 @@ impl MemoryLedger {
     /// [`UseLedger::begin`], without a runtime.
     pub fn begin_blocking(&self, req: &Begin<'_>) -> Result<Outcome, LedgerError> {
         let req = &crate::normalize(req)?;
-        let fresh = LeaseToken::random()?;
+        let fresh = LeaseToken::random()?.with_root(req.ancestors.first().map(|a| *a.cti));
         let now_ms = state::now_ms();
         let mut inner = self.lock();
         inner.begins += 1;
@@ -55,13 +59,32 @@ impl MemoryLedger {
         let record = inner.ctis.get(req.cti);
         let existing = record.and_then(|r| r.entries.get(req.message_id).copied());
         let granted = record.map_or(0, |r| r.granted);
-        let decision = state::decide_begin(req, existing, granted, now_ms, fresh)?;
+        let leaf = state::decide_begin(req, existing, granted, now_ms, fresh)?;
+        let pair = (*req.cti, req.message_id.to_owned());
+        let views: Vec<AncestorView> = req
+            .ancestors
+            .iter()
+            .map(|a| {
+                let record = inner.ctis.get(a.cti);
+                AncestorView {
+                    max_uses: a.max_uses,
+                    granted: record.map_or(0, |r| r.granted),
+                    charged: record.is_some_and(|r| r.charged.contains(&pair)),
+                }
+            })
+            .collect();
+        let decision = state::decide_chain(leaf, &views);
+        for (ancestor, charge) in req.ancestors.iter().zip(&decision.charges) {
+            if let Some(granted) = charge {
+                let record = inner.ctis.entry(*ancestor.cti).or_default();
+                record.granted = *granted;
+                record.expires_at = record.expires_at.max(ancestor.expires_at);
+                record.charged.insert(pair.clone());
+            }
+        }
+        let decision = decision.leaf;
         if decision.write.is_some() || decision.granted.is_some() {
-            let record = inner.ctis.entry(*req.cti).or_insert_with(|| CtiRecord {
-                granted: 0,
-                expires_at: 0,
-                entries: HashMap::new(),
-            });
+            let record = inner.ctis.entry(*req.cti).or_default();
             record.expires_at = record.expires_at.max(req.expires_at);
             if let Some(granted) = decision.granted {
                 record.granted = granted;

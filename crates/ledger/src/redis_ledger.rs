@@ -28,10 +28,13 @@ use crate::{
     UseState,
 };
 
-/// The begin script. KEYS[1]: the cti's hash. ARGV: message id, max_uses, expires_at (unix s),
-/// lease (ms), class name, tool digest (hex), fresh token (hex), retention grace (s),
-/// [`crate::MAX_TAKEOVERS`]. Transcribes `state::decide_begin`, rule for rule; the key is kept
-/// `grace` seconds past the latest `expires_at`.
+/// The begin script. KEYS[1]: the cti's hash; KEYS[2..]: its ancestors' hashes, root first.
+/// ARGV: message id, max_uses, expires_at (unix s), lease (ms), class name, tool digest (hex),
+/// fresh token (hex), retention grace (s), [`crate::MAX_TAKEOVERS`], the cti (hex), then each
+/// ancestor's max_uses and expires_at. Transcribes `state::decide_begin` and
+/// `state::decide_chain`, rule for rule; each key is kept `grace` seconds past the latest
+/// `expires_at` it was asked under. Every key of a chain carries its root's hash tag, so the
+/// script touches one slot.
 const BEGIN_LUA: &str = r"
 if redis.replicate_commands then redis.replicate_commands() end
 local key = KEYS[1]
@@ -49,10 +52,11 @@ local now_s = tonumber(t[1])
 local now = now_s * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function fmt(x) return string.format('%.0f', x) end
 if expires_at * 1000 <= now then return {'expired', 0} end
-local function keep_until()
-  local ttl = redis.call('TTL', key)
-  if ttl < 0 or now_s + ttl < keep then redis.call('EXPIREAT', key, fmt(keep)) end
+local function keep_key_until(k, until_s)
+  local ttl = redis.call('TTL', k)
+  if ttl < 0 or now_s + ttl < until_s then redis.call('EXPIREAT', k, fmt(until_s)) end
 end
+local function keep_until() keep_key_until(key, keep) end
 -- class and tool are the request's: for an existing entry, equal to its own once checked below.
 local function put(state, use, until_ms, holder, takeovers)
   redis.call('HSET', key, field, state .. ':' .. use .. ':' .. until_ms .. ':' .. holder .. ':' ..
@@ -63,6 +67,21 @@ local cur = redis.call('HGET', key, field)
 if not cur then
   local n = tonumber(redis.call('HGET', key, 'n') or '0')
   if n >= max_uses then return {'exhausted', 0} end
+  -- A new use: charge every ancestor not yet charged for this (cti, message id), all or none.
+  local charge = 'c:' .. ARGV[10] .. ':' .. ARGV[1]
+  local charges = {}
+  for i = 2, #KEYS do
+    local a = KEYS[i]
+    if redis.call('HEXISTS', a, charge) == 0 then
+      local an = tonumber(redis.call('HGET', a, 'n') or '0')
+      if an >= tonumber(ARGV[7 + 2 * i]) then return {'exhausted', 0} end
+      charges[#charges + 1] = {a, an + 1, tonumber(ARGV[8 + 2 * i])}
+    end
+  end
+  for _, c in ipairs(charges) do
+    redis.call('HSET', c[1], 'n', fmt(c[2]), charge, '1')
+    keep_key_until(c[1], c[3] + tonumber(ARGV[8]))
+  end
   n = n + 1
   redis.call('HSET', key, 'n', fmt(n))
   put('F', fmt(n), fmt(now + lease_ms), token, '0')
@@ -202,9 +221,27 @@ impl RedisLedger {
         })
     }
 
-    /// The Redis key that holds everything about `cti`.
+    /// The Redis key that holds everything about `cti`, for an envelope that is not delegated
+    /// (or a chain's root).
     pub fn key_for(&self, cti: &Cti) -> String {
         format!("{}{{{}}}", self.prefix, hex::encode(cti))
+    }
+
+    /// The Redis key of `cti` in the chain whose root is `root`: `<prefix>{<root hex>}:<cti
+    /// hex>`, under the root's hash tag, so that every key of a chain is in one slot (the
+    /// root's own key is [`RedisLedger::key_for`]).
+    pub fn key_in(&self, root: Option<&Cti>, cti: &Cti) -> String {
+        match root {
+            Some(root) if root != cti => {
+                format!(
+                    "{}{{{}}}:{}",
+                    self.prefix,
+                    hex::encode(root),
+                    hex::encode(cti)
+                )
+            }
+            _ => self.key_for(cti),
+        }
     }
 
     /// What the ledger holds for `cti`.
@@ -247,7 +284,7 @@ impl RedisLedger {
         let mut conn = self.conn.clone();
         let answer: String = self
             .settle
-            .key(self.key_for(cti))
+            .key(self.key_in(lease.root(), cti))
             .arg(message_id)
             .arg(lease.to_hex())
             .arg(op)
@@ -260,6 +297,20 @@ impl RedisLedger {
             other => Err(LedgerError::Corrupt(format!("script answered {other:?}"))),
         }
     }
+}
+
+/// Each ancestor's max_uses and expires_at, in the range Lua counts exactly (as `normalize`
+/// does for the leaf's).
+fn ancestor_args(ancestors: &[crate::Ancestor<'_>]) -> Vec<u64> {
+    ancestors
+        .iter()
+        .flat_map(|a| {
+            [
+                a.max_uses.min(crate::state::MAX_EXACT),
+                a.expires_at.min(crate::state::MAX_EXACT / 1000),
+            ]
+        })
+        .collect()
 }
 
 /// Reads the state and use number of an entry, checking its whole form as the scripts do.
@@ -292,11 +343,14 @@ fn parse_entry(value: &str) -> Result<(UseState, u64), LedgerError> {
 impl UseLedger for RedisLedger {
     async fn begin(&self, req: &Begin<'_>) -> Result<Outcome, LedgerError> {
         let req = &crate::normalize(req)?;
-        let fresh = LeaseToken::random()?;
+        let root = req.ancestors.first().map(|a| *a.cti);
+        let fresh = LeaseToken::random()?.with_root(root);
         let mut conn = self.conn.clone();
-        let (answer, use_number): (String, u64) = self
-            .begin
-            .key(self.key_for(req.cti))
+        let mut invocation = self.begin.key(self.key_in(root.as_ref(), req.cti));
+        for ancestor in req.ancestors {
+            invocation.key(self.key_in(root.as_ref(), ancestor.cti));
+        }
+        let (answer, use_number): (String, u64) = invocation
             .arg(req.message_id)
             .arg(req.max_uses)
             .arg(req.expires_at)
@@ -306,6 +360,8 @@ impl UseLedger for RedisLedger {
             .arg(fresh.to_hex())
             .arg(crate::RETENTION_GRACE_SECS)
             .arg(crate::MAX_TAKEOVERS)
+            .arg(hex::encode(req.cti))
+            .arg(ancestor_args(req.ancestors))
             .invoke_async(&mut conn)
             .await
             .map_err(|e| redis_error(&e))?;

@@ -71,7 +71,7 @@ impl Entry {
         out[0] = state_byte(self.state);
         out[1..9].copy_from_slice(&self.use_number.to_be_bytes());
         out[9..17].copy_from_slice(&self.lease_until_ms.to_be_bytes());
-        out[17..33].copy_from_slice(&self.token.0);
+        out[17..33].copy_from_slice(self.token.as_bytes());
         out[33..41].copy_from_slice(&self.expires_at.to_be_bytes());
         out[41] = self.class.bit();
         out[42..58].copy_from_slice(&self.tool);
@@ -107,7 +107,7 @@ impl Entry {
             state: byte_state(bytes[0])?,
             use_number: u64_at(1),
             lease_until_ms: u64_at(9),
-            token: LeaseToken(token),
+            token: LeaseToken::from_bytes(token),
             expires_at: u64_at(33),
             class: byte_class(bytes[41])?,
             tool,
@@ -243,6 +243,55 @@ pub(crate) fn decide_begin(
         // The holder said it did not finish: safe to run again even when at most once.
         UseState::Released | UseState::InFlight => take_over(entry),
     })
+}
+
+/// What the ledger holds for one ancestor of a begin (`Begin::ancestors`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AncestorView {
+    /// The ancestor's use limit.
+    pub(crate) max_uses: u64,
+    /// How many distinct `(cti, message id)` pairs it was charged, its own included.
+    pub(crate) granted: u64,
+    /// Whether this begin's `(cti, message id)` was already charged to it.
+    pub(crate) charged: bool,
+}
+
+/// A leaf's decision extended over its ancestors: what to answer, and for each ancestor its
+/// new count when this begin charges it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ChainDecision {
+    pub(crate) leaf: BeginDecision,
+    pub(crate) charges: Vec<Option<u64>>,
+}
+
+/// Extends the leaf's decision to its ancestors (`docs/spec.md` §13): a new use of the leaf
+/// (its count grows) is charged to every ancestor not yet charged for this message, all or
+/// nothing: when any of them has no use left, the answer is `Exhausted` and nothing is
+/// written, not even the leaf's entry. Any other decision (a take-over, a replay, a refusal)
+/// spends nothing new, so the ancestors are left as they are.
+pub(crate) fn decide_chain(leaf: BeginDecision, ancestors: &[AncestorView]) -> ChainDecision {
+    let untouched = |leaf| ChainDecision {
+        leaf,
+        charges: vec![None; ancestors.len()],
+    };
+    if leaf.granted.is_none() {
+        return untouched(leaf);
+    }
+    let mut charges = Vec::with_capacity(ancestors.len());
+    for ancestor in ancestors {
+        if ancestor.charged {
+            charges.push(None);
+        } else if ancestor.granted >= ancestor.max_uses {
+            return untouched(BeginDecision {
+                outcome: Outcome::Exhausted,
+                write: None,
+                granted: None,
+            });
+        } else {
+            charges.push(Some(ancestor.granted + 1));
+        }
+    }
+    ChainDecision { leaf, charges }
 }
 
 /// Decides a complete: the entry to write, or why not.

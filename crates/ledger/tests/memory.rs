@@ -65,3 +65,8 @@ async fn memory_mixed_leeways_never_exceed_max_uses() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_chain_race_16_tasks() {
+    chains::chain_race_tasks(&[Arc::new(MemoryLedger::new())], 100).await;
+}

@@ -193,3 +193,10 @@ fn redb_entry_of_the_previous_format_is_corrupt() {
     let (n, _, _) = granted(ledger.begin_blocking(&req(&cti, "new", 5, WRITE)).unwrap());
     assert_eq!(n, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redb_chain_race_16_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Arc::new(RedbLedger::open(dir.path().join("uses.redb")).unwrap());
+    chains::chain_race_tasks(&[ledger], 20).await;
+}

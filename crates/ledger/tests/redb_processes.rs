@@ -88,6 +88,32 @@ fn child_process() {
     // The harness has printed `test child_process ... ` without a newline: end that line.
     writeln!(out).unwrap();
     match mode.as_str() {
+        "chain_race" => {
+            let start = env_u64(START_MS);
+            while now_ms() < start {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            for round in 0..RACE_ROUNDS {
+                // A parent with 3 uses, three children with 3 each, this process's call under
+                // one of them.
+                let parent = cti(seed, 1_000 + round);
+                let child = cti(seed, 2_000 + 3 * round + proc % 3);
+                let up = [laissez_ledger::Ancestor {
+                    cti: &parent,
+                    max_uses: 3,
+                    expires_at: in_an_hour(),
+                }];
+                let id = format!("proc{proc}");
+                let mut r = req(&child, &id, 3, WRITE);
+                r.ancestors = &up;
+                let answer = match ledger.begin_blocking(&r).unwrap() {
+                    Outcome::Granted { .. } => "granted",
+                    Outcome::Exhausted => "exhausted",
+                    other => panic!("unexpected {other:?}"),
+                };
+                writeln!(out, "CHAIN {round} {answer}").unwrap();
+            }
+        }
         "race" => {
             // Start together, so that the processes contend.
             let start = env_u64(START_MS);
@@ -133,6 +159,7 @@ fn child_process() {
                     } else {
                         WRITE
                     },
+                    ancestors: &[],
                 };
                 if let Outcome::Granted {
                     use_number, lease, ..
@@ -225,6 +252,41 @@ fn most_at_once(begins: &[(u64, u64, String)]) -> usize {
         })
         .max()
         .unwrap_or(0)
+}
+
+#[test]
+fn redb_chain_race_16_processes_on_one_file() {
+    // Delegated uses across processes: a parent's 3 uses cap its three children together.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("uses.redb");
+    drop(RedbLedger::open(&path).unwrap());
+    let seed = seed();
+    let start = now_ms() + 1500;
+    let mut children: Vec<Child> = (0..RACE_PROCESSES)
+        .map(|p| spawn_child(&path, "chain_race", p, seed, &[(START_MS, start)]))
+        .collect();
+    let readers: Vec<_> = children.iter_mut().map(read_lines).collect();
+    for child in &mut children {
+        assert!(child.wait().unwrap().success(), "a chain race child failed");
+    }
+    let mut granted: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut answers = 0;
+    for reader in readers {
+        for line in reader.join().unwrap() {
+            let Some(rest) = line.strip_prefix("CHAIN ") else {
+                continue;
+            };
+            answers += 1;
+            let (round, answer) = rest.split_once(' ').unwrap();
+            if answer == "granted" {
+                *granted.entry(round.parse().unwrap()).or_default() += 1;
+            }
+        }
+    }
+    assert_eq!(answers, RACE_PROCESSES * RACE_ROUNDS as usize);
+    for round in 0..RACE_ROUNDS {
+        assert_eq!(granted.get(&round), Some(&3), "round {round}: {granted:?}");
+    }
 }
 
 #[test]

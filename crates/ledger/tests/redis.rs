@@ -246,3 +246,52 @@ async fn redis_mixed_leeways_never_exceed_max_uses() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_chain_race_16_connections() {
+    // A connection per task, as separate workers have: exactly three runs in all.
+    let mut ledgers = Vec::new();
+    for _ in 0..16 {
+        ledgers.push(Arc::new(redis_ledger().await));
+    }
+    chains::chain_race_tasks(&ledgers, 30).await;
+}
+
+#[tokio::test]
+async fn redis_keys_of_a_chain_share_the_roots_hash_tag() {
+    use laissez_ledger::Ancestor;
+    let ledger = redis_ledger().await;
+    let (root, leaf) = (fresh_cti(), fresh_cti());
+    let up = [Ancestor {
+        cti: &root,
+        max_uses: 2,
+        expires_at: in_an_hour(),
+    }];
+    let mut r = req(&leaf, "m", 2, WRITE);
+    r.ancestors = &up;
+    let (_, lease, _) = granted(ledger.begin(&r).await.unwrap());
+    let leaf_key = ledger.key_in(Some(&root), &leaf);
+    assert_eq!(
+        leaf_key,
+        format!("{}:{}", ledger.key_for(&root), hex::encode(leaf))
+    );
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let exists: (bool, bool, bool) = redis::pipe()
+        .exists(&leaf_key)
+        .exists(ledger.key_for(&root))
+        .exists(ledger.key_for(&leaf))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // The leaf's entries under the root's tag; nothing under the leaf's own.
+    assert_eq!(exists, (true, true, false));
+    // The lease routes complete to the leaf's key; a token rebuilt from bytes cannot.
+    let bare = laissez_ledger::LeaseToken::from_bytes(*lease.as_bytes());
+    assert!(ledger.complete(&leaf, "m", &bare).await.is_err());
+    ledger.complete(&leaf, "m", &lease).await.unwrap();
+    assert_eq!(
+        ledger.begin(&r).await.unwrap(),
+        laissez_ledger::Outcome::Replayed
+    );
+}

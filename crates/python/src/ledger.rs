@@ -82,6 +82,7 @@ impl Ledger {
             lease: VERIFY_LEASE,
             tool,
             class,
+            ancestors: &[],
         };
         let outcome = match self.runtime.block_on(self.inner.begin(&begin)) {
             Ok(outcome) => outcome,
@@ -195,6 +196,7 @@ impl Ledger {
             lease,
             tool: &tool,
             class,
+            ancestors: &[],
         };
         let outcome = py
             .detach(|| self.runtime.block_on(self.inner.begin(&begin)))

@@ -386,7 +386,9 @@ impl Verifier {
                     Ok(bytes) => bytes.as_slice(),
                     Err(_) => &[],
                 });
-                verifier.check_call(&verified, inputs.now, &call, invocation)
+                verifier
+                    .check_call(&verified, inputs.now, &call, invocation)
+                    .map(|_| ())
             }
             (Some(tool), class, _) => {
                 let request = match class {

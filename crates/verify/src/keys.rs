@@ -201,7 +201,7 @@ mod torsion_tests {
                     "point {i} + torsion"
                 );
             }
-            p = p * Scalar::from(i + 3);
+            p *= Scalar::from(i + 3);
         }
         assert!(is_torsion_free(&EdwardsPoint::default()));
         assert!(EdwardsPoint::default().is_identity());

@@ -2,9 +2,12 @@
 
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 
-use super::{Answer, COUNTERS, ENTRIES, EXPIRY, Op, Reply, storage_error};
-use crate::state::{self, Entry};
+use super::{Answer, CHARGES, COUNTERS, ENTRIES, EXPIRY, Op, Reply, storage_error};
+use crate::state::{self, AncestorView, Entry};
 use crate::{Begin, Cti, LeaseToken, LedgerError, MessageUse, Usage};
+
+/// Marks a charge in an expiry key, where an entry's message id would start.
+const CHARGE_MARK: u8 = 0xff;
 
 /// How many expired records one batch collects at most, so that collection never makes a
 /// begin wait long.
@@ -14,6 +17,7 @@ const COLLECT_PER_BATCH: usize = 64;
 struct Tables<'t> {
     counters: Table<'t, &'static [u8], (u64, u64)>,
     entries: Table<'t, &'static [u8], &'static [u8]>,
+    charges: Table<'t, &'static [u8], u64>,
     expiry: Table<'t, &'static [u8], ()>,
 }
 
@@ -29,6 +33,7 @@ pub(super) fn run_batch(db: &Database, ops: &[&Op]) -> Result<Vec<Reply>, Ledger
         let mut t = Tables {
             counters: txn.open_table(COUNTERS).map_err(storage_error)?,
             entries: txn.open_table(ENTRIES).map_err(storage_error)?,
+            charges: txn.open_table(CHARGES).map_err(storage_error)?,
             expiry: txn.open_table(EXPIRY).map_err(storage_error)?,
         };
         for op in ops {
@@ -59,11 +64,51 @@ fn entry_key(cti: &Cti, message_id: &str) -> Vec<u8> {
 }
 
 fn expiry_key(expires_at: u64, cti: &Cti, message_id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(24 + message_id.len());
+    expiry_key_raw(expires_at, cti, message_id.as_bytes())
+}
+
+fn expiry_key_raw(expires_at: u64, cti: &Cti, rest: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(24 + rest.len());
     key.extend_from_slice(&expires_at.to_be_bytes());
+    key.extend_from_slice(cti);
+    key.extend_from_slice(rest);
+    key
+}
+
+/// ancestor cti ++ descendant cti ++ message id.
+fn charge_key(ancestor: &Cti, cti: &Cti, message_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(32 + message_id.len());
+    key.extend_from_slice(ancestor);
     key.extend_from_slice(cti);
     key.extend_from_slice(message_id.as_bytes());
     key
+}
+
+/// A cti's count and the latest expiry it was asked under; `(0, 0)` when unknown.
+fn read_counter(t: &Tables<'_>, cti: &Cti) -> Result<(u64, u64), LedgerError> {
+    Ok(t.counters
+        .get(&cti[..])
+        .map_err(storage_error)?
+        .map_or((0, 0), |v| v.value()))
+}
+
+/// Writes a cti's count, keeping the latest expiry and indexing it for collection.
+fn write_counter(
+    t: &mut Tables<'_>,
+    cti: &Cti,
+    granted: u64,
+    expires_at: u64,
+) -> Result<(), LedgerError> {
+    let (_, old_exp) = read_counter(t, cti)?;
+    let exp = old_exp.max(expires_at);
+    t.counters
+        .insert(&cti[..], (granted, exp))
+        .map_err(storage_error)?;
+    if exp != old_exp {
+        let ek = expiry_key(exp, cti, "");
+        t.expiry.insert(&ek[..], ()).map_err(storage_error)?;
+    }
+    Ok(())
 }
 
 fn read_entry(
@@ -88,18 +133,14 @@ fn apply(t: &mut Tables<'_>, op: &Op, now_ms: u64) -> Result<(Reply, bool), Ledg
             tool,
             class,
             fresh,
+            ancestors,
         } => {
             let key = entry_key(cti, message_id);
             let existing = match read_entry(t, &key)? {
                 Ok(e) => e,
                 Err(e) => return Ok((Err(e), false)),
             };
-            let counter = t
-                .counters
-                .get(&cti[..])
-                .map_err(storage_error)?
-                .map(|v| v.value());
-            let (granted, counter_exp) = counter.unwrap_or((0, 0));
+            let (granted, counter_exp) = read_counter(t, cti)?;
             let req = Begin {
                 cti,
                 message_id,
@@ -108,12 +149,36 @@ fn apply(t: &mut Tables<'_>, op: &Op, now_ms: u64) -> Result<(Reply, bool), Ledg
                 lease: *lease,
                 tool,
                 class: *class,
+                ancestors: &[],
             };
-            let decision = match state::decide_begin(&req, existing, granted, now_ms, *fresh) {
+            let leaf = match state::decide_begin(&req, existing, granted, now_ms, *fresh) {
                 Ok(d) => d,
                 Err(e) => return Ok((Err(e), false)),
             };
+            let mut views = Vec::with_capacity(ancestors.len());
+            for (ancestor, max, _) in ancestors {
+                let charge = charge_key(ancestor, cti, message_id);
+                views.push(AncestorView {
+                    max_uses: *max,
+                    granted: read_counter(t, ancestor)?.0,
+                    charged: t.charges.get(&charge[..]).map_err(storage_error)?.is_some(),
+                });
+            }
+            let decision = state::decide_chain(leaf, &views);
             let mut wrote = false;
+            for ((ancestor, _, exp), charge) in ancestors.iter().zip(&decision.charges) {
+                if let Some(granted) = charge {
+                    write_counter(t, ancestor, *granted, *exp)?;
+                    let ck = charge_key(ancestor, cti, message_id);
+                    t.charges.insert(&ck[..], *exp).map_err(storage_error)?;
+                    let mut mark = vec![CHARGE_MARK];
+                    mark.extend_from_slice(&ck[16..]);
+                    let ek = expiry_key_raw(*exp, ancestor, &mark);
+                    t.expiry.insert(&ek[..], ()).map_err(storage_error)?;
+                    wrote = true;
+                }
+            }
+            let decision = decision.leaf;
             if let Some(entry) = decision.write {
                 t.entries
                     .insert(&key[..], &entry.encode()[..])
@@ -125,14 +190,7 @@ fn apply(t: &mut Tables<'_>, op: &Op, now_ms: u64) -> Result<(Reply, bool), Ledg
                 wrote = true;
             }
             if let Some(granted) = decision.granted {
-                let exp = counter_exp.max(*expires_at);
-                t.counters
-                    .insert(&cti[..], (granted, exp))
-                    .map_err(storage_error)?;
-                if exp != counter_exp {
-                    let ek = expiry_key(exp, cti, "");
-                    t.expiry.insert(&ek[..], ()).map_err(storage_error)?;
-                }
+                write_counter(t, cti, granted, counter_exp.max(*expires_at))?;
                 wrote = true;
             }
             Ok((Ok(Answer::Outcome(decision.outcome)), wrote))
@@ -234,7 +292,20 @@ fn collect(t: &mut Tables<'_>, now_secs: u64, limit: usize) -> Result<usize, Led
         exp.copy_from_slice(&ek[..8]);
         let exp = u64::from_be_bytes(exp);
         let rest = &ek[8..];
-        if rest.len() == 16 {
+        if rest.get(16) == Some(&CHARGE_MARK) {
+            // A charge: ancestor cti ++ 0xff ++ descendant cti ++ message id.
+            let mut ck = rest[..16].to_vec();
+            ck.extend_from_slice(&rest[17..]);
+            let current = t
+                .charges
+                .get(&ck[..])
+                .map_err(storage_error)?
+                .map(|v| v.value());
+            if current.is_some_and(|e| e <= exp) {
+                t.charges.remove(&ck[..]).map_err(storage_error)?;
+                removed += 1;
+            }
+        } else if rest.len() == 16 {
             // A counter: drop it unless a later expiry extended it (that one has its own key).
             let current = t
                 .counters

@@ -29,8 +29,12 @@ const COUNTERS: TableDefinition<'_, &[u8], (u64, u64)> = TableDefinition::new("c
 /// cti ++ message_id -> encoded `state::Entry` (62 bytes; an entry of the previous 41-byte
 /// format, which had no tool or class, reads as [`LedgerError::Corrupt`]).
 const ENTRIES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("entries");
+/// ancestor cti ++ descendant cti ++ message_id -> expires_at: the descendants' messages charged
+/// to an ancestor (`docs/spec.md` §13); the ancestor's count is its `COUNTERS` entry.
+const CHARGES: TableDefinition<'_, &[u8], u64> = TableDefinition::new("charges");
 /// expires_at (8 bytes, big-endian) ++ cti ++ message_id -> (). An empty message id stands for
-/// the cti's counter. Ordered by expiry, so that collection reads only what has expired.
+/// the cti's counter; `0xff` ++ descendant cti ++ message_id (UTF-8 never holds 0xff) for a
+/// charge. Ordered by expiry, so that collection reads only what has expired.
 const EXPIRY: TableDefinition<'_, &[u8], ()> = TableDefinition::new("expiry");
 
 /// How a [`RedbLedger`] opens its file.
@@ -77,6 +81,8 @@ enum Op {
         tool: String,
         class: laissez_verify::ActionClass,
         fresh: LeaseToken,
+        /// cti, max_uses, expires_at of each ancestor, root first.
+        ancestors: Vec<(Cti, u64, u64)>,
     },
     Complete {
         cti: Cti,
@@ -297,7 +303,12 @@ fn begin_op(req: &Begin<'_>) -> Result<Op, LedgerError> {
         lease: req.lease,
         tool: req.tool.to_owned(),
         class: req.class,
-        fresh: LeaseToken::random()?,
+        fresh: LeaseToken::random()?.with_root(req.ancestors.first().map(|a| *a.cti)),
+        ancestors: req
+            .ancestors
+            .iter()
+            .map(|a| (*a.cti, a.max_uses, a.expires_at))
+            .collect(),
     })
 }
 

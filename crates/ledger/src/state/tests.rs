@@ -15,6 +15,7 @@ fn req<'a>(msg: &'a str, tool: &'a str, class: ActionClass) -> Begin<'a> {
         lease: Duration::from_millis(100),
         tool,
         class,
+        ancestors: &[],
     }
 }
 
@@ -39,7 +40,7 @@ fn entry_round_trips_and_rejects_garbage() {
         state: UseState::Abandoned,
         use_number: 3,
         lease_until_ms: 99,
-        token: LeaseToken([5; 16]),
+        token: LeaseToken::from_bytes([5; 16]),
         expires_at: 77,
         class: ActionClass::Destructive,
         tool: tool_digest(TOOL),
@@ -69,7 +70,7 @@ fn an_entry_from_the_previous_version_is_refused_clearly() {
         state: UseState::InFlight,
         use_number: 1,
         lease_until_ms: 1,
-        token: LeaseToken([1; 16]),
+        token: LeaseToken::from_bytes([1; 16]),
         expires_at: 1,
         class: ActionClass::Read,
         tool: [0; 16],
@@ -100,8 +101,8 @@ fn tool_digest_is_the_sha256_prefix() {
 
 #[test]
 fn expired_in_flight_lease_is_taken_over_or_abandoned() {
-    let t1 = LeaseToken([1; 16]);
-    let t2 = LeaseToken([2; 16]);
+    let t1 = LeaseToken::from_bytes([1; 16]);
+    let t2 = LeaseToken::from_bytes([2; 16]);
     let first = decide_begin(&write_req("m"), None, 0, 1000, t1).unwrap();
     let entry = first.write.unwrap();
     assert_eq!(first.granted, Some(1));
@@ -137,9 +138,9 @@ fn expired_in_flight_lease_is_taken_over_or_abandoned() {
 /// step to the next destructive delivery, which ran it a second time.
 #[test]
 fn a_lapsed_destructive_grant_is_never_granted_again_through_another_class() {
-    let t1 = LeaseToken([1; 16]);
-    let t2 = LeaseToken([2; 16]);
-    let t3 = LeaseToken([3; 16]);
+    let t1 = LeaseToken::from_bytes([1; 16]);
+    let t2 = LeaseToken::from_bytes([2; 16]);
+    let t3 = LeaseToken::from_bytes([3; 16]);
     let first = decide_begin(&destructive_req("m"), None, 0, 1000, t1).unwrap();
     let entry = first.write.unwrap();
     // The lease lapses; the same message id comes back as another class.
@@ -158,8 +159,8 @@ fn a_lapsed_destructive_grant_is_never_granted_again_through_another_class() {
 
 #[test]
 fn another_tool_or_class_is_refused_in_every_state() {
-    let t1 = LeaseToken([1; 16]);
-    let t2 = LeaseToken([2; 16]);
+    let t1 = LeaseToken::from_bytes([1; 16]);
+    let t2 = LeaseToken::from_bytes([2; 16]);
     let first = decide_begin(&write_req("m"), None, 0, 1000, t1).unwrap();
     let in_flight = first.write.unwrap();
     let states = [
@@ -191,9 +192,9 @@ fn another_tool_or_class_is_refused_in_every_state() {
 
 #[test]
 fn a_released_destructive_message_is_taken_over_then_still_at_most_once() {
-    let t1 = LeaseToken([1; 16]);
-    let t2 = LeaseToken([2; 16]);
-    let t3 = LeaseToken([3; 16]);
+    let t1 = LeaseToken::from_bytes([1; 16]);
+    let t2 = LeaseToken::from_bytes([2; 16]);
+    let t3 = LeaseToken::from_bytes([3; 16]);
     let first = decide_begin(&destructive_req("m"), None, 0, 1000, t1).unwrap();
     let released = decide_release(first.write, &t1).unwrap();
     // The holder said it did not run: the next delivery may.
@@ -209,7 +210,7 @@ fn takeovers_beyond_the_cap_are_abandoned() {
     let mut serial = 0u8;
     let mut fresh = || {
         serial += 1;
-        LeaseToken([serial; 16])
+        LeaseToken::from_bytes([serial; 16])
     };
     // By release (a handler that fails and is requeued each time).
     let d = decide_begin(&write_req("m"), None, 0, 1000, fresh()).unwrap();
@@ -260,9 +261,48 @@ fn takeovers_beyond_the_cap_are_abandoned() {
 fn expired_envelope_is_refused() {
     let r = write_req("m");
     assert_eq!(
-        decide_begin(&r, None, 0, r.expires_at * 1000, LeaseToken([1; 16])),
+        decide_begin(
+            &r,
+            None,
+            0,
+            r.expires_at * 1000,
+            LeaseToken::from_bytes([1; 16])
+        ),
         Err(LedgerError::Expired)
     );
 }
 
 mod model;
+
+#[test]
+fn a_new_use_is_charged_to_every_uncharged_ancestor_or_to_none() {
+    use crate::state::{AncestorView, decide_chain};
+    let r = req("m", "crm.ticket.update", ActionClass::Write);
+    let new_use = || decide_begin(&r, None, 0, 0, LeaseToken::from_bytes([1; 16])).unwrap();
+    let view = |granted, charged| AncestorView {
+        max_uses: 2,
+        granted,
+        charged,
+    };
+    // Both ancestors have room: both charged, the leaf granted.
+    let d = decide_chain(new_use(), &[view(0, false), view(1, false)]);
+    assert!(matches!(d.leaf.outcome, Outcome::Granted { .. }));
+    assert_eq!(d.charges, vec![Some(1), Some(2)]);
+    // One already charged for this message: only the other is.
+    let d = decide_chain(new_use(), &[view(2, true), view(1, false)]);
+    assert_eq!(d.charges, vec![None, Some(2)]);
+    // One full: exhausted, and nothing at all is written.
+    let d = decide_chain(new_use(), &[view(0, false), view(2, false)]);
+    assert_eq!(d.leaf.outcome, Outcome::Exhausted);
+    assert_eq!((d.leaf.write, d.leaf.granted), (None, None));
+    assert_eq!(d.charges, vec![None, None]);
+    // No new use (a replay): ancestors untouched even when full.
+    let replay = BeginDecision {
+        outcome: Outcome::Replayed,
+        write: None,
+        granted: None,
+    };
+    let d = decide_chain(replay, &[view(2, false)]);
+    assert_eq!(d.leaf.outcome, Outcome::Replayed);
+    assert_eq!(d.charges, vec![None]);
+}

@@ -6,6 +6,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub(crate) mod chains;
+
 use laissez_ledger::{
     ActionClass, Begin, Cti, LeaseToken, LedgerError, MAX_TAKEOVERS, Outcome, UseLedger,
 };
@@ -84,6 +86,7 @@ pub(crate) fn req<'a>(
         lease: LEASE,
         tool: TOOL,
         class,
+        ancestors: &[],
     }
 }
 
@@ -454,6 +457,7 @@ pub(crate) async fn conformance<L: UseLedger>(ledger: &L) {
     another_class_never_reopens_a_destructive_message(ledger).await;
     another_tool_or_class_is_refused(ledger).await;
     takeovers_are_capped(ledger).await;
+    chains::chain_conformance(ledger).await;
 }
 
 /// 16 tasks, each trying two distinct message ids against max_uses 5, `rounds` times on fresh

@@ -49,11 +49,11 @@ proptest! {
                 Op::Wait { ms } => now += ms,
                 Op::Begin { msg, tool, class } => {
                     serial = serial.wrapping_add(1);
-                    let fresh = LeaseToken([serial; 16]);
+                    let fresh = LeaseToken::from_bytes([serial; 16]);
                     let id = msg.to_string();
                     let class = ActionClass::ALL[class];
                     let r = Begin { cti: &cti, message_id: &id, max_uses, expires_at: 10_000,
-                        lease: Duration::from_millis(100), tool: TOOLS[tool], class };
+                        lease: Duration::from_millis(100), tool: TOOLS[tool], class, ancestors: &[] };
                     let before = store.get(&msg).copied();
                     let d = decide_begin(&r, before, granted, now, fresh).unwrap();
                     let same = |b: &Entry| b.tool == tool_digest(TOOLS[tool]) && b.class == class;
@@ -104,7 +104,7 @@ proptest! {
                     let held = seen.get(&msg).and_then(|s| {
                         if stale && s.tokens.len() > 1 { s.tokens.first() } else { s.tokens.last() }
                     }).copied();
-                    let token = held.unwrap_or(LeaseToken([0xee; 16]));
+                    let token = held.unwrap_or(LeaseToken::from_bytes([0xee; 16]));
                     let before = store.get(&msg).copied();
                     let result = if is_complete {
                         decide_complete(before, &token)
