@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use laissez_ledger::{Begin, LedgerError, MAX_MESSAGE_ID_LEN, Outcome, RedbLedger};
+use laissez_ledger::{Ancestor, Begin, LedgerError, MAX_MESSAGE_ID_LEN, Outcome, RedbLedger};
 use laissez_sign::keyfile::read_trust_file;
 use laissez_verify::wire::MAX_APPROVALS;
 use laissez_verify::{
@@ -222,9 +222,19 @@ fn spend(
     ledger_path: &std::path::Path,
     message_id: &str,
     claims: &Claims<'_>,
+    chain_ancestors: &[Claims<'_>],
     leeway: u64,
     call: Option<(&str, ActionClass)>,
 ) -> Result<Result<(u64, u64), Refusal>, Failure> {
+    // A use spends one use of every envelope of the chain at once (`docs/spec.md` §13).
+    let ancestors: Vec<Ancestor<'_>> = chain_ancestors
+        .iter()
+        .map(|a| Ancestor {
+            cti: a.cti(),
+            max_uses: a.max_uses(),
+            expires_at: a.exp().saturating_add(leeway),
+        })
+        .collect();
     let ledger = RedbLedger::open(ledger_path)
         .map_err(|e| Failure::io(format!("ledger {}: {e}", ledger_path.display())))?;
     let begin = Begin {
@@ -238,7 +248,7 @@ fn spend(
         // strictest one (destructive steps run at most once, spec §8).
         tool: call.map_or("", |(tool, _)| tool),
         class: call.map_or(ActionClass::Destructive, |(_, class)| class),
-        ancestors: &[],
+        ancestors: &ancestors,
     };
     let ledger_io = |e: LedgerError| Failure::io(format!("ledger {}: {e}", ledger_path.display()));
     let outcome = match ledger.begin_blocking(&begin) {
@@ -397,7 +407,12 @@ fn decide<'a>(
     if let (Ok(_), Some(ledger), Some(message_id)) = (&result, &args.ledger, &args.message_id) {
         let leeway = verifier.policy().leeway();
         let call = args.tool.as_deref().zip(args.class);
-        result = spend(ledger, message_id, &claims, leeway, call)?.map(Some);
+        let ancestors: Vec<Claims<'_>> = chain
+            .iter()
+            .take(chain.len() - 1)
+            .map(|e| *e.claims())
+            .collect();
+        result = spend(ledger, message_id, &claims, &ancestors, leeway, call)?.map(Some);
     }
     Ok(Decision {
         kid: Some(chain.root().kid()),

@@ -500,3 +500,64 @@ fn inspect_shows_each_envelope_of_a_chain_unverified_root_first() {
         Value::Null
     );
 }
+
+#[test]
+fn verify_ledger_spends_a_use_of_every_envelope_of_the_chain() {
+    let (dir, root) = setup(now());
+    let d = dir.path();
+    // A (3 uses) hands 3 uses each to B and to C: together they still get 3.
+    let child = |agent: &str, key: &str| {
+        ok(
+            d,
+            &[
+                "delegate",
+                "--key",
+                "a.key",
+                "--parent",
+                &root,
+                "--agent",
+                agent,
+                "--holder",
+                &format!("{key}.key.pub"),
+                "--tool",
+                "crm.ticket.read",
+                "--max-uses",
+                "3",
+            ],
+        )
+    };
+    let (b, c) = (child("B", "b"), child("C", "c"));
+    let spend = |chain: &str, key: &str, id: &str| {
+        let call = [
+            "--aud",
+            "q1",
+            "--tool",
+            "crm.ticket.read",
+            "--class",
+            "read",
+            "--message-id",
+            id,
+        ];
+        let mut invoke = vec!["invoke", "--key", key, "--envelope", chain];
+        invoke.extend_from_slice(&call);
+        let invocation = ok(d, &invoke);
+        let mut verify = vec!["verify", "--trust", "orch.key.pub", "--json"];
+        verify.extend_from_slice(&call);
+        verify.extend_from_slice(&["--ledger", "uses.redb", "--invocation", &invocation, chain]);
+        let (_, stdout, stderr) = laissez(d, &verify);
+        let out = json(&stdout);
+        let reason = out["reason"].as_str().unwrap_or("allowed").to_owned();
+        assert!(out["allowed"] == (reason == "allowed"), "{stderr}");
+        (reason, out["use"].as_u64())
+    };
+    let allowed = |n| ("allowed".to_owned(), Some(n));
+    assert_eq!(spend(&b, "b.key", "m-1"), allowed(1));
+    assert_eq!(spend(&c, "c.key", "m-2"), allowed(1));
+    // The same id under another child is another (leaf cti, message id): A's third use.
+    assert_eq!(spend(&b, "b.key", "m-2"), allowed(2));
+    assert_eq!(spend(&b, "b.key", "m-1").0, "replayed");
+    assert_eq!(spend(&c, "c.key", "m-3").0, "uses_exhausted");
+    assert_eq!(spend(&b, "b.key", "m-4").0, "uses_exhausted");
+    // The root itself has none left either.
+    assert_eq!(spend(&root, "a.key", "m-5").0, "uses_exhausted");
+}

@@ -5,7 +5,7 @@ use std::panic::AssertUnwindSafe;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_lite::FutureExt as _;
-use laissez_ledger::{Begin, Cti, LeaseToken, UseLedger};
+use laissez_ledger::{Ancestor, Begin, Cti, LeaseToken, UseLedger};
 use laissez_verify::{
     ActionClass, Denial, Kid, OwnedClaims, Request, ToolCatalogue as _, UntrustedEnvelope,
 };
@@ -201,15 +201,26 @@ async fn learn<L: UseLedger, H>(
         // The channel died: the broker redelivers this message; do not spend a use for it.
         return None;
     }
+    let leeway = shared.config.policy.leeway();
+    // A use spends one use of every envelope of the chain at once (`docs/spec.md` §13).
+    let ancestors: Vec<Ancestor<'_>> = seen
+        .ancestors
+        .iter()
+        .map(|(cti, max_uses, exp)| Ancestor {
+            cti,
+            max_uses: *max_uses,
+            expires_at: exp.saturating_add(leeway),
+        })
+        .collect();
     let begin = Begin {
         cti: &claims.cti,
         message_id: call.message_id,
         max_uses: claims.max_uses,
-        expires_at: claims.exp.saturating_add(shared.config.policy.leeway()),
+        expires_at: claims.exp.saturating_add(leeway),
         lease: shared.config.lease,
         tool: call.tool,
         class,
-        ancestors: &[],
+        ancestors: &ancestors,
     };
     let answer = shared.ledger.begin(&begin).await;
     if let Ok(laissez_ledger::Outcome::Granted { lease, .. }) = &answer
