@@ -429,3 +429,21 @@ async fn a_parents_uses_cap_all_of_its_children_together() {
     assert_eq!(drain(&channel, &topology.dead_letter_queue).await.len(), 6);
     delete(&channel, &topology).await;
 }
+
+#[test]
+fn consume_help_documents_the_chain_header_and_laissez_chain() {
+    let out = Command::new(assert_cmd::cargo::cargo_bin("laissez"))
+        .args(["consume", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success());
+    for needle in [
+        "laissez-chain",
+        "LAISSEZ_CHAIN",
+        "bad_delegation",
+        "not_attenuated",
+    ] {
+        assert!(help.contains(needle), "{needle}: {help}");
+    }
+}
