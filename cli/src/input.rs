@@ -13,14 +13,18 @@ use crate::failure::Failure;
 /// a call is made under (`docs/spec.md` §13). Text that is not an envelope's or a chain's is
 /// `malformed`.
 pub(crate) fn read_leaf(arg: &str) -> Result<Vec<u8>, Failure> {
-    let malformed = |detail: String| Failure::Denied {
+    read_links(arg)?.pop().ok_or_else(|| Failure::Denied {
+        reason: "malformed",
+        detail: "malformed envelope: no envelope".to_owned(),
+    })
+}
+
+/// [`read_chain`], with text that is not an envelope's or a chain's as `malformed`.
+pub(crate) fn read_links(arg: &str) -> Result<Vec<Vec<u8>>, Failure> {
+    read_chain(arg)?.map_err(|detail| Failure::Denied {
         reason: "malformed",
         detail: format!("malformed envelope: {detail}"),
-    };
-    read_chain(arg)?
-        .map_err(malformed)?
-        .pop()
-        .ok_or_else(|| malformed("no envelope".to_owned()))
+    })
 }
 
 /// An ENV argument read as a chain (`docs/spec.md` §13): its envelopes, root first; one

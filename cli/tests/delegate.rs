@@ -561,3 +561,102 @@ fn verify_ledger_spends_a_use_of_every_envelope_of_the_chain() {
     // The root itself has none left either.
     assert_eq!(spend(&root, "a.key", "m-5").0, "uses_exhausted");
 }
+
+#[test]
+fn an_approval_rule_of_the_root_holds_for_the_leaf_and_approve_signs_it_over_the_leaf() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for k in ["orch", "a", "b", "alice", "mallory"] {
+        ok(d, &["keygen", "--out", &format!("{k}.key")]);
+    }
+    // The orchestrator requires alice's approval for destructive calls; A hands B a
+    // destructive tool, with no rule of its own: the root's still holds.
+    let root = ok(
+        d,
+        &[
+            "sign",
+            "--key",
+            "orch.key",
+            "--agent",
+            "A",
+            "--aud",
+            "q1",
+            "--tool",
+            "crm.*=read+destructive",
+            "--max-uses",
+            "3",
+            "--holder",
+            "a.key.pub",
+            "--approval",
+            "destructive",
+            "--approvals",
+            "1",
+            "--approver",
+            "alice.key.pub",
+        ],
+    );
+    let chain = ok(
+        d,
+        &[
+            "delegate",
+            "--key",
+            "a.key",
+            "--parent",
+            &root,
+            "--agent",
+            "B",
+            "--holder",
+            "b.key.pub",
+            "--tool",
+            "crm.drop=destructive",
+        ],
+    );
+    let call = [
+        "--aud",
+        "q1",
+        "--tool",
+        "crm.drop",
+        "--class",
+        "destructive",
+        "--message-id",
+        "m-1",
+    ];
+    let mut invoke = vec!["invoke", "--key", "b.key", "--envelope", &chain];
+    invoke.extend_from_slice(&call);
+    let invocation = ok(d, &invoke);
+    let verify = |approval: Option<&str>| {
+        let mut args = vec![
+            "verify",
+            "--trust",
+            "orch.key.pub",
+            "--approvers",
+            "alice.key.pub",
+            "--json",
+        ];
+        args.extend_from_slice(&call);
+        args.extend_from_slice(&["--invocation", &invocation]);
+        if let Some(approval) = approval {
+            args.extend_from_slice(&["--approval", approval]);
+        }
+        args.push(&chain);
+        let (_, stdout, _) = laissez(d, &args);
+        json(&stdout)
+    };
+    let without = verify(None);
+    assert_eq!(without["reason"], "approval_required", "{without}");
+    assert_eq!(without["detail"], "0 of 1");
+    let approve = |key: &str| {
+        let mut args = vec!["approve", "--key", key, "--envelope", &chain];
+        args.extend_from_slice(&call);
+        laissez(d, &args)
+    };
+    let (code, approval, stderr) = approve("alice.key");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("delegated:  A > B"), "{stderr}");
+    let with = verify(Some(approval.trim()));
+    assert_eq!(with["allowed"], true, "{with}");
+    // Someone the rule does not list cannot approve (a key error), and nothing is printed.
+    let (code, stdout, stderr) = approve("mallory.key");
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stdout.is_empty());
+}

@@ -59,6 +59,9 @@ pub struct PendingCall {
     /// The envelope, raw bytes (the approval names it by its SHA-256); for a delegated
     /// envelope, the leaf.
     pub envelope: Vec<u8>,
+    /// For a delegated envelope, its ancestors, root first (the `laissez-chain` header);
+    /// empty when not delegated. Any of their approval rules may be what needs approving.
+    pub chain: Vec<Vec<u8>>,
     /// The agent (`sub`).
     pub agent: String,
     /// On behalf of whom (`obo`).
@@ -212,6 +215,7 @@ impl Examiner {
         });
         Examined::Pending(PendingCall {
             envelope: read.envelope.to_vec(),
+            chain: read.chain.iter().map(|a| a.to_vec()).collect(),
             agent: claims.sub().to_owned(),
             obo: claims.obo().map(str::to_owned),
             session: claims.sid().map(str::to_owned),
