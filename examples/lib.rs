@@ -2,19 +2,19 @@
 //! `cargo run --release --example quickstart`: one key, one envelope, a worker's tool
 //! catalogue, and a sequence of tool calls, each with its decision; then the same grant bound
 //! to the agent's own key, and what a copy of it is worth; then destructive calls that need
-//! two people's approval.
+//! two people's approval, a session revoked, and a narrower grant handed to a sub-agent.
 
 use std::error::Error;
 use std::io::Write;
 use std::time::Duration;
 
-use laissez_ledger::{Begin, Outcome, RedbLedger};
-use laissez_sign::{
-    Approval, ApprovalSpec, EnvelopeBuilder, Invocation, SecretKey, parse_classes, unix_now,
-};
+use laissez_ledger::{Ancestor, Begin, Outcome, RedbLedger};
+use laissez_sign::{EnvelopeBuilder, Invocation, SecretKey, parse_classes, unix_now};
 use laissez_verify::{
-    ActionClass, Classes, Denial, Reason, Request, ToolCatalogue as _, TrustedKey, Verifier,
+    ActionClass, Denial, Reason, Request, RevocationSet, ToolCatalogue as _, TrustedKey, Verifier,
 };
+
+mod tour;
 
 /// The agent of the tour.
 pub const AGENT: &str = "spiffe://acme.example/agent/support-bot";
@@ -53,6 +53,8 @@ struct Call<'a> {
 struct Worker<'k> {
     keys: &'k [TrustedKey],
     approvers: &'k [TrustedKey],
+    /// The revocation records it holds, if any.
+    revocations: Option<&'k RevocationSet>,
 }
 
 /// The decision of one call: `Ok(use number)` or the verifier's [`Denial`] (or a ledger
@@ -60,33 +62,41 @@ struct Worker<'k> {
 fn decide(
     call: &Call<'_>,
     worker: &Worker<'_>,
-    envelope: &[u8],
+    chain: &[&[u8]],
     now: u64,
     ledger: &RedbLedger,
 ) -> Result<Result<u64, Refusal>, Box<dyn Error>> {
-    let mut bytes = envelope.to_vec();
-    if call.tampered {
+    let mut links: Vec<Vec<u8>> = chain.iter().map(|l| l.to_vec()).collect();
+    if call.tampered
+        && let Some(leaf) = links.last_mut()
+    {
         // One bit of the payload: the claims no longer match the signature.
-        let middle = bytes.len() / 2;
-        bytes[middle] ^= 0x01;
+        let middle = leaf.len() / 2;
+        leaf[middle] ^= 0x01;
     }
-    let verifier = Verifier::new(worker.keys, call.queue).with_approvers(worker.approvers)?;
+    let links: Vec<&[u8]> = links.iter().map(Vec::as_slice).collect();
+    let leaf = links.last().copied().unwrap_or_default();
+    let mut verifier = Verifier::new(worker.keys, call.queue).with_approvers(worker.approvers)?;
+    if let Some(held) = worker.revocations {
+        verifier = verifier.with_revocations(held);
+    }
     // The class is the worker's: the catalogue's, never the publisher's label.
     let Some(class) = CATALOGUE.class_of(call.tool) else {
         // A tool this worker does not run: the envelope's checks say why (unknown_tool).
         let request = Request::from_catalogue(call.tool, &CATALOGUE)?;
         let denial = verifier
-            .verify(&bytes, now, Some(&request))
+            .authenticate_chain(&links)
+            .and_then(|chain| verifier.check_chain(&chain, now, Some(&request)))
             .err()
             .unwrap_or(Denial::UnknownTool);
         return Ok(Err(Refusal::Verifier(denial)));
     };
-    // The call as the worker received it: this envelope, its own queue, the message id, the
-    // tool, the catalogue's class and the body. A holder-bound envelope needs the holder's
-    // invocation over exactly this call, and a class that needs approval people's approvals
-    // of exactly this call.
+    // The call as the worker received it: this (leaf) envelope, its own queue, the message
+    // id, the tool, the catalogue's class and the body. A holder-bound envelope needs the
+    // holder's invocation over exactly this call, and a class that needs approval people's
+    // approvals of exactly this call. A delegated envelope comes with its chain, root first.
     let received = laissez_verify::Call::new(
-        &bytes,
+        leaf,
         call.queue,
         call.message_id,
         call.tool,
@@ -94,21 +104,36 @@ fn decide(
         call.body,
     )?;
     let attached = laissez_verify::Attached::new(call.invocation, call.approvals);
-    let verified = match verifier.verify_call(&bytes, now, &received, attached) {
-        Ok(verified) => verified,
+    let verified = match verifier.authenticate_chain(&links).and_then(|chain| {
+        verifier
+            .check_chain_call(&chain, now, &received, attached)
+            .map(|_| chain)
+    }) {
+        Ok(chain) => chain,
         Err(denial) => return Ok(Err(Refusal::Verifier(denial))),
     };
-    let claims = verified.envelope().claims();
+    let claims = verified.leaf().claims();
+    let leeway = verifier.policy().leeway();
+    // Every envelope of the chain but the leaf: each spends a use with it.
+    let ancestors: Vec<Ancestor<'_>> = verified
+        .iter()
+        .take(verified.len() - 1)
+        .map(|e| Ancestor {
+            cti: e.claims().cti(),
+            max_uses: e.claims().max_uses(),
+            expires_at: e.claims().exp() + leeway,
+        })
+        .collect();
     // Every check passed: spend the use in the embedded ledger before "running" the tool.
     let begin = Begin {
         cti: claims.cti(),
         message_id: call.message_id,
         max_uses: claims.max_uses(),
-        expires_at: claims.exp() + verifier.policy().leeway(),
+        expires_at: claims.exp() + leeway,
         lease: Duration::from_secs(30),
         tool: call.tool,
         class,
-        ancestors: &[],
+        ancestors: &ancestors,
     };
     Ok(match ledger.begin_blocking(&begin)? {
         Outcome::Granted {
@@ -148,18 +173,19 @@ impl Refusal {
     }
 }
 
-/// Prints the decision of each call under `envelope`, numbering from `first`.
+/// Prints the decision of each call under `chain` (one envelope, or a delegated one's chain,
+/// root first), numbering from `first`.
 fn run_calls(
     out: &mut dyn Write,
     calls: &[Call<'_>],
     first: usize,
     worker: &Worker<'_>,
-    envelope: &[u8],
+    chain: &[&[u8]],
     signed_at: u64,
     ledger: &RedbLedger,
 ) -> Result<(), Box<dyn Error>> {
     for (n, c) in calls.iter().enumerate() {
-        let decision = decide(c, worker, envelope, signed_at + c.at, ledger)?;
+        let decision = decide(c, worker, chain, signed_at + c.at, ledger)?;
         let outcome = match decision {
             Ok(use_number) => format!("ALLOWED  use {use_number} of 2"),
             Err(refusal) => format!("DENIED   {}", refusal.text()),
@@ -270,13 +296,14 @@ pub fn quickstart(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
     let worker = Worker {
         keys: &keys,
         approvers: &[],
+        revocations: None,
     };
     run_calls(
         out,
         &calls,
         1,
         &worker,
-        envelope.as_bytes(),
+        &[envelope.as_bytes()],
         signed_at,
         &ledger,
     )?;
@@ -285,7 +312,7 @@ pub fn quickstart(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
     // (anyone reading the queue has one) is worthless without that key: every call needs the
     // agent's invocation, its signature over exactly that call, body included.
     let agent = SecretKey::generate()?;
-    let bound = grant.holder(agent.public_key()).sign(&key)?;
+    let bound = grant.clone().holder(agent.public_key()).sign(&key)?;
     writeln!(
         out,
         "holder    the agent's own key, kid {}; the same grant bound to it: {} bytes",
@@ -327,102 +354,13 @@ pub fn quickstart(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
         &calls,
         12,
         &worker,
-        bound.as_bytes(),
+        &[bound.as_bytes()],
         signed_at,
         &ledger,
     )?;
-    approvals(out, &key, signed_at, &ledger)
-}
-
-/// Human approval: the grant also lets the agent delete tickets, but a destructive call runs
-/// only with the approvals of 2 of 3 people, each a signature over exactly that call. The
-/// worker holds the people's public keys; no agent holds their secret keys.
-fn approvals(
-    out: &mut dyn Write,
-    issuer: &SecretKey,
-    signed_at: u64,
-    ledger: &RedbLedger,
-) -> Result<(), Box<dyn Error>> {
-    let people = [
-        SecretKey::generate()?,
-        SecretKey::generate()?,
-        SecretKey::generate()?,
-    ];
-    let approvers: Vec<TrustedKey> = people.iter().map(SecretKey::public_key).collect();
-    let destructive = Classes::only(ActionClass::Destructive);
-    let ruled = EnvelopeBuilder::new(AGENT)
-        .audience(QUEUE)
-        .tool("crm.ticket.*")
-        .classes(parse_classes("read+write+destructive")?)
-        .max_uses(2)
-        .not_before(signed_at)
-        .ttl_secs(15 * 60)
-        .on_behalf_of("user:42")
-        .approval(ApprovalSpec::new(destructive, 2, &approvers)?)
-        .sign(issuer)?;
-    writeln!(
-        out,
-        "approval  destructive calls need 2 of 3 people (kid {}, kid {}, kid {}): {} bytes",
-        people[0].kid(),
-        people[1].kid(),
-        people[2].kid(),
-        ruled.as_bytes().len()
-    )?;
-    let (tool, message_id, body) = ("crm.ticket.delete", "msg-16", b"{\"ticket\":42}");
-    let call = laissez_verify::Call::new(
-        ruled.as_bytes(),
-        QUEUE,
-        message_id,
-        tool,
-        ActionClass::Destructive,
-        body,
-    )?;
-    let approve = |person: &SecretKey, at: u64| {
-        let iat = signed_at + at;
-        Approval::sign(person, ruled.as_bytes(), &call, iat, iat + 15 * 60, None)
-            .map(Approval::into_bytes)
-    };
-    let (alice, alice_again, bob) = (
-        approve(&people[0], 14)?,
-        approve(&people[0], 15)?,
-        approve(&people[1], 16)?,
-    );
-    let delete = |label, at, approvals| Call {
-        label,
-        queue: QUEUE,
-        tool,
-        class: ActionClass::Destructive,
-        at,
-        message_id,
-        tampered: false,
-        body,
-        invocation: None,
-        approvals,
-    };
-    let one: [&[u8]; 1] = [&alice];
-    let twice: [&[u8]; 2] = [&alice, &alice_again];
-    let two: [&[u8]; 2] = [&alice, &bob];
-    let calls = [
-        delete("not approved", 14, &[]),
-        delete("one approval", 15, &one),
-        delete("the same person twice", 16, &twice),
-        delete("two people approved", 17, &two),
-        delete("approved, sent again", 18, &two),
-    ];
-    let keys = [issuer.public_key()];
-    let worker = Worker {
-        keys: &keys,
-        approvers: &approvers,
-    };
-    run_calls(
-        out,
-        &calls,
-        16,
-        &worker,
-        ruled.as_bytes(),
-        signed_at,
-        ledger,
-    )
+    tour::approvals(out, &key, signed_at, &ledger)?;
+    tour::revocation(out, &key, grant, signed_at, &ledger)?;
+    tour::delegation(out, &key, signed_at, &ledger)
 }
 
 /// The README's Rust examples, compiled and run as doc-tests so that they cannot drift.

@@ -99,6 +99,11 @@ pub(crate) struct ConsumeArgs {
     /// Refuse bearer envelopes: only holder-bound ones, with their holder's invocation, run.
     #[arg(long)]
     require_holder: bool,
+    /// The revocation stream: declared when absent, read from its first offset before any
+    /// message is taken, then followed (docs/spec.md §14).
+    #[arg(long, value_name = "NAME", default_value = laissez_amqp::DEFAULT_REVOCATION_STREAM,
+          value_parser = crate::name_arg)]
+    revocations_stream: String,
     /// Approvers' keys: SPKI PEM files, one or more keys each (repeatable). Approvals signed
     /// with them count; never a key of --trust.
     #[arg(long = "approvers", value_name = "FILE", value_parser = crate::path_arg)]
@@ -135,6 +140,9 @@ pub(crate) fn consume(args: &ConsumeArgs) -> Result<(), Failure> {
     config.require_holder = args.require_holder;
     config.exit_when_idle = args.exit_when_idle.map(Duration::from_secs);
     config.exec.clone_from(&args.exec);
+    config
+        .revocation_stream
+        .clone_from(&args.revocations_stream);
     config.command_stdout = stdout_for_command;
     // Decisions go to stdout as JSON; the audit events and diagnostics to stderr, with any
     // URL password blanked out.

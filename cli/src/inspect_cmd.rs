@@ -4,7 +4,9 @@
 use std::fmt::Write as _;
 
 use clap::Args;
-use laissez_verify::{Claims, Denial, UntrustedApproval, UntrustedEnvelope, UntrustedInvocation};
+use laissez_verify::{
+    Claims, Denial, UntrustedApproval, UntrustedEnvelope, UntrustedInvocation, UntrustedRecord,
+};
 use serde_json::json;
 
 use crate::failure::Failure;
@@ -13,9 +15,10 @@ use crate::output::{escape_text, json_line, write_stdout};
 
 pub(crate) const INSPECT_HELP: &str = "\
 Nothing is checked: not the signature, the key, the time, the audience nor the call. Use
-`verify` to decide. It tells an envelope, an invocation and an approval apart by what the
-payload holds. An approval prints as an invocation does, with \"exp\" and \"by\" added, under
-\"approval\".
+`verify` to decide. It tells an envelope, an invocation, an approval and a revocation record
+apart by what the payload holds. An approval prints as an invocation does, with \"exp\" and
+\"by\" added, under \"approval\"; a record's --json is {\"verified\": false, \"kid\",
+\"revocation\": {\"iat\", \"until\", \"entries\": [{\"kind\", \"value\"}]}}.
 --json prints {\"verified\": false, \"kid\": HEX, \"claims\": {...}} for an envelope (claims.cnf:
 the holder's kid), {\"verified\": false, \"kid\": HEX, \"invocation\": {\"env\", \"aud\", \"msg\",
 \"tool\", \"class\", \"body\", \"iat\"}} for an invocation (env and body: SHA-256 in hex).
@@ -49,6 +52,7 @@ enum Object<'a> {
     // Boxed: the claims view is twice the size of an invocation's.
     Envelope(UntrustedEnvelope<'a>, Box<Claims<'a>>),
     Invocation(UntrustedInvocation<'a>),
+    Record(UntrustedRecord<'a>),
     Approval(UntrustedApproval<'a>),
 }
 
@@ -68,6 +72,10 @@ fn recognise(bytes: &[u8]) -> Result<Object<'_>, Failure> {
         Ok(claims) => return Ok(Object::Envelope(envelope, Box::new(claims))),
         Err(d) => d,
     };
+    // A revocation record's payload is neither claims nor a call (a uint at key 1).
+    if let Ok(record) = UntrustedRecord::decode(bytes) {
+        return Ok(Object::Record(record));
+    }
     if let Ok(approval) = UntrustedApproval::decode(bytes) {
         return Ok(Object::Approval(approval));
     }
@@ -101,6 +109,8 @@ pub(crate) fn inspect(args: &InspectArgs) -> Result<(), Failure> {
         (Object::Envelope(envelope, claims), false) => human(&envelope, &claims),
         (Object::Invocation(invocation), true) => invocation_json(&invocation),
         (Object::Invocation(invocation), false) => invocation_human(&invocation),
+        (Object::Record(record), true) => crate::records::record_json(&record),
+        (Object::Record(record), false) => crate::records::record_human(&record),
         (Object::Approval(approval), true) => approval_json(&approval),
         (Object::Approval(approval), false) => approval_human(&approval),
     };

@@ -15,6 +15,8 @@ mod invoke_cmd;
 mod keys_cmd;
 mod output;
 mod profile;
+mod records;
+mod revoke_cmd;
 mod sign_cmd;
 mod tools_file;
 mod verify_cmd;
@@ -64,6 +66,9 @@ enum Command {
     /// Sign one call under a holder-bound envelope with the agent's key; prints the invocation.
     #[command(after_help = invoke_cmd::INVOKE_HELP)]
     Invoke(Box<invoke_cmd::InvokeArgs>),
+    /// Sign a revocation record; print it, or publish it to the revocation stream.
+    #[command(after_help = revoke_cmd::REVOKE_HELP)]
+    Revoke(Box<revoke_cmd::RevokeArgs>),
     /// Approve one call (a person's signature): print it, or add it to a parked message.
     #[command(after_help = approve_cmd::APPROVE_HELP)]
     Approve(Box<approve_cmd::ApproveArgs>),
@@ -127,6 +132,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Inspect(args) => inspect_cmd::inspect(&args),
         Command::Delegate(args) => delegate_cmd::delegate(&args),
         Command::Invoke(args) => invoke_cmd::invoke(&args),
+        Command::Revoke(args) => revoke_cmd::revoke(&args),
         Command::Approve(args) => approve_cmd::approve(&args),
         Command::Consume(args) => consume::consume(&args),
         Command::Completions { shell } => {

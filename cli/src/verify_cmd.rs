@@ -26,7 +26,9 @@ for a holder-bound envelope, the holder's --invocation over exactly this call. W
 call. With --ledger it also spends a use of the envelope for --message-id in the embedded
 ledger file (created if absent): the first time a message id is seen it is granted the next
 use number; the same id again is `replayed`; more distinct ids than max_uses are
-`uses_exhausted`.
+`uses_exhausted`. --revocations FILE holds the revocation records of FILE (base64url lines, as
+`laissez revoke` prints them); a line that is not a record of a trusted key is reported on
+stderr and ignored.
 
 Exit 0 allowed, 1 denied (`denied: REASON` on stderr), 2 usage error, 3 I/O or key error.
 --json prints {\"allowed\": BOOL, \"reason\": STRING|null, \"kid\": HEX|null,
@@ -108,6 +110,10 @@ pub(crate) struct VerifyArgs {
         allow_hyphen_values = true
     )]
     invocation: Option<String>,
+    /// Revocation records the worker holds: a file of base64url lines (repeatable). A line
+    /// that is not a record signed by a trusted key is reported and ignored.
+    #[arg(long, value_name = "FILE", value_parser = crate::path_arg)]
+    revocations: Vec<PathBuf>,
     /// Refuse an envelope that is not holder-bound (`invocation_required`).
     #[arg(long)]
     require_holder: bool,
@@ -323,8 +329,10 @@ pub(crate) fn verify(args: &VerifyArgs) -> Result<(), Failure> {
     };
     let now = args.now.unwrap_or_else(laissez_sign::unix_now);
 
+    let held = crate::records::load(&args.revocations, &keys, now)?;
     let mut verifier = Verifier::new(&keys, &args.aud)
         .with_policy(policy)
+        .with_revocations(&held)
         .with_approvers(&approvers)
         .map_err(|e| Failure::io(format!("--approvers: {e}")))?;
     if let Some(agent) = &args.agent {

@@ -119,6 +119,7 @@ async fn require_holder_runs_only_the_holders_own_calls() {
         .env("LAISSEZ_AMQP_URL", AMQP)
         .env_remove("LAISSEZ_REDIS_URL")
         .args(["consume", "--queue", queue, "--aud", queue])
+        .args(["--revocations-stream", &format!("{queue}.revocations")])
         .args(["--trust", "trust.pub", "--tools", "tools.toml"])
         .args(["--ledger", "uses.redb", "--require-holder"])
         .args(["--exit-when-idle", "2s", "--exec", "sh", "-c", script])

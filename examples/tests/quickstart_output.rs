@@ -59,7 +59,17 @@ fn the_quickstart_shows_every_decision() {
     );
     assert_eq!(decision("two people approved"), "ALLOWED  use 1 of 2");
     assert_eq!(decision("approved, sent again"), "DENIED   replayed");
-    assert_eq!(text.lines().filter(|l| l.contains("-> ")).count(), 20);
+    // Revocation: the session's call runs before the record, and is refused after it.
+    assert_eq!(decision("before the record"), "ALLOWED  use 1 of 2");
+    assert_eq!(decision("session revoked"), "DENIED   revoked");
+    // Delegation: a narrower child runs, what it does not grant does not, and its uses are
+    // its parent's too; a wider child is never signed.
+    assert!(text.contains("refused: not attenuated (max_uses)"));
+    assert_eq!(decision("sub-agent reads"), "ALLOWED  use 1 of 2");
+    assert_eq!(decision("sub-agent writes"), "DENIED   tool_not_granted");
+    assert_eq!(decision("the planner's own call"), "ALLOWED  use 2 of 2");
+    assert_eq!(decision("parent's uses spent"), "DENIED   uses_exhausted");
+    assert_eq!(text.lines().filter(|l| l.contains("-> ")).count(), 26);
     assert!(text.starts_with("key       generated"));
     assert!(text.contains("tool catalogue: crm.ticket.read = read"));
     assert!(text.contains("crm.ticket.delete = destructive"));

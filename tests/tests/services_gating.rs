@@ -28,8 +28,18 @@ fn gated_tests(manifest: &str) -> Vec<String> {
             .lines()
             .find_map(|l| l.trim().strip_prefix("name = "))
             .map(|n| n.trim_matches('"').to_owned());
+        // `services` among the required features (alone, or with others such as the CLI's
+        // test-only crash hooks).
+        let requires_services = block.lines().any(|l| {
+            l.trim()
+                .strip_prefix("required-features = [")
+                .is_some_and(|list| {
+                    list.split(',')
+                        .any(|f| f.trim().trim_matches(|c| c == '"' || c == ']') == "services")
+                })
+        });
         if let Some(name) = name
-            && block.contains("required-features = [\"services\"]")
+            && requires_services
         {
             gated.push(name);
         }

@@ -67,11 +67,17 @@ impl Setup {
             .env_remove("LAISSEZ_REDIS_URL")
             .args(["consume", "--queue", &self.topology.queue])
             .args(["--aud", &self.topology.queue])
+            .args(["--revocations-stream", &self.revocation_stream()])
             .arg("--trust")
             .arg(trust)
             .args(["--tools", "tools.toml"])
             .current_dir(self.dir.path());
         cmd
+    }
+
+    /// This test's own revocation stream: no test sees another's records.
+    pub fn revocation_stream(&self) -> String {
+        format!("{}.revocations", self.topology.queue)
     }
 
     pub async fn publish(&self, envelope: &[u8], tool: &str, class: ActionClass, id: &str) {
@@ -122,6 +128,7 @@ impl Setup {
             &self.topology.queue,
             &self.topology.dead_letter_queue,
             &self.topology.retry_queue,
+            &self.revocation_stream(),
         ] {
             let _ = channel
                 .queue_delete(q.as_str().into(), QueueDeleteOptions::default())

@@ -52,6 +52,7 @@ pub struct ConsumerConfig {
     pub(crate) cache_capacity: usize,
     pub(crate) consumer_tag: String,
     pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) revocations: Option<crate::revocations::SharedRevocations>,
 }
 
 impl ConsumerConfig {
@@ -86,7 +87,18 @@ impl ConsumerConfig {
             cache_capacity: 1024,
             consumer_tag: String::new(),
             idle_timeout: None,
+            revocations: None,
         }
+    }
+
+    /// Consults these revocation records on every message (`revoked`). Start a
+    /// [`crate::RevocationFollower`] and pass its [`revocations`](crate::RevocationFollower::revocations)
+    /// before running the middleware: the follower returns only once caught up, so no work
+    /// message is taken before the records present at start are applied. Default: none.
+    #[must_use]
+    pub fn revocations(mut self, held: crate::revocations::SharedRevocations) -> Self {
+        self.revocations = Some(held);
+        self
     }
 
     /// Unacknowledged messages the broker may send ahead (basic.qos prefetch). Default 32.

@@ -78,6 +78,7 @@ mod headers;
 pub mod parked;
 mod process;
 mod publish;
+mod revocations;
 mod settle;
 mod shared;
 pub mod sidecar;
@@ -95,6 +96,10 @@ pub use headers::{
     MAX_INVOCATION_TEXT_LEN,
 };
 pub use publish::{Publisher, ToolCall, connect};
+pub use revocations::{
+    DEFAULT_REVOCATION_STREAM, HEADER_BARRIER, RevocationFollower, SharedRevocations,
+    declare_stream, publish_record,
+};
 pub use shared::Stats;
 pub use topology::{QueueKind, Topology};
 

@@ -94,9 +94,13 @@ impl<L, H> Shared<L, H> {
     pub(crate) fn verifier(&self) -> Verifier<'_> {
         let verifier = Verifier::new(&self.config.trusted_keys, &self.config.audience)
             .with_policy(self.config.policy);
-        verifier
+        let verifier = verifier
             .with_approvers(&self.config.approvers)
-            .unwrap_or(verifier)
+            .unwrap_or(verifier);
+        match &self.config.revocations {
+            Some(held) => verifier.with_revocations(held),
+            None => verifier,
+        }
     }
 
     /// The next backoff delay for `key`, doubling on each call.

@@ -25,6 +25,7 @@ use crate::decision::Decision;
 use crate::error::AmqpError;
 use crate::handler::{Disposition, HandlerError, Message};
 use crate::publish::connect;
+use crate::revocations::{DEFAULT_REVOCATION_STREAM, RevocationFollower};
 use crate::shared::Stats;
 
 /// Environment variables the command never inherits: they may hold the worker's broker and
@@ -36,6 +37,9 @@ pub const DEFAULT_LEDGER_PATH: &str = "laissez-ledger.redb";
 
 /// How long the sidecar tries to reach the broker at start, by default.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The least time the sidecar gives the revocation stream to catch up at start.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where the sidecar spends uses.
 #[derive(Clone, PartialEq, Eq)]
@@ -106,6 +110,10 @@ pub struct SidecarConfig {
     /// [`AmqpError::Unreachable`] (the CLI exits 3). Default 30 s. Once connected, a lost
     /// connection is waited out by lapin's recovery instead.
     pub connect_timeout: Duration,
+    /// The revocation stream (`docs/spec.md` §14), declared when absent. Default
+    /// `laissez.revocations`. No message is taken before the records it held at start are
+    /// applied; then it is followed live.
+    pub revocation_stream: String,
     /// Where each command's standard output goes, made once per command. Default: discarded,
     /// since stdout carries the decision lines; the CLI sends it to its stderr.
     pub command_stdout: fn() -> Stdio,
@@ -129,6 +137,7 @@ impl std::fmt::Debug for SidecarConfig {
             .field("approvers", &self.approvers)
             .field("require_approval", &self.require_approval)
             .field("connect_timeout", &self.connect_timeout)
+            .field("revocation_stream", &self.revocation_stream)
             .finish_non_exhaustive()
     }
 }
@@ -159,6 +168,7 @@ impl SidecarConfig {
             approvers: Vec::new(),
             require_approval: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            revocation_stream: DEFAULT_REVOCATION_STREAM.to_owned(),
             command_stdout: Stdio::null,
         }
     }
@@ -217,7 +227,22 @@ pub async fn run(
             return Ok(Stats::default());
         }
     };
+    // Every record the stream holds now is applied before the first work message is taken.
+    let follower = tokio::select! {
+        started = RevocationFollower::start(
+            &config.amqp_url,
+            &config.revocation_stream,
+            consumer.trusted_keys.clone(),
+            ledger.clone(),
+            config.connect_timeout.max(CATCH_UP_TIMEOUT),
+        ) => started?,
+        () = shutdown.as_mut() => {
+            tracing::info!("laissez: stopped before the revocations were caught up");
+            return Ok(Stats::default());
+        }
+    };
     let channel = connection.create_channel().await?;
+    let consumer = consumer.revocations(follower.revocations());
     let print = |decision: &Decision| {
         let mut out = std::io::stdout().lock();
         // A closed stdout must not stop the worker: the decision is also in the log.
@@ -242,6 +267,7 @@ pub async fn run(
             .run(&channel, shutdown.as_mut())
             .await
     };
+    follower.stop();
     if let Err(error) = connection
         .close(200, "laissez consume stopping".into())
         .await

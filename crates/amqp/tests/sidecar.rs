@@ -39,6 +39,7 @@ async fn exec_gets_body_and_environment_and_exit_code_decides() {
     ]);
     let mut config = SidecarConfig::new(amqp_url(), q.name(), &aud, keys.trusted.clone(), tools);
     config.ledger = LedgerChoice::Redb(dir.path().join("uses.redb"));
+    config.revocation_stream = format!("{}.revocations", q.name());
     config.exit_when_idle = Some(Duration::from_secs(2));
     config.exec = vec!["sh".into(), "-c".into(), script];
     let stats = tokio::time::timeout(PATIENCE, sidecar::run(config, std::future::pending()))
@@ -72,6 +73,11 @@ async fn exec_gets_body_and_environment_and_exit_code_decides() {
     assert_eq!(stats.handled, 2);
     assert_eq!(stats.denied, 1);
     assert_eq!(stats.handler_failures, 1);
+    let stream = format!("{}.revocations", q.name());
+    q.channel
+        .queue_delete(stream.as_str().into(), Default::default())
+        .await
+        .unwrap();
     q.delete().await;
 }
 

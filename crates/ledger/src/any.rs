@@ -1,5 +1,6 @@
 //! One ledger type for callers that choose the backend at run time (the sidecar).
 
+use crate::revocations::{Kept, RevocationStore};
 use crate::{
     Begin, Cti, LeaseToken, LedgerError, MemoryLedger, Outcome, RedbLedger, RedisLedger, UseLedger,
 };
@@ -49,6 +50,40 @@ impl UseLedger for AnyLedger {
             AnyLedger::Redb(l) => l.release(cti, message_id, lease).await,
             AnyLedger::Redis(l) => l.release(cti, message_id, lease).await,
             AnyLedger::Memory(l) => l.release(cti, message_id, lease).await,
+        }
+    }
+}
+
+impl RevocationStore for AnyLedger {
+    async fn keep_record(&self, record: &[u8], until: u64, now: u64) -> Result<Kept, LedgerError> {
+        match self {
+            AnyLedger::Redb(l) => l.keep_record(record, until, now).await,
+            AnyLedger::Redis(l) => l.keep_record(record, until, now).await,
+            AnyLedger::Memory(l) => l.keep_record(record, until, now).await,
+        }
+    }
+
+    async fn kept_records(&self, now: u64) -> Result<Vec<Vec<u8>>, LedgerError> {
+        match self {
+            AnyLedger::Redb(l) => l.kept_records(now).await,
+            AnyLedger::Redis(l) => l.kept_records(now).await,
+            AnyLedger::Memory(l) => l.kept_records(now).await,
+        }
+    }
+
+    async fn save_offset(&self, stream: &str, offset: u64) -> Result<(), LedgerError> {
+        match self {
+            AnyLedger::Redb(l) => l.save_offset(stream, offset).await,
+            AnyLedger::Redis(l) => l.save_offset(stream, offset).await,
+            AnyLedger::Memory(l) => l.save_offset(stream, offset).await,
+        }
+    }
+
+    async fn saved_offset(&self, stream: &str) -> Result<Option<u64>, LedgerError> {
+        match self {
+            AnyLedger::Redb(l) => l.saved_offset(stream).await,
+            AnyLedger::Redis(l) => l.saved_offset(stream).await,
+            AnyLedger::Memory(l) => l.saved_offset(stream).await,
         }
     }
 }

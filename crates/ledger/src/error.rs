@@ -27,6 +27,12 @@ pub enum LedgerError {
     LeaseNotHeld,
     /// The store holds data this code cannot read.
     Corrupt(String),
+    /// The ledger already keeps its limit of revocation records (`limit`): the record is not
+    /// kept (`docs/ledger.md`).
+    RevocationsFull {
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl LedgerError {
@@ -39,6 +45,7 @@ impl LedgerError {
             LedgerError::Expired => "expired",
             LedgerError::LeaseNotHeld => "lease_not_held",
             LedgerError::Corrupt(_) => "ledger_corrupt",
+            LedgerError::RevocationsFull { .. } => "revocations_full",
         }
     }
 
@@ -70,6 +77,10 @@ impl fmt::Display for LedgerError {
             LedgerError::Expired => write!(f, "the envelope has expired (expires_at is past)"),
             LedgerError::LeaseNotHeld => write!(f, "this lease does not hold the message"),
             LedgerError::Corrupt(why) => write!(f, "use ledger data is corrupt: {why}"),
+            LedgerError::RevocationsFull { limit } => write!(
+                f,
+                "the ledger already keeps {limit} revocation records; this one is not kept"
+            ),
         }
     }
 }

@@ -24,6 +24,7 @@
 
 mod error;
 mod memory;
+mod revocations;
 mod state;
 
 #[cfg(all(feature = "redb", feature = "redis"))]
@@ -45,6 +46,9 @@ pub use memory::MemoryLedger;
 pub use redb_ledger::{RedbLedger, RedbOptions};
 #[cfg(feature = "redis")]
 pub use redis_ledger::{RedisLedger, RedisOptions};
+pub use revocations::{
+    Kept, MAX_KEPT_RECORDS, RECORD_GRACE_SECS, RevocationStore, is_live, record_digest,
+};
 
 /// An envelope's CWT id (`cti`): the ledger counts uses per cti.
 pub type Cti = [u8; 16];

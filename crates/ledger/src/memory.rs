@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
+use crate::revocations::{Kept, KeptRecords, RevocationStore};
 use crate::state::{self, AncestorView, Entry};
 use crate::{Begin, Cti, LeaseToken, LedgerError, MessageUse, Outcome, Usage, UseLedger};
 
@@ -14,6 +15,7 @@ const SWEEP_EVERY: u64 = 1024;
 #[derive(Debug, Default)]
 pub struct MemoryLedger {
     inner: Mutex<Inner>,
+    revocations: Mutex<KeptRecords>,
 }
 
 #[derive(Debug, Default)]
@@ -195,5 +197,31 @@ impl UseLedger for MemoryLedger {
         lease: &LeaseToken,
     ) -> Result<(), LedgerError> {
         self.release_blocking(cti, message_id, lease)
+    }
+}
+
+impl MemoryLedger {
+    fn kept(&self) -> MutexGuard<'_, KeptRecords> {
+        // Each change is one insert or retain under the lock: consistent after a panic.
+        self.revocations.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl RevocationStore for MemoryLedger {
+    async fn keep_record(&self, record: &[u8], until: u64, now: u64) -> Result<Kept, LedgerError> {
+        self.kept().keep(record, until, now)
+    }
+
+    async fn kept_records(&self, now: u64) -> Result<Vec<Vec<u8>>, LedgerError> {
+        Ok(self.kept().live(now))
+    }
+
+    async fn save_offset(&self, stream: &str, offset: u64) -> Result<(), LedgerError> {
+        self.kept().save_offset(stream, offset);
+        Ok(())
+    }
+
+    async fn saved_offset(&self, stream: &str) -> Result<Option<u64>, LedgerError> {
+        Ok(self.kept().offset(stream))
     }
 }

@@ -19,6 +19,8 @@
 
 use std::time::Duration;
 
+mod revocations;
+
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script};
 

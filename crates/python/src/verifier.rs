@@ -386,6 +386,7 @@ impl Verifier {
                     Ok(bytes) => bytes.as_slice(),
                     Err(_) => &[],
                 });
+                // Which approvers counted is not in the Python decision (yet).
                 verifier
                     .check_call(&verified, inputs.now, &call, invocation)
                     .map(|_| ())

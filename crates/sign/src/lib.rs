@@ -27,6 +27,8 @@
 //!   agent's key (`cnf`).
 //! - [`Invocation`]: the agent's signature over one call under a holder-bound envelope,
 //!   refused when the envelope does not grant the call, verified before it is returned.
+//! - [`RevocationBuilder`]: a revocation record (`docs/spec.md` §14), signed by an issuer
+//!   key and verified before it is returned.
 //! - [`spec`] and [`text`]: the text forms of durations, class lists, tool specs and
 //!   envelopes used by the command line and signing profiles.
 
@@ -40,6 +42,7 @@ mod error;
 mod invocation;
 pub mod keyfile;
 mod keys;
+mod revocation;
 pub mod spec;
 pub mod text;
 
@@ -51,6 +54,7 @@ pub use delegate::{DelegateError, SignedChain, delegate, delegate_at};
 pub use error::{BuildError, InvocationError, KeyError, KeyFileError};
 pub use invocation::Invocation;
 pub use keys::{SecretKey, parse_public_key_pem, parse_trust_pem, public_key_pem};
+pub use revocation::{DEFAULT_KEEP, RevocationBuilder, RevocationError, Revoke, SignedRecord};
 pub use spec::{SpecError, ToolSpec, parse_classes, parse_duration};
 pub use text::{TextError, decode_input, decode_text, encode_text};
 

@@ -4,10 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use laissez_sign::{
-    ApprovalSpec, DelegateError, EnvelopeBuilder, Invocation, SecretKey, SignedChain, delegate_at,
+    ApprovalSpec, DelegateError, EnvelopeBuilder, Invocation, RevocationBuilder, SecretKey,
+    SignedChain, delegate_at,
 };
 use laissez_verify::{
-    ActionClass, Attached, Call, Classes, DelegationFault, Denial, RevocationList, ToolPattern,
+    ActionClass, Attached, Call, Classes, DelegationFault, Denial, RevocationSet, ToolPattern,
     TrustedKey, Verifier, Widening,
 };
 use proptest::prelude::*;
@@ -247,9 +248,12 @@ fn revoking_an_ancestor_stops_the_leaf() {
     )
     .unwrap();
     let inv = Invocation::sign(&agent(2), leaf, &call, NOW).unwrap();
-    let run = |ctis: &[[u8; 16]]| {
-        let list = RevocationList { ctis, kids: &[] };
-        let v = Verifier::new(&keys, AUD).with_revocations(&list);
+    let run = |records: &[laissez_sign::SignedRecord]| {
+        let mut held = RevocationSet::new();
+        for r in records {
+            held.apply_bytes(r.as_bytes(), &keys, NOW).unwrap();
+        }
+        let v = Verifier::new(&keys, AUD).with_revocations(&held);
         let chain = v.authenticate_chain(&links).unwrap();
         v.check_chain_call(&chain, NOW, &call, Some(inv.as_bytes()))
             .map(|_| ())
@@ -258,8 +262,17 @@ fn revoking_an_ancestor_stops_the_leaf() {
         .authenticate_chain(&links)
         .unwrap();
     let root_cti = *verified.root().claims().cti();
+    let record = |b: RevocationBuilder| b.iat(NOW).sign(&issuer()).unwrap();
     assert_eq!(run(&[]), Ok(()));
-    assert_eq!(run(&[root_cti]), Err(Denial::Revoked));
+    assert_eq!(
+        run(&[record(RevocationBuilder::new().cti(root_cti))]),
+        Err(Denial::Revoked)
+    );
+    // The delegator's holder key (the child's signer): every child it signed stops.
+    assert_eq!(
+        run(&[record(RevocationBuilder::new().kid(agent(1).kid()))]),
+        Err(Denial::Revoked)
+    );
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use sha2::{Digest, Sha256};
 
 use crate::chain::VerifiedChain;
-use crate::claims::Claims;
+use crate::claims::{Claims, KnownKeys};
 use crate::delegation::DelegationFault;
 use crate::envelope::UntrustedEnvelope;
 use crate::error::Denial;
@@ -43,6 +43,9 @@ struct Entry {
 #[derive(Debug, Default)]
 struct Inner {
     map: HashMap<Digest32, Entry>,
+    /// Holder keys (`cnf`) checked as §3 requires, by their bytes: an envelope seen for the
+    /// first time whose holder is a known agent skips the key checks. At most `capacity`.
+    holders: HashMap<[u8; 32], TrustedKey>,
     /// Insertion order, for eviction when full.
     order: VecDeque<Digest32>,
 }
@@ -52,6 +55,12 @@ struct Inner {
 pub struct EnvelopeCache {
     capacity: usize,
     inner: Mutex<Inner>,
+}
+
+impl KnownKeys for EnvelopeCache {
+    fn get(&self, x: &[u8; 32]) -> Option<TrustedKey> {
+        self.lock().holders.get(x).copied()
+    }
 }
 
 /// Cache counters, for metrics and tests.
@@ -110,7 +119,7 @@ impl EnvelopeCache {
         if let Some(hit) = self.lookup(verifier, &digest, bytes, now) {
             return Ok(hit);
         }
-        let verified = verifier.authenticate(bytes)?;
+        let verified = verifier.authenticate_with(bytes, self)?;
         self.insert(digest, &verified, now);
         Ok(verified)
     }
@@ -198,7 +207,7 @@ impl EnvelopeCache {
     fn claims_of<'a>(bytes: &'a [u8], holder: Option<&TrustedKey>) -> Option<Claims<'a>> {
         let envelope = UntrustedEnvelope::decode(bytes).ok()?;
         let (payload, base) = envelope.payload();
-        Claims::decode_with_holder(payload, base, holder).ok()
+        Claims::decode_with_holder(payload, base, &holder).ok()
     }
 
     /// [`Verifier::authenticate_chain`] through the cache: each link is cached by its digest,
@@ -224,7 +233,7 @@ impl EnvelopeCache {
             let child = match self.lookup_child(&parent, &digest, bytes, now) {
                 Some(hit) => hit,
                 None => {
-                    let child = verifier.authenticate_child(&parent, bytes)?;
+                    let child = verifier.authenticate_child(&parent, bytes, self)?;
                     self.insert(digest, &child, now);
                     child
                 }
@@ -253,6 +262,16 @@ impl EnvelopeCache {
                 None => break,
             }
         }
+        if let Some(holder) = verified.claims().holder() {
+            if inner.holders.len() >= self.capacity {
+                // Any one will do: a forgotten key only costs its checks once more.
+                let evict = inner.holders.keys().next().copied();
+                if let Some(evict) = evict {
+                    inner.holders.remove(&evict);
+                }
+            }
+            inner.holders.insert(*holder.as_bytes(), *holder);
+        }
         let entry = Entry {
             bytes: verified.as_bytes().into(),
             key: *verified.key(),
@@ -265,7 +284,7 @@ impl EnvelopeCache {
         }
         // Keep the order queue from growing past the live entries it describes.
         if inner.order.len() > 2 * self.capacity {
-            let Inner { map, order } = &mut *inner;
+            let Inner { map, order, .. } = &mut *inner;
             order.retain(|d| map.contains_key(d));
         }
     }

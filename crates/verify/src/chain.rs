@@ -9,11 +9,12 @@
 
 use crate::approval::{CountedApprovers, Counting};
 use crate::call::{Attached, Call};
-use crate::claims::Claims;
+use crate::claims::{Claims, KnownKeys, NoKnownKeys};
 use crate::delegation::{DelegationFault, widening};
 use crate::envelope::UntrustedEnvelope;
 use crate::error::{Denial, Malformed, MalformedKind};
 use crate::invocation::{InvocationFault, Mismatch, UntrustedInvocation};
+use crate::revocation::RevocationQuery;
 use crate::tools::{ActionClass, Request};
 use crate::verifier::{VerifiedEnvelope, Verifier};
 use crate::wire::{MAX_APPROVALS, MAX_CHAIN_LEN};
@@ -104,7 +105,7 @@ impl<'k> Verifier<'k> {
             if n + 1 == MAX_CHAIN_LEN {
                 return Err(Denial::BadDelegation(DelegationFault::TooLong));
             }
-            let child = self.authenticate_child(chain.leaf(), bytes)?;
+            let child = self.authenticate_child(chain.leaf(), bytes, &NoKnownKeys)?;
             if !chain.push(child) {
                 return Err(Denial::BadDelegation(DelegationFault::TooLong));
             }
@@ -119,6 +120,7 @@ impl<'k> Verifier<'k> {
         &self,
         parent: &VerifiedEnvelope<'_>,
         bytes: &'a [u8],
+        known: &dyn KnownKeys,
     ) -> Result<VerifiedEnvelope<'a>, Denial> {
         let envelope = UntrustedEnvelope::decode(bytes)?;
         let holder = *parent
@@ -132,7 +134,7 @@ impl<'k> Verifier<'k> {
             .verify_signature(&holder)
             .map_err(|_| Denial::BadDelegation(DelegationFault::BadSignature))?;
         let (payload, base) = envelope.payload();
-        let claims = Claims::decode(payload, base)?;
+        let claims = Claims::decode_with_holder(payload, base, known)?;
         match claims.parent() {
             None => Err(Denial::BadDelegation(DelegationFault::NoParent)),
             Some(digest) if *digest != parent.digest() => {
@@ -224,9 +226,10 @@ impl<'k> Verifier<'k> {
         if let Some(request) = request {
             check_request(leaf, request)?;
         }
+        // Every envelope of the chain, root first: a revoked ancestor revokes its children.
         if chain
             .iter()
-            .any(|e| self.revocations.is_revoked(e.claims().cti(), &e.kid()))
+            .any(|e| self.revocations.revokes(&RevocationQuery::of(e)))
         {
             return Err(Denial::Revoked);
         }

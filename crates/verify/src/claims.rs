@@ -29,6 +29,30 @@ mod key {
     pub(super) const APPROVAL: u64 = grant::APPROVAL as u64;
 }
 
+/// Holder keys (`cnf`) already checked as §3 requires, so that decoding a `cnf` holding one of
+/// them skips the key checks (a scalar multiplication): a cache's own memory of keys it has
+/// checked. Only keys made by `TrustedKey::from_bytes` can be handed out, and a hit must hold
+/// the very same 32 bytes.
+pub(crate) trait KnownKeys {
+    /// The checked key with exactly these bytes, if known.
+    fn get(&self, x: &[u8; 32]) -> Option<TrustedKey>;
+}
+
+/// No key known: every `cnf` is checked in full.
+pub(crate) struct NoKnownKeys;
+
+impl KnownKeys for NoKnownKeys {
+    fn get(&self, _: &[u8; 32]) -> Option<TrustedKey> {
+        None
+    }
+}
+
+impl KnownKeys for Option<&TrustedKey> {
+    fn get(&self, x: &[u8; 32]) -> Option<TrustedKey> {
+        self.filter(|key| key.as_bytes() == x).copied()
+    }
+}
+
 /// The only grant version this verifier knows.
 pub const GRANT_VERSION: u64 = crate::wire::grant::VERSION;
 
@@ -98,7 +122,7 @@ impl<'a> Claims<'a> {
     /// Every structural problem is `malformed`; only when the whole set is well formed is an
     /// unknown key or grant version reported as `unsupported` (the contract's order).
     pub(crate) fn decode(payload: &'a [u8], base: usize) -> Result<Claims<'a>, Denial> {
-        Self::decode_with_holder(payload, base, None)
+        Self::decode_with_holder(payload, base, &NoKnownKeys)
     }
 
     /// [`Claims::decode`] for bytes that already passed it, whose holder key (`cnf`) was
@@ -108,7 +132,7 @@ impl<'a> Claims<'a> {
     pub(crate) fn decode_with_holder(
         payload: &'a [u8],
         base: usize,
-        known: Option<&TrustedKey>,
+        known: &dyn KnownKeys,
     ) -> Result<Claims<'a>, Denial> {
         let mut r = Reader::new(payload, base);
         let pairs = r.map()?;
@@ -318,7 +342,7 @@ fn decode_aud<'a>(r: &mut Reader<'a>) -> Result<Aud<'a>, Malformed> {
 
 /// Decodes `cnf = {1: {1: 1, -1: 6, -2: bstr .size 32}}` (RFC 8747, a COSE_Key: kty OKP,
 /// crv Ed25519, x), exactly these keys, and checks the key as a trusted key is checked.
-fn decode_cnf(r: &mut Reader<'_>, known: Option<&TrustedKey>) -> Result<TrustedKey, Malformed> {
+fn decode_cnf(r: &mut Reader<'_>, known: &dyn KnownKeys) -> Result<TrustedKey, Malformed> {
     use crate::wire::{cnf, nint_arg};
     let at = r.pos();
     let bad = |r: &Reader<'_>| r.error_at(at, MalformedKind::HolderKey);
@@ -349,8 +373,9 @@ fn decode_cnf(r: &mut Reader<'_>, known: Option<&TrustedKey>) -> Result<TrustedK
         return Err(bad(r));
     }
     let x = r.bytes_exact::<32>().map_err(|_| bad(r))?;
-    match known {
-        Some(key) if key.as_bytes() == &x => Ok(*key),
+    match known.get(&x) {
+        // Only ever the same 32 bytes, already checked: the invariant of `TrustedKey`.
+        Some(key) if key.as_bytes() == &x => Ok(key),
         _ => TrustedKey::from_bytes(&x).map_err(|_| bad(r)),
     }
 }

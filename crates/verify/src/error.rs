@@ -42,7 +42,7 @@ pub enum Denial {
     ToolNotGranted,
     /// A pattern matches the tool, but none of the matching grants allows the class.
     ClassNotGranted,
-    /// The envelope's cti or kid is revoked.
+    /// A revocation record the worker holds covers the envelope (`docs/spec.md` §14).
     Revoked,
     /// The envelope is holder-bound and no invocation came with the call, or the policy
     /// requires holder binding and the envelope has no `cnf`.
@@ -127,7 +127,7 @@ impl fmt::Display for Denial {
             Denial::ClassNotGranted => {
                 f.write_str("the tool is granted, but not for this action class")
             }
-            Denial::Revoked => f.write_str("the envelope or its signing key is revoked"),
+            Denial::Revoked => f.write_str("a revocation record covers the envelope"),
             Denial::InvocationRequired => f.write_str(
                 "the envelope is holder-bound (or the policy requires it to be) and no invocation came with the call",
             ),

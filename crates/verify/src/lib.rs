@@ -54,6 +54,9 @@ mod keys;
 mod owned;
 mod policy;
 mod reason;
+mod revocation;
+#[cfg(feature = "std")]
+mod revocation_set;
 #[cfg(feature = "serde")]
 mod serde_impl;
 mod sign1;
@@ -89,12 +92,18 @@ pub use policy::{
     DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, MAX_LEEWAY, MAX_MAX_LIFETIME, Policy, PolicyError,
 };
 pub use reason::{Reason, UnknownReason};
+pub use revocation::{
+    Entries, Entry, NoRevocations, RecordError, RevocationList, RevocationQuery, Revocations,
+    UntrustedRecord, VerifiedRecord,
+};
+#[cfg(feature = "std")]
+pub use revocation_set::{
+    Applied, ApplyError, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_RECORDS, RevocationSet,
+};
 pub use tools::{
     ActionClass, Classes, InvalidToolName, MAX_SEGMENT_LEN, Request, ToolCatalogue, ToolGrant,
     ToolPattern, UnknownClass, is_tool_name, is_tool_pattern,
 };
-pub use verifier::{
-    NoRevocations, RevocationList, Revocations, VerifiedCall, VerifiedEnvelope, Verifier,
-};
+pub use verifier::{VerifiedCall, VerifiedEnvelope, Verifier};
 
 pub use wire::{ENVELOPE_AAD as EXTERNAL_AAD, ENVELOPE_FIRST_BYTE, MAX_ENVELOPE_LEN};

@@ -5,44 +5,14 @@ use core::fmt;
 use crate::approval::CountedApprovers;
 use crate::call::{Attached, Call};
 use crate::chain::VerifiedChain;
-use crate::claims::Claims;
+use crate::claims::{Claims, KnownKeys, NoKnownKeys};
 use crate::delegation::DelegationFault;
 use crate::envelope::UntrustedEnvelope;
 use crate::error::Denial;
 use crate::keys::{self, Kid, TrustedKey};
 use crate::policy::{Policy, PolicyError};
+use crate::revocation::{NoRevocations, Revocations};
 use crate::tools::Request;
-
-/// A revocation set: envelopes (by cti) and signing keys (by kid) no longer honoured.
-pub trait Revocations {
-    /// Whether the envelope `cti`, or any envelope signed by `kid`, is revoked.
-    fn is_revoked(&self, cti: &[u8; 16], kid: &Kid) -> bool;
-}
-
-/// The empty revocation set.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoRevocations;
-
-impl Revocations for NoRevocations {
-    fn is_revoked(&self, _: &[u8; 16], _: &Kid) -> bool {
-        false
-    }
-}
-
-/// A revocation set held in two slices.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RevocationList<'r> {
-    /// Revoked envelope ids.
-    pub ctis: &'r [[u8; 16]],
-    /// Revoked signing keys.
-    pub kids: &'r [Kid],
-}
-
-impl Revocations for RevocationList<'_> {
-    fn is_revoked(&self, cti: &[u8; 16], kid: &Kid) -> bool {
-        self.ctis.contains(cti) || self.kids.contains(kid)
-    }
-}
 
 /// An envelope whose signature holds under a trusted key and whose claims are well formed.
 ///
@@ -252,12 +222,21 @@ impl<'k> Verifier<'k> {
     /// [`Verifier::authenticate_chain`]). The result may be cached; [`Verifier::check`] must
     /// still run on every use.
     pub fn authenticate<'a>(&self, bytes: &'a [u8]) -> Result<VerifiedEnvelope<'a>, Denial> {
+        self.authenticate_with(bytes, &NoKnownKeys)
+    }
+
+    /// [`Verifier::authenticate`], taking a holder key (`cnf`) found in `known` as checked.
+    pub(crate) fn authenticate_with<'a>(
+        &self,
+        bytes: &'a [u8],
+        known: &dyn KnownKeys,
+    ) -> Result<VerifiedEnvelope<'a>, Denial> {
         let envelope = UntrustedEnvelope::decode(bytes)?;
         let key = keys::find(self.keys, &envelope.kid()).ok_or(Denial::UnknownKey)?;
         envelope.verify_signature(&key)?;
         // Claims are decoded only once the signature holds.
         let (payload, base) = envelope.payload();
-        let claims = Claims::decode(payload, base)?;
+        let claims = Claims::decode_with_holder(payload, base, known)?;
         // Only a chain's root is signed by an issuer, and a root names no parent: a delegated
         // envelope without its chain proves nothing (`docs/spec.md` §13).
         if claims.parent().is_some() {

@@ -23,6 +23,12 @@ pub const INVOCATION_AAD: &[u8; 21] = b"laissez/v1/invocation";
 /// Largest invocation accepted, in bytes.
 pub const MAX_INVOCATION_LEN: usize = 1024;
 
+/// The external_aad of a revocation record's Sig_structure (`docs/spec.md` §14).
+pub const REVOCATION_AAD: &[u8; 21] = b"laissez/v1/revocation";
+
+/// Largest revocation record accepted, in bytes.
+pub const MAX_RECORD_LEN: usize = 4096;
+
 /// The external_aad of an approval's Sig_structure (`docs/spec.md` §12).
 pub const APPROVAL_AAD: &[u8; 19] = b"laissez/v1/approval";
 
@@ -129,6 +135,31 @@ pub mod approval {
     pub const M: i64 = 2;
     /// The approvers' kids, distinct and ascending.
     pub const APPROVERS: i64 = 3;
+}
+
+/// Keys of a revocation record's payload, its entry kinds and its bounds (`docs/spec.md` §14).
+pub mod record {
+    /// `iat`: when the record was made.
+    pub const IAT: i64 = 1;
+    /// `until`: how long a worker keeps it.
+    pub const UNTIL: i64 = 2;
+    /// `entries`: what it revokes.
+    pub const ENTRIES: i64 = 3;
+    /// Entry kind: one envelope, by its cti (`bstr .size 16`).
+    pub const KIND_CTI: u64 = 0;
+    /// Entry kind: every envelope signed by or bound (`cnf`) to a key, by kid (`bstr .size 8`).
+    pub const KIND_KID: u64 = 1;
+    /// Entry kind: every envelope for an agent (`sub`, tstr) issued up to the record's iat.
+    pub const KIND_SUB: u64 = 2;
+    /// Entry kind: every envelope of a session (`sid`, tstr) issued up to the record's iat.
+    pub const KIND_SID: u64 = 3;
+    /// Entry kind: every envelope on behalf of a principal (`obo`, tstr) issued up to the
+    /// record's iat.
+    pub const KIND_OBO: u64 = 4;
+    /// Most entries in one record.
+    pub const MAX_ENTRIES: usize = 64;
+    /// Longest a record may be kept: `until - iat` is at most 7 days, in seconds.
+    pub const MAX_KEEP: u64 = 7 * 24 * 3600;
 }
 
 /// Keys of the grant map.

@@ -115,3 +115,49 @@ fn check_refuses_an_envelope_authenticated_under_another_verifiers_key() {
             .is_ok()
     );
 }
+
+#[test]
+fn a_known_holder_key_skips_its_checks_and_only_that_key() {
+    use curve25519_dalek::constants::EIGHT_TORSION;
+    use curve25519_dalek::edwards::CompressedEdwardsY;
+    let k = keys(1);
+    let verifier = Verifier::new(&k, "billing");
+    let cache = EnvelopeCache::new(8);
+    // Two envelopes for the same agent key: the second is new bytes, a known holder.
+    let agent = key_for(7);
+    let first = envelope(&key_for(1), &holder_bound_claims(&agent).encode());
+    let mut claims = holder_bound_claims(&agent);
+    claims.set(7, bytes(&[9; 16]));
+    let second = envelope(&key_for(1), &claims.encode());
+    for env in [&first, &second] {
+        let verified = cache.authenticate(&verifier, env, NOW).unwrap();
+        assert_eq!(
+            verified.claims().holder().unwrap().as_bytes(),
+            agent.verifying_key().as_bytes()
+        );
+    }
+    // The agent's key plus a torsion point: never taken for the known key, always checked.
+    let point = CompressedEdwardsY(*agent.verifying_key().as_bytes())
+        .decompress()
+        .unwrap()
+        + EIGHT_TORSION[1];
+    let mut bad = RawClaims::standard();
+    bad.set(
+        8,
+        raw_map(&[(
+            int(1),
+            raw_map(&[
+                (int(1), int(1)),
+                (int(-1), int(6)),
+                (int(-2), bytes(point.compress().as_bytes())),
+            ]),
+        )]),
+    );
+    let bad = envelope(&key_for(1), &bad.encode());
+    match cache.authenticate(&verifier, &bad, NOW) {
+        Err(Denial::Malformed(m)) => {
+            assert_eq!(m.kind(), laissez_verify::MalformedKind::HolderKey)
+        }
+        other => panic!("a torsion holder key: {other:?}"),
+    }
+}

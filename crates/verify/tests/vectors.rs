@@ -13,6 +13,10 @@ mod support;
 #[path = "support/holder_vectors.rs"]
 mod holder_vectors;
 
+#[path = "support/revocation_vectors.rs"]
+mod revocation_vectors;
+use revocation_vectors::revocation_vectors;
+
 #[path = "support/approval_vectors.rs"]
 mod approval_vectors;
 
@@ -21,7 +25,7 @@ mod chain_vectors;
 
 use laissez_verify::{
     ActionClass, Attached, Call, Classes, Denial, Kid, Policy, Reason, Request, RevocationList,
-    TrustedKey, Verifier,
+    TrustedKey, VerifiedRecord, Verifier,
 };
 use std::collections::BTreeMap;
 
@@ -49,8 +53,10 @@ struct Vector {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     catalogue: Option<BTreeMap<String, String>>,
     request: Option<Req>,
-    revoked_ctis: Vec<String>,
-    revoked_kids: Vec<String>,
+    /// Revocation records the worker holds (hex, `docs/spec.md` §14). A record that does not
+    /// decode or verify under the trusted keys is ignored, as a worker ignores it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    revocations: Vec<String>,
     /// Message ids the use ledger already completed under this envelope (reference model).
     ledger_completed: Vec<String>,
     /// This message's id, when use counting applies.
@@ -126,8 +132,7 @@ impl Gen {
                 tool: "crm.read".into(),
                 class: Some("read".into()),
             }),
-            revoked_ctis: vec![],
-            revoked_kids: vec![],
+            revocations: vec![],
             ledger_completed: vec![],
             message_id: None,
             body: None,
@@ -802,12 +807,7 @@ fn generate() -> Vec<Vector> {
         "class_not_granted",
         |v| v.request = req("files.delete", "read"),
     );
-    g.with("revoked_cti", "cti in the revocation set", "revoked", |v| {
-        v.revoked_ctis = vec![hex(&CTI)]
-    });
-    g.with("revoked_kid", "signing key revoked", "revoked", |v| {
-        v.revoked_kids = vec![hex(&kid_of(&key_for(1)))]
-    });
+    revocation_vectors(&mut g);
     g.with(
         "uses_exhausted",
         "3 of 3 completed, a fourth message",
@@ -878,16 +878,17 @@ fn run(v: &Vector) -> String {
             Err(e) => return format!("key_error:{}", e.code()),
         }
     }
-    let ctis: Vec<[u8; 16]> = v.revoked_ctis.iter().map(|c| unhex(c)).collect();
-    let kids: Vec<Kid> = v
-        .revoked_kids
+    let records: Vec<Vec<u8>> = v
+        .revocations
         .iter()
-        .map(|k| Kid::from_bytes(unhex(k)))
+        .map(|r| hex::decode(r).unwrap())
         .collect();
-    let revocations = RevocationList {
-        ctis: &ctis,
-        kids: &kids,
-    };
+    // A worker ignores (and logs) a record that does not decode or verify.
+    let verified: Vec<VerifiedRecord<'_>> = records
+        .iter()
+        .filter_map(|r| VerifiedRecord::verify(r, &keys).ok())
+        .collect();
+    let revocations = RevocationList::new(&verified);
     let approvers: Vec<TrustedKey> = v
         .approver_keys
         .iter()

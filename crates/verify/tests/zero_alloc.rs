@@ -334,3 +334,71 @@ fn chains_are_authenticated_and_checked_without_allocating() {
         ]
     );
 }
+
+#[test]
+fn revocation_records_allocate_nothing() {
+    use laissez_verify::{RevocationList, UntrustedRecord, VerifiedRecord};
+    let sk = key_for(1);
+    let keys = [TrustedKey::from_bytes(sk.verifying_key().as_bytes()).unwrap()];
+    let env = envelope(&sk, &RawClaims::standard().encode());
+    let by_sid = RawRecord::now(&[
+        entry(9, raw_map(&[(int(1), text("x"))])),
+        entry(3, text("task-42")),
+    ])
+    .sign(&sk);
+    let other = RawRecord::now(&[entry(2, text("someone-else"))]).sign(&sk);
+    let untrusted = RawRecord::now(&[entry(0, bytes(&CTI))]).sign(&key_for(2));
+    let too_long = RawRecord::of(NOW, NOW + 8 * 86_400, &[entry(0, bytes(&CTI))]).sign(&sk);
+    let inputs = [
+        other.clone(),
+        by_sid.clone(),
+        untrusted,
+        too_long,
+        env.clone(),
+        vec![0xd2; 5000],
+        by_sid[..30].to_vec(),
+    ];
+    let read = Request::new("crm.read", ActionClass::Read).unwrap();
+    let mut codes = vec![];
+    let n = allocations_during(|| {
+        let mut held = [None, None, None, None, None, None, None];
+        for (slot, input) in held.iter_mut().zip(&inputs) {
+            let code = match UntrustedRecord::decode(input).and_then(|r| r.verify(&keys)) {
+                Ok(record) => {
+                    std::hint::black_box(record.entries().count());
+                    *slot = Some(record);
+                    "applied"
+                }
+                Err(e) => e.code(),
+            };
+            allocation_counter::opt_out(|| codes.push(code));
+        }
+        // Only the first two verified; hold them in a fixed array.
+        let records: [VerifiedRecord<'_>; 2] = [held[0].unwrap(), held[1].unwrap()];
+        for n in [1, 2] {
+            let list = RevocationList::new(&records[..n]);
+            let verifier = Verifier::new(&keys, "billing").with_revocations(&list);
+            let code = match verifier.verify(&env, NOW, Some(&read)) {
+                Ok(_) => "allowed",
+                Err(denial) => denial.code(),
+            };
+            allocation_counter::opt_out(|| codes.push(code));
+        }
+    });
+    assert_eq!(n, 0, "the revocation path allocated {n} times");
+    assert_eq!(
+        codes,
+        [
+            "applied",
+            "applied",
+            "unknown_key",
+            "until_out_of_range",
+            // An envelope's claims are not a record's payload.
+            "malformed",
+            "malformed",
+            "malformed",
+            "allowed",
+            "revoked"
+        ]
+    );
+}

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use arbitrary::{Arbitrary, Unstructured};
 use laissez_fuzz_harness::{
-    approval, cli, decode, forge, headers, holder, invocation, invocation_forge,
+    approval, cli, decode, forge, headers, holder, invocation, invocation_forge, record,
 };
 
 fn fuzz_dir() -> PathBuf {
@@ -105,6 +105,11 @@ fn forge_refuses_a_trailing_byte() {
 #[test]
 fn invocation_corpus() {
     replay("invocation", invocation::run);
+}
+
+#[test]
+fn record_corpus() {
+    replay("record", record::run);
 }
 
 #[test]

@@ -270,3 +270,36 @@ fn write_approval_seeds() {
         }
     }
 }
+
+/// Only the record target's seeds (`-- --ignored write_record_seeds`).
+#[test]
+#[ignore = "writes the seed corpora"]
+fn write_record_seeds() {
+    let original = laissez_fuzz_harness::record::original();
+    write("record", "original", original);
+    let mut flipped = original.to_vec();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    write("record", "flipped_signature", &flipped);
+    write("record", "truncated", &original[..original.len() / 2]);
+    // The envelope vectors: envelopes are no records.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../crates/verify/tests/vectors/envelopes.json");
+    let vectors: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+    for vector in vectors["vectors"].as_array().unwrap() {
+        for (i, record) in vector["revocations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let name = format!("{}_{i}", vector["name"].as_str().unwrap());
+            write(
+                "record",
+                &name,
+                &hex::decode(record.as_str().unwrap()).unwrap(),
+            );
+        }
+    }
+}

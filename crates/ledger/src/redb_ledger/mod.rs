@@ -12,13 +12,14 @@
 //! synced the next one gathers, so concurrent begins share an fsync.
 
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use redb::{Builder, ConcurrencyMode, Database, DatabaseError, TableDefinition};
 
 mod batch;
+mod revocations;
 
 use batch::run_batch;
 
@@ -66,6 +67,9 @@ impl Default for RedbOptions {
 /// thread is what batches this process's operations into shared fsyncs.
 #[derive(Debug)]
 pub struct RedbLedger {
+    /// The database, for the revocation records (rare writes of their own, outside the
+    /// writer thread's batches).
+    db: Arc<Database>,
     jobs: Option<mpsc::Sender<Job>>,
     writer: Option<JoinHandle<()>>,
 }
@@ -154,14 +158,16 @@ impl RedbLedger {
 
     /// Opens (creating if needed) the ledger file at `path`.
     pub fn open_with(path: impl AsRef<Path>, options: RedbOptions) -> Result<Self, LedgerError> {
-        let db = open_database(path.as_ref(), &options)?;
+        let db = Arc::new(open_database(path.as_ref(), &options)?);
         let (jobs, rx) = mpsc::channel();
         let max_batch = options.max_batch.max(1);
+        let writer_db = db.clone();
         let writer = std::thread::Builder::new()
             .name("laissez-ledger-redb".into())
-            .spawn(move || run_writer(&db, &rx, max_batch))
+            .spawn(move || run_writer(&writer_db, &rx, max_batch))
             .map_err(|e| LedgerError::unavailable("redb", e))?;
         Ok(Self {
+            db,
             jobs: Some(jobs),
             writer: Some(writer),
         })
@@ -357,6 +363,7 @@ fn open_database(path: &Path, options: &RedbOptions) -> Result<Database, LedgerE
         txn.open_table(COUNTERS).map_err(storage_error)?;
         txn.open_table(ENTRIES).map_err(storage_error)?;
         txn.open_table(EXPIRY).map_err(storage_error)?;
+        revocations::create_tables(&txn)?;
     }
     txn.commit().map_err(storage_error)?;
     Ok(db)

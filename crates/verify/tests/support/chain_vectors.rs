@@ -277,7 +277,28 @@ pub(super) fn generate(g: &mut Gen) {
         "revoked",
         |v| {
             chained(v, &[&root], &child);
-            v.revoked_ctis = vec![hex(&CTI)];
+            let record = RawRecord::now(&[entry(0, bytes(&CTI))]).sign(&key_for(1));
+            v.revocations = vec![hex(&record)];
+        },
+    );
+    g.with(
+        "chain_revoked_delegator_kid",
+        "a kid record for A's key (the root's holder, the child's signer) stops the leaf",
+        "revoked",
+        |v| {
+            chained(v, &[&root], &child);
+            let record = RawRecord::now(&[entry(1, bytes(&kid_of(&holder('A'))))]);
+            v.revocations = vec![hex(&record.sign(&key_for(1)))];
+        },
+    );
+    g.with(
+        "chain_revoked_leaf_sub",
+        "an agent record for the leaf's agent stops it, the root's grant notwithstanding",
+        "revoked",
+        |v| {
+            chained(v, &[&root], &child);
+            let sub = text("spiffe://acme.example/agent/sub-B");
+            v.revocations = vec![hex(&RawRecord::now(&[entry(2, sub)]).sign(&key_for(1)))];
         },
     );
     g.with(

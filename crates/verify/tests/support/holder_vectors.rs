@@ -78,7 +78,9 @@ pub(super) fn generate(g: &mut Gen) {
         "revoked",
         |v| {
             bound(v, &env, None);
-            v.revoked_ctis = vec![hex(&CTI)];
+            v.revocations = vec![hex(
+                &RawRecord::now(&[entry(0, bytes(&CTI))]).sign(&key_for(1))
+            )];
         },
     );
     g.with(

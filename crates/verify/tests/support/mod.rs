@@ -279,3 +279,55 @@ impl RawInvocation {
         assemble(&protected, &[0xa0], &payload, &sig)
     }
 }
+
+pub const REVOCATION_AAD: &[u8] = b"laissez/v1/revocation";
+
+/// One record entry: `[kind, value]`.
+pub fn entry(kind: u64, value: Vec<u8>) -> Vec<u8> {
+    raw_array(&[int(kind as i64), value])
+}
+
+/// A revocation record's payload, as raw pairs so tests can break it.
+#[derive(Clone, Debug)]
+pub struct RawRecord {
+    pub pairs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl RawRecord {
+    /// `{1: iat, 2: until, 3: entries}`.
+    pub fn of(iat: u64, until: u64, entries: &[Vec<u8>]) -> Self {
+        RawRecord {
+            pairs: vec![
+                (int(1), int(iat as i64)),
+                (int(2), int(until as i64)),
+                (int(3), raw_array(entries)),
+            ],
+        }
+    }
+
+    /// Made at NOW, kept a day.
+    pub fn now(entries: &[Vec<u8>]) -> Self {
+        Self::of(NOW, NOW + 86_400, entries)
+    }
+
+    pub fn set(&mut self, key: i64, value: Vec<u8>) -> &mut Self {
+        set_pair(&mut self.pairs, int(key), value);
+        self
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        raw_map(&self.pairs)
+    }
+
+    /// Signed by `sk` with the revocation aad.
+    pub fn sign(&self, sk: &SigningKey) -> Vec<u8> {
+        self.sign_with_aad(sk, REVOCATION_AAD)
+    }
+
+    pub fn sign_with_aad(&self, sk: &SigningKey, aad: &[u8]) -> Vec<u8> {
+        let protected = protected_for(&kid_of(sk));
+        let payload = self.encode();
+        let sig = sign_raw(sk, &protected, aad, &payload);
+        assemble(&protected, &[0xa0], &payload, &sig)
+    }
+}

@@ -1,0 +1,321 @@
+//! Revocation records (`docs/spec.md` §14): decoding and its bounds, the aad that keeps a
+//! record apart from envelopes and invocations, and the owned set against the slice list.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use laissez_verify::{
+    ActionClass, Applied, ApplyError, Entry, Kid, MalformedKind, RecordError, Request,
+    RevocationList, RevocationQuery, RevocationSet, Revocations, TrustedKey, UntrustedEnvelope,
+    UntrustedInvocation, UntrustedRecord, VerifiedRecord, Verifier,
+};
+use proptest::prelude::*;
+use support::*;
+
+fn keys() -> [TrustedKey; 1] {
+    [TrustedKey::from_bytes(key_for(1).verifying_key().as_bytes()).unwrap()]
+}
+
+fn decode_err(bytes: &[u8]) -> RecordError {
+    UntrustedRecord::decode(bytes).unwrap_err()
+}
+
+fn malformed(bytes: &[u8]) -> (MalformedKind, usize) {
+    match decode_err(bytes) {
+        RecordError::Malformed(m) => (m.kind(), m.offset()),
+        other => panic!("not malformed: {other:?}"),
+    }
+}
+
+#[test]
+fn a_record_reads_its_entries_in_order() {
+    let r = RawRecord::now(&[
+        entry(0, bytes(&CTI)),
+        entry(1, bytes(&[7; 8])),
+        entry(2, text("agent")),
+        entry(3, text("task-42")),
+        entry(4, text("user:alice")),
+        entry(5, int(1)),
+    ])
+    .sign(&key_for(1));
+    let v = VerifiedRecord::verify(&r, &keys()).unwrap();
+    assert_eq!(
+        (v.iat(), v.until(), v.len(), v.unknown_entries()),
+        (NOW, NOW + 86_400, 6, 1)
+    );
+    assert_eq!(v.kid(), keys()[0].kid());
+    let entries: Vec<Entry<'_>> = v.entries().collect();
+    assert_eq!(entries[0], Entry::Cti(CTI));
+    assert_eq!(entries[1], Entry::Kid(Kid::from_bytes([7; 8])));
+    assert_eq!(entries[2], Entry::Sub("agent"));
+    assert_eq!(entries[3], Entry::Sid("task-42"));
+    assert_eq!(entries[4], Entry::Obo("user:alice"));
+    assert!(matches!(entries[5], Entry::Unknown { kind: 5, offset } if r[offset] == 0x82));
+}
+
+#[test]
+fn bounds_of_a_record() {
+    let sk = key_for(1);
+    let cti = entry(0, bytes(&CTI));
+    // until = iat and until = iat + 7 days are the edges.
+    for until in [NOW, NOW + 7 * 86_400] {
+        let r = RawRecord::of(NOW, until, std::slice::from_ref(&cti)).sign(&sk);
+        assert!(VerifiedRecord::verify(&r, &keys()).is_ok());
+    }
+    for until in [NOW - 1, NOW + 7 * 86_400 + 1] {
+        let r = RawRecord::of(NOW, until, std::slice::from_ref(&cti)).sign(&sk);
+        assert_eq!(decode_err(&r), RecordError::UntilOutOfRange);
+    }
+    let sixty_four: Vec<Vec<u8>> = (0..64).map(|_| cti.clone()).collect();
+    assert!(VerifiedRecord::verify(&RawRecord::now(&sixty_four).sign(&sk), &keys()).is_ok());
+    let sixty_five: Vec<Vec<u8>> = (0..65).map(|_| cti.clone()).collect();
+    assert_eq!(
+        decode_err(&RawRecord::now(&sixty_five).sign(&sk)),
+        RecordError::TooManyEntries
+    );
+    let empty = RawRecord::now(&[]).sign(&sk);
+    assert_eq!(malformed(&empty).0, MalformedKind::EmptyList);
+    // Over 4096 bytes: refused before decoding.
+    let long: Vec<Vec<u8>> = (0..40).map(|_| entry(2, text(&"a".repeat(120)))).collect();
+    let long = RawRecord::now(&long).sign(&sk);
+    assert!(long.len() > 4096);
+    assert_eq!(malformed(&long), (MalformedKind::TooLarge, 4096));
+}
+
+#[test]
+fn a_bad_record_says_where() {
+    let sk = key_for(1);
+    let mut extra = RawRecord::now(&[entry(0, bytes(&CTI))]);
+    extra.set(4, int(0));
+    assert_eq!(malformed(&extra.sign(&sk)).0, MalformedKind::UnknownField);
+    let mut missing = RawRecord::now(&[entry(0, bytes(&CTI))]);
+    missing.pairs.remove(1);
+    assert_eq!(malformed(&missing.sign(&sk)).0, MalformedKind::MissingClaim);
+    // A cti of 15 bytes, a kid of 9, a sub that is bytes, an entry of three items.
+    for bad in [
+        entry(0, bytes(&[0; 15])),
+        entry(1, bytes(&[0; 9])),
+        entry(2, bytes(b"agent")),
+        raw_array(&[int(0), bytes(&CTI), int(1)]),
+    ] {
+        let r = RawRecord::now(&[entry(3, text("ok")), bad]).sign(&sk);
+        let (kind, offset) = malformed(&r);
+        assert_eq!(kind, MalformedKind::UnexpectedType);
+        // The offset points into the second entry, not the first.
+        let first = r.windows(2).position(|w| w == [0x62, b'o']).unwrap();
+        assert!(offset > first, "offset {offset} not past the first entry");
+    }
+    // Not deterministic: an integer not in shortest form.
+    let mut r = RawRecord::now(&[entry(0, bytes(&CTI))]);
+    r.set(1, vec![0x1b, 0, 0, 0, 0, 0x6b, 0x49, 0xd2, 0x00]);
+    assert_eq!(malformed(&r.sign(&sk)).0, MalformedKind::NotShortest);
+    // Unknown entry values must still be deterministic CBOR.
+    let r = RawRecord::now(&[entry(9, vec![0x5f, 0xff])]).sign(&sk);
+    assert_eq!(malformed(&r).0, MalformedKind::Indefinite);
+    // Not a record at all.
+    assert!(matches!(decode_err(b"hello"), RecordError::Malformed(_)));
+    assert!(matches!(decode_err(&[]), RecordError::Malformed(_)));
+}
+
+#[test]
+fn records_envelopes_and_invocations_never_verify_as_one_another() {
+    let sk = key_for(1);
+    let keys = keys();
+    let record = RawRecord::now(&[entry(0, bytes(&CTI))]);
+    // A record payload signed with the envelope or invocation aad is not a record.
+    for aad in [AAD, INVOCATION_AAD] {
+        let r = record.sign_with_aad(&sk, aad);
+        assert_eq!(
+            UntrustedRecord::decode(&r)
+                .unwrap()
+                .verify(&keys)
+                .unwrap_err(),
+            RecordError::BadSignature
+        );
+    }
+    // A real record is not an envelope (its payload is not claims, and its aad differs)…
+    let r = record.sign(&sk);
+    let verifier = Verifier::new(&keys, "billing");
+    assert!(verifier.authenticate(&r).is_err());
+    assert!(
+        UntrustedEnvelope::decode(&r).is_ok(),
+        "the outer shape is shared"
+    );
+    // …nor an invocation.
+    let inv = RawInvocation::of(&r, "billing", "m", "crm.read", 1, b"", NOW);
+    assert!(UntrustedInvocation::decode(&r).is_err());
+    let signed_inv = inv.sign(&sk);
+    // An invocation signed by the issuer key is not a record either.
+    assert!(VerifiedRecord::verify(&signed_inv, &keys).is_err());
+    // An envelope is not a record.
+    let e = envelope(&sk, &RawClaims::standard().encode());
+    assert!(VerifiedRecord::verify(&e, &keys).is_err());
+}
+
+#[test]
+fn kid_records_cover_signer_and_holder_and_names_follow_issued_up_to_iat() {
+    let sk = key_for(1);
+    let keys = keys();
+    let holder = key_for(7);
+    let bearer = envelope(&sk, &RawClaims::standard().encode());
+    let bound = envelope(&sk, &holder_bound_claims(&holder).encode());
+    let mut later = RawClaims::standard();
+    later.set(6, int((NOW + 10) as i64));
+    let later = envelope(&sk, &later.encode());
+    let read = Request::new("crm.read", ActionClass::Read).unwrap();
+    let outcome = |env: &[u8], records: &[Vec<u8>]| {
+        let held: Vec<VerifiedRecord<'_>> = records
+            .iter()
+            .map(|r| VerifiedRecord::verify(r, &keys).unwrap())
+            .collect();
+        let list = RevocationList::new(&held);
+        let mut set = RevocationSet::new();
+        for r in &held {
+            set.apply(r, NOW).unwrap();
+        }
+        let by_list = Verifier::new(&keys, "billing")
+            .with_revocations(&list)
+            .verify(env, NOW, Some(&read))
+            .map_or_else(|d| d.code(), |_| "allowed");
+        let by_set = Verifier::new(&keys, "billing")
+            .with_revocations(&set)
+            .verify(env, NOW, Some(&read))
+            .map_or_else(|d| d.code(), |_| "allowed");
+        assert_eq!(by_list, by_set);
+        by_list
+    };
+    let issuer_kid = RawRecord::now(&[entry(1, bytes(&kid_of(&sk)))]).sign(&sk);
+    assert_eq!(
+        outcome(&bearer, std::slice::from_ref(&issuer_kid)),
+        "revoked"
+    );
+    assert_eq!(outcome(&later, &[issuer_kid]), "revoked");
+    let holder_kid = RawRecord::now(&[entry(1, bytes(&kid_of(&holder)))]).sign(&sk);
+    assert_eq!(
+        outcome(&bearer, std::slice::from_ref(&holder_kid)),
+        "allowed"
+    );
+    // The bound envelope is revoked before its missing invocation is reported.
+    assert_eq!(outcome(&bound, &[holder_kid]), "revoked");
+    for kind_value in [
+        entry(2, text("spiffe://acme.example/agent/support-bot")),
+        entry(3, text("task-42")),
+        entry(4, text("user:alice")),
+    ] {
+        let r = RawRecord::now(&[kind_value]).sign(&sk);
+        assert_eq!(outcome(&bearer, std::slice::from_ref(&r)), "revoked");
+        // Issued after the record's iat: untouched.
+        assert_eq!(outcome(&later, &[r]), "allowed");
+    }
+}
+
+#[test]
+fn the_set_drops_records_after_until_and_leeway() {
+    let sk = key_for(1);
+    let keys = keys();
+    let r = RawRecord::of(
+        NOW,
+        NOW + 100,
+        &[entry(3, text("task-42")), entry(0, bytes(&CTI))],
+    )
+    .sign(&sk);
+    let env = envelope(&sk, &RawClaims::standard().encode());
+    let v = Verifier::new(&keys, "billing").authenticate(&env).unwrap();
+    let q = RevocationQuery::of(&v);
+    let mut set = RevocationSet::new().with_leeway(5);
+    assert_eq!(
+        set.apply_bytes(&r, &keys, NOW).unwrap(),
+        Applied::Added { unknown_entries: 0 }
+    );
+    assert_eq!(
+        set.apply_bytes(&r, &keys, NOW).unwrap(),
+        Applied::AlreadyHeld
+    );
+    assert_eq!((set.len(), set.entries()), (1, 2));
+    assert!(set.revokes(&q));
+    assert_eq!(set.prune(NOW + 104), 0);
+    assert!(set.revokes(&q));
+    assert_eq!(set.prune(NOW + 105), 1);
+    assert!(!set.revokes(&q));
+    assert_eq!((set.len(), set.entries()), (0, 0));
+    // A record already past its until + leeway is not held at all.
+    assert_eq!(
+        set.apply_bytes(&r, &keys, NOW + 105).unwrap(),
+        Applied::Expired
+    );
+    assert!(set.is_empty());
+}
+
+#[test]
+fn the_set_is_bounded_and_says_so() {
+    let sk = key_for(1);
+    let keys = keys();
+    let mut set = RevocationSet::new().with_limits(2, 3);
+    let rec = |n: u8, entries: usize| {
+        let e: Vec<Vec<u8>> = (0..entries)
+            .map(|i| entry(0, bytes(&[n + i as u8; 16])))
+            .collect();
+        RawRecord::now(&e).sign(&sk)
+    };
+    set.apply_bytes(&rec(0, 2), &keys, NOW).unwrap();
+    let full = set.apply_bytes(&rec(10, 2), &keys, NOW).unwrap_err();
+    assert_eq!(
+        full,
+        ApplyError::Full {
+            records: 2,
+            entries: 3
+        }
+    );
+    assert_eq!(full.code(), "revocations_full");
+    set.apply_bytes(&rec(20, 1), &keys, NOW).unwrap();
+    assert!(matches!(
+        set.apply_bytes(&rec(30, 1), &keys, NOW),
+        Err(ApplyError::Full { .. })
+    ));
+    assert_eq!(set.len(), 2);
+    // A bad record is an error of its own, never a revocation.
+    assert_eq!(
+        set.apply_bytes(&rec(40, 1)[..20], &keys, NOW)
+            .unwrap_err()
+            .code(),
+        "malformed"
+    );
+}
+
+proptest! {
+    /// The hash set and the slice list answer every query alike.
+    #[test]
+    fn set_and_list_agree(
+        entries in proptest::collection::vec((0u8..6, 0u8..3), 1..10),
+        record_iat in (NOW - 100)..(NOW + 100),
+        issued in (NOW - 100)..(NOW + 100),
+        cti in 0u8..3, signer in 0u8..3, holder in proptest::option::of(0u8..3),
+        sub in 0u8..3, sid in proptest::option::of(0u8..3), obo in proptest::option::of(0u8..3),
+    ) {
+        let names = ["a", "b", "c"];
+        let raw: Vec<Vec<u8>> = entries.iter().map(|(kind, v)| match kind {
+            0 => entry(0, bytes(&[*v; 16])),
+            1 => entry(1, bytes(&[*v; 8])),
+            k @ 2..=4 => entry(u64::from(*k), text(names[*v as usize])),
+            k => entry(u64::from(*k), int(i64::from(*v))),
+        }).collect();
+        let r = RawRecord::of(record_iat, record_iat + 10, &raw).sign(&key_for(1));
+        let keys = keys();
+        let v = VerifiedRecord::verify(&r, &keys).unwrap();
+        let mut set = RevocationSet::new();
+        // Applied while it is in force.
+        set.apply(&v, record_iat).unwrap();
+        let held = [v];
+        let list = RevocationList::new(&held);
+        let q = RevocationQuery {
+            cti: [cti; 16],
+            signer: Kid::from_bytes([signer; 8]),
+            holder: holder.map(|h| Kid::from_bytes([h; 8])),
+            sub: names[sub as usize],
+            sid: sid.map(|s| names[s as usize]),
+            obo: obo.map(|o| names[o as usize]),
+            issued,
+        };
+        prop_assert_eq!(set.revokes(&q), list.revokes(&q));
+    }
+}
