@@ -660,3 +660,97 @@ fn an_approval_rule_of_the_root_holds_for_the_leaf_and_approve_signs_it_over_the
     assert_eq!(code, 3, "{stderr}");
     assert!(stdout.is_empty());
 }
+
+#[test]
+fn revoking_the_root_or_a_middle_envelope_stops_the_leaf() {
+    let (dir, root) = setup(now());
+    let d = dir.path();
+    let b = ok(
+        d,
+        &[
+            "delegate",
+            "--key",
+            "a.key",
+            "--parent",
+            &root,
+            "--agent",
+            "B",
+            "--holder",
+            "b.key.pub",
+            "--tool",
+            "crm.ticket.*",
+        ],
+    );
+    let c = ok(
+        d,
+        &[
+            "delegate",
+            "--key",
+            "b.key",
+            "--parent",
+            &b,
+            "--agent",
+            "C",
+            "--holder",
+            "c.key.pub",
+            "--tool",
+            "crm.ticket.read",
+        ],
+    );
+    let claims = chain_claims(d, &c);
+    let call = [
+        "--aud",
+        "q1",
+        "--tool",
+        "crm.ticket.read",
+        "--class",
+        "read",
+        "--message-id",
+        "m-1",
+    ];
+    let mut invoke = vec!["invoke", "--key", "c.key", "--envelope", &c];
+    invoke.extend_from_slice(&call);
+    let invocation = ok(d, &invoke);
+    let decide = |records: &str| {
+        std::fs::write(d.join("revoked.txt"), records).unwrap();
+        let mut args = vec!["verify", "--trust", "orch.key.pub", "--json"];
+        args.extend_from_slice(&call);
+        args.extend_from_slice(&[
+            "--invocation",
+            &invocation,
+            "--revocations",
+            "revoked.txt",
+            &c,
+        ]);
+        let (_, stdout, stderr) = laissez(d, &args);
+        let out = json(&stdout);
+        out["reason"]
+            .as_str()
+            .map_or_else(|| format!("allowed {stderr}"), str::to_owned)
+    };
+    assert!(decide("").starts_with("allowed"));
+    let revoke = |what: &[&str]| {
+        let mut args = vec!["revoke", "--key", "orch.key"];
+        args.extend_from_slice(what);
+        ok(d, &args)
+    };
+    let root_cti = claims[0]["cti"].as_str().unwrap();
+    assert_eq!(
+        decide(&revoke(&["--cti", root_cti])),
+        "revoked",
+        "the root's cti"
+    );
+    let middle_cti = claims[1]["cti"].as_str().unwrap();
+    assert_eq!(
+        decide(&revoke(&["--cti", middle_cti])),
+        "revoked",
+        "B's cti"
+    );
+    assert_eq!(
+        decide(&revoke(&["--agent", "B"])),
+        "revoked",
+        "the middle agent"
+    );
+    // A record about someone else changes nothing.
+    assert!(decide(&revoke(&["--agent", "Z"])).starts_with("allowed"));
+}
