@@ -94,7 +94,7 @@ fn keys() -> tempfile::TempDir {
 
 /// Runs `laissez consume` on `queue` until it is idle, trusting only orch.key.pub, running a
 /// script that prints each run's id, agent and chain: (decision lines by message id, stderr).
-fn consume(dir: &Path, queue: &str) -> (Vec<(String, String, String)>, String) {
+fn consume(dir: &Path, queue: &str, extra: &[&str]) -> (Vec<(String, String, String)>, String) {
     let script = r#"echo "ran $LAISSEZ_MESSAGE_ID agent=$LAISSEZ_AGENT chain=$LAISSEZ_CHAIN" >&2"#;
     let out = Command::new(assert_cmd::cargo::cargo_bin("laissez"))
         .env("LAISSEZ_AMQP_URL", AMQP)
@@ -102,6 +102,7 @@ fn consume(dir: &Path, queue: &str) -> (Vec<(String, String, String)>, String) {
         .args(["consume", "--queue", queue, "--aud", queue])
         .args(["--trust", "orch.key.pub", "--tools", "tools.toml"])
         .args(["--ledger", "uses.redb"])
+        .args(extra)
         .args(["--exit-when-idle", "2s", "--exec", "sh", "-c", script])
         .current_dir(dir)
         .output()
@@ -316,7 +317,7 @@ async fn a_delegated_agents_calls_run_on_a_worker_that_trusts_only_the_orchestra
     let widened = laissez_test_support::force_child(&root_bytes, &bytes(&wide), &seed).unwrap();
     send(properties(&widened, &[&root_bytes], "m-widened", None)).await;
 
-    let (decisions, stderr) = consume(d, queue);
+    let (decisions, stderr) = consume(d, queue, &[]);
     let row =
         |id: &str, reason: &str, agent: &str| (id.to_owned(), reason.to_owned(), agent.to_owned());
     assert_eq!(
@@ -420,13 +421,131 @@ async fn a_parents_uses_cap_all_of_its_children_together() {
             publisher.publish("", queue, &call, b"x").await.unwrap();
         }
     }
-    let (decisions, stderr) = consume(d, queue);
+    let (decisions, stderr) = consume(d, queue, &[]);
     assert_eq!(decisions.len(), 9, "{stderr}");
     let allowed = decisions.iter().filter(|d| d.1 == "allowed").count();
     let exhausted = decisions.iter().filter(|d| d.1 == "uses_exhausted").count();
     assert_eq!((allowed, exhausted), (3, 6), "{decisions:?}");
     assert_eq!(stderr.matches("ran ").count(), 3, "{stderr}");
     assert_eq!(drain(&channel, &topology.dead_letter_queue).await.len(), 6);
+    delete(&channel, &topology).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delegated_call_parked_for_the_roots_approval_is_approved_and_runs() {
+    let dir = keys();
+    let d = dir.path();
+    ok(d, &["keygen", "--out", "alice.key"]);
+    std::fs::write(
+        d.join("tools.toml"),
+        "[tools]\n\"crm.read\" = \"read\"\n\"crm.drop\" = \"destructive\"\n",
+    )
+    .unwrap();
+    let connection = laissez_amqp::connect(AMQP, "laissez cli delegation approval tests")
+        .await
+        .expect("RabbitMQ on 127.0.0.1:5672 must be running");
+    let channel = connection.create_channel().await.unwrap();
+    let topology = Topology::new(unique("delegation-approval"));
+    topology.declare(&channel).await.unwrap();
+    let queue = topology.queue.as_str();
+    // The orchestrator requires alice for destructive calls; A hands B one destructive tool.
+    let root = ok(
+        d,
+        &[
+            "sign",
+            "--key",
+            "orch.key",
+            "--agent",
+            "A",
+            "--aud",
+            queue,
+            "--tool",
+            "crm.*=read+destructive",
+            "--max-uses",
+            "5",
+            "--holder",
+            "a.key.pub",
+            "--approval",
+            "destructive",
+            "--approvals",
+            "1",
+            "--approver",
+            "alice.key.pub",
+        ],
+    );
+    let chain = ok(
+        d,
+        &[
+            "delegate",
+            "--key",
+            "a.key",
+            "--parent",
+            &root,
+            "--agent",
+            "B",
+            "--holder",
+            "b.key.pub",
+            "--tool",
+            "crm.drop=destructive",
+        ],
+    );
+    let (root_bytes, leaf) = (bytes(&root), bytes(chain.split('.').nth(1).unwrap()));
+    let ancestors = [root_bytes.as_slice()];
+    let b_key = laissez_sign::keyfile::read_secret_key_file(&d.join("b.key")).unwrap();
+    let publisher = Publisher::new(connection.create_channel().await.unwrap())
+        .await
+        .unwrap();
+    let call = ToolCall::new(&leaf, "crm.drop", ActionClass::Destructive, "m-drop")
+        .with_chain(&ancestors)
+        .signed_by(&b_key, queue);
+    publisher
+        .publish("", queue, &call, b"drop 7")
+        .await
+        .unwrap();
+    let approvers = ["--approvers", "alice.key.pub"];
+    let (decisions, stderr) = consume(d, queue, &approvers);
+    assert_eq!(
+        decisions,
+        [(
+            "m-drop".to_owned(),
+            "approval_required".to_owned(),
+            "B".to_owned()
+        )],
+        "{stderr}"
+    );
+    // alice approves it where it is parked: the root's rule, over the leaf's call.
+    let out = Command::new(assert_cmd::cargo::cargo_bin("laissez"))
+        .env("LAISSEZ_AMQP_URL", AMQP)
+        .args(["approve", "--key", "alice.key", "--from"])
+        .arg(&topology.dead_letter_queue)
+        .args([
+            "--trust",
+            "orch.key.pub",
+            "--aud",
+            queue,
+            "--tools",
+            "tools.toml",
+        ])
+        .args(["--approvers", "alice.key.pub", "--yes"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{shown}");
+    let (decisions, stderr) = consume(d, queue, &approvers);
+    assert_eq!(
+        decisions,
+        [("m-drop".to_owned(), "allowed".to_owned(), "B".to_owned())],
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(r#"ran m-drop agent=B chain=["A","B"]"#),
+        "{stderr}"
+    );
+    assert_eq!(
+        drain(&channel, &topology.dead_letter_queue).await,
+        Vec::<String>::new()
+    );
     delete(&channel, &topology).await;
 }
 
