@@ -101,7 +101,11 @@ fn consume(dir: &Path, queue: &str, extra: &[&str]) -> (Vec<(String, String, Str
         .env_remove("LAISSEZ_REDIS_URL")
         .args(["consume", "--queue", queue, "--aud", queue])
         .args(["--trust", "orch.key.pub", "--tools", "tools.toml"])
-        .args(["--ledger", "uses.redb"])
+        .args(if extra.contains(&"--redis") {
+            &[][..]
+        } else {
+            &["--ledger", "uses.redb"][..]
+        })
         .args(extra)
         .args(["--exit-when-idle", "2s", "--exec", "sh", "-c", script])
         .current_dir(dir)
@@ -428,6 +432,93 @@ async fn a_parents_uses_cap_all_of_its_children_together() {
     assert_eq!((allowed, exhausted), (3, 6), "{decisions:?}");
     assert_eq!(stderr.matches("ran ").count(), 3, "{stderr}");
     assert_eq!(drain(&channel, &topology.dead_letter_queue).await.len(), 6);
+    delete(&channel, &topology).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_on_one_redis_run_a_parents_uses_once_between_them() {
+    let dir = keys();
+    let d = dir.path();
+    let connection = laissez_amqp::connect(AMQP, "laissez cli delegation redis tests")
+        .await
+        .expect("RabbitMQ on 127.0.0.1:5672 must be running");
+    let channel = connection.create_channel().await.unwrap();
+    let topology = Topology::new(unique("delegation-redis"));
+    topology.declare(&channel).await.unwrap();
+    let queue = topology.queue.as_str();
+    let publisher = Publisher::new(connection.create_channel().await.unwrap())
+        .await
+        .unwrap();
+    let root = ok(
+        d,
+        &[
+            "sign",
+            "--key",
+            "orch.key",
+            "--agent",
+            "A",
+            "--aud",
+            queue,
+            "--tool",
+            "crm.*",
+            "--max-uses",
+            "3",
+            "--holder",
+            "a.key.pub",
+        ],
+    );
+    let root_bytes = bytes(&root);
+    let ancestors = [root_bytes.as_slice()];
+    for (agent, key) in [("B", "b"), ("C", "c"), ("D", "d")] {
+        let chain = ok(
+            d,
+            &[
+                "delegate",
+                "--key",
+                "a.key",
+                "--parent",
+                &root,
+                "--agent",
+                agent,
+                "--holder",
+                &format!("{key}.key.pub"),
+                "--tool",
+                "crm.read",
+                "--max-uses",
+                "3",
+            ],
+        );
+        let leaf = bytes(chain.split('.').nth(1).unwrap());
+        let holder =
+            laissez_sign::keyfile::read_secret_key_file(&d.join(format!("{key}.key"))).unwrap();
+        for n in 1..=4 {
+            let id = format!("{agent}-{n}");
+            let call = ToolCall::new(&leaf, "crm.read", ActionClass::Read, &id)
+                .with_chain(&ancestors)
+                .signed_by(&holder, queue);
+            publisher.publish("", queue, &call, b"x").await.unwrap();
+        }
+    }
+    // Two sidecars at once, sharing one Redis ledger, each taking 4 messages at a time.
+    let redis = laissez_test_support::redis_url();
+    let extra = ["--redis", redis.as_str(), "--prefetch", "4"];
+    let (one, two) = std::thread::scope(|s| {
+        let one = s.spawn(|| consume(d, queue, &extra));
+        let two = s.spawn(|| consume(d, queue, &extra));
+        (one.join().unwrap(), two.join().unwrap())
+    });
+    let decisions: Vec<_> = one.0.iter().chain(&two.0).collect();
+    let ran = one.1.matches("ran ").count() + two.1.matches("ran ").count();
+    let allowed = decisions.iter().filter(|d| d.1 == "allowed").count();
+    assert_eq!(decisions.len(), 12, "{decisions:?}");
+    assert_eq!((allowed, ran), (3, 3), "{decisions:?}");
+    assert!(
+        decisions
+            .iter()
+            .all(|d| d.1 == "allowed" || d.1 == "uses_exhausted"),
+        "{decisions:?}"
+    );
+    assert_eq!(drain(&channel, &topology.dead_letter_queue).await.len(), 9);
     delete(&channel, &topology).await;
 }
 
