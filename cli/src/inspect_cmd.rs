@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use clap::Args;
 use laissez_verify::{
-    Claims, Denial, UntrustedApproval, UntrustedEnvelope, UntrustedInvocation, UntrustedRecord,
+    Claims, Denial, Kid, UntrustedApproval, UntrustedEnvelope, UntrustedInvocation, UntrustedRecord,
 };
 use serde_json::json;
 
@@ -173,41 +173,53 @@ fn hex(bytes: &[u8]) -> String {
 
 /// `{"verified": false, "kid", "invocation": {call fields by their names, iat}}`.
 fn invocation_json(invocation: &UntrustedInvocation<'_>) -> String {
-    let call = invocation.call();
+    let fields = call_fields(&invocation.call(), invocation.iat());
     json_line(&json!({
         "verified": false,
         "kid": invocation.kid().to_string(),
-        "invocation": {
-            "env": hex(call.envelope_digest()),
-            "aud": call.audience(),
-            "msg": call.message_id(),
-            "tool": call.tool(),
-            "class": call.class().name(),
-            "body": hex(call.body_digest()),
-            "iat": invocation.iat(),
-        },
+        "invocation": fields,
     }))
 }
 
-/// The invocation's call, one field per line, under its own UNVERIFIED banner. The audience
-/// and message id are whoever made it's text: escaped like claims.
-fn invocation_human(invocation: &UntrustedInvocation<'_>) -> String {
-    let call = invocation.call();
-    let mut out = String::from(
-        "UNVERIFIED: an invocation, decoded without checking its signature, key, time or call\n",
-    );
+/// A signed call's fields by their names (env and body as SHA-256 hex), and its iat.
+fn call_fields(call: &laissez_verify::Call<'_>, iat: u64) -> serde_json::Value {
+    json!({
+        "env": hex(call.envelope_digest()),
+        "aud": call.audience(),
+        "msg": call.message_id(),
+        "tool": call.tool(),
+        "class": call.class().name(),
+        "body": hex(call.body_digest()),
+        "iat": iat,
+    })
+}
+
+/// A signed call, one field per line, under its own UNVERIFIED banner naming `what` it is.
+/// The audience and message id are whoever made it's text: escaped like claims.
+fn call_human(what: &str, kid: Kid, call: &laissez_verify::Call<'_>, iat: u64) -> String {
+    let mut out =
+        format!("UNVERIFIED: {what}, decoded without checking its signature, key, time or call\n");
     let mut field = |name: &str, value: &dyn std::fmt::Display| {
         let _ = writeln!(out, "{name:<9}{value}");
     };
-    field("kid", &invocation.kid());
+    field("kid", &kid);
     field("env", &hex(call.envelope_digest()));
     field("aud", &escape_text(call.audience()));
     field("msg", &escape_text(call.message_id()));
     field("tool", &escape_text(call.tool()));
     field("class", &call.class());
     field("body", &hex(call.body_digest()));
-    field("iat", &invocation.iat());
+    field("iat", &iat);
     out
+}
+
+fn invocation_human(invocation: &UntrustedInvocation<'_>) -> String {
+    call_human(
+        "an invocation",
+        invocation.kid(),
+        &invocation.call(),
+        invocation.iat(),
+    )
 }
 
 /// The text form: an UNVERIFIED banner, then one claim per line. Every text claim is
@@ -274,44 +286,27 @@ fn human(envelope: &UntrustedEnvelope<'_>, c: &Claims<'_>) -> String {
 
 /// `{"verified": false, "kid", "approval": {call fields by their names, iat, exp, by}}`.
 fn approval_json(approval: &UntrustedApproval<'_>) -> String {
-    let call = approval.call();
+    let mut fields = call_fields(&approval.call(), approval.iat());
+    fields["exp"] = json!(approval.exp());
+    fields["by"] = json!(approval.by());
     json_line(&json!({
         "verified": false,
         "kid": approval.kid().to_string(),
-        "approval": {
-            "env": hex(call.envelope_digest()),
-            "aud": call.audience(),
-            "msg": call.message_id(),
-            "tool": call.tool(),
-            "class": call.class().name(),
-            "body": hex(call.body_digest()),
-            "iat": approval.iat(),
-            "exp": approval.exp(),
-            "by": approval.by(),
-        },
+        "approval": fields,
     }))
 }
 
 /// The approval's call and times under its own UNVERIFIED banner; texts escaped.
 fn approval_human(approval: &UntrustedApproval<'_>) -> String {
-    let call = approval.call();
-    let mut out = String::from(
-        "UNVERIFIED: an approval, decoded without checking its signature, key, time or call\n",
+    let mut out = call_human(
+        "an approval",
+        approval.kid(),
+        &approval.call(),
+        approval.iat(),
     );
-    let mut field = |name: &str, value: &dyn std::fmt::Display| {
-        let _ = writeln!(out, "{name:<9}{value}");
-    };
-    field("kid", &approval.kid());
-    field("env", &hex(call.envelope_digest()));
-    field("aud", &escape_text(call.audience()));
-    field("msg", &escape_text(call.message_id()));
-    field("tool", &escape_text(call.tool()));
-    field("class", &call.class());
-    field("body", &hex(call.body_digest()));
-    field("iat", &approval.iat());
-    field("exp", &approval.exp());
+    let _ = writeln!(out, "{:<9}{}", "exp", approval.exp());
     if let Some(by) = approval.by() {
-        field("by", &escape_text(by));
+        let _ = writeln!(out, "{:<9}{}", "by", escape_text(by));
     }
     out
 }

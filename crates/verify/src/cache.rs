@@ -139,6 +139,26 @@ impl EnvelopeCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The key, kid and holder an entry for exactly `bytes` recorded, unless it is dead (then
+    /// dropped) or absent.
+    fn live_entry(
+        &self,
+        digest: &Digest32,
+        bytes: &[u8],
+        now: u64,
+    ) -> Option<([u8; 32], Kid, Option<TrustedKey>)> {
+        let mut inner = self.lock();
+        let entry = inner.map.get(digest)?;
+        if now >= entry.dead_at {
+            inner.map.remove(digest);
+            return None;
+        }
+        if *entry.bytes != *bytes {
+            return None;
+        }
+        Some((entry.key, entry.kid, entry.holder))
+    }
+
     fn lookup<'a>(
         &self,
         verifier: &Verifier<'_>,
@@ -146,18 +166,7 @@ impl EnvelopeCache {
         bytes: &'a [u8],
         now: u64,
     ) -> Option<VerifiedEnvelope<'a>> {
-        let (key, kid, holder) = {
-            let mut inner = self.lock();
-            let entry = inner.map.get(digest)?;
-            if now >= entry.dead_at {
-                inner.map.remove(digest);
-                return None;
-            }
-            if *entry.bytes != *bytes {
-                return None;
-            }
-            (entry.key, entry.kid, entry.holder)
-        };
+        let (key, kid, holder) = self.live_entry(digest, bytes, now)?;
         // The exact key must be trusted by this verifier, not only by the one that filled the
         // entry (and not merely a key that shares its kid).
         if !verifier.trusts(&key) {
@@ -182,18 +191,7 @@ impl EnvelopeCache {
         bytes: &'a [u8],
         now: u64,
     ) -> Option<VerifiedEnvelope<'a>> {
-        let (key, kid, holder) = {
-            let mut inner = self.lock();
-            let entry = inner.map.get(digest)?;
-            if now >= entry.dead_at {
-                inner.map.remove(digest);
-                return None;
-            }
-            if *entry.bytes != *bytes {
-                return None;
-            }
-            (entry.key, entry.kid, entry.holder)
-        };
+        let (key, kid, holder) = self.live_entry(digest, bytes, now)?;
         if parent.claims().holder().map(TrustedKey::as_bytes) != Some(&key) {
             return None;
         }
