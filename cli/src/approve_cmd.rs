@@ -13,7 +13,7 @@ use laissez_verify::wire::MAX_MESSAGE_ID_LEN;
 use laissez_verify::{ActionClass, Call, DEFAULT_MAX_LIFETIME, UntrustedEnvelope};
 
 use crate::failure::Failure;
-use crate::input::{one_stdin, read_body, read_envelope};
+use crate::input::{one_stdin, read_body, read_links};
 use crate::output::{escape_text, write_stderr_line, write_stdout};
 
 pub(crate) const APPROVE_HELP: &str = "\
@@ -164,15 +164,20 @@ fn print_form(args: &ApproveArgs) -> Result<(), Failure> {
         ("--envelope", Some(env_arg)),
         ("--body", args.body.as_deref()),
     ])?;
-    let envelope = read_envelope(env_arg)?.map_err(|e| Failure::Denied {
-        reason: "malformed",
-        detail: format!("malformed envelope: {e}"),
-    })?;
+    // A chain's text form: the call is made under its leaf, and the rule of any envelope of
+    // the chain may be the one that needs this approval.
+    let links = read_links(env_arg)?;
+    let Some(envelope) = links.last() else {
+        return Err(Failure::Denied {
+            reason: "malformed",
+            detail: "malformed envelope: no envelope".to_owned(),
+        });
+    };
     let body = read_body(args.body.as_deref())?;
-    let call = Call::new(&envelope, &args.aud, message_id, tool, class, &body)
+    let call = Call::new(envelope, &args.aud, message_id, tool, class, &body)
         .map_err(|e| Failure::usage(format!("--tool {tool:?}: {e}")))?;
     let key = read_secret_key_file(&args.key)?;
-    let claims = UntrustedEnvelope::decode(&envelope)
+    let claims = UntrustedEnvelope::decode(envelope)
         .ok()
         .and_then(|e| e.claims_unverified().ok());
     let shown = Shown {
@@ -187,7 +192,16 @@ fn print_form(args: &ApproveArgs) -> Result<(), Failure> {
     };
     write_stderr_line("approving (the envelope's signature is not checked here):");
     shown.write();
-    let approval = sign(&key, &envelope, &call, args)?;
+    if links.len() > 1 {
+        let agents: Vec<String> = links
+            .iter()
+            .filter_map(|l| UntrustedEnvelope::decode(l).ok()?.claims_unverified().ok())
+            .map(|c| escape_text(c.sub()).into_owned())
+            .collect();
+        write_stderr_line(&format!("  delegated:  {}", agents.join(" > ")));
+    }
+    let chain: Vec<&[u8]> = links.iter().map(Vec::as_slice).collect();
+    let approval = sign(&key, &chain, &call, args)?;
     write_stderr_line(&format!(
         "  approver:   {} (valid {} s)",
         approval.kid(),
@@ -196,16 +210,18 @@ fn print_form(args: &ApproveArgs) -> Result<(), Failure> {
     write_stdout(format!("{}\n", approval.to_text()).as_bytes())
 }
 
-/// Signs the approval of `call`, valid from now for `--ttl`.
+/// Signs the approval of `call` under `chain` (root first, the call's envelope last; one
+/// envelope when not delegated), valid from now for `--ttl`.
 pub(crate) fn sign(
     key: &SecretKey,
-    envelope: &[u8],
+    chain: &[&[u8]],
     call: &Call<'_>,
     args: &ApproveArgs,
 ) -> Result<Approval, Failure> {
     let iat = laissez_sign::unix_now();
     let exp = iat.saturating_add(args.ttl);
-    Approval::sign(key, envelope, call, iat, exp, args.by.as_deref()).map_err(|e| failure(args, &e))
+    Approval::sign_in_chain(key, chain, call, iat, exp, args.by.as_deref())
+        .map_err(|e| failure(args, &e))
 }
 
 /// A refusal of the signer as the command line reports it (`docs/spec.md` §10).

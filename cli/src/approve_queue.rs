@@ -250,7 +250,11 @@ async fn approve_one(
         &parked.body,
     );
     let signed = match call {
-        Ok(call) => sign(key, &pending.envelope, &call, args),
+        Ok(call) => {
+            let mut chain: Vec<&[u8]> = pending.chain.iter().map(Vec::as_slice).collect();
+            chain.push(&pending.envelope);
+            sign(key, &chain, &call, args)
+        }
         Err(e) => Err(Failure::io(format!("internal error: {e}"))),
     };
     let approval = match signed {

@@ -35,9 +35,13 @@ approvals from listed approvers in the header laissez-approvals; only keys of --
 count, and a key of --trust is refused there (exit 3). Short of m it is approval_required:
 parked in the dead-letter queue with its headers intact, for laissez approve.
 --require-approval CLASSES requires approval for those classes whatever the envelope says.
-Denied messages are rejected to the queue's dead-letter exchange and
+A delegated envelope (laissez delegate) comes with its ancestors, root first, in the header
+laissez-chain: the root must be signed by a --trust key and each child by its parent's holder
+(bad_delegation), no child wider than its parent (not_attenuated); a use spends one use of
+every envelope of the chain. Denied messages are rejected to the queue's dead-letter exchange and
 never run. CMD gets the body on stdin and LAISSEZ_AGENT, LAISSEZ_TOOL, LAISSEZ_CLASS,
-LAISSEZ_OBO, LAISSEZ_SESSION, LAISSEZ_CTI, LAISSEZ_USE, LAISSEZ_MESSAGE_ID,
+LAISSEZ_OBO, LAISSEZ_SESSION, LAISSEZ_CTI, LAISSEZ_USE, LAISSEZ_MESSAGE_ID, LAISSEZ_CHAIN (a
+JSON array of the chain's agents, root first; one when not delegated),
 LAISSEZ_APPROVED_BY (a JSON array of the hex kids of the approvers that counted) (never
 LAISSEZ_AMQP_URL nor LAISSEZ_REDIS_URL); exit 0 acks, any other exit dead-letters. CMD's stdout
 goes to stderr: stdout has one JSON decision per message:

@@ -10,7 +10,7 @@ use laissez_verify::{
 use serde_json::json;
 
 use crate::failure::Failure;
-use crate::input::read_object;
+use crate::input::read_chain;
 use crate::output::{escape_text, json_line, write_stdout};
 
 pub(crate) const INSPECT_HELP: &str = "\
@@ -24,6 +24,9 @@ the holder's kid), {\"verified\": false, \"kid\": HEX, \"invocation\": {\"env\",
 \"tool\", \"class\", \"body\", \"iat\"}} for an invocation (env and body: SHA-256 in hex).
 Control and bidi characters in text claims print as \\u{HEX} (\\uXXXX in JSON), and in text
 a backslash as \\\\, so claims cannot move the cursor or forge a line.
+A delegation chain's text form (envelopes joined by `.`, root first) prints each envelope,
+root first; --json prints {\"verified\": false, \"kid\": the root's, \"claims\": the leaf's,
+\"chain\": [every envelope's claims, root first]}. Nor are the chain's links checked.
 Exit 0 when the input decodes, 1 when it is neither (`denied: malformed`).
 
 Example:
@@ -89,11 +92,15 @@ fn recognise(bytes: &[u8]) -> Result<Object<'_>, Failure> {
 }
 
 pub(crate) fn inspect(args: &InspectArgs) -> Result<(), Failure> {
-    let bytes = read_object(&args.input, "input")?.map_err(|e| Failure::Denied {
+    let links = read_chain(&args.input)?.map_err(|e| Failure::Denied {
         reason: "malformed",
         detail: format!("malformed envelope: {e}"),
     })?;
-    let out = match (recognise(&bytes)?, args.json) {
+    let bytes = match links.as_slice() {
+        [one] => one,
+        _ => return write_stdout(chain(&links, args.json)?.as_bytes()),
+    };
+    let out = match (recognise(bytes)?, args.json) {
         (Object::Envelope(envelope, claims), true) => json_line(&json!({
             "verified": false,
             "kid": envelope.kid().to_string(),
@@ -108,6 +115,56 @@ pub(crate) fn inspect(args: &InspectArgs) -> Result<(), Failure> {
         (Object::Approval(approval), false) => approval_human(&approval),
     };
     write_stdout(out.as_bytes())
+}
+
+/// A delegation chain, root first: each envelope decoded, none checked (not even its link).
+fn chain(links: &[Vec<u8>], json: bool) -> Result<String, Failure> {
+    let mut decoded = Vec::with_capacity(links.len());
+    for (at, link) in links.iter().enumerate() {
+        let fail = |e: &dyn std::fmt::Display| Failure::Denied {
+            reason: "malformed",
+            detail: format!("envelope {at} of the chain (root 0): {e}"),
+        };
+        let envelope = UntrustedEnvelope::decode(link).map_err(|e| fail(&e))?;
+        let claims = envelope.claims_unverified().map_err(|e| fail(&e))?;
+        decoded.push((envelope, claims));
+    }
+    let (Some((root, _)), Some((_, leaf))) = (decoded.first(), decoded.last()) else {
+        return Err(Failure::Denied {
+            reason: "malformed",
+            detail: "an empty chain".to_owned(),
+        });
+    };
+    if json {
+        let chain: Vec<&Claims<'_>> = decoded.iter().map(|(_, c)| c).collect();
+        return Ok(json_line(&json!({
+            "verified": false,
+            "kid": root.kid().to_string(),
+            "claims": leaf,
+            "chain": chain,
+        })));
+    }
+    let agents: Vec<String> = decoded
+        .iter()
+        .map(|(_, c)| escape_text(c.sub()).into_owned())
+        .collect();
+    let mut out = format!(
+        "UNVERIFIED: a delegation chain of {} envelopes, root first ({}), decoded without \
+         checking any signature, link, key, time or audience\n",
+        decoded.len(),
+        agents.join(" > ")
+    );
+    for (at, (envelope, claims)) in decoded.iter().enumerate() {
+        let role = match at {
+            0 => "root",
+            n if n + 1 == decoded.len() => "leaf",
+            _ => "link",
+        };
+        let _ = writeln!(out, "\n-- envelope {at} ({role})");
+        // Each block under its own banner: no line of it can pass for a verified one.
+        out.push_str(&human(envelope, claims));
+    }
+    Ok(out)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -187,6 +244,12 @@ fn human(envelope: &UntrustedEnvelope<'_>, c: &Claims<'_>) -> String {
         field("iat", &iat);
     }
     field("cti", &hex(c.cti()));
+    if let Some(parent) = c.parent() {
+        field(
+            "parent",
+            &format!("{} (delegated: SHA-256 of its parent)", hex(parent)),
+        );
+    }
     if let Some(holder) = c.holder() {
         field(
             "cnf",

@@ -10,7 +10,7 @@ use laissez_verify::wire::MAX_MESSAGE_ID_LEN;
 use laissez_verify::{ActionClass, Call, DEFAULT_LEEWAY, UntrustedEnvelope};
 
 use crate::failure::Failure;
-use crate::input::{one_stdin, read_body, read_envelope};
+use crate::input::{one_stdin, read_body, read_leaf};
 use crate::output::write_stdout;
 
 pub(crate) const INVOKE_HELP: &str = "\
@@ -70,10 +70,8 @@ pub(crate) fn invoke(args: &InvokeArgs) -> Result<(), Failure> {
         ("--envelope", Some(args.envelope.as_str())),
         ("--body", args.body.as_deref()),
     ])?;
-    let envelope = read_envelope(&args.envelope)?.map_err(|e| Failure::Denied {
-        reason: "malformed",
-        detail: format!("malformed envelope: {e}"),
-    })?;
+    // A chain's text form: the call is made under its leaf.
+    let envelope = read_leaf(&args.envelope)?;
     let body = read_body(args.body.as_deref())?;
     let call = Call::new(
         &envelope,

@@ -7,6 +7,7 @@
 mod approve_cmd;
 mod approve_queue;
 mod consume;
+mod delegate_cmd;
 mod failure;
 mod input;
 mod inspect_cmd;
@@ -59,6 +60,9 @@ enum Command {
     /// Decode an envelope or an invocation WITHOUT verifying it, and say so.
     #[command(after_help = inspect_cmd::INSPECT_HELP)]
     Inspect(inspect_cmd::InspectArgs),
+    /// Delegate: sign a narrower child of a holder-bound envelope for another agent; prints the chain.
+    #[command(after_help = delegate_cmd::DELEGATE_HELP)]
+    Delegate(Box<delegate_cmd::DelegateArgs>),
     /// Sign one call under a holder-bound envelope with the agent's key; prints the invocation.
     #[command(after_help = invoke_cmd::INVOKE_HELP)]
     Invoke(Box<invoke_cmd::InvokeArgs>),
@@ -126,6 +130,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Sign(args) => sign_cmd::sign(&args),
         Command::Verify(args) => verify_cmd::verify(&args),
         Command::Inspect(args) => inspect_cmd::inspect(&args),
+        Command::Delegate(args) => delegate_cmd::delegate(&args),
         Command::Invoke(args) => invoke_cmd::invoke(&args),
         Command::Revoke(args) => revoke_cmd::revoke(&args),
         Command::Approve(args) => approve_cmd::approve(&args),

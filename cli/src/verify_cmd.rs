@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use laissez_ledger::{Begin, LedgerError, MAX_MESSAGE_ID_LEN, Outcome, RedbLedger};
+use laissez_ledger::{Ancestor, Begin, LedgerError, MAX_MESSAGE_ID_LEN, Outcome, RedbLedger};
 use laissez_sign::keyfile::read_trust_file;
 use laissez_verify::wire::MAX_APPROVALS;
 use laissez_verify::{
@@ -15,7 +15,7 @@ use laissez_verify::{
 use serde_json::json;
 
 use crate::failure::Failure;
-use crate::input::{one_stdin, read_body, read_envelope, read_object};
+use crate::input::{one_stdin, read_body, read_chain, read_object};
 use crate::output::{escape_text, json_line, write_stdout};
 
 pub(crate) const VERIFY_HELP: &str = "\
@@ -37,6 +37,13 @@ decoded; with --ledger also \"use\": N|null). A denial for the invocation adds \
 field that differs (invocation_mismatch), why it is bad (bad_invocation), or holder_bound /
 require_holder (invocation_required); approval_required adds \"K of M\" (approvals that
 counted of those needed).
+
+ENVELOPE may be a delegation chain's text form (base64url envelopes joined by `.`, root
+first): its root must be signed by a --trust key, each child by its parent's holder key, and
+no child may grant more than its parent (`bad_delegation`, `not_attenuated`: \"detail\" names
+the fault or the field). The call runs under the leaf: its audience, agent, tools and holder.
+--json then adds \"chain\": every envelope's claims, root first; \"claims\" is the leaf's and
+\"kid\" the root's.
 
 --approval APV (repeatable) gives the approvals that came with the call; only those signed by an
 --approvers key listed in the envelope's rule, over exactly this call and in time, count.
@@ -150,14 +157,28 @@ type Uses = Option<(u64, u64)>;
 
 /// What was decided, with what is known about the envelope.
 struct Decision<'a> {
+    /// The root's kid.
     kid: Option<Kid>,
+    /// The leaf's claims.
     claims: Option<Claims<'a>>,
+    /// Every envelope's claims, root first, when a chain of more than one was given and it
+    /// authenticated; `None` (JSON null) when it did not.
+    chain: Option<Vec<Claims<'a>>>,
+    /// Whether a chain of more than one envelope was given.
+    delegated: bool,
     /// `Ok(use number when a ledger was used)` or `Err(refusal)`.
     result: Result<Uses, Refusal>,
 }
 
+/// A denial as it is; a chain's reasons add the fault or the widening field as the detail.
 fn denial(d: &Denial) -> Refusal {
-    Refusal::new(d.code(), d.to_string())
+    let mut refusal = Refusal::new(d.code(), d.to_string());
+    refusal.detail = match d {
+        Denial::BadDelegation(fault) => Some(fault.code().to_owned()),
+        Denial::NotAttenuated(field) => Some(field.code().to_owned()),
+        _ => None,
+    };
+    refusal
 }
 
 /// Checks of the arguments that need no file: a usage error before anything is read.
@@ -207,9 +228,19 @@ fn spend(
     ledger_path: &std::path::Path,
     message_id: &str,
     claims: &Claims<'_>,
+    chain_ancestors: &[Claims<'_>],
     leeway: u64,
     call: Option<(&str, ActionClass)>,
 ) -> Result<Result<(u64, u64), Refusal>, Failure> {
+    // A use spends one use of every envelope of the chain at once (`docs/spec.md` §13).
+    let ancestors: Vec<Ancestor<'_>> = chain_ancestors
+        .iter()
+        .map(|a| Ancestor {
+            cti: a.cti(),
+            max_uses: a.max_uses(),
+            expires_at: a.exp().saturating_add(leeway),
+        })
+        .collect();
     let ledger = RedbLedger::open(ledger_path)
         .map_err(|e| Failure::io(format!("ledger {}: {e}", ledger_path.display())))?;
     let begin = Begin {
@@ -223,7 +254,7 @@ fn spend(
         // strictest one (destructive steps run at most once, spec §8).
         tool: call.map_or("", |(tool, _)| tool),
         class: call.map_or(ActionClass::Destructive, |(_, class)| class),
-        ancestors: &[],
+        ancestors: &ancestors,
     };
     let ledger_io = |e: LedgerError| Failure::io(format!("ledger {}: {e}", ledger_path.display()));
     let outcome = match ledger.begin_blocking(&begin) {
@@ -281,7 +312,7 @@ pub(crate) fn verify(args: &VerifyArgs) -> Result<(), Failure> {
     ])?;
     let keys = load_trust(&args.trust)?;
     let approvers = load_trust(&args.approvers)?;
-    let bytes = read_envelope(&args.envelope)?;
+    let links = read_chain(&args.envelope)?;
     let inputs = CallInputs {
         body: read_body(args.body.as_deref())?,
         invocation: args
@@ -307,39 +338,54 @@ pub(crate) fn verify(args: &VerifyArgs) -> Result<(), Failure> {
     if let Some(agent) = &args.agent {
         verifier = verifier.expect_agent(agent);
     }
-    let decision = match &bytes {
+    let decision = match &links {
         Err(text_error) => Decision {
             kid: None,
             claims: None,
+            chain: None,
+            delegated: false,
             result: Err(Refusal::new(
                 "malformed",
                 format!("malformed envelope: {text_error}"),
             )),
         },
-        Ok(bytes) => decide(args, &verifier, bytes, now, request.as_ref(), &inputs)?,
+        Ok(links) => {
+            let links: Vec<&[u8]> = links.iter().map(Vec::as_slice).collect();
+            decide(args, &verifier, &links, now, request.as_ref(), &inputs)?
+        }
     };
     report(args, &decision)
 }
 
+/// Decides over a chain, root first (one envelope when not delegated): the chain's links,
+/// then the checks on every envelope and on the leaf (`docs/spec.md` §2, §13).
 fn decide<'a>(
     args: &VerifyArgs,
     verifier: &Verifier<'_>,
-    bytes: &'a [u8],
+    links: &[&'a [u8]],
     now: u64,
     request: Option<&Request<'_>>,
     inputs: &CallInputs,
 ) -> Result<Decision<'a>, Failure> {
-    let kid = UntrustedEnvelope::decode(bytes).ok().map(|e| e.kid());
-    let verified = match verifier.authenticate(bytes) {
-        Ok(verified) => verified,
+    let delegated = links.len() > 1;
+    let kid = links
+        .first()
+        .and_then(|root| UntrustedEnvelope::decode(root).ok())
+        .map(|e| e.kid());
+    let chain = match verifier.authenticate_chain(links) {
+        Ok(chain) => chain,
         Err(d) => {
             return Ok(Decision {
                 kid,
                 claims: None,
+                chain: None,
+                delegated,
                 result: Err(denial(&d)),
             });
         }
     };
+    let verified = *chain.leaf();
+    let bytes = verified.as_bytes();
     let claims = *verified.claims();
     let text_error = inputs.invocation.as_ref().and_then(|i| i.as_ref().err());
     let checked = match (&args.message_id, &args.tool, args.class) {
@@ -356,11 +402,11 @@ fn decide<'a>(
             });
             let approvals: Vec<&[u8]> = inputs.approvals.iter().map(Vec::as_slice).collect();
             verifier
-                .check_call(&verified, now, &call, Attached::new(invocation, &approvals))
+                .check_chain_call(&chain, now, &call, Attached::new(invocation, &approvals))
                 .map(|_| ())
         }
         // No call: every check but the call's, and a holder-bound envelope is never usable.
-        _ => verifier.check(&verified, now, request),
+        _ => verifier.check_chain(&chain, now, request),
     };
     let has_call = args.message_id.is_some();
     let mut result = checked
@@ -369,11 +415,18 @@ fn decide<'a>(
     if let (Ok(_), Some(ledger), Some(message_id)) = (&result, &args.ledger, &args.message_id) {
         let leeway = verifier.policy().leeway();
         let call = args.tool.as_deref().zip(args.class);
-        result = spend(ledger, message_id, &claims, leeway, call)?.map(Some);
+        let ancestors: Vec<Claims<'_>> = chain
+            .iter()
+            .take(chain.len() - 1)
+            .map(|e| *e.claims())
+            .collect();
+        result = spend(ledger, message_id, &claims, &ancestors, leeway, call)?.map(Some);
     }
     Ok(Decision {
-        kid: Some(verified.kid()),
+        kid: Some(chain.root().kid()),
         claims: Some(claims),
+        chain: delegated.then(|| chain.iter().map(|e| *e.claims()).collect()),
+        delegated,
         result,
     })
 }
@@ -445,6 +498,9 @@ fn report(args: &VerifyArgs, decision: &Decision<'_>) -> Result<(), Failure> {
             "kid": decision.kid.map(|k| k.to_string()),
             "claims": decision.claims,
         });
+        if decision.delegated {
+            value["chain"] = json!(decision.chain);
+        }
         if args.ledger.is_some() {
             value["use"] = json!(
                 decision
@@ -489,6 +545,13 @@ fn allowed_line(
     if let Some(claims) = &decision.claims {
         // Signed by a trusted key, but possibly text a user gave the orchestrator.
         line.push_str(&format!(" agent={}", escape_text(claims.sub())));
+    }
+    if let Some(chain) = &decision.chain {
+        let agents: Vec<String> = chain
+            .iter()
+            .map(|c| escape_text(c.sub()).into_owned())
+            .collect();
+        line.push_str(&format!(" chain={}", agents.join(">")));
     }
     if let (Some(tool), Some(class)) = (&args.tool, args.class) {
         line.push_str(&format!(" tool={tool} class={class}"));

@@ -12,6 +12,75 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD
 
 pub use proxy::CuttableProxy;
 
+/// Why [`force_child`] could not re-sign an envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForceError(String);
+
+impl std::fmt::Display for ForceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ForceError {}
+
+/// A delegated envelope made without `delegate`'s checks (what a careless or hostile
+/// delegator could send): `envelope` (a root-form envelope, signed by any key) with the claim
+/// -65538 `parent` = SHA-256 of `parent` appended, re-signed with the Ed25519 `seed` (the
+/// parent's holder key, whose kid `envelope` must already carry: sign it with that key).
+/// For tests of `not_attenuated` and `bad_delegation` at a worker.
+pub fn force_child(parent: &[u8], envelope: &[u8], seed: &[u8; 32]) -> Result<Vec<u8>, ForceError> {
+    use ciborium::value::Value;
+    use ed25519_dalek::Signer as _;
+    use sha2::Digest as _;
+    let bad = |what: &str| ForceError(format!("not an envelope: {what}"));
+    let value: Value =
+        ciborium::de::from_reader(envelope).map_err(|e| ForceError(e.to_string()))?;
+    let Value::Tag(18, inner) = value else {
+        return Err(bad("no tag 18"));
+    };
+    let Value::Array(items) = *inner else {
+        return Err(bad("not an array"));
+    };
+    let (Some(Value::Bytes(protected)), Some(Value::Bytes(payload))) =
+        (items.first(), items.get(2))
+    else {
+        return Err(bad("no protected header or payload"));
+    };
+    let claims: Value =
+        ciborium::de::from_reader(payload.as_slice()).map_err(|e| ForceError(e.to_string()))?;
+    let Value::Map(mut claims) = claims else {
+        return Err(bad("claims not a map"));
+    };
+    // -65538 sorts after every other key: appended, the map stays deterministic.
+    claims.push((
+        Value::from(-65538),
+        Value::Bytes(sha2::Sha256::digest(parent).to_vec()),
+    ));
+    let write = |value: &Value| -> Result<Vec<u8>, ForceError> {
+        let mut out = Vec::new();
+        ciborium::ser::into_writer(value, &mut out).map_err(|e| ForceError(e.to_string()))?;
+        Ok(out)
+    };
+    let payload = write(&Value::Map(claims))?;
+    let tbs = write(&Value::Array(vec![
+        Value::from("Signature1"),
+        Value::Bytes(protected.clone()),
+        Value::Bytes(b"laissez/v1".to_vec()),
+        Value::Bytes(payload.clone()),
+    ]))?;
+    let signature = ed25519_dalek::SigningKey::from_bytes(seed).sign(&tbs);
+    write(&Value::Tag(
+        18,
+        Box::new(Value::Array(vec![
+            Value::Bytes(protected.clone()),
+            Value::Map(vec![]),
+            Value::Bytes(payload),
+            Value::Bytes(signature.to_bytes().to_vec()),
+        ])),
+    ))
+}
+
 /// The repository's root directory.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -23,6 +23,8 @@ pub(crate) struct Allowed<'a> {
     pub(crate) cti: &'a str,
     pub(crate) kid: Kid,
     pub(crate) agent: &'a str,
+    /// Every agent of the chain, root first (`docs/spec.md` §13); one when not delegated.
+    pub(crate) chain: &'a [String],
     pub(crate) obo: Option<&'a str>,
     pub(crate) sid: Option<&'a str>,
     pub(crate) tool: &'a str,
@@ -46,6 +48,9 @@ pub(crate) struct Denied<'a> {
     /// The cti and agent: authentic when `claims_verified`, else what the envelope claims.
     pub(crate) cti: Option<&'a str>,
     pub(crate) agent: Option<&'a str>,
+    /// The chain's agents, root first, as authentic as `agent` is; empty when they could not
+    /// be read.
+    pub(crate) chain: &'a [String],
     pub(crate) claims_verified: bool,
     pub(crate) kid: Option<Kid>,
     pub(crate) tool: Option<&'a str>,

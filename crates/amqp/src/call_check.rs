@@ -2,7 +2,7 @@
 //! `Verifier::check_call` with the delivery's invocation and approvals, its refusals turned
 //! into the facts [`crate::decide`] needs.
 
-use laissez_verify::{ActionClass, Attached, Call, CallError, Denial, Kid};
+use laissez_verify::{ActionClass, Attached, Call, CallError, Denial, Kid, VerifiedChain};
 
 use crate::decide::Facts;
 use crate::headers::{HeaderError, ToolCallHeaders};
@@ -14,6 +14,7 @@ pub(crate) fn call_of<'a>(
     class: ActionClass,
     body: &[u8],
 ) -> Result<Call<'a>, Facts> {
+    // The leaf: the envelope the call runs under.
     Call::new(
         &headers.envelope,
         audience,
@@ -33,14 +34,15 @@ pub(crate) fn call_of<'a>(
     })
 }
 
-/// `Verifier::check_call` with the delivery's invocation and approvals; the approvers that
+/// `Verifier::check_chain_call` with the delivery's invocation and approvals (the leaf's
+/// holder signs the invocation; every approval rule of the chain holds); the approvers that
 /// counted on success. An unreadable `laissez-invocation` header is checked as an invocation
 /// of no bytes, so that it is `bad_invocation` exactly where an invocation would be checked,
 /// and its facts then say what was wrong with the header. A bearer envelope refused because
 /// the worker requires holder binding has facts of its own, for the audit detail.
 pub(crate) fn check_call(
     verifier: &laissez_verify::Verifier<'_>,
-    verified: &laissez_verify::VerifiedEnvelope<'_>,
+    chain: &VerifiedChain<'_>,
     now: u64,
     call: &Call<'_>,
     headers: &ToolCallHeaders<'_>,
@@ -53,11 +55,11 @@ pub(crate) fn check_call(
     let approvals: Vec<&[u8]> = headers.approvals.iter().map(|a| &a[..]).collect();
     let attached = Attached::new(bytes, &approvals);
     match (
-        verifier.check_call(verified, now, call, attached),
+        verifier.check_chain_call(chain, now, call, attached),
         unreadable,
     ) {
         (Ok(counted), _) => Ok(counted.as_slice().to_vec()),
-        (Err(Denial::InvocationRequired), _) if verified.claims().holder().is_none() => {
+        (Err(Denial::InvocationRequired), _) if chain.leaf().claims().holder().is_none() => {
             Err(Facts::NotHolderBound)
         }
         (Err(Denial::BadInvocation(_)), Some(error)) => Err(Facts::InvocationHeader(error)),

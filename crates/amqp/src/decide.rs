@@ -70,7 +70,8 @@ pub(crate) fn decide(facts: &Facts) -> Verdict {
 /// The audit detail of a verifier's denial: for the invocation's reasons what is wrong, in the
 /// words of `laissez verify --json` (`docs/spec.md` §11); for `approval_required` how many
 /// approvals counted of how many are needed, "k of m" (§12), or `require_approval` when the
-/// worker's policy requires approval and no rule covers the class; empty for the others,
+/// worker's policy requires approval and no rule covers the class; for `bad_delegation` the
+/// link's fault and for `not_attenuated` the field that widens; empty for the others,
 /// whose reason says it all.
 fn detail(denial: &Denial) -> Cow<'static, str> {
     match denial {
@@ -84,6 +85,9 @@ fn detail(denial: &Denial) -> Cow<'static, str> {
         // The worker's policy requires approval and no rule of the envelope covers the class.
         Denial::ApprovalRequired { needed: 0, .. } => "require_approval".into(),
         Denial::ApprovalRequired { counted, needed } => format!("{counted} of {needed}").into(),
+        // A chain's: which link fails (`docs/spec.md` §13), or which field widens.
+        Denial::BadDelegation(fault) => fault.code().into(),
+        Denial::NotAttenuated(field) => field.code().into(),
         _ => "".into(),
     }
 }
@@ -200,6 +204,23 @@ mod tests {
             );
             assert!(!denial.reason().requeues());
         }
+    }
+
+    #[test]
+    fn a_chains_denials_name_the_fault_or_the_field() {
+        use laissez_verify::{DelegationFault, Widening};
+        assert_eq!(
+            decide(&Facts::Verification(Denial::BadDelegation(
+                DelegationFault::WrongParent
+            ))),
+            Verdict::Deny(Reason::BadDelegation, "wrong_parent".into())
+        );
+        assert_eq!(
+            decide(&Facts::Verification(Denial::NotAttenuated(
+                Widening::MaxUses
+            ))),
+            Verdict::Deny(Reason::NotAttenuated, "max_uses".into())
+        );
     }
 
     #[test]

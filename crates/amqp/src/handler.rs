@@ -14,8 +14,11 @@ use lapin::BasicProperties;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Authorized {
-    /// The agent (`sub`).
+    /// The agent (`sub`): for a delegated envelope, the leaf's.
     pub agent: String,
+    /// Every agent of the chain, root first, the leaf's last (`docs/spec.md` §13): who
+    /// delegated to whom. One agent when the envelope is not delegated.
+    pub chain: Vec<String>,
     /// The principal the agent acts for (`obo`), if any.
     pub obo: Option<String>,
     /// The session or task the envelope is bound to (`sid`), if any.
@@ -25,9 +28,9 @@ pub struct Authorized {
     /// The tool's class in the worker's catalogue (never the publisher's `laissez-class`),
     /// granted by the envelope.
     pub class: ActionClass,
-    /// The envelope id.
+    /// The envelope id (the leaf's, for a delegated envelope).
     pub cti: [u8; 16],
-    /// The key that signed the envelope.
+    /// The trusted key that signed the envelope (for a delegated envelope, the root's).
     pub kid: Kid,
     /// This message's use number, `1..=max_uses`; the same when a redelivery runs it again.
     pub use_number: u64,
@@ -39,7 +42,7 @@ pub struct Authorized {
     /// The approvers whose approvals counted for this call (`docs/spec.md` §12), in the
     /// envelope's rule's order; empty when its class needed no approval.
     pub approved_by: Vec<Kid>,
-    /// Every verified claim.
+    /// Every verified claim (the leaf's, for a delegated envelope).
     pub claims: OwnedClaims,
 }
 
@@ -47,6 +50,11 @@ impl Authorized {
     /// The envelope id as 32 lowercase hex digits.
     pub fn cti_hex(&self) -> String {
         hex::encode(self.cti)
+    }
+
+    /// The chain's agents, root first, as a JSON array: the value of `LAISSEZ_CHAIN`.
+    pub fn chain_json(&self) -> String {
+        serde_json::to_string(&self.chain).unwrap_or_else(|_| String::from("[]"))
     }
 
     /// The approvers that counted as a JSON array of their kids in hex, `[]` when none: the

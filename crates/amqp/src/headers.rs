@@ -20,6 +20,7 @@ use lapin::BasicProperties;
 use lapin::types::{AMQPValue, ByteArray, FieldTable, LongString, ShortString};
 
 use crate::approvals::{HEADER_APPROVALS, read_approvals};
+use crate::chain_header::{HEADER_CHAIN, read_chain};
 
 /// Header carrying the envelope: raw bytes (byte array or long string) or base64url text.
 pub const HEADER_ENVELOPE: &str = "laissez-envelope";
@@ -70,6 +71,20 @@ pub enum HeaderError {
     ApprovalNotText,
     /// An entry of `laissez-approvals` is neither bytes nor text (a number, a table...).
     ApprovalNotBytesOrText,
+    /// The `laissez-chain` header is not an array.
+    ChainNotArray,
+    /// The `laissez-chain` header is an empty array (absent is how a publisher says "not
+    /// delegated").
+    ChainEmpty,
+    /// The `laissez-chain` header has more than 3 entries (the leaf is the fourth).
+    ChainTooLong,
+    /// An entry of `laissez-chain` is over 4096 bytes (or its text is longer than any
+    /// envelope's).
+    ChainEntryTooLong,
+    /// An entry of `laissez-chain` is text that is not base64url.
+    ChainEntryNotText,
+    /// An entry of `laissez-chain` is neither bytes nor text.
+    ChainEntryNotBytesOrText,
 }
 
 impl HeaderError {
@@ -93,6 +108,12 @@ impl HeaderError {
             HeaderError::ApprovalTooLong => "approval_too_long",
             HeaderError::ApprovalNotText => "approval_not_base64url",
             HeaderError::ApprovalNotBytesOrText => "approval_not_bytes_or_text",
+            HeaderError::ChainNotArray => "chain_header_not_an_array",
+            HeaderError::ChainEmpty => "chain_header_empty",
+            HeaderError::ChainTooLong => "chain_header_too_long",
+            HeaderError::ChainEntryTooLong => "chain_entry_too_long",
+            HeaderError::ChainEntryNotText => "chain_entry_not_base64url",
+            HeaderError::ChainEntryNotBytesOrText => "chain_entry_not_bytes_or_text",
         }
     }
 }
@@ -123,6 +144,20 @@ impl fmt::Display for HeaderError {
             }
             HeaderError::ApprovalNotBytesOrText => {
                 "an entry of the laissez-approvals header is neither bytes nor text"
+            }
+            HeaderError::ChainNotArray => "the laissez-chain header is not an array",
+            HeaderError::ChainEmpty => "the laissez-chain header is an empty array",
+            HeaderError::ChainTooLong => {
+                "the laissez-chain header has more than 3 envelopes (a chain is at most 4 long)"
+            }
+            HeaderError::ChainEntryTooLong => {
+                "an entry of the laissez-chain header is over 4096 bytes"
+            }
+            HeaderError::ChainEntryNotText => {
+                "an entry of the laissez-chain header is neither envelope bytes nor base64url text"
+            }
+            HeaderError::ChainEntryNotBytesOrText => {
+                "an entry of the laissez-chain header is neither bytes nor text"
             }
         };
         f.write_str(what)
@@ -200,6 +235,21 @@ pub struct ToolCallHeaders<'a> {
     /// The `laissez-approvals` header's approvals in the order received (decoded from text
     /// when they came as text); none when the header is absent.
     pub approvals: Vec<Cow<'a, [u8]>>,
+    /// The `laissez-chain` header's envelopes, the leaf's ancestors, root first (decoded
+    /// from text when they came as text); none when the header is absent (not delegated).
+    pub chain: Vec<Cow<'a, [u8]>>,
+}
+
+impl ToolCallHeaders<'_> {
+    /// The whole chain, root first, the leaf (`laissez-envelope`) last: one envelope when not
+    /// delegated.
+    pub fn links(&self) -> Vec<&[u8]> {
+        self.chain
+            .iter()
+            .map(|a| &a[..])
+            .chain(std::iter::once(&self.envelope[..]))
+            .collect()
+    }
 }
 
 impl ToolCallHeaders<'_> {
@@ -228,7 +278,7 @@ pub(crate) fn message_id(properties: &BasicProperties) -> Option<&str> {
 }
 
 /// Reads the §9 headers and the message id from a delivery's properties, in the order message
-/// id, envelope, tool, class, approvals. The class header is optional. The invocation header
+/// id, envelope, tool, class, approvals, chain. The class header is optional. The invocation header
 /// is optional too, and an unreadable one is not an error here (see
 /// [`InvocationHeaderError`]). The approvals header is optional; an unreadable one is
 /// (`malformed`, [`crate::approvals`]).
@@ -256,6 +306,10 @@ pub fn read_headers(properties: &BasicProperties) -> Result<ToolCallHeaders<'_>,
         None => Vec::new(),
         Some(value) => read_approvals(value)?,
     };
+    let chain = match field(HEADER_CHAIN) {
+        None => Vec::new(),
+        Some(value) => read_chain(value)?,
+    };
     Ok(ToolCallHeaders {
         envelope,
         tool,
@@ -263,6 +317,7 @@ pub fn read_headers(properties: &BasicProperties) -> Result<ToolCallHeaders<'_>,
         message_id,
         invocation,
         approvals,
+        chain,
     })
 }
 
@@ -363,219 +418,4 @@ pub fn tool_call_properties(
 }
 
 #[cfg(test)]
-mod tests {
-    use laissez_verify::OwnedCatalogue;
-
-    use super::*;
-
-    fn props(envelope: AMQPValue, tool: &str, class: &str, id: Option<&str>) -> BasicProperties {
-        let mut h = FieldTable::default();
-        h.insert(HEADER_ENVELOPE.into(), envelope);
-        h.insert(HEADER_TOOL.into(), AMQPValue::LongString(tool.into()));
-        h.insert(HEADER_CLASS.into(), AMQPValue::LongString(class.into()));
-        let p = BasicProperties::default().with_headers(h);
-        match id {
-            Some(id) => p.with_message_id(id.into()),
-            None => p,
-        }
-    }
-
-    #[test]
-    fn raw_text_wrapped_text_and_bytes_forms_read_alike() {
-        let raw = vec![0xd2, 0x84, 0x43, 0xa1, 0x01, 0x27, 0x04];
-        let text = general_purpose::URL_SAFE_NO_PAD.encode(&raw);
-        // A line-wrapped copy, as a mail client or a terminal would paste it.
-        let wrapped = format!("{}\n{}\r\n{}", &text[..3], &text[3..6], &text[6..]);
-        for value in [
-            AMQPValue::ByteArray(raw.clone().into()),
-            AMQPValue::LongString(raw.clone().into()),
-            AMQPValue::LongString(format!(" {text}\n").into()),
-            AMQPValue::LongString(wrapped.into()),
-        ] {
-            let p = props(value, "crm.read", "read", Some("m1"));
-            let h = read_headers(&p).unwrap();
-            assert_eq!(&*h.envelope, &raw[..]);
-            assert_eq!(h.tool, "crm.read");
-            assert_eq!(h.class_header, Some(ActionClass::Read));
-            assert_eq!(h.message_id, "m1");
-        }
-    }
-
-    #[test]
-    fn written_properties_read_back() {
-        let raw = [0xd2, 1, 2, 3];
-        for enc in [EnvelopeEncoding::Bytes, EnvelopeEncoding::Text] {
-            for class in [None, Some(ActionClass::Destructive)] {
-                let p = tool_call_properties(&raw, "a.b", class, "id-9", None, enc);
-                let h = read_headers(&p).unwrap();
-                assert_eq!(&*h.envelope, &raw[..]);
-                assert_eq!(h.class_header, class);
-                assert_eq!(p.delivery_mode(), &Some(2));
-            }
-        }
-    }
-
-    #[test]
-    fn the_class_is_the_catalogues_and_a_contradicting_header_is_refused() {
-        let catalogue = OwnedCatalogue::new()
-            .with("crm.ticket.delete", ActionClass::Destructive)
-            .unwrap();
-        let raw = [0xd2, 0];
-        let read = |tool: &str, class: Option<ActionClass>| {
-            let p = tool_call_properties(&raw, tool, class, "m", None, EnvelopeEncoding::Bytes);
-            read_headers(&p).unwrap().class_in(&catalogue)
-        };
-        let destructive = Ok(Some(ActionClass::Destructive));
-        assert_eq!(read("crm.ticket.delete", None), destructive);
-        assert_eq!(
-            read("crm.ticket.delete", Some(ActionClass::Destructive)),
-            destructive
-        );
-        // The relabelling attack: the publisher calls a destructive tool "write".
-        assert_eq!(
-            read("crm.ticket.delete", Some(ActionClass::Write)),
-            Err(HeaderError::ClassDisagrees)
-        );
-        // An unlisted tool has no class (the verifier says unknown_tool), whatever the header.
-        assert_eq!(read("crm.read", Some(ActionClass::Read)), Ok(None));
-        assert_eq!(read("crm.read", None), Ok(None));
-    }
-
-    #[test]
-    fn each_missing_or_garbled_part_is_named() {
-        let ok = AMQPValue::ByteArray(vec![0xd2, 0].into());
-        let cases = [
-            (
-                props(ok.clone(), "t", "read", None),
-                HeaderError::MissingMessageId,
-            ),
-            (
-                props(ok.clone(), "t", "read", Some("")),
-                HeaderError::MissingMessageId,
-            ),
-            (
-                props(ok.clone(), "Bad Tool", "read", Some("m")),
-                HeaderError::BadTool,
-            ),
-            (
-                props(ok.clone(), "crm.*", "read", Some("m")),
-                HeaderError::BadTool,
-            ),
-            (
-                props(ok.clone(), "t", "delete", Some("m")),
-                HeaderError::BadClass,
-            ),
-            (
-                props(
-                    AMQPValue::LongString("not base64!".into()),
-                    "t",
-                    "read",
-                    Some("m"),
-                ),
-                HeaderError::BadEnvelope,
-            ),
-            (
-                props(AMQPValue::LongInt(3), "t", "read", Some("m")),
-                HeaderError::BadEnvelope,
-            ),
-        ];
-        for (p, want) in cases {
-            assert_eq!(read_headers(&p), Err(want));
-            assert_eq!(want.reason(), Reason::Malformed);
-        }
-        let bare = BasicProperties::default().with_message_id("m".into());
-        assert_eq!(read_headers(&bare), Err(HeaderError::MissingEnvelope));
-    }
-
-    fn with_invocation(value: AMQPValue) -> BasicProperties {
-        let p = tool_call_properties(&[0xd2, 0], "t", None, "m", None, EnvelopeEncoding::Bytes);
-        let mut headers = p.headers().clone().unwrap();
-        headers.insert(HEADER_INVOCATION.into(), value);
-        p.with_headers(headers)
-    }
-
-    fn invocation_of(p: &BasicProperties) -> Option<Result<Vec<u8>, InvocationHeaderError>> {
-        read_headers(p)
-            .unwrap()
-            .invocation
-            .map(|i| i.map(|b| b.into_owned()))
-    }
-
-    #[test]
-    fn the_invocation_is_read_as_bytes_or_text_and_written_as_the_envelope_is() {
-        let raw = vec![0xd2, 0x84, 0x43, 0xa1, 0x01, 0x27, 0x04];
-        let text = general_purpose::URL_SAFE_NO_PAD.encode(&raw);
-        let wrapped = format!(" {}\r\n{}\n", &text[..4], &text[4..]);
-        for value in [
-            AMQPValue::ByteArray(raw.clone().into()),
-            AMQPValue::LongString(raw.clone().into()),
-            AMQPValue::LongString(text.clone().into()),
-            AMQPValue::ShortString(text.as_str().into()),
-            AMQPValue::LongString(wrapped.into()),
-        ] {
-            assert_eq!(
-                invocation_of(&with_invocation(value)),
-                Some(Ok(raw.clone()))
-            );
-        }
-        for enc in [EnvelopeEncoding::Bytes, EnvelopeEncoding::Text] {
-            let p = tool_call_properties(&[0xd2, 1], "a.b", None, "id", Some(&raw), enc);
-            assert_eq!(invocation_of(&p), Some(Ok(raw.clone())));
-            let p = tool_call_properties(&[0xd2, 1], "a.b", None, "id", None, enc);
-            assert_eq!(invocation_of(&p), None, "no invocation, no header");
-        }
-    }
-
-    #[test]
-    fn an_unreadable_invocation_header_is_named_never_a_panic_nor_a_malformed_message() {
-        let too_long = "A".repeat(MAX_INVOCATION_TEXT_LEN + 1);
-        // Within the text bound, but more than 1024 bytes once decoded.
-        let decodes_too_long = "A".repeat(MAX_INVOCATION_TEXT_LEN);
-        let cases = [
-            (AMQPValue::LongInt(7), InvocationHeaderError::WrongType),
-            (AMQPValue::Boolean(true), InvocationHeaderError::WrongType),
-            (
-                AMQPValue::FieldArray(Vec::new().into()),
-                InvocationHeaderError::WrongType,
-            ),
-            (
-                AMQPValue::FieldTable(FieldTable::default()),
-                InvocationHeaderError::WrongType,
-            ),
-            (
-                AMQPValue::LongString(too_long.into()),
-                InvocationHeaderError::TooLong,
-            ),
-            (
-                AMQPValue::LongString(decodes_too_long.into()),
-                InvocationHeaderError::TooLong,
-            ),
-            (
-                AMQPValue::LongString("not base64!".into()),
-                InvocationHeaderError::NotText,
-            ),
-            (
-                AMQPValue::LongString(" \n ".into()),
-                InvocationHeaderError::NotText,
-            ),
-            (
-                AMQPValue::ByteArray(vec![0xff, 0xfe].into()),
-                InvocationHeaderError::NotText,
-            ),
-        ];
-        let mut details = Vec::new();
-        for (value, want) in cases {
-            // The message itself reads: the envelope, tool and id are fine.
-            assert_eq!(invocation_of(&with_invocation(value)), Some(Err(want)));
-            assert_eq!(want.reason(), Reason::BadInvocation);
-            if !details.contains(&want.detail()) {
-                details.push(want.detail());
-            }
-        }
-        assert_eq!(details.len(), 3, "one detail per error");
-        // Raw bytes are not size-checked here: the invocation decoder refuses them.
-        let big = [0xd2u8; MAX_INVOCATION_LEN + 1];
-        let p = with_invocation(AMQPValue::ByteArray(big.to_vec().into()));
-        assert_eq!(invocation_of(&p), Some(Ok(big.to_vec())));
-    }
-}
+mod tests;

@@ -67,6 +67,7 @@
 pub mod approvals;
 mod audit;
 mod call_check;
+pub mod chain_header;
 mod config;
 mod consumer;
 mod decide;
@@ -84,6 +85,7 @@ pub mod sidecar;
 mod topology;
 
 pub use approvals::HEADER_APPROVALS;
+pub use chain_header::HEADER_CHAIN;
 pub use config::{ConsumerConfig, OnHandlerError};
 pub use consumer::Middleware;
 pub use decision::Decision;

@@ -56,8 +56,12 @@ pub enum Examined {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PendingCall {
-    /// The envelope, raw bytes (the approval names it by its SHA-256).
+    /// The envelope, raw bytes (the approval names it by its SHA-256); for a delegated
+    /// envelope, the leaf.
     pub envelope: Vec<u8>,
+    /// For a delegated envelope, its ancestors, root first (the `laissez-chain` header);
+    /// empty when not delegated. Any of their approval rules may be what needs approving.
+    pub chain: Vec<Vec<u8>>,
     /// The agent (`sub`).
     pub agent: String,
     /// On behalf of whom (`obo`).
@@ -179,7 +183,14 @@ impl Examiner {
         let attached = Attached::new(invocation, &approvals);
         let base = Verifier::new(&self.trusted_keys, &self.audience).with_policy(self.policy);
         let verifier = base.with_approvers(&self.approvers).unwrap_or(base);
-        let verified = match verifier.verify_call(&read.envelope, now, &call, attached) {
+        // A delegated envelope is checked with its chain, as the worker does (`docs/spec.md`
+        // §13): the call runs under the leaf, and every approval rule of the chain holds.
+        let links = read.links();
+        let chain = match verifier.authenticate_chain(&links) {
+            Ok(chain) => chain,
+            Err(denial) => return denied(denial.reason(), &denial.to_string()),
+        };
+        let verified = match verifier.check_chain_call(&chain, now, &call, attached) {
             Ok(_) => return Examined::Allowed,
             Err(Denial::ApprovalRequired { needed: 0, .. }) => {
                 return denied(
@@ -191,16 +202,12 @@ impl Examiner {
             Err(Denial::ApprovalRequired { counted, needed }) => (counted, needed),
             Err(denial) => return denied(denial.reason(), &denial.to_string()),
         };
-        let Ok(envelope) = verifier.authenticate(&read.envelope) else {
-            // Unreachable: approval is checked only after the signature held.
-            return denied(Reason::BadSignature, "");
-        };
-        let claims = envelope.claims();
+        let claims = chain.leaf().claims();
         let already_approved = self.me.as_ref().is_some_and(|me| {
             let mine = base
                 .with_approvers(std::slice::from_ref(me))
                 .unwrap_or(base);
-            match mine.check_call(&envelope, now, &call, attached) {
+            match mine.check_chain_call(&chain, now, &call, attached) {
                 Ok(counted) => counted.as_slice().contains(&me.kid()),
                 Err(Denial::ApprovalRequired { counted, .. }) => counted > 0,
                 Err(_) => false,
@@ -208,6 +215,7 @@ impl Examiner {
         });
         Examined::Pending(PendingCall {
             envelope: read.envelope.to_vec(),
+            chain: read.chain.iter().map(|a| a.to_vec()).collect(),
             agent: claims.sub().to_owned(),
             obo: claims.obo().map(str::to_owned),
             session: claims.sid().map(str::to_owned),

@@ -5,7 +5,7 @@ use std::panic::AssertUnwindSafe;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_lite::FutureExt as _;
-use laissez_ledger::{Begin, Cti, LeaseToken, UseLedger};
+use laissez_ledger::{Ancestor, Begin, Cti, LeaseToken, UseLedger};
 use laissez_verify::{
     ActionClass, Denial, Kid, OwnedClaims, Request, ToolCatalogue as _, UntrustedEnvelope,
 };
@@ -49,6 +49,12 @@ struct Seen {
     verified: Option<(Kid, OwnedClaims)>,
     /// Once verified: the approvers whose approvals counted (`docs/spec.md` §12).
     approved_by: Vec<Kid>,
+    /// The chain's agents, root first (one when not delegated): what the links claim until
+    /// the chain verified, authentic after.
+    chain_agents: Vec<String>,
+    /// Once verified: the leaf's ancestors, root first, for the ledger (`docs/spec.md` §13):
+    /// each one's cti, max_uses and exp.
+    ancestors: Vec<(Cti, u64, u64)>,
 }
 
 /// The parts of a delivery the handler gets.
@@ -155,9 +161,9 @@ async fn learn<L: UseLedger, H>(
     let tools = &shared.config.tools;
     decision.tool = Some(call.tool.to_owned());
     seen.class_header = call.class_header;
-    seen.kid = UntrustedEnvelope::decode(&call.envelope)
-        .ok()
-        .map(|e| e.kid());
+    // The trusted key is the root's: the first of `laissez-chain`, else the envelope.
+    let root = call.chain.first().unwrap_or(&call.envelope);
+    seen.kid = UntrustedEnvelope::decode(root).ok().map(|e| e.kid());
     // The decision reports the catalogue's class, even when the header contradicts it.
     decision.class = tools.class_of(call.tool);
     let class = match call.class_in(tools) {
@@ -195,15 +201,26 @@ async fn learn<L: UseLedger, H>(
         // The channel died: the broker redelivers this message; do not spend a use for it.
         return None;
     }
+    let leeway = shared.config.policy.leeway();
+    // A use spends one use of every envelope of the chain at once (`docs/spec.md` §13).
+    let ancestors: Vec<Ancestor<'_>> = seen
+        .ancestors
+        .iter()
+        .map(|(cti, max_uses, exp)| Ancestor {
+            cti,
+            max_uses: *max_uses,
+            expires_at: exp.saturating_add(leeway),
+        })
+        .collect();
     let begin = Begin {
         cti: &claims.cti,
         message_id: call.message_id,
         max_uses: claims.max_uses,
-        expires_at: claims.exp.saturating_add(shared.config.policy.leeway()),
+        expires_at: claims.exp.saturating_add(leeway),
         lease: shared.config.lease,
         tool: call.tool,
         class,
-        ancestors: &[],
+        ancestors: &ancestors,
     };
     let answer = shared.ledger.begin(&begin).await;
     if let Ok(laissez_ledger::Outcome::Granted { lease, .. }) = &answer
@@ -247,32 +264,42 @@ fn verify<L, H>(
     // The verifier is not Send: verify, and copy out what is needed, before any await.
     let verifier = shared.verifier();
     let now = unix_now();
-    let checked = match shared.cache.authenticate(&verifier, &headers.envelope, now) {
+    let links = headers.links();
+    let checked = match shared.cache.authenticate_chain(&verifier, &links, now) {
         Err(denial) => Err(Facts::Verification(denial)),
-        Ok(verified) => {
+        Ok(chain) => {
+            let leaf = chain.leaf();
+            // Every approval rule of every envelope of the chain holds (`docs/spec.md` §13).
             let needs_call = |class: ActionClass| {
-                verified.claims().holder().is_some()
+                leaf.claims().holder().is_some()
                     || verifier.policy().require_holder()
-                    || crate::approvals::may_need_approval(
-                        verified.claims(),
-                        verifier.policy(),
-                        class,
-                    )
+                    || chain.iter().any(|e| {
+                        crate::approvals::may_need_approval(e.claims(), verifier.policy(), class)
+                    })
             };
             let checked = match class {
                 Some(class) if needs_call(class) => {
                     call_of(&shared.config.audience, headers, class, body)
-                        .and_then(|call| check_call(&verifier, &verified, now, &call, headers))
+                        .and_then(|call| check_call(&verifier, &chain, now, &call, headers))
                 }
                 _ => verifier
-                    .check(&verified, now, Some(request))
+                    .check_chain(&chain, now, Some(request))
                     .map(|()| Vec::new())
                     .map_err(Facts::Verification),
             };
             match checked {
                 Ok(approved_by) => {
-                    seen.verified = Some((verified.kid(), verified.claims().to_owned_claims()));
+                    seen.verified = Some((chain.root().kid(), leaf.claims().to_owned_claims()));
                     seen.approved_by = approved_by;
+                    seen.chain_agents = chain.iter().map(|e| e.claims().sub().to_owned()).collect();
+                    seen.ancestors = chain
+                        .iter()
+                        .take(chain.len() - 1)
+                        .map(|e| {
+                            let c = e.claims();
+                            (*c.cti(), c.max_uses(), c.exp())
+                        })
+                        .collect();
                     Ok(())
                 }
                 Err(refused) => Err(refused),
@@ -286,6 +313,17 @@ fn verify<L, H>(
             .ok()
             .and_then(|e| e.claims_unverified().ok())
             .map(|c| (hex::encode(c.cti()), c.sub().to_owned()));
+        // What each link claims; nothing when one does not decode.
+        seen.chain_agents = links
+            .iter()
+            .map(|link| {
+                UntrustedEnvelope::decode(link)
+                    .ok()
+                    .and_then(|e| e.claims_unverified().ok())
+                    .map(|c| c.sub().to_owned())
+            })
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_default();
     }
     checked
 }
@@ -312,6 +350,7 @@ async fn deny<L, H>(
         message_id: decision.message_id.as_deref(),
         cti,
         agent,
+        chain: &seen.chain_agents,
         claims_verified,
         kid: seen.kid,
         tool: decision.tool.as_deref(),
@@ -370,6 +409,7 @@ async fn run<L: UseLedger, H: Handler>(
         cti: &cti,
         kid,
         agent: &claims.sub,
+        chain: &seen.chain_agents,
         obo: claims.obo.as_deref(),
         sid: claims.sid.as_deref(),
         tool: &tool,
@@ -403,6 +443,7 @@ async fn run<L: UseLedger, H: Handler>(
     let message = Message {
         authorized: Authorized {
             agent: claims.sub.clone(),
+            chain: seen.chain_agents,
             obo: claims.obo.clone(),
             session: claims.sid.clone(),
             tool,

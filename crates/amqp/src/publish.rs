@@ -7,6 +7,7 @@ use laissez_verify::{ActionClass, Call, DEFAULT_LEEWAY};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 
+use crate::chain_header::{HEADER_CHAIN, chain_value};
 use crate::error::AmqpError;
 use crate::headers::{EnvelopeEncoding, tool_call_properties};
 
@@ -39,6 +40,11 @@ pub async fn connect(url: &str, name: &str) -> Result<Connection, AmqpError> {
 /// publishes (this envelope, that audience, the message id, the tool, the class, and the body
 /// bytes as published) and sends it in the `laissez-invocation` header.
 ///
+/// **Delegated envelopes.** For a delegation chain, `envelope` is the leaf (the envelope
+/// the call runs under, signed for the delegatee) and [`ToolCall::with_chain`] gives its
+/// ancestors, root first: they go in the `laissez-chain` header, and the invocation is
+/// signed by the leaf's holder over the leaf (`docs/spec.md` §13).
+///
 /// ```no_run
 /// # async fn run(publisher: laissez_amqp::Publisher, envelope: laissez_sign::SignedEnvelope,
 /// #              agent_key: laissez_sign::SecretKey) -> Result<(), laissez_amqp::AmqpError> {
@@ -68,6 +74,8 @@ pub struct ToolCall<'a> {
     expected_class: ActionClass,
     /// The holder's key and the worker's audience, when the call is signed.
     signer: Option<(&'a SecretKey, &'a str)>,
+    /// A delegated envelope's ancestors, root first; empty when not delegated.
+    chain: &'a [&'a [u8]],
 }
 
 impl<'a> ToolCall<'a> {
@@ -80,6 +88,7 @@ impl<'a> ToolCall<'a> {
             message_id,
             expected_class: class,
             signer: None,
+            chain: &[],
         }
     }
 
@@ -104,6 +113,15 @@ impl<'a> ToolCall<'a> {
     #[must_use]
     pub fn signed_by(mut self, agent_key: &'a SecretKey, audience: &'a str) -> Self {
         self.signer = Some((agent_key, audience));
+        self
+    }
+
+    /// For a delegated `envelope` (the leaf of a chain): its ancestors, root first, written
+    /// into the `laissez-chain` header as the envelope is (bytes or text). A chain's
+    /// [`laissez_sign::SignedChain::ancestors`] is exactly this.
+    #[must_use]
+    pub fn with_chain(mut self, ancestors: &'a [&'a [u8]]) -> Self {
+        self.chain = ancestors;
         self
     }
 
@@ -138,14 +156,31 @@ impl<'a> ToolCall<'a> {
     /// use [`ToolCall::message_properties`] (a worker refuses a holder-bound envelope without
     /// its invocation as `invocation_required`).
     pub fn properties(&self, encoding: EnvelopeEncoding) -> BasicProperties {
-        tool_call_properties(
-            self.envelope,
-            self.tool,
-            self.class,
-            self.message_id,
-            None,
+        self.with_chain_header(
+            tool_call_properties(
+                self.envelope,
+                self.tool,
+                self.class,
+                self.message_id,
+                None,
+                encoding,
+            ),
             encoding,
         )
+    }
+
+    /// `properties` with the `laissez-chain` header when the envelope is delegated.
+    fn with_chain_header(
+        &self,
+        properties: BasicProperties,
+        encoding: EnvelopeEncoding,
+    ) -> BasicProperties {
+        if self.chain.is_empty() {
+            return properties;
+        }
+        let mut headers = properties.headers().clone().unwrap_or_default();
+        headers.insert(HEADER_CHAIN.into(), chain_value(self.chain, encoding));
+        properties.with_headers(headers)
     }
 
     /// The message properties for publishing `body` now: [`ToolCall::properties`], and for a
@@ -157,12 +192,15 @@ impl<'a> ToolCall<'a> {
         body: &[u8],
     ) -> Result<BasicProperties, AmqpError> {
         let invocation = self.invocation(body, laissez_sign::unix_now())?;
-        Ok(tool_call_properties(
-            self.envelope,
-            self.tool,
-            self.class,
-            self.message_id,
-            invocation.as_ref().map(Invocation::as_bytes),
+        Ok(self.with_chain_header(
+            tool_call_properties(
+                self.envelope,
+                self.tool,
+                self.class,
+                self.message_id,
+                invocation.as_ref().map(Invocation::as_bytes),
+                encoding,
+            ),
             encoding,
         ))
     }

@@ -301,6 +301,7 @@ async fn exec(
         .env("LAISSEZ_CTI", a.cti_hex())
         .env("LAISSEZ_USE", a.use_number.to_string())
         .env("LAISSEZ_MESSAGE_ID", &a.message_id)
+        .env("LAISSEZ_CHAIN", a.chain_json())
         .env("LAISSEZ_APPROVED_BY", a.approved_by_json())
         .stdin(Stdio::piped())
         .stdout(stdout)

@@ -66,7 +66,10 @@ async fn every_denial_reason_is_dead_lettered_with_its_reason_in_decision_and_au
     let aud = q.name().to_owned();
     let keys = Keys::new();
     let stranger = Keys::new();
-    let agent_key = SecretKey::generate().unwrap();
+    // A known seed: the forged child below is re-signed with it by hand.
+    let agent_seed = [7u8; 32];
+    let agent_key = SecretKey::from_seed(&agent_seed).unwrap();
+    let sub_agent_key = SecretKey::generate().unwrap();
     let vector_key =
         TrustedKey::from_bytes(&hex::decode(VECTOR_KEY).unwrap().try_into().unwrap()).unwrap();
     let mut trusted = keys.trusted.clone();
@@ -105,6 +108,28 @@ async fn every_denial_reason_is_dead_lettered_with_its_reason_in_decision_and_au
         &[approver.public_key()],
     )
     .unwrap();
+    // Delegation (`docs/spec.md` §13): the holder-bound envelope's holder delegates to a
+    // sub-agent. A child whose signature was changed is a link that does not hold; a child
+    // signed without `delegate`'s checks that grants more uses than its parent is not
+    // attenuated. Both are refused before any invocation is looked at.
+    let child = |b: EnvelopeBuilder| b.holder(sub_agent_key.public_key());
+    let delegated = laissez_sign::delegate(
+        &agent_key,
+        &[holder_bound.as_bytes()],
+        child(
+            EnvelopeBuilder::new("agent-sub")
+                .audience(&aud)
+                .tool("crm.read"),
+        ),
+    )
+    .unwrap();
+    let mut broken_child = delegated.leaf().to_vec();
+    *broken_child.last_mut().unwrap() ^= 0x01;
+    let widened = child(build().max_uses(50)).sign(&agent_key).unwrap();
+    let widened =
+        laissez_test_support::force_child(holder_bound.as_bytes(), widened.as_bytes(), &agent_seed)
+            .unwrap();
+    let ancestors: Vec<&[u8]> = vec![holder_bound.as_bytes()];
     let needs_approval = build()
         .classes(classes_of("read+write+destructive"))
         .approval(rule)
@@ -192,6 +217,8 @@ async fn every_denial_reason_is_dead_lettered_with_its_reason_in_decision_and_au
             Reason::UsesExhausted,
         ),
         (read(good.as_bytes(), "replayed"), Reason::Replayed),
+        (read(&broken_child, "bad_delegation"), Reason::BadDelegation),
+        (read(&widened, "not_attenuated"), Reason::NotAttenuated),
     ]
     .into_iter()
     .map(|((envelope, tool, id), reason)| (envelope, tool, id, reason))
@@ -199,6 +226,12 @@ async fn every_denial_reason_is_dead_lettered_with_its_reason_in_decision_and_au
     for (envelope, tool, id, _) in &denied {
         // No class header: the catalogue alone gives the class.
         let call = ToolCall::new(envelope, tool, ActionClass::Read, id).without_class();
+        // The two delegated leaves travel with their ancestor in `laissez-chain`.
+        let call = if matches!(*id, "bad_delegation" | "not_attenuated") {
+            call.with_chain(&ancestors)
+        } else {
+            call
+        };
         q.publish_call(call).await;
     }
     assert!(
@@ -252,6 +285,26 @@ async fn every_denial_reason_is_dead_lettered_with_its_reason_in_decision_and_au
             "{id}: {decision:?}"
         );
     }
+
+    // A chain's denial names every agent it claims, root first; the leaf's as `agent`.
+    for id in ["bad_delegation", "not_attenuated"] {
+        let event = &denied_events[id];
+        let leaf = if id == "bad_delegation" {
+            "agent-sub"
+        } else {
+            "agent-r"
+        };
+        assert_eq!(
+            event["chain"],
+            serde_json::json!(["agent-r", leaf]),
+            "{event}"
+        );
+        assert_eq!(event["agent"], leaf, "{event}");
+    }
+    assert_eq!(
+        denied_events["expired"]["chain"],
+        serde_json::json!(["agent-r"])
+    );
 
     // Every reason is here or accounted for, and none twice.
     let mut covered: Vec<Reason> = denied.iter().map(|d| d.3).collect();

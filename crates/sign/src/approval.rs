@@ -213,6 +213,63 @@ impl Approval {
         by: Option<&str>,
     ) -> Result<Approval, ApprovalError> {
         check_needed(approver, envelope, call)?;
+        Self::sign_checked(approver, call, iat, exp, by)
+    }
+
+    /// [`Approval::sign`] for a call under a delegation chain (`docs/spec.md` §13), root
+    /// first: the call runs under the leaf (the last envelope) and names it, and every
+    /// approval rule of every envelope of the chain must hold, so the approver of any
+    /// envelope's rule covering the call's class signs over the leaf's call. Checks that each
+    /// envelope decodes (no signature is checked), the call names the leaf, and some rule of
+    /// the chain covers the class and lists this key. A chain of one is [`Approval::sign`].
+    pub fn sign_in_chain(
+        approver: &SecretKey,
+        chain: &[&[u8]],
+        call: &Call<'_>,
+        iat: u64,
+        exp: u64,
+        by: Option<&str>,
+    ) -> Result<Approval, ApprovalError> {
+        let Some((leaf, ancestors)) = chain.split_last() else {
+            return Err(ApprovalError::OtherEnvelope);
+        };
+        match check_needed(approver, leaf, call) {
+            Ok(()) => return Self::sign_checked(approver, call, iat, exp, by),
+            Err(ApprovalError::NotRequired(_) | ApprovalError::NotAnApprover(_))
+                if !ancestors.is_empty() => {}
+            Err(e) => return Err(e),
+        }
+        let mut listed = false;
+        let mut covered = false;
+        for link in ancestors {
+            let decoded =
+                UntrustedEnvelope::decode(link).map_err(|m| ApprovalError::Envelope(m.into()))?;
+            let claims = decoded
+                .claims_unverified()
+                .map_err(ApprovalError::Envelope)?;
+            if let Some(rule) = claims.approval().filter(|r| r.covers(call.class())) {
+                covered = true;
+                listed |= rule.approvers().any(|k| k == approver.kid());
+            }
+        }
+        // The leaf's own rule, when it covers the class, did not list this key.
+        covered |= check_needed(approver, leaf, call)
+            .is_err_and(|e| matches!(e, ApprovalError::NotAnApprover(_)));
+        match (covered, listed) {
+            (_, true) => Self::sign_checked(approver, call, iat, exp, by),
+            (true, false) => Err(ApprovalError::NotAnApprover(approver.kid())),
+            (false, _) => Err(ApprovalError::NotRequired(call.class())),
+        }
+    }
+
+    /// Signs once [`check_needed`] (or the chain's check) held.
+    fn sign_checked(
+        approver: &SecretKey,
+        call: &Call<'_>,
+        iat: u64,
+        exp: u64,
+        by: Option<&str>,
+    ) -> Result<Approval, ApprovalError> {
         if exp <= iat {
             return Err(ApprovalError::Lifetime);
         }

@@ -9,7 +9,10 @@
 //! the worker's catalogue's, and a class header that contradicts it is refused; every failure
 //! is the contract's `malformed`. The `laissez-approvals` header: absent, no approvals;
 //! read, an array of at most 16 entries of at most 1024 bytes each, raw entries unchanged;
-//! an approvals error only when the header was sent.
+//! an approvals error only when the header was sent. The `laissez-chain` header likewise:
+//! absent, no ancestors; read, a non-empty array of at most 3 entries of at most 4096 bytes
+//! each, raw entries unchanged, the leaf last in `links()`; a chain error only when the
+//! header was sent.
 //!
 //! The input is a structure derived with `arbitrary`: header names are mostly the three
 //! laissez names, values every AMQP field type, nested tables and arrays, plus
@@ -24,8 +27,8 @@ use laissez_amqp::lapin::BasicProperties;
 use laissez_amqp::lapin::types::{
     AMQPValue, ByteArray, DecimalValue, FieldArray, FieldTable, LongString, ShortString,
 };
-use laissez_amqp::{HEADER_APPROVALS, HEADER_CLASS, HEADER_ENVELOPE, HEADER_TOOL};
-use laissez_verify::wire::{MAX_APPROVAL_LEN, MAX_APPROVALS};
+use laissez_amqp::{HEADER_APPROVALS, HEADER_CHAIN, HEADER_CLASS, HEADER_ENVELOPE, HEADER_TOOL};
+use laissez_verify::wire::{MAX_APPROVAL_LEN, MAX_APPROVALS, MAX_CHAIN_LEN};
 use laissez_verify::{
     ActionClass, ENVELOPE_FIRST_BYTE, Reason, Request, ToolCatalogue, UntrustedEnvelope,
     is_tool_name,
@@ -62,6 +65,8 @@ pub enum Name {
     Class,
     /// `laissez-approvals`.
     Approvals,
+    /// `laissez-chain`.
+    Chain,
     /// Anything else (truncated to 255 bytes).
     Other(String),
 }
@@ -162,6 +167,7 @@ impl Name {
             Name::Tool => HEADER_TOOL,
             Name::Class => HEADER_CLASS,
             Name::Approvals => HEADER_APPROVALS,
+            Name::Chain => HEADER_CHAIN,
             Name::Other(s) => s,
         }
     }
@@ -325,6 +331,7 @@ pub fn run(input: &HeaderInput) {
                 header(HEADER_CLASS),
             );
             check_approvals(&read, header(HEADER_APPROVALS));
+            check_chain(&read, header(HEADER_CHAIN));
         }
         Err(error) => {
             assert_eq!(
@@ -365,6 +372,32 @@ pub fn run(input: &HeaderInput) {
                     assert!(entries.as_slice().len() > MAX_APPROVALS);
                 }
             }
+            let chain_error = matches!(
+                error,
+                HeaderError::ChainNotArray
+                    | HeaderError::ChainEmpty
+                    | HeaderError::ChainTooLong
+                    | HeaderError::ChainEntryTooLong
+                    | HeaderError::ChainEntryNotText
+                    | HeaderError::ChainEntryNotBytesOrText
+            );
+            if chain_error {
+                let Some(AMQPValue::FieldArray(entries)) = header(HEADER_CHAIN) else {
+                    assert!(
+                        error == HeaderError::ChainNotArray && header(HEADER_CHAIN).is_some(),
+                        "{error:?} without a chain array"
+                    );
+                    return;
+                };
+                assert_ne!(error, HeaderError::ChainNotArray);
+                match error {
+                    HeaderError::ChainEmpty => assert!(entries.as_slice().is_empty()),
+                    HeaderError::ChainTooLong => {
+                        assert!(entries.as_slice().len() >= MAX_CHAIN_LEN);
+                    }
+                    _ => {}
+                }
+            }
         }
     }
 }
@@ -396,6 +429,41 @@ fn check_approvals(read: &ToolCallHeaders<'_>, sent: Option<&AMQPValue>) {
         }
         // What the verifier does next: decoding must not panic either.
         let _ = black_box(laissez_verify::UntrustedApproval::decode(approval).map(|a| a.kid()));
+    }
+}
+
+/// The ancestors read are bounded, in the order sent, raw entries unchanged; the leaf (the
+/// envelope header) comes last in the chain's links.
+fn check_chain(read: &ToolCallHeaders<'_>, sent: Option<&AMQPValue>) {
+    let links = read.links();
+    assert_eq!(links.len(), read.chain.len() + 1);
+    assert_eq!(
+        links.last().copied(),
+        Some(&read.envelope[..]),
+        "the leaf is not last"
+    );
+    let Some(sent) = sent else {
+        assert!(read.chain.is_empty(), "ancestors read from no header");
+        return;
+    };
+    let AMQPValue::FieldArray(entries) = sent else {
+        panic!("ancestors read from a header that is not an array");
+    };
+    let entries = entries.as_slice();
+    assert!(!entries.is_empty() && entries.len() < MAX_CHAIN_LEN);
+    assert_eq!(read.chain.len(), entries.len(), "an ancestor lost or added");
+    for (ancestor, entry) in read.chain.iter().zip(entries) {
+        assert!(
+            ancestor.len() <= laissez_verify::MAX_ENVELOPE_LEN,
+            "an ancestor over 4096 bytes read"
+        );
+        let raw = value_bytes(entry).expect("an ancestor read from a value that is not bytes");
+        if raw.first() == Some(&ENVELOPE_FIRST_BYTE) {
+            assert_eq!(&**ancestor, raw, "raw ancestor bytes changed");
+        }
+        if let Ok(untrusted) = UntrustedEnvelope::decode(ancestor) {
+            let _ = black_box(untrusted.claims_unverified().map(|c| c.parent().copied()));
+        }
     }
 }
 
