@@ -149,6 +149,10 @@ impl Serialize for Claims<'_> {
             map.serialize_entry("cnf", &holder.kid())?;
         }
         map.serialize_entry("grant", &GrantView(self))?;
+        if let Some(parent) = self.parent() {
+            // A delegated envelope: its parent's SHA-256, hex (`docs/spec.md` §13).
+            map.serialize_entry("parent", &HexStr(parent))?;
+        }
         map.end()
     }
 }
