@@ -4,6 +4,9 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod proxy;
+mod tls;
+
+pub use tls::{TlsListeners, tls_listeners};
 
 use std::path::{Path, PathBuf};
 
