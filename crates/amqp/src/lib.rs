@@ -69,6 +69,7 @@ mod audit;
 mod call_check;
 pub mod chain_header;
 mod config;
+mod connect;
 mod consumer;
 mod decide;
 mod decision;
@@ -82,11 +83,13 @@ mod revocations;
 mod settle;
 mod shared;
 pub mod sidecar;
+mod tls;
 mod topology;
 
 pub use approvals::HEADER_APPROVALS;
 pub use chain_header::HEADER_CHAIN;
 pub use config::{ConsumerConfig, OnHandlerError};
+pub use connect::{connect, connect_with_tls};
 pub use consumer::Middleware;
 pub use decision::Decision;
 pub use error::AmqpError;
@@ -95,12 +98,13 @@ pub use headers::{
     EnvelopeEncoding, HEADER_CLASS, HEADER_ENVELOPE, HEADER_INVOCATION, HEADER_TOOL, HeaderError,
     MAX_INVOCATION_TEXT_LEN,
 };
-pub use publish::{Publisher, ToolCall, connect};
+pub use publish::{Publisher, ToolCall};
 pub use revocations::{
     DEFAULT_REVOCATION_STREAM, HEADER_BARRIER, RevocationFollower, SharedRevocations,
     declare_stream, publish_record,
 };
 pub use shared::Stats;
+pub use tls::{TlsConfig, TlsError};
 pub use topology::{QueueKind, Topology};
 
 /// The lapin version this crate is built on, re-exported so callers use the same types.
