@@ -101,6 +101,8 @@ pub(crate) struct ApproveArgs {
         hide_env_values = true
     )]
     pub(crate) amqp: Option<String>,
+    #[command(flatten)]
+    pub(crate) tls: crate::amqp_tls::AmqpTlsArgs,
     /// The dead-letter queue holding parked messages: selects the queue form.
     #[arg(long, value_name = "QUEUE", requires_all = ["amqp", "trust", "tools"])]
     pub(crate) from: Option<String>,
