@@ -59,6 +59,11 @@
 //! # Ok(()) }
 //! ```
 //!
+//! **TLS.** An `amqps://` URL connects over TLS (rustls, ring): [`connect`] trusts the
+//! system's CA bundle; [`connect_with_tls`] takes a [`TlsConfig`] (a CA file that replaces the
+//! default trust, a client certificate for mutual TLS). A refused certificate is
+//! [`AmqpError::Tls`] at once, never retried as if the broker were down.
+//!
 //! The publisher side is [`Publisher`] (publisher confirms) and [`ToolCall`]; [`Topology`]
 //! declares a queue with its dead-letter exchange and queue and its retry queue (classic or
 //! quorum). The [`sidecar`] module is `laissez consume`. See `docs/amqp.md` in the repository.
