@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args};
+use laissez_amqp::lapin::ConnectionProperties;
 use laissez_amqp::{
     AmqpError, DEFAULT_REVOCATION_STREAM, TlsConfig, declare_stream, publish_record,
 };
@@ -153,7 +154,10 @@ fn publish(
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let connecting = crate::amqp_tls::connect(url, "laissez revoke", tls);
+        // No recovery: one command, one connection, a broker that is down fails it.
+        let properties =
+            ConnectionProperties::default().with_connection_name("laissez revoke".into());
+        let connecting = laissez_amqp::connect_with_properties(url, properties, tls);
         let connection = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
             .await
             .map_err(|_| AmqpError::Unreachable {

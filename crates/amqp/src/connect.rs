@@ -26,7 +26,7 @@ const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
 /// An `amqps://` URL connects over TLS trusting the system's CA bundle, without a client
 /// certificate: [`connect_with_tls`] chooses the CA and sends one.
 pub async fn connect(url: &str, name: &str) -> Result<Connection, AmqpError> {
-    open(url, recovering(name), None).await
+    connect_with_properties(url, recovering(name), None).await
 }
 
 /// [`connect`] over TLS with these options: `url` must be `amqps://`
@@ -39,7 +39,7 @@ pub async fn connect_with_tls(
     name: &str,
     tls: &TlsConfig,
 ) -> Result<Connection, AmqpError> {
-    open(url, recovering(name), Some(tls)).await
+    connect_with_properties(url, recovering(name), Some(tls)).await
 }
 
 /// Connection properties with lapin's automatic recovery.
@@ -54,9 +54,12 @@ fn recovering(name: &str) -> ConnectionProperties {
         })
 }
 
-/// Connects to `url` with `properties`; over TLS with `tls` (or the default options for an
-/// `amqps://` URL without). Every connection of the crate is made here.
-pub(crate) async fn open(
+/// Connects to `url` with lapin `properties` of the caller's (no recovery, another backoff),
+/// over TLS with `tls` for an `amqps://` URL (`None`: the system's CA bundle, no client
+/// certificate); TLS options with an `amqp://` URL are [`TlsError::PlainUrl`]. [`connect`]
+/// and [`connect_with_tls`] are this with lapin's recovery; every connection of the crate is
+/// made here, with the same fail-fast check of TLS.
+pub async fn connect_with_properties(
     url: &str,
     properties: ConnectionProperties,
     tls: Option<&TlsConfig>,

@@ -94,7 +94,7 @@ mod topology;
 pub use approvals::HEADER_APPROVALS;
 pub use chain_header::HEADER_CHAIN;
 pub use config::{ConsumerConfig, OnHandlerError};
-pub use connect::{connect, connect_with_tls};
+pub use connect::{connect, connect_with_properties, connect_with_tls};
 pub use consumer::Middleware;
 pub use decision::Decision;
 pub use error::AmqpError;

@@ -316,7 +316,7 @@ impl RevocationFollower {
 async fn open(url: &str, tls: Option<&TlsConfig>) -> Result<Connection, AmqpError> {
     let properties =
         ConnectionProperties::default().with_connection_name("laissez-revocations".into());
-    crate::connect::open(url, properties, tls).await
+    crate::connect::connect_with_properties(url, properties, tls).await
 }
 
 fn fresh_barrier() -> Result<String, AmqpError> {
