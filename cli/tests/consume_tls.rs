@@ -4,7 +4,8 @@
 //! broker certificate from another CA, or no client certificate, is exit 3 naming the cause
 //! (the TLS refusal itself, not the connect timeout's "could not be reached"); `revoke --amqp`
 //! publishes over TLS (a worker then denies `revoked`); `approve --from` over TLS republishes
-//! a parked call; the key file's contents are never printed.
+//! a parked call; `--amqp-ca` replaces the system's trust (`SSL_CERT_FILE`) rather than add to
+//! it; the key file's contents are never printed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -270,6 +271,43 @@ async fn approve_takes_a_parked_call_over_tls() {
         .await
         .unwrap();
     assert_eq!(parked.message_count(), 0);
+    s.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ca_file_replaces_the_system_trust() {
+    let tls = tls_listeners();
+    let s = Setup::new("tls-trust").await;
+    let client = tls_flags(&tls, &tls.ca)[2..].to_vec();
+    let run = |bundle: &Path, ca: Option<&Path>| {
+        let mut flags = client.clone();
+        if let Some(ca) = ca {
+            flags.extend(["--amqp-ca".into(), ca.display().to_string()]);
+        }
+        let mut cmd = s.consume(&["--exit-when-idle", "1s"]);
+        cmd.env("LAISSEZ_AMQP_URL", &tls.amqps_url)
+            .env("SSL_CERT_FILE", bundle)
+            .args(flags)
+            .stdin(Stdio::null());
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stderr)
+    };
+    // The system's bundle (SSL_CERT_FILE) holds the broker's CA: trusted without --amqp-ca.
+    let (code, stderr) = run(&tls.ca, None);
+    assert_eq!(code, Some(0), "{stderr}");
+    // With --amqp-ca naming another CA, only that CA counts: the bundle's is not added.
+    let (code, stderr) = run(&tls.ca, Some(&tls.other_ca));
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("not signed by a trusted CA"), "{stderr}");
+    // No bundle where SSL_CERT_FILE says and no --amqp-ca: exit 3 naming the file.
+    let absent = s.dir.path().join("no-bundle.pem");
+    let (code, stderr) = run(&absent, None);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains("SSL_CERT_FILE") && stderr.contains("no-bundle.pem"),
+        "{stderr}"
+    );
     s.delete().await;
 }
 

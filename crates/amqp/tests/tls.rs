@@ -1,7 +1,7 @@
 //! `amqps://` against the broker's real TLS listener (scripts/tls-listeners: mutual TLS, a
 //! throwaway CA): a full consume with the middleware, the publisher over TLS too; a broker
-//! certificate from another CA refused before anything is sent; a client without a
-//! certificate refused by the broker; files that cannot be used refused when loaded, naming
+//! certificate from another CA refused before anything is sent; a host name the certificate
+//! does not name refused; a client without a certificate refused by the broker; files that cannot be used refused when loaded, naming
 //! the file and never quoting it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -135,6 +135,28 @@ async fn a_broker_certificate_from_another_ca_is_refused() {
     assert_eq!(
         error.to_string(),
         "TLS: the broker's certificate is not signed by a trusted CA"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_the_certificate_does_not_name_is_refused() {
+    let tls = tls_listeners();
+    // The same listener through another loopback address: the certificate names `localhost`
+    // and 127.0.0.1 only, and the name is always checked.
+    let mut listeners = tls.clone();
+    listeners.amqps_url = tls.amqps_url.replace("@localhost:", "@127.0.0.2:");
+    assert_ne!(listeners.amqps_url, tls.amqps_url);
+    let error = connect_tls(&listeners, &mutual(&tls)).await.unwrap_err();
+    let AmqpError::Tls(TlsError::BrokerCertificate {
+        unknown_issuer: false,
+        ..
+    }) = &error
+    else {
+        panic!("not refused for its name: {error:?}");
+    };
+    assert_eq!(
+        error.to_string(),
+        "TLS: the broker's certificate does not name the host \"127.0.0.2\""
     );
 }
 
