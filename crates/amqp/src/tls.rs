@@ -142,7 +142,8 @@ impl TlsConfig {
             why,
         };
         // The parser's own errors may quote a line of the file: only their kind is kept.
-        let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        // The DER copy is wiped too once checked.
+        let key = PrivateKeyDer::from_pem_slice(&key_pem).map(Zeroizing::new).map_err(|e| {
             bad_key(match e {
                 pem::Error::NoItemsFound => {
                     "it holds no unencrypted private key (PEM \"PRIVATE KEY\"; an encrypted key \
