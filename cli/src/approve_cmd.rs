@@ -32,7 +32,9 @@ without a terminal and without --yes it refuses, exit 2, and leaves every messag
 adds your approval to its laissez-approvals header, republishes it to the queue it was
 dead-lettered from (x-death), mandatory and confirmed, and only then acks the parked copy.
 Messages awaiting something else are left parked and listed. An approval of yours already
-counting is not added twice.
+counting is not added twice. --amqp may come from LAISSEZ_AMQP_URL; an amqps:// URL connects
+over TLS, trusting the system's CA bundle or only --amqp-ca FILE, with --amqp-cert and
+--amqp-key for a broker that requires a client certificate (LAISSEZ_AMQP_CA, _CERT, _KEY).
 
 Exit codes: 0 approved (or already approved by you), 1 nothing to approve (no such message,
 or its decision is not approval_required: `denied: REASON`), 2 usage (no terminal and no
@@ -101,6 +103,8 @@ pub(crate) struct ApproveArgs {
         hide_env_values = true
     )]
     pub(crate) amqp: Option<String>,
+    #[command(flatten)]
+    pub(crate) tls: crate::amqp_tls::AmqpTlsArgs,
     /// The dead-letter queue holding parked messages: selects the queue form.
     #[arg(long, value_name = "QUEUE", requires_all = ["amqp", "trust", "tools"])]
     pub(crate) from: Option<String>,

@@ -65,13 +65,14 @@ pub(crate) fn approve_parked(args: &ApproveArgs) -> Result<(), Failure> {
     };
     let examiner = Examiner::new(&args.aud, trusted, approvers, Some(me), tools, policy)
         .map_err(|e| Failure::io(e.to_string()))?;
+    let tls = args.tls.load()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::io(format!("starting the runtime: {e}")))?;
-    let redact = |e: AmqpError| Failure::io(redact(url, &e.to_string()));
+    let redact = |e: AmqpError| Failure::io(redact(url, &crate::amqp_tls::describe(&e)));
     runtime.block_on(async {
-        let connection = laissez_amqp::connect(url, "laissez approve")
+        let connection = crate::amqp_tls::connect(url, "laissez approve", tls.as_ref())
             .await
             .map_err(redact)?;
         let channel = connection

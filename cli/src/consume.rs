@@ -43,12 +43,18 @@ never run. CMD gets the body on stdin and LAISSEZ_AGENT, LAISSEZ_TOOL, LAISSEZ_C
 LAISSEZ_OBO, LAISSEZ_SESSION, LAISSEZ_CTI, LAISSEZ_USE, LAISSEZ_MESSAGE_ID, LAISSEZ_CHAIN (a
 JSON array of the chain's agents, root first; one when not delegated),
 LAISSEZ_APPROVED_BY (a JSON array of the hex kids of the approvers that counted) (never
-LAISSEZ_AMQP_URL nor LAISSEZ_REDIS_URL); exit 0 acks, any other exit dead-letters. CMD's stdout
+LAISSEZ_AMQP_URL, LAISSEZ_REDIS_URL nor LAISSEZ_AMQP_CA/CERT/KEY); exit 0 acks, any other exit
+dead-letters. CMD's stdout
 goes to stderr: stdout has one JSON decision per message:
 {\"message_id\",\"allowed\",\"reason\",\"cti\",\"agent\",\"tool\",\"class\",\"use\"}.
 SIGTERM or --exit-when-idle stop gracefully. The default ledger is ./laissez-ledger.redb (a
 warning says so). --amqp and --redis may come from LAISSEZ_AMQP_URL and LAISSEZ_REDIS_URL, which
 keeps their passwords out of the process list; a URL's password is never printed.
+An amqps:// URL connects over TLS (for every connection, the revocation stream's included):
+the broker's certificate must chain to the system's CA bundle, or only to --amqp-ca FILE when
+given, and name the URL's host; --amqp-cert and --amqp-key (PEM) send a client certificate.
+A refused certificate stops at once, exit 3, naming the cause (never retried for
+--exit-when-idle's sake nor as if the broker were down).
 
 Example:
   LAISSEZ_AMQP_URL=amqp://worker:secret@127.0.0.1:5672/%2f laissez consume --queue billing \\
@@ -66,6 +72,8 @@ pub(crate) struct ConsumeArgs {
         hide_env_values = true
     )]
     amqp: String,
+    #[command(flatten)]
+    tls: crate::amqp_tls::AmqpTlsArgs,
     /// The queue to consume (as it exists: nothing is declared).
     #[arg(long, value_name = "Q")]
     queue: String,
@@ -128,7 +136,9 @@ pub(crate) fn consume(args: &ConsumeArgs) -> Result<(), Failure> {
         keys.extend(read_trust_file(path)?);
     }
     let approvers = read_approvers(&args.approvers, &keys)?;
+    let tls = args.tls.load()?;
     let mut config = SidecarConfig::new(&args.amqp, &args.queue, &args.aud, keys, tools);
+    config.amqp_tls = tls;
     config.approvers = approvers;
     config.require_approval = args.require_approval;
     config.ledger = match (&args.redis, &args.ledger) {
@@ -158,7 +168,8 @@ pub(crate) fn consume(args: &ConsumeArgs) -> Result<(), Failure> {
              or name one ledger"
         );
     }
-    run_blocking(config).map_err(|e| Failure::io(secrets.redact(&e.to_string())))?;
+    run_blocking(config)
+        .map_err(|e| Failure::io(secrets.redact(&crate::amqp_tls::describe(&e))))?;
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod amqp_tls;
 mod approve_cmd;
 mod approve_queue;
 mod consume;

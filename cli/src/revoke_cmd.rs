@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args};
-use laissez_amqp::lapin::{Connection, ConnectionProperties};
-use laissez_amqp::{AmqpError, DEFAULT_REVOCATION_STREAM, declare_stream, publish_record};
+use laissez_amqp::lapin::ConnectionProperties;
+use laissez_amqp::{
+    AmqpError, DEFAULT_REVOCATION_STREAM, TlsConfig, declare_stream, publish_record,
+};
 use laissez_sign::keyfile::read_secret_key_file;
 use laissez_sign::{DEFAULT_KEEP, RevocationBuilder, SignedRecord};
 use laissez_verify::Kid;
@@ -28,7 +30,9 @@ Without --amqp it prints the record as base64url. With --amqp it publishes it to
 revocation stream (--stream, default laissez.revocations; declared as workers declare it
 when absent, so workers started later still apply it), mandatory and with publisher
 confirms, and prints it too: a record that reaches no stream is exit 3, never a silent
-success. --amqp may come from LAISSEZ_AMQP_URL.
+success. --amqp may come from LAISSEZ_AMQP_URL. An amqps:// URL connects over TLS: the
+system's CA bundle is trusted, or only --amqp-ca FILE when given; --amqp-cert and --amqp-key
+send a client certificate (from LAISSEZ_AMQP_CA, LAISSEZ_AMQP_CERT, LAISSEZ_AMQP_KEY too).
 
 Exit 0 done, 2 usage error, 3 I/O, key or broker error.
 
@@ -77,6 +81,8 @@ pub(crate) struct RevokeArgs {
         hide_env_values = true
     )]
     amqp: Option<String>,
+    #[command(flatten)]
+    tls: crate::amqp_tls::AmqpTlsArgs,
     /// The revocation stream.
     #[arg(long, value_name = "NAME", requires = "amqp", value_parser = crate::name_arg)]
     stream: Option<String>,
@@ -126,7 +132,10 @@ pub(crate) fn revoke(args: &RevokeArgs) -> Result<(), Failure> {
     })?;
     if let Some(url) = &args.amqp {
         let stream = args.stream.as_deref().unwrap_or(DEFAULT_REVOCATION_STREAM);
-        publish(url, stream, &record).map_err(|e| Failure::io(format!("revoke --amqp: {e}")))?;
+        let tls = args.tls.load()?;
+        publish(url, tls.as_ref(), stream, &record).map_err(|e| {
+            Failure::io(format!("revoke --amqp: {}", crate::amqp_tls::describe(&e)))
+        })?;
         write_stderr_line(&format!(
             "laissez: revocation record published to {stream:?} (until {})",
             record.until()
@@ -135,20 +144,26 @@ pub(crate) fn revoke(args: &RevokeArgs) -> Result<(), Failure> {
     write_stdout(format!("{}\n", record.to_text()).as_bytes())
 }
 
-fn publish(url: &str, stream: &str, record: &SignedRecord) -> Result<(), AmqpError> {
+fn publish(
+    url: &str,
+    tls: Option<&TlsConfig>,
+    stream: &str,
+    record: &SignedRecord,
+) -> Result<(), AmqpError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        // No recovery: one command, one connection, a broker that is down fails it.
         let properties =
             ConnectionProperties::default().with_connection_name("laissez revoke".into());
-        let connection =
-            tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(url, properties))
-                .await
-                .map_err(|_| AmqpError::Unreachable {
-                    what: "the AMQP broker",
-                    after: CONNECT_TIMEOUT,
-                })??;
+        let connecting = laissez_amqp::connect_with_properties(url, properties, tls);
+        let connection = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+            .await
+            .map_err(|_| AmqpError::Unreachable {
+                what: "the AMQP broker",
+                after: CONNECT_TIMEOUT,
+            })??;
         declare_stream(&connection, stream).await?;
         let channel = connection.create_channel().await?;
         publish_record(&channel, stream, record.as_bytes()).await?;

@@ -1,7 +1,9 @@
 //! Messages per second through a bare lapin consumer and through the middleware (redb and
 //! Redis ledgers; bearer envelopes, then holder-bound ones whose every message carries the
-//! agent's invocation), prefetch 100, on loopback, in one run. Needs RabbitMQ on
-//! 127.0.0.1:5672 and Redis on 127.0.0.1:6379:
+//! agent's invocation), prefetch 100, on loopback, in one run; the bare consumer and the
+//! middleware with redb again over `amqps://` (mutual TLS, rustls on ring) on the broker's TLS
+//! listener, for the ratio of TLS to plain. Needs RabbitMQ on 127.0.0.1:5672, its TLS listener
+//! (started by scripts/tls-listeners, which the bench runs) and Redis on 127.0.0.1:6379:
 //!
 //! ```text
 //! cargo bench -p laissez-amqp --bench amqp_throughput
@@ -28,7 +30,7 @@ use laissez_amqp::lapin::types::FieldTable;
 use laissez_amqp::lapin::{Channel, Connection};
 use laissez_amqp::{
     ConsumerConfig, Disposition, EnvelopeEncoding, HandlerError, Message, Middleware, Publisher,
-    ToolCall, Topology,
+    TlsConfig, ToolCall, Topology,
 };
 use laissez_ledger::{RedbLedger, RedisLedger, UseLedger};
 use laissez_sign::{EnvelopeBuilder, SecretKey, SignedEnvelope};
@@ -175,6 +177,18 @@ async fn main() {
         .await
         .unwrap();
     let channel = connection.create_channel().await.unwrap();
+    // The same broker over its TLS listener, with the throwaway client certificate.
+    let listeners = laissez_test_support::tls_listeners();
+    let tls = TlsConfig::default()
+        .with_ca_file(&listeners.ca)
+        .unwrap()
+        .with_client_certificate(&listeners.client_cert, &listeners.client_key)
+        .unwrap();
+    let tls_connection =
+        laissez_amqp::connect_with_tls(&listeners.amqps_url, "laissez bench tls", &tls)
+            .await
+            .unwrap();
+    let tls_channel = tls_connection.create_channel().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let redb = Arc::new(RedbLedger::open(dir.path().join("bench.redb")).unwrap());
     let redis = Arc::new(
@@ -186,12 +200,20 @@ async fn main() {
     let mut results = Vec::new();
     for case in [
         "bare lapin consumer",
+        "bare lapin consumer, amqps",
         "middleware + redb ledger",
+        "middleware + redb ledger, amqps",
         "middleware + Redis ledger",
         "middleware + redb ledger, holder-bound",
         "middleware + Redis ledger, holder-bound",
     ] {
         let holder = case.ends_with("holder-bound").then_some(&agent);
+        // The queue is filled over plain AMQP either way: only the consuming side is timed.
+        let consuming = if case.ends_with("amqps") {
+            &tls_channel
+        } else {
+            &channel
+        };
         let queue = format!("laissez-bench-{}", std::process::id());
         let topology = Topology::new(&queue);
         topology.declare(&channel).await.unwrap();
@@ -211,12 +233,12 @@ async fn main() {
         let envelope = builder.sign(&key).unwrap();
         fill(&connection, &queue, &envelope, holder, n).await;
         let cpu_before = cpu_seconds();
-        let elapsed = if case == "bare lapin consumer" {
-            bare(&channel, &queue, n).await
+        let elapsed = if case.starts_with("bare") {
+            bare(consuming, &queue, n).await
         } else if case.contains("redb") {
-            middleware(&channel, &queue, &key, redb.clone(), n).await
+            middleware(consuming, &queue, &key, redb.clone(), n).await
         } else {
-            middleware(&channel, &queue, &key, redis.clone(), n).await
+            middleware(consuming, &queue, &key, redis.clone(), n).await
         };
         for q in [
             &topology.queue,
@@ -260,5 +282,20 @@ async fn main() {
             rate(true) / rate(false)
         );
     }
+    // TLS against plain, same consumer, same messages and prefetch.
+    for plain in ["bare lapin consumer", "middleware + redb ledger"] {
+        let rate = |case: &str| {
+            results
+                .iter()
+                .find(|(c, ..)| *c == case)
+                .map(|(_, rate, _)| *rate)
+                .unwrap()
+        };
+        println!(
+            "amqps vs plain, {plain}: {:.2}x",
+            rate(&format!("{plain}, amqps")) / rate(plain)
+        );
+    }
+    let _ = tls_connection.close(200, "bench done".into()).await;
     connection.close(200, "bench done".into()).await.unwrap();
 }

@@ -40,6 +40,9 @@ pub enum AmqpError {
     /// bound to the agent's key, or does not grant the call (what is wrong is said). Nothing
     /// was published.
     Invocation(laissez_sign::InvocationError),
+    /// TLS to the broker could not be set up: a file given is unusable, or a certificate
+    /// was refused (the broker's or this client's). Not transient: never retried.
+    Tls(crate::tls::TlsError),
 }
 
 impl fmt::Display for AmqpError {
@@ -65,6 +68,7 @@ impl fmt::Display for AmqpError {
             AmqpError::Config(why) => write!(f, "invalid configuration: {why}"),
             AmqpError::Io(e) => write!(f, "I/O error: {e}"),
             AmqpError::Invocation(e) => write!(f, "cannot sign the invocation: {e}"),
+            AmqpError::Tls(e) => write!(f, "{e}"),
         }
     }
 }
@@ -77,6 +81,7 @@ impl std::error::Error for AmqpError {
             AmqpError::Ledger(e) => Some(e),
             AmqpError::Io(e) => Some(e),
             AmqpError::Invocation(e) => Some(e),
+            AmqpError::Tls(e) => Some(e),
             AmqpError::PublishNacked | AmqpError::Config(_) | AmqpError::Unreachable { .. } => None,
         }
     }
@@ -103,5 +108,11 @@ impl From<std::io::Error> for AmqpError {
 impl From<laissez_sign::InvocationError> for AmqpError {
     fn from(e: laissez_sign::InvocationError) -> Self {
         AmqpError::Invocation(e)
+    }
+}
+
+impl From<crate::tls::TlsError> for AmqpError {
+    fn from(e: crate::tls::TlsError) -> Self {
+        AmqpError::Tls(e)
     }
 }

@@ -59,6 +59,11 @@
 //! # Ok(()) }
 //! ```
 //!
+//! **TLS.** An `amqps://` URL connects over TLS (rustls, ring): [`connect`] trusts the
+//! system's CA bundle; [`connect_with_tls`] takes a [`TlsConfig`] (a CA file that replaces the
+//! default trust, a client certificate for mutual TLS). A refused certificate is
+//! [`AmqpError::Tls`] at once, never retried as if the broker were down.
+//!
 //! The publisher side is [`Publisher`] (publisher confirms) and [`ToolCall`]; [`Topology`]
 //! declares a queue with its dead-letter exchange and queue and its retry queue (classic or
 //! quorum). The [`sidecar`] module is `laissez consume`. See `docs/amqp.md` in the repository.
@@ -69,6 +74,7 @@ mod audit;
 mod call_check;
 pub mod chain_header;
 mod config;
+mod connect;
 mod consumer;
 mod decide;
 mod decision;
@@ -82,11 +88,13 @@ mod revocations;
 mod settle;
 mod shared;
 pub mod sidecar;
+mod tls;
 mod topology;
 
 pub use approvals::HEADER_APPROVALS;
 pub use chain_header::HEADER_CHAIN;
 pub use config::{ConsumerConfig, OnHandlerError};
+pub use connect::{connect, connect_with_properties, connect_with_tls};
 pub use consumer::Middleware;
 pub use decision::Decision;
 pub use error::AmqpError;
@@ -95,12 +103,13 @@ pub use headers::{
     EnvelopeEncoding, HEADER_CLASS, HEADER_ENVELOPE, HEADER_INVOCATION, HEADER_TOOL, HeaderError,
     MAX_INVOCATION_TEXT_LEN,
 };
-pub use publish::{Publisher, ToolCall, connect};
+pub use publish::{Publisher, ToolCall};
 pub use revocations::{
     DEFAULT_REVOCATION_STREAM, HEADER_BARRIER, RevocationFollower, SharedRevocations,
     declare_stream, publish_record,
 };
 pub use shared::Stats;
+pub use tls::{TlsConfig, TlsError};
 pub use topology::{QueueKind, Topology};
 
 /// The lapin version this crate is built on, re-exported so callers use the same types.

@@ -1,30 +1,13 @@
 //! Publisher side: tool-call messages with the laissez headers, confirmed by the broker.
 
-use std::time::Duration;
-
 use laissez_sign::{Invocation, InvocationError, SecretKey};
 use laissez_verify::{ActionClass, Call, DEFAULT_LEEWAY};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Channel, Confirmation};
 
 use crate::chain_header::{HEADER_CHAIN, chain_value};
 use crate::error::AmqpError;
 use crate::headers::{EnvelopeEncoding, tool_call_properties};
-
-/// Connects to `url` (e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`) on the current Tokio
-/// runtime, with lapin's automatic recovery: after a lost connection, lapin reconnects
-/// (retrying with backoff for about ten minutes) and restores channels, qos and consumers.
-pub async fn connect(url: &str, name: &str) -> Result<Connection, AmqpError> {
-    let properties = ConnectionProperties::default()
-        .with_connection_name(name.into())
-        .enable_auto_recover()
-        .configure_backoff(|b| {
-            b.with_min_delay(Duration::from_millis(100))
-                .with_max_delay(Duration::from_secs(5))
-                .with_max_times(120)
-        });
-    Ok(Connection::connect(url, properties).await?)
-}
 
 /// One tool call to publish: the envelope that authorises it, the tool, and its id.
 ///

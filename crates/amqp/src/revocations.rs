@@ -28,6 +28,7 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProper
 use tokio::task::JoinHandle;
 
 use crate::error::AmqpError;
+use crate::tls::TlsConfig;
 
 /// The default name of the revocation stream.
 pub const DEFAULT_REVOCATION_STREAM: &str = "laissez.revocations";
@@ -166,6 +167,8 @@ async fn publish_confirmed(
 /// What the follower needs on every delivery.
 struct Follow<S> {
     url: String,
+    /// TLS options for an `amqps://` URL (`None`: the defaults).
+    tls: Option<TlsConfig>,
     stream: String,
     keys: Vec<TrustedKey>,
     store: Arc<S>,
@@ -204,15 +207,48 @@ impl RevocationFollower {
         store: Arc<S>,
         catch_up_timeout: Duration,
     ) -> Result<RevocationFollower, AmqpError> {
+        Self::start_on(url, None, stream, keys, store, catch_up_timeout).await
+    }
+
+    /// [`RevocationFollower::start`] over TLS with these options, on this connection and
+    /// every reconnection: `url` must be `amqps://` (as for [`crate::connect_with_tls`]).
+    pub async fn start_with_tls<S: RevocationStore + 'static>(
+        url: &str,
+        tls: &TlsConfig,
+        stream: &str,
+        keys: Vec<TrustedKey>,
+        store: Arc<S>,
+        catch_up_timeout: Duration,
+    ) -> Result<RevocationFollower, AmqpError> {
+        Self::start_on(
+            url,
+            Some(tls.clone()),
+            stream,
+            keys,
+            store,
+            catch_up_timeout,
+        )
+        .await
+    }
+
+    async fn start_on<S: RevocationStore + 'static>(
+        url: &str,
+        tls: Option<TlsConfig>,
+        stream: &str,
+        keys: Vec<TrustedKey>,
+        store: Arc<S>,
+        catch_up_timeout: Duration,
+    ) -> Result<RevocationFollower, AmqpError> {
         let follow = Follow {
             url: url.to_owned(),
+            tls,
             stream: stream.to_owned(),
             keys,
             store,
             held: SharedRevocations::new(),
         };
         follow.load_kept().await;
-        let connection = open(url).await?;
+        let connection = open(url, follow.tls.as_ref()).await?;
         declare_stream(&connection, stream).await?;
         let (channel, mut consumer) = follow.consume(&connection, None).await?;
         let barrier = fresh_barrier()?;
@@ -276,10 +312,11 @@ impl RevocationFollower {
     }
 }
 
-async fn open(url: &str) -> Result<Connection, AmqpError> {
+/// The follower's own connection, without lapin's recovery: the follow loop reconnects.
+async fn open(url: &str, tls: Option<&TlsConfig>) -> Result<Connection, AmqpError> {
     let properties =
         ConnectionProperties::default().with_connection_name("laissez-revocations".into());
-    Ok(Connection::connect(url, properties).await?)
+    crate::connect::connect_with_properties(url, properties, tls).await
 }
 
 fn fresh_barrier() -> Result<String, AmqpError> {
@@ -474,7 +511,7 @@ impl<S: RevocationStore + 'static> Follow<S> {
         &self,
         last: Option<u64>,
     ) -> Result<(Connection, Channel, Consumer), AmqpError> {
-        let connection = open(&self.url).await?;
+        let connection = open(&self.url, self.tls.as_ref()).await?;
         declare_stream(&connection, &self.stream).await?;
         let (channel, consumer) = self.consume(&connection, last).await?;
         Ok((connection, channel, consumer))

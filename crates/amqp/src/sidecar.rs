@@ -20,17 +20,25 @@ use laissez_verify::{Classes, OwnedCatalogue, Policy, TrustedKey};
 use tokio::io::AsyncWriteExt as _;
 
 use crate::config::ConsumerConfig;
+use crate::connect::{connect, connect_with_tls};
 use crate::consumer::Middleware;
 use crate::decision::Decision;
 use crate::error::AmqpError;
 use crate::handler::{Disposition, HandlerError, Message};
-use crate::publish::connect;
 use crate::revocations::{DEFAULT_REVOCATION_STREAM, RevocationFollower};
 use crate::shared::Stats;
+use crate::tls::TlsConfig;
 
 /// Environment variables the command never inherits: they may hold the worker's broker and
-/// ledger credentials (the CLI reads `--amqp` and `--redis` from them).
-pub const SECRET_ENV: [&str; 2] = ["LAISSEZ_AMQP_URL", "LAISSEZ_REDIS_URL"];
+/// ledger credentials (the CLI reads `--amqp` and `--redis` from them) or name its TLS
+/// client key and trust (`--amqp-ca`, `--amqp-cert`, `--amqp-key`).
+pub const SECRET_ENV: [&str; 5] = [
+    "LAISSEZ_AMQP_URL",
+    "LAISSEZ_REDIS_URL",
+    "LAISSEZ_AMQP_CA",
+    "LAISSEZ_AMQP_CERT",
+    "LAISSEZ_AMQP_KEY",
+];
 
 /// The ledger file used when neither a path nor Redis is given: in the working directory.
 pub const DEFAULT_LEDGER_PATH: &str = "laissez-ledger.redb";
@@ -74,6 +82,11 @@ pub struct SidecarConfig {
     /// The broker, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`. Never logged nor shown by
     /// `Debug`: it may hold a password.
     pub amqp_url: String,
+    /// TLS options for an `amqps://` URL: the CA to trust and the client certificate
+    /// (`None`: the system's CA bundle, no client certificate). Given with an `amqp://` URL,
+    /// [`run`] fails ([`AmqpError::Tls`]) rather than ignore them. Used for every connection
+    /// of the sidecar, the revocation follower's included.
+    pub amqp_tls: Option<TlsConfig>,
     /// The queue, as it exists (nothing is declared).
     pub queue: String,
     /// This worker's audience name.
@@ -123,6 +136,7 @@ impl std::fmt::Debug for SidecarConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SidecarConfig")
             .field("amqp_url", &"..")
+            .field("amqp_tls", &self.amqp_tls)
             .field("queue", &self.queue)
             .field("audience", &self.audience)
             .field("trusted_keys", &self.trusted_keys)
@@ -154,6 +168,7 @@ impl SidecarConfig {
     ) -> Self {
         SidecarConfig {
             amqp_url: amqp_url.into(),
+            amqp_tls: None,
             queue: queue.into(),
             audience: audience.into(),
             trusted_keys,
@@ -210,7 +225,7 @@ pub async fn run(
     );
     let connecting = tokio::time::timeout(
         config.connect_timeout,
-        connect(&config.amqp_url, "laissez consume"),
+        connect_to(&config.amqp_url, config.amqp_tls.as_ref()),
     );
     let connection = tokio::select! {
         connected = connecting => match connected {
@@ -229,8 +244,9 @@ pub async fn run(
     };
     // Every record the stream holds now is applied before the first work message is taken.
     let follower = tokio::select! {
-        started = RevocationFollower::start(
+        started = start_follower(
             &config.amqp_url,
+            config.amqp_tls.as_ref(),
             &config.revocation_stream,
             consumer.trusted_keys.clone(),
             ledger.clone(),
@@ -275,6 +291,31 @@ pub async fn run(
         tracing::debug!(%error, "laissez: closing the connection");
     }
     stats
+}
+
+/// The sidecar's connection: over TLS with its options when given.
+async fn connect_to(url: &str, tls: Option<&TlsConfig>) -> Result<lapin::Connection, AmqpError> {
+    match tls {
+        Some(tls) => connect_with_tls(url, "laissez consume", tls).await,
+        None => connect(url, "laissez consume").await,
+    }
+}
+
+/// The revocation follower, on the sidecar's broker and TLS options.
+async fn start_follower(
+    url: &str,
+    tls: Option<&TlsConfig>,
+    stream: &str,
+    keys: Vec<TrustedKey>,
+    ledger: Arc<AnyLedger>,
+    timeout: Duration,
+) -> Result<RevocationFollower, AmqpError> {
+    match tls {
+        Some(tls) => {
+            RevocationFollower::start_with_tls(url, tls, stream, keys, ledger, timeout).await
+        }
+        None => RevocationFollower::start(url, stream, keys, ledger, timeout).await,
+    }
 }
 
 /// Runs the command for one authorised message.
