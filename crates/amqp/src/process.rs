@@ -2,7 +2,7 @@
 //! verdict out through [`settle`].
 
 use std::panic::AssertUnwindSafe;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_lite::FutureExt as _;
 use laissez_ledger::{Ancestor, Begin, Cti, LeaseToken, UseLedger};
@@ -22,6 +22,7 @@ use crate::handler::{Authorized, Disposition, Handler, Message};
 use crate::headers::{self, HeaderError, ToolCallHeaders};
 use crate::settle::{Broker, Settlement, settle};
 use crate::shared::{Counters, Shared};
+use crate::telemetry::{self, LedgerOp, RequeueCause};
 
 fn unix_now() -> u64 {
     SystemTime::now()
@@ -69,6 +70,7 @@ pub(crate) async fn process<L: UseLedger, H: Handler>(
     shared: &Shared<L, H>,
     broker: &Broker,
     delivery: Delivery,
+    received_at: Instant,
     stop: watch::Receiver<bool>,
 ) {
     let Delivery {
@@ -82,7 +84,7 @@ pub(crate) async fn process<L: UseLedger, H: Handler>(
     let id = headers::message_id(&properties).unwrap_or("").to_owned();
     if *stop.borrow() {
         // Shutting down before this message started: hand it back untouched.
-        Counters::bump(&shared.counters.requeued);
+        shared.count_requeue(RequeueCause::Shutdown);
         settle(broker, &acker, &id, Settlement::Requeue).await;
         return;
     }
@@ -93,7 +95,16 @@ pub(crate) async fn process<L: UseLedger, H: Handler>(
         return; // The channel died: the broker redelivers; nothing was spent.
     };
     let retry_key = format!("{}:{id}", decision.cti.as_deref().unwrap_or(""));
-    match decide(&facts) {
+    let verdict = decide(&facts);
+    // The one place every verdict is counted, as it is made: the metrics follow the decisions
+    // (and their JSON lines) one for one.
+    let took = received_at.elapsed();
+    match &verdict {
+        Verdict::Run(_) => shared.meters.allowed(took),
+        Verdict::Deny(reason, _) => shared.meters.denied(*reason, took),
+        Verdict::Requeue(..) => shared.meters.undecided(took),
+    }
+    match verdict {
         Verdict::Run(grant) => {
             shared.forget_retries(&retry_key);
             let Some((kid, claims)) = seen.verified.take() else {
@@ -132,7 +143,7 @@ pub(crate) async fn process<L: UseLedger, H: Handler>(
                     "laissez: requeueing without running"
                 ),
             }
-            Counters::bump(&shared.counters.requeued);
+            shared.count_requeue(RequeueCause::of(reason));
             let delay = shared.next_retry_delay(retry_key);
             let later = Settlement::Later {
                 delay,
@@ -223,6 +234,9 @@ async fn learn<L: UseLedger, H>(
         ancestors: &ancestors,
     };
     let answer = shared.ledger.begin(&begin).await;
+    if let Err(error) = &answer {
+        telemetry::ledger_error(LedgerOp::Begin, error);
+    }
     if let Ok(laissez_ledger::Outcome::Granted { lease, .. }) = &answer
         && acker.poisoned()
     {
@@ -424,7 +438,7 @@ async fn run<L: UseLedger, H: Handler>(
         // Nothing ran: give the use back to this message and bring it back later.
         tracing::error!(message_id = ?message_id, "laissez: the decision observer panicked before the handler ran; releasing the use and requeueing");
         release(shared, &held).await;
-        Counters::bump(&shared.counters.requeued);
+        shared.count_requeue(RequeueCause::ObserverFailed);
         let delay = shared.next_retry_delay(format!("{cti}:{message_id}"));
         let later = Settlement::Later {
             delay,
@@ -496,15 +510,18 @@ async fn after_handler<L: UseLedger, H>(
             settle(broker, acker, id, Settlement::DeadLetter).await;
         }
         Ok(Disposition::Requeue { after }) => {
-            requeue_after(shared, broker, acker, &held, after, kept, stop).await;
+            let requeue = Requeue { after, kept, cause: RequeueCause::Handler };
+            requeue_after(shared, broker, acker, &held, requeue, stop).await;
         }
         Err(error) => {
             Counters::bump(&shared.counters.handler_failures);
+            shared.meters.handler_failed();
             let cti = hex::encode(held.cti);
             match shared.config.on_handler_error {
                 OnHandlerError::Requeue { after } if held.class != ActionClass::Destructive => {
                     tracing::warn!(message_id = ?id, cti, error = ?error, "laissez: handler failed, requeueing");
-                    requeue_after(shared, broker, acker, &held, after, kept, stop).await;
+                    let requeue = Requeue { after, kept, cause: RequeueCause::HandlerFailed };
+                    requeue_after(shared, broker, acker, &held, requeue, stop).await;
                 }
                 _ => {
                     tracing::warn!(message_id = ?id, cti, error = ?error, "laissez: handler failed, dead-lettering");
@@ -524,11 +541,11 @@ async fn requeue_after<L: UseLedger, H>(
     broker: &Broker,
     acker: &Acker,
     held: &Held,
-    after: Duration,
-    kept: Option<(BasicProperties, Vec<u8>)>,
+    requeue: Requeue,
     stop: &watch::Receiver<bool>,
 ) {
-    Counters::bump(&shared.counters.requeued);
+    let Requeue { after, kept, cause } = requeue;
+    shared.count_requeue(cause);
     let id = held.message_id.as_str();
     match kept {
         Some((properties, body)) => {
@@ -556,6 +573,7 @@ async fn complete<L: UseLedger, H>(shared: &Shared<L, H>, held: &Held) {
         .complete(&held.cti, &held.message_id, &held.lease)
         .await
     {
+        telemetry::ledger_error(LedgerOp::Complete, &error);
         tracing::warn!(error = ?error.to_string(), message_id = ?held.message_id, cti = hex::encode(held.cti), "laissez: could not complete the use; it stays in flight until its lease lapses");
     }
 }
@@ -566,8 +584,17 @@ async fn release<L: UseLedger, H>(shared: &Shared<L, H>, held: &Held) {
         .release(&held.cti, &held.message_id, &held.lease)
         .await
     {
+        telemetry::ledger_error(LedgerOp::Release, &error);
         tracing::warn!(error = ?error.to_string(), message_id = ?held.message_id, cti = hex::encode(held.cti), "laissez: could not release the lease; a redelivery waits for it to lapse");
     }
+}
+
+/// A message the handler's outcome sends back: after how long, the copy to republish (with a
+/// retry queue), and why.
+struct Requeue {
+    after: Duration,
+    kept: Option<(BasicProperties, Vec<u8>)>,
+    cause: RequeueCause,
 }
 
 /// Sleeps for `delay`, or less if the consumer is stopping.
