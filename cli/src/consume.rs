@@ -168,7 +168,10 @@ pub(crate) fn consume(args: &ConsumeArgs) -> Result<(), Failure> {
         );
     }
     // Bound before connecting: /healthz answers (503) while the worker is not ready yet.
-    let endpoint = args.metrics.map(crate::metrics_endpoint::bind).transpose()?;
+    let endpoint = args
+        .metrics
+        .map(crate::metrics_endpoint::bind)
+        .transpose()?;
     run_blocking(config, endpoint).map_err(|e| Failure::io(secrets.redact(&e.to_string())))?;
     Ok(())
 }

@@ -94,7 +94,8 @@ async fn accept(listener: tokio::net::TcpListener, handle: PrometheusHandle, hea
         let handle = handle.clone();
         let health = health.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request| answer(request, handle.clone(), health.clone()));
+            let service =
+                service_fn(move |request| answer(request, handle.clone(), health.clone()));
             let served = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
@@ -117,7 +118,10 @@ async fn answer(
         ("/metrics", true) => text(StatusCode::OK, handle.render(), PROMETHEUS_TEXT),
         ("/healthz", true) => match health.check().await {
             Ok(()) => plain(StatusCode::OK, "ready\n".to_owned()),
-            Err(why) => plain(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+            Err(why) => plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {why}\n"),
+            ),
         },
         ("/metrics" | "/healthz", false) => {
             let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "GET only\n".to_owned());
@@ -126,7 +130,10 @@ async fn answer(
                 .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
             response
         }
-        _ => plain(StatusCode::NOT_FOUND, "not found: /metrics and /healthz only\n".to_owned()),
+        _ => plain(
+            StatusCode::NOT_FOUND,
+            "not found: /metrics and /healthz only\n".to_owned(),
+        ),
     })
 }
 

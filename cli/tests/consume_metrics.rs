@@ -47,7 +47,11 @@ async fn request(addr: &str, method: &str, path: &str) -> (u16, String, String) 
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
     let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, content_type, String::from_utf8(body.to_vec()).unwrap())
+    (
+        status,
+        content_type,
+        String::from_utf8(body.to_vec()).unwrap(),
+    )
 }
 
 /// The samples of a Prometheus text page: `name{labels}` (labels as printed) -> value.
@@ -157,8 +161,13 @@ async fn the_counters_equal_the_decisions_printed_and_healthz_is_ready() {
         s.publish(env.as_bytes(), "crm.read", ActionClass::Read, id)
             .await;
     }
-    s.publish(env.as_bytes(), "crm.drop", ActionClass::Destructive, "m-class")
-        .await;
+    s.publish(
+        env.as_bytes(),
+        "crm.drop",
+        ActionClass::Destructive,
+        "m-class",
+    )
+    .await;
     let unknown = ToolCall::new(env.as_bytes(), "crm.export", ActionClass::Read, "m-unknown");
     s.publish_call(unknown.without_class()).await;
     s.publish(
@@ -216,7 +225,10 @@ async fn the_counters_equal_the_decisions_printed_and_healthz_is_ready() {
     // Scraped while it runs: the counters are the lines printed, one for one.
     let (status, content_type, page) = request(&addr, "GET", "/metrics").await;
     assert_eq!(status, 200, "{page}");
-    assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
     assert_eq!(decision_counters(&page), printed, "{page}");
     let values = samples(&page);
     assert_eq!(
@@ -234,7 +246,11 @@ async fn the_counters_equal_the_decisions_printed_and_healthz_is_ready() {
         Some(&1.0),
         "{page}"
     );
-    assert_eq!(values.get("laissez_revocation_lag_seconds"), Some(&0.0), "{page}");
+    assert_eq!(
+        values.get("laissez_revocation_lag_seconds"),
+        Some(&0.0),
+        "{page}"
+    );
     assert!(page.contains("# HELP laissez_decisions_total "), "{page}");
     // Settled soon after their lines: nothing stays in flight.
     let mut in_flight = None;

@@ -102,8 +102,7 @@ pub use headers::{
 pub use publish::{Publisher, ToolCall, connect};
 pub use revocations::{
     DEFAULT_REVOCATION_STREAM, FollowerStatus, HEADER_BARRIER, RevocationFollower,
-    SharedRevocations,
-    declare_stream, publish_record,
+    SharedRevocations, declare_stream, publish_record,
 };
 pub use shared::Stats;
 pub use topology::{QueueKind, Topology};

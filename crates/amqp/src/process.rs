@@ -510,7 +510,11 @@ async fn after_handler<L: UseLedger, H>(
             settle(broker, acker, id, Settlement::DeadLetter).await;
         }
         Ok(Disposition::Requeue { after }) => {
-            let requeue = Requeue { after, kept, cause: RequeueCause::Handler };
+            let requeue = Requeue {
+                after,
+                kept,
+                cause: RequeueCause::Handler,
+            };
             requeue_after(shared, broker, acker, &held, requeue, stop).await;
         }
         Err(error) => {
@@ -520,7 +524,11 @@ async fn after_handler<L: UseLedger, H>(
             match shared.config.on_handler_error {
                 OnHandlerError::Requeue { after } if held.class != ActionClass::Destructive => {
                     tracing::warn!(message_id = ?id, cti, error = ?error, "laissez: handler failed, requeueing");
-                    let requeue = Requeue { after, kept, cause: RequeueCause::HandlerFailed };
+                    let requeue = Requeue {
+                        after,
+                        kept,
+                        cause: RequeueCause::HandlerFailed,
+                    };
                     requeue_after(shared, broker, acker, &held, requeue, stop).await;
                 }
                 _ => {

@@ -159,10 +159,7 @@ pub fn describe() {
         MESSAGES_IN_FLIGHT,
         "Deliveries received and not yet settled"
     );
-    metrics::describe_counter!(
-        REQUEUES,
-        "Messages sent back to the queue, by cause"
-    );
+    metrics::describe_counter!(REQUEUES, "Messages sent back to the queue, by cause");
     metrics::describe_counter!(HANDLER_FAILURES, "Handler errors and panics");
     metrics::describe_counter!(
         LEDGER_ERRORS,

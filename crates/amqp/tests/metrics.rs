@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use common::*;
 use laissez_amqp::telemetry::{
-    DECISION_SECONDS, DECISIONS, HANDLER_FAILURES, LEDGER_ERRORS, MESSAGES_IN_FLIGHT,
-    REASON_NONE, REQUEUES,
+    DECISION_SECONDS, DECISIONS, HANDLER_FAILURES, LEDGER_ERRORS, MESSAGES_IN_FLIGHT, REASON_NONE,
+    REQUEUES,
 };
 use laissez_amqp::{ConsumerConfig, Disposition, HandlerError, Message};
 use laissez_ledger::{MemoryLedger, RedisLedger, RedisOptions};
@@ -42,7 +42,8 @@ impl Recorder for Kept {
     }
 
     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
-        self.0.get_or_create_gauge(key, |g| Gauge::from_arc(g.clone()))
+        self.0
+            .get_or_create_gauge(key, |g| Gauge::from_arc(g.clone()))
     }
 
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
@@ -193,8 +194,13 @@ async fn decisions_requeues_failures_and_in_flight_are_counted() {
     }
     q.publish(env.as_bytes(), "crm.read", ActionClass::Read, "m-over")
         .await;
-    q.publish(env.as_bytes(), "crm.drop", ActionClass::Destructive, "m-class")
-        .await;
+    q.publish(
+        env.as_bytes(),
+        "crm.drop",
+        ActionClass::Destructive,
+        "m-class",
+    )
+    .await;
     q.publish(env.as_bytes(), "crm.export", ActionClass::Read, "m-unknown")
         .await;
     q.publish(other.as_bytes(), "crm.read", ActionClass::Read, "m-key")
@@ -304,8 +310,7 @@ async fn a_ledger_that_does_not_answer_counts_errors_and_requeues() {
     let errors: u64 = gained
         .iter()
         .filter(|((name, labels), _)| {
-            name == LEDGER_ERRORS
-                && labels.contains(&("operation".to_owned(), "begin".to_owned()))
+            name == LEDGER_ERRORS && labels.contains(&("operation".to_owned(), "begin".to_owned()))
         })
         .map(|(_, n)| n)
         .sum();

@@ -29,7 +29,10 @@ struct Parts {
 impl std::fmt::Debug for Health {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Health")
-            .field("connected", &self.0.broker.get().map(ConnectionStatus::connected))
+            .field(
+                "connected",
+                &self.0.broker.get().map(ConnectionStatus::connected),
+            )
             .field("revocations", &self.0.revocations.get())
             .field("ledger_opened", &self.0.ledger.get().is_some())
             .finish()
@@ -67,10 +70,7 @@ impl Health {
         match self.0.revocations.get().map(FollowerStatus::lost_for) {
             None => return Err("revocation stream not caught up yet".into()),
             Some(Some(lost)) => {
-                return Err(format!(
-                    "revocation stream lost {} s ago",
-                    lost.as_secs()
-                ));
+                return Err(format!("revocation stream lost {} s ago", lost.as_secs()));
             }
             Some(None) => {}
         }
