@@ -252,6 +252,12 @@ async fn the_counters_equal_the_decisions_printed_and_healthz_is_ready() {
         "{page}"
     );
     assert!(page.contains("# HELP laissez_decisions_total "), "{page}");
+    // Every denial series exists from the start, at 0: rates work before the first one.
+    assert_eq!(
+        values.get("laissez_decisions_total{outcome=\"denied\",reason=\"bad_signature\"}"),
+        Some(&0.0),
+        "{page}"
+    );
     // Settled soon after their lines: nothing stays in flight.
     let mut in_flight = None;
     for _ in 0..600 {

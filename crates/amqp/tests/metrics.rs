@@ -2,7 +2,9 @@
 //! broker: the decision counters equal the decisions observed, by outcome and reason; the
 //! decision histogram has one sample per verdict; requeues and handler failures are counted
 //! by cause; messages in flight show while the handler runs and return to 0; with the ledger
-//! cut, every failed `begin` is one ledger error and one `ledger_unavailable` requeue.
+//! cut, every failed `begin` is one ledger error and one `ledger_unavailable` requeue; the
+//! revocation follower counts the records it applies, and its lag is 0 while it follows the
+//! stream, grows while the broker is away, and is 0 again once it resumes.
 //!
 //! One recorder is installed for the whole binary; the tests take turns (a lock) and compare
 //! what changed during their own run.
@@ -16,12 +18,17 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use common::*;
+use laissez_amqp::lapin::options::QueueDeleteOptions;
 use laissez_amqp::telemetry::{
     DECISION_SECONDS, DECISIONS, HANDLER_FAILURES, LEDGER_ERRORS, MESSAGES_IN_FLIGHT, REASON_NONE,
-    REQUEUES,
+    REQUEUES, REVOCATION_LAG_SECONDS, REVOCATION_RECORDS_APPLIED,
 };
-use laissez_amqp::{ConsumerConfig, Disposition, HandlerError, Message};
+use laissez_amqp::{
+    ConsumerConfig, Disposition, HandlerError, Message, RevocationFollower, declare_stream,
+    publish_record,
+};
 use laissez_ledger::{MemoryLedger, RedisLedger, RedisOptions};
+use laissez_sign::RevocationBuilder;
 use laissez_test_support::CuttableProxy;
 use laissez_verify::ActionClass;
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
@@ -329,4 +336,74 @@ async fn a_ledger_that_does_not_answer_counts_errors_and_requeues() {
     );
     assert_eq!(kept.gauge(MESSAGES_IN_FLIGHT), 0.0);
     q.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_follower_counts_records_and_its_lag_follows_the_stream() {
+    let (kept, _turn) = recorder().await;
+    let before = kept.counters();
+    let connection = connect().await;
+    let stream = unique("metrics-revocations");
+    declare_stream(&connection, &stream).await.unwrap();
+    let keys = Keys::new();
+    let publish = |session: &'static str| {
+        let record = RevocationBuilder::new()
+            .session(session)
+            .sign(&keys.key)
+            .unwrap();
+        let connection = &connection;
+        let stream = &stream;
+        async move {
+            let channel = connection.create_channel().await.unwrap();
+            publish_record(&channel, stream, record.as_bytes())
+                .await
+                .unwrap();
+        }
+    };
+    publish("a").await;
+    let proxy = CuttableProxy::start("127.0.0.1:5672").await;
+    let url = amqp_url().replace("127.0.0.1:5672", &format!("127.0.0.1:{}", proxy.port()));
+    let follower = RevocationFollower::start(
+        &url,
+        &stream,
+        keys.trusted.clone(),
+        Arc::new(MemoryLedger::new()),
+        PATIENCE,
+    )
+    .await
+    .unwrap();
+    let status = follower.status();
+    let held = follower.revocations();
+    assert_eq!(status.lost_for(), None, "caught up");
+    assert_eq!(kept.gauge(REVOCATION_LAG_SECONDS), 0.0);
+    let applied = |kept: &Kept| {
+        gained(&before, &kept.counters())
+            .get(&labelled(REVOCATION_RECORDS_APPLIED, &[]))
+            .copied()
+            .unwrap_or(0)
+    };
+    assert_eq!(applied(&kept), 1);
+    proxy.cut().await;
+    assert!(
+        eventually(|| status.lost_for().is_some()).await,
+        "the follower never noticed the broker was gone"
+    );
+    assert!(
+        eventually(|| kept.gauge(REVOCATION_LAG_SECONDS) > 0.0).await,
+        "the lag stayed 0 while the stream was lost"
+    );
+    publish("b").await;
+    proxy.heal();
+    assert!(eventually(|| held.len() == 2).await, "did not resume");
+    assert_eq!(status.lost_for(), None, "following again");
+    assert_eq!(kept.gauge(REVOCATION_LAG_SECONDS), 0.0);
+    assert_eq!(applied(&kept), 2);
+    drop(follower);
+    connection
+        .create_channel()
+        .await
+        .unwrap()
+        .queue_delete(stream.as_str().into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
 }
