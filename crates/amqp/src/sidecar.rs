@@ -5,8 +5,9 @@
 //! decision in `LAISSEZ_*` environment variables (`LAISSEZ_APPROVED_BY`: the approvers that
 //! counted, a JSON array of hex kids). Exit 0 acks; any other exit (or a command
 //! that cannot start) dead-letters. Without a command it decides, acks what is allowed, and
-//! logs. The process around it (the runtime, signals, where the command's stdout goes) is the
-//! caller's: the `laissez` CLI.
+//! logs. The process around it (the runtime, signals, where the command's stdout goes, the
+//! metrics recorder and its HTTP listener) is the caller's: the `laissez` CLI. Its readiness
+//! is reported to [`Health`] ([`SidecarConfig::health`]).
 
 use std::future::Future;
 use std::io::Write as _;
