@@ -78,6 +78,7 @@ mod decision;
 mod error;
 mod handler;
 mod headers;
+mod outcome;
 pub mod parked;
 mod process;
 mod publish;

@@ -2,7 +2,7 @@
 //! verdict out through [`settle`].
 
 use std::panic::AssertUnwindSafe;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use futures_lite::FutureExt as _;
 use laissez_ledger::{Ancestor, Begin, Cti, LeaseToken, UseLedger};
@@ -15,11 +15,11 @@ use tokio::sync::watch;
 
 use crate::audit;
 use crate::call_check::{call_of, check_call};
-use crate::config::OnHandlerError;
 use crate::decide::{Facts, Grant, Verdict, decide};
 use crate::decision::Decision;
-use crate::handler::{Authorized, Disposition, Handler, Message};
+use crate::handler::{Authorized, Handler, Message};
 use crate::headers::{self, HeaderError, ToolCallHeaders};
+use crate::outcome::after_handler;
 use crate::settle::{Broker, Settlement, settle};
 use crate::shared::{Counters, Shared};
 use crate::telemetry::{self, LedgerOp, RequeueCause};
@@ -31,11 +31,11 @@ fn unix_now() -> u64 {
 }
 
 /// The use this message holds, once granted.
-struct Held {
-    cti: Cti,
-    message_id: String,
-    lease: LeaseToken,
-    class: ActionClass,
+pub(crate) struct Held {
+    pub(crate) cti: Cti,
+    pub(crate) message_id: String,
+    pub(crate) lease: LeaseToken,
+    pub(crate) class: ActionClass,
 }
 
 /// What the audit event needs beyond the decision.
@@ -488,105 +488,8 @@ async fn run<L: UseLedger, H: Handler>(
     after_handler(shared, broker, acker, held, outcome, kept, stop).await;
 }
 
-/// Applies the handler's outcome: complete then settle on success; release then requeue when
-/// asked; dead-letter (or requeue, when so configured and not destructive) on failure.
-async fn after_handler<L: UseLedger, H>(
-    shared: &Shared<L, H>,
-    broker: &Broker,
-    acker: &Acker,
-    held: Held,
-    outcome: Result<Disposition, String>,
-    kept: Option<(BasicProperties, Vec<u8>)>,
-    stop: &watch::Receiver<bool>,
-) {
-    let id = held.message_id.as_str();
-    match outcome {
-        Ok(Disposition::Ack) => {
-            complete(shared, &held).await;
-            settle(broker, acker, id, Settlement::Ack).await;
-        }
-        Ok(Disposition::Reject) => {
-            complete(shared, &held).await;
-            settle(broker, acker, id, Settlement::DeadLetter).await;
-        }
-        Ok(Disposition::Requeue { after }) => {
-            let requeue = Requeue {
-                after,
-                kept,
-                cause: RequeueCause::Handler,
-            };
-            requeue_after(shared, broker, acker, &held, requeue, stop).await;
-        }
-        Err(error) => {
-            Counters::bump(&shared.counters.handler_failures);
-            shared.meters.handler_failed();
-            let cti = hex::encode(held.cti);
-            match shared.config.on_handler_error {
-                OnHandlerError::Requeue { after } if held.class != ActionClass::Destructive => {
-                    tracing::warn!(message_id = ?id, cti, error = ?error, "laissez: handler failed, requeueing");
-                    let requeue = Requeue {
-                        after,
-                        kept,
-                        cause: RequeueCause::HandlerFailed,
-                    };
-                    requeue_after(shared, broker, acker, &held, requeue, stop).await;
-                }
-                _ => {
-                    tracing::warn!(message_id = ?id, cti, error = ?error, "laissez: handler failed, dead-lettering");
-                    settle(broker, acker, id, Settlement::DeadLetter).await;
-                }
-            }
-        }
-    }
-}
-
-/// The handler asked for the message back after `after` (or failed, and requeueing is
-/// configured). With a retry queue: release the lease and let the broker hold the copy.
-/// Without one the worker holds the message for `after`, as the handler asked, then releases
-/// and requeues it.
-async fn requeue_after<L: UseLedger, H>(
-    shared: &Shared<L, H>,
-    broker: &Broker,
-    acker: &Acker,
-    held: &Held,
-    requeue: Requeue,
-    stop: &watch::Receiver<bool>,
-) {
-    let Requeue { after, kept, cause } = requeue;
-    shared.count_requeue(cause);
-    let id = held.message_id.as_str();
-    match kept {
-        Some((properties, body)) => {
-            release(shared, held).await;
-            let later = Settlement::Later {
-                delay: after,
-                properties: &properties,
-                body: &body,
-            };
-            settle(broker, acker, id, later).await;
-        }
-        None => {
-            wait(after, stop).await;
-            release(shared, held).await;
-            settle(broker, acker, id, Settlement::Requeue).await;
-        }
-    }
-}
-
-async fn complete<L: UseLedger, H>(shared: &Shared<L, H>, held: &Held) {
-    // Completed before the ack: a crash between the two leaves a message that ran and will be
-    // redelivered as `replayed` (dead-lettered), never run twice.
-    if let Err(error) = shared
-        .ledger
-        .complete(&held.cti, &held.message_id, &held.lease)
-        .await
-    {
-        telemetry::ledger_error(LedgerOp::Complete, &error);
-        tracing::warn!(error = ?error.to_string(), message_id = ?held.message_id, cti = hex::encode(held.cti), "laissez: could not complete the use; it stays in flight until its lease lapses");
-    }
-}
-
-async fn release<L: UseLedger, H>(shared: &Shared<L, H>, held: &Held) {
+/// Gives the use back: a redelivery runs at once under it.
+pub(crate) async fn release<L: UseLedger, H>(shared: &Shared<L, H>, held: &Held) {
     if let Err(error) = shared
         .ledger
         .release(&held.cti, &held.message_id, &held.lease)
@@ -594,26 +497,6 @@ async fn release<L: UseLedger, H>(shared: &Shared<L, H>, held: &Held) {
     {
         telemetry::ledger_error(LedgerOp::Release, &error);
         tracing::warn!(error = ?error.to_string(), message_id = ?held.message_id, cti = hex::encode(held.cti), "laissez: could not release the lease; a redelivery waits for it to lapse");
-    }
-}
-
-/// A message the handler's outcome sends back: after how long, the copy to republish (with a
-/// retry queue), and why.
-struct Requeue {
-    after: Duration,
-    kept: Option<(BasicProperties, Vec<u8>)>,
-    cause: RequeueCause,
-}
-
-/// Sleeps for `delay`, or less if the consumer is stopping.
-async fn wait(delay: Duration, stop: &watch::Receiver<bool>) {
-    if delay.is_zero() || *stop.borrow() {
-        return;
-    }
-    let mut stop = stop.clone();
-    tokio::select! {
-        () = tokio::time::sleep(delay) => {}
-        _ = stop.wait_for(|stopping| *stopping) => {}
     }
 }
 
