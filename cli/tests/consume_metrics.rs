@@ -1,8 +1,9 @@
 //! `laissez consume --metrics` on the real binary against the real broker: scraped during the
 //! run, the decision counters equal the decision lines printed, by outcome and reason; the
 //! revocation record held at start is counted; `/healthz` is 200 once ready and 503 (saying
-//! what) while the broker is unreachable; nothing but `/metrics` and `/healthz` is served; an
-//! address in use is exit 3.
+//! what) while the broker is unreachable, or while the Redis ledger does not answer (a real
+//! proxy, cut, then healed); nothing but `/metrics` and `/healthz` is served; an address in
+//! use is exit 3.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -20,7 +21,7 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use laissez_amqp::ToolCall;
 use laissez_sign::{EnvelopeBuilder, parse_classes};
-use laissez_test_support::amqp_url;
+use laissez_test_support::{CuttableProxy, amqp_url};
 use laissez_verify::ActionClass;
 
 /// Generous: the machine is a loaded 2-core box.
@@ -330,5 +331,51 @@ async fn an_address_in_use_is_exit_3() {
         stderr.contains(&format!("--metrics {addr}: cannot listen")),
         "{stderr}"
     );
+    s.delete().await;
+}
+
+/// Asks `/healthz` until `wanted` says yes (a bounded number of times, 100 ms apart); the last
+/// answer.
+async fn healthz_until(addr: &str, wanted: impl Fn(u16, &str) -> bool) -> (u16, String) {
+    let mut last = (0, String::new());
+    for _ in 0..600 {
+        let (status, _, body) = request(addr, "GET", "/healthz").await;
+        last = (status, body);
+        if wanted(last.0, &last.1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_probes_the_redis_ledger_at_each_request() {
+    let s = Setup::new("metrics-redis").await;
+    let proxy = CuttableProxy::to_redis().await;
+    let mut child = s
+        .consume_without_ledger()
+        .args(["--redis", &proxy.redis_url(), "--metrics", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (addr, stderr) = metrics_address(&mut child);
+    let ready = healthz_until(&addr, |status, _| status == 200).await;
+    assert_eq!(ready, (200, "ready\n".to_owned()));
+    proxy.cut().await;
+    let (status, body) = healthz_until(&addr, |status, _| status != 200).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.starts_with("not ready: ledger d"), "{body}");
+    proxy.heal();
+    let ready = healthz_until(&addr, |status, _| status == 200).await;
+    assert_eq!(ready, (200, "ready\n".to_owned()));
+    terminate(&child);
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = stderr.join().unwrap();
+    assert!(status.success(), "{stderr}");
     s.delete().await;
 }
