@@ -15,6 +15,7 @@ use laissez_amqp::sidecar::{self, DEFAULT_LEDGER_PATH, LedgerChoice, SidecarConf
 use laissez_sign::keyfile::read_trust_file;
 
 use crate::failure::Failure;
+use crate::metrics_endpoint::MetricsEndpoint;
 use crate::tools_file;
 
 pub(crate) const CONSUME_HELP: &str = "\
@@ -47,7 +48,10 @@ LAISSEZ_AMQP_URL, LAISSEZ_REDIS_URL nor LAISSEZ_AMQP_CA/CERT/KEY); exit 0 acks, 
 dead-letters. CMD's stdout
 goes to stderr: stdout has one JSON decision per message:
 {\"message_id\",\"allowed\",\"reason\",\"cti\",\"agent\",\"tool\",\"class\",\"use\"}.
-SIGTERM or --exit-when-idle stop gracefully. The default ledger is ./laissez-ledger.redb (a
+--metrics ADDR serves Prometheus text at http://ADDR/metrics (decisions by outcome and reason,
+decision latency, messages in flight, requeues, ledger errors, revocation lag; docs/amqp.md) and
+readiness at /healthz: 200 once connected to the broker, caught up on the revocation stream and
+the ledger answers, else 503 saying what is not ready. SIGTERM or --exit-when-idle stop gracefully. The default ledger is ./laissez-ledger.redb (a
 warning says so). --amqp and --redis may come from LAISSEZ_AMQP_URL and LAISSEZ_REDIS_URL, which
 keeps their passwords out of the process list; a URL's password is never printed.
 An amqps:// URL connects over TLS (for every connection, the revocation stream's included):
@@ -120,6 +124,11 @@ pub(crate) struct ConsumeArgs {
     /// destructive): without an approval rule for the class, approval_required.
     #[arg(long, value_name = "CLASSES", value_parser = crate::parse_classes_arg)]
     require_approval: Option<laissez_verify::Classes>,
+    /// Serve Prometheus metrics at http://ADDR/metrics and readiness at /healthz (200 once
+    /// connected, caught up on revocations and the ledger answers; else 503). ADDR is
+    /// IP:PORT; port 0 picks a free one (the address is printed on stderr).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
     /// Run CMD with ARGs once per authorised message (must come last).
     #[arg(long, value_name = "CMD ARG", num_args = 1.., allow_hyphen_values = true)]
     exec: Vec<String>,
@@ -168,7 +177,12 @@ pub(crate) fn consume(args: &ConsumeArgs) -> Result<(), Failure> {
              or name one ledger"
         );
     }
-    run_blocking(config)
+    // Bound before connecting: /healthz answers (503) while the worker is not ready yet.
+    let endpoint = args
+        .metrics
+        .map(crate::metrics_endpoint::bind)
+        .transpose()?;
+    run_blocking(config, endpoint)
         .map_err(|e| Failure::io(secrets.redact(&crate::amqp_tls::describe(&e))))?;
     Ok(())
 }
@@ -197,7 +211,10 @@ pub(crate) fn read_approvers(
 }
 
 /// Runs the sidecar on a new Tokio runtime until SIGTERM, SIGINT or the idle timeout.
-fn run_blocking(config: SidecarConfig) -> Result<laissez_amqp::Stats, AmqpError> {
+fn run_blocking(
+    config: SidecarConfig,
+    endpoint: Option<MetricsEndpoint>,
+) -> Result<laissez_amqp::Stats, AmqpError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -205,6 +222,9 @@ fn run_blocking(config: SidecarConfig) -> Result<laissez_amqp::Stats, AmqpError>
     runtime.block_on(async {
         // Installed before connecting: a stop signal while connecting stops at once.
         let shutdown = termination()?;
+        if let Some(endpoint) = endpoint {
+            endpoint.serve(config.health.clone())?;
+        }
         sidecar::run(config, shutdown).await
     })
 }

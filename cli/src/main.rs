@@ -14,6 +14,7 @@ mod input;
 mod inspect_cmd;
 mod invoke_cmd;
 mod keys_cmd;
+mod metrics_endpoint;
 mod output;
 mod profile;
 mod records;

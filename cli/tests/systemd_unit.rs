@@ -11,7 +11,9 @@ const UNIT: &str = "laissez-worker@.service";
 const INSTALLED_BINARY: &str = "/usr/local/bin/laissez";
 
 fn unit_text() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/systemd").join(UNIT);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/systemd")
+        .join(UNIT);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -30,7 +32,9 @@ fn exec_start(unit: &str) -> Vec<String> {
         }
         line.push(' ');
     }
-    let line = line.strip_prefix("ExecStart=").expect("the unit has an ExecStart=");
+    let line = line
+        .strip_prefix("ExecStart=")
+        .expect("the unit has an ExecStart=");
     line.split_whitespace().map(str::to_owned).collect()
 }
 
@@ -53,7 +57,10 @@ fn exec_start_runs_consume_with_flags_it_takes() {
         );
     }
     // Secrets come from the environment file, never the command line (the process list).
-    assert!(!argv.iter().any(|a| a == "--amqp" || a == "--redis"), "{argv:?}");
+    assert!(
+        !argv.iter().any(|a| a == "--amqp" || a == "--redis"),
+        "{argv:?}"
+    );
     // The handler runs last, after --exec.
     let exec = argv.iter().position(|a| a == "--exec").expect("--exec");
     assert_eq!(exec, argv.len() - 2, "{argv:?}");
@@ -76,7 +83,10 @@ fn analyze(unit: &str) -> Option<(bool, String)> {
         .arg(&instance)
         .output()
         .unwrap();
-    Some((out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned()))
+    Some((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
 }
 
 #[test]
@@ -86,11 +96,17 @@ fn systemd_analyze_accepts_the_unit_and_catches_a_typo() {
         eprintln!("systemd-analyze is not installed: the unit's syntax is not checked here");
         return;
     };
-    assert!(ok && stderr.trim().is_empty(), "systemd-analyze verify: {stderr}");
+    assert!(
+        ok && stderr.trim().is_empty(),
+        "systemd-analyze verify: {stderr}"
+    );
     // The check itself: a misspelt directive is only a warning (exit 0), so stderr is what
     // must be empty above.
     let typo = unit.replace("TimeoutStopSec=", "TimeoutStpSec=");
     assert_ne!(typo, unit);
     let (_, stderr) = analyze(&typo).unwrap();
-    assert!(stderr.contains("TimeoutStpSec"), "no warning for a typo: {stderr}");
+    assert!(
+        stderr.contains("TimeoutStpSec"),
+        "no warning for a typo: {stderr}"
+    );
 }

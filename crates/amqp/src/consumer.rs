@@ -24,6 +24,7 @@ use crate::handler::Handler;
 use crate::process::process;
 use crate::settle::{Broker, Settlement, settle};
 use crate::shared::{Counters, Shared, Stats};
+use crate::telemetry::{InFlight, RequeueCause};
 
 /// The consumer middleware: verifies each delivery, spends its use, and only then runs the
 /// handler; denials are dead-lettered and logged, never run and never requeued.
@@ -132,6 +133,8 @@ impl<L: UseLedger + 'static, H: Handler> Middleware<L, H> {
                     Some(Ok(delivery)) => {
                         last_activity = Instant::now();
                         Counters::bump(&self.shared.counters.received);
+                        let received_at = std::time::Instant::now();
+                        let in_flight = InFlight::enter(&self.shared.meters.in_flight);
                         let shared = self.shared.clone();
                         let broker = broker.clone();
                         let permits = permits.clone();
@@ -139,7 +142,8 @@ impl<L: UseLedger + 'static, H: Handler> Middleware<L, H> {
                         tasks.spawn(async move {
                             // The semaphore is never closed.
                             let _permit = permits.acquire_owned().await.ok();
-                            guarded(&shared, &broker, delivery, stop).await;
+                            guarded(&shared, &broker, delivery, received_at, stop).await;
+                            drop(in_flight);
                         });
                     }
                     Some(Err(error)) => {
@@ -171,7 +175,7 @@ impl<L: UseLedger + 'static, H: Handler> Middleware<L, H> {
             {
                 tracing::warn!(%error, "laissez: basic.cancel failed");
             }
-            requeue_buffered(&mut consumer, &broker, &self.shared.counters).await;
+            requeue_buffered(&mut consumer, &broker, &self.shared).await;
         }
         while let Some(joined) = tasks.join_next().await {
             log_join_error(joined);
@@ -189,13 +193,14 @@ async fn guarded<L: UseLedger, H: Handler>(
     shared: &Shared<L, H>,
     broker: &Broker,
     delivery: lapin::message::Delivery,
+    received_at: std::time::Instant,
     stop: watch::Receiver<bool>,
 ) {
     let acker = delivery.acker.clone();
     let id = crate::headers::message_id(&delivery.properties)
         .unwrap_or("")
         .to_owned();
-    let run = AssertUnwindSafe(process(shared, broker, delivery, stop));
+    let run = AssertUnwindSafe(process(shared, broker, delivery, received_at, stop));
     if run.catch_unwind().await.is_err() {
         tracing::error!(message_id = ?id, "laissez: processing a message panicked; dead-lettering it");
         if acker.usable() {
@@ -212,10 +217,14 @@ fn log_join_error(joined: Result<(), tokio::task::JoinError>) {
 }
 
 /// Deliveries the broker sent before the cancel took effect: requeued unread.
-async fn requeue_buffered(consumer: &mut lapin::Consumer, broker: &Broker, counters: &Counters) {
+async fn requeue_buffered<L, H>(
+    consumer: &mut lapin::Consumer,
+    broker: &Broker,
+    shared: &Shared<L, H>,
+) {
     let grace = Duration::from_secs(2);
     while let Ok(Some(Ok(delivery))) = tokio::time::timeout(grace, consumer.next()).await {
-        Counters::bump(&counters.requeued);
+        shared.count_requeue(RequeueCause::Shutdown);
         let id = crate::headers::message_id(&delivery.properties).unwrap_or("");
         settle(broker, &delivery.acker, id, Settlement::Requeue).await;
     }

@@ -32,6 +32,9 @@
 //! - Handler errors and panics dead-letter by default ([`OnHandlerError`]); the worker goes on.
 //! - Prefetch, bounded concurrency, graceful shutdown, connection recovery, and a
 //!   verified-envelope cache keyed by a digest of the exact bytes.
+//! - Metrics through the [`metrics`](https://docs.rs/metrics) facade ([`telemetry`]):
+//!   decisions by reason, decision latency, messages in flight, requeues, ledger errors and
+//!   the revocation follower's lag, for whatever recorder the application installs.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -81,6 +84,7 @@ mod decision;
 mod error;
 mod handler;
 mod headers;
+mod outcome;
 pub mod parked;
 mod process;
 mod publish;
@@ -88,6 +92,7 @@ mod revocations;
 mod settle;
 mod shared;
 pub mod sidecar;
+pub mod telemetry;
 mod tls;
 mod topology;
 
@@ -105,8 +110,8 @@ pub use headers::{
 };
 pub use publish::{Publisher, ToolCall};
 pub use revocations::{
-    DEFAULT_REVOCATION_STREAM, HEADER_BARRIER, RevocationFollower, SharedRevocations,
-    declare_stream, publish_record,
+    DEFAULT_REVOCATION_STREAM, FollowerStatus, HEADER_BARRIER, RevocationFollower,
+    SharedRevocations, declare_stream, publish_record,
 };
 pub use shared::Stats;
 pub use tls::{TlsConfig, TlsError};

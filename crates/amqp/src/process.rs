@@ -2,7 +2,7 @@
 //! verdict out through [`settle`].
 
 use std::panic::AssertUnwindSafe;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use futures_lite::FutureExt as _;
 use laissez_ledger::{Ancestor, Begin, Cti, LeaseToken, UseLedger};
@@ -15,13 +15,14 @@ use tokio::sync::watch;
 
 use crate::audit;
 use crate::call_check::{call_of, check_call};
-use crate::config::OnHandlerError;
 use crate::decide::{Facts, Grant, Verdict, decide};
 use crate::decision::Decision;
-use crate::handler::{Authorized, Disposition, Handler, Message};
+use crate::handler::{Authorized, Handler, Message};
 use crate::headers::{self, HeaderError, ToolCallHeaders};
+use crate::outcome::after_handler;
 use crate::settle::{Broker, Settlement, settle};
 use crate::shared::{Counters, Shared};
+use crate::telemetry::{self, LedgerOp, RequeueCause};
 
 fn unix_now() -> u64 {
     SystemTime::now()
@@ -30,11 +31,11 @@ fn unix_now() -> u64 {
 }
 
 /// The use this message holds, once granted.
-struct Held {
-    cti: Cti,
-    message_id: String,
-    lease: LeaseToken,
-    class: ActionClass,
+pub(crate) struct Held {
+    pub(crate) cti: Cti,
+    pub(crate) message_id: String,
+    pub(crate) lease: LeaseToken,
+    pub(crate) class: ActionClass,
 }
 
 /// What the audit event needs beyond the decision.
@@ -69,6 +70,7 @@ pub(crate) async fn process<L: UseLedger, H: Handler>(
     shared: &Shared<L, H>,
     broker: &Broker,
     delivery: Delivery,
+    received_at: Instant,
     stop: watch::Receiver<bool>,
 ) {
     let Delivery {
@@ -82,7 +84,7 @@ pub(crate) async fn process<L: UseLedger, H: Handler>(
     let id = headers::message_id(&properties).unwrap_or("").to_owned();
     if *stop.borrow() {
         // Shutting down before this message started: hand it back untouched.
-        Counters::bump(&shared.counters.requeued);
+        shared.count_requeue(RequeueCause::Shutdown);
         settle(broker, &acker, &id, Settlement::Requeue).await;
         return;
     }
@@ -93,7 +95,16 @@ pub(crate) async fn process<L: UseLedger, H: Handler>(
         return; // The channel died: the broker redelivers; nothing was spent.
     };
     let retry_key = format!("{}:{id}", decision.cti.as_deref().unwrap_or(""));
-    match decide(&facts) {
+    let verdict = decide(&facts);
+    // The one place every verdict is counted, as it is made: the metrics follow the decisions
+    // (and their JSON lines) one for one.
+    let took = received_at.elapsed();
+    match &verdict {
+        Verdict::Run(_) => shared.meters.allowed(took),
+        Verdict::Deny(reason, _) => shared.meters.denied(*reason, took),
+        Verdict::Requeue(..) => shared.meters.undecided(took),
+    }
+    match verdict {
         Verdict::Run(grant) => {
             shared.forget_retries(&retry_key);
             let Some((kid, claims)) = seen.verified.take() else {
@@ -132,7 +143,7 @@ pub(crate) async fn process<L: UseLedger, H: Handler>(
                     "laissez: requeueing without running"
                 ),
             }
-            Counters::bump(&shared.counters.requeued);
+            shared.count_requeue(RequeueCause::of(reason));
             let delay = shared.next_retry_delay(retry_key);
             let later = Settlement::Later {
                 delay,
@@ -223,6 +234,9 @@ async fn learn<L: UseLedger, H>(
         ancestors: &ancestors,
     };
     let answer = shared.ledger.begin(&begin).await;
+    if let Err(error) = &answer {
+        telemetry::ledger_error(LedgerOp::Begin, error);
+    }
     if let Ok(laissez_ledger::Outcome::Granted { lease, .. }) = &answer
         && acker.poisoned()
     {
@@ -424,7 +438,7 @@ async fn run<L: UseLedger, H: Handler>(
         // Nothing ran: give the use back to this message and bring it back later.
         tracing::error!(message_id = ?message_id, "laissez: the decision observer panicked before the handler ran; releasing the use and requeueing");
         release(shared, &held).await;
-        Counters::bump(&shared.counters.requeued);
+        shared.count_requeue(RequeueCause::ObserverFailed);
         let delay = shared.next_retry_delay(format!("{cti}:{message_id}"));
         let later = Settlement::Later {
             delay,
@@ -474,111 +488,15 @@ async fn run<L: UseLedger, H: Handler>(
     after_handler(shared, broker, acker, held, outcome, kept, stop).await;
 }
 
-/// Applies the handler's outcome: complete then settle on success; release then requeue when
-/// asked; dead-letter (or requeue, when so configured and not destructive) on failure.
-async fn after_handler<L: UseLedger, H>(
-    shared: &Shared<L, H>,
-    broker: &Broker,
-    acker: &Acker,
-    held: Held,
-    outcome: Result<Disposition, String>,
-    kept: Option<(BasicProperties, Vec<u8>)>,
-    stop: &watch::Receiver<bool>,
-) {
-    let id = held.message_id.as_str();
-    match outcome {
-        Ok(Disposition::Ack) => {
-            complete(shared, &held).await;
-            settle(broker, acker, id, Settlement::Ack).await;
-        }
-        Ok(Disposition::Reject) => {
-            complete(shared, &held).await;
-            settle(broker, acker, id, Settlement::DeadLetter).await;
-        }
-        Ok(Disposition::Requeue { after }) => {
-            requeue_after(shared, broker, acker, &held, after, kept, stop).await;
-        }
-        Err(error) => {
-            Counters::bump(&shared.counters.handler_failures);
-            let cti = hex::encode(held.cti);
-            match shared.config.on_handler_error {
-                OnHandlerError::Requeue { after } if held.class != ActionClass::Destructive => {
-                    tracing::warn!(message_id = ?id, cti, error = ?error, "laissez: handler failed, requeueing");
-                    requeue_after(shared, broker, acker, &held, after, kept, stop).await;
-                }
-                _ => {
-                    tracing::warn!(message_id = ?id, cti, error = ?error, "laissez: handler failed, dead-lettering");
-                    settle(broker, acker, id, Settlement::DeadLetter).await;
-                }
-            }
-        }
-    }
-}
-
-/// The handler asked for the message back after `after` (or failed, and requeueing is
-/// configured). With a retry queue: release the lease and let the broker hold the copy.
-/// Without one the worker holds the message for `after`, as the handler asked, then releases
-/// and requeues it.
-async fn requeue_after<L: UseLedger, H>(
-    shared: &Shared<L, H>,
-    broker: &Broker,
-    acker: &Acker,
-    held: &Held,
-    after: Duration,
-    kept: Option<(BasicProperties, Vec<u8>)>,
-    stop: &watch::Receiver<bool>,
-) {
-    Counters::bump(&shared.counters.requeued);
-    let id = held.message_id.as_str();
-    match kept {
-        Some((properties, body)) => {
-            release(shared, held).await;
-            let later = Settlement::Later {
-                delay: after,
-                properties: &properties,
-                body: &body,
-            };
-            settle(broker, acker, id, later).await;
-        }
-        None => {
-            wait(after, stop).await;
-            release(shared, held).await;
-            settle(broker, acker, id, Settlement::Requeue).await;
-        }
-    }
-}
-
-async fn complete<L: UseLedger, H>(shared: &Shared<L, H>, held: &Held) {
-    // Completed before the ack: a crash between the two leaves a message that ran and will be
-    // redelivered as `replayed` (dead-lettered), never run twice.
-    if let Err(error) = shared
-        .ledger
-        .complete(&held.cti, &held.message_id, &held.lease)
-        .await
-    {
-        tracing::warn!(error = ?error.to_string(), message_id = ?held.message_id, cti = hex::encode(held.cti), "laissez: could not complete the use; it stays in flight until its lease lapses");
-    }
-}
-
-async fn release<L: UseLedger, H>(shared: &Shared<L, H>, held: &Held) {
+/// Gives the use back: a redelivery runs at once under it.
+pub(crate) async fn release<L: UseLedger, H>(shared: &Shared<L, H>, held: &Held) {
     if let Err(error) = shared
         .ledger
         .release(&held.cti, &held.message_id, &held.lease)
         .await
     {
+        telemetry::ledger_error(LedgerOp::Release, &error);
         tracing::warn!(error = ?error.to_string(), message_id = ?held.message_id, cti = hex::encode(held.cti), "laissez: could not release the lease; a redelivery waits for it to lapse");
-    }
-}
-
-/// Sleeps for `delay`, or less if the consumer is stopping.
-async fn wait(delay: Duration, stop: &watch::Receiver<bool>) {
-    if delay.is_zero() || *stop.borrow() {
-        return;
-    }
-    let mut stop = stop.clone();
-    tokio::select! {
-        () = tokio::time::sleep(delay) => {}
-        _ = stop.wait_for(|stopping| *stopping) => {}
     }
 }
 

@@ -10,8 +10,8 @@
 //! resumes after the last offset it applied. Records that do not verify are logged and
 //! skipped, never fatal.
 
-use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use futures_lite::StreamExt as _;
 use laissez_ledger::RevocationStore;
@@ -28,6 +28,7 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProper
 use tokio::task::JoinHandle;
 
 use crate::error::AmqpError;
+use crate::telemetry::{self, LedgerOp};
 use crate::tls::TlsConfig;
 
 /// The default name of the revocation stream.
@@ -164,6 +165,33 @@ async fn publish_confirmed(
     }
 }
 
+/// Whether a started follower holds every record of its stream: it does from catch-up on
+/// while it follows the stream live; from the moment the stream is lost until it is resumed,
+/// it may miss records. Shared with readiness checks (`laissez consume --metrics`).
+#[derive(Debug, Clone, Default)]
+pub struct FollowerStatus(Arc<Mutex<Option<Instant>>>);
+
+impl FollowerStatus {
+    /// `None` while the follower follows the stream live; else how long ago it was lost: the
+    /// follower's lag (metric `laissez_revocation_lag_seconds`).
+    pub fn lost_for(&self) -> Option<Duration> {
+        self.with(|lost| lost.map(|since| since.elapsed()))
+    }
+
+    fn set_lost(&self) {
+        self.with(|lost| *lost = Some(Instant::now()));
+    }
+
+    fn set_live(&self) {
+        self.with(|lost| *lost = None);
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Option<Instant>) -> T) -> T {
+        // A plain value, replaced whole: consistent after a panic.
+        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
 /// What the follower needs on every delivery.
 struct Follow<S> {
     url: String,
@@ -173,6 +201,9 @@ struct Follow<S> {
     keys: Vec<TrustedKey>,
     store: Arc<S>,
     held: SharedRevocations,
+    status: FollowerStatus,
+    applied: metrics::Counter,
+    lag: metrics::Gauge,
 }
 
 /// Follows the revocation stream. Dropping it (or [`RevocationFollower::stop`]) stops the
@@ -180,6 +211,7 @@ struct Follow<S> {
 #[derive(Debug)]
 pub struct RevocationFollower {
     held: SharedRevocations,
+    status: FollowerStatus,
     task: JoinHandle<()>,
 }
 
@@ -246,6 +278,9 @@ impl RevocationFollower {
             keys,
             store,
             held: SharedRevocations::new(),
+            status: FollowerStatus::default(),
+            applied: metrics::counter!(telemetry::REVOCATION_RECORDS_APPLIED),
+            lag: metrics::gauge!(telemetry::REVOCATION_LAG_SECONDS),
         };
         follow.load_kept().await;
         let connection = open(url, follow.tls.as_ref()).await?;
@@ -296,14 +331,21 @@ impl RevocationFollower {
             }
         }
         tracing::info!(stream = ?stream, held = follow.held.len(), offset = ?last, "laissez: revocations caught up");
+        follow.lag.set(0.0);
         let held = follow.held.clone();
+        let status = follow.status.clone();
         let task = tokio::spawn(follow.run(connection, channel, consumer, last));
-        Ok(RevocationFollower { held, task })
+        Ok(RevocationFollower { held, status, task })
     }
 
     /// The records held, for [`crate::ConsumerConfig::revocations`].
     pub fn revocations(&self) -> SharedRevocations {
         self.held.clone()
+    }
+
+    /// Whether it follows the stream live now, and since when it does not.
+    pub fn status(&self) -> FollowerStatus {
+        self.status.clone()
     }
 
     /// Stops following; the records held stay held.
@@ -365,12 +407,17 @@ impl<S: RevocationStore + 'static> Follow<S> {
         match self.store.kept_records(now).await {
             Ok(records) => {
                 for bytes in records {
-                    if let Err(error) = self.held.apply_bytes(&bytes, &self.keys, now) {
-                        tracing::warn!(code = error.code(), %error, "laissez: a kept revocation record is not applied");
+                    match self.held.apply_bytes(&bytes, &self.keys, now) {
+                        Ok(Applied::Added { .. }) => self.applied.increment(1),
+                        Ok(_) => {}
+                        Err(error) => {
+                            tracing::warn!(code = error.code(), %error, "laissez: a kept revocation record is not applied");
+                        }
                     }
                 }
             }
             Err(error) => {
+                telemetry::ledger_error(LedgerOp::KeptRecords, &error);
                 tracing::warn!(%error, "laissez: cannot load kept revocation records; the stream will be read in full")
             }
         }
@@ -433,6 +480,7 @@ impl<S: RevocationStore + 'static> Follow<S> {
         let now = now();
         match self.held.write(|set| set.apply(&record, now)) {
             Ok(Applied::Added { unknown_entries }) => {
+                self.applied.increment(1);
                 if unknown_entries > 0 {
                     tracing::warn!(offset = ?offset, unknown_entries, "laissez: revocation entries of an unknown kind skipped");
                 }
@@ -448,10 +496,12 @@ impl<S: RevocationStore + 'static> Follow<S> {
                 if let Some(offset) = offset
                     && let Err(error) = self.store.save_offset(&self.stream, offset).await
                 {
+                    telemetry::ledger_error(LedgerOp::SaveOffset, &error);
                     tracing::warn!(%error, "laissez: cannot save the revocation offset");
                 }
             }
             Err(error) => {
+                telemetry::ledger_error(LedgerOp::KeepRecord, &error);
                 tracing::warn!(%error, "laissez: cannot keep a revocation record in the ledger (held in memory)")
             }
         }
@@ -472,10 +522,14 @@ impl<S: RevocationStore + 'static> Follow<S> {
         let mut pause = Duration::from_millis(200);
         loop {
             let Some((connection, _channel, mut consumer)) = current.take() else {
+                self.report_lag();
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(5));
+                self.report_lag();
                 match self.reconnect(last).await {
                     Ok(parts) => {
+                        self.status.set_live();
+                        self.lag.set(0.0);
                         tracing::info!(stream = ?self.stream, after = ?last, "laissez: revocation stream resumed");
                         pause = Duration::from_millis(200);
                         current = Some(parts);
@@ -502,9 +556,16 @@ impl<S: RevocationStore + 'static> Follow<S> {
                     }
                 }
             };
+            self.status.set_lost();
             tracing::warn!(stream = ?self.stream, reason = %lost, held = self.held.len(), "laissez: revocation stream lost; working with the records held until it is back");
             drop(connection);
         }
+    }
+
+    /// Sets the lag gauge to the time since the stream was lost.
+    fn report_lag(&self) {
+        let lag = self.status.lost_for().unwrap_or_default();
+        self.lag.set(lag.as_secs_f64());
     }
 
     async fn reconnect(

@@ -12,6 +12,7 @@ use laissez_verify::cache::EnvelopeCache;
 
 use crate::config::ConsumerConfig;
 use crate::decision::Decision;
+use crate::telemetry::{Meters, RequeueCause};
 
 /// Retry entries kept for the backoff before the map is cleared.
 const MAX_RETRY_ENTRIES: usize = 4096;
@@ -69,6 +70,9 @@ pub(crate) struct Shared<L, H> {
     pub(crate) cache: EnvelopeCache,
     pub(crate) observer: Option<Observer>,
     pub(crate) counters: Counters,
+    /// The metrics' handles, registered with the recorder installed when the middleware was
+    /// made.
+    pub(crate) meters: Meters,
     /// Retries per `cti:message_id`, for the backoff. Bounded: cleared when large.
     retries: Mutex<HashMap<String, u32>>,
 }
@@ -83,6 +87,7 @@ impl<L, H> Shared<L, H> {
             cache,
             observer: None,
             counters: Counters::default(),
+            meters: Meters::register(),
             retries: Mutex::new(HashMap::new()),
         }
     }
@@ -101,6 +106,12 @@ impl<L, H> Shared<L, H> {
             Some(held) => verifier.with_revocations(held),
             None => verifier,
         }
+    }
+
+    /// Counts a message sent back to the queue, in the stats and the metrics.
+    pub(crate) fn count_requeue(&self, cause: RequeueCause) {
+        Counters::bump(&self.counters.requeued);
+        self.meters.requeued(cause);
     }
 
     /// The next backoff delay for `key`, doubling on each call.

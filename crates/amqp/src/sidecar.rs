@@ -5,8 +5,9 @@
 //! decision in `LAISSEZ_*` environment variables (`LAISSEZ_APPROVED_BY`: the approvers that
 //! counted, a JSON array of hex kids). Exit 0 acks; any other exit (or a command
 //! that cannot start) dead-letters. Without a command it decides, acks what is allowed, and
-//! logs. The process around it (the runtime, signals, where the command's stdout goes) is the
-//! caller's: the `laissez` CLI.
+//! logs. The process around it (the runtime, signals, where the command's stdout goes, the
+//! metrics recorder and its HTTP listener) is the caller's: the `laissez` CLI. Its readiness
+//! is reported to [`Health`] ([`SidecarConfig::health`]).
 
 use std::future::Future;
 use std::io::Write as _;
@@ -28,6 +29,10 @@ use crate::handler::{Disposition, HandlerError, Message};
 use crate::revocations::{DEFAULT_REVOCATION_STREAM, RevocationFollower};
 use crate::shared::Stats;
 use crate::tls::TlsConfig;
+
+mod health;
+
+pub use health::{Health, LEDGER_PROBE_TIMEOUT};
 
 /// Environment variables the command never inherits: they may hold the worker's broker and
 /// ledger credentials (the CLI reads `--amqp` and `--redis` from them) or name its TLS
@@ -130,6 +135,10 @@ pub struct SidecarConfig {
     /// Where each command's standard output goes, made once per command. Default: discarded,
     /// since stdout carries the decision lines; the CLI sends it to its stderr.
     pub command_stdout: fn() -> Stdio,
+    /// Where the run reports its readiness (`laissez consume --metrics`'s `/healthz`): the
+    /// broker connection, the revocation follower and the ledger, as each is made. Default:
+    /// a fresh one nobody asks.
+    pub health: Health,
 }
 
 impl std::fmt::Debug for SidecarConfig {
@@ -152,6 +161,7 @@ impl std::fmt::Debug for SidecarConfig {
             .field("require_approval", &self.require_approval)
             .field("connect_timeout", &self.connect_timeout)
             .field("revocation_stream", &self.revocation_stream)
+            .field("health", &self.health)
             .finish_non_exhaustive()
     }
 }
@@ -185,6 +195,7 @@ impl SidecarConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             revocation_stream: DEFAULT_REVOCATION_STREAM.to_owned(),
             command_stdout: Stdio::null,
+            health: Health::new(),
         }
     }
 }
@@ -215,6 +226,7 @@ pub async fn run(
         LedgerChoice::Redb(path) => AnyLedger::Redb(RedbLedger::open(path)?),
         LedgerChoice::Redis(url) => AnyLedger::Redis(RedisLedger::connect(url).await?),
     });
+    config.health.set_ledger(ledger.clone());
     // lapin's recovery retries a refused first connection for minutes; at start a worker should
     // rather fail fast (exit 3) and leave restarts to its supervisor, and a stop signal must
     // not wait for the broker.
@@ -242,6 +254,7 @@ pub async fn run(
             return Ok(Stats::default());
         }
     };
+    config.health.set_broker(connection.status().clone());
     // Every record the stream holds now is applied before the first work message is taken.
     let follower = tokio::select! {
         started = start_follower(
@@ -257,6 +270,7 @@ pub async fn run(
             return Ok(Stats::default());
         }
     };
+    config.health.set_revocations(follower.status());
     let channel = connection.create_channel().await?;
     let consumer = consumer.revocations(follower.revocations());
     let print = |decision: &Decision| {

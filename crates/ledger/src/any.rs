@@ -18,6 +18,18 @@ pub enum AnyLedger {
     Memory(MemoryLedger),
 }
 
+impl AnyLedger {
+    /// Whether the ledger answers now, without spending anything: the backend's `ping`
+    /// (a read through redb's writer thread, a Redis `PING`). For readiness probes.
+    pub async fn ping(&self) -> Result<(), LedgerError> {
+        match self {
+            AnyLedger::Redb(l) => l.ping().await,
+            AnyLedger::Redis(l) => l.ping().await,
+            AnyLedger::Memory(l) => l.ping(),
+        }
+    }
+}
+
 impl UseLedger for AnyLedger {
     async fn begin(&self, req: &Begin<'_>) -> Result<Outcome, LedgerError> {
         match self {

@@ -48,6 +48,13 @@ impl MemoryLedger {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether the ledger answers: an in-memory ledger always does (its lock is taken, so a
+    /// probe waits for a begin in progress). The same probe as the other backends' `ping`.
+    pub fn ping(&self) -> Result<(), LedgerError> {
+        drop(self.lock());
+        Ok(())
+    }
+
     /// [`UseLedger::begin`], without a runtime.
     pub fn begin_blocking(&self, req: &Begin<'_>) -> Result<Outcome, LedgerError> {
         let req = &crate::normalize(req)?;

@@ -19,6 +19,7 @@
 
 use std::time::Duration;
 
+mod ping;
 mod revocations;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};

@@ -247,6 +247,17 @@ impl RedbLedger {
     }
 }
 
+impl RedbLedger {
+    /// Whether the ledger answers now: one read through the writer thread, the path every
+    /// `begin` takes (its batch commits like theirs). For readiness probes; spends nothing.
+    pub async fn ping(&self) -> Result<(), LedgerError> {
+        match self.call(Op::Usage { cti: [0; 16] }).await? {
+            Answer::Usage(_) => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
 impl Drop for RedbLedger {
     fn drop(&mut self) {
         // Closing the channel ends the writer after the jobs already queued.
