@@ -101,6 +101,26 @@ impl ThrowawayRedis {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
+    /// Runs one command on it with `redis-cli` and returns the answer.
+    ///
+    /// # Panics
+    /// When `redis-cli` cannot run or the command fails.
+    #[allow(clippy::panic)]
+    pub fn cli(&self, args: &[&str]) -> String {
+        let output = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run redis-cli: {e}"));
+        let answer = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        assert!(
+            output.status.success() && !answer.starts_with("ERR"),
+            "redis-cli {args:?}: {answer} {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        answer
+    }
+
     fn answers_ping(&self) -> bool {
         use std::io::{Read as _, Write as _};
         let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
