@@ -230,14 +230,22 @@ pub(super) async fn connect(url: &str, options: &RedisOptions) -> Result<Connect
                 .map(Connection::Cluster)
         }
     };
-    connected.map_err(|e| {
-        if tls {
-            // A refused certificate shows here as an I/O error naming the cause.
-            LedgerError::unavailable("redis", format!("over TLS: {e}"))
-        } else {
-            redis_error(&e)
-        }
+    connected.map_err(|e| match tls_failure(&e) {
+        // Retrying cannot help: the certificates must change first.
+        Some(cause) => LedgerError::Config(format!("the TLS handshake with Redis failed: {cause}")),
+        None => redis_error(&e),
     })
+}
+
+/// The TLS error behind `e`, if the handshake failed: tokio-rustls hands rustls's error over
+/// inside an `io::Error`, which the redis crate keeps behind an `Arc`.
+fn tls_failure(e: &redis::RedisError) -> Option<&rustls::Error> {
+    use std::error::Error as _;
+    let inner = e
+        .source()?
+        .downcast_ref::<std::sync::Arc<dyn std::error::Error + Send + Sync>>()?;
+    let io = (**inner).downcast_ref::<std::io::Error>()?;
+    io.get_ref()?.downcast_ref::<rustls::Error>()
 }
 
 #[cfg(test)]
