@@ -390,7 +390,9 @@ fn redis_over_tls_from_another_ca_exits_3_naming_the_certificate() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
-        stderr.contains("the TLS handshake with Redis failed: invalid peer certificate: UnknownIssuer"),
+        stderr.contains(
+            "the TLS handshake with Redis failed: invalid peer certificate: UnknownIssuer"
+        ),
         "{stderr}"
     );
     // Refused at the ledger, before the (dead) broker is waited for.
@@ -402,7 +404,9 @@ fn redis_over_tls_from_another_ca_exits_3_naming_the_certificate() {
 fn redis_tls_options_are_usage_errors_without_rediss_or_half_given() {
     let tls = laissez_test_support::tls_listeners();
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, &[(&str, &std::path::Path)], &str); 3] = [
+    /// (URL, environment added, what stderr must name).
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a std::path::Path)], &'a str);
+    let cases: [Case<'_>; 3] = [
         // A certificate without its key.
         (
             tls.rediss_url.as_str(),
@@ -440,7 +444,11 @@ fn redis_tls_options_are_usage_errors_without_rediss_or_half_given() {
         .output()
         .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for name in ["LAISSEZ_REDIS_CA", "LAISSEZ_REDIS_CERT", "LAISSEZ_REDIS_KEY"] {
+    for name in [
+        "LAISSEZ_REDIS_CA",
+        "LAISSEZ_REDIS_CERT",
+        "LAISSEZ_REDIS_KEY",
+    ] {
         assert!(help.contains(&format!("[env: {name}]")), "{help}");
     }
     assert!(!help.contains(&*tls.client_key.to_string_lossy()), "{help}");

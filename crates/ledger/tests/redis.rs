@@ -259,7 +259,13 @@ async fn redis_refusing_writes_fails_closed() {
     for id in ["first", "again"] {
         let err = ledger.begin(&req(&cti, id, 5, WRITE)).await.unwrap_err();
         assert!(
-            matches!(err, LedgerError::Unavailable { backend: "redis", .. }),
+            matches!(
+                err,
+                LedgerError::Unavailable {
+                    backend: "redis",
+                    ..
+                }
+            ),
             "{err:?}"
         );
         assert!(err.to_string().contains("NOREPLICAS"), "{err}");

@@ -172,10 +172,7 @@ async fn cluster_keeps_revocation_records_in_one_slot() {
         .await
         .unwrap();
     assert_eq!(
-        other
-            .saved_offset("laissez.revocations")
-            .await
-            .unwrap(),
+        other.saved_offset("laissez.revocations").await.unwrap(),
         Some(9)
     );
     // Every key the store wrote is on one master, in one slot.

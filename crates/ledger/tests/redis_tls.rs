@@ -46,7 +46,9 @@ async fn rediss_from_another_ca_is_refused_naming_the_certificate() {
     assert!(matches!(err, LedgerError::Config(_)), "{err:?}");
     let text = err.to_string();
     assert!(
-        text.contains("the TLS handshake with Redis failed: invalid peer certificate: UnknownIssuer"),
+        text.contains(
+            "the TLS handshake with Redis failed: invalid peer certificate: UnknownIssuer"
+        ),
         "{text}"
     );
 }
@@ -82,5 +84,8 @@ async fn tls_options_need_a_rediss_url_and_a_key_with_the_certificate() {
     let missing = RedisLedger::connect_with(&tls.rediss_url, missing)
         .await
         .unwrap_err();
-    assert!(missing.to_string().contains("/nonexistent/ca.pem"), "{missing}");
+    assert!(
+        missing.to_string().contains("/nonexistent/ca.pem"),
+        "{missing}"
+    );
 }

@@ -210,9 +210,14 @@ impl Ledger {
         };
         let opened = match text {
             Some(url)
-                if ["redis://", "rediss://", "redis+cluster://", "rediss+cluster://"]
-                    .iter()
-                    .any(|scheme| url.starts_with(scheme)) =>
+                if [
+                    "redis://",
+                    "rediss://",
+                    "redis+cluster://",
+                    "rediss+cluster://",
+                ]
+                .iter()
+                .any(|scheme| url.starts_with(scheme)) =>
             {
                 py.detach(|| {
                     Ledger::open(

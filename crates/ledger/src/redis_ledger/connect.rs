@@ -44,7 +44,10 @@ impl RedisTls {
     fn certificates(&self) -> Result<TlsCertificates, LedgerError> {
         let read = |what: &str, path: &Path| {
             std::fs::read(path).map_err(|e| {
-                LedgerError::Config(format!("cannot read the Redis TLS {what} {}: {e}", path.display()))
+                LedgerError::Config(format!(
+                    "cannot read the Redis TLS {what} {}: {e}",
+                    path.display()
+                ))
             })
         };
         let client_tls = match (&self.client_cert, &self.client_key) {
@@ -224,10 +227,7 @@ pub(super) async fn connect(url: &str, options: &RedisOptions) -> Result<Connect
                 builder = builder.certs(certificates);
             }
             let client = builder.build().map_err(bad_url)?;
-            client
-                .get_async_connection()
-                .await
-                .map(Connection::Cluster)
+            client.get_async_connection().await.map(Connection::Cluster)
         }
     };
     connected.map_err(|e| match tls_failure(&e) {
