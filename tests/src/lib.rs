@@ -7,7 +7,9 @@ mod proxy;
 mod redis_servers;
 mod tls;
 
-pub use redis_servers::{ThrowawayRedis, redis_cluster_node_urls, redis_cluster_url};
+pub use redis_servers::{
+    ThrowawayRedis, redis_cluster_node_urls, redis_cluster_url, redis_tls_cluster_url,
+};
 pub use tls::{TlsListeners, tls_listeners};
 
 use std::path::{Path, PathBuf};

@@ -45,6 +45,35 @@ pub fn redis_cluster_url() -> String {
     format!("redis+cluster://{}/", seeds.join(","))
 }
 
+/// Starts the local TLS-only Redis Cluster (`scripts/redis-cluster tls`: mutual TLS with the
+/// certificates of [`crate::tls_listeners`]) when it is down and returns its URL,
+/// `rediss+cluster://127.0.0.1:7101,…` (the server certificate names 127.0.0.1, the address
+/// the nodes announce).
+///
+/// # Panics
+/// When the script fails.
+#[allow(clippy::panic)]
+pub fn redis_tls_cluster_url() -> String {
+    let script = repo_root().join("scripts/redis-cluster");
+    let output = Command::new(&script)
+        .arg("tls")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} tls: {e}", script.display()));
+    if !output.status.success() {
+        panic!(
+            "{} tls failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let seeds: Vec<String> = std::env::var("LAISSEZ_TLS_CLUSTER_PORTS")
+        .unwrap_or_else(|_| "7101 7102 7103".into())
+        .split_whitespace()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect();
+    format!("rediss+cluster://{}/", seeds.join(","))
+}
+
 /// A plain `redis://` URL of each of the local Cluster's masters, to ask one node directly
 /// (`CLUSTER SLOTS`, `CLUSTER KEYSLOT`).
 pub fn redis_cluster_node_urls() -> Vec<String> {

@@ -89,3 +89,30 @@ async fn tls_options_need_a_rediss_url_and_a_key_with_the_certificate() {
         "{missing}"
     );
 }
+
+/// A Redis Cluster over TLS (`rediss+cluster://`): the same certificates serve every node the
+/// client learns of, and another CA is refused at the first node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_cluster_spends_uses_on_every_master_and_refuses_another_ca() {
+    let tls = tls_listeners();
+    let url = laissez_test_support::redis_tls_cluster_url();
+    let ledger = RedisLedger::connect_with(&url, mutual(&tls, &tls.ca))
+        .await
+        .unwrap();
+    assert!(ledger.is_cluster());
+    // Enough ctis that, by the odds, every master holds some (16384 slots in three ranges).
+    for _ in 0..30 {
+        let cti = fresh_cti();
+        let (_, lease, _) = granted(ledger.begin(&req(&cti, "m", 1, WRITE)).await.unwrap());
+        ledger.complete(&cti, "m", &lease).await.unwrap();
+        assert_eq!(
+            ledger.begin(&req(&cti, "m", 1, WRITE)).await.unwrap(),
+            laissez_ledger::Outcome::Replayed
+        );
+    }
+    let err = RedisLedger::connect_with(&url, mutual(&tls, &tls.other_ca))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LedgerError::Config(_)), "{err:?}");
+    assert!(err.to_string().contains("UnknownIssuer"), "{err}");
+}

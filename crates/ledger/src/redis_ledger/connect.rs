@@ -201,7 +201,7 @@ pub(super) async fn connect(url: &str, options: &RedisOptions) -> Result<Connect
         .then(|| options.tls.certificates())
         .transpose()?;
     let bad_url = |e: redis::RedisError| LedgerError::Config(format!("bad Redis URL: {e}"));
-    let connected = match target {
+    let connected: Result<Connection, redis::RedisError> = match target {
         Target::Server(url) => {
             let client = match certificates {
                 Some(certificates) => redis::Client::build_with_tls(url, certificates),
@@ -218,16 +218,24 @@ pub(super) async fn connect(url: &str, options: &RedisOptions) -> Result<Connect
                 .map(Connection::Server)
         }
         Target::Cluster(nodes) => {
-            let mut builder = ClusterClient::builder(nodes)
+            let mut builder = ClusterClient::builder(nodes.clone())
                 .connection_timeout(options.connection_timeout)
                 .response_timeout(options.response_timeout)
                 .retries(RETRIES)
                 .max_retry_wait(500);
-            if let Some(certificates) = certificates {
+            if let Some(certificates) = certificates.clone() {
                 builder = builder.certs(certificates);
             }
             let client = builder.build().map_err(bad_url)?;
-            client.get_async_connection().await.map(Connection::Cluster)
+            match client.get_async_connection().await {
+                Ok(connection) => Ok(Connection::Cluster(connection)),
+                Err(e) => Err(match &certificates {
+                    Some(certificates) => seeds_tls_failure(&nodes, certificates, options)
+                        .await
+                        .unwrap_or(e),
+                    None => e,
+                }),
+            }
         }
     };
     connected.map_err(|e| match tls_failure(&e) {
@@ -235,6 +243,32 @@ pub(super) async fn connect(url: &str, options: &RedisOptions) -> Result<Connect
         Some(cause) => LedgerError::Config(format!("the TLS handshake with Redis failed: {cause}")),
         None => redis_error(&e),
     })
+}
+
+/// Why a TLS Cluster could not be joined, when a seed refuses the handshake: the cluster
+/// client reports its seeds' errors as text only, so each seed is tried once more on its own,
+/// which keeps the error's type. Only on the failure path.
+async fn seeds_tls_failure(
+    nodes: &[String],
+    certificates: &TlsCertificates,
+    options: &RedisOptions,
+) -> Option<redis::RedisError> {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(options.connection_timeout))
+        .set_response_timeout(Some(options.response_timeout));
+    for node in nodes {
+        let Ok(client) = redis::Client::build_with_tls(node.as_str(), certificates.clone()) else {
+            continue;
+        };
+        if let Err(e) = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            && tls_failure(&e).is_some()
+        {
+            return Some(e);
+        }
+    }
+    None
 }
 
 /// The TLS error behind `e`, if the handshake failed: tokio-rustls hands rustls's error over
