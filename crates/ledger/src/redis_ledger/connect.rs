@@ -107,7 +107,7 @@ impl Target {
             Some((hosts, path)) => (hosts, path),
             None => (hosts_and_path, ""),
         };
-        if !path.is_empty() {
+        if !path.is_empty() || hosts.contains(['?', '#']) {
             return Err(LedgerError::Config(format!(
                 "a {scheme}:// URL names no database nor options (a Cluster has only database 0): \
                  end it after the last host:port"
@@ -313,6 +313,7 @@ mod tests {
         for url in [
             "redis+cluster://a:1/2",
             "redis+cluster://a:1,,b:2/",
+            "redis+cluster://a:1?db=2",
             "redis+cluster:///",
             "127.0.0.1:6379",
         ] {
