@@ -44,21 +44,25 @@ never run. CMD gets the body on stdin and LAISSEZ_AGENT, LAISSEZ_TOOL, LAISSEZ_C
 LAISSEZ_OBO, LAISSEZ_SESSION, LAISSEZ_CTI, LAISSEZ_USE, LAISSEZ_MESSAGE_ID, LAISSEZ_CHAIN (a
 JSON array of the chain's agents, root first; one when not delegated),
 LAISSEZ_APPROVED_BY (a JSON array of the hex kids of the approvers that counted) (never
-LAISSEZ_AMQP_URL, LAISSEZ_REDIS_URL nor LAISSEZ_AMQP_CA/CERT/KEY); exit 0 acks, any other exit
-dead-letters. CMD's stdout
+LAISSEZ_AMQP_URL, LAISSEZ_REDIS_URL nor the TLS variables LAISSEZ_AMQP_CA/CERT/KEY and
+LAISSEZ_REDIS_CA/CERT/KEY); exit 0 acks, any other exit dead-letters. CMD's stdout
 goes to stderr: stdout has one JSON decision per message:
 {\"message_id\",\"allowed\",\"reason\",\"cti\",\"agent\",\"tool\",\"class\",\"use\"}.
 --metrics ADDR serves Prometheus text at http://ADDR/metrics (decisions by outcome and reason,
 decision latency, messages in flight, requeues, ledger errors, revocation lag; docs/amqp.md) and
 readiness at /healthz: 200 once connected to the broker, caught up on the revocation stream and
-the ledger answers, else 503 saying what is not ready. SIGTERM or --exit-when-idle stop gracefully. The default ledger is ./laissez-ledger.redb (a
-warning says so). --amqp and --redis may come from LAISSEZ_AMQP_URL and LAISSEZ_REDIS_URL, which
+the ledger answers, else 503 saying what is not ready. SIGTERM or --exit-when-idle stop
+gracefully. The default ledger is ./laissez-ledger.redb (a warning says so). --amqp and --redis may come from LAISSEZ_AMQP_URL and LAISSEZ_REDIS_URL, which
 keeps their passwords out of the process list; a URL's password is never printed.
 An amqps:// URL connects over TLS (for every connection, the revocation stream's included):
 the broker's certificate must chain to the system's CA bundle, or only to --amqp-ca FILE when
 given, and name the URL's host; --amqp-cert and --amqp-key (PEM) send a client certificate.
 A refused certificate stops at once, exit 3, naming the cause (never retried for
 --exit-when-idle's sake nor as if the broker were down).
+--redis names one server (redis://, rediss:// for TLS) or a Redis Cluster by one or more of its
+nodes (redis+cluster://HOST:PORT,HOST:PORT..., rediss+cluster:// for TLS). Over TLS, --redis-ca FILE
+is the only CA trusted (not the system's), --redis-cert and --redis-key (PKCS#8) give a client
+certificate; a refused certificate exits 3.
 
 Example:
   LAISSEZ_AMQP_URL=amqp://worker:secret@127.0.0.1:5672/%2f laissez consume --queue billing \\
@@ -93,7 +97,9 @@ pub(crate) struct ConsumeArgs {
     /// Embedded use ledger file [default: ./laissez-ledger.redb].
     #[arg(long, value_name = "PATH", conflicts_with = "redis")]
     ledger: Option<PathBuf>,
-    /// Share the use ledger in Redis instead, e.g. redis://127.0.0.1:6379/.
+    /// Share the use ledger in Redis instead: one server, e.g. redis://127.0.0.1:6379/
+    /// (rediss:// for TLS), or a Redis Cluster by its nodes,
+    /// redis+cluster://10.0.0.1:6379,10.0.0.2:6379 (rediss+cluster:// for TLS).
     #[arg(
         long,
         value_name = "URL",
@@ -101,6 +107,33 @@ pub(crate) struct ConsumeArgs {
         hide_env_values = true
     )]
     redis: Option<String>,
+    /// CA certificates (PEM) a rediss:// Redis must chain to; they replace the system's roots.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "LAISSEZ_REDIS_CA",
+        hide_env_values = true,
+        requires = "redis"
+    )]
+    redis_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS with Redis; needs --redis-key.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "LAISSEZ_REDIS_CERT",
+        hide_env_values = true,
+        requires_all = ["redis", "redis_key"]
+    )]
+    redis_cert: Option<PathBuf>,
+    /// The client certificate's private key (PKCS#8 PEM); needs --redis-cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "LAISSEZ_REDIS_KEY",
+        hide_env_values = true,
+        requires_all = ["redis", "redis_cert"]
+    )]
+    redis_key: Option<PathBuf>,
     /// Messages fetched ahead and run at once.
     #[arg(long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u16).range(1..))]
@@ -155,6 +188,7 @@ pub(crate) fn consume(args: &ConsumeArgs) -> Result<(), Failure> {
         (None, Some(path)) => LedgerChoice::Redb(path.clone()),
         (None, None) => LedgerChoice::Redb(PathBuf::from(DEFAULT_LEDGER_PATH)),
     };
+    config.redis_tls = redis_tls(args)?;
     config.prefetch = args.prefetch;
     config.require_holder = args.require_holder;
     config.exit_when_idle = args.exit_when_idle.map(Duration::from_secs);
@@ -185,6 +219,26 @@ pub(crate) fn consume(args: &ConsumeArgs) -> Result<(), Failure> {
     run_blocking(config, endpoint)
         .map_err(|e| Failure::io(secrets.redact(&crate::amqp_tls::describe(&e))))?;
     Ok(())
+}
+
+/// The Redis TLS options: only with a `rediss://` or `rediss+cluster://` URL (clap has
+/// checked that a certificate comes with its key, and either with `--redis`).
+fn redis_tls(args: &ConsumeArgs) -> Result<laissez_ledger::RedisTls, Failure> {
+    let mut tls = laissez_ledger::RedisTls::default();
+    tls.ca.clone_from(&args.redis_ca);
+    tls.client_cert.clone_from(&args.redis_cert);
+    tls.client_key.clone_from(&args.redis_key);
+    let over_tls = args
+        .redis
+        .as_deref()
+        .is_some_and(|url| url.starts_with("rediss://") || url.starts_with("rediss+cluster://"));
+    if tls.is_set() && !over_tls {
+        return Err(Failure::usage(
+            "--redis-ca, --redis-cert and --redis-key need a rediss:// or rediss+cluster:// \
+             --redis URL",
+        ));
+    }
+    Ok(tls)
 }
 
 /// The approvers' keys of `paths` (trust files). A key that is also one of `issuers` is a key

@@ -375,3 +375,82 @@ fn sigterm_while_connecting_exits_0_at_once() {
     assert!(!seen.contains("could not be reached"), "{seen}");
     assert!(!seen.contains(AMQP_PASSWORD), "{seen}");
 }
+
+#[test]
+fn redis_over_tls_from_another_ca_exits_3_naming_the_certificate() {
+    let tls = laissez_test_support::tls_listeners();
+    let dir = tempfile::tempdir().unwrap();
+    let out = consume_dead_broker(dir.path())
+        .env("LAISSEZ_REDIS_URL", &tls.rediss_url)
+        .env("LAISSEZ_REDIS_CA", &tls.other_ca)
+        .env("LAISSEZ_REDIS_CERT", &tls.client_cert)
+        .env("LAISSEZ_REDIS_KEY", &tls.client_key)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(
+            "the TLS handshake with Redis failed: invalid peer certificate: UnknownIssuer"
+        ),
+        "{stderr}"
+    );
+    // Refused at the ledger, before the (dead) broker is waited for.
+    assert!(!stderr.contains("could not be reached in 30 s"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn redis_tls_options_are_usage_errors_without_rediss_or_half_given() {
+    let tls = laissez_test_support::tls_listeners();
+    let dir = tempfile::tempdir().unwrap();
+    /// (URL, environment added, what stderr must name).
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a std::path::Path)], &'a str);
+    let cases: [Case<'_>; 3] = [
+        // A certificate without its key.
+        (
+            tls.rediss_url.as_str(),
+            &[("LAISSEZ_REDIS_CERT", tls.client_cert.as_path())],
+            "--redis-key",
+        ),
+        // TLS options with a plain URL.
+        (
+            "redis://127.0.0.1:1/",
+            &[("LAISSEZ_REDIS_CA", tls.ca.as_path())],
+            "rediss://",
+        ),
+        (
+            "redis+cluster://127.0.0.1:1/",
+            &[("LAISSEZ_REDIS_CA", tls.ca.as_path())],
+            "rediss+cluster://",
+        ),
+    ];
+    for (url, env, want) in cases {
+        let out = consume_dead_broker(dir.path())
+            .env("LAISSEZ_REDIS_URL", url)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{url} {env:?}: {stderr}");
+        assert!(stderr.contains(want), "{url} {env:?}: {stderr}");
+    }
+    // --help names the variables, never their values.
+    let out = consume_dead_broker(dir.path())
+        .env("LAISSEZ_REDIS_CA", &tls.ca)
+        .env("LAISSEZ_REDIS_CERT", &tls.client_cert)
+        .env("LAISSEZ_REDIS_KEY", &tls.client_key)
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "LAISSEZ_REDIS_CA",
+        "LAISSEZ_REDIS_CERT",
+        "LAISSEZ_REDIS_KEY",
+    ] {
+        assert!(help.contains(&format!("[env: {name}]")), "{help}");
+    }
+    assert!(!help.contains(&*tls.client_key.to_string_lossy()), "{help}");
+    assert!(!help.contains(&*tls.ca.to_string_lossy()), "{help}");
+}

@@ -95,10 +95,22 @@ fn keys() -> tempfile::TempDir {
 /// Runs `laissez consume` on `queue` until it is idle, trusting only orch.key.pub, running a
 /// script that prints each run's id, agent and chain: (decision lines by message id, stderr).
 fn consume(dir: &Path, queue: &str, extra: &[&str]) -> (Vec<(String, String, String)>, String) {
-    let script = r#"echo "ran $LAISSEZ_MESSAGE_ID agent=$LAISSEZ_AGENT chain=$LAISSEZ_CHAIN" >&2"#;
+    consume_with_env(dir, queue, extra, &[])
+}
+
+/// [`consume`] with `env` added to its environment. The script says `leaked` if the Redis TLS
+/// variables reach it (they must not: `SECRET_ENV`).
+fn consume_with_env(
+    dir: &Path,
+    queue: &str,
+    extra: &[&str],
+    env: &[(&str, &Path)],
+) -> (Vec<(String, String, String)>, String) {
+    let script = r#"echo "ran $LAISSEZ_MESSAGE_ID agent=$LAISSEZ_AGENT chain=$LAISSEZ_CHAIN ${LAISSEZ_REDIS_CA+leaked}${LAISSEZ_REDIS_CERT+leaked}${LAISSEZ_REDIS_KEY+leaked}" >&2"#;
     let out = Command::new(assert_cmd::cargo::cargo_bin("laissez"))
         .env("LAISSEZ_AMQP_URL", AMQP)
         .env_remove("LAISSEZ_REDIS_URL")
+        .envs(env.iter().copied())
         .args(["consume", "--queue", queue, "--aud", queue])
         .args(["--trust", "orch.key.pub", "--tools", "tools.toml"])
         .args(if extra.contains(&"--redis") {
@@ -437,6 +449,37 @@ async fn a_parents_uses_cap_all_of_its_children_together() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_on_one_redis_run_a_parents_uses_once_between_them() {
+    let redis = laissez_test_support::redis_url();
+    two_workers_share_a_parents_uses(&["--redis", redis.as_str()], &[]).await;
+}
+
+/// The same over TLS (mutual, the CA from the environment as the only trust), the TLS
+/// variables never reaching the command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_on_one_redis_over_tls_run_a_parents_uses_once_between_them() {
+    let tls = laissez_test_support::tls_listeners();
+    let stderr = two_workers_share_a_parents_uses(
+        &["--redis", tls.rediss_url.as_str()],
+        &[
+            ("LAISSEZ_REDIS_CA", tls.ca.as_path()),
+            ("LAISSEZ_REDIS_CERT", tls.client_cert.as_path()),
+            ("LAISSEZ_REDIS_KEY", tls.client_key.as_path()),
+        ],
+    )
+    .await;
+    assert!(!stderr.contains("leaked"), "{stderr}");
+}
+
+/// The same on a Redis Cluster, named by its nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_on_one_redis_cluster_run_a_parents_uses_once_between_them() {
+    let cluster = laissez_test_support::redis_cluster_url();
+    two_workers_share_a_parents_uses(&["--redis", cluster.as_str()], &[]).await;
+}
+
+/// A delegated root of max_uses 3 and three children of 3 uses each, 4 messages per child; two
+/// sidecars at once on the ledger `ledger` names: 3 runs in all. Returns both sidecars' stderr.
+async fn two_workers_share_a_parents_uses(ledger: &[&str], env: &[(&str, &Path)]) -> String {
     let dir = keys();
     let d = dir.path();
     let connection = laissez_amqp::connect(AMQP, "laissez cli delegation redis tests")
@@ -500,11 +543,10 @@ async fn two_workers_on_one_redis_run_a_parents_uses_once_between_them() {
         }
     }
     // Two sidecars at once, sharing one Redis ledger, each taking 4 messages at a time.
-    let redis = laissez_test_support::redis_url();
-    let extra = ["--redis", redis.as_str(), "--prefetch", "4"];
+    let extra = [ledger, &["--prefetch", "4"]].concat();
     let (one, two) = std::thread::scope(|s| {
-        let one = s.spawn(|| consume(d, queue, &extra));
-        let two = s.spawn(|| consume(d, queue, &extra));
+        let one = s.spawn(|| consume_with_env(d, queue, &extra, env));
+        let two = s.spawn(|| consume_with_env(d, queue, &extra, env));
         (one.join().unwrap(), two.join().unwrap())
     });
     let decisions: Vec<_> = one.0.iter().chain(&two.0).collect();
@@ -520,6 +562,7 @@ async fn two_workers_on_one_redis_run_a_parents_uses_once_between_them() {
     );
     assert_eq!(drain(&channel, &topology.dead_letter_queue).await.len(), 9);
     delete(&channel, &topology).await;
+    one.1 + &two.1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,8 +4,12 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod proxy;
+mod redis_servers;
 mod tls;
 
+pub use redis_servers::{
+    ThrowawayRedis, redis_cluster_node_urls, redis_cluster_url, redis_tls_cluster_url,
+};
 pub use tls::{TlsListeners, tls_listeners};
 
 use std::path::{Path, PathBuf};

@@ -16,7 +16,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use laissez_ledger::{AnyLedger, RedbLedger, RedisLedger};
+use laissez_ledger::{AnyLedger, RedbLedger, RedisLedger, RedisOptions, RedisTls};
 use laissez_verify::{Classes, OwnedCatalogue, Policy, TrustedKey};
 use tokio::io::AsyncWriteExt as _;
 
@@ -35,14 +35,18 @@ mod health;
 pub use health::{Health, LEDGER_PROBE_TIMEOUT};
 
 /// Environment variables the command never inherits: they may hold the worker's broker and
-/// ledger credentials (the CLI reads `--amqp` and `--redis` from them) or name its TLS
-/// client key and trust (`--amqp-ca`, `--amqp-cert`, `--amqp-key`).
-pub const SECRET_ENV: [&str; 5] = [
+/// ledger credentials (the CLI reads `--amqp` and `--redis` from them) or name their TLS
+/// client keys and trust (`--amqp-ca`, `--amqp-cert`, `--amqp-key`, `--redis-ca`, `--redis-cert`,
+/// `--redis-key`).
+pub const SECRET_ENV: [&str; 8] = [
     "LAISSEZ_AMQP_URL",
     "LAISSEZ_REDIS_URL",
     "LAISSEZ_AMQP_CA",
     "LAISSEZ_AMQP_CERT",
     "LAISSEZ_AMQP_KEY",
+    "LAISSEZ_REDIS_CA",
+    "LAISSEZ_REDIS_CERT",
+    "LAISSEZ_REDIS_KEY",
 ];
 
 /// The ledger file used when neither a path nor Redis is given: in the working directory.
@@ -60,7 +64,9 @@ const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
 pub enum LedgerChoice {
     /// An embedded redb file: shared by the processes of one host.
     Redb(PathBuf),
-    /// A Redis URL: shared by workers on many machines.
+    /// A Redis URL: shared by workers on many machines. One server
+    /// (`redis://`, `rediss://`) or a Cluster (`redis+cluster://host:port,host:port…`,
+    /// `rediss+cluster://`); its TLS options are [`SidecarConfig::redis_tls`].
     Redis(String),
 }
 
@@ -102,6 +108,9 @@ pub struct SidecarConfig {
     pub tools: OwnedCatalogue,
     /// The use ledger.
     pub ledger: LedgerChoice,
+    /// TLS options of a `rediss://` ledger (CA, client certificate and key). Default none: the
+    /// system's roots, no client certificate.
+    pub redis_tls: RedisTls,
     /// Prefetch (and concurrency). Default 1: one command at a time.
     pub prefetch: u16,
     /// Stop after this long with no message and none in flight.
@@ -151,6 +160,7 @@ impl std::fmt::Debug for SidecarConfig {
             .field("trusted_keys", &self.trusted_keys)
             .field("tools", &self.tools)
             .field("ledger", &self.ledger)
+            .field("redis_tls", &self.redis_tls)
             .field("prefetch", &self.prefetch)
             .field("exit_when_idle", &self.exit_when_idle)
             .field("exec", &self.exec)
@@ -184,6 +194,7 @@ impl SidecarConfig {
             trusted_keys,
             tools,
             ledger: LedgerChoice::default(),
+            redis_tls: RedisTls::default(),
             prefetch: 1,
             exit_when_idle: None,
             exec: Vec::new(),
@@ -224,7 +235,11 @@ pub async fn run(
     }
     let ledger = Arc::new(match &config.ledger {
         LedgerChoice::Redb(path) => AnyLedger::Redb(RedbLedger::open(path)?),
-        LedgerChoice::Redis(url) => AnyLedger::Redis(RedisLedger::connect(url).await?),
+        LedgerChoice::Redis(url) => {
+            let mut options = RedisOptions::default();
+            options.tls = config.redis_tls.clone();
+            AnyLedger::Redis(RedisLedger::connect_with(url, options).await?)
+        }
     });
     config.health.set_ledger(ledger.clone());
     // lapin's recovery retries a refused first connection for minutes; at start a worker should

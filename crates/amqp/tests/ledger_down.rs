@@ -1,7 +1,8 @@
-//! The ledger unreachable, on the real broker and the real Redis behind a cuttable TCP proxy:
-//! a message that arrives meanwhile is requeued (through the retry queue), never run and
-//! never denied, since the use cannot be spent; once the ledger is back it runs exactly once
-//! (`docs/spec.md` §9, threat model ASI08).
+//! The ledger unreachable, on the real broker and the real Redis behind a cuttable TCP proxy,
+//! or refusing writes (a Redis of the test's own with `min-replicas-to-write 1` and no
+//! replica): a message that arrives meanwhile is requeued (through the retry queue), never run
+//! and never denied, since the use cannot be spent; once the ledger is back it runs exactly
+//! once (`docs/spec.md` §9, threat model ASI08).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use common::*;
 use laissez_amqp::{ConsumerConfig, Disposition, HandlerError, Message};
 use laissez_ledger::{RedisLedger, RedisOptions, UseState};
-use laissez_test_support::CuttableProxy;
+use laissez_test_support::{CuttableProxy, ThrowawayRedis};
 use laissez_verify::ActionClass;
 
 /// Requeues seen while the ledger is cut before it is healed: the message came back that
@@ -31,8 +32,36 @@ async fn ledger_unreachable_requeues_never_runs_and_runs_once_when_back() {
             .unwrap(),
     );
     let direct = RedisLedger::connect(&redis_url()).await.unwrap();
+    requeued_while_down_then_runs_once("ledger-down", ledger, &direct, proxy.cut(), async {
+        proxy.heal();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_refusing_writes_requeues_never_runs_and_runs_once_when_back() {
+    let server = ThrowawayRedis::start(&["--min-replicas-to-write", "1"]);
+    let ledger = Arc::new(RedisLedger::connect(&server.url()).await.unwrap());
+    let direct = RedisLedger::connect(&server.url()).await.unwrap();
+    let accept_writes = async {
+        server.cli(&["CONFIG", "SET", "min-replicas-to-write", "0"]);
+    };
+    requeued_while_down_then_runs_once("ledger-refuses", ledger, &direct, async {}, accept_writes)
+        .await;
+}
+
+/// Publishes one message once `down` has made `ledger` fail; checks it comes back
+/// [`REQUEUES_WHILE_CUT`] times, never run nor denied, with nothing spent (read through
+/// `direct`); then `back` heals the ledger and the message runs exactly once.
+async fn requeued_while_down_then_runs_once(
+    queue: &str,
+    ledger: Arc<RedisLedger>,
+    direct: &RedisLedger,
+    down: impl std::future::Future<Output = ()>,
+    back: impl std::future::Future<Output = ()>,
+) {
     let connection = connect().await;
-    let q = Queue::declare(&connection, "ledger-down").await;
+    let q = Queue::declare(&connection, queue).await;
     let aud = q.name().to_owned();
     let keys = Keys::new();
     let env = keys.envelope(&aud, "crm.*", "write", 5);
@@ -57,7 +86,7 @@ async fn ledger_unreachable_requeues_never_runs_and_runs_once_when_back() {
         .retry_delays(Duration::from_millis(100), Duration::from_millis(400));
     let worker = Worker::start(config, ledger, handler, &decisions).await;
 
-    proxy.cut().await;
+    down.await;
     q.publish(env.as_bytes(), "crm.update", ActionClass::Write, "m1")
         .await;
     assert!(
@@ -74,7 +103,7 @@ async fn ledger_unreachable_requeues_never_runs_and_runs_once_when_back() {
     let usage = direct.usage(env.cti()).await.unwrap();
     assert_eq!(usage.granted, 0, "nothing spent while unreachable");
 
-    proxy.heal();
+    back.await;
     assert!(
         eventually(|| !decisions.all().is_empty()).await,
         "the message never ran after the ledger came back"

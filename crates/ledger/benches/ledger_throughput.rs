@@ -2,7 +2,9 @@
 //! memory backend as the baseline of the same run. Not a test: it asserts nothing about speed.
 //!
 //! `cargo bench -p laissez-ledger --all-features --bench ledger_throughput`
-//! (Redis on 127.0.0.1:6379, or LAISSEZ_TEST_REDIS_URL; LAISSEZ_BENCH_SECS per measurement).
+//! (Redis on 127.0.0.1:6379, or LAISSEZ_TEST_REDIS_URL; the Redis Cluster of
+//! scripts/redis-cluster on 127.0.0.1:7001-7003, or LAISSEZ_TEST_REDIS_CLUSTER_URL;
+//! LAISSEZ_BENCH_SECS per measurement).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
@@ -100,15 +102,30 @@ fn main() {
                 Ok(ledger) => rows.push(("redis", measure(Arc::new(ledger), secs).await)),
                 Err(e) => eprintln!("redis skipped: {e}"),
             }
+            let cluster = std::env::var("LAISSEZ_TEST_REDIS_CLUSTER_URL").unwrap_or_else(|_| {
+                "redis+cluster://127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003/".into()
+            });
+            match laissez_ledger::RedisLedger::connect(&cluster).await {
+                Ok(ledger) => rows.push(("redis cluster", measure(Arc::new(ledger), secs).await)),
+                Err(e) => eprintln!("redis cluster skipped (run scripts/redis-cluster): {e}"),
+            }
         }
         let (base_single, base_concurrent) = rows[0].1;
         println!("| backend | 1 caller (begin+complete/s) | vs memory | {TASKS} tasks (begin+complete/s) | vs memory |");
         println!("|---|---:|---:|---:|---:|");
-        for (name, (single, concurrent)) in rows {
+        for &(name, (single, concurrent)) in &rows {
             println!(
                 "| {name} | {single:.0} | {:.4} | {concurrent:.0} | {:.4} |",
                 single / base_single,
                 concurrent / base_concurrent
+            );
+        }
+        let row = |name: &str| rows.iter().find(|(n, _)| *n == name).map(|(_, r)| *r);
+        if let (Some(single_node), Some(cluster)) = (row("redis"), row("redis cluster")) {
+            println!(
+                "redis cluster vs single-node redis: {:.2}x (1 caller), {:.2}x ({TASKS} tasks)",
+                cluster.0 / single_node.0,
+                cluster.1 / single_node.1
             );
         }
     });

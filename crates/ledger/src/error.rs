@@ -27,6 +27,10 @@ pub enum LedgerError {
     LeaseNotHeld,
     /// The store holds data this code cannot read.
     Corrupt(String),
+    /// The ledger cannot be set up as asked: a malformed URL, TLS options that do not fit it, an
+    /// unreadable CA, certificate or key file, or a TLS handshake the server's certificate
+    /// fails. Not transient: retrying changes nothing until the configuration does.
+    Config(String),
     /// The ledger already keeps its limit of revocation records (`limit`): the record is not
     /// kept (`docs/ledger.md`).
     RevocationsFull {
@@ -45,6 +49,7 @@ impl LedgerError {
             LedgerError::Expired => "expired",
             LedgerError::LeaseNotHeld => "lease_not_held",
             LedgerError::Corrupt(_) => "ledger_corrupt",
+            LedgerError::Config(_) => "ledger_config",
             LedgerError::RevocationsFull { .. } => "revocations_full",
         }
     }
@@ -77,6 +82,7 @@ impl fmt::Display for LedgerError {
             LedgerError::Expired => write!(f, "the envelope has expired (expires_at is past)"),
             LedgerError::LeaseNotHeld => write!(f, "this lease does not hold the message"),
             LedgerError::Corrupt(why) => write!(f, "use ledger data is corrupt: {why}"),
+            LedgerError::Config(why) => write!(f, "use ledger configuration: {why}"),
             LedgerError::RevocationsFull { limit } => write!(
                 f,
                 "the ledger already keeps {limit} revocation records; this one is not kept"

@@ -15,8 +15,8 @@
 //! - [`MemoryLedger`]: one process, for tests and single-process use; nothing survives it.
 //! - `RedbLedger` (feature `redb`, default): an embedded file, shared safely by several
 //!   processes on one host, with group commit.
-//! - `RedisLedger` (feature `redis`): one atomic Lua script per operation, hash-tagged by cti,
-//!   failing closed.
+//! - `RedisLedger` (feature `redis`): one atomic Lua script per operation, hash-tagged by
+//!   chain, failing closed; one server or a Redis Cluster, over TLS or not.
 //! - `AnyLedger` (features `redb` and `redis`): one of the above, chosen at run time.
 //!
 //! See `docs/ledger.md` in the repository for the full design.
@@ -45,7 +45,7 @@ pub use memory::MemoryLedger;
 #[cfg(feature = "redb")]
 pub use redb_ledger::{RedbLedger, RedbOptions};
 #[cfg(feature = "redis")]
-pub use redis_ledger::{RedisLedger, RedisOptions};
+pub use redis_ledger::{RedisLedger, RedisOptions, RedisTls};
 pub use revocations::{
     Kept, MAX_KEPT_RECORDS, RECORD_GRACE_SECS, RevocationStore, is_live, record_digest,
 };

@@ -1,7 +1,8 @@
 //! The Redis ledger: one atomic Lua script per operation.
 //!
-//! Layout: one hash per cti, `<prefix>{<cti hex>}`. The braces are a Redis Cluster hash tag, so
-//! everything about one cti lives in one slot (and one key) and a script touches only that key.
+//! Layout: one hash per cti, `<prefix>{<cti hex>}` (a delegated cti's is `<prefix>{<root cti
+//! hex>}:<cti hex>`). The braces are a Redis Cluster hash tag, so everything about one chain
+//! lives in one slot and each script touches keys of that one slot.
 //! Field `n` holds how many distinct messages were granted; field `m:<message id>` holds the
 //! message's entry,
 //! `<state>:<use number>:<lease until, unix ms>:<holder token hex>:<class>:<tool>:<take-overs>`,
@@ -14,15 +15,17 @@
 //! Time is the server's `TIME`, read inside the script, so that workers on many machines agree
 //! on when a lease expires. Every failure to reach Redis or to read its answer is
 //! [`LedgerError::Unavailable`]: the caller requeues, and nothing is ever granted on an error
-//! (fail closed). Durability needs `appendonly yes` and `appendfsync always`; see
-//! `docs/ledger.md`.
+//! (fail closed), and so is a write Redis refuses (`NOREPLICAS` under `min-replicas-to-write`,
+//! `READONLY` on a replica). Durability needs `appendonly yes` and `appendfsync always`; a
+//! failover may still lose the last acknowledged writes (see `docs/ledger.md`).
 
 use std::time::Duration;
 
+mod connect;
 mod ping;
 mod revocations;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+pub use connect::RedisTls;
 use redis::{RedisError, Script};
 
 use crate::state::{duration_ms, tool_digest};
@@ -149,8 +152,10 @@ pub struct RedisOptions {
     pub response_timeout: Duration,
     /// How long one connection attempt may take.
     pub connection_timeout: Duration,
-    /// Put before every key; the cti's hash tag follows it.
+    /// Put before every key; the cti's hash tag follows it, so it may hold no `{` nor `}`.
     pub key_prefix: String,
+    /// TLS options, for a `rediss://` or `rediss+cluster://` URL only.
+    pub tls: RedisTls,
 }
 
 impl Default for RedisOptions {
@@ -159,15 +164,16 @@ impl Default for RedisOptions {
             response_timeout: Duration::from_secs(5),
             connection_timeout: Duration::from_secs(5),
             key_prefix: "laissez:uses:".into(),
+            tls: RedisTls::default(),
         }
     }
 }
 
-/// A [`UseLedger`] in Redis (standalone or Cluster), shared by workers on many machines.
+/// A [`UseLedger`] in Redis, one server or a Cluster, shared by workers on many machines.
 /// Cloning shares the connection.
 #[derive(Clone)]
 pub struct RedisLedger {
-    conn: ConnectionManager,
+    conn: connect::Connection,
     begin: Script,
     settle: Script,
     prefix: String,
@@ -195,33 +201,31 @@ fn redis_error(e: &RedisError) -> LedgerError {
 }
 
 impl RedisLedger {
-    /// Connects to `url` (e.g. `redis://127.0.0.1:6379/`) with default options. Must be
-    /// called inside a Tokio runtime. Fails with [`LedgerError::Unavailable`] when Redis
-    /// cannot be reached.
+    /// Connects to `url` with default options. Must be called inside a Tokio runtime.
+    ///
+    /// `url` names one server, `redis://[user:password@]host:port[/db]` (`rediss://` for TLS),
+    /// or a Redis Cluster by one or more of its nodes,
+    /// `redis+cluster://[user:password@]host:port[,host:port…]` (`rediss+cluster://` for TLS).
+    /// Fails with [`LedgerError::Unavailable`] when Redis cannot be reached, and with
+    /// [`LedgerError::Config`] for a URL or options that cannot work.
     pub async fn connect(url: &str) -> Result<Self, LedgerError> {
         Self::connect_with(url, RedisOptions::default()).await
     }
 
     /// Connects to `url` with `options`.
     pub async fn connect_with(url: &str, options: RedisOptions) -> Result<Self, LedgerError> {
-        let client = redis::Client::open(url).map_err(|e| LedgerError::Unavailable {
-            backend: "redis",
-            detail: format!("bad redis url: {e}"),
-        })?;
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(options.response_timeout))
-            .set_connection_timeout(Some(options.connection_timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|e| redis_error(&e))?;
+        let conn = connect::connect(url, &options).await?;
         Ok(Self {
             conn,
             begin: Script::new(BEGIN_LUA),
             settle: Script::new(SETTLE_LUA),
             prefix: options.key_prefix,
         })
+    }
+
+    /// Whether this ledger is on a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.conn, connect::Connection::Cluster(_))
     }
 
     /// The Redis key that holds everything about `cti`, for an envelope that is not delegated

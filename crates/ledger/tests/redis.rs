@@ -4,63 +4,27 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+mod redis_suite;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use laissez_ledger::{LedgerError, RedisLedger, RedisOptions, UseLedger};
-use laissez_test_support::CuttableProxy;
+use laissez_test_support::{CuttableProxy, ThrowawayRedis};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_conformance() {
-    conformance(&redis_ledger().await).await;
+    redis_suite::conformance_at(&redis_url()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_race_16_tasks() {
-    let ledger = Arc::new(redis_ledger().await);
-    let ctis = race_tasks(ledger.clone(), 200).await;
-    for cti in ctis {
-        let usage = ledger.usage(&cti).await.unwrap();
-        assert_eq!(usage.granted, 5);
-        let numbers: Vec<u64> = usage.messages.iter().map(|m| m.use_number).collect();
-        assert_eq!(numbers, vec![1, 2, 3, 4, 5]);
-    }
+    redis_suite::race_16_tasks_at(&redis_url()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_race_16_connections() {
-    // Separate connections, as separate workers have: still exactly five.
-    let mut ledgers = Vec::new();
-    for _ in 0..16 {
-        ledgers.push(Arc::new(redis_ledger().await));
-    }
-    for round in 0..30 {
-        let cti = fresh_cti();
-        let barrier = Arc::new(tokio::sync::Barrier::new(16));
-        let handles: Vec<_> = ledgers
-            .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                let l = l.clone();
-                let barrier = barrier.clone();
-                tokio::spawn(async move {
-                    barrier.wait().await;
-                    let id = format!("worker{i}");
-                    matches!(
-                        l.begin(&req(&cti, &id, 5, WRITE)).await.unwrap(),
-                        laissez_ledger::Outcome::Granted { .. }
-                    )
-                })
-            })
-            .collect();
-        let mut grants = 0;
-        for h in handles {
-            grants += usize::from(h.await.unwrap());
-        }
-        assert_eq!(grants, 5, "round {round}");
-    }
+    redis_suite::race_16_connections_at(&redis_url()).await;
 }
 
 #[tokio::test]
@@ -237,24 +201,13 @@ async fn redis_lost_mid_run_fails_closed() {
 
 #[tokio::test]
 async fn redis_mixed_leeways_never_exceed_max_uses() {
-    let ledger = redis_ledger().await;
     // Redis's own clock passes worker A's expiry; a key expiring then would be gone.
-    mixed_leeways_share_one_count(&ledger, |exp| async move {
-        while now_secs() <= exp + 1 {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await;
+    redis_suite::mixed_leeways_at(&redis_url()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_chain_race_16_connections() {
-    // A connection per task, as separate workers have: exactly three runs in all.
-    let mut ledgers = Vec::new();
-    for _ in 0..16 {
-        ledgers.push(Arc::new(redis_ledger().await));
-    }
-    chains::chain_race_tasks(&ledgers, 30).await;
+    redis_suite::chain_race_16_connections_at(&redis_url()).await;
 }
 
 #[tokio::test]
@@ -294,4 +247,28 @@ async fn redis_keys_of_a_chain_share_the_roots_hash_tag() {
         ledger.begin(&r).await.unwrap(),
         laissez_ledger::Outcome::Replayed
     );
+}
+
+/// A Redis that refuses writes (`min-replicas-to-write 1` and no replica: `NOREPLICAS`) grants
+/// nothing: `begin` is `Unavailable`, which callers requeue, and nothing is written.
+#[tokio::test]
+async fn redis_refusing_writes_fails_closed() {
+    let server = ThrowawayRedis::start(&["--min-replicas-to-write", "1"]);
+    let ledger = RedisLedger::connect(&server.url()).await.unwrap();
+    let cti = fresh_cti();
+    for id in ["first", "again"] {
+        let err = ledger.begin(&req(&cti, id, 5, WRITE)).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                LedgerError::Unavailable {
+                    backend: "redis",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("NOREPLICAS"), "{err}");
+    }
+    assert_eq!(ledger.usage(&cti).await.unwrap(), Default::default());
 }

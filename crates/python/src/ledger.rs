@@ -199,7 +199,8 @@ impl Lease {
 
 #[pymethods]
 impl Ledger {
-    /// Opens a redb file (a path), or connects to Redis (`redis://` or `rediss://` URL).
+    /// Opens a redb file (a path), or connects to Redis: one server (`redis://` or `rediss://`
+    /// URL) or a Cluster (`redis+cluster://host:port,host:port…`, `rediss+cluster://`).
     #[new]
     fn new(py: Python<'_>, location: &Bound<'_, PyAny>) -> PyResult<Self> {
         let text: Option<String> = if is_str(location) {
@@ -208,7 +209,16 @@ impl Ledger {
             None
         };
         let opened = match text {
-            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            Some(url)
+                if [
+                    "redis://",
+                    "rediss://",
+                    "redis+cluster://",
+                    "rediss+cluster://",
+                ]
+                .iter()
+                .any(|scheme| url.starts_with(scheme)) =>
+            {
                 py.detach(|| {
                     Ledger::open(
                         |rt| {

@@ -18,6 +18,11 @@ import laissez
 REPO = Path(__file__).resolve().parents[3]
 AMQP_URL = os.environ.get("LAISSEZ_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
 REDIS_URL = os.environ.get("LAISSEZ_TEST_REDIS_URL", "redis://127.0.0.1:6379/")
+# The local 3-master cluster of scripts/redis-cluster (scripts/services starts it).
+REDIS_CLUSTER_URL = os.environ.get(
+    "LAISSEZ_TEST_REDIS_CLUSTER_URL",
+    "redis+cluster://127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003/",
+)
 
 
 def laissez_bin() -> str:

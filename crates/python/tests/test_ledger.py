@@ -1,4 +1,5 @@
-"""The use ledger from Python: the Rust ledger's answers, on redb, Redis and in memory."""
+"""The use ledger from Python: the Rust ledger's answers, on redb, Redis (one server and a
+Cluster) and in memory."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 import pytest
 
 import laissez
-from conftest import REDIS_URL
+from conftest import REDIS_CLUSTER_URL, REDIS_URL
 
 
 def ledgers(tmp_path):
@@ -16,10 +17,11 @@ def ledgers(tmp_path):
         "memory": laissez.Ledger.memory(),
         "redb": laissez.Ledger(tmp_path / "uses.redb"),
         "redis": laissez.Ledger(REDIS_URL),
+        "redis-cluster": laissez.Ledger(REDIS_CLUSTER_URL),
     }
 
 
-@pytest.mark.parametrize("backend", ["memory", "redb", "redis"])
+@pytest.mark.parametrize("backend", ["memory", "redb", "redis", "redis-cluster"])
 def test_begin_complete_release_answer_as_in_rust(tmp_path, backend):
     ledger = ledgers(tmp_path)[backend]
     cti = os.urandom(16)
