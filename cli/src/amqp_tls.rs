@@ -47,11 +47,20 @@ pub(crate) struct AmqpTlsArgs {
 }
 
 impl AmqpTlsArgs {
-    /// The TLS options given, read from their files; `None` when none is given (an `amqps://`
-    /// URL then trusts the system's CA bundle). A file that cannot be used is exit 3.
-    pub(crate) fn load(&self) -> Result<Option<TlsConfig>, Failure> {
+    /// The TLS options given for the broker at `url`, read from their files; `None` when none
+    /// is given (an `amqps://` URL then trusts the system's CA bundle). Options with a URL that
+    /// is not `amqps://` are a usage error (exit 2), as `--redis-ca` with a `redis://` URL is:
+    /// they would be ignored. A file that cannot be used is exit 3.
+    pub(crate) fn load(&self, url: &str) -> Result<Option<TlsConfig>, Failure> {
         if self.amqp_ca.is_none() && self.amqp_cert.is_none() && self.amqp_key.is_none() {
             return Ok(None);
+        }
+        let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+        if !scheme.eq_ignore_ascii_case("amqps") {
+            return Err(Failure::usage(
+                "--amqp-ca, --amqp-cert and --amqp-key need an amqps:// broker URL: with this \
+                 one they would be ignored",
+            ));
         }
         let mut tls = TlsConfig::default();
         if let Some(ca) = &self.amqp_ca {

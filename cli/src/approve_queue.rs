@@ -65,7 +65,7 @@ pub(crate) fn approve_parked(args: &ApproveArgs) -> Result<(), Failure> {
     };
     let examiner = Examiner::new(&args.aud, trusted, approvers, Some(me), tools, policy)
         .map_err(|e| Failure::io(e.to_string()))?;
-    let tls = args.tls.load()?;
+    let tls = args.tls.load(url)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -178,7 +178,7 @@ pub(crate) fn consume(args: &ConsumeArgs) -> Result<(), Failure> {
         keys.extend(read_trust_file(path)?);
     }
     let approvers = read_approvers(&args.approvers, &keys)?;
-    let tls = args.tls.load()?;
+    let tls = args.tls.load(&args.amqp)?;
     let mut config = SidecarConfig::new(&args.amqp, &args.queue, &args.aud, keys, tools);
     config.amqp_tls = tls;
     config.approvers = approvers;

@@ -132,7 +132,7 @@ pub(crate) fn revoke(args: &RevokeArgs) -> Result<(), Failure> {
     })?;
     if let Some(url) = &args.amqp {
         let stream = args.stream.as_deref().unwrap_or(DEFAULT_REVOCATION_STREAM);
-        let tls = args.tls.load()?;
+        let tls = args.tls.load(url)?;
         publish(url, tls.as_ref(), stream, &record).map_err(|e| {
             Failure::io(format!("revoke --amqp: {}", crate::amqp_tls::describe(&e)))
         })?;

@@ -120,7 +120,7 @@ async fn a_refused_certificate_is_exit_3_naming_the_cause() {
         assert!(!stderr.contains("could not be reached"), "{stderr}");
         assert!(out.stdout.is_empty());
     }
-    // TLS options with a plain URL would be ignored: refused, exit 3, saying so.
+    // TLS options with a plain URL would be ignored: a usage error, exit 2, saying so.
     let out = s
         .consume(&["--exit-when-idle", "2s"])
         .args(tls_flags(&tls, &tls.ca))
@@ -128,8 +128,8 @@ async fn a_refused_certificate_is_exit_3_naming_the_cause() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("not amqps://"), "{stderr}");
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("need an amqps:// broker URL"), "{stderr}");
     // A certificate without its key is a usage error.
     let out = s
         .consume(&["--exit-when-idle", "2s"])
