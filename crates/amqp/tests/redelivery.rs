@@ -1,7 +1,8 @@
 //! A worker killed (SIGKILL) after its uses were spent but before it acked: the redelivered
 //! message runs again under the same use number on another worker, a destructive one is
 //! dead-lettered instead (`abandoned`), and max_uses still holds. The killed worker is this
-//! test binary re-run as a child process (`child_worker`), sharing the redb ledger file.
+//! test binary re-run as a child process (`child_worker`), sharing the ledger: a redb file, or
+//! the local 3-master Redis Cluster (`scripts/redis-cluster`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -12,12 +13,29 @@ use std::time::Duration;
 
 use common::*;
 use laissez_amqp::{ConsumerConfig, Disposition, HandlerError, Message, Middleware};
-use laissez_ledger::RedbLedger;
+use laissez_ledger::{AnyLedger, RedbLedger, RedisLedger, Usage};
 use laissez_verify::{ActionClass, OwnedCatalogue, Reason};
 
 const CHILD: &str = "LAISSEZ_AMQP_TEST_CHILD";
 const SEED: [u8; 32] = [7; 32];
 const LEASE: Duration = Duration::from_secs(2);
+
+/// Opens the ledger `LAISSEZ_TEST_LEDGER` names: a Redis URL, else a redb file's path.
+async fn open_ledger(at: &str) -> AnyLedger {
+    if at.starts_with("redis") {
+        AnyLedger::Redis(RedisLedger::connect(at).await.unwrap())
+    } else {
+        AnyLedger::Redb(RedbLedger::open(at).unwrap())
+    }
+}
+
+async fn usage(ledger: &AnyLedger, cti: &laissez_ledger::Cti) -> Usage {
+    match ledger {
+        AnyLedger::Redb(l) => l.usage_blocking(cti).unwrap(),
+        AnyLedger::Redis(l) => l.usage(cti).await.unwrap(),
+        other => panic!("no usage for {other:?}"),
+    }
+}
 
 fn tools() -> OwnedCatalogue {
     catalogue(&[
@@ -36,10 +54,10 @@ async fn child_worker() {
         "child_worker runs only as the child process of \
          killed_worker_redelivery_runs_under_the_same_use",
     );
-    let ledger_path = PathBuf::from(std::env::var("LAISSEZ_TEST_LEDGER").unwrap());
+    let ledger_at = std::env::var("LAISSEZ_TEST_LEDGER").unwrap();
     let marker = PathBuf::from(std::env::var("LAISSEZ_TEST_MARKER").unwrap());
     let keys = Keys::from_seed(SEED);
-    let ledger = Arc::new(RedbLedger::open(&ledger_path).unwrap());
+    let ledger = Arc::new(open_ledger(&ledger_at).await);
     let connection = connect().await;
     let channel = connection.create_channel().await.unwrap();
     let config = ConsumerConfig::new(&queue, &queue, keys.trusted, tools())
@@ -72,13 +90,26 @@ async fn child_worker() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_worker_redelivery_runs_under_the_same_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger_path = dir.path().join("uses.redb");
+    killed_worker_redelivery(dir.path(), ledger_path.to_str().unwrap()).await;
+}
+
+/// The same crash on the Redis Cluster: the lease, the take-over and max_uses hold there too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_worker_redelivery_on_a_redis_cluster_runs_under_the_same_use() {
+    let dir = tempfile::tempdir().unwrap();
+    killed_worker_redelivery(dir.path(), &laissez_test_support::redis_cluster_url()).await;
+}
+
+/// A child worker on the ledger at `ledger_at` spends two uses and is killed; another worker
+/// on the same ledger takes the read over under its use and abandons the destructive one.
+async fn killed_worker_redelivery(dir: &std::path::Path, ledger_at: &str) {
     let connection = connect().await;
     let q = Queue::declare(&connection, "redelivery").await;
     let aud = q.name().to_owned();
     let keys = Keys::from_seed(SEED);
-    let dir = tempfile::tempdir().unwrap();
-    let ledger_path = dir.path().join("uses.redb");
-    let marker = dir.path().join("marker");
+    let marker = dir.join("marker");
     let env = keys.envelope(&aud, "crm.*", "read+destructive", 3);
     q.publish(env.as_bytes(), "crm.read", ActionClass::Read, "m1")
         .await;
@@ -88,7 +119,7 @@ async fn killed_worker_redelivery_runs_under_the_same_use() {
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["child_worker", "--exact", "--ignored", "--nocapture"])
         .env(CHILD, &aud)
-        .env("LAISSEZ_TEST_LEDGER", &ledger_path)
+        .env("LAISSEZ_TEST_LEDGER", ledger_at)
         .env("LAISSEZ_TEST_MARKER", &marker)
         .spawn()
         .unwrap();
@@ -114,8 +145,8 @@ async fn killed_worker_redelivery_runs_under_the_same_use() {
         .collect();
     let m1_use = first_run.iter().find(|r| r.0 == "m1").unwrap().1;
 
-    // Another worker on the same ledger file: m1 waits for the lease to lapse, then runs.
-    let ledger = Arc::new(RedbLedger::open(&ledger_path).unwrap());
+    // Another worker on the same ledger: m1 waits for the lease to lapse, then runs.
+    let ledger = Arc::new(open_ledger(ledger_at).await);
     let seen: Arc<Mutex<Vec<(String, u64, bool)>>> = Arc::default();
     let handler = {
         let seen = seen.clone();
@@ -174,7 +205,7 @@ async fn killed_worker_redelivery_runs_under_the_same_use() {
     assert_eq!(denials["d1"], [Reason::Abandoned]);
     assert_eq!(denials["m3"], [Reason::UsesExhausted]);
     assert_eq!((stats.handled, stats.denied), (2, 2), "{stats:?}");
-    let usage = ledger.usage_blocking(env.cti()).unwrap();
+    let usage = usage(&ledger, env.cti()).await;
     assert_eq!(usage.granted, 3, "max_uses holds across the crash");
     q.delete().await;
 }
