@@ -96,6 +96,28 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
+/// Runs the repository's `scripts/NAME` with `args`, which starts a local service when it is
+/// down (every such script is idempotent).
+///
+/// # Panics
+/// When the script cannot run or fails: a service test cannot run without its service.
+#[allow(clippy::panic)]
+pub fn run_service_script(name: &str, args: &[&str]) {
+    let script = repo_root().join("scripts").join(name);
+    let output = std::process::Command::new(&script)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    if !output.status.success() {
+        panic!(
+            "{} {} failed: {}",
+            script.display(),
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
 /// The RabbitMQ URL the service tests use: `LAISSEZ_TEST_AMQP_URL`, or the local broker.
 pub fn amqp_url() -> String {
     std::env::var("LAISSEZ_TEST_AMQP_URL")

@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::repo_root;
+use crate::run_service_script;
 
 /// The ports of the local Cluster's masters (scripts/redis-cluster).
 fn cluster_ports() -> Vec<String> {
@@ -22,22 +22,11 @@ fn cluster_ports() -> Vec<String> {
 ///
 /// # Panics
 /// When the script fails: a Cluster test cannot run without the Cluster.
-#[allow(clippy::panic)]
 pub fn redis_cluster_url() -> String {
     if let Ok(url) = std::env::var("LAISSEZ_TEST_REDIS_CLUSTER_URL") {
         return url;
     }
-    let script = repo_root().join("scripts/redis-cluster");
-    let output = Command::new(&script)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    if !output.status.success() {
-        panic!(
-            "{} failed: {}",
-            script.display(),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    run_service_script("redis-cluster", &[]);
     let seeds: Vec<String> = cluster_ports()
         .iter()
         .map(|p| format!("127.0.0.1:{p}"))
@@ -52,20 +41,8 @@ pub fn redis_cluster_url() -> String {
 ///
 /// # Panics
 /// When the script fails.
-#[allow(clippy::panic)]
 pub fn redis_tls_cluster_url() -> String {
-    let script = repo_root().join("scripts/redis-cluster");
-    let output = Command::new(&script)
-        .arg("tls")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {} tls: {e}", script.display()));
-    if !output.status.success() {
-        panic!(
-            "{} tls failed: {}",
-            script.display(),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    run_service_script("redis-cluster", &["tls"]);
     let seeds: Vec<String> = std::env::var("LAISSEZ_TLS_CLUSTER_PORTS")
         .unwrap_or_else(|_| "7101 7102 7103".into())
         .split_whitespace()

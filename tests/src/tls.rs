@@ -1,9 +1,8 @@
 //! The local TLS listeners (scripts/tls-listeners) and their throwaway certificates.
 
 use std::path::PathBuf;
-use std::process::Command;
 
-use crate::repo_root;
+use crate::run_service_script;
 
 /// Paths of the throwaway TLS material, and the local TLS listeners' URLs.
 #[derive(Debug, Clone)]
@@ -27,19 +26,8 @@ pub struct TlsListeners {
 ///
 /// # Panics
 /// When the script fails: a service test cannot run without its listener.
-#[allow(clippy::panic)]
 pub fn tls_listeners() -> TlsListeners {
-    let script = repo_root().join("scripts/tls-listeners");
-    let output = Command::new(&script)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    if !output.status.success() {
-        panic!(
-            "{} failed: {}",
-            script.display(),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    run_service_script("tls-listeners", &[]);
     let base = std::env::var_os("LAISSEZ_SERVICES_DIR")
         .map_or_else(|| PathBuf::from("/tmp/laissez-services"), PathBuf::from);
     let dir = base.join("tls");

@@ -17,74 +17,26 @@
 //! signs the invocations while filling the queue, outside the timed part.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod common;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{
+    PREFETCH, amqp_url, consumer_config, counting_handler, cpu_seconds, env_number, fill,
+};
 use futures_lite::StreamExt as _;
+use laissez_amqp::lapin::Channel;
 use laissez_amqp::lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeleteOptions,
-    QueuePurgeOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeleteOptions, QueuePurgeOptions,
 };
 use laissez_amqp::lapin::types::FieldTable;
-use laissez_amqp::lapin::{Channel, Connection};
-use laissez_amqp::{
-    ConsumerConfig, Disposition, EnvelopeEncoding, HandlerError, Message, Middleware, Publisher,
-    TlsConfig, ToolCall, Topology,
-};
+use laissez_amqp::{Middleware, TlsConfig, Topology};
 use laissez_ledger::{RedbLedger, RedisLedger, UseLedger};
-use laissez_sign::{EnvelopeBuilder, SecretKey, SignedEnvelope};
-use laissez_verify::{ActionClass, OwnedCatalogue};
-use tokio::sync::Notify;
-
-const PREFETCH: u16 = 100;
+use laissez_sign::{EnvelopeBuilder, SecretKey};
 
 /// The workers' audience.
 const AUDIENCE: &str = "bench-queue";
-
-fn amqp_url() -> String {
-    std::env::var("LAISSEZ_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
-
-/// Publishes `n` calls under `envelope`; signed by `holder` (the agent's key) when given.
-async fn fill(
-    connection: &Connection,
-    queue: &str,
-    envelope: &SignedEnvelope,
-    holder: Option<&SecretKey>,
-    n: usize,
-) {
-    let publisher = Publisher::new(connection.create_channel().await.unwrap())
-        .await
-        .unwrap();
-    let channel = publisher.channel();
-    let body = b"{\"ticket\":42}";
-    for i in 0..n {
-        let id = format!("msg-{i}");
-        let mut call = ToolCall::new(
-            envelope.as_bytes(),
-            "crm.ticket.read",
-            ActionClass::Read,
-            &id,
-        );
-        if let Some(agent) = holder {
-            call = call.signed_by(agent, AUDIENCE);
-        }
-        channel
-            .basic_publish(
-                "".into(),
-                queue.into(),
-                BasicPublishOptions::default(),
-                body,
-                call.message_properties(EnvelopeEncoding::Bytes, body)
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-    }
-    channel.wait_for_confirms().await.unwrap();
-}
 
 async fn bare(channel: &Channel, queue: &str, n: usize) -> Duration {
     channel
@@ -122,28 +74,8 @@ async fn middleware<L: UseLedger + 'static>(
     ledger: Arc<L>,
     n: usize,
 ) -> Duration {
-    let handled = Arc::new(AtomicUsize::new(0));
-    let all_done = Arc::new(Notify::new());
-    let handler = {
-        let handled = handled.clone();
-        let all_done = all_done.clone();
-        move |_m: Message| {
-            let handled = handled.clone();
-            let all_done = all_done.clone();
-            async move {
-                if handled.fetch_add(1, Ordering::Relaxed) + 1 == n {
-                    all_done.notify_one();
-                }
-                Ok::<_, HandlerError>(Disposition::Ack)
-            }
-        }
-    };
-    let tools = OwnedCatalogue::new()
-        .with("crm.ticket.read", ActionClass::Read)
-        .unwrap();
-    let config =
-        ConsumerConfig::new(queue, AUDIENCE, vec![key.public_key()], tools).prefetch(PREFETCH);
-    let mw = Middleware::new(config, ledger, handler);
+    let (handler, all_done) = counting_handler(n);
+    let mw = Middleware::new(consumer_config(queue, AUDIENCE, key), ledger, handler);
     let start = Instant::now();
     let stats = mw.run(channel, all_done.notified()).await.unwrap();
     let elapsed = start.elapsed();
@@ -152,26 +84,12 @@ async fn middleware<L: UseLedger + 'static>(
     elapsed
 }
 
-/// CPU seconds this process has used (user + system, all threads), from `/proc/self/stat`
-/// (Linux; `None` elsewhere). Its unit is the kernel's USER_HZ, 100 per second.
-fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The command name, in parentheses, may hold spaces: count fields after its end.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line; the state (field 3) is fields[0].
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / 100.0)
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` lists; nothing to list.
     }
-    let n: usize = std::env::var("LAISSEZ_BENCH_MESSAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
+    let n = env_number("LAISSEZ_BENCH_MESSAGES", 20_000);
     let key = SecretKey::generate().unwrap();
     let connection = laissez_amqp::connect(&amqp_url(), "laissez bench")
         .await
@@ -231,7 +149,8 @@ async fn main() {
             builder = builder.holder(agent.public_key());
         }
         let envelope = builder.sign(&key).unwrap();
-        fill(&connection, &queue, &envelope, holder, n).await;
+        let signer = holder.map(|agent| (agent, AUDIENCE));
+        fill(&connection, &queue, &envelope, signer, "", n).await;
         let cpu_before = cpu_seconds();
         let elapsed = if case.starts_with("bare") {
             bare(consuming, &queue, n).await

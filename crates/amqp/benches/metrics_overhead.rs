@@ -17,86 +17,23 @@
 //! decisions, against the consumer CPU per message measured above.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod common;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use laissez_amqp::lapin::Connection;
-use laissez_amqp::lapin::options::{BasicPublishOptions, QueueDeleteOptions};
-use laissez_amqp::telemetry;
-use laissez_amqp::{
-    ConsumerConfig, Disposition, EnvelopeEncoding, HandlerError, Message, Middleware, Publisher,
-    ToolCall, Topology,
+use common::{
+    PREFETCH, amqp_url, consumer_config, counting_handler, cpu_seconds, env_number, fill,
 };
+use laissez_amqp::lapin::Connection;
+use laissez_amqp::lapin::options::QueueDeleteOptions;
+use laissez_amqp::telemetry;
+use laissez_amqp::{Middleware, Topology};
 use laissez_ledger::RedbLedger;
-use laissez_sign::{EnvelopeBuilder, SecretKey, SignedEnvelope};
-use laissez_verify::{ActionClass, OwnedCatalogue};
+use laissez_sign::{EnvelopeBuilder, SecretKey};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
-use tokio::sync::Notify;
 
-const PREFETCH: u16 = 100;
 const AUDIENCE: &str = "bench-metrics-queue";
-
-fn amqp_url() -> String {
-    std::env::var("LAISSEZ_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// CPU seconds this process's threads have run, in nanoseconds' precision: the sum of each
-/// thread's `/proc/self/task/*/schedstat` time on CPU (Linux; `None` elsewhere). Finer than
-/// `/proc/self/stat`'s 10 ms ticks, which are 1 % of a run here. The threads (the runtime's,
-/// lapin's and redb's writer) live through the whole bench.
-fn cpu_seconds() -> Option<f64> {
-    let mut total_ns: u64 = 0;
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let task = task.ok()?;
-        let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
-        total_ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
-    }
-    Some(total_ns as f64 / 1e9)
-}
-
-async fn fill(
-    connection: &Connection,
-    queue: &str,
-    envelope: &SignedEnvelope,
-    run: usize,
-    n: usize,
-) {
-    let publisher = Publisher::new(connection.create_channel().await.unwrap())
-        .await
-        .unwrap();
-    let channel = publisher.channel();
-    let body = b"{\"ticket\":42}";
-    for i in 0..n {
-        let id = format!("run-{run}-msg-{i}");
-        let call = ToolCall::new(
-            envelope.as_bytes(),
-            "crm.ticket.read",
-            ActionClass::Read,
-            &id,
-        );
-        channel
-            .basic_publish(
-                "".into(),
-                queue.into(),
-                BasicPublishOptions::default(),
-                body,
-                call.message_properties(EnvelopeEncoding::Bytes, body)
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-    }
-    channel.wait_for_confirms().await.unwrap();
-}
 
 /// One run: `n` messages through a middleware whose metrics go to `recorder` (none: no-ops).
 /// The messages per second and the CPU microseconds per message.
@@ -108,27 +45,8 @@ async fn run(
     recorder: Option<&PrometheusRecorder>,
     n: usize,
 ) -> (f64, Option<f64>) {
-    let handled = Arc::new(AtomicUsize::new(0));
-    let all_done = Arc::new(Notify::new());
-    let handler = {
-        let handled = handled.clone();
-        let all_done = all_done.clone();
-        move |_m: Message| {
-            let handled = handled.clone();
-            let all_done = all_done.clone();
-            async move {
-                if handled.fetch_add(1, Ordering::Relaxed) + 1 == n {
-                    all_done.notify_one();
-                }
-                Ok::<_, HandlerError>(Disposition::Ack)
-            }
-        }
-    };
-    let tools = OwnedCatalogue::new()
-        .with("crm.ticket.read", ActionClass::Read)
-        .unwrap();
-    let config =
-        ConsumerConfig::new(queue, AUDIENCE, vec![key.public_key()], tools).prefetch(PREFETCH);
+    let (handler, all_done) = counting_handler(n);
+    let config = consumer_config(queue, AUDIENCE, key);
     // The middleware registers its handles with the recorder current when it is made.
     let middleware = match recorder {
         Some(recorder) => {
@@ -243,7 +161,8 @@ async fn main() {
     for pair in 0..pairs {
         let mut measured = Vec::new();
         for (i, with) in [false, true].into_iter().enumerate() {
-            fill(&connection, &queue, &envelope, pair * 2 + i, n).await;
+            let ids = format!("run-{}-", pair * 2 + i);
+            fill(&connection, &queue, &envelope, None, &ids, n).await;
             let recorder = with.then_some(&recorder);
             measured.push(run(&connection, &queue, &key, ledger.clone(), recorder, n).await);
         }
