@@ -125,6 +125,17 @@ fn terminate(child: &Child) {
     assert!(kill.success());
 }
 
+/// SIGTERM, then the worker must exit 0 (graceful stop); its stderr is shown otherwise.
+async fn stop_gracefully(mut child: std::process::Child, stderr: std::thread::JoinHandle<String>) {
+    terminate(&child);
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = stderr.join().unwrap();
+    assert!(status.success(), "{stderr}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_counters_equal_the_decisions_printed_and_healthz_is_ready() {
     let s = Setup::new("metrics").await;
@@ -280,13 +291,7 @@ async fn the_counters_equal_the_decisions_printed_and_healthz_is_ready() {
     let (status, _, _) = request(&addr, "POST", "/metrics").await;
     assert_eq!(status, 405);
 
-    terminate(&child);
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    let stderr = stderr.join().unwrap();
-    assert!(status.success(), "{stderr}");
+    stop_gracefully(child, stderr).await;
     s.delete().await;
 }
 
@@ -309,13 +314,7 @@ async fn healthz_is_503_while_the_broker_is_unreachable() {
     );
     let (status, _, _) = request(&addr, "GET", "/metrics").await;
     assert_eq!(status, 200);
-    terminate(&child);
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    let stderr = stderr.join().unwrap();
-    assert!(status.success(), "{stderr}");
+    stop_gracefully(child, stderr).await;
     s.delete().await;
 }
 
@@ -370,12 +369,6 @@ async fn healthz_probes_the_redis_ledger_at_each_request() {
     proxy.heal();
     let ready = healthz_until(&addr, |status, _| status == 200).await;
     assert_eq!(ready, (200, "ready\n".to_owned()));
-    terminate(&child);
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    let stderr = stderr.join().unwrap();
-    assert!(status.success(), "{stderr}");
+    stop_gracefully(child, stderr).await;
     s.delete().await;
 }
