@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::*;
 use laissez_amqp::{ConsumerConfig, Disposition, HandlerError, Message};
-use laissez_ledger::{RedisLedger, RedisOptions, UseState};
+use laissez_ledger::{RedisLedger, UseState};
 use laissez_test_support::{CuttableProxy, ThrowawayRedis};
 use laissez_verify::ActionClass;
 
@@ -23,14 +23,7 @@ const REQUEUES_WHILE_CUT: u64 = 3;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ledger_unreachable_requeues_never_runs_and_runs_once_when_back() {
     let proxy = CuttableProxy::to_redis().await;
-    let mut options = RedisOptions::default();
-    options.response_timeout = Duration::from_secs(2);
-    options.connection_timeout = Duration::from_secs(1);
-    let ledger = Arc::new(
-        RedisLedger::connect_with(&proxy.redis_url(), options)
-            .await
-            .unwrap(),
-    );
+    let ledger = redis_ledger_through(&proxy).await;
     let direct = RedisLedger::connect(&redis_url()).await.unwrap();
     requeued_while_down_then_runs_once("ledger-down", ledger, &direct, proxy.cut(), async {
         proxy.heal();

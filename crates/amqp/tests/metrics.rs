@@ -27,7 +27,7 @@ use laissez_amqp::{
     ConsumerConfig, Disposition, HandlerError, Message, RevocationFollower, declare_stream,
     publish_record,
 };
-use laissez_ledger::{MemoryLedger, RedisLedger, RedisOptions};
+use laissez_ledger::MemoryLedger;
 use laissez_sign::RevocationBuilder;
 use laissez_test_support::CuttableProxy;
 use laissez_verify::ActionClass;
@@ -282,14 +282,7 @@ async fn a_ledger_that_does_not_answer_counts_errors_and_requeues() {
     let (kept, _turn) = recorder().await;
     let before = kept.counters();
     let proxy = CuttableProxy::to_redis().await;
-    let mut options = RedisOptions::default();
-    options.response_timeout = Duration::from_secs(2);
-    options.connection_timeout = Duration::from_secs(1);
-    let ledger = Arc::new(
-        RedisLedger::connect_with(&proxy.redis_url(), options)
-            .await
-            .unwrap(),
-    );
+    let ledger = redis_ledger_through(&proxy).await;
     let connection = connect().await;
     let q = Queue::declare(&connection, "metrics-ledger-down").await;
     let aud = q.name().to_owned();

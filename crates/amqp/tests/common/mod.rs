@@ -250,6 +250,21 @@ impl Keys {
     }
 }
 
+/// A Redis ledger reached through `proxy`, with short timeouts so that a cut shows quickly
+/// as `Unavailable`.
+pub async fn redis_ledger_through(
+    proxy: &laissez_test_support::CuttableProxy,
+) -> Arc<laissez_ledger::RedisLedger> {
+    let mut options = laissez_ledger::RedisOptions::default();
+    options.response_timeout = Duration::from_secs(2);
+    options.connection_timeout = Duration::from_secs(1);
+    Arc::new(
+        laissez_ledger::RedisLedger::connect_with(&proxy.redis_url(), options)
+            .await
+            .unwrap(),
+    )
+}
+
 pub fn classes_of(text: &str) -> Classes {
     laissez_sign::parse_classes(text).unwrap()
 }
