@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use laissez_ledger::{
     Ancestor, AnyLedger, Begin, Cti, LeaseToken, LedgerError as Error, MAX_ANCESTORS, MemoryLedger,
-    Outcome, RedbLedger, RedisLedger, UseLedger,
+    Outcome, RedbLedger, RedisLedger, RedisOptions, UseLedger,
 };
 use laissez_verify::{ActionClass, Claims};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -19,6 +19,30 @@ use crate::{LedgerError, bytes_like, error, is_str};
 /// How long `Verifier(..., ledger=...)` holds a lease: it completes at once (as `laissez
 /// verify --ledger`), so any short time.
 const VERIFY_LEASE: Duration = Duration::from_secs(30);
+
+/// The URL schemes `Ledger(...)` opens as Redis; anything else is a redb file's path.
+const REDIS_SCHEMES: [&str; 4] = [
+    "redis://",
+    "rediss://",
+    "redis+cluster://",
+    "rediss+cluster://",
+];
+
+/// `url` with the password of its user info, if any, replaced by `***`.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, hosts)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{hosts}{path}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
 
 pub(crate) fn ledger_error(py: Python<'_>, e: &Error) -> PyErr {
     error::<LedgerError>(py, e.code(), e)
@@ -201,31 +225,37 @@ impl Lease {
 impl Ledger {
     /// Opens a redb file (a path), or connects to Redis: one server (`redis://` or `rediss://`
     /// URL) or a Cluster (`redis+cluster://host:port,host:port…`, `rediss+cluster://`).
+    /// For `rediss`, `ca` (a PEM file of CA certificates) replaces the system's trusted roots,
+    /// and `cert` with `key` (PEM files) are the client certificate of mutual TLS.
     #[new]
-    fn new(py: Python<'_>, location: &Bound<'_, PyAny>) -> PyResult<Self> {
+    #[pyo3(signature = (location, *, ca = None, cert = None, key = None))]
+    fn new(
+        py: Python<'_>,
+        location: &Bound<'_, PyAny>,
+        ca: Option<PathBuf>,
+        cert: Option<PathBuf>,
+        key: Option<PathBuf>,
+    ) -> PyResult<Self> {
+        let mut options = RedisOptions::default();
+        options.tls.ca = ca;
+        options.tls.client_cert = cert;
+        options.tls.client_key = key;
         let text: Option<String> = if is_str(location) {
             Some(location.extract()?)
         } else {
             None
         };
         let opened = match text {
-            Some(url)
-                if [
-                    "redis://",
-                    "rediss://",
-                    "redis+cluster://",
-                    "rediss+cluster://",
-                ]
-                .iter()
-                .any(|scheme| url.starts_with(scheme)) =>
-            {
+            Some(url) if REDIS_SCHEMES.iter().any(|scheme| url.starts_with(scheme)) => {
+                // Shown by repr and in errors: never the URL's password.
+                let shown = without_password(&url);
                 py.detach(|| {
                     Ledger::open(
                         |rt| {
-                            rt.block_on(RedisLedger::connect(&url))
+                            rt.block_on(RedisLedger::connect_with(&url, options))
                                 .map(AnyLedger::Redis)
                         },
-                        url.clone(),
+                        shown,
                     )
                 })
             }
@@ -233,6 +263,11 @@ impl Ledger {
                 let path: PathBuf = location
                     .extract()
                     .map_err(|_| PyTypeError::new_err("a ledger is a path or a redis:// URL"))?;
+                if options.tls.is_set() {
+                    return Err(PyValueError::new_err(
+                        "ca, cert and key are for a rediss:// ledger, not a file",
+                    ));
+                }
                 let shown = path.display().to_string();
                 py.detach(|| Ledger::open(|_| RedbLedger::open(&path).map(AnyLedger::Redb), shown))
             }

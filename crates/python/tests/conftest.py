@@ -23,6 +23,33 @@ REDIS_CLUSTER_URL = os.environ.get(
     "LAISSEZ_TEST_REDIS_CLUSTER_URL",
     "redis+cluster://127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003/",
 )
+SERVICES_DIR = Path(os.environ.get("LAISSEZ_SERVICES_DIR", "/tmp/laissez-services"))
+# The certificate of the local TLS listeners names `localhost`: the host must match it.
+REDISS_URL = f"rediss://localhost:{os.environ.get('LAISSEZ_REDISS_PORT', '6390')}/"
+# The local TLS Cluster of `scripts/redis-cluster tls`; its nodes announce 127.0.0.1, which the
+# certificate names too.
+REDISS_CLUSTER_URL = "rediss+cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103/"
+
+
+@dataclass
+class TlsFiles:
+    """The throwaway TLS material of scripts/tls-certs, which the local listeners serve."""
+
+    ca: Path
+    cert: Path  # the client certificate (mutual TLS)
+    key: Path
+    other_ca: Path  # an unrelated CA: trusting only it, a client must refuse the servers
+
+
+@pytest.fixture(scope="session")
+def tls_files() -> TlsFiles:
+    """Starts the local TLS listeners and TLS Cluster when they are down (both scripts are
+    idempotent), as the Rust tests do."""
+    scripts = REPO / "scripts"
+    subprocess.run([scripts / "tls-listeners"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([scripts / "redis-cluster", "tls"], check=True, stdout=subprocess.DEVNULL)
+    tls = SERVICES_DIR / "tls"
+    return TlsFiles(tls / "ca.pem", tls / "client.pem", tls / "client.key", tls / "other-ca.pem")
 
 
 def laissez_bin() -> str:

@@ -366,8 +366,17 @@ class Lease:
         """The chain's root cti (hex) for a delegated use, else None."""
 
 class Ledger:
-    def __init__(self, location: _Path) -> None:
-        """A redb file path, or a redis:// / rediss:// URL."""
+    def __init__(
+        self,
+        location: _Path,
+        *,
+        ca: Optional[_Path] = None,
+        cert: Optional[_Path] = None,
+        key: Optional[_Path] = None,
+    ) -> None:
+        """A redb file path, or a redis://, rediss://, redis+cluster:// or rediss+cluster://
+        URL. For rediss: `ca` replaces the system's roots; `cert` and `key` are the client
+        certificate of mutual TLS (PEM files)."""
     @staticmethod
     def memory() -> Ledger: ...
     def begin(
