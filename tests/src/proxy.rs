@@ -30,8 +30,18 @@ impl CuttableProxy {
     /// When no local port can be bound.
     #[allow(clippy::expect_used)] // A test helper: failing to bind is the test's failure.
     pub async fn start(upstream: impl Into<String>) -> Self {
+        Self::start_on("127.0.0.1", upstream).await
+    }
+
+    /// As [`CuttableProxy::start`], listening on `ip` (a loopback address such as 127.0.0.2,
+    /// to reach a server under a name its certificate does not hold).
+    ///
+    /// # Panics
+    /// When no port can be bound on `ip`.
+    #[allow(clippy::expect_used)] // A test helper: failing to bind is the test's failure.
+    pub async fn start_on(ip: &str, upstream: impl Into<String>) -> Self {
         let upstream = upstream.into();
-        let listener = TcpListener::bind("127.0.0.1:0")
+        let listener = TcpListener::bind((ip, 0))
             .await
             .expect("bind a local port for the proxy");
         let port = listener

@@ -9,7 +9,7 @@ mod common;
 
 use common::*;
 use laissez_ledger::{LedgerError, RedisLedger, RedisOptions, UseLedger};
-use laissez_test_support::{TlsListeners, tls_listeners};
+use laissez_test_support::{CuttableProxy, TlsListeners, tls_listeners};
 
 fn mutual(tls: &TlsListeners, ca: &std::path::Path) -> RedisOptions {
     let mut options = RedisOptions::default();
@@ -50,6 +50,37 @@ async fn rediss_from_another_ca_is_refused_naming_the_certificate() {
             "the TLS handshake with Redis failed: invalid peer certificate: UnknownIssuer"
         ),
         "{text}"
+    );
+}
+
+#[tokio::test]
+async fn rediss_to_a_host_the_certificate_does_not_name_is_refused() {
+    let tls = tls_listeners();
+    let port = tls
+        .rediss_url
+        .trim_end_matches('/')
+        .rsplit_once(':')
+        .map(|(_, port)| port.to_owned())
+        .unwrap();
+    let upstream = format!("127.0.0.1:{port}");
+    // The same listener through a TCP proxy: on 127.0.0.1, which the certificate names, it
+    // works; on 127.0.0.2, which it does not, it is refused. The name is always checked.
+    let named = CuttableProxy::start_on("127.0.0.1", upstream.clone()).await;
+    let url = format!("rediss://127.0.0.1:{}/", named.port());
+    let ledger = RedisLedger::connect_with(&url, mutual(&tls, &tls.ca))
+        .await
+        .unwrap();
+    ledger.ping().await.unwrap();
+    let unnamed = CuttableProxy::start_on("127.0.0.2", upstream).await;
+    let url = format!("rediss://127.0.0.2:{}/", unnamed.port());
+    let err = RedisLedger::connect_with(&url, mutual(&tls, &tls.ca))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LedgerError::Config(_)), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("invalid peer certificate: certificate not valid for name \"127.0.0.2\""),
+        "{err}"
     );
 }
 
