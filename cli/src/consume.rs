@@ -113,7 +113,8 @@ pub(crate) struct ConsumeArgs {
         value_name = "FILE",
         env = "LAISSEZ_REDIS_CA",
         hide_env_values = true,
-        requires = "redis"
+        requires = "redis",
+        value_parser = crate::path_arg
     )]
     redis_ca: Option<PathBuf>,
     /// Client certificate (PEM) for mutual TLS with Redis; needs --redis-key.
@@ -122,7 +123,8 @@ pub(crate) struct ConsumeArgs {
         value_name = "FILE",
         env = "LAISSEZ_REDIS_CERT",
         hide_env_values = true,
-        requires_all = ["redis", "redis_key"]
+        requires_all = ["redis", "redis_key"],
+        value_parser = crate::path_arg
     )]
     redis_cert: Option<PathBuf>,
     /// The client certificate's private key (PKCS#8 PEM); needs --redis-cert.
@@ -131,7 +133,8 @@ pub(crate) struct ConsumeArgs {
         value_name = "FILE",
         env = "LAISSEZ_REDIS_KEY",
         hide_env_values = true,
-        requires_all = ["redis", "redis_cert"]
+        requires_all = ["redis", "redis_cert"],
+        value_parser = crate::path_arg
     )]
     redis_key: Option<PathBuf>,
     /// Messages fetched ahead and run at once.

@@ -435,6 +435,20 @@ fn redis_tls_options_are_usage_errors_without_rediss_or_half_given() {
         assert_eq!(out.status.code(), Some(2), "{url} {env:?}: {stderr}");
         assert!(stderr.contains(want), "{url} {env:?}: {stderr}");
     }
+    // An empty path is a usage error, as for every other file option.
+    for flag in ["--redis-ca", "--redis-cert", "--redis-key"] {
+        let out = consume_dead_broker(dir.path())
+            .env("LAISSEZ_REDIS_URL", &tls.rediss_url)
+            .args([flag, ""])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {stderr}");
+        assert!(
+            stderr.contains(flag) && stderr.contains("must not be empty"),
+            "{flag}: {stderr}"
+        );
+    }
     // --help names the variables, never their values.
     let out = consume_dead_broker(dir.path())
         .env("LAISSEZ_REDIS_CA", &tls.ca)
