@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{AGENT, Dir, stderr, stdout};
 use laissez_sign::keyfile::read_secret_key_file;

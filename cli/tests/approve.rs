@@ -7,7 +7,7 @@
 //! approver is exit 3; the print form signs the call given on the command line.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

@@ -6,7 +6,7 @@
 //! line; URLs come from the environment and their passwords are never printed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

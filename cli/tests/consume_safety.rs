@@ -10,7 +10,7 @@
 //!   it, and runs it exactly once when Redis is back.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};

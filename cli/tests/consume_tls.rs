@@ -8,7 +8,7 @@
 //! it; the key file's contents are never printed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -160,6 +160,9 @@ async fn revoke_publishes_over_tls_and_a_worker_denies_the_session() {
             .output()
             .unwrap()
     };
+    // The session's envelope was issued before its revocation ("issued up to iat", spec §14):
+    // signed after it, in a later second, it would rightly not be covered.
+    let env = envelope(&s, "task-r");
     let refused = revoke(&tls.other_ca);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(3), "{stderr}");
@@ -170,7 +173,6 @@ async fn revoke_publishes_over_tls_and_a_worker_denies_the_session() {
     assert!(stderr.contains("revocation record published"), "{stderr}");
 
     // The record is on the stream: a worker (over TLS too) denies the session's message.
-    let env = envelope(&s, "task-r");
     s.publish(env.as_bytes(), "crm.read", ActionClass::Read, "m-revoked")
         .await;
     let out = consume_tls(&s, &tls, &tls_flags(&tls, &tls.ca));

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use assert_cmd::assert::Assert;
 use common::{AGENT, Dir, SIGN_ARGS, stderr, stdout};

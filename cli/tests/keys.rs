@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{Dir, mode, set_mode, stderr, stdout};
 use laissez_sign::keyfile::{read_secret_key_file, read_trust_file};

@@ -3,7 +3,7 @@
 //! loose permissions), is checked on stdout and stderr, with logging at its most verbose.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};

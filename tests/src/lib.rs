@@ -247,6 +247,16 @@ pub fn assert_no_secret(what: &str, text: &str, forms: &[String]) {
     }
 }
 
+/// The name libtest gives the test `f` of the calling module, given its `module_path!()`:
+/// the binary's crate name dropped. A test that runs another test of its own binary in a
+/// child process names it so, whether its file is a binary or a module of one.
+pub fn test_name(module_path: &str, f: &str) -> String {
+    match module_path.split_once("::") {
+        Some((_, module)) => format!("{module}::{f}"),
+        None => f.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,8 @@
 //! `cargo test` runs offline: every test file that talks to RabbitMQ or Redis must sit behind
 //! its crate's `services` feature (a `[[test]]` entry with `required-features =
-//! ["services"]`), or a plain `cargo test` on a machine without them fails.
+//! ["services"]`, or a module of a test binary declared under `#[cfg(feature = "services")]`
+//! or inside a binary that requires it), or a plain `cargo test` on a machine without them
+//! fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::fs;
@@ -19,15 +21,21 @@ const SERVICE_MARKS: [&str; 8] = [
     "Publisher::",
 ];
 
-/// The `[[test]]` names of a manifest that require the `services` feature.
+/// The test files (stems) of a manifest's `[[test]]` entries that require the `services`
+/// feature: each entry's own file (`path`, else `tests/NAME.rs`).
 fn gated_tests(manifest: &str) -> Vec<String> {
     let mut gated = Vec::new();
     for block in manifest.split("[[test]]").skip(1) {
         let block = block.split("\n[").next().unwrap_or(block);
-        let name = block
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("name = "))
-            .map(|n| n.trim_matches('"').to_owned());
+        let value = |key: &str| {
+            block
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(key))
+                .map(|n| n.trim_matches('"').to_owned())
+        };
+        let stem = value("path = ")
+            .and_then(|p| Some(p.strip_prefix("tests/")?.strip_suffix(".rs")?.to_owned()))
+            .or_else(|| value("name = "));
         // `services` among the required features (alone, or with others such as the CLI's
         // test-only crash hooks).
         let requires_services = block.lines().any(|l| {
@@ -38,13 +46,55 @@ fn gated_tests(manifest: &str) -> Vec<String> {
                         .any(|f| f.trim().trim_matches(|c| c == '"' || c == ']') == "services")
                 })
         });
-        if let Some(name) = name
+        if let Some(stem) = stem
             && requires_services
         {
-            gated.push(name);
+            gated.push(stem);
         }
     }
     gated
+}
+
+/// The files a test binary's root declares as its modules (`#[path = "F.rs"] mod …;`), each
+/// with whether it is gated: the whole binary is (`binary_gated`), or a `#[cfg(…)]` naming
+/// the `services` feature stands right above its `#[path]`.
+fn modules_of(root: &str, binary_gated: bool) -> Vec<(String, bool)> {
+    let mut modules = Vec::new();
+    let mut cfg_services = false;
+    for line in root.lines().map(str::trim) {
+        if line.starts_with("#[cfg(") {
+            cfg_services = line.contains("feature = \"services\"");
+        } else if let Some(file) = line.strip_prefix("#[path = \"") {
+            let stem = file.trim_end_matches("\"]").trim_end_matches(".rs");
+            modules.push((stem.to_owned(), binary_gated || cfg_services));
+            cfg_services = false;
+        }
+    }
+    modules
+}
+
+/// Every gated test file of a crate: gated `[[test]]` binaries and their modules, and the
+/// gated modules of its other test binaries.
+fn gated_files(krate: &std::path::Path, manifest: &str) -> Vec<String> {
+    let gated = gated_tests(manifest);
+    let mut files = gated.clone();
+    let Ok(dir) = fs::read_dir(krate.join("tests")) else {
+        return files;
+    };
+    for entry in dir {
+        let path = entry.unwrap().path();
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let source = fs::read_to_string(&path).unwrap();
+        for (module, is_gated) in modules_of(&source, gated.contains(&stem)) {
+            if is_gated {
+                files.push(module);
+            }
+        }
+    }
+    files
 }
 
 #[test]
@@ -54,7 +104,7 @@ fn every_test_that_needs_a_service_is_behind_the_services_feature() {
     let mut seen = 0;
     for krate in ["crates/amqp", "crates/ledger", "cli", "examples"] {
         let manifest = fs::read_to_string(root.join(krate).join("Cargo.toml")).unwrap();
-        let gated = gated_tests(&manifest);
+        let gated = gated_files(&root.join(krate), &manifest);
         let Ok(dir) = fs::read_dir(root.join(krate).join("tests")) else {
             continue;
         };
@@ -92,4 +142,21 @@ fn every_test_that_needs_a_service_is_behind_the_services_feature() {
 fn the_manifest_reader_finds_gated_tests() {
     let manifest = "[package]\nname = \"x\"\n\n[[test]]\nname = \"a\"\nrequired-features = [\"services\"]\n\n[[test]]\nname = \"b\"\n\n[lints]\nworkspace = true\n";
     assert_eq!(gated_tests(manifest), ["a"]);
+    let manifest = "[[test]]\nname = \"all\"\npath = \"tests/broker.rs\"\nrequired-features = [\"services\", \"x\"]\n";
+    assert_eq!(gated_tests(manifest), ["broker"]);
+}
+
+#[test]
+fn the_module_reader_finds_gated_modules() {
+    let root = "//! doc\n#![cfg(x)]\n\n#[path = \"a.rs\"]\nmod a;\n#[cfg(all(feature = \"services\", feature = \"y\"))]\n#[path = \"b.rs\"]\nmod b;\n#[cfg(unix)]\n#[path = \"c.rs\"]\nmod c;\n";
+    let found = modules_of(root, false);
+    assert_eq!(
+        found,
+        [
+            ("a".to_owned(), false),
+            ("b".to_owned(), true),
+            ("c".to_owned(), false)
+        ]
+    );
+    assert!(modules_of(root, true).iter().all(|(_, gated)| *gated));
 }

@@ -6,7 +6,7 @@
 //! detail, never a run; a worker that requires approval denies an envelope without a rule.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;

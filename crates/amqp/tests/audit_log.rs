@@ -5,7 +5,7 @@
 //! publisher chooses cannot forge log lines or send terminal escapes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

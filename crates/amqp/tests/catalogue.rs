@@ -4,7 +4,7 @@
 //! `laissez-class` header that contradicts it is `malformed`. None of them runs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

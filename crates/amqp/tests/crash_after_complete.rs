@@ -7,7 +7,7 @@
 //! SIGKILLs itself before `complete` returns, so the middleware never gets to ack.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::PathBuf;
@@ -116,7 +116,8 @@ async fn a_crash_between_complete_and_ack_is_replayed_never_rerun() {
         let (aud, ledger_path, marker) = (aud.clone(), ledger_path.clone(), marker.clone());
         move || {
             std::process::Command::new(std::env::current_exe().unwrap())
-                .args(["child_worker", "--exact", "--ignored", "--nocapture"])
+                .arg(test_name(module_path!(), "child_worker"))
+                .args(["--exact", "--ignored", "--nocapture"])
                 .env(CHILD, &aud)
                 .env("LAISSEZ_TEST_LEDGER", &ledger_path)
                 .env("LAISSEZ_TEST_MARKER", &marker)

@@ -5,7 +5,7 @@
 //! `Reason::ALL`, so a new reason cannot go untested unnoticed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

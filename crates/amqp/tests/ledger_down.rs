@@ -5,7 +5,7 @@
 //! once (`docs/spec.md` §9, threat model ASI08).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

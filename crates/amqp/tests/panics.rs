@@ -6,7 +6,7 @@
 //! under the same use; a denial stands.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};

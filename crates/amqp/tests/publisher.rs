@@ -4,7 +4,7 @@
 //! success that loses a tool call.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use laissez_amqp::lapin::ExchangeKind;

@@ -3,7 +3,7 @@
 //! dead-letter a message that keeps being requeued, always under its one use.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! the local 3-master Redis Cluster (`scripts/redis-cluster`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -117,7 +117,8 @@ async fn killed_worker_redelivery(dir: &std::path::Path, ledger_at: &str) {
         .await;
 
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["child_worker", "--exact", "--ignored", "--nocapture"])
+        .arg(test_name(module_path!(), "child_worker"))
+        .args(["--exact", "--ignored", "--nocapture"])
         .env(CHILD, &aud)
         .env("LAISSEZ_TEST_LEDGER", ledger_at)
         .env("LAISSEZ_TEST_MARKER", &marker)

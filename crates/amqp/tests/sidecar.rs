@@ -3,7 +3,7 @@
 //! never run it; the idle timeout stops it gracefully.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

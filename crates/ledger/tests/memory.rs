@@ -1,7 +1,7 @@
 //! The in-memory backend against the shared scenarios, plus its races and collection.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

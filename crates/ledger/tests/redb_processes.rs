@@ -4,7 +4,7 @@
 #![cfg(all(feature = "redb", unix))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
@@ -189,7 +189,7 @@ fn spawn_child(path: &Path, mode: &str, proc: usize, seed: u64, extra: &[(&str, 
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([
         "--exact",
-        "child_process",
+        &laissez_test_support::test_name(module_path!(), "child_process"),
         "--ignored",
         "--nocapture",
         "--test-threads=1",

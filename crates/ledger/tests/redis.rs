@@ -3,8 +3,8 @@
 #![cfg(feature = "redis")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-mod redis_suite;
+use crate::common;
+use crate::redis_suite;
 
 use std::time::Duration;
 

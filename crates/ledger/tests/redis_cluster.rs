@@ -6,9 +6,9 @@
 #![cfg(feature = "redis")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-mod redis_suite;
-mod revocations_common;
+use crate::common;
+use crate::redis_suite;
+use crate::revocations_common;
 
 use common::*;
 use laissez_ledger::{

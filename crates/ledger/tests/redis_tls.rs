@@ -5,7 +5,7 @@
 #![cfg(feature = "redis")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use laissez_ledger::{LedgerError, RedisLedger, RedisOptions, UseLedger};

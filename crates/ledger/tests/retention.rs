@@ -3,7 +3,7 @@
 //! `RETENTION_GRACE_SECS` (60 s); they are in one binary so that they wait side by side.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Revocation records in the memory and redb ledgers (`docs/ledger.md`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod revocations_common;
+use crate::revocations_common;
 
 use laissez_ledger::{MemoryLedger, RECORD_GRACE_SECS, RedbLedger, RevocationStore};
 use revocations_common::*;

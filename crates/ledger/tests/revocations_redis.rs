@@ -2,7 +2,7 @@
 //! them at once (`docs/ledger.md`). Needs Redis.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod revocations_common;
+use crate::revocations_common;
 
 use laissez_ledger::{RECORD_GRACE_SECS, RedisLedger, RedisOptions, RevocationStore};
 use revocations_common::*;

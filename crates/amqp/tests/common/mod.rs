@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 /// Generous: the machine is a loaded 2-core box.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
-pub use laissez_test_support::{amqp_url, redis_url};
+pub use laissez_test_support::{amqp_url, redis_url, test_name};
 
 /// A name no other test or run uses.
 pub fn unique(prefix: &str) -> String {

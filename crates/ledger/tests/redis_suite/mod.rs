@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use laissez_ledger::{Outcome, RedisLedger, UseLedger};
 
-use crate::common::*;
+use super::common::*;
 
 /// A ledger on `url`, with default options.
 pub(crate) async fn ledger_at(url: &str) -> RedisLedger {

@@ -1,0 +1,57 @@
+//! The command line's tests: `laissez` run as a user would, offline, and (feature `services`)
+//! against the real RabbitMQ and Redis.
+//!
+//! One test binary instead of one per file, so that the heavy dependency tree is linked once:
+//! each file is a module of this one, sharing its `common` module. A new test
+//! file is listed here.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+#[path = "approval_flags.rs"]
+mod approval_flags;
+#[cfg(all(feature = "services", feature = "test-crash-hooks"))]
+#[path = "approve.rs"]
+mod approve;
+#[path = "closed_stdout.rs"]
+mod closed_stdout;
+#[cfg(feature = "services")]
+#[path = "consume.rs"]
+mod consume;
+#[cfg(feature = "services")]
+#[path = "consume_delegation.rs"]
+mod consume_delegation;
+#[cfg(feature = "services")]
+#[path = "consume_holder.rs"]
+mod consume_holder;
+#[cfg(feature = "services")]
+#[path = "consume_metrics.rs"]
+mod consume_metrics;
+#[cfg(feature = "services")]
+#[path = "consume_safety.rs"]
+mod consume_safety;
+#[cfg(feature = "services")]
+#[path = "consume_tls.rs"]
+mod consume_tls;
+#[path = "decisions.rs"]
+mod decisions;
+#[path = "delegate.rs"]
+mod delegate;
+#[path = "holder.rs"]
+mod holder;
+#[path = "keys.rs"]
+mod keys;
+#[path = "readme_session.rs"]
+mod readme_session;
+#[path = "revoke.rs"]
+mod revoke;
+#[cfg(feature = "services")]
+#[path = "revoke_amqp.rs"]
+mod revoke_amqp;
+#[path = "secrets.rs"]
+mod secrets;
+#[path = "sign_and_profiles.rs"]
+mod sign_and_profiles;
+#[path = "systemd_unit.rs"]
+mod systemd_unit;
