@@ -193,7 +193,10 @@ fn run_sessions(file: &str) {
     assert_eq!(sessions.len(), *want_blocks, "{file}: its console blocks");
     let dir = Dir::new();
     let commands: usize = sessions.iter().map(|s| run_block(file, s, &dir)).sum();
-    assert_eq!(commands, *want_commands, "{file}: the commands of its sessions");
+    assert_eq!(
+        commands, *want_commands,
+        "{file}: the commands of its sessions"
+    );
 }
 
 #[test]
@@ -240,11 +243,14 @@ fn every_console_block_of_the_docs_is_run() {
     assert_eq!(with_sessions, run, "the markdown files with console blocks");
 }
 
-
 #[test]
 fn the_guide_profile_is_a_valid_profile() {
     let profiles = blocks(&read("docs/guide/command-line.md"), "toml");
-    assert_eq!(profiles.len(), 1, "the command-line guide shows one signing profile");
+    assert_eq!(
+        profiles.len(),
+        1,
+        "the command-line guide shows one signing profile"
+    );
     let profile = &profiles[0];
     let dir = Dir::new();
     dir.keygen("k");

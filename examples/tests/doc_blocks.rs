@@ -80,7 +80,10 @@ fn every_rust_block_of_the_readme_and_the_guides_is_a_doc_test() {
         }
     }
     for file in &included {
-        assert!(root().join(file).exists(), "lib.rs includes {file}, which is gone");
+        assert!(
+            root().join(file).exists(),
+            "lib.rs includes {file}, which is gone"
+        );
     }
     let expected: BTreeMap<String, usize> = [
         ("README.md", 2),

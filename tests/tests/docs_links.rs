@@ -70,7 +70,13 @@ fn links(text: &str) -> Vec<String> {
     while let Some(at) = rest.find("](") {
         rest = &rest[at + 2..];
         let end = rest.find(')').expect("a link is closed on its line");
-        out.push(rest[..end].split_whitespace().next().unwrap_or("").to_owned());
+        out.push(
+            rest[..end]
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_owned(),
+        );
     }
     for line in text.lines() {
         if let Some((label, target)) = line.split_once("]: ")
@@ -148,6 +154,9 @@ fn every_relative_link_of_the_docs_names_an_existing_file_and_heading() {
 fn links_in_code_are_not_links_and_anchors_follow_github() {
     let text = "see [a](a.md) and `[b](b.md)`\n```\n[c](c.md)\n```\n[d]: d.md#x\n";
     assert_eq!(links(text), ["a.md", "d.md#x"]);
-    assert_eq!(slug(" The sidecar: `laissez consume`"), "the-sidecar-laissez-consume");
+    assert_eq!(
+        slug(" The sidecar: `laissez consume`"),
+        "the-sidecar-laissez-consume"
+    );
     assert_eq!(anchors("# A\n```\n# not\n```\n## B c"), ["a", "b-c"]);
 }
