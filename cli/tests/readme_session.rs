@@ -144,7 +144,7 @@ fn run_block(file: &str, session: &str, dir: &Dir) -> usize {
             words,
             stdin,
             stdout,
-        } = parse(&substitute(command, &dir));
+        } = parse(&substitute(command, dir));
         assert_eq!(words[0], "laissez");
         let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
         let mut cmd = dir.laissez(&args);
