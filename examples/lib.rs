@@ -363,7 +363,23 @@ pub fn quickstart(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
     tour::delegation(out, &key, signed_at, &ledger)
 }
 
-/// The README's Rust examples, compiled and run as doc-tests so that they cannot drift.
+/// The Rust blocks of the README, the guides and the crates' READMEs, compiled and run as
+/// doc-tests so that they cannot drift. `tests/doc_blocks.rs` checks that this list names every
+/// markdown file with a Rust block, so none is left out.
 #[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-pub struct ReadmeDoctests;
+pub mod doc_blocks {
+    #[doc = include_str!("../README.md")]
+    pub struct Readme;
+    #[doc = include_str!("../docs/guide/rust.md")]
+    pub struct GuideRust;
+    #[doc = include_str!("../docs/guide/rabbitmq.md")]
+    pub struct GuideRabbitmq;
+    #[doc = include_str!("../crates/verify/README.md")]
+    pub struct CrateVerify;
+    #[doc = include_str!("../crates/sign/README.md")]
+    pub struct CrateSign;
+    #[doc = include_str!("../crates/ledger/README.md")]
+    pub struct CrateLedger;
+    #[doc = include_str!("../crates/amqp/README.md")]
+    pub struct CrateAmqp;
+}

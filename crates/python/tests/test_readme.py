@@ -1,5 +1,6 @@
-"""The README's Python section runs as written: its ```python blocks, in order, in one
-namespace, against the real RabbitMQ for the publishing block."""
+"""The Python examples run as written: the README's, and the ```python blocks of
+docs/guide/python.md, in order, in one namespace, against the real RabbitMQ for the publishing
+block."""
 
 from __future__ import annotations
 
@@ -10,19 +11,27 @@ import pika
 from conftest import AMQP_URL, REPO
 
 
-def readme_blocks() -> list[str]:
-    text = (REPO / "README.md").read_text()
-    section = text.split("\n## In Python\n", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+def python_blocks(relative: str) -> list[str]:
+    """The ```python blocks of a markdown file of the repository, in order."""
+    text = (REPO / relative).read_text()
+    return re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
 
 
-def test_the_readme_python_section_runs():
-    blocks = readme_blocks()
-    assert len(blocks) == 3, "the README's Python section has its three examples"
+def test_the_readme_python_example_runs():
+    blocks = python_blocks("README.md")
+    assert len(blocks) == 1, "the README has one Python example"
+    namespace: dict = {}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)
+    assert namespace["worker"].audience == "billing-queue"
+
+
+def test_the_python_guide_runs():
+    blocks = python_blocks("docs/guide/python.md")
+    assert len(blocks) == 3, "the Python guide has its three examples"
     namespace: dict = {}
     for block in blocks:
         exec(compile(block.replace("amqp://guest:guest@127.0.0.1:5672/%2f", AMQP_URL),
-                     "README.md", "exec"), namespace)
+                     "docs/guide/python.md", "exec"), namespace)
     assert namespace["decision"].use == 1
     assert namespace["approved"].approved_by == [namespace["alice"].kid]
     assert len(namespace["delegated"].chain) == 2 and namespace["revoked"].reason == "revoked"

@@ -32,21 +32,25 @@ def test_stubs_and_py_typed_ship_and_match_the_module():
             assert actual == names - {"__init__"} - {n for n in names if n.startswith("__")}, node.name
 
 
-def test_the_readme_example_and_the_pika_helper_type_check_strictly(tmp_path):
-    """mypy --strict against the stubs: what users write from the README type-checks."""
-    import re
+def test_the_examples_and_the_pika_helper_type_check_strictly(tmp_path):
+    """mypy --strict against the stubs: what users write from the README and the Python guide
+    type-checks."""
     import subprocess
     import sys
 
-    from conftest import REPO
+    from test_readme import python_blocks
 
-    section = (REPO / "README.md").read_text().split("\n## In Python\n", 1)[1].split("\n## ", 1)[0]
-    example = tmp_path / "readme_example.py"
-    example.write_text("\n".join(re.findall(r"```python\n(.*?)```", section, flags=re.S)))
+    examples = []
+    for relative, count in (("README.md", 1), ("docs/guide/python.md", 3)):
+        blocks = python_blocks(relative)
+        assert len(blocks) == count, relative
+        example = tmp_path / (relative.replace("/", "_").replace(".md", "") + "_example.py")
+        example.write_text("\n".join(blocks))
+        examples.append(str(example))
     pika_helper = Path(laissez.__file__).with_name("pika.py")
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--ignore-missing-imports",
-         "--cache-dir", str(tmp_path / "mypy-cache"), str(example), str(pika_helper)],
+         "--cache-dir", str(tmp_path / "mypy-cache"), *examples, str(pika_helper)],
         capture_output=True, text=True, check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
