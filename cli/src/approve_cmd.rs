@@ -337,7 +337,10 @@ impl<'a> Shown<'a> {
                 )));
             }
         } else {
-            write_stderr_line(&format!("  body:       {len} bytes: {}", body_text(self.body)));
+            write_stderr_line(&format!(
+                "  body:       {len} bytes: {}",
+                body_text(self.body)
+            ));
         }
         Ok(())
     }
@@ -412,7 +415,10 @@ mod tests {
         assert!(!hostile.contains('\u{202e}') && !hostile.contains('\u{200b}'));
         assert_eq!(body_text(&[0xff, b'a', b'\\']), "\\xffa\\\\");
         // Issue 23: the end of a 262-byte body is shown, not cut at 200 bytes.
-        let long = format!("{}\"scope\":\"ALL_TICKETS\",\"hard_delete\":true}}", "x".repeat(220));
+        let long = format!(
+            "{}\"scope\":\"ALL_TICKETS\",\"hard_delete\":true}}",
+            "x".repeat(220)
+        );
         assert!(body_text(long.as_bytes()).ends_with("\"hard_delete\":true}"));
         let cut = "é".repeat(10);
         assert_eq!(body_text(&cut.as_bytes()[..5]), "éé");
@@ -440,7 +446,10 @@ mod tests {
             link("A", Some("alice"), Some("s1")),
             link("B\u{200b}", Some("alice"), Some("s1")),
         ]);
-        assert_eq!(same.named(|l| l.obo), "alice (delegated: named by the root, A)");
+        assert_eq!(
+            same.named(|l| l.obo),
+            "alice (delegated: named by the root, A)"
+        );
         // Issue 23: a delegate asserting an obo its root never named is never shown as fact.
         let asserted = shown(vec![
             link("A", Some("alice"), None),

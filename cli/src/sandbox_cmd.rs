@@ -47,8 +47,8 @@ pub(crate) fn sandbox(args: &SandboxArgs) -> Result<(), Failure> {
     use std::os::unix::process::CommandExt as _;
 
     use landlock::{
-        ABI, Access, AccessFs, CompatLevel, Compatible, Ruleset, RulesetAttr,
-        RulesetCreatedAttr, path_beneath_rules,
+        ABI, Access, AccessFs, CompatLevel, Compatible, Ruleset, RulesetAttr, RulesetCreatedAttr,
+        path_beneath_rules,
     };
 
     let Some((program, rest)) = args.command.split_first() else {

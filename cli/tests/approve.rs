@@ -433,14 +433,24 @@ async fn an_issuer_key_is_never_an_approver_and_the_print_form_signs_the_call() 
 
 /// Publishes `body` under `env` for `crm.drop` with `id` straight into `queue`, with
 /// `x-death` naming `from` (reason `rejected`) when given: what a publisher can do itself.
-async fn publish_parked(s: &Setup, queue: &str, env: &[u8], id: &str, body: &[u8], from: Option<&str>) {
+async fn publish_parked(
+    s: &Setup,
+    queue: &str,
+    env: &[u8],
+    id: &str,
+    body: &[u8],
+    from: Option<&str>,
+) {
     use laissez_amqp::lapin::types::{AMQPValue, FieldArray, LongString};
     let props = ToolCall::new(env, "crm.drop", ActionClass::Destructive, id)
         .properties(EnvelopeEncoding::Bytes);
     let mut headers = props.headers().clone().unwrap_or_default();
     if let Some(from) = from {
         let mut death = FieldTable::default();
-        death.insert("queue".into(), AMQPValue::LongString(LongString::from(from)));
+        death.insert(
+            "queue".into(),
+            AMQPValue::LongString(LongString::from(from)),
+        );
         death.insert("reason".into(), AMQPValue::LongString("rejected".into()));
         death.insert("count".into(), AMQPValue::LongLongInt(1));
         death.insert("exchange".into(), AMQPValue::LongString("".into()));
@@ -450,10 +460,7 @@ async fn publish_parked(s: &Setup, queue: &str, env: &[u8], id: &str, body: &[u8
         );
     }
     let channel = s.connection.create_channel().await.unwrap();
-    channel
-        .confirm_select(Default::default())
-        .await
-        .unwrap();
+    channel.confirm_select(Default::default()).await.unwrap();
     channel
         .basic_publish(
             "".into(),
@@ -472,16 +479,18 @@ async fn publish_parked(s: &Setup, queue: &str, env: &[u8], id: &str, body: &[u8
 async fn own_queue(s: &Setup, name: &str) {
     let channel = s.connection.create_channel().await.unwrap();
     channel
-        .queue_declare(name.into(), QueueDeclareOptions::default(), FieldTable::default())
+        .queue_declare(
+            name.into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
         .await
         .unwrap();
 }
 
 async fn drop_queue(s: &Setup, name: &str) {
     let channel = s.connection.create_channel().await.unwrap();
-    let _ = channel
-        .queue_delete(name.into(), Default::default())
-        .await;
+    let _ = channel.queue_delete(name.into(), Default::default()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -522,13 +531,24 @@ async fn a_forged_x_death_is_left_parked_reported_escaped_and_never_republished(
         "never republished, still parked"
     );
     // Asked for by id: the same, said as the reason.
-    let (out, stderr) = run(&mut approve(&s, "a.key", &["--yes", "--message-id", "m-forged"]));
+    let (out, stderr) = run(&mut approve(
+        &s,
+        "a.key",
+        &["--yes", "--message-id", "m-forged"],
+    ));
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("never republished; it stays parked"), "{stderr}");
+    assert!(
+        stderr.contains("never republished; it stays parked"),
+        "{stderr}"
+    );
     // Without x-death at all: the same.
     publish_parked(&s, &dlq, env.as_bytes(), "m-none", b"{}", None).await;
     wait_ready(&s, &dlq, 2).await;
-    let (out, stderr) = run(&mut approve(&s, "a.key", &["--yes", "--message-id", "m-none"]));
+    let (out, stderr) = run(&mut approve(
+        &s,
+        "a.key",
+        &["--yes", "--message-id", "m-none"],
+    ));
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("it has no x-death header"), "{stderr}");
     assert_eq!((ready(&s, &queue).await, ready(&s, &dlq).await), (0, 2));
@@ -554,21 +574,34 @@ async fn to_names_the_work_queue_and_only_calls_rejected_from_it_are_offered() {
     // --to another queue: the message was rejected from the work queue, so it is not offered.
     let (out, stderr) = run(&mut approve(&s, "a.key", &["--yes", "--to", &other]));
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains(&format!("not rejected from {other}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("not rejected from {other}")),
+        "{stderr}"
+    );
     wait_ready(&s, &dlq, 1).await;
     assert_eq!(ready(&s, &other).await, 0);
 
     // --to the work queue: approved and republished there.
     let (out, stderr) = run(&mut approve(&s, "a.key", &["--yes", "--to", &queue]));
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains(&format!("  queue:      {queue}\n")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("  queue:      {queue}\n")),
+        "{stderr}"
+    );
     assert_eq!((ready(&s, &queue).await, ready(&s, &dlq).await), (1, 0));
     assert_eq!(reasons(&consume(&s).0), ["allowed"]);
 
     // A --from without .dlq needs --to: exit 2 before anything is taken.
     let mut cmd = laissez(&s);
     cmd.args(["approve", "--key", "a.key", "--from", &other, "--yes"])
-        .args(["--trust", "trust.pub", "--aud", &queue, "--tools", "tools.toml"]);
+        .args([
+            "--trust",
+            "trust.pub",
+            "--aud",
+            &queue,
+            "--tools",
+            "tools.toml",
+        ]);
     let (out, stderr) = run(&mut cmd);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--to QUEUE"), "{stderr}");
@@ -616,12 +649,22 @@ async fn scanning_many_large_parked_messages_takes_the_memory_of_one() {
     );
     let body = vec![b'x'; SIZE];
     for i in 0..COUNT {
-        publish_parked(&s, &dlq, env.as_bytes(), &format!("m-{i}"), &body, Some(&queue)).await;
+        publish_parked(
+            &s,
+            &dlq,
+            env.as_bytes(),
+            &format!("m-{i}"),
+            &body,
+            Some(&queue),
+        )
+        .await;
     }
     wait_ready(&s, &dlq, COUNT as u32).await;
     // None is the one asked for: every message is looked at and left parked.
     let cmd = approve(&s, "a.key", &["--yes", "--message-id", "absent"]);
-    let (out, peak) = tokio::task::spawn_blocking(move || peak_rss(cmd)).await.unwrap();
+    let (out, peak) = tokio::task::spawn_blocking(move || peak_rss(cmd))
+        .await
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -654,8 +697,20 @@ async fn the_whole_body_is_shown_and_a_larger_one_needs_approve_unshown() {
         "{{\"ticket\":42,\"note\":\"{}\",\"scope\":\"ALL_TICKETS\",\"hard_delete\":true}}",
         "x".repeat(200)
     );
-    publish_parked(&s, &dlq, env.as_bytes(), "m-long", body.as_bytes(), Some(&queue)).await;
-    let (out, stderr) = run(&mut approve(&s, "a.key", &["--yes", "--message-id", "m-long"]));
+    publish_parked(
+        &s,
+        &dlq,
+        env.as_bytes(),
+        "m-long",
+        body.as_bytes(),
+        Some(&queue),
+    )
+    .await;
+    let (out, stderr) = run(&mut approve(
+        &s,
+        "a.key",
+        &["--yes", "--message-id", "m-long"],
+    ));
     assert!(out.status.success(), "{stderr}");
     assert!(
         stderr.contains(&format!("  body:       {} bytes: {body}\n", body.len())),
@@ -666,7 +721,11 @@ async fn the_whole_body_is_shown_and_a_larger_one_needs_approve_unshown() {
     // Over 64 KiB: refused (exit 2, still parked) unless the approver says so.
     let big = vec![b'y'; 64 * 1024 + 10];
     publish_parked(&s, &dlq, env.as_bytes(), "m-big", &big, Some(&queue)).await;
-    let (out, stderr) = run(&mut approve(&s, "a.key", &["--yes", "--message-id", "m-big"]));
+    let (out, stderr) = run(&mut approve(
+        &s,
+        "a.key",
+        &["--yes", "--message-id", "m-big"],
+    ));
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("NOT SHOWN:  the last 10 bytes"), "{stderr}");
     assert!(stderr.contains("--approve-unshown"), "{stderr}");
@@ -697,21 +756,55 @@ async fn a_delegated_call_is_shown_root_to_leaf_with_who_named_obo_and_session()
     for k in ["orch", "h1", "h2"] {
         ok(&s, &["keygen", "--out", &format!("{k}.key")]);
     }
-    std::fs::copy(s.dir.path().join("orch.key.pub"), s.dir.path().join("trust.pub")).unwrap();
+    std::fs::copy(
+        s.dir.path().join("orch.key.pub"),
+        s.dir.path().join("trust.pub"),
+    )
+    .unwrap();
     let root = ok(
         &s,
         &[
-            "sign", "--key", "orch.key", "--agent", "agent-A", "--aud", &queue,
-            "--tool", "crm.*=read+write+destructive", "--max-uses", "3",
-            "--holder", "h1.key.pub", "--obo", "alice", "--session", "s-1",
-            "--approval", "destructive", "--approvals", "1", "--approver", "a.key.pub",
+            "sign",
+            "--key",
+            "orch.key",
+            "--agent",
+            "agent-A",
+            "--aud",
+            &queue,
+            "--tool",
+            "crm.*=read+write+destructive",
+            "--max-uses",
+            "3",
+            "--holder",
+            "h1.key.pub",
+            "--obo",
+            "alice",
+            "--session",
+            "s-1",
+            "--approval",
+            "destructive",
+            "--approvals",
+            "1",
+            "--approver",
+            "a.key.pub",
         ],
     );
     let chain = ok(
         &s,
         &[
-            "delegate", "--key", "h1.key", "--parent", &root, "--agent", "agent-B\u{2060}",
-            "--holder", "h2.key.pub", "--tool", "crm.drop=destructive", "--max-uses", "1",
+            "delegate",
+            "--key",
+            "h1.key",
+            "--parent",
+            &root,
+            "--agent",
+            "agent-B\u{2060}",
+            "--holder",
+            "h2.key.pub",
+            "--tool",
+            "crm.drop=destructive",
+            "--max-uses",
+            "1",
         ],
     );
     let body = "ticket 7";
@@ -719,9 +812,21 @@ async fn a_delegated_call_is_shown_root_to_leaf_with_who_named_obo_and_session()
     let invocation = ok(
         &s,
         &[
-            "invoke", "--key", "h2.key", "--envelope", &chain, "--aud", &queue,
-            "--message-id", "m-chain", "--tool", "crm.drop", "--class", "destructive",
-            "--body", "body",
+            "invoke",
+            "--key",
+            "h2.key",
+            "--envelope",
+            &chain,
+            "--aud",
+            &queue,
+            "--message-id",
+            "m-chain",
+            "--tool",
+            "crm.drop",
+            "--class",
+            "destructive",
+            "--body",
+            "body",
         ],
     );
     let links: Vec<Vec<u8>> = chain

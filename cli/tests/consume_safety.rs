@@ -387,7 +387,10 @@ async fn a_nul_in_the_message_id_is_malformed_before_a_use_is_spent() {
         ],
         "{stderr}"
     );
-    assert!(stderr.contains(r#""detail":"nul_in_message_id""#), "{stderr}");
+    assert!(
+        stderr.contains(r#""detail":"nul_in_message_id""#),
+        "{stderr}"
+    );
     let runs = std::fs::read_to_string(s.dir.path().join("runs.txt")).unwrap_or_default();
     assert_eq!(runs, "ran m-2\n", "the handler never ran for the NUL id");
     // Dead-lettered, not requeued.

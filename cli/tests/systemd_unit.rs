@@ -75,16 +75,25 @@ fn exec_start_runs_consume_with_flags_it_takes() {
         .output()
         .unwrap();
     let help = String::from_utf8(help.stdout).unwrap();
-    let dashes = handler.iter().position(|a| a == "--").expect("sandbox ... -- HANDLER");
+    let dashes = handler
+        .iter()
+        .position(|a| a == "--")
+        .expect("sandbox ... -- HANDLER");
     assert_eq!(dashes, handler.len() - 2, "{argv:?}");
     for flag in handler[2..dashes].iter().filter(|a| a.starts_with("--")) {
-        assert!(help.contains(&format!("{flag} ")), "`laissez sandbox` has no {flag}");
+        assert!(
+            help.contains(&format!("{flag} ")),
+            "`laissez sandbox` has no {flag}"
+        );
     }
 }
 
 /// The value of `flag` in `argv`.
 fn value_of<'a>(argv: &'a [String], flag: &str) -> &'a str {
-    let at = argv.iter().position(|a| a == flag).unwrap_or_else(|| panic!("no {flag}"));
+    let at = argv
+        .iter()
+        .position(|a| a == flag)
+        .unwrap_or_else(|| panic!("no {flag}"));
     &argv[at + 1]
 }
 
@@ -104,7 +113,10 @@ fn each_instance_has_its_own_metrics_address() {
             .any(|l| l.starts_with("EnvironmentFile=") && l.contains("/%i/")),
         "the variable must come from a file of the instance's own"
     );
-    assert!(unit.contains("LAISSEZ_METRICS ("), "worker.env documents it");
+    assert!(
+        unit.contains("LAISSEZ_METRICS ("),
+        "worker.env documents it"
+    );
 }
 
 #[test]
@@ -144,7 +156,11 @@ fn the_handler_cannot_write_the_ledger_under_the_units_sandbox() {
         cmd.arg("sandbox");
         for path in &writable {
             cmd.arg("--write");
-            cmd.arg(if path.as_str() == "/tmp" { tmp.as_path() } else { Path::new(path.as_str()) });
+            cmd.arg(if path.as_str() == "/tmp" {
+                tmp.as_path()
+            } else {
+                Path::new(path.as_str())
+            });
         }
         cmd.args(["--", "sh", "-c", script])
             .env("LEDGER", &ledger)
@@ -158,7 +174,12 @@ fn the_handler_cannot_write_the_ledger_under_the_units_sandbox() {
     let out = sandboxed(
         r#"cat "$LEDGER" && echo "$LAISSEZ_MESSAGE_ID" > "$TMPDIR/out" && echo x > /dev/null && exit 7"#,
     );
-    assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(out.stdout, b"uses");
     assert_eq!(std::fs::read(tmp.join("out")).unwrap(), b"m-1\n");
     // What it may not: append, truncate, replace, rename or remove the ledger, or add a file
@@ -175,7 +196,11 @@ fn the_handler_cannot_write_the_ledger_under_the_units_sandbox() {
         let out = sandboxed(script);
         assert!(!out.status.success(), "{script} succeeded in the sandbox");
     }
-    assert_eq!(std::fs::read(&ledger).unwrap(), b"uses", "the ledger is untouched");
+    assert_eq!(
+        std::fs::read(&ledger).unwrap(),
+        b"uses",
+        "the ledger is untouched"
+    );
     assert_eq!(std::fs::read_dir(&state).unwrap().count(), 1);
 }
 

@@ -214,7 +214,11 @@ async fn learn<L: UseLedger, H>(
             return Some(Facts::Unpassable("nul_in_message_id"));
         }
         let claimed = [Some(&claims.sub), claims.obo.as_ref(), claims.sid.as_ref()];
-        if claimed.into_iter().flatten().any(|text| text.contains('\0')) {
+        if claimed
+            .into_iter()
+            .flatten()
+            .any(|text| text.contains('\0'))
+        {
             return Some(Facts::Unpassable("nul_in_claims"));
         }
     }

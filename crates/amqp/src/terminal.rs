@@ -112,9 +112,23 @@ mod tests {
         // The forged x-death queue of issue 23: `rt-apq` and a zero-width space.
         assert_eq!(escape_text("rt-apq\u{200b}"), "rt-apq\\u{200b}");
         for c in [
-            '\u{ad}', '\u{200b}', '\u{200c}', '\u{200d}', '\u{2060}', '\u{feff}', '\u{61c}',
-            '\u{180e}', '\u{a0}', '\u{3000}', '\u{fe0f}', '\u{34f}', '\u{3164}', '\u{e000}',
-            '\u{e0041}', '\u{10ffff}', '\u{110bd}',
+            '\u{ad}',
+            '\u{200b}',
+            '\u{200c}',
+            '\u{200d}',
+            '\u{2060}',
+            '\u{feff}',
+            '\u{61c}',
+            '\u{180e}',
+            '\u{a0}',
+            '\u{3000}',
+            '\u{fe0f}',
+            '\u{34f}',
+            '\u{3164}',
+            '\u{e000}',
+            '\u{e0041}',
+            '\u{10ffff}',
+            '\u{110bd}',
         ] {
             assert!(is_unsafe(c), "U+{:04X}", u32::from(c));
             let shown = escape_text(&format!("a{c}b")).into_owned();
