@@ -41,6 +41,9 @@ use crate::headers::{self, HeaderError};
 /// the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+// One value per message examined, never kept in a collection: boxing `Pending` would only
+// add an allocation (and change a public variant).
+#[allow(clippy::large_enum_variant)]
 pub enum Examined {
     /// `approval_required`: the call needs more approvals. The one kind offered for approval.
     Pending(PendingCall),
