@@ -29,16 +29,25 @@ Queue form (--from): takes a message parked in QUEUE (a dead-letter queue) that 
 denied approval_required, re-verifies it as the worker would (--trust, --aud, --tools,
 --approvers, --require-approval), shows it, asks for confirmation (--yes for scripts;
 without a terminal and without --yes it refuses, exit 2, and leaves every message parked),
-adds your approval to its laissez-approvals header, republishes it to the queue it was
-dead-lettered from (x-death), mandatory and confirmed, and only then acks the parked copy.
-Messages awaiting something else are left parked and listed. An approval of yours already
-counting is not added twice. --amqp may come from LAISSEZ_AMQP_URL; an amqps:// URL connects
-over TLS, trusting the system's CA bundle or only --amqp-ca FILE, with --amqp-cert and
---amqp-key for a broker that requires a client certificate (LAISSEZ_AMQP_CA, _CERT, _KEY).
+adds your approval to its laissez-approvals header, republishes it to the work queue --to
+QUEUE (default: the --from name without its .dlq suffix), mandatory and confirmed, and only
+then acks the parked copy. A message whose x-death does not say it was rejected from exactly
+that queue (a publisher can write x-death itself) is left parked and reported, never
+republished. Messages awaiting something else are left parked and listed.
+
+You are shown the whole call: the delegation chain root > ... > leaf, the obo and session
+with the envelope that named them, and the whole body. A body over 64 KiB is not shown
+whole: approving it needs --approve-unshown (the first 64 KiB are shown). Every text chosen
+by the issuer, the agent or the publisher is escaped: controls, format characters (bidi,
+zero-width), invisible spaces and unassigned code points as \\u{HEX}, a backslash as \\\\.
+An approval of yours already counting is not added twice. --amqp may come from
+LAISSEZ_AMQP_URL; an amqps:// URL connects over TLS, trusting the system's CA bundle or only
+--amqp-ca FILE, with --amqp-cert and --amqp-key for a broker that requires a client
+certificate (LAISSEZ_AMQP_CA, _CERT, _KEY).
 
 Exit codes: 0 approved (or already approved by you), 1 nothing to approve (no such message,
-or its decision is not approval_required: `denied: REASON`), 2 usage (no terminal and no
---yes), 3 I/O or key error (your key is not an approver of the envelope, or is an issuer key;
+its decision is not approval_required: `denied: REASON`, or it was not rejected from --to),
+2 usage (no terminal and no --yes; a body over 64 KiB without --approve-unshown), 3 I/O or key error (your key is not an approver of the envelope, or is an issuer key;
 the broker refused or could not route the copy: the message stays parked).
 
 Examples:
@@ -108,6 +117,14 @@ pub(crate) struct ApproveArgs {
     /// The dead-letter queue holding parked messages: selects the queue form.
     #[arg(long, value_name = "QUEUE", requires_all = ["amqp", "trust", "tools"])]
     pub(crate) from: Option<String>,
+    /// The work queue approved calls go back to (queue form) [default: the --from name
+    /// without its .dlq suffix]. Only messages rejected from exactly this queue are offered.
+    #[arg(long, value_name = "QUEUE", requires = "from")]
+    pub(crate) to: Option<String>,
+    /// Approve a body larger than what is shown (64 KiB): the bytes past it are approved
+    /// unseen. Without it such a call is refused (exit 2) and stays parked.
+    #[arg(long)]
+    pub(crate) approve_unshown: bool,
     /// Trust file of the worker's issuers (queue form; repeatable).
     #[arg(long = "trust", value_name = "FILE", value_parser = crate::path_arg)]
     pub(crate) trust: Vec<PathBuf>,
@@ -181,13 +198,24 @@ fn print_form(args: &ApproveArgs) -> Result<(), Failure> {
     let call = Call::new(envelope, &args.aud, message_id, tool, class, &body)
         .map_err(|e| Failure::usage(format!("--tool {tool:?}: {e}")))?;
     let key = read_secret_key_file(&args.key)?;
-    let claims = UntrustedEnvelope::decode(envelope)
-        .ok()
-        .and_then(|e| e.claims_unverified().ok());
+    // Decoded without verifying, as said: an undecodable link is shown as `?`.
+    let claims: Vec<_> = links
+        .iter()
+        .map(|l| {
+            UntrustedEnvelope::decode(l)
+                .ok()
+                .and_then(|e| e.claims_unverified().ok())
+        })
+        .collect();
     let shown = Shown {
-        agent: claims.as_ref().map(|c| c.sub()),
-        obo: claims.as_ref().and_then(|c| c.obo()),
-        session: claims.as_ref().and_then(|c| c.sid()),
+        links: claims
+            .iter()
+            .map(|c| Link {
+                agent: c.as_ref().map_or("?", |c| c.sub()),
+                obo: c.as_ref().and_then(|c| c.obo()),
+                session: c.as_ref().and_then(|c| c.sid()),
+            })
+            .collect(),
         tool,
         class,
         queue: &args.aud,
@@ -195,15 +223,7 @@ fn print_form(args: &ApproveArgs) -> Result<(), Failure> {
         body: &body,
     };
     write_stderr_line("approving (the envelope's signature is not checked here):");
-    shown.write();
-    if links.len() > 1 {
-        let agents: Vec<String> = links
-            .iter()
-            .filter_map(|l| UntrustedEnvelope::decode(l).ok()?.claims_unverified().ok())
-            .map(|c| escape_text(c.sub()).into_owned())
-            .collect();
-        write_stderr_line(&format!("  delegated:  {}", agents.join(" > ")));
-    }
+    shown.write(args.approve_unshown)?;
     let chain: Vec<&[u8]> = links.iter().map(Vec::as_slice).collect();
     let approval = sign(&key, &chain, &call, args)?;
     write_stderr_line(&format!(
@@ -247,12 +267,19 @@ fn failure(args: &ApproveArgs, e: &ApprovalError) -> Failure {
     }
 }
 
-/// What a person is shown about a call, every text escaped (it was chosen by the envelope's
-/// issuer or the publisher).
-pub(crate) struct Shown<'a> {
-    pub(crate) agent: Option<&'a str>,
+/// What one envelope of the chain names.
+pub(crate) struct Link<'a> {
+    pub(crate) agent: &'a str,
     pub(crate) obo: Option<&'a str>,
     pub(crate) session: Option<&'a str>,
+}
+
+/// What a person is shown about a call, every text escaped (it was chosen by the envelope's
+/// issuer, a delegating agent or the publisher).
+pub(crate) struct Shown<'a> {
+    /// The chain, root first, the leaf (the agent making the call) last; one when not
+    /// delegated.
+    pub(crate) links: Vec<Link<'a>>,
     pub(crate) tool: &'a str,
     pub(crate) class: ActionClass,
     pub(crate) queue: &'a str,
@@ -260,12 +287,32 @@ pub(crate) struct Shown<'a> {
     pub(crate) body: &'a [u8],
 }
 
-impl Shown<'_> {
-    pub(crate) fn write(&self) {
-        let text = |t: Option<&str>| t.map_or_else(|| "-".to_owned(), |t| escape_text(t).into());
-        write_stderr_line(&format!("  agent:      {}", text(self.agent)));
-        write_stderr_line(&format!("  obo:        {}", text(self.obo)));
-        write_stderr_line(&format!("  session:    {}", text(self.session)));
+/// The most body bytes shown: a larger body is approved only with `--approve-unshown`.
+pub(crate) const MAX_SHOWN_BODY: usize = 64 * 1024;
+
+impl<'a> Shown<'a> {
+    /// Writes it on stderr. A body over [`MAX_SHOWN_BODY`] is a usage error unless
+    /// `approve_unshown`: no one approves bytes they were not shown without saying so.
+    pub(crate) fn write(&self, approve_unshown: bool) -> Result<(), Failure> {
+        let leaf = self.links.last();
+        write_stderr_line(&format!(
+            "  agent:      {}",
+            leaf.map_or_else(|| "-".to_owned(), |l| escape_text(l.agent).into_owned())
+        ));
+        if self.links.len() > 1 {
+            let agents: Vec<String> = self
+                .links
+                .iter()
+                .map(|l| escape_text(l.agent).into_owned())
+                .collect();
+            write_stderr_line(&format!(
+                "  delegated:  {} (root > ... > leaf, {} envelopes)",
+                agents.join(" > "),
+                self.links.len()
+            ));
+        }
+        write_stderr_line(&format!("  obo:        {}", self.named(|l| l.obo)));
+        write_stderr_line(&format!("  session:    {}", self.named(|l| l.session)));
         write_stderr_line(&format!(
             "  tool:       {} ({})",
             escape_text(self.tool),
@@ -273,33 +320,76 @@ impl Shown<'_> {
         ));
         write_stderr_line(&format!("  queue:      {}", escape_text(self.queue)));
         write_stderr_line(&format!("  message id: {}", escape_text(self.message_id)));
-        write_stderr_line(&format!(
-            "  body:       {} bytes: {}",
-            self.body.len(),
-            preview(self.body)
-        ));
+        let len = self.body.len();
+        if len > MAX_SHOWN_BODY {
+            write_stderr_line(&format!(
+                "  body:       {len} bytes, the first {MAX_SHOWN_BODY} shown: {}",
+                body_text(&self.body[..MAX_SHOWN_BODY])
+            ));
+            write_stderr_line(&format!(
+                "  NOT SHOWN:  the last {} bytes of the body",
+                len - MAX_SHOWN_BODY
+            ));
+            if !approve_unshown {
+                return Err(Failure::usage(format!(
+                    "the body is {len} bytes and only {MAX_SHOWN_BODY} were shown: pass \
+                     --approve-unshown to approve bytes you have not seen (nothing was approved)"
+                )));
+            }
+        } else {
+            write_stderr_line(&format!(
+                "  body:       {len} bytes: {}",
+                body_text(self.body)
+            ));
+        }
+        Ok(())
+    }
+
+    /// The leaf's `obo` or `sid`, escaped, and for a delegated call which envelope named it:
+    /// the root's value, or the first delegate's that differs from its parent's (a child
+    /// asserting what its root never named is shown as such, never as fact).
+    fn named(&self, field: impl Fn(&Link<'a>) -> Option<&'a str>) -> String {
+        let Some(leaf) = self.links.last() else {
+            return "-".to_owned();
+        };
+        let text = |v: Option<&str>| v.map_or_else(|| "-".to_owned(), |v| escape_text(v).into());
+        let value = text(field(leaf));
+        if self.links.len() < 2 {
+            return value;
+        }
+        let root = &self.links[0];
+        let changed = self
+            .links
+            .windows(2)
+            .find(|pair| field(&pair[0]) != field(&pair[1]));
+        match changed {
+            None => format!(
+                "{value} (delegated: named by the root, {})",
+                escape_text(root.agent)
+            ),
+            Some(pair) => format!(
+                "{value} (delegated: NOT the root's: {} names {}, its delegate {} named {})",
+                escape_text(pair[0].agent),
+                text(field(&pair[0])),
+                escape_text(pair[1].agent),
+                text(field(&pair[1]))
+            ),
+        }
     }
 }
 
-/// The bytes of a body preview.
-const PREVIEW_LEN: usize = 200;
-
-/// The start of a body, safe for a terminal: UTF-8 text escaped as claims are, anything else
-/// with every byte outside printable ASCII as `\xNN`; `...` when cut.
-pub(crate) fn preview(body: &[u8]) -> String {
-    let cut = body.len() > PREVIEW_LEN;
-    let head = &body[..body.len().min(PREVIEW_LEN)];
-    // Cut inside a character: drop its start, so that text stays text.
-    let text = match std::str::from_utf8(head) {
+/// A body, safe for a terminal, whole: UTF-8 text escaped as claims are, anything else with
+/// every byte outside printable ASCII as `\xNN` (and a backslash as `\\`).
+pub(crate) fn body_text(body: &[u8]) -> String {
+    // A cut inside a character (at the shown limit): the text up to it stays text.
+    let text = match std::str::from_utf8(body) {
         Ok(text) => Some(text),
-        Err(e) if cut && e.error_len().is_none() => {
-            std::str::from_utf8(&head[..e.valid_up_to()]).ok()
-        }
+        Err(e) if e.error_len().is_none() => std::str::from_utf8(&body[..e.valid_up_to()]).ok(),
         Err(_) => None,
     };
-    let mut out = match text {
+    match text {
         Some(text) => escape_text(text).into_owned(),
-        None => head
+        None => body
             .iter()
             .map(|&b| match b {
                 b'\\' => "\\\\".to_owned(),
@@ -307,11 +397,7 @@ pub(crate) fn preview(body: &[u8]) -> String {
                 _ => format!("\\x{b:02x}"),
             })
             .collect(),
-    };
-    if cut {
-        out.push_str("...");
     }
-    out
 }
 
 #[cfg(test)]
@@ -319,21 +405,65 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_preview_is_safe_for_a_terminal_and_cut() {
-        assert_eq!(preview(b"{\"ticket\": 42}"), "{\"ticket\": 42}");
-        let hostile = preview("a\x1b[2J\nb\u{202e}c".as_bytes());
+    fn a_body_is_shown_whole_and_safe_for_a_terminal() {
+        assert_eq!(body_text(b"{\"ticket\": 42}"), "{\"ticket\": 42}");
+        let hostile = body_text("a\x1b[2J\nb\u{202e}c\u{200b}".as_bytes());
         assert!(
             !hostile.contains('\x1b') && !hostile.contains('\n'),
             "{hostile}"
         );
-        assert!(!hostile.contains('\u{202e}'), "{hostile}");
-        assert_eq!(preview(&[0xff, b'a', b'\\']), "\\xffa\\\\");
-        let long = "é".repeat(150);
-        let shown = preview(long.as_bytes());
-        assert!(
-            shown.ends_with("...") && shown.len() <= PREVIEW_LEN + 3,
-            "{shown}"
+        assert!(!hostile.contains('\u{202e}') && !hostile.contains('\u{200b}'));
+        assert_eq!(body_text(&[0xff, b'a', b'\\']), "\\xffa\\\\");
+        // Issue 23: the end of a 262-byte body is shown, not cut at 200 bytes.
+        let long = format!(
+            "{}\"scope\":\"ALL_TICKETS\",\"hard_delete\":true}}",
+            "x".repeat(220)
         );
-        assert!(shown.starts_with("éé"));
+        assert!(body_text(long.as_bytes()).ends_with("\"hard_delete\":true}"));
+        let cut = "é".repeat(10);
+        assert_eq!(body_text(&cut.as_bytes()[..5]), "éé");
+    }
+
+    #[test]
+    fn a_delegated_obo_or_session_says_which_envelope_named_it() {
+        let link = |agent, obo, session| Link {
+            agent,
+            obo,
+            session,
+        };
+        let shown = |links| Shown {
+            links,
+            tool: "crm.drop",
+            class: ActionClass::Destructive,
+            queue: "q",
+            message_id: "m",
+            body: b"",
+        };
+        let alone = shown(vec![link("A", Some("alice"), None)]);
+        assert_eq!(alone.named(|l| l.obo), "alice");
+        assert_eq!(alone.named(|l| l.session), "-");
+        let same = shown(vec![
+            link("A", Some("alice"), Some("s1")),
+            link("B\u{200b}", Some("alice"), Some("s1")),
+        ]);
+        assert_eq!(
+            same.named(|l| l.obo),
+            "alice (delegated: named by the root, A)"
+        );
+        // Issue 23: a delegate asserting an obo its root never named is never shown as fact.
+        let asserted = shown(vec![
+            link("A", Some("alice"), None),
+            link("B", Some("alice"), None),
+            link("C\u{200b}", Some("ceo@acme.example"), Some("s9")),
+        ]);
+        assert_eq!(
+            asserted.named(|l| l.obo),
+            "ceo@acme.example (delegated: NOT the root's: B names alice, its delegate \
+             C\\u{200b} named ceo@acme.example)"
+        );
+        assert_eq!(
+            asserted.named(|l| l.session),
+            "s9 (delegated: NOT the root's: B names -, its delegate C\\u{200b} named s9)"
+        );
     }
 }

@@ -1,24 +1,36 @@
-//! `laissez approve --from QUEUE`: approve a message parked in a dead-letter queue
-//! (`docs/spec.md` §12). The order of the steps is what makes it safe: the message is taken
-//! without being acknowledged, the copy with the approval is published mandatory and
+//! `laissez approve --from QUEUE [--to QUEUE]`: approve a message parked in a dead-letter
+//! queue (`docs/spec.md` §12). The order of the steps is what makes it safe: the message is
+//! taken without being acknowledged, the copy with the approval is published mandatory and
 //! confirmed, and only then is the parked copy acknowledged. Dying at any point leaves the
 //! message at least once (two copies at worst, and the worker's ledger runs one of them).
+//!
+//! Where the copy goes is the person's choice, never the publisher's: `--to` (by default the
+//! `--from` name without `.dlq`), and only for a message whose `x-death[0]` says it was
+//! rejected from exactly that queue; any other is left parked and reported.
+//!
+//! Memory is bounded whatever the dead-letter queue holds: one message is taken at a time,
+//! and of those looked at and not offered only the delivery tag is kept ([`MAX_SCAN`] of
+//! them at most), so a run holds one message's properties and body at a time.
 
 use std::io::{BufRead as _, IsTerminal as _};
 
 use laissez_amqp::AmqpError;
 use laissez_amqp::approvals::with_approval;
 use laissez_amqp::lapin::options::ConfirmSelectOptions;
-use laissez_amqp::parked::{self, Examined, Examiner, Parked, PendingCall};
+use laissez_amqp::parked::{self, Examined, Examiner, Held, Parked, PendingCall};
 use laissez_sign::keyfile::{read_secret_key_file, read_trust_file};
 use laissez_verify::{Call, Policy};
 
-use crate::approve_cmd::{ApproveArgs, Shown, sign};
+use crate::approve_cmd::{ApproveArgs, Link, Shown, sign};
 use crate::failure::Failure;
 use crate::output::{escape_text, write_stderr_line, write_stdout};
 
-/// At most this many parked messages are looked at in one run (held unacknowledged meanwhile).
+/// At most this many parked messages are looked at in one run (held unacknowledged meanwhile,
+/// by their delivery tag alone).
 const MAX_SCAN: usize = 10_000;
+
+/// The suffix `--to` drops from `--from` by default (`laissez declare`'s dead-letter queue).
+const DLQ_SUFFIX: &str = ".dlq";
 
 /// A test-only hook (feature `test-crash-hooks`, never in a release build): with the
 /// environment variable set to exactly [`CRASH_VALUE`], the process exits right after the
@@ -36,6 +48,7 @@ pub(crate) fn approve_parked(args: &ApproveArgs) -> Result<(), Failure> {
         // Unreachable: clap requires them with --from.
         return Err(Failure::usage("--from needs --amqp, --trust and --tools"));
     };
+    let to = work_queue(queue, args.to.as_deref())?;
     // Before anything is taken: without a person to ask and without --yes, nothing moves.
     if !args.yes && !std::io::stdin().is_terminal() {
         return Err(Failure::usage(
@@ -83,13 +96,13 @@ pub(crate) fn approve_parked(args: &ApproveArgs) -> Result<(), Failure> {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(|e| redact(e.into()))?;
-        let (chosen, skipped) = find(&channel, queue, &examiner, args)
+        let (chosen, skipped) = find(&channel, queue, &to, &examiner, args)
             .await
             .map_err(redact)?;
         let result = match chosen {
             Found::Pending(found) => {
                 let (parked, pending) = *found;
-                approve_one(&channel, parked, &pending, &key, args, queue).await
+                approve_one(&channel, parked, &pending, &key, args, queue, &to).await
             }
             Found::Refused(reason, detail) => Err(Failure::Denied {
                 reason,
@@ -103,6 +116,9 @@ pub(crate) fn approve_parked(args: &ApproveArgs) -> Result<(), Failure> {
                  it already ran); it stays parked"
                     .to_owned(),
             )),
+            Found::Elsewhere(detail) => Err(Failure::Nothing(format!(
+                "{detail}: never republished; it stays parked"
+            ))),
             Found::Nothing => Err(nothing(args, queue, skipped.len())),
         };
         // Messages awaiting something else stay where they were.
@@ -118,6 +134,22 @@ pub(crate) fn approve_parked(args: &ApproveArgs) -> Result<(), Failure> {
     })
 }
 
+/// The work queue approved copies go to: `--to`, else `--from` without its `.dlq` suffix
+/// (a usage error when it has none).
+fn work_queue(from: &str, to: Option<&str>) -> Result<String, Failure> {
+    match to {
+        Some(to) => Ok(to.to_owned()),
+        None => match from.strip_suffix(DLQ_SUFFIX) {
+            Some(work) if !work.is_empty() => Ok(work.to_owned()),
+            _ => Err(Failure::usage(format!(
+                "--from {} does not end in {DLQ_SUFFIX}: name the work queue approved calls go \
+                 to with --to QUEUE",
+                escape_text(from)
+            ))),
+        },
+    }
+}
+
 /// What looking through the parked messages found.
 enum Found {
     /// A message awaiting approval, still held.
@@ -126,18 +158,22 @@ enum Found {
     Refused(&'static str, String),
     /// The message of `--message-id` has the approvals it needs.
     Enough,
+    /// The message of `--message-id` was not rejected from the work queue (its `x-death`
+    /// says so): what it says instead.
+    Elsewhere(String),
     /// Nothing to approve.
     Nothing,
 }
 
-/// The first parked message awaiting approval (with `--message-id`, the first of that id),
-/// and the messages looked at besides it, still held.
+/// The first parked message awaiting approval and rejected from `to` (with `--message-id`,
+/// the first of that id), and the messages looked at besides it, still held by their tags.
 async fn find(
     channel: &laissez_amqp::lapin::Channel,
     queue: &str,
+    to: &str,
     examiner: &Examiner,
     args: &ApproveArgs,
-) -> Result<(Found, Vec<Parked>), AmqpError> {
+) -> Result<(Found, Vec<Held>), AmqpError> {
     let mut skipped = Vec::new();
     let mut seen = None;
     while skipped.len() < MAX_SCAN {
@@ -146,10 +182,33 @@ async fn find(
         };
         let id = parked.message_id().unwrap_or("").to_owned();
         if args.message_id.as_ref().is_some_and(|want| *want != id) {
-            skipped.push(parked);
+            skipped.push(parked.hold());
             continue;
         }
         let shown_id = escape_text(&id).into_owned();
+        // Where it claims to come from is checked first: a message a publisher put here
+        // itself, with an x-death of its own, is never offered.
+        if !parked.dead_lettered_from(to) {
+            let detail = match parked.first_death() {
+                Some((from, reason)) => format!(
+                    "message {shown_id}: its x-death says {} from queue {}, not rejected from {}",
+                    escape_text(&String::from_utf8_lossy(&reason)),
+                    escape_text(&String::from_utf8_lossy(&from)),
+                    escape_text(to)
+                ),
+                None => format!(
+                    "message {shown_id}: it has no x-death header (it was not dead-lettered), \
+                     so it was not rejected from {}",
+                    escape_text(to)
+                ),
+            };
+            write_stderr_line(&format!("left parked: {detail}"));
+            skipped.push(parked.hold());
+            if args.message_id.is_some() {
+                seen = Some(Found::Elsewhere(detail));
+            }
+            continue;
+        }
         let examined = examiner.examine(&parked.properties, &parked.body, laissez_sign::unix_now());
         let (code, detail) = match examined {
             Examined::Pending(pending) => {
@@ -163,7 +222,7 @@ async fn find(
             "left parked: message {shown_id}: not awaiting approval: {code} {}",
             escape_text(&detail)
         ));
-        skipped.push(parked);
+        skipped.push(parked.hold());
         // A copy of the same id further on may still await approval (after a crash of an
         // earlier approve, the queue can hold an approved copy and the parked one): keep
         // looking, and report this one only if none does.
@@ -191,7 +250,7 @@ fn nothing(args: &ApproveArgs, queue: &str, others: usize) -> Failure {
     })
 }
 
-/// Shows, confirms, signs, republishes, then acks.
+/// Shows, confirms, signs, republishes to `to`, then acks.
 async fn approve_one(
     channel: &laissez_amqp::lapin::Channel,
     parked: Parked,
@@ -199,30 +258,34 @@ async fn approve_one(
     key: &laissez_sign::SecretKey,
     args: &ApproveArgs,
     from: &str,
+    to: &str,
 ) -> Result<(), Failure> {
-    let Some(origin) = parked.origin_queue() else {
-        let _ = parked.leave().await;
-        return Err(Failure::io(format!(
-            "the message in {} has no x-death header: it was not dead-lettered, so the queue to \
-             put it back in is unknown; it stays parked",
-            escape_text(from)
-        )));
-    };
     write_stderr_line(&format!(
-        "parked in {}, awaiting approval:",
-        escape_text(from)
+        "parked in {}, rejected from {}, awaiting approval:",
+        escape_text(from),
+        escape_text(to)
     ));
-    Shown {
-        agent: Some(&pending.agent),
-        obo: pending.obo.as_deref(),
-        session: pending.session.as_deref(),
+    let links: Vec<Link<'_>> = pending
+        .links
+        .iter()
+        .map(|l| Link {
+            agent: &l.agent,
+            obo: l.obo.as_deref(),
+            session: l.session.as_deref(),
+        })
+        .collect();
+    let shown = Shown {
+        links,
         tool: &pending.tool,
         class: pending.class,
-        queue: &origin,
+        queue: to,
         message_id: &pending.message_id,
         body: &parked.body,
+    };
+    if let Err(failure) = shown.write(args.approve_unshown) {
+        let _ = parked.leave().await;
+        return Err(failure);
     }
-    .write();
     write_stderr_line(&format!(
         "  approvals:  {} attached, {} of {} needed counted",
         pending.attached, pending.counted, pending.needed
@@ -274,11 +337,11 @@ async fn approve_one(
     };
     // The copy keeps every property and header of the parked message (x-death included: the
     // broker updates it if the copy is parked again) with one approval more.
-    if let Err(e) = parked::republish(channel, &origin, properties, &parked.body).await {
+    if let Err(e) = parked::republish(channel, to, properties, &parked.body).await {
         let _ = parked.leave().await;
         return Err(Failure::io(format!(
             "republishing to {}: {e}; nothing was approved, the message stays parked",
-            escape_text(&origin)
+            escape_text(to)
         )));
     }
     #[cfg(feature = "test-crash-hooks")]
@@ -290,14 +353,14 @@ async fn approve_one(
         return Err(Failure::io(format!(
             "the approved copy is in {} but the parked copy could not be acknowledged ({e}): it \
              stays parked too; the worker runs the call at most once",
-            escape_text(&origin)
+            escape_text(to)
         )));
     }
     write_stderr_line(&format!(
         "approved by {}: message {} republished to {} with {} approvals",
         key.kid(),
         escape_text(&pending.message_id),
-        escape_text(&origin),
+        escape_text(to),
         pending.attached + 1
     ));
     write_stdout(format!("{}\n", approval.to_text()).as_bytes())

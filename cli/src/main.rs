@@ -19,6 +19,7 @@ mod output;
 mod profile;
 mod records;
 mod revoke_cmd;
+mod sandbox_cmd;
 mod sign_cmd;
 mod tools_file;
 mod verify_cmd;
@@ -77,6 +78,9 @@ enum Command {
     /// Consume a queue as a worker sidecar: verify each message, spend its use, run CMD.
     #[command(after_help = consume::CONSUME_HELP)]
     Consume(Box<consume::ConsumeArgs>),
+    /// Run a command that may write only beneath the paths given (Landlock): a handler kept from the ledger.
+    #[command(after_help = sandbox_cmd::SANDBOX_HELP)]
+    Sandbox(sandbox_cmd::SandboxArgs),
     /// Print shell completions.
     #[command(after_help = "Example:\n  laissez completions bash > /etc/bash_completion.d/laissez")]
     Completions {
@@ -137,6 +141,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Revoke(args) => revoke_cmd::revoke(&args),
         Command::Approve(args) => approve_cmd::approve(&args),
         Command::Consume(args) => consume::consume(&args),
+        Command::Sandbox(args) => sandbox_cmd::sandbox(&args),
         Command::Completions { shell } => {
             // Into memory first: clap_complete panics when its writer fails.
             let mut script = Vec::new();

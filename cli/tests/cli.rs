@@ -14,6 +14,9 @@ mod approval_flags;
 #[cfg(all(feature = "services", feature = "test-crash-hooks"))]
 #[path = "approve.rs"]
 mod approve;
+#[cfg(feature = "services")]
+#[path = "approve_attacks.rs"]
+mod approve_attacks;
 #[path = "closed_stdout.rs"]
 mod closed_stdout;
 #[cfg(feature = "services")]

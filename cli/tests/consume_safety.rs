@@ -345,3 +345,55 @@ async fn consume_with_redis_unreachable_requeues_never_runs_then_runs_once() {
     );
     s.delete().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nul_in_the_message_id_is_malformed_before_a_use_is_spent() {
+    // Issue 23: the decision said allowed and spent the use, then the command could not be
+    // started with a NUL in its environment.
+    let s = Setup::new("nul-id").await;
+    let env = EnvelopeBuilder::new("agent-nul")
+        .audience(&s.topology.queue)
+        .tool("crm.*")
+        .max_uses(1)
+        .sign(&s.key)
+        .unwrap();
+    s.publish(env.as_bytes(), "crm.read", ActionClass::Read, "m\0-1")
+        .await;
+    // The one use is still there for the next message: nothing was spent for the first.
+    s.publish(env.as_bytes(), "crm.read", ActionClass::Read, "m-2")
+        .await;
+    let record = r#"echo "ran $LAISSEZ_MESSAGE_ID" >> runs.txt"#;
+    let out = s
+        .consume(&["--exit-when-idle", "2s", "--exec", "sh", "-c", record])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let lines = decisions(&out.stdout);
+    let summary: Vec<(String, String)> = lines
+        .iter()
+        .map(|d| {
+            (
+                d["message_id"].as_str().unwrap().to_owned(),
+                d["reason"].as_str().unwrap_or("allowed").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("m\0-1".to_owned(), "malformed".to_owned()),
+            ("m-2".to_owned(), "allowed".to_owned())
+        ],
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(r#""detail":"nul_in_message_id""#),
+        "{stderr}"
+    );
+    let runs = std::fs::read_to_string(s.dir.path().join("runs.txt")).unwrap_or_default();
+    assert_eq!(runs, "ran m-2\n", "the handler never ran for the NUL id");
+    // Dead-lettered, not requeued.
+    assert_eq!(s.count(&s.topology.dead_letter_queue).await, ["m\0-1"]);
+    s.delete().await;
+}

@@ -9,6 +9,7 @@
     clippy::panic
 )]
 
+pub mod approving;
 pub mod broker;
 
 use std::path::{Path, PathBuf};

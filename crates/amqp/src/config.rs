@@ -53,6 +53,7 @@ pub struct ConsumerConfig {
     pub(crate) consumer_tag: String,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) revocations: Option<crate::revocations::SharedRevocations>,
+    pub(crate) refuse_nul: bool,
 }
 
 impl ConsumerConfig {
@@ -88,6 +89,7 @@ impl ConsumerConfig {
             consumer_tag: String::new(),
             idle_timeout: None,
             revocations: None,
+            refuse_nul: false,
         }
     }
 
@@ -216,6 +218,16 @@ impl ConsumerConfig {
     #[must_use]
     pub fn idle_timeout(mut self, idle: Option<Duration>) -> Self {
         self.idle_timeout = idle;
+        self
+    }
+
+    /// Denies `malformed`, before its use is spent, a message whose message id, agent, obo or
+    /// session holds a NUL byte: for a handler that gets them where no NUL can go (a process
+    /// environment, as `laissez consume --exec` passes them). The audit detail is
+    /// `nul_in_message_id` or `nul_in_claims`. Default off: a Rust handler takes any text.
+    #[must_use]
+    pub fn refuse_nul(mut self, refuse: bool) -> Self {
+        self.refuse_nul = refuse;
         self
     }
 

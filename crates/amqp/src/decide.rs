@@ -25,6 +25,10 @@ pub(crate) enum Facts {
     /// The envelope is holder-bound and holds for the call, but its `laissez-invocation`
     /// header could not be read: `bad_invocation`, in the verifier's place for it.
     InvocationHeader(InvocationHeaderError),
+    /// The envelope verified for this call, but a value the handler must get cannot reach it
+    /// (a NUL byte where the worker refuses one, [`crate::ConsumerConfig::refuse_nul`]):
+    /// which value, for the audit detail. The ledger was not asked.
+    Unpassable(&'static str),
     /// The envelope verified for this call; the ledger answered `begin`.
     Ledger(Result<Outcome, LedgerError>),
 }
@@ -62,6 +66,7 @@ pub(crate) fn decide(facts: &Facts) -> Verdict {
         Facts::Verification(denial) => Verdict::Deny(denial.reason(), detail(denial)),
         Facts::NotHolderBound => Verdict::Deny(Reason::InvocationRequired, "require_holder".into()),
         Facts::InvocationHeader(error) => Verdict::Deny(error.reason(), error.detail().into()),
+        Facts::Unpassable(what) => Verdict::Deny(Reason::Malformed, (*what).into()),
         Facts::Ledger(Ok(outcome)) => from_outcome(outcome),
         Facts::Ledger(Err(error)) => from_error(error),
     }
@@ -310,6 +315,14 @@ mod tests {
                 Verdict::Deny(Reason::ApprovalRequired, detail.into())
             );
         }
+    }
+
+    #[test]
+    fn a_value_that_cannot_reach_the_handler_is_malformed() {
+        assert_eq!(
+            decide(&Facts::Unpassable("nul_in_message_id")),
+            Verdict::Deny(Reason::Malformed, "nul_in_message_id".into())
+        );
     }
 
     #[test]

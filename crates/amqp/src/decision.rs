@@ -57,10 +57,12 @@ impl Decision {
     }
 
     /// The decision as one line of JSON with the keys of `docs/spec.md` §10:
-    /// `{"message_id","allowed","reason","cti","agent","tool","class","use"}`.
+    /// `{"message_id","allowed","reason","cti","agent","tool","class","use"}`, every
+    /// character a terminal could act on or hide escaped ([`crate::terminal::json_safe`]).
     pub fn to_json_line(&self) -> String {
         // Serialising plain strings, numbers and options cannot fail.
-        serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
+        let json = serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"));
+        crate::terminal::json_safe(&json)
     }
 }
 

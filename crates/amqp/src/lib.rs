@@ -93,6 +93,7 @@ mod settle;
 mod shared;
 pub mod sidecar;
 pub mod telemetry;
+pub mod terminal;
 mod tls;
 mod topology;
 

@@ -11,9 +11,16 @@
 //!    envelope, invocation, approvals; not the ledger) — only a message whose decision is
 //!    `approval_required` is offered; others are [left](Parked::leave) where they are;
 //! 3. signs an approval of exactly that call, adds it with [`with_approval`](crate::approvals::with_approval);
-//! 4. [`republish`]es it through the default exchange to [`Parked::origin_queue`], mandatory
-//!    and confirmed: message id, body, other properties and headers unchanged;
+//! 4. [`republish`]es it through the default exchange to the work queue the person named,
+//!    mandatory and confirmed: message id, body, other properties and headers unchanged —
+//!    only when [`Parked::dead_lettered_from`] that queue, rejected: `x-death` is a header
+//!    like any other, and a publisher can put a message straight into a dead-letter queue
+//!    with one that names a queue of its own choosing;
 //! 5. and only once the broker confirmed the copy, [acks](Parked::ack) the parked one.
+//!
+//! Messages looked at and not approved are [held](Parked::hold) by their delivery tag alone,
+//! their properties and body dropped, so that looking through a queue of large messages takes
+//! the memory of one of them.
 //!
 //! Dying between 4 and 5 leaves two copies, never none: the parked copy comes back to the
 //! dead-letter queue, and whichever copy a worker runs second is `replayed` by the ledger
@@ -34,6 +41,9 @@ use crate::headers::{self, HeaderError};
 /// the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+// One value per message examined, never kept in a collection: boxing `Pending` would only
+// add an allocation (and change a public variant).
+#[allow(clippy::large_enum_variant)]
 pub enum Examined {
     /// `approval_required`: the call needs more approvals. The one kind offered for approval.
     Pending(PendingCall),
@@ -68,6 +78,10 @@ pub struct PendingCall {
     pub obo: Option<String>,
     /// The session (`sid`).
     pub session: Option<String>,
+    /// What each envelope of the chain names, root first, the leaf last (one entry when not
+    /// delegated): a person is shown who delegated to whom, and which envelope named the
+    /// `obo` and `sid` the call runs under.
+    pub links: Vec<LinkClaims>,
     /// The envelope id.
     pub cti: [u8; 16],
     /// The tool.
@@ -87,6 +101,18 @@ pub struct PendingCall {
     /// Whether an approval by the examiner's own key already counts: another from it would
     /// not count twice.
     pub already_approved: bool,
+}
+
+/// What one envelope of a chain names (verified, as the worker would verify it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LinkClaims {
+    /// The agent (`sub`).
+    pub agent: String,
+    /// On behalf of whom (`obo`).
+    pub obo: Option<String>,
+    /// The session (`sid`).
+    pub session: Option<String>,
 }
 
 /// Examines parked messages as a worker of one audience would.
@@ -219,6 +245,17 @@ impl Examiner {
             agent: claims.sub().to_owned(),
             obo: claims.obo().map(str::to_owned),
             session: claims.sid().map(str::to_owned),
+            links: chain
+                .iter()
+                .map(|e| {
+                    let c = e.claims();
+                    LinkClaims {
+                        agent: c.sub().to_owned(),
+                        obo: c.obo().map(str::to_owned),
+                        session: c.sid().map(str::to_owned),
+                    }
+                })
+                .collect(),
             cti: *claims.cti(),
             tool: read.tool.to_owned(),
             class,
@@ -265,9 +302,11 @@ impl Parked {
         headers::message_id(&self.properties)
     }
 
-    /// The queue the message was dead-lettered from: `x-death[0].queue` (the broker's most
-    /// recent death record).
-    pub fn origin_queue(&self) -> Option<String> {
+    /// The broker's most recent death record, `x-death[0]`: its `queue` and `reason`, as
+    /// bytes (each empty when absent or not text). `None` without an `x-death` array of
+    /// tables. A publisher can write this header itself: it says where the message claims to
+    /// come from, not where a person wants it to go.
+    pub fn first_death(&self) -> Option<(Vec<u8>, Vec<u8>)> {
         let deaths = self.properties.headers().as_ref()?.inner().get("x-death")?;
         let AMQPValue::FieldArray(deaths) = deaths else {
             return None;
@@ -275,11 +314,26 @@ impl Parked {
         let AMQPValue::FieldTable(first) = deaths.as_slice().first()? else {
             return None;
         };
-        match first.inner().get("queue")? {
-            AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
-            AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
-            _ => None,
-        }
+        let text = |name: &str| match first.inner().get(name) {
+            Some(AMQPValue::LongString(s)) => s.as_bytes().to_vec(),
+            Some(AMQPValue::ShortString(s)) => s.as_str().as_bytes().to_vec(),
+            _ => Vec::new(),
+        };
+        Some((text("queue"), text("reason")))
+    }
+
+    /// Whether the broker's most recent death record says the message was rejected from
+    /// exactly `queue` (byte for byte: `rt-apq` followed by a zero-width space is another
+    /// queue): the one condition under which `laissez approve` puts it back in `queue`.
+    pub fn dead_lettered_from(&self, queue: &str) -> bool {
+        self.first_death()
+            .is_some_and(|(from, reason)| from == queue.as_bytes() && reason == b"rejected")
+    }
+
+    /// Keeps only what leaves the message parked later: its delivery tag. The properties and
+    /// body are dropped.
+    pub fn hold(self) -> Held {
+        Held { acker: self.acker }
     }
 
     /// Acknowledges the parked copy: it leaves the dead-letter queue. Only once its
@@ -289,6 +343,20 @@ impl Parked {
         Ok(())
     }
 
+    /// Leaves the message parked: back to its queue (nack with requeue).
+    pub async fn leave(self) -> Result<(), AmqpError> {
+        self.hold().leave().await
+    }
+}
+
+/// A message taken from a dead-letter queue, not acknowledged, of which only the delivery
+/// tag is kept ([`Parked::hold`]).
+#[derive(Debug)]
+pub struct Held {
+    acker: Acker,
+}
+
+impl Held {
     /// Leaves the message parked: back to its queue (nack with requeue).
     pub async fn leave(self) -> Result<(), AmqpError> {
         let options = BasicNackOptions {

@@ -208,6 +208,20 @@ async fn learn<L: UseLedger, H>(
         // The verifier denies a tool the catalogue does not list; never spend without a class.
         return Some(Facts::Verification(Denial::UnknownTool));
     };
+    // A value the handler cannot be given is refused here, before a use is spent for it.
+    if shared.config.refuse_nul {
+        if call.message_id.contains('\0') {
+            return Some(Facts::Unpassable("nul_in_message_id"));
+        }
+        let claimed = [Some(&claims.sub), claims.obo.as_ref(), claims.sid.as_ref()];
+        if claimed
+            .into_iter()
+            .flatten()
+            .any(|text| text.contains('\0'))
+        {
+            return Some(Facts::Unpassable("nul_in_claims"));
+        }
+    }
     if acker.poisoned() {
         // The channel died: the broker redelivers this message; do not spend a use for it.
         return None;

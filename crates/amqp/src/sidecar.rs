@@ -229,6 +229,9 @@ pub async fn run(
     .policy(config.policy)
     .require_holder(config.require_holder || config.policy.require_holder())
     .idle_timeout(config.exit_when_idle)
+    // The command gets the values in its environment, where a NUL cannot go; a worker
+    // without one decides the same, so that a decision never depends on --exec.
+    .refuse_nul(true)
     .approvers(config.approvers)?;
     if let Some(classes) = config.require_approval {
         consumer = consumer.require_approval(classes);
