@@ -1,7 +1,7 @@
 //! The redb backend across processes: 16 processes racing on one file, child processes
 //! killed with SIGKILL at random points, and one killed right after a commit it answered. The children are this test binary re-invoked on the
 //! ignored test `child_process`, told what to do by environment variables.
-#![cfg(all(feature = "redb", unix))]
+#![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

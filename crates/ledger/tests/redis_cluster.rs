@@ -3,7 +3,6 @@
 //! (tests/redis.rs) pass unchanged, envelopes whose slot is on each master work (the client
 //! follows the cluster's routing, no MOVED loop), and every key one script touches is in one
 //! slot.
-#![cfg(feature = "redis")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
