@@ -397,6 +397,8 @@ fn a_cnf_that_is_not_a_sound_ed25519_cose_key_is_malformed() {
     }
 }
 
+// The cache needs `std`; the rest of this file runs with the default features too.
+#[cfg(feature = "std")]
 #[test]
 fn the_cache_keeps_the_envelope_never_the_invocation() {
     use laissez_verify::cache::EnvelopeCache;
