@@ -6,6 +6,10 @@
 //! - *vector* / *vectors* `` `name` ``: an entry of the committed envelope vectors;
 //! - *scenario* `` `name` ``: a function in the ledger's shared test scenarios;
 //! - *fuzz* `` `target` ``: a cargo-fuzz target.
+//!
+//! This reads sources only: that a cited `path.rs::name` is a compiled, not ignored `#[test]`
+//! of the binary that builds `path.rs` (not cfg'd out, not a plain function) is checked from
+//! the test binaries' own `--list` by `scripts/check-tests`, for every document.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;

@@ -15,7 +15,7 @@ use laissez_amqp::lapin::types::{AMQPValue, FieldTable};
 use laissez_amqp::{
     ConsumerConfig, Disposition, EnvelopeEncoding, HandlerError, Message, OnHandlerError, ToolCall,
 };
-use laissez_ledger::{MAX_TAKEOVERS, MemoryLedger};
+use laissez_ledger::{MAX_TAKEOVERS, MemoryLedger, UseState};
 use laissez_sign::EnvelopeBuilder;
 use laissez_verify::{ActionClass, Reason};
 
@@ -462,7 +462,8 @@ async fn by_default_handler_failures_are_dead_lettered_and_consuming_goes_on() {
     let decisions = Decisions::default();
     let tools = catalogue(&[("tool.a", ActionClass::Write)]);
     let config = ConsumerConfig::new(q.name(), &aud, keys.trusted.clone(), tools).prefetch(1);
-    let worker = Worker::start(config, Arc::new(MemoryLedger::new()), handler, &decisions).await;
+    let ledger = Arc::new(MemoryLedger::new());
+    let worker = Worker::start(config, ledger.clone(), handler, &decisions).await;
     for id in ["fails", "panics", "rejects", "fine"] {
         q.publish(env.as_bytes(), "tool.a", ActionClass::Write, id)
             .await;
@@ -477,5 +478,23 @@ async fn by_default_handler_failures_are_dead_lettered_and_consuming_goes_on() {
     let allowed = decisions.all();
     assert_eq!(allowed.len(), 4, "{allowed:?}");
     assert!(allowed.iter().all(|d| d.allowed));
+    // A handler that asked to reject is done: its use is completed before the message is
+    // dead-lettered, as an ack's is. A failure is not: its use stays in flight until its
+    // lease lapses.
+    let states: Vec<(String, UseState)> = ledger
+        .usage(env.cti())
+        .messages
+        .into_iter()
+        .map(|m| (m.message_id, m.state))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("fails".to_owned(), UseState::InFlight),
+            ("panics".to_owned(), UseState::InFlight),
+            ("rejects".to_owned(), UseState::Completed),
+            ("fine".to_owned(), UseState::Completed),
+        ]
+    );
     q.delete().await;
 }

@@ -15,20 +15,22 @@ mod revocations_common;
 
 #[path = "memory.rs"]
 mod memory;
-#[cfg(feature = "services")]
+#[cfg(all(feature = "services", feature = "redb", feature = "redis"))]
 #[path = "ping.rs"]
 mod ping;
+#[cfg(feature = "redb")]
 #[path = "redb.rs"]
 mod redb;
+#[cfg(feature = "redb")]
 #[path = "redb_processes.rs"]
 mod redb_processes;
-#[cfg(feature = "services")]
+#[cfg(all(feature = "services", feature = "redis"))]
 #[path = "redis.rs"]
 mod redis;
-#[cfg(feature = "services")]
+#[cfg(all(feature = "services", feature = "redis"))]
 #[path = "redis_cluster.rs"]
 mod redis_cluster;
-#[cfg(feature = "services")]
+#[cfg(all(feature = "services", feature = "redis"))]
 #[path = "redis_tls.rs"]
 mod redis_tls;
 #[cfg(feature = "services")]

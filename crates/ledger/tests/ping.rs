@@ -1,7 +1,6 @@
 //! `ping`, the readiness probe of every backend (`laissez consume --metrics`'s `/healthz`):
 //! it answers when the ledger does, and fails when Redis cannot be reached (a real TCP proxy,
 //! cut), then answers again once Redis is back.
-#![cfg(all(feature = "redb", feature = "redis"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;

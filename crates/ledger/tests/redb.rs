@@ -1,6 +1,5 @@
 //! The redb backend in one process: the shared scenarios, a 16-thread race on one file,
 //! durability across reopen, and collection of expired records.
-#![cfg(feature = "redb")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::common;

@@ -1,7 +1,7 @@
-//! The redb backend across processes: 16 processes racing on one file, and child processes
-//! killed with SIGKILL at random points. The children are this test binary re-invoked on the
+//! The redb backend across processes: 16 processes racing on one file, child processes
+//! killed with SIGKILL at random points, and one killed right after a commit it answered. The children are this test binary re-invoked on the
 //! ignored test `child_process`, told what to do by environment variables.
-#![cfg(all(feature = "redb", unix))]
+#![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::common;
@@ -181,6 +181,23 @@ fn child_process() {
                 }
             }
         }
+        "grant_and_wait" => {
+            // One grant at a time, each answered only once begin (its commit) has returned;
+            // then wait for the parent's word (which, at its chosen grant, is SIGKILL).
+            let cti = cti(seed, 0);
+            let mut stdin = std::io::stdin().lock();
+            for i in 0.. {
+                let id = format!("m{i}");
+                let outcome = ledger.begin_blocking(&req(&cti, &id, 1000, WRITE)).unwrap();
+                assert!(matches!(outcome, Outcome::Granted { .. }), "{outcome:?}");
+                writeln!(out, "GRANTED {i}").unwrap();
+                out.flush().unwrap();
+                let mut word = String::new();
+                if stdin.read_line(&mut word).unwrap() == 0 {
+                    break;
+                }
+            }
+        }
         other => panic!("unknown child mode {other}"),
     }
 }
@@ -198,7 +215,7 @@ fn spawn_child(path: &Path, mode: &str, proc: usize, seed: u64, extra: &[(&str, 
     .env(FILE, path)
     .env(PROC, proc.to_string())
     .env(SEED, seed.to_string())
-    .stdin(Stdio::null())
+    .stdin(Stdio::piped())
     .stdout(Stdio::piped())
     .stderr(Stdio::inherit());
     for (k, v) in extra {
@@ -455,5 +472,52 @@ fn redb_survives_children_killed_at_random_points() {
             Some(*use_number),
             "cti {n} {id}"
         );
+    }
+}
+
+#[test]
+fn redb_a_grant_answered_before_a_kill_is_in_the_file() {
+    // A child grants one use at a time and says so only once begin has returned; the parent
+    // kills it (SIGKILL) at once after the k-th answer, while it waits with nothing in
+    // flight. The file then holds exactly k grants. This fails for a commit that exists only
+    // in the process (redb's `Durability::None`), or answered before it was written. It
+    // cannot tell a written commit from a synced one: the kernel's page cache outlives the
+    // process; only losing the machine would show a missing fsync.
+    let mut rng = Rng::new();
+    for _ in 0..4 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("uses.redb");
+        drop(RedbLedger::open(&path).unwrap());
+        let seed = seed();
+        let k = 1 + rng.below(5);
+        let mut child = spawn_child(&path, "grant_and_wait", 0, seed, &[]);
+        let mut stdin = child.stdin.take().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        for i in 0..k {
+            let want = format!("GRANTED {i}");
+            loop {
+                let line = lines.next().expect("the child ended early").unwrap();
+                if line == want {
+                    break;
+                }
+            }
+            if i + 1 < k {
+                writeln!(stdin, "next").unwrap();
+            }
+        }
+        // SIGKILL: no destructors, no flush; the child has answered k and is waiting.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let usage = RedbLedger::open(&path)
+            .unwrap()
+            .usage_blocking(&cti(seed, 0))
+            .unwrap();
+        let ids: Vec<String> = usage
+            .messages
+            .iter()
+            .map(|m| m.message_id.clone())
+            .collect();
+        assert_eq!(usage.granted, k, "{usage:?}");
+        assert_eq!(ids, (0..k).map(|i| format!("m{i}")).collect::<Vec<_>>());
     }
 }

@@ -1,6 +1,5 @@
 //! The Redis backend against the real server on 127.0.0.1:6379 (CI starts it; override with
 //! LAISSEZ_TEST_REDIS_URL). No mocks: a dead server is made by cutting a real TCP proxy.
-#![cfg(feature = "redis")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::common;

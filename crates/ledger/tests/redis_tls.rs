@@ -2,7 +2,6 @@
 //! scripts/tls-listeners (mutual TLS, certificates from a throwaway CA): the given CA is the
 //! only trust, the client certificate is presented, and a server from another CA is refused
 //! with an error naming the certificate, never a grant.
-#![cfg(feature = "redis")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::common;

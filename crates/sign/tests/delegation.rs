@@ -331,6 +331,111 @@ fn approval_rules_of_every_envelope_hold_and_are_never_lifted() {
     );
 }
 
+/// Destructive calls need 1 approval of `approver` (the rule of one envelope of a chain).
+fn destructive_needs(approver: &SecretKey) -> ApprovalSpec {
+    ApprovalSpec::new(
+        Classes::only(ActionClass::Destructive),
+        1,
+        &[approver.public_key()],
+    )
+    .unwrap()
+}
+
+/// The worker's decision on a destructive `crm.ticket.delete` call under `chain`'s leaf (held
+/// by agent `holder`) with approvals signed by `approvers`; the worker holds the keys of P
+/// (40) and Q (41). On success, the kids that counted.
+fn decide_approved(
+    chain: &[&[u8]],
+    holder: u8,
+    approvers: &[&SecretKey],
+) -> Result<Vec<laissez_verify::Kid>, Denial> {
+    let leaf = *chain.last().unwrap();
+    let call = Call::new(
+        leaf,
+        AUD,
+        "msg-1",
+        "crm.ticket.delete",
+        ActionClass::Destructive,
+        BODY,
+    )
+    .unwrap();
+    let inv = Invocation::sign(&agent(holder), leaf, &call, NOW).unwrap();
+    let approvals: Vec<Vec<u8>> = approvers
+        .iter()
+        .map(|a| {
+            laissez_sign::Approval::sign_in_chain(a, chain, &call, NOW - 5, NOW + 60, None)
+                .unwrap()
+                .into_bytes()
+        })
+        .collect();
+    let approvals: Vec<&[u8]> = approvals.iter().map(Vec::as_slice).collect();
+    let keys = verifier_keys();
+    let held = [key(40).public_key(), key(41).public_key()];
+    let v = Verifier::new(&keys, AUD).with_approvers(&held).unwrap();
+    let verified = v.authenticate_chain(chain)?;
+    v.check_chain_call(
+        &verified,
+        NOW,
+        &call,
+        Attached::new(Some(inv.as_bytes()), &approvals),
+    )
+    .map(|counted| counted.as_slice().to_vec())
+}
+
+#[test]
+fn a_rule_on_a_child_alone_holds() {
+    // The root needs no approval; its child adds a rule: destructive needs 1 of Q.
+    let q = key(41);
+    let root = root();
+    let child = child_builder(2)
+        .tool_with_classes("crm.ticket.delete", Classes::only(ActionClass::Destructive))
+        .approval(destructive_needs(&q));
+    let b = delegate(1, &[&root], child).unwrap();
+    let needed = Err(Denial::ApprovalRequired {
+        counted: 0,
+        needed: 1,
+    });
+    assert_eq!(decide_approved(&b.links(), 2, &[]), needed);
+    assert_eq!(decide_approved(&b.links(), 2, &[&q]), Ok(vec![q.kid()]));
+    // A grandchild without a rule of its own: its parent's still holds.
+    let c = delegate(
+        2,
+        &b.links(),
+        child_builder(3)
+            .tool_with_classes("crm.ticket.delete", Classes::only(ActionClass::Destructive)),
+    )
+    .unwrap();
+    assert_eq!(decide_approved(&c.links(), 3, &[]), needed);
+    assert_eq!(decide_approved(&c.links(), 3, &[&q]), Ok(vec![q.kid()]));
+}
+
+#[test]
+fn a_rule_on_the_root_and_one_on_a_child_each_need_their_own_approver() {
+    // The root: destructive needs 1 of P; the child: destructive needs 1 of Q. Each rule
+    // holds on its own: P's approval alone, or Q's alone, is not enough.
+    let (p, q) = (key(40), key(41));
+    let root = root_builder()
+        .approval(destructive_needs(&p))
+        .sign_at(&issuer(), NBF, &mut Rng(0))
+        .unwrap();
+    let child = child_builder(2)
+        .tool_with_classes("crm.ticket.delete", Classes::only(ActionClass::Destructive))
+        .approval(destructive_needs(&q));
+    let b = delegate(1, &[root.as_bytes()], child).unwrap();
+    let links = b.links();
+    let one_missing = Err(Denial::ApprovalRequired {
+        counted: 0,
+        needed: 1,
+    });
+    assert_eq!(decide_approved(&links, 2, &[&p]), one_missing);
+    assert_eq!(decide_approved(&links, 2, &[&q]), one_missing);
+    let mut both = vec![p.kid(), q.kid()];
+    both.sort_unstable_by_key(|kid| *kid.as_bytes());
+    let mut counted = decide_approved(&links, 2, &[&q, &p]).unwrap();
+    counted.sort_unstable_by_key(|kid| *kid.as_bytes());
+    assert_eq!(counted, both);
+}
+
 #[test]
 fn the_pattern_coverage_table() {
     let p = |s| ToolPattern::new(s).unwrap();

@@ -1,6 +1,5 @@
 //! The verified-envelope cache: a hit skips only the signature; everything that depends on
 //! the moment, the verifier or the request is checked again.
-#![cfg(feature = "std")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;

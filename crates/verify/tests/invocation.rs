@@ -176,6 +176,40 @@ fn every_call_field_and_every_body_byte_is_bound() {
 }
 
 #[test]
+fn a_call_and_its_invocation_for_another_envelope_of_the_same_holder_are_refused() {
+    // The holder signed a call under another envelope it holds; the worker checks this one.
+    // The call and the invocation agree with each other: only the call's envelope digest,
+    // compared with the envelope being checked, tells them apart.
+    let f = fixture();
+    let other_env = envelope(&key_for(1), &{
+        let mut c = holder_bound_claims(&f.holder);
+        c.set(1, text("another orchestrator"));
+        c.encode()
+    });
+    let call = Call::new(&other_env, AUD, "msg-1", TOOL, ActionClass::Write, BODY).unwrap();
+    let inv = RawInvocation::of(&other_env, AUD, "msg-1", TOOL, 2, BODY, NOW).sign(&f.holder);
+    let v = Verifier::new(&f.keys, AUD);
+    // Under its own envelope the pair is good...
+    assert!(
+        v.verify_call(&other_env, NOW, &call, Some(inv.as_slice()))
+            .is_ok()
+    );
+    // ...and under this one it is refused, through each entry point.
+    let want = Denial::InvocationMismatch(Mismatch::Envelope);
+    assert_eq!(
+        v.verify_call(&f.env, NOW, &call, Some(inv.as_slice()))
+            .unwrap_err(),
+        want
+    );
+    let verified = v.authenticate(&f.env).unwrap();
+    assert_eq!(
+        v.check_call(&verified, NOW, &call, Some(inv.as_slice()))
+            .unwrap_err(),
+        want
+    );
+}
+
+#[test]
 fn another_keys_signature_or_a_broken_one_is_a_bad_invocation() {
     let f = fixture();
     let by_other = f.invocation().sign(&key_for(9));
@@ -363,6 +397,8 @@ fn a_cnf_that_is_not_a_sound_ed25519_cose_key_is_malformed() {
     }
 }
 
+// The cache needs `std`; the rest of this file runs with the default features too.
+#[cfg(feature = "std")]
 #[test]
 fn the_cache_keeps_the_envelope_never_the_invocation() {
     use laissez_verify::cache::EnvelopeCache;
