@@ -585,9 +585,11 @@ impl<S: RevocationStore + 'static> Follow<S> {
                 Ok(Err(Stop::PlaceLost(why))) => {
                     try_mark = false;
                     tracing::warn!(stream = ?self.stream, reason = %why, "laissez: revocation stream not back yet; taking no work");
+                    self.status.set_lost(why);
                 }
                 Ok(Err(Stop::Broken(why))) => {
                     tracing::warn!(stream = ?self.stream, reason = %why, "laissez: revocation stream still unreachable; taking no work");
+                    self.status.set_lost(why);
                 }
                 Err(_) => {
                     tracing::warn!(stream = ?self.stream, "laissez: revocation catch-up timed out; taking no work, retrying");
