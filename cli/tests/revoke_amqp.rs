@@ -153,7 +153,9 @@ fn revoke_to_an_unreachable_broker_is_exit_3() {
 async fn revoke_into_a_queue_that_is_not_a_stream_is_exit_3() {
     use laissez_amqp::lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
     use laissez_amqp::lapin::types::FieldTable;
-    let connection = laissez_amqp::connect(&amqp_url(), "revoke test").await.unwrap();
+    let connection = laissez_amqp::connect(&amqp_url(), "revoke test")
+        .await
+        .unwrap();
     let channel = connection.create_channel().await.unwrap();
     let name = format!(
         "laissez-test-revoke-classic-{}-{}",
@@ -200,7 +202,10 @@ async fn revoke_into_a_queue_that_is_not_a_stream_is_exit_3() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.stdout.is_empty(), "nothing is printed as if it were done");
+    assert!(
+        out.stdout.is_empty(),
+        "nothing is printed as if it were done"
+    );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("not a revocation stream"),
         "{}",

@@ -13,9 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use laissez_amqp::lapin::BasicProperties;
-use laissez_amqp::lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, QueueDeleteOptions,
-};
+use laissez_amqp::lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeleteOptions};
 use laissez_amqp::{RevocationFollower, declare_stream};
 use laissez_ledger::MemoryLedger;
 use laissez_sign::{RevocationBuilder, SecretKey};
@@ -27,7 +25,9 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(600_000);
     let url = laissez_test_support::amqp_url();
-    let connection = laissez_amqp::connect(&url, "revocation flood bench").await.unwrap();
+    let connection = laissez_amqp::connect(&url, "revocation flood bench")
+        .await
+        .unwrap();
     let stream = format!("laissez-bench-flood-{}", std::process::id());
     declare_stream(&connection, &stream).await.unwrap();
     let key = SecretKey::generate().unwrap();
@@ -75,9 +75,15 @@ async fn main() {
     let ledger = Arc::new(MemoryLedger::new());
     let timeout = Duration::from_secs(3600);
     let started = Instant::now();
-    let first = RevocationFollower::start(&url, &stream, vec![key.public_key()], ledger.clone(), timeout)
-        .await
-        .unwrap();
+    let first = RevocationFollower::start(
+        &url,
+        &stream,
+        vec![key.public_key()],
+        ledger.clone(),
+        timeout,
+    )
+    .await
+    .unwrap();
     let took = started.elapsed();
     let stats = first.stats();
     println!(

@@ -159,7 +159,13 @@ async fn a_deleted_stream_is_read_again_from_its_first_offset_before_any_work() 
     }
     let proxy = CuttableProxy::start("127.0.0.1:5672").await;
     let url = amqp_url().replace("127.0.0.1:5672", &format!("127.0.0.1:{}", proxy.port()));
-    let follower = follow_at(&url, &stream, keys.trusted.clone(), Arc::new(MemoryLedger::new())).await;
+    let follower = follow_at(
+        &url,
+        &stream,
+        keys.trusted.clone(),
+        Arc::new(MemoryLedger::new()),
+    )
+    .await;
     let status = follower.status();
     assert!(status.is_ready());
     let ran: Ran = Arc::default();
@@ -172,31 +178,48 @@ async fn a_deleted_stream_is_read_again_from_its_first_offset_before_any_work() 
     )
     .await;
     stream.delete().await;
-    assert!(eventually(|| !status.is_ready()).await, "the loss was not noticed");
+    assert!(
+        eventually(|| !status.is_ready()).await,
+        "the loss was not noticed"
+    );
     // Hold the follower off the broker while the stream is re-created and the record lands
     // at offset 0 (so it cannot have read the new stream before the record).
     proxy.cut().await;
-    declare_stream(&stream.connection, &stream.name).await.unwrap();
+    declare_stream(&stream.connection, &stream.name)
+        .await
+        .unwrap();
     let s1 = RevocationBuilder::new()
         .session("S1")
         .sign(&keys.key)
         .unwrap();
     stream.publish(s1.as_bytes()).await;
     let call = envelope(&keys.key, q.name(), "S1");
-    q.publish(&call, "crm.read", ActionClass::Read, "s1-a").await;
-    q.publish(&call, "crm.read", ActionClass::Read, "s1-b").await;
+    q.publish(&call, "crm.read", ActionClass::Read, "s1-a")
+        .await;
+    q.publish(&call, "crm.read", ActionClass::Read, "s1-b")
+        .await;
     assert!(!status.is_ready());
     assert!(status.not_ready().unwrap().contains("lost"));
-    assert!(decisions.all().is_empty(), "a call was decided while not ready");
+    assert!(
+        decisions.all().is_empty(),
+        "a call was decided while not ready"
+    );
     proxy.heal();
-    assert!(eventually(|| status.is_ready()).await, "never caught up again");
+    assert!(
+        eventually(|| status.is_ready()).await,
+        "never caught up again"
+    );
     assert_eq!(ids(&q.wait_dead_letters(2).await), ["s1-a", "s1-b"]);
     worker.stop().await;
     assert!(ran.lock().unwrap().is_empty(), "{:?}", ran.lock().unwrap());
     for (id, reasons) in decisions.denials() {
         assert_eq!(reasons, [Reason::Revoked], "{id}");
     }
-    assert_eq!(follower.stats().resumed(), 0, "a re-created stream proves nothing");
+    assert_eq!(
+        follower.stats().resumed(),
+        0,
+        "a re-created stream proves nothing"
+    );
     drop(follower);
     q.delete().await;
     stream.delete().await;
@@ -237,8 +260,13 @@ async fn a_stream_replaced_by_a_classic_queue_takes_no_work() {
         )
         .await
         .unwrap();
-    q.publish(&envelope(&keys.key, q.name(), "S1"), "crm.read", ActionClass::Read, "w")
-        .await;
+    q.publish(
+        &envelope(&keys.key, q.name(), "S1"),
+        "crm.read",
+        ActionClass::Read,
+        "w",
+    )
+    .await;
     assert!(
         eventually(|| status
             .not_ready()
@@ -310,9 +338,7 @@ async fn a_restart_after_a_flood_reads_only_what_is_new() {
         .into_bytes();
     let last = junk.len() - 1;
     junk[last] ^= 1;
-    stream
-        .publish_many(std::iter::repeat_n(junk, FLOOD))
-        .await;
+    stream.publish_many(std::iter::repeat_n(junk, FLOOD)).await;
     let before = lines.count();
     let second = follow_at(&amqp_url(), &stream, keys.trusted.clone(), ledger.clone()).await;
     let stats = second.stats();
@@ -351,7 +377,9 @@ async fn a_mark_of_a_recreated_stream_is_not_trusted() {
     let mark = ledger.saved_mark(&stream.name).await.unwrap().unwrap();
     assert_eq!(mark.offset, 3);
     stream.delete().await;
-    declare_stream(&stream.connection, &stream.name).await.unwrap();
+    declare_stream(&stream.connection, &stream.name)
+        .await
+        .unwrap();
     let fresh = RevocationBuilder::new()
         .session("new")
         .sign(&keys.key)
@@ -361,16 +389,27 @@ async fn a_mark_of_a_recreated_stream_is_not_trusted() {
     let mut headers = FieldTable::default();
     headers.insert(HEADER_BARRIER.into(), AMQPValue::LongString("0123".into()));
     stream
-        .publish_with((0..5).map(|_| (Vec::new(), BasicProperties::default().with_headers(headers.clone()))))
+        .publish_with((0..5).map(|_| {
+            (
+                Vec::new(),
+                BasicProperties::default().with_headers(headers.clone()),
+            )
+        }))
         .await;
     let second = follow_at(&amqp_url(), &stream, keys.trusted.clone(), ledger.clone()).await;
     assert_eq!(second.stats().resumed(), 0);
-    assert_eq!(second.revocations().len(), 4, "the new stream's record at offset 0 is held");
-    assert!(ledger
-        .kept_records(now())
-        .await
-        .unwrap()
-        .contains(&fresh.as_bytes().to_vec()));
+    assert_eq!(
+        second.revocations().len(),
+        4,
+        "the new stream's record at offset 0 is held"
+    );
+    assert!(
+        ledger
+            .kept_records(now())
+            .await
+            .unwrap()
+            .contains(&fresh.as_bytes().to_vec())
+    );
     drop(second);
     stream.delete().await;
 }
@@ -381,7 +420,10 @@ async fn another_workers_barrier_does_not_end_catch_up() {
     let stream = Stream::new().await;
     let keys = Keys::new();
     let mut headers = FieldTable::default();
-    headers.insert(HEADER_BARRIER.into(), AMQPValue::LongString("0123456789abcdef".into()));
+    headers.insert(
+        HEADER_BARRIER.into(),
+        AMQPValue::LongString("0123456789abcdef".into()),
+    );
     stream
         .publish_with(std::iter::once((
             Vec::new(),
@@ -400,7 +442,11 @@ async fn another_workers_barrier_does_not_end_catch_up() {
         Arc::new(MemoryLedger::new()),
     )
     .await;
-    assert_eq!(follower.revocations().len(), 1, "the record after it was read");
+    assert_eq!(
+        follower.revocations().len(),
+        1,
+        "the record after it was read"
+    );
     assert_eq!(follower.stats().read(), 3);
     drop(follower);
     stream.delete().await;
@@ -427,7 +473,13 @@ async fn a_leaked_key_cannot_block_its_own_revocation() {
             .into_bytes()
     });
     stream.publish_many(flood).await;
-    let follower = follow_at(&amqp_url(), &stream, trusted.clone(), Arc::new(MemoryLedger::new())).await;
+    let follower = follow_at(
+        &amqp_url(),
+        &stream,
+        trusted.clone(),
+        Arc::new(MemoryLedger::new()),
+    )
+    .await;
     let status = follower.status();
     assert_eq!(follower.revocations().len(), quota);
     assert!(
@@ -449,12 +501,30 @@ async fn a_leaked_key_cannot_block_its_own_revocation() {
         .sign(&good)
         .unwrap();
     stream.publish(revoke_leaked.as_bytes()).await;
-    assert!(eventually(|| status.is_ready()).await, "{:?}", status.not_ready());
-    assert_eq!(follower.revocations().len(), 1, "the leaked key's records are evicted");
-    q.publish(&envelope(&leaked, q.name(), "x"), "crm.read", ActionClass::Read, "leaked")
-        .await;
-    q.publish(&envelope(&good, q.name(), "flood-0"), "crm.read", ActionClass::Read, "good")
-        .await;
+    assert!(
+        eventually(|| status.is_ready()).await,
+        "{:?}",
+        status.not_ready()
+    );
+    assert_eq!(
+        follower.revocations().len(),
+        1,
+        "the leaked key's records are evicted"
+    );
+    q.publish(
+        &envelope(&leaked, q.name(), "x"),
+        "crm.read",
+        ActionClass::Read,
+        "leaked",
+    )
+    .await;
+    q.publish(
+        &envelope(&good, q.name(), "flood-0"),
+        "crm.read",
+        ActionClass::Read,
+        "good",
+    )
+    .await;
     assert_eq!(ids(&q.wait_dead_letters(1).await), ["leaked"]);
     assert!(eventually(|| ran.lock().unwrap().len() == 1).await);
     worker.stop().await;

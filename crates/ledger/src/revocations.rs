@@ -161,6 +161,9 @@ impl KeptRecords {
     }
 
     pub(crate) fn mark(&self, stream: &str) -> Result<Option<StreamMark>, LedgerError> {
-        self.marks.get(stream).map(|m| StreamMark::decode(m)).transpose()
+        self.marks
+            .get(stream)
+            .map(|m| StreamMark::decode(m))
+            .transpose()
     }
 }

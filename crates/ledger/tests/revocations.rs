@@ -31,7 +31,11 @@ async fn redb_keeps_records_across_reopen() {
         2
     );
     assert_eq!(
-        ledger.saved_mark("laissez.revocations").await.unwrap().map(|m| m.offset),
+        ledger
+            .saved_mark("laissez.revocations")
+            .await
+            .unwrap()
+            .map(|m| m.offset),
         Some(3)
     );
     assert_eq!(ledger.saved_mark("other").await.unwrap(), None);

@@ -54,7 +54,11 @@ async fn redis_keeps_records_for_every_worker() {
         2
     );
     assert_eq!(
-        second.saved_mark("laissez.revocations").await.unwrap().map(|m| m.offset),
+        second
+            .saved_mark("laissez.revocations")
+            .await
+            .unwrap()
+            .map(|m| m.offset),
         Some(3)
     );
     // Another prefix is another ledger.

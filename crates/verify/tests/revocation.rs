@@ -4,12 +4,12 @@
 
 mod support;
 
+use ed25519_dalek::SigningKey;
 use laissez_verify::{
     ActionClass, Applied, ApplyError, Entry, Kid, MalformedKind, RecordError, Request,
     RevocationList, RevocationQuery, RevocationSet, Revocations, TrustedKey, UntrustedEnvelope,
     UntrustedInvocation, UntrustedRecord, VerifiedRecord, Verifier,
 };
-use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
 use support::*;
 
@@ -304,9 +304,13 @@ fn a_leaked_key_fills_its_own_quota_and_its_kid_record_evicts_it() {
         set.apply_bytes(&session(&leaked, "flood-3"), &keys, NOW),
         Err(ApplyError::Full { .. })
     ));
-    assert!(!set.is_complete(), "a refused record leaves the set incomplete");
+    assert!(
+        !set.is_complete(),
+        "a refused record leaves the set incomplete"
+    );
     // The other signer's quota is its own.
-    set.apply_bytes(&session(&good, "task-1"), &keys, NOW).unwrap();
+    set.apply_bytes(&session(&good, "task-1"), &keys, NOW)
+        .unwrap();
     let envelope = |signer: Kid, sid: &'static str| RevocationQuery {
         cti: [7; 16],
         signer,

@@ -259,7 +259,11 @@ impl<S: RevocationStore + 'static> Follow<S> {
         .map_err(broken)?;
         let _ = publisher.close(200, "ok".into()).await;
         // The mark first, then the records kept: every record before the mark is kept.
-        let mark = if try_mark { self.saved_mark().await } else { None };
+        let mark = if try_mark {
+            self.saved_mark().await
+        } else {
+            None
+        };
         self.load_kept().await;
         let mut proven = None;
         if let Some(mark) = mark {
@@ -267,7 +271,9 @@ impl<S: RevocationStore + 'static> Follow<S> {
             if self.proves(&mut consumer, &mark).await? {
                 proven = Some((channel, consumer));
             } else {
-                let _ = channel.close(200, "not the stream read before".into()).await;
+                let _ = channel
+                    .close(200, "not the stream read before".into())
+                    .await;
             }
         }
         let resumed = proven.is_some();
@@ -374,7 +380,10 @@ impl<S: RevocationStore + 'static> Follow<S> {
                     if self.held.read(|set| set.holds(&record_digest(&bytes))) {
                         continue;
                     }
-                    match self.held.write(|set| set.apply_bytes(&bytes, &self.keys, now)) {
+                    match self
+                        .held
+                        .write(|set| set.apply_bytes(&bytes, &self.keys, now))
+                    {
                         Ok(Applied::Added { .. }) => self.applied.increment(1),
                         Ok(_) => {}
                         Err(ApplyError::Full { .. }) => self.refused(),
@@ -473,7 +482,11 @@ impl<S: RevocationStore + 'static> Follow<S> {
             Ok(Applied::Added { unknown_entries }) => {
                 self.applied.increment(1);
                 if unknown_entries > 0 {
-                    tracing::warn!(offset, unknown_entries, "laissez: revocation entries of an unknown kind skipped");
+                    tracing::warn!(
+                        offset,
+                        unknown_entries,
+                        "laissez: revocation entries of an unknown kind skipped"
+                    );
                 }
                 tracing::info!(stream = ?self.stream, offset, kid = %record.kid(), entries = record.len(), iat = record.iat(), until = record.until(), "laissez: revocation record applied");
             }

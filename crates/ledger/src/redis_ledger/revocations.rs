@@ -38,7 +38,6 @@ for i, d in ipairs(live) do out[i] = redis.call('HGET', KEYS[1], d) end
 return out
 ";
 
-
 impl RedisLedger {
     fn revocation_key(&self, what: &str) -> String {
         format!("{}{{revocations}}:{what}", self.prefix)

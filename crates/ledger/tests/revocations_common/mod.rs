@@ -50,7 +50,10 @@ pub async fn store_contract<S: RevocationStore>(store: &S, stream: &str) {
         proof: proof.to_owned(),
     };
     store.save_mark(stream, &mark(7, "a b")).await.unwrap();
-    assert_eq!(store.saved_mark(stream).await.unwrap(), Some(mark(7, "a b")));
+    assert_eq!(
+        store.saved_mark(stream).await.unwrap(),
+        Some(mark(7, "a b"))
+    );
     // The latest catch-up wins, even at a lower offset (a re-created stream).
     store.save_mark(stream, &mark(3, "c")).await.unwrap();
     assert_eq!(store.saved_mark(stream).await.unwrap(), Some(mark(3, "c")));
