@@ -33,6 +33,9 @@ use crate::tls::TlsConfig;
 /// Deliveries the broker may send ahead on the stream (basic.qos; streams require one).
 const STREAM_PREFETCH: u16 = 256;
 
+/// Deliveries acked at once (`multiple`), well under [`STREAM_PREFETCH`].
+const ACK_EVERY: u64 = 64;
+
 /// How often held records past their until are dropped.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
@@ -439,7 +442,15 @@ impl<S: RevocationStore + 'static> Follow<S> {
         barrier: Option<&str>,
     ) -> Result<(u64, bool), Stop> {
         bump(&self.stats.0.read);
-        if let Err(error) = delivery.acker.ack(BasicAckOptions::default()).await {
+        // Acks only grant the broker credit on a stream: one for every ACK_EVERY deliveries
+        // (multiple), and for a barrier, which may be the last one for a while.
+        let is_barrier = barrier_of(delivery).is_some();
+        if (self.stats.read() % ACK_EVERY == 0 || is_barrier)
+            && let Err(error) = delivery
+                .acker
+                .ack(BasicAckOptions { multiple: true })
+                .await
+        {
             tracing::warn!(%error, "laissez: ack on the revocation stream failed");
         }
         let Some(offset) = offset_of(delivery) else {
