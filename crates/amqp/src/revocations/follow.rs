@@ -446,10 +446,7 @@ impl<S: RevocationStore + 'static> Follow<S> {
         // (multiple), and for a barrier, which may be the last one for a while.
         let is_barrier = barrier_of(delivery).is_some();
         if (self.stats.read() % ACK_EVERY == 0 || is_barrier)
-            && let Err(error) = delivery
-                .acker
-                .ack(BasicAckOptions { multiple: true })
-                .await
+            && let Err(error) = delivery.acker.ack(BasicAckOptions { multiple: true }).await
         {
             tracing::warn!(%error, "laissez: ack on the revocation stream failed");
         }
