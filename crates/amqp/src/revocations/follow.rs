@@ -445,7 +445,7 @@ impl<S: RevocationStore + 'static> Follow<S> {
         // Acks only grant the broker credit on a stream: one for every ACK_EVERY deliveries
         // (multiple), and for a barrier, which may be the last one for a while.
         let is_barrier = barrier_of(delivery).is_some();
-        if (self.stats.read() % ACK_EVERY == 0 || is_barrier)
+        if (self.stats.read().is_multiple_of(ACK_EVERY) || is_barrier)
             && let Err(error) = delivery.acker.ack(BasicAckOptions { multiple: true }).await
         {
             tracing::warn!(%error, "laissez: ack on the revocation stream failed");
