@@ -31,8 +31,7 @@ use tokio::task::JoinHandle;
 use crate::error::AmqpError;
 use crate::tls::TlsConfig;
 
-pub use follow::FollowerStats;
-pub use status::FollowerStatus;
+pub use status::{FollowerStats, FollowerStatus};
 
 /// The default name of the revocation stream.
 pub const DEFAULT_REVOCATION_STREAM: &str = "laissez.revocations";

@@ -11,7 +11,6 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_lite::StreamExt as _;
@@ -22,6 +21,7 @@ use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
 
+use super::status::{FollowerStats, bump};
 use super::{
     FollowerStatus, HEADER_BARRIER, RevocationFollower, SharedRevocations, check_stream,
     declare_stream, publish_confirmed,
@@ -49,44 +49,6 @@ const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 /// Digests of messages that did not verify, remembered so a flood of copies costs one
 /// signature check; cleared when this many.
 const MAX_REJECTED_DIGESTS: usize = 4096;
-
-/// What a follower has read, for tests and operators.
-#[derive(Debug, Clone, Default)]
-pub struct FollowerStats(Arc<Counts>);
-
-#[derive(Debug, Default)]
-struct Counts {
-    read: AtomicU64,
-    rejected: AtomicU64,
-    catch_ups: AtomicU64,
-    resumed: AtomicU64,
-}
-
-impl FollowerStats {
-    /// Messages read from the stream (barriers included).
-    pub fn read(&self) -> u64 {
-        self.0.read.load(Ordering::Relaxed)
-    }
-
-    /// Messages skipped as not a record of a trusted key.
-    pub fn rejected(&self) -> u64 {
-        self.0.rejected.load(Ordering::Relaxed)
-    }
-
-    /// Catch-ups completed (the one at start included).
-    pub fn catch_ups(&self) -> u64 {
-        self.0.catch_ups.load(Ordering::Relaxed)
-    }
-
-    /// Catch-ups that resumed from a proven mark rather than the first offset.
-    pub fn resumed(&self) -> u64 {
-        self.0.resumed.load(Ordering::Relaxed)
-    }
-}
-
-fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
-}
 
 /// The follower's connection to the stream.
 struct Session {

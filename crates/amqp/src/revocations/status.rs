@@ -1,8 +1,9 @@
-//! Whether a follower is ready: caught up on its stream, following it live, and holding
-//! every record it read. Shared with the middleware (which decides no message while not
+//! What a follower has read ([`FollowerStats`]), and whether it is ready: caught up on its
+//! stream, following it live, and holding every record it read. Shared with the middleware (which decides no message while not
 //! ready) and with readiness checks (`laissez consume --metrics`, `/healthz`).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -90,4 +91,42 @@ impl FollowerStatus {
             }
         });
     }
+}
+
+/// What a follower has read, for tests and operators.
+#[derive(Debug, Clone, Default)]
+pub struct FollowerStats(pub(super) Arc<Counts>);
+
+#[derive(Debug, Default)]
+pub(super) struct Counts {
+    pub(super) read: AtomicU64,
+    pub(super) rejected: AtomicU64,
+    pub(super) catch_ups: AtomicU64,
+    pub(super) resumed: AtomicU64,
+}
+
+impl FollowerStats {
+    /// Messages read from the stream (barriers included).
+    pub fn read(&self) -> u64 {
+        self.0.read.load(Ordering::Relaxed)
+    }
+
+    /// Messages skipped as not a record of a trusted key.
+    pub fn rejected(&self) -> u64 {
+        self.0.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Catch-ups completed (the one at start included).
+    pub fn catch_ups(&self) -> u64 {
+        self.0.catch_ups.load(Ordering::Relaxed)
+    }
+
+    /// Catch-ups that resumed from a proven mark rather than the first offset.
+    pub fn resumed(&self) -> u64 {
+        self.0.resumed.load(Ordering::Relaxed)
+    }
+}
+
+pub(super) fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
 }
