@@ -147,8 +147,9 @@ pub(crate) struct ConsumeArgs {
     /// Refuse bearer envelopes: only holder-bound ones, with their holder's invocation, run.
     #[arg(long)]
     require_holder: bool,
-    /// The revocation stream: declared when absent, read from its first offset before any
-    /// message is taken, then followed (docs/spec.md §14).
+    /// The revocation stream: declared when absent (a queue that is not a stream is exit 3),
+    /// read from its first offset (or its proven mark) before any message is taken, then
+    /// followed; no message is decided while it is lost (docs/spec.md §14).
     #[arg(long, value_name = "NAME", default_value = laissez_amqp::DEFAULT_REVOCATION_STREAM,
           value_parser = crate::name_arg)]
     revocations_stream: String,

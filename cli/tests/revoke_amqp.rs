@@ -146,3 +146,70 @@ fn revoke_to_an_unreachable_broker_is_exit_3() {
         "nothing is printed as if it were done"
     );
 }
+
+/// A classic queue where the stream should be (issue 23, attack 1): the record would reach no
+/// worker, so `revoke --amqp` refuses to publish into it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoke_into_a_queue_that_is_not_a_stream_is_exit_3() {
+    use laissez_amqp::lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
+    use laissez_amqp::lapin::types::FieldTable;
+    let connection = laissez_amqp::connect(&amqp_url(), "revoke test")
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let name = format!(
+        "laissez-test-revoke-classic-{}-{}",
+        std::process::id(),
+        laissez_sign::unix_now()
+    );
+    channel
+        .queue_declare(
+            name.as_str().into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = laissez_sign::SecretKey::generate().unwrap();
+    std::fs::write(dir.path().join("iss"), key.to_pkcs8_pem().unwrap().as_str()).unwrap();
+    common::set_mode(&dir.path().join("iss"), 0o600);
+    let out = Command::new(assert_cmd::cargo::cargo_bin("laissez"))
+        .args(["revoke", "--key", "iss", "--session", "s"])
+        .args(["--amqp", &amqp_url(), "--stream", &name])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let depth = channel
+        .queue_declare(
+            name.as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap()
+        .message_count();
+    channel
+        .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "nothing is printed as if it were done"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a revocation stream"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(depth, 0, "nothing was published into the classic queue");
+}

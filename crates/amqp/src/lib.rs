@@ -111,7 +111,7 @@ pub use headers::{
 };
 pub use publish::{Publisher, ToolCall};
 pub use revocations::{
-    DEFAULT_REVOCATION_STREAM, FollowerStatus, HEADER_BARRIER, RevocationFollower,
+    DEFAULT_REVOCATION_STREAM, FollowerStats, FollowerStatus, HEADER_BARRIER, RevocationFollower,
     SharedRevocations, declare_stream, publish_record,
 };
 pub use shared::Stats;

@@ -88,6 +88,17 @@ pub(crate) async fn process<L: UseLedger, H: Handler>(
         settle(broker, &acker, &id, Settlement::Requeue).await;
         return;
     }
+    if let Some(held) = &shared.config.revocations {
+        // Fail closed (`docs/spec.md` §14): no message is decided while the revocation
+        // follower is not ready; it waits here (holding its prefetch slot, so at most
+        // `prefetch` wait), and is handed back untouched on shutdown.
+        let mut stop = stop.clone();
+        if !held.status().wait_ready(&mut stop).await {
+            shared.count_requeue(RequeueCause::Shutdown);
+            settle(broker, &acker, &id, Settlement::Requeue).await;
+            return;
+        }
+    }
     let mut decision = Decision::new(headers::message_id(&properties));
     let mut seen = Seen::default();
     let facts = learn(shared, &properties, &data, &acker, &mut decision, &mut seen).await;

@@ -139,7 +139,7 @@ pub struct SidecarConfig {
     pub connect_timeout: Duration,
     /// The revocation stream (`docs/spec.md` §14), declared when absent. Default
     /// `laissez.revocations`. No message is taken before the records it held at start are
-    /// applied; then it is followed live.
+    /// applied; then it is followed live, and no message is decided while it is lost.
     pub revocation_stream: String,
     /// Where each command's standard output goes, made once per command. Default: discarded,
     /// since stdout carries the decision lines; the CLI sends it to its stderr.

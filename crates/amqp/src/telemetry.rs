@@ -43,6 +43,14 @@ pub const REVOCATION_RECORDS_APPLIED: &str = "laissez_revocation_records_applied
 /// record of the stream. 0 from catch-up on while it follows the stream live; while the
 /// stream is lost, the time since it was lost, updated at each reconnection attempt.
 pub const REVOCATION_LAG_SECONDS: &str = "laissez_revocation_lag_seconds";
+/// Counter `laissez_revocation_records_rejected_total`: messages of the revocation stream that
+/// are not a record of a trusted key (they do not decode or verify): skipped and counted, not
+/// logged one by one.
+pub const REVOCATION_RECORDS_REJECTED: &str = "laissez_revocation_records_rejected_total";
+/// Gauge `laissez_revocations_ready`: 1 while the follower holds every record of its stream
+/// (caught up, following live, every record held); 0 otherwise, and then the middleware
+/// decides no message.
+pub const REVOCATIONS_READY: &str = "laissez_revocations_ready";
 
 /// The label value of an allowed decision's `reason`.
 pub const REASON_NONE: &str = "none";
@@ -110,7 +118,8 @@ pub(crate) enum LedgerOp {
     Complete,
     Release,
     KeepRecord,
-    SaveOffset,
+    SaveMark,
+    SavedMark,
     KeptRecords,
 }
 
@@ -121,7 +130,8 @@ impl LedgerOp {
             LedgerOp::Complete => "complete",
             LedgerOp::Release => "release",
             LedgerOp::KeepRecord => "keep_record",
-            LedgerOp::SaveOffset => "save_offset",
+            LedgerOp::SaveMark => "save_mark",
+            LedgerOp::SavedMark => "saved_mark",
             LedgerOp::KeptRecords => "kept_records",
         }
     }
@@ -173,6 +183,14 @@ pub fn describe() {
         REVOCATION_LAG_SECONDS,
         Unit::Seconds,
         "Seconds since the revocation follower last knew it held every record of the stream"
+    );
+    metrics::describe_counter!(
+        REVOCATION_RECORDS_REJECTED,
+        "Revocation stream messages skipped as not a record of a trusted key"
+    );
+    metrics::describe_gauge!(
+        REVOCATIONS_READY,
+        "1 while the revocation follower holds every record of its stream, else 0 (no message is decided)"
     );
 }
 

@@ -40,6 +40,8 @@ mod redelivery;
 mod requeue;
 #[path = "revocation.rs"]
 mod revocation;
+#[path = "revocation_fail_closed.rs"]
+mod revocation_fail_closed;
 #[path = "shared_redis.rs"]
 mod shared_redis;
 #[path = "sidecar.rs"]

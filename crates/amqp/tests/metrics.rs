@@ -21,7 +21,7 @@ use common::*;
 use laissez_amqp::lapin::options::QueueDeleteOptions;
 use laissez_amqp::telemetry::{
     DECISION_SECONDS, DECISIONS, HANDLER_FAILURES, LEDGER_ERRORS, MESSAGES_IN_FLIGHT, REASON_NONE,
-    REQUEUES, REVOCATION_LAG_SECONDS, REVOCATION_RECORDS_APPLIED,
+    REQUEUES, REVOCATION_LAG_SECONDS, REVOCATION_RECORDS_APPLIED, REVOCATIONS_READY,
 };
 use laissez_amqp::{
     ConsumerConfig, Disposition, HandlerError, Message, RevocationFollower, declare_stream,
@@ -399,11 +399,16 @@ async fn the_follower_counts_records_and_its_lag_follows_the_stream() {
         eventually(|| kept.gauge(REVOCATION_LAG_SECONDS) > 0.0).await,
         "the lag stayed 0 while the stream was lost"
     );
+    assert_eq!(kept.gauge(REVOCATIONS_READY), 0.0, "not ready while lost");
     publish("b").await;
     proxy.heal();
     assert!(eventually(|| held.len() == 2).await, "did not resume");
-    assert_eq!(status.lost_for(), None, "following again");
+    assert!(
+        eventually(|| status.lost_for().is_none()).await,
+        "not following again"
+    );
     assert_eq!(kept.gauge(REVOCATION_LAG_SECONDS), 0.0);
+    assert_eq!(kept.gauge(REVOCATIONS_READY), 1.0);
     assert_eq!(applied(&kept), 2);
     drop(follower);
     connection

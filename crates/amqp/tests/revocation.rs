@@ -305,7 +305,7 @@ async fn records_survive_a_restart_in_the_ledger() {
         let ledger = Arc::new(RedbLedger::open(&path).unwrap());
         let follower = follow(&stream, &keys, ledger.clone()).await;
         assert_eq!(follower.revocations().len(), 1);
-        assert!(ledger.saved_offset(&stream.name).await.unwrap().is_some());
+        assert!(ledger.saved_mark(&stream.name).await.unwrap().is_some());
     }
     // A restarted worker on an empty stream still holds it, from its ledger.
     let empty = Stream::new().await;

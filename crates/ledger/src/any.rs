@@ -1,6 +1,6 @@
 //! One ledger type for callers that choose the backend at run time (the sidecar).
 
-use crate::revocations::{Kept, RevocationStore};
+use crate::revocations::{Kept, RevocationStore, StreamMark};
 use crate::{
     Begin, Cti, LeaseToken, LedgerError, MemoryLedger, Outcome, RedbLedger, RedisLedger, UseLedger,
 };
@@ -83,19 +83,19 @@ impl RevocationStore for AnyLedger {
         }
     }
 
-    async fn save_offset(&self, stream: &str, offset: u64) -> Result<(), LedgerError> {
+    async fn save_mark(&self, stream: &str, mark: &StreamMark) -> Result<(), LedgerError> {
         match self {
-            AnyLedger::Redb(l) => l.save_offset(stream, offset).await,
-            AnyLedger::Redis(l) => l.save_offset(stream, offset).await,
-            AnyLedger::Memory(l) => l.save_offset(stream, offset).await,
+            AnyLedger::Redb(l) => l.save_mark(stream, mark).await,
+            AnyLedger::Redis(l) => l.save_mark(stream, mark).await,
+            AnyLedger::Memory(l) => l.save_mark(stream, mark).await,
         }
     }
 
-    async fn saved_offset(&self, stream: &str) -> Result<Option<u64>, LedgerError> {
+    async fn saved_mark(&self, stream: &str) -> Result<Option<StreamMark>, LedgerError> {
         match self {
-            AnyLedger::Redb(l) => l.saved_offset(stream).await,
-            AnyLedger::Redis(l) => l.saved_offset(stream).await,
-            AnyLedger::Memory(l) => l.saved_offset(stream).await,
+            AnyLedger::Redb(l) => l.saved_mark(stream).await,
+            AnyLedger::Redis(l) => l.saved_mark(stream).await,
+            AnyLedger::Memory(l) => l.saved_mark(stream).await,
         }
     }
 }

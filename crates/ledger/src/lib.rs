@@ -47,7 +47,8 @@ pub use redb_ledger::{RedbLedger, RedbOptions};
 #[cfg(feature = "redis")]
 pub use redis_ledger::{RedisLedger, RedisOptions, RedisTls};
 pub use revocations::{
-    Kept, MAX_KEPT_RECORDS, RECORD_GRACE_SECS, RevocationStore, is_live, record_digest,
+    Kept, MAX_KEPT_RECORDS, MAX_PROOF_LEN, RECORD_GRACE_SECS, RevocationStore, StreamMark, is_live,
+    record_digest,
 };
 
 /// An envelope's CWT id (`cti`): the ledger counts uses per cti.

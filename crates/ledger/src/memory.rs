@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::revocations::{Kept, KeptRecords, RevocationStore};
+use crate::revocations::{Kept, KeptRecords, RevocationStore, StreamMark};
 use crate::state::{self, AncestorView, Entry};
 use crate::{Begin, Cti, LeaseToken, LedgerError, MessageUse, Outcome, Usage, UseLedger};
 
@@ -223,12 +223,11 @@ impl RevocationStore for MemoryLedger {
         Ok(self.kept().live(now))
     }
 
-    async fn save_offset(&self, stream: &str, offset: u64) -> Result<(), LedgerError> {
-        self.kept().save_offset(stream, offset);
-        Ok(())
+    async fn save_mark(&self, stream: &str, mark: &StreamMark) -> Result<(), LedgerError> {
+        self.kept().save_mark(stream, mark)
     }
 
-    async fn saved_offset(&self, stream: &str) -> Result<Option<u64>, LedgerError> {
-        Ok(self.kept().offset(stream))
+    async fn saved_mark(&self, stream: &str) -> Result<Option<StreamMark>, LedgerError> {
+        self.kept().mark(stream)
     }
 }

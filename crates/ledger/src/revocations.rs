@@ -1,7 +1,7 @@
 //! Where a worker keeps the revocation records it applied (`docs/spec.md` §14,
 //! `docs/ledger.md`): every backend keeps each record, by the SHA-256 of its bytes, until its
-//! `until` plus [`RECORD_GRACE_SECS`], and the stream offset its follower reached. A restart,
-//! a crash, or another worker sharing the Redis ledger knows them at once.
+//! `until` plus [`RECORD_GRACE_SECS`], and the [`StreamMark`] its follower last caught up to.
+//! A restart, a crash, or another worker sharing the Redis ledger knows them at once.
 //!
 //! The ledger does not verify records: the follower verifies each before keeping it, and
 //! again when it loads them (the trusted keys may have changed in between). At most
@@ -42,7 +42,46 @@ pub fn record_digest(record: &[u8]) -> [u8; 32] {
     Sha256::digest(record).into()
 }
 
-/// Keeps revocation records and the follower's stream offset.
+/// Where a follower last caught up: the offset of its own barrier in the stream and a proof
+/// that only that barrier carries (its random value). A follower resumes there only when it
+/// reads that proof at that offset again: a re-created stream never passes for the old one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamMark {
+    /// The barrier's offset.
+    pub offset: u64,
+    /// What the barrier carries (opaque to the ledger; at most [`MAX_PROOF_LEN`] bytes).
+    pub proof: String,
+}
+
+/// The longest [`StreamMark::proof`] a ledger keeps.
+pub const MAX_PROOF_LEN: usize = 256;
+const _: () = assert!(MAX_PROOF_LEN == 256, "the InvalidRequest text names it");
+
+impl StreamMark {
+    /// The mark as the backends store it: `offset` and `proof` separated by one space.
+    pub(crate) fn encode(&self) -> Result<String, LedgerError> {
+        if self.proof.len() > MAX_PROOF_LEN {
+            return Err(LedgerError::InvalidRequest(
+                "a stream mark's proof is at most 256 bytes",
+            ));
+        }
+        Ok(format!("{} {}", self.offset, self.proof))
+    }
+
+    /// The inverse of [`StreamMark::encode`].
+    pub(crate) fn decode(text: &str) -> Result<Self, LedgerError> {
+        text.split_once(' ')
+            .and_then(|(offset, proof)| {
+                Some(StreamMark {
+                    offset: offset.parse().ok()?,
+                    proof: proof.to_owned(),
+                })
+            })
+            .ok_or_else(|| LedgerError::Corrupt(format!("revocation stream mark {text:?}")))
+    }
+}
+
+/// Keeps revocation records and where the follower of each stream last caught up.
 pub trait RevocationStore: Send + Sync {
     /// Keeps `record` (already verified by the caller) until `until` + the grace. Drops the
     /// records whose time has passed at `now` first.
@@ -59,19 +98,19 @@ pub trait RevocationStore: Send + Sync {
         now: u64,
     ) -> impl Future<Output = Result<Vec<Vec<u8>>, LedgerError>> + Send;
 
-    /// Notes that the follower of `stream` applied everything up to `offset`. An offset
-    /// below the one saved is ignored (two followers sharing a ledger move it forward only).
-    fn save_offset(
+    /// Notes that a follower of `stream` caught up to `mark`, every record before it kept.
+    /// Replaces the mark saved (the latest proven catch-up wins; any proven mark is safe).
+    fn save_mark(
         &self,
         stream: &str,
-        offset: u64,
+        mark: &StreamMark,
     ) -> impl Future<Output = Result<(), LedgerError>> + Send;
 
-    /// The offset saved for `stream`, if any.
-    fn saved_offset(
+    /// The mark saved for `stream`, if any.
+    fn saved_mark(
         &self,
         stream: &str,
-    ) -> impl Future<Output = Result<Option<u64>, LedgerError>> + Send;
+    ) -> impl Future<Output = Result<Option<StreamMark>, LedgerError>> + Send;
 }
 
 /// Records and offsets in memory: the [`crate::MemoryLedger`]'s, and the pure rules every
@@ -79,7 +118,7 @@ pub trait RevocationStore: Send + Sync {
 #[derive(Debug, Default)]
 pub(crate) struct KeptRecords {
     records: HashMap<[u8; 32], (u64, Vec<u8>)>,
-    offsets: HashMap<String, u64>,
+    marks: HashMap<String, String>,
 }
 
 impl KeptRecords {
@@ -116,12 +155,15 @@ impl KeptRecords {
             .collect()
     }
 
-    pub(crate) fn save_offset(&mut self, stream: &str, offset: u64) {
-        let held = self.offsets.entry(stream.to_owned()).or_insert(offset);
-        *held = (*held).max(offset);
+    pub(crate) fn save_mark(&mut self, stream: &str, mark: &StreamMark) -> Result<(), LedgerError> {
+        self.marks.insert(stream.to_owned(), mark.encode()?);
+        Ok(())
     }
 
-    pub(crate) fn offset(&self, stream: &str) -> Option<u64> {
-        self.offsets.get(stream).copied()
+    pub(crate) fn mark(&self, stream: &str) -> Result<Option<StreamMark>, LedgerError> {
+        self.marks
+            .get(stream)
+            .map(|m| StreamMark::decode(m))
+            .transpose()
     }
 }

@@ -3,10 +3,17 @@
 //! A query costs a fixed number of hash lookups whatever the number of records held: by cti,
 //! by the signer's and the holder's kid, and by sub, sid and obo (each of those names keeps
 //! the (iat, until) of the records that name it, almost always one). Records are dropped
-//! once `until + leeway` has passed ([`RevocationSet::prune`]). Memory is bounded: at most
-//! [`DEFAULT_MAX_RECORDS`] records and [`DEFAULT_MAX_ENTRIES`] entries by default; past
-//! either, [`RevocationSet::apply`] fails with [`ApplyError::Full`] and the record is not
-//! held.
+//! once `until + leeway` has passed ([`RevocationSet::prune`]).
+//!
+//! Memory is bounded per signer: at most [`DEFAULT_MAX_RECORDS`] records and
+//! [`DEFAULT_MAX_ENTRIES`] entries signed by one key, so a leaked key fills its own quota and
+//! no other's. Past it, [`RevocationSet::apply`] fails with [`ApplyError::Full`], the record
+//! is not held and the set is not [`complete`](RevocationSet::is_complete) (the worker must
+//! take no work) until a kid record revokes that signer. A record with a kid entry is always
+//! held, whatever the quotas, and never dropped before its time; it drops every other record
+//! signed by the key it revokes, and the set holds none of that key's later ones (a revoked
+//! key's records no longer count: revocation only takes authority away, and they would only
+//! fill the set).
 
 use std::boxed::Box;
 use std::collections::HashMap;
@@ -17,11 +24,12 @@ use crate::keys::{Kid, TrustedKey};
 use crate::policy::{DEFAULT_LEEWAY, MAX_LEEWAY};
 use crate::revocation::{Entry, RecordError, RevocationQuery, Revocations, VerifiedRecord};
 
-/// Most records a set holds by default.
-pub const DEFAULT_MAX_RECORDS: usize = 65_536;
+/// Most records a set holds by default from one signer (kid records aside).
+pub const DEFAULT_MAX_RECORDS: usize = 16_384;
 
-/// Most entries (over all records) a set holds by default.
-pub const DEFAULT_MAX_ENTRIES: usize = 1 << 20;
+/// Most entries (over its records) a set holds by default from one signer (kid records
+/// aside).
+pub const DEFAULT_MAX_ENTRIES: usize = 1 << 18;
 
 /// What [`RevocationSet::apply`] did with a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +45,8 @@ pub enum Applied {
     AlreadyHeld,
     /// Its `until + leeway` has passed: nothing to hold.
     Expired,
+    /// Its signer is revoked by a held kid record, and it has no kid entry: not held.
+    SignerRevoked,
 }
 
 /// Why a record was not applied.
@@ -45,7 +55,7 @@ pub enum Applied {
 pub enum ApplyError {
     /// The record does not decode or does not verify.
     Record(RecordError),
-    /// The set is full (`records` and `entries` are its limits).
+    /// The signer's quota is full (`records` and `entries` are its limits per signer).
     Full {
         /// Its record limit.
         records: usize,
@@ -70,7 +80,7 @@ impl fmt::Display for ApplyError {
             ApplyError::Record(e) => e.fmt(f),
             ApplyError::Full { records, entries } => write!(
                 f,
-                "the revocation set is full ({records} records or {entries} entries held)"
+                "the signer's quota in the revocation set is full ({records} records or {entries} entries held)"
             ),
         }
     }
@@ -91,21 +101,74 @@ struct Hold {
     until: u64,
 }
 
-/// The records a worker holds, answering [`Revocations`] with hash lookups.
+/// One entry of a held record, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Owned {
+    Cti([u8; 16]),
+    Kid(Kid),
+    Sub(Box<str>),
+    Sid(Box<str>),
+    Obo(Box<str>),
+}
+
+/// A held record: who signed it, when, and what it names.
 #[derive(Debug)]
-pub struct RevocationSet {
-    leeway: u64,
-    max_records: usize,
-    max_entries: usize,
-    /// Held records by SHA-256 of their bytes: their until and number of entries.
-    records: HashMap<[u8; 32], (u64, usize)>,
+struct HeldRecord {
+    signer: Kid,
+    hold: Hold,
+    /// Whether it has a kid entry: then always held, and never counted in a quota.
+    names_kid: bool,
+    /// Its entries, unknown kinds included (what the limits count).
+    count: usize,
+    entries: Box<[Owned]>,
+}
+
+/// What one signer's records (kid records aside) take.
+#[derive(Debug, Clone, Copy, Default)]
+struct Quota {
+    records: usize,
     entries: usize,
+}
+
+/// The indexes over the held records, rebuilt whole when records are dropped.
+#[derive(Debug, Default)]
+struct Index {
     /// The latest until of any record naming the cti / kid.
     ctis: HashMap<[u8; 16], u64>,
     kids: HashMap<Kid, u64>,
     subs: HashMap<Box<str>, Vec<Hold>>,
     sids: HashMap<Box<str>, Vec<Hold>>,
     obos: HashMap<Box<str>, Vec<Hold>>,
+}
+
+impl Index {
+    fn add(&mut self, record: &HeldRecord) {
+        let (hold, until) = (record.hold, record.hold.until);
+        for entry in record.entries.iter() {
+            match entry {
+                Owned::Cti(cti) => later(self.ctis.entry(*cti).or_insert(until), until),
+                Owned::Kid(kid) => later(self.kids.entry(*kid).or_insert(until), until),
+                Owned::Sub(name) => push(&mut self.subs, name, hold),
+                Owned::Sid(name) => push(&mut self.sids, name, hold),
+                Owned::Obo(name) => push(&mut self.obos, name, hold),
+            }
+        }
+    }
+}
+
+/// The records a worker holds, answering [`Revocations`] with hash lookups.
+#[derive(Debug)]
+pub struct RevocationSet {
+    leeway: u64,
+    max_records: usize,
+    max_entries: usize,
+    /// Held records by SHA-256 of their bytes.
+    records: HashMap<[u8; 32], HeldRecord>,
+    entries: usize,
+    quotas: HashMap<Kid, Quota>,
+    /// Signers one of whose records was refused (quota full), not revoked since.
+    refused: HashMap<Kid, u64>,
+    index: Index,
 }
 
 impl Default for RevocationSet {
@@ -123,11 +186,9 @@ impl RevocationSet {
             max_entries: DEFAULT_MAX_ENTRIES,
             records: HashMap::new(),
             entries: 0,
-            ctis: HashMap::new(),
-            kids: HashMap::new(),
-            subs: HashMap::new(),
-            sids: HashMap::new(),
-            obos: HashMap::new(),
+            quotas: HashMap::new(),
+            refused: HashMap::new(),
+            index: Index::default(),
         }
     }
 
@@ -138,7 +199,8 @@ impl RevocationSet {
         self
     }
 
-    /// Holds at most `records` records and `entries` entries.
+    /// Holds at most `records` records and `entries` entries from each signer (records
+    /// with a kid entry are always held).
     #[must_use]
     pub fn with_limits(mut self, records: usize, entries: usize) -> Self {
         self.max_records = records;
@@ -161,13 +223,27 @@ impl RevocationSet {
         self.entries
     }
 
+    /// Whether every record applied to it is held (or was dropped by the rules): false from
+    /// the moment a signer's record is refused ([`ApplyError::Full`]) until a kid record
+    /// revokes that signer. A worker whose set is not complete must take no work.
+    pub fn is_complete(&self) -> bool {
+        self.refused.is_empty()
+    }
+
     /// Whether a record is still kept at `now`.
     fn live(&self, until: u64, now: u64) -> bool {
         now < until.saturating_add(self.leeway)
     }
 
+    /// Whether `digest` is held already: a caller may skip verifying such bytes again.
+    pub fn holds(&self, digest: &[u8; 32]) -> bool {
+        self.records.contains_key(digest)
+    }
+
     /// Holds a verified record from now on. A record whose `until + leeway` has passed is
-    /// not held; the same record twice is held once.
+    /// not held; the same record twice is held once; a record of a revoked signer without a
+    /// kid entry is not held. A record with a kid entry is always held, and drops the other
+    /// records of every key it names.
     pub fn apply(&mut self, record: &VerifiedRecord<'_>, now: u64) -> Result<Applied, ApplyError> {
         let until = record.until();
         if !self.live(until, now) {
@@ -177,34 +253,95 @@ impl RevocationSet {
         if self.records.contains_key(&digest) {
             return Ok(Applied::AlreadyHeld);
         }
+        let signer = record.kid();
+        let entries: Box<[Owned]> = record
+            .entries()
+            .filter_map(|entry| match entry {
+                Entry::Cti(cti) => Some(Owned::Cti(cti)),
+                Entry::Kid(kid) => Some(Owned::Kid(kid)),
+                Entry::Sub(name) => Some(Owned::Sub(name.into())),
+                Entry::Sid(name) => Some(Owned::Sid(name.into())),
+                Entry::Obo(name) => Some(Owned::Obo(name.into())),
+                Entry::Unknown { .. } => None,
+            })
+            .collect();
+        let names_kid = entries.iter().any(|e| matches!(e, Owned::Kid(_)));
         let count = record.len();
-        if self.records.len() >= self.max_records
-            || self.entries.saturating_add(count) > self.max_entries
-        {
-            return Err(ApplyError::Full {
-                records: self.max_records,
-                entries: self.max_entries,
-            });
-        }
-        let hold = Hold {
-            iat: record.iat(),
-            until,
-        };
-        for entry in record.entries() {
-            match entry {
-                Entry::Cti(cti) => later(self.ctis.entry(cti).or_insert(until), until),
-                Entry::Kid(kid) => later(self.kids.entry(kid).or_insert(until), until),
-                Entry::Sub(name) => push(&mut self.subs, name, hold),
-                Entry::Sid(name) => push(&mut self.sids, name, hold),
-                Entry::Obo(name) => push(&mut self.obos, name, hold),
-                Entry::Unknown { .. } => {}
+        if !names_kid {
+            if self.index.kids.contains_key(&signer) {
+                return Ok(Applied::SignerRevoked);
             }
+            let quota = self.quotas.get(&signer).copied().unwrap_or_default();
+            if quota.records >= self.max_records
+                || quota.entries.saturating_add(count) > self.max_entries
+            {
+                later(self.refused.entry(signer).or_insert(until), until);
+                return Err(ApplyError::Full {
+                    records: self.max_records,
+                    entries: self.max_entries,
+                });
+            }
+            let quota = self.quotas.entry(signer).or_default();
+            quota.records += 1;
+            quota.entries += count;
         }
-        self.records.insert(digest, (until, count));
+        let held = HeldRecord {
+            signer,
+            hold: Hold {
+                iat: record.iat(),
+                until,
+            },
+            names_kid,
+            count,
+            entries,
+        };
+        self.index.add(&held);
+        let revoked: Vec<Kid> = held
+            .entries
+            .iter()
+            .filter_map(|e| match e {
+                Owned::Kid(kid) => Some(*kid),
+                _ => None,
+            })
+            .collect();
+        self.records.insert(digest, held);
         self.entries += count;
+        if !revoked.is_empty() {
+            self.drop_signed_by(&revoked);
+        }
         Ok(Applied::Added {
             unknown_entries: record.unknown_entries(),
         })
+    }
+
+    /// Drops the records without a kid entry signed by any of `kids`, and forgets their
+    /// refusals.
+    fn drop_signed_by(&mut self, kids: &[Kid]) {
+        for kid in kids {
+            self.refused.remove(kid);
+            self.quotas.remove(kid);
+        }
+        let before = self.records.len();
+        let mut freed = 0;
+        self.records.retain(|_, r| {
+            let keep = r.names_kid || !kids.contains(&r.signer);
+            if !keep {
+                freed += r.count;
+            }
+            keep
+        });
+        if self.records.len() != before {
+            self.entries = self.entries.saturating_sub(freed);
+            self.reindex();
+        }
+    }
+
+    fn reindex(&mut self) {
+        let mut index = Index::default();
+        for record in self.records.values() {
+            index.add(record);
+        }
+        self.index = index;
     }
 
     /// Decodes, verifies under `keys` and applies one record.
@@ -224,23 +361,29 @@ impl RevocationSet {
         let live = |until: u64| now < until.saturating_add(leeway);
         let before = self.records.len();
         let mut freed = 0;
-        self.records.retain(|_, (until, count)| {
-            let keep = live(*until);
+        let quotas = &mut self.quotas;
+        self.records.retain(|_, r| {
+            let keep = live(r.hold.until);
             if !keep {
-                freed += *count;
+                freed += r.count;
+                if !r.names_kid
+                    && let Some(q) = quotas.get_mut(&r.signer)
+                {
+                    q.records = q.records.saturating_sub(1);
+                    q.entries = q.entries.saturating_sub(r.count);
+                }
             }
             keep
         });
-        self.entries -= freed;
-        self.ctis.retain(|_, until| live(*until));
-        self.kids.retain(|_, until| live(*until));
-        for names in [&mut self.subs, &mut self.sids, &mut self.obos] {
-            names.retain(|_, holds| {
-                holds.retain(|h| live(h.until));
-                !holds.is_empty()
-            });
+        self.quotas.retain(|_, q| q.records > 0);
+        // A refusal ends when the refused record's time has passed.
+        self.refused.retain(|_, until| live(*until));
+        let dropped = before - self.records.len();
+        if dropped > 0 {
+            self.entries = self.entries.saturating_sub(freed);
+            self.reindex();
         }
-        before - self.records.len()
+        dropped
     }
 }
 
@@ -264,11 +407,12 @@ fn held_since(names: &HashMap<Box<str>, Vec<Hold>>, name: Option<&str>, issued: 
 
 impl Revocations for RevocationSet {
     fn revokes(&self, q: &RevocationQuery<'_>) -> bool {
-        self.ctis.contains_key(&q.cti)
-            || self.kids.contains_key(&q.signer)
-            || q.holder.is_some_and(|h| self.kids.contains_key(&h))
-            || held_since(&self.subs, Some(q.sub), q.issued)
-            || held_since(&self.sids, q.sid, q.issued)
-            || held_since(&self.obos, q.obo, q.issued)
+        let index = &self.index;
+        index.ctis.contains_key(&q.cti)
+            || index.kids.contains_key(&q.signer)
+            || q.holder.is_some_and(|h| index.kids.contains_key(&h))
+            || held_since(&index.subs, Some(q.sub), q.issued)
+            || held_since(&index.sids, q.sid, q.issued)
+            || held_since(&index.obos, q.obo, q.issued)
     }
 }

@@ -4,6 +4,7 @@
 
 mod support;
 
+use ed25519_dalek::SigningKey;
 use laissez_verify::{
     ActionClass, Applied, ApplyError, Entry, Kid, MalformedKind, RecordError, Request,
     RevocationList, RevocationQuery, RevocationSet, Revocations, TrustedKey, UntrustedEnvelope,
@@ -280,6 +281,73 @@ fn the_set_is_bounded_and_says_so() {
             .code(),
         "malformed"
     );
+}
+
+/// A leaked issuer key cannot block its own revocation: it fills its own quota only; the
+/// other issuer's kid record is held, drops what the leaked key signed, and the leaked key's
+/// later records are not held.
+#[test]
+fn a_leaked_key_fills_its_own_quota_and_its_kid_record_evicts_it() {
+    let (good, leaked) = (key_for(1), key_for(2));
+    let keys = [
+        TrustedKey::from_bytes(good.verifying_key().as_bytes()).unwrap(),
+        TrustedKey::from_bytes(leaked.verifying_key().as_bytes()).unwrap(),
+    ];
+    let leaked_kid = Kid::from_bytes(kid_of(&leaked));
+    let session = |sk: &SigningKey, name: &str| RawRecord::now(&[entry(3, text(name))]).sign(sk);
+    let mut set = RevocationSet::new().with_limits(3, 100);
+    for i in 0..3 {
+        set.apply_bytes(&session(&leaked, &format!("flood-{i}")), &keys, NOW)
+            .unwrap();
+    }
+    assert!(matches!(
+        set.apply_bytes(&session(&leaked, "flood-3"), &keys, NOW),
+        Err(ApplyError::Full { .. })
+    ));
+    assert!(
+        !set.is_complete(),
+        "a refused record leaves the set incomplete"
+    );
+    // The other signer's quota is its own.
+    set.apply_bytes(&session(&good, "task-1"), &keys, NOW)
+        .unwrap();
+    let envelope = |signer: Kid, sid: &'static str| RevocationQuery {
+        cti: [7; 16],
+        signer,
+        holder: None,
+        sub: "agent",
+        sid: Some(sid),
+        obo: None,
+        issued: NOW - 10,
+    };
+    let good_kid = Kid::from_bytes(kid_of(&good));
+    assert!(set.revokes(&envelope(good_kid, "flood-0")));
+    // The kid record is held even past every quota, and evicts the leaked key's records.
+    let mut full = RevocationSet::new().with_limits(0, 0);
+    let revoke_leaked = RawRecord::now(&[entry(1, bytes(leaked_kid.as_bytes()))]).sign(&good);
+    assert!(matches!(
+        full.apply_bytes(&revoke_leaked, &keys, NOW),
+        Ok(Applied::Added { .. })
+    ));
+    assert!(matches!(
+        set.apply_bytes(&revoke_leaked, &keys, NOW),
+        Ok(Applied::Added { .. })
+    ));
+    assert!(set.is_complete(), "the refused signer is revoked");
+    assert_eq!(set.len(), 2, "task-1 and the kid record");
+    assert!(!set.revokes(&envelope(good_kid, "flood-0")));
+    assert!(set.revokes(&envelope(good_kid, "task-1")));
+    assert!(set.revokes(&envelope(leaked_kid, "anything")));
+    assert_eq!(
+        set.apply_bytes(&session(&leaked, "flood-9"), &keys, NOW),
+        Ok(Applied::SignerRevoked)
+    );
+    // A kid record of the revoked key itself is still held: kid records are never refused.
+    let its_own = RawRecord::now(&[entry(1, bytes(&[9; 8]))]).sign(&leaked);
+    assert!(matches!(
+        set.apply_bytes(&its_own, &keys, NOW),
+        Ok(Applied::Added { .. })
+    ));
 }
 
 proptest! {

@@ -67,11 +67,9 @@ impl Health {
             }
             Some(_) => {}
         }
-        match self.0.revocations.get().map(FollowerStatus::lost_for) {
+        match self.0.revocations.get().map(FollowerStatus::not_ready) {
             None => return Err("revocation stream not caught up yet".into()),
-            Some(Some(lost)) => {
-                return Err(format!("revocation stream lost {} s ago", lost.as_secs()));
-            }
+            Some(Some(why)) => return Err(why),
             Some(None) => {}
         }
         let Some(ledger) = self.0.ledger.get() else {

@@ -1,5 +1,5 @@
 //! Revocation records in the redb file: each record by its digest with its until, and the
-//! follower's offset by stream name. One write transaction per record (records are rare),
+//! follower's mark by stream name. One write transaction per record (records are rare),
 //! durable before the follower goes on.
 
 use redb::{
@@ -9,17 +9,19 @@ use redb::{
 
 use super::{RedbLedger, storage_error};
 use crate::LedgerError;
-use crate::revocations::{Kept, MAX_KEPT_RECORDS, RevocationStore, is_live, record_digest};
+use crate::revocations::{
+    Kept, MAX_KEPT_RECORDS, RevocationStore, StreamMark, is_live, record_digest,
+};
 
 /// digest -> (until, record bytes).
 const RECORDS: TableDefinition<'_, &[u8], (u64, &[u8])> =
     TableDefinition::new("revocation_records");
-/// stream name -> the offset its follower reached.
-const OFFSETS: TableDefinition<'_, &str, u64> = TableDefinition::new("revocation_offsets");
+/// stream name -> the follower's mark (`"offset proof"`).
+const MARKS: TableDefinition<'_, &str, &str> = TableDefinition::new("revocation_marks");
 
 pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), LedgerError> {
     txn.open_table(RECORDS).map_err(storage_error)?;
-    txn.open_table(OFFSETS).map_err(storage_error)?;
+    txn.open_table(MARKS).map_err(storage_error)?;
     Ok(())
 }
 
@@ -81,22 +83,21 @@ fn live(db: &Database, now: u64) -> Result<Vec<Vec<u8>>, LedgerError> {
     Ok(out)
 }
 
-fn save_offset(db: &Database, stream: &str, offset: u64) -> Result<(), LedgerError> {
+fn save_mark(db: &Database, stream: &str, mark: &StreamMark) -> Result<(), LedgerError> {
+    let text = mark.encode()?;
     let txn = db.begin_write().map_err(storage_error)?;
     {
-        let mut table = txn.open_table(OFFSETS).map_err(storage_error)?;
-        let held = table.get(stream).map_err(storage_error)?.map(|v| v.value());
-        if held.is_none_or(|held| held < offset) {
-            table.insert(stream, offset).map_err(storage_error)?;
-        }
+        let mut table = txn.open_table(MARKS).map_err(storage_error)?;
+        table.insert(stream, text.as_str()).map_err(storage_error)?;
     }
     txn.commit().map_err(storage_error)
 }
 
-fn offset(db: &Database, stream: &str) -> Result<Option<u64>, LedgerError> {
+fn mark(db: &Database, stream: &str) -> Result<Option<StreamMark>, LedgerError> {
     let txn = db.begin_read().map_err(storage_error)?;
-    let table = txn.open_table(OFFSETS).map_err(storage_error)?;
-    Ok(table.get(stream).map_err(storage_error)?.map(|v| v.value()))
+    let table = txn.open_table(MARKS).map_err(storage_error)?;
+    let text = table.get(stream).map_err(storage_error)?;
+    text.map(|v| StreamMark::decode(v.value())).transpose()
 }
 
 /// The redb calls block on the file (and its fsync); records are rare, so they run inline.
@@ -109,11 +110,11 @@ impl RevocationStore for RedbLedger {
         live(&self.db, now)
     }
 
-    async fn save_offset(&self, stream: &str, offset: u64) -> Result<(), LedgerError> {
-        save_offset(&self.db, stream, offset)
+    async fn save_mark(&self, stream: &str, mark: &StreamMark) -> Result<(), LedgerError> {
+        save_mark(&self.db, stream, mark)
     }
 
-    async fn saved_offset(&self, stream: &str) -> Result<Option<u64>, LedgerError> {
-        offset(&self.db, stream)
+    async fn saved_mark(&self, stream: &str) -> Result<Option<StreamMark>, LedgerError> {
+        self::mark(&self.db, stream)
     }
 }

@@ -1,14 +1,16 @@
 //! Revocation records in Redis, shared by every worker on the ledger: a hash
 //! `<prefix>{revocations}:records` (record digest in hex -> record bytes), a sorted set
 //! `<prefix>{revocations}:until` (digest -> until) for expiry, and one string per stream
-//! `<prefix>{revocations}:offset:<stream>`. One hash tag: one Cluster slot, so each script
+//! `<prefix>{revocations}:mark:<stream>` (the follower's [`StreamMark`], `"offset proof"`). One hash tag: one Cluster slot, so each script
 //! touches keys of one slot.
 
 use redis::Script;
 
 use super::{RedisLedger, redis_error};
 use crate::LedgerError;
-use crate::revocations::{Kept, MAX_KEPT_RECORDS, RECORD_GRACE_SECS, RevocationStore, is_live};
+use crate::revocations::{
+    Kept, MAX_KEPT_RECORDS, RECORD_GRACE_SECS, RevocationStore, StreamMark, is_live,
+};
 
 /// KEYS: records hash, until zset. ARGV: digest hex, record, until, now, grace, limit.
 /// Drops what expired, then keeps the record unless held or full.
@@ -34,13 +36,6 @@ local live = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[1], '+inf')
 local out = {}
 for i, d in ipairs(live) do out[i] = redis.call('HGET', KEYS[1], d) end
 return out
-";
-
-/// KEYS: the offset key. ARGV: offset. Moves forward only.
-const OFFSET_LUA: &str = r"
-local cur = redis.call('GET', KEYS[1])
-if not cur or tonumber(cur) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
-return 'ok'
 ";
 
 impl RedisLedger {
@@ -92,29 +87,24 @@ impl RevocationStore for RedisLedger {
         Ok(records.into_iter().flatten().collect())
     }
 
-    async fn save_offset(&self, stream: &str, offset: u64) -> Result<(), LedgerError> {
+    async fn save_mark(&self, stream: &str, mark: &StreamMark) -> Result<(), LedgerError> {
         let mut conn = self.conn.clone();
-        let _: String = Script::new(OFFSET_LUA)
-            .key(self.revocation_key(&format!("offset:{stream}")))
-            .arg(offset)
-            .invoke_async(&mut conn)
+        let () = redis::cmd("SET")
+            .arg(self.revocation_key(&format!("mark:{stream}")))
+            .arg(mark.encode()?)
+            .query_async(&mut conn)
             .await
             .map_err(|e| redis_error(&e))?;
         Ok(())
     }
 
-    async fn saved_offset(&self, stream: &str) -> Result<Option<u64>, LedgerError> {
+    async fn saved_mark(&self, stream: &str) -> Result<Option<StreamMark>, LedgerError> {
         let mut conn = self.conn.clone();
         let value: Option<String> = redis::cmd("GET")
-            .arg(self.revocation_key(&format!("offset:{stream}")))
+            .arg(self.revocation_key(&format!("mark:{stream}")))
             .query_async(&mut conn)
             .await
             .map_err(|e| redis_error(&e))?;
-        value
-            .map(|v| {
-                v.parse()
-                    .map_err(|_| LedgerError::Corrupt(format!("revocation offset {v:?}")))
-            })
-            .transpose()
+        value.map(|v| StreamMark::decode(&v)).transpose()
     }
 }

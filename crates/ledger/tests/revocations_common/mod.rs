@@ -1,11 +1,14 @@
 #![allow(dead_code, unreachable_pub)]
 //! The revocation store's contract, run against each backend by the files that include it.
 
-use laissez_ledger::{Kept, LedgerError, MAX_KEPT_RECORDS, RECORD_GRACE_SECS, RevocationStore};
+use laissez_ledger::{
+    Kept, LedgerError, MAX_KEPT_RECORDS, MAX_PROOF_LEN, RECORD_GRACE_SECS, RevocationStore,
+    StreamMark,
+};
 
 pub const NOW: u64 = 1_800_000_000;
 
-/// Keeps, dedups, expires and reloads records; moves offsets forward only.
+/// Keeps, dedups, expires and reloads records; keeps the latest stream mark.
 pub async fn store_contract<S: RevocationStore>(store: &S, stream: &str) {
     let a = b"record-a".to_vec();
     let b = b"record-b".to_vec();
@@ -41,12 +44,25 @@ pub async fn store_contract<S: RevocationStore>(store: &S, stream: &str) {
         Kept::New
     );
 
-    assert_eq!(store.saved_offset(stream).await.unwrap(), None);
-    store.save_offset(stream, 7).await.unwrap();
-    store.save_offset(stream, 3).await.unwrap();
-    assert_eq!(store.saved_offset(stream).await.unwrap(), Some(7));
-    store.save_offset(stream, 9).await.unwrap();
-    assert_eq!(store.saved_offset(stream).await.unwrap(), Some(9));
+    assert_eq!(store.saved_mark(stream).await.unwrap(), None);
+    let mark = |offset: u64, proof: &str| StreamMark {
+        offset,
+        proof: proof.to_owned(),
+    };
+    store.save_mark(stream, &mark(7, "a b")).await.unwrap();
+    assert_eq!(
+        store.saved_mark(stream).await.unwrap(),
+        Some(mark(7, "a b"))
+    );
+    // The latest catch-up wins, even at a lower offset (a re-created stream).
+    store.save_mark(stream, &mark(3, "c")).await.unwrap();
+    assert_eq!(store.saved_mark(stream).await.unwrap(), Some(mark(3, "c")));
+    assert!(
+        store
+            .save_mark(stream, &mark(1, &"x".repeat(MAX_PROOF_LEN + 1)))
+            .await
+            .is_err()
+    );
 }
 
 /// Past its limit a store says so and keeps nothing more.
