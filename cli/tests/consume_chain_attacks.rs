@@ -204,14 +204,6 @@ async fn attack_6_a_child_cannot_claim_an_obo_its_root_never_named() {
     let root = root_for(&setup, &a, 5);
     let builder = child_builder(&setup, "B", &b, 2).on_behalf_of("ceo@acme.example");
     let forged = forge(&root, &a, builder, &Forced::default());
-    // delegate itself refuses it, naming the field.
-    let refused = delegate(
-        &a,
-        &[&root],
-        child_builder(&setup, "B", &b, 2).on_behalf_of("ceo@acme.example"),
-    )
-    .unwrap_err();
-    assert!(refused.to_string().contains("(obo)"), "{refused}");
     let ancestors = [root.as_slice()];
     let call = ToolCall::new(&forged, "crm.read", ActionClass::Read, "as-the-ceo")
         .with_chain(&ancestors)
@@ -232,6 +224,14 @@ async fn attack_6_a_child_cannot_claim_an_obo_its_root_never_named() {
         setup.count(&setup.topology.dead_letter_queue).await,
         ["as-the-ceo"]
     );
+    // delegate itself refuses to sign it, naming the field.
+    let refused = delegate(
+        &a,
+        &[&root],
+        child_builder(&setup, "B", &b, 2).on_behalf_of("ceo@acme.example"),
+    )
+    .unwrap_err();
+    assert!(refused.to_string().contains("(obo)"), "{refused}");
     setup.delete().await;
 }
 
