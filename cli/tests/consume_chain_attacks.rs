@@ -77,12 +77,7 @@ fn cti(envelope: &[u8]) -> [u8; 16] {
 
 /// A child of `parent` signed by `by` (the parent's holder) without `delegate`'s checks, for
 /// `agent` bound to `holder`, `builder`'s claims, then `forced`'s.
-fn forge(
-    parent: &[u8],
-    by: &SecretKey,
-    builder: EnvelopeBuilder,
-    forced: &Forced,
-) -> Vec<u8> {
+fn forge(parent: &[u8], by: &SecretKey, builder: EnvelopeBuilder, forced: &Forced) -> Vec<u8> {
     let unparented: SignedEnvelope = builder.sign(by).unwrap();
     force_child_with(parent, unparented.as_bytes(), &seed(by), forced).unwrap()
 }
@@ -177,10 +172,8 @@ async fn a_child_with_a_victims_cti_leaves_the_victims_uses_alone(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attack_3_a_childs_stolen_cti_never_spends_the_victims_uses_redb() {
-    a_child_with_a_victims_cti_leaves_the_victims_uses_alone("chain-cti-redb", |s| {
-        s.consume(&[])
-    })
-    .await;
+    a_child_with_a_victims_cti_leaves_the_victims_uses_alone("chain-cti-redb", |s| s.consume(&[]))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -257,7 +250,12 @@ async fn attack_9_a_future_iat_does_not_escape_an_agent_revocation() {
     // Issued up to now: the plausible child's iat is at most the record's.
     let out = Command::new(assert_cmd::cargo::cargo_bin("laissez"))
         .args(["revoke", "--key", "iss", "--agent", "B"])
-        .args(["--amqp", &amqp_url(), "--stream", &setup.revocation_stream()])
+        .args([
+            "--amqp",
+            &amqp_url(),
+            "--stream",
+            &setup.revocation_stream(),
+        ])
         .current_dir(dir)
         .output()
         .unwrap();
@@ -268,7 +266,10 @@ async fn attack_9_a_future_iat_does_not_escape_an_agent_revocation() {
     );
 
     let ancestors = [root.as_slice()];
-    for (leaf, id) in [(future.as_slice(), "iat-ahead"), (plausible.leaf(), "iat-now")] {
+    for (leaf, id) in [
+        (future.as_slice(), "iat-ahead"),
+        (plausible.leaf(), "iat-now"),
+    ] {
         let call = ToolCall::new(leaf, "crm.read", ActionClass::Read, id)
             .with_chain(&ancestors)
             .signed_by(&b, &queue);

@@ -169,13 +169,31 @@ fn delegate_refuses_an_obo_or_session_its_parent_never_named() {
     let root = ok(
         d,
         &[
-            "sign", "--key", "orch.key", "--agent", "A", "--aud", "q1", "--tool", "crm.*",
-            "--holder", "a.key.pub",
+            "sign",
+            "--key",
+            "orch.key",
+            "--agent",
+            "A",
+            "--aud",
+            "q1",
+            "--tool",
+            "crm.*",
+            "--holder",
+            "a.key.pub",
         ],
     );
     let base = [
-        "delegate", "--key", "a.key", "--parent", &root, "--agent", "B", "--holder",
-        "b.key.pub", "--tool", "crm.read",
+        "delegate",
+        "--key",
+        "a.key",
+        "--parent",
+        &root,
+        "--agent",
+        "B",
+        "--holder",
+        "b.key.pub",
+        "--tool",
+        "crm.read",
     ];
     for (extra, needle) in [
         (["--obo", "ceo@acme.example"], "(obo)"),
@@ -190,8 +208,14 @@ fn delegate_refuses_an_obo_or_session_its_parent_never_named() {
     // Without them the child is signed, and names neither.
     let chain = ok(d, &base);
     let leaf = &chain_claims(d, &chain)[1];
-    assert!(leaf["grant"].get("obo").is_none_or(Value::is_null), "{leaf}");
-    assert!(leaf["grant"].get("sid").is_none_or(Value::is_null), "{leaf}");
+    assert!(
+        leaf["grant"].get("obo").is_none_or(Value::is_null),
+        "{leaf}"
+    );
+    assert!(
+        leaf["grant"].get("sid").is_none_or(Value::is_null),
+        "{leaf}"
+    );
 }
 
 #[test]

@@ -102,7 +102,13 @@ mod tests {
         assert_eq!(path.below(1), &[[2; 16], [3; 16]]);
         assert_eq!(path.below_root(), path.below(1));
         // The same cti under another root, or as a root, is another path.
-        assert_ne!(ChainPath::new([[9; 16]], &[3; 16]), ChainPath::new([[1; 16]], &[3; 16]));
-        assert_ne!(ChainPath::root(&[3; 16]), ChainPath::new([[1; 16]], &[3; 16]));
+        assert_ne!(
+            ChainPath::new([[9; 16]], &[3; 16]),
+            ChainPath::new([[1; 16]], &[3; 16])
+        );
+        assert_ne!(
+            ChainPath::root(&[3; 16]),
+            ChainPath::new([[1; 16]], &[3; 16])
+        );
     }
 }

@@ -378,7 +378,12 @@ impl UseLedger for RedisLedger {
             .arg(fresh.to_hex())
             .arg(crate::RETENTION_GRACE_SECS)
             .arg(crate::MAX_TAKEOVERS)
-            .arg(path.below_root().iter().map(hex::encode).collect::<String>())
+            .arg(
+                path.below_root()
+                    .iter()
+                    .map(hex::encode)
+                    .collect::<String>(),
+            )
             .arg(ancestor_args(req.ancestors))
             .invoke_async(&mut conn)
             .await

@@ -5,9 +5,7 @@ use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use super::keys::{
     KIND_CHARGE, KIND_COUNTER, KIND_ENTRY, charge_key, entry_key, expiry_key, path_key,
 };
-use super::{
-    Answer, CHARGES, COUNTERS, ENTRIES, EXPIRY, EXPIRY_BY_KIND, Op, Reply, storage_error,
-};
+use super::{Answer, CHARGES, COUNTERS, ENTRIES, EXPIRY, EXPIRY_BY_KIND, Op, Reply, storage_error};
 use crate::path::ChainPath;
 use crate::state::{self, AncestorView, Entry};
 use crate::{Begin, LeaseToken, LedgerError, MessageUse, Usage};
@@ -318,14 +316,22 @@ fn legacy_record(ek: &[u8]) -> Option<(u64, u8, Vec<u8>)> {
 fn remove_stale(t: &mut Tables<'_>, exp: u64, kind: u8, key: &[u8]) -> Result<bool, LedgerError> {
     match kind {
         KIND_COUNTER => {
-            let current = t.counters.get(key).map_err(storage_error)?.map(|v| v.value());
+            let current = t
+                .counters
+                .get(key)
+                .map_err(storage_error)?
+                .map(|v| v.value());
             if current.is_some_and(|(_, e)| e <= exp) {
                 t.counters.remove(key).map_err(storage_error)?;
                 return Ok(true);
             }
         }
         KIND_CHARGE => {
-            let current = t.charges.get(key).map_err(storage_error)?.map(|v| v.value());
+            let current = t
+                .charges
+                .get(key)
+                .map_err(storage_error)?
+                .map(|v| v.value());
             if current.is_some_and(|e| e <= exp) {
                 t.charges.remove(key).map_err(storage_error)?;
                 return Ok(true);

@@ -94,6 +94,9 @@ mod tests {
             charge_key(&grandchild, 1, "m"),
             charge_key(&ChainPath::new([[1; 16], [8; 16]], &[9; 16]), 1, "m")
         );
-        assert_ne!(charge_key(&grandchild, 1, "m"), charge_key(&grandchild, 2, "m"));
+        assert_ne!(
+            charge_key(&grandchild, 1, "m"),
+            charge_key(&grandchild, 2, "m")
+        );
     }
 }

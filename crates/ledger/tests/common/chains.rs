@@ -134,9 +134,7 @@ pub(crate) async fn every_ancestor_is_charged<L: UseLedger>(ledger: &L) {
 /// victim's cti, and a grandchild carrying its uncle's, spend and complete messages; the
 /// victims' counts and messages stay untouched, since every count is keyed by the path of ctis
 /// from the root (`docs/spec.md` §8). A chain naming one cti twice is refused.
-pub(crate) async fn a_child_with_a_strangers_cti_never_reaches_its_count<L: UseLedger>(
-    ledger: &L,
-) {
+pub(crate) async fn a_child_with_a_strangers_cti_never_reaches_its_count<L: UseLedger>(ledger: &L) {
     // A victim's root envelope with 2 uses; the attacker's own root, and its child re-signed
     // with the victim's cti, spent twice (message ids the victim will use too).
     let victim = fresh_cti();
