@@ -54,7 +54,8 @@ pub use revocations::{
     Kept, MAX_KEPT_RECORDS, RECORD_GRACE_SECS, RevocationStore, is_live, record_digest,
 };
 
-/// An envelope's CWT id (`cti`): the ledger counts uses per cti.
+/// An envelope's CWT id (`cti`): the ledger counts uses per envelope, under its path of ctis
+/// from its chain's root.
 pub type Cti = [u8; 16];
 
 /// How long, in seconds, every backend keeps a cti's count after the latest `expires_at` it was

@@ -39,7 +39,8 @@ use crate::{
     UseState,
 };
 
-/// The begin script. KEYS[1]: the cti's hash; KEYS[2..]: its ancestors' hashes, root first.
+/// The begin script. KEYS[1]: the envelope's hash (its path's key); KEYS[2..]: its ancestors'
+/// hashes, root first.
 /// ARGV: message id, max_uses, expires_at (unix s), lease (ms), class name, tool digest (hex),
 /// fresh token (hex), retention grace (s), [`crate::MAX_TAKEOVERS`], the hex of the leaf's
 /// ctis below the root (the leaf's key in its ancestors' charge fields), then each
@@ -79,7 +80,7 @@ local cur = redis.call('HGET', key, field)
 if not cur then
   local n = tonumber(redis.call('HGET', key, 'n') or '0')
   if n >= max_uses then return {'exhausted', 0} end
-  -- A new use: charge every ancestor not yet charged for this (cti, message id), all or none.
+  -- A new use: charge every ancestor not yet charged for this (leaf path, message id), all or none.
   local charge = 'c:' .. ARGV[10] .. ':' .. ARGV[1]
   local charges = {}
   for i = 2, #KEYS do
@@ -126,7 +127,7 @@ put('F', use, fmt(now + lease_ms), token, fmt(tonumber(takeovers) + 1))
 return {'taken_over', tonumber(use)}
 ";
 
-/// The complete and release script. KEYS[1]: the cti's hash. ARGV: message id, holder token
+/// The complete and release script. KEYS[1]: the envelope's hash (its path's key). ARGV: message id, holder token
 /// (hex), "complete" or "release". Transcribes `state::decide_complete` and `decide_release`.
 const SETTLE_LUA: &str = r"
 local key = KEYS[1]
