@@ -23,6 +23,9 @@ mod closed_stdout;
 #[path = "consume.rs"]
 mod consume;
 #[cfg(feature = "services")]
+#[path = "consume_chain_attacks.rs"]
+mod consume_chain_attacks;
+#[cfg(feature = "services")]
 #[path = "consume_delegation.rs"]
 mod consume_delegation;
 #[cfg(feature = "services")]

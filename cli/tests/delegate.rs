@@ -157,6 +157,67 @@ fn delegate_takes_the_parents_aud_obo_and_sid_and_clamps_its_times() {
     );
 }
 
+/// Attack 6 of issue 23: the orchestrator named no principal and no session; a delegate cannot
+/// claim one (`docs/spec.md` §13: exactly the parent's, or none).
+#[test]
+fn delegate_refuses_an_obo_or_session_its_parent_never_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for k in ["orch", "a", "b"] {
+        ok(d, &["keygen", "--out", &format!("{k}.key")]);
+    }
+    let root = ok(
+        d,
+        &[
+            "sign",
+            "--key",
+            "orch.key",
+            "--agent",
+            "A",
+            "--aud",
+            "q1",
+            "--tool",
+            "crm.*",
+            "--holder",
+            "a.key.pub",
+        ],
+    );
+    let base = [
+        "delegate",
+        "--key",
+        "a.key",
+        "--parent",
+        &root,
+        "--agent",
+        "B",
+        "--holder",
+        "b.key.pub",
+        "--tool",
+        "crm.read",
+    ];
+    for (extra, needle) in [
+        (["--obo", "ceo@acme.example"], "(obo)"),
+        (["--session", "s-9"], "(sid)"),
+    ] {
+        let args = [&base[..], &extra[..]].concat();
+        let (code, stdout, stderr) = laissez(d, &args);
+        assert_eq!(code, 2, "{extra:?}: {stderr}");
+        assert!(stdout.is_empty(), "{extra:?} printed {stdout}");
+        assert!(stderr.contains(needle), "{extra:?}: {stderr}");
+    }
+    // Without them the child is signed, and names neither.
+    let chain = ok(d, &base);
+    let leaf = &chain_claims(d, &chain)[1];
+    assert!(
+        leaf["grant"].get("obo").is_none_or(Value::is_null),
+        "{leaf}"
+    );
+    assert!(
+        leaf["grant"].get("sid").is_none_or(Value::is_null),
+        "{leaf}"
+    );
+}
+
 #[test]
 fn delegate_refuses_what_would_not_hold_naming_the_field() {
     let (dir, root) = setup(now());

@@ -37,6 +37,26 @@ impl std::error::Error for ForceError {}
 /// parent's holder key, whose kid `envelope` must already carry: sign it with that key).
 /// For tests of `not_attenuated` and `bad_delegation` at a worker.
 pub fn force_child(parent: &[u8], envelope: &[u8], seed: &[u8; 32]) -> Result<Vec<u8>, ForceError> {
+    force_child_with(parent, envelope, seed, &Forced::default())
+}
+
+/// Claims [`force_child_with`] replaces in the envelope before re-signing it.
+#[derive(Debug, Clone, Default)]
+pub struct Forced {
+    /// The cti (claim 7): e.g. a stranger's, which `delegate` never picks.
+    pub cti: Option<[u8; 16]>,
+    /// The iat (claim 6): e.g. far in the future.
+    pub iat: Option<u64>,
+}
+
+/// [`force_child`], with the claims `forced` names replaced first (each must be present in
+/// `envelope`: `laissez sign` and `EnvelopeBuilder` write both).
+pub fn force_child_with(
+    parent: &[u8],
+    envelope: &[u8],
+    seed: &[u8; 32],
+    forced: &Forced,
+) -> Result<Vec<u8>, ForceError> {
     use ciborium::value::Value;
     use ed25519_dalek::Signer as _;
     use sha2::Digest as _;
@@ -59,6 +79,21 @@ pub fn force_child(parent: &[u8], envelope: &[u8], seed: &[u8; 32]) -> Result<Ve
     let Value::Map(mut claims) = claims else {
         return Err(bad("claims not a map"));
     };
+    // Replaced in place: the map's order (deterministic) is kept.
+    let replace = |claims: &mut Vec<(Value, Value)>, key: i64, value: Value| {
+        let slot = claims
+            .iter_mut()
+            .find(|(k, _)| *k == Value::from(key))
+            .ok_or_else(|| bad(&format!("no claim {key} to replace")))?;
+        slot.1 = value;
+        Ok::<(), ForceError>(())
+    };
+    if let Some(cti) = forced.cti {
+        replace(&mut claims, 7, Value::Bytes(cti.to_vec()))?;
+    }
+    if let Some(iat) = forced.iat {
+        replace(&mut claims, 6, Value::from(iat))?;
+    }
     // -65538 sorts after every other key: appended, the map stays deterministic.
     claims.push((
         Value::from(-65538),

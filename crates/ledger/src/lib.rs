@@ -1,7 +1,10 @@
 //! The laissez use ledger: makes an envelope's `max_uses` hold under redelivery, races,
 //! crashes and many workers.
 //!
-//! A use is spent per distinct `(cti, message_id)`. For each such key the ledger knows one of:
+//! A use is spent per distinct `(cti, message_id)`, and every backend keys it by the envelope's
+//! path of ctis from its chain's root down to it (just the cti for a root): a child carrying a
+//! stranger's or a sibling's cti never reaches their count (`docs/spec.md` §8). For each such
+//! key the ledger knows one of:
 //! unknown, in flight (reserved by a worker under a lease), released (the holder gave the lease
 //! back without finishing), completed, or abandoned (an at-most-once lease expired, or a message
 //! was taken over more than [`MAX_TAKEOVERS`] times). Each key also remembers the call it was
@@ -9,7 +12,7 @@
 //! [`UseLedger::begin`] answers an [`Outcome`]; [`UseLedger::complete`] marks the key done;
 //! [`UseLedger::release`] ends a lease early and keeps the use.
 //!
-//! Never more than `max_uses` distinct message ids are granted for one cti, and a grant is
+//! Never more than `max_uses` distinct message ids are granted for one envelope, and a grant is
 //! durable before `begin` returns. Backends:
 //!
 //! - [`MemoryLedger`]: one process, for tests and single-process use; nothing survives it.
@@ -24,6 +27,7 @@
 
 mod error;
 mod memory;
+mod path;
 mod revocations;
 mod state;
 
@@ -51,7 +55,8 @@ pub use revocations::{
     record_digest,
 };
 
-/// An envelope's CWT id (`cti`): the ledger counts uses per cti.
+/// An envelope's CWT id (`cti`): the ledger counts uses per envelope, under its path of ctis
+/// from its chain's root.
 pub type Cti = [u8; 16];
 
 /// How long, in seconds, every backend keeps a cti's count after the latest `expires_at` it was
@@ -103,9 +108,10 @@ pub struct Begin<'a> {
     pub class: ActionClass,
     /// For a delegated envelope, its ancestors, root first (at most three; empty when not
     /// delegated). A new use spends one use of each of them too, in the same atomic step: an
-    /// ancestor counts distinct `(cti, message_id)` pairs of all its descendants and itself
-    /// together, and when any of them has none left the answer is [`Outcome::Exhausted`] and
-    /// nothing is spent (`docs/spec.md` §13).
+    /// ancestor counts distinct `(path, message_id)` pairs of all its descendants and itself
+    /// together, a path being the ctis from the root down to the envelope; when any of them
+    /// has none left the answer is [`Outcome::Exhausted`] and nothing is spent (`docs/spec.md`
+    /// §13). The ctis of a chain must differ, else [`LedgerError::InvalidRequest`].
     pub ancestors: &'a [Ancestor<'a>],
 }
 
@@ -126,13 +132,16 @@ pub const MAX_ANCESTORS: usize = laissez_verify::wire::MAX_CHAIN_LEN - 1;
 /// Identifies the holder of a lease. Random, so that a worker can only complete or release the
 /// lease it was granted.
 ///
-/// A lease granted for a delegated envelope also carries the root cti of its chain
-/// ([`LeaseToken::root`]): backends that keep a chain's counts together (Redis, under the root's
-/// hash tag) find the use by it. Two tokens are equal when their 16 bytes are.
+/// A lease granted for a delegated envelope also carries the ctis of its ancestors, root first
+/// ([`LeaseToken::ancestors`]): every backend keys a use by the path of ctis from the root down
+/// to its envelope (`docs/spec.md` §8), and finds the use by it. Two tokens are equal when
+/// their 16 bytes are.
 #[derive(Clone, Copy)]
 pub struct LeaseToken {
     bytes: [u8; 16],
-    root: Option<Cti>,
+    ancestors: [Cti; MAX_ANCESTORS],
+    /// How many of `ancestors` hold, 0 to [`MAX_ANCESTORS`].
+    depth: u8,
 }
 
 impl PartialEq for LeaseToken {
@@ -153,7 +162,11 @@ impl LeaseToken {
     /// A token from its 16 bytes, as a backend reads it back from storage. Only the token a
     /// `begin` granted settles that lease: any other is [`LedgerError::LeaseNotHeld`].
     pub const fn from_bytes(bytes: [u8; 16]) -> Self {
-        Self { bytes, root: None }
+        Self {
+            bytes,
+            ancestors: [[0; 16]; MAX_ANCESTORS],
+            depth: 0,
+        }
     }
 
     /// The token's 16 bytes.
@@ -164,13 +177,24 @@ impl LeaseToken {
     /// The root cti of the chain the use was granted under, for a delegated envelope; `None`
     /// otherwise (and for a token rebuilt with [`LeaseToken::from_bytes`]: settle a delegated
     /// use with the token `begin` returned).
-    pub const fn root(&self) -> Option<&Cti> {
-        self.root.as_ref()
+    pub fn root(&self) -> Option<&Cti> {
+        self.ancestors().first()
     }
 
-    /// The same token, routed to the chain whose root is `root`.
-    pub(crate) const fn with_root(mut self, root: Option<Cti>) -> Self {
-        self.root = root;
+    /// The ctis of the ancestors of the envelope the use was granted to, root first: empty
+    /// when it was not delegated (and for a token rebuilt with [`LeaseToken::from_bytes`]).
+    pub fn ancestors(&self) -> &[Cti] {
+        &self.ancestors[..usize::from(self.depth).min(MAX_ANCESTORS)]
+    }
+
+    /// The same token, routed to the use of an envelope under `ancestors` (root first; at
+    /// most [`MAX_ANCESTORS`], as `normalize` checked).
+    pub(crate) fn with_ancestors(mut self, ancestors: &[Ancestor<'_>]) -> Self {
+        self.depth = 0;
+        for (slot, ancestor) in self.ancestors.iter_mut().zip(ancestors) {
+            *slot = *ancestor.cti;
+            self.depth += 1;
+        }
         self
     }
 
@@ -323,9 +347,16 @@ pub(crate) fn normalize<'a>(req: &Begin<'a>) -> Result<Begin<'a>, LedgerError> {
             "an ancestor's max_uses must be at least 1",
         ));
     }
-    if req.ancestors.iter().any(|a| a.cti == req.cti) {
+    // A chain's ctis differ (`docs/spec.md` §13): an envelope is not its own ancestor.
+    let path = path::ChainPath::of_begin(req);
+    let ctis = path.ctis();
+    if ctis
+        .iter()
+        .enumerate()
+        .any(|(i, cti)| ctis[..i].contains(cti))
+    {
         return Err(LedgerError::InvalidRequest(
-            "an envelope is not its own ancestor",
+            "a cti appears twice in the chain: an envelope is not its own ancestor",
         ));
     }
     Ok(Begin {

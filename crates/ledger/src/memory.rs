@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
+use crate::path::ChainPath;
 use crate::revocations::{Kept, KeptRecords, RevocationStore, StreamMark};
 use crate::state::{self, AncestorView, Entry};
 use crate::{Begin, Cti, LeaseToken, LedgerError, MessageUse, Outcome, Usage, UseLedger};
@@ -20,20 +21,21 @@ pub struct MemoryLedger {
 
 #[derive(Debug, Default)]
 struct Inner {
-    ctis: HashMap<Cti, CtiRecord>,
+    /// Keyed by path (`docs/spec.md` §8), never by cti alone.
+    ctis: HashMap<ChainPath, CtiRecord>,
     begins: u64,
 }
 
 #[derive(Debug, Default)]
 struct CtiRecord {
-    /// Distinct `(cti, message id)` pairs granted: its own messages and, as an ancestor, its
+    /// Distinct `(path, message id)` pairs granted: its own messages and, as an ancestor, its
     /// descendants' (`docs/spec.md` §13).
     granted: u64,
     /// The latest expiry asked for: the record is dropped after it.
     expires_at: u64,
     entries: HashMap<String, Entry>,
-    /// As an ancestor: the descendants' `(cti, message id)` already charged to it.
-    charged: HashSet<(Cti, String)>,
+    /// As an ancestor: the descendants' `(path, message id)` already charged to it.
+    charged: HashSet<(ChainPath, String)>,
 }
 
 impl MemoryLedger {
@@ -58,23 +60,25 @@ impl MemoryLedger {
     /// [`UseLedger::begin`], without a runtime.
     pub fn begin_blocking(&self, req: &Begin<'_>) -> Result<Outcome, LedgerError> {
         let req = &crate::normalize(req)?;
-        let fresh = LeaseToken::random()?.with_root(req.ancestors.first().map(|a| *a.cti));
+        let fresh = LeaseToken::random()?.with_ancestors(req.ancestors);
+        let path = ChainPath::of_begin(req);
         let now_ms = state::now_ms();
         let mut inner = self.lock();
         inner.begins += 1;
         if inner.begins.is_multiple_of(SWEEP_EVERY) {
             sweep(&mut inner, now_ms / 1000);
         }
-        let record = inner.ctis.get(req.cti);
+        let record = inner.ctis.get(&path);
         let existing = record.and_then(|r| r.entries.get(req.message_id).copied());
         let granted = record.map_or(0, |r| r.granted);
         let leaf = state::decide_begin(req, existing, granted, now_ms, fresh)?;
-        let pair = (*req.cti, req.message_id.to_owned());
+        let pair = (path, req.message_id.to_owned());
         let views: Vec<AncestorView> = req
             .ancestors
             .iter()
-            .map(|a| {
-                let record = inner.ctis.get(a.cti);
+            .enumerate()
+            .map(|(i, a)| {
+                let record = inner.ctis.get(&path.prefix(i + 1));
                 AncestorView {
                     max_uses: a.max_uses,
                     granted: record.map_or(0, |r| r.granted),
@@ -83,9 +87,9 @@ impl MemoryLedger {
             })
             .collect();
         let decision = state::decide_chain(leaf, &views);
-        for (ancestor, charge) in req.ancestors.iter().zip(&decision.charges) {
+        for (i, (ancestor, charge)) in req.ancestors.iter().zip(&decision.charges).enumerate() {
             if let Some(granted) = charge {
-                let record = inner.ctis.entry(*ancestor.cti).or_default();
+                let record = inner.ctis.entry(path.prefix(i + 1)).or_default();
                 record.granted = *granted;
                 record.expires_at = record.expires_at.max(ancestor.expires_at);
                 record.charged.insert(pair.clone());
@@ -93,7 +97,7 @@ impl MemoryLedger {
         }
         let decision = decision.leaf;
         if decision.write.is_some() || decision.granted.is_some() {
-            let record = inner.ctis.entry(*req.cti).or_default();
+            let record = inner.ctis.entry(path).or_default();
             record.expires_at = record.expires_at.max(req.expires_at);
             if let Some(granted) = decision.granted {
                 record.granted = granted;
@@ -136,7 +140,7 @@ impl MemoryLedger {
         let mut inner = self.lock();
         let slot = inner
             .ctis
-            .get_mut(cti)
+            .get_mut(&ChainPath::of_lease(cti, lease))
             .and_then(|r| r.entries.get_mut(message_id));
         let existing = slot.as_deref().copied();
         if let (Some(entry), Some(slot)) = (decide(existing, lease)?, slot) {
@@ -145,10 +149,17 @@ impl MemoryLedger {
         Ok(())
     }
 
-    /// What the ledger holds for `cti`.
+    /// What the ledger holds for the envelope `cti` that is not delegated (or is a chain's
+    /// root).
     pub fn usage(&self, cti: &Cti) -> Usage {
+        self.usage_in(&[], cti)
+    }
+
+    /// What the ledger holds for `cti` under `ancestors` (their ctis, root first).
+    pub fn usage_in(&self, ancestors: &[Cti], cti: &Cti) -> Usage {
         let inner = self.lock();
-        let Some(record) = inner.ctis.get(cti) else {
+        let path = ChainPath::new(ancestors.iter().copied(), cti);
+        let Some(record) = inner.ctis.get(&path) else {
             return Usage::default();
         };
         let mut messages: Vec<MessageUse> = record
@@ -167,7 +178,7 @@ impl MemoryLedger {
         }
     }
 
-    /// Drops every cti whose latest `expires_at` plus [`crate::RETENTION_GRACE_SECS`] is before
+    /// Drops every envelope's record whose latest `expires_at` plus [`crate::RETENTION_GRACE_SECS`] is before
     /// `now_secs` (unix seconds); returns how many. Begins also do this now and then, so
     /// calling it is optional.
     pub fn collect_expired(&self, now_secs: u64) -> usize {

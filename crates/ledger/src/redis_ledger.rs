@@ -1,14 +1,18 @@
 //! The Redis ledger: one atomic Lua script per operation.
 //!
-//! Layout: one hash per cti, `<prefix>{<cti hex>}` (a delegated cti's is `<prefix>{<root cti
-//! hex>}:<cti hex>`). The braces are a Redis Cluster hash tag, so everything about one chain
-//! lives in one slot and each script touches keys of that one slot.
+//! Layout: one hash per envelope, keyed by its path of ctis from the chain's root down to it
+//! (`docs/spec.md` §8): `<prefix>{<cti hex>}` for a root (or an envelope that is not
+//! delegated), `<prefix>{<root cti hex>}:<cti hex>[:<cti hex>…]` for a delegated one, every cti
+//! below the root in order. The braces are a Redis Cluster hash tag, so everything about one
+//! chain lives in one slot and each script touches keys of that one slot.
 //! Field `n` holds how many distinct messages were granted; field `m:<message id>` holds the
 //! message's entry,
 //! `<state>:<use number>:<lease until, unix ms>:<holder token hex>:<class>:<tool>:<take-overs>`,
 //! with state `F` (in flight), `R` (released), `C` (completed) or `A` (abandoned), class
 //! `read`, `write` or `destructive` and tool the 32 hex digits of `state::tool_digest`, both as
-//! first granted. An entry of the earlier four-part form (no class, no tool) is refused as
+//! first granted. An ancestor's field `c:<hex of the leaf's ctis below the root, joined>:<message
+//! id>` marks a descendant's message charged to it (32 hex digits per cti, then `:`, so the
+//! path ends where it must). An entry of the earlier four-part form (no class, no tool) is refused as
 //! [`LedgerError::Corrupt`]. The hash expires [`crate::RETENTION_GRACE_SECS`] after the latest
 //! `expires_at` asked for, which is the garbage collection.
 //!
@@ -28,15 +32,18 @@ mod revocations;
 pub use connect::RedisTls;
 use redis::{RedisError, Script};
 
+use crate::path::ChainPath;
 use crate::state::{duration_ms, tool_digest};
 use crate::{
     ActionClass, Begin, Cti, LeaseToken, LedgerError, MessageUse, Outcome, Usage, UseLedger,
     UseState,
 };
 
-/// The begin script. KEYS[1]: the cti's hash; KEYS[2..]: its ancestors' hashes, root first.
+/// The begin script. KEYS[1]: the envelope's hash (its path's key); KEYS[2..]: its ancestors'
+/// hashes, root first.
 /// ARGV: message id, max_uses, expires_at (unix s), lease (ms), class name, tool digest (hex),
-/// fresh token (hex), retention grace (s), [`crate::MAX_TAKEOVERS`], the cti (hex), then each
+/// fresh token (hex), retention grace (s), [`crate::MAX_TAKEOVERS`], the hex of the leaf's
+/// ctis below the root (the leaf's key in its ancestors' charge fields), then each
 /// ancestor's max_uses and expires_at. Transcribes `state::decide_begin` and
 /// `state::decide_chain`, rule for rule; each key is kept `grace` seconds past the latest
 /// `expires_at` it was asked under. Every key of a chain carries its root's hash tag, so the
@@ -73,7 +80,7 @@ local cur = redis.call('HGET', key, field)
 if not cur then
   local n = tonumber(redis.call('HGET', key, 'n') or '0')
   if n >= max_uses then return {'exhausted', 0} end
-  -- A new use: charge every ancestor not yet charged for this (cti, message id), all or none.
+  -- A new use: charge every ancestor not yet charged for this (leaf path, message id), all or none.
   local charge = 'c:' .. ARGV[10] .. ':' .. ARGV[1]
   local charges = {}
   for i = 2, #KEYS do
@@ -120,7 +127,7 @@ put('F', use, fmt(now + lease_ms), token, fmt(tonumber(takeovers) + 1))
 return {'taken_over', tonumber(use)}
 ";
 
-/// The complete and release script. KEYS[1]: the cti's hash. ARGV: message id, holder token
+/// The complete and release script. KEYS[1]: the envelope's hash (its path's key). ARGV: message id, holder token
 /// (hex), "complete" or "release". Transcribes `state::decide_complete` and `decide_release`.
 const SETTLE_LUA: &str = r"
 local key = KEYS[1]
@@ -234,28 +241,33 @@ impl RedisLedger {
         format!("{}{{{}}}", self.prefix, hex::encode(cti))
     }
 
-    /// The Redis key of `cti` in the chain whose root is `root`: `<prefix>{<root hex>}:<cti
-    /// hex>`, under the root's hash tag, so that every key of a chain is in one slot (the
-    /// root's own key is [`RedisLedger::key_for`]).
-    pub fn key_in(&self, root: Option<&Cti>, cti: &Cti) -> String {
-        match root {
-            Some(root) if root != cti => {
-                format!(
-                    "{}{{{}}}:{}",
-                    self.prefix,
-                    hex::encode(root),
-                    hex::encode(cti)
-                )
-            }
-            _ => self.key_for(cti),
-        }
+    /// The Redis key of `cti` under `ancestors` (their ctis, root first): its path,
+    /// `<prefix>{<root hex>}:<hex>[:<hex>…]`, under the root's hash tag, so that every key of
+    /// a chain is in one slot (a root's own key is [`RedisLedger::key_for`]).
+    pub fn key_in(&self, ancestors: &[Cti], cti: &Cti) -> String {
+        self.key_of(&ChainPath::new(ancestors.iter().copied(), cti))
     }
 
-    /// What the ledger holds for `cti`.
+    fn key_of(&self, path: &ChainPath) -> String {
+        let mut key = self.key_for(path.root_cti());
+        for cti in path.below_root() {
+            key.push(':');
+            key.push_str(&hex::encode(cti));
+        }
+        key
+    }
+
+    /// What the ledger holds for the envelope `cti` that is not delegated (or is a chain's
+    /// root).
     pub async fn usage(&self, cti: &Cti) -> Result<Usage, LedgerError> {
+        self.usage_in(&[], cti).await
+    }
+
+    /// What the ledger holds for `cti` under `ancestors` (their ctis, root first).
+    pub async fn usage_in(&self, ancestors: &[Cti], cti: &Cti) -> Result<Usage, LedgerError> {
         let mut conn = self.conn.clone();
         let fields: Vec<(Vec<u8>, String)> = redis::cmd("HGETALL")
-            .arg(self.key_for(cti))
+            .arg(self.key_in(ancestors, cti))
             .query_async(&mut conn)
             .await
             .map_err(|e| redis_error(&e))?;
@@ -291,7 +303,7 @@ impl RedisLedger {
         let mut conn = self.conn.clone();
         let answer: String = self
             .settle
-            .key(self.key_in(lease.root(), cti))
+            .key(self.key_of(&ChainPath::of_lease(cti, lease)))
             .arg(message_id)
             .arg(lease.to_hex())
             .arg(op)
@@ -350,12 +362,12 @@ fn parse_entry(value: &str) -> Result<(UseState, u64), LedgerError> {
 impl UseLedger for RedisLedger {
     async fn begin(&self, req: &Begin<'_>) -> Result<Outcome, LedgerError> {
         let req = &crate::normalize(req)?;
-        let root = req.ancestors.first().map(|a| *a.cti);
-        let fresh = LeaseToken::random()?.with_root(root);
+        let fresh = LeaseToken::random()?.with_ancestors(req.ancestors);
+        let path = ChainPath::of_begin(req);
         let mut conn = self.conn.clone();
-        let mut invocation = self.begin.key(self.key_in(root.as_ref(), req.cti));
-        for ancestor in req.ancestors {
-            invocation.key(self.key_in(root.as_ref(), ancestor.cti));
+        let mut invocation = self.begin.key(self.key_of(&path));
+        for depth in 1..path.depth() {
+            invocation.key(self.key_of(&path.prefix(depth)));
         }
         let (answer, use_number): (String, u64) = invocation
             .arg(req.message_id)
@@ -367,7 +379,12 @@ impl UseLedger for RedisLedger {
             .arg(fresh.to_hex())
             .arg(crate::RETENTION_GRACE_SECS)
             .arg(crate::MAX_TAKEOVERS)
-            .arg(hex::encode(req.cti))
+            .arg(
+                path.below_root()
+                    .iter()
+                    .map(hex::encode)
+                    .collect::<String>(),
+            )
             .arg(ancestor_args(req.ancestors))
             .invoke_async(&mut conn)
             .await

@@ -250,9 +250,9 @@ pub(crate) fn decide_begin(
 pub(crate) struct AncestorView {
     /// The ancestor's use limit.
     pub(crate) max_uses: u64,
-    /// How many distinct `(cti, message id)` pairs it was charged, its own included.
+    /// How many distinct `(path, message id)` pairs it was charged, its own included.
     pub(crate) granted: u64,
-    /// Whether this begin's `(cti, message id)` was already charged to it.
+    /// Whether this begin's `(leaf path, message id)` was already charged to it.
     pub(crate) charged: bool,
 }
 

@@ -222,7 +222,7 @@ async fn redis_keys_of_a_chain_share_the_roots_hash_tag() {
     let mut r = req(&leaf, "m", 2, WRITE);
     r.ancestors = &up;
     let (_, lease, _) = granted(ledger.begin(&r).await.unwrap());
-    let leaf_key = ledger.key_in(Some(&root), &leaf);
+    let leaf_key = ledger.key_in(&[root], &leaf);
     assert_eq!(
         leaf_key,
         format!("{}:{}", ledger.key_for(&root), hex::encode(leaf))

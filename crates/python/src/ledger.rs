@@ -142,7 +142,8 @@ fn cti_arg(value: &Bound<'_, PyAny>) -> PyResult<Cti> {
 }
 
 /// A lease as given back: the `Lease` that `begin` granted (which keeps a delegated use's
-/// chain root), or its 16 bytes (enough for an envelope that was not delegated).
+/// ancestors, the path every ledger keys the use by), or its 16 bytes (enough for an envelope
+/// that was not delegated).
 fn lease_arg(value: &Bound<'_, PyAny>) -> PyResult<LeaseToken> {
     if let Ok(lease) = value.cast::<Lease>() {
         return Ok(lease.get().token);
@@ -180,8 +181,8 @@ fn ancestors_arg(value: &Bound<'_, PyAny>) -> PyResult<Vec<(Cti, u64, u64)>> {
 }
 
 /// A lease on one message's use, as `begin` granted it: pass it to `complete` or `release`.
-/// Opaque: it keeps the chain's root for a delegated use, which a Redis ledger needs to find
-/// the use; `bytes(lease)` is the token's 16 bytes, `.root` the root cti (hex) or None.
+/// Opaque: it keeps a delegated use's ancestors (their ctis), which every ledger needs to find
+/// the use (`docs/spec.md` §8); `bytes(lease)` is the token's 16 bytes, `.root` the root cti (hex) or None.
 #[pyclass(frozen, module = "laissez")]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Lease {

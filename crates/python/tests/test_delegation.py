@@ -115,6 +115,8 @@ def test_widening_and_long_chains_are_refused(keys):
         (dict(tools=["crm.*"], classes="read+write+destructive"), "tools"),
         (dict(aud="another-queue"), "aud"),
         (dict(session="task-2"), "sid"),
+        # The root names no principal: a delegate cannot claim one (issue 23, attack 6).
+        (dict(obo="ceo@acme.example"), "obo"),
     ]:
         with pytest.raises(laissez.SignError) as e:
             to_b(keys, parent, **kw)

@@ -50,7 +50,7 @@ fn envelope_2_of_3() -> SignedEnvelope {
         .approval(rule)
         .not_before(NOW - 60)
         .ttl_secs(3000)
-        .sign(&issuer())
+        .sign_at(&issuer(), NOW - 60, &mut getrandom::SysRng)
         .unwrap()
 }
 
@@ -188,7 +188,7 @@ fn an_approval_of_another_call_does_not_count() {
         .approval(rule)
         .not_before(NOW - 60)
         .ttl_secs(3000)
-        .sign(&issuer())
+        .sign_at(&issuer(), NOW - 60, &mut getrandom::SysRng)
         .unwrap();
     let destructive = call_on(wide.as_bytes(), "msg-1");
     let write = Call::new(
@@ -407,7 +407,7 @@ fn policy_require_approval_without_a_rule_is_approval_required() {
         .classes(Classes::ALL)
         .not_before(NOW - 60)
         .ttl_secs(600)
-        .sign(&issuer())
+        .sign_at(&issuer(), NOW - 60, &mut getrandom::SysRng)
         .unwrap();
     let call = call_on(env.as_bytes(), "msg-1");
     let keys = [issuer().public_key()];

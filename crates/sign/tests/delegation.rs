@@ -595,7 +595,8 @@ proptest! {
             .ttl_secs(ttl)
             .holder(agent(2).public_key());
         if both_queues { child = child.audience("audit-queue"); }
-        let chain = delegate(1, &[&root], child).unwrap();
+        // Delegated at the child's nbf: its iat is never after the moment it is checked at.
+        let chain = delegate_at(&agent(1), &[&root], child, NBF + nbf_delta, &mut Rng(101)).unwrap();
         let keys = verifier_keys();
         let v = Verifier::new(&keys, AUD);
         let verified = v.authenticate_chain(&chain.links()).unwrap();

@@ -41,7 +41,8 @@ fn envelope(holder: Option<TrustedKey>) -> SignedEnvelope {
     if let Some(key) = holder {
         b = b.holder(key);
     }
-    b.sign(&issuer()).unwrap()
+    // Issued at its nbf: the tests verify at NOW, and an iat after it is not_yet_valid.
+    b.sign_at(&issuer(), NBF, &mut getrandom::SysRng).unwrap()
 }
 
 fn call<'a>(env: &[u8], aud: &'a str, tool: &'a str, class: ActionClass) -> Call<'a> {
@@ -312,7 +313,7 @@ proptest! {
             .ttl_secs(TTL)
             .not_before(NBF)
             .holder(agent.public_key())
-            .sign(&issuer())
+            .sign_at(&issuer(), NBF, &mut getrandom::SysRng)
             .unwrap();
         let bytes = env.as_bytes();
         let signed_call = Call::new(bytes, AUD, &msg, &tool, class, &body).unwrap();

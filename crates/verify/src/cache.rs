@@ -236,9 +236,7 @@ impl EnvelopeCache {
                     child
                 }
             };
-            if !chain.push(child) {
-                return Err(Denial::BadDelegation(DelegationFault::TooLong));
-            }
+            chain.push(child).map_err(Denial::BadDelegation)?;
         }
         Ok(chain)
     }

@@ -70,14 +70,21 @@ impl<'a> VerifiedChain<'a> {
         self.children[0].is_some()
     }
 
-    /// Appends a child; false when the chain is full.
-    pub(crate) fn push(&mut self, envelope: VerifiedEnvelope<'a>) -> bool {
+    /// Appends an authenticated child: [`DelegationFault::AncestorCti`] when its cti is the
+    /// cti of an envelope above it (a use is counted under the path of ctis from the root,
+    /// `docs/spec.md` §8, which must name each envelope once), [`DelegationFault::TooLong`]
+    /// when the chain is full.
+    pub(crate) fn push(&mut self, envelope: VerifiedEnvelope<'a>) -> Result<(), DelegationFault> {
+        let cti = envelope.claims().cti();
+        if self.iter().any(|above| above.claims().cti() == cti) {
+            return Err(DelegationFault::AncestorCti);
+        }
         match self.children.iter_mut().find(|slot| slot.is_none()) {
             Some(slot) => {
                 *slot = Some(envelope);
-                true
+                Ok(())
             }
-            None => false,
+            None => Err(DelegationFault::TooLong),
         }
     }
 
@@ -90,9 +97,9 @@ impl<'a> VerifiedChain<'a> {
 impl<'k> Verifier<'k> {
     /// Authenticates a chain, root first (`docs/spec.md` §13): the root as
     /// [`Verifier::authenticate`] does, and no `parent` in it; then each child in turn: its
-    /// outer structure, its kid and signature under its parent's holder key, its claims, and
-    /// its `parent` equal to the SHA-256 of its parent's bytes. An empty chain is
-    /// `malformed`; a fifth envelope is `bad_delegation`.
+    /// outer structure, its kid and signature under its parent's holder key, its claims, its
+    /// `parent` equal to the SHA-256 of its parent's bytes, and its cti unlike every cti above
+    /// it. An empty chain is `malformed`; a fifth envelope is `bad_delegation`.
     pub fn authenticate_chain<'a>(&self, links: &[&'a [u8]]) -> Result<VerifiedChain<'a>, Denial> {
         let Some((root, children)) = links.split_first() else {
             return Err(Malformed::new(0, MalformedKind::EmptyList).into());
@@ -106,9 +113,7 @@ impl<'k> Verifier<'k> {
                 return Err(Denial::BadDelegation(DelegationFault::TooLong));
             }
             let child = self.authenticate_child(chain.leaf(), bytes, &NoKnownKeys)?;
-            if !chain.push(child) {
-                return Err(Denial::BadDelegation(DelegationFault::TooLong));
-            }
+            chain.push(child).map_err(Denial::BadDelegation)?;
         }
         Ok(chain)
     }
@@ -208,6 +213,11 @@ impl<'k> Verifier<'k> {
         let claims = || chain.iter().map(VerifiedEnvelope::claims);
         if claims().any(|c| now.saturating_add(leeway) < c.nbf()) {
             return Err(Denial::NotYetValid);
+        }
+        // An iat after now would move the envelope past "issued up to" revocations
+        // (`docs/spec.md` §14): no envelope of the chain may claim to be issued later than now.
+        if claims().any(|c| c.iat().is_some_and(|iat| iat > now.saturating_add(leeway))) {
+            return Err(Denial::IssuedInFuture);
         }
         if claims().any(|c| now >= c.exp().saturating_add(leeway)) {
             return Err(Denial::Expired);

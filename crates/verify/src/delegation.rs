@@ -25,6 +25,9 @@ pub enum DelegationFault {
     WrongParent,
     /// More than four envelopes.
     TooLong,
+    /// The child's cti is the cti of an envelope above it: uses are counted under the path of
+    /// ctis from the root, which must name each envelope once.
+    AncestorCti,
 }
 
 impl DelegationFault {
@@ -38,6 +41,7 @@ impl DelegationFault {
             DelegationFault::BadSignature => "bad_signature",
             DelegationFault::WrongParent => "wrong_parent",
             DelegationFault::TooLong => "too_long",
+            DelegationFault::AncestorCti => "cti",
         }
     }
 }
@@ -58,6 +62,7 @@ impl fmt::Display for DelegationFault {
             }
             DelegationFault::WrongParent => "the child's parent is not its parent's digest",
             DelegationFault::TooLong => "the chain holds more than four envelopes",
+            DelegationFault::AncestorCti => "the child's cti is the cti of an envelope above it",
         })
     }
 }
@@ -76,9 +81,9 @@ pub enum Widening {
     MaxUses,
     /// A tool grant no grant of the parent covers with its classes.
     Tool,
-    /// `obo` dropped or changed.
+    /// `obo` other than the parent's: dropped, changed, or added where the parent has none.
     OnBehalfOf,
-    /// `sid` dropped or changed.
+    /// `sid` other than the parent's: dropped, changed, or added where the parent has none.
     Session,
     /// No `cnf`: a child is never a bearer envelope.
     Holder,
@@ -108,8 +113,10 @@ impl fmt::Display for Widening {
             Widening::Expiry => "the child's exp is after its parent's",
             Widening::MaxUses => "the child's max_uses exceeds its parent's",
             Widening::Tool => "the child grants a tool or class that no grant of its parent covers",
-            Widening::OnBehalfOf => "the child drops or changes its parent's obo",
-            Widening::Session => "the child drops or changes its parent's sid",
+            Widening::OnBehalfOf => {
+                "the child's obo is not its parent's (dropped, changed, or added)"
+            }
+            Widening::Session => "the child's sid is not its parent's (dropped, changed, or added)",
             Widening::Holder => "the child has no cnf: a delegated envelope is never a bearer one",
         })
     }
@@ -147,10 +154,12 @@ pub(crate) fn widening(parent: &Claims<'_>, child: &Claims<'_>) -> Option<Wideni
     if !child.tools().all(|grant| covered(&grant)) {
         return Some(Widening::Tool);
     }
-    if parent.obo().is_some() && child.obo() != parent.obo() {
+    // Exactly the parent's, or none when it has none: only the orchestrator names a principal
+    // or a session; an agent cannot claim one its own grant does not name.
+    if child.obo() != parent.obo() {
         return Some(Widening::OnBehalfOf);
     }
-    if parent.sid().is_some() && child.sid() != parent.sid() {
+    if child.sid() != parent.sid() {
         return Some(Widening::Session);
     }
     if child.holder().is_none() {

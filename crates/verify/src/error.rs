@@ -28,6 +28,9 @@ pub enum Denial {
     NotAttenuated(Widening),
     /// `now < nbf - leeway`.
     NotYetValid,
+    /// `iat > now + leeway`: the envelope claims to be issued in the future (its reason is
+    /// `not_yet_valid`).
+    IssuedInFuture,
     /// `now >= exp + leeway`.
     Expired,
     /// `exp - nbf` exceeds the verifier's maximum lifetime.
@@ -76,7 +79,7 @@ impl Denial {
             Denial::BadDelegation(_) => Reason::BadDelegation,
             Denial::Unsupported => Reason::Unsupported,
             Denial::NotAttenuated(_) => Reason::NotAttenuated,
-            Denial::NotYetValid => Reason::NotYetValid,
+            Denial::NotYetValid | Denial::IssuedInFuture => Reason::NotYetValid,
             Denial::Expired => Reason::Expired,
             Denial::LifetimeTooLong => Reason::LifetimeTooLong,
             Denial::WrongAudience => Reason::WrongAudience,
@@ -113,6 +116,9 @@ impl fmt::Display for Denial {
             ),
             Denial::NotYetValid => {
                 f.write_str("the envelope is not valid yet (nbf is in the future)")
+            }
+            Denial::IssuedInFuture => {
+                f.write_str("the envelope is not valid yet (iat is in the future)")
             }
             Denial::Expired => f.write_str("the envelope has expired"),
             Denial::LifetimeTooLong => {

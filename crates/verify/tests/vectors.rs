@@ -703,6 +703,22 @@ fn generate() -> Vec<Vector> {
         "not_yet_valid",
         |v| v.now = NOW - 66,
     );
+    g.claims(
+        "not_yet_valid_iat",
+        "iat = now + leeway + 1: issued in the future, past \"issued up to\" revocations",
+        "not_yet_valid",
+        |c| {
+            c.set(6, int((NOW + 6) as i64));
+        },
+    );
+    g.claims(
+        "iat_at_leeway",
+        "iat = now + leeway: still valid",
+        "allowed",
+        |c| {
+            c.set(6, int((NOW + 5) as i64));
+        },
+    );
     g.with("expired", "now = exp + leeway", "expired", |v| {
         v.now = NOW + 605
     });

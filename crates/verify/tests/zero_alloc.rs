@@ -288,6 +288,26 @@ fn chains_are_authenticated_and_checked_without_allocating() {
     let child = child_of(&root, &b, &a, 1);
     let grandchild = child_of(&child, &c, &b, 2);
     let forged = child_of(&root, &b, &c, 3);
+    // A child of root edited by `edit`, signed by a: the cti of an ancestor, an obo its root
+    // does not name, an iat a day ahead.
+    let edited = |edit: &dyn Fn(&mut RawClaims)| {
+        let mut claims = holder_bound_claims(&b);
+        claims.set(7, bytes(&[4; 16]));
+        claims.set(-65538, bytes(&Sha256::digest(&root)));
+        edit(&mut claims);
+        envelope(&a, &claims.encode())
+    };
+    let ancestor_cti = edited(&|c| {
+        c.set(7, bytes(&CTI));
+    });
+    let other_obo = edited(&|c| {
+        let mut grant = RawGrant::standard();
+        grant.set(4, text("ceo@acme.example"));
+        c.grant(&grant);
+    });
+    let iat_ahead = edited(&|c| {
+        c.set(6, int((NOW + 86_400) as i64));
+    });
     let body = b"{}";
     let verifier = Verifier::new(&keys, "billing");
     let chains: Vec<Vec<&[u8]>> = vec![
@@ -296,6 +316,9 @@ fn chains_are_authenticated_and_checked_without_allocating() {
         vec![&root, &child, &grandchild, &grandchild, &grandchild],
         vec![&child],
         vec![],
+        vec![&root, &ancestor_cti],
+        vec![&root, &other_obo],
+        vec![&root, &iat_ahead],
     ];
     let mut codes = vec![];
     let n = allocations_during(|| {
@@ -330,7 +353,10 @@ fn chains_are_authenticated_and_checked_without_allocating() {
             "bad_delegation",
             "bad_delegation",
             "unknown_key",
-            "malformed"
+            "malformed",
+            "bad_delegation",
+            "not_attenuated",
+            "not_yet_valid"
         ]
     );
 }

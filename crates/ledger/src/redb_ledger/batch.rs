@@ -2,12 +2,16 @@
 
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 
-use super::{Answer, CHARGES, COUNTERS, ENTRIES, EXPIRY, Op, Reply, storage_error};
+use super::keys::{
+    KIND_CHARGE, KIND_COUNTER, KIND_ENTRY, charge_key, entry_key, expiry_key, path_key,
+};
+use super::{Answer, CHARGES, COUNTERS, ENTRIES, EXPIRY, EXPIRY_BY_KIND, Op, Reply, storage_error};
+use crate::path::ChainPath;
 use crate::state::{self, AncestorView, Entry};
-use crate::{Begin, Cti, LeaseToken, LedgerError, MessageUse, Usage};
+use crate::{Begin, LeaseToken, LedgerError, MessageUse, Usage};
 
-/// Marks a charge in an expiry key, where an entry's message id would start.
-const CHARGE_MARK: u8 = 0xff;
+/// Marks a charge in a key of the earlier expiry index, where an entry's message id would start.
+const LEGACY_CHARGE_MARK: u8 = 0xff;
 
 /// How many expired records one batch collects at most, so that collection never makes a
 /// begin wait long.
@@ -19,6 +23,7 @@ struct Tables<'t> {
     entries: Table<'t, &'static [u8], &'static [u8]>,
     charges: Table<'t, &'static [u8], u64>,
     expiry: Table<'t, &'static [u8], ()>,
+    legacy_expiry: Table<'t, &'static [u8], ()>,
 }
 
 /// Applies a batch in one write transaction. The outer error fails the whole batch (nothing
@@ -34,7 +39,8 @@ pub(super) fn run_batch(db: &Database, ops: &[&Op]) -> Result<Vec<Reply>, Ledger
             counters: txn.open_table(COUNTERS).map_err(storage_error)?,
             entries: txn.open_table(ENTRIES).map_err(storage_error)?,
             charges: txn.open_table(CHARGES).map_err(storage_error)?,
-            expiry: txn.open_table(EXPIRY).map_err(storage_error)?,
+            expiry: txn.open_table(EXPIRY_BY_KIND).map_err(storage_error)?,
+            legacy_expiry: txn.open_table(EXPIRY).map_err(storage_error)?,
         };
         for op in ops {
             let now_ms = state::now_ms();
@@ -56,56 +62,28 @@ pub(super) fn run_batch(db: &Database, ops: &[&Op]) -> Result<Vec<Reply>, Ledger
     Ok(replies)
 }
 
-fn entry_key(cti: &Cti, message_id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(16 + message_id.len());
-    key.extend_from_slice(cti);
-    key.extend_from_slice(message_id.as_bytes());
-    key
-}
-
-fn expiry_key(expires_at: u64, cti: &Cti, message_id: &str) -> Vec<u8> {
-    expiry_key_raw(expires_at, cti, message_id.as_bytes())
-}
-
-fn expiry_key_raw(expires_at: u64, cti: &Cti, rest: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(24 + rest.len());
-    key.extend_from_slice(&expires_at.to_be_bytes());
-    key.extend_from_slice(cti);
-    key.extend_from_slice(rest);
-    key
-}
-
-/// ancestor cti ++ descendant cti ++ message id.
-fn charge_key(ancestor: &Cti, cti: &Cti, message_id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(32 + message_id.len());
-    key.extend_from_slice(ancestor);
-    key.extend_from_slice(cti);
-    key.extend_from_slice(message_id.as_bytes());
-    key
-}
-
-/// A cti's count and the latest expiry it was asked under; `(0, 0)` when unknown.
-fn read_counter(t: &Tables<'_>, cti: &Cti) -> Result<(u64, u64), LedgerError> {
+/// An envelope's count and the latest expiry it was asked under; `(0, 0)` when unknown.
+fn read_counter(t: &Tables<'_>, key: &[u8]) -> Result<(u64, u64), LedgerError> {
     Ok(t.counters
-        .get(&cti[..])
+        .get(key)
         .map_err(storage_error)?
         .map_or((0, 0), |v| v.value()))
 }
 
-/// Writes a cti's count, keeping the latest expiry and indexing it for collection.
+/// Writes an envelope's count, keeping the latest expiry and indexing it for collection.
 fn write_counter(
     t: &mut Tables<'_>,
-    cti: &Cti,
+    key: &[u8],
     granted: u64,
     expires_at: u64,
 ) -> Result<(), LedgerError> {
-    let (_, old_exp) = read_counter(t, cti)?;
+    let (_, old_exp) = read_counter(t, key)?;
     let exp = old_exp.max(expires_at);
     t.counters
-        .insert(&cti[..], (granted, exp))
+        .insert(key, (granted, exp))
         .map_err(storage_error)?;
     if exp != old_exp {
-        let ek = expiry_key(exp, cti, "");
+        let ek = expiry_key(exp, KIND_COUNTER, key);
         t.expiry.insert(&ek[..], ()).map_err(storage_error)?;
     }
     Ok(())
@@ -125,7 +103,7 @@ fn read_entry(
 fn apply(t: &mut Tables<'_>, op: &Op, now_ms: u64) -> Result<(Reply, bool), LedgerError> {
     match op {
         Op::Begin {
-            cti,
+            path,
             message_id,
             max_uses,
             expires_at,
@@ -135,14 +113,15 @@ fn apply(t: &mut Tables<'_>, op: &Op, now_ms: u64) -> Result<(Reply, bool), Ledg
             fresh,
             ancestors,
         } => {
-            let key = entry_key(cti, message_id);
+            let key = entry_key(path, message_id);
+            let counter = path_key(path);
             let existing = match read_entry(t, &key)? {
                 Ok(e) => e,
                 Err(e) => return Ok((Err(e), false)),
             };
-            let (granted, counter_exp) = read_counter(t, cti)?;
+            let (granted, counter_exp) = read_counter(t, &counter)?;
             let req = Begin {
-                cti,
+                cti: &path.ctis()[path.depth() - 1],
                 message_id,
                 max_uses: *max_uses,
                 expires_at: *expires_at,
@@ -156,24 +135,22 @@ fn apply(t: &mut Tables<'_>, op: &Op, now_ms: u64) -> Result<(Reply, bool), Ledg
                 Err(e) => return Ok((Err(e), false)),
             };
             let mut views = Vec::with_capacity(ancestors.len());
-            for (ancestor, max, _) in ancestors {
-                let charge = charge_key(ancestor, cti, message_id);
+            for (i, (max, _)) in ancestors.iter().enumerate() {
+                let charge = charge_key(path, i + 1, message_id);
                 views.push(AncestorView {
                     max_uses: *max,
-                    granted: read_counter(t, ancestor)?.0,
+                    granted: read_counter(t, &path_key(&path.prefix(i + 1)))?.0,
                     charged: t.charges.get(&charge[..]).map_err(storage_error)?.is_some(),
                 });
             }
             let decision = state::decide_chain(leaf, &views);
             let mut wrote = false;
-            for ((ancestor, _, exp), charge) in ancestors.iter().zip(&decision.charges) {
+            for (i, ((_, exp), charge)) in ancestors.iter().zip(&decision.charges).enumerate() {
                 if let Some(granted) = charge {
-                    write_counter(t, ancestor, *granted, *exp)?;
-                    let ck = charge_key(ancestor, cti, message_id);
+                    write_counter(t, &path_key(&path.prefix(i + 1)), *granted, *exp)?;
+                    let ck = charge_key(path, i + 1, message_id);
                     t.charges.insert(&ck[..], *exp).map_err(storage_error)?;
-                    let mut mark = vec![CHARGE_MARK];
-                    mark.extend_from_slice(&ck[16..]);
-                    let ek = expiry_key_raw(*exp, ancestor, &mark);
+                    let ek = expiry_key(*exp, KIND_CHARGE, &ck);
                     t.expiry.insert(&ek[..], ()).map_err(storage_error)?;
                     wrote = true;
                 }
@@ -184,28 +161,28 @@ fn apply(t: &mut Tables<'_>, op: &Op, now_ms: u64) -> Result<(Reply, bool), Ledg
                     .insert(&key[..], &entry.encode()[..])
                     .map_err(storage_error)?;
                 if existing.is_none_or(|old| old.expires_at != entry.expires_at) {
-                    let ek = expiry_key(entry.expires_at, cti, message_id);
+                    let ek = expiry_key(entry.expires_at, KIND_ENTRY, &key);
                     t.expiry.insert(&ek[..], ()).map_err(storage_error)?;
                 }
                 wrote = true;
             }
             if let Some(granted) = decision.granted {
-                write_counter(t, cti, granted, counter_exp.max(*expires_at))?;
+                write_counter(t, &counter, granted, counter_exp.max(*expires_at))?;
                 wrote = true;
             }
             Ok((Ok(Answer::Outcome(decision.outcome)), wrote))
         }
         Op::Complete {
-            cti,
+            path,
             message_id,
             lease,
-        } => settle(t, cti, message_id, lease, state::decide_complete),
+        } => settle(t, path, message_id, lease, state::decide_complete),
         Op::Release {
-            cti,
+            path,
             message_id,
             lease,
-        } => settle(t, cti, message_id, lease, state::decide_release),
-        Op::Usage { cti } => Ok((usage(t, cti), false)),
+        } => settle(t, path, message_id, lease, state::decide_release),
+        Op::Usage { path } => Ok((usage(t, path), false)),
         Op::Collect { now_secs } => {
             let n = collect(t, *now_secs, usize::MAX)?;
             Ok((Ok(Answer::Collected(n)), n > 0))
@@ -215,12 +192,12 @@ fn apply(t: &mut Tables<'_>, op: &Op, now_ms: u64) -> Result<(Reply, bool), Ledg
 
 fn settle(
     t: &mut Tables<'_>,
-    cti: &Cti,
+    path: &ChainPath,
     message_id: &str,
     lease: &LeaseToken,
     decide: fn(Option<Entry>, &LeaseToken) -> Result<Option<Entry>, LedgerError>,
 ) -> Result<(Reply, bool), LedgerError> {
-    let key = entry_key(cti, message_id);
+    let key = entry_key(path, message_id);
     let existing = match read_entry(t, &key)? {
         Ok(e) => e,
         Err(e) => return Ok((Err(e), false)),
@@ -237,24 +214,22 @@ fn settle(
     }
 }
 
-fn usage(t: &Tables<'_>, cti: &Cti) -> Reply {
-    let granted = t
-        .counters
-        .get(&cti[..])
-        .map_err(storage_error)?
-        .map_or(0, |v| v.value().0);
+fn usage(t: &Tables<'_>, path: &ChainPath) -> Reply {
+    let lower = path_key(path);
+    let granted = read_counter(t, &lower)?.0;
     let mut messages = Vec::new();
-    let mut upper = cti.to_vec();
+    let mut upper = lower.clone();
     upper.push(0xff);
-    // Message ids are UTF-8, which never contains 0xff: every key of this cti sorts below.
+    // Message ids are UTF-8, which never contains 0xff: every entry of this path sorts below,
+    // and its children's paths (the path, 0xff, …) sort above.
     for item in t
         .entries
-        .range(&cti[..]..&upper[..])
+        .range(&lower[..]..&upper[..])
         .map_err(storage_error)?
     {
         let (k, v) = item.map_err(storage_error)?;
         let entry = Entry::decode(v.value())?;
-        let message_id = std::str::from_utf8(&k.value()[16..])
+        let message_id = std::str::from_utf8(&k.value()[lower.len()..])
             .map_err(|_| LedgerError::Corrupt("message id is not UTF-8".into()))?
             .to_owned();
         messages.push(MessageUse {
@@ -268,58 +243,104 @@ fn usage(t: &Tables<'_>, cti: &Cti) -> Reply {
 }
 
 /// Removes up to `limit` records whose expiry plus [`crate::RETENTION_GRACE_SECS`] is before
-/// `now_secs`; returns how many.
+/// `now_secs`; returns how many. Drains the earlier index first, then the current one.
 fn collect(t: &mut Tables<'_>, now_secs: u64, limit: usize) -> Result<usize, LedgerError> {
     // Kept for the grace past the latest expiry: see `RETENTION_GRACE_SECS`.
     let cutoff = now_secs.saturating_sub(crate::RETENTION_GRACE_SECS);
+    let legacy = due(&t.legacy_expiry, cutoff, limit)?;
+    let current = due(&t.expiry, cutoff, limit.saturating_sub(legacy.len()))?;
+    let mut removed = 0;
+    for ek in &legacy {
+        t.legacy_expiry.remove(&ek[..]).map_err(storage_error)?;
+        if let Some((exp, kind, key)) = legacy_record(ek) {
+            removed += usize::from(remove_stale(t, exp, kind, &key)?);
+        }
+    }
+    for ek in &current {
+        t.expiry.remove(&ek[..]).map_err(storage_error)?;
+        if ek.len() > 9 {
+            let exp = u64_at(ek);
+            removed += usize::from(remove_stale(t, exp, ek[8], &ek[9..])?);
+        }
+    }
+    Ok(removed)
+}
+
+/// Up to `limit` keys of `index` whose expiry is before `cutoff`.
+fn due(
+    index: &Table<'_, &'static [u8], ()>,
+    cutoff: u64,
+    limit: usize,
+) -> Result<Vec<Vec<u8>>, LedgerError> {
     let bound = cutoff.to_be_bytes();
     let mut due = Vec::new();
     // Keys of expiry < cutoff sort below the bare 8-byte `cutoff`.
-    for item in t.expiry.range(..&bound[..]).map_err(storage_error)? {
+    for item in index.range(..&bound[..]).map_err(storage_error)? {
         if due.len() >= limit {
             break;
         }
         let (k, _) = item.map_err(storage_error)?;
         due.push(k.value().to_vec());
     }
-    let mut removed = 0;
-    for ek in &due {
-        t.expiry.remove(&ek[..]).map_err(storage_error)?;
-        if ek.len() < 24 {
-            continue;
-        }
-        let mut exp = [0u8; 8];
-        exp.copy_from_slice(&ek[..8]);
-        let exp = u64::from_be_bytes(exp);
-        let rest = &ek[8..];
-        if rest.get(16) == Some(&CHARGE_MARK) {
-            // A charge: ancestor cti ++ 0xff ++ descendant cti ++ message id.
-            let mut ck = rest[..16].to_vec();
-            ck.extend_from_slice(&rest[17..]);
-            let current = t
-                .charges
-                .get(&ck[..])
-                .map_err(storage_error)?
-                .map(|v| v.value());
-            if current.is_some_and(|e| e <= exp) {
-                t.charges.remove(&ck[..]).map_err(storage_error)?;
-                removed += 1;
-            }
-        } else if rest.len() == 16 {
-            // A counter: drop it unless a later expiry extended it (that one has its own key).
+    Ok(due)
+}
+
+/// The first 8 bytes, big-endian (the caller checked there are 8).
+fn u64_at(bytes: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&bytes[..8]);
+    u64::from_be_bytes(b)
+}
+
+/// What a key of the earlier index names: expiry ++ cti (a counter), expiry ++ cti ++ message
+/// id (an entry), expiry ++ ancestor cti ++ `0xff` ++ descendant cti ++ message id (a charge).
+fn legacy_record(ek: &[u8]) -> Option<(u64, u8, Vec<u8>)> {
+    if ek.len() < 24 {
+        return None;
+    }
+    let exp = u64_at(ek);
+    let rest = &ek[8..];
+    Some(if rest.len() == 16 {
+        (exp, KIND_COUNTER, rest.to_vec())
+    } else if rest.get(16) == Some(&LEGACY_CHARGE_MARK) {
+        let mut ck = rest[..16].to_vec();
+        ck.extend_from_slice(&rest[17..]);
+        (exp, KIND_CHARGE, ck)
+    } else {
+        (exp, KIND_ENTRY, rest.to_vec())
+    })
+}
+
+/// Removes the record `key` of `kind` unless a later expiry extended it (that one has its own
+/// index key); whether it did.
+fn remove_stale(t: &mut Tables<'_>, exp: u64, kind: u8, key: &[u8]) -> Result<bool, LedgerError> {
+    match kind {
+        KIND_COUNTER => {
             let current = t
                 .counters
-                .get(rest)
+                .get(key)
                 .map_err(storage_error)?
                 .map(|v| v.value());
             if current.is_some_and(|(_, e)| e <= exp) {
-                t.counters.remove(rest).map_err(storage_error)?;
-                removed += 1;
+                t.counters.remove(key).map_err(storage_error)?;
+                return Ok(true);
             }
-        } else {
+        }
+        KIND_CHARGE => {
+            let current = t
+                .charges
+                .get(key)
+                .map_err(storage_error)?
+                .map(|v| v.value());
+            if current.is_some_and(|e| e <= exp) {
+                t.charges.remove(key).map_err(storage_error)?;
+                return Ok(true);
+            }
+        }
+        KIND_ENTRY => {
             let current = t
                 .entries
-                .get(rest)
+                .get(key)
                 .map_err(storage_error)?
                 .map(|v| v.value().to_vec());
             let stale = match current.as_deref().map(Entry::decode) {
@@ -328,10 +349,11 @@ fn collect(t: &mut Tables<'_>, now_secs: u64, limit: usize) -> Result<usize, Led
                 None => false,
             };
             if stale {
-                t.entries.remove(rest).map_err(storage_error)?;
-                removed += 1;
+                t.entries.remove(key).map_err(storage_error)?;
+                return Ok(true);
             }
         }
+        _ => {}
     }
-    Ok(removed)
+    Ok(false)
 }

@@ -19,23 +19,30 @@ use std::time::{Duration, Instant};
 use redb::{Builder, ConcurrencyMode, Database, DatabaseError, TableDefinition};
 
 mod batch;
+mod keys;
 mod revocations;
 
 use batch::run_batch;
 
+use crate::path::ChainPath;
 use crate::{Begin, Cti, LeaseToken, LedgerError, Outcome, Usage, UseLedger};
 
-/// cti -> (granted, expires_at).
+/// path -> (granted, expires_at). A path is the ctis from the chain's root down to the
+/// envelope (`keys::path_key`; a root's is its cti, as in every earlier version).
 const COUNTERS: TableDefinition<'_, &[u8], (u64, u64)> = TableDefinition::new("counters");
-/// cti ++ message_id -> encoded `state::Entry` (62 bytes; an entry of the previous 41-byte
+/// path ++ message_id -> encoded `state::Entry` (62 bytes; an entry of the previous 41-byte
 /// format, which had no tool or class, reads as [`LedgerError::Corrupt`]).
 const ENTRIES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("entries");
-/// ancestor cti ++ descendant cti ++ message_id -> expires_at: the descendants' messages charged
-/// to an ancestor (`docs/spec.md` §13); the ancestor's count is its `COUNTERS` entry.
+/// ancestor path ++ count ++ the leaf's ctis below it ++ message_id -> expires_at: the
+/// descendants' messages charged to an ancestor (`docs/spec.md` §13); the ancestor's count is
+/// its `COUNTERS` entry.
 const CHARGES: TableDefinition<'_, &[u8], u64> = TableDefinition::new("charges");
-/// expires_at (8 bytes, big-endian) ++ cti ++ message_id -> (). An empty message id stands for
-/// the cti's counter; `0xff` ++ descendant cti ++ message_id (UTF-8 never holds 0xff) for a
-/// charge. Ordered by expiry, so that collection reads only what has expired.
+/// expires_at (8 bytes, big-endian) ++ kind ++ the record's key -> () (`keys::expiry_key`).
+/// Ordered by expiry, so that collection reads only what has expired.
+const EXPIRY_BY_KIND: TableDefinition<'_, &[u8], ()> = TableDefinition::new("expiry_by_kind");
+/// The expiry index of versions that keyed by cti alone: expires_at ++ cti ++ message_id (an
+/// empty one for the cti's counter; `0xff` ++ descendant cti ++ message_id for a charge). No
+/// longer written; collection drains it.
 const EXPIRY: TableDefinition<'_, &[u8], ()> = TableDefinition::new("expiry");
 
 /// How a [`RedbLedger`] opens its file.
@@ -77,7 +84,7 @@ pub struct RedbLedger {
 #[derive(Debug)]
 enum Op {
     Begin {
-        cti: Cti,
+        path: ChainPath,
         message_id: String,
         max_uses: u64,
         expires_at: u64,
@@ -85,21 +92,21 @@ enum Op {
         tool: String,
         class: laissez_verify::ActionClass,
         fresh: LeaseToken,
-        /// cti, max_uses, expires_at of each ancestor, root first.
-        ancestors: Vec<(Cti, u64, u64)>,
+        /// max_uses, expires_at of each ancestor, root first (their paths are `path`'s).
+        ancestors: Vec<(u64, u64)>,
     },
     Complete {
-        cti: Cti,
+        path: ChainPath,
         message_id: String,
         lease: LeaseToken,
     },
     Release {
-        cti: Cti,
+        path: ChainPath,
         message_id: String,
         lease: LeaseToken,
     },
     Usage {
-        cti: Cti,
+        path: ChainPath,
     },
     Collect {
         now_secs: u64,
@@ -207,7 +214,7 @@ impl RedbLedger {
     ) -> Result<(), LedgerError> {
         crate::validate_message_id(message_id)?;
         done(self.call_blocking(Op::Complete {
-            cti: *cti,
+            path: ChainPath::of_lease(cti, lease),
             message_id: message_id.to_owned(),
             lease: *lease,
         })?)
@@ -222,15 +229,22 @@ impl RedbLedger {
     ) -> Result<(), LedgerError> {
         crate::validate_message_id(message_id)?;
         done(self.call_blocking(Op::Release {
-            cti: *cti,
+            path: ChainPath::of_lease(cti, lease),
             message_id: message_id.to_owned(),
             lease: *lease,
         })?)
     }
 
-    /// What the ledger holds for `cti`, as of the latest commit of any process.
+    /// What the ledger holds for the envelope `cti` that is not delegated (or is a chain's
+    /// root), as of the latest commit of any process.
     pub fn usage_blocking(&self, cti: &Cti) -> Result<Usage, LedgerError> {
-        match self.call_blocking(Op::Usage { cti: *cti })? {
+        self.usage_in_blocking(&[], cti)
+    }
+
+    /// What the ledger holds for `cti` under `ancestors` (their ctis, root first).
+    pub fn usage_in_blocking(&self, ancestors: &[Cti], cti: &Cti) -> Result<Usage, LedgerError> {
+        let path = ChainPath::new(ancestors.iter().copied(), cti);
+        match self.call_blocking(Op::Usage { path })? {
             Answer::Usage(u) => Ok(u),
             other => Err(unexpected(&other)),
         }
@@ -251,7 +265,8 @@ impl RedbLedger {
     /// Whether the ledger answers now: one read through the writer thread, the path every
     /// `begin` takes (its batch commits like theirs). For readiness probes; spends nothing.
     pub async fn ping(&self) -> Result<(), LedgerError> {
-        match self.call(Op::Usage { cti: [0; 16] }).await? {
+        let path = ChainPath::root(&[0; 16]);
+        match self.call(Op::Usage { path }).await? {
             Answer::Usage(_) => Ok(()),
             other => Err(unexpected(&other)),
         }
@@ -287,7 +302,7 @@ impl UseLedger for RedbLedger {
     ) -> Result<(), LedgerError> {
         crate::validate_message_id(message_id)?;
         let op = Op::Complete {
-            cti: *cti,
+            path: ChainPath::of_lease(cti, lease),
             message_id: message_id.to_owned(),
             lease: *lease,
         };
@@ -302,7 +317,7 @@ impl UseLedger for RedbLedger {
     ) -> Result<(), LedgerError> {
         crate::validate_message_id(message_id)?;
         let op = Op::Release {
-            cti: *cti,
+            path: ChainPath::of_lease(cti, lease),
             message_id: message_id.to_owned(),
             lease: *lease,
         };
@@ -313,18 +328,18 @@ impl UseLedger for RedbLedger {
 fn begin_op(req: &Begin<'_>) -> Result<Op, LedgerError> {
     let req = crate::normalize(req)?;
     Ok(Op::Begin {
-        cti: *req.cti,
+        path: ChainPath::of_begin(&req),
         message_id: req.message_id.to_owned(),
         max_uses: req.max_uses,
         expires_at: req.expires_at,
         lease: req.lease,
         tool: req.tool.to_owned(),
         class: req.class,
-        fresh: LeaseToken::random()?.with_root(req.ancestors.first().map(|a| *a.cti)),
+        fresh: LeaseToken::random()?.with_ancestors(req.ancestors),
         ancestors: req
             .ancestors
             .iter()
-            .map(|a| (*a.cti, a.max_uses, a.expires_at))
+            .map(|a| (a.max_uses, a.expires_at))
             .collect(),
     })
 }
@@ -373,7 +388,9 @@ fn open_database(path: &Path, options: &RedbOptions) -> Result<Database, LedgerE
     {
         txn.open_table(COUNTERS).map_err(storage_error)?;
         txn.open_table(ENTRIES).map_err(storage_error)?;
+        txn.open_table(CHARGES).map_err(storage_error)?;
         txn.open_table(EXPIRY).map_err(storage_error)?;
+        txn.open_table(EXPIRY_BY_KIND).map_err(storage_error)?;
         revocations::create_tables(&txn)?;
     }
     txn.commit().map_err(storage_error)?;

@@ -130,8 +130,63 @@ pub(crate) async fn every_ancestor_is_charged<L: UseLedger>(ledger: &L) {
     ));
 }
 
+/// Attack 3 of issue 23: an agent chooses its child's cti. An attacker's child carrying a
+/// victim's cti, and a grandchild carrying its uncle's, spend and complete messages; the
+/// victims' counts and messages stay untouched, since every count is keyed by the path of ctis
+/// from the root (`docs/spec.md` §8). A chain naming one cti twice is refused.
+pub(crate) async fn a_child_with_a_strangers_cti_never_reaches_its_count<L: UseLedger>(ledger: &L) {
+    // A victim's root envelope with 2 uses; the attacker's own root, and its child re-signed
+    // with the victim's cti, spent twice (message ids the victim will use too).
+    let victim = fresh_cti();
+    let attacker = [fresh_cti()];
+    let up = ancestors(&attacker, 3);
+    for id in ["m1", "m2"] {
+        let (_, lease, _) = granted(ledger.begin(&chained(&victim, id, &up)).await.unwrap());
+        ledger.complete(&victim, id, &lease).await.unwrap();
+    }
+    let (n, lease, _) = granted(ledger.begin(&req(&victim, "m1", 2, WRITE)).await.unwrap());
+    assert_eq!(n, 1, "the victim's first call is its first use");
+    // The attacker's lease for its own "m1" settles only its own.
+    let (_, stolen, _) = granted(ledger.begin(&chained(&victim, "m3", &up)).await.unwrap());
+    assert!(matches!(
+        ledger.complete(&victim, "m1", &stolen).await,
+        Err(LedgerError::LeaseNotHeld)
+    ));
+    ledger.complete(&victim, "m1", &lease).await.unwrap();
+    let (n, _, _) = granted(ledger.begin(&req(&victim, "m2", 2, WRITE)).await.unwrap());
+    assert_eq!(n, 2, "the victim's second call is its second use");
+
+    // Siblings under one root: the holder of one names its own child after the other.
+    let root = fresh_cti();
+    let (uncle, parent) = (fresh_cti(), fresh_cti());
+    let chain = [root, parent];
+    let deep = ancestors(&chain, 3);
+    for id in ["x1", "x2"] {
+        granted(ledger.begin(&chained(&uncle, id, &deep)).await.unwrap());
+    }
+    let beside = ancestors(&chain[..1], 3);
+    let mut own = chained(&uncle, "x1", &beside);
+    own.max_uses = 1;
+    let (n, _, _) = granted(ledger.begin(&own).await.unwrap());
+    assert_eq!(n, 1, "the uncle's first call is its first use");
+    // The root was charged for every distinct leaf and message: three of its three.
+    assert_eq!(
+        ledger.begin(&chained(&uncle, "x2", &beside)).await.unwrap(),
+        Outcome::Exhausted
+    );
+
+    // A chain naming a cti twice is no chain.
+    let twice = [root, root];
+    let twice = ancestors(&twice, 3);
+    assert!(matches!(
+        ledger.begin(&chained(&parent, "y", &twice)).await,
+        Err(LedgerError::InvalidRequest(_))
+    ));
+}
+
 /// Every chain scenario, on one ledger.
 pub(crate) async fn chain_conformance<L: UseLedger>(ledger: &L) {
+    a_child_with_a_strangers_cti_never_reaches_its_count(ledger).await;
     a_parent_caps_its_children(ledger).await;
     an_ancestor_counts_distinct_leaf_messages(ledger).await;
     every_ancestor_is_charged(ledger).await;

@@ -141,6 +141,27 @@ pub(super) fn generate(g: &mut Gen) {
             ],
             fifth.clone(),
         ),
+        (
+            "bad_delegation_cti_of_parent",
+            "the child carries its parent's cti (each envelope's uses are counted under its \
+             path of ctis)",
+            vec![root.clone()],
+            {
+                let mut c = child_claims(&root, 'B');
+                c.set(7, bytes(&CTI));
+                signed('A', &c)
+            },
+        ),
+        (
+            "bad_delegation_cti_of_grandparent",
+            "the grandchild carries the root's cti",
+            vec![root.clone(), child.clone()],
+            {
+                let mut c = child_claims(&child, 'C');
+                c.set(7, bytes(&CTI));
+                signed('B', &c)
+            },
+        ),
     ];
     for (name, comment, ancestors, leaf) in bad {
         let expect = "bad_delegation";
@@ -246,6 +267,43 @@ pub(super) fn generate(g: &mut Gen) {
             }),
         ),
     ];
+    // A root that names no obo or sid; children that add one.
+    let plain_root = {
+        let mut c = root_claims();
+        let mut grant = RawGrant::standard();
+        grant.pairs.retain(|(k, _)| *k != int(4) && *k != int(5));
+        c.grant(&grant);
+        envelope(&key_for(1), &c.encode())
+    };
+    let adds = |key: i64, value: &str| {
+        let mut c = child_claims(&plain_root, 'B');
+        let mut grant = RawGrant::standard();
+        grant.set(1, raw_array(&[text("crm.read")]));
+        grant.set(3, int(2));
+        grant.pairs.retain(|(k, _)| *k != int(4) && *k != int(5));
+        grant.set(key, text(value));
+        c.grant(&grant);
+        signed('A', &c)
+    };
+    for (name, comment, leaf) in [
+        (
+            "obo_added",
+            "the root names no obo; the child claims to act for ceo@acme.example",
+            adds(4, "ceo@acme.example"),
+        ),
+        (
+            "sid_added",
+            "the root names no sid; the child claims one",
+            adds(5, "task-43"),
+        ),
+    ] {
+        g.with(
+            &format!("not_attenuated_{name}"),
+            comment,
+            "not_attenuated",
+            |v| chained(v, &[&plain_root], &leaf),
+        );
+    }
     for (name, comment, leaf) in not_attenuated {
         g.with(
             &format!("not_attenuated_{name}"),
@@ -269,6 +327,16 @@ pub(super) fn generate(g: &mut Gen) {
             child.set(4, int((NOW - 10) as i64));
             let leaf = signed('A', &child);
             chained(v, &[&root], &leaf);
+        },
+    );
+    g.with(
+        "chain_child_iat_in_future",
+        "the child's iat is a day ahead (as if to pass \"issued up to\" revocations)",
+        "not_yet_valid",
+        |v| {
+            let mut c = child_claims(&root, 'B');
+            c.set(6, int((NOW + 86_400) as i64));
+            chained(v, &[&root], &signed('A', &c));
         },
     );
     g.with(
