@@ -192,7 +192,7 @@ async fn cluster_keeps_revocation_records_in_one_slot() {
             found.push((url.clone(), slot, key));
         }
     }
-    // Exactly the records, their untils and this stream's offset: nothing else.
+    // Exactly the records, their untils and this stream's mark: nothing else.
     let mut names: Vec<&str> = found
         .iter()
         .map(|(_, _, key)| key.strip_prefix(prefix.as_str()).unwrap())
@@ -201,7 +201,7 @@ async fn cluster_keeps_revocation_records_in_one_slot() {
     assert_eq!(
         names,
         [
-            "{revocations}:offset:laissez.revocations",
+            "{revocations}:mark:laissez.revocations",
             "{revocations}:records",
             "{revocations}:until",
         ],
