@@ -36,7 +36,9 @@ fn chain(keys: &Keys, aud: &str, uses: u64, holders: &[&SecretKey]) -> SignedCha
             .audience(aud)
             .tool("crm.read")
             .max_uses(uses)
-            .ttl_secs(600)
+            // Each link a minute shorter than its parent's: signed a second later, the same
+            // TTL would end after the parent's (`not_attenuated`, expiry).
+            .ttl_secs(600 - 60 * n as u64)
             .holder(pair[1].public_key());
         let signed = delegate(pair[0], &parent, child).unwrap();
         links = signed.links().iter().map(|l| l.to_vec()).collect();
