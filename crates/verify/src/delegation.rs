@@ -167,3 +167,55 @@ pub(crate) fn widening(parent: &Claims<'_>, child: &Claims<'_>) -> Option<Wideni
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::string::ToString as _;
+
+    use super::*;
+
+    // The codes are the details that audit events, `laissez verify --json` and the
+    // command line's refusals print (`docs/spec.md` §13): pinned, one per fault, and each
+    // fault says in words what is wrong.
+    const FAULTS: [(DelegationFault, &str); 8] = [
+        (DelegationFault::RootHasParent, "root_has_parent"),
+        (DelegationFault::NoParent, "no_parent"),
+        (
+            DelegationFault::ParentNotHolderBound,
+            "parent_not_holder_bound",
+        ),
+        (DelegationFault::WrongSigner, "wrong_signer"),
+        (DelegationFault::BadSignature, "bad_signature"),
+        (DelegationFault::WrongParent, "wrong_parent"),
+        (DelegationFault::TooLong, "too_long"),
+        (DelegationFault::AncestorCti, "cti"),
+    ];
+    const WIDENINGS: [(Widening, &str); 8] = [
+        (Widening::Audience, "aud"),
+        (Widening::NotBefore, "nbf"),
+        (Widening::Expiry, "exp"),
+        (Widening::MaxUses, "max_uses"),
+        (Widening::Tool, "tools"),
+        (Widening::OnBehalfOf, "obo"),
+        (Widening::Session, "sid"),
+        (Widening::Holder, "cnf"),
+    ];
+
+    #[test]
+    fn every_fault_and_widening_has_its_detail_code_and_a_distinct_text() {
+        let mut texts = std::vec::Vec::new();
+        for (fault, code) in FAULTS {
+            assert_eq!(fault.code(), code);
+            texts.push(fault.to_string());
+        }
+        for (widening, code) in WIDENINGS {
+            assert_eq!(widening.code(), code);
+            texts.push(widening.to_string());
+        }
+        for (n, text) in texts.iter().enumerate() {
+            assert!(text.len() > 20, "{text:?} says too little");
+            assert!(!texts[..n].contains(text), "{text:?} twice");
+        }
+    }
+}
