@@ -147,6 +147,19 @@ async fn the_counters_equal_the_decisions_printed_and_healthz_is_ready() {
     laissez_amqp::declare_stream(&s.connection, &stream)
         .await
         .unwrap();
+    let envelope = |session: &str| {
+        EnvelopeBuilder::new("agent-metrics")
+            .audience(&s.topology.queue)
+            .tool("crm.*")
+            .classes(parse_classes("read+write").unwrap())
+            .max_uses(2)
+            .session(session)
+            .sign(&s.key)
+            .unwrap()
+    };
+    // Issued before its session is revoked ("issued up to iat", spec §14): signed after the
+    // record, in a later second, it would rightly not be covered.
+    let revoked_envelope = envelope("task-revoked");
     let revoked = Command::new(assert_cmd::cargo::cargo_bin("laissez"))
         .args(["revoke", "--key", "iss", "--session", "task-revoked"])
         .args(["--amqp", &amqp_url(), "--stream", &stream])
@@ -158,16 +171,6 @@ async fn the_counters_equal_the_decisions_printed_and_healthz_is_ready() {
         "{}",
         String::from_utf8_lossy(&revoked.stderr)
     );
-    let envelope = |session: &str| {
-        EnvelopeBuilder::new("agent-metrics")
-            .audience(&s.topology.queue)
-            .tool("crm.*")
-            .classes(parse_classes("read+write").unwrap())
-            .max_uses(2)
-            .session(session)
-            .sign(&s.key)
-            .unwrap()
-    };
     let env = envelope("task-ok");
     for id in ["m-ok-1", "m-ok-2", "m-over"] {
         s.publish(env.as_bytes(), "crm.read", ActionClass::Read, id)
@@ -183,7 +186,7 @@ async fn the_counters_equal_the_decisions_printed_and_healthz_is_ready() {
     let unknown = ToolCall::new(env.as_bytes(), "crm.export", ActionClass::Read, "m-unknown");
     s.publish_call(unknown.without_class()).await;
     s.publish(
-        envelope("task-revoked").as_bytes(),
+        revoked_envelope.as_bytes(),
         "crm.read",
         ActionClass::Read,
         "m-revoked",
