@@ -12,7 +12,7 @@ use std::borrow::Cow;
 
 use laissez_verify::text::{TextError, decode_text};
 use laissez_verify::wire::{MAX_APPROVAL_LEN, MAX_APPROVALS};
-use laissez_verify::{ActionClass, Claims, ENVELOPE_FIRST_BYTE, Policy};
+use laissez_verify::ENVELOPE_FIRST_BYTE;
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, ByteArray, FieldArray, FieldTable};
 
@@ -63,16 +63,6 @@ fn read_entry(value: &AMQPValue) -> Result<Cow<'_, [u8]>, HeaderError> {
         Err(TextError::TooLong(_)) => Err(HeaderError::ApprovalTooLong),
         Err(_) => Err(HeaderError::ApprovalNotText),
     }
-}
-
-/// Whether a call of `class` under `claims` may need approvals: the envelope's rule covers
-/// the class, or the worker's policy requires approval for it. Only then are approvals
-/// counted (and the body hashed) for a bearer envelope.
-pub(crate) fn may_need_approval(claims: &Claims<'_>, policy: Policy, class: ActionClass) -> bool {
-    claims.approval().is_some_and(|rule| rule.covers(class))
-        || policy
-            .require_approval()
-            .is_some_and(|classes| classes.contains(class))
 }
 
 /// Why an approval cannot be added to a message's `laissez-approvals` header.

@@ -185,17 +185,14 @@ pub enum InvocationHeaderError {
 }
 
 impl InvocationHeaderError {
-    /// The reason it is reported as: always [`Reason::BadInvocation`].
-    pub const fn reason(&self) -> Reason {
-        Reason::BadInvocation
-    }
-
-    /// What was wrong, as a stable snake_case word for the audit event.
-    pub const fn detail(&self) -> &'static str {
+    /// What the gate is told (`docs/spec.md` §11): the header is checked as an invocation of
+    /// no bytes, so it is `bad_invocation` exactly where an invocation would be, with this
+    /// as the detail.
+    pub const fn unreadable(&self) -> laissez_verify::Unreadable {
         match self {
-            InvocationHeaderError::WrongType => "invocation_header_not_bytes_or_text",
-            InvocationHeaderError::TooLong => "invocation_header_too_long",
-            InvocationHeaderError::NotText => "invocation_header_not_base64url",
+            InvocationHeaderError::WrongType => laissez_verify::Unreadable::NotBytesOrText,
+            InvocationHeaderError::TooLong => laissez_verify::Unreadable::TooLong,
+            InvocationHeaderError::NotText => laissez_verify::Unreadable::NotBase64url,
         }
     }
 }

@@ -74,7 +74,6 @@
 
 pub mod approvals;
 mod audit;
-mod call_check;
 pub mod chain_header;
 mod config;
 mod connect;

@@ -4,67 +4,91 @@
 
 use std::time::Duration;
 
-use laissez_ledger::UseLedger;
+use laissez_ledger::{HeldUse, UseLedger};
 use laissez_verify::ActionClass;
 use lapin::{Acker, BasicProperties};
 use tokio::sync::watch;
 
 use crate::config::OnHandlerError;
 use crate::handler::Disposition;
-use crate::process::{Held, release};
+use crate::process::release;
 use crate::settle::{Broker, Settlement, settle};
 use crate::shared::{Counters, Shared};
 use crate::telemetry::{self, LedgerOp, RequeueCause};
 
-/// Applies the handler's outcome: complete then settle on success; release then requeue when
-/// asked; dead-letter (or requeue, when so configured and not destructive) on failure.
+/// What becomes of an allowed delivery once its handler returned: decided by [`plan`] from
+/// the outcome alone, carried out by [`after_handler`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Plan {
+    /// Complete the use, then ack.
+    CompleteAck,
+    /// Complete the use (the handler ran and refused the message), then dead-letter.
+    CompleteDeadLetter,
+    /// Release the use and bring the message back after this long.
+    Requeue(Duration, RequeueCause),
+    /// The handler failed: dead-letter; the use stays in flight until its lease lapses.
+    DeadLetter,
+}
+
+/// The plan for a handler's `outcome`, under the worker's `on_error` for a call of `class`:
+/// pure. A failed destructive call is never requeued (it may have run in part).
+pub(crate) fn plan(
+    outcome: &Result<Disposition, String>,
+    on_error: OnHandlerError,
+    class: ActionClass,
+) -> Plan {
+    match outcome {
+        Ok(Disposition::Ack) => Plan::CompleteAck,
+        Ok(Disposition::Reject) => Plan::CompleteDeadLetter,
+        Ok(Disposition::Requeue { after }) => Plan::Requeue(*after, RequeueCause::Handler),
+        Err(_) => match on_error {
+            OnHandlerError::Requeue { after } if class != ActionClass::Destructive => {
+                Plan::Requeue(after, RequeueCause::HandlerFailed)
+            }
+            _ => Plan::DeadLetter,
+        },
+    }
+}
+
+/// Carries out the [`plan`] for the handler's outcome: complete then settle on success;
+/// release then requeue when asked; dead-letter (or requeue, when so configured and not
+/// destructive) on failure.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn after_handler<L: UseLedger, H>(
     shared: &Shared<L, H>,
     broker: &Broker,
     acker: &Acker,
-    held: Held,
+    held: HeldUse<'_, L>,
+    class: ActionClass,
     outcome: Result<Disposition, String>,
     kept: Option<(BasicProperties, Vec<u8>)>,
     stop: &watch::Receiver<bool>,
 ) {
-    let id = held.message_id.as_str();
-    match outcome {
-        Ok(Disposition::Ack) => {
-            complete(shared, &held).await;
-            settle(broker, acker, id, Settlement::Ack).await;
+    let id = held.message_id().to_owned();
+    let cti = hex::encode(held.cti());
+    if let Err(error) = &outcome {
+        Counters::bump(&shared.counters.handler_failures);
+        shared.meters.handler_failed();
+        let then = match plan(&outcome, shared.config.on_handler_error, class) {
+            Plan::DeadLetter => "dead-lettering",
+            _ => "requeueing",
+        };
+        tracing::warn!(message_id = ?id, cti, error = ?error, "laissez: handler failed, {then}");
+    }
+    match plan(&outcome, shared.config.on_handler_error, class) {
+        Plan::CompleteAck => {
+            complete(held).await;
+            settle(broker, acker, &id, Settlement::Ack).await;
         }
-        Ok(Disposition::Reject) => {
-            complete(shared, &held).await;
-            settle(broker, acker, id, Settlement::DeadLetter).await;
+        Plan::CompleteDeadLetter => {
+            complete(held).await;
+            settle(broker, acker, &id, Settlement::DeadLetter).await;
         }
-        Ok(Disposition::Requeue { after }) => {
-            let requeue = Requeue {
-                after,
-                kept,
-                cause: RequeueCause::Handler,
-            };
-            requeue_after(shared, broker, acker, &held, requeue, stop).await;
+        Plan::Requeue(after, cause) => {
+            let requeue = Requeue { after, kept, cause };
+            requeue_after(shared, broker, acker, held, requeue, stop).await;
         }
-        Err(error) => {
-            Counters::bump(&shared.counters.handler_failures);
-            shared.meters.handler_failed();
-            let cti = hex::encode(held.cti);
-            match shared.config.on_handler_error {
-                OnHandlerError::Requeue { after } if held.class != ActionClass::Destructive => {
-                    tracing::warn!(message_id = ?id, cti, error = ?error, "laissez: handler failed, requeueing");
-                    let requeue = Requeue {
-                        after,
-                        kept,
-                        cause: RequeueCause::HandlerFailed,
-                    };
-                    requeue_after(shared, broker, acker, &held, requeue, stop).await;
-                }
-                _ => {
-                    tracing::warn!(message_id = ?id, cti, error = ?error, "laissez: handler failed, dead-lettering");
-                    settle(broker, acker, id, Settlement::DeadLetter).await;
-                }
-            }
-        }
+        Plan::DeadLetter => settle(broker, acker, &id, Settlement::DeadLetter).await,
     }
 }
 
@@ -76,16 +100,17 @@ async fn requeue_after<L: UseLedger, H>(
     shared: &Shared<L, H>,
     broker: &Broker,
     acker: &Acker,
-    held: &Held,
+    held: HeldUse<'_, L>,
     requeue: Requeue,
     stop: &watch::Receiver<bool>,
 ) {
     let Requeue { after, kept, cause } = requeue;
     shared.count_requeue(cause);
-    let id = held.message_id.as_str();
+    let id = held.message_id().to_owned();
+    let id = id.as_str();
     match kept {
         Some((properties, body)) => {
-            release(shared, held).await;
+            release(held).await;
             let later = Settlement::Later {
                 delay: after,
                 properties: &properties,
@@ -95,22 +120,20 @@ async fn requeue_after<L: UseLedger, H>(
         }
         None => {
             wait(after, stop).await;
-            release(shared, held).await;
+            release(held).await;
             settle(broker, acker, id, Settlement::Requeue).await;
         }
     }
 }
 
-async fn complete<L: UseLedger, H>(shared: &Shared<L, H>, held: &Held) {
+async fn complete<L: UseLedger>(held: HeldUse<'_, L>) {
     // Completed before the ack: a crash between the two leaves a message that ran and will be
     // redelivered as `replayed` (dead-lettered), never run twice.
-    if let Err(error) = shared
-        .ledger
-        .complete(&held.cti, &held.message_id, &held.lease)
-        .await
-    {
+    let message_id = held.message_id().to_owned();
+    let cti = hex::encode(held.cti());
+    if let Err(error) = held.complete().await {
         telemetry::ledger_error(LedgerOp::Complete, &error);
-        tracing::warn!(error = ?error.to_string(), message_id = ?held.message_id, cti = hex::encode(held.cti), "laissez: could not complete the use; it stays in flight until its lease lapses");
+        tracing::warn!(error = ?error.to_string(), message_id = ?message_id, cti, "laissez: could not complete the use; it stays in flight until its lease lapses");
     }
 }
 
@@ -131,5 +154,49 @@ async fn wait(delay: Duration, stop: &watch::Receiver<bool>) {
     tokio::select! {
         () = tokio::time::sleep(delay) => {}
         _ = stop.wait_for(|stopping| *stopping) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LATER: OnHandlerError = OnHandlerError::Requeue {
+        after: Duration::from_secs(7),
+    };
+
+    #[test]
+    fn each_outcome_has_its_plan() {
+        let read = ActionClass::Read;
+        assert_eq!(plan(&Ok(Disposition::Ack), LATER, read), Plan::CompleteAck);
+        assert_eq!(
+            plan(&Ok(Disposition::Reject), LATER, read),
+            Plan::CompleteDeadLetter
+        );
+        let after = Duration::from_secs(3);
+        assert_eq!(
+            plan(
+                &Ok(Disposition::Requeue { after }),
+                OnHandlerError::DeadLetter,
+                read
+            ),
+            Plan::Requeue(after, RequeueCause::Handler)
+        );
+        assert_eq!(
+            plan(&Err("boom".into()), LATER, read),
+            Plan::Requeue(Duration::from_secs(7), RequeueCause::HandlerFailed)
+        );
+        assert_eq!(
+            plan(&Err("boom".into()), OnHandlerError::DeadLetter, read),
+            Plan::DeadLetter
+        );
+    }
+
+    #[test]
+    fn a_failed_destructive_call_is_never_requeued() {
+        assert_eq!(
+            plan(&Err("boom".into()), LATER, ActionClass::Destructive),
+            Plan::DeadLetter
+        );
     }
 }

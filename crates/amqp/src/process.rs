@@ -1,21 +1,22 @@
-//! One delivery: learn (read the headers, verify, spend the use), [`decide`], then carry the
-//! verdict out through [`settle`].
+//! One delivery, in one direction: read the headers, ask the gate
+//! ([`laissez_verify::Verifier::decide`]), hold the use in the ledger, run the handler, plan
+//! what becomes of the delivery ([`crate::outcome::plan`]), settle. Every refusal on the way
+//! is one [`Verdict`] ([`crate::decide`]), reported and settled in one place.
 
 use std::panic::AssertUnwindSafe;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use futures_lite::FutureExt as _;
-use laissez_ledger::{Ancestor, Begin, Cti, LeaseToken, UseLedger};
+use laissez_ledger::{HeldUse, UseLedger, UseRequest};
 use laissez_verify::{
-    ActionClass, Denial, Kid, OwnedClaims, Request, ToolCatalogue as _, UntrustedEnvelope,
+    ActionClass, Kid, OwnedClaims, Presented, Request, ToolCatalogue as _, UntrustedEnvelope,
 };
 use lapin::message::Delivery;
 use lapin::{Acker, BasicProperties};
 use tokio::sync::watch;
 
 use crate::audit;
-use crate::call_check::{call_of, check_call};
-use crate::decide::{Facts, Grant, Verdict, decide};
+use crate::decide::{Facts, Verdict, decide};
 use crate::decision::Decision;
 use crate::handler::{Authorized, Handler, Message};
 use crate::headers::{self, HeaderError, ToolCallHeaders};
@@ -30,32 +31,40 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The use this message holds, once granted.
-pub(crate) struct Held {
-    pub(crate) cti: Cti,
-    pub(crate) message_id: String,
-    pub(crate) lease: LeaseToken,
-    pub(crate) class: ActionClass,
-}
-
-/// What the audit event needs beyond the decision.
+/// What is known of a delivery for its report, as far as it got.
 #[derive(Default)]
-struct Seen {
+struct Report {
+    /// The observer's decision: message id, tool, class, and once known the cti and agent.
+    decision: Option<Decision>,
     class_header: Option<ActionClass>,
-    /// The kid the envelope names (authentic only once verified).
+    /// The kid the root names (authentic only once verified).
     kid: Option<Kid>,
-    /// The cti and agent the envelope claims, for denials before its signature held.
+    /// The cti and agent the leaf claims, for denials before its signature held.
     claimed: Option<(String, String)>,
-    /// Once verified: the key and the claims.
-    verified: Option<(Kid, OwnedClaims)>,
-    /// Once verified: the approvers whose approvals counted (`docs/spec.md` §12).
-    approved_by: Vec<Kid>,
     /// The chain's agents, root first (one when not delegated): what the links claim until
     /// the chain verified, authentic after.
     chain_agents: Vec<String>,
-    /// Once verified: the leaf's ancestors, root first, for the ledger (`docs/spec.md` §13):
-    /// each one's cti, max_uses and exp.
-    ancestors: Vec<(Cti, u64, u64)>,
+}
+
+/// A delivery the gate allowed and the ledger granted: what the handler gets.
+struct Admitted<'l, L> {
+    held: HeldUse<'l, L>,
+    kid: Kid,
+    claims: OwnedClaims,
+    tool: String,
+    class: ActionClass,
+    /// The approvers whose approvals counted (`docs/spec.md` §12).
+    approved_by: Vec<Kid>,
+}
+
+/// How far a delivery got.
+enum Admission<'l, L> {
+    /// Run the handler.
+    Run(Admitted<'l, L>),
+    /// Not run: denied or requeued.
+    Stopped(Facts),
+    /// The channel died: the broker redelivers; nothing was spent (or the use was released).
+    ChannelLost,
 }
 
 /// The parts of a delivery the handler gets.
@@ -99,28 +108,21 @@ pub(crate) async fn process<L: UseLedger, H: Handler>(
             return;
         }
     }
-    let mut decision = Decision::new(headers::message_id(&properties));
-    let mut seen = Seen::default();
-    let facts = learn(shared, &properties, &data, &acker, &mut decision, &mut seen).await;
-    let Some(facts) = facts else {
-        return; // The channel died: the broker redelivers; nothing was spent.
+    let mut report = Report {
+        decision: Some(Decision::new(headers::message_id(&properties))),
+        ..Report::default()
     };
+    let admission = admit(shared, &properties, &data, &acker, &mut report).await;
+    let mut decision = report
+        .decision
+        .take()
+        .unwrap_or_else(|| Decision::new(None));
     let retry_key = format!("{}:{id}", decision.cti.as_deref().unwrap_or(""));
-    let verdict = decide(&facts);
-    // The one place every verdict is counted, as it is made: the metrics follow the decisions
-    // (and their JSON lines) one for one.
-    let took = received_at.elapsed();
-    match &verdict {
-        Verdict::Run(_) => shared.meters.allowed(took),
-        Verdict::Deny(reason, _) => shared.meters.denied(*reason, took),
-        Verdict::Requeue(..) => shared.meters.undecided(took),
-    }
-    match verdict {
-        Verdict::Run(grant) => {
+    let facts = match admission {
+        Admission::ChannelLost => return,
+        Admission::Run(admitted) => {
+            shared.meters.allowed(received_at.elapsed());
             shared.forget_retries(&retry_key);
-            let Some((kid, claims)) = seen.verified.take() else {
-                return; // Unreachable: a grant follows a verified envelope.
-            };
             let parts = Parts {
                 properties,
                 body: data,
@@ -128,18 +130,26 @@ pub(crate) async fn process<L: UseLedger, H: Handler>(
                 redelivered,
             };
             run(
-                shared, broker, &acker, grant, kid, claims, decision, seen, parts, &stop,
+                shared, broker, &acker, admitted, decision, report, parts, &stop,
             )
             .await;
+            return;
         }
+        Admission::Stopped(facts) => facts,
+    };
+    // The one place every verdict is counted, as it is made: the metrics follow the decisions
+    // (and their JSON lines) one for one.
+    match decide(&facts) {
         Verdict::Deny(reason, detail) => {
+            shared.meters.denied(reason, received_at.elapsed());
             shared.forget_retries(&retry_key);
             decision.allowed = false;
             decision.reason = Some(reason);
             decision.detail = (!detail.is_empty()).then(|| detail.into_owned());
-            deny(shared, broker, &acker, &decision, &seen).await;
+            deny(shared, broker, &acker, &decision, &report).await;
         }
         Verdict::Requeue(reason, warning) => {
+            shared.meters.undecided(received_at.elapsed());
             match warning {
                 Some(warning) => tracing::warn!(
                     reason = reason.code(),
@@ -166,63 +176,86 @@ pub(crate) async fn process<L: UseLedger, H: Handler>(
     }
 }
 
-/// Reads the headers, verifies, and spends the use: the facts for [`decide`]. `None` when the
-/// channel died before the use was spent (or while spending it: the use is released).
-async fn learn<L: UseLedger, H>(
-    shared: &Shared<L, H>,
+/// Reads the headers, asks the gate, and holds the use: the handler's admission or the facts
+/// that stop the delivery. `report` gathers what the report of a refusal needs, step by step.
+async fn admit<'l, L: UseLedger, H>(
+    shared: &'l Shared<L, H>,
     properties: &BasicProperties,
     body: &[u8],
     acker: &Acker,
-    decision: &mut Decision,
-    seen: &mut Seen,
-) -> Option<Facts> {
+    report: &mut Report,
+) -> Admission<'l, L> {
     let call = match headers::read_headers(properties) {
         Ok(call) => call,
-        Err(error) => return Some(Facts::Headers(error)),
+        Err(error) => return Admission::Stopped(Facts::Headers(error)),
     };
     let tools = &shared.config.tools;
-    decision.tool = Some(call.tool.to_owned());
-    seen.class_header = call.class_header;
+    report.class_header = call.class_header;
+    let links = call.links();
+    let approvals: Vec<&[u8]> = call.approvals.iter().map(|a| &a[..]).collect();
     // The trusted key is the root's: the first of `laissez-chain`, else the envelope.
-    let root = call.chain.first().unwrap_or(&call.envelope);
-    seen.kid = UntrustedEnvelope::decode(root).ok().map(|e| e.kid());
-    // The decision reports the catalogue's class, even when the header contradicts it.
-    decision.class = tools.class_of(call.tool);
-    let class = match call.class_in(tools) {
-        Ok(class) => class,
-        Err(error) => return Some(Facts::Headers(error)),
-    };
-    // The request's class is the catalogue's; the tool passed the grammar when it was read.
-    let Ok(request) = Request::from_catalogue(call.tool, tools) else {
-        return Some(Facts::Headers(HeaderError::BadTool));
-    };
-    if let Err(refused) = verify(shared, &call, &request, class, body, seen) {
-        let after_signature = match &refused {
-            Facts::Verification(denial) => denial.reason().after_signature(),
-            // The envelope held for the call; only its holder binding did not.
-            _ => true,
-        };
-        if after_signature {
-            // Time, audience, the call or its invocation failed after the signature held:
-            // the ids are authentic.
-            if let Some((cti, agent)) = seen.claimed.take() {
-                decision.cti = Some(cti);
-                decision.agent = Some(agent);
-            }
-        }
-        return Some(refused);
+    report.kid = Presented::new(&links).claimed_kid();
+    let presented = presented(&call, &links, &approvals, body, tools);
+    if let Some(decision) = &mut report.decision {
+        decision.tool = Some(call.tool.to_owned());
+        // The decision reports the catalogue's class, even when the header contradicts it.
+        decision.class = tools.class_of(call.tool);
     }
-    let (_, claims) = seen.verified.as_ref()?;
-    decision.cti = Some(hex::encode(claims.cti));
-    decision.agent = Some(claims.sub.clone());
-    let Some(class) = class else {
-        // The verifier denies a tool the catalogue does not list; never spend without a class.
-        return Some(Facts::Verification(Denial::UnknownTool));
+    let presented = match presented {
+        Ok(presented) => presented,
+        Err(error) => return Admission::Stopped(Facts::Headers(error)),
+    };
+    // The verifier holds the revocations' lock and is not Send: decide, and copy out what is
+    // needed, before any await.
+    let now = unix_now();
+    let leeway = shared.config.policy.leeway();
+    let decided = {
+        let verifier = shared.verifier();
+        verifier.decide(&presented, now)
+    };
+    let allowed = match decided {
+        Ok(allowed) => allowed,
+        Err(refused) => {
+            let denial = *refused.denial();
+            match refused.chain() {
+                // Time, audience, the call or its invocation failed after the signatures held:
+                // the ids and agents are authentic.
+                Some(chain) if denial.reason().after_signature() => {
+                    let leaf = chain.leaf().claims();
+                    if let Some(decision) = &mut report.decision {
+                        decision.cti = Some(hex::encode(leaf.cti()));
+                        decision.agent = Some(leaf.sub().to_owned());
+                    }
+                    report.chain_agents =
+                        chain.iter().map(|e| e.claims().sub().to_owned()).collect();
+                }
+                _ if !matches!(denial, laissez_verify::Denial::Malformed(_)) => {
+                    claimed(&call.envelope, &links, report);
+                }
+                _ => {}
+            }
+            return Admission::Stopped(Facts::Refused(denial));
+        }
+    };
+    let leaf = allowed.leaf().claims();
+    let claims = leaf.to_owned_claims();
+    report.chain_agents = allowed
+        .chain()
+        .iter()
+        .map(|e| e.claims().sub().to_owned())
+        .collect();
+    if let Some(decision) = &mut report.decision {
+        decision.cti = Some(hex::encode(claims.cti));
+        decision.agent = Some(claims.sub.clone());
+    }
+    let Some(class) = tools.class_of(call.tool) else {
+        // The gate denies a tool the catalogue does not list; never spend without a class.
+        return Admission::Stopped(Facts::Refused(laissez_verify::Denial::UnknownTool));
     };
     // A value the handler cannot be given is refused here, before a use is spent for it.
     if shared.config.refuse_nul {
         if call.message_id.contains('\0') {
-            return Some(Facts::Unpassable("nul_in_message_id"));
+            return Admission::Stopped(Facts::Unpassable("nul_in_message_id"));
         }
         let claimed = [Some(&claims.sub), claims.obo.as_ref(), claims.sid.as_ref()];
         if claimed
@@ -230,141 +263,90 @@ async fn learn<L: UseLedger, H>(
             .flatten()
             .any(|text| text.contains('\0'))
         {
-            return Some(Facts::Unpassable("nul_in_claims"));
+            return Admission::Stopped(Facts::Unpassable("nul_in_claims"));
         }
     }
+    let kid = allowed.chain().root().kid();
+    let approved_by = allowed.approvers().as_slice().to_vec();
+    let uses = UseRequest::new(
+        &allowed.uses(),
+        call.message_id,
+        call.tool,
+        class,
+        leeway,
+        shared.config.lease,
+    );
     if acker.poisoned() {
         // The channel died: the broker redelivers this message; do not spend a use for it.
-        return None;
+        return Admission::ChannelLost;
     }
-    let leeway = shared.config.policy.leeway();
-    // A use spends one use of every envelope of the chain at once (`docs/spec.md` §13).
-    let ancestors: Vec<Ancestor<'_>> = seen
-        .ancestors
-        .iter()
-        .map(|(cti, max_uses, exp)| Ancestor {
-            cti,
-            max_uses: *max_uses,
-            expires_at: exp.saturating_add(leeway),
-        })
-        .collect();
-    let begin = Begin {
-        cti: &claims.cti,
-        message_id: call.message_id,
-        max_uses: claims.max_uses,
-        expires_at: claims.exp.saturating_add(leeway),
-        lease: shared.config.lease,
-        tool: call.tool,
-        class,
-        ancestors: &ancestors,
-    };
-    let answer = shared.ledger.begin(&begin).await;
-    if let Err(error) = &answer {
-        telemetry::ledger_error(LedgerOp::Begin, error);
-    }
-    if let Ok(laissez_ledger::Outcome::Granted { lease, .. }) = &answer
-        && acker.poisoned()
-    {
-        // Lost the channel while spending: give the lease back so that the redelivery runs at
-        // once under this use.
-        let held = Held {
-            cti: claims.cti,
-            message_id: call.message_id.to_owned(),
-            lease: *lease,
-            class,
-        };
-        release(shared, &held).await;
-        return None;
-    }
-    Some(Facts::Ledger(answer))
-}
-
-/// Verifies the envelope for the call through the cache (only its signature is cached, never
-/// an invocation nor an approval), in the order of `docs/spec.md` §2: the envelope's rows
-/// through `revoked`, then the holder binding, then approval. On success `seen.verified`
-/// holds the key and claims and `seen.approved_by` the approvers that counted; on a denial
-/// `seen.claimed` holds what the envelope claims, when it decodes, and the facts say why.
-///
-/// The call is the message as delivered: the envelope bytes as received (decoded from text
-/// when the header was text), this worker's audience, the message id, the tool, the
-/// catalogue's class and the body's exact bytes. A tool the catalogue does not list has no
-/// class, hence no call: the envelope's rows alone run, and the verifier says `unknown_tool`
-/// in its place. For a bearer envelope (without `require_holder`) whose call needs no
-/// approval the call's rows have nothing to check and any invocation or approval is ignored,
-/// so the body is not hashed.
-fn verify<L, H>(
-    shared: &Shared<L, H>,
-    headers: &ToolCallHeaders<'_>,
-    request: &Request<'_>,
-    class: Option<ActionClass>,
-    body: &[u8],
-    seen: &mut Seen,
-) -> Result<(), Facts> {
-    // The verifier is not Send: verify, and copy out what is needed, before any await.
-    let verifier = shared.verifier();
-    let now = unix_now();
-    let links = headers.links();
-    let checked = match shared.cache.authenticate_chain(&verifier, &links, now) {
-        Err(denial) => Err(Facts::Verification(denial)),
-        Ok(chain) => {
-            let leaf = chain.leaf();
-            // Every approval rule of every envelope of the chain holds (`docs/spec.md` §13).
-            let needs_call = |class: ActionClass| {
-                leaf.claims().holder().is_some()
-                    || verifier.policy().require_holder()
-                    || chain.iter().any(|e| {
-                        crate::approvals::may_need_approval(e.claims(), verifier.policy(), class)
-                    })
-            };
-            let checked = match class {
-                Some(class) if needs_call(class) => {
-                    call_of(&shared.config.audience, headers, class, body)
-                        .and_then(|call| check_call(&verifier, &chain, now, &call, headers))
-                }
-                _ => verifier
-                    .check_chain(&chain, now, Some(request))
-                    .map(|()| Vec::new())
-                    .map_err(Facts::Verification),
-            };
-            match checked {
-                Ok(approved_by) => {
-                    seen.verified = Some((chain.root().kid(), leaf.claims().to_owned_claims()));
-                    seen.approved_by = approved_by;
-                    seen.chain_agents = chain.iter().map(|e| e.claims().sub().to_owned()).collect();
-                    seen.ancestors = chain
-                        .iter()
-                        .take(chain.len() - 1)
-                        .map(|e| {
-                            let c = e.claims();
-                            (*c.cti(), c.max_uses(), c.exp())
-                        })
-                        .collect();
-                    Ok(())
-                }
-                Err(refused) => Err(refused),
+    let held = match uses.hold(&*shared.ledger).await {
+        Ok(held) => held,
+        Err(not_granted) => {
+            if let laissez_ledger::NotGranted::Failed(error) = &not_granted {
+                telemetry::ledger_error(LedgerOp::Begin, error);
             }
+            return Admission::Stopped(Facts::NotGranted(not_granted));
         }
     };
-    if let Err(refused) = &checked
-        && !matches!(refused, Facts::Verification(Denial::Malformed(_)))
-    {
-        seen.claimed = UntrustedEnvelope::decode(&headers.envelope)
-            .ok()
-            .and_then(|e| e.claims_unverified().ok())
-            .map(|c| (hex::encode(c.cti()), c.sub().to_owned()));
-        // What each link claims; nothing when one does not decode.
-        seen.chain_agents = links
-            .iter()
-            .map(|link| {
-                UntrustedEnvelope::decode(link)
-                    .ok()
-                    .and_then(|e| e.claims_unverified().ok())
-                    .map(|c| c.sub().to_owned())
-            })
-            .collect::<Option<Vec<_>>>()
-            .unwrap_or_default();
+    if acker.poisoned() {
+        // Lost the channel while spending: give the lease back so that the redelivery runs at
+        // once under this use.
+        release(held).await;
+        return Admission::ChannelLost;
     }
-    checked
+    Admission::Run(Admitted {
+        held,
+        kid,
+        claims,
+        tool: call.tool.to_owned(),
+        class,
+        approved_by,
+    })
+}
+
+/// The call as the gate takes it: the chain, the request (the class is the catalogue's), the
+/// message id and body, the invocation (or why its header could not be read) and the
+/// approvals.
+fn presented<'a>(
+    call: &'a ToolCallHeaders<'a>,
+    links: &'a [&'a [u8]],
+    approvals: &'a [&'a [u8]],
+    body: &'a [u8],
+    tools: &(impl laissez_verify::ToolCatalogue + ?Sized),
+) -> Result<Presented<'a>, HeaderError> {
+    // The class header may not contradict the catalogue.
+    call.class_in(tools)?;
+    // The tool passed the grammar when it was read.
+    let request = Request::from_catalogue(call.tool, tools).map_err(|_| HeaderError::BadTool)?;
+    let mut presented = Presented::new(links)
+        .request(request)
+        .call(call.message_id, body);
+    if let Some(invocation) = &call.invocation {
+        presented = presented.invocation(match invocation {
+            Ok(bytes) => Ok(&bytes[..]),
+            Err(error) => Err(error.unreadable()),
+        });
+    }
+    Ok(presented.approvals(approvals))
+}
+
+/// What each link claims, for the report of a denial before the signatures held; nothing
+/// when one does not decode.
+fn claimed(envelope: &[u8], links: &[&[u8]], report: &mut Report) {
+    let claims_of = |bytes: &[u8]| {
+        UntrustedEnvelope::decode(bytes).ok().and_then(|e| {
+            e.claims_unverified()
+                .ok()
+                .map(|c| (hex::encode(c.cti()), c.sub().to_owned()))
+        })
+    };
+    report.claimed = claims_of(envelope);
+    report.chain_agents = links
+        .iter()
+        .map(|link| claims_of(link).map(|(_, sub)| sub))
+        .collect::<Option<Vec<_>>>()
+        .unwrap_or_default();
 }
 
 /// A denial: one audit event, the decision to the observer, dead-lettered.
@@ -373,11 +355,11 @@ async fn deny<L, H>(
     broker: &Broker,
     acker: &Acker,
     decision: &Decision,
-    seen: &Seen,
+    report: &Report,
 ) {
     Counters::bump(&shared.counters.denied);
     let claims_verified = decision.cti.is_some();
-    let (cti, agent) = match (&decision.cti, &decision.agent, &seen.claimed) {
+    let (cti, agent) = match (&decision.cti, &decision.agent, &report.claimed) {
         (Some(c), Some(a), _) | (_, _, Some((c, a))) => (Some(c.as_str()), Some(a.as_str())),
         _ => (None, None),
     };
@@ -389,12 +371,12 @@ async fn deny<L, H>(
         message_id: decision.message_id.as_deref(),
         cti,
         agent,
-        chain: &seen.chain_agents,
+        chain: &report.chain_agents,
         claims_verified,
-        kid: seen.kid,
+        kid: report.kid,
         tool: decision.tool.as_deref(),
         class: decision.class,
-        class_header: seen.class_header,
+        class_header: report.class_header,
         queue: &shared.config.queue,
     });
     let id = decision.message_id.as_deref().unwrap_or("");
@@ -418,29 +400,23 @@ async fn run<L: UseLedger, H: Handler>(
     shared: &Shared<L, H>,
     broker: &Broker,
     acker: &Acker,
-    grant: Grant,
-    kid: Kid,
-    claims: OwnedClaims,
+    admitted: Admitted<'_, L>,
     mut decision: Decision,
-    seen: Seen,
+    report: Report,
     parts: Parts,
     stop: &watch::Receiver<bool>,
 ) {
-    let (Some(tool), Some(class), Some(message_id)) = (
-        decision.tool.clone(),
-        decision.class,
-        decision.message_id.clone(),
-    ) else {
-        return; // Unreachable: a grant follows a read call with a class.
-    };
-    let held = Held {
-        cti: claims.cti,
-        message_id: message_id.clone(),
-        lease: grant.lease,
+    let Admitted {
+        held,
+        kid,
+        claims,
+        tool,
         class,
-    };
+        approved_by,
+    } = admitted;
+    let message_id = held.message_id().to_owned();
     decision.allowed = true;
-    decision.use_number = Some(grant.use_number);
+    decision.use_number = Some(held.use_number());
     let cti = hex::encode(claims.cti);
     audit::allowed(&audit::Allowed {
         allowed: true,
@@ -448,21 +424,21 @@ async fn run<L: UseLedger, H: Handler>(
         cti: &cti,
         kid,
         agent: &claims.sub,
-        chain: &seen.chain_agents,
+        chain: &report.chain_agents,
         obo: claims.obo.as_deref(),
         sid: claims.sid.as_deref(),
         tool: &tool,
         class,
-        class_header: seen.class_header,
-        use_number: grant.use_number,
-        taken_over: grant.taken_over,
-        approved_by: &seen.approved_by,
+        class_header: report.class_header,
+        use_number: held.use_number(),
+        taken_over: held.taken_over(),
+        approved_by: &approved_by,
         queue: &shared.config.queue,
     });
     if !observe(shared, &decision) {
         // Nothing ran: give the use back to this message and bring it back later.
         tracing::error!(message_id = ?message_id, "laissez: the decision observer panicked before the handler ran; releasing the use and requeueing");
-        release(shared, &held).await;
+        release(held).await;
         shared.count_requeue(RequeueCause::ObserverFailed);
         let delay = shared.next_retry_delay(format!("{cti}:{message_id}"));
         let later = Settlement::Later {
@@ -482,17 +458,17 @@ async fn run<L: UseLedger, H: Handler>(
     let message = Message {
         authorized: Authorized {
             agent: claims.sub.clone(),
-            chain: seen.chain_agents,
+            chain: report.chain_agents,
             obo: claims.obo.clone(),
             session: claims.sid.clone(),
             tool,
             class,
             cti: claims.cti,
             kid,
-            use_number: grant.use_number,
-            taken_over: grant.taken_over,
+            use_number: held.use_number(),
+            taken_over: held.taken_over(),
             message_id,
-            approved_by: seen.approved_by,
+            approved_by,
             claims,
         },
         body: parts.body,
@@ -510,18 +486,16 @@ async fn run<L: UseLedger, H: Handler>(
                 Err(panic) => Err(panic_text(panic.as_ref())),
             },
         };
-    after_handler(shared, broker, acker, held, outcome, kept, stop).await;
+    after_handler(shared, broker, acker, held, class, outcome, kept, stop).await;
 }
 
 /// Gives the use back: a redelivery runs at once under it.
-pub(crate) async fn release<L: UseLedger, H>(shared: &Shared<L, H>, held: &Held) {
-    if let Err(error) = shared
-        .ledger
-        .release(&held.cti, &held.message_id, &held.lease)
-        .await
-    {
+pub(crate) async fn release<L: UseLedger>(held: HeldUse<'_, L>) {
+    let message_id = held.message_id().to_owned();
+    let cti = hex::encode(held.cti());
+    if let Err(error) = held.release().await {
         telemetry::ledger_error(LedgerOp::Release, &error);
-        tracing::warn!(error = ?error.to_string(), message_id = ?held.message_id, cti = hex::encode(held.cti), "laissez: could not release the lease; a redelivery waits for it to lapse");
+        tracing::warn!(error = ?error.to_string(), message_id = ?message_id, cti, "laissez: could not release the lease; a redelivery waits for it to lapse");
     }
 }
 

@@ -98,7 +98,8 @@ impl<L, H> Shared<L, H> {
     /// approvers), never one too many.
     pub(crate) fn verifier(&self) -> Verifier<'_> {
         let verifier = Verifier::new(&self.config.trusted_keys, &self.config.audience)
-            .with_policy(self.config.policy);
+            .with_policy(self.config.policy)
+            .with_cache(&self.cache);
         let verifier = verifier
             .with_approvers(&self.config.approvers)
             .unwrap_or(verifier);

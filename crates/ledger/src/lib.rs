@@ -29,6 +29,7 @@ mod error;
 mod memory;
 mod path;
 mod revocations;
+mod spend;
 mod state;
 
 #[cfg(all(feature = "redb", feature = "redis"))]
@@ -54,6 +55,7 @@ pub use revocations::{
     Kept, MAX_KEPT_RECORDS, MAX_PROOF_LEN, RECORD_GRACE_SECS, RevocationStore, StreamMark, is_live,
     record_digest,
 };
+pub use spend::{HeldUse, NotGranted, UseRequest};
 
 /// An envelope's CWT id (`cti`): the ledger counts uses per envelope, under its path of ctis
 /// from its chain's root.
@@ -240,25 +242,9 @@ pub enum Outcome {
     /// expired without completing, or a message already taken over [`MAX_TAKEOVERS`] times.
     Abandoned,
     /// This message id was first granted for another tool or class: never run. A message id
-    /// spent on one call is never spent on another, so [`Outcome::code`] reports it as
-    /// `"replayed"`, the contract's reason.
+    /// spent on one call is never spent on another, so [`Outcome::reason`] reports it as
+    /// `replayed`, the contract's reason.
     OtherCall,
-}
-
-impl Outcome {
-    /// A stable snake_case name, for logs and reason codes: the contract's reason for each
-    /// refusal ([`Outcome::OtherCall`] is `"replayed"`, like [`Outcome::Replayed`]).
-    pub fn code(&self) -> &'static str {
-        match self {
-            Outcome::Granted { .. } => "granted",
-            Outcome::InFlight => "in_flight",
-            Outcome::Replayed => "replayed",
-            Outcome::Exhausted => "uses_exhausted",
-            Outcome::Abandoned => "abandoned",
-            // Not a new reason: to the contract, a message id spent on another call is a replay.
-            Outcome::OtherCall => "replayed",
-        }
-    }
 }
 
 /// The state of one `(cti, message_id)` the ledger knows.

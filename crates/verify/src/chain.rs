@@ -160,8 +160,11 @@ impl<'k> Verifier<'k> {
         request: Option<&Request<'_>>,
     ) -> Result<(), Denial> {
         self.check_rows(chain, now, request)?;
-        if chain.leaf().claims().holder().is_some() || self.policy.require_holder() {
+        if chain.leaf().claims().holder().is_some() {
             return Err(Denial::InvocationRequired);
+        }
+        if self.policy.require_holder() {
+            return Err(Denial::HolderRequired);
         }
         if let Some(class) = request.and_then(Request::class)
             && let Some(needed) = self.first_rule_needing(chain, class)
@@ -257,7 +260,7 @@ impl<'k> Verifier<'k> {
     ) -> Result<(), Denial> {
         let Some(holder) = leaf.claims().holder() else {
             return if self.policy.require_holder() {
-                Err(Denial::InvocationRequired)
+                Err(Denial::HolderRequired)
             } else {
                 Ok(())
             };
@@ -292,7 +295,11 @@ impl<'k> Verifier<'k> {
 
     /// How many approvals the first rule of the chain covering `class` needs; `Some(0)` when
     /// none covers it and the policy requires approval for it; `None` when none is needed.
-    fn first_rule_needing(&self, chain: &VerifiedChain<'_>, class: ActionClass) -> Option<u8> {
+    pub(crate) fn first_rule_needing(
+        &self,
+        chain: &VerifiedChain<'_>,
+        class: ActionClass,
+    ) -> Option<u8> {
         let rule = chain
             .iter()
             .filter_map(|e| e.claims().approval())

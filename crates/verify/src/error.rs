@@ -47,9 +47,12 @@ pub enum Denial {
     ClassNotGranted,
     /// A revocation record the worker holds covers the envelope (`docs/spec.md` §14).
     Revoked,
-    /// The envelope is holder-bound and no invocation came with the call, or the policy
-    /// requires holder binding and the envelope has no `cnf`.
+    /// The envelope is holder-bound and no invocation came with the call (or there was no
+    /// call at all): detail `holder_bound`.
     InvocationRequired,
+    /// The worker's policy requires holder binding and the leaf is a bearer envelope (no
+    /// `cnf`): `invocation_required`, detail `require_holder`.
+    HolderRequired,
     /// The invocation is not an invocation, names another key, or its signature fails.
     BadInvocation(InvocationFault),
     /// The invocation signs another call, or its iat is out of range.
@@ -88,7 +91,7 @@ impl Denial {
             Denial::ToolNotGranted => Reason::ToolNotGranted,
             Denial::ClassNotGranted => Reason::ClassNotGranted,
             Denial::Revoked => Reason::Revoked,
-            Denial::InvocationRequired => Reason::InvocationRequired,
+            Denial::InvocationRequired | Denial::HolderRequired => Reason::InvocationRequired,
             Denial::BadInvocation(_) => Reason::BadInvocation,
             Denial::InvocationMismatch(_) => Reason::InvocationMismatch,
             Denial::ApprovalRequired { .. } => Reason::ApprovalRequired,
@@ -100,6 +103,61 @@ impl Denial {
     /// The stable reason code of the contract, e.g. `"bad_signature"`.
     pub const fn code(&self) -> &'static str {
         self.reason().code()
+    }
+
+    /// What the reason does not say, in the one wording every front-end reports as the
+    /// `detail` (`docs/spec.md` §15): empty when the reason says it all. No allocation:
+    /// format it, or test [`Detail::is_empty`].
+    pub const fn detail(&self) -> Detail<'_> {
+        Detail(self)
+    }
+}
+
+/// The detail of a [`Denial`] ([`Denial::detail`]): displays as a snake_case word, "k of m",
+/// or the decoder's error; empty when the reason says it all.
+#[derive(Debug, Clone, Copy)]
+pub struct Detail<'d>(&'d Denial);
+
+impl Detail<'_> {
+    /// Whether there is nothing to say beyond the reason.
+    pub const fn is_empty(&self) -> bool {
+        matches!(self.word(), Some(word) if word.is_empty())
+    }
+
+    /// The detail when it is one fixed word (or nothing); `None` when it is formatted.
+    const fn word(&self) -> Option<&'static str> {
+        Some(match self.0 {
+            Denial::InvocationRequired => "holder_bound",
+            Denial::HolderRequired => "require_holder",
+            Denial::BadInvocation(InvocationFault::Malformed(_)) => return None,
+            Denial::BadInvocation(InvocationFault::WrongKey) => "wrong_key",
+            Denial::BadInvocation(InvocationFault::BadSignature) => "bad_signature",
+            Denial::BadInvocation(InvocationFault::Unreadable(why)) => why.code(),
+            Denial::InvocationMismatch(field) => field.code(),
+            // The worker's policy requires approval and no rule of the chain covers the class.
+            Denial::ApprovalRequired { needed: 0, .. } => "require_approval",
+            Denial::ApprovalRequired { .. } => return None,
+            // A chain's: which link fails (`docs/spec.md` §13), or which field widens.
+            Denial::BadDelegation(fault) => fault.code(),
+            Denial::NotAttenuated(field) => field.code(),
+            Denial::IssuedInFuture => "iat",
+            _ => "",
+        })
+    }
+}
+
+impl fmt::Display for Detail<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.word(), self.0) {
+            (Some(word), _) => f.write_str(word),
+            (None, Denial::BadInvocation(InvocationFault::Malformed(m))) => {
+                write!(f, "malformed: {m}")
+            }
+            (None, Denial::ApprovalRequired { counted, needed }) => {
+                write!(f, "{counted} of {needed}")
+            }
+            (None, _) => Ok(()),
+        }
     }
 }
 
@@ -136,6 +194,9 @@ impl fmt::Display for Denial {
             Denial::Revoked => f.write_str("a revocation record covers the envelope"),
             Denial::InvocationRequired => f.write_str(
                 "the envelope is holder-bound (or the policy requires it to be) and no invocation came with the call",
+            ),
+            Denial::HolderRequired => f.write_str(
+                "the worker's policy requires a holder-bound envelope, and this one has no cnf",
             ),
             Denial::BadInvocation(fault) => write!(f, "bad invocation: {fault}"),
             Denial::InvocationMismatch(m) => write!(f, "invocation mismatch: {m}"),

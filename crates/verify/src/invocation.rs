@@ -32,6 +32,53 @@ pub enum InvocationFault {
     WrongKey,
     /// Its signature does not verify with the holder key.
     BadSignature,
+    /// What came with the call could not be read as an invocation's bytes (the front-end
+    /// says why): checked as an invocation of no bytes, so it is refused only where an
+    /// invocation is checked.
+    Unreadable(Unreadable),
+}
+
+/// Why a front-end could not read the invocation that came with a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unreadable {
+    /// Neither bytes nor text (a transport's typed value: a number, a table...).
+    NotBytesOrText,
+    /// Text longer than any invocation's, or that decodes to more than 1024 bytes.
+    TooLong,
+    /// Text that is not base64url (or nothing but whitespace).
+    NotBase64url,
+}
+
+impl Unreadable {
+    /// A stable snake_case word: the detail of the denial.
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Unreadable::NotBytesOrText => "not_bytes_or_text",
+            Unreadable::TooLong => "too_long",
+            Unreadable::NotBase64url => "not_base64url",
+        }
+    }
+
+    /// How the text reader's refusal reads for an invocation.
+    pub const fn of_text(error: &crate::text::TextError) -> Self {
+        match error {
+            crate::text::TextError::TooLong(_) => Unreadable::TooLong,
+            _ => Unreadable::NotBase64url,
+        }
+    }
+}
+
+impl fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Unreadable::NotBytesOrText => "the invocation is neither bytes nor text",
+            Unreadable::TooLong => "the invocation's text is longer than any invocation's",
+            Unreadable::NotBase64url => {
+                "the invocation is neither invocation bytes nor base64url text"
+            }
+        })
+    }
 }
 
 impl fmt::Display for InvocationFault {
@@ -44,6 +91,7 @@ impl fmt::Display for InvocationFault {
             InvocationFault::BadSignature => {
                 f.write_str("the invocation's signature does not verify with the holder key")
             }
+            InvocationFault::Unreadable(why) => write!(f, "unreadable invocation: {why}"),
         }
     }
 }

@@ -48,6 +48,7 @@ mod delegation;
 mod ed25519;
 mod envelope;
 mod error;
+mod gate;
 mod invocation;
 mod keys;
 #[cfg(feature = "alloc")]
@@ -83,8 +84,9 @@ pub use chain::VerifiedChain;
 pub use claims::{AudIter, Claims, GRANT_VERSION, ToolIter};
 pub use delegation::{DelegationFault, Widening};
 pub use envelope::UntrustedEnvelope;
-pub use error::{Denial, Malformed, MalformedKind};
-pub use invocation::{InvocationFault, Mismatch, UntrustedInvocation};
+pub use error::{Denial, Detail, Malformed, MalformedKind};
+pub use gate::{Allowed, Presented, Refused, Uses};
+pub use invocation::{InvocationFault, Mismatch, Unreadable, UntrustedInvocation};
 pub use keys::{KeyError, Kid, TrustedKey};
 #[cfg(feature = "alloc")]
 pub use owned::{CatalogueError, OwnedApprovalRule, OwnedCatalogue, OwnedClaims, OwnedToolGrant};

@@ -119,6 +119,9 @@ pub struct Verifier<'k> {
     pub(crate) revocations: &'k dyn Revocations,
     /// Keys whose approvals count (`docs/spec.md` §12); disjoint from `keys`.
     pub(crate) approvers: &'k [TrustedKey],
+    /// Verified envelopes kept by their digest, consulted by [`Verifier::decide`].
+    #[cfg(feature = "std")]
+    pub(crate) cache: Option<&'k crate::cache::EnvelopeCache>,
 }
 
 impl fmt::Debug for Verifier<'_> {
@@ -144,6 +147,8 @@ impl<'k> Verifier<'k> {
             agent: None,
             revocations: &NoRevocations,
             approvers: &[],
+            #[cfg(feature = "std")]
+            cache: None,
         }
     }
 
@@ -180,6 +185,16 @@ impl<'k> Verifier<'k> {
     #[must_use]
     pub const fn with_revocations(mut self, revocations: &'k dyn Revocations) -> Self {
         self.revocations = revocations;
+        self
+    }
+
+    /// Authenticates through `cache` in [`Verifier::decide`]: a chain's links verified before
+    /// (under this verifier's exact keys, or the same parent) are not verified again. Only
+    /// the signatures are cached, never a row that depends on the moment or the call.
+    #[cfg(feature = "std")]
+    #[must_use]
+    pub const fn with_cache(mut self, cache: &'k crate::cache::EnvelopeCache) -> Self {
+        self.cache = Some(cache);
         self
     }
 

@@ -187,7 +187,10 @@ fn another_tool_or_class_is_refused_in_every_state() {
             }
         }
     }
-    assert_eq!(Outcome::OtherCall.code(), "replayed");
+    assert_eq!(
+        Outcome::OtherCall.reason(),
+        Some(laissez_verify::Reason::Replayed)
+    );
 }
 
 #[test]

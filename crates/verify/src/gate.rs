@@ -1,0 +1,306 @@
+//! The gate: the one decision of a call, for every front-end (`docs/spec.md` §2, §15).
+//!
+//! A front-end (the AMQP middleware, `laissez verify`, `laissez approve --from`, Python's
+//! `Verifier.verify`) reads its input into a [`Presented`] call and asks
+//! [`Verifier::decide`]. The answer is [`Allowed`] (the authenticated chain, the approvers
+//! that counted, and through [`Allowed::uses`] what the ledger must spend) or [`Refused`]
+//! (the [`Denial`], whose reason and [`Denial::detail`] are the same words everywhere). No
+//! front-end decides anything of its own: what it adds is reading its input, spending the
+//! use in a ledger and settling.
+//!
+//! No allocation, no recursion: the chain is a fixed array, the approvers a fixed set.
+
+use crate::approval::CountedApprovers;
+use crate::call::{Attached, Call, CallError};
+use crate::chain::VerifiedChain;
+use crate::claims::Claims;
+use crate::envelope::UntrustedEnvelope;
+use crate::error::{Denial, Malformed, MalformedKind};
+use crate::invocation::{InvocationFault, Unreadable};
+use crate::keys::Kid;
+use crate::tools::Request;
+use crate::verifier::{VerifiedEnvelope, Verifier};
+use crate::wire::MAX_CHAIN_LEN;
+
+/// Everything a call is decided on besides the worker's own configuration (its keys,
+/// audience, policy, approvers, revocations, in the [`Verifier`]) and the time: the envelope
+/// or chain as received, and the call as far as the front-end has one.
+///
+/// Three shapes, from least to most: the envelope alone ([`Presented::new`]: every check but
+/// the request's); with a request ([`Presented::request`]: its tool and class too); with a
+/// whole call ([`Presented::call`]: the message id and body, the holder's invocation and the
+/// approvals). A holder-bound envelope, or a class that needs approval, is usable only with a
+/// whole call.
+#[derive(Debug, Clone, Copy)]
+pub struct Presented<'a> {
+    links: &'a [&'a [u8]],
+    request: Option<Request<'a>>,
+    call: Option<CallParts<'a>>,
+}
+
+/// The parts of a whole call.
+#[derive(Debug, Clone, Copy)]
+struct CallParts<'a> {
+    message_id: &'a str,
+    body: &'a [u8],
+    invocation: Option<Result<&'a [u8], Unreadable>>,
+    approvals: &'a [&'a [u8]],
+}
+
+impl<'a> Presented<'a> {
+    /// The chain as received, root first, the leaf (the envelope the call runs under) last:
+    /// one envelope when not delegated.
+    pub const fn new(links: &'a [&'a [u8]]) -> Self {
+        Presented {
+            links,
+            request: None,
+            call: None,
+        }
+    }
+
+    /// The tool about to be called and its class: given by the caller, or the worker's
+    /// catalogue's ([`Request::from_catalogue`]; a tool it does not list is `unknown_tool`).
+    #[must_use]
+    pub const fn request(mut self, request: Request<'a>) -> Self {
+        self.request = Some(request);
+        self
+    }
+
+    /// The whole call (with [`Presented::request`]): its message id and its body's exact
+    /// bytes. Without an invocation or approvals until they are given.
+    #[must_use]
+    pub const fn call(mut self, message_id: &'a str, body: &'a [u8]) -> Self {
+        self.call = Some(CallParts {
+            message_id,
+            body,
+            invocation: None,
+            approvals: &[],
+        });
+        self
+    }
+
+    /// The holder's invocation that came with the call: its bytes, or why the front-end could
+    /// not read them. An unreadable invocation is `bad_invocation` exactly where an
+    /// invocation would be checked (never for a bearer envelope, whose invocation is
+    /// ignored). Ignored without [`Presented::call`].
+    #[must_use]
+    pub const fn invocation(mut self, invocation: Result<&'a [u8], Unreadable>) -> Self {
+        if let Some(call) = &mut self.call {
+            call.invocation = Some(invocation);
+        }
+        self
+    }
+
+    /// The approvals that came with the call, in the order received. Ignored without
+    /// [`Presented::call`].
+    #[must_use]
+    pub const fn approvals(mut self, approvals: &'a [&'a [u8]]) -> Self {
+        if let Some(call) = &mut self.call {
+            call.approvals = approvals;
+        }
+        self
+    }
+
+    /// The links as received, root first.
+    pub const fn links(&self) -> &'a [&'a [u8]] {
+        self.links
+    }
+
+    /// The kid the root names, when it decodes (authentic only once the chain verified): for
+    /// a refusal's report.
+    pub fn claimed_kid(&self) -> Option<Kid> {
+        let root = self.links.first()?;
+        UntrustedEnvelope::decode(root).ok().map(|e| e.kid())
+    }
+}
+
+/// A call the gate allowed: run it once the ledger grants its use ([`Allowed::uses`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Allowed<'a> {
+    chain: VerifiedChain<'a>,
+    approvers: CountedApprovers,
+}
+
+impl<'a> Allowed<'a> {
+    /// The authenticated chain, root first (one envelope when not delegated).
+    pub const fn chain(&self) -> &VerifiedChain<'a> {
+        &self.chain
+    }
+
+    /// The leaf: the envelope the call runs under.
+    pub fn leaf(&self) -> &VerifiedEnvelope<'a> {
+        self.chain.leaf()
+    }
+
+    /// The approvers whose approvals counted (empty when the class needs none).
+    pub const fn approvers(&self) -> &CountedApprovers {
+        &self.approvers
+    }
+
+    /// What a use of this call spends: one use of the leaf and of every ancestor, at once
+    /// (`docs/spec.md` §13).
+    pub fn uses(&self) -> Uses<'_> {
+        let mut ancestors = [None; MAX_CHAIN_LEN - 1];
+        let above = self.chain.len() - 1;
+        for (slot, envelope) in ancestors.iter_mut().zip(self.chain.iter().take(above)) {
+            *slot = Some(envelope.claims());
+        }
+        Uses {
+            leaf: self.chain.leaf().claims(),
+            ancestors,
+        }
+    }
+}
+
+/// The envelopes a use spends: the leaf, and its ancestors root first. The ledger turns it
+/// into its request; no front-end builds the ancestor list itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Uses<'c> {
+    leaf: &'c Claims<'c>,
+    ancestors: [Option<&'c Claims<'c>>; MAX_CHAIN_LEN - 1],
+}
+
+impl<'c> Uses<'c> {
+    /// The leaf's claims: its cti, max_uses and exp.
+    pub const fn leaf(&self) -> &'c Claims<'c> {
+        self.leaf
+    }
+
+    /// The ancestors' claims, root first: empty when not delegated.
+    pub fn ancestors(&self) -> impl Iterator<Item = &'c Claims<'c>> + '_ {
+        self.ancestors.iter().flatten().copied()
+    }
+}
+
+/// A call the gate refused: the denial, and the chain when it authenticated (its claims are
+/// then authentic, for the report).
+#[derive(Debug, Clone, Copy)]
+pub struct Refused<'a> {
+    denial: Denial,
+    chain: Option<VerifiedChain<'a>>,
+}
+
+impl<'a> Refused<'a> {
+    /// Why: its [`Denial::reason`] and [`Denial::detail`] are what every front-end reports.
+    pub const fn denial(&self) -> &Denial {
+        &self.denial
+    }
+
+    /// The chain, when it authenticated before a later row refused the call.
+    pub const fn chain(&self) -> Option<&VerifiedChain<'a>> {
+        self.chain.as_ref()
+    }
+}
+
+impl<'k> Verifier<'k> {
+    /// The one decision of a call (`docs/spec.md` §2): authenticate the chain (through the
+    /// cache, when the verifier has one), then every row in the contract's order on every
+    /// envelope and on the leaf, the holder's invocation over exactly this call, and every
+    /// approval rule of the chain. `now` is Unix seconds from a clock the caller trusts.
+    ///
+    /// A bearer envelope whose call needs no approval and no holder is checked without the
+    /// call's rows (they have nothing to check), so its body is not hashed.
+    pub fn decide<'a>(
+        &self,
+        presented: &Presented<'a>,
+        now: u64,
+    ) -> Result<Allowed<'a>, Refused<'a>> {
+        let chain = self
+            .authenticate_links(presented.links, now)
+            .map_err(|denial| Refused {
+                denial,
+                chain: None,
+            })?;
+        let refuse = |denial| Refused {
+            denial,
+            chain: Some(chain),
+        };
+        let approvers = match (presented.request, presented.call) {
+            (Some(request), Some(call)) => match request.class() {
+                Some(class) if self.needs_call(&chain, class) => {
+                    let checked = Call::new(
+                        chain.leaf().as_bytes(),
+                        self.audience,
+                        call.message_id,
+                        request.tool(),
+                        class,
+                        call.body,
+                    )
+                    .map_err(call_malformed)
+                    .and_then(|whole| self.check_whole_call(&chain, now, &whole, &call));
+                    checked.map_err(refuse)?
+                }
+                // No holder and no approval: the envelope's rows say it all.
+                _ => {
+                    self.check_chain(&chain, now, Some(&request))
+                        .map_err(refuse)?;
+                    CountedApprovers::default()
+                }
+            },
+            (request, _) => {
+                self.check_chain(&chain, now, request.as_ref())
+                    .map_err(refuse)?;
+                CountedApprovers::default()
+            }
+        };
+        Ok(Allowed { chain, approvers })
+    }
+
+    /// Whether the call's rows have anything to check for `class`: a holder-bound leaf, a
+    /// policy that requires one, or an approval rule (the chain's or the policy's).
+    fn needs_call(&self, chain: &VerifiedChain<'_>, class: crate::tools::ActionClass) -> bool {
+        chain.leaf().claims().holder().is_some()
+            || self.policy.require_holder()
+            || self.first_rule_needing(chain, class).is_some()
+    }
+
+    /// [`Verifier::check_chain_call`] with what the front-end presented: an unreadable
+    /// invocation is checked as one of no bytes, and its fault is then what was unreadable.
+    fn check_whole_call(
+        &self,
+        chain: &VerifiedChain<'_>,
+        now: u64,
+        whole: &Call<'_>,
+        call: &CallParts<'_>,
+    ) -> Result<CountedApprovers, Denial> {
+        let (bytes, unreadable) = match call.invocation {
+            None => (None, None),
+            Some(Ok(bytes)) => (Some(bytes), None),
+            Some(Err(why)) => (Some(&[][..]), Some(why)),
+        };
+        let attached = Attached::new(bytes, call.approvals);
+        match (
+            self.check_chain_call(chain, now, whole, attached),
+            unreadable,
+        ) {
+            (Err(Denial::BadInvocation(_)), Some(why)) => {
+                Err(Denial::BadInvocation(InvocationFault::Unreadable(why)))
+            }
+            (checked, _) => checked,
+        }
+    }
+
+    /// [`Verifier::authenticate_chain`], through the cache when this verifier has one.
+    fn authenticate_links<'a>(
+        &self,
+        links: &[&'a [u8]],
+        now: u64,
+    ) -> Result<VerifiedChain<'a>, Denial> {
+        #[cfg(feature = "std")]
+        if let Some(cache) = self.cache {
+            return cache.authenticate_chain(self, links, now);
+        }
+        let _ = now; // Only the cache needs the time, to drop dead entries.
+        self.authenticate_chain(links)
+    }
+}
+
+/// A call that cannot be made from what was presented: a message id out of bounds (a tool
+/// out of grammar never makes a [`Request`], and the audience is the verifier's).
+fn call_malformed(error: CallError) -> Denial {
+    let kind = match error {
+        CallError::MessageId => MalformedKind::MessageId,
+        _ => MalformedKind::UnexpectedType,
+    };
+    Denial::Malformed(Malformed::new(0, kind))
+}
