@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use laissez_ledger::{Ancestor, Begin, LedgerError, MAX_MESSAGE_ID_LEN, Outcome, RedbLedger};
+use laissez_ledger::{MAX_MESSAGE_ID_LEN, NotGranted, RedbLedger, UseRequest};
 use laissez_sign::keyfile::read_trust_file;
 use laissez_verify::wire::MAX_APPROVALS;
 use laissez_verify::{
-    ActionClass, Attached, Call, Claims, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, Denial,
-    InvocationFault, Kid, Policy, Request, TrustedKey, UntrustedEnvelope, Verifier,
+    ActionClass, Allowed, Claims, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, Denial, Kid, Policy,
+    Presented, Request, TrustedKey, Unreadable, Verifier,
 };
 use serde_json::json;
 
@@ -170,15 +170,25 @@ struct Decision<'a> {
     result: Result<Uses, Refusal>,
 }
 
-/// A denial as it is; a chain's reasons add the fault or the widening field as the detail.
-fn denial(d: &Denial) -> Refusal {
-    let mut refusal = Refusal::new(d.code(), d.to_string());
-    refusal.detail = match d {
-        Denial::BadDelegation(fault) => Some(fault.code().to_owned()),
-        Denial::NotAttenuated(field) => Some(field.code().to_owned()),
-        _ => None,
+/// A denial: its reason, its Display for people, and its detail (`docs/spec.md` §15) for
+/// JSON. The words are the gate's; only the hint of `invocation_required` is the command
+/// line's (which flags to pass).
+fn denial(d: &Denial, has_call: bool) -> Refusal {
+    let text = match d {
+        Denial::InvocationRequired if has_call => {
+            "the envelope is holder-bound and no --invocation came with the call".to_owned()
+        }
+        Denial::InvocationRequired => "the envelope is holder-bound: it is usable only for a \
+             call (--message-id, --tool, --class) with the holder's --invocation"
+            .to_owned(),
+        other => other.to_string(),
     };
-    refusal
+    let detail = d.detail();
+    Refusal {
+        reason: d.code(),
+        text,
+        detail: (!detail.is_empty()).then(|| detail.to_string()),
+    }
 }
 
 /// Checks of the arguments that need no file: a usage error before anything is read.
@@ -223,75 +233,41 @@ fn load_trust(paths: &[PathBuf]) -> Result<Vec<TrustedKey>, Failure> {
     Ok(keys)
 }
 
-/// Spends the use: begin, then complete at once (the decision is the action here).
+/// Spends the use in the embedded ledger: begin, then complete at once (the decision is the
+/// action here).
 fn spend(
     ledger_path: &std::path::Path,
-    message_id: &str,
-    claims: &Claims<'_>,
-    chain_ancestors: &[Claims<'_>],
+    allowed: &Allowed<'_>,
+    args: &VerifyArgs,
     leeway: u64,
-    call: Option<(&str, ActionClass)>,
 ) -> Result<Result<(u64, u64), Refusal>, Failure> {
-    // A use spends one use of every envelope of the chain at once (`docs/spec.md` §13).
-    let ancestors: Vec<Ancestor<'_>> = chain_ancestors
-        .iter()
-        .map(|a| Ancestor {
-            cti: a.cti(),
-            max_uses: a.max_uses(),
-            expires_at: a.exp().saturating_add(leeway),
-        })
-        .collect();
+    // --ledger needs --message-id, which needs --tool and --class.
+    let (Some(message_id), Some(tool), Some(class)) = (&args.message_id, &args.tool, args.class)
+    else {
+        return Err(Failure::usage(
+            "--ledger needs --message-id, --tool and --class",
+        ));
+    };
     let ledger = RedbLedger::open(ledger_path)
         .map_err(|e| Failure::io(format!("ledger {}: {e}", ledger_path.display())))?;
-    let begin = Begin {
-        cti: claims.cti(),
-        message_id,
-        max_uses: claims.max_uses(),
-        expires_at: claims.exp().saturating_add(leeway),
-        lease: CLI_LEASE,
-        // The ledger binds the message id to this call. --ledger needs --message-id, which
-        // needs --tool and --class, so the call is known; were it not, spend it as the
-        // strictest one (destructive steps run at most once, spec §8).
-        tool: call.map_or("", |(tool, _)| tool),
-        class: call.map_or(ActionClass::Destructive, |(_, class)| class),
-        ancestors: &ancestors,
-    };
-    let ledger_io = |e: LedgerError| Failure::io(format!("ledger {}: {e}", ledger_path.display()));
-    let outcome = match ledger.begin_blocking(&begin) {
-        Ok(outcome) => outcome,
-        Err(LedgerError::Expired) => return Ok(Err(denial(&Denial::Expired))),
-        Err(e) => return Err(ledger_io(e)),
-    };
-    Ok(match outcome {
-        Outcome::Granted {
-            use_number, lease, ..
-        } => {
-            ledger
-                .complete_blocking(claims.cti(), message_id, &lease)
-                .map_err(ledger_io)?;
-            Ok((use_number, claims.max_uses()))
-        }
-        Outcome::Replayed => Err(denial(&Denial::Replayed)),
-        Outcome::OtherCall => Err(Refusal::new(
-            Outcome::OtherCall.code(),
-            "this message id was first spent on another tool or class; it is never spent on \
-             another call",
-        )),
-        Outcome::Exhausted => Err(denial(&Denial::UsesExhausted)),
-        Outcome::InFlight => Err(Refusal::new(
-            "in_flight",
-            "another worker holds this message under a lease; try again later",
-        )),
-        Outcome::Abandoned => Err(Refusal::new(
-            "abandoned",
-            "an earlier at-most-once attempt of this message never completed; a person must \
-             decide whether it ran",
-        )),
-        other => Err(Refusal::new(
-            "ledger",
-            format!("unexpected ledger outcome {}", other.code()),
-        )),
-    })
+    let uses = allowed.uses();
+    let request = UseRequest::new(&uses, message_id, tool, class, leeway, CLI_LEASE);
+    match futures_lite::future::block_on(request.spend_now(&ledger)) {
+        Ok(use_number) => Ok(Ok((use_number, uses.leaf().max_uses()))),
+        // The ledger failed: not a decision, an I/O error (exit 3).
+        Err(NotGranted::Failed(e)) if e.reason().requeues() => Err(Failure::io(format!(
+            "ledger {}: {e}",
+            ledger_path.display()
+        ))),
+        Err(not_granted) => Ok(Err(Refusal {
+            reason: not_granted.reason().code(),
+            text: not_granted.to_string(),
+            detail: match not_granted.detail() {
+                "" => None,
+                detail => Some(detail.to_owned()),
+            },
+        })),
+    }
 }
 
 /// What a call brings besides the envelope (`docs/spec.md` §11): the body, and the
@@ -299,7 +275,7 @@ fn spend(
 /// `bad_invocation` only if the checks reach it).
 struct CallInputs {
     body: Vec<u8>,
-    invocation: Option<Result<Vec<u8>, laissez_sign::TextError>>,
+    invocation: Option<Result<Vec<u8>, Unreadable>>,
     approvals: Vec<Vec<u8>>,
 }
 
@@ -319,7 +295,8 @@ pub(crate) fn verify(args: &VerifyArgs) -> Result<(), Failure> {
             .invocation
             .as_deref()
             .map(|text| read_object(text, "invocation"))
-            .transpose()?,
+            .transpose()?
+            .map(|read| read.map_err(|e| Unreadable::of_text(&e))),
         // Text that is not base64url is no approval: it never counts (docs/spec.md §12).
         approvals: args
             .approval
@@ -338,155 +315,79 @@ pub(crate) fn verify(args: &VerifyArgs) -> Result<(), Failure> {
     if let Some(agent) = &args.agent {
         verifier = verifier.expect_agent(agent);
     }
-    let decision = match &links {
-        Err(text_error) => Decision {
-            kid: None,
-            claims: None,
-            chain: None,
-            delegated: false,
-            result: Err(Refusal::new(
-                "malformed",
-                format!("malformed envelope: {text_error}"),
-            )),
-        },
-        Ok(links) => {
-            let links: Vec<&[u8]> = links.iter().map(Vec::as_slice).collect();
-            decide(args, &verifier, &links, now, request.as_ref(), &inputs)?
-        }
-    };
-    report(args, &decision)
-}
-
-/// Decides over a chain, root first (one envelope when not delegated): the chain's links,
-/// then the checks on every envelope and on the leaf (`docs/spec.md` §2, §13).
-fn decide<'a>(
-    args: &VerifyArgs,
-    verifier: &Verifier<'_>,
-    links: &[&'a [u8]],
-    now: u64,
-    request: Option<&Request<'_>>,
-    inputs: &CallInputs,
-) -> Result<Decision<'a>, Failure> {
-    let delegated = links.len() > 1;
-    let kid = links
-        .first()
-        .and_then(|root| UntrustedEnvelope::decode(root).ok())
-        .map(|e| e.kid());
-    let chain = match verifier.authenticate_chain(links) {
-        Ok(chain) => chain,
-        Err(d) => {
-            return Ok(Decision {
-                kid,
+    match &links {
+        Err(text_error) => report(
+            args,
+            &Decision {
+                kid: None,
                 claims: None,
                 chain: None,
-                delegated,
-                result: Err(denial(&d)),
-            });
-        }
-    };
-    let verified = *chain.leaf();
-    let bytes = verified.as_bytes();
-    let claims = *verified.claims();
-    let text_error = inputs.invocation.as_ref().and_then(|i| i.as_ref().err());
-    let checked = match (&args.message_id, &args.tool, args.class) {
-        // The whole call: the envelope's checks for its tool and class, then the holder's
-        // invocation over exactly this call.
-        (Some(message_id), Some(tool), Some(class)) => {
-            let call = Call::new(bytes, &args.aud, message_id, tool, class, &inputs.body)
-                .map_err(|e| Failure::usage(format!("the call: {e}")))?;
-            // Text that is not base64url goes on as no bytes at all, so it is reported as a
-            // bad invocation exactly where one would be (never for a bearer envelope).
-            let invocation = inputs.invocation.as_ref().map(|i| match i {
-                Ok(bytes) => bytes.as_slice(),
-                Err(_) => &[],
-            });
+                delegated: false,
+                result: Err(Refusal::new(
+                    "malformed",
+                    format!("malformed envelope: {text_error}"),
+                )),
+            },
+        ),
+        Ok(links) => {
+            let links: Vec<&[u8]> = links.iter().map(Vec::as_slice).collect();
             let approvals: Vec<&[u8]> = inputs.approvals.iter().map(Vec::as_slice).collect();
-            verifier
-                .check_chain_call(&chain, now, &call, Attached::new(invocation, &approvals))
-                .map(|_| ())
+            let decision = decide(args, &verifier, &links, now, request, &inputs, &approvals)?;
+            report(args, &decision)
         }
-        // No call: every check but the call's, and a holder-bound envelope is never usable.
-        _ => verifier.check_chain(&chain, now, request),
-    };
-    let has_call = args.message_id.is_some();
-    let mut result = checked
-        .map(|()| None)
-        .map_err(|d| refusal(&d, &claims, has_call, text_error));
-    if let (Ok(_), Some(ledger), Some(message_id)) = (&result, &args.ledger, &args.message_id) {
-        let leeway = verifier.policy().leeway();
-        let call = args.tool.as_deref().zip(args.class);
-        let ancestors: Vec<Claims<'_>> = chain
-            .iter()
-            .take(chain.len() - 1)
-            .map(|e| *e.claims())
-            .collect();
-        result = spend(ledger, message_id, &claims, &ancestors, leeway, call)?.map(Some);
     }
+}
+
+/// The gate's decision over a chain, root first (one envelope when not delegated), then with
+/// --ledger the spend (`docs/spec.md` §2, §13).
+fn decide<'a>(
+    args: &'a VerifyArgs,
+    verifier: &Verifier<'_>,
+    links: &'a [&'a [u8]],
+    now: u64,
+    request: Option<Request<'a>>,
+    inputs: &'a CallInputs,
+    approvals: &'a [&'a [u8]],
+) -> Result<Decision<'a>, Failure> {
+    let delegated = links.len() > 1;
+    let mut presented = Presented::new(links);
+    if let Some(request) = request {
+        presented = presented.request(request);
+    }
+    if let Some(message_id) = &args.message_id {
+        presented = presented
+            .call(message_id, &inputs.body)
+            .approvals(approvals);
+        if let Some(invocation) = &inputs.invocation {
+            presented = presented.invocation(invocation.as_deref().map_err(|why| *why));
+        }
+    }
+    let (chain, result) = match verifier.decide(&presented, now) {
+        Ok(allowed) => {
+            let result = match &args.ledger {
+                Some(ledger) => {
+                    spend(ledger, &allowed, args, verifier.policy().leeway())?.map(Some)
+                }
+                None => Ok(None),
+            };
+            (Some(*allowed.chain()), result)
+        }
+        Err(refused) => (
+            refused.chain().copied(),
+            Err(denial(refused.denial(), args.message_id.is_some())),
+        ),
+    };
     Ok(Decision {
-        kid: Some(chain.root().kid()),
-        claims: Some(claims),
-        chain: delegated.then(|| chain.iter().map(|e| *e.claims()).collect()),
+        kid: chain
+            .map(|c| c.root().kid())
+            .or_else(|| presented.claimed_kid()),
+        claims: chain.map(|c| *c.leaf().claims()),
+        chain: chain
+            .filter(|_| delegated)
+            .map(|c| c.iter().map(|e| *e.claims()).collect()),
         delegated,
         result,
     })
-}
-
-/// A denial after the signature held; the invocation's reasons say more (`docs/spec.md`
-/// §11): which field differs, why the invocation is bad, or why one was required.
-fn refusal(
-    d: &Denial,
-    claims: &Claims<'_>,
-    has_call: bool,
-    text_error: Option<&laissez_sign::TextError>,
-) -> Refusal {
-    let (text, detail) = match d {
-        Denial::InvocationRequired => match (claims.holder().is_some(), has_call) {
-            (false, _) => (
-                "--require-holder: the envelope is not holder-bound (no cnf)".to_owned(),
-                "require_holder".to_owned(),
-            ),
-            (true, true) => (
-                "the envelope is holder-bound and no --invocation came with the call".to_owned(),
-                "holder_bound".to_owned(),
-            ),
-            (true, false) => (
-                "the envelope is holder-bound: it is usable only for a call (--message-id, \
-                 --tool, --class) with the holder's --invocation"
-                    .to_owned(),
-                "holder_bound".to_owned(),
-            ),
-        },
-        Denial::BadInvocation(fault) => match text_error {
-            Some(e) => (
-                format!("bad invocation: not an invocation's text: {e}"),
-                format!("bad_text: {e}"),
-            ),
-            None => (
-                d.to_string(),
-                match fault {
-                    InvocationFault::Malformed(m) => format!("malformed: {m}"),
-                    InvocationFault::WrongKey => "wrong_key".to_owned(),
-                    InvocationFault::BadSignature => "bad_signature".to_owned(),
-                    other => other.to_string(),
-                },
-            ),
-        },
-        Denial::InvocationMismatch(field) => (d.to_string(), field.code().to_owned()),
-        Denial::ApprovalRequired { counted, needed } => (
-            d.to_string(),
-            if *needed == 0 {
-                "no approval rule covers the class (--require-approval)".to_owned()
-            } else {
-                format!("{counted} of {needed}")
-            },
-        ),
-        _ => return denial(d),
-    };
-    Refusal {
-        reason: d.code(),
-        text,
-        detail: Some(detail),
-    }
 }
 
 fn report(args: &VerifyArgs, decision: &Decision<'_>) -> Result<(), Failure> {

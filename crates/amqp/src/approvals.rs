@@ -10,9 +10,9 @@
 
 use std::borrow::Cow;
 
+use laissez_verify::ENVELOPE_FIRST_BYTE;
 use laissez_verify::text::{TextError, decode_text};
 use laissez_verify::wire::{MAX_APPROVAL_LEN, MAX_APPROVALS};
-use laissez_verify::ENVELOPE_FIRST_BYTE;
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, ByteArray, FieldArray, FieldTable};
 

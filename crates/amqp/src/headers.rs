@@ -14,7 +14,8 @@ use base64::engine::general_purpose;
 use laissez_verify::text::{TextError, decode_text, read_envelope};
 use laissez_verify::wire::MAX_INVOCATION_LEN;
 use laissez_verify::{
-    ActionClass, ENVELOPE_FIRST_BYTE, MAX_ENVELOPE_LEN, Reason, ToolCatalogue, is_tool_name,
+    ActionClass, ENVELOPE_FIRST_BYTE, MAX_ENVELOPE_LEN, Presented, Reason, Request, ToolCatalogue,
+    is_tool_name,
 };
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, ByteArray, FieldTable, LongString, ShortString};
@@ -262,6 +263,33 @@ impl ToolCallHeaders<'_> {
             (Some(worker), Some(claimed)) if worker != claimed => Err(HeaderError::ClassDisagrees),
             _ => Ok(class),
         }
+    }
+
+    /// The call as the gate takes it (`docs/spec.md` §15): the chain, the request (the class is the catalogue's), the
+    /// message id and body, the invocation (or why its header could not be read) and the
+    /// approvals.
+    pub(crate) fn presented<'a>(
+        &'a self,
+        links: &'a [&'a [u8]],
+        approvals: &'a [&'a [u8]],
+        body: &'a [u8],
+        tools: &(impl ToolCatalogue + ?Sized),
+    ) -> Result<Presented<'a>, HeaderError> {
+        // The class header may not contradict the catalogue.
+        self.class_in(tools)?;
+        // The tool passed the grammar when it was read.
+        let request =
+            Request::from_catalogue(self.tool, tools).map_err(|_| HeaderError::BadTool)?;
+        let mut presented = Presented::new(links)
+            .request(request)
+            .call(self.message_id, body);
+        if let Some(invocation) = &self.invocation {
+            presented = presented.invocation(match invocation {
+                Ok(bytes) => Ok(&bytes[..]),
+                Err(error) => Err(error.unreadable()),
+            });
+        }
+        Ok(presented.approvals(approvals))
     }
 }
 

@@ -27,8 +27,7 @@
 //! (a destructive step runs at most once).
 
 use laissez_verify::{
-    ActionClass, Attached, Call, Denial, OwnedCatalogue, Policy, Reason, Request, TrustedKey,
-    Verifier,
+    ActionClass, Denial, OwnedCatalogue, Policy, Reason, ToolCatalogue as _, TrustedKey, Verifier,
 };
 use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions};
 use lapin::types::AMQPValue;
@@ -181,62 +180,40 @@ impl Examiner {
             Ok(read) => read,
             Err(e) => return malformed(e),
         };
-        let class = match read.class_in(&self.tools) {
-            Ok(Some(class)) => class,
-            Ok(None) => return denied(Reason::UnknownTool, ""),
+        let links = read.links();
+        let approvals: Vec<&[u8]> = read.approvals.iter().map(|a| &a[..]).collect();
+        let presented = match read.presented(&links, &approvals, body, &self.tools) {
+            Ok(presented) => presented,
             Err(e) => return malformed(e),
         };
-        if Request::from_catalogue(read.tool, &self.tools).is_err() {
-            return malformed(HeaderError::BadTool);
-        }
-        let Ok(call) = Call::new(
-            &read.envelope,
-            &self.audience,
-            read.message_id,
-            read.tool,
-            class,
-            body,
-        ) else {
-            return malformed(HeaderError::BadTool);
+        // A tool the catalogue does not list is `unknown_tool`, as the worker says it.
+        let Some(class) = self.tools.class_of(read.tool) else {
+            return denied(Reason::UnknownTool, "");
         };
-        let invocation = match &read.invocation {
-            None => None,
-            Some(Ok(bytes)) => Some(&bytes[..]),
-            // Checked as no bytes, as the worker does: bad_invocation where it matters.
-            Some(Err(_)) => Some(&[][..]),
-        };
-        let approvals: Vec<&[u8]> = read.approvals.iter().map(|a| &a[..]).collect();
-        let attached = Attached::new(invocation, &approvals);
         let base = Verifier::new(&self.trusted_keys, &self.audience).with_policy(self.policy);
         let verifier = base.with_approvers(&self.approvers).unwrap_or(base);
-        // A delegated envelope is checked with its chain, as the worker does (`docs/spec.md`
-        // §13): the call runs under the leaf, and every approval rule of the chain holds.
-        let links = read.links();
-        let chain = match verifier.authenticate_chain(&links) {
-            Ok(chain) => chain,
-            Err(denial) => return denied(denial.reason(), &denial.to_string()),
-        };
-        let verified = match verifier.check_chain_call(&chain, now, &call, attached) {
+        // Re-checked by the gate as the worker checks it, chain included (`docs/spec.md` §13,
+        // §15): the call runs under the leaf, and every approval rule of the chain holds.
+        let (chain, verified) = match verifier.decide(&presented, now) {
             Ok(_) => return Examined::Allowed,
-            Err(Denial::ApprovalRequired { needed: 0, .. }) => {
-                return denied(
-                    Reason::ApprovalRequired,
-                    "require_approval: the envelope has no approval rule for the class, so no \
-                     approval can let it run",
-                );
-            }
-            Err(Denial::ApprovalRequired { counted, needed }) => (counted, needed),
-            Err(denial) => return denied(denial.reason(), &denial.to_string()),
+            Err(refused) => match (refused.chain(), *refused.denial()) {
+                (Some(chain), Denial::ApprovalRequired { counted, needed }) if needed > 0 => {
+                    (*chain, (counted, needed))
+                }
+                (_, denial) => return denied(denial.reason(), &denial.detail().to_string()),
+            },
         };
         let claims = chain.leaf().claims();
         let already_approved = self.me.as_ref().is_some_and(|me| {
             let mine = base
                 .with_approvers(std::slice::from_ref(me))
                 .unwrap_or(base);
-            match mine.check_chain_call(&chain, now, &call, attached) {
-                Ok(counted) => counted.as_slice().contains(&me.kid()),
-                Err(Denial::ApprovalRequired { counted, .. }) => counted > 0,
-                Err(_) => false,
+            match mine.decide(&presented, now) {
+                Ok(allowed) => allowed.approvers().as_slice().contains(&me.kid()),
+                Err(refused) => matches!(
+                    refused.denial(),
+                    Denial::ApprovalRequired { counted, .. } if *counted > 0
+                ),
             }
         });
         Examined::Pending(PendingCall {

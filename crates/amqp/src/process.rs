@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use futures_lite::FutureExt as _;
 use laissez_ledger::{HeldUse, UseLedger, UseRequest};
 use laissez_verify::{
-    ActionClass, Kid, OwnedClaims, Presented, Request, ToolCatalogue as _, UntrustedEnvelope,
+    ActionClass, Kid, OwnedClaims, Presented, ToolCatalogue as _, UntrustedEnvelope,
 };
 use lapin::message::Delivery;
 use lapin::{Acker, BasicProperties};
@@ -19,7 +19,7 @@ use crate::audit;
 use crate::decide::{Facts, Verdict, decide};
 use crate::decision::Decision;
 use crate::handler::{Authorized, Handler, Message};
-use crate::headers::{self, HeaderError, ToolCallHeaders};
+use crate::headers;
 use crate::outcome::after_handler;
 use crate::settle::{Broker, Settlement, settle};
 use crate::shared::{Counters, Shared};
@@ -195,7 +195,7 @@ async fn admit<'l, L: UseLedger, H>(
     let approvals: Vec<&[u8]> = call.approvals.iter().map(|a| &a[..]).collect();
     // The trusted key is the root's: the first of `laissez-chain`, else the envelope.
     report.kid = Presented::new(&links).claimed_kid();
-    let presented = presented(&call, &links, &approvals, body, tools);
+    let presented = call.presented(&links, &approvals, body, tools);
     if let Some(decision) = &mut report.decision {
         decision.tool = Some(call.tool.to_owned());
         // The decision reports the catalogue's class, even when the header contradicts it.
@@ -303,32 +303,6 @@ async fn admit<'l, L: UseLedger, H>(
         class,
         approved_by,
     })
-}
-
-/// The call as the gate takes it: the chain, the request (the class is the catalogue's), the
-/// message id and body, the invocation (or why its header could not be read) and the
-/// approvals.
-fn presented<'a>(
-    call: &'a ToolCallHeaders<'a>,
-    links: &'a [&'a [u8]],
-    approvals: &'a [&'a [u8]],
-    body: &'a [u8],
-    tools: &(impl laissez_verify::ToolCatalogue + ?Sized),
-) -> Result<Presented<'a>, HeaderError> {
-    // The class header may not contradict the catalogue.
-    call.class_in(tools)?;
-    // The tool passed the grammar when it was read.
-    let request = Request::from_catalogue(call.tool, tools).map_err(|_| HeaderError::BadTool)?;
-    let mut presented = Presented::new(links)
-        .request(request)
-        .call(call.message_id, body);
-    if let Some(invocation) = &call.invocation {
-        presented = presented.invocation(match invocation {
-            Ok(bytes) => Ok(&bytes[..]),
-            Err(error) => Err(error.unreadable()),
-        });
-    }
-    Ok(presented.approvals(approvals))
 }
 
 /// What each link claims, for the report of a denial before the signatures held; nothing

@@ -400,7 +400,9 @@ fn invoke(
 /// Bytes of an invocation given as `Invocation`, raw bytes or base64url text; `Err` holds
 /// why text is not an invocation's text (the verifier then sees no bytes, which it reports as
 /// `bad_invocation` where it checks one, as the command line does).
-pub(crate) fn invocation_bytes(value: &Bound<'_, PyAny>) -> PyResult<Result<Vec<u8>, String>> {
+pub(crate) fn invocation_bytes(
+    value: &Bound<'_, PyAny>,
+) -> PyResult<Result<Vec<u8>, laissez_verify::Unreadable>> {
     if let Ok(inv) = value.cast::<Invocation>() {
         return Ok(Ok(inv.get().bytes.clone()));
     }
@@ -409,7 +411,7 @@ pub(crate) fn invocation_bytes(value: &Bound<'_, PyAny>) -> PyResult<Result<Vec<
     } else {
         decode_input(&bytes_like(value, "invocation")?)
     };
-    Ok(read.map_err(|e| e.to_string()))
+    Ok(read.map_err(|e| laissez_verify::Unreadable::of_text(&e)))
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -8,17 +8,12 @@ use laissez_ledger::{
     Ancestor, AnyLedger, Begin, Cti, LeaseToken, LedgerError as Error, MAX_ANCESTORS, MemoryLedger,
     Outcome, RedbLedger, RedisLedger, RedisOptions, UseLedger,
 };
-use laissez_verify::{ActionClass, Claims};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::envelope::class_arg;
 use crate::{LedgerError, bytes_like, error, is_str};
-
-/// How long `Verifier(..., ledger=...)` holds a lease: it completes at once (as `laissez
-/// verify --ledger`), so any short time.
-const VERIFY_LEASE: Duration = Duration::from_secs(30);
 
 /// The URL schemes `Ledger(...)` opens as Redis; anything else is a redb file's path.
 const REDIS_SCHEMES: [&str; 4] = [
@@ -59,14 +54,6 @@ pub(crate) struct Ledger {
     location: String,
 }
 
-/// What `Verifier` got from spending a use.
-pub(crate) enum Spent {
-    /// Granted and completed: this use number.
-    Use(u64),
-    /// Refused: the reason code.
-    Refused(&'static str),
-}
-
 impl Ledger {
     fn open(
         inner: impl FnOnce(&tokio::runtime::Runtime) -> Result<AnyLedger, Error>,
@@ -89,41 +76,14 @@ impl Ledger {
         })
     }
 
-    /// Begin then complete at once, as `laissez verify --ledger` does.
-    pub(crate) fn spend(
-        &self,
-        claims: &Claims<'_>,
-        message_id: &str,
-        expires_at: u64,
-        tool: &str,
-        class: ActionClass,
-        ancestors: &[Ancestor<'_>],
-    ) -> Result<Spent, Error> {
-        let begin = Begin {
-            cti: claims.cti(),
-            message_id,
-            max_uses: claims.max_uses(),
-            expires_at,
-            lease: VERIFY_LEASE,
-            tool,
-            class,
-            ancestors,
-        };
-        let outcome = match self.runtime.block_on(self.inner.begin(&begin)) {
-            Ok(outcome) => outcome,
-            Err(Error::Expired) => return Ok(Spent::Refused("expired")),
-            Err(e) => return Err(e),
-        };
-        Ok(match outcome {
-            Outcome::Granted {
-                use_number, lease, ..
-            } => {
-                self.runtime
-                    .block_on(self.inner.complete(claims.cti(), message_id, &lease))?;
-                Spent::Use(use_number)
-            }
-            other => Spent::Refused(other.code()),
-        })
+    /// Runs a ledger future on this ledger's runtime.
+    pub(crate) fn block_on<T>(&self, future: impl std::future::Future<Output = T>) -> T {
+        self.runtime.block_on(future)
+    }
+
+    /// The ledger itself.
+    pub(crate) fn inner(&self) -> &AnyLedger {
+        &self.inner
     }
 }
 
@@ -401,7 +361,8 @@ impl From<&Outcome> for BeginOutcome {
             _ => (None, None, false),
         };
         BeginOutcome {
-            code: outcome.code(),
+            // A grant has no reason: its code is `granted`.
+            code: outcome.reason().map_or("granted", |reason| reason.code()),
             other_call: matches!(outcome, Outcome::OtherCall),
             use_number,
             lease,

@@ -3,9 +3,10 @@
 
 use std::sync::PoisonError;
 
+use laissez_ledger::{NotGranted, UseRequest};
 use laissez_verify::{
-    ActionClass, Attached, Call, Claims, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, Denial,
-    InvocationFault, Policy, Request, TrustedKey, UntrustedEnvelope,
+    ActionClass, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, Denial, Policy, Presented, Request,
+    TrustedKey, Unreadable,
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -16,7 +17,7 @@ use crate::chain::read_links;
 use crate::decision::Decision;
 use crate::envelope::{class_arg, classes_arg, invocation_bytes};
 use crate::keys::trusted_keys;
-use crate::ledger::{Ledger, Spent, ledger_error};
+use crate::ledger::{Ledger, ledger_error};
 use crate::revocation::RevocationSet;
 use crate::{Denied, LaissezError, bytes_like, error};
 
@@ -46,7 +47,7 @@ struct Inputs {
     message_id: Option<String>,
     body: Vec<u8>,
     /// The invocation's bytes, or why its text is not an invocation's.
-    invocation: Option<Result<Vec<u8>, String>>,
+    invocation: Option<Result<Vec<u8>, Unreadable>>,
     approvals: Vec<Vec<u8>>,
     now: u64,
 }
@@ -375,126 +376,94 @@ impl Verifier {
         if let Some(agent) = &self.agent {
             verifier = verifier.expect_agent(agent);
         }
-        let kid = links
-            .first()
-            .and_then(|root| UntrustedEnvelope::decode(root).ok())
-            .map(|e| e.kid().to_string());
-        let chain = match verifier.authenticate_chain(&links) {
-            Ok(chain) => chain,
-            Err(d) => {
-                return Ok(Decision {
-                    kid,
-                    detail: chain_detail(&d),
-                    ..Decision::denied(d.code(), None)
-                });
+        let approvals: Vec<&[u8]> = inputs.approvals.iter().map(Vec::as_slice).collect();
+        let mut presented = Presented::new(&links);
+        if let Some(tool) = &inputs.tool {
+            let request = match inputs.class {
+                Some(class) => Request::new(tool, class),
+                // Not in the catalogue: `unknown_tool`, in its place in the order.
+                None => Request::from_catalogue(tool, NO_TOOLS),
             }
-        };
-        let leaf = *chain.leaf();
-        let claims = *leaf.claims();
-        let leeway = self.policy.leeway();
-        let ancestors: Vec<([u8; 16], u64, u64)> = chain
-            .iter()
-            .take(chain.len() - 1)
-            .map(|e| {
-                let c = e.claims();
-                (*c.cti(), c.max_uses(), c.exp().saturating_add(leeway))
-            })
-            .collect();
-        let checked = match (&inputs.tool, inputs.class, &inputs.message_id) {
-            (Some(tool), Some(class), Some(message_id)) => {
-                let call = Call::new(
-                    leaf.as_bytes(),
-                    &self.audience,
-                    message_id,
-                    tool,
-                    class,
-                    &inputs.body,
-                )
-                .map_err(|e| Failed::Usage(format!("the call: {e}")))?;
-                let invocation = inputs.invocation.as_ref().map(|i| match i {
-                    Ok(bytes) => bytes.as_slice(),
-                    Err(_) => &[],
-                });
-                let approvals: Vec<&[u8]> = inputs.approvals.iter().map(Vec::as_slice).collect();
-                verifier
-                    .check_chain_call(
-                        &chain,
-                        inputs.now,
-                        &call,
-                        Attached::new(invocation, &approvals),
-                    )
-                    .map(|counted| counted.as_slice().iter().map(ToString::to_string).collect())
-            }
-            (Some(tool), class, _) => {
-                let request = match class {
-                    Some(class) => Request::new(tool, class),
-                    // Not in the catalogue: `unknown_tool`, in its place in the order.
-                    None => Request::from_catalogue(tool, NO_TOOLS),
+            .map_err(|e| Failed::Usage(format!("tool {tool:?}: {e}")))?;
+            presented = presented.request(request);
+            if let Some(message_id) = &inputs.message_id {
+                presented = presented
+                    .call(message_id, &inputs.body)
+                    .approvals(&approvals);
+                if let Some(invocation) = &inputs.invocation {
+                    presented = presented.invocation(invocation.as_deref().map_err(|why| *why));
                 }
-                .map_err(|e| Failed::Usage(format!("tool {tool:?}: {e}")))?;
-                verifier
-                    .check_chain(&chain, inputs.now, Some(&request))
-                    .map(|()| Vec::new())
-            }
-            (None, _, _) => verifier
-                .check_chain(&chain, inputs.now, None)
-                .map(|()| Vec::new()),
-        };
-        let mut decision = Decision {
-            allowed: checked.is_ok(),
-            reason: None,
-            detail: None,
-            kid,
-            verified: Some(links.iter().map(|l| l.to_vec()).collect()),
-            use_number: None,
-            approved_by: Vec::new(),
-            ancestors: ancestors
-                .iter()
-                .map(|(cti, max_uses, exp)| (hex::encode(cti), *max_uses, *exp))
-                .collect(),
-        };
-        match checked {
-            Ok(approved_by) => decision.approved_by = approved_by,
-            Err(d) => {
-                decision.allowed = false;
-                decision.reason = Some(d.code().to_owned());
-                decision.detail = match (&d, &inputs.invocation) {
-                    // As the command line: text that was not base64url says so.
-                    (Denial::BadInvocation(_), Some(Err(text))) => {
-                        Some(format!("bad_text: {text}"))
-                    }
-                    _ => detail(&d, &claims),
-                };
-                return Ok(decision);
             }
         }
+        let decided = verifier.decide(&presented, inputs.now);
+        let chain = match &decided {
+            Ok(allowed) => Some(*allowed.chain()),
+            Err(refused) => refused.chain().copied(),
+        };
+        let mut decision = Decision {
+            allowed: decided.is_ok(),
+            reason: None,
+            detail: None,
+            kid: chain
+                .map(|c| c.root().kid())
+                .or_else(|| presented.claimed_kid())
+                .map(|kid| kid.to_string()),
+            verified: chain.map(|_| links.iter().map(|l| l.to_vec()).collect()),
+            use_number: None,
+            approved_by: Vec::new(),
+            ancestors: Vec::new(),
+        };
+        let allowed = match decided {
+            Ok(allowed) => allowed,
+            Err(refused) => {
+                let denial = refused.denial();
+                decision.reason = Some(denial.code().to_owned());
+                decision.detail = detail(denial);
+                return Ok(decision);
+            }
+        };
+        let leeway = self.policy.leeway();
+        let uses = allowed.uses();
+        decision.ancestors = uses
+            .ancestors()
+            .map(|c| {
+                let exp = c.exp().saturating_add(leeway);
+                (hex::encode(c.cti()), c.max_uses(), exp)
+            })
+            .collect();
+        decision.approved_by = allowed
+            .approvers()
+            .as_slice()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         if let (Some(ledger), Some(message_id), Some(tool), Some(class)) =
             (&self.ledger, &inputs.message_id, &inputs.tool, inputs.class)
         {
-            let expires_at = claims.exp().saturating_add(leeway);
-            let ancestors: Vec<laissez_ledger::Ancestor<'_>> = ancestors
-                .iter()
-                .map(|(cti, max_uses, expires_at)| laissez_ledger::Ancestor {
-                    cti,
-                    max_uses: *max_uses,
-                    expires_at: *expires_at,
-                })
-                .collect();
-            match ledger
-                .get()
-                .spend(&claims, message_id, expires_at, tool, class, &ancestors)
-            {
-                Ok(Spent::Use(n)) => decision.use_number = Some(n),
-                Ok(Spent::Refused(reason)) => {
-                    decision.allowed = false;
-                    decision.reason = Some(reason.to_owned());
+            let ledger = ledger.get();
+            let request = UseRequest::new(&uses, message_id, tool, class, leeway, VERIFY_LEASE);
+            match ledger.block_on(request.spend_now(ledger.inner())) {
+                Ok(n) => decision.use_number = Some(n),
+                Err(NotGranted::Failed(e)) if e.reason().requeues() => {
+                    return Err(Failed::Ledger(e));
                 }
-                Err(e) => return Err(Failed::Ledger(e)),
+                Err(not_granted) => {
+                    decision.allowed = false;
+                    decision.reason = Some(not_granted.reason().code().to_owned());
+                    decision.detail = match not_granted.detail() {
+                        "" => None,
+                        detail => Some(detail.to_owned()),
+                    };
+                }
             }
         }
         Ok(decision)
     }
 }
+
+/// How long `Verifier(..., ledger=...)` holds a lease: it completes at once (as `laissez
+/// verify --ledger`), so any short time.
+const VERIFY_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// An empty catalogue: a request for a tool the worker's catalogue does not list.
 const NO_TOOLS: &[(&str, ActionClass)] = &[];
@@ -507,33 +476,10 @@ enum Failed {
     Ledger(laissez_ledger::LedgerError),
 }
 
-/// What `laissez verify --json` says in `"detail"` for the invocation's reasons.
-fn detail(d: &Denial, claims: &Claims<'_>) -> Option<String> {
-    Some(match d {
-        Denial::InvocationRequired if claims.holder().is_none() => "require_holder".to_owned(),
-        Denial::InvocationRequired => "holder_bound".to_owned(),
-        Denial::BadInvocation(fault) => match fault {
-            InvocationFault::Malformed(m) => format!("malformed: {m}"),
-            InvocationFault::WrongKey => "wrong_key".to_owned(),
-            InvocationFault::BadSignature => "bad_signature".to_owned(),
-            other => other.to_string(),
-        },
-        Denial::InvocationMismatch(field) => field.code().to_owned(),
-        Denial::ApprovalRequired { needed: 0, .. } => {
-            "no approval rule covers the class (require_approval)".to_owned()
-        }
-        Denial::ApprovalRequired { counted, needed } => format!("{counted} of {needed}"),
-        _ => return chain_detail(d),
-    })
-}
-
-/// The delegation's reasons say which fault, or which field widens.
-fn chain_detail(d: &Denial) -> Option<String> {
-    match d {
-        Denial::BadDelegation(fault) => Some(fault.code().to_owned()),
-        Denial::NotAttenuated(widening) => Some(widening.code().to_owned()),
-        _ => None,
-    }
+/// The gate's detail (`docs/spec.md` §15), `None` when the reason says it all.
+fn detail(d: &Denial) -> Option<String> {
+    let detail = d.detail();
+    (!detail.is_empty()).then(|| detail.to_string())
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
