@@ -358,3 +358,74 @@ impl fmt::Display for MalformedKind {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::string::ToString;
+
+    use super::*;
+    use crate::invocation::Unreadable;
+
+    #[test]
+    fn each_denial_has_its_one_detail() {
+        let malformed = Malformed::new(3, MalformedKind::Truncated);
+        let cases = [
+            (Denial::InvocationRequired, "holder_bound"),
+            (Denial::HolderRequired, "require_holder"),
+            (
+                Denial::BadInvocation(InvocationFault::Malformed(malformed)),
+                "malformed: input ends inside an item at byte 3",
+            ),
+            (
+                Denial::BadInvocation(InvocationFault::WrongKey),
+                "wrong_key",
+            ),
+            (
+                Denial::BadInvocation(InvocationFault::BadSignature),
+                "bad_signature",
+            ),
+            (
+                Denial::BadInvocation(InvocationFault::Unreadable(Unreadable::TooLong)),
+                "too_long",
+            ),
+            (Denial::InvocationMismatch(Mismatch::Body), "body"),
+            (
+                Denial::ApprovalRequired {
+                    counted: 1,
+                    needed: 2,
+                },
+                "1 of 2",
+            ),
+            (
+                Denial::ApprovalRequired {
+                    counted: 0,
+                    needed: 0,
+                },
+                "require_approval",
+            ),
+            (
+                Denial::BadDelegation(DelegationFault::WrongParent),
+                "wrong_parent",
+            ),
+            (Denial::NotAttenuated(Widening::MaxUses), "max_uses"),
+            (Denial::IssuedInFuture, "iat"),
+        ];
+        for (denial, detail) in cases {
+            assert_eq!(denial.detail().to_string(), detail, "{denial:?}");
+            assert!(!denial.detail().is_empty(), "{denial:?}");
+        }
+        for denial in [
+            Denial::Malformed(malformed),
+            Denial::UnknownKey,
+            Denial::BadSignature,
+            Denial::NotYetValid,
+            Denial::Expired,
+            Denial::Revoked,
+            Denial::UsesExhausted,
+        ] {
+            assert!(denial.detail().is_empty(), "{denial:?}");
+            assert_eq!(denial.detail().to_string(), "", "{denial:?}");
+        }
+    }
+}

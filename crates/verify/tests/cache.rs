@@ -160,3 +160,29 @@ fn a_known_holder_key_skips_its_checks_and_only_that_key() {
         other => panic!("a torsion holder key: {other:?}"),
     }
 }
+
+#[test]
+fn the_gate_authenticates_through_the_verifiers_cache() {
+    use laissez_verify::Presented;
+    let env = envelope(&key_for(1), &RawClaims::standard().encode());
+    let k = keys(1);
+    let cache = EnvelopeCache::new(8);
+    let verifier = Verifier::new(&k, "billing").with_cache(&cache);
+    let links: [&[u8]; 1] = [&env];
+    let read = Request::new("crm.read", ActionClass::Read).unwrap();
+    let presented = Presented::new(&links).request(read);
+    assert!(verifier.decide(&presented, NOW).is_ok());
+    assert_eq!(cache.stats().len, 1, "the first decision filled the cache");
+    // A hit still rechecks the moment: later it is expired, and the entry is dropped.
+    assert_eq!(
+        *verifier.decide(&presented, NOW + 605).unwrap_err().denial(),
+        Denial::Expired
+    );
+    // A verifier trusting another key gets no hit from it.
+    let other = keys(2);
+    let stranger = Verifier::new(&other, "billing").with_cache(&cache);
+    assert_eq!(
+        *stranger.decide(&presented, NOW).unwrap_err().denial(),
+        Denial::UnknownKey
+    );
+}

@@ -5,7 +5,7 @@
 mod support;
 
 use laissez_verify::{
-    ActionClass, Call, Denial, InvocationFault, MalformedKind, Mismatch, Policy, Request,
+    ActionClass, Call, Denial, InvocationFault, MalformedKind, Mismatch, Policy, Reason, Request,
     TrustedKey, Verifier,
 };
 use support::*;
@@ -89,13 +89,15 @@ fn require_holder_refuses_bearer_envelopes_and_bearer_envelopes_ignore_invocatio
             .is_ok()
     );
     let strict = Verifier::new(&keys, AUD).with_policy(Policy::default().with_require_holder(true));
-    assert_eq!(
-        strict.verify_call(&bearer, NOW, &call, None).unwrap_err(),
-        Denial::InvocationRequired
-    );
+    // The policy's refusal of a bearer envelope has a denial of its own (detail
+    // `require_holder`), with the same reason as a holder-bound envelope without invocation.
+    let refused = strict.verify_call(&bearer, NOW, &call, None).unwrap_err();
+    assert_eq!(refused, Denial::HolderRequired);
+    assert_eq!(refused.reason(), Reason::InvocationRequired);
+    assert_eq!(refused.detail().to_string(), "require_holder");
     assert_eq!(
         strict.verify(&bearer, NOW, None).unwrap_err(),
-        Denial::InvocationRequired
+        Denial::HolderRequired
     );
 }
 

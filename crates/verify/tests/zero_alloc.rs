@@ -428,3 +428,89 @@ fn revocation_records_allocate_nothing() {
         ]
     );
 }
+
+/// A `fmt::Write` into a fixed buffer: a detail is written without allocating.
+struct Fixed {
+    buf: [u8; 128],
+    len: usize,
+}
+
+impl core::fmt::Write for Fixed {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let end = self.len + s.len();
+        self.buf
+            .get_mut(self.len..end)
+            .ok_or(core::fmt::Error)?
+            .copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+#[test]
+fn the_gate_decides_and_details_without_allocating() {
+    use core::fmt::Write as _;
+    use laissez_verify::{Presented, Request, Unreadable};
+    let holder = key_for(7);
+    let keys = [TrustedKey::from_bytes(key_for(1).verifying_key().as_bytes()).unwrap()];
+    let bound = envelope(&key_for(1), &holder_bound_claims(&holder).encode());
+    let bearer = envelope(&key_for(1), &RawClaims::standard().encode());
+    let body = b"{}";
+    let invocation =
+        RawInvocation::of(&bound, "billing", "m1", "crm.read", 1, body, NOW).sign(&holder);
+    let verifier = Verifier::new(&keys, "billing");
+    let request = Request::new("crm.read", ActionClass::Read).unwrap();
+    let bound_links: [&[u8]; 1] = [&bound];
+    let bearer_links: [&[u8]; 1] = [&bearer];
+    let cases = [
+        Presented::new(&bound_links)
+            .request(request)
+            .call("m1", body)
+            .invocation(Ok(&invocation)),
+        Presented::new(&bound_links)
+            .request(request)
+            .call("m1", body)
+            .invocation(Err(Unreadable::NotBase64url)),
+        Presented::new(&bound_links).request(request),
+        Presented::new(&bearer_links)
+            .request(request)
+            .call("m1", body),
+        Presented::new(&[]),
+    ];
+    let mut seen = vec![];
+    let n = allocations_during(|| {
+        for presented in &cases {
+            let mut detail = Fixed {
+                buf: [0; 128],
+                len: 0,
+            };
+            let code = match verifier.decide(presented, NOW) {
+                Ok(allowed) => {
+                    let uses = allowed.uses();
+                    assert_eq!(uses.ancestors().count(), 0);
+                    "allowed"
+                }
+                Err(refused) => {
+                    write!(detail, "{}", refused.denial().detail()).unwrap();
+                    refused.denial().code()
+                }
+            };
+            allocation_counter::opt_out(|| {
+                let detail = String::from_utf8(detail.buf[..detail.len].to_vec()).unwrap();
+                seen.push((code, detail));
+            });
+        }
+    });
+    assert_eq!(n, 0, "the gate allocated {n} times");
+    let seen: Vec<(&str, &str)> = seen.iter().map(|(c, d)| (*c, d.as_str())).collect();
+    assert_eq!(
+        seen,
+        [
+            ("allowed", ""),
+            ("bad_invocation", "not_base64url"),
+            ("invocation_required", "holder_bound"),
+            ("allowed", ""),
+            ("malformed", ""),
+        ]
+    );
+}
