@@ -287,11 +287,11 @@ async fn what_is_copied_off_the_queue_never_runs_and_the_agents_calls_run_once()
     );
     want.insert(
         "invocation-number".to_owned(),
-        pair(Reason::BadInvocation, "invocation_header_not_bytes_or_text"),
+        pair(Reason::BadInvocation, "not_bytes_or_text"),
     );
     want.insert(
         "invocation-garbage".to_owned(),
-        pair(Reason::BadInvocation, "invocation_header_not_base64url"),
+        pair(Reason::BadInvocation, "not_base64url"),
     );
     assert_eq!(denials(&decisions), want);
     // The verifier held the signature: the ids of every denial are authentic.
