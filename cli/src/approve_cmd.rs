@@ -2,7 +2,9 @@
 //! Given the call on the command line, it shows what is approved on stderr and prints the
 //! approval; given `--from QUEUE` (a dead-letter queue), it takes a message parked there
 //! `approval_required`, shows it, signs it on confirmation, and puts it back in the queue it
-//! came from with the approval added (`approve_queue`).
+//! came from with the approval added (`queue`).
+
+mod queue;
 
 use std::path::PathBuf;
 
@@ -163,7 +165,7 @@ pub(crate) fn approve(args: &ApproveArgs) -> Result<(), Failure> {
         ));
     }
     if args.from.is_some() {
-        return crate::approve_queue::approve_parked(args);
+        return queue::approve_parked(args);
     }
     print_form(args)
 }

@@ -4,8 +4,6 @@
 use std::fmt;
 use std::process::ExitCode;
 
-use crate::output::write_stderr_line;
-
 /// A command's failure.
 #[derive(Debug)]
 pub(crate) enum Failure {
@@ -40,19 +38,6 @@ impl Failure {
             Failure::Usage(_) => 2,
             Failure::Io(_) => 3,
         })
-    }
-
-    /// Writes the failure to stderr: the first line is what scripts match on.
-    pub(crate) fn report(&self) {
-        match self {
-            Failure::Denied { reason, detail } => {
-                write_stderr_line(&format!("denied: {reason}"));
-                write_stderr_line(&format!("  {detail}"));
-            }
-            Failure::Usage(message) | Failure::Io(message) | Failure::Nothing(message) => {
-                write_stderr_line(&format!("laissez: {message}"));
-            }
-        }
     }
 }
 

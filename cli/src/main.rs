@@ -6,7 +6,6 @@
 
 mod amqp_tls;
 mod approve_cmd;
-mod approve_queue;
 mod consume;
 mod delegate_cmd;
 mod failure;
@@ -156,7 +155,7 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            failure.report();
+            output::report(&failure);
             failure.exit_code()
         }
     }

@@ -38,3 +38,16 @@ pub(crate) fn json_line(value: &serde_json::Value) -> String {
     line.push('\n');
     line
 }
+
+/// Writes the failure to stderr: the first line is what scripts match on.
+pub(crate) fn report(failure: &Failure) {
+    match failure {
+        Failure::Denied { reason, detail } => {
+            write_stderr_line(&format!("denied: {reason}"));
+            write_stderr_line(&format!("  {detail}"));
+        }
+        Failure::Usage(message) | Failure::Io(message) | Failure::Nothing(message) => {
+            write_stderr_line(&format!("laissez: {message}"));
+        }
+    }
+}

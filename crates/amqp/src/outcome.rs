@@ -11,7 +11,6 @@ use tokio::sync::watch;
 
 use crate::config::OnHandlerError;
 use crate::handler::Disposition;
-use crate::process::release;
 use crate::settle::{Broker, Settlement, settle};
 use crate::shared::{Counters, Shared};
 use crate::telemetry::{self, LedgerOp, RequeueCause};
@@ -123,6 +122,16 @@ async fn requeue_after<L: UseLedger, H>(
             release(held).await;
             settle(broker, acker, id, Settlement::Requeue).await;
         }
+    }
+}
+
+/// Gives the use back: a redelivery runs at once under it.
+pub(crate) async fn release<L: UseLedger>(held: HeldUse<'_, L>) {
+    let message_id = held.message_id().to_owned();
+    let cti = hex::encode(held.cti());
+    if let Err(error) = held.release().await {
+        telemetry::ledger_error(LedgerOp::Release, &error);
+        tracing::warn!(error = ?error.to_string(), message_id = ?message_id, cti, "laissez: could not release the lease; a redelivery waits for it to lapse");
     }
 }
 

@@ -20,7 +20,7 @@ use crate::decide::{Facts, Verdict, decide};
 use crate::decision::Decision;
 use crate::handler::{Authorized, Handler, Message};
 use crate::headers;
-use crate::outcome::after_handler;
+use crate::outcome::{after_handler, release};
 use crate::settle::{Broker, Settlement, settle};
 use crate::shared::{Counters, Shared};
 use crate::telemetry::{self, LedgerOp, RequeueCause};
@@ -461,16 +461,6 @@ async fn run<L: UseLedger, H: Handler>(
             },
         };
     after_handler(shared, broker, acker, held, class, outcome, kept, stop).await;
-}
-
-/// Gives the use back: a redelivery runs at once under it.
-pub(crate) async fn release<L: UseLedger>(held: HeldUse<'_, L>) {
-    let message_id = held.message_id().to_owned();
-    let cti = hex::encode(held.cti());
-    if let Err(error) = held.release().await {
-        telemetry::ledger_error(LedgerOp::Release, &error);
-        tracing::warn!(error = ?error.to_string(), message_id = ?message_id, cti, "laissez: could not release the lease; a redelivery waits for it to lapse");
-    }
 }
 
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {

@@ -38,8 +38,8 @@ mod redis_tls;
 mod retention;
 #[path = "revocations.rs"]
 mod revocations;
-#[path = "spend.rs"]
-mod spend;
 #[cfg(feature = "services")]
 #[path = "revocations_redis.rs"]
 mod revocations_redis;
+#[path = "spend.rs"]
+mod spend;

@@ -4,7 +4,6 @@
 //! check that they answer alike.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-
 use std::time::Duration;
 
 use laissez_ledger::{MemoryLedger, NotGranted, Outcome, UseRequest};

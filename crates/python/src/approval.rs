@@ -1,48 +1,19 @@
 //! Human approval (`docs/spec.md` §12): the grant's approval rule, as `sign(...,
 //! approval=...)` states it, and a person's signature over one exact call, `approve(...)`.
 
-use laissez_sign::{ApprovalError, ApprovalRuleError, ApprovalSpec, decode_input, decode_text};
+use laissez_sign::{ApprovalError, decode_input, decode_text};
 use laissez_verify::wire::MAX_APPROVALS;
 use laissez_verify::{Call, UntrustedApproval};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::PyBytes;
 
-use crate::envelope::{class_arg, classes_arg, duration_arg};
-use crate::keys::{SecretKey, trusted_keys};
+use crate::args::{class_arg, duration_arg};
+use crate::keys::SecretKey;
 use crate::{SignError, bytes_like, error, is_str};
 
 /// How long an approval is valid when `ttl` is not given: 15 minutes, as `laissez approve`.
 const DEFAULT_APPROVAL_TTL: u64 = 900;
-
-/// A stable code for a rule the signer refuses.
-fn rule_code(e: &ApprovalRuleError) -> &'static str {
-    match e {
-        ApprovalRuleError::NoApprovers => "no_approvers",
-        ApprovalRuleError::TooManyApprovers(_) => "too_many_approvers",
-        ApprovalRuleError::DuplicateApprover(_) => "duplicate_approver",
-        ApprovalRuleError::Threshold { .. } => "threshold",
-        _ => "approval_rule",
-    }
-}
-
-/// The rule from `(classes, m, approvers)`: classes as `sign(classes=...)` takes them, `m`
-/// an int, approvers `PublicKey`s (or trust file paths). A bad rule is a `SignError`.
-pub(crate) fn approval_rule(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<ApprovalSpec> {
-    let shape = || {
-        PyTypeError::new_err(
-            "approval is a (classes, m, approvers) tuple: e.g. ('destructive', 2, [alice, bob])",
-        )
-    };
-    let tuple = value.cast::<PyTuple>().map_err(|_| shape())?;
-    if tuple.len() != 3 {
-        return Err(shape());
-    }
-    let classes = classes_arg(py, &tuple.get_item(0)?)?;
-    let m: usize = tuple.get_item(1)?.extract().map_err(|_| shape())?;
-    let approvers = trusted_keys(&tuple.get_item(2)?)?;
-    ApprovalSpec::new(classes, m, &approvers).map_err(|e| error::<SignError>(py, rule_code(&e), e))
-}
 
 /// A person's approval of one call (`docs/spec.md` §12): bytes as signed, `.text`
 /// (base64url, for the `laissez-approvals` header or `laissez verify --approval`), `.kid`.

@@ -8,7 +8,8 @@ use laissez_verify::wire::MAX_CHAIN_LEN;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
-use crate::envelope::{Envelope, Grant, duration_arg, json_value, read_envelope, strings};
+use crate::args::{duration_arg, strings};
+use crate::envelope::{Envelope, Grant, json_value, read_envelope};
 use crate::keys::{PublicKey, SecretKey};
 use crate::{LaissezError, SignError, error, is_str};
 

@@ -1,15 +1,14 @@
 //! Envelopes (`docs/spec.md` §1), signing them, and the agent's invocations (§6).
 
 use laissez_sign::{
-    BuildError, EnvelopeBuilder, InvocationError, SpecError, ToolSpec, decode_input, decode_text,
-    encode_text, parse_classes, parse_duration,
+    BuildError, EnvelopeBuilder, InvocationError, ToolSpec, decode_input, decode_text, encode_text,
 };
-use laissez_verify::{ActionClass, Call, Classes, DEFAULT_LEEWAY, TrustedKey, UntrustedEnvelope};
+use laissez_verify::{Call, DEFAULT_LEEWAY, TrustedKey, UntrustedEnvelope};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
-use crate::approval::approval_rule;
+use crate::args::{approval_rule, class_arg, classes_arg, duration_arg, spec_error, strings};
 use crate::keys::{PublicKey, SecretKey};
 use crate::{LaissezError, SignError, bytes_like, error, is_str};
 
@@ -111,43 +110,6 @@ pub(crate) fn build_error(py: Python<'_>, e: &BuildError) -> PyErr {
     error::<SignError>(py, e.code(), e)
 }
 
-fn spec_error(py: Python<'_>, e: &SpecError) -> PyErr {
-    error::<SignError>(py, e.code(), e)
-}
-
-/// Classes from `"read+write"` / `"read,write"` or an iterable of class names.
-pub(crate) fn classes_arg(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Classes> {
-    if is_str(value) {
-        return parse_classes(&value.extract::<String>()?).map_err(|e| spec_error(py, &e));
-    }
-    let mut names = Vec::new();
-    for item in value.try_iter()? {
-        names.push(item?.extract::<String>()?);
-    }
-    parse_classes(&names.join("+")).map_err(|e| spec_error(py, &e))
-}
-
-/// One class from its name.
-pub(crate) fn class_arg(py: Python<'_>, name: &str) -> PyResult<ActionClass> {
-    name.parse::<ActionClass>().map_err(|_| {
-        error::<LaissezError>(
-            py,
-            "unknown_class",
-            format!("unknown class {name:?}: read, write or destructive"),
-        )
-    })
-}
-
-/// Seconds from an int, or a duration text like `"15m"` or `"2h30m"`.
-pub(crate) fn duration_arg(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<u64> {
-    if is_str(value) {
-        return parse_duration(&value.extract::<String>()?).map_err(|e| spec_error(py, &e));
-    }
-    value.extract::<u64>().map_err(|_| {
-        PyTypeError::new_err("a duration is a non-negative int of seconds or a text like '15m'")
-    })
-}
-
 /// One tool grant: `"PATTERN"`, `"PATTERN=CLASSES"` or `(pattern, classes)`.
 fn tool_arg(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<ToolSpec> {
     if is_str(value) {
@@ -173,21 +135,6 @@ fn tool_arg(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<ToolSpec> {
     Err(PyTypeError::new_err(
         "a tool is 'PATTERN', 'PATTERN=CLASSES' or a (pattern, classes) tuple",
     ))
-}
-
-/// A str or an iterable of str.
-pub(crate) fn strings(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<String>> {
-    if is_str(value) {
-        return Ok(vec![value.extract()?]);
-    }
-    let mut out = Vec::new();
-    for item in value
-        .try_iter()
-        .map_err(|_| PyTypeError::new_err(format!("{what} must be a str or a list of str")))?
-    {
-        out.push(item?.extract::<String>()?);
-    }
-    Ok(out)
 }
 
 /// The grant's fields that `sign` and `delegate` share, read from their Python arguments.

@@ -12,7 +12,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::envelope::class_arg;
+use crate::args::class_arg;
 use crate::{LedgerError, bytes_like, error, is_str};
 
 /// The URL schemes `Ledger(...)` opens as Redis; anything else is a redb file's path.

@@ -15,6 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString};
 
 mod approval;
+mod args;
 mod chain;
 mod decision;
 mod envelope;

@@ -9,7 +9,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::envelope::{duration_arg, strings};
+use crate::args::{duration_arg, strings};
 use crate::keys::{PublicKey, SecretKey, trusted_keys};
 use crate::{LaissezError, SignError, bytes_like, error, is_str};
 

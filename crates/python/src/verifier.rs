@@ -13,9 +13,10 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::approval::approvals_arg;
+use crate::args::{class_arg, classes_arg};
 use crate::chain::read_links;
 use crate::decision::Decision;
-use crate::envelope::{class_arg, classes_arg, invocation_bytes};
+use crate::envelope::invocation_bytes;
 use crate::keys::trusted_keys;
 use crate::ledger::{Ledger, ledger_error};
 use crate::revocation::RevocationSet;

@@ -21,7 +21,7 @@ use laissez_amqp::parked::{self, Examined, Examiner, Held, Parked, PendingCall};
 use laissez_sign::keyfile::{read_secret_key_file, read_trust_file};
 use laissez_verify::{Call, Policy};
 
-use crate::approve_cmd::{ApproveArgs, Link, Shown, sign};
+use super::{ApproveArgs, Link, Shown, sign};
 use crate::failure::Failure;
 use crate::output::{escape_text, write_stderr_line, write_stdout};
 
