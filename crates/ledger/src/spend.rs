@@ -197,10 +197,25 @@ impl NotGranted {
 impl std::fmt::Display for NotGranted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            NotGranted::Refused(outcome) => match outcome.detail() {
-                "" => f.write_str(self.reason().code()),
-                detail => write!(f, "{} ({detail})", self.reason().code()),
-            },
+            NotGranted::Refused(outcome) => f.write_str(match outcome {
+                Outcome::Replayed => "this message already ran under this envelope",
+                Outcome::OtherCall => {
+                    "this message id was first spent on another tool or class; it is never \
+                     spent on another call"
+                }
+                Outcome::Exhausted => "the envelope's uses are exhausted",
+                Outcome::InFlight => {
+                    "another worker holds this message under a lease; try again later"
+                }
+                Outcome::Abandoned => {
+                    "an earlier at-most-once attempt of this message never completed; a person \
+                     must decide whether it ran"
+                }
+                Outcome::Granted { .. } => "granted",
+            }),
+            NotGranted::Failed(LedgerError::Expired) => {
+                f.write_str("the envelope has expired (by the ledger's clock)")
+            }
             NotGranted::Failed(error) => write!(f, "{error}"),
         }
     }

@@ -196,7 +196,7 @@ impl fmt::Display for Denial {
                 "the envelope is holder-bound (or the policy requires it to be) and no invocation came with the call",
             ),
             Denial::HolderRequired => f.write_str(
-                "the worker's policy requires a holder-bound envelope, and this one has no cnf",
+                "the worker's policy requires a holder-bound envelope; this one is not holder-bound (no cnf)",
             ),
             Denial::BadInvocation(fault) => write!(f, "bad invocation: {fault}"),
             Denial::InvocationMismatch(m) => write!(f, "invocation mismatch: {m}"),
