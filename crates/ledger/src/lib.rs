@@ -25,6 +25,7 @@
 //! See `docs/ledger.md` in the repository for the full design.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod clock;
 mod error;
 mod memory;
 mod path;
@@ -44,6 +45,8 @@ use std::time::Duration;
 
 #[cfg(all(feature = "redb", feature = "redis"))]
 pub use any::AnyLedger;
+#[cfg(feature = "test-clock")]
+pub use clock::TestClock;
 pub use error::LedgerError;
 pub use laissez_verify::ActionClass;
 pub use memory::MemoryLedger;

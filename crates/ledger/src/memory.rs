@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
+use crate::clock::Clock;
 use crate::path::ChainPath;
 use crate::revocations::{Kept, KeptRecords, RevocationStore, StreamMark};
 use crate::state::{self, AncestorView, Entry};
@@ -17,6 +18,8 @@ const SWEEP_EVERY: u64 = 1024;
 pub struct MemoryLedger {
     inner: Mutex<Inner>,
     revocations: Mutex<KeptRecords>,
+    /// The system clock, except under `MemoryLedger::with_test_clock`.
+    clock: Clock,
 }
 
 #[derive(Debug, Default)]
@@ -44,6 +47,16 @@ impl MemoryLedger {
         Self::default()
     }
 
+    /// An empty ledger that reads `clock` instead of the system clock, for tests (feature
+    /// `test-clock`, which only this crate's own tests enable: see `src/clock.rs`).
+    #[cfg(feature = "test-clock")]
+    pub fn with_test_clock(clock: &crate::TestClock) -> Self {
+        Self {
+            clock: Clock::Test(clock.clone()),
+            ..Self::default()
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // Every change is made whole under the lock after all checks, so a panic elsewhere
         // cannot leave a half-applied decision behind: the data is still consistent.
@@ -62,7 +75,7 @@ impl MemoryLedger {
         let req = &crate::normalize(req)?;
         let fresh = LeaseToken::random()?.with_ancestors(req.ancestors);
         let path = ChainPath::of_begin(req);
-        let now_ms = state::now_ms();
+        let now_ms = self.clock.now_ms();
         let mut inner = self.lock();
         inner.begins += 1;
         if inner.begins.is_multiple_of(SWEEP_EVERY) {

@@ -33,7 +33,8 @@ mod redis_cluster;
 #[cfg(all(feature = "services", feature = "redis"))]
 #[path = "redis_tls.rs"]
 mod redis_tls;
-#[cfg(feature = "services")]
+/// memory and redb by a test clock (feature `test-clock`, on in every test build), Redis with
+/// `services`.
 #[path = "retention.rs"]
 mod retention;
 #[path = "revocations.rs"]

@@ -1,69 +1,289 @@
-//! Garbage collection by the real clock: a cti's records go once the retention grace past its
-//! expiry has run out, and not before. Each test waits a little over
-//! `RETENTION_GRACE_SECS` (60 s); they are in one binary so that they wait side by side.
+//! Garbage collection: a record is kept [`RETENTION_GRACE_SECS`] past the latest expiry it
+//! was asked under, and goes after that, by the collection every backend really runs. No test
+//! waits: the real grace is a minute.
+//!
+//! - memory and redb read a [`TestClock`] (feature `test-clock`, on only in this crate's
+//!   tests), so the tests set the time to the last millisecond inside the grace and the first
+//!   one past it. What collects is the production path: redb's ordinary batch commits (another
+//!   cti's begin), the memory ledger's periodic sweep in `begin`. A record of an expiry one
+//!   second earlier, collected at the same instant, proves a collection did run while the
+//!   record under test was kept.
+//! - Redis reads its server's `TIME`, which no test can move: the tests prove the expiry the
+//!   begin script sets on each key (`PEXPIRETIME`, exactly `(expires_at + grace) * 1000`,
+//!   moved by a later expiry, never by an earlier one) and that every key of a chain carries
+//!   one. That Redis deletes a key at its expiry is Redis's own `EXPIREAT`, trusted: the
+//!   script never sets one sooner than a minute ahead, so no test can see it without waiting.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::common;
 
-use std::time::{Duration, Instant};
-
 use common::*;
-use laissez_ledger::{RETENTION_GRACE_SECS, Usage};
+use laissez_ledger::{Ancestor, Begin, Cti, MemoryLedger, RETENTION_GRACE_SECS, TestClock, Usage};
 
-/// Calls `usage` until it reports nothing, checking it held on until the grace ran out.
-async fn wait_until_gone<F, Fut>(expires_at: u64, mut usage: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Usage>,
-{
-    let deadline = Instant::now() + Duration::from_secs(RETENTION_GRACE_SECS + 30);
-    loop {
-        let seen = usage().await;
-        let now = now_secs();
-        if seen == Usage::default() {
-            assert!(
-                now > expires_at + RETENTION_GRACE_SECS - 1,
-                "dropped at {now}, before the grace past {expires_at} ran out"
-            );
-            return;
-        }
-        assert!(Instant::now() < deadline, "never collected");
-        tokio::time::sleep(Duration::from_millis(500)).await;
+/// The envelopes' expiry in the clocked tests, in unix seconds (2033): any time works, since
+/// the ledgers read only the test's clock.
+const T: u64 = 2_000_000_000;
+
+/// The grace in seconds, short to write.
+const GRACE: u64 = RETENTION_GRACE_SECS;
+
+/// The last millisecond at which a record of expiry `expires_at` is still kept: all of the
+/// second `expires_at + GRACE` (collection compares whole seconds).
+fn last_kept_ms(expires_at: u64) -> u64 {
+    (expires_at + GRACE + 1) * 1000 - 1
+}
+
+/// A begin for `cti` of message `id`, expiring at `expires_at`.
+fn at<'a>(cti: &'a Cti, id: &'a str, expires_at: u64) -> Begin<'a> {
+    Begin {
+        expires_at,
+        ..req(cti, id, 5, WRITE)
     }
 }
 
 #[cfg(feature = "redb")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redb_batches_collect_as_they_commit() {
-    use laissez_ledger::RedbLedger;
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = RedbLedger::open(dir.path().join("uses.redb")).unwrap();
-    let short = fresh_cti();
-    let mut r = req(&short, "m", 5, WRITE);
-    r.expires_at = expiring_in(Duration::from_secs(2));
-    granted(ledger.begin_blocking(&r).unwrap());
-    // Nothing calls collect: ordinary commits (another cti's begins) do it as they go.
-    wait_until_gone(r.expires_at, || {
-        let other = fresh_cti();
-        granted(ledger.begin_blocking(&req(&other, "m", 5, WRITE)).unwrap());
-        std::future::ready(ledger.usage_blocking(&short).unwrap())
-    })
-    .await;
+mod clocked_redb {
+    use super::*;
+    use laissez_ledger::{RedbLedger, RedbOptions};
+
+    fn open(dir: &tempfile::TempDir, clock: &TestClock) -> RedbLedger {
+        let path = dir.path().join("uses.redb");
+        RedbLedger::open_with_test_clock(path, RedbOptions::default(), clock).unwrap()
+    }
+
+    /// An ordinary commit: a begin of a new cti that expires long after everything here. Its
+    /// batch collects what is due, as every committed batch does.
+    fn commit(ledger: &RedbLedger) {
+        granted(
+            ledger
+                .begin_blocking(&at(&fresh_cti(), "tick", T + 3600))
+                .unwrap(),
+        );
+    }
+
+    #[test]
+    fn redb_batch_commits_collect_exactly_when_the_grace_runs_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = TestClock::at_ms((T - 100) * 1000);
+        let ledger = open(&dir, &clock);
+        let (kept, witness) = (fresh_cti(), fresh_cti());
+        granted(ledger.begin_blocking(&at(&kept, "m", T)).unwrap());
+        granted(ledger.begin_blocking(&at(&witness, "m", T - 1)).unwrap());
+        let held = ledger.usage_blocking(&kept).unwrap();
+        assert_eq!(held.granted, 1);
+
+        // The last millisecond of the grace: this commit collects the witness, a second past
+        // its own grace, and keeps `kept`, as does the next one.
+        clock.set_ms(last_kept_ms(T));
+        commit(&ledger);
+        assert_eq!(ledger.usage_blocking(&witness).unwrap(), Usage::default());
+        assert_eq!(ledger.usage_blocking(&kept).unwrap(), held);
+        commit(&ledger);
+        assert_eq!(ledger.usage_blocking(&kept).unwrap(), held);
+
+        // One millisecond later the grace has run out. Reading commits nothing, so collects
+        // nothing; the next commit does.
+        clock.set_ms(last_kept_ms(T) + 1);
+        assert_eq!(ledger.usage_blocking(&kept).unwrap(), held);
+        commit(&ledger);
+        assert_eq!(ledger.usage_blocking(&kept).unwrap(), Usage::default());
+    }
+
+    #[test]
+    fn redb_batch_commits_keep_what_a_later_expiry_extended() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = TestClock::at_ms((T - 100) * 1000);
+        let ledger = open(&dir, &clock);
+        let cti = fresh_cti();
+        // Message m asked under T, message n under T + 5: m's entry is due first, the count
+        // (asked under both) goes with the later one.
+        granted(ledger.begin_blocking(&at(&cti, "m", T)).unwrap());
+        granted(ledger.begin_blocking(&at(&cti, "n", T + 5)).unwrap());
+
+        clock.set_ms(last_kept_ms(T) + 1);
+        commit(&ledger);
+        let usage = ledger.usage_blocking(&cti).unwrap();
+        assert_eq!(usage.granted, 2, "the count went with its first expiry");
+        let ids: Vec<&str> = usage.messages.iter().map(|m| &*m.message_id).collect();
+        assert_eq!(ids, ["n"]);
+
+        clock.set_ms(last_kept_ms(T + 5));
+        commit(&ledger);
+        assert_eq!(ledger.usage_blocking(&cti).unwrap(), usage);
+        clock.set_ms(last_kept_ms(T + 5) + 1);
+        commit(&ledger);
+        assert_eq!(ledger.usage_blocking(&cti).unwrap(), Usage::default());
+    }
+
+    #[test]
+    fn redb_batch_commits_collect_a_chain_by_each_envelopes_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = TestClock::at_ms((T - 100) * 1000);
+        let ledger = open(&dir, &clock);
+        let (root, child) = (fresh_cti(), fresh_cti());
+        // The root outlives its child by 5 s; its count (charged by the child's use) with it.
+        let up = [Ancestor {
+            cti: &root,
+            max_uses: 5,
+            expires_at: T + 5,
+        }];
+        let mut r = at(&child, "m", T);
+        r.ancestors = &up;
+        granted(ledger.begin_blocking(&r).unwrap());
+        assert_eq!(ledger.usage_blocking(&root).unwrap().granted, 1);
+
+        clock.set_ms(last_kept_ms(T) + 1);
+        commit(&ledger);
+        assert_eq!(
+            ledger.usage_in_blocking(&[root], &child).unwrap(),
+            Usage::default()
+        );
+        assert_eq!(ledger.usage_blocking(&root).unwrap().granted, 1);
+
+        clock.set_ms(last_kept_ms(T + 5) + 1);
+        commit(&ledger);
+        assert_eq!(ledger.usage_blocking(&root).unwrap(), Usage::default());
+    }
 }
 
-#[cfg(feature = "redis")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_entries_vanish_after_the_grace() {
-    use laissez_ledger::UseLedger;
-    let ledger = redis_ledger().await;
-    let cti = fresh_cti();
-    let mut r = req(&cti, "m", 5, WRITE);
-    r.expires_at = expiring_in(Duration::from_secs(2));
-    granted(ledger.begin(&r).await.unwrap());
-    let ledger = &ledger;
-    wait_until_gone(
-        r.expires_at,
-        || async move { ledger.usage(&cti).await.unwrap() },
-    )
-    .await;
+/// Begins of new ctis (each may sweep) until `gone` has been swept, checking that `kept` was
+/// not: far more begins than one sweep period (1024) needs.
+fn begin_until_swept(ledger: &MemoryLedger, gone: &Cti, kept: Option<(&Cti, &Usage)>) {
+    for _ in 0..10_000 {
+        if let Some((cti, held)) = kept {
+            assert_eq!(&ledger.usage(cti), held, "swept inside its grace");
+        }
+        if ledger.usage(gone) == Usage::default() {
+            return;
+        }
+        granted(
+            ledger
+                .begin_blocking(&at(&fresh_cti(), "tick", T + 3600))
+                .unwrap(),
+        );
+    }
+    panic!("never swept");
+}
+
+/// The memory ledger sweeps in `begin`, every so many begins, by the same rule.
+#[test]
+fn memory_sweeps_in_begin_exactly_when_the_grace_runs_out() {
+    let clock = TestClock::at_ms((T - 100) * 1000);
+    let ledger = MemoryLedger::with_test_clock(&clock);
+    let (kept, witness) = (fresh_cti(), fresh_cti());
+    granted(ledger.begin_blocking(&at(&kept, "m", T)).unwrap());
+    granted(ledger.begin_blocking(&at(&witness, "m", T - 1)).unwrap());
+    let held = ledger.usage(&kept);
+    assert_eq!(held.granted, 1);
+    // The last millisecond of the grace: sweeps take the witness and keep `kept`.
+    clock.set_ms(last_kept_ms(T));
+    begin_until_swept(&ledger, &witness, Some((&kept, &held)));
+    assert_eq!(ledger.usage(&kept), held);
+    // One millisecond later, the next sweep takes it.
+    clock.set_ms(last_kept_ms(T) + 1);
+    begin_until_swept(&ledger, &kept, None);
+}
+
+#[cfg(all(feature = "services", feature = "redis"))]
+mod redis_expiry {
+    use super::*;
+    use laissez_ledger::{RedisLedger, UseLedger};
+    use redis::aio::MultiplexedConnection;
+
+    /// The key's expiry in unix milliseconds (`PEXPIRETIME`, Redis 7): -1 without one, -2
+    /// when there is no key.
+    async fn expiry_ms(conn: &mut MultiplexedConnection, key: &str) -> i64 {
+        redis::cmd("PEXPIRETIME")
+            .arg(key)
+            .query_async(conn)
+            .await
+            .unwrap()
+    }
+
+    /// What the begin script sets: `EXPIREAT key (expires_at + grace)`, whole seconds.
+    fn set_by_script(expires_at: u64) -> i64 {
+        i64::try_from((expires_at + GRACE) * 1000).unwrap()
+    }
+
+    /// Every key under `root`'s hash tag (the whole chain's records).
+    async fn chain_keys(
+        ledger: &RedisLedger,
+        conn: &mut MultiplexedConnection,
+        root: &Cti,
+    ) -> Vec<String> {
+        let pattern = format!("{}*", ledger.key_for(root));
+        let mut keys = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(conn)
+                .await
+                .unwrap();
+            keys.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        keys.sort();
+        keys
+    }
+
+    #[tokio::test]
+    async fn redis_keys_expire_exactly_the_grace_past_the_latest_expiry() {
+        let ledger = redis_ledger().await;
+        let client = redis::Client::open(redis_url()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let (root, child) = (fresh_cti(), fresh_cti());
+        let (root_key, child_key) = (ledger.key_for(&root), ledger.key_in(&[root], &child));
+        // The server's clock decides `Expired`: real expiries, well ahead.
+        let exp = now_secs() + 600;
+        let begin = |id: &'static str, leaf_exp: u64, root_exp: u64| {
+            let ledger = &ledger;
+            async move {
+                let up = [Ancestor {
+                    cti: &root,
+                    max_uses: 5,
+                    expires_at: root_exp,
+                }];
+                let mut r = at(&child, id, leaf_exp);
+                r.ancestors = &up;
+                granted(ledger.begin(&r).await.unwrap())
+            }
+        };
+
+        // Each key by its own envelope's expiry.
+        let (_, lease, _) = begin("m", exp, exp + 100).await;
+        assert_eq!(expiry_ms(&mut conn, &child_key).await, set_by_script(exp));
+        assert_eq!(
+            expiry_ms(&mut conn, &root_key).await,
+            set_by_script(exp + 100)
+        );
+        // A later expiry moves both; an earlier one moves neither.
+        begin("n", exp + 50, exp + 150).await;
+        begin("o", exp - 50, exp + 50).await;
+        assert_eq!(
+            expiry_ms(&mut conn, &child_key).await,
+            set_by_script(exp + 50)
+        );
+        assert_eq!(
+            expiry_ms(&mut conn, &root_key).await,
+            set_by_script(exp + 150)
+        );
+        // Settling rewrites an entry and keeps the expiry.
+        ledger.complete(&child, "m", &lease).await.unwrap();
+        assert_eq!(
+            expiry_ms(&mut conn, &child_key).await,
+            set_by_script(exp + 50)
+        );
+        // The chain has these two keys and no other, so nothing of it outlives them.
+        let mut both = vec![root_key, child_key];
+        both.sort();
+        assert_eq!(chain_keys(&ledger, &mut conn, &root).await, both);
+    }
 }

@@ -6,6 +6,7 @@ use super::keys::{
     KIND_CHARGE, KIND_COUNTER, KIND_ENTRY, charge_key, entry_key, expiry_key, path_key,
 };
 use super::{Answer, CHARGES, COUNTERS, ENTRIES, EXPIRY, EXPIRY_BY_KIND, Op, Reply, storage_error};
+use crate::clock::Clock;
 use crate::path::ChainPath;
 use crate::state::{self, AncestorView, Entry};
 use crate::{Begin, LeaseToken, LedgerError, MessageUse, Usage};
@@ -26,9 +27,14 @@ struct Tables<'t> {
     legacy_expiry: Table<'t, &'static [u8], ()>,
 }
 
-/// Applies a batch in one write transaction. The outer error fails the whole batch (nothing
-/// of it is committed); inner errors are per operation.
-pub(super) fn run_batch(db: &Database, ops: &[&Op]) -> Result<Vec<Reply>, LedgerError> {
+/// Applies a batch in one write transaction, reading the time from `clock` (the system clock
+/// outside tests). The outer error fails the whole batch (nothing of it is committed); inner
+/// errors are per operation.
+pub(super) fn run_batch(
+    db: &Database,
+    ops: &[&Op],
+    clock: &Clock,
+) -> Result<Vec<Reply>, LedgerError> {
     let mut txn: WriteTransaction = db.begin_write().map_err(storage_error)?;
     txn.set_durability(Durability::Immediate)
         .map_err(|e| LedgerError::unavailable("redb", e))?;
@@ -43,14 +49,14 @@ pub(super) fn run_batch(db: &Database, ops: &[&Op]) -> Result<Vec<Reply>, Ledger
             legacy_expiry: txn.open_table(EXPIRY).map_err(storage_error)?,
         };
         for op in ops {
-            let now_ms = state::now_ms();
+            let now_ms = clock.now_ms();
             let (reply, wrote) = apply(&mut t, op, now_ms)?;
             dirty |= wrote;
             replies.push(reply);
         }
         // Collect a little on every commit that is paid for anyway.
         if dirty {
-            collect(&mut t, state::now_ms() / 1000, COLLECT_PER_BATCH)?;
+            collect(&mut t, clock.now_ms() / 1000, COLLECT_PER_BATCH)?;
         }
     }
     if dirty {

@@ -24,6 +24,7 @@ mod revocations;
 
 use batch::run_batch;
 
+use crate::clock::Clock;
 use crate::path::ChainPath;
 use crate::{Begin, Cti, LeaseToken, LedgerError, Outcome, Usage, UseLedger};
 
@@ -165,13 +166,34 @@ impl RedbLedger {
 
     /// Opens (creating if needed) the ledger file at `path`.
     pub fn open_with(path: impl AsRef<Path>, options: RedbOptions) -> Result<Self, LedgerError> {
-        let db = Arc::new(open_database(path.as_ref(), &options)?);
+        Self::open_with_clock(path.as_ref(), &options, Clock::System)
+    }
+
+    /// Opens the ledger file at `path` like [`RedbLedger::open_with`], its batches reading
+    /// `clock` instead of the system clock, for tests (feature `test-clock`, which only this
+    /// crate's own tests enable: see `src/clock.rs`). Another process's ledger on the same
+    /// file keeps its own clock.
+    #[cfg(feature = "test-clock")]
+    pub fn open_with_test_clock(
+        path: impl AsRef<Path>,
+        options: RedbOptions,
+        clock: &crate::TestClock,
+    ) -> Result<Self, LedgerError> {
+        Self::open_with_clock(path.as_ref(), &options, Clock::Test(clock.clone()))
+    }
+
+    fn open_with_clock(
+        path: &Path,
+        options: &RedbOptions,
+        clock: Clock,
+    ) -> Result<Self, LedgerError> {
+        let db = Arc::new(open_database(path, options)?);
         let (jobs, rx) = mpsc::channel();
         let max_batch = options.max_batch.max(1);
         let writer_db = db.clone();
         let writer = std::thread::Builder::new()
             .name("laissez-ledger-redb".into())
-            .spawn(move || run_writer(&writer_db, &rx, max_batch))
+            .spawn(move || run_writer(&writer_db, &rx, max_batch, &clock))
             .map_err(|e| LedgerError::unavailable("redb", e))?;
         Ok(Self {
             db,
@@ -397,7 +419,7 @@ fn open_database(path: &Path, options: &RedbOptions) -> Result<Database, LedgerE
     Ok(db)
 }
 
-fn run_writer(db: &Database, jobs: &mpsc::Receiver<Job>, max_batch: usize) {
+fn run_writer(db: &Database, jobs: &mpsc::Receiver<Job>, max_batch: usize, clock: &Clock) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < max_batch {
@@ -407,7 +429,7 @@ fn run_writer(db: &Database, jobs: &mpsc::Receiver<Job>, max_batch: usize) {
             }
         }
         let ops: Vec<&Op> = batch.iter().map(|j| &j.op).collect();
-        match run_batch(db, &ops) {
+        match run_batch(db, &ops, clock) {
             Ok(replies) => {
                 for (job, reply) in batch.into_iter().zip(replies) {
                     job.reply.send(reply);
