@@ -7,8 +7,10 @@
 use std::time::Duration;
 
 use laissez_ledger::{MemoryLedger, NotGranted, Outcome, UseRequest};
-use laissez_sign::{EnvelopeBuilder, SecretKey, delegate};
-use laissez_verify::{ActionClass, Presented, Reason, Request, TrustedKey, Verifier};
+use laissez_sign::{EnvelopeBuilder, Invocation, SecretKey, delegate};
+use laissez_verify::{
+    ActionClass, Allowed, Call, Presented, Reason, Request, TrustedKey, Verifier,
+};
 
 const AUD: &str = "billing";
 const TOOL: &str = "crm.ticket.read";
@@ -18,7 +20,7 @@ fn key(seed: u8) -> SecretKey {
     SecretKey::from_seed(&[seed; 32]).unwrap()
 }
 
-/// A root (max_uses 3) holder-bound to agent 2, and its bearer child (max_uses 2).
+/// A root (max_uses 3) holder-bound to agent 2, and its child (max_uses 2) bound to agent 3.
 fn chain() -> Vec<Vec<u8>> {
     let root = EnvelopeBuilder::new("planner")
         .audience(AUD)
@@ -32,20 +34,39 @@ fn chain() -> Vec<Vec<u8>> {
         .audience(AUD)
         .tool("crm.ticket.*")
         .max_uses(2)
-        .ttl_secs(300);
+        .ttl_secs(300)
+        .holder(key(3).public_key());
     let signed = delegate(&key(2), &[root.as_bytes()], child).unwrap();
     signed.links().iter().map(|l| l.to_vec()).collect()
 }
 
+/// The gate's answer for the call `id` of `tool` under the chain, with agent 3's invocation.
+fn decide<'a>(
+    links: &'a [&'a [u8]],
+    tool: &'a str,
+    id: &'a str,
+    invocation: &'a mut Vec<u8>,
+) -> Allowed<'a> {
+    let keys = [TrustedKey::from_bytes(key(1).public_key().as_bytes()).unwrap()];
+    let now = laissez_sign::unix_now();
+    let leaf = links[links.len() - 1];
+    let call = Call::new(leaf, AUD, id, tool, ActionClass::Read, b"").unwrap();
+    *invocation = Invocation::sign(&key(3), leaf, &call, now)
+        .unwrap()
+        .into_bytes();
+    let request = Request::new(tool, ActionClass::Read).unwrap();
+    let presented = Presented::new(links)
+        .request(request)
+        .call(id, b"")
+        .invocation(Ok(invocation.as_slice()));
+    Verifier::new(&keys, AUD).decide(&presented, now).unwrap()
+}
+
 /// Asks the gate about message `id`, and spends it now: the use number or why not.
 async fn spend(ledger: &MemoryLedger, links: &[Vec<u8>], id: &str) -> Result<u64, NotGranted> {
-    let keys = [TrustedKey::from_bytes(key(1).public_key().as_bytes()).unwrap()];
     let links: Vec<&[u8]> = links.iter().map(Vec::as_slice).collect();
-    let request = Request::new(TOOL, ActionClass::Read).unwrap();
-    let presented = Presented::new(&links).request(request).call(id, b"");
-    let allowed = Verifier::new(&keys, AUD)
-        .decide(&presented, laissez_sign::unix_now())
-        .unwrap();
+    let mut invocation = Vec::new();
+    let allowed = decide(&links, TOOL, id, &mut invocation);
     let uses = allowed.uses();
     UseRequest::new(&uses, id, TOOL, ActionClass::Read, 5, LEASE)
         .spend_now(ledger)
@@ -79,13 +100,9 @@ async fn a_chains_use_spends_every_envelope_and_a_refusal_says_the_reason() {
 async fn a_released_use_is_taken_over_with_its_number_and_a_completed_one_is_replayed() {
     let ledger = MemoryLedger::new();
     let links = chain();
-    let keys = [TrustedKey::from_bytes(key(1).public_key().as_bytes()).unwrap()];
     let borrowed: Vec<&[u8]> = links.iter().map(Vec::as_slice).collect();
-    let request = Request::new(TOOL, ActionClass::Read).unwrap();
-    let presented = Presented::new(&borrowed).request(request).call("m1", b"");
-    let allowed = Verifier::new(&keys, AUD)
-        .decide(&presented, laissez_sign::unix_now())
-        .unwrap();
+    let mut invocation = Vec::new();
+    let allowed = decide(&borrowed, TOOL, "m1", &mut invocation);
     let uses = allowed.uses();
     let use_request = UseRequest::new(&uses, "m1", TOOL, ActionClass::Read, 5, LEASE);
     let held = use_request.hold(&ledger).await.unwrap();
@@ -108,14 +125,10 @@ async fn a_message_id_spent_on_another_call_is_a_replay_that_says_so() {
     let ledger = MemoryLedger::new();
     let links = chain();
     assert_eq!(spend(&ledger, &links, "m1").await, Ok(1));
-    let keys = [TrustedKey::from_bytes(key(1).public_key().as_bytes()).unwrap()];
     let borrowed: Vec<&[u8]> = links.iter().map(Vec::as_slice).collect();
     let other = "crm.ticket.list";
-    let request = Request::new(other, ActionClass::Read).unwrap();
-    let presented = Presented::new(&borrowed).request(request).call("m1", b"");
-    let allowed = Verifier::new(&keys, AUD)
-        .decide(&presented, laissez_sign::unix_now())
-        .unwrap();
+    let mut invocation = Vec::new();
+    let allowed = decide(&borrowed, other, "m1", &mut invocation);
     let refused = UseRequest::new(&allowed.uses(), "m1", other, ActionClass::Read, 5, LEASE)
         .spend_now(&ledger)
         .await
