@@ -8,10 +8,10 @@ use std::error::Error;
 use std::io::Write;
 use std::time::Duration;
 
-use laissez_ledger::{Ancestor, Begin, Outcome, RedbLedger};
+use laissez_ledger::{NotGranted, RedbLedger, UseRequest};
 use laissez_sign::{EnvelopeBuilder, Invocation, SecretKey, parse_classes, unix_now};
 use laissez_verify::{
-    ActionClass, Denial, Reason, Request, RevocationSet, ToolCatalogue as _, TrustedKey, Verifier,
+    ActionClass, Denial, Presented, Reason, Request, RevocationSet, TrustedKey, Verifier,
 };
 
 mod tour;
@@ -57,8 +57,9 @@ struct Worker<'k> {
     revocations: Option<&'k RevocationSet>,
 }
 
-/// The decision of one call: `Ok(use number)` or the verifier's [`Denial`] (or a ledger
-/// answer as its [`Reason`]).
+/// The decision of one call: `Ok(use number)` or why not. The worker's part is reading
+/// what came with the message into a [`Presented`] call; the gate decides
+/// ([`Verifier::decide`]) and the ledger spends what it allowed ([`UseRequest`]).
 fn decide(
     call: &Call<'_>,
     worker: &Worker<'_>,
@@ -75,99 +76,61 @@ fn decide(
         leaf[middle] ^= 0x01;
     }
     let links: Vec<&[u8]> = links.iter().map(Vec::as_slice).collect();
-    let leaf = links.last().copied().unwrap_or_default();
     let mut verifier = Verifier::new(worker.keys, call.queue).with_approvers(worker.approvers)?;
     if let Some(held) = worker.revocations {
         verifier = verifier.with_revocations(held);
     }
-    // The class is the worker's: the catalogue's, never the publisher's label.
-    let Some(class) = CATALOGUE.class_of(call.tool) else {
-        // A tool this worker does not run: the envelope's checks say why (unknown_tool).
-        let request = Request::from_catalogue(call.tool, &CATALOGUE)?;
-        let denial = verifier
-            .authenticate_chain(&links)
-            .and_then(|chain| verifier.check_chain(&chain, now, Some(&request)))
-            .err()
-            .unwrap_or(Denial::UnknownTool);
-        return Ok(Err(Refusal::Verifier(denial)));
+    // The call as the worker received it: the chain (root first, the leaf last), the tool
+    // with the catalogue's class (never the publisher's label; a tool it does not list is
+    // `unknown_tool`), the message id, the body, the holder's invocation and the approvals.
+    let request = Request::from_catalogue(call.tool, &CATALOGUE)?;
+    let mut presented = Presented::new(&links)
+        .request(request)
+        .call(call.message_id, call.body)
+        .approvals(call.approvals);
+    if let Some(invocation) = call.invocation {
+        presented = presented.invocation(Ok(invocation));
+    }
+    let allowed = match verifier.decide(&presented, now) {
+        Ok(allowed) => allowed,
+        Err(refused) => return Ok(Err(Refusal::Gate(*refused.denial()))),
     };
-    // The call as the worker received it: this (leaf) envelope, its own queue, the message
-    // id, the tool, the catalogue's class and the body. A holder-bound envelope needs the
-    // holder's invocation over exactly this call, and a class that needs approval people's
-    // approvals of exactly this call. A delegated envelope comes with its chain, root first.
-    let received = laissez_verify::Call::new(
-        leaf,
-        call.queue,
+    let Some(class) = request.class() else {
+        return Ok(Err(Refusal::Gate(Denial::UnknownTool)));
+    };
+    // Allowed: spend the use (of every envelope of the chain) before "running" the tool.
+    let uses = allowed.uses();
+    let spend = UseRequest::new(
+        &uses,
         call.message_id,
         call.tool,
         class,
-        call.body,
-    )?;
-    let attached = laissez_verify::Attached::new(call.invocation, call.approvals);
-    let verified = match verifier.authenticate_chain(&links).and_then(|chain| {
-        verifier
-            .check_chain_call(&chain, now, &received, attached)
-            .map(|_| chain)
-    }) {
-        Ok(chain) => chain,
-        Err(denial) => return Ok(Err(Refusal::Verifier(denial))),
-    };
-    let claims = verified.leaf().claims();
-    let leeway = verifier.policy().leeway();
-    // Every envelope of the chain but the leaf: each spends a use with it.
-    let ancestors: Vec<Ancestor<'_>> = verified
-        .iter()
-        .take(verified.len() - 1)
-        .map(|e| Ancestor {
-            cti: e.claims().cti(),
-            max_uses: e.claims().max_uses(),
-            expires_at: e.claims().exp() + leeway,
-        })
-        .collect();
-    // Every check passed: spend the use in the embedded ledger before "running" the tool.
-    let begin = Begin {
-        cti: claims.cti(),
-        message_id: call.message_id,
-        max_uses: claims.max_uses(),
-        expires_at: claims.exp() + leeway,
-        lease: Duration::from_secs(30),
-        tool: call.tool,
-        class,
-        ancestors: &ancestors,
-    };
-    Ok(match ledger.begin_blocking(&begin)? {
-        Outcome::Granted {
-            use_number, lease, ..
-        } => {
-            ledger.complete_blocking(claims.cti(), call.message_id, &lease)?;
-            Ok(use_number)
-        }
-        Outcome::Replayed => Err(Refusal::Ledger(Reason::Replayed)),
-        Outcome::Exhausted => Err(Refusal::Ledger(Reason::UsesExhausted)),
-        Outcome::Abandoned => Err(Refusal::Ledger(Reason::Abandoned)),
-        Outcome::InFlight => Err(Refusal::Ledger(Reason::InFlight)),
-        // An answer this version does not know: not run, as if the ledger were unreachable.
-        _ => Err(Refusal::Ledger(Reason::LedgerUnavailable)),
-    })
+        verifier.policy().leeway(),
+        Duration::from_secs(30),
+    );
+    Ok(
+        match futures_lite::future::block_on(spend.spend_now(ledger)) {
+            Ok(use_number) => Ok(use_number),
+            Err(NotGranted::Failed(error)) if error.reason().requeues() => return Err(error.into()),
+            Err(not_granted) => Err(Refusal::Ledger(not_granted.reason())),
+        },
+    )
 }
 
 /// Why a call did not run.
 enum Refusal {
-    Verifier(Denial),
+    Gate(Denial),
     Ledger(Reason),
 }
 
 impl Refusal {
-    /// The reason, and for an invocation that signs another call, which field differs.
+    /// The reason, and what the gate's detail says besides.
     fn text(&self) -> String {
         match self {
-            Refusal::Verifier(Denial::InvocationMismatch(field)) => {
-                format!("{} ({})", Reason::InvocationMismatch, field.code())
+            Refusal::Gate(denial) if !denial.detail().is_empty() => {
+                format!("{} ({})", denial.reason(), denial.detail())
             }
-            Refusal::Verifier(Denial::ApprovalRequired { counted, needed }) => {
-                format!("{} ({counted} of {needed})", Reason::ApprovalRequired)
-            }
-            Refusal::Verifier(denial) => denial.reason().to_string(),
+            Refusal::Gate(denial) => denial.reason().to_string(),
             Refusal::Ledger(reason) => reason.to_string(),
         }
     }

@@ -35,7 +35,10 @@ fn the_quickstart_shows_every_decision() {
     assert_eq!(decision("replayed"), "DENIED   replayed");
     // Holder binding: only the agent's own invocation makes a call of the bound envelope.
     assert_eq!(decision("the agent's call"), "ALLOWED  use 1 of 2");
-    assert_eq!(decision("copied envelope"), "DENIED   invocation_required");
+    assert_eq!(
+        decision("copied envelope"),
+        "DENIED   invocation_required (holder_bound)"
+    );
     assert_eq!(
         decision("copied invocation"),
         "DENIED   invocation_mismatch (message_id)"
