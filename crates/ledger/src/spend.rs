@@ -221,6 +221,8 @@ impl std::fmt::Display for NotGranted {
     }
 }
 
+impl std::error::Error for NotGranted {}
+
 impl Outcome {
     /// The contract's reason for an answer that is not a grant; `None` for a grant.
     /// [`Outcome::OtherCall`] is `replayed` (detail `message_id_spent_on_another_call`): to
