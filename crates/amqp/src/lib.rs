@@ -72,6 +72,7 @@
 //! quorum). The [`sidecar`] module is `laissez consume`. See `docs/amqp.md` in the repository.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod admit;
 pub mod approvals;
 mod audit;
 pub mod chain_header;

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use laissez_ledger::{HeldUse, UseLedger};
 use laissez_verify::ActionClass;
-use lapin::{Acker, BasicProperties};
+use lapin::BasicProperties;
 use tokio::sync::watch;
 
 use crate::config::OnHandlerError;
 use crate::handler::Disposition;
-use crate::settle::{Broker, Settlement, settle};
-use crate::shared::{Counters, Shared};
+use crate::settle::{Settlement, Settling, settle};
+use crate::shared::Counters;
 use crate::telemetry::{self, LedgerOp, RequeueCause};
 
 /// What becomes of an allowed delivery once its handler returned: decided by [`plan`] from
@@ -52,17 +52,19 @@ pub(crate) fn plan(
 /// Carries out the [`plan`] for the handler's outcome: complete then settle on success;
 /// release then requeue when asked; dead-letter (or requeue, when so configured and not
 /// destructive) on failure.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn after_handler<L: UseLedger, H>(
-    shared: &Shared<L, H>,
-    broker: &Broker,
-    acker: &Acker,
+    here: &Settling<'_, L, H>,
     held: HeldUse<'_, L>,
     class: ActionClass,
     outcome: Result<Disposition, String>,
     kept: Option<(BasicProperties, Vec<u8>)>,
-    stop: &watch::Receiver<bool>,
 ) {
+    let Settling {
+        shared,
+        broker,
+        acker,
+        ..
+    } = *here;
     let id = held.message_id().to_owned();
     let cti = hex::encode(held.cti());
     if let Err(error) = &outcome {
@@ -85,7 +87,7 @@ pub(crate) async fn after_handler<L: UseLedger, H>(
         }
         Plan::Requeue(after, cause) => {
             let requeue = Requeue { after, kept, cause };
-            requeue_after(shared, broker, acker, held, requeue, stop).await;
+            requeue_after(here, held, requeue).await;
         }
         Plan::DeadLetter => settle(broker, acker, &id, Settlement::DeadLetter).await,
     }
@@ -96,13 +98,16 @@ pub(crate) async fn after_handler<L: UseLedger, H>(
 /// Without one the worker holds the message for `after`, as the handler asked, then releases
 /// and requeues it.
 async fn requeue_after<L: UseLedger, H>(
-    shared: &Shared<L, H>,
-    broker: &Broker,
-    acker: &Acker,
+    here: &Settling<'_, L, H>,
     held: HeldUse<'_, L>,
     requeue: Requeue,
-    stop: &watch::Receiver<bool>,
 ) {
+    let Settling {
+        shared,
+        broker,
+        acker,
+        stop,
+    } = *here;
     let Requeue { after, kept, cause } = requeue;
     shared.count_requeue(cause);
     let id = held.message_id().to_owned();

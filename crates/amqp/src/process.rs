@@ -4,68 +4,24 @@
 //! is one [`Verdict`] ([`crate::decide`]), reported and settled in one place.
 
 use std::panic::AssertUnwindSafe;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use futures_lite::FutureExt as _;
-use laissez_ledger::{HeldUse, UseLedger, UseRequest};
-use laissez_verify::{
-    ActionClass, Kid, OwnedClaims, Presented, ToolCatalogue as _, UntrustedEnvelope,
-};
+use laissez_ledger::UseLedger;
 use lapin::message::Delivery;
-use lapin::{Acker, BasicProperties};
+use lapin::BasicProperties;
 use tokio::sync::watch;
 
+use crate::admit::{Admission, Admitted, Report, admit};
 use crate::audit;
-use crate::decide::{Facts, Verdict, decide};
+use crate::decide::{Verdict, decide};
 use crate::decision::Decision;
 use crate::handler::{Authorized, Handler, Message};
 use crate::headers;
 use crate::outcome::{after_handler, release};
-use crate::settle::{Broker, Settlement, settle};
+use crate::settle::{Broker, Settlement, Settling, settle};
 use crate::shared::{Counters, Shared};
-use crate::telemetry::{self, LedgerOp, RequeueCause};
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// What is known of a delivery for its report, as far as it got.
-#[derive(Default)]
-struct Report {
-    /// The observer's decision: message id, tool, class, and once known the cti and agent.
-    decision: Option<Decision>,
-    class_header: Option<ActionClass>,
-    /// The kid the root names (authentic only once verified).
-    kid: Option<Kid>,
-    /// The cti and agent the leaf claims, for denials before its signature held.
-    claimed: Option<(String, String)>,
-    /// The chain's agents, root first (one when not delegated): what the links claim until
-    /// the chain verified, authentic after.
-    chain_agents: Vec<String>,
-}
-
-/// A delivery the gate allowed and the ledger granted: what the handler gets.
-struct Admitted<'l, L> {
-    held: HeldUse<'l, L>,
-    kid: Kid,
-    claims: OwnedClaims,
-    tool: String,
-    class: ActionClass,
-    /// The approvers whose approvals counted (`docs/spec.md` §12).
-    approved_by: Vec<Kid>,
-}
-
-/// How far a delivery got.
-enum Admission<'l, L> {
-    /// Run the handler.
-    Run(Admitted<'l, L>),
-    /// Not run: denied or requeued.
-    Stopped(Facts),
-    /// The channel died: the broker redelivers; nothing was spent (or the use was released).
-    ChannelLost,
-}
+use crate::telemetry::RequeueCause;
 
 /// The parts of a delivery the handler gets.
 struct Parts {
@@ -108,15 +64,14 @@ pub(crate) async fn process<L: UseLedger, H: Handler>(
             return;
         }
     }
-    let mut report = Report {
-        decision: Some(Decision::new(headers::message_id(&properties))),
-        ..Report::default()
+    let (admission, report) = admit(shared, &properties, &data, &acker).await;
+    let here = Settling {
+        shared,
+        broker,
+        acker: &acker,
+        stop: &stop,
     };
-    let admission = admit(shared, &properties, &data, &acker, &mut report).await;
-    let mut decision = report
-        .decision
-        .take()
-        .unwrap_or_else(|| Decision::new(None));
+    let mut decision = report.decision.clone();
     let retry_key = format!("{}:{id}", decision.cti.as_deref().unwrap_or(""));
     let facts = match admission {
         Admission::ChannelLost => return,
@@ -129,10 +84,7 @@ pub(crate) async fn process<L: UseLedger, H: Handler>(
                 routing_key: routing_key.to_string(),
                 redelivered,
             };
-            run(
-                shared, broker, &acker, admitted, decision, report, parts, &stop,
-            )
-            .await;
+            run(&here, admitted, report, parts).await;
             return;
         }
         Admission::Stopped(facts) => facts,
@@ -146,7 +98,7 @@ pub(crate) async fn process<L: UseLedger, H: Handler>(
             decision.allowed = false;
             decision.reason = Some(reason);
             decision.detail = (!detail.is_empty()).then(|| detail.into_owned());
-            deny(shared, broker, &acker, &decision, &report).await;
+            deny(&here, &decision, &report).await;
         }
         Verdict::Requeue(reason, warning) => {
             shared.meters.undecided(received_at.elapsed());
@@ -176,161 +128,14 @@ pub(crate) async fn process<L: UseLedger, H: Handler>(
     }
 }
 
-/// Reads the headers, asks the gate, and holds the use: the handler's admission or the facts
-/// that stop the delivery. `report` gathers what the report of a refusal needs, step by step.
-async fn admit<'l, L: UseLedger, H>(
-    shared: &'l Shared<L, H>,
-    properties: &BasicProperties,
-    body: &[u8],
-    acker: &Acker,
-    report: &mut Report,
-) -> Admission<'l, L> {
-    let call = match headers::read_headers(properties) {
-        Ok(call) => call,
-        Err(error) => return Admission::Stopped(Facts::Headers(error)),
-    };
-    let tools = &shared.config.tools;
-    report.class_header = call.class_header;
-    let links = call.links();
-    let approvals: Vec<&[u8]> = call.approvals.iter().map(|a| &a[..]).collect();
-    // The trusted key is the root's: the first of `laissez-chain`, else the envelope.
-    report.kid = Presented::new(&links).claimed_kid();
-    let presented = call.presented(&links, &approvals, body, tools);
-    if let Some(decision) = &mut report.decision {
-        decision.tool = Some(call.tool.to_owned());
-        // The decision reports the catalogue's class, even when the header contradicts it.
-        decision.class = tools.class_of(call.tool);
-    }
-    let presented = match presented {
-        Ok(presented) => presented,
-        Err(error) => return Admission::Stopped(Facts::Headers(error)),
-    };
-    // The verifier holds the revocations' lock and is not Send: decide, and copy out what is
-    // needed, before any await.
-    let now = unix_now();
-    let leeway = shared.config.policy.leeway();
-    let decided = {
-        let verifier = shared.verifier();
-        verifier.decide(&presented, now)
-    };
-    let allowed = match decided {
-        Ok(allowed) => allowed,
-        Err(refused) => {
-            let denial = *refused.denial();
-            match refused.chain() {
-                // Time, audience, the call or its invocation failed after the signatures held:
-                // the ids and agents are authentic.
-                Some(chain) if denial.reason().after_signature() => {
-                    let leaf = chain.leaf().claims();
-                    if let Some(decision) = &mut report.decision {
-                        decision.cti = Some(hex::encode(leaf.cti()));
-                        decision.agent = Some(leaf.sub().to_owned());
-                    }
-                    report.chain_agents =
-                        chain.iter().map(|e| e.claims().sub().to_owned()).collect();
-                }
-                _ if !matches!(denial, laissez_verify::Denial::Malformed(_)) => {
-                    claimed(&call.envelope, &links, report);
-                }
-                _ => {}
-            }
-            return Admission::Stopped(Facts::Refused(denial));
-        }
-    };
-    let leaf = allowed.leaf().claims();
-    let claims = leaf.to_owned_claims();
-    report.chain_agents = allowed
-        .chain()
-        .iter()
-        .map(|e| e.claims().sub().to_owned())
-        .collect();
-    if let Some(decision) = &mut report.decision {
-        decision.cti = Some(hex::encode(claims.cti));
-        decision.agent = Some(claims.sub.clone());
-    }
-    let Some(class) = tools.class_of(call.tool) else {
-        // The gate denies a tool the catalogue does not list; never spend without a class.
-        return Admission::Stopped(Facts::Refused(laissez_verify::Denial::UnknownTool));
-    };
-    // A value the handler cannot be given is refused here, before a use is spent for it.
-    if shared.config.refuse_nul {
-        if call.message_id.contains('\0') {
-            return Admission::Stopped(Facts::Unpassable("nul_in_message_id"));
-        }
-        let claimed = [Some(&claims.sub), claims.obo.as_ref(), claims.sid.as_ref()];
-        if claimed
-            .into_iter()
-            .flatten()
-            .any(|text| text.contains('\0'))
-        {
-            return Admission::Stopped(Facts::Unpassable("nul_in_claims"));
-        }
-    }
-    let kid = allowed.chain().root().kid();
-    let approved_by = allowed.approvers().as_slice().to_vec();
-    let uses = UseRequest::new(
-        &allowed.uses(),
-        call.message_id,
-        call.tool,
-        class,
-        leeway,
-        shared.config.lease,
-    );
-    if acker.poisoned() {
-        // The channel died: the broker redelivers this message; do not spend a use for it.
-        return Admission::ChannelLost;
-    }
-    let held = match uses.hold(&*shared.ledger).await {
-        Ok(held) => held,
-        Err(not_granted) => {
-            if let laissez_ledger::NotGranted::Failed(error) = &not_granted {
-                telemetry::ledger_error(LedgerOp::Begin, error);
-            }
-            return Admission::Stopped(Facts::NotGranted(not_granted));
-        }
-    };
-    if acker.poisoned() {
-        // Lost the channel while spending: give the lease back so that the redelivery runs at
-        // once under this use.
-        release(held).await;
-        return Admission::ChannelLost;
-    }
-    Admission::Run(Admitted {
-        held,
-        kid,
-        claims,
-        tool: call.tool.to_owned(),
-        class,
-        approved_by,
-    })
-}
-
-/// What each link claims, for the report of a denial before the signatures held; nothing
-/// when one does not decode.
-fn claimed(envelope: &[u8], links: &[&[u8]], report: &mut Report) {
-    let claims_of = |bytes: &[u8]| {
-        UntrustedEnvelope::decode(bytes).ok().and_then(|e| {
-            e.claims_unverified()
-                .ok()
-                .map(|c| (hex::encode(c.cti()), c.sub().to_owned()))
-        })
-    };
-    report.claimed = claims_of(envelope);
-    report.chain_agents = links
-        .iter()
-        .map(|link| claims_of(link).map(|(_, sub)| sub))
-        .collect::<Option<Vec<_>>>()
-        .unwrap_or_default();
-}
-
 /// A denial: one audit event, the decision to the observer, dead-lettered.
-async fn deny<L, H>(
-    shared: &Shared<L, H>,
-    broker: &Broker,
-    acker: &Acker,
-    decision: &Decision,
-    report: &Report,
-) {
+async fn deny<L, H>(here: &Settling<'_, L, H>, decision: &Decision, report: &Report) {
+    let Settling {
+        shared,
+        broker,
+        acker,
+        ..
+    } = *here;
     Counters::bump(&shared.counters.denied);
     let claims_verified = decision.cti.is_some();
     let (cti, agent) = match (&decision.cti, &decision.agent, &report.claimed) {
@@ -369,17 +174,19 @@ fn observe<L, H>(shared: &Shared<L, H>, decision: &Decision) -> bool {
 }
 
 /// An allowed message: audit event, observer, handler, then its outcome.
-#[allow(clippy::too_many_arguments)]
 async fn run<L: UseLedger, H: Handler>(
-    shared: &Shared<L, H>,
-    broker: &Broker,
-    acker: &Acker,
+    here: &Settling<'_, L, H>,
     admitted: Admitted<'_, L>,
-    mut decision: Decision,
     report: Report,
     parts: Parts,
-    stop: &watch::Receiver<bool>,
 ) {
+    let Settling {
+        shared,
+        broker,
+        acker,
+        ..
+    } = *here;
+    let mut decision = report.decision.clone();
     let Admitted {
         held,
         kid,
@@ -460,7 +267,7 @@ async fn run<L: UseLedger, H: Handler>(
                 Err(panic) => Err(panic_text(panic.as_ref())),
             },
         };
-    after_handler(shared, broker, acker, held, class, outcome, kept, stop).await;
+    after_handler(here, held, class, outcome, kept).await;
 }
 
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {

@@ -11,6 +11,18 @@ use std::time::Duration;
 use lapin::options::{BasicAckOptions, BasicNackOptions, BasicPublishOptions, BasicRejectOptions};
 use lapin::types::ShortString;
 use lapin::{Acker, BasicProperties, Channel, Confirmation};
+use tokio::sync::watch;
+
+use crate::shared::Shared;
+
+/// Where one delivery is settled: the worker, its broker side, the delivery's acker and the
+/// stop signal. Passed whole to every step after the decision.
+pub(crate) struct Settling<'a, L, H> {
+    pub(crate) shared: &'a Shared<L, H>,
+    pub(crate) broker: &'a Broker,
+    pub(crate) acker: &'a Acker,
+    pub(crate) stop: &'a watch::Receiver<bool>,
+}
 
 /// Where the middleware consumes and where it sends messages that come back later.
 #[derive(Debug, Clone)]
