@@ -122,7 +122,7 @@ pub(crate) struct Admitted<'l, L> {
 /// How far a delivery got.
 pub(crate) enum Admission<'l, L> {
     /// Run the handler.
-    Run(Admitted<'l, L>),
+    Run(Box<Admitted<'l, L>>),
     /// Not run: denied or requeued.
     Stopped(Facts),
     /// The channel died: the broker redelivers; nothing was spent (or the use was released).
@@ -227,12 +227,12 @@ async fn hold<'l, L: UseLedger, H>(
         release(held).await;
         return Admission::ChannelLost;
     }
-    Admission::Run(Admitted {
+    Admission::Run(Box::new(Admitted {
         held,
         kid: allowed.chain().root().kid(),
         claims,
         tool: call.tool.to_owned(),
         class,
         approved_by: allowed.approvers().as_slice().to_vec(),
-    })
+    }))
 }

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use futures_lite::FutureExt as _;
 use laissez_ledger::UseLedger;
-use lapin::message::Delivery;
 use lapin::BasicProperties;
+use lapin::message::Delivery;
 use tokio::sync::watch;
 
 use crate::admit::{Admission, Admitted, Report, admit};
@@ -84,7 +84,7 @@ pub(crate) async fn process<L: UseLedger, H: Handler>(
                 routing_key: routing_key.to_string(),
                 redelivered,
             };
-            run(&here, admitted, report, parts).await;
+            run(&here, *admitted, report, parts).await;
             return;
         }
         Admission::Stopped(facts) => facts,
