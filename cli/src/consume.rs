@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use clap::Args;
 use laissez_amqp::AmqpError;
-use laissez_amqp::sidecar::{self, DEFAULT_LEDGER_PATH, LedgerChoice, SidecarConfig};
+use laissez_amqp::sidecar::{self, DEFAULT_LEDGER_PATH, LedgerLocation, SidecarConfig};
+use laissez_ledger::redact::redact_password;
 use laissez_sign::keyfile::read_trust_file;
 
 use crate::failure::Failure;
@@ -188,11 +189,16 @@ pub(crate) fn consume(args: &ConsumeArgs) -> Result<(), Failure> {
     config.approvers = approvers;
     config.require_approval = args.require_approval;
     config.ledger = match (&args.redis, &args.ledger) {
-        (Some(url), _) => LedgerChoice::Redis(url.clone()),
-        (None, Some(path)) => LedgerChoice::Redb(path.clone()),
-        (None, None) => LedgerChoice::Redb(PathBuf::from(DEFAULT_LEDGER_PATH)),
+        // A URL that cannot be read fails as it did when the sidecar connected: exit 3.
+        (Some(url), _) => {
+            LedgerLocation::Redis(url.parse().map_err(|e: laissez_ledger::LedgerError| {
+                Failure::io(secrets.redact(&e.to_string()))
+            })?)
+        }
+        (None, Some(path)) => LedgerLocation::Redb(path.clone()),
+        (None, None) => LedgerLocation::Redb(PathBuf::from(DEFAULT_LEDGER_PATH)),
     };
-    config.redis_tls = redis_tls(args)?;
+    config.redis_tls = redis_tls(args, &config.ledger)?;
     config.prefetch = args.prefetch;
     config.require_holder = args.require_holder;
     config.exit_when_idle = args.exit_when_idle.map(Duration::from_secs);
@@ -227,16 +233,15 @@ pub(crate) fn consume(args: &ConsumeArgs) -> Result<(), Failure> {
 
 /// The Redis TLS options: only with a `rediss://` or `rediss+cluster://` URL (clap has
 /// checked that a certificate comes with its key, and either with `--redis`).
-fn redis_tls(args: &ConsumeArgs) -> Result<laissez_ledger::RedisTls, Failure> {
+fn redis_tls(
+    args: &ConsumeArgs,
+    ledger: &LedgerLocation,
+) -> Result<laissez_ledger::RedisTls, Failure> {
     let mut tls = laissez_ledger::RedisTls::default();
     tls.ca.clone_from(&args.redis_ca);
     tls.client_cert.clone_from(&args.redis_cert);
     tls.client_key.clone_from(&args.redis_key);
-    let over_tls = args
-        .redis
-        .as_deref()
-        .is_some_and(|url| url.starts_with("rediss://") || url.starts_with("rediss+cluster://"));
-    if tls.is_set() && !over_tls {
+    if tls.is_set() && !ledger.is_tls() {
         return Err(Failure::usage(
             "--redis-ca, --redis-cert and --redis-key need a rediss:// or rediss+cluster:// \
              --redis URL",
@@ -325,27 +330,25 @@ fn stdout_for_command() -> Stdio {
     }
 }
 
-/// The passwords of the URLs given, as written and percent-decoded: never printed.
-#[derive(Debug, Clone, Default)]
+/// The URLs given, whose passwords (as written and percent-decoded) are never printed.
+#[derive(Clone, Default)]
 struct Secrets(Vec<String>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secrets(..)")
+    }
+}
 
 impl Secrets {
     fn of<'a>(urls: impl IntoIterator<Item = Option<&'a str>>) -> Self {
-        let mut secrets = Vec::new();
-        for password in urls.into_iter().flatten().filter_map(url_password) {
-            let decoded = percent_decode(password);
-            secrets.push(password.to_owned());
-            if decoded != password {
-                secrets.push(decoded);
-            }
-        }
-        Secrets(secrets)
+        Secrets(urls.into_iter().flatten().map(str::to_owned).collect())
     }
 
     fn redact(&self, text: &str) -> String {
         self.0
             .iter()
-            .fold(text.to_owned(), |text, secret| text.replace(secret, "***"))
+            .fold(text.to_owned(), |text, url| redact_password(url, &text))
     }
 
     fn stderr(&self) -> RedactingStderr {
@@ -368,51 +371,12 @@ impl Write for RedactingStderr {
     }
 }
 
-/// The password of `scheme://user:password@host…`, if any.
-fn url_password(url: &str) -> Option<&str> {
-    let (_, rest) = url.split_once("://")?;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let (userinfo, _) = authority.rsplit_once('@')?;
-    let (_, password) = userinfo.split_once(':')?;
-    (!password.is_empty()).then_some(password)
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn passwords_are_found_and_blanked_out() {
-        assert_eq!(
-            url_password("amqp://guest:s3cret@127.0.0.1:5672/%2f"),
-            Some("s3cret")
-        );
-        assert_eq!(url_password("redis://:p%40ss@redis:6379/0"), Some("p%40ss"));
-        assert_eq!(url_password("amqp://guest@host/%2f"), None);
-        assert_eq!(url_password("amqp://host:5672/a:b@c"), None);
+    fn the_passwords_of_every_url_are_blanked_out() {
         let secrets = Secrets::of([
             Some("amqp://u:s3cret@h/%2f"),
             Some("redis://:p%40ss@r/"),
@@ -422,5 +386,6 @@ mod tests {
             secrets.redact("s3cret and p%40ss and p@ss"),
             "*** and *** and ***"
         );
+        assert!(!format!("{secrets:?}").contains("s3cret"));
     }
 }

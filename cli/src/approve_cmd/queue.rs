@@ -18,6 +18,7 @@ use laissez_amqp::AmqpError;
 use laissez_amqp::approvals::with_approval;
 use laissez_amqp::lapin::options::ConfirmSelectOptions;
 use laissez_amqp::parked::{self, Examined, Examiner, Held, Parked, PendingCall};
+use laissez_ledger::redact::redact_password;
 use laissez_sign::keyfile::{read_secret_key_file, read_trust_file};
 use laissez_verify::{Call, Policy};
 
@@ -83,7 +84,7 @@ pub(crate) fn approve_parked(args: &ApproveArgs) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::io(format!("starting the runtime: {e}")))?;
-    let redact = |e: AmqpError| Failure::io(redact(url, &crate::amqp_tls::describe(&e)));
+    let redact = |e: AmqpError| Failure::io(redact_password(url, &crate::amqp_tls::describe(&e)));
     runtime.block_on(async {
         let connection = crate::amqp_tls::connect(url, "laissez approve", tls.as_ref())
             .await
@@ -374,19 +375,4 @@ fn confirm(kid: &str) -> bool {
         return false;
     }
     matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
-}
-
-/// `text` with the password of `url`, if any, blanked out.
-fn redact(url: &str, text: &str) -> String {
-    let password = url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split(['/', '?', '#']).next())
-        .and_then(|authority| authority.rsplit_once('@'))
-        .and_then(|(userinfo, _)| userinfo.split_once(':'))
-        .map(|(_, password)| password)
-        .filter(|p| !p.is_empty());
-    match password {
-        Some(p) => text.replace(p, "***"),
-        None => text.to_owned(),
-    }
 }

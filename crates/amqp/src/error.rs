@@ -4,6 +4,8 @@ use std::fmt;
 
 use laissez_ledger::LedgerError;
 
+use crate::confirm::PublishError;
+
 /// Why a consumer, publisher, topology helper or the sidecar stopped or failed.
 ///
 /// Per-message problems (denials, an unreachable ledger, a failing handler) are not errors:
@@ -13,16 +15,9 @@ use laissez_ledger::LedgerError;
 pub enum AmqpError {
     /// The broker connection or channel failed and could not be recovered.
     Broker(lapin::Error),
-    /// The broker refused a published message (publisher confirm nack).
-    PublishNacked,
-    /// No queue received a published message: the broker returned it (the publish is
-    /// mandatory). Nothing was delivered.
-    Unroutable {
-        /// The exchange it was published to (`""`: the default exchange).
-        exchange: String,
-        /// Its routing key.
-        routing_key: String,
-    },
+    /// A message was not delivered: the broker refused it, returned it (no queue took it),
+    /// the channel failed before the confirm, or publisher confirms are off on the channel.
+    Publish(PublishError),
     /// A service could not be reached at start-up within the time allowed.
     Unreachable {
         /// What could not be reached, e.g. "the AMQP broker".
@@ -49,14 +44,7 @@ impl fmt::Display for AmqpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AmqpError::Broker(e) => write!(f, "AMQP broker error: {e}"),
-            AmqpError::PublishNacked => f.write_str("the broker did not confirm the message"),
-            AmqpError::Unroutable {
-                exchange,
-                routing_key,
-            } => write!(
-                f,
-                "no queue received the message (exchange {exchange:?}, routing key {routing_key:?})"
-            ),
+            AmqpError::Publish(e) => write!(f, "{e}"),
             AmqpError::Unreachable { what, after } => {
                 write!(
                     f,
@@ -76,13 +64,13 @@ impl fmt::Display for AmqpError {
 impl std::error::Error for AmqpError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            AmqpError::Unroutable { .. } => None,
             AmqpError::Broker(e) => Some(e),
+            AmqpError::Publish(e) => Some(e),
             AmqpError::Ledger(e) => Some(e),
             AmqpError::Io(e) => Some(e),
             AmqpError::Invocation(e) => Some(e),
             AmqpError::Tls(e) => Some(e),
-            AmqpError::PublishNacked | AmqpError::Config(_) | AmqpError::Unreachable { .. } => None,
+            AmqpError::Config(_) | AmqpError::Unreachable { .. } => None,
         }
     }
 }
@@ -90,6 +78,12 @@ impl std::error::Error for AmqpError {
 impl From<lapin::Error> for AmqpError {
     fn from(e: lapin::Error) -> Self {
         AmqpError::Broker(e)
+    }
+}
+
+impl From<PublishError> for AmqpError {
+    fn from(e: PublishError) -> Self {
+        AmqpError::Publish(e)
     }
 }
 

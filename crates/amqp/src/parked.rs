@@ -29,10 +29,13 @@
 use laissez_verify::{
     ActionClass, Denial, OwnedCatalogue, Policy, Reason, ToolCatalogue as _, TrustedKey, Verifier,
 };
-use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions};
+use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions};
 use lapin::types::AMQPValue;
-use lapin::{Acker, BasicProperties, Channel, Confirmation};
+use lapin::{Acker, BasicProperties, Channel};
 
+#[cfg(doc)]
+use crate::confirm::PublishError;
+use crate::confirm::publish_confirmed;
 use crate::error::AmqpError;
 use crate::headers::{self, HeaderError};
 
@@ -347,30 +350,14 @@ impl Held {
 
 /// Publishes `body` with `properties` through the default exchange to `queue`, mandatory,
 /// and waits for the broker's confirm. `channel` must be in confirm mode. A copy no queue
-/// took is [`AmqpError::Unroutable`]; one the broker refused, [`AmqpError::PublishNacked`].
+/// took is [`PublishError::Unroutable`], one the broker refused [`PublishError::Nacked`],
+/// and a channel without confirms [`PublishError::ConfirmsOff`] (all as [`AmqpError::Publish`]).
 pub async fn republish(
     channel: &Channel,
     queue: &str,
     properties: BasicProperties,
     body: &[u8],
 ) -> Result<(), AmqpError> {
-    let options = BasicPublishOptions {
-        mandatory: true,
-        ..BasicPublishOptions::default()
-    };
-    let confirm = channel
-        .basic_publish("".into(), queue.into(), options, body, properties)
-        .await?
-        .await?;
-    match confirm {
-        Confirmation::Ack(None) => Ok(()),
-        Confirmation::Ack(Some(_)) => Err(AmqpError::Unroutable {
-            exchange: String::new(),
-            routing_key: queue.to_owned(),
-        }),
-        Confirmation::Nack(_) => Err(AmqpError::PublishNacked),
-        Confirmation::NotRequested => Err(AmqpError::Config(
-            "publisher confirms are off on the channel: republishing needs them".into(),
-        )),
-    }
+    publish_confirmed(channel, "", queue, properties, body).await?;
+    Ok(())
 }

@@ -2,10 +2,13 @@
 
 use laissez_sign::{Invocation, InvocationError, SecretKey};
 use laissez_verify::{ActionClass, Call, DEFAULT_LEEWAY};
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{BasicProperties, Channel, Confirmation};
+use lapin::options::ConfirmSelectOptions;
+use lapin::{BasicProperties, Channel};
 
 use crate::chain_header::{HEADER_CHAIN, chain_value};
+#[cfg(doc)]
+use crate::confirm::PublishError;
+use crate::confirm::publish_confirmed;
 use crate::error::AmqpError;
 use crate::headers::{EnvelopeEncoding, tool_call_properties};
 
@@ -261,9 +264,9 @@ impl Publisher {
     /// correlation id), and waits for the broker's confirm.
     ///
     /// `Ok` only when the broker took the message into a queue: the publish is mandatory, so
-    /// a message no queue receives is returned ([`AmqpError::Unroutable`]), and a queue that
+    /// a message no queue receives is returned ([`PublishError::Unroutable`]), and a queue that
     /// refuses it (e.g. full with `x-overflow: reject-publish`) nacks it
-    /// ([`AmqpError::PublishNacked`]).
+    /// ([`PublishError::Nacked`]); both come as [`AmqpError::Publish`].
     pub async fn publish_with(
         &self,
         exchange: &str,
@@ -271,29 +274,8 @@ impl Publisher {
         properties: BasicProperties,
         body: &[u8],
     ) -> Result<(), AmqpError> {
-        let mandatory = BasicPublishOptions {
-            mandatory: true,
-            ..BasicPublishOptions::default()
-        };
-        let confirm = self
-            .channel
-            .basic_publish(
-                exchange.into(),
-                routing_key.into(),
-                mandatory,
-                body,
-                properties,
-            )
-            .await?
-            .await?;
-        match confirm {
-            Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
-            Confirmation::Ack(Some(_)) => Err(AmqpError::Unroutable {
-                exchange: exchange.to_owned(),
-                routing_key: routing_key.to_owned(),
-            }),
-            Confirmation::Nack(_) => Err(AmqpError::PublishNacked),
-        }
+        publish_confirmed(&self.channel, exchange, routing_key, properties, body).await?;
+        Ok(())
     }
 }
 

@@ -23,11 +23,12 @@ use std::time::Duration;
 
 use laissez_ledger::RevocationStore;
 use laissez_verify::{Applied, RevocationQuery, RevocationSet, Revocations, TrustedKey};
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::options::{ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Confirmation, Connection};
+use lapin::{BasicProperties, Channel, Connection};
 use tokio::task::JoinHandle;
 
+use crate::confirm::publish_confirmed;
 use crate::error::AmqpError;
 use crate::tls::TlsConfig;
 
@@ -167,13 +168,15 @@ async fn check_stream(connection: &Connection, stream: &str) -> Result<(), AmqpE
 }
 
 /// Publishes one record to `stream` through the default exchange, mandatory, and waits for
-/// the broker's confirm: a record that reaches no stream is [`AmqpError::Unroutable`].
+/// the broker's confirm: a record that reaches no stream is
+/// [`PublishError::Unroutable`](crate::PublishError::Unroutable) (as [`AmqpError::Publish`]).
+/// Turns publisher confirms on for `channel`.
 pub async fn publish_record(
     channel: &Channel,
     stream: &str,
     record: &[u8],
 ) -> Result<(), AmqpError> {
-    publish_confirmed(
+    publish_to_stream(
         channel,
         stream,
         record,
@@ -182,7 +185,10 @@ pub async fn publish_record(
     .await
 }
 
-async fn publish_confirmed(
+/// Turns publisher confirms on for `channel` (a revocation record must never be thought
+/// published when it was not confirmed) and publishes through the default exchange to
+/// `stream` ([`crate::confirm::publish_confirmed`]).
+async fn publish_to_stream(
     channel: &Channel,
     stream: &str,
     body: &[u8],
@@ -191,22 +197,8 @@ async fn publish_confirmed(
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
-    let mandatory = BasicPublishOptions {
-        mandatory: true,
-        ..BasicPublishOptions::default()
-    };
-    let confirm = channel
-        .basic_publish("".into(), stream.into(), mandatory, body, properties)
-        .await?
-        .await?;
-    match confirm {
-        Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
-        Confirmation::Ack(Some(_)) => Err(AmqpError::Unroutable {
-            exchange: String::new(),
-            routing_key: stream.to_owned(),
-        }),
-        Confirmation::Nack(_) => Err(AmqpError::PublishNacked),
-    }
+    publish_confirmed(channel, "", stream, properties, body).await?;
+    Ok(())
 }
 
 /// Follows the revocation stream. Dropping it (or [`RevocationFollower::stop`]) stops the

@@ -8,11 +8,12 @@
 
 use std::time::Duration;
 
-use lapin::options::{BasicAckOptions, BasicNackOptions, BasicPublishOptions, BasicRejectOptions};
+use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
 use lapin::types::ShortString;
-use lapin::{Acker, BasicProperties, Channel, Confirmation};
+use lapin::{Acker, BasicProperties, Channel};
 use tokio::sync::watch;
 
+use crate::confirm::publish_confirmed;
 use crate::shared::Shared;
 
 /// Where one delivery is settled: the worker, its broker side, the delivery's acker and the
@@ -94,7 +95,7 @@ pub(crate) async fn settle(
                 ),
                 None => (broker.queue.as_str(), properties.clone()),
             };
-            match publish_confirmed(&broker.channel, routing_key, properties, body).await {
+            match publish_confirmed(&broker.channel, "", routing_key, properties, body).await {
                 Ok(()) => report(
                     acker.ack(BasicAckOptions::default()).await,
                     message_id,
@@ -104,7 +105,7 @@ pub(crate) async fn settle(
                     tracing::warn!(
                         message_id = ?message_id,
                         queue = ?routing_key,
-                        why,
+                        why = %why,
                         "laissez: could not republish the message; the broker requeues it instead"
                     );
                     requeue(acker, message_id).await;
@@ -120,32 +121,6 @@ async fn requeue(acker: &Acker, message_id: &str) {
         ..BasicNackOptions::default()
     };
     report(acker.nack(options).await, message_id, "requeue");
-}
-
-/// Publishes through the default exchange to `queue`, mandatory, and waits for the confirm:
-/// `Ok` only when the broker took the copy into a queue.
-async fn publish_confirmed(
-    channel: &Channel,
-    queue: &str,
-    properties: BasicProperties,
-    body: &[u8],
-) -> Result<(), String> {
-    let options = BasicPublishOptions {
-        mandatory: true,
-        ..BasicPublishOptions::default()
-    };
-    let confirm = channel
-        .basic_publish("".into(), queue.into(), options, body, properties)
-        .await
-        .map_err(|e| e.to_string())?
-        .await
-        .map_err(|e| e.to_string())?;
-    match confirm {
-        Confirmation::Ack(None) => Ok(()),
-        Confirmation::Ack(Some(_)) => Err("no such queue (the copy was returned)".into()),
-        Confirmation::Nack(_) => Err("the broker refused the copy".into()),
-        Confirmation::NotRequested => Err("publisher confirms are off on the channel".into()),
-    }
 }
 
 fn report(result: lapin::Result<bool>, message_id: &str, what: &'static str) {

@@ -16,7 +16,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use laissez_ledger::{AnyLedger, RedbLedger, RedisLedger, RedisOptions, RedisTls};
+use laissez_ledger::{AnyLedger, RedisOptions, RedisTls};
 use laissez_verify::{Classes, OwnedCatalogue, Policy, TrustedKey};
 use tokio::io::AsyncWriteExt as _;
 
@@ -33,6 +33,9 @@ use crate::tls::TlsConfig;
 mod health;
 
 pub use health::{Health, LEDGER_PROBE_TIMEOUT};
+/// Where the sidecar spends uses ([`SidecarConfig::ledger`]): `laissez-ledger`'s one reading
+/// of a ledger's path or URL, whose `Debug` and `Display` never show a password.
+pub use laissez_ledger::LedgerLocation;
 
 /// Environment variables the command never inherits: they may hold the worker's broker and
 /// ledger credentials (the CLI reads `--amqp` and `--redis` from them) or name their TLS
@@ -58,34 +61,6 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The least time the sidecar gives the revocation stream to catch up at start.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Where the sidecar spends uses.
-#[derive(Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum LedgerChoice {
-    /// An embedded redb file: shared by the processes of one host.
-    Redb(PathBuf),
-    /// A Redis URL: shared by workers on many machines. One server
-    /// (`redis://`, `rediss://`) or a Cluster (`redis+cluster://host:port,host:port…`,
-    /// `rediss+cluster://`); its TLS options are [`SidecarConfig::redis_tls`].
-    Redis(String),
-}
-
-impl std::fmt::Debug for LedgerChoice {
-    /// A Redis URL may hold a password: it is never shown.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LedgerChoice::Redb(path) => f.debug_tuple("Redb").field(path).finish(),
-            LedgerChoice::Redis(_) => f.write_str("Redis(..)"),
-        }
-    }
-}
-
-impl Default for LedgerChoice {
-    fn default() -> Self {
-        LedgerChoice::Redb(PathBuf::from(DEFAULT_LEDGER_PATH))
-    }
-}
-
 /// Everything `laissez consume` takes.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -106,8 +81,10 @@ pub struct SidecarConfig {
     pub trusted_keys: Vec<TrustedKey>,
     /// The worker's tool catalogue: the tools the command runs, each with its class.
     pub tools: OwnedCatalogue,
-    /// The use ledger.
-    pub ledger: LedgerChoice,
+    /// The use ledger: a redb file or a Redis URL (one server, `redis://`, `rediss://`, or a
+    /// Cluster, `redis+cluster://host:port,host:port…`, `rediss+cluster://`); its TLS options
+    /// are [`SidecarConfig::redis_tls`]. Default [`DEFAULT_LEDGER_PATH`].
+    pub ledger: LedgerLocation,
     /// TLS options of a `rediss://` ledger (CA, client certificate and key). Default none: the
     /// system's roots, no client certificate.
     pub redis_tls: RedisTls,
@@ -193,7 +170,7 @@ impl SidecarConfig {
             audience: audience.into(),
             trusted_keys,
             tools,
-            ledger: LedgerChoice::default(),
+            ledger: LedgerLocation::Redb(PathBuf::from(DEFAULT_LEDGER_PATH)),
             redis_tls: RedisTls::default(),
             prefetch: 1,
             exit_when_idle: None,
@@ -236,14 +213,9 @@ pub async fn run(
     if let Some(classes) = config.require_approval {
         consumer = consumer.require_approval(classes);
     }
-    let ledger = Arc::new(match &config.ledger {
-        LedgerChoice::Redb(path) => AnyLedger::Redb(RedbLedger::open(path)?),
-        LedgerChoice::Redis(url) => {
-            let mut options = RedisOptions::default();
-            options.tls = config.redis_tls.clone();
-            AnyLedger::Redis(RedisLedger::connect_with(url, options).await?)
-        }
-    });
+    let mut options = RedisOptions::default();
+    options.tls = config.redis_tls.clone();
+    let ledger = Arc::new(config.ledger.open(options).await?);
     config.health.set_ledger(ledger.clone());
     // lapin's recovery retries a refused first connection for minutes; at start a worker should
     // rather fail fast (exit 3) and leave restarts to its supervisor, and a stop signal must

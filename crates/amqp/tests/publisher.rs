@@ -7,12 +7,13 @@
 use crate::common;
 
 use common::*;
+use laissez_amqp::lapin::BasicProperties;
 use laissez_amqp::lapin::ExchangeKind;
 use laissez_amqp::lapin::options::{
     ExchangeDeclareOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use laissez_amqp::lapin::types::{AMQPValue, FieldTable};
-use laissez_amqp::{AmqpError, Publisher, ToolCall};
+use laissez_amqp::{AmqpError, PublishError, Publisher, ToolCall, parked, publish_record};
 use laissez_verify::ActionClass;
 
 /// A call the tests publish (its envelope need not verify: no worker reads it).
@@ -46,7 +47,10 @@ async fn a_full_reject_publish_queue_nacks_and_the_publisher_says_so() {
         .publish("", &queue, &call("second"), b"second")
         .await
         .unwrap_err();
-    assert!(matches!(err, AmqpError::PublishNacked), "{err:?}");
+    assert!(
+        matches!(err, AmqpError::Publish(PublishError::Nacked)),
+        "{err:?}"
+    );
     // The queue holds the first message only: the refused one is not there either.
     let passive = QueueDeclareOptions {
         passive: true,
@@ -78,7 +82,7 @@ async fn an_unroutable_publish_is_an_error_not_a_silent_success() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, AmqpError::Unroutable { exchange, routing_key }
+        matches!(&err, AmqpError::Publish(PublishError::Unroutable { exchange, routing_key })
             if exchange.is_empty() && *routing_key == absent),
         "{err:?}"
     );
@@ -98,7 +102,7 @@ async fn an_unroutable_publish_is_an_error_not_a_silent_success() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, AmqpError::Unroutable { exchange: e, routing_key }
+        matches!(&err, AmqpError::Publish(PublishError::Unroutable { exchange: e, routing_key })
             if *e == exchange && routing_key == "crm"),
         "{err:?}"
     );
@@ -118,4 +122,61 @@ async fn an_unroutable_publish_is_an_error_not_a_silent_success() {
         .await
         .unwrap();
     q.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_to_an_exchange_that_does_not_exist_is_a_channel_error() {
+    let connection = connect().await;
+    let publisher = Publisher::new(connection.create_channel().await.unwrap())
+        .await
+        .unwrap();
+    let absent = unique("no-such-exchange");
+    let err = publisher
+        .publish(&absent, "crm", &call("no-exchange"), b"x")
+        .await
+        .unwrap_err();
+    // The broker closes the channel (404): never a success, and said as a broker error.
+    assert!(
+        matches!(&err, AmqpError::Publish(PublishError::Channel(_))),
+        "{err:?}"
+    );
+    assert!(err.to_string().starts_with("AMQP broker error: "), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_without_confirms_is_an_error_never_a_success() {
+    // Fail closed: without publisher confirms nobody knows whether the broker took the
+    // message, so it is not taken as delivered, even though it was routable.
+    let connection = connect().await;
+    let q = Queue::declare(&connection, "confirms-off").await;
+    let plain = connection.create_channel().await.unwrap();
+    let err = parked::republish(&plain, q.name(), BasicProperties::default(), b"x")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AmqpError::Publish(PublishError::ConfirmsOff)),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("publisher confirms are off"),
+        "{err}"
+    );
+    q.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_record_to_no_stream_is_unroutable() {
+    // publish_record turns confirms on itself: a plain channel is enough, and a record that
+    // reaches no queue is returned, not confirmed.
+    let connection = connect().await;
+    let channel = connection.create_channel().await.unwrap();
+    let absent = unique("no-such-stream");
+    let err = publish_record(&channel, &absent, b"not a record")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AmqpError::Publish(PublishError::Unroutable { exchange, routing_key })
+            if exchange.is_empty() && *routing_key == absent),
+        "{err:?}"
+    );
 }

@@ -8,7 +8,7 @@ use crate::common;
 use std::time::Duration;
 
 use common::*;
-use laissez_amqp::sidecar::{self, LedgerChoice, SidecarConfig};
+use laissez_amqp::sidecar::{self, LedgerLocation, SidecarConfig};
 use laissez_verify::ActionClass;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,7 +38,7 @@ async fn exec_gets_body_and_environment_and_exit_code_decides() {
         ("billing.pay", ActionClass::Write),
     ]);
     let mut config = SidecarConfig::new(amqp_url(), q.name(), &aud, keys.trusted.clone(), tools);
-    config.ledger = LedgerChoice::Redb(dir.path().join("uses.redb"));
+    config.ledger = LedgerLocation::Redb(dir.path().join("uses.redb"));
     config.revocation_stream = format!("{}.revocations", q.name());
     config.exit_when_idle = Some(Duration::from_secs(2));
     config.exec = vec!["sh".into(), "-c".into(), script];
@@ -86,7 +86,7 @@ fn dead_broker_config(dir: &tempfile::TempDir, connect_timeout: Duration) -> Sid
     let url = "amqp://guest:guest@127.0.0.1:1/%2f";
     let tools = catalogue(&[("crm.read", ActionClass::Read)]);
     let mut config = SidecarConfig::new(url, "q", "aud", Keys::new().trusted.clone(), tools);
-    config.ledger = LedgerChoice::Redb(dir.path().join("uses.redb"));
+    config.ledger = LedgerLocation::Redb(dir.path().join("uses.redb"));
     config.connect_timeout = connect_timeout;
     config
 }

@@ -20,7 +20,8 @@
 //!   processes on one host, with group commit.
 //! - `RedisLedger` (feature `redis`): one atomic Lua script per operation, hash-tagged by
 //!   chain, failing closed; one server or a Redis Cluster, over TLS or not.
-//! - `AnyLedger` (features `redb` and `redis`): one of the above, chosen at run time.
+//! - `AnyLedger` (features `redb` and `redis`): one of the above, chosen at run time, opened
+//!   from a `LedgerLocation` (a file's path or a Redis URL, never shown with its password).
 //!
 //! See `docs/ledger.md` in the repository for the full design.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
@@ -29,12 +30,15 @@ mod clock;
 mod error;
 mod memory;
 mod path;
+pub mod redact;
 mod revocations;
 mod spend;
 mod state;
 
 #[cfg(all(feature = "redb", feature = "redis"))]
 mod any;
+#[cfg(all(feature = "redb", feature = "redis"))]
+mod location;
 #[cfg(feature = "redb")]
 mod redb_ledger;
 #[cfg(feature = "redis")]
@@ -49,11 +53,13 @@ pub use any::AnyLedger;
 pub use clock::TestClock;
 pub use error::LedgerError;
 pub use laissez_verify::ActionClass;
+#[cfg(all(feature = "redb", feature = "redis"))]
+pub use location::LedgerLocation;
 pub use memory::MemoryLedger;
 #[cfg(feature = "redb")]
 pub use redb_ledger::{RedbLedger, RedbOptions};
 #[cfg(feature = "redis")]
-pub use redis_ledger::{RedisLedger, RedisOptions, RedisTls};
+pub use redis_ledger::{RedisLedger, RedisOptions, RedisTls, RedisUrl};
 pub use revocations::{
     Kept, MAX_KEPT_RECORDS, MAX_PROOF_LEN, RECORD_GRACE_SECS, RevocationStore, StreamMark, is_live,
     record_digest,

@@ -28,9 +28,11 @@ use std::time::Duration;
 mod connect;
 mod ping;
 mod revocations;
+mod url;
 
 pub use connect::RedisTls;
 use redis::{RedisError, Script};
+pub use url::RedisUrl;
 
 use crate::path::ChainPath;
 use crate::state::{duration_ms, tool_digest};
@@ -221,6 +223,11 @@ impl RedisLedger {
 
     /// Connects to `url` with `options`.
     pub async fn connect_with(url: &str, options: RedisOptions) -> Result<Self, LedgerError> {
+        Self::connect_to(&url.parse()?, options).await
+    }
+
+    /// Connects to `url`, already read, with `options`.
+    pub async fn connect_to(url: &RedisUrl, options: RedisOptions) -> Result<Self, LedgerError> {
         let conn = connect::connect(url, &options).await?;
         Ok(Self {
             conn,

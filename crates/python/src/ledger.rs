@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use laissez_ledger::{
-    Ancestor, AnyLedger, Begin, Cti, LeaseToken, LedgerError as Error, MAX_ANCESTORS, MemoryLedger,
-    Outcome, RedbLedger, RedisLedger, RedisOptions, UseLedger,
+    Ancestor, AnyLedger, Begin, Cti, LeaseToken, LedgerError as Error, LedgerLocation,
+    MAX_ANCESTORS, MemoryLedger, Outcome, RedisOptions, UseLedger,
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -15,29 +15,6 @@ use pyo3::types::PyBytes;
 use crate::args::class_arg;
 use crate::{LedgerError, bytes_like, error, is_str};
 
-/// The URL schemes `Ledger(...)` opens as Redis; anything else is a redb file's path.
-const REDIS_SCHEMES: [&str; 4] = [
-    "redis://",
-    "rediss://",
-    "redis+cluster://",
-    "rediss+cluster://",
-];
-
-/// `url` with the password of its user info, if any, replaced by `***`.
-fn without_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, hosts)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{hosts}{path}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
-}
 
 pub(crate) fn ledger_error(py: Python<'_>, e: &Error) -> PyErr {
     error::<LedgerError>(py, e.code(), e)
@@ -201,38 +178,26 @@ impl Ledger {
         options.tls.ca = ca;
         options.tls.client_cert = cert;
         options.tls.client_key = key;
-        let text: Option<String> = if is_str(location) {
-            Some(location.extract()?)
+        // One reading of a location for every front-end: a redis://, rediss://,
+        // redis+cluster:// or rediss+cluster:// URL is Redis, anything else a file's path.
+        let location = if is_str(location) {
+            let text: String = location.extract()?;
+            text.parse::<LedgerLocation>()
+                .map_err(|e| ledger_error(py, &e))?
         } else {
-            None
+            let path: PathBuf = location
+                .extract()
+                .map_err(|_| PyTypeError::new_err("a ledger is a path or a redis:// URL"))?;
+            LedgerLocation::Redb(path)
         };
-        let opened = match text {
-            Some(url) if REDIS_SCHEMES.iter().any(|scheme| url.starts_with(scheme)) => {
-                // Shown by repr and in errors: never the URL's password.
-                let shown = without_password(&url);
-                py.detach(|| {
-                    Ledger::open(
-                        |rt| {
-                            rt.block_on(RedisLedger::connect_with(&url, options))
-                                .map(AnyLedger::Redis)
-                        },
-                        shown,
-                    )
-                })
-            }
-            _ => {
-                let path: PathBuf = location
-                    .extract()
-                    .map_err(|_| PyTypeError::new_err("a ledger is a path or a redis:// URL"))?;
-                if options.tls.is_set() {
-                    return Err(PyValueError::new_err(
-                        "ca, cert and key are for a rediss:// ledger, not a file",
-                    ));
-                }
-                let shown = path.display().to_string();
-                py.detach(|| Ledger::open(|_| RedbLedger::open(&path).map(AnyLedger::Redb), shown))
-            }
-        };
+        if options.tls.is_set() && matches!(location, LedgerLocation::Redb(_)) {
+            return Err(PyValueError::new_err(
+                "ca, cert and key are for a rediss:// ledger, not a file",
+            ));
+        }
+        // Shown by repr and in errors: never the URL's password.
+        let shown = location.to_string();
+        let opened = py.detach(|| Ledger::open(|rt| rt.block_on(location.open(options)), shown));
         opened.map_err(|e| ledger_error(py, &e))
     }
 

@@ -166,3 +166,18 @@ def test_a_url_password_is_never_shown(redis_with_password):
         laissez.Ledger(f"redis://someone:wrong-secret@127.0.0.1:{port}/")
     assert refused.value.reason == "ledger_unavailable"
     assert "wrong-secret" not in str(refused.value)
+
+
+def test_a_location_that_is_neither_a_path_nor_a_redis_url_is_refused():
+    # One reading of a location for every front-end (laissez_ledger::LedgerLocation): another
+    # URL scheme is not taken for a file's path, and the error never quotes the password.
+    for location, says in [
+        ("", "empty"),
+        ("http://:not-this-secret@h/", '"http"'),
+        ("redis+cluster://:not-this-secret@a:1/2", "names no database"),
+    ]:
+        with pytest.raises(laissez.LedgerError) as refused:
+            laissez.Ledger(location)
+        assert refused.value.reason == "ledger_config", location
+        assert says in str(refused.value), str(refused.value)
+        assert "not-this-secret" not in str(refused.value)

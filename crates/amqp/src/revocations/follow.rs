@@ -24,7 +24,7 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer
 use super::status::{FollowerStats, bump};
 use super::{
     FollowerStatus, HEADER_BARRIER, RevocationFollower, SharedRevocations, check_stream,
-    declare_stream, publish_confirmed,
+    declare_stream, publish_to_stream,
 };
 use crate::error::AmqpError;
 use crate::telemetry::{self, LedgerOp};
@@ -214,7 +214,7 @@ impl<S: RevocationStore + 'static> Follow<S> {
             .create_channel()
             .await
             .map_err(|e| broken(e.into()))?;
-        publish_confirmed(
+        publish_to_stream(
             &publisher,
             &self.stream,
             b"",

@@ -10,13 +10,9 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{ClientTlsConfig, Cmd, Pipeline, RedisFuture, TlsCertificates, Value};
 
+use super::url::{RedisUrl, Target};
 use super::{RedisOptions, redis_error};
 use crate::LedgerError;
-
-/// The scheme of a Redis Cluster over plain TCP: `redis+cluster://host:port[,host:port…]/`.
-pub(super) const CLUSTER_SCHEME: &str = "redis+cluster";
-/// The scheme of a Redis Cluster over TLS.
-pub(super) const CLUSTER_TLS_SCHEME: &str = "rediss+cluster";
 
 /// TLS options for a `rediss://` (or `rediss+cluster://`) ledger. Without any, a `rediss://`
 /// server's certificate is checked against the system's trusted roots. The server's host name
@@ -74,69 +70,6 @@ impl RedisTls {
     }
 }
 
-/// Where a ledger URL points.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Target {
-    /// One server: the URL as given.
-    Server(String),
-    /// A Cluster: a `redis://` or `rediss://` URL per seed node.
-    Cluster(Vec<String>),
-}
-
-impl Target {
-    /// Reads `url`. A Cluster is `redis+cluster://[user[:password]@]host:port[,host:port…][/]`
-    /// (or `rediss+cluster://` for TLS): the seed nodes share the credentials; the client
-    /// learns the rest of the cluster from any one of them.
-    pub(super) fn parse(url: &str) -> Result<Self, LedgerError> {
-        let Some((scheme, rest)) = url.split_once("://") else {
-            return Err(LedgerError::Config(
-                "a Redis URL starts with redis://, rediss://, redis+cluster:// or rediss+cluster://"
-                    .into(),
-            ));
-        };
-        let node_scheme = match scheme {
-            CLUSTER_SCHEME => "redis",
-            CLUSTER_TLS_SCHEME => "rediss",
-            _ => return Ok(Target::Server(url.to_owned())),
-        };
-        let (userinfo, hosts_and_path) = match rest.rsplit_once('@') {
-            Some((userinfo, hosts)) => (Some(userinfo), hosts),
-            None => (None, rest),
-        };
-        let (hosts, path) = match hosts_and_path.split_once('/') {
-            Some((hosts, path)) => (hosts, path),
-            None => (hosts_and_path, ""),
-        };
-        if !path.is_empty() || hosts.contains(['?', '#']) {
-            return Err(LedgerError::Config(format!(
-                "a {scheme}:// URL names no database nor options (a Cluster has only database 0): \
-                 end it after the last host:port"
-            )));
-        }
-        let nodes: Vec<String> = hosts
-            .split(',')
-            .map(|host| match userinfo {
-                Some(userinfo) => format!("{node_scheme}://{userinfo}@{host}/"),
-                None => format!("{node_scheme}://{host}/"),
-            })
-            .collect();
-        if hosts.split(',').any(str::is_empty) {
-            return Err(LedgerError::Config(format!(
-                "a {scheme}:// URL lists its seed nodes as host:port, separated by commas"
-            )));
-        }
-        Ok(Target::Cluster(nodes))
-    }
-
-    fn is_tls(&self) -> bool {
-        let tls = |url: &str| url.starts_with("rediss://") || url.starts_with("valkeys://");
-        match self {
-            Target::Server(url) => tls(url),
-            Target::Cluster(nodes) => nodes.iter().all(|n| tls(n)),
-        }
-    }
-}
-
 /// The connection the scripts run on: one server's (reconnecting) or a Cluster's (which
 /// follows MOVED and ASK, and reconnects).
 #[derive(Clone)]
@@ -178,7 +111,10 @@ impl ConnectionLike for Connection {
 const RETRIES: u32 = 2;
 
 /// Connects to `url` as `options` say.
-pub(super) async fn connect(url: &str, options: &RedisOptions) -> Result<Connection, LedgerError> {
+pub(super) async fn connect(
+    url: &RedisUrl,
+    options: &RedisOptions,
+) -> Result<Connection, LedgerError> {
     if options.key_prefix.contains(['{', '}']) {
         return Err(LedgerError::Config(
             "the Redis key prefix may not hold { or }: the ledger's own hash tag must be the \
@@ -186,9 +122,7 @@ pub(super) async fn connect(url: &str, options: &RedisOptions) -> Result<Connect
                 .into(),
         ));
     }
-    let target = Target::parse(url)?;
-    let tls = target.is_tls();
-    if options.tls.is_set() && !tls {
+    if options.tls.is_set() && !url.is_tls() {
         return Err(LedgerError::Config(
             "Redis TLS options (CA, client certificate, key) need a rediss:// or \
              rediss+cluster:// URL"
@@ -201,11 +135,11 @@ pub(super) async fn connect(url: &str, options: &RedisOptions) -> Result<Connect
         .then(|| options.tls.certificates())
         .transpose()?;
     let bad_url = |e: redis::RedisError| LedgerError::Config(format!("bad Redis URL: {e}"));
-    let connected: Result<Connection, redis::RedisError> = match target {
+    let connected: Result<Connection, redis::RedisError> = match url.target() {
         Target::Server(url) => {
             let client = match certificates {
-                Some(certificates) => redis::Client::build_with_tls(url, certificates),
-                None => redis::Client::open(url),
+                Some(certificates) => redis::Client::build_with_tls(url.as_str(), certificates),
+                None => redis::Client::open(url.as_str()),
             }
             .map_err(bad_url)?;
             let config = ConnectionManagerConfig::new()
@@ -230,7 +164,7 @@ pub(super) async fn connect(url: &str, options: &RedisOptions) -> Result<Connect
             match client.get_async_connection().await {
                 Ok(connection) => Ok(Connection::Cluster(connection)),
                 Err(e) => Err(match &certificates {
-                    Some(certificates) => seeds_tls_failure(&nodes, certificates, options)
+                    Some(certificates) => seeds_tls_failure(nodes, certificates, options)
                         .await
                         .unwrap_or(e),
                     None => e,
@@ -285,44 +219,6 @@ fn tls_failure(e: &redis::RedisError) -> Option<&rustls::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_cluster_url_names_its_seed_nodes_with_shared_credentials() {
-        assert_eq!(
-            Target::parse("redis+cluster://127.0.0.1:7001,127.0.0.1:7002/").ok(),
-            Some(Target::Cluster(vec![
-                "redis://127.0.0.1:7001/".into(),
-                "redis://127.0.0.1:7002/".into()
-            ]))
-        );
-        assert_eq!(
-            Target::parse("rediss+cluster://u:p%40w@a:1,b:2").ok(),
-            Some(Target::Cluster(vec![
-                "rediss://u:p%40w@a:1/".into(),
-                "rediss://u:p%40w@b:2/".into()
-            ]))
-        );
-        assert_eq!(
-            Target::parse("redis://127.0.0.1:6379/3").ok(),
-            Some(Target::Server("redis://127.0.0.1:6379/3".into()))
-        );
-    }
-
-    #[test]
-    fn a_cluster_url_with_a_database_or_an_empty_node_is_refused() {
-        for url in [
-            "redis+cluster://a:1/2",
-            "redis+cluster://a:1,,b:2/",
-            "redis+cluster://a:1?db=2",
-            "redis+cluster:///",
-            "127.0.0.1:6379",
-        ] {
-            assert!(
-                matches!(Target::parse(url), Err(LedgerError::Config(_))),
-                "{url}"
-            );
-        }
-    }
 
     #[test]
     fn a_certificate_without_its_key_is_refused() {
