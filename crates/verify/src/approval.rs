@@ -7,8 +7,8 @@ use core::fmt;
 
 use crate::call::Call;
 use crate::cbor::{Key, Reader};
-use crate::error::{Malformed, MalformedKind};
 use crate::keys::{Kid, TrustedKey};
+use crate::malformed::{Malformed, MalformedKind};
 use crate::sign1::Sign1;
 use crate::signed_call::{self, Signer};
 use crate::tools::{ActionClass, Classes};

@@ -15,9 +15,9 @@ use sha2::{Digest, Sha256};
 
 use crate::chain::VerifiedChain;
 use crate::claims::{Claims, KnownKeys};
-use crate::delegation::DelegationFault;
 use crate::envelope::UntrustedEnvelope;
 use crate::error::Denial;
+use crate::fault::DelegationFault;
 use crate::keys::{Kid, TrustedKey};
 use crate::policy::MAX_LEEWAY;
 use crate::tools::Request;

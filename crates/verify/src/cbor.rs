@@ -8,7 +8,7 @@
 
 use ciborium_ll::{Decoder, Header};
 
-use crate::error::{Malformed, MalformedKind};
+use crate::malformed::{Malformed, MalformedKind};
 
 /// The deepest nesting of arrays and maps accepted anywhere in the claims (the schema itself
 /// needs four: claims, grant, tools, tool grant).

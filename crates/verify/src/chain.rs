@@ -10,10 +10,12 @@
 use crate::approval::{CountedApprovers, Counting};
 use crate::call::{Attached, Call};
 use crate::claims::{Claims, KnownKeys, NoKnownKeys};
-use crate::delegation::{DelegationFault, widening};
+use crate::delegation::widening;
 use crate::envelope::UntrustedEnvelope;
-use crate::error::{Denial, Malformed, MalformedKind};
-use crate::invocation::{InvocationFault, Mismatch, UntrustedInvocation};
+use crate::error::Denial;
+use crate::fault::{DelegationFault, InvocationFault, Mismatch};
+use crate::invocation::UntrustedInvocation;
+use crate::malformed::{Malformed, MalformedKind};
 use crate::revocation::RevocationQuery;
 use crate::tools::{ActionClass, Request};
 use crate::verifier::{VerifiedEnvelope, Verifier};

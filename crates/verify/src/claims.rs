@@ -2,8 +2,9 @@
 
 use crate::approval::ApprovalRule;
 use crate::cbor::{Key, Reader};
-use crate::error::{Denial, Malformed, MalformedKind};
+use crate::error::Denial;
 use crate::keys::TrustedKey;
+use crate::malformed::{Malformed, MalformedKind};
 use crate::tools::{Classes, ToolGrant, ToolPattern, is_tool_pattern};
 
 /// Claim and grant keys as the decoder matches them: CBOR head arguments.

@@ -2,8 +2,9 @@
 //! claims set, signed with the external_aad `laissez/v1`.
 
 use crate::claims::Claims;
-use crate::error::{Denial, Malformed};
+use crate::error::Denial;
 use crate::keys::{Kid, TrustedKey};
+use crate::malformed::Malformed;
 use crate::sign1::Sign1;
 use crate::wire::{ENVELOPE_AAD, MAX_ENVELOPE_LEN};
 

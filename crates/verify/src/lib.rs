@@ -48,9 +48,11 @@ mod delegation;
 mod ed25519;
 mod envelope;
 mod error;
+mod fault;
 mod gate;
 mod invocation;
 mod keys;
+mod malformed;
 #[cfg(feature = "alloc")]
 mod owned;
 mod policy;
@@ -82,12 +84,13 @@ pub use approval::{ApprovalRule, Approvers, CountedApprovers, UntrustedApproval}
 pub use call::{Attached, Call, CallError};
 pub use chain::VerifiedChain;
 pub use claims::{AudIter, Claims, GRANT_VERSION, ToolIter};
-pub use delegation::{DelegationFault, Widening};
 pub use envelope::UntrustedEnvelope;
-pub use error::{Denial, Detail, Malformed, MalformedKind};
+pub use error::{Denial, Detail};
+pub use fault::{DelegationFault, InvocationFault, Mismatch, Unreadable, Widening};
 pub use gate::{Allowed, Presented, Refused, Uses};
-pub use invocation::{InvocationFault, Mismatch, Unreadable, UntrustedInvocation};
+pub use invocation::UntrustedInvocation;
 pub use keys::{KeyError, Kid, TrustedKey};
+pub use malformed::{Malformed, MalformedKind};
 #[cfg(feature = "alloc")]
 pub use owned::{CatalogueError, OwnedApprovalRule, OwnedCatalogue, OwnedClaims, OwnedToolGrant};
 pub use policy::{

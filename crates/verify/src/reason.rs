@@ -6,8 +6,6 @@
 use core::fmt;
 use core::str::FromStr;
 
-use crate::error::Denial;
-
 /// Why a message did not run, or what became of it instead.
 ///
 /// The first group are the contract's reasons, in the order the verifier checks them; the
@@ -179,18 +177,6 @@ impl FromStr for Reason {
             .into_iter()
             .find(|r| r.code() == s)
             .ok_or(UnknownReason)
-    }
-}
-
-impl From<Denial> for Reason {
-    fn from(denial: Denial) -> Self {
-        denial.reason()
-    }
-}
-
-impl From<&Denial> for Reason {
-    fn from(denial: &Denial) -> Self {
-        denial.reason()
     }
 }
 

@@ -11,8 +11,8 @@
 use core::fmt;
 
 use crate::cbor::{Key, Reader};
-use crate::error::{Malformed, MalformedKind};
 use crate::keys::{self, Kid, TrustedKey};
+use crate::malformed::{Malformed, MalformedKind};
 use crate::sign1::Sign1;
 use crate::verifier::VerifiedEnvelope;
 use crate::wire::{MAX_RECORD_LEN, REVOCATION_AAD, record};

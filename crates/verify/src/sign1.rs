@@ -8,8 +8,8 @@ use ciborium_ll::Header;
 
 use crate::cbor::Reader;
 use crate::ed25519::verify_strict_chunks;
-use crate::error::{Malformed, MalformedKind};
 use crate::keys::{Kid, TrustedKey};
+use crate::malformed::{Malformed, MalformedKind};
 use crate::wire::{SIG_STRUCTURE_PREFIX, TAG_COSE_SIGN1, header, nint_arg};
 
 /// COSE header label `alg`, as a head argument.

@@ -4,7 +4,7 @@
 
 use crate::call::Call;
 use crate::cbor::{Key, Reader};
-use crate::error::{Malformed, MalformedKind};
+use crate::malformed::{Malformed, MalformedKind};
 use crate::tools::{ActionClass, is_tool_name};
 use crate::wire::{MAX_MESSAGE_ID_LEN, call};
 
