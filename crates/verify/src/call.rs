@@ -6,7 +6,7 @@ use core::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::tools::{ActionClass, is_tool_name};
+use crate::tools::{ActionClass, Request, is_tool_name};
 use crate::wire::MAX_MESSAGE_ID_LEN;
 
 /// One call: the envelope it runs under (by digest), the audience, the message id, the tool,
@@ -143,6 +143,17 @@ impl<'a> Call<'a> {
     /// SHA-256 of the body.
     pub const fn body_digest(&self) -> &[u8; 32] {
         &self.body_digest
+    }
+}
+
+// `Request::for_call` is defined here, with the call, rather than with `Request`: a request
+// is the tool grammar's and knows nothing of calls, so the call names the request and not the
+// other way round.
+impl<'r> Request<'r> {
+    /// The request of a call: its tool, with the class it was made with.
+    pub fn for_call(call: &Call<'r>) -> Self {
+        // A call's tool was checked against the grammar when the call was made.
+        Request::of_checked_tool(call.tool(), call.class())
     }
 }
 

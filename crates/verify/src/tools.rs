@@ -323,12 +323,12 @@ impl<'r> Request<'r> {
         Self::with_class(tool, catalogue.class_of(tool))
     }
 
-    /// The request of a call: its tool, with the class it was made with.
-    pub fn for_call(call: &crate::call::Call<'r>) -> Self {
-        // A call's tool was checked against the grammar when the call was made.
+    /// A request for `tool`, already checked against the grammar, with `class`: what a call
+    /// asks for ([`Request::for_call`], defined with the call).
+    pub(crate) const fn of_checked_tool(tool: &'r str, class: ActionClass) -> Self {
         Request {
-            tool: call.tool(),
-            class: Some(call.class()),
+            tool,
+            class: Some(class),
         }
     }
 
