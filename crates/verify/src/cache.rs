@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
-use crate::chain::VerifiedChain;
+use crate::call::{Attached, Call};
 use crate::claims::{Claims, KnownKeys};
 use crate::envelope::UntrustedEnvelope;
 use crate::error::Denial;
@@ -21,7 +21,8 @@ use crate::fault::DelegationFault;
 use crate::keys::{Kid, TrustedKey};
 use crate::policy::MAX_LEEWAY;
 use crate::tools::Request;
-use crate::verifier::{VerifiedEnvelope, Verifier};
+use crate::verified::{VerifiedCall, VerifiedChain, VerifiedEnvelope};
+use crate::verifier::{ChainCache, Verifier};
 use crate::wire::MAX_CHAIN_LEN;
 
 type Digest32 = [u8; 32];
@@ -63,6 +64,30 @@ impl KnownKeys for EnvelopeCache {
     }
 }
 
+// `with_cache` is defined with the cache, not in the verifier's module: the verifier holds
+// the cache as a `ChainCache` and so names no cache type.
+impl<'k> Verifier<'k> {
+    /// Authenticates through `cache` in [`Verifier::decide`]: a chain's links verified before
+    /// (under this verifier's exact keys, or the same parent) are not verified again. Only
+    /// the signatures are cached, never a row that depends on the moment or the call.
+    #[must_use]
+    pub const fn with_cache(mut self, cache: &'k EnvelopeCache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+}
+
+impl ChainCache for EnvelopeCache {
+    fn authenticate_chain<'a>(
+        &self,
+        verifier: &Verifier<'_>,
+        links: &[&'a [u8]],
+        now: u64,
+    ) -> Result<VerifiedChain<'a>, Denial> {
+        EnvelopeCache::authenticate_chain(self, verifier, links, now)
+    }
+}
+
 /// Cache counters, for metrics and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CacheStats {
@@ -100,12 +125,12 @@ impl EnvelopeCache {
         verifier: &Verifier<'_>,
         bytes: &'a [u8],
         now: u64,
-        call: &crate::call::Call<'_>,
-        attached: impl Into<crate::call::Attached<'p>>,
-    ) -> Result<crate::verifier::VerifiedCall<'a>, Denial> {
+        call: &Call<'_>,
+        attached: impl Into<Attached<'p>>,
+    ) -> Result<VerifiedCall<'a>, Denial> {
         let verified = self.authenticate(verifier, bytes, now)?;
         let approvers = verifier.check_call(&verified, now, call, attached)?;
-        Ok(crate::verifier::VerifiedCall::new(verified, approvers))
+        Ok(VerifiedCall::new(verified, approvers))
     }
 
     /// [`Verifier::authenticate`] through the cache. `now` is used only to drop dead entries.

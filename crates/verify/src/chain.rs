@@ -5,7 +5,8 @@
 //! one, and goes through the same rows: [`Verifier::check`] and [`Verifier::check_call`] are
 //! the one-envelope forms of [`Verifier::check_chain`] and [`Verifier::check_chain_call`].
 //! The chain is walked root first with loops over a fixed-size array: no recursion, no
-//! allocation.
+//! allocation. The chain itself ([`VerifiedChain`]) is a plain value of its own module, below
+//! the verifier; this module adds the verifier's methods that make and check one.
 
 use crate::approval::{CountedApprovers, Counting};
 use crate::call::{Attached, Call};
@@ -18,83 +19,9 @@ use crate::invocation::UntrustedInvocation;
 use crate::malformed::{Malformed, MalformedKind};
 use crate::revocation::RevocationQuery;
 use crate::tools::{ActionClass, Request};
-use crate::verifier::{VerifiedEnvelope, Verifier};
+use crate::verified::{VerifiedChain, VerifiedEnvelope};
+use crate::verifier::Verifier;
 use crate::wire::{MAX_APPROVALS, MAX_CHAIN_LEN};
-
-/// A chain whose every link holds: the root's signature under a trusted key, each child's
-/// under its parent's holder key, each child naming its parent's digest, every claims set
-/// well formed. Only [`Verifier::authenticate_chain`] makes one (or a single verified
-/// envelope, [`VerifiedChain::single`]). Attenuation, time, audience, request, revocation,
-/// invocation and approval are checked on every use by [`Verifier::check_chain_call`].
-#[derive(Debug, Clone, Copy)]
-pub struct VerifiedChain<'a> {
-    root: VerifiedEnvelope<'a>,
-    /// The children, root's first, filled from the front: `Some` up to the leaf.
-    children: [Option<VerifiedEnvelope<'a>>; MAX_CHAIN_LEN - 1],
-}
-
-impl<'a> VerifiedChain<'a> {
-    /// The chain of one envelope.
-    pub const fn single(envelope: VerifiedEnvelope<'a>) -> Self {
-        VerifiedChain {
-            root: envelope,
-            children: [None; MAX_CHAIN_LEN - 1],
-        }
-    }
-
-    /// How many envelopes, 1 to 4.
-    pub fn len(&self) -> usize {
-        1 + self.children.iter().flatten().count()
-    }
-
-    /// Never: a chain holds at least its root.
-    pub const fn is_empty(&self) -> bool {
-        false
-    }
-
-    /// The envelopes, root first.
-    pub fn iter(&self) -> impl Iterator<Item = &VerifiedEnvelope<'a>> {
-        core::iter::once(&self.root).chain(self.children.iter().flatten())
-    }
-
-    /// The root: the envelope the trusted issuer signed.
-    pub const fn root(&self) -> &VerifiedEnvelope<'a> {
-        &self.root
-    }
-
-    /// The leaf: the envelope the call runs under (its audience, agent, tools and holder).
-    pub fn leaf(&self) -> &VerifiedEnvelope<'a> {
-        self.children.iter().flatten().last().unwrap_or(&self.root)
-    }
-
-    /// Whether it is a delegated chain (more than one envelope).
-    pub const fn is_delegated(&self) -> bool {
-        self.children[0].is_some()
-    }
-
-    /// Appends an authenticated child: [`DelegationFault::AncestorCti`] when its cti is the
-    /// cti of an envelope above it (a use is counted under the path of ctis from the root,
-    /// `docs/spec.md` §8, which must name each envelope once), [`DelegationFault::TooLong`]
-    /// when the chain is full.
-    pub(crate) fn push(&mut self, envelope: VerifiedEnvelope<'a>) -> Result<(), DelegationFault> {
-        let cti = envelope.claims().cti();
-        if self.iter().any(|above| above.claims().cti() == cti) {
-            return Err(DelegationFault::AncestorCti);
-        }
-        match self.children.iter_mut().find(|slot| slot.is_none()) {
-            Some(slot) => {
-                *slot = Some(envelope);
-                Ok(())
-            }
-            None => Err(DelegationFault::TooLong),
-        }
-    }
-
-    /// Parent and child of each link, root first.
-    fn pairs(&self) -> impl Iterator<Item = (&VerifiedEnvelope<'a>, &VerifiedEnvelope<'a>)> {
-        self.iter().zip(self.iter().skip(1))
-    }
-}
 
 impl<'k> Verifier<'k> {
     /// Authenticates a chain, root first (`docs/spec.md` §13): the root as

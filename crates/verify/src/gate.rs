@@ -12,7 +12,6 @@
 
 use crate::approval::CountedApprovers;
 use crate::call::{Attached, Call, CallError};
-use crate::chain::VerifiedChain;
 use crate::claims::Claims;
 use crate::envelope::UntrustedEnvelope;
 use crate::error::Denial;
@@ -20,7 +19,8 @@ use crate::fault::{InvocationFault, Unreadable};
 use crate::keys::Kid;
 use crate::malformed::{Malformed, MalformedKind};
 use crate::tools::Request;
-use crate::verifier::{VerifiedEnvelope, Verifier};
+use crate::verified::{VerifiedChain, VerifiedEnvelope};
+use crate::verifier::Verifier;
 use crate::wire::MAX_CHAIN_LEN;
 
 /// Everything a call is decided on besides the worker's own configuration (its keys,

@@ -66,6 +66,7 @@ mod sign1;
 mod signed_call;
 pub mod text;
 mod tools;
+mod verified;
 mod verifier;
 pub mod wire;
 
@@ -82,7 +83,6 @@ pub mod cache;
 
 pub use approval::{ApprovalRule, Approvers, CountedApprovers, UntrustedApproval};
 pub use call::{Attached, Call, CallError};
-pub use chain::VerifiedChain;
 pub use claims::{AudIter, Claims, GRANT_VERSION, ToolIter};
 pub use envelope::UntrustedEnvelope;
 pub use error::{Denial, Detail};
@@ -109,6 +109,7 @@ pub use tools::{
     ActionClass, Classes, InvalidToolName, MAX_SEGMENT_LEN, Request, ToolCatalogue, ToolGrant,
     ToolPattern, UnknownClass, is_tool_name, is_tool_pattern,
 };
-pub use verifier::{VerifiedCall, VerifiedEnvelope, Verifier};
+pub use verified::{VerifiedCall, VerifiedChain, VerifiedEnvelope};
+pub use verifier::Verifier;
 
 pub use wire::{ENVELOPE_AAD as EXTERNAL_AAD, ENVELOPE_FIRST_BYTE, MAX_ENVELOPE_LEN};

@@ -14,7 +14,7 @@ use crate::cbor::{Key, Reader};
 use crate::keys::{self, Kid, TrustedKey};
 use crate::malformed::{Malformed, MalformedKind};
 use crate::sign1::Sign1;
-use crate::verifier::VerifiedEnvelope;
+use crate::verified::VerifiedEnvelope;
 use crate::wire::{MAX_RECORD_LEN, REVOCATION_AAD, record};
 
 /// Why a revocation record is not applied. A worker logs it and goes on: a bad record is

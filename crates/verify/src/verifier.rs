@@ -4,109 +4,28 @@ use core::fmt;
 
 use crate::approval::CountedApprovers;
 use crate::call::{Attached, Call};
-use crate::chain::VerifiedChain;
 use crate::claims::{Claims, KnownKeys, NoKnownKeys};
 use crate::envelope::UntrustedEnvelope;
 use crate::error::Denial;
 use crate::fault::DelegationFault;
-use crate::keys::{self, Kid, TrustedKey};
+use crate::keys::{self, TrustedKey};
 use crate::policy::{Policy, PolicyError};
 use crate::revocation::{NoRevocations, Revocations};
 use crate::tools::Request;
+use crate::verified::{VerifiedCall, VerifiedChain, VerifiedEnvelope};
 
-/// An envelope whose signature holds under a trusted key and whose claims are well formed.
-///
-/// Only [`Verifier`] makes one. Time, audience, agent, request and revocation are checked
-/// by [`Verifier::check`] (or all at once by [`Verifier::verify`]), on every use.
-#[derive(Debug, Clone, Copy)]
-pub struct VerifiedEnvelope<'a> {
-    bytes: &'a [u8],
-    /// The whole public key the signature held under, not only its 64-bit kid: a verifier
-    /// honours the envelope only while it trusts these exact 32 bytes.
-    key: [u8; 32],
-    kid: Kid,
-    claims: Claims<'a>,
-}
-
-impl<'a> VerifiedEnvelope<'a> {
-    pub(crate) fn new(bytes: &'a [u8], key: &TrustedKey, claims: Claims<'a>) -> Self {
-        VerifiedEnvelope {
-            bytes,
-            key: *key.as_bytes(),
-            kid: key.kid(),
-            claims,
-        }
-    }
-
-    /// Rebuilds a verified envelope from a cache entry that recorded the key it held under.
-    #[cfg(feature = "std")]
-    pub(crate) const fn from_cache(
-        bytes: &'a [u8],
-        key: [u8; 32],
-        kid: Kid,
-        claims: Claims<'a>,
-    ) -> Self {
-        VerifiedEnvelope {
-            bytes,
-            key,
-            kid,
-            claims,
-        }
-    }
-
-    /// The raw public key whose signature held.
-    pub const fn key(&self) -> &[u8; 32] {
-        &self.key
-    }
-
-    /// The envelope bytes as received.
-    pub const fn as_bytes(&self) -> &'a [u8] {
-        self.bytes
-    }
-
-    /// SHA-256 of the envelope's bytes as received: what a call names it by.
-    pub fn digest(&self) -> [u8; 32] {
-        use sha2::{Digest, Sha256};
-        Sha256::digest(self.bytes).into()
-    }
-
-    /// The kid of the key that signed it.
-    pub const fn kid(&self) -> Kid {
-        self.kid
-    }
-
-    /// The authenticated claims.
-    pub const fn claims(&self) -> &Claims<'a> {
-        &self.claims
-    }
-}
-
-/// A call that passed every check of the verifier: its envelope and the approvers that
-/// counted. Only [`Verifier::verify_call`] (and the cache's) makes one.
-#[derive(Debug, Clone, Copy)]
-pub struct VerifiedCall<'a> {
-    envelope: VerifiedEnvelope<'a>,
-    approvers: CountedApprovers,
-}
-
-impl<'a> VerifiedCall<'a> {
-    #[cfg(feature = "std")]
-    pub(crate) const fn new(envelope: VerifiedEnvelope<'a>, approvers: CountedApprovers) -> Self {
-        VerifiedCall {
-            envelope,
-            approvers,
-        }
-    }
-
-    /// The verified envelope.
-    pub const fn envelope(&self) -> &VerifiedEnvelope<'a> {
-        &self.envelope
-    }
-
-    /// The approvers whose approvals counted (empty when the class needs none).
-    pub const fn approvers(&self) -> &CountedApprovers {
-        &self.approvers
-    }
+/// Where a verifier authenticates a chain when it has a cache (`with_cache`, `std`): the
+/// envelope cache implements it in its own module. A trait, so that the verifier names no
+/// cache: the cache drives the verifier (it calls its checks), and stays above it.
+#[cfg(feature = "std")]
+pub(crate) trait ChainCache {
+    /// [`Verifier::authenticate_chain`] through the cache; `now` drops dead entries.
+    fn authenticate_chain<'a>(
+        &self,
+        verifier: &Verifier<'_>,
+        links: &[&'a [u8]],
+        now: u64,
+    ) -> Result<VerifiedChain<'a>, Denial>;
 }
 
 /// Verifies envelopes for one audience against a set of trusted keys.
@@ -121,7 +40,7 @@ pub struct Verifier<'k> {
     pub(crate) approvers: &'k [TrustedKey],
     /// Verified envelopes kept by their digest, consulted by [`Verifier::decide`].
     #[cfg(feature = "std")]
-    pub(crate) cache: Option<&'k crate::cache::EnvelopeCache>,
+    pub(crate) cache: Option<&'k dyn ChainCache>,
 }
 
 impl fmt::Debug for Verifier<'_> {
@@ -185,16 +104,6 @@ impl<'k> Verifier<'k> {
     #[must_use]
     pub const fn with_revocations(mut self, revocations: &'k dyn Revocations) -> Self {
         self.revocations = revocations;
-        self
-    }
-
-    /// Authenticates through `cache` in [`Verifier::decide`]: a chain's links verified before
-    /// (under this verifier's exact keys, or the same parent) are not verified again. Only
-    /// the signatures are cached, never a row that depends on the moment or the call.
-    #[cfg(feature = "std")]
-    #[must_use]
-    pub const fn with_cache(mut self, cache: &'k crate::cache::EnvelopeCache) -> Self {
-        self.cache = Some(cache);
         self
     }
 
@@ -306,9 +215,6 @@ impl<'k> Verifier<'k> {
     ) -> Result<VerifiedCall<'a>, Denial> {
         let envelope = self.authenticate(bytes)?;
         let approvers = self.check_call(&envelope, now, call, attached)?;
-        Ok(VerifiedCall {
-            envelope,
-            approvers,
-        })
+        Ok(VerifiedCall::new(envelope, approvers))
     }
 }
