@@ -1,5 +1,5 @@
-//! Human approval (`docs/spec.md` §12): the grant's approval rule as the orchestrator states
-//! it, and the approver's signature over one exact call.
+//! Human approval (`docs/spec.md` §12): the approver's signature over one exact call. The
+//! grant's approval rule the orchestrator states is [`ApprovalSpec`](crate::ApprovalSpec).
 //!
 //! Like the invocation signer, the approval signer refuses what no worker would count, and
 //! says why: an approval for a call its envelope does not name, a class the envelope's rule
@@ -9,113 +9,13 @@
 use std::fmt;
 
 use ciborium::value::Value;
-use laissez_verify::wire::{APPROVAL_AAD, MAX_APPROVAL_LEN, MAX_APPROVERS, call as key};
-use laissez_verify::{
-    ActionClass, Call, Classes, Denial, Kid, TrustedKey, UntrustedApproval, UntrustedEnvelope,
-};
+use laissez_verify::wire::{APPROVAL_AAD, MAX_APPROVAL_LEN, call as key};
+use laissez_verify::{ActionClass, Call, Denial, Kid, UntrustedApproval, UntrustedEnvelope};
 use sha2::{Digest, Sha256};
 
 use crate::encode::{encode_sign1, int, text, to_bytes, uint};
 use crate::keys::SecretKey;
 use crate::text::encode_text;
-
-/// A grant's approval rule, validated: calls of `classes` need `m` distinct approvals from
-/// the approvers, whose kids are kept sorted and distinct (the wire's order).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApprovalSpec {
-    pub(crate) classes: Classes,
-    pub(crate) m: u8,
-    pub(crate) kids: Vec<Kid>,
-}
-
-/// Why an approval rule cannot be stated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ApprovalRuleError {
-    /// No approver was given.
-    NoApprovers,
-    /// More than 16 approvers (how many).
-    TooManyApprovers(usize),
-    /// The same approver key twice (its kid).
-    DuplicateApprover(Kid),
-    /// `m` is 0 or more than the number of approvers.
-    Threshold {
-        /// Approvals asked for.
-        m: usize,
-        /// Approvers given.
-        n: usize,
-    },
-}
-
-impl fmt::Display for ApprovalRuleError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ApprovalRuleError::NoApprovers => f.write_str("an approval rule needs approvers"),
-            ApprovalRuleError::TooManyApprovers(n) => {
-                write!(
-                    f,
-                    "{n} approvers: an approval rule lists at most {MAX_APPROVERS}"
-                )
-            }
-            ApprovalRuleError::DuplicateApprover(kid) => {
-                write!(f, "the approver key {kid} is listed twice")
-            }
-            ApprovalRuleError::Threshold { m, n } => write!(
-                f,
-                "{m} approvals of {n} approvers: the number needed must be 1 to the number of approvers"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ApprovalRuleError {}
-
-impl ApprovalSpec {
-    /// Calls of `classes` need `m` distinct approvals from `approvers` (1 ≤ m ≤ n ≤ 16, no key
-    /// twice).
-    pub fn new(
-        classes: Classes,
-        m: usize,
-        approvers: &[TrustedKey],
-    ) -> Result<ApprovalSpec, ApprovalRuleError> {
-        let n = approvers.len();
-        if n == 0 {
-            return Err(ApprovalRuleError::NoApprovers);
-        }
-        if n > MAX_APPROVERS {
-            return Err(ApprovalRuleError::TooManyApprovers(n));
-        }
-        if m == 0 || m > n {
-            return Err(ApprovalRuleError::Threshold { m, n });
-        }
-        let mut kids: Vec<Kid> = approvers.iter().map(TrustedKey::kid).collect();
-        kids.sort_unstable_by_key(|kid| *kid.as_bytes());
-        if let Some(pair) = kids.windows(2).find(|pair| pair[0] == pair[1]) {
-            return Err(ApprovalRuleError::DuplicateApprover(pair[0]));
-        }
-        Ok(ApprovalSpec {
-            classes,
-            // m ≤ n ≤ 16.
-            m: m as u8,
-            kids,
-        })
-    }
-
-    /// The classes that need approval.
-    pub const fn classes(&self) -> Classes {
-        self.classes
-    }
-
-    /// Approvals needed.
-    pub const fn m(&self) -> u8 {
-        self.m
-    }
-
-    /// The approvers' kids, ascending.
-    pub fn kids(&self) -> &[Kid] {
-        &self.kids
-    }
-}
 
 /// Why an approval was not signed.
 #[derive(Debug, Clone, PartialEq, Eq)]

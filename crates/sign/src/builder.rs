@@ -9,7 +9,7 @@ use laissez_verify::{
 };
 use rand_core::TryCryptoRng;
 
-use crate::approval::ApprovalSpec;
+use crate::approval_rule::ApprovalSpec;
 use crate::encode::{WireClaims, encode_envelope};
 use crate::error::BuildError;
 use crate::keys::SecretKey;
@@ -63,7 +63,8 @@ pub struct EnvelopeBuilder {
     pub(crate) session: Option<String>,
     pub(crate) holder: Option<TrustedKey>,
     approval: Option<ApprovalSpec>,
-    /// SHA-256 of the parent envelope: set only by [`crate::delegate`].
+    /// SHA-256 of the parent envelope: set only when delegating (`delegate_at`), never by a
+    /// caller, so a root envelope names no parent.
     pub(crate) parent: Option<[u8; 32]>,
 }
 

@@ -12,7 +12,7 @@ use ed25519_dalek::Signer;
 use laissez_verify::wire::{ENVELOPE_AAD, TAG_COSE_SIGN1, claim, cnf, grant, header};
 use laissez_verify::{Classes, Kid, TrustedKey};
 
-use crate::approval::ApprovalSpec;
+use crate::approval_rule::ApprovalSpec;
 use crate::error::BuildError;
 use crate::keys::SecretKey;
 

@@ -35,6 +35,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod approval;
+mod approval_rule;
 mod builder;
 mod delegate;
 mod encode;
@@ -46,7 +47,8 @@ mod revocation;
 pub mod spec;
 pub mod text;
 
-pub use approval::{Approval, ApprovalError, ApprovalRuleError, ApprovalSpec};
+pub use approval::{Approval, ApprovalError};
+pub use approval_rule::{ApprovalRuleError, ApprovalSpec};
 pub use builder::{
     DEFAULT_MAX_USES, DEFAULT_TTL, EnvelopeBuilder, MAX_TTL, SignedEnvelope, unix_now,
 };
