@@ -15,7 +15,6 @@ use pyo3::types::PyBytes;
 use crate::args::class_arg;
 use crate::{LedgerError, bytes_like, error, is_str};
 
-
 pub(crate) fn ledger_error(py: Python<'_>, e: &Error) -> PyErr {
     error::<LedgerError>(py, e.code(), e)
 }
