@@ -401,6 +401,18 @@ impl Verifier {
             Ok(allowed) => Some(*allowed.chain()),
             Err(refused) => refused.chain().copied(),
         };
+        // Each ancestor's (cti, max_uses, exp + leeway), root first, once the chain
+        // authenticated: what a worker of its own passes to `Ledger.begin`.
+        let leeway = self.policy.leeway();
+        let ancestors = chain.iter().flat_map(|c| c.ancestors()).map(|e| {
+            let c = e.claims();
+            (
+                hex::encode(c.cti()),
+                c.max_uses(),
+                c.exp().saturating_add(leeway),
+            )
+        });
+        let ancestors: Vec<(String, u64, u64)> = ancestors.collect();
         let mut decision = Decision {
             allowed: decided.is_ok(),
             reason: None,
@@ -412,7 +424,7 @@ impl Verifier {
             verified: chain.map(|_| links.iter().map(|l| l.to_vec()).collect()),
             use_number: None,
             approved_by: Vec::new(),
-            ancestors: Vec::new(),
+            ancestors,
         };
         let allowed = match decided {
             Ok(allowed) => allowed,
@@ -423,15 +435,7 @@ impl Verifier {
                 return Ok(decision);
             }
         };
-        let leeway = self.policy.leeway();
         let uses = allowed.uses();
-        decision.ancestors = uses
-            .ancestors()
-            .map(|c| {
-                let exp = c.exp().saturating_add(leeway);
-                (hex::encode(c.cti()), c.max_uses(), exp)
-            })
-            .collect();
         decision.approved_by = allowed
             .approvers()
             .as_slice()

@@ -142,8 +142,7 @@ impl<'a> Allowed<'a> {
     /// (`docs/spec.md` §13).
     pub fn uses(&self) -> Uses<'_> {
         let mut ancestors = [None; MAX_CHAIN_LEN - 1];
-        let above = self.chain.len() - 1;
-        for (slot, envelope) in ancestors.iter_mut().zip(self.chain.iter().take(above)) {
+        for (slot, envelope) in ancestors.iter_mut().zip(self.chain.ancestors()) {
             *slot = Some(envelope.claims());
         }
         Uses {

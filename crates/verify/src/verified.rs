@@ -142,6 +142,12 @@ impl<'a> VerifiedChain<'a> {
         core::iter::once(&self.root).chain(self.children.iter().flatten())
     }
 
+    /// The leaf's ancestors, root first: every envelope but the leaf (none when not
+    /// delegated). A use of the leaf spends a use of each (`docs/spec.md` §13).
+    pub fn ancestors(&self) -> impl Iterator<Item = &VerifiedEnvelope<'a>> {
+        self.iter().take(self.len() - 1)
+    }
+
     /// The root: the envelope the trusted issuer signed.
     pub const fn root(&self) -> &VerifiedEnvelope<'a> {
         &self.root
