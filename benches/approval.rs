@@ -102,14 +102,24 @@ fn main() {
     let warm = measure(|| {
         let call = call_of(black_box(&env));
         let attached = Attached::new(None, black_box(&approvals));
-        black_box(cache.verify_call(&verifier, black_box(&env), at, &call, attached)).unwrap();
+        black_box(
+            verifier
+                .with_cache(&cache)
+                .verify_call(black_box(&env), at, &call, attached),
+        )
+        .unwrap();
     });
     // A call that does not run yet: one approval of two, the envelope cached.
     let one: [&[u8]; 1] = [a.as_bytes()];
     let parked = measure(|| {
         let call = call_of(black_box(&env));
         let attached = Attached::new(None, black_box(&one));
-        black_box(cache.verify_call(&verifier, black_box(&env), at, &call, attached)).unwrap_err();
+        black_box(
+            verifier
+                .with_cache(&cache)
+                .verify_call(black_box(&env), at, &call, attached),
+        )
+        .unwrap_err();
     });
     let sign = measure(|| {
         black_box(approve(&people[2]));

@@ -105,15 +105,17 @@ fn main() {
         let known = measure(|| {
             let links = &pooled[next % pooled.len()];
             next += 1;
-            let chained = small
-                .authenticate_chain(&verifier, black_box(links), at)
+            let chained = verifier
+                .with_cache(&small)
+                .authenticate_chain_at(black_box(links), at)
                 .unwrap();
             black_box(verifier.check_chain(&chained, at, Some(&request))).unwrap_err();
         });
         let cache = EnvelopeCache::new(64);
         let warm = measure(|| {
-            let chained = cache
-                .authenticate_chain(&verifier, black_box(&links), at)
+            let chained = verifier
+                .with_cache(&cache)
+                .authenticate_chain_at(black_box(&links), at)
                 .unwrap();
             black_box(verifier.check_chain(&chained, at, Some(&request))).unwrap_err();
         });

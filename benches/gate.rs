@@ -78,8 +78,9 @@ fn main() {
     let cache = EnvelopeCache::new(1024);
     let cached = verifier.with_cache(&cache);
     let by_hand_warm = measure(|| {
-        let chain = cache
-            .authenticate_chain(&verifier, black_box(&links), at)
+        let chain = verifier
+            .with_cache(&cache)
+            .authenticate_chain_at(black_box(&links), at)
             .unwrap();
         let call = Call::new(
             &env,

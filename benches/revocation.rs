@@ -66,10 +66,19 @@ fn main() {
         black_box(with_list.verify(black_box(&env), now + 60, Some(&request))).unwrap();
     });
     let warm_bare = measure(|| {
-        black_box(cache.verify(&bare, black_box(&env), now + 60, Some(&request))).unwrap();
+        black_box(
+            bare.with_cache(&cache)
+                .verify(black_box(&env), now + 60, Some(&request)),
+        )
+        .unwrap();
     });
     let warm_held = measure(|| {
-        black_box(cache.verify(&with_set, black_box(&env), now + 60, Some(&request))).unwrap();
+        black_box(
+            with_set
+                .with_cache(&cache)
+                .verify(black_box(&env), now + 60, Some(&request)),
+        )
+        .unwrap();
     });
     let mut i = 0;
     let apply = measure(|| {

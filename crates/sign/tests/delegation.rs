@@ -679,7 +679,10 @@ fn a_cached_prefix_never_lets_a_changed_link_through() {
     let links = c.links();
     // Cold, then warm: the same chain, the same leaf.
     for _ in 0..2 {
-        let chain = cache.authenticate_chain(&v, &links, NOW).unwrap();
+        let chain = v
+            .with_cache(&cache)
+            .authenticate_chain_at(&links, NOW)
+            .unwrap();
         assert_eq!(chain.len(), 3);
         assert_eq!(chain.leaf().as_bytes(), c.leaf());
     }
@@ -689,8 +692,8 @@ fn a_cached_prefix_never_lets_a_changed_link_through() {
         .sign_at(&issuer(), NBF, &mut Rng(50))
         .unwrap();
     assert_eq!(
-        cache
-            .authenticate_chain(&v, &[other_root.as_bytes(), links[1]], NOW)
+        v.with_cache(&cache)
+            .authenticate_chain_at(&[other_root.as_bytes(), links[1]], NOW)
             .unwrap_err(),
         Denial::BadDelegation(DelegationFault::WrongParent)
     );
@@ -699,27 +702,33 @@ fn a_cached_prefix_never_lets_a_changed_link_through() {
     let last = changed.len() - 1;
     changed[last] ^= 1;
     assert_eq!(
-        cache
-            .authenticate_chain(&v, &[links[0], &changed, links[2]], NOW)
+        v.with_cache(&cache)
+            .authenticate_chain_at(&[links[0], &changed, links[2]], NOW)
             .unwrap_err(),
         Denial::BadDelegation(DelegationFault::BadSignature)
     );
     // The grandchild under its grandparent (skipping the middle link).
     assert!(
-        cache
-            .authenticate_chain(&v, &[links[0], links[2]], NOW)
+        v.with_cache(&cache)
+            .authenticate_chain_at(&[links[0], links[2]], NOW)
             .is_err()
     );
     // A cached child is no root, even to a worker that trusts its signer as an issuer.
     let a_as_issuer = [agent(1).public_key()];
     let va = Verifier::new(&a_as_issuer, AUD);
     assert_eq!(
-        cache.authenticate(&va, links[1], NOW).unwrap_err(),
+        va.with_cache(&cache)
+            .authenticate_chain_at(&[links[1]], NOW)
+            .map(|c| *c.root())
+            .unwrap_err(),
         Denial::BadDelegation(DelegationFault::RootHasParent)
     );
     // And the cache's answer equals the verifier's for the whole chain.
     let direct = v.authenticate_chain(&links).unwrap();
-    let cached = cache.authenticate_chain(&v, &links, NOW).unwrap();
+    let cached = v
+        .with_cache(&cache)
+        .authenticate_chain_at(&links, NOW)
+        .unwrap();
     assert!(
         direct
             .iter()

@@ -13,17 +13,13 @@ use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
-use crate::call::{Attached, Call};
 use crate::claims::{Claims, KnownKeys};
 use crate::envelope::UntrustedEnvelope;
 use crate::error::Denial;
-use crate::fault::DelegationFault;
 use crate::keys::{Kid, TrustedKey};
 use crate::policy::MAX_LEEWAY;
-use crate::tools::Request;
-use crate::verified::{VerifiedCall, VerifiedChain, VerifiedEnvelope};
-use crate::verifier::{ChainCache, Verifier};
-use crate::wire::MAX_CHAIN_LEN;
+use crate::verified::VerifiedEnvelope;
+use crate::verifier::{LinkCache, Verifier};
 
 type Digest32 = [u8; 32];
 
@@ -77,14 +73,36 @@ impl<'k> Verifier<'k> {
     }
 }
 
-impl ChainCache for EnvelopeCache {
-    fn authenticate_chain<'a>(
+impl LinkCache for EnvelopeCache {
+    fn root<'a>(
         &self,
         verifier: &Verifier<'_>,
-        links: &[&'a [u8]],
+        bytes: &'a [u8],
         now: u64,
-    ) -> Result<VerifiedChain<'a>, Denial> {
-        EnvelopeCache::authenticate_chain(self, verifier, links, now)
+    ) -> Result<VerifiedEnvelope<'a>, Denial> {
+        let digest: Digest32 = Sha256::digest(bytes).into();
+        if let Some(hit) = self.lookup(verifier, &digest, bytes, now) {
+            return Ok(hit);
+        }
+        let verified = verifier.authenticate_with(bytes, self)?;
+        self.insert(digest, &verified, now);
+        Ok(verified)
+    }
+
+    fn child<'a>(
+        &self,
+        verifier: &Verifier<'_>,
+        parent: &VerifiedEnvelope<'_>,
+        bytes: &'a [u8],
+        now: u64,
+    ) -> Result<VerifiedEnvelope<'a>, Denial> {
+        let digest: Digest32 = Sha256::digest(bytes).into();
+        if let Some(hit) = self.lookup_child(parent, &digest, bytes, now) {
+            return Ok(hit);
+        }
+        let child = verifier.authenticate_child(parent, bytes, self)?;
+        self.insert(digest, &child, now);
+        Ok(child)
     }
 }
 
@@ -102,51 +120,6 @@ impl EnvelopeCache {
             capacity: capacity.max(1),
             inner: Mutex::new(Inner::default()),
         }
-    }
-
-    /// [`Verifier::verify`] with the signature check skipped for bytes seen before.
-    pub fn verify<'a>(
-        &self,
-        verifier: &Verifier<'_>,
-        bytes: &'a [u8],
-        now: u64,
-        request: Option<&Request<'_>>,
-    ) -> Result<VerifiedEnvelope<'a>, Denial> {
-        let verified = self.authenticate(verifier, bytes, now)?;
-        verifier.check(&verified, now, request)?;
-        Ok(verified)
-    }
-
-    /// [`Verifier::verify_call`] with the envelope's signature check skipped for bytes seen
-    /// before. Invocations and approvals are never cached: their signatures are checked on
-    /// every call.
-    pub fn verify_call<'a, 'p>(
-        &self,
-        verifier: &Verifier<'_>,
-        bytes: &'a [u8],
-        now: u64,
-        call: &Call<'_>,
-        attached: impl Into<Attached<'p>>,
-    ) -> Result<VerifiedCall<'a>, Denial> {
-        let verified = self.authenticate(verifier, bytes, now)?;
-        let approvers = verifier.check_call(&verified, now, call, attached)?;
-        Ok(VerifiedCall::new(verified, approvers))
-    }
-
-    /// [`Verifier::authenticate`] through the cache. `now` is used only to drop dead entries.
-    pub fn authenticate<'a>(
-        &self,
-        verifier: &Verifier<'_>,
-        bytes: &'a [u8],
-        now: u64,
-    ) -> Result<VerifiedEnvelope<'a>, Denial> {
-        let digest: Digest32 = Sha256::digest(bytes).into();
-        if let Some(hit) = self.lookup(verifier, &digest, bytes, now) {
-            return Ok(hit);
-        }
-        let verified = verifier.authenticate_with(bytes, self)?;
-        self.insert(digest, &verified, now);
-        Ok(verified)
     }
 
     /// Entries held now.
@@ -231,39 +204,6 @@ impl EnvelopeCache {
         let envelope = UntrustedEnvelope::decode(bytes).ok()?;
         let (payload, base) = envelope.payload();
         Claims::decode_with_holder(payload, base, &holder).ok()
-    }
-
-    /// [`Verifier::authenticate_chain`] through the cache: each link is cached by its digest,
-    /// and a cached child is honoured only under the same parent (its holder key and digest),
-    /// so a changed link, or a child spliced under another parent, is checked in full (and
-    /// refused). `now` is used only to drop dead entries.
-    pub fn authenticate_chain<'a>(
-        &self,
-        verifier: &Verifier<'_>,
-        links: &[&'a [u8]],
-        now: u64,
-    ) -> Result<VerifiedChain<'a>, Denial> {
-        let Some((root, children)) = links.split_first() else {
-            return verifier.authenticate_chain(links);
-        };
-        let mut chain = VerifiedChain::single(self.authenticate(verifier, root, now)?);
-        for (n, bytes) in children.iter().enumerate() {
-            if n + 1 == MAX_CHAIN_LEN {
-                return Err(Denial::BadDelegation(DelegationFault::TooLong));
-            }
-            let parent = *chain.leaf();
-            let digest: Digest32 = Sha256::digest(bytes).into();
-            let child = match self.lookup_child(&parent, &digest, bytes, now) {
-                Some(hit) => hit,
-                None => {
-                    let child = verifier.authenticate_child(&parent, bytes, self)?;
-                    self.insert(digest, &child, now);
-                    child
-                }
-            };
-            chain.push(child).map_err(Denial::BadDelegation)?;
-        }
-        Ok(chain)
     }
 
     fn insert(&self, digest: Digest32, verified: &VerifiedEnvelope<'_>, now: u64) {

@@ -29,20 +29,60 @@ impl<'k> Verifier<'k> {
     /// outer structure, its kid and signature under its parent's holder key, its claims, its
     /// `parent` equal to the SHA-256 of its parent's bytes, and its cti unlike every cti above
     /// it. An empty chain is `malformed`; a fifth envelope is `bad_delegation`.
+    ///
+    /// Without the cache: `now` is only the cache's, to drop dead entries (see
+    /// [`Verifier::authenticate_chain_at`]).
     pub fn authenticate_chain<'a>(&self, links: &[&'a [u8]]) -> Result<VerifiedChain<'a>, Denial> {
-        let Some((root, children)) = links.split_first() else {
+        self.links(
+            links,
+            |_, root| self.authenticate(root),
+            |parent, bytes| self.authenticate_child(parent, bytes, &NoKnownKeys),
+        )
+    }
+
+    /// [`Verifier::authenticate_chain`] through this verifier's cache, when it has one
+    /// (`with_cache`): a link authenticated before under the same key (the root) or the same
+    /// parent (a child) is not verified again. `now` drops the cache's dead entries; no row
+    /// that depends on the moment is cached.
+    pub fn authenticate_chain_at<'a>(
+        &self,
+        links: &[&'a [u8]],
+        now: u64,
+    ) -> Result<VerifiedChain<'a>, Denial> {
+        #[cfg(feature = "std")]
+        if let Some(cache) = self.cache {
+            return self.links(
+                links,
+                |verifier, root| cache.root(verifier, root, now),
+                |parent, bytes| cache.child(self, parent, bytes, now),
+            );
+        }
+        let _ = now; // Only a cache needs the time.
+        self.authenticate_chain(links)
+    }
+
+    /// The one chain loop: the root by `root`, then each child under its parent by `child`;
+    /// at most four links, the chain's own rules checked as each is added.
+    fn links<'a>(
+        &self,
+        links: &[&'a [u8]],
+        root: impl FnOnce(&Self, &'a [u8]) -> Result<VerifiedEnvelope<'a>, Denial>,
+        mut child: impl FnMut(&VerifiedEnvelope<'a>, &'a [u8]) -> Result<VerifiedEnvelope<'a>, Denial>,
+    ) -> Result<VerifiedChain<'a>, Denial> {
+        let Some((first, children)) = links.split_first() else {
             return Err(Malformed::new(0, MalformedKind::EmptyList).into());
         };
         // Refuses a root that names a parent.
-        let root = self.authenticate(root)?;
-        let mut chain = VerifiedChain::single(root);
+        let mut chain = VerifiedChain::single(root(self, first)?);
         for (n, bytes) in children.iter().enumerate() {
             // n children already hold; a fifth envelope is refused before it is read.
             if n + 1 == MAX_CHAIN_LEN {
                 return Err(Denial::BadDelegation(DelegationFault::TooLong));
             }
-            let child = self.authenticate_child(chain.leaf(), bytes, &NoKnownKeys)?;
-            chain.push(child).map_err(Denial::BadDelegation)?;
+            let parent = *chain.leaf();
+            chain
+                .push(child(&parent, bytes)?)
+                .map_err(Denial::BadDelegation)?;
         }
         Ok(chain)
     }

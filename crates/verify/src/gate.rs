@@ -209,7 +209,7 @@ impl<'k> Verifier<'k> {
         now: u64,
     ) -> Result<Allowed<'a>, Refused<'a>> {
         let chain = self
-            .authenticate_links(presented.links, now)
+            .authenticate_chain_at(presented.links, now)
             .map_err(|denial| Refused {
                 denial,
                 chain: None,
@@ -281,20 +281,6 @@ impl<'k> Verifier<'k> {
             }
             (checked, _) => checked,
         }
-    }
-
-    /// [`Verifier::authenticate_chain`], through the cache when this verifier has one.
-    fn authenticate_links<'a>(
-        &self,
-        links: &[&'a [u8]],
-        now: u64,
-    ) -> Result<VerifiedChain<'a>, Denial> {
-        #[cfg(feature = "std")]
-        if let Some(cache) = self.cache {
-            return cache.authenticate_chain(self, links, now);
-        }
-        let _ = now; // Only the cache needs the time, to drop dead entries.
-        self.authenticate_chain(links)
     }
 }
 

@@ -14,18 +14,31 @@ use crate::revocation::{NoRevocations, Revocations};
 use crate::tools::Request;
 use crate::verified::{VerifiedCall, VerifiedChain, VerifiedEnvelope};
 
-/// Where a verifier authenticates a chain when it has a cache (`with_cache`, `std`): the
-/// envelope cache implements it in its own module. A trait, so that the verifier names no
-/// cache: the cache drives the verifier (it calls its checks), and stays above it.
+/// Where a verifier authenticates one link when it has a cache (`with_cache`, `std`): a
+/// link verified before, or verified now and kept. The envelope cache implements it in its
+/// own module; the one chain loop ([`Verifier::authenticate_chain`]) calls it. A trait, so
+/// that the verifier names no cache: the cache calls the verifier's checks, and stays above
+/// it.
 #[cfg(feature = "std")]
-pub(crate) trait ChainCache {
-    /// [`Verifier::authenticate_chain`] through the cache; `now` drops dead entries.
-    fn authenticate_chain<'a>(
+pub(crate) trait LinkCache {
+    /// The root: [`Verifier::authenticate`] unless these bytes were authenticated under
+    /// this verifier's exact key before. `now` drops dead entries.
+    fn root<'a>(
         &self,
         verifier: &Verifier<'_>,
-        links: &[&'a [u8]],
+        bytes: &'a [u8],
         now: u64,
-    ) -> Result<VerifiedChain<'a>, Denial>;
+    ) -> Result<VerifiedEnvelope<'a>, Denial>;
+
+    /// A child of `parent`: authenticated in full unless these bytes were authenticated
+    /// under this very parent before.
+    fn child<'a>(
+        &self,
+        verifier: &Verifier<'_>,
+        parent: &VerifiedEnvelope<'_>,
+        bytes: &'a [u8],
+        now: u64,
+    ) -> Result<VerifiedEnvelope<'a>, Denial>;
 }
 
 /// Verifies envelopes for one audience against a set of trusted keys.
@@ -40,7 +53,7 @@ pub struct Verifier<'k> {
     pub(crate) approvers: &'k [TrustedKey],
     /// Verified envelopes kept by their digest, consulted by [`Verifier::decide`].
     #[cfg(feature = "std")]
-    pub(crate) cache: Option<&'k dyn ChainCache>,
+    pub(crate) cache: Option<&'k dyn LinkCache>,
 }
 
 impl fmt::Debug for Verifier<'_> {
@@ -136,7 +149,7 @@ impl<'k> Verifier<'k> {
         now: u64,
         request: Option<&Request<'_>>,
     ) -> Result<VerifiedEnvelope<'a>, Denial> {
-        let verified = self.authenticate(bytes)?;
+        let verified = *self.authenticate_chain_at(&[bytes], now)?.root();
         self.check(&verified, now, request)?;
         Ok(verified)
     }
@@ -213,7 +226,7 @@ impl<'k> Verifier<'k> {
         call: &Call<'_>,
         attached: impl Into<Attached<'p>>,
     ) -> Result<VerifiedCall<'a>, Denial> {
-        let envelope = self.authenticate(bytes)?;
+        let envelope = *self.authenticate_chain_at(&[bytes], now)?.root();
         let approvers = self.check_call(&envelope, now, call, attached)?;
         Ok(VerifiedCall::new(envelope, approvers))
     }

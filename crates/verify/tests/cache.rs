@@ -20,21 +20,33 @@ fn hits_recheck_time_audience_and_request() {
     let billing = Verifier::new(&k, "billing");
     let read = Request::new("crm.read", ActionClass::Read).unwrap();
     let write = Request::new("crm.read", ActionClass::Write).unwrap();
-    assert!(cache.verify(&billing, &env, NOW, Some(&read)).is_ok());
+    assert!(
+        billing
+            .with_cache(&cache)
+            .verify(&env, NOW, Some(&read))
+            .is_ok()
+    );
     assert_eq!(cache.stats().len, 1);
     assert_eq!(
-        cache.verify(&billing, &env, NOW, Some(&write)).unwrap_err(),
+        billing
+            .with_cache(&cache)
+            .verify(&env, NOW, Some(&write))
+            .unwrap_err(),
         Denial::ClassNotGranted
     );
     assert_eq!(
-        cache
-            .verify(&billing, &env, NOW + 605, Some(&read))
+        billing
+            .with_cache(&cache)
+            .verify(&env, NOW + 605, Some(&read))
             .unwrap_err(),
         Denial::Expired
     );
     let reports = Verifier::new(&k, "reports");
     assert_eq!(
-        cache.verify(&reports, &env, NOW, Some(&read)).unwrap_err(),
+        reports
+            .with_cache(&cache)
+            .verify(&env, NOW, Some(&read))
+            .unwrap_err(),
         Denial::WrongAudience
     );
 }
@@ -45,14 +57,18 @@ fn a_hit_needs_the_key_trusted_by_the_asking_verifier() {
     let cache = EnvelopeCache::new(8);
     let k1 = keys(1);
     assert!(
-        cache
-            .verify(&Verifier::new(&k1, "billing"), &env, NOW, None)
+        Verifier::new(&k1, "billing")
+            .with_cache(&cache)
+            .verify(&env, NOW, None)
             .is_ok()
     );
     let k2 = keys(2);
     let other = Verifier::new(&k2, "billing");
     assert_eq!(
-        cache.verify(&other, &env, NOW, None).unwrap_err(),
+        other
+            .with_cache(&cache)
+            .verify(&env, NOW, None)
+            .unwrap_err(),
         Denial::UnknownKey
     );
 }
@@ -63,12 +79,12 @@ fn tampered_bytes_miss_and_fail() {
     let cache = EnvelopeCache::new(8);
     let k = keys(1);
     let v = Verifier::new(&k, "billing");
-    assert!(cache.verify(&v, &env, NOW, None).is_ok());
+    assert!(v.with_cache(&cache).verify(&env, NOW, None).is_ok());
     let mut bad = env.clone();
     let last = bad.len() - 1;
     bad[last] ^= 1;
     assert_eq!(
-        cache.verify(&v, &bad, NOW, None).unwrap_err(),
+        v.with_cache(&cache).verify(&bad, NOW, None).unwrap_err(),
         Denial::BadSignature
     );
 }
@@ -82,7 +98,7 @@ fn bounded_and_expired_entries_go() {
         let mut c = RawClaims::standard();
         c.set(7, bytes(&[i; 16]));
         let env = envelope(&key_for(1), &c.encode());
-        assert!(cache.verify(&v, &env, NOW, None).is_ok());
+        assert!(v.with_cache(&cache).verify(&env, NOW, None).is_ok());
         assert!(cache.stats().len <= 4);
     }
     // Long after expiry, a new insert purges dead entries.
@@ -90,7 +106,11 @@ fn bounded_and_expired_entries_go() {
     c.set(4, int((NOW + 100_000) as i64))
         .set(5, int((NOW + 99_000) as i64));
     let late = envelope(&key_for(1), &c.encode());
-    assert!(cache.verify(&v, &late, NOW + 99_500, None).is_ok());
+    assert!(
+        v.with_cache(&cache)
+            .verify(&late, NOW + 99_500, None)
+            .is_ok()
+    );
     assert_eq!(cache.stats().len, 1);
 }
 
@@ -129,7 +149,11 @@ fn a_known_holder_key_skips_its_checks_and_only_that_key() {
     claims.set(7, bytes(&[9; 16]));
     let second = envelope(&key_for(1), &claims.encode());
     for env in [&first, &second] {
-        let verified = cache.authenticate(&verifier, env, NOW).unwrap();
+        let verified = verifier
+            .with_cache(&cache)
+            .authenticate_chain_at(&[env], NOW)
+            .map(|c| *c.root())
+            .unwrap();
         assert_eq!(
             verified.claims().holder().unwrap().as_bytes(),
             agent.verifying_key().as_bytes()
@@ -153,7 +177,11 @@ fn a_known_holder_key_skips_its_checks_and_only_that_key() {
         )]),
     );
     let bad = envelope(&key_for(1), &bad.encode());
-    match cache.authenticate(&verifier, &bad, NOW) {
+    match verifier
+        .with_cache(&cache)
+        .authenticate_chain_at(&[&bad], NOW)
+        .map(|c| *c.root())
+    {
         Err(Denial::Malformed(m)) => {
             assert_eq!(m.kind(), laissez_verify::MalformedKind::HolderKey)
         }

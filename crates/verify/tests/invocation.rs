@@ -413,19 +413,19 @@ fn the_cache_keeps_the_envelope_never_the_invocation() {
     bad[last] ^= 1;
     for _ in 0..2 {
         assert!(
-            cache
-                .verify_call(&v, &f.env, NOW, &f.call(), Some(good.as_slice()))
+            v.with_cache(&cache)
+                .verify_call(&f.env, NOW, &f.call(), Some(good.as_slice()))
                 .is_ok()
         );
         assert_eq!(
-            cache
-                .verify_call(&v, &f.env, NOW, &f.call(), Some(bad.as_slice()))
+            v.with_cache(&cache)
+                .verify_call(&f.env, NOW, &f.call(), Some(bad.as_slice()))
                 .unwrap_err(),
             Denial::BadInvocation(InvocationFault::BadSignature)
         );
         assert_eq!(
-            cache
-                .verify_call(&v, &f.env, NOW, &f.call(), None)
+            v.with_cache(&cache)
+                .verify_call(&f.env, NOW, &f.call(), None)
                 .unwrap_err(),
             Denial::InvocationRequired
         );
