@@ -124,7 +124,7 @@ mod tests {
                 counted: 1,
                 needed: 2,
             },
-            Denial::BadDelegation(DelegationFault::WrongParent),
+            Denial::BadDelegation(DelegationFault::WrongParent.at(1)),
         ];
         for denial in denials {
             assert_eq!(

@@ -290,8 +290,8 @@ impl EnvelopeBuilder {
             Ok(_) => {}
             // A child (made by `delegate`) authenticates only inside its chain; this denial
             // comes after its signature and claims held, which is all this check is for.
-            Err(Denial::BadDelegation(DelegationFault::RootHasParent)) if self.parent.is_some() => {
-            }
+            Err(Denial::BadDelegation(at))
+                if at.fault == DelegationFault::RootHasParent && self.parent.is_some() => {}
             Err(denial) => return Err(BuildError::SelfCheck(denial)),
         }
         Ok(SignedEnvelope {

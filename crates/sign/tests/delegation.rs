@@ -171,7 +171,8 @@ fn a_chain_of_five_is_refused() {
         Verifier::new(&keys, AUD)
             .authenticate_chain(&five)
             .unwrap_err(),
-        Denial::BadDelegation(DelegationFault::TooLong)
+        // The fifth envelope, link 4.
+        Denial::BadDelegation(DelegationFault::TooLong.at(4))
     );
 }
 
@@ -192,7 +193,7 @@ fn links_that_do_not_hold_are_bad_delegation() {
         Verifier::new(&a_as_issuer, AUD)
             .authenticate_chain(&[b.leaf()])
             .unwrap_err(),
-        Denial::BadDelegation(DelegationFault::RootHasParent)
+        Denial::BadDelegation(DelegationFault::RootHasParent.at(0))
     );
     // Spliced onto another parent (another root for A with another cti).
     let other_root = root_builder()
@@ -201,7 +202,7 @@ fn links_that_do_not_hold_are_bad_delegation() {
     assert_eq!(
         v.authenticate_chain(&[other_root.as_bytes(), b.leaf()])
             .unwrap_err(),
-        Denial::BadDelegation(DelegationFault::WrongParent)
+        Denial::BadDelegation(DelegationFault::WrongParent.at(1))
     );
     // Signed by someone other than the parent's holder (C signs a child of A's envelope).
     let forged = child_builder(2)
@@ -210,7 +211,7 @@ fn links_that_do_not_hold_are_bad_delegation() {
     assert_eq!(
         v.authenticate_chain(&[&root, forged.as_bytes()])
             .unwrap_err(),
-        Denial::BadDelegation(DelegationFault::WrongSigner)
+        Denial::BadDelegation(DelegationFault::WrongSigner.at(1))
     );
     // A bearer parent cannot delegate.
     let bearer = EnvelopeBuilder::new("x").audience(AUD).tool("crm.*");
@@ -218,7 +219,7 @@ fn links_that_do_not_hold_are_bad_delegation() {
     assert_eq!(
         v.authenticate_chain(&[bearer.as_bytes(), b.leaf()])
             .unwrap_err(),
-        Denial::BadDelegation(DelegationFault::ParentNotHolderBound)
+        Denial::BadDelegation(DelegationFault::ParentNotHolderBound.at(1))
     );
     assert_eq!(
         delegate(1, &[bearer.as_bytes()], child_builder(2)).unwrap_err(),
@@ -503,7 +504,7 @@ fn each_widening_is_named_by_the_signer_and_refused_by_the_worker() {
         let forced = force(&root, child);
         assert_eq!(
             decide(&[&root, &forced], 2, "crm.ticket.read", ActionClass::Read),
-            Err(Denial::NotAttenuated(field)),
+            Err(Denial::NotAttenuated(field.at(1))),
             "{field:?}"
         );
     }
@@ -649,7 +650,7 @@ proptest! {
         let forced = force(&root, child);
         prop_assert_eq!(
             decide(&[&root, &forced], 2, "crm.ticket.read", ActionClass::Read),
-            Err(Denial::NotAttenuated(field))
+            Err(Denial::NotAttenuated(field.at(1)))
         );
     }
 }
@@ -695,7 +696,7 @@ fn a_cached_prefix_never_lets_a_changed_link_through() {
         v.with_cache(&cache)
             .authenticate_chain_at(&[other_root.as_bytes(), links[1]], NOW)
             .unwrap_err(),
-        Denial::BadDelegation(DelegationFault::WrongParent)
+        Denial::BadDelegation(DelegationFault::WrongParent.at(1))
     );
     // A changed middle link: its digest changes, so it is checked in full.
     let mut changed = links[1].to_vec();
@@ -705,7 +706,8 @@ fn a_cached_prefix_never_lets_a_changed_link_through() {
         v.with_cache(&cache)
             .authenticate_chain_at(&[links[0], &changed, links[2]], NOW)
             .unwrap_err(),
-        Denial::BadDelegation(DelegationFault::BadSignature)
+        // The middle link, checked in full: its own signature fails.
+        Denial::BadDelegation(DelegationFault::BadSignature.at(1))
     );
     // The grandchild under its grandparent (skipping the middle link).
     assert!(
@@ -721,7 +723,7 @@ fn a_cached_prefix_never_lets_a_changed_link_through() {
             .authenticate_chain_at(&[links[1]], NOW)
             .map(|c| *c.root())
             .unwrap_err(),
-        Denial::BadDelegation(DelegationFault::RootHasParent)
+        Denial::BadDelegation(DelegationFault::RootHasParent.at(0))
     );
     // And the cache's answer equals the verifier's for the whole chain.
     let direct = v.authenticate_chain(&links).unwrap();

@@ -76,20 +76,25 @@ impl<'k> Verifier<'k> {
         let mut chain = VerifiedChain::single(root(self, first)?);
         for (n, bytes) in children.iter().enumerate() {
             // n children already hold; a fifth envelope is refused before it is read.
-            if n + 1 == MAX_CHAIN_LEN {
-                return Err(Denial::BadDelegation(DelegationFault::TooLong));
+            // This child's place in the chain, for its faults (the root is link 0).
+            let link = n + 1;
+            if link == MAX_CHAIN_LEN {
+                return Err(Denial::BadDelegation(
+                    DelegationFault::TooLong.at(MAX_CHAIN_LEN as u8),
+                ));
             }
             let parent = *chain.leaf();
+            let verified = child(&parent, bytes).map_err(|d| d.at_link(link))?;
             chain
-                .push(child(&parent, bytes)?)
-                .map_err(Denial::BadDelegation)?;
+                .push(verified)
+                .map_err(|fault| Denial::BadDelegation(fault.at(link as u8)))?;
         }
         Ok(chain)
     }
 
     /// One link: `bytes` as a child of `parent`: its outer structure, its kid and signature
     /// under the parent's holder key, its claims, and its `parent` equal to the parent's
-    /// digest.
+    /// digest. Its faults name link 0: the chain loop, which knows its place, moves them.
     pub(crate) fn authenticate_child<'a>(
         &self,
         parent: &VerifiedEnvelope<'_>,
@@ -97,22 +102,21 @@ impl<'k> Verifier<'k> {
         known: &dyn KnownKeys,
     ) -> Result<VerifiedEnvelope<'a>, Denial> {
         let envelope = UntrustedEnvelope::decode(bytes)?;
-        let holder = *parent
-            .claims()
-            .holder()
-            .ok_or(Denial::BadDelegation(DelegationFault::ParentNotHolderBound))?;
+        let holder = *parent.claims().holder().ok_or(Denial::BadDelegation(
+            DelegationFault::ParentNotHolderBound.at(0),
+        ))?;
         if envelope.kid() != holder.kid() {
-            return Err(Denial::BadDelegation(DelegationFault::WrongSigner));
+            return Err(Denial::BadDelegation(DelegationFault::WrongSigner.at(0)));
         }
         envelope
             .verify_signature(&holder)
-            .map_err(|_| Denial::BadDelegation(DelegationFault::BadSignature))?;
+            .map_err(|_| Denial::BadDelegation(DelegationFault::BadSignature.at(0)))?;
         let (payload, base) = envelope.payload();
         let claims = Claims::decode_with_holder(payload, base, known)?;
         match claims.parent() {
-            None => Err(Denial::BadDelegation(DelegationFault::NoParent)),
+            None => Err(Denial::BadDelegation(DelegationFault::NoParent.at(0))),
             Some(digest) if *digest != parent.digest() => {
-                Err(Denial::BadDelegation(DelegationFault::WrongParent))
+                Err(Denial::BadDelegation(DelegationFault::WrongParent.at(0)))
             }
             Some(_) => Ok(VerifiedEnvelope::new(bytes, &holder, claims)),
         }
@@ -176,9 +180,10 @@ impl<'k> Verifier<'k> {
         if !self.trusts(chain.root().key()) {
             return Err(Denial::UnknownKey);
         }
-        for (parent, child) in chain.pairs() {
+        for (n, (parent, child)) in chain.pairs().enumerate() {
             if let Some(field) = widening(parent.claims(), child.claims()) {
-                return Err(Denial::NotAttenuated(field));
+                // The child of the n-th pair is link n + 1 (at most 3).
+                return Err(Denial::NotAttenuated(field.at(n as u8 + 1)));
             }
         }
         let leeway = self.policy.leeway();

@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use crate::fault::{DelegationFault, InvocationFault, Mismatch, Widening};
+use crate::fault::{AtLink, DelegationFault, InvocationFault, Mismatch, Widening};
 use crate::malformed::Malformed;
 use crate::reason::Reason;
 
@@ -21,11 +21,11 @@ pub enum Denial {
     /// Strict Ed25519 verification failed.
     BadSignature,
     /// A link of a delegation chain does not hold.
-    BadDelegation(DelegationFault),
+    BadDelegation(AtLink<DelegationFault>),
     /// Grant version other than 1, or a claim or grant key this version does not know.
     Unsupported,
     /// A delegated envelope grants more than its parent.
-    NotAttenuated(Widening),
+    NotAttenuated(AtLink<Widening>),
     /// `now < nbf - leeway`.
     NotYetValid,
     /// `iat > now + leeway`: the envelope claims to be issued in the future (its reason is
@@ -100,6 +100,22 @@ impl Denial {
         }
     }
 
+    /// The same denial, a chain's fault placed at link `link` (other denials as they are):
+    /// a link is checked without knowing its place, the chain loop knows it.
+    pub(crate) const fn at_link(self, link: usize) -> Self {
+        // A chain holds at most four links.
+        let link = if link > u8::MAX as usize {
+            u8::MAX
+        } else {
+            link as u8
+        };
+        match self {
+            Denial::BadDelegation(at) => Denial::BadDelegation(at.fault.at(link)),
+            Denial::NotAttenuated(at) => Denial::NotAttenuated(at.fault.at(link)),
+            other => other,
+        }
+    }
+
     /// The stable reason code of the contract, e.g. `"bad_signature"`.
     pub const fn code(&self) -> &'static str {
         self.reason().code()
@@ -138,8 +154,8 @@ impl Detail<'_> {
             Denial::ApprovalRequired { needed: 0, .. } => "require_approval",
             Denial::ApprovalRequired { .. } => return None,
             // A chain's: which link fails (`docs/spec.md` §13), or which field widens.
-            Denial::BadDelegation(fault) => fault.code(),
-            Denial::NotAttenuated(field) => field.code(),
+            Denial::BadDelegation(at) => at.fault.code(),
+            Denial::NotAttenuated(at) => at.fault.code(),
             Denial::IssuedInFuture => "iat",
             _ => "",
         })
@@ -167,8 +183,8 @@ impl fmt::Display for Denial {
             Denial::Malformed(m) => write!(f, "malformed envelope: {m}"),
             Denial::UnknownKey => f.write_str("the envelope's key id names no trusted key"),
             Denial::BadSignature => f.write_str("the signature does not verify"),
-            Denial::BadDelegation(fault) => write!(f, "bad delegation: {fault}"),
-            Denial::NotAttenuated(widening) => write!(f, "not attenuated: {widening}"),
+            Denial::BadDelegation(at) => write!(f, "bad delegation at {at}"),
+            Denial::NotAttenuated(at) => write!(f, "not attenuated at {at}"),
             Denial::Unsupported => f.write_str(
                 "the envelope uses a grant version or claim this verifier does not know",
             ),
@@ -283,10 +299,10 @@ mod tests {
                 "require_approval",
             ),
             (
-                Denial::BadDelegation(DelegationFault::WrongParent),
+                Denial::BadDelegation(DelegationFault::WrongParent.at(1)),
                 "wrong_parent",
             ),
-            (Denial::NotAttenuated(Widening::MaxUses), "max_uses"),
+            (Denial::NotAttenuated(Widening::MaxUses.at(2)), "max_uses"),
             (Denial::IssuedInFuture, "iat"),
         ];
         for (denial, detail) in cases {

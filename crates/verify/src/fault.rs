@@ -162,7 +162,28 @@ pub enum DelegationFault {
     AncestorCti,
 }
 
+/// A fault of one link of a delegation chain: which link (0 is the root, the leaf the last)
+/// and what is wrong with it, for a `bad_delegation` or `not_attenuated` denial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AtLink<F> {
+    /// The link's index in the chain, root first.
+    pub link: u8,
+    /// What is wrong with it.
+    pub fault: F,
+}
+
+impl<F: fmt::Display> fmt::Display for AtLink<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "link {}: {}", self.link, self.fault)
+    }
+}
+
 impl DelegationFault {
+    /// This fault at link `link` of the chain (0 is the root).
+    pub const fn at(self, link: u8) -> AtLink<Self> {
+        AtLink { link, fault: self }
+    }
+
     /// A stable snake_case word, for details in logs and JSON.
     pub const fn code(&self) -> &'static str {
         match self {
@@ -222,6 +243,11 @@ pub enum Widening {
 }
 
 impl Widening {
+    /// This widening by link `link` of the chain (its parent is link `link - 1`).
+    pub const fn at(self, link: u8) -> AtLink<Self> {
+        AtLink { link, fault: self }
+    }
+
     /// A stable snake_case word, for details in logs and JSON.
     pub const fn code(&self) -> &'static str {
         match self {

@@ -86,7 +86,7 @@ pub use call::{Attached, Call, CallError};
 pub use claims::{AudIter, Claims, GRANT_VERSION, ToolIter};
 pub use envelope::UntrustedEnvelope;
 pub use error::{Denial, Detail};
-pub use fault::{DelegationFault, InvocationFault, Mismatch, Unreadable, Widening};
+pub use fault::{AtLink, DelegationFault, InvocationFault, Mismatch, Unreadable, Widening};
 pub use gate::{Allowed, Presented, Refused, Uses};
 pub use invocation::UntrustedInvocation;
 pub use keys::{KeyError, Kid, TrustedKey};

@@ -177,7 +177,7 @@ impl<'k> Verifier<'k> {
         // Only a chain's root is signed by an issuer, and a root names no parent: a delegated
         // envelope without its chain proves nothing (`docs/spec.md` §13).
         if claims.parent().is_some() {
-            return Err(Denial::BadDelegation(DelegationFault::RootHasParent));
+            return Err(Denial::BadDelegation(DelegationFault::RootHasParent.at(0)));
         }
         Ok(VerifiedEnvelope::new(bytes, &key, claims))
     }

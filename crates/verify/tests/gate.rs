@@ -164,3 +164,38 @@ fn the_call_is_checked_against_the_leaf_it_names() {
     );
     assert_eq!(refused.denial().detail().to_string(), "message_id");
 }
+
+#[test]
+fn a_chains_fault_names_its_link() {
+    use laissez_verify::DelegationFault;
+    let keys = trusted();
+    let (root, child, b) = chain();
+    let grandchild_of = |signer: &ed25519_dalek::SigningKey| {
+        let mut claims = holder_bound_claims(&key_for(32));
+        claims.set(7, bytes(&[0x22; 16]));
+        claims.set(-65538, bytes(&Sha256::digest(&child)));
+        envelope(signer, &claims.encode())
+    };
+    let verifier = Verifier::new(&keys, AUD);
+    // Signed by a stranger instead of the child's holder: the third link, link 2.
+    let forged = grandchild_of(&key_for(40));
+    let links: [&[u8]; 3] = [&root, &child, &forged];
+    let refused = verifier.decide(&Presented::new(&links), NOW).unwrap_err();
+    assert_eq!(
+        *refused.denial(),
+        Denial::BadDelegation(DelegationFault::WrongSigner.at(2))
+    );
+    assert_eq!(refused.denial().detail().to_string(), "wrong_signer");
+    assert!(refused.denial().to_string().contains("link 2"));
+    // Signed by the holder, the same chain holds.
+    let good = grandchild_of(&b);
+    let links: [&[u8]; 3] = [&root, &child, &good];
+    assert_eq!(
+        verifier
+            .decide(&Presented::new(&links), NOW)
+            .unwrap_err()
+            .denial()
+            .reason(),
+        Reason::InvocationRequired
+    );
+}
