@@ -73,9 +73,9 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod admit;
-pub mod approvals;
+mod approvals;
 mod audit;
-pub mod chain_header;
+mod chain_header;
 mod config;
 mod confirm;
 mod connect;
@@ -98,7 +98,7 @@ pub mod terminal;
 mod tls;
 mod topology;
 
-pub use approvals::HEADER_APPROVALS;
+pub use approvals::{AddApprovalError, HEADER_APPROVALS, approvals_of, with_approval};
 pub use chain_header::HEADER_CHAIN;
 pub use config::{ConsumerConfig, OnHandlerError};
 pub use confirm::PublishError;
@@ -109,8 +109,9 @@ pub use error::AmqpError;
 pub use handler::{Authorized, Disposition, Handler, HandlerError, Message};
 pub use headers::{
     EnvelopeEncoding, HEADER_CLASS, HEADER_ENVELOPE, HEADER_INVOCATION, HEADER_TOOL, HeaderError,
-    MAX_INVOCATION_TEXT_LEN,
 };
+/// The longest `laissez-invocation` text read (defined once, in `laissez_verify::wire`).
+pub use laissez_verify::wire::MAX_INVOCATION_TEXT_LEN;
 pub use publish::{Publisher, ToolCall};
 pub use revocations::{
     DEFAULT_REVOCATION_STREAM, FollowerStats, FollowerStatus, HEADER_BARRIER, RevocationFollower,
