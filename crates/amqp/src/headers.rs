@@ -18,8 +18,13 @@ use laissez_verify::{ActionClass, Presented, Reason, Request, ToolCatalogue, is_
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, ByteArray, FieldTable, LongString, ShortString};
 
-use crate::approvals::{HEADER_APPROVALS, read_approvals};
-use crate::chain_header::{HEADER_CHAIN, read_chain};
+// Children of this module, not siblings: they read their header values with `read_value`
+// and say what is wrong as a `HeaderError` of this module, which calls them (no import circle).
+pub(crate) mod approvals;
+pub(crate) mod chain_header;
+
+use approvals::{HEADER_APPROVALS, read_approvals};
+use chain_header::{HEADER_CHAIN, read_chain};
 
 /// Header carrying the envelope: raw bytes (byte array or long string) or base64url text.
 pub const HEADER_ENVELOPE: &str = "laissez-envelope";

@@ -237,7 +237,8 @@ fn the_chain_header_is_read_root_first_before_the_leaf_and_a_bad_one_is_malforme
     let read = read_headers(&p).unwrap();
     assert!(read.chain.is_empty());
     assert_eq!(read.links(), [&leaf[..]]);
-    let value = crate::chain_header::chain_value(&[&root, &middle], EnvelopeEncoding::Text);
+    let value =
+        crate::headers::chain_header::chain_value(&[&root, &middle], EnvelopeEncoding::Text);
     let p = with_chain(Some(value));
     let read = read_headers(&p).unwrap();
     assert_eq!(read.links(), [&root[..], &middle[..], &leaf[..]]);

@@ -15,7 +15,7 @@ use laissez_verify::wire::{MAX_APPROVAL_LEN, MAX_APPROVALS};
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, ByteArray, FieldArray, FieldTable};
 
-use crate::headers::{HeaderError, ValueError, read_value};
+use super::{HeaderError, ValueError, read_value};
 
 /// Header carrying the approvals of a call: an array, each entry raw approval bytes (a byte
 /// array, or a long string) or base64url text.

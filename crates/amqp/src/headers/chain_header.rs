@@ -15,7 +15,7 @@ use laissez_verify::text::TextError;
 use laissez_verify::wire::{MAX_ANCESTORS, MAX_ENVELOPE_LEN};
 use lapin::types::{AMQPValue, FieldArray};
 
-use crate::headers::{EnvelopeEncoding, HeaderError, ValueError, encoded, read_value};
+use super::{EnvelopeEncoding, HeaderError, ValueError, encoded, read_value};
 
 /// Header carrying a delegated envelope's ancestors, root first: an array, each entry raw
 /// envelope bytes (a byte array, or a long string) or base64url text.
