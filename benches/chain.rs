@@ -120,12 +120,7 @@ fn main() {
             black_box(verifier.check_chain(&chained, at, Some(&request))).unwrap_err();
         });
         let bytes: usize = links.iter().map(|l| l.len()).sum();
-        let text = links
-            .iter()
-            .map(|l| laissez_sign::encode_text(l))
-            .collect::<Vec<_>>()
-            .join(".")
-            .len();
+        let text = laissez_sign::encode_chain(&links).len();
         println!(
             "| {k} | {:.2} µs | {:.2} µs | {:.3}x | {:.2} µs | {:.3}x | {:.2} µs | {bytes} | {text} |",
             floor / 1000.0,

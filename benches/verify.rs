@@ -6,7 +6,6 @@
 
 use std::hint::black_box;
 
-use base64::Engine;
 use ed25519_dalek::{Signature, VerifyingKey};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use laissez_bench::*;
@@ -121,7 +120,7 @@ fn main() {
         black_box(jsonwebtoken::encode(&header, &jwt_claims, &jwt_enc).unwrap());
     });
 
-    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes);
+    let text = laissez_sign::encode_text(&bytes);
     println!(
         "laissez verify benchmark ({} cores, now = {now})",
         std::thread::available_parallelism().map_or(0, |n| n.get())

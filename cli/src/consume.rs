@@ -13,7 +13,7 @@ use clap::Args;
 use laissez_amqp::AmqpError;
 use laissez_amqp::sidecar::{self, DEFAULT_LEDGER_PATH, LedgerLocation, SidecarConfig};
 use laissez_ledger::redact::redact_password;
-use laissez_sign::keyfile::read_trust_file;
+use laissez_sign::keyfile::{read_trust_file, read_trust_files};
 
 use crate::failure::Failure;
 use crate::metrics_endpoint::MetricsEndpoint;
@@ -178,10 +178,7 @@ pub(crate) fn consume(args: &ConsumeArgs) -> Result<(), Failure> {
         return Err(Failure::usage("--queue and --aud must not be empty"));
     }
     let tools = tools_file::load(&args.tools)?;
-    let mut keys = Vec::new();
-    for path in &args.trust {
-        keys.extend(read_trust_file(path)?);
-    }
+    let keys = read_trust_files(&args.trust)?;
     let approvers = read_approvers(&args.approvers, &keys)?;
     let tls = args.tls.load(&args.amqp)?;
     let mut config = SidecarConfig::new(&args.amqp, &args.queue, &args.aud, keys, tools);
@@ -251,7 +248,8 @@ fn redis_tls(
 }
 
 /// The approvers' keys of `paths` (trust files). A key that is also one of `issuers` is a key
-/// error (exit 3): an issuer never approves its own calls.
+/// error (exit 3): an issuer never approves its own calls. File by file rather than
+/// `read_trust_files`: the error names the file the key is in, and a file after it is not read.
 pub(crate) fn read_approvers(
     paths: &[PathBuf],
     issuers: &[laissez_verify::TrustedKey],

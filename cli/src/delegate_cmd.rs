@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use laissez_sign::keyfile::{read_public_key_file, read_secret_key_file, read_trust_file};
+use laissez_sign::keyfile::{read_public_key_file, read_secret_key_file, read_trust_files};
 use laissez_sign::{
     ApprovalSpec, DEFAULT_MAX_USES, DEFAULT_TTL, DelegateError, EnvelopeBuilder, ToolSpec,
 };
@@ -207,10 +207,7 @@ pub(crate) fn delegate(args: &DelegateArgs) -> Result<(), Failure> {
     let builder = builder.holder(read_public_key_file(holder_path)?);
     let builder = match (args.approval, args.approvals) {
         (Some(classes), Some(m)) => {
-            let mut approvers = Vec::new();
-            for path in &args.approver {
-                approvers.extend(read_trust_file(path)?);
-            }
+            let approvers = read_trust_files(&args.approver)?;
             let rule = ApprovalSpec::new(classes, m, &approvers)
                 .map_err(|e| Failure::usage(format!("--approval: {e}")))?;
             builder.approval(rule)

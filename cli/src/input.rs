@@ -4,8 +4,8 @@
 use std::io::Read;
 use std::path::Path;
 
-use laissez_verify::MAX_ENVELOPE_LEN;
-use laissez_verify::wire::MAX_CHAIN_LEN;
+use laissez_sign::chain_text::{decode_chain, decode_chain_input};
+use laissez_verify::wire::{MAX_CHAIN_LEN, MAX_TEXT_LEN};
 
 use crate::failure::Failure;
 
@@ -29,56 +29,27 @@ pub(crate) fn read_links(arg: &str) -> Result<Vec<Vec<u8>>, Failure> {
 
 /// An ENV argument read as a chain (`docs/spec.md` §13): its envelopes, root first; one
 /// envelope when it is not delegated. The one place every command reads an ENV: text is the
-/// chain's text form (each envelope's base64url, joined by `.`, root first; one envelope has
-/// no `.`), `-` reads stdin, where raw bytes (first byte 0xd2) are always one envelope.
+/// chain's text form ([`laissez_sign::chain_text`]: each envelope's base64url, joined by `.`,
+/// root first; one envelope has no `.`), `-` reads stdin, where raw bytes (first byte 0xd2)
+/// are always one envelope.
 ///
 /// `Ok(Err(_))` is input that was read but is not that text (a `malformed` envelope, with
 /// what is wrong); `Err(_)` is input that could not be read at all.
 pub(crate) fn read_chain(arg: &str) -> Result<Result<Vec<Vec<u8>>, String>, Failure> {
-    if arg != "-" {
-        return Ok(split_chain_text(arg));
-    }
-    let mut input = Vec::new();
-    // One more envelope than a chain may hold, so that a too long chain is refused as one
-    // (bad_delegation), not cut; whitespace-padded text is well under 4 times the bytes.
-    std::io::stdin()
-        .lock()
-        .take(4 * (MAX_CHAIN_LEN as u64 + 1) * MAX_ENVELOPE_LEN as u64 + 1)
-        .read_to_end(&mut input)
-        .map_err(|e| Failure::io(format!("reading the envelope from stdin: {e}")))?;
-    if input.first() == Some(&0xd2) {
-        return Ok(laissez_sign::decode_input(&input)
-            .map(|bytes| vec![bytes])
-            .map_err(|e| e.to_string()));
-    }
-    Ok(match std::str::from_utf8(&input) {
-        Ok(text) => split_chain_text(text),
-        Err(_) => Err("neither raw envelope bytes (0xd2...) nor base64url text".to_owned()),
-    })
-}
-
-/// The text form of a chain: base64url texts joined by `.`, root first (whitespace around
-/// and inside each text is ignored, as for one envelope).
-pub(crate) fn split_chain_text(text: &str) -> Result<Vec<Vec<u8>>, String> {
-    let parts: Vec<&str> = text.trim().split('.').collect();
-    let one = parts.len() == 1;
-    parts
-        .iter()
-        .enumerate()
-        .map(|(at, part)| {
-            let at_text = || {
-                if one {
-                    String::new()
-                } else {
-                    format!("envelope {at} of the chain (root 0): ")
-                }
-            };
-            if part.trim().is_empty() {
-                return Err(format!("{}empty text", at_text()));
-            }
-            laissez_sign::decode_text(part).map_err(|e| format!("{}{e}", at_text()))
-        })
-        .collect()
+    let read = if arg == "-" {
+        let mut input = Vec::new();
+        // One more envelope than a chain may hold, so that a too long chain is refused as one
+        // (bad_delegation), not cut.
+        std::io::stdin()
+            .lock()
+            .take((MAX_CHAIN_LEN as u64 + 1) * MAX_TEXT_LEN as u64 + 1)
+            .read_to_end(&mut input)
+            .map_err(|e| Failure::io(format!("reading the envelope from stdin: {e}")))?;
+        decode_chain_input(&input)
+    } else {
+        decode_chain(arg)
+    };
+    Ok(read.map_err(|e| e.to_string()))
 }
 
 /// An envelope or invocation (`what`) given as text, or `-` for stdin: the one text reader
@@ -89,10 +60,9 @@ pub(crate) fn read_object(
 ) -> Result<Result<Vec<u8>, laissez_sign::TextError>, Failure> {
     if arg == "-" {
         let mut input = Vec::new();
-        // Whitespace-padded text of the largest envelope is well under 4 times its size.
         std::io::stdin()
             .lock()
-            .take(4 * MAX_ENVELOPE_LEN as u64 + 1)
+            .take(MAX_TEXT_LEN as u64 + 1)
             .read_to_end(&mut input)
             .map_err(|e| Failure::io(format!("reading the {what} from stdin: {e}")))?;
         Ok(laissez_sign::decode_input(&input))

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use laissez_sign::keyfile::{
-    read_public_key_file, read_secret_key_file, read_trust_file, write_private_file,
+    read_public_key_file, read_secret_key_file, read_trust_files, write_private_file,
 };
 use laissez_sign::{ApprovalSpec, DEFAULT_MAX_USES, DEFAULT_TTL, EnvelopeBuilder, ToolSpec};
 use laissez_verify::{ActionClass, Classes};
@@ -180,10 +180,7 @@ pub(crate) fn sign(args: &SignArgs) -> Result<(), Failure> {
     };
     let builder = match (args.approval, args.approvals) {
         (Some(classes), Some(m)) => {
-            let mut approvers = Vec::new();
-            for path in &args.approver {
-                approvers.extend(read_trust_file(path)?);
-            }
+            let approvers = read_trust_files(&args.approver)?;
             let rule = ApprovalSpec::new(classes, m, &approvers)
                 .map_err(|e| Failure::usage(format!("--approval: {e}")))?;
             builder.approval(rule)

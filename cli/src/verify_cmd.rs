@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use clap::Args;
 use laissez_ledger::{MAX_MESSAGE_ID_LEN, NotGranted, RedbLedger, UseRequest};
-use laissez_sign::keyfile::read_trust_file;
+use laissez_sign::keyfile::read_trust_files;
 use laissez_verify::wire::MAX_APPROVALS;
 use laissez_verify::{
     ActionClass, Allowed, Claims, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, Denial, Kid, Policy,
-    Presented, Request, TrustedKey, Unreadable, Verifier,
+    Presented, Request, Unreadable, Verifier,
 };
 use serde_json::json;
 
@@ -225,14 +225,6 @@ fn policy_and_request(args: &VerifyArgs) -> Result<(Policy, Option<Request<'_>>)
     Ok((policy, request))
 }
 
-fn load_trust(paths: &[PathBuf]) -> Result<Vec<TrustedKey>, Failure> {
-    let mut keys = Vec::new();
-    for path in paths {
-        keys.extend(read_trust_file(path)?);
-    }
-    Ok(keys)
-}
-
 /// Spends the use in the embedded ledger: begin, then complete at once (the decision is the
 /// action here).
 fn spend(
@@ -286,8 +278,8 @@ pub(crate) fn verify(args: &VerifyArgs) -> Result<(), Failure> {
         ("--body", args.body.as_deref()),
         ("--invocation", args.invocation.as_deref()),
     ])?;
-    let keys = load_trust(&args.trust)?;
-    let approvers = load_trust(&args.approvers)?;
+    let keys = read_trust_files(&args.trust)?;
+    let approvers = read_trust_files(&args.approvers)?;
     let links = read_chain(&args.envelope)?;
     let inputs = CallInputs {
         body: read_body(args.body.as_deref())?,

@@ -15,11 +15,11 @@
 use std::io::{BufRead as _, IsTerminal as _};
 
 use laissez_amqp::AmqpError;
-use laissez_amqp::approvals::with_approval;
 use laissez_amqp::lapin::options::ConfirmSelectOptions;
 use laissez_amqp::parked::{self, Examined, Examiner, Held, Parked, PendingCall};
+use laissez_amqp::with_approval;
 use laissez_ledger::redact::redact_password;
-use laissez_sign::keyfile::{read_secret_key_file, read_trust_file};
+use laissez_sign::keyfile::{read_secret_key_file, read_trust_files};
 use laissez_verify::{Call, Policy};
 
 use super::{ApproveArgs, Link, Shown, sign};
@@ -58,10 +58,7 @@ pub(crate) fn approve_parked(args: &ApproveArgs) -> Result<(), Failure> {
         ));
     }
     let tools = crate::tools_file::load(tools)?;
-    let mut trusted = Vec::new();
-    for path in &args.trust {
-        trusted.extend(read_trust_file(path)?);
-    }
+    let trusted = read_trust_files(&args.trust)?;
     let approvers = crate::consume::read_approvers(&args.approvers, &trusted)?;
     let key = read_secret_key_file(&args.key)?;
     let me = key.public_key();

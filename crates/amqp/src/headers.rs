@@ -9,19 +9,22 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use base64::Engine as _;
-use base64::engine::general_purpose;
-use laissez_verify::text::{TextError, decode_text, read_envelope};
-use laissez_verify::wire::MAX_INVOCATION_LEN;
-use laissez_verify::{
-    ActionClass, ENVELOPE_FIRST_BYTE, MAX_ENVELOPE_LEN, Presented, Reason, Request, ToolCatalogue,
-    is_tool_name,
+use laissez_verify::text::{Received, TextError, read_object};
+use laissez_verify::wire::{
+    MAX_ANCESTORS, MAX_APPROVAL_LEN, MAX_APPROVALS, MAX_CHAIN_LEN, MAX_ENVELOPE_LEN,
+    MAX_INVOCATION_LEN,
 };
+use laissez_verify::{ActionClass, Presented, Reason, Request, ToolCatalogue, is_tool_name};
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, ByteArray, FieldTable, LongString, ShortString};
 
-use crate::approvals::{HEADER_APPROVALS, read_approvals};
-use crate::chain_header::{HEADER_CHAIN, read_chain};
+// Children of this module, not siblings: they read their header values with `read_value`
+// and say what is wrong as a `HeaderError` of this module, which calls them (no import circle).
+pub(crate) mod approvals;
+pub(crate) mod chain_header;
+
+use approvals::{HEADER_APPROVALS, read_approvals};
+use chain_header::{HEADER_CHAIN, read_chain};
 
 /// Header carrying the envelope: raw bytes (byte array or long string) or base64url text.
 pub const HEADER_ENVELOPE: &str = "laissez-envelope";
@@ -35,11 +38,6 @@ pub const HEADER_CLASS: &str = "laissez-class";
 /// Header carrying the holder's invocation (`docs/spec.md` §11) for a holder-bound envelope:
 /// raw bytes (first byte 0xd2; a byte array, or a long string) or base64url text.
 pub const HEADER_INVOCATION: &str = "laissez-invocation";
-
-/// The longest `laissez-invocation` text read, whitespace included, in bytes: four times the
-/// longest invocation (base64 takes 4/3 of it), as [`laissez_verify::text::MAX_TEXT_LEN`] is
-/// for an envelope. Longer text is refused before any decoding.
-pub const MAX_INVOCATION_TEXT_LEN: usize = 4 * MAX_INVOCATION_LEN;
 
 /// Why a delivery's laissez headers could not be read. Every variant is the contract's
 /// `malformed` reason; the variant says which part was wrong, for logs.
@@ -121,6 +119,7 @@ impl HeaderError {
 
 impl fmt::Display for HeaderError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The limits are named from the wire table, never written out again here.
         let what = match self {
             HeaderError::MissingMessageId => "the message has no message_id property",
             HeaderError::MissingEnvelope => "the message has no laissez-envelope header",
@@ -135,10 +134,16 @@ impl fmt::Display for HeaderError {
             }
             HeaderError::ApprovalsNotArray => "the laissez-approvals header is not an array",
             HeaderError::TooManyApprovals => {
-                "the laissez-approvals header has more than 16 approvals"
+                return write!(
+                    f,
+                    "the laissez-approvals header has more than {MAX_APPROVALS} approvals"
+                );
             }
             HeaderError::ApprovalTooLong => {
-                "an entry of the laissez-approvals header is over 1024 bytes"
+                return write!(
+                    f,
+                    "an entry of the laissez-approvals header is over {MAX_APPROVAL_LEN} bytes"
+                );
             }
             HeaderError::ApprovalNotText => {
                 "an entry of the laissez-approvals header is neither approval bytes nor base64url text"
@@ -149,10 +154,17 @@ impl fmt::Display for HeaderError {
             HeaderError::ChainNotArray => "the laissez-chain header is not an array",
             HeaderError::ChainEmpty => "the laissez-chain header is an empty array",
             HeaderError::ChainTooLong => {
-                "the laissez-chain header has more than 3 envelopes (a chain is at most 4 long)"
+                return write!(
+                    f,
+                    "the laissez-chain header has more than {MAX_ANCESTORS} envelopes (a chain is \
+                     at most {MAX_CHAIN_LEN} long)"
+                );
             }
             HeaderError::ChainEntryTooLong => {
-                "an entry of the laissez-chain header is over 4096 bytes"
+                return write!(
+                    f,
+                    "an entry of the laissez-chain header is over {MAX_ENVELOPE_LEN} bytes"
+                );
             }
             HeaderError::ChainEntryNotText => {
                 "an entry of the laissez-chain header is neither envelope bytes nor base64url text"
@@ -178,8 +190,8 @@ pub enum InvocationHeaderError {
     /// The header is not a byte array, a long string or a short string (a number, a table,
     /// an array...).
     WrongType,
-    /// Text longer than [`MAX_INVOCATION_TEXT_LEN`], or that decodes to more than an
-    /// invocation's 1024 bytes.
+    /// Text longer than [`MAX_INVOCATION_TEXT_LEN`](laissez_verify::wire::MAX_INVOCATION_TEXT_LEN),
+    /// or that decodes to more than an invocation's 1024 bytes.
     TooLong,
     /// Text that is not base64url (or nothing but whitespace).
     NotText,
@@ -306,14 +318,14 @@ pub(crate) fn message_id(properties: &BasicProperties) -> Option<&str> {
 /// id, envelope, tool, class, approvals, chain. The class header is optional. The invocation header
 /// is optional too, and an unreadable one is not an error here (see
 /// [`InvocationHeaderError`]). The approvals header is optional; an unreadable one is
-/// (`malformed`, [`crate::approvals`]).
+/// (`malformed`).
 pub fn read_headers(properties: &BasicProperties) -> Result<ToolCallHeaders<'_>, HeaderError> {
     let message_id = message_id(properties).ok_or(HeaderError::MissingMessageId)?;
     let headers = properties.headers().as_ref();
     let field = |name: &str| headers.and_then(|h| h.inner().get(name));
     let envelope = field(HEADER_ENVELOPE).ok_or(HeaderError::MissingEnvelope)?;
-    let envelope = value_bytes(envelope).ok_or(HeaderError::BadEnvelope)?;
-    let envelope = decode_envelope(envelope).ok_or(HeaderError::BadEnvelope)?;
+    // An oversized raw envelope is the envelope decoder's to refuse (`malformed`).
+    let envelope = read_value(envelope, MAX_ENVELOPE_LEN).map_err(|_| HeaderError::BadEnvelope)?;
     let tool = field(HEADER_TOOL).ok_or(HeaderError::MissingTool)?;
     let tool = value_text(tool)
         .filter(|t| is_tool_name(t))
@@ -346,22 +358,39 @@ pub fn read_headers(properties: &BasicProperties) -> Result<ToolCallHeaders<'_>,
     })
 }
 
-/// The invocation in a `laissez-invocation` header: raw bytes (first byte 0xd2) as they are,
-/// else base64url text (whitespace anywhere ignored), bounded before it is decoded.
+/// The invocation in a `laissez-invocation` header: raw bytes (first byte 0xd2) as they are
+/// (over 1024 bytes, the invocation decoder refuses them: `bad_invocation`), else base64url
+/// text, bounded before it is decoded.
 fn read_invocation(value: &AMQPValue) -> Result<Cow<'_, [u8]>, InvocationHeaderError> {
-    let raw = value_bytes(value).ok_or(InvocationHeaderError::WrongType)?;
-    if raw.first() == Some(&ENVELOPE_FIRST_BYTE) {
-        // Over 1024 bytes, the invocation decoder refuses it (`bad_invocation`).
-        return Ok(Cow::Borrowed(raw));
-    }
-    if raw.len() > MAX_INVOCATION_TEXT_LEN {
-        return Err(InvocationHeaderError::TooLong);
-    }
-    let mut buf = [0u8; MAX_INVOCATION_LEN];
-    match decode_text(raw, &mut buf) {
-        Ok(n) => Ok(Cow::Owned(buf[..n].to_vec())),
-        Err(TextError::TooLong(_)) => Err(InvocationHeaderError::TooLong),
-        Err(_) => Err(InvocationHeaderError::NotText),
+    read_value(value, MAX_INVOCATION_LEN).map_err(|e| match e {
+        ValueError::NotBytesOrText => InvocationHeaderError::WrongType,
+        ValueError::Text(TextError::TooLong(_)) => InvocationHeaderError::TooLong,
+        ValueError::Text(_) => InvocationHeaderError::NotText,
+    })
+}
+
+/// Why a header value is not a signed object; each header says it as its own error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ValueError {
+    /// Neither a byte array nor a string (a number, a table, an array...).
+    NotBytesOrText,
+    /// Text the one reader refused.
+    Text(TextError),
+}
+
+/// A signed object (envelope, invocation, approval) in a header value, read by the one reader
+/// of `laissez_verify::text` (`docs/spec.md` §4): a byte array or a string holding raw bytes
+/// (first byte 0xd2) is borrowed as it is, never size-checked here; anything else is base64url
+/// text (whitespace anywhere ignored, so a line-wrapped copy reads as the command line reads
+/// it), refused when longer than four times `max` and decoded to at most `max` bytes.
+pub(crate) fn read_value(value: &AMQPValue, max: usize) -> Result<Cow<'_, [u8]>, ValueError> {
+    let raw = value_bytes(value).ok_or(ValueError::NotBytesOrText)?;
+    let mut buf = [0u8; MAX_ENVELOPE_LEN];
+    let len = max.min(MAX_ENVELOPE_LEN);
+    match read_object(raw, &mut buf[..len]) {
+        Ok(Received::Raw(bytes)) => Ok(Cow::Borrowed(bytes)),
+        Ok(Received::Decoded(bytes)) => Ok(Cow::Owned(bytes.to_vec())),
+        Err(e) => Err(ValueError::Text(e)),
     }
 }
 
@@ -378,19 +407,6 @@ fn value_text(value: &AMQPValue) -> Option<&str> {
     value_bytes(value).and_then(|b| std::str::from_utf8(b).ok())
 }
 
-/// The one text-form reader of `laissez-verify` (`docs/spec.md` §4): raw bytes (first byte
-/// 0xd2) as they are; anything else base64url, whitespace anywhere ignored, so a line-wrapped
-/// copy reads as the command line reads it.
-fn decode_envelope(raw: &[u8]) -> Option<Cow<'_, [u8]>> {
-    if raw.first() == Some(&ENVELOPE_FIRST_BYTE) {
-        return Some(Cow::Borrowed(raw));
-    }
-    let mut buf = [0u8; MAX_ENVELOPE_LEN];
-    read_envelope(raw, &mut buf)
-        .ok()
-        .map(|bytes| Cow::Owned(bytes.to_vec()))
-}
-
 /// How the envelope header (and the invocation header, when there is one) is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -403,12 +419,12 @@ pub enum EnvelopeEncoding {
 }
 
 /// `bytes` as a header value: a byte array, or base64url text in a long string.
-fn encoded(bytes: &[u8], encoding: EnvelopeEncoding) -> AMQPValue {
+pub(crate) fn encoded(bytes: &[u8], encoding: EnvelopeEncoding) -> AMQPValue {
     match encoding {
         EnvelopeEncoding::Bytes => AMQPValue::ByteArray(ByteArray::from(bytes)),
-        EnvelopeEncoding::Text => AMQPValue::LongString(LongString::from(
-            general_purpose::URL_SAFE_NO_PAD.encode(bytes),
-        )),
+        EnvelopeEncoding::Text => {
+            AMQPValue::LongString(LongString::from(laissez_sign::encode_text(bytes)))
+        }
     }
 }
 

@@ -73,9 +73,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod admit;
-pub mod approvals;
 mod audit;
-pub mod chain_header;
 mod config;
 mod confirm;
 mod connect;
@@ -98,8 +96,6 @@ pub mod terminal;
 mod tls;
 mod topology;
 
-pub use approvals::HEADER_APPROVALS;
-pub use chain_header::HEADER_CHAIN;
 pub use config::{ConsumerConfig, OnHandlerError};
 pub use confirm::PublishError;
 pub use connect::{connect, connect_with_properties, connect_with_tls};
@@ -107,10 +103,13 @@ pub use consumer::Middleware;
 pub use decision::Decision;
 pub use error::AmqpError;
 pub use handler::{Authorized, Disposition, Handler, HandlerError, Message};
+pub use headers::approvals::{AddApprovalError, HEADER_APPROVALS, approvals_of, with_approval};
+pub use headers::chain_header::HEADER_CHAIN;
 pub use headers::{
     EnvelopeEncoding, HEADER_CLASS, HEADER_ENVELOPE, HEADER_INVOCATION, HEADER_TOOL, HeaderError,
-    MAX_INVOCATION_TEXT_LEN,
 };
+/// The longest `laissez-invocation` text read (defined once, in `laissez_verify::wire`).
+pub use laissez_verify::wire::MAX_INVOCATION_TEXT_LEN;
 pub use publish::{Publisher, ToolCall};
 pub use revocations::{
     DEFAULT_REVOCATION_STREAM, FollowerStats, FollowerStatus, HEADER_BARRIER, RevocationFollower,

@@ -5,11 +5,11 @@ use laissez_verify::{ActionClass, Call, DEFAULT_LEEWAY};
 use lapin::options::ConfirmSelectOptions;
 use lapin::{BasicProperties, Channel};
 
-use crate::chain_header::{HEADER_CHAIN, chain_value};
 #[cfg(doc)]
 use crate::confirm::PublishError;
 use crate::confirm::publish_confirmed;
 use crate::error::AmqpError;
+use crate::headers::chain_header::{HEADER_CHAIN, chain_value};
 use crate::headers::{EnvelopeEncoding, tool_call_properties};
 
 /// One tool call to publish: the envelope that authorises it, the tool, and its id.

@@ -12,12 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use common::*;
-use laissez_amqp::approvals::{HEADER_APPROVALS, approvals_of, with_approval};
 use laissez_amqp::lapin::options::ConfirmSelectOptions;
 use laissez_amqp::lapin::types::{AMQPValue, FieldArray, FieldTable};
 use laissez_amqp::lapin::{BasicProperties, Channel};
 use laissez_amqp::parked::{self, Examined, Examiner, Parked, PendingCall};
 use laissez_amqp::{ConsumerConfig, Disposition, HandlerError, Message, ToolCall};
+use laissez_amqp::{HEADER_APPROVALS, approvals_of, with_approval};
 use laissez_ledger::MemoryLedger;
 use laissez_sign::{Approval, ApprovalSpec, EnvelopeBuilder, SecretKey, SignedEnvelope};
 use laissez_verify::{ActionClass, Call, Classes, Kid, Policy, Reason, TrustedKey};

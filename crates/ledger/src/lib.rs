@@ -79,8 +79,9 @@ pub type Cti = [u8; 16];
 /// `max_uses`. Keeping it that much longer covers a caller with any valid leeway.
 pub const RETENTION_GRACE_SECS: u64 = laissez_verify::MAX_LEEWAY;
 
-/// The longest message id the ledger accepts, in bytes.
-pub const MAX_MESSAGE_ID_LEN: usize = 256;
+/// The longest message id the ledger accepts, in bytes: the wire's, defined once in
+/// `laissez_verify::wire`.
+pub use laissez_verify::wire::MAX_MESSAGE_ID_LEN;
 
 /// How many times one message may be taken over (after an expired lease or a release) before
 /// the ledger gives up on it: the next take-over answers [`Outcome::Abandoned`] and the message
@@ -137,8 +138,9 @@ pub struct Ancestor<'a> {
     pub expires_at: u64,
 }
 
-/// The most ancestors a [`Begin`] may list: a chain holds at most four envelopes.
-pub const MAX_ANCESTORS: usize = laissez_verify::wire::MAX_CHAIN_LEN - 1;
+/// The most ancestors a [`Begin`] may list: a chain holds at most four envelopes (defined once
+/// in `laissez_verify::wire`).
+pub use laissez_verify::wire::MAX_ANCESTORS;
 
 /// Identifies the holder of a lease. Random, so that a worker can only complete or release the
 /// lease it was granted.

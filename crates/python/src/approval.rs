@@ -1,8 +1,8 @@
 //! Human approval (`docs/spec.md` §12): the grant's approval rule, as `sign(...,
 //! approval=...)` states it, and a person's signature over one exact call, `approve(...)`.
 
-use laissez_sign::{ApprovalError, decode_input, decode_text};
-use laissez_verify::wire::MAX_APPROVALS;
+use laissez_sign::ApprovalError;
+use laissez_verify::wire::{MAX_APPROVALS, MAX_MESSAGE_ID_LEN};
 use laissez_verify::{Call, UntrustedApproval};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -10,7 +10,7 @@ use pyo3::types::PyBytes;
 
 use crate::args::{class_arg, duration_arg};
 use crate::keys::SecretKey;
-use crate::{SignError, bytes_like, error, is_str};
+use crate::{SignError, bytes_like, error, is_str, object_bytes};
 
 /// How long an approval is valid when `ttl` is not given: 15 minutes, as `laissez approve`.
 const DEFAULT_APPROVAL_TTL: u64 = 900;
@@ -78,12 +78,7 @@ fn approval_bytes(value: &Bound<'_, PyAny>) -> PyResult<Result<Vec<u8>, String>>
     if let Ok(approval) = value.cast::<Approval>() {
         return Ok(Ok(approval.get().bytes.clone()));
     }
-    let read = if is_str(value) {
-        decode_text(&value.extract::<String>()?)
-    } else {
-        decode_input(&bytes_like(value, "an approval")?)
-    };
-    Ok(read.map_err(|e| e.to_string()))
+    Ok(object_bytes(value, "an approval")?.map_err(|e| e.to_string()))
 }
 
 /// The approvals that came with a call, as the verifier takes them: at most 16 (more is a
@@ -152,8 +147,10 @@ pub(crate) fn approve(
         .map(|t| duration_arg(py, t))
         .transpose()?
         .unwrap_or(DEFAULT_APPROVAL_TTL);
-    if message_id.is_empty() || message_id.len() > laissez_verify::wire::MAX_MESSAGE_ID_LEN {
-        return Err(PyValueError::new_err("a message id is 1 to 256 bytes"));
+    if message_id.is_empty() || message_id.len() > MAX_MESSAGE_ID_LEN {
+        return Err(PyValueError::new_err(format!(
+            "a message id is 1 to {MAX_MESSAGE_ID_LEN} bytes"
+        )));
     }
     let call = Call::new(&envelope, &aud, &message_id, &tool, class, &body)
         .map_err(|e| PyValueError::new_err(format!("the call: {e}")))?;

@@ -2,7 +2,8 @@
 //! its own key, `delegate(...)`; the chain travels root first, as text joined by `.` or as
 //! the `laissez-envelope` (leaf) and `laissez-chain` (ancestors) headers.
 
-use laissez_sign::{DEFAULT_TTL, DelegateError, decode_text, encode_text};
+use laissez_sign::chain_text::{decode_chain, encode_chain};
+use laissez_sign::{DEFAULT_TTL, DelegateError};
 use laissez_verify::UntrustedEnvelope;
 use laissez_verify::wire::MAX_CHAIN_LEN;
 use pyo3::prelude::*;
@@ -38,18 +39,11 @@ pub(crate) fn read_links(value: &Bound<'_, PyAny>) -> PyResult<Result<Vec<Vec<u8
     if is_str(value) {
         let text: String = value.extract()?;
         if text.contains('.') {
-            let parts: Vec<&str> = text.trim().split('.').collect();
-            if parts.len() > MAX_LINKS_READ {
-                return Err(too_many(parts.len()));
+            let parts = text.trim().split('.').count();
+            if parts > MAX_LINKS_READ {
+                return Err(too_many(parts));
             }
-            let mut links = Vec::new();
-            for (at, part) in parts.iter().enumerate() {
-                match decode_text(part) {
-                    Ok(bytes) => links.push(bytes),
-                    Err(e) => return Ok(Err(format!("envelope {at} of the chain: {e}"))),
-                }
-            }
-            return Ok(Ok(links));
+            return Ok(decode_chain(&text).map_err(|e| e.to_string()));
         }
     }
     if value.cast::<PyList>().is_ok() || value.cast::<PyTuple>().is_ok() {
@@ -129,8 +123,7 @@ impl Chain {
     /// The text form: each envelope's base64url, joined by `.`, root first.
     #[getter]
     fn text(&self) -> String {
-        let texts: Vec<String> = self.links.iter().map(|l| encode_text(l)).collect();
-        texts.join(".")
+        encode_chain(&self.links)
     }
 
     /// The envelopes, root first.

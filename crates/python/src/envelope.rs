@@ -1,8 +1,6 @@
 //! Envelopes (`docs/spec.md` §1), signing them, and the agent's invocations (§6).
 
-use laissez_sign::{
-    BuildError, EnvelopeBuilder, InvocationError, ToolSpec, decode_input, decode_text, encode_text,
-};
+use laissez_sign::{BuildError, EnvelopeBuilder, InvocationError, ToolSpec, encode_text};
 use laissez_verify::{Call, DEFAULT_LEEWAY, TrustedKey, UntrustedEnvelope};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -10,7 +8,7 @@ use pyo3::types::{PyBytes, PyTuple};
 
 use crate::args::{approval_rule, class_arg, classes_arg, duration_arg, spec_error, strings};
 use crate::keys::{PublicKey, SecretKey};
-use crate::{LaissezError, SignError, bytes_like, error, is_str};
+use crate::{LaissezError, SignError, bytes_like, error, is_str, object_bytes};
 
 /// A signed envelope: its bytes exactly as signed. Made by `sign(...)`, or from bytes or text
 /// received (`Envelope(data)`), which are checked to be an envelope's outer structure but not
@@ -28,12 +26,7 @@ pub(crate) fn read_envelope(value: &Bound<'_, PyAny>) -> PyResult<Result<Vec<u8>
     if let Ok(envelope) = value.cast::<Envelope>() {
         return Ok(Ok(envelope.get().bytes.clone()));
     }
-    let read = if is_str(value) {
-        decode_text(&value.extract::<String>()?)
-    } else {
-        decode_input(&bytes_like(value, "envelope")?)
-    };
-    Ok(read.map_err(|e| e.to_string()))
+    Ok(object_bytes(value, "envelope")?.map_err(|e| e.to_string()))
 }
 
 impl Envelope {
@@ -353,12 +346,7 @@ pub(crate) fn invocation_bytes(
     if let Ok(inv) = value.cast::<Invocation>() {
         return Ok(Ok(inv.get().bytes.clone()));
     }
-    let read = if is_str(value) {
-        decode_text(&value.extract::<String>()?)
-    } else {
-        decode_input(&bytes_like(value, "invocation")?)
-    };
-    Ok(read.map_err(|e| laissez_verify::Unreadable::of_text(&e)))
+    Ok(object_bytes(value, "invocation")?.map_err(|e| laissez_verify::Unreadable::of_text(&e)))
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

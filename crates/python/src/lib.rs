@@ -89,6 +89,21 @@ pub(crate) fn bytes_like(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u
     )))
 }
 
+/// The bytes of a signed object (envelope, invocation, approval, record) a caller gave as text
+/// or bytes, read by the one reader (`laissez_verify::text`, `docs/spec.md` §4): a `str` is
+/// base64url text; bytes are raw (first byte 0xd2) or base64url text. `Err` inside is text
+/// the reader refused; a value that is neither is a `TypeError` naming `what`.
+pub(crate) fn object_bytes(
+    value: &Bound<'_, PyAny>,
+    what: &str,
+) -> PyResult<Result<Vec<u8>, laissez_sign::TextError>> {
+    Ok(if is_str(value) {
+        laissez_sign::decode_text(&value.extract::<String>()?)
+    } else {
+        laissez_sign::decode_input(&bytes_like(value, what)?)
+    })
+}
+
 /// Whether `value` is a Python `str`.
 pub(crate) fn is_str(value: &Bound<'_, PyAny>) -> bool {
     value.is_instance_of::<PyString>()

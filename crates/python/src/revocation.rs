@@ -3,7 +3,7 @@
 
 use std::sync::{PoisonError, RwLock};
 
-use laissez_sign::{DEFAULT_KEEP, RevocationBuilder, decode_input, decode_text, encode_text};
+use laissez_sign::{DEFAULT_KEEP, RevocationBuilder, encode_text};
 use laissez_verify::{Applied, Entry, Kid, TrustedKey, UntrustedRecord};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -11,7 +11,7 @@ use pyo3::types::PyBytes;
 
 use crate::args::{duration_arg, strings};
 use crate::keys::{PublicKey, SecretKey, trusted_keys};
-use crate::{LaissezError, SignError, bytes_like, error, is_str};
+use crate::{LaissezError, SignError, bytes_like, error, is_str, object_bytes};
 
 /// A signed revocation record: bytes as signed, `.text` (base64url, one line of a
 /// `laissez verify --revocations` file), `.kid`, `.iat`, `.until` and `.entries` (each a
@@ -27,12 +27,8 @@ fn record_bytes(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     if let Ok(record) = value.cast::<Record>() {
         return Ok(record.get().bytes.clone());
     }
-    let read = if is_str(value) {
-        decode_text(value.extract::<String>()?.trim())
-    } else {
-        decode_input(&bytes_like(value, "a record")?)
-    };
-    read.map_err(|e| error::<LaissezError>(py, "malformed", format!("not a record: {e}")))
+    object_bytes(value, "a record")?
+        .map_err(|e| error::<LaissezError>(py, "malformed", format!("not a record: {e}")))
 }
 
 impl Record {

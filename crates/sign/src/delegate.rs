@@ -16,7 +16,6 @@ use sha2::{Digest, Sha256};
 use crate::builder::EnvelopeBuilder;
 use crate::error::BuildError;
 use crate::keys::SecretKey;
-use crate::text::encode_text;
 
 /// Why a child was not signed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,8 +114,7 @@ impl SignedChain {
 
     /// The text form: each envelope's base64url, joined by `.`, root first.
     pub fn to_text(&self) -> String {
-        let texts: Vec<String> = self.links.iter().map(|l| encode_text(l)).collect();
-        texts.join(".")
+        crate::chain_text::encode_chain(&self.links)
     }
 }
 

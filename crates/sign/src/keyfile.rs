@@ -140,6 +140,17 @@ pub fn read_trust_file(path: &Path) -> Result<Vec<TrustedKey>, KeyFileError> {
     })
 }
 
+/// Reads several trust files ([`read_trust_file`]) and returns their keys, file by file in
+/// the order given. The first file that cannot be read or holds a bad key is the error (it
+/// names the file).
+pub fn read_trust_files<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<TrustedKey>, KeyFileError> {
+    let mut keys = Vec::new();
+    for path in paths {
+        keys.extend(read_trust_file(path.as_ref())?);
+    }
+    Ok(keys)
+}
+
 /// Reads a file holding exactly one SubjectPublicKeyInfo PEM public key (a holder's,
 /// `docs/spec.md` §11), checked as `docs/spec.md` §3 requires. Text outside the block is ignored,
 /// as in a trust file; several keys are refused, since one of them would be chosen silently.
@@ -305,6 +316,23 @@ mod tests {
         let err = read_public_key_file(&two).unwrap_err();
         assert_eq!(err.code(), "several_public_keys", "{err}");
         assert!(err.to_string().contains("two.pub"), "{err}");
+    }
+
+    #[test]
+    fn trust_files_are_read_in_order_and_the_bad_one_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = SecretKey::from_seed(&[5u8; 32]).unwrap();
+        let b = SecretKey::from_seed(&[6u8; 32]).unwrap();
+        let a_pub = write_key_files(&dir.path().join("a"), &a, false).unwrap();
+        let b_pub = write_key_files(&dir.path().join("b"), &b, false).unwrap();
+        assert_eq!(
+            read_trust_files(&[&b_pub, &a_pub]).unwrap(),
+            vec![b.public_key(), a.public_key()]
+        );
+        assert_eq!(read_trust_files::<PathBuf>(&[]).unwrap(), vec![]);
+        let missing = dir.path().join("missing.pub");
+        let err = read_trust_files(&[a_pub, missing]).unwrap_err();
+        assert!(err.to_string().contains("missing.pub"), "{err}");
     }
 
     #[test]

@@ -29,14 +29,16 @@
 //!   refused when the envelope does not grant the call, verified before it is returned.
 //! - [`RevocationBuilder`]: a revocation record (`docs/spec.md` §14), signed by an issuer
 //!   key and verified before it is returned.
-//! - [`spec`] and [`text`]: the text forms of durations, class lists, tool specs and
-//!   envelopes used by the command line and signing profiles.
+//! - [`spec`], [`text`] and [`chain_text`]: the text forms of durations, class lists, tool
+//!   specs, signed objects and delegation chains used by the command line, signing profiles
+//!   and the Python binding.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod approval;
 mod approval_rule;
 mod builder;
+pub mod chain_text;
 mod delegate;
 mod encode;
 mod error;
@@ -52,6 +54,7 @@ pub use approval_rule::{ApprovalRuleError, ApprovalSpec};
 pub use builder::{
     DEFAULT_MAX_USES, DEFAULT_TTL, EnvelopeBuilder, MAX_TTL, SignedEnvelope, unix_now,
 };
+pub use chain_text::{ChainTextError, decode_chain, encode_chain};
 pub use delegate::{DelegateError, SignedChain, delegate, delegate_at};
 pub use error::{BuildError, InvocationError, KeyError, KeyFileError};
 pub use invocation::Invocation;

@@ -1,7 +1,9 @@
-//! The text form of an envelope: base64url without padding (`docs/spec.md` §4). Reading goes
-//! through the one reader of `laissez_verify::text`, shared with the middleware and the
-//! command line: raw bytes (first byte 0xd2) as they are, otherwise base64url with ASCII
-//! whitespace anywhere ignored and padding tolerated.
+//! The text form of a signed object (an envelope, an invocation, an approval, a revocation
+//! record): base64url without padding (`docs/spec.md` §4). Reading goes through the one
+//! reader of `laissez_verify::text`, shared with the middleware and the command line: raw
+//! bytes (first byte 0xd2) as they are, otherwise base64url with ASCII whitespace anywhere
+//! ignored and padding tolerated. These are its owned (`Vec`) forms, bounded as an envelope
+//! is: each object's decoder refuses one over its own limit.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -13,7 +15,8 @@ pub fn encode_text(envelope: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(envelope)
 }
 
-/// Decodes base64url text, ignoring whitespace anywhere and padding.
+/// Decodes base64url text, ignoring whitespace anywhere and padding. Only text: a `str`
+/// starting with the byte 0xd2 is not taken as a raw object.
 pub fn decode_text(text: &str) -> Result<Vec<u8>, TextError> {
     let mut buf = [0u8; MAX_ENVELOPE_LEN];
     let n = laissez_verify::text::decode_text(text.as_bytes(), &mut buf)?;
@@ -24,7 +27,7 @@ pub fn decode_text(text: &str) -> Result<Vec<u8>, TextError> {
 /// base64 text) are returned as they are; anything else is decoded as text.
 pub fn decode_input(input: &[u8]) -> Result<Vec<u8>, TextError> {
     let mut buf = [0u8; MAX_ENVELOPE_LEN];
-    laissez_verify::text::read_envelope(input, &mut buf).map(<[u8]>::to_vec)
+    laissez_verify::text::read_object(input, &mut buf).map(|read| read.bytes().to_vec())
 }
 
 #[cfg(test)]

@@ -1,19 +1,19 @@
-//! The text form of an envelope (`docs/spec.md` §4): base64url without padding. One reader,
-//! shared by the command line, the middleware and the signer, so that what one accepts the
-//! others accept too: raw bytes are recognised by their first byte 0xd2 (never the start of
-//! base64 text); otherwise ASCII whitespace anywhere (surrounding, or a line-wrapped copy)
-//! is ignored, and padding is tolerated. No allocation: text is decoded into a buffer the
-//! caller owns.
+//! The text form of a signed object (`docs/spec.md` §4): base64url without padding. One
+//! reader, [`read_object`], for every object that travels (an envelope, an invocation, an
+//! approval, a revocation record), shared by the command line, the middleware, the Python
+//! binding and the signer, so that what one accepts the others accept too: raw bytes are
+//! recognised by their first byte 0xd2 (tag 18, never the start of base64 text); otherwise
+//! ASCII whitespace anywhere (surrounding, or a line-wrapped copy) is ignored, and padding is
+//! tolerated. No allocation: text is decoded into a buffer the caller owns, whose length is
+//! the most the object may decode to.
 
 use core::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD_INDIFFERENT;
 
+pub use crate::wire::MAX_TEXT_LEN;
 use crate::{ENVELOPE_FIRST_BYTE, MAX_ENVELOPE_LEN};
-
-/// The longest input the reader looks at, whitespace included, in bytes.
-pub const MAX_TEXT_LEN: usize = 4 * MAX_ENVELOPE_LEN;
 
 /// The longest base64url text of an envelope, with padding: `4 * ceil(4096 / 3)`.
 const MAX_COMPACT_LEN: usize = MAX_ENVELOPE_LEN.div_ceil(3) * 4;
@@ -69,27 +69,65 @@ impl fmt::Display for TextError {
 #[cfg(feature = "std")]
 impl std::error::Error for TextError {}
 
-/// Reads an envelope as received: raw bytes (first byte 0xd2) are returned as they are;
-/// anything else is decoded as base64url text into `buf`.
+/// A signed object as [`read_object`] read it: the input itself, or what its text decoded to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received<'i, 'b> {
+    /// Raw bytes (first byte 0xd2): the input, as it is.
+    Raw(&'i [u8]),
+    /// The bytes the input's base64url text decoded to, in the caller's buffer.
+    Decoded(&'b [u8]),
+}
+
+impl Received<'_, '_> {
+    /// The object's bytes, however they came.
+    pub const fn bytes(&self) -> &[u8] {
+        match self {
+            Received::Raw(bytes) | Received::Decoded(bytes) => bytes,
+        }
+    }
+}
+
+/// Whether `input` is a raw signed object rather than text: its first byte is 0xd2 (tag 18),
+/// which no base64 text starts with.
+pub const fn is_raw(input: &[u8]) -> bool {
+    matches!(input.first(), Some(&ENVELOPE_FIRST_BYTE))
+}
+
+/// Reads a signed object as received: raw bytes (first byte 0xd2) are returned as they are;
+/// anything else is decoded as base64url text into `buf`, whose length is the most the object
+/// may decode to (`MAX_ENVELOPE_LEN`, `MAX_INVOCATION_LEN`, ... of [`crate::wire`]).
 ///
-/// Sizes are checked before any work: input over [`MAX_TEXT_LEN`], or text that decodes to
-/// more than [`MAX_ENVELOPE_LEN`] bytes, is [`TextError::TooLong`]. Raw input is not
-/// size-checked here: the envelope decoder refuses it as `malformed`.
+/// Sizes are checked before any work: text over four times `buf` (and never over
+/// [`MAX_TEXT_LEN`]), or text that decodes to more than `buf` holds, is
+/// [`TextError::TooLong`]. Raw input is not size-checked here: each object's decoder refuses
+/// an oversized one as `malformed`.
+pub fn read_object<'i, 'b>(
+    input: &'i [u8],
+    buf: &'b mut [u8],
+) -> Result<Received<'i, 'b>, TextError> {
+    if is_raw(input) {
+        return Ok(Received::Raw(input));
+    }
+    let n = decode_text(input, buf)?;
+    Ok(Received::Decoded(&buf[..n]))
+}
+
+/// [`read_object`] for an envelope, into a buffer of the longest envelope.
 pub fn read_envelope<'a>(
     input: &'a [u8],
     buf: &'a mut [u8; MAX_ENVELOPE_LEN],
 ) -> Result<&'a [u8], TextError> {
-    if input.first() == Some(&ENVELOPE_FIRST_BYTE) {
-        return Ok(input);
+    match read_object(input, buf)? {
+        Received::Raw(bytes) | Received::Decoded(bytes) => Ok(bytes),
     }
-    let n = decode_text(input, buf)?;
-    Ok(&buf[..n])
 }
 
 /// Decodes base64url text (whitespace anywhere ignored, padding tolerated) into `out`;
-/// returns the number of bytes written.
+/// returns the number of bytes written. Only text: a raw object is refused (its 0xd2 is not
+/// base64url). Text over four times `out` (and never over [`MAX_TEXT_LEN`]) is refused before
+/// any decoding.
 pub fn decode_text(text: &[u8], out: &mut [u8]) -> Result<usize, TextError> {
-    if text.len() > MAX_TEXT_LEN {
+    if text.len() > out.len().saturating_mul(4).min(MAX_TEXT_LEN) {
         return Err(TextError::TooLong(text.len()));
     }
     // Compact the text on the stack: base64 decoders want it contiguous.
@@ -173,6 +211,38 @@ mod tests {
         // Text that would decode past the envelope limit.
         let over = [b'A'; MAX_COMPACT_LEN + 4];
         assert!(matches!(read(&over), Err(TextError::TooLong(_))));
+    }
+
+    #[test]
+    fn every_object_reads_alike_within_its_own_limit() {
+        // An invocation or an approval: at most 1024 bytes, text at most 4096 bytes.
+        let mut small = [0u8; crate::wire::MAX_APPROVAL_LEN];
+        let raw = [0xd2u8; crate::wire::MAX_APPROVAL_LEN + 1];
+        // Raw is borrowed, never size-checked here (the object's decoder refuses it).
+        assert_eq!(read_object(&raw, &mut small), Ok(Received::Raw(&raw[..])));
+        assert!(is_raw(&raw) && !is_raw(b"0oQB__4") && !is_raw(b""));
+        let got = read_object(b" 0oQB\n__4=", &mut small).unwrap();
+        assert_eq!(got, Received::Decoded(&[0xd2, 0x84, 0x01, 0xff, 0xfe][..]));
+        assert_eq!(got.bytes(), &[0xd2, 0x84, 0x01, 0xff, 0xfe]);
+        // Text over four times the buffer: refused unread, whitespace or not.
+        let long = [b' '; crate::wire::MAX_APPROVAL_TEXT_LEN + 1];
+        assert_eq!(
+            read_object(&long, &mut small),
+            Err(TextError::TooLong(crate::wire::MAX_APPROVAL_TEXT_LEN + 1))
+        );
+        // Text that decodes past the buffer.
+        let over = [b'A'; crate::wire::MAX_APPROVAL_TEXT_LEN];
+        assert_eq!(
+            read_object(&over, &mut small),
+            Err(TextError::TooLong(crate::wire::MAX_APPROVAL_TEXT_LEN))
+        );
+        // The same text fits an envelope's buffer.
+        assert!(read(&over).is_ok());
+        // Text only: a raw object is not text.
+        assert_eq!(
+            decode_text(&raw, &mut small),
+            Err(TextError::InvalidByte(0))
+        );
     }
 
     #[test]

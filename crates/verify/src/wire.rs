@@ -44,8 +44,28 @@ pub const MAX_APPROVERS: usize = 16;
 /// Most envelopes in a delegation chain, root and leaf included.
 pub const MAX_CHAIN_LEN: usize = 4;
 
+/// Most ancestors of a delegated envelope: a chain is at most [`MAX_CHAIN_LEN`] long and its
+/// leaf is not its own ancestor. The most entries of the `laissez-chain` header (`docs/spec.md`
+/// §13), and the most envelopes a use is spent on besides the leaf.
+pub const MAX_ANCESTORS: usize = MAX_CHAIN_LEN - 1;
+
 /// Longest message id in a call, in bytes.
 pub const MAX_MESSAGE_ID_LEN: usize = 256;
+
+/// The longest text form of an envelope that is read, whitespace included, in bytes: four
+/// times the longest envelope (base64 takes 4/3 of it, the rest is room for whitespace and
+/// padding). Longer text is refused before any decoding (`docs/spec.md` §4).
+pub const MAX_TEXT_LEN: usize = 4 * MAX_ENVELOPE_LEN;
+
+/// The longest text form of an invocation that is read (the `laissez-invocation` header),
+/// whitespace included: four times the longest invocation, as [`MAX_TEXT_LEN`] is for an
+/// envelope.
+pub const MAX_INVOCATION_TEXT_LEN: usize = 4 * MAX_INVOCATION_LEN;
+
+/// The longest text form of one approval that is read (an entry of `laissez-approvals`),
+/// whitespace included: four times the longest approval, as [`MAX_TEXT_LEN`] is for an
+/// envelope.
+pub const MAX_APPROVAL_TEXT_LEN: usize = 4 * MAX_APPROVAL_LEN;
 
 /// The start of every Sig_structure: a 4-element array and the text "Signature1".
 pub const SIG_STRUCTURE_PREFIX: &[u8; 12] = b"\x84\x6aSignature1";

@@ -1,6 +1,7 @@
 //! Reading and writing the tool-call headers.
 
 use laissez_verify::OwnedCatalogue;
+use laissez_verify::wire::MAX_INVOCATION_TEXT_LEN;
 
 use super::*;
 
@@ -19,7 +20,7 @@ fn props(envelope: AMQPValue, tool: &str, class: &str, id: Option<&str>) -> Basi
 #[test]
 fn raw_text_wrapped_text_and_bytes_forms_read_alike() {
     let raw = vec![0xd2, 0x84, 0x43, 0xa1, 0x01, 0x27, 0x04];
-    let text = general_purpose::URL_SAFE_NO_PAD.encode(&raw);
+    let text = laissez_sign::encode_text(&raw);
     // A line-wrapped copy, as a mail client or a terminal would paste it.
     let wrapped = format!("{}\n{}\r\n{}", &text[..3], &text[3..6], &text[6..]);
     for value in [
@@ -140,7 +141,7 @@ fn invocation_of(p: &BasicProperties) -> Option<Result<Vec<u8>, InvocationHeader
 #[test]
 fn the_invocation_is_read_as_bytes_or_text_and_written_as_the_envelope_is() {
     let raw = vec![0xd2, 0x84, 0x43, 0xa1, 0x01, 0x27, 0x04];
-    let text = general_purpose::URL_SAFE_NO_PAD.encode(&raw);
+    let text = laissez_sign::encode_text(&raw);
     let wrapped = format!(" {}\r\n{}\n", &text[..4], &text[4..]);
     for value in [
         AMQPValue::ByteArray(raw.clone().into()),
@@ -236,7 +237,8 @@ fn the_chain_header_is_read_root_first_before_the_leaf_and_a_bad_one_is_malforme
     let read = read_headers(&p).unwrap();
     assert!(read.chain.is_empty());
     assert_eq!(read.links(), [&leaf[..]]);
-    let value = crate::chain_header::chain_value(&[&root, &middle], EnvelopeEncoding::Text);
+    let value =
+        crate::headers::chain_header::chain_value(&[&root, &middle], EnvelopeEncoding::Text);
     let p = with_chain(Some(value));
     let read = read_headers(&p).unwrap();
     assert_eq!(read.links(), [&root[..], &middle[..], &leaf[..]]);
@@ -244,4 +246,29 @@ fn the_chain_header_is_read_root_first_before_the_leaf_and_a_bad_one_is_malforme
     let error = read_headers(&p).unwrap_err();
     assert_eq!(error, HeaderError::ChainNotArray);
     assert_eq!(error.detail(), "chain_header_not_an_array");
+}
+
+#[test]
+fn the_limits_named_in_header_errors_read_as_before() {
+    // The texts are built from the wire table: they must read as they always did.
+    for (error, text) in [
+        (
+            HeaderError::TooManyApprovals,
+            "the laissez-approvals header has more than 16 approvals",
+        ),
+        (
+            HeaderError::ApprovalTooLong,
+            "an entry of the laissez-approvals header is over 1024 bytes",
+        ),
+        (
+            HeaderError::ChainTooLong,
+            "the laissez-chain header has more than 3 envelopes (a chain is at most 4 long)",
+        ),
+        (
+            HeaderError::ChainEntryTooLong,
+            "an entry of the laissez-chain header is over 4096 bytes",
+        ),
+    ] {
+        assert_eq!(error.to_string(), text);
+    }
 }

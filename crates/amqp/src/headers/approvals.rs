@@ -2,33 +2,28 @@
 //! AMQP field array whose entries are each raw approval bytes (first byte 0xd2; a byte array,
 //! or a long string) or base64url text of them.
 //!
-//! Reading is bounded before anything is decoded: more than [`MAX_APPROVALS`] entries, an
-//! entry over [`MAX_APPROVAL_LEN`] bytes (or text longer than any approval's), an entry that
+//! Reading is bounded before anything is decoded: more than `MAX_APPROVALS` entries, an
+//! entry over `MAX_APPROVAL_LEN` bytes (or text longer than any approval's), an entry that
 //! is neither bytes nor text, or text that is not base64url makes the whole message
 //! `malformed` ([`HeaderError`]), never a panic and never a run. Whether an approval that
 //! reads *counts* is the verifier's business: one that does not is ignored.
 
 use std::borrow::Cow;
 
-use laissez_verify::ENVELOPE_FIRST_BYTE;
-use laissez_verify::text::{TextError, decode_text};
+use laissez_verify::text::TextError;
 use laissez_verify::wire::{MAX_APPROVAL_LEN, MAX_APPROVALS};
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, ByteArray, FieldArray, FieldTable};
 
-use crate::headers::HeaderError;
+use super::{HeaderError, ValueError, read_value};
 
 /// Header carrying the approvals of a call: an array, each entry raw approval bytes (a byte
 /// array, or a long string) or base64url text.
 pub const HEADER_APPROVALS: &str = "laissez-approvals";
 
-/// The longest text of one approval read, whitespace included: four times the longest
-/// approval (base64 takes 4/3 of it). Longer text is refused before any decoding.
-pub const MAX_APPROVAL_TEXT_LEN: usize = 4 * MAX_APPROVAL_LEN;
-
 /// The approvals in a `laissez-approvals` header value, in the order received, each decoded
 /// from text when it came as text.
-pub fn read_approvals(value: &AMQPValue) -> Result<Vec<Cow<'_, [u8]>>, HeaderError> {
+pub(crate) fn read_approvals(value: &AMQPValue) -> Result<Vec<Cow<'_, [u8]>>, HeaderError> {
     let AMQPValue::FieldArray(entries) = value else {
         return Err(HeaderError::ApprovalsNotArray);
     };
@@ -40,29 +35,19 @@ pub fn read_approvals(value: &AMQPValue) -> Result<Vec<Cow<'_, [u8]>>, HeaderErr
 }
 
 /// One entry: raw bytes (first byte 0xd2) as they are, else base64url text (whitespace
-/// anywhere ignored).
+/// anywhere ignored, at most `MAX_APPROVAL_TEXT_LEN` long). Either way at most
+/// `MAX_APPROVAL_LEN` bytes.
 fn read_entry(value: &AMQPValue) -> Result<Cow<'_, [u8]>, HeaderError> {
-    let raw = match value {
-        AMQPValue::ByteArray(b) => b.as_slice(),
-        AMQPValue::LongString(s) => s.as_bytes(),
-        AMQPValue::ShortString(s) => s.as_str().as_bytes(),
-        _ => return Err(HeaderError::ApprovalNotBytesOrText),
-    };
-    if raw.first() == Some(&ENVELOPE_FIRST_BYTE) {
-        if raw.len() > MAX_APPROVAL_LEN {
-            return Err(HeaderError::ApprovalTooLong);
-        }
-        return Ok(Cow::Borrowed(raw));
-    }
-    if raw.len() > MAX_APPROVAL_TEXT_LEN {
+    let bytes = read_value(value, MAX_APPROVAL_LEN).map_err(|e| match e {
+        ValueError::NotBytesOrText => HeaderError::ApprovalNotBytesOrText,
+        ValueError::Text(TextError::TooLong(_)) => HeaderError::ApprovalTooLong,
+        ValueError::Text(_) => HeaderError::ApprovalNotText,
+    })?;
+    // Decoded text is within the limit already; raw bytes are checked here.
+    if bytes.len() > MAX_APPROVAL_LEN {
         return Err(HeaderError::ApprovalTooLong);
     }
-    let mut buf = [0u8; MAX_APPROVAL_LEN];
-    match decode_text(raw, &mut buf) {
-        Ok(n) => Ok(Cow::Owned(buf[..n].to_vec())),
-        Err(TextError::TooLong(_)) => Err(HeaderError::ApprovalTooLong),
-        Err(_) => Err(HeaderError::ApprovalNotText),
-    }
+    Ok(bytes)
 }
 
 /// Why an approval cannot be added to a message's `laissez-approvals` header.
@@ -120,16 +105,6 @@ pub fn with_approval(
     Ok(properties.clone().with_headers(headers))
 }
 
-/// A `laissez-approvals` header value of `approvals`, each as a byte array.
-pub fn approvals_value(approvals: &[&[u8]]) -> AMQPValue {
-    AMQPValue::FieldArray(FieldArray::from(
-        approvals
-            .iter()
-            .map(|a| AMQPValue::ByteArray(ByteArray::from(*a)))
-            .collect::<Vec<_>>(),
-    ))
-}
-
 /// The approvals of a delivery's `laissez-approvals` header, none when it has none.
 pub fn approvals_of(properties: &BasicProperties) -> Result<Vec<Cow<'_, [u8]>>, HeaderError> {
     let headers: Option<&FieldTable> = properties.headers().as_ref();
@@ -141,8 +116,8 @@ pub fn approvals_of(properties: &BasicProperties) -> Result<Vec<Cow<'_, [u8]>>, 
 
 #[cfg(test)]
 mod tests {
-    use base64::Engine as _;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use laissez_sign::encode_text;
+    use laissez_verify::wire::MAX_APPROVAL_TEXT_LEN;
     use lapin::types::LongString;
 
     use super::*;
@@ -155,7 +130,7 @@ mod tests {
     fn entries_read_as_bytes_or_text_in_order() {
         let a = vec![0xd2, 0x84, 1, 2];
         let b = vec![0xd2, 0x84, 3];
-        let text = format!(" {}\n", URL_SAFE_NO_PAD.encode(&b));
+        let text = format!(" {}\n", encode_text(&b));
         let value = array(vec![
             AMQPValue::ByteArray(a.clone().into()),
             AMQPValue::LongString(LongString::from(text)),
@@ -229,7 +204,7 @@ mod tests {
     fn an_approval_is_appended_and_everything_else_kept() {
         let mut headers = FieldTable::default();
         headers.insert("other".into(), AMQPValue::LongString("x".into()));
-        let text = URL_SAFE_NO_PAD.encode([0xd2, 9]);
+        let text = encode_text(&[0xd2, 9]);
         headers.insert(
             HEADER_APPROVALS.into(),
             array(vec![AMQPValue::LongString(text.into())]),

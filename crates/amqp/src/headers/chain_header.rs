@@ -4,31 +4,26 @@
 //! `laissez-envelope`; the header is absent when the envelope is not delegated.
 //!
 //! Reading is bounded before anything is decoded: a value that is not an array, an empty
-//! array, more than [`MAX_ANCESTORS`] entries, an entry over 4096 bytes (or text longer than
+//! array, more than `MAX_ANCESTORS` entries, an entry over 4096 bytes (or text longer than
 //! any envelope's), an entry that is neither bytes nor text, or text that is not base64url
 //! makes the whole message `malformed` ([`HeaderError`]), never a panic and never a run.
 //! Whether the links hold is the verifier's business (`bad_delegation`, `not_attenuated`).
 
 use std::borrow::Cow;
 
-use laissez_verify::text::{MAX_TEXT_LEN, TextError, decode_text};
-use laissez_verify::wire::MAX_CHAIN_LEN;
-use laissez_verify::{ENVELOPE_FIRST_BYTE, MAX_ENVELOPE_LEN};
-use lapin::types::{AMQPValue, ByteArray, FieldArray, LongString};
+use laissez_verify::text::TextError;
+use laissez_verify::wire::{MAX_ANCESTORS, MAX_ENVELOPE_LEN};
+use lapin::types::{AMQPValue, FieldArray};
 
-use crate::headers::{EnvelopeEncoding, HeaderError};
+use super::{EnvelopeEncoding, HeaderError, ValueError, encoded, read_value};
 
 /// Header carrying a delegated envelope's ancestors, root first: an array, each entry raw
 /// envelope bytes (a byte array, or a long string) or base64url text.
 pub const HEADER_CHAIN: &str = "laissez-chain";
 
-/// The most entries `laissez-chain` may hold: a chain is at most four envelopes long, and
-/// its leaf travels in `laissez-envelope`.
-pub const MAX_ANCESTORS: usize = MAX_CHAIN_LEN - 1;
-
 /// The ancestors in a `laissez-chain` header value, root first, each decoded from text when
 /// it came as text.
-pub fn read_chain(value: &AMQPValue) -> Result<Vec<Cow<'_, [u8]>>, HeaderError> {
+pub(crate) fn read_chain(value: &AMQPValue) -> Result<Vec<Cow<'_, [u8]>>, HeaderError> {
     let AMQPValue::FieldArray(entries) = value else {
         return Err(HeaderError::ChainNotArray);
     };
@@ -43,50 +38,36 @@ pub fn read_chain(value: &AMQPValue) -> Result<Vec<Cow<'_, [u8]>>, HeaderError> 
 }
 
 /// One entry: raw bytes (first byte 0xd2) as they are, else base64url text (whitespace
-/// anywhere ignored).
+/// anywhere ignored, at most `MAX_TEXT_LEN` long). Either way at most `MAX_ENVELOPE_LEN`
+/// bytes.
 fn read_entry(value: &AMQPValue) -> Result<Cow<'_, [u8]>, HeaderError> {
-    let raw = match value {
-        AMQPValue::ByteArray(b) => b.as_slice(),
-        AMQPValue::LongString(s) => s.as_bytes(),
-        AMQPValue::ShortString(s) => s.as_str().as_bytes(),
-        _ => return Err(HeaderError::ChainEntryNotBytesOrText),
-    };
-    if raw.first() == Some(&ENVELOPE_FIRST_BYTE) {
-        if raw.len() > MAX_ENVELOPE_LEN {
-            return Err(HeaderError::ChainEntryTooLong);
-        }
-        return Ok(Cow::Borrowed(raw));
-    }
-    if raw.len() > MAX_TEXT_LEN {
+    let bytes = read_value(value, MAX_ENVELOPE_LEN).map_err(|e| match e {
+        ValueError::NotBytesOrText => HeaderError::ChainEntryNotBytesOrText,
+        ValueError::Text(TextError::TooLong(_)) => HeaderError::ChainEntryTooLong,
+        ValueError::Text(_) => HeaderError::ChainEntryNotText,
+    })?;
+    // Decoded text is within the limit already; raw bytes are checked here.
+    if bytes.len() > MAX_ENVELOPE_LEN {
         return Err(HeaderError::ChainEntryTooLong);
     }
-    let mut buf = [0u8; MAX_ENVELOPE_LEN];
-    match decode_text(raw, &mut buf) {
-        Ok(n) => Ok(Cow::Owned(buf[..n].to_vec())),
-        Err(TextError::TooLong(_)) => Err(HeaderError::ChainEntryTooLong),
-        Err(_) => Err(HeaderError::ChainEntryNotText),
-    }
+    Ok(bytes)
 }
 
 /// A `laissez-chain` header value of `ancestors` (root first), each written as `encoding`
 /// says, like the envelope.
-pub fn chain_value(ancestors: &[&[u8]], encoding: EnvelopeEncoding) -> AMQPValue {
+pub(crate) fn chain_value(ancestors: &[&[u8]], encoding: EnvelopeEncoding) -> AMQPValue {
     AMQPValue::FieldArray(FieldArray::from(
         ancestors
             .iter()
-            .map(|a| match encoding {
-                EnvelopeEncoding::Text => {
-                    AMQPValue::LongString(LongString::from(laissez_sign::encode_text(a)))
-                }
-                _ => AMQPValue::ByteArray(ByteArray::from(*a)),
-            })
+            .map(|a| encoded(a, encoding))
             .collect::<Vec<_>>(),
     ))
 }
 
 #[cfg(test)]
 mod tests {
-    use lapin::types::{FieldTable, ShortString};
+    use laissez_verify::wire::MAX_TEXT_LEN;
+    use lapin::types::{ByteArray, FieldTable, ShortString};
 
     use super::*;
 
