@@ -12,8 +12,9 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use laissez_bench::*;
 use laissez_sign::{Approval, ApprovalSpec, SecretKey, unix_now};
 use laissez_verify::cache::EnvelopeCache;
+use laissez_verify::invocation::{Attached, Call};
 use laissez_verify::wire::{APPROVAL_AAD, ENVELOPE_AAD};
-use laissez_verify::{ActionClass, Attached, Call, Classes, TrustedKey, Verifier};
+use laissez_verify::{ActionClass, Classes, TrustedKey, Verifier};
 
 const TOOL: &str = "crm.ticket.delete";
 

@@ -13,7 +13,8 @@ use laissez_bench::*;
 use laissez_ledger::UseRequest;
 use laissez_sign::{Invocation, SecretKey, unix_now};
 use laissez_verify::cache::EnvelopeCache;
-use laissez_verify::{ActionClass, Call, Presented, Request, Verifier};
+use laissez_verify::invocation::Call;
+use laissez_verify::{ActionClass, Presented, Request, Verifier};
 
 fn main() {
     let now = unix_now();

@@ -12,8 +12,9 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use laissez_bench::*;
 use laissez_sign::{Invocation, SecretKey, unix_now};
 use laissez_verify::cache::EnvelopeCache;
+use laissez_verify::invocation::Call;
 use laissez_verify::wire::{ENVELOPE_AAD, INVOCATION_AAD};
-use laissez_verify::{ActionClass, Call, Verifier};
+use laissez_verify::{ActionClass, Verifier};
 
 fn main() {
     let now = unix_now();

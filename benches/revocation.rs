@@ -12,9 +12,8 @@ use std::hint::black_box;
 use laissez_bench::*;
 use laissez_sign::{RevocationBuilder, unix_now};
 use laissez_verify::cache::EnvelopeCache;
-use laissez_verify::{
-    ActionClass, Request, RevocationList, RevocationSet, VerifiedRecord, Verifier,
-};
+use laissez_verify::revocation::{RevocationList, RevocationSet, VerifiedRecord};
+use laissez_verify::{ActionClass, Request, Verifier};
 
 const HELD: usize = 10_000;
 

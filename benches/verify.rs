@@ -11,7 +11,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use laissez_bench::*;
 use laissez_sign::unix_now;
 use laissez_verify::cache::EnvelopeCache;
-use laissez_verify::{ActionClass, EXTERNAL_AAD, Request, ToolPattern, Verifier};
+use laissez_verify::tools::ToolPattern;
+use laissez_verify::wire::ENVELOPE_AAD as EXTERNAL_AAD;
+use laissez_verify::{ActionClass, Request, Verifier};
 use serde::Deserialize;
 
 /// The Sig_structure of an envelope, rebuilt from its bytes: what the floor verifies.
@@ -107,7 +109,7 @@ fn main() {
         .unwrap();
     });
     let decode_only = measure(|| {
-        let env = laissez_verify::UntrustedEnvelope::decode(black_box(&bytes)).unwrap();
+        let env = laissez_verify::envelope::UntrustedEnvelope::decode(black_box(&bytes)).unwrap();
         black_box(env.claims_unverified().unwrap().tools().count());
     });
     let jwt_cost = measure(|| {

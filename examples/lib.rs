@@ -10,9 +10,8 @@ use std::time::Duration;
 
 use laissez_ledger::{NotGranted, RedbLedger, UseRequest};
 use laissez_sign::{EnvelopeBuilder, Invocation, SecretKey, parse_classes, unix_now};
-use laissez_verify::{
-    ActionClass, Denial, Presented, Reason, Request, RevocationSet, TrustedKey, Verifier,
-};
+use laissez_verify::revocation::RevocationSet;
+use laissez_verify::{ActionClass, Denial, Presented, Reason, Request, TrustedKey, Verifier};
 
 mod tour;
 
@@ -284,7 +283,7 @@ pub fn quickstart(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
     )?;
     let body: &[u8] = b"{\"ticket\":42}";
     let at = 10;
-    let signed = laissez_verify::Call::new(
+    let signed = laissez_verify::invocation::Call::new(
         bound.as_bytes(),
         QUEUE,
         "msg-12",

@@ -8,7 +8,8 @@ use laissez_sign::{
     Approval, ApprovalSpec, DelegateError, EnvelopeBuilder, Invocation, RevocationBuilder,
     SecretKey, delegate, parse_classes,
 };
-use laissez_verify::{ActionClass, Classes, RevocationSet, TrustedKey};
+use laissez_verify::revocation::RevocationSet;
+use laissez_verify::{ActionClass, Classes, TrustedKey};
 
 use super::{AGENT, Call, QUEUE, Worker, run_calls};
 
@@ -112,7 +113,7 @@ pub(crate) fn approvals(
         ruled.as_bytes().len()
     )?;
     let (tool, message_id, body) = ("crm.ticket.delete", "msg-16", b"{\"ticket\":42}");
-    let call = laissez_verify::Call::new(
+    let call = laissez_verify::invocation::Call::new(
         ruled.as_bytes(),
         QUEUE,
         message_id,
@@ -228,7 +229,7 @@ pub(crate) fn delegation(
                   class: ActionClass,
                   at: u64|
      -> Result<Vec<u8>, Box<dyn Error>> {
-        let call = laissez_verify::Call::new(leaf, QUEUE, id, tool, class, body)?;
+        let call = laissez_verify::invocation::Call::new(leaf, QUEUE, id, tool, class, body)?;
         Ok(Invocation::sign(holder, leaf, &call, signed_at + at)?.into_bytes())
     };
     let (read, write) = (ActionClass::Read, ActionClass::Write);

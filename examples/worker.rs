@@ -17,7 +17,8 @@ use std::time::Duration;
 use laissez_amqp::{ConsumerConfig, Disposition, HandlerError, Message, Middleware};
 use laissez_ledger::RedbLedger;
 use laissez_sign::keyfile::read_trust_file;
-use laissez_verify::{ActionClass, OwnedCatalogue};
+use laissez_verify::ActionClass;
+use laissez_verify::owned::OwnedCatalogue;
 
 const TRUST: &str = "target/laissez-example.key.pub";
 const LEDGER: &str = "target/laissez-example-ledger.redb";

@@ -13,7 +13,8 @@ fn main() {
     let bytes = env.as_bytes().to_vec();
     let mut tools = 0usize;
     for _ in 0..200_000 {
-        let e = laissez_verify::UntrustedEnvelope::decode(std::hint::black_box(&bytes)).unwrap();
+        let e = laissez_verify::envelope::UntrustedEnvelope::decode(std::hint::black_box(&bytes))
+            .unwrap();
         tools += e.claims_unverified().unwrap().tools().count();
     }
     println!("{tools} tool grants decoded");

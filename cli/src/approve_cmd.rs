@@ -11,8 +11,11 @@ use std::path::PathBuf;
 use clap::Args;
 use laissez_sign::keyfile::read_secret_key_file;
 use laissez_sign::{Approval, ApprovalError, SecretKey};
+use laissez_verify::ActionClass;
+use laissez_verify::envelope::UntrustedEnvelope;
+use laissez_verify::invocation::Call;
+use laissez_verify::policy::DEFAULT_MAX_LIFETIME;
 use laissez_verify::wire::MAX_MESSAGE_ID_LEN;
-use laissez_verify::{ActionClass, Call, DEFAULT_MAX_LIFETIME, UntrustedEnvelope};
 
 use crate::failure::Failure;
 use crate::input::{one_stdin, read_body, read_links};

@@ -8,7 +8,8 @@ use laissez_sign::keyfile::{read_public_key_file, read_secret_key_file, read_tru
 use laissez_sign::{
     ApprovalSpec, DEFAULT_MAX_USES, DEFAULT_TTL, DelegateError, EnvelopeBuilder, ToolSpec,
 };
-use laissez_verify::{ActionClass, Classes, UntrustedEnvelope};
+use laissez_verify::envelope::UntrustedEnvelope;
+use laissez_verify::{ActionClass, Classes};
 use serde_json::json;
 
 use crate::failure::Failure;

@@ -4,9 +4,11 @@
 use std::fmt::Write as _;
 
 use clap::Args;
-use laissez_verify::{
-    Claims, Denial, Kid, UntrustedApproval, UntrustedEnvelope, UntrustedInvocation, UntrustedRecord,
-};
+use laissez_verify::approval::UntrustedApproval;
+use laissez_verify::envelope::UntrustedEnvelope;
+use laissez_verify::invocation::UntrustedInvocation;
+use laissez_verify::revocation::UntrustedRecord;
+use laissez_verify::{Claims, Denial, Kid};
 use serde_json::json;
 
 use crate::failure::Failure;
@@ -182,7 +184,7 @@ fn invocation_json(invocation: &UntrustedInvocation<'_>) -> String {
 }
 
 /// A signed call's fields by their names (env and body as SHA-256 hex), and its iat.
-fn call_fields(call: &laissez_verify::Call<'_>, iat: u64) -> serde_json::Value {
+fn call_fields(call: &laissez_verify::invocation::Call<'_>, iat: u64) -> serde_json::Value {
     json!({
         "env": hex(call.envelope_digest()),
         "aud": call.audience(),
@@ -196,7 +198,12 @@ fn call_fields(call: &laissez_verify::Call<'_>, iat: u64) -> serde_json::Value {
 
 /// A signed call, one field per line, under its own UNVERIFIED banner naming `what` it is.
 /// The audience and message id are whoever made it's text: escaped like claims.
-fn call_human(what: &str, kid: Kid, call: &laissez_verify::Call<'_>, iat: u64) -> String {
+fn call_human(
+    what: &str,
+    kid: Kid,
+    call: &laissez_verify::invocation::Call<'_>,
+    iat: u64,
+) -> String {
     let mut out =
         format!("UNVERIFIED: {what}, decoded without checking its signature, key, time or call\n");
     let mut field = |name: &str, value: &dyn std::fmt::Display| {

@@ -4,7 +4,8 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use laissez_verify::{Entry, RevocationSet, TrustedKey, UntrustedRecord};
+use laissez_verify::TrustedKey;
+use laissez_verify::revocation::{Entry, RevocationSet, UntrustedRecord};
 use serde_json::json;
 
 use crate::failure::Failure;

@@ -14,7 +14,9 @@
 use std::fmt::Display;
 use std::path::Path;
 
-use laissez_verify::{ActionClass, CatalogueError, OwnedCatalogue, is_tool_pattern};
+use laissez_verify::ActionClass;
+use laissez_verify::owned::{CatalogueError, OwnedCatalogue};
+use laissez_verify::tools::is_tool_pattern;
 use toml::de::{DeTable, DeValue};
 
 use crate::failure::Failure;

@@ -7,10 +7,11 @@ use std::time::Duration;
 use clap::Args;
 use laissez_ledger::{MAX_MESSAGE_ID_LEN, NotGranted, RedbLedger, UseRequest};
 use laissez_sign::keyfile::read_trust_files;
+use laissez_verify::invocation::Unreadable;
+use laissez_verify::policy::{DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME};
 use laissez_verify::wire::MAX_APPROVALS;
 use laissez_verify::{
-    ActionClass, Allowed, Claims, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, Denial, Kid, Policy,
-    Presented, Request, Unreadable, Verifier,
+    ActionClass, Allowed, Claims, Denial, Kid, Policy, Presented, Request, Verifier,
 };
 use serde_json::json;
 

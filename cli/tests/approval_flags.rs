@@ -10,7 +10,8 @@ use crate::common;
 use common::{AGENT, Dir, stderr, stdout};
 use laissez_sign::keyfile::read_secret_key_file;
 use laissez_sign::{Approval, decode_text, unix_now};
-use laissez_verify::{ActionClass, Call};
+use laissez_verify::ActionClass;
+use laissez_verify::invocation::Call;
 
 const AUD: &str = "billing-queue";
 const TOOL: &str = "crm.ticket.delete";

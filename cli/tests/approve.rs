@@ -15,7 +15,8 @@ use common::approving::{
 use common::broker::Setup;
 use laissez_amqp::lapin::options::{BasicGetOptions, BasicPublishOptions};
 use laissez_sign::EnvelopeBuilder;
-use laissez_verify::{ActionClass, Classes, UntrustedApproval};
+use laissez_verify::approval::UntrustedApproval;
+use laissez_verify::{ActionClass, Classes};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_2_of_3_call_is_parked_approved_by_two_people_and_runs_exactly_once() {

@@ -68,7 +68,7 @@ fn seed(key: &SecretKey) -> [u8; 32] {
 }
 
 fn cti(envelope: &[u8]) -> [u8; 16] {
-    *laissez_verify::UntrustedEnvelope::decode(envelope)
+    *laissez_verify::envelope::UntrustedEnvelope::decode(envelope)
         .unwrap()
         .claims_unverified()
         .unwrap()

@@ -626,8 +626,14 @@ fn inspect_recognises_envelopes_and_invocations() {
 
 /// SHA-256 through the verifier's own `Call` (its envelope digest), no other hash crate.
 fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let call =
-        laissez_verify::Call::new(bytes, "a", "m", "t", laissez_verify::ActionClass::Read, b"")
-            .unwrap();
+    let call = laissez_verify::invocation::Call::new(
+        bytes,
+        "a",
+        "m",
+        "t",
+        laissez_verify::ActionClass::Read,
+        b"",
+    )
+    .unwrap();
     *call.envelope_digest()
 }

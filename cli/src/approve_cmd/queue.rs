@@ -20,7 +20,8 @@ use laissez_amqp::parked::{self, Examined, Examiner, Held, Parked, PendingCall};
 use laissez_amqp::with_approval;
 use laissez_ledger::redact::redact_password;
 use laissez_sign::keyfile::{read_secret_key_file, read_trust_files};
-use laissez_verify::{Call, Policy};
+use laissez_verify::Policy;
+use laissez_verify::invocation::Call;
 
 use super::{ApproveArgs, Link, Shown, sign};
 use crate::failure::Failure;

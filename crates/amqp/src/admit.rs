@@ -5,10 +5,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use laissez_ledger::{HeldUse, NotGranted, UseLedger, UseRequest};
-use laissez_verify::{
-    ActionClass, Allowed, Denial, Kid, OwnedClaims, Presented, Refused, ToolCatalogue as _,
-    UntrustedEnvelope,
-};
+use laissez_verify::envelope::UntrustedEnvelope;
+use laissez_verify::owned::OwnedClaims;
+use laissez_verify::{ActionClass, Allowed, Denial, Kid, Presented, Refused, ToolCatalogue as _};
 use lapin::{Acker, BasicProperties};
 
 use crate::decide::Facts;

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use laissez_verify::{Classes, OwnedCatalogue, Policy, TrustedKey};
+use laissez_verify::owned::OwnedCatalogue;
+use laissez_verify::{Classes, Policy, TrustedKey};
 
 use crate::error::AmqpError;
 

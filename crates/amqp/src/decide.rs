@@ -74,7 +74,8 @@ fn detail(denial: &Denial) -> Cow<'static, str> {
 #[cfg(test)]
 mod tests {
     use laissez_ledger::{LedgerError, Outcome};
-    use laissez_verify::{DelegationFault, InvocationFault, Mismatch, Unreadable};
+    use laissez_verify::delegation::DelegationFault;
+    use laissez_verify::invocation::{InvocationFault, Mismatch, Unreadable};
 
     use super::*;
 

@@ -3,7 +3,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use laissez_verify::{ActionClass, Kid, OwnedClaims};
+use laissez_verify::owned::OwnedClaims;
+use laissez_verify::{ActionClass, Kid};
 use lapin::BasicProperties;
 
 /// Proof that a message was verified and its use spent: what the handler acts on.

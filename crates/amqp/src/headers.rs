@@ -10,11 +10,12 @@ use std::borrow::Cow;
 use std::fmt;
 
 use laissez_verify::text::{Received, TextError, read_object};
+use laissez_verify::tools::is_tool_name;
 use laissez_verify::wire::{
     MAX_ANCESTORS, MAX_APPROVAL_LEN, MAX_APPROVALS, MAX_CHAIN_LEN, MAX_ENVELOPE_LEN,
     MAX_INVOCATION_LEN,
 };
-use laissez_verify::{ActionClass, Presented, Reason, Request, ToolCatalogue, is_tool_name};
+use laissez_verify::{ActionClass, Presented, Reason, Request, ToolCatalogue};
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, ByteArray, FieldTable, LongString, ShortString};
 
@@ -201,11 +202,13 @@ impl InvocationHeaderError {
     /// What the gate is told (`docs/spec.md` §11): the header is checked as an invocation of
     /// no bytes, so it is `bad_invocation` exactly where an invocation would be, with this
     /// as the detail.
-    pub const fn unreadable(&self) -> laissez_verify::Unreadable {
+    pub const fn unreadable(&self) -> laissez_verify::invocation::Unreadable {
         match self {
-            InvocationHeaderError::WrongType => laissez_verify::Unreadable::NotBytesOrText,
-            InvocationHeaderError::TooLong => laissez_verify::Unreadable::TooLong,
-            InvocationHeaderError::NotText => laissez_verify::Unreadable::NotBase64url,
+            InvocationHeaderError::WrongType => {
+                laissez_verify::invocation::Unreadable::NotBytesOrText
+            }
+            InvocationHeaderError::TooLong => laissez_verify::invocation::Unreadable::TooLong,
+            InvocationHeaderError::NotText => laissez_verify::invocation::Unreadable::NotBase64url,
         }
     }
 }

@@ -11,7 +11,7 @@
 //! [`Authorized`] value.
 //!
 //! - **The class is the worker's.** [`ConsumerConfig::new`] takes an
-//!   [`OwnedCatalogue`](laissez_verify::OwnedCatalogue):
+//!   [`OwnedCatalogue`](laissez_verify::owned::OwnedCatalogue):
 //!   each tool the worker runs with its one action class. What the envelope must grant and
 //!   what runs at most once follow from that class; a tool it does not list is
 //!   `unknown_tool`; a `laissez-class` header that contradicts it is `malformed`.
@@ -40,7 +40,8 @@
 //! use std::sync::Arc;
 //! use laissez_amqp::{ConsumerConfig, Disposition, HandlerError, Message, Middleware};
 //! use laissez_ledger::RedbLedger;
-//! use laissez_verify::{ActionClass, OwnedCatalogue};
+//! use laissez_verify::ActionClass;
+//! use laissez_verify::owned::OwnedCatalogue;
 //! # async fn run(keys: Vec<laissez_verify::TrustedKey>) -> Result<(), Box<dyn std::error::Error>> {
 //! let connection = laissez_amqp::connect("amqp://127.0.0.1:5672/%2f", "billing-worker").await?;
 //! let channel = connection.create_channel().await?;

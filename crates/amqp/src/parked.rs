@@ -10,7 +10,7 @@
 //! 2. has it [examined](Examiner::examine) as the worker would (headers, catalogue,
 //!    envelope, invocation, approvals; not the ledger) — only a message whose decision is
 //!    `approval_required` is offered; others are [left](Parked::leave) where they are;
-//! 3. signs an approval of exactly that call, adds it with [`with_approval`](crate::approvals::with_approval);
+//! 3. signs an approval of exactly that call, adds it with [`with_approval`](crate::with_approval);
 //! 4. [`republish`]es it through the default exchange to the work queue the person named,
 //!    mandatory and confirmed: message id, body, other properties and headers unchanged —
 //!    only when [`Parked::dead_lettered_from`] that queue, rejected: `x-death` is a header
@@ -26,8 +26,9 @@
 //! dead-letter queue, and whichever copy a worker runs second is `replayed` by the ledger
 //! (a destructive step runs at most once).
 
+use laissez_verify::owned::OwnedCatalogue;
 use laissez_verify::{
-    ActionClass, Denial, OwnedCatalogue, Policy, Reason, ToolCatalogue as _, TrustedKey, Verifier,
+    ActionClass, Denial, Policy, Reason, ToolCatalogue as _, TrustedKey, Verifier,
 };
 use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions};
 use lapin::types::AMQPValue;

@@ -1,7 +1,9 @@
 //! Publisher side: tool-call messages with the laissez headers, confirmed by the broker.
 
 use laissez_sign::{Invocation, InvocationError, SecretKey};
-use laissez_verify::{ActionClass, Call, DEFAULT_LEEWAY};
+use laissez_verify::ActionClass;
+use laissez_verify::invocation::Call;
+use laissez_verify::policy::DEFAULT_LEEWAY;
 use lapin::options::ConfirmSelectOptions;
 use lapin::{BasicProperties, Channel};
 
@@ -282,7 +284,8 @@ impl Publisher {
 #[cfg(test)]
 mod tests {
     use laissez_sign::EnvelopeBuilder;
-    use laissez_verify::{Denial, Mismatch, Verifier};
+    use laissez_verify::invocation::Mismatch;
+    use laissez_verify::{Denial, Verifier};
 
     use super::*;
     use crate::headers::{HEADER_INVOCATION, read_headers};

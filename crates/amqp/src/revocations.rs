@@ -22,7 +22,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use laissez_ledger::RevocationStore;
-use laissez_verify::{Applied, RevocationQuery, RevocationSet, Revocations, TrustedKey};
+use laissez_verify::TrustedKey;
+use laissez_verify::revocation::{Applied, RevocationQuery, RevocationSet, Revocations};
 use lapin::options::{ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection};
@@ -80,7 +81,7 @@ impl SharedRevocations {
         bytes: &[u8],
         keys: &[TrustedKey],
         now: u64,
-    ) -> Result<Applied, laissez_verify::ApplyError> {
+    ) -> Result<Applied, laissez_verify::revocation::ApplyError> {
         self.write(|set| set.apply_bytes(bytes, keys, now))
     }
 

@@ -17,7 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use laissez_ledger::{AnyLedger, RedisOptions, RedisTls};
-use laissez_verify::{Classes, OwnedCatalogue, Policy, TrustedKey};
+use laissez_verify::owned::OwnedCatalogue;
+use laissez_verify::{Classes, Policy, TrustedKey};
 use tokio::io::AsyncWriteExt as _;
 
 use crate::config::ConsumerConfig;

@@ -20,7 +20,8 @@ use laissez_amqp::{ConsumerConfig, Disposition, HandlerError, Message, ToolCall}
 use laissez_amqp::{HEADER_APPROVALS, approvals_of, with_approval};
 use laissez_ledger::MemoryLedger;
 use laissez_sign::{Approval, ApprovalSpec, EnvelopeBuilder, SecretKey, SignedEnvelope};
-use laissez_verify::{ActionClass, Call, Classes, Kid, Policy, Reason, TrustedKey};
+use laissez_verify::invocation::Call;
+use laissez_verify::{ActionClass, Classes, Kid, Policy, Reason, TrustedKey};
 
 const TOOL: &str = "crm.drop";
 

@@ -13,7 +13,8 @@ use common::*;
 use laissez_amqp::{ConsumerConfig, Disposition, HandlerError, Message};
 use laissez_ledger::MemoryLedger;
 use laissez_test_support::{assert_no_envelope, envelope_leak};
-use laissez_verify::{ActionClass, OwnedCatalogue};
+use laissez_verify::ActionClass;
+use laissez_verify::owned::OwnedCatalogue;
 
 fn tools() -> OwnedCatalogue {
     catalogue(&[

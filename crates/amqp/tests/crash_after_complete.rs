@@ -18,7 +18,8 @@ use laissez_amqp::{ConsumerConfig, Disposition, HandlerError, Message, Middlewar
 use laissez_ledger::{
     Begin, Cti, LeaseToken, LedgerError, Outcome, RedbLedger, UseLedger, UseState,
 };
-use laissez_verify::{ActionClass, OwnedCatalogue, Reason};
+use laissez_verify::owned::OwnedCatalogue;
+use laissez_verify::{ActionClass, Reason};
 
 const CHILD: &str = "LAISSEZ_AMQP_TEST_CRASH_CHILD";
 const SEED: [u8; 32] = [9; 32];

@@ -107,7 +107,7 @@ async fn the_handler_and_the_audit_event_name_every_agent_of_the_chain() {
     let mut runs = runs.lock().unwrap().clone();
     runs.sort_by(|x, y| x.message_id.cmp(&y.message_id));
     let leaf_cti = |c: &SignedChain| {
-        let e = laissez_verify::UntrustedEnvelope::decode(c.leaf()).unwrap();
+        let e = laissez_verify::envelope::UntrustedEnvelope::decode(c.leaf()).unwrap();
         *e.claims_unverified().unwrap().cti()
     };
     for (run, (id, agents, signed)) in runs.iter().zip([

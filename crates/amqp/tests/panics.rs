@@ -52,7 +52,7 @@ fn recording(runs: &Runs) -> impl Handler {
     }
 }
 
-fn tools() -> laissez_verify::OwnedCatalogue {
+fn tools() -> laissez_verify::owned::OwnedCatalogue {
     catalogue(&[
         ("crm.read", ActionClass::Read),
         ("crm.write", ActionClass::Write),

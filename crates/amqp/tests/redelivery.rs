@@ -14,7 +14,8 @@ use std::time::Duration;
 use common::*;
 use laissez_amqp::{ConsumerConfig, Disposition, HandlerError, Message, Middleware};
 use laissez_ledger::{AnyLedger, RedbLedger, RedisLedger, Usage};
-use laissez_verify::{ActionClass, OwnedCatalogue, Reason};
+use laissez_verify::owned::OwnedCatalogue;
+use laissez_verify::{ActionClass, Reason};
 
 const CHILD: &str = "LAISSEZ_AMQP_TEST_CHILD";
 const SEED: [u8; 32] = [7; 32];

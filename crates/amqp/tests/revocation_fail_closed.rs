@@ -464,7 +464,7 @@ async fn a_leaked_key_cannot_block_its_own_revocation() {
     let good = SecretKey::generate().unwrap();
     let leaked = SecretKey::generate().unwrap();
     let trusted = vec![good.public_key(), leaked.public_key()];
-    let quota = laissez_verify::DEFAULT_MAX_RECORDS;
+    let quota = laissez_verify::revocation::DEFAULT_MAX_RECORDS;
     let flood = (0..=quota).map(|i| {
         RevocationBuilder::new()
             .session(&format!("flood-{i}"))

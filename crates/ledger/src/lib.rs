@@ -71,13 +71,13 @@ pub use spend::{HeldUse, NotGranted, UseRequest};
 pub type Cti = [u8; 16];
 
 /// How long, in seconds, every backend keeps a cti's count after the latest `expires_at` it was
-/// asked under: the contract's largest leeway ([`laissez_verify::MAX_LEEWAY`]).
+/// asked under: the contract's largest leeway ([`laissez_verify::policy::MAX_LEEWAY`]).
 ///
 /// Why: workers sharing a ledger may run different leeways, and `expires_at` is `exp + leeway`
 /// of whoever asked. Were a count dropped at one caller's `expires_at`, a caller with a larger
 /// leeway, still inside its own window, would find no count and be granted afresh, exceeding
 /// `max_uses`. Keeping it that much longer covers a caller with any valid leeway.
-pub const RETENTION_GRACE_SECS: u64 = laissez_verify::MAX_LEEWAY;
+pub const RETENTION_GRACE_SECS: u64 = laissez_verify::policy::MAX_LEEWAY;
 
 /// The longest message id the ledger accepts, in bytes: the wire's, defined once in
 /// `laissez_verify::wire`.
@@ -104,7 +104,7 @@ pub struct Begin<'a> {
     /// The envelope's use limit; at least 1.
     pub max_uses: u64,
     /// Unix seconds: the envelope's exp plus this caller's leeway (at most
-    /// [`laissez_verify::MAX_LEEWAY`]). A request whose `expires_at` is already past is refused
+    /// [`laissez_verify::policy::MAX_LEEWAY`]). A request whose `expires_at` is already past is refused
     /// with [`LedgerError::Expired`]. Entries are kept [`RETENTION_GRACE_SECS`] past the latest
     /// `expires_at` they were asked under, then dropped.
     pub expires_at: u64,

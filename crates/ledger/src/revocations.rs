@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::LedgerError;
 
 /// How long past its `until` a record is kept: the largest leeway a verifier accepts.
-pub const RECORD_GRACE_SECS: u64 = laissez_verify::MAX_LEEWAY;
+pub const RECORD_GRACE_SECS: u64 = laissez_verify::policy::MAX_LEEWAY;
 
 /// Most records one ledger keeps. Records of 4096 bytes at most: 256 MiB at worst.
 pub const MAX_KEPT_RECORDS: usize = 65_536;

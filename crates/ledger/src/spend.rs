@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use laissez_verify::{ActionClass, Reason, Uses};
+use laissez_verify::gate::Uses;
+use laissez_verify::{ActionClass, Reason};
 
 use crate::{Ancestor, Begin, Cti, LeaseToken, LedgerError, MAX_ANCESTORS, Outcome, UseLedger};
 

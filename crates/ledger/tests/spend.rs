@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use laissez_ledger::{MemoryLedger, NotGranted, Outcome, UseRequest};
 use laissez_sign::{EnvelopeBuilder, Invocation, SecretKey, delegate};
-use laissez_verify::{
-    ActionClass, Allowed, Call, Presented, Reason, Request, TrustedKey, Verifier,
-};
+use laissez_verify::invocation::Call;
+use laissez_verify::{ActionClass, Allowed, Presented, Reason, Request, TrustedKey, Verifier};
 
 const AUD: &str = "billing";
 const TOOL: &str = "crm.ticket.read";
@@ -87,7 +86,7 @@ async fn a_chains_use_spends_every_envelope_and_a_refusal_says_the_reason() {
     let exhausted = spend(&ledger, &links, "m3").await.unwrap_err();
     assert_eq!(exhausted.reason(), Reason::UsesExhausted);
     assert_eq!(exhausted.detail(), "");
-    let root_cti = laissez_verify::UntrustedEnvelope::decode(&links[0])
+    let root_cti = laissez_verify::envelope::UntrustedEnvelope::decode(&links[0])
         .unwrap()
         .claims_unverified()
         .unwrap()

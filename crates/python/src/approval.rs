@@ -2,8 +2,9 @@
 //! approval=...)` states it, and a person's signature over one exact call, `approve(...)`.
 
 use laissez_sign::ApprovalError;
+use laissez_verify::approval::UntrustedApproval;
+use laissez_verify::invocation::Call;
 use laissez_verify::wire::{MAX_APPROVALS, MAX_MESSAGE_ID_LEN};
-use laissez_verify::{Call, UntrustedApproval};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;

@@ -4,7 +4,7 @@
 
 use laissez_sign::chain_text::{decode_chain, encode_chain};
 use laissez_sign::{DEFAULT_TTL, DelegateError};
-use laissez_verify::UntrustedEnvelope;
+use laissez_verify::envelope::UntrustedEnvelope;
 use laissez_verify::wire::MAX_CHAIN_LEN;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};

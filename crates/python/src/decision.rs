@@ -1,6 +1,6 @@
 //! The verdict a `Verifier` gives: a frozen `Decision`.
 
-use laissez_verify::UntrustedEnvelope;
+use laissez_verify::envelope::UntrustedEnvelope;
 use pyo3::prelude::*;
 
 use crate::envelope::json_value;

@@ -1,7 +1,10 @@
 //! Envelopes (`docs/spec.md` §1), signing them, and the agent's invocations (§6).
 
 use laissez_sign::{BuildError, EnvelopeBuilder, InvocationError, ToolSpec, encode_text};
-use laissez_verify::{Call, DEFAULT_LEEWAY, TrustedKey, UntrustedEnvelope};
+use laissez_verify::TrustedKey;
+use laissez_verify::envelope::UntrustedEnvelope;
+use laissez_verify::invocation::Call;
+use laissez_verify::policy::DEFAULT_LEEWAY;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
@@ -342,11 +345,12 @@ fn invoke(
 /// `bad_invocation` where it checks one, as the command line does).
 pub(crate) fn invocation_bytes(
     value: &Bound<'_, PyAny>,
-) -> PyResult<Result<Vec<u8>, laissez_verify::Unreadable>> {
+) -> PyResult<Result<Vec<u8>, laissez_verify::invocation::Unreadable>> {
     if let Ok(inv) = value.cast::<Invocation>() {
         return Ok(Ok(inv.get().bytes.clone()));
     }
-    Ok(object_bytes(value, "invocation")?.map_err(|e| laissez_verify::Unreadable::of_text(&e)))
+    Ok(object_bytes(value, "invocation")?
+        .map_err(|e| laissez_verify::invocation::Unreadable::of_text(&e)))
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -125,7 +125,7 @@ fn _laissez(m: &Bound<'_, PyModule>) -> PyResult<()> {
     chain::register(m)?;
     revocation::register(m)?;
     ledger::register(m)?;
-    m.add("MAX_ENVELOPE_LEN", laissez_verify::MAX_ENVELOPE_LEN)?;
+    m.add("MAX_ENVELOPE_LEN", laissez_verify::wire::MAX_ENVELOPE_LEN)?;
     m.add(
         "REASONS",
         laissez_verify::Reason::ALL.map(|r| r.code()).to_vec(),

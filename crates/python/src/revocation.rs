@@ -4,7 +4,8 @@
 use std::sync::{PoisonError, RwLock};
 
 use laissez_sign::{DEFAULT_KEEP, RevocationBuilder, encode_text};
-use laissez_verify::{Applied, Entry, Kid, TrustedKey, UntrustedRecord};
+use laissez_verify::revocation::{Applied, Entry, UntrustedRecord};
+use laissez_verify::{Kid, TrustedKey};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -218,7 +219,7 @@ pub(crate) fn revoke(
 #[derive(Debug)]
 pub(crate) struct RevocationSet {
     keys: Vec<TrustedKey>,
-    pub(crate) set: RwLock<laissez_verify::RevocationSet>,
+    pub(crate) set: RwLock<laissez_verify::revocation::RevocationSet>,
 }
 
 impl RevocationSet {
@@ -230,7 +231,7 @@ impl RevocationSet {
     pub(crate) fn with_keys(keys: Vec<TrustedKey>) -> Self {
         RevocationSet {
             keys,
-            set: RwLock::new(laissez_verify::RevocationSet::new()),
+            set: RwLock::new(laissez_verify::revocation::RevocationSet::new()),
         }
     }
 

@@ -4,10 +4,9 @@
 use std::sync::PoisonError;
 
 use laissez_ledger::{NotGranted, UseRequest};
-use laissez_verify::{
-    ActionClass, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, Denial, Policy, Presented, Request,
-    TrustedKey, Unreadable,
-};
+use laissez_verify::invocation::Unreadable;
+use laissez_verify::policy::{DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME};
+use laissez_verify::{ActionClass, Denial, Policy, Presented, Request, TrustedKey};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -141,7 +140,7 @@ impl Verifier {
                 let mut entries = Vec::new();
                 for (tool, class) in tools.iter() {
                     let tool: String = tool.extract()?;
-                    if !laissez_verify::is_tool_name(&tool) {
+                    if !laissez_verify::tools::is_tool_name(&tool) {
                         return Err(PyValueError::new_err(format!(
                             "catalogue tool {tool:?} is not a tool name"
                         )));
@@ -291,7 +290,7 @@ impl Verifier {
         let envelope = read_links(envelope)?;
         let class = cls.map(|c| class_arg(py, c)).transpose()?;
         if let Some(tool) = &tool
-            && !laissez_verify::is_tool_name(tool)
+            && !laissez_verify::tools::is_tool_name(tool)
         {
             return Err(PyValueError::new_err(format!(
                 "tool {tool:?} is not a tool name (a pattern, or out of grammar)"

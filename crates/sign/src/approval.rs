@@ -9,8 +9,11 @@
 use std::fmt;
 
 use ciborium::value::Value;
+use laissez_verify::approval::UntrustedApproval;
+use laissez_verify::envelope::UntrustedEnvelope;
+use laissez_verify::invocation::Call;
 use laissez_verify::wire::{APPROVAL_AAD, MAX_APPROVAL_LEN, call as key};
-use laissez_verify::{ActionClass, Call, Denial, Kid, UntrustedApproval, UntrustedEnvelope};
+use laissez_verify::{ActionClass, Denial, Kid};
 use sha2::{Digest, Sha256};
 
 use crate::encode::{encode_sign1, int, text, to_bytes, uint};

@@ -3,10 +3,11 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use laissez_verify::{
-    ActionClass, Claims, Classes, DelegationFault, Denial, Kid, MAX_ENVELOPE_LEN, TrustedKey,
-    UntrustedEnvelope, Verifier, is_tool_pattern,
-};
+use laissez_verify::delegation::DelegationFault;
+use laissez_verify::envelope::UntrustedEnvelope;
+use laissez_verify::tools::is_tool_pattern;
+use laissez_verify::wire::MAX_ENVELOPE_LEN;
+use laissez_verify::{ActionClass, Claims, Classes, Denial, Kid, TrustedKey, Verifier};
 use rand_core::TryCryptoRng;
 
 use crate::approval_rule::ApprovalSpec;

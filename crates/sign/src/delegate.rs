@@ -8,8 +8,10 @@
 
 use std::fmt;
 
+use laissez_verify::delegation::Widening;
+use laissez_verify::envelope::UntrustedEnvelope;
 use laissez_verify::wire::MAX_CHAIN_LEN;
-use laissez_verify::{Claims, Denial, Kid, UntrustedEnvelope, Widening};
+use laissez_verify::{Claims, Denial, Kid};
 use rand_core::TryCryptoRng;
 use sha2::{Digest, Sha256};
 

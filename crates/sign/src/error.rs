@@ -19,7 +19,7 @@ pub enum KeyError {
     /// The SubjectPublicKeyInfo document is not an Ed25519 public key.
     Spki(String),
     /// The public key fails the key checks of `docs/spec.md` §3.
-    UntrustedPublicKey(laissez_verify::KeyError),
+    UntrustedPublicKey(laissez_verify::keys::KeyError),
     /// A trust file holds a PEM block other than `PUBLIC KEY` (1-based line).
     UnexpectedPemBlock {
         /// Line of the offending boundary.
@@ -273,7 +273,7 @@ impl fmt::Display for BuildError {
             BuildError::TooLarge(n) => write!(
                 f,
                 "the envelope would be {n} bytes, over the limit of {}",
-                laissez_verify::MAX_ENVELOPE_LEN
+                laissez_verify::wire::MAX_ENVELOPE_LEN
             ),
             BuildError::Rng => f.write_str("the operating system's random number generator failed"),
             BuildError::Encoding(e) => write!(f, "CBOR encoding failed: {e}"),

@@ -8,8 +8,10 @@
 //! why), they protect nobody else. The worker checks everything itself.
 
 use ciborium::value::Value;
+use laissez_verify::envelope::UntrustedEnvelope;
+use laissez_verify::invocation::{Call, UntrustedInvocation};
 use laissez_verify::wire::{INVOCATION_AAD, MAX_INVOCATION_LEN, call as key};
-use laissez_verify::{Call, Claims, Kid, UntrustedEnvelope, UntrustedInvocation};
+use laissez_verify::{Claims, Kid};
 use sha2::{Digest, Sha256};
 
 use crate::encode::{encode_sign1, int, text, to_bytes, uint};
@@ -23,7 +25,8 @@ use crate::text::encode_text;
 ///
 /// ```
 /// use laissez_sign::{EnvelopeBuilder, Invocation, SecretKey};
-/// use laissez_verify::{ActionClass, Call, Verifier};
+/// use laissez_verify::{ActionClass, Verifier};
+/// use laissez_verify::invocation::Call;
 ///
 /// let issuer = SecretKey::generate()?;
 /// let agent = SecretKey::generate()?;

@@ -285,7 +285,7 @@ mod tests {
         assert!(matches!(
             parse_public_key_pem(&pem),
             Err(KeyError::UntrustedPublicKey(
-                laissez_verify::KeyError::SmallOrder
+                laissez_verify::keys::KeyError::SmallOrder
             ))
         ));
     }

@@ -4,8 +4,9 @@
 use std::fmt;
 
 use ciborium::value::Value;
+use laissez_verify::Kid;
+use laissez_verify::revocation::{RecordError, VerifiedRecord};
 use laissez_verify::wire::{MAX_RECORD_LEN, REVOCATION_AAD, record};
-use laissez_verify::{Kid, RecordError, VerifiedRecord};
 
 use crate::builder::unix_now;
 use crate::encode::{encode_sign1, int, text, to_bytes, uint};
@@ -92,7 +93,7 @@ impl std::error::Error for RevocationError {}
 ///
 /// ```
 /// use laissez_sign::{RevocationBuilder, SecretKey};
-/// use laissez_verify::VerifiedRecord;
+/// use laissez_verify::revocation::VerifiedRecord;
 ///
 /// let issuer = SecretKey::generate()?;
 /// // The task is done: nothing of it runs any more.

@@ -4,7 +4,8 @@
 use core::fmt;
 use core::str::FromStr;
 
-use laissez_verify::{ActionClass, Classes, is_tool_pattern};
+use laissez_verify::tools::is_tool_pattern;
+use laissez_verify::{ActionClass, Classes};
 
 /// A text that is not a duration, class list or tool spec.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,8 +7,8 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use laissez_verify::MAX_ENVELOPE_LEN;
 pub use laissez_verify::text::TextError;
+use laissez_verify::wire::MAX_ENVELOPE_LEN;
 
 /// base64url without padding.
 pub fn encode_text(envelope: &[u8]) -> String {

@@ -10,11 +10,13 @@ use laissez_sign::{
     Approval, ApprovalError, ApprovalRuleError, ApprovalSpec, BuildError, EnvelopeBuilder,
     SecretKey, SignedEnvelope,
 };
+use laissez_verify::approval::UntrustedApproval;
+use laissez_verify::envelope::UntrustedEnvelope;
+use laissez_verify::error::MalformedKind;
+use laissez_verify::invocation::{Call, UntrustedInvocation};
+use laissez_verify::policy::PolicyError;
 use laissez_verify::wire::{ENVELOPE_AAD, INVOCATION_AAD};
-use laissez_verify::{
-    ActionClass, Call, Classes, Denial, MalformedKind, Policy, PolicyError, TrustedKey,
-    UntrustedApproval, UntrustedEnvelope, UntrustedInvocation, Verifier,
-};
+use laissez_verify::{ActionClass, Classes, Denial, Policy, TrustedKey, Verifier};
 
 const NOW: u64 = 1_760_000_000;
 const AUD: &str = "billing-queue";
@@ -74,7 +76,7 @@ fn decide(env: &[u8], call: &Call<'_>, approvals: &[&[u8]]) -> Result<Vec<String
             env,
             NOW,
             call,
-            laissez_verify::Attached::new(None, approvals),
+            laissez_verify::invocation::Attached::new(None, approvals),
         )
         .map(|v| {
             v.approvers()
@@ -263,7 +265,7 @@ fn an_approval_by_a_key_not_held_or_not_listed_does_not_count() {
                 env.as_bytes(),
                 NOW,
                 &call,
-                laissez_verify::Attached::new(None, &attached)
+                laissez_verify::invocation::Attached::new(None, &attached)
             )
             .map(|_| ())
             .unwrap_err(),
@@ -279,7 +281,7 @@ fn an_approval_by_a_key_not_held_or_not_listed_does_not_count() {
                 env.as_bytes(),
                 NOW,
                 &call,
-                laissez_verify::Attached::new(None, &attached)
+                laissez_verify::invocation::Attached::new(None, &attached)
             )
             .is_ok()
     );
@@ -304,7 +306,7 @@ fn an_approval_by_a_key_not_held_or_not_listed_does_not_count() {
                 env.as_bytes(),
                 NOW,
                 &call,
-                laissez_verify::Attached::new(None, &attached)
+                laissez_verify::invocation::Attached::new(None, &attached)
             )
             .map(|_| ())
             .unwrap_err(),

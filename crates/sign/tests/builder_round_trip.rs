@@ -6,7 +6,8 @@
 use std::convert::Infallible;
 
 use laissez_sign::{BuildError, EnvelopeBuilder, MAX_TTL, SecretKey, parse_classes};
-use laissez_verify::{ActionClass, Classes, Denial, Policy, Request, UntrustedEnvelope, Verifier};
+use laissez_verify::envelope::UntrustedEnvelope;
+use laissez_verify::{ActionClass, Classes, Denial, Policy, Request, Verifier};
 use proptest::prelude::*;
 
 /// A deterministic "RNG" so that envelopes are reproducible in tests.

@@ -7,10 +7,11 @@ use laissez_sign::{
     ApprovalSpec, DelegateError, EnvelopeBuilder, Invocation, RevocationBuilder, SecretKey,
     SignedChain, delegate_at,
 };
-use laissez_verify::{
-    ActionClass, Attached, Call, Classes, DelegationFault, Denial, RevocationSet, ToolPattern,
-    TrustedKey, Verifier, Widening,
-};
+use laissez_verify::delegation::{DelegationFault, Widening};
+use laissez_verify::invocation::{Attached, Call};
+use laissez_verify::revocation::RevocationSet;
+use laissez_verify::tools::ToolPattern;
+use laissez_verify::{ActionClass, Classes, Denial, TrustedKey, Verifier};
 use proptest::prelude::*;
 
 const NOW: u64 = 1_760_000_000;

@@ -7,10 +7,9 @@
 use ciborium::value::Value;
 use ed25519_dalek::Signer;
 use laissez_sign::{EnvelopeBuilder, Invocation, InvocationError, SecretKey, SignedEnvelope};
+use laissez_verify::invocation::{Call, InvocationFault, Mismatch};
 use laissez_verify::wire::INVOCATION_AAD;
-use laissez_verify::{
-    ActionClass, Call, Classes, Denial, InvocationFault, Mismatch, Request, TrustedKey, Verifier,
-};
+use laissez_verify::{ActionClass, Classes, Denial, Request, TrustedKey, Verifier};
 use proptest::prelude::*;
 
 const NOW: u64 = 1_760_000_000;

@@ -2,9 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use laissez_sign::{EnvelopeBuilder, RevocationBuilder, SecretKey, unix_now};
-use laissez_verify::{
-    ActionClass, Entry, RecordError, Request, RevocationSet, VerifiedRecord, Verifier,
-};
+use laissez_verify::revocation::{Entry, RecordError, RevocationSet, VerifiedRecord};
+use laissez_verify::{ActionClass, Request, Verifier};
 
 fn outcome(keys: &[laissez_verify::TrustedKey], set: &RevocationSet, env: &[u8]) -> &'static str {
     let read = Request::new("crm.read", ActionClass::Read).unwrap();

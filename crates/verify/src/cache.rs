@@ -5,7 +5,7 @@
 //! bytes. A hit skips only what depends on the bytes alone (decode, signature): the key must
 //! still be trusted by the verifier asking, and time, lifetime, audience, agent, request and
 //! revocation are checked on every hit. Memory is bounded by `capacity` entries of at most
-//! [`crate::MAX_ENVELOPE_LEN`] bytes; an entry is dropped once its envelope has expired.
+//! [`crate::wire::MAX_ENVELOPE_LEN`] bytes; an entry is dropped once its envelope has expired.
 
 use std::boxed::Box;
 use std::collections::{HashMap, VecDeque};

@@ -68,7 +68,7 @@ struct ListSpan {
 /// A decoded claims set: borrowed from the payload bytes, nothing copied.
 ///
 /// Obtained from [`crate::VerifiedEnvelope::claims`] (signature checked) or from
-/// [`crate::UntrustedEnvelope::claims_unverified`] (not checked: display only).
+/// [`crate::envelope::UntrustedEnvelope::claims_unverified`] (not checked: display only).
 #[derive(Debug, Clone, Copy)]
 pub struct Claims<'a> {
     payload: &'a [u8],

@@ -1,11 +1,13 @@
 //! Delegation (`docs/spec.md` §13): what makes a child no wider than its parent
 //! (`not_attenuated`). A pure function over two decoded claims sets; the verifier walks the
 //! chain with it, root first, without recursion and without allocating. The faults a link
-//! can have ([`DelegationFault`](crate::DelegationFault), [`Widening`]) are plain values
+//! can have ([`DelegationFault`], [`Widening`]) are plain values
 //! defined below the claims decoder, so the denial that carries them needs no claims.
 
 use crate::claims::Claims;
-use crate::fault::Widening;
+
+pub use crate::fault::{AtLink, DelegationFault, Widening};
+pub use crate::verified::VerifiedChain;
 
 // `Widening::between` lives here, beside the function it exposes, rather than with the type:
 // it reads claims, and the type's module must stay below the claims decoder.

@@ -3,8 +3,10 @@
 use core::fmt;
 
 use crate::fault::{AtLink, DelegationFault, InvocationFault, Mismatch, Widening};
-use crate::malformed::Malformed;
 use crate::reason::Reason;
+
+pub use crate::malformed::{Malformed, MalformedKind};
+pub use crate::reason::UnknownReason;
 
 /// Why a verifier refused an envelope or a request.
 ///

@@ -3,13 +3,15 @@
 //! signed with the external_aad `laissez/v1/invocation`, so it never verifies as an envelope
 //! and an envelope never verifies as an invocation.
 
-use crate::call::Call;
-use crate::fault::{InvocationFault, Mismatch};
 use crate::keys::{Kid, TrustedKey};
 use crate::malformed::Malformed;
 use crate::sign1::Sign1;
 use crate::signed_call::{self, CallField, Signer};
 use crate::wire::{INVOCATION_AAD, MAX_INVOCATION_LEN};
+
+pub use crate::call::{Attached, Call, CallError};
+pub use crate::fault::{InvocationFault, Mismatch, Unreadable};
+pub use crate::verified::VerifiedCall;
 
 /// An invocation whose structure has been checked but whose signature has not.
 #[derive(Debug, Clone, Copy)]

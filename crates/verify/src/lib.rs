@@ -19,9 +19,17 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The types follow the trust boundary: [`UntrustedEnvelope`] is decoded but unchecked;
-//! [`VerifiedEnvelope`] can only come out of [`Verifier`]. Denials are [`Denial`], whose
-//! [`Denial::reason`] is a [`Reason`]: the one list of reason codes every layer reports.
+//! The types follow the trust boundary: [`UntrustedEnvelope`](envelope::UntrustedEnvelope) is
+//! decoded but unchecked; [`VerifiedEnvelope`] can only come out of [`Verifier`]. Denials are
+//! [`Denial`], whose [`Denial::reason`] is a [`Reason`]: the one list of reason codes every
+//! layer reports.
+//!
+//! One call is decided by the gate, [`Verifier::decide`], for every front-end: it takes a
+//! [`Presented`] call and answers [`Allowed`] or [`Refused`]. The names every user needs are at
+//! the crate root; the rest is grouped by subject: [`approval`] (people's approvals),
+//! [`delegation`] (chains), [`invocation`] (calls and the holder's invocation), [`revocation`]
+//! (records and the set a worker holds), [`claims`], [`envelope`], [`tools`], [`policy`],
+//! [`keys`], [`error`], [`gate`], and the wire format's constants in [`wire`].
 //!
 //! The class of a call is the worker's: a [`ToolCatalogue`] lists the tools a worker runs,
 //! each with its class, and [`Request::from_catalogue`] makes the request the verifier checks
@@ -39,33 +47,33 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
-mod approval;
+// The subjects a user reaches by path (`laissez_verify::delegation::VerifiedChain`); the names
+// every user needs are re-exported at the root below.
+pub mod approval;
 mod call;
 mod cbor;
 mod chain;
-mod claims;
-mod delegation;
+pub mod claims;
+pub mod delegation;
 mod ed25519;
-mod envelope;
-mod error;
+pub mod envelope;
+pub mod error;
 mod fault;
-mod gate;
-mod invocation;
-mod keys;
+pub mod gate;
+pub mod invocation;
+pub mod keys;
 mod malformed;
 #[cfg(feature = "alloc")]
-mod owned;
-mod policy;
+pub mod owned;
+pub mod policy;
 mod reason;
-mod revocation;
-#[cfg(feature = "std")]
-mod revocation_set;
+pub mod revocation;
 #[cfg(feature = "serde")]
 mod serde_impl;
 mod sign1;
 mod signed_call;
 pub mod text;
-mod tools;
+pub mod tools;
 mod verified;
 mod verifier;
 pub mod wire;
@@ -81,35 +89,14 @@ pub mod hazmat {
 #[cfg(feature = "std")]
 pub mod cache;
 
-pub use approval::{ApprovalRule, Approvers, CountedApprovers, UntrustedApproval};
-pub use call::{Attached, Call, CallError};
-pub use claims::{AudIter, Claims, GRANT_VERSION, ToolIter};
-pub use envelope::UntrustedEnvelope;
-pub use error::{Denial, Detail};
-pub use fault::{AtLink, DelegationFault, InvocationFault, Mismatch, Unreadable, Widening};
-pub use gate::{Allowed, Presented, Refused, Uses};
-pub use invocation::UntrustedInvocation;
-pub use keys::{KeyError, Kid, TrustedKey};
-pub use malformed::{Malformed, MalformedKind};
-#[cfg(feature = "alloc")]
-pub use owned::{CatalogueError, OwnedApprovalRule, OwnedCatalogue, OwnedClaims, OwnedToolGrant};
-pub use policy::{
-    DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, MAX_LEEWAY, MAX_MAX_LIFETIME, Policy, PolicyError,
-};
-pub use reason::{Reason, UnknownReason};
-pub use revocation::{
-    Entries, Entry, NoRevocations, RecordError, RevocationList, RevocationQuery, Revocations,
-    UntrustedRecord, VerifiedRecord,
-};
-#[cfg(feature = "std")]
-pub use revocation_set::{
-    Applied, ApplyError, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_RECORDS, RevocationSet,
-};
-pub use tools::{
-    ActionClass, Classes, InvalidToolName, MAX_SEGMENT_LEN, Request, ToolCatalogue, ToolGrant,
-    ToolPattern, UnknownClass, is_tool_name, is_tool_pattern,
-};
-pub use verified::{VerifiedCall, VerifiedChain, VerifiedEnvelope};
+// The dozen names every user needs: the verifier and the gate, what they answer, and what a
+// call is made of. Everything else is under its subject's module.
+pub use claims::Claims;
+pub use error::Denial;
+pub use gate::{Allowed, Presented, Refused};
+pub use keys::{Kid, TrustedKey};
+pub use policy::Policy;
+pub use reason::Reason;
+pub use tools::{ActionClass, Classes, Request, ToolCatalogue};
+pub use verified::VerifiedEnvelope;
 pub use verifier::Verifier;
-
-pub use wire::{ENVELOPE_AAD as EXTERNAL_AAD, ENVELOPE_FIRST_BYTE, MAX_ENVELOPE_LEN};

@@ -38,7 +38,7 @@ impl fmt::Display for Malformed {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum MalformedKind {
-    /// The input is longer than its size limit ([`crate::MAX_ENVELOPE_LEN`] for an envelope).
+    /// The input is longer than its size limit ([`crate::wire::MAX_ENVELOPE_LEN`] for an envelope).
     TooLarge,
     /// The input ends inside an item, or a declared length runs past the end.
     Truncated,

@@ -17,6 +17,11 @@ use crate::sign1::Sign1;
 use crate::verified::VerifiedEnvelope;
 use crate::wire::{MAX_RECORD_LEN, REVOCATION_AAD, record};
 
+#[cfg(feature = "std")]
+mod set;
+#[cfg(feature = "std")]
+pub use set::{Applied, ApplyError, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_RECORDS, RevocationSet};
+
 /// Why a revocation record is not applied. A worker logs it and goes on: a bad record is
 /// never fatal and never revokes anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD_INDIFFERENT;
 
 pub use crate::wire::MAX_TEXT_LEN;
-use crate::{ENVELOPE_FIRST_BYTE, MAX_ENVELOPE_LEN};
+use crate::wire::{ENVELOPE_FIRST_BYTE, MAX_ENVELOPE_LEN};
 
 /// The longest base64url text of an envelope, with padding: `4 * ceil(4096 / 3)`.
 const MAX_COMPACT_LEN: usize = MAX_ENVELOPE_LEN.div_ceil(3) * 4;

@@ -5,10 +5,10 @@
 
 mod support;
 
-use laissez_verify::{
-    ActionClass, Denial, MAX_ENVELOPE_LEN, Request, TrustedKey, UntrustedEnvelope, Verifier,
-    is_tool_name, is_tool_pattern,
-};
+use laissez_verify::envelope::UntrustedEnvelope;
+use laissez_verify::tools::{is_tool_name, is_tool_pattern};
+use laissez_verify::wire::MAX_ENVELOPE_LEN;
+use laissez_verify::{ActionClass, Denial, Request, TrustedKey, Verifier};
 use support::*;
 
 const AUDIENCE: &str = "billing";

@@ -183,7 +183,7 @@ fn a_known_holder_key_skips_its_checks_and_only_that_key() {
         .map(|c| *c.root())
     {
         Err(Denial::Malformed(m)) => {
-            assert_eq!(m.kind(), laissez_verify::MalformedKind::HolderKey)
+            assert_eq!(m.kind(), laissez_verify::error::MalformedKind::HolderKey)
         }
         other => panic!("a torsion holder key: {other:?}"),
     }

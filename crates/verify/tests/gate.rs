@@ -7,9 +7,9 @@
 
 mod support;
 
+use laissez_verify::invocation::{InvocationFault, Mismatch, Unreadable};
 use laissez_verify::{
-    ActionClass, Denial, InvocationFault, Mismatch, Policy, Presented, Reason, Request, TrustedKey,
-    Unreadable, Verifier,
+    ActionClass, Denial, Policy, Presented, Reason, Request, TrustedKey, Verifier,
 };
 use sha2::{Digest, Sha256};
 use support::*;
@@ -167,7 +167,7 @@ fn the_call_is_checked_against_the_leaf_it_names() {
 
 #[test]
 fn a_chains_fault_names_its_link() {
-    use laissez_verify::DelegationFault;
+    use laissez_verify::delegation::DelegationFault;
     let keys = trusted();
     let (root, child, b) = chain();
     let grandchild_of = |signer: &ed25519_dalek::SigningKey| {

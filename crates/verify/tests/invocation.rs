@@ -4,10 +4,9 @@
 
 mod support;
 
-use laissez_verify::{
-    ActionClass, Call, Denial, InvocationFault, MalformedKind, Mismatch, Policy, Reason, Request,
-    TrustedKey, Verifier,
-};
+use laissez_verify::error::MalformedKind;
+use laissez_verify::invocation::{Call, InvocationFault, Mismatch};
+use laissez_verify::{ActionClass, Denial, Policy, Reason, Request, TrustedKey, Verifier};
 use support::*;
 
 const AUD: &str = "billing";

@@ -4,9 +4,9 @@
 
 mod support;
 
-use laissez_verify::{
-    ActionClass, Denial, Policy, Request, ToolPattern, TrustedKey, UntrustedEnvelope, Verifier,
-};
+use laissez_verify::envelope::UntrustedEnvelope;
+use laissez_verify::tools::ToolPattern;
+use laissez_verify::{ActionClass, Denial, Policy, Request, TrustedKey, Verifier};
 use proptest::prelude::*;
 use support::*;
 

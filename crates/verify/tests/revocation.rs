@@ -5,11 +5,14 @@
 mod support;
 
 use ed25519_dalek::SigningKey;
-use laissez_verify::{
-    ActionClass, Applied, ApplyError, Entry, Kid, MalformedKind, RecordError, Request,
-    RevocationList, RevocationQuery, RevocationSet, Revocations, TrustedKey, UntrustedEnvelope,
-    UntrustedInvocation, UntrustedRecord, VerifiedRecord, Verifier,
+use laissez_verify::envelope::UntrustedEnvelope;
+use laissez_verify::error::MalformedKind;
+use laissez_verify::invocation::UntrustedInvocation;
+use laissez_verify::revocation::{
+    Applied, ApplyError, Entry, RecordError, RevocationList, RevocationQuery, RevocationSet,
+    Revocations, UntrustedRecord, VerifiedRecord,
 };
+use laissez_verify::{ActionClass, Kid, Request, TrustedKey, Verifier};
 use proptest::prelude::*;
 use support::*;
 

@@ -23,9 +23,10 @@ mod approval_vectors;
 #[path = "support/chain_vectors.rs"]
 mod chain_vectors;
 
+use laissez_verify::invocation::{Attached, Call};
+use laissez_verify::revocation::{RevocationList, VerifiedRecord};
 use laissez_verify::{
-    ActionClass, Attached, Call, Classes, Denial, Kid, Policy, Reason, Request, RevocationList,
-    TrustedKey, VerifiedRecord, Verifier,
+    ActionClass, Classes, Denial, Kid, Policy, Reason, Request, TrustedKey, Verifier,
 };
 use std::collections::BTreeMap;
 

@@ -99,7 +99,7 @@ fn catalogue_requests_and_the_text_reader_allocate_nothing() {
     let mut verdicts = vec![];
     let n = allocations_during(|| {
         for input in [text.as_bytes(), wrapped.as_bytes(), &good[..], b"!!"] {
-            let mut buf = [0u8; laissez_verify::MAX_ENVELOPE_LEN];
+            let mut buf = [0u8; laissez_verify::wire::MAX_ENVELOPE_LEN];
             let Ok(bytes) = laissez_verify::text::read_envelope(input, &mut buf) else {
                 allocation_counter::opt_out(|| verdicts.push("text_error"));
                 continue;
@@ -151,7 +151,7 @@ fn holder_bound_calls_allocate_nothing() {
     let verifier = Verifier::new(&keys, "billing");
     let mut codes = vec![];
     let n = allocations_during(|| {
-        let call = laissez_verify::Call::new(
+        let call = laissez_verify::invocation::Call::new(
             &env,
             "billing",
             "m1",
@@ -186,7 +186,8 @@ fn holder_bound_calls_allocate_nothing() {
 
 #[test]
 fn approvals_are_decoded_and_counted_without_allocating() {
-    use laissez_verify::{Attached, UntrustedApproval};
+    use laissez_verify::approval::UntrustedApproval;
+    use laissez_verify::invocation::Attached;
     let approvers = [key_for(20), key_for(21), key_for(22)];
     let mut kids: Vec<[u8; 8]> = approvers.iter().map(kid_of).collect();
     kids.sort_unstable();
@@ -233,7 +234,7 @@ fn approvals_are_decoded_and_counted_without_allocating() {
         .unwrap();
     let mut codes = vec![];
     let n = allocations_during(|| {
-        let call = laissez_verify::Call::new(
+        let call = laissez_verify::invocation::Call::new(
             &env,
             "billing",
             "m1",
@@ -326,7 +327,7 @@ fn chains_are_authenticated_and_checked_without_allocating() {
             let code = match verifier.authenticate_chain(links) {
                 Ok(chain) => {
                     let leaf = chain.leaf().as_bytes();
-                    let call = laissez_verify::Call::new(
+                    let call = laissez_verify::invocation::Call::new(
                         leaf,
                         "billing",
                         "m1",
@@ -363,7 +364,7 @@ fn chains_are_authenticated_and_checked_without_allocating() {
 
 #[test]
 fn revocation_records_allocate_nothing() {
-    use laissez_verify::{RevocationList, UntrustedRecord, VerifiedRecord};
+    use laissez_verify::revocation::{RevocationList, UntrustedRecord, VerifiedRecord};
     let sk = key_for(1);
     let keys = [TrustedKey::from_bytes(sk.verifying_key().as_bytes()).unwrap()];
     let env = envelope(&sk, &RawClaims::standard().encode());
@@ -450,7 +451,8 @@ impl core::fmt::Write for Fixed {
 #[test]
 fn the_gate_decides_and_details_without_allocating() {
     use core::fmt::Write as _;
-    use laissez_verify::{Presented, Request, Unreadable};
+    use laissez_verify::invocation::Unreadable;
+    use laissez_verify::{Presented, Request};
     let holder = key_for(7);
     let keys = [TrustedKey::from_bytes(key_for(1).verifying_key().as_bytes()).unwrap()];
     let bound = envelope(&key_for(1), &holder_bound_claims(&holder).encode());

@@ -12,11 +12,12 @@ use std::hint::black_box;
 use std::sync::OnceLock;
 
 use laissez_sign::{Approval, ApprovalSpec, EnvelopeBuilder, SecretKey, parse_classes};
+use laissez_verify::approval::UntrustedApproval;
+use laissez_verify::invocation::{Attached, Call};
+use laissez_verify::tools::is_tool_name;
+use laissez_verify::wire::ENVELOPE_FIRST_BYTE;
 use laissez_verify::wire::{MAX_APPROVAL_LEN, MAX_MESSAGE_ID_LEN};
-use laissez_verify::{
-    ActionClass, Attached, Call, Classes, Denial, ENVELOPE_FIRST_BYTE, Kid, TrustedKey,
-    UntrustedApproval, VerifiedEnvelope, Verifier, is_tool_name,
-};
+use laissez_verify::{ActionClass, Classes, Denial, Kid, TrustedKey, VerifiedEnvelope, Verifier};
 
 use crate::alloc_count::{allocations_during, assert_counter_works};
 use crate::display_len;

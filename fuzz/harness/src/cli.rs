@@ -15,10 +15,9 @@ use laissez_sign::{
     BuildError, EnvelopeBuilder, MAX_TTL, SpecError, ToolSpec, decode_input, decode_text,
     encode_text, parse_classes, parse_duration,
 };
-use laissez_verify::{
-    ActionClass, ENVELOPE_FIRST_BYTE, MAX_SEGMENT_LEN, Request, ToolPattern, is_tool_name,
-    is_tool_pattern,
-};
+use laissez_verify::tools::{MAX_SEGMENT_LEN, ToolPattern, is_tool_name, is_tool_pattern};
+use laissez_verify::wire::ENVELOPE_FIRST_BYTE;
+use laissez_verify::{ActionClass, Request};
 
 /// Checks one input. Panics on a finding.
 pub fn run(data: &[u8]) {

@@ -10,10 +10,11 @@
 use std::hint::black_box;
 use std::sync::OnceLock;
 
-use laissez_verify::{
-    ActionClass, Claims, Classes, Denial, ENVELOPE_FIRST_BYTE, GRANT_VERSION, MAX_ENVELOPE_LEN,
-    Request, TrustedKey, UntrustedEnvelope, Verifier, is_tool_pattern,
-};
+use laissez_verify::claims::GRANT_VERSION;
+use laissez_verify::envelope::UntrustedEnvelope;
+use laissez_verify::tools::is_tool_pattern;
+use laissez_verify::wire::{ENVELOPE_FIRST_BYTE, MAX_ENVELOPE_LEN};
+use laissez_verify::{ActionClass, Claims, Classes, Denial, Request, TrustedKey, Verifier};
 
 use crate::alloc_count::{allocations_during, assert_counter_works};
 use crate::display_len;

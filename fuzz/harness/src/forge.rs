@@ -17,7 +17,8 @@ use std::hint::black_box;
 use std::sync::OnceLock;
 
 use laissez_sign::{EnvelopeBuilder, SecretKey, parse_classes};
-use laissez_verify::{ActionClass, Classes, ENVELOPE_FIRST_BYTE, Request, TrustedKey, Verifier};
+use laissez_verify::wire::ENVELOPE_FIRST_BYTE;
+use laissez_verify::{ActionClass, Classes, Request, TrustedKey, Verifier};
 
 use crate::alloc_count::{allocations_during, assert_counter_works};
 

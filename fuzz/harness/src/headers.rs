@@ -28,11 +28,11 @@ use laissez_amqp::lapin::types::{
     AMQPValue, ByteArray, DecimalValue, FieldArray, FieldTable, LongString, ShortString,
 };
 use laissez_amqp::{HEADER_APPROVALS, HEADER_CHAIN, HEADER_CLASS, HEADER_ENVELOPE, HEADER_TOOL};
+use laissez_verify::envelope::UntrustedEnvelope;
+use laissez_verify::tools::is_tool_name;
+use laissez_verify::wire::ENVELOPE_FIRST_BYTE;
 use laissez_verify::wire::{MAX_APPROVAL_LEN, MAX_APPROVALS, MAX_CHAIN_LEN};
-use laissez_verify::{
-    ActionClass, ENVELOPE_FIRST_BYTE, Reason, Request, ToolCatalogue, UntrustedEnvelope,
-    is_tool_name,
-};
+use laissez_verify::{ActionClass, Reason, Request, ToolCatalogue};
 
 use crate::display_len;
 
@@ -428,7 +428,9 @@ fn check_approvals(read: &ToolCallHeaders<'_>, sent: Option<&AMQPValue>) {
             assert_eq!(&**approval, raw, "raw approval bytes changed");
         }
         // What the verifier does next: decoding must not panic either.
-        let _ = black_box(laissez_verify::UntrustedApproval::decode(approval).map(|a| a.kid()));
+        let _ = black_box(
+            laissez_verify::approval::UntrustedApproval::decode(approval).map(|a| a.kid()),
+        );
     }
 }
 
@@ -454,7 +456,7 @@ fn check_chain(read: &ToolCallHeaders<'_>, sent: Option<&AMQPValue>) {
     assert_eq!(read.chain.len(), entries.len(), "an ancestor lost or added");
     for (ancestor, entry) in read.chain.iter().zip(entries) {
         assert!(
-            ancestor.len() <= laissez_verify::MAX_ENVELOPE_LEN,
+            ancestor.len() <= laissez_verify::wire::MAX_ENVELOPE_LEN,
             "an ancestor over 4096 bytes read"
         );
         let raw = value_bytes(entry).expect("an ancestor read from a value that is not bytes");

@@ -5,7 +5,8 @@
 use std::sync::OnceLock;
 
 use laissez_sign::{EnvelopeBuilder, Invocation, SecretKey, parse_classes};
-use laissez_verify::{ActionClass, Call, Denial, TrustedKey, VerifiedEnvelope, Verifier};
+use laissez_verify::invocation::Call;
+use laissez_verify::{ActionClass, Denial, TrustedKey, VerifiedEnvelope, Verifier};
 
 use crate::alloc_count::assert_counter_works;
 use crate::forge::FixedRng;

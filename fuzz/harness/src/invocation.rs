@@ -11,10 +11,11 @@
 
 use std::hint::black_box;
 
+use laissez_verify::Denial;
+use laissez_verify::invocation::{InvocationFault, UntrustedInvocation};
+use laissez_verify::tools::is_tool_name;
+use laissez_verify::wire::ENVELOPE_FIRST_BYTE;
 use laissez_verify::wire::{MAX_INVOCATION_LEN, MAX_MESSAGE_ID_LEN};
-use laissez_verify::{
-    Denial, ENVELOPE_FIRST_BYTE, InvocationFault, UntrustedInvocation, is_tool_name,
-};
 
 use crate::alloc_count::allocations_during;
 use crate::decode::check_denial;

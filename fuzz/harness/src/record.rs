@@ -12,11 +12,12 @@ use std::hint::black_box;
 use std::sync::OnceLock;
 
 use laissez_sign::{RevocationBuilder, SecretKey};
-use laissez_verify::wire::{MAX_RECORD_LEN, record};
-use laissez_verify::{
-    ENVELOPE_FIRST_BYTE, Entry, Kid, RevocationList, RevocationQuery, Revocations, TrustedKey,
-    UntrustedRecord,
+use laissez_verify::revocation::{
+    Entry, RevocationList, RevocationQuery, Revocations, UntrustedRecord,
 };
+use laissez_verify::wire::ENVELOPE_FIRST_BYTE;
+use laissez_verify::wire::{MAX_RECORD_LEN, record};
+use laissez_verify::{Kid, TrustedKey};
 
 use crate::alloc_count::{allocations_during, assert_counter_works};
 use crate::display_len;
@@ -126,7 +127,7 @@ fn check(fixture: &Fixture, data: &[u8]) {
         Err(error) => {
             black_box(display_len(&error));
             // Never held: the worker's answer does not change.
-            let held: [laissez_verify::VerifiedRecord<'_>; 0] = [];
+            let held: [laissez_verify::revocation::VerifiedRecord<'_>; 0] = [];
             assert!(!RevocationList::new(&held).revokes(&query()));
         }
     }

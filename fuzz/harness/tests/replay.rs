@@ -151,7 +151,7 @@ fn the_invocation_checks_are_not_vacuous() {
         .unwrap();
     let mut edited = f.invocation.clone();
     edited[at + holder::MESSAGE_ID.len() - 1] = b'3';
-    assert!(laissez_verify::UntrustedInvocation::decode(&edited).is_ok());
+    assert!(laissez_verify::invocation::UntrustedInvocation::decode(&edited).is_ok());
     assert!(matches!(
         f.check(&edited),
         Err(laissez_verify::Denial::BadInvocation(_))

@@ -11,7 +11,8 @@ use laissez_amqp::{
     ToolCall,
 };
 use laissez_sign::{SecretKey, SignedEnvelope};
-use laissez_verify::{ActionClass, OwnedCatalogue};
+use laissez_verify::ActionClass;
+use laissez_verify::owned::OwnedCatalogue;
 use tokio::sync::Notify;
 
 /// Messages fetched ahead by every consumer of the benches.

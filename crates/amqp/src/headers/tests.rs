@@ -1,6 +1,6 @@
 //! Reading and writing the tool-call headers.
 
-use laissez_verify::OwnedCatalogue;
+use laissez_verify::owned::OwnedCatalogue;
 use laissez_verify::wire::MAX_INVOCATION_TEXT_LEN;
 
 use super::*;

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use futures_lite::StreamExt as _;
 use laissez_ledger::{RevocationStore, StreamMark, record_digest};
-use laissez_verify::{Applied, ApplyError, Kid, TrustedKey, VerifiedRecord};
+use laissez_verify::revocation::{Applied, ApplyError, VerifiedRecord};
+use laissez_verify::{Kid, TrustedKey};
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};

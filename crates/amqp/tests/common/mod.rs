@@ -16,7 +16,8 @@ use laissez_amqp::{
 };
 use laissez_ledger::UseLedger;
 use laissez_sign::{EnvelopeBuilder, SecretKey, SignedEnvelope};
-use laissez_verify::{ActionClass, Classes, OwnedCatalogue, Reason, TrustedKey};
+use laissez_verify::owned::OwnedCatalogue;
+use laissez_verify::{ActionClass, Classes, Reason, TrustedKey};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 

@@ -20,9 +20,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::vec::Vec;
 
+use super::{Entry, RecordError, RevocationQuery, Revocations, VerifiedRecord};
 use crate::keys::{Kid, TrustedKey};
 use crate::policy::{DEFAULT_LEEWAY, MAX_LEEWAY};
-use crate::revocation::{Entry, RecordError, RevocationQuery, Revocations, VerifiedRecord};
 
 /// Most records a set holds by default from one signer (kid records aside).
 pub const DEFAULT_MAX_RECORDS: usize = 16_384;
