@@ -1,6 +1,6 @@
 """One decision for every front-end (docs/spec.md §15): the same calls, fed through the AMQP
 middleware (`laissez consume`, on the real RabbitMQ), `laissez verify` and Python's
-`Verifier.verify`, get the same reason and the same detail from each.
+`Verifier.verify`, get the same reason and the same detail from each (a message sent twice: allowed, then replayed).
 
 Each case is one call: a chain (one envelope or more), its tool, body, invocation and
 approvals, under one worker configuration (trust, audience, catalogue, approvers,
@@ -123,6 +123,9 @@ def cases(queue: str, keys: dict[str, laissez.SecretKey], now: int) -> tuple[lis
         Case("chain-under-another-root", [root, bytes(stranger_child.leaf)], "crm.read"),
         Case("exhausted-1", [once], "crm.read"),
         Case("exhausted-2", [once], "crm.read"),
+        # The same message twice: it runs once, then is a replay.
+        Case("twice", [bearer], "crm.read"),
+        Case("twice", [bearer], "crm.read"),
     ]
     cti = laissez.Envelope(revoked).claims["cti"]
     return calls, cti
@@ -152,8 +155,9 @@ EXPECTED = {
     "chain-under-another-root": ("bad_delegation", "wrong_parent"),
 }
 # Two calls under an envelope of one use: one runs, the other is exhausted (which one depends
-# on the order the worker takes them in).
+# on the order the worker takes them in). The same message twice: it runs, then is replayed.
 EXHAUSTED = sorted([(None, None), ("uses_exhausted", None)], key=repr)
+TWICE = sorted([(None, None), ("replayed", None)], key=repr)
 
 
 def through_python(calls: list[Case], keys, queue: str, record, tmp_path) -> dict:
@@ -168,7 +172,7 @@ def through_python(calls: list[Case], keys, queue: str, record, tmp_path) -> dic
         d = verifier.verify(call.text, tool=call.tool, message_id=call.message_id,
                             body=call.body, invocation=call.invocation,
                             approvals=call.approvals or None)
-        said[call.message_id] = (d.reason, d.detail)
+        said.setdefault(call.message_id, []).append((d.reason, d.detail))
     return said
 
 
@@ -194,7 +198,7 @@ def through_cli(calls: list[Case], queue: str, record, tmp_path) -> dict:
         out = subprocess.run(args, cwd=tmp_path, capture_output=True, timeout=60, check=False)
         assert out.returncode in (0, 1), out.stderr.decode()
         v = json.loads(out.stdout)
-        said[call.message_id] = (v["reason"], v.get("detail"))
+        said.setdefault(call.message_id, []).append((v["reason"], v.get("detail")))
     return said
 
 
@@ -238,12 +242,15 @@ def through_middleware(calls: list[Case], queue: str, record_cti: str, tmp_path)
             match = re.search(r"audit=(\{.*\})\s*$", line)
             if match:
                 event = json.loads(match.group(1))
-                details[event.get("message_id")] = event.get("detail") or None
+                if not event.get("allowed"):
+                    details.setdefault(event.get("message_id"), []).append(
+                        event.get("detail") or None)
         said = {}
         for line in out.stdout.decode().splitlines():
             d = json.loads(line)
-            detail = details.get(d["message_id"]) if not d["allowed"] else None
-            said[d["message_id"]] = (d["reason"], detail)
+            # A message id denied twice has two audit events, in the order of the decisions.
+            detail = None if d["allowed"] else details[d["message_id"]].pop(0)
+            said.setdefault(d["message_id"], []).append((d["reason"], detail))
         return said
     finally:
         for q in (queue, f"{queue}.dlq", stream):
@@ -272,7 +279,9 @@ def test_the_middleware_the_command_line_and_python_decide_alike(tmp_path):
     }
     for front_end, decisions in said.items():
         assert set(decisions) == {c.message_id for c in calls}, front_end
-        got = {k: v for k, v in decisions.items() if not k.startswith("exhausted-")}
+        got = {k: v[0] for k, v in decisions.items() if k in EXPECTED}
+        assert all(len(decisions[k]) == 1 for k in EXPECTED), front_end
         assert got == EXPECTED, front_end
-        pair = sorted((v for k, v in decisions.items() if k.startswith("exhausted-")), key=repr)
+        pair = sorted((v[0] for k, v in decisions.items() if k.startswith("exhausted-")), key=repr)
         assert pair == EXHAUSTED, front_end
+        assert sorted(decisions["twice"], key=repr) == TWICE, front_end
