@@ -37,6 +37,9 @@ mod redis_tls;
 /// `services`.
 #[path = "retention.rs"]
 mod retention;
+#[cfg(all(feature = "services", feature = "redis"))]
+#[path = "retention_redis.rs"]
+mod retention_redis;
 #[path = "revocations.rs"]
 mod revocations;
 #[cfg(feature = "services")]
