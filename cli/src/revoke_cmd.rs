@@ -30,7 +30,9 @@ Without --amqp it prints the record as base64url. With --amqp it publishes it to
 revocation stream (--stream, default laissez.revocations; declared as workers declare it
 when absent, so workers started later still apply it), mandatory and with publisher
 confirms, and prints it too: a record that reaches no stream is exit 3, never a silent
-success. --amqp may come from LAISSEZ_AMQP_URL. An amqps:// URL connects over TLS: the
+success. Only --amqp on the command line publishes: an environment variable alone never
+turns printing into publishing. `--amqp` without a URL takes it from LAISSEZ_AMQP_URL (which
+keeps a password out of the process list). An amqps:// URL connects over TLS: the
 system's CA bundle is trusted, or only --amqp-ca FILE when given; --amqp-cert and --amqp-key
 send a client certificate (from LAISSEZ_AMQP_CA, LAISSEZ_AMQP_CERT, LAISSEZ_AMQP_KEY too).
 
@@ -73,12 +75,14 @@ pub(crate) struct RevokeArgs {
     /// How long workers keep the record, at most 168h [default: 168h].
     #[arg(long, value_name = "DUR", value_parser = crate::parse_duration_arg)]
     keep: Option<u64>,
-    /// Publish to the revocation stream of this broker.
+    /// Publish to the revocation stream of this broker; without a URL, the one in
+    /// LAISSEZ_AMQP_URL. Without --amqp the record is only printed, whatever the environment
+    /// holds.
     #[arg(
         long,
         value_name = "URL",
-        env = "LAISSEZ_AMQP_URL",
-        hide_env_values = true
+        num_args = 0..=1,
+        default_missing_value = ""
     )]
     amqp: Option<String>,
     #[command(flatten)]
@@ -108,6 +112,22 @@ fn hex_bytes(text: &str) -> Option<Vec<u8>> {
 }
 
 pub(crate) fn revoke(args: &RevokeArgs) -> Result<(), Failure> {
+    // Publishing is asked for on the command line only (`docs/spec.md` §14): `--amqp URL`, or
+    // `--amqp` alone for the URL in LAISSEZ_AMQP_URL.
+    let url = match args.amqp.as_deref() {
+        None => None,
+        Some("") => Some(
+            std::env::var("LAISSEZ_AMQP_URL")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .ok_or_else(|| {
+                    Failure::usage(
+                        "--amqp without a URL takes it from LAISSEZ_AMQP_URL, which is not set",
+                    )
+                })?,
+        ),
+        Some(url) => Some(url.to_owned()),
+    };
     let keep = args.keep.unwrap_or(DEFAULT_KEEP);
     let mut builder = RevocationBuilder::new().keep_secs(keep);
     for cti in &args.cti {
@@ -130,7 +150,7 @@ pub(crate) fn revoke(args: &RevokeArgs) -> Result<(), Failure> {
         "encoding" | "self_check" => Failure::io(format!("internal error: {e}")),
         _ => Failure::usage(e),
     })?;
-    if let Some(url) = &args.amqp {
+    if let Some(url) = &url {
         let stream = args.stream.as_deref().unwrap_or(DEFAULT_REVOCATION_STREAM);
         let tls = args.tls.load(url)?;
         publish(url, tls.as_ref(), stream, &record).map_err(|e| {
