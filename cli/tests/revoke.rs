@@ -217,5 +217,9 @@ fn revoke_publishes_only_when_the_command_line_says_amqp() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("LAISSEZ_AMQP_URL"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("LAISSEZ_AMQP_URL"),
+        "{}",
+        stderr(&out)
+    );
 }
