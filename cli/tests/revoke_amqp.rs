@@ -213,3 +213,41 @@ async fn revoke_into_a_queue_that_is_not_a_stream_is_exit_3() {
     );
     assert_eq!(depth, 0, "nothing was published into the classic queue");
 }
+
+/// Issue 24 item 3: an exported LAISSEZ_AMQP_URL (as the guides suggest for `consume`) never
+/// turns printing into publishing; only `--amqp` on the command line publishes, and `--amqp`
+/// alone takes its URL from the variable. A broker at port 1 is unreachable: trying to publish
+/// there would be exit 3.
+#[test]
+fn revoke_publishes_only_when_the_command_line_says_amqp() {
+    const UNREACHABLE: &str = "amqp://guest:guest@127.0.0.1:1/%2f";
+    let dir = common::Dir::new();
+    dir.keygen("iss");
+    let printed = dir
+        .laissez(&["revoke", "--key", "iss", "--session", "task-1"])
+        .env("LAISSEZ_AMQP_URL", UNREACHABLE)
+        .assert()
+        .success();
+    let line = common::stdout(printed.get_output());
+    assert!(laissez_sign::decode_text(line.trim()).is_ok(), "{line}");
+    // `--amqp` alone: the variable's URL, so this one tries the broker (exit 3).
+    let out = dir
+        .laissez(&["revoke", "--key", "iss", "--session", "task-1", "--amqp"])
+        .env("LAISSEZ_AMQP_URL", UNREACHABLE)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", common::stderr(&out));
+    assert!(out.stdout.is_empty());
+    // `--amqp` alone without the variable: a usage error that names it.
+    let out = dir
+        .laissez(&["revoke", "--key", "iss", "--session", "task-1", "--amqp"])
+        .env_remove("LAISSEZ_AMQP_URL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        common::stderr(&out).contains("LAISSEZ_AMQP_URL"),
+        "{}",
+        common::stderr(&out)
+    );
+}
