@@ -22,6 +22,7 @@ use crate::tools::Request;
 use crate::verified::{VerifiedChain, VerifiedEnvelope};
 use crate::verifier::Verifier;
 use crate::wire::MAX_CHAIN_LEN;
+use crate::wire::budget::MAX_BUDGETS;
 
 /// Everything a call is decided on besides the worker's own configuration (its keys,
 /// audience, policy, approvers, revocations, in the [`Verifier`]) and the time: the envelope
@@ -120,6 +121,8 @@ impl<'a> Presented<'a> {
 pub struct Allowed<'a> {
     chain: VerifiedChain<'a>,
     approvers: CountedApprovers,
+    /// The budgets this call spends, per link of the chain (root first).
+    charges: ChainCharges<'a>,
 }
 
 impl<'a> Allowed<'a> {
@@ -148,7 +151,57 @@ impl<'a> Allowed<'a> {
         Uses {
             leaf: self.chain.leaf().claims(),
             ancestors,
+            charges: &self.charges,
         }
+    }
+}
+
+/// One budget of one envelope that a call spends (`docs/spec.md` §17): the budget's place in
+/// its envelope's list (`index`, which with the envelope's key names it in a ledger), its
+/// pattern and member, its limit, and this call's amount (`0..=2^53-1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Charge<'c> {
+    /// The budget's place in its envelope's budget list (0..8).
+    pub index: u8,
+    /// The budget's tool pattern.
+    pub pattern: &'c str,
+    /// The member whose value is the amount.
+    pub member: &'c str,
+    /// The budget's limit: the sum of amounts may reach it, never pass it.
+    pub limit: u64,
+    /// This call's amount.
+    pub amount: u64,
+}
+
+/// The charges of every link of a chain, root first: a fixed array, no allocation.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ChainCharges<'c> {
+    links: [LinkCharges<'c>; MAX_CHAIN_LEN],
+}
+
+/// The charges of one link: the first `len` hold.
+#[derive(Debug, Clone, Copy, Default)]
+struct LinkCharges<'c> {
+    charges: [Charge<'c>; MAX_BUDGETS],
+    len: usize,
+}
+
+impl<'c> ChainCharges<'c> {
+    /// Adds `charge` to link `link` (root 0). The claims decoder caps budgets at
+    /// [`MAX_BUDGETS`] per envelope and the chain at [`MAX_CHAIN_LEN`]: a slot always exists.
+    pub(crate) fn push(&mut self, link: usize, charge: Charge<'c>) {
+        if let Some(slot) = self.links.get_mut(link)
+            && let Some(free) = slot.charges.get_mut(slot.len)
+        {
+            *free = charge;
+            slot.len += 1;
+        }
+    }
+
+    fn of(&self, link: usize) -> &[Charge<'c>] {
+        self.links
+            .get(link)
+            .map_or(&[][..], |slot| &slot.charges[..slot.len])
     }
 }
 
@@ -158,6 +211,7 @@ impl<'a> Allowed<'a> {
 pub struct Uses<'c> {
     leaf: &'c Claims<'c>,
     ancestors: [Option<&'c Claims<'c>>; MAX_CHAIN_LEN - 1],
+    charges: &'c ChainCharges<'c>,
 }
 
 impl<'c> Uses<'c> {
@@ -169,6 +223,22 @@ impl<'c> Uses<'c> {
     /// The ancestors' claims, root first: empty when not delegated.
     pub fn ancestors(&self) -> impl Iterator<Item = &'c Claims<'c>> + '_ {
         self.ancestors.iter().flatten().copied()
+    }
+
+    /// The budgets the leaf's use spends, with this call's amounts (`docs/spec.md` §17):
+    /// spent in the same atomic step as the use, or not at all.
+    pub fn leaf_charges(&self) -> &'c [Charge<'c>] {
+        self.charges.of(self.ancestors().count())
+    }
+
+    /// The budgets the use of the `n`-th ancestor (root 0, in the order of
+    /// [`Uses::ancestors`]) spends; empty past the last.
+    pub fn ancestor_charges(&self, n: usize) -> &'c [Charge<'c>] {
+        if n < self.ancestors().count() {
+            self.charges.of(n)
+        } else {
+            &[]
+        }
     }
 }
 
@@ -246,7 +316,11 @@ impl<'k> Verifier<'k> {
                 CountedApprovers::default()
             }
         };
-        Ok(Allowed { chain, approvers })
+        Ok(Allowed {
+            chain,
+            approvers,
+            charges: ChainCharges::default(),
+        })
     }
 
     /// Whether the call's rows have anything to check for `class`: a holder-bound leaf, a

@@ -42,6 +42,9 @@ pub enum Reason {
     ToolNotGranted,
     /// A pattern matches, but no matching grant allows the class.
     ClassNotGranted,
+    /// Grants match the tool and class, but the call's body satisfies the args of none of
+    /// them; or a budget that applies finds no amount in the body (`docs/spec.md` §16, §17).
+    ArgumentsNotGranted,
     /// A revocation record covers the envelope.
     Revoked,
     /// A holder-bound envelope came without an invocation, or the policy requires holder
@@ -56,6 +59,8 @@ pub enum Reason {
     ApprovalRequired,
     /// `max_uses` distinct messages were already granted.
     UsesExhausted,
+    /// This message's amount would take a budget of the chain past its limit.
+    BudgetExhausted,
     /// This (cti, message id) already completed, or was spent on another call.
     Replayed,
     /// Requeued, not run: another worker holds this message's use under a lease.
@@ -71,7 +76,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, the contract's first in check order, then the queue outcomes.
-    pub const ALL: [Reason; 25] = [
+    pub const ALL: [Reason; 27] = [
         Reason::Malformed,
         Reason::UnknownKey,
         Reason::BadSignature,
@@ -86,12 +91,14 @@ impl Reason {
         Reason::UnknownTool,
         Reason::ToolNotGranted,
         Reason::ClassNotGranted,
+        Reason::ArgumentsNotGranted,
         Reason::Revoked,
         Reason::InvocationRequired,
         Reason::BadInvocation,
         Reason::InvocationMismatch,
         Reason::ApprovalRequired,
         Reason::UsesExhausted,
+        Reason::BudgetExhausted,
         Reason::Replayed,
         Reason::InFlight,
         Reason::LedgerUnavailable,
@@ -116,12 +123,14 @@ impl Reason {
             Reason::UnknownTool => "unknown_tool",
             Reason::ToolNotGranted => "tool_not_granted",
             Reason::ClassNotGranted => "class_not_granted",
+            Reason::ArgumentsNotGranted => "arguments_not_granted",
             Reason::Revoked => "revoked",
             Reason::InvocationRequired => "invocation_required",
             Reason::BadInvocation => "bad_invocation",
             Reason::InvocationMismatch => "invocation_mismatch",
             Reason::ApprovalRequired => "approval_required",
             Reason::UsesExhausted => "uses_exhausted",
+            Reason::BudgetExhausted => "budget_exhausted",
             Reason::Replayed => "replayed",
             Reason::InFlight => "in_flight",
             Reason::LedgerUnavailable => "ledger_unavailable",

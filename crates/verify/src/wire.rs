@@ -155,6 +155,37 @@ pub mod approval {
     pub const M: i64 = 2;
     /// The approvers' kids, distinct and ascending.
     pub const APPROVERS: i64 = 3;
+    /// `unless`: waivers, (tool pattern, args) pairs (`docs/spec.md` §12, §16).
+    pub const UNLESS: i64 = 4;
+    /// Most waivers in one rule.
+    pub const MAX_WAIVERS: usize = 8;
+}
+
+/// Limits of a grant's arguments and of a call's JSON body (`docs/spec.md` §16).
+pub mod args {
+    /// Most members one args map names.
+    pub const MAX_MEMBERS: usize = 32;
+    /// Most values in a `one_of` or `not_one_of`.
+    pub const MAX_VALUES: usize = 32;
+    /// Fewest and most constraints in an `all`.
+    pub const MIN_ALL: usize = 2;
+    /// Most constraints in an `all`.
+    pub const MAX_ALL: usize = 8;
+    /// Most `optional`, `object`, `each` and `all` constraints enclosing one another.
+    pub const MAX_LEVELS: usize = 8;
+    /// Longest JSON body whose arguments are read, in bytes: 1 MiB.
+    pub const MAX_BODY_LEN: usize = 1 << 20;
+    /// Most JSON arrays and objects open at once, the top-level object included.
+    pub const MAX_BODY_DEPTH: usize = 32;
+}
+
+/// Limits of a grant's budgets (`docs/spec.md` §17).
+pub mod budget {
+    /// Most budgets in one grant.
+    pub const MAX_BUDGETS: usize = 8;
+    /// The largest limit and the largest amount: 2^53 - 1, so that every sum a ledger keeps
+    /// is exact in a double (Redis's Lua numbers).
+    pub const MAX_AMOUNT: u64 = (1 << 53) - 1;
 }
 
 /// Keys of a revocation record's payload, its entry kinds and its bounds (`docs/spec.md` §14).
@@ -198,6 +229,8 @@ pub mod grant {
     pub const SID: i64 = 5;
     /// `approval`: which classes need how many of which approvers.
     pub const APPROVAL: i64 = 6;
+    /// `budgets`: caps on the sum of a numeric argument.
+    pub const BUDGETS: i64 = 7;
     /// The only grant version.
     pub const VERSION: u64 = 1;
 }
