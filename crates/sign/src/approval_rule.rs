@@ -5,8 +5,12 @@
 
 use std::fmt;
 
+use laissez_verify::tools::is_tool_pattern;
 use laissez_verify::wire::MAX_APPROVERS;
+use laissez_verify::wire::approval::MAX_WAIVERS;
 use laissez_verify::{Classes, Kid, TrustedKey};
+
+use crate::args::Waiver;
 
 /// A grant's approval rule, validated: calls of `classes` need `m` distinct approvals from
 /// the approvers, whose kids are kept sorted and distinct (the wire's order).
@@ -15,6 +19,8 @@ pub struct ApprovalSpec {
     pub(crate) classes: Classes,
     pub(crate) m: u8,
     pub(crate) kids: Vec<Kid>,
+    /// `unless`: calls these waive (`docs/spec.md` §12), in the order given; empty for none.
+    pub(crate) waivers: Vec<Waiver>,
 }
 
 /// Why an approval rule cannot be stated.
@@ -34,6 +40,10 @@ pub enum ApprovalRuleError {
         /// Approvers given.
         n: usize,
     },
+    /// `unless` was given no waiver, or more than 8 (how many).
+    WaiverCount(usize),
+    /// A waiver's tool pattern is out of grammar.
+    WaiverPattern(String),
 }
 
 impl fmt::Display for ApprovalRuleError {
@@ -52,6 +62,15 @@ impl fmt::Display for ApprovalRuleError {
             ApprovalRuleError::Threshold { m, n } => write!(
                 f,
                 "{m} approvals of {n} approvers: the number needed must be 1 to the number of approvers"
+            ),
+            ApprovalRuleError::WaiverCount(n) => write!(
+                f,
+                "{n} waivers: an approval rule's unless holds 1 to {MAX_WAIVERS}"
+            ),
+            ApprovalRuleError::WaiverPattern(p) => write!(
+                f,
+                "the waiver's tool pattern {p:?} is out of grammar (dot-separated segments of \
+                 1 to 64 characters a-z, 0-9, _ or -, optionally ending in .*, or *)"
             ),
         }
     }
@@ -87,7 +106,26 @@ impl ApprovalSpec {
             // m ≤ n ≤ 16.
             m: m as u8,
             kids,
+            waivers: Vec::new(),
         })
+    }
+
+    /// The rule does not apply to a call that one of `waivers` covers: its pattern matches
+    /// the call's tool and the body satisfies its args (`docs/spec.md` §12). 1 to 8 waivers,
+    /// kept in the order given; they replace any given before.
+    pub fn unless(
+        mut self,
+        waivers: impl IntoIterator<Item = Waiver>,
+    ) -> Result<ApprovalSpec, ApprovalRuleError> {
+        let waivers: Vec<Waiver> = waivers.into_iter().collect();
+        if waivers.is_empty() || waivers.len() > MAX_WAIVERS {
+            return Err(ApprovalRuleError::WaiverCount(waivers.len()));
+        }
+        if let Some(bad) = waivers.iter().find(|w| !is_tool_pattern(&w.pattern)) {
+            return Err(ApprovalRuleError::WaiverPattern(bad.pattern.clone()));
+        }
+        self.waivers = waivers;
+        Ok(self)
     }
 
     /// The classes that need approval.
@@ -103,5 +141,10 @@ impl ApprovalSpec {
     /// The approvers' kids, ascending.
     pub fn kids(&self) -> &[Kid] {
         &self.kids
+    }
+
+    /// The waivers (`unless`), in the order given; empty when the rule has none.
+    pub fn waivers(&self) -> &[Waiver] {
+        &self.waivers
     }
 }

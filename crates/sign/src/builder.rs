@@ -7,11 +7,13 @@ use laissez_verify::delegation::DelegationFault;
 use laissez_verify::envelope::UntrustedEnvelope;
 use laissez_verify::tools::is_tool_pattern;
 use laissez_verify::wire::MAX_ENVELOPE_LEN;
+use laissez_verify::wire::budget::{MAX_AMOUNT, MAX_BUDGETS};
 use laissez_verify::{ActionClass, Claims, Classes, Denial, Kid, TrustedKey, Verifier};
 use rand_core::TryCryptoRng;
 
 use crate::approval_rule::ApprovalSpec;
-use crate::encode::{WireClaims, encode_envelope};
+use crate::args::{Args, Budget};
+use crate::encode::{WireClaims, WireTool, encode_envelope};
 use crate::error::BuildError;
 use crate::keys::SecretKey;
 use crate::spec::ToolSpec;
@@ -55,6 +57,11 @@ pub struct EnvelopeBuilder {
     agent: String,
     audiences: Vec<String>,
     tools: Vec<ToolSpec>,
+    /// The args of each entry of `tools` given with [`Self::tool_with_args`], by position.
+    tool_own_args: Vec<Option<Args>>,
+    /// Args given by pattern ([`Self::tool_args`]), for every tool grant of that pattern.
+    tool_args: Vec<(String, Args)>,
+    budgets: Vec<Budget>,
     classes: Classes,
     max_uses: u64,
     ttl: u64,
@@ -77,6 +84,9 @@ impl EnvelopeBuilder {
             agent: agent.into(),
             audiences: Vec::new(),
             tools: Vec::new(),
+            tool_own_args: Vec::new(),
+            tool_args: Vec::new(),
+            budgets: Vec::new(),
             classes: Classes::only(ActionClass::Read),
             max_uses: DEFAULT_MAX_USES,
             ttl: DEFAULT_TTL,
@@ -104,6 +114,7 @@ impl EnvelopeBuilder {
             pattern: pattern.into(),
             classes: None,
         });
+        self.tool_own_args.push(None);
         self
     }
 
@@ -114,6 +125,7 @@ impl EnvelopeBuilder {
             pattern: pattern.into(),
             classes: Some(classes),
         });
+        self.tool_own_args.push(None);
         self
     }
 
@@ -121,6 +133,43 @@ impl EnvelopeBuilder {
     #[must_use]
     pub fn tool_spec(mut self, spec: ToolSpec) -> Self {
         self.tools.push(spec);
+        self.tool_own_args.push(None);
+        self
+    }
+
+    /// Adds a tool grant whose calls must also have a body that satisfies `args`
+    /// (`docs/spec.md` §16): `[pattern, classes, args]` on the wire. Without its own
+    /// classes it takes the builder's [`classes`](Self::classes), written into the grant.
+    #[must_use]
+    pub fn tool_with_args(
+        mut self,
+        pattern: impl Into<String>,
+        classes: Option<Classes>,
+        args: Args,
+    ) -> Self {
+        self.tools.push(ToolSpec {
+            pattern: pattern.into(),
+            classes,
+        });
+        self.tool_own_args.push(Some(args));
+        self
+    }
+
+    /// Gives `args` to every tool grant added with this exact pattern (the command line's
+    /// `--args PATTERN=JSON`). [`validate`](Self::validate) refuses a pattern that no tool
+    /// grant has, a second `tool_args` for one pattern, and a grant that has args already.
+    #[must_use]
+    pub fn tool_args(mut self, pattern: impl Into<String>, args: Args) -> Self {
+        self.tool_args.push((pattern.into(), args));
+        self
+    }
+
+    /// Adds a budget (`docs/spec.md` §17): the amounts of its member over every call the
+    /// envelope authorises under it add up to at most its limit. At most 8, no two with the
+    /// same pattern and member, each limit 1..=2^53-1 ([`validate`](Self::validate)).
+    #[must_use]
+    pub fn budget(mut self, budget: Budget) -> Self {
+        self.budgets.push(budget);
         self
     }
 
@@ -212,6 +261,8 @@ impl EnvelopeBuilder {
         if let Some(bad) = self.tools.iter().find(|t| !is_tool_pattern(&t.pattern)) {
             return Err(BuildError::ToolPattern(bad.pattern.clone()));
         }
+        self.validate_args()?;
+        self.validate_budgets()?;
         if self.max_uses == 0 {
             return Err(BuildError::MaxUsesZero);
         }
@@ -231,6 +282,71 @@ impl EnvelopeBuilder {
             }
         }
         Ok(())
+    }
+
+    fn validate_args(&self) -> Result<(), BuildError> {
+        for (i, (pattern, _)) in self.tool_args.iter().enumerate() {
+            if self.tool_args[..i].iter().any(|(p, _)| p == pattern) {
+                return Err(BuildError::ArgsTwice(pattern.clone()));
+            }
+            let mut named = false;
+            for (tool, own) in self.tools.iter().zip(&self.tool_own_args) {
+                if &tool.pattern == pattern {
+                    if own.is_some() {
+                        return Err(BuildError::ArgsTwice(pattern.clone()));
+                    }
+                    named = true;
+                }
+            }
+            if !named {
+                return Err(BuildError::ArgsWithoutTool(pattern.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_budgets(&self) -> Result<(), BuildError> {
+        if self.budgets.len() > MAX_BUDGETS {
+            return Err(BuildError::TooManyBudgets(self.budgets.len()));
+        }
+        for (i, b) in self.budgets.iter().enumerate() {
+            if !is_tool_pattern(&b.pattern) {
+                return Err(BuildError::ToolPattern(b.pattern.clone()));
+            }
+            if b.limit == 0 || b.limit > MAX_AMOUNT {
+                return Err(BuildError::BudgetLimit(b.clone()));
+            }
+            if self.budgets[..i]
+                .iter()
+                .any(|o| o.pattern == b.pattern && o.member == b.member)
+            {
+                return Err(BuildError::BudgetTwice(b.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The tool grants as they go on the wire: a grant with args always names its classes,
+    /// the builder's when it has none of its own.
+    fn wire_tools(&self) -> Vec<WireTool<'_>> {
+        self.tools
+            .iter()
+            .zip(&self.tool_own_args)
+            .map(|(tool, own)| {
+                let args = own.as_ref().or_else(|| {
+                    self.tool_args
+                        .iter()
+                        .find(|(p, _)| *p == tool.pattern)
+                        .map(|(_, a)| a)
+                });
+                let pattern = tool.pattern.as_str();
+                match (tool.classes, args) {
+                    (own, Some(args)) => WireTool::Args(pattern, own.unwrap_or(self.classes), args),
+                    (Some(own), None) => WireTool::Classes(pattern, own),
+                    (None, None) => WireTool::Bare(pattern),
+                }
+            })
+            .collect()
     }
 
     /// Signs at the system clock's time with an envelope id from the OS RNG.
@@ -260,16 +376,13 @@ impl EnvelopeBuilder {
             iat: Some(now),
             cti,
             cnf: self.holder,
-            tools: self
-                .tools
-                .iter()
-                .map(|t| (t.pattern.as_str(), t.classes))
-                .collect(),
+            tools: self.wire_tools(),
             classes: self.classes,
             max_uses: self.max_uses,
             obo: self.obo.as_deref(),
             sid: self.session.as_deref(),
             approval: self.approval.clone(),
+            budgets: &self.budgets,
             parent: self.parent,
         };
         // An issuer never approves its own envelopes: a worker refuses a key that is both.

@@ -13,8 +13,20 @@ use laissez_verify::wire::{ENVELOPE_AAD, TAG_COSE_SIGN1, claim, cnf, grant, head
 use laissez_verify::{Classes, Kid, TrustedKey};
 
 use crate::approval_rule::ApprovalSpec;
+use crate::args::{Args, Budget};
 use crate::error::BuildError;
 use crate::keys::SecretKey;
+
+/// One tool grant as it goes on the wire. A grant with args always names its classes.
+#[derive(Debug)]
+pub(crate) enum WireTool<'a> {
+    /// A bare pattern: the grant's classes.
+    Bare(&'a str),
+    /// `[pattern, classes]`.
+    Classes(&'a str, Classes),
+    /// `[pattern, classes, args]`.
+    Args(&'a str, Classes, &'a Args),
+}
 
 /// The claims exactly as they go on the wire.
 #[derive(Debug)]
@@ -28,13 +40,15 @@ pub(crate) struct WireClaims<'a> {
     pub(crate) cti: [u8; 16],
     /// The holder's key (`cnf`), already checked as a trusted key is.
     pub(crate) cnf: Option<TrustedKey>,
-    pub(crate) tools: Vec<(&'a str, Option<Classes>)>,
+    pub(crate) tools: Vec<WireTool<'a>>,
     pub(crate) classes: Classes,
     pub(crate) max_uses: u64,
     pub(crate) obo: Option<&'a str>,
     pub(crate) sid: Option<&'a str>,
     /// The approval rule, validated (kids sorted, distinct, 1 ≤ m ≤ n ≤ 16).
     pub(crate) approval: Option<ApprovalSpec>,
+    /// The budgets, checked, in the order given.
+    pub(crate) budgets: &'a [Budget],
     /// SHA-256 of the parent envelope, for a delegated one.
     pub(crate) parent: Option<[u8; 32]>,
 }
@@ -71,11 +85,11 @@ fn cnf_value(holder: &TrustedKey) -> Value {
     )])
 }
 
-/// The claims map, keys in wire order.
-/// `approval = {1: classes, 2: m, 3: [kids]}`, the kids already sorted and distinct.
+/// `approval = {1: classes, 2: m, 3: [kids], ? 4: [+ [pattern, args]]}`, the kids already
+/// sorted and distinct, the waivers in the order given.
 fn approval_rule_value(rule: &ApprovalSpec) -> Value {
     use laissez_verify::wire::approval;
-    Value::Map(vec![
+    let mut map = vec![
         (int(approval::CLASSES), uint(rule.classes.bits().into())),
         (int(approval::M), uint(rule.m.into())),
         (
@@ -87,24 +101,42 @@ fn approval_rule_value(rule: &ApprovalSpec) -> Value {
                     .collect(),
             ),
         ),
-    ])
+    ];
+    if !rule.waivers.is_empty() {
+        map.push((
+            int(approval::UNLESS),
+            Value::Array(
+                rule.waivers
+                    .iter()
+                    .map(|w| Value::Array(vec![text(&w.pattern), w.args.to_value()]))
+                    .collect(),
+            ),
+        ));
+    }
+    Value::Map(map)
 }
 
+fn tool_value(tool: &WireTool<'_>) -> Value {
+    match tool {
+        WireTool::Bare(pattern) => text(pattern),
+        WireTool::Classes(pattern, own) => {
+            Value::Array(vec![text(pattern), uint(own.bits().into())])
+        }
+        WireTool::Args(pattern, own, args) => Value::Array(vec![
+            text(pattern),
+            uint(own.bits().into()),
+            args.to_value(),
+        ]),
+    }
+}
+
+/// The claims map, keys in wire order.
 fn claims_value(c: &WireClaims<'_>) -> Value {
     let mut grant_map = vec![
         (int(grant::V), uint(grant::VERSION)),
         (
             int(grant::TOOLS),
-            Value::Array(
-                c.tools
-                    .iter()
-                    .map(|(pattern, classes)| match classes {
-                        // A grant with its own classes is `[pattern, classes]`.
-                        Some(own) => Value::Array(vec![text(pattern), uint(own.bits().into())]),
-                        None => text(pattern),
-                    })
-                    .collect(),
-            ),
+            Value::Array(c.tools.iter().map(tool_value).collect()),
         ),
         (int(grant::CLASSES), uint(c.classes.bits().into())),
         (int(grant::MAX_USES), uint(c.max_uses)),
@@ -117,6 +149,13 @@ fn claims_value(c: &WireClaims<'_>) -> Value {
     }
     if let Some(rule) = &c.approval {
         grant_map.push((int(grant::APPROVAL), approval_rule_value(rule)));
+    }
+    if !c.budgets.is_empty() {
+        let budgets = c
+            .budgets
+            .iter()
+            .map(|b| Value::Array(vec![text(&b.pattern), text(&b.member), uint(b.limit)]));
+        grant_map.push((int(grant::BUDGETS), Value::Array(budgets.collect())));
     }
 
     let mut claims = Vec::with_capacity(8);
@@ -205,12 +244,13 @@ mod tests {
             iat: None,
             cti: [9u8; 16],
             cnf: None,
-            tools: vec![("t", None)],
+            tools: vec![WireTool::Bare("t")],
             classes: Classes::ALL,
             max_uses: 1,
             obo: None,
             sid: None,
             approval: None,
+            budgets: &[],
             parent: None,
         };
         let bytes = encode_envelope(&claims, &key).unwrap();

@@ -224,6 +224,16 @@ pub enum BuildError {
     SelfCheck(Denial),
     /// The signing key is one of the approval rule's approvers: an issuer never approves.
     ApproverIsIssuer,
+    /// Args were given for a pattern that no tool grant has (the pattern).
+    ArgsWithoutTool(String),
+    /// Args were given twice for one pattern (the pattern).
+    ArgsTwice(String),
+    /// More than 8 budgets (how many).
+    TooManyBudgets(usize),
+    /// A budget's limit is 0 or above 2^53-1.
+    BudgetLimit(crate::args::Budget),
+    /// Two budgets have the same pattern and member (the second).
+    BudgetTwice(crate::args::Budget),
 }
 
 impl BuildError {
@@ -245,6 +255,11 @@ impl BuildError {
             BuildError::Encoding(_) => "encoding",
             BuildError::SelfCheck(_) => "self_check",
             BuildError::ApproverIsIssuer => "approver_is_issuer",
+            BuildError::ArgsWithoutTool(_) => "args_without_tool",
+            BuildError::ArgsTwice(_) => "args_twice",
+            BuildError::TooManyBudgets(_) => "too_many_budgets",
+            BuildError::BudgetLimit(_) => "budget_limit",
+            BuildError::BudgetTwice(_) => "budget_twice",
         }
     }
 }
@@ -284,6 +299,29 @@ impl fmt::Display for BuildError {
             ),
             BuildError::ApproverIsIssuer => f.write_str(
                 "the signing key is one of the approvers: an issuer never approves its own envelopes",
+            ),
+            BuildError::ArgsWithoutTool(p) => write!(
+                f,
+                "args are given for the pattern {p:?}, but no tool grant has that pattern"
+            ),
+            BuildError::ArgsTwice(p) => write!(f, "args are given twice for the pattern {p:?}"),
+            BuildError::TooManyBudgets(n) => write!(
+                f,
+                "{n} budgets: a grant holds at most {}",
+                laissez_verify::wire::budget::MAX_BUDGETS
+            ),
+            BuildError::BudgetLimit(b) => write!(
+                f,
+                "the budget {}:{}={} has a limit out of 1..={}",
+                b.pattern,
+                b.member,
+                b.limit,
+                laissez_verify::wire::budget::MAX_AMOUNT
+            ),
+            BuildError::BudgetTwice(b) => write!(
+                f,
+                "two budgets for the pattern {:?} and the member {:?}",
+                b.pattern, b.member
             ),
         }
     }

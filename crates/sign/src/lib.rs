@@ -29,6 +29,8 @@
 //!   refused when the envelope does not grant the call, verified before it is returned.
 //! - [`RevocationBuilder`]: a revocation record (`docs/spec.md` §14), signed by an issuer
 //!   key and verified before it is returned.
+//! - [`args`]: constraints on a call's JSON body ([`args::Args`], from their JSON form),
+//!   budgets ([`args::Budget`]) and approval waivers ([`args::Waiver`]).
 //! - [`spec`], [`text`] and [`chain_text`]: the text forms of durations, class lists, tool
 //!   specs, signed objects and delegation chains used by the command line, signing profiles
 //!   and the Python binding.
@@ -37,6 +39,7 @@
 
 mod approval;
 mod approval_rule;
+pub mod args;
 mod builder;
 pub mod chain_text;
 mod delegate;
