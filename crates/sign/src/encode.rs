@@ -260,4 +260,84 @@ mod tests {
         expected.push(0xa0); // unprotected {}
         assert_eq!(&bytes[..expected.len()], &expected[..]);
     }
+
+    /// Args, budgets and waivers land where the contract puts them: a three-element tool
+    /// grant, grant key 7 and approval key 4, in key order after what was there before.
+    #[test]
+    fn args_budgets_and_waivers_on_the_wire() {
+        use crate::args::{Args, Budget, Waiver};
+        use laissez_verify::TrustedKey;
+
+        let aud = ["q".to_owned()];
+        let args = Args::from_json_str(r#"{"amount": {"range": [1, 500]}}"#).unwrap();
+        let approver: TrustedKey = SecretKey::from_seed(&[4u8; 32]).unwrap().public_key();
+        let rule = ApprovalSpec::new(Classes::ALL, 1, &[approver])
+            .unwrap()
+            .unless([Waiver::new("billing.refund", args.clone())])
+            .unwrap();
+        let budgets = [Budget::new("billing.*", "amount", 9000)];
+        let claims = WireClaims {
+            iss: None,
+            sub: "a",
+            aud: &aud,
+            exp: 2,
+            nbf: 1,
+            iat: None,
+            cti: [9u8; 16],
+            cnf: None,
+            tools: vec![
+                WireTool::Bare("t"),
+                WireTool::Args("billing.refund", Classes::ALL, &args),
+            ],
+            classes: Classes::ALL,
+            max_uses: 1,
+            obo: None,
+            sid: None,
+            approval: Some(rule),
+            budgets: &budgets,
+            parent: None,
+        };
+        let value = claims_value(&claims);
+        let grant = match &value {
+            Value::Map(entries) => &entries.last().unwrap().1,
+            other => panic!("{other:?}"),
+        };
+        let Value::Map(grant) = grant else {
+            panic!("{grant:?}")
+        };
+        let keys: Vec<i64> = grant
+            .iter()
+            .map(|(k, _)| i64::try_from(k.as_integer().unwrap()).unwrap())
+            .collect();
+        assert_eq!(keys, [0, 1, 2, 3, 6, 7]);
+        let args_value = args.to_value();
+        assert_eq!(
+            grant[1].1,
+            Value::Array(vec![
+                text("t"),
+                Value::Array(vec![text("billing.refund"), uint(7), args_value.clone()]),
+            ])
+        );
+        assert_eq!(
+            grant[5].1,
+            Value::Array(vec![Value::Array(vec![
+                text("billing.*"),
+                text("amount"),
+                uint(9000)
+            ])])
+        );
+        let Value::Map(rule) = &grant[4].1 else {
+            panic!("{:?}", grant[4].1)
+        };
+        assert_eq!(rule.len(), 4);
+        assert_eq!(rule[3].0, int(4));
+        assert_eq!(
+            rule[3].1,
+            Value::Array(vec![Value::Array(vec![text("billing.refund"), args_value])])
+        );
+        // The args' bytes inside the claims are those Args::to_cbor writes.
+        let payload = to_bytes(&value).unwrap();
+        let cbor = args.to_cbor();
+        assert!(payload.windows(cbor.len()).any(|w| w == cbor.as_slice()));
+    }
 }

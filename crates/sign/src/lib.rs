@@ -63,7 +63,7 @@ pub use error::{BuildError, InvocationError, KeyError, KeyFileError};
 pub use invocation::Invocation;
 pub use keys::{SecretKey, parse_public_key_pem, parse_trust_pem, public_key_pem};
 pub use revocation::{DEFAULT_KEEP, RevocationBuilder, RevocationError, Revoke, SignedRecord};
-pub use spec::{SpecError, ToolSpec, parse_classes, parse_duration};
+pub use spec::{SpecError, ToolSpec, parse_classes, parse_duration, parse_pattern_args};
 pub use text::{TextError, decode_input, decode_text, encode_text};
 
 /// The verifier this crate signs for, re-exported so callers use the same version.

@@ -1,11 +1,16 @@
 //! The text forms of the command line and signing profiles (`docs/spec.md` §10): durations like
-//! `2h30m`, class lists like `read+write`, and tool specs like `crm.*=read,write`.
+//! `2h30m`, class lists like `read+write`, tool specs like `crm.*=read,write`, args for a
+//! pattern like `billing.refund={"amount": {"range": [1, 500]}}` and budgets like
+//! `billing.refund:amount=100000`.
 
 use core::fmt;
 use core::str::FromStr;
 
 use laissez_verify::tools::is_tool_pattern;
+use laissez_verify::wire::budget::MAX_AMOUNT;
 use laissez_verify::{ActionClass, Classes};
+
+use crate::args::{Args, ArgsError, Budget};
 
 /// A text that is not a duration, class list or tool spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +24,20 @@ pub enum SpecError {
     NoClasses,
     /// A tool pattern out of grammar.
     ToolPattern(String),
+    /// Not `PATTERN=JSON` (the text).
+    PatternArgs(String),
+    /// The JSON of `PATTERN=JSON` is not args in their JSON form (the pattern, and what is
+    /// wrong where).
+    Args {
+        /// The pattern the args are for.
+        pattern: String,
+        /// What is wrong, and its path.
+        error: ArgsError,
+    },
+    /// Not `PATTERN:MEMBER=LIMIT` (the text).
+    Budget(String),
+    /// A budget's limit is not an integer from 1 to 2^53-1 (the limit as written).
+    BudgetLimit(String),
 }
 
 impl SpecError {
@@ -29,6 +48,10 @@ impl SpecError {
             SpecError::UnknownClass(_) => "unknown_class",
             SpecError::NoClasses => "no_classes",
             SpecError::ToolPattern(_) => "tool_pattern",
+            SpecError::PatternArgs(_) => "bad_pattern_args",
+            SpecError::Args { error, .. } => error.code(),
+            SpecError::Budget(_) => "bad_budget",
+            SpecError::BudgetLimit(_) => "budget_limit",
         }
     }
 }
@@ -53,6 +76,22 @@ impl fmt::Display for SpecError {
                 f,
                 "tool pattern {p:?} is out of grammar (dot-separated segments of 1 to 64 \
                  characters a-z, 0-9, _ or -, optionally ending in .*, or *)"
+            ),
+            SpecError::PatternArgs(s) => write!(
+                f,
+                "{s:?} is not PATTERN=JSON (a tool pattern, =, and args in their JSON form, \
+                 like 'billing.refund={{\"amount\": {{\"range\": [1, 500]}}}}')"
+            ),
+            SpecError::Args { pattern, error } => {
+                write!(f, "the args for {pattern} are not valid: {error}")
+            }
+            SpecError::Budget(s) => write!(
+                f,
+                "{s:?} is not PATTERN:MEMBER=LIMIT (like billing.refund:amount=100000)"
+            ),
+            SpecError::BudgetLimit(s) => write!(
+                f,
+                "the budget limit {s:?} is not an integer from 1 to {MAX_AMOUNT} (2^53-1)"
             ),
         }
     }
@@ -145,6 +184,50 @@ impl fmt::Display for ToolSpec {
     }
 }
 
+/// Parses `PATTERN=JSON` (split at the first `=`): a tool pattern and args in their JSON form
+/// (`docs/spec.md` §16), as `--args` and `--approval-unless` take them.
+pub fn parse_pattern_args(text: &str) -> Result<(String, Args), SpecError> {
+    let (pattern, json) = text
+        .split_once('=')
+        .ok_or_else(|| SpecError::PatternArgs(text.to_owned()))?;
+    if !is_tool_pattern(pattern) {
+        return Err(SpecError::ToolPattern(pattern.to_owned()));
+    }
+    let args = Args::from_json_str(json).map_err(|error| SpecError::Args {
+        pattern: pattern.to_owned(),
+        error,
+    })?;
+    Ok((pattern.to_owned(), args))
+}
+
+impl FromStr for Budget {
+    type Err = SpecError;
+
+    /// `PATTERN:MEMBER=LIMIT`, split at the first `:` and the last `=` (a member name may hold
+    /// either), the limit 1..=2^53-1: `billing.refund:amount=100000`.
+    fn from_str(text: &str) -> Result<Budget, SpecError> {
+        let bad = || SpecError::Budget(text.to_owned());
+        let (pattern, rest) = text.split_once(':').ok_or_else(bad)?;
+        let (member, limit) = rest.rsplit_once('=').ok_or_else(bad)?;
+        if !is_tool_pattern(pattern) {
+            return Err(SpecError::ToolPattern(pattern.to_owned()));
+        }
+        let limit = limit
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=MAX_AMOUNT).contains(n))
+            .ok_or_else(|| SpecError::BudgetLimit(limit.to_owned()))?;
+        Ok(Budget::new(pattern, member, limit))
+    }
+}
+
+impl fmt::Display for Budget {
+    /// `PATTERN:MEMBER=LIMIT`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}={}", self.pattern, self.member, self.limit)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +303,55 @@ mod tests {
         assert!(matches!(
             "crm=admin".parse::<ToolSpec>(),
             Err(SpecError::UnknownClass(_))
+        ));
+    }
+
+    #[test]
+    fn pattern_args() {
+        let (pattern, args) =
+            parse_pattern_args(r#"billing.refund={"a=b": {"eq": "x=y"}}"#).unwrap();
+        assert_eq!(pattern, "billing.refund");
+        assert!(args.get("a=b").is_some());
+        assert!(matches!(
+            parse_pattern_args("billing.refund"),
+            Err(SpecError::PatternArgs(_))
+        ));
+        assert!(matches!(
+            parse_pattern_args(r#"Billing={"a": "any"}"#),
+            Err(SpecError::ToolPattern(_))
+        ));
+        let e = parse_pattern_args(r#"x={"amount": {"range": [10, 5]}}"#).unwrap_err();
+        assert_eq!(e.code(), "range_order");
+        assert_eq!(
+            e.to_string(),
+            "the args for x are not valid: at amount.range: min 10 is above max 5"
+        );
+    }
+
+    #[test]
+    fn budgets() {
+        let b: Budget = "billing.*:total:cents=500".parse().unwrap();
+        assert_eq!(b, Budget::new("billing.*", "total:cents", 500));
+        let b: Budget = "x:a=b=7".parse().unwrap();
+        assert_eq!((b.member.as_str(), b.limit), ("a=b", 7));
+        assert_eq!(b.to_string(), "x:a=b=7");
+        let max: Budget = format!("x:m={MAX_AMOUNT}").parse().unwrap();
+        assert_eq!(max.limit, MAX_AMOUNT);
+        for bad in ["x", "x=5", "x:m"] {
+            assert!(
+                matches!(bad.parse::<Budget>(), Err(SpecError::Budget(_))),
+                "{bad}"
+            );
+        }
+        for bad in ["x:m=0", "x:m=-1", "x:m=1.5", "x:m=", "x:m=9007199254740992"] {
+            assert!(
+                matches!(bad.parse::<Budget>(), Err(SpecError::BudgetLimit(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            "X:m=5".parse::<Budget>(),
+            Err(SpecError::ToolPattern(_))
         ));
     }
 }
