@@ -4,15 +4,14 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use laissez_sign::keyfile::{read_public_key_file, read_secret_key_file, read_trust_files};
-use laissez_sign::{
-    ApprovalSpec, DEFAULT_MAX_USES, DEFAULT_TTL, DelegateError, EnvelopeBuilder, ToolSpec,
-};
+use laissez_sign::keyfile::{read_public_key_file, read_secret_key_file};
+use laissez_sign::{DEFAULT_MAX_USES, DEFAULT_TTL, DelegateError, EnvelopeBuilder, ToolSpec};
 use laissez_verify::envelope::UntrustedEnvelope;
 use laissez_verify::{ActionClass, Classes};
 use serde_json::json;
 
 use crate::failure::Failure;
+use crate::grant_flags;
 use crate::input::read_chain;
 use crate::output::{json_line, write_stdout};
 
@@ -27,7 +26,8 @@ signs its invocations with `laissez invoke --envelope CHAIN`.
 The child may only narrow its parent. Defaults: the parent's --aud, --obo and --session;
 --classes read, --max-uses 1, --ttl 5m, --nbf now, then nbf and exp are clamped into the
 parent's. A child that still grants more than its parent (an audience, tool or class it does
-not grant, more uses, another obo or session) is refused (exit 2), naming the field.
+not grant, more uses, another obo or session, args or budgets wider than the parent's) is
+refused (exit 2), naming the field. --args, --budget and --approval-unless are sign's.
 
 --json prints {\"chain\": TEXT, \"envelope\": the child's BASE64URL, \"kid\": HEX, \"cti\": HEX,
 \"claims\": {...}} (the child's).
@@ -35,7 +35,13 @@ not grant, more uses, another obo or session) is refused (exit 2), naming the fi
 Example:
   laissez delegate --key planner.key --parent \"$PLANNER_ENV\" \\
       --agent spiffe://acme.example/agent/sub-agent --holder sub-agent.key.pub \\
-      --tool crm.ticket.read --max-uses 2 --ttl 5m";
+      --tool crm.ticket.read --max-uses 2 --ttl 5m
+
+  # Narrower args and a smaller budget than the parent's.
+  laissez delegate --key planner.key --parent \"$PLANNER_ENV\" \\
+      --agent spiffe://acme.example/agent/refunder --holder refunder.key.pub \\
+      --tool billing.refund=write --args 'billing.refund={\"amount\": {\"range\": [1, 50]}}' \\
+      --budget billing.refund:amount=200";
 
 /// Arguments of `delegate`.
 #[derive(Debug, Args)]
@@ -80,6 +86,15 @@ pub(crate) struct DelegateArgs {
     /// Issuer name, informational.
     #[arg(long, value_name = "I", value_parser = crate::name_arg)]
     iss: Option<String>,
+    /// Args for the tool grants whose pattern is PATTERN, in their JSON form (docs/spec.md
+    /// §16): a call's JSON body must satisfy them, e.g.
+    /// 'billing.refund={"amount": {"range": [1, 500]}}' (repeatable, once per pattern).
+    #[arg(long = "args", value_name = "PATTERN=JSON", value_parser = crate::parse_pattern_args_arg)]
+    tool_args: Vec<crate::grant_flags::PatternArgs>,
+    /// A cap on the sum of a body member over every call under PATTERN, e.g.
+    /// billing.refund:amount=100000 (limit 1 to 2^53-1; repeatable, once per pattern and member).
+    #[arg(long, value_name = "PATTERN:MEMBER=LIMIT", value_parser = crate::parse_budget_arg)]
+    budget: Vec<laissez_sign::args::Budget>,
     /// Classes that need human approval; needs --approvals and --approver. Every rule of
     /// every envelope of the chain holds: the parent's cannot be lifted.
     #[arg(long, value_name = "CLASSES", value_parser = crate::parse_classes_arg,
@@ -91,6 +106,12 @@ pub(crate) struct DelegateArgs {
     /// An approver's public key (SPKI PEM; repeatable).
     #[arg(long, value_name = "PUBFILE", requires = "approval", value_parser = crate::path_arg)]
     approver: Vec<PathBuf>,
+    /// A waiver of the approval rule: calls of PATTERN whose body satisfies the args (JSON
+    /// form) need no approval, e.g. 'billing.refund={"amount": {"range": [null, 500]}}'
+    /// (repeatable, 1 to 8; needs --approval).
+    #[arg(long, value_name = "PATTERN=JSON", requires = "approval",
+          value_parser = crate::parse_pattern_args_arg)]
+    approval_unless: Vec<crate::grant_flags::PatternArgs>,
     /// Print a JSON object: chain, envelope, kid, cti and claims.
     #[arg(long)]
     json: bool,
@@ -165,6 +186,7 @@ fn builder(
     if let Some(iss) = &args.iss {
         b = b.issuer(iss.clone());
     }
+    let b = grant_flags::with_args_and_budgets(b, &args.tool_args, &args.budget);
     b.validate().map_err(Failure::usage)?;
     Ok(b)
 }
@@ -207,12 +229,12 @@ pub(crate) fn delegate(args: &DelegateArgs) -> Result<(), Failure> {
     let builder = builder(args, bounds.as_ref(), laissez_sign::unix_now())?;
     let builder = builder.holder(read_public_key_file(holder_path)?);
     let builder = match (args.approval, args.approvals) {
-        (Some(classes), Some(m)) => {
-            let approvers = read_trust_files(&args.approver)?;
-            let rule = ApprovalSpec::new(classes, m, &approvers)
-                .map_err(|e| Failure::usage(format!("--approval: {e}")))?;
-            builder.approval(rule)
-        }
+        (Some(classes), Some(m)) => builder.approval(grant_flags::approval_rule(
+            classes,
+            m,
+            &args.approver,
+            &args.approval_unless,
+        )?),
         _ => builder,
     };
     let key = read_secret_key_file(&args.key)?;

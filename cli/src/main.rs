@@ -9,6 +9,7 @@ mod approve_cmd;
 mod consume;
 mod delegate_cmd;
 mod failure;
+mod grant_flags;
 mod input;
 mod inspect_cmd;
 mod invoke_cmd;
@@ -95,6 +96,17 @@ fn parse_classes_arg(text: &str) -> Result<laissez_verify::Classes, SpecError> {
 
 /// `--tool PATTERN[=CLASSES]` values.
 fn parse_tool_arg(text: &str) -> Result<ToolSpec, SpecError> {
+    text.parse()
+}
+
+/// `--args` and `--approval-unless` values: `PATTERN=JSON`.
+fn parse_pattern_args_arg(text: &str) -> Result<grant_flags::PatternArgs, SpecError> {
+    laissez_sign::parse_pattern_args(text)
+        .map(|(pattern, args)| grant_flags::PatternArgs { pattern, args })
+}
+
+/// `--budget PATTERN:MEMBER=LIMIT` values.
+fn parse_budget_arg(text: &str) -> Result<laissez_sign::args::Budget, SpecError> {
     text.parse()
 }
 

@@ -3,14 +3,13 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use laissez_sign::keyfile::{
-    read_public_key_file, read_secret_key_file, read_trust_files, write_private_file,
-};
-use laissez_sign::{ApprovalSpec, DEFAULT_MAX_USES, DEFAULT_TTL, EnvelopeBuilder, ToolSpec};
+use laissez_sign::keyfile::{read_public_key_file, read_secret_key_file, write_private_file};
+use laissez_sign::{DEFAULT_MAX_USES, DEFAULT_TTL, EnvelopeBuilder, ToolSpec};
 use laissez_verify::{ActionClass, Classes};
 use serde_json::json;
 
 use crate::failure::Failure;
+use crate::grant_flags;
 use crate::output::{json_line, write_stdout};
 use crate::profile::{self, Profile};
 
@@ -29,12 +28,27 @@ worthless without the agent's secret key.
 those classes then runs only with M distinct approvals (`laissez approve`) by those approvers. The
 signing key may not be one of them: an issuer never approves.
 
+--args PATTERN=JSON gives the tool grants whose pattern is PATTERN constraints on the call's
+JSON body (docs/spec.md §16); a bare --tool given args takes --classes. Members the args do not
+name are refused unless they name \"*\". --budget PATTERN:MEMBER=LIMIT caps the sum of the
+body's MEMBER over every call under PATTERN (docs/spec.md §17). --approval-unless PATTERN=JSON
+waives the approval rule for calls of PATTERN whose body satisfies the args (read open). JSON
+that is not the args' JSON form is exit 2, naming what is wrong and where.
+
 --out FILE is created with mode 0600 and never over an existing file or link; --force replaces
 it atomically.
 
-Example:
+Examples:
   laissez sign --key orchestrator.key --agent spiffe://acme.example/agent/support-bot \\
-      --aud billing-queue --tool 'crm.ticket.*' --tool crm.ticket.close=write --ttl 15m";
+      --aud billing-queue --tool 'crm.ticket.*' --tool crm.ticket.close=write --ttl 15m
+
+  # Refunds of at most 500 in EUR or USD, at most 2000 in all; 2 of 3 approvals above 100.
+  laissez sign --key orchestrator.key --agent spiffe://acme.example/agent/billing-bot \\
+      --aud billing-queue --tool billing.refund=write --max-uses 10 \\
+      --args 'billing.refund={\"amount\": {\"range\": [1, 500]}, \"currency\": {\"one_of\": [\"EUR\", \"USD\"]}}' \\
+      --budget billing.refund:amount=2000 \\
+      --approval write --approvals 2 --approver a.pub --approver b.pub --approver c.pub \\
+      --approval-unless 'billing.refund={\"amount\": {\"range\": [null, 100]}}'";
 
 /// Arguments of `sign`.
 #[derive(Debug, Args)]
@@ -76,6 +90,15 @@ pub(crate) struct SignArgs {
     /// Issuer (orchestrator) name, informational.
     #[arg(long, value_name = "I", value_parser = crate::name_arg)]
     iss: Option<String>,
+    /// Args for the tool grants whose pattern is PATTERN, in their JSON form (docs/spec.md
+    /// §16): a call's JSON body must satisfy them, e.g.
+    /// 'billing.refund={"amount": {"range": [1, 500]}}' (repeatable, once per pattern).
+    #[arg(long = "args", value_name = "PATTERN=JSON", value_parser = crate::parse_pattern_args_arg)]
+    tool_args: Vec<crate::grant_flags::PatternArgs>,
+    /// A cap on the sum of a body member over every call under PATTERN, e.g.
+    /// billing.refund:amount=100000 (limit 1 to 2^53-1; repeatable, once per pattern and member).
+    #[arg(long, value_name = "PATTERN:MEMBER=LIMIT", value_parser = crate::parse_budget_arg)]
+    budget: Vec<laissez_sign::args::Budget>,
     /// Bind the envelope to this agent public key (SPKI PEM): it adds cnf, and every call
     /// then needs the agent's invocation.
     #[arg(long, value_name = "PUBFILE", value_parser = crate::path_arg)]
@@ -91,6 +114,12 @@ pub(crate) struct SignArgs {
     /// An approver's public key (SPKI PEM; repeatable, 1 to 16 keys).
     #[arg(long, value_name = "PUBFILE", requires = "approval", value_parser = crate::path_arg)]
     approver: Vec<PathBuf>,
+    /// A waiver of the approval rule: calls of PATTERN whose body satisfies the args (JSON
+    /// form) need no approval, e.g. 'billing.refund={"amount": {"range": [null, 500]}}'
+    /// (repeatable, 1 to 8; needs --approval).
+    #[arg(long, value_name = "PATTERN=JSON", requires = "approval",
+          value_parser = crate::parse_pattern_args_arg)]
+    approval_unless: Vec<crate::grant_flags::PatternArgs>,
     /// Write the envelope to FILE (created with mode 0600) instead of stdout.
     #[arg(long, value_name = "FILE", value_parser = crate::path_arg)]
     out: Option<PathBuf>,
@@ -162,7 +191,11 @@ fn builder(args: &SignArgs, profile: Profile) -> Result<EnvelopeBuilder, Failure
     if let Some(iss) = args.iss.clone().or(profile.iss) {
         b = b.issuer(iss);
     }
-    Ok(b)
+    Ok(grant_flags::with_args_and_budgets(
+        b,
+        &args.tool_args,
+        &args.budget,
+    ))
 }
 
 pub(crate) fn sign(args: &SignArgs) -> Result<(), Failure> {
@@ -179,12 +212,12 @@ pub(crate) fn sign(args: &SignArgs) -> Result<(), Failure> {
         None => builder,
     };
     let builder = match (args.approval, args.approvals) {
-        (Some(classes), Some(m)) => {
-            let approvers = read_trust_files(&args.approver)?;
-            let rule = ApprovalSpec::new(classes, m, &approvers)
-                .map_err(|e| Failure::usage(format!("--approval: {e}")))?;
-            builder.approval(rule)
-        }
+        (Some(classes), Some(m)) => builder.approval(grant_flags::approval_rule(
+            classes,
+            m,
+            &args.approver,
+            &args.approval_unless,
+        )?),
         _ => builder,
     };
     let key = read_secret_key_file(&args.key)?;

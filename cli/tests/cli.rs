@@ -17,6 +17,8 @@ mod approve;
 #[cfg(feature = "services")]
 #[path = "approve_attacks.rs"]
 mod approve_attacks;
+#[path = "args_flags.rs"]
+mod args_flags;
 #[path = "closed_stdout.rs"]
 mod closed_stdout;
 #[cfg(feature = "services")]
