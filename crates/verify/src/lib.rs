@@ -50,6 +50,7 @@ extern crate std;
 // The subjects a user reaches by path (`laissez_verify::delegation::VerifiedChain`); the names
 // every user needs are re-exported at the root below.
 pub mod approval;
+pub mod args;
 mod call;
 mod cbor;
 mod chain;
