@@ -62,6 +62,7 @@ pub mod error;
 mod fault;
 pub mod gate;
 pub mod invocation;
+pub mod json;
 pub mod keys;
 mod malformed;
 #[cfg(feature = "alloc")]
