@@ -3,8 +3,9 @@
 
 use core::fmt;
 
-/// Bytes a path keeps; a longer one is cut, and shows that it was.
-const CAPACITY: usize = 96;
+/// Bytes a path keeps; a longer one is cut, and shows that it was. Small enough that a
+/// denial carrying a path stays a small value (it is returned by every check).
+const CAPACITY: usize = 64;
 
 /// A member path such as `items[2].sku`, or the body itself (`body`).
 ///
@@ -14,13 +15,14 @@ const CAPACITY: usize = 96;
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct ArgPath {
     buf: [u8; CAPACITY],
-    len: usize,
+    /// At most [`CAPACITY`].
+    len: u8,
     cut: bool,
 }
 
 /// A point to return to after a member's check: the length and whether it was cut then.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Mark(usize, bool);
+pub(crate) struct Mark(u8, bool);
 
 impl ArgPath {
     /// The body itself.
@@ -40,7 +42,7 @@ impl ArgPath {
     /// The path's text (as much as fits): member names joined by `.`, array indices in
     /// brackets. Empty for the body.
     pub fn as_str(&self) -> &str {
-        let bytes = self.buf.get(..self.len).unwrap_or(&[]);
+        let bytes = self.buf.get(..usize::from(self.len)).unwrap_or(&[]);
         match core::str::from_utf8(bytes) {
             Ok(text) => text,
             // A name cut inside a character: keep the whole characters before it.
@@ -98,9 +100,10 @@ impl ArgPath {
         if self.cut {
             return;
         }
-        match self.buf.get_mut(self.len) {
+        match self.buf.get_mut(usize::from(self.len)) {
             Some(slot) => {
                 *slot = b;
+                // Below CAPACITY (64): fits a u8.
                 self.len += 1;
             }
             None => self.cut = true,
@@ -160,10 +163,11 @@ mod tests {
         assert_eq!(path.to_string(), "items.a\\u{a}b");
         let mut long = ArgPath::body();
         long.push_member([b'x'; 200]);
+        assert!(core::mem::size_of::<ArgPath>() <= 66);
         assert!(long.is_cut());
         assert!(long.to_string().ends_with('…'));
         let mut cut_char = ArgPath::body();
-        cut_char.push_member([b'a'; 95].into_iter().chain("é".bytes()));
-        assert_eq!(cut_char.as_str().len(), 95);
+        cut_char.push_member([b'a'; 63].into_iter().chain("é".bytes()));
+        assert_eq!(cut_char.as_str().len(), 63);
     }
 }

@@ -254,81 +254,214 @@ pub(crate) fn generate(g: &mut Gen) {
         g.push(v);
     }
 
+    malformed_vectors(g);
+}
+
+fn malformed_vectors(g: &mut Gen) {
     // Malformed args: each shape §16 refuses, in a signed envelope.
-    let malformed: [(&str, Vec<u8>); 8] = [
-        ("malformed_args_empty", raw_map(&[])),
+    let c = |k: i64| raw_array(&[int(k)]);
+    let any = || raw_array(&[int(0)]);
+    let member = |constraint: Vec<u8>| raw_map(&[(text("a"), constraint)]);
+    let values = |n: i64| raw_array(&(0..n).map(int).collect::<Vec<_>>());
+    // `levels` object constraints enclosing one another around `any`.
+    let nested_objects = |levels: usize| {
+        let mut inner = any();
+        for _ in 0..levels {
+            inner = raw_array(&[int(10), member(inner)]);
+        }
+        member(inner)
+    };
+    let thirty_three: Vec<(Vec<u8>, Vec<u8>)> = {
+        let mut names: Vec<Vec<u8>> = (0..33).map(|n| text(&format!("m{n:02}"))).collect();
+        names.sort();
+        names.into_iter().map(|n| (n, any())).collect()
+    };
+    let malformed: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", raw_map(&[])),
+        ("thirty_three_members", raw_map(&thirty_three)),
+        ("member_not_text", raw_map(&[(int(1), any())])),
         (
-            "malformed_args_unknown_kind",
-            raw_map(&[(text("a"), raw_array(&[int(13)]))]),
+            "unsorted_members",
+            raw_map(&[(text("bb"), any()), (text("a"), any())]),
         ),
         (
-            "malformed_args_unsorted_values",
-            raw_map(&[(
-                text("a"),
-                raw_array(&[int(3), raw_array(&[int(2), int(1)])]),
-            )]),
+            "duplicate_member",
+            raw_map(&[(text("a"), any()), (text("a"), any())]),
+        ),
+        ("unknown_kind", member(c(13))),
+        ("any_with_argument", member(raw_array(&[int(0), int(1)]))),
+        ("empty_constraint", member(raw_array(&[]))),
+        ("constraint_not_array", member(int(0))),
+        (
+            "optional_inside",
+            member(raw_array(&[int(11), raw_array(&[int(1), any()]), int(3)])),
         ),
         (
-            "malformed_args_range_empty",
-            raw_map(&[(text("a"), raw_array(&[int(5), vec![0xf6], vec![0xf6]]))]),
+            "wildcard_optional",
+            raw_map(&[(text("*"), raw_array(&[int(1), any()]))]),
         ),
         (
-            "malformed_args_range_inverted",
-            raw_map(&[(text("a"), raw_array(&[int(5), int(5), int(1)]))]),
+            "eq_float",
+            member(raw_array(&[int(2), vec![0xf9, 0x3c, 0x00]])),
+        ),
+        ("eq_undefined", member(raw_array(&[int(2), vec![0xf7]]))),
+        (
+            "eq_above_i64",
+            member(raw_array(&[int(2), head(0, 1 << 63)])),
         ),
         (
-            "malformed_args_optional_inside",
-            raw_map(&[(
-                text("a"),
-                raw_array(&[int(11), raw_array(&[int(1), raw_array(&[int(0)])]), int(3)]),
-            )]),
+            "eq_below_i64",
+            member(raw_array(&[int(2), head(1, 1 << 63)])),
+        ),
+        ("eq_bytes", member(raw_array(&[int(2), bytes(b"x")]))),
+        ("one_of_empty", member(raw_array(&[int(3), raw_array(&[])]))),
+        (
+            "one_of_thirty_three",
+            member(raw_array(&[int(3), values(33)])),
         ),
         (
-            "malformed_args_subpath_dotdot",
-            raw_map(&[(text("a"), raw_array(&[int(8), text("/srv/../etc")]))]),
+            "one_of_duplicate",
+            member(raw_array(&[int(3), raw_array(&[int(1), int(1)])])),
         ),
         (
-            "malformed_args_unsorted_members",
-            raw_map(&[
-                (text("bb"), raw_array(&[int(0)])),
-                (text("a"), raw_array(&[int(0)])),
-            ]),
+            "unsorted_values",
+            member(raw_array(&[int(3), raw_array(&[int(2), int(1)])])),
         ),
+        (
+            "not_one_of_unsorted",
+            member(raw_array(&[int(4), raw_array(&[text("b"), text("a")])])),
+        ),
+        (
+            "range_empty",
+            member(raw_array(&[int(5), vec![0xf6], vec![0xf6]])),
+        ),
+        (
+            "range_inverted",
+            member(raw_array(&[int(5), int(5), int(1)])),
+        ),
+        (
+            "range_text_bound",
+            member(raw_array(&[int(5), text("1"), int(5)])),
+        ),
+        ("range_two_items", member(raw_array(&[int(5), int(1)]))),
+        ("prefix_not_text", member(raw_array(&[int(6), int(1)]))),
+        (
+            "subpath_dotdot",
+            member(raw_array(&[int(8), text("/srv/../etc")])),
+        ),
+        (
+            "subpath_relative",
+            member(raw_array(&[int(8), text("srv")])),
+        ),
+        (
+            "subpath_trailing_slash",
+            member(raw_array(&[int(8), text("/srv/")])),
+        ),
+        (
+            "subpath_empty_segment",
+            member(raw_array(&[int(8), text("/srv//x")])),
+        ),
+        ("max_len_negative", member(raw_array(&[int(9), int(-1)]))),
+        ("object_empty", member(raw_array(&[int(10), raw_map(&[])]))),
+        ("each_without_max", member(raw_array(&[int(11), any()]))),
+        (
+            "all_one",
+            member(raw_array(&[int(12), raw_array(&[any()])])),
+        ),
+        (
+            "all_nine",
+            member(raw_array(&[int(12), raw_array(&vec![any(); 9])])),
+        ),
+        ("nine_levels", nested_objects(9)),
     ];
     for (name, args) in malformed {
-        g.grant(name, "args out of §16's rules", "malformed", |gr| {
-            gr.set(1, raw_array(&[raw_array(&[text(TOOL), int(WRITE), args])]));
-        });
+        g.grant(
+            &format!("malformed_args_{name}"),
+            "args out of §16's rules",
+            "malformed",
+            |gr| {
+                gr.set(1, raw_array(&[raw_array(&[text(TOOL), int(WRITE), args])]));
+            },
+        );
     }
     g.grant(
-        "malformed_budget_zero",
-        "a budget limit of 0",
-        "malformed",
+        "args_eight_levels",
+        "eight levels enclose one another: the most allowed",
+        "tool_not_granted",
         |gr| {
             gr.set(
-                7,
-                raw_array(&[raw_array(&[text(TOOL), text("amount"), int(0)])]),
+                1,
+                raw_array(&[raw_array(&[text(TOOL), int(WRITE), nested_objects(8)])]),
             );
         },
     );
     g.grant(
-        "malformed_budget_over_cap",
-        "a budget limit of 2^53",
+        "malformed_tool_grant_four_items",
+        "[pattern, classes, args, extra]",
         "malformed",
         |gr| {
             gr.set(
-                7,
-                raw_array(&[raw_array(&[text(TOOL), text("amount"), int(1 << 53)])]),
+                1,
+                raw_array(&[raw_array(&[text(TOOL), int(WRITE), member(any()), int(0)])]),
             );
         },
     );
+    let budget = |pattern: &str, member: &str, limit: i64| {
+        raw_array(&[text(pattern), text(member), int(limit)])
+    };
+    let budgets: Vec<(&str, &str, Vec<u8>)> = vec![
+        (
+            "zero",
+            "a budget limit of 0",
+            raw_array(&[budget(TOOL, "amount", 0)]),
+        ),
+        (
+            "over_cap",
+            "a budget limit of 2^53",
+            raw_array(&[budget(TOOL, "amount", 1 << 53)]),
+        ),
+        (
+            "twice",
+            "one pattern and member twice",
+            raw_array(&[budget(TOOL, "amount", 5), budget(TOOL, "amount", 6)]),
+        ),
+        (
+            "pattern",
+            "a budget pattern out of grammar",
+            raw_array(&[budget("Billing", "amount", 5)]),
+        ),
+        (
+            "nine",
+            "nine budgets",
+            raw_array(
+                &(0..9)
+                    .map(|n| budget(TOOL, &format!("m{n}"), 5))
+                    .collect::<Vec<_>>(),
+            ),
+        ),
+        ("empty", "an empty budget list", raw_array(&[])),
+        (
+            "two_items",
+            "[pattern, member]",
+            raw_array(&[raw_array(&[text(TOOL), text("amount")])]),
+        ),
+    ];
+    for (name, comment, list) in budgets {
+        g.grant(
+            &format!("malformed_budget_{name}"),
+            comment,
+            "malformed",
+            |gr| {
+                gr.set(7, list);
+            },
+        );
+    }
     g.grant(
-        "malformed_budget_twice",
-        "one pattern and member twice",
-        "malformed",
+        "budget_at_cap",
+        "a budget limit of 2^53-1 is allowed",
+        "allowed",
         |gr| {
-            let b = raw_array(&[text(TOOL), text("amount"), int(5)]);
-            gr.set(7, raw_array(&[b.clone(), b]));
+            gr.set(7, raw_array(&[budget("files.*", "amount", (1 << 53) - 1)]));
         },
     );
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod args_cbor;
+#[allow(unused_imports)]
 pub use args_cbor::*;
 
 use ciborium::Value;
