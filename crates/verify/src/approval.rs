@@ -5,13 +5,14 @@
 
 use core::fmt;
 
+use crate::args::Args;
 use crate::call::Call;
 use crate::cbor::{Key, Reader};
 use crate::keys::{Kid, TrustedKey};
 use crate::malformed::{Malformed, MalformedKind};
 use crate::sign1::Sign1;
 use crate::signed_call::{self, Signer};
-use crate::tools::{ActionClass, Classes};
+use crate::tools::{ActionClass, Classes, ToolPattern};
 use crate::wire::{APPROVAL_AAD, MAX_APPROVAL_LEN, MAX_APPROVERS, approval, header};
 
 /// The encoding of one approver kid in the rule's list: a one-byte head (`bstr .size 8`)
@@ -29,6 +30,54 @@ pub struct ApprovalRule<'a> {
     /// The approvers' kid items, each [`KID_ITEM_LEN`] bytes, as received: distinct and in
     /// ascending order (checked when decoded), 1 to 16 of them.
     kids: &'a [u8],
+    /// The waivers (`unless`, `docs/spec.md` §12, §16), when the rule has them.
+    unless: Option<Waivers<'a>>,
+}
+
+/// A rule's waivers: 1 to 8 (tool pattern, args) entries, read in place.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Waivers<'a> {
+    items: &'a [u8],
+    base: usize,
+    len: usize,
+}
+
+impl<'a> Waivers<'a> {
+    /// How many waivers.
+    pub const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Never true: a rule with `unless` has at least one waiver.
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The waivers in wire order: the calls they match and the args (read open) that must
+    /// hold for the rule not to apply.
+    pub fn iter(&self) -> impl Iterator<Item = (ToolPattern<'a>, Args<'a>)> + 'a {
+        let mut r = Reader::new(self.items, self.base);
+        (0..self.len).map_while(move |_| read_waiver(&mut r).ok())
+    }
+}
+
+impl fmt::Debug for Waivers<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// Reads `[tstr, args]`, the pattern in grammar.
+fn read_waiver<'a>(r: &mut Reader<'a>) -> Result<(ToolPattern<'a>, Args<'a>), Malformed> {
+    let at = r.pos();
+    if r.array()? != 2 {
+        return Err(r.error_at(at, MalformedKind::ApprovalRule));
+    }
+    let pattern = r.text()?;
+    let pattern =
+        ToolPattern::new(pattern).map_err(|_| r.error_at(at, MalformedKind::ToolPattern))?;
+    // A waiver's args sit at the top of their entry: no level encloses them.
+    Ok((pattern, Args::decode(r, 0)?))
 }
 
 impl fmt::Debug for ApprovalRule<'_> {
@@ -42,12 +91,14 @@ impl fmt::Debug for ApprovalRule<'_> {
 }
 
 impl<'a> ApprovalRule<'a> {
-    /// Decodes `{1: classes, 2: m, 3: [+ bstr .size 8]}`: exactly these keys, classes 1 to 7,
-    /// 1 ≤ m ≤ n ≤ 16, the kids distinct and in ascending byte order.
+    /// Decodes `{1: classes, 2: m, 3: [+ bstr .size 8], ? 4: [1*8 [tstr, args]]}`: exactly
+    /// these keys, classes 1 to 7, 1 ≤ m ≤ n ≤ 16, the kids distinct and in ascending byte
+    /// order, the waivers' patterns in grammar and their args as §16 says.
     pub(crate) fn decode(r: &mut Reader<'a>) -> Result<Self, Malformed> {
         let at = r.pos();
         let bad = |r: &Reader<'_>| r.error_at(at, MalformedKind::ApprovalRule);
-        if r.map()? != 3 {
+        let pairs = r.map()?;
+        if pairs != 3 && pairs != 4 {
             return Err(bad(r));
         }
         let mut prev = None;
@@ -76,12 +127,42 @@ impl<'a> ApprovalRule<'a> {
             }
             last = Some(kid);
         }
+        let kids = r.slice(start, r.pos());
+        let unless = if pairs == 4 {
+            if r.key(&mut prev, 3)? != Key::Uint(approval::UNLESS as u64) {
+                return Err(bad(r));
+            }
+            let list_at = r.pos();
+            let len = r.array()?;
+            if len == 0 || len > approval::MAX_WAIVERS {
+                return Err(r.error_at(list_at, MalformedKind::ApprovalRule));
+            }
+            let items_start = r.pos();
+            let base = r.offset();
+            for _ in 0..len {
+                read_waiver(r)?;
+            }
+            Some(Waivers {
+                items: r.slice(items_start, r.pos()),
+                base,
+                len,
+            })
+        } else {
+            None
+        };
         Ok(ApprovalRule {
             classes,
             // m ≤ n ≤ 16.
             m: m as u8,
-            kids: r.slice(start, r.pos()),
+            kids,
+            unless,
         })
+    }
+
+    /// The waivers (`unless`): calls this rule does not apply to, when the body holds one of
+    /// them (`docs/spec.md` §12). `None` when the rule has none.
+    pub const fn waivers(&self) -> Option<&Waivers<'a>> {
+        self.unless.as_ref()
     }
 
     /// The classes that need approval.

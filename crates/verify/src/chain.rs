@@ -8,19 +8,22 @@
 //! allocation. The chain itself ([`VerifiedChain`]) is a plain value of its own module, below
 //! the verifier; this module adds the verifier's methods that make and check one.
 
-use crate::approval::{CountedApprovers, Counting};
+use crate::approval::{ApprovalRule, CountedApprovers, Counting};
+use crate::args::{ArgPath, LazyBody, Openness, satisfies};
 use crate::call::{Attached, Call};
 use crate::claims::{Claims, KnownKeys, NoKnownKeys};
 use crate::delegation::widening;
 use crate::envelope::UntrustedEnvelope;
 use crate::error::Denial;
 use crate::fault::{DelegationFault, InvocationFault, Mismatch};
+use crate::gate::{ChainCharges, Charge};
 use crate::invocation::UntrustedInvocation;
 use crate::malformed::{Malformed, MalformedKind};
 use crate::revocation::RevocationQuery;
 use crate::tools::{ActionClass, Request};
 use crate::verified::{VerifiedChain, VerifiedEnvelope};
 use crate::verifier::Verifier;
+use crate::wire::budget::MAX_AMOUNT;
 use crate::wire::{MAX_APPROVALS, MAX_CHAIN_LEN};
 
 impl<'k> Verifier<'k> {
@@ -126,31 +129,51 @@ impl<'k> Verifier<'k> {
     /// `revoked` (times and revocation on every envelope, audience, agent and request on the
     /// leaf), then `invocation_required` when the leaf is holder-bound and
     /// `approval_required` when the requested class needs approval.
+    ///
+    /// Without a body: a grant with args, or a budget that applies, never holds here
+    /// (`arguments_not_granted`); [`Verifier::decide`] takes the body.
     pub fn check_chain(
         &self,
         chain: &VerifiedChain<'_>,
         now: u64,
         request: Option<&Request<'_>>,
     ) -> Result<(), Denial> {
-        self.check_rows(chain, now, request)?;
+        self.check_chain_body(chain, now, request, &LazyBody::new(None))
+            .map(|_| ())
+    }
+
+    /// [`Verifier::check_chain`] with the body (when given): returns what the use spends of
+    /// each budget of the chain.
+    pub(crate) fn check_chain_body<'c>(
+        &self,
+        chain: &VerifiedChain<'c>,
+        now: u64,
+        request: Option<&Request<'_>>,
+        body: &LazyBody<'_>,
+    ) -> Result<ChainCharges<'c>, Denial> {
+        let charges = self.check_rows(chain, now, request, body)?;
         if chain.leaf().claims().holder().is_some() {
             return Err(Denial::InvocationRequired);
         }
         if self.policy.require_holder() {
             return Err(Denial::HolderRequired);
         }
-        if let Some(class) = request.and_then(Request::class)
-            && let Some(needed) = self.first_rule_needing(chain, class)
+        if let Some(request) = request
+            && let Some(class) = request.class()
+            && let Some(needed) = self.first_rule_needing(chain, request.tool(), class, body)
         {
             return Err(Denial::ApprovalRequired { counted: 0, needed });
         }
-        Ok(())
+        Ok(charges)
     }
 
     /// [`Verifier::check_call`] for a chain: the rows of [`Verifier::check_chain`] for the
     /// call's tool and class, then the invocation (signed by the leaf's holder over the
     /// leaf's digest), then every approval rule of every envelope that covers the class.
     /// Returns the approvers that counted.
+    ///
+    /// Without the body's bytes (a [`Call`] holds its digest): a grant with args, or a budget
+    /// that applies, never holds here; [`Verifier::decide`] takes the body.
     pub fn check_chain_call<'p>(
         &self,
         chain: &VerifiedChain<'_>,
@@ -158,24 +181,39 @@ impl<'k> Verifier<'k> {
         call: &Call<'_>,
         attached: impl Into<Attached<'p>>,
     ) -> Result<CountedApprovers, Denial> {
-        let attached = attached.into();
+        self.check_chain_call_body(chain, now, call, attached.into(), &LazyBody::new(None))
+            .map(|(approvers, _)| approvers)
+    }
+
+    /// [`Verifier::check_chain_call`] with the body: also returns what the use spends of
+    /// each budget of the chain.
+    pub(crate) fn check_chain_call_body<'c>(
+        &self,
+        chain: &VerifiedChain<'c>,
+        now: u64,
+        call: &Call<'_>,
+        attached: Attached<'_>,
+        body: &LazyBody<'_>,
+    ) -> Result<(CountedApprovers, ChainCharges<'c>), Denial> {
         if attached.approvals().len() > MAX_APPROVALS {
             return Err(Malformed::new(0, MalformedKind::TooManyApprovals).into());
         }
         let request = Request::for_call(call);
-        self.check_rows(chain, now, Some(&request))?;
+        let charges = self.check_rows(chain, now, Some(&request), body)?;
         self.check_invocation(chain.leaf(), now, call, attached.invocation())?;
-        self.check_approvals(chain, now, call, attached.approvals())
+        let approvers = self.check_approvals(chain, now, call, attached.approvals(), body)?;
+        Ok((approvers, charges))
     }
 
     /// The rows from `unknown_key` (the root's key must be one of this verifier's) and
     /// `not_attenuated` through `revoked`, each over the whole chain before the next.
-    fn check_rows(
+    fn check_rows<'c>(
         &self,
-        chain: &VerifiedChain<'_>,
+        chain: &VerifiedChain<'c>,
         now: u64,
         request: Option<&Request<'_>>,
-    ) -> Result<(), Denial> {
+        body: &LazyBody<'_>,
+    ) -> Result<ChainCharges<'c>, Denial> {
         // Authenticated under this verifier's own keys: the whole 32 bytes, not a kid.
         if !self.trusts(chain.root().key()) {
             return Err(Denial::UnknownKey);
@@ -210,8 +248,10 @@ impl<'k> Verifier<'k> {
         if self.agent.is_some_and(|agent| agent != leaf.sub()) {
             return Err(Denial::WrongAgent);
         }
+        let mut charges = ChainCharges::default();
         if let Some(request) = request {
-            check_request(leaf, request)?;
+            check_request(leaf, request, body)?;
+            charges = budget_charges(chain, request.tool(), body)?;
         }
         // Every envelope of the chain, root first: a revoked ancestor revokes its children.
         if chain
@@ -220,7 +260,7 @@ impl<'k> Verifier<'k> {
         {
             return Err(Denial::Revoked);
         }
-        Ok(())
+        Ok(charges)
     }
 
     /// The rows `invocation_required`, `bad_invocation` and `invocation_mismatch`, on the
@@ -267,17 +307,20 @@ impl<'k> Verifier<'k> {
         Ok(())
     }
 
-    /// How many approvals the first rule of the chain covering `class` needs; `Some(0)` when
-    /// none covers it and the policy requires approval for it; `None` when none is needed.
+    /// How many approvals the first rule of the chain applying to a call of `tool` in
+    /// `class` needs; `Some(0)` when none applies and the policy requires approval for the
+    /// class; `None` when none is needed.
     pub(crate) fn first_rule_needing(
         &self,
         chain: &VerifiedChain<'_>,
+        tool: &str,
         class: ActionClass,
+        body: &LazyBody<'_>,
     ) -> Option<u8> {
         let rule = chain
             .iter()
             .filter_map(|e| e.claims().approval())
-            .find(|rule| rule.covers(class));
+            .find(|rule| self.rule_applies(rule, tool, class, body));
         match rule {
             Some(rule) => Some(rule.m()),
             None => self
@@ -297,9 +340,10 @@ impl<'k> Verifier<'k> {
         now: u64,
         call: &Call<'_>,
         approvals: &[&[u8]],
+        body: &LazyBody<'_>,
     ) -> Result<CountedApprovers, Denial> {
         let class = call.class();
-        let Some(needed) = self.first_rule_needing(chain, class) else {
+        let Some(needed) = self.first_rule_needing(chain, call.tool(), class, body) else {
             return Ok(CountedApprovers::default());
         };
         if needed == 0 {
@@ -309,7 +353,7 @@ impl<'k> Verifier<'k> {
         for rule in chain
             .iter()
             .filter_map(|e| e.claims().approval())
-            .filter(|rule| rule.covers(class))
+            .filter(|rule| self.rule_applies(rule, call.tool(), class, body))
         {
             let counted = Counting {
                 rule,
@@ -331,26 +375,109 @@ impl<'k> Verifier<'k> {
         }
         Ok(all)
     }
+
+    /// Whether `rule` applies to a call of `tool` in `class` (`docs/spec.md` §12): it covers
+    /// the class, and no waiver holds: a waiver holds when its pattern matches the tool and
+    /// its args, read open, hold for the body. Classes the policy requires approval for
+    /// ignore waivers: the worker's policy outranks the envelope's.
+    fn rule_applies(
+        &self,
+        rule: &ApprovalRule<'_>,
+        tool: &str,
+        class: ActionClass,
+        body: &LazyBody<'_>,
+    ) -> bool {
+        if !rule.covers(class) {
+            return false;
+        }
+        if self
+            .policy
+            .require_approval()
+            .is_some_and(|classes| classes.contains(class))
+        {
+            return true;
+        }
+        let Some(waivers) = rule.waivers() else {
+            return true;
+        };
+        !waivers.iter().any(|(pattern, args)| {
+            pattern.matches(tool) && satisfies(&args, body.get(), Openness::Open).is_ok()
+        })
+    }
 }
 
 /// `unknown_tool` when the worker's catalogue does not list the tool; `tool_not_granted`
 /// when no pattern matches; `class_not_granted` when patterns match but none of them allows
-/// the class.
-fn check_request(claims: &Claims<'_>, request: &Request<'_>) -> Result<(), Denial> {
+/// the class; `arguments_not_granted` when grants allow the tool and class but the body holds
+/// the args of none of them (the detail is the first such grant's failing member).
+fn check_request(
+    claims: &Claims<'_>,
+    request: &Request<'_>,
+    body: &LazyBody<'_>,
+) -> Result<(), Denial> {
     // The class is the worker's: a tool its catalogue does not list runs under no grant.
     let class = request.class().ok_or(Denial::UnknownTool)?;
     let mut tool_matched = false;
+    let mut args_failure = None;
     for grant in claims.tools() {
-        if grant.pattern.matches(request.tool()) {
-            if grant.classes.contains(class) {
-                return Ok(());
+        if !grant.pattern.matches(request.tool()) {
+            continue;
+        }
+        tool_matched = true;
+        if !grant.classes.contains(class) {
+            continue;
+        }
+        let Some(args) = grant.args else {
+            return Ok(());
+        };
+        match satisfies(&args, body.get(), Openness::Closed) {
+            Ok(()) => return Ok(()),
+            Err(path) => {
+                args_failure.get_or_insert(path);
             }
-            tool_matched = true;
         }
     }
-    Err(if tool_matched {
-        Denial::ClassNotGranted
-    } else {
-        Denial::ToolNotGranted
+    Err(match (args_failure, tool_matched) {
+        (Some(path), _) => Denial::ArgumentsNotGranted(path),
+        (None, true) => Denial::ClassNotGranted,
+        (None, false) => Denial::ToolNotGranted,
     })
+}
+
+/// The budgets of every envelope of the chain that apply to a call of `tool`, with this
+/// call's amount (`docs/spec.md` §17): `arguments_not_granted` when one applies and the body
+/// has no such top-level member holding an integer from 0 to 2^53-1 (the detail names the
+/// member, or `body` when there is no JSON object to read).
+fn budget_charges<'c>(
+    chain: &VerifiedChain<'c>,
+    tool: &str,
+    body: &LazyBody<'_>,
+) -> Result<ChainCharges<'c>, Denial> {
+    let mut charges = ChainCharges::default();
+    for (link, envelope) in chain.iter().enumerate() {
+        for budget in envelope.claims().budgets() {
+            if !budget.pattern.matches(tool) {
+                continue;
+            }
+            let body = body.get();
+            let amount = body.amount(budget.member, MAX_AMOUNT).ok_or_else(|| {
+                let mut path = ArgPath::body();
+                if body.is_object() {
+                    path.push_member(budget.member.bytes());
+                }
+                Denial::ArgumentsNotGranted(path)
+            })?;
+            charges.push(
+                link,
+                Charge {
+                    index: budget.index,
+                    pattern: budget.pattern.as_str(),
+                    member: budget.member,
+                    limit: budget.limit,
+                    amount,
+                },
+            );
+        }
+    }
+    Ok(charges)
 }

@@ -1,6 +1,7 @@
 //! The CWT claims set and the grant, decoded in one pass into borrowed views.
 
 use crate::approval::ApprovalRule;
+use crate::args::Args;
 use crate::cbor::{Key, Reader};
 use crate::error::Denial;
 use crate::keys::TrustedKey;
@@ -28,6 +29,7 @@ mod key {
     pub(super) const OBO: u64 = grant::OBO as u64;
     pub(super) const SID: u64 = grant::SID as u64;
     pub(super) const APPROVAL: u64 = grant::APPROVAL as u64;
+    pub(super) const BUDGETS: u64 = grant::BUDGETS as u64;
 }
 
 /// Holder keys (`cnf`) already checked as §3 requires, so that decoding a `cnf` holding one of
@@ -89,6 +91,8 @@ pub struct Claims<'a> {
     obo: Option<&'a str>,
     sid: Option<&'a str>,
     approval: Option<ApprovalRule<'a>>,
+    /// Caps on sums of an argument (`docs/spec.md` §17); an empty span when none.
+    budgets: ListSpan,
     /// SHA-256 of the parent envelope, when delegated (`docs/spec.md` §13).
     parent: Option<[u8; 32]>,
 }
@@ -110,6 +114,7 @@ struct Grant<'a> {
     obo: Option<&'a str>,
     sid: Option<&'a str>,
     approval: Option<ApprovalRule<'a>>,
+    budgets: Option<ListSpan>,
     unknown: bool,
 }
 
@@ -203,6 +208,7 @@ impl<'a> Claims<'a> {
             obo: grant.obo,
             sid: grant.sid,
             approval: grant.approval,
+            budgets: grant.budgets.unwrap_or_default(),
             parent,
         })
     }
@@ -299,6 +305,15 @@ impl<'a> Claims<'a> {
     /// §12). `None` when no class needs approval.
     pub const fn approval(&self) -> Option<&ApprovalRule<'a>> {
         self.approval.as_ref()
+    }
+
+    /// The budgets: caps on the sum of a numeric argument over every call the envelope
+    /// authorises (`docs/spec.md` §17), in wire order; none when the grant has no key 7.
+    pub fn budgets(&self) -> BudgetIter<'a> {
+        BudgetIter {
+            list: self.list(self.budgets),
+            index: 0,
+        }
     }
 
     /// SHA-256 of the parent envelope: the envelope is delegated, and is valid only as the
@@ -408,6 +423,7 @@ fn decode_grant<'a>(r: &mut Reader<'a>) -> Result<Grant<'a>, Malformed> {
             Key::Uint(key::OBO) => grant.obo = Some(r.text()?),
             Key::Uint(key::SID) => grant.sid = Some(r.text()?),
             Key::Uint(key::APPROVAL) => grant.approval = Some(ApprovalRule::decode(r)?),
+            Key::Uint(key::BUDGETS) => grant.budgets = Some(decode_budgets(r)?),
             _ => {
                 r.skip(2)?;
                 grant.unknown = true;
@@ -423,7 +439,8 @@ fn decode_classes(r: &mut Reader<'_>) -> Result<Classes, Malformed> {
     Classes::from_bits(bits).ok_or(r.error_at(at, MalformedKind::Classes))
 }
 
-/// Decodes `[+ tool_grant]`, `tool_grant = tstr / [tstr, classes]`, checking every pattern.
+/// Decodes `[+ tool_grant]`, `tool_grant = tstr / [tstr, classes] / [tstr, classes, args]`,
+/// checking every pattern and every args map.
 fn decode_tools(r: &mut Reader<'_>) -> Result<ListSpan, Malformed> {
     let at = r.pos();
     let len = r.array()?;
@@ -450,17 +467,25 @@ fn read_tool_grant<'a>(
 ) -> Result<ToolGrant<'a>, Malformed> {
     let at = r.pos();
     let mut probe = r.clone();
-    let (pattern, classes, own_classes) = match probe.text() {
+    let (pattern, classes, own_classes, args) = match probe.text() {
         Ok(pattern) => {
             *r = probe;
-            (pattern, default.unwrap_or(Classes::ALL), false)
+            (pattern, default.unwrap_or(Classes::ALL), false, None)
         }
         Err(_) => {
-            if r.array()? != 2 {
+            let len = r.array()?;
+            if len != 2 && len != 3 {
                 return Err(r.error_at(at, MalformedKind::UnexpectedType));
             }
             let pattern = r.text()?;
-            (pattern, decode_classes(r)?, true)
+            let classes = decode_classes(r)?;
+            // The args map sits at the top of its grant: no level encloses it.
+            let args = if len == 3 {
+                Some(Args::decode(r, 0)?)
+            } else {
+                None
+            };
+            (pattern, classes, true, args)
         }
     };
     if check_grammar && !is_tool_pattern(pattern) {
@@ -470,6 +495,47 @@ fn read_tool_grant<'a>(
         pattern: ToolPattern::checked(pattern),
         classes,
         own_classes,
+        args,
+    })
+}
+
+/// Decodes `[1*8 budget]`, `budget = [tstr, tstr, uint]`: a pattern in grammar, a member
+/// name, a limit from 1 to 2^53-1; no two with the same pattern and member.
+fn decode_budgets(r: &mut Reader<'_>) -> Result<ListSpan, Malformed> {
+    use crate::wire::budget::{MAX_AMOUNT, MAX_BUDGETS};
+    let at = r.pos();
+    let len = r.array()?;
+    if len == 0 || len > MAX_BUDGETS {
+        return Err(r.error_at(at, MalformedKind::Budgets));
+    }
+    let start = r.pos();
+    let mut seen: [(&str, &str); MAX_BUDGETS] = [("", ""); MAX_BUDGETS];
+    for n in 0..len {
+        let budget_at = r.pos();
+        let bad = |r: &Reader<'_>| r.error_at(budget_at, MalformedKind::Budgets);
+        if r.array()? != 3 {
+            return Err(bad(r));
+        }
+        let pattern = r.text()?;
+        if !is_tool_pattern(pattern) {
+            return Err(r.error_at(budget_at, MalformedKind::ToolPattern));
+        }
+        let member = r.text()?;
+        let limit = r.uint()?;
+        if limit == 0 || limit > MAX_AMOUNT {
+            return Err(bad(r));
+        }
+        if seen.iter().take(n).any(|s| *s == (pattern, member)) {
+            return Err(bad(r));
+        }
+        if let Some(slot) = seen.get_mut(n) {
+            *slot = (pattern, member);
+        }
+    }
+    Ok(ListSpan {
+        start,
+        end: r.pos(),
+        len,
     })
 }
 
@@ -500,6 +566,51 @@ impl<'a> Iterator for AudIter<'a> {
         }
         list.remaining -= 1;
         list.reader.text().ok()
+    }
+}
+
+/// One budget of a grant (`docs/spec.md` §17).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget<'a> {
+    /// Its place in the grant's list: with the envelope, what names its sum in a ledger.
+    pub index: u8,
+    /// The calls it applies to.
+    pub pattern: ToolPattern<'a>,
+    /// The top-level member of the body whose value is a call's amount.
+    pub member: &'a str,
+    /// The sum of amounts may reach it, never pass it (1 to 2^53-1).
+    pub limit: u64,
+}
+
+/// The budgets of an envelope.
+#[derive(Debug, Clone)]
+pub struct BudgetIter<'a> {
+    list: ListReader<'a>,
+    index: u8,
+}
+
+impl<'a> Iterator for BudgetIter<'a> {
+    type Item = Budget<'a>;
+
+    fn next(&mut self) -> Option<Budget<'a>> {
+        if self.list.remaining == 0 {
+            return None;
+        }
+        self.list.remaining -= 1;
+        let r = &mut self.list.reader;
+        // Bytes that passed `decode_budgets`.
+        r.array().ok()?;
+        let pattern = ToolPattern::checked(r.text().ok()?);
+        let member = r.text().ok()?;
+        let limit = r.uint().ok()?;
+        let index = self.index;
+        self.index += 1;
+        Some(Budget {
+            index,
+            pattern,
+            member,
+            limit,
+        })
     }
 }
 

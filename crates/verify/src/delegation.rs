@@ -4,7 +4,9 @@
 //! can have ([`DelegationFault`], [`Widening`]) are plain values
 //! defined below the claims decoder, so the denial that carries them needs no claims.
 
+use crate::args::UNCONSTRAINED;
 use crate::claims::Claims;
+use crate::tools::ToolGrant;
 
 pub use crate::fault::{AtLink, DelegationFault, Widening};
 pub use crate::verified::VerifiedChain;
@@ -35,13 +37,10 @@ pub(crate) fn widening(parent: &Claims<'_>, child: &Claims<'_>) -> Option<Wideni
     if child.max_uses() > parent.max_uses() {
         return Some(Widening::MaxUses);
     }
-    let covered = |grant: &crate::tools::ToolGrant<'_>| {
-        parent
-            .tools()
-            .any(|p| p.pattern.covers(&grant.pattern) && p.classes.contains_all(grant.classes))
-    };
-    if !child.tools().all(|grant| covered(&grant)) {
-        return Some(Widening::Tool);
+    for grant in child.tools() {
+        if let Some(widening) = uncovered(parent, &grant) {
+            return Some(widening);
+        }
     }
     // Exactly the parent's, or none when it has none: only the orchestrator names a principal
     // or a session; an agent cannot claim one its own grant does not name.
@@ -55,4 +54,30 @@ pub(crate) fn widening(parent: &Claims<'_>, child: &Claims<'_>) -> Option<Wideni
         return Some(Widening::Holder);
     }
     None
+}
+
+/// Whether some grant of `parent` covers the child's `grant` (`docs/spec.md` §13, §16): its
+/// pattern covers the child's, its classes hold the child's, and it has no args or args the
+/// child's are narrower than (a child grant without args is covered only by a parent grant
+/// without args). When none does, the widening: the args' failure against the first parent
+/// grant whose pattern and classes cover it, or else the tool itself.
+fn uncovered(parent: &Claims<'_>, grant: &ToolGrant<'_>) -> Option<Widening> {
+    let mut first_failure = None;
+    for p in parent.tools() {
+        if !p.pattern.covers(&grant.pattern) || !p.classes.contains_all(grant.classes) {
+            continue;
+        }
+        let narrower = match (p.args, grant.args) {
+            (None, _) => Ok(()),
+            (Some(_), None) => Err(UNCONSTRAINED),
+            (Some(parent_args), Some(child_args)) => child_args.narrower_than(&parent_args),
+        };
+        match narrower {
+            Ok(()) => return None,
+            Err(why) => {
+                first_failure.get_or_insert(why);
+            }
+        }
+    }
+    Some(first_failure.map_or(Widening::Tool, Widening::Args))
 }

@@ -2,6 +2,7 @@
 
 use core::fmt;
 
+use crate::args::ArgPath;
 use crate::fault::{AtLink, DelegationFault, InvocationFault, Mismatch, Widening};
 use crate::reason::Reason;
 
@@ -47,6 +48,10 @@ pub enum Denial {
     ToolNotGranted,
     /// A pattern matches the tool, but none of the matching grants allows the class.
     ClassNotGranted,
+    /// Grants match the tool and class but the body satisfies the args of none of them, or a
+    /// budget that applies finds no amount in it (`docs/spec.md` §16, §17): the first member
+    /// that failed, or the body itself.
+    ArgumentsNotGranted(ArgPath),
     /// A revocation record the worker holds covers the envelope (`docs/spec.md` §14).
     Revoked,
     /// The envelope is holder-bound and no invocation came with the call (or there was no
@@ -92,6 +97,7 @@ impl Denial {
             Denial::UnknownTool => Reason::UnknownTool,
             Denial::ToolNotGranted => Reason::ToolNotGranted,
             Denial::ClassNotGranted => Reason::ClassNotGranted,
+            Denial::ArgumentsNotGranted(_) => Reason::ArgumentsNotGranted,
             Denial::Revoked => Reason::Revoked,
             Denial::InvocationRequired | Denial::HolderRequired => Reason::InvocationRequired,
             Denial::BadInvocation(_) => Reason::BadInvocation,
@@ -155,6 +161,8 @@ impl Detail<'_> {
             // The worker's policy requires approval and no rule of the chain covers the class.
             Denial::ApprovalRequired { needed: 0, .. } => "require_approval",
             Denial::ApprovalRequired { .. } => return None,
+            // The member that failed, or `body`.
+            Denial::ArgumentsNotGranted(_) => return None,
             // A chain's: which link fails (`docs/spec.md` §13), or which field widens.
             Denial::BadDelegation(at) => at.fault.code(),
             Denial::NotAttenuated(at) => at.fault.code(),
@@ -174,6 +182,7 @@ impl fmt::Display for Detail<'_> {
             (None, Denial::ApprovalRequired { counted, needed }) => {
                 write!(f, "{counted} of {needed}")
             }
+            (None, Denial::ArgumentsNotGranted(path)) => write!(f, "{path}"),
             (None, _) => Ok(()),
         }
     }
@@ -208,6 +217,12 @@ impl fmt::Display for Denial {
             Denial::ToolNotGranted => f.write_str("the envelope grants no such tool"),
             Denial::ClassNotGranted => {
                 f.write_str("the tool is granted, but not for this action class")
+            }
+            Denial::ArgumentsNotGranted(path) if path.is_body() => f.write_str(
+                "the call's body is no JSON object that the granted arguments or a budget could read",
+            ),
+            Denial::ArgumentsNotGranted(path) => {
+                write!(f, "the call's arguments are not granted at {path}")
             }
             Denial::Revoked => f.write_str("a revocation record covers the envelope"),
             Denial::InvocationRequired => f.write_str(

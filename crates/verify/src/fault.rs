@@ -6,6 +6,8 @@
 
 use core::fmt;
 
+use crate::args::NotNarrower;
+
 use crate::malformed::Malformed;
 
 /// Why an invocation does not hold (`bad_invocation`).
@@ -240,6 +242,10 @@ pub enum Widening {
     Session,
     /// No `cnf`: a child is never a bearer envelope.
     Holder,
+    /// A tool grant that parent grants covering its pattern and classes cover only with
+    /// args the child's are not narrower than (`docs/spec.md` §16): which member, which
+    /// rule.
+    Args(NotNarrower),
 }
 
 impl Widening {
@@ -259,6 +265,7 @@ impl Widening {
             Widening::OnBehalfOf => "obo",
             Widening::Session => "sid",
             Widening::Holder => "cnf",
+            Widening::Args(_) => "args",
         }
     }
 }
@@ -276,6 +283,7 @@ impl fmt::Display for Widening {
             }
             Widening::Session => "the child's sid is not its parent's (dropped, changed, or added)",
             Widening::Holder => "the child has no cnf: a delegated envelope is never a bearer one",
+            Widening::Args(why) => return write!(f, "the child's {why}"),
         })
     }
 }

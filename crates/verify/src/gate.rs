@@ -11,6 +11,7 @@
 //! No allocation, no recursion: the chain is a fixed array, the approvers a fixed set.
 
 use crate::approval::CountedApprovers;
+use crate::args::LazyBody;
 use crate::call::{Attached, Call, CallError};
 use crate::claims::Claims;
 use crate::envelope::UntrustedEnvelope;
@@ -37,6 +38,9 @@ use crate::wire::budget::MAX_BUDGETS;
 pub struct Presented<'a> {
     links: &'a [&'a [u8]],
     request: Option<Request<'a>>,
+    /// The body whose arguments the grants' args, the budgets and the waivers read
+    /// (`docs/spec.md` §16): the call's, or one given without a call.
+    body: Option<&'a [u8]>,
     call: Option<CallParts<'a>>,
 }
 
@@ -56,8 +60,17 @@ impl<'a> Presented<'a> {
         Presented {
             links,
             request: None,
+            body: None,
             call: None,
         }
+    }
+
+    /// A body without a whole call (`laissez verify --body` without `--message-id`): read
+    /// for the args, budgets and waivers as a call's would be (`docs/spec.md` §16).
+    #[must_use]
+    pub const fn body(mut self, body: &'a [u8]) -> Self {
+        self.body = Some(body);
+        self
     }
 
     /// The tool about to be called and its class: given by the caller, or the worker's
@@ -72,6 +85,7 @@ impl<'a> Presented<'a> {
     /// bytes. Without an invocation or approvals until they are given.
     #[must_use]
     pub const fn call(mut self, message_id: &'a str, body: &'a [u8]) -> Self {
+        self.body = Some(body);
         self.call = Some(CallParts {
             message_id,
             body,
@@ -288,9 +302,10 @@ impl<'k> Verifier<'k> {
             denial,
             chain: Some(chain),
         };
-        let approvers = match (presented.request, presented.call) {
+        let body = LazyBody::new(presented.body);
+        let (approvers, charges) = match (presented.request, presented.call) {
             (Some(request), Some(call)) => match request.class() {
-                Some(class) if self.needs_call(&chain, class) => {
+                Some(class) if self.needs_call(&chain, request.tool(), class, &body) => {
                     let checked = Call::new(
                         chain.leaf().as_bytes(),
                         self.audience,
@@ -300,46 +315,55 @@ impl<'k> Verifier<'k> {
                         call.body,
                     )
                     .map_err(call_malformed)
-                    .and_then(|whole| self.check_whole_call(&chain, now, &whole, &call));
+                    .and_then(|whole| self.check_whole_call(&chain, now, &whole, &call, &body));
                     checked.map_err(refuse)?
                 }
                 // No holder and no approval: the envelope's rows say it all.
                 _ => {
-                    self.check_chain(&chain, now, Some(&request))
+                    let charges = self
+                        .check_chain_body(&chain, now, Some(&request), &body)
                         .map_err(refuse)?;
-                    CountedApprovers::default()
+                    (CountedApprovers::default(), charges)
                 }
             },
             (request, _) => {
-                self.check_chain(&chain, now, request.as_ref())
+                let charges = self
+                    .check_chain_body(&chain, now, request.as_ref(), &body)
                     .map_err(refuse)?;
-                CountedApprovers::default()
+                (CountedApprovers::default(), charges)
             }
         };
         Ok(Allowed {
             chain,
             approvers,
-            charges: ChainCharges::default(),
+            charges,
         })
     }
 
     /// Whether the call's rows have anything to check for `class`: a holder-bound leaf, a
     /// policy that requires one, or an approval rule (the chain's or the policy's).
-    fn needs_call(&self, chain: &VerifiedChain<'_>, class: crate::tools::ActionClass) -> bool {
+    fn needs_call(
+        &self,
+        chain: &VerifiedChain<'_>,
+        tool: &str,
+        class: crate::tools::ActionClass,
+        body: &LazyBody<'_>,
+    ) -> bool {
         chain.leaf().claims().holder().is_some()
             || self.policy.require_holder()
-            || self.first_rule_needing(chain, class).is_some()
+            || self.first_rule_needing(chain, tool, class, body).is_some()
     }
 
     /// [`Verifier::check_chain_call`] with what the front-end presented: an unreadable
     /// invocation is checked as one of no bytes, and its fault is then what was unreadable.
-    fn check_whole_call(
+    fn check_whole_call<'c>(
         &self,
-        chain: &VerifiedChain<'_>,
+        chain: &VerifiedChain<'c>,
         now: u64,
         whole: &Call<'_>,
         call: &CallParts<'_>,
-    ) -> Result<CountedApprovers, Denial> {
+        body: &LazyBody<'_>,
+    ) -> Result<(CountedApprovers, ChainCharges<'c>), Denial> {
         let (bytes, unreadable) = match call.invocation {
             None => (None, None),
             Some(Ok(bytes)) => (Some(bytes), None),
@@ -347,7 +371,7 @@ impl<'k> Verifier<'k> {
         };
         let attached = Attached::new(bytes, call.approvals);
         match (
-            self.check_chain_call(chain, now, whole, attached),
+            self.check_chain_call_body(chain, now, whole, attached, body),
             unreadable,
         ) {
             (Err(Denial::BadInvocation(_)), Some(why)) => {

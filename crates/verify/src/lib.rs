@@ -50,6 +50,7 @@ extern crate std;
 // The subjects a user reaches by path (`laissez_verify::delegation::VerifiedChain`); the names
 // every user needs are re-exported at the root below.
 pub mod approval;
+pub mod args;
 mod call;
 mod cbor;
 mod chain;
@@ -61,6 +62,7 @@ pub mod error;
 mod fault;
 pub mod gate;
 pub mod invocation;
+pub mod json;
 pub mod keys;
 mod malformed;
 #[cfg(feature = "alloc")]

@@ -99,6 +99,12 @@ pub enum MalformedKind {
     ApprovalRule,
     /// More than 16 approvals came with one call.
     TooManyApprovals,
+    /// A tool grant's or a waiver's args are not `docs/spec.md` §16's shape: a kind, count,
+    /// order, value, range or subpath root out of its rules.
+    Args,
+    /// The budgets are not 1 to 8 `[pattern, member, limit]` with limits from 1 to 2^53-1 and
+    /// no pattern and member twice (`docs/spec.md` §17).
+    Budgets,
 }
 
 impl fmt::Display for MalformedKind {
@@ -138,6 +144,12 @@ impl fmt::Display for MalformedKind {
                 "approval rule is not {1: classes, 2: m, 3: [kids]} with 1 <= m <= n <= 16 and kids distinct, ascending"
             }
             MalformedKind::TooManyApprovals => "more than 16 approvals with one call",
+            MalformedKind::Args => {
+                "args are not a map of 1 to 32 members to constraints of the contract's kinds, counts and order"
+            }
+            MalformedKind::Budgets => {
+                "budgets are not 1 to 8 [pattern, member, limit] with limits 1 to 2^53-1, each pattern and member once"
+            }
         })
     }
 }

@@ -361,6 +361,9 @@ pub struct ToolGrant<'a> {
     pub classes: Classes,
     /// Whether the entry carried its own classes (`[pattern, classes]`) on the wire.
     pub own_classes: bool,
+    /// The constraints on the call's arguments (`[pattern, classes, args]`,
+    /// `docs/spec.md` §16): the grant holds only for a body that satisfies them.
+    pub args: Option<crate::args::Args<'a>>,
 }
 
 #[cfg(test)]

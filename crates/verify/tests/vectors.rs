@@ -20,13 +20,14 @@ use revocation_vectors::revocation_vectors;
 #[path = "support/approval_vectors.rs"]
 mod approval_vectors;
 
+#[path = "support/args_vectors.rs"]
+mod args_vectors;
 #[path = "support/chain_vectors.rs"]
 mod chain_vectors;
 
-use laissez_verify::invocation::{Attached, Call};
 use laissez_verify::revocation::{RevocationList, VerifiedRecord};
 use laissez_verify::{
-    ActionClass, Classes, Denial, Kid, Policy, Reason, Request, TrustedKey, Verifier,
+    ActionClass, Classes, Denial, Kid, Policy, Presented, Reason, Request, TrustedKey, Verifier,
 };
 use std::collections::BTreeMap;
 
@@ -82,6 +83,10 @@ struct Vector {
     /// The verifier's `require_approval` policy: class names joined by `+`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     require_approval: Option<String>,
+    /// The sums the ledger already spent of the leaf's budgets, by the budget's place in
+    /// the grant's list (reference model, `docs/spec.md` §17).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    budget_spent: Vec<u64>,
     /// A delegated envelope's ancestors (hex), root first; `envelope` is the leaf.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     chain: Vec<String>,
@@ -142,6 +147,7 @@ impl Gen {
             approvals: vec![],
             approver_keys: vec![],
             require_approval: None,
+            budget_spent: vec![],
             chain: vec![],
             expect: expect.into(),
             detail: None,
@@ -682,10 +688,10 @@ fn generate() -> Vec<Vector> {
     );
     g.grant(
         "unsupported_grant_key",
-        "grant key 7 (reserved)",
+        "grant key 8 (reserved)",
         "unsupported",
         |gr| {
-            gr.set(7, int(1));
+            gr.set(8, int(1));
         },
     );
     g.grant(
@@ -846,6 +852,7 @@ fn generate() -> Vec<Vector> {
     holder_vectors::generate(&mut g);
     approval_vectors::generate(&mut g);
     chain_vectors::generate(&mut g);
+    args_vectors::generate(&mut g);
     g.out
 }
 
@@ -943,62 +950,56 @@ fn run(v: &Vector) -> String {
         _ => panic!("{}: a request has a class or a catalogue, not both", v.name),
     });
     let bytes = hex::decode(&v.envelope).unwrap();
-    if !v.chain.is_empty() {
-        // A delegated leaf with its ancestors: the chain's rows, without a call.
-        assert!(v.body.is_none(), "{}: chain vectors make no call", v.name);
-        let mut links: Vec<Vec<u8>> = v.chain.iter().map(|l| hex::decode(l).unwrap()).collect();
-        links.push(bytes);
-        let links: Vec<&[u8]> = links.iter().map(Vec::as_slice).collect();
-        return match verifier
-            .authenticate_chain(&links)
-            .and_then(|chain| verifier.check_chain(&chain, v.now, request.as_ref()))
-        {
-            Ok(()) => "allowed".into(),
-            Err(denial) => denial.code().into(),
-        };
-    }
+    let mut links: Vec<Vec<u8>> = v.chain.iter().map(|l| hex::decode(l).unwrap()).collect();
+    links.push(bytes);
+    let links: Vec<&[u8]> = links.iter().map(Vec::as_slice).collect();
     let body = v.body.as_ref().map(|b| hex::decode(b).unwrap());
     let invocation = v.invocation.as_ref().map(|i| hex::decode(i).unwrap());
-    let outcome = match (&body, &request) {
-        (Some(body), Some(request)) => {
-            let Some(class) = request.class() else {
-                // A tool the catalogue does not list: the envelope's rows decide.
-                return match verifier.verify(&bytes, v.now, Some(request)) {
-                    Err(denial) => denial.code().into(),
-                    Ok(_) => panic!("{}: an unlisted tool was allowed", v.name),
-                };
-            };
-            let id = v.message_id.as_deref().expect("a call has a message id");
-            let call = Call::new(&bytes, &v.audience, id, request.tool(), class, body).unwrap();
-            let approvals: Vec<Vec<u8>> = v
-                .approvals
-                .iter()
-                .map(|a| hex::decode(a).unwrap())
-                .collect();
-            let approvals: Vec<&[u8]> = approvals.iter().map(Vec::as_slice).collect();
-            verifier
-                .verify_call(
-                    &bytes,
-                    v.now,
-                    &call,
-                    Attached::new(invocation.as_deref(), &approvals),
-                )
-                .map(|verified| *verified.envelope())
+    let approvals: Vec<Vec<u8>> = v
+        .approvals
+        .iter()
+        .map(|a| hex::decode(a).unwrap())
+        .collect();
+    let approvals: Vec<&[u8]> = approvals.iter().map(Vec::as_slice).collect();
+    // The one decision (`docs/spec.md` §15): a call when the vector has a body and a message
+    // id, else the envelope (and request) alone, with the body when one is given.
+    let mut presented = Presented::new(&links);
+    if let Some(request) = request {
+        presented = presented.request(request);
+    }
+    match (&body, &v.message_id) {
+        (Some(body), Some(id)) => {
+            assert!(v.request.is_some(), "{}: a call needs a request", v.name);
+            presented = presented.call(id, body).approvals(&approvals);
+            if let Some(invocation) = &invocation {
+                presented = presented.invocation(Ok(invocation));
+            }
         }
-        (Some(_), None) => panic!("{}: a call needs a request", v.name),
-        (None, _) => verifier.verify(&bytes, v.now, request.as_ref()),
+        (Some(body), None) => presented = presented.body(body),
+        (None, _) => {}
+    }
+    let allowed = match verifier.decide(&presented, v.now) {
+        Ok(allowed) => allowed,
+        Err(refused) => return refused.denial().code().into(),
     };
-    let verified = match outcome {
-        Ok(verified) => verified,
-        Err(denial) => return denial.code().into(),
-    };
-    // The reference model of use counting (`docs/spec.md` §8).
+    // The reference model of use counting and budgets (`docs/spec.md` §8, §17), for the
+    // leaf alone.
     if let Some(id) = &v.message_id {
         if v.ledger_completed.contains(id) {
             return Denial::Replayed.code().into();
         }
-        if v.ledger_completed.len() as u64 >= verified.claims().max_uses() {
+        if v.ledger_completed.len() as u64 >= allowed.leaf().claims().max_uses() {
             return Denial::UsesExhausted.code().into();
+        }
+        for charge in allowed.uses().leaf_charges() {
+            let spent = v
+                .budget_spent
+                .get(usize::from(charge.index))
+                .copied()
+                .unwrap_or(0);
+            if charge.amount > charge.limit - spent {
+                return Reason::BudgetExhausted.code().into();
+            }
         }
     }
     "allowed".into()

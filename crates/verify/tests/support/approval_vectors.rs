@@ -306,9 +306,15 @@ pub(super) fn generate(g: &mut Gen) {
                 ),
             ])
         }),
-        ("extra_key", "a key 4 in the rule", {
+        ("extra_key", "a key 5 in the rule (4 is unless)", {
             let mut r = rule(4, 1, &['A']);
-            // {1, 2, 3} → {1, 2, 3, 4}: bump the map head and append 4: 0.
+            // {1, 2, 3} → {1, 2, 3, 5}: bump the map head and append 5: 0.
+            r[0] += 1;
+            r.extend_from_slice(&[0x05, 0x00]);
+            r
+        }),
+        ("unless_not_a_list", "unless (key 4) as an integer", {
+            let mut r = rule(4, 1, &['A']);
             r[0] += 1;
             r.extend_from_slice(&[0x04, 0x00]);
             r

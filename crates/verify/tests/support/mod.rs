@@ -3,6 +3,10 @@
 //! encoding on purpose.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+mod args_cbor;
+#[allow(unused_imports)]
+pub use args_cbor::*;
+
 use ciborium::Value;
 use ed25519_dalek::{Signer, SigningKey};
 
