@@ -263,11 +263,38 @@ fn human(envelope: &UntrustedEnvelope<'_>, c: &Claims<'_>) -> String {
             &format!("{} (holder kid: calls need its invocation)", holder.kid()),
         );
     }
+    // Args as their compact JSON form, escaped like every text they hold: a grant that shows
+    // no args must be one that has none.
+    let args_text = |args: &laissez_verify::args::Args<'_>| {
+        serde_json::to_string(args).map_or_else(
+            |_| "(args that do not read)".to_owned(),
+            |json| escape_text(&json).into_owned(),
+        )
+    };
     let tools: Vec<String> = c
         .tools()
-        .map(|t| format!("{} ({})", escape_text(t.pattern.as_str()), t.classes))
+        .map(|t| match &t.args {
+            Some(args) => format!(
+                "{} ({}) args {}",
+                escape_text(t.pattern.as_str()),
+                t.classes,
+                args_text(args)
+            ),
+            None => format!("{} ({})", escape_text(t.pattern.as_str()), t.classes),
+        })
         .collect();
     field("tools", &tools.join(", "));
+    for b in c.budgets() {
+        field(
+            "budget",
+            &format!(
+                "{}: the sum of {} at most {}",
+                escape_text(b.pattern.as_str()),
+                escape_text(b.member),
+                b.limit
+            ),
+        );
+    }
     field("max_uses", &c.max_uses());
     if let Some(obo) = c.obo() {
         field("obo", &escape_text(obo));
@@ -287,6 +314,16 @@ fn human(envelope: &UntrustedEnvelope<'_>, c: &Claims<'_>) -> String {
                 kids.join(", ")
             ),
         );
+        for (pattern, args) in rule.waivers().into_iter().flat_map(|w| w.iter()) {
+            field(
+                "unless",
+                &format!(
+                    "{} when the body holds {}",
+                    escape_text(pattern.as_str()),
+                    args_text(&args)
+                ),
+            );
+        }
     }
     out
 }

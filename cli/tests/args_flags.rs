@@ -281,4 +281,90 @@ fn a_signed_envelope_carries_the_args_budgets_and_waivers_asked_for() {
         json!([[REFUND, {"amount": {"range": [null, 100]}}]])
     );
     assert_eq!(grant["approval"]["m"], json!(1));
+    // The text form shows them too: a grant shown without args has none.
+    let out = dir.laissez(&["inspect", &envelope]).assert().success();
+    let text = stdout(out.get_output());
+    for line in [
+        r#"tools    billing.refund (write) args {"amount":{"range":[1,500]},"currency":{"one_of":["EUR","USD"]}}, billing.read (read)"#,
+        "budget   billing.refund: the sum of amount at most 2000",
+        "budget   billing.*: the sum of amount at most 5000",
+        r#"unless   billing.refund when the body holds {"amount":{"range":[null,100]}}"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+    }
+}
+
+#[test]
+fn delegate_signs_only_children_with_narrower_args() {
+    let dir = dir_with_keys();
+    let parent = dir.sign(
+        "iss",
+        &[
+            "--agent",
+            AGENT,
+            "--aud",
+            "billing-queue",
+            "--tool",
+            "billing.refund=write",
+            "--args",
+            r#"billing.refund={"amount": {"range": [1, 500]}, "note": {"optional": {"max_len": 200}}}"#,
+            "--holder",
+            "agent.pub",
+            "--max-uses",
+            "3",
+        ],
+    );
+    let delegate = |extra: &[&str]| {
+        let mut args = vec![
+            "delegate",
+            "--key",
+            "agent",
+            "--parent",
+            &parent,
+            "--agent",
+            "spiffe://acme.example/agent/refunder",
+            "--holder",
+            "sub.pub",
+            "--tool",
+            "billing.refund=write",
+        ];
+        args.extend_from_slice(extra);
+        dir.laissez(&args).assert()
+    };
+    // Wider: a larger range, and no args at all.
+    for extra in [
+        &[
+            "--args",
+            r#"billing.refund={"amount": {"range": [1, 1000]}}"#,
+        ][..],
+        &[][..],
+    ] {
+        let out = delegate(extra).code(2);
+        let err = stderr(out.get_output());
+        assert!(
+            err.contains("grants more than its parent (args)"),
+            "{extra:?}: {err}"
+        );
+        if !extra.is_empty() {
+            assert!(err.contains("amount"), "{err}");
+        }
+    }
+    // Narrower: a smaller range, the optional member dropped; a budget of its own.
+    let out = delegate(&[
+        "--args",
+        r#"billing.refund={"amount": {"range": [1, 50]}}"#,
+        "--budget",
+        "billing.refund:amount=200",
+        "--json",
+    ])
+    .success();
+    let value: Value = serde_json::from_str(&stdout(out.get_output())).unwrap();
+    assert_eq!(
+        value["claims"]["grant"]["tools"],
+        json!([[REFUND, ["write"], {"amount": {"range": [1, 50]}}]])
+    );
+    assert_eq!(
+        value["claims"]["grant"]["budgets"],
+        json!([[REFUND, "amount", 200]])
+    );
 }
