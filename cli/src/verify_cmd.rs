@@ -9,7 +9,6 @@ use laissez_ledger::{MAX_MESSAGE_ID_LEN, NotGranted, RedbLedger, UseRequest};
 use laissez_sign::keyfile::read_trust_files;
 use laissez_verify::invocation::Unreadable;
 use laissez_verify::policy::{DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME};
-use laissez_verify::wire::MAX_APPROVALS;
 use laissez_verify::{
     ActionClass, Allowed, Claims, Denial, Kid, Policy, Presented, Request, Verifier,
 };
@@ -204,11 +203,6 @@ fn policy_and_request(args: &VerifyArgs) -> Result<(Policy, Option<Request<'_>>)
         Some(classes) => policy.with_require_approval(classes),
         None => policy,
     };
-    if args.approval.len() > MAX_APPROVALS {
-        return Err(Failure::usage(format!(
-            "at most {MAX_APPROVALS} --approval values come with one call"
-        )));
-    }
     let request = match (&args.tool, args.class) {
         (Some(tool), Some(class)) => Some(
             Request::new(tool, class)
@@ -354,6 +348,9 @@ fn decide<'a>(
         if let Some(invocation) = &inputs.invocation {
             presented = presented.invocation(invocation.as_deref().map_err(|why| *why));
         }
+    } else if args.body.is_some() {
+        // A body without a call: read for the args, budgets and waivers (docs/spec.md §16).
+        presented = presented.body(&inputs.body);
     }
     let (chain, result) = match verifier.decide(&presented, now) {
         Ok(allowed) => {

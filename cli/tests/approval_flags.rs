@@ -343,3 +343,19 @@ fn inspect_shows_an_approval_and_the_rule() {
         "{text}"
     );
 }
+
+#[test]
+fn more_than_sixteen_approvals_is_the_decision_malformed() {
+    let (dir, envelope) = setup();
+    let apv_a = approval(&dir, "a", &envelope);
+    let mut flags: Vec<&str> = vec![];
+    for _ in 0..17 {
+        flags.extend(["--approval", apv_a.as_str()]);
+    }
+    // A decision (exit 1), not a usage error (exit 2): the same as the middleware's header.
+    let out = verify(&dir, &flags, &envelope).code(1);
+    assert_eq!(json(out.get_output())["reason"], "malformed");
+    let sixteen = &flags[..32];
+    let out = verify(&dir, sixteen, &envelope).code(1);
+    assert_eq!(json(out.get_output())["detail"], "1 of 2");
+}

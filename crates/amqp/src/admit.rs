@@ -116,6 +116,8 @@ pub(crate) struct Admitted<'l, L> {
     pub(crate) class: ActionClass,
     /// The approvers whose approvals counted (`docs/spec.md` §12).
     pub(crate) approved_by: Vec<Kid>,
+    /// The budgets the use spends, for the audit event (`docs/spec.md` §17).
+    pub(crate) amounts: Vec<crate::audit::Amount>,
 }
 
 /// How far a delivery got.
@@ -233,5 +235,6 @@ async fn hold<'l, L: UseLedger, H>(
         tool: call.tool.to_owned(),
         class,
         approved_by: allowed.approvers().as_slice().to_vec(),
+        amounts: crate::audit::Amount::of(&uses),
     }))
 }

@@ -35,7 +35,42 @@ pub(crate) struct Allowed<'a> {
     /// The approvers whose approvals counted (`docs/spec.md` §12): their kids, hex; `[]`
     /// when the call needed none.
     pub(crate) approved_by: &'a [Kid],
+    /// The budgets this message's use spends (`docs/spec.md` §17), root first; `[]` when none
+    /// applies. A taken-over use was charged once, by its first run.
+    pub(crate) amounts: &'a [Amount],
     pub(crate) queue: &'a str,
+}
+
+/// One budget a use spends: which envelope (0 is the root), which budget, how much.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Amount {
+    /// The envelope's place in the chain, the root 0.
+    pub(crate) link: usize,
+    /// `PATTERN:MEMBER`.
+    pub(crate) budget: String,
+    pub(crate) amount: u64,
+    pub(crate) limit: u64,
+}
+
+impl Amount {
+    /// The charges of every envelope of an allowed call, root first.
+    pub(crate) fn of(uses: &laissez_verify::gate::Uses<'_>) -> Vec<Amount> {
+        let ancestors = uses.ancestors().count();
+        let links = (0..ancestors)
+            .map(|n| uses.ancestor_charges(n))
+            .chain(core::iter::once(uses.leaf_charges()));
+        links
+            .enumerate()
+            .flat_map(|(link, charges)| {
+                charges.iter().map(move |c| Amount {
+                    link,
+                    budget: format!("{}:{}", c.pattern, c.member),
+                    amount: c.amount,
+                    limit: c.limit,
+                })
+            })
+            .collect()
+    }
 }
 
 /// One denied message.

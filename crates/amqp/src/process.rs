@@ -194,6 +194,7 @@ async fn run<L: UseLedger, H: Handler>(
         tool,
         class,
         approved_by,
+        amounts,
     } = admitted;
     let message_id = held.message_id().to_owned();
     decision.allowed = true;
@@ -214,6 +215,7 @@ async fn run<L: UseLedger, H: Handler>(
         use_number: held.use_number(),
         taken_over: held.taken_over(),
         approved_by: &approved_by,
+        amounts: &amounts,
         queue: &shared.config.queue,
     });
     if !observe(shared, &decision) {

@@ -4,7 +4,7 @@
 use laissez_sign::ApprovalError;
 use laissez_verify::approval::UntrustedApproval;
 use laissez_verify::invocation::Call;
-use laissez_verify::wire::{MAX_APPROVALS, MAX_MESSAGE_ID_LEN};
+use laissez_verify::wire::MAX_MESSAGE_ID_LEN;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -82,9 +82,9 @@ fn approval_bytes(value: &Bound<'_, PyAny>) -> PyResult<Result<Vec<u8>, String>>
     Ok(object_bytes(value, "an approval")?.map_err(|e| e.to_string()))
 }
 
-/// The approvals that came with a call, as the verifier takes them: at most 16 (more is a
-/// `ValueError`, as `laissez verify` refuses a 17th `--approval`); text that is not base64url
-/// is kept as no bytes, an approval that never counts (`docs/spec.md` §12).
+/// The approvals that came with a call, as the verifier takes them (more than 16 is the
+/// decision `malformed`, the gate's, as on every front-end); text that is not base64url is
+/// kept as no bytes, an approval that never counts (`docs/spec.md` §12).
 pub(crate) fn approvals_arg(value: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<u8>>> {
     if is_str(value) || value.cast::<Approval>().is_ok() || value.cast::<PyBytes>().is_ok() {
         return Err(PyTypeError::new_err(
@@ -96,11 +96,6 @@ pub(crate) fn approvals_arg(value: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<u8>>> 
         .try_iter()
         .map_err(|_| PyTypeError::new_err("approvals must be a list"))?
     {
-        if out.len() == MAX_APPROVALS {
-            return Err(PyValueError::new_err(format!(
-                "at most {MAX_APPROVALS} approvals come with one call"
-            )));
-        }
         out.push(approval_bytes(&item?)?.unwrap_or_default());
     }
     Ok(out)

@@ -22,8 +22,8 @@ use crate::malformed::{Malformed, MalformedKind};
 use crate::tools::Request;
 use crate::verified::{VerifiedChain, VerifiedEnvelope};
 use crate::verifier::Verifier;
-use crate::wire::MAX_CHAIN_LEN;
 use crate::wire::budget::MAX_BUDGETS;
+use crate::wire::{MAX_APPROVALS, MAX_CHAIN_LEN};
 
 /// Everything a call is decided on besides the worker's own configuration (its keys,
 /// audience, policy, approvers, revocations, in the [`Verifier`]) and the time: the envelope
@@ -292,6 +292,16 @@ impl<'k> Verifier<'k> {
         presented: &Presented<'a>,
         now: u64,
     ) -> Result<Allowed<'a>, Refused<'a>> {
+        // More approvals than one call may bring is a malformed call, whatever else holds.
+        if presented
+            .call
+            .is_some_and(|call| call.approvals.len() > MAX_APPROVALS)
+        {
+            return Err(Refused {
+                denial: Malformed::new(0, MalformedKind::TooManyApprovals).into(),
+                chain: None,
+            });
+        }
         let chain = self
             .authenticate_chain_at(presented.links, now)
             .map_err(|denial| Refused {
