@@ -1,6 +1,7 @@
 //! Readers of the arguments many functions share: classes, a class, a duration, a list of
 //! strings. Their own module, below every module that takes them.
 
+use laissez_sign::args::Waiver;
 use laissez_sign::{ApprovalRuleError, ApprovalSpec, SpecError, parse_classes, parse_duration};
 use laissez_verify::{ActionClass, Classes};
 use pyo3::exceptions::PyTypeError;
@@ -69,13 +70,20 @@ fn rule_code(e: &ApprovalRuleError) -> &'static str {
         ApprovalRuleError::TooManyApprovers(_) => "too_many_approvers",
         ApprovalRuleError::DuplicateApprover(_) => "duplicate_approver",
         ApprovalRuleError::Threshold { .. } => "threshold",
+        ApprovalRuleError::WaiverCount(_) => "waiver_count",
+        ApprovalRuleError::WaiverPattern(_) => "tool_pattern",
         _ => "approval_rule",
     }
 }
 
 /// The rule from `(classes, m, approvers)`: classes as `sign(classes=...)` takes them, `m`
-/// an int, approvers `PublicKey`s (or trust file paths). A bad rule is a `SignError`.
-pub(crate) fn approval_rule(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<ApprovalSpec> {
+/// an int, approvers `PublicKey`s (or trust file paths); with its waivers when given
+/// (`docs/spec.md` §12). A bad rule is a `SignError`.
+pub(crate) fn approval_rule(
+    py: Python<'_>,
+    value: &Bound<'_, PyAny>,
+    unless: Option<Vec<Waiver>>,
+) -> PyResult<ApprovalSpec> {
     let shape = || {
         PyTypeError::new_err(
             "approval is a (classes, m, approvers) tuple: e.g. ('destructive', 2, [alice, bob])",
@@ -88,5 +96,12 @@ pub(crate) fn approval_rule(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResul
     let classes = classes_arg(py, &tuple.get_item(0)?)?;
     let m: usize = tuple.get_item(1)?.extract().map_err(|_| shape())?;
     let approvers = trusted_keys(&tuple.get_item(2)?)?;
-    ApprovalSpec::new(classes, m, &approvers).map_err(|e| error::<SignError>(py, rule_code(&e), e))
+    let rule = ApprovalSpec::new(classes, m, &approvers)
+        .map_err(|e| error::<SignError>(py, rule_code(&e), e))?;
+    match unless {
+        Some(waivers) => rule
+            .unless(waivers)
+            .map_err(|e| error::<SignError>(py, rule_code(&e), e)),
+        None => Ok(rule),
+    }
 }

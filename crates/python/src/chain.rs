@@ -4,6 +4,7 @@
 
 use laissez_sign::chain_text::{decode_chain, encode_chain};
 use laissez_sign::{DEFAULT_TTL, DelegateError};
+use laissez_verify::delegation::Widening;
 use laissez_verify::envelope::UntrustedEnvelope;
 use laissez_verify::wire::MAX_CHAIN_LEN;
 use pyo3::prelude::*;
@@ -186,12 +187,23 @@ struct Parent {
 
 fn delegate_error(py: Python<'_>, e: &DelegateError) -> PyErr {
     let err = error::<SignError>(py, e.code(), e);
-    // Which field widens, for callers that branch on it (e.g. "exp").
-    let field = match e {
-        DelegateError::NotAttenuated(w) => Some(w.code()),
-        _ => None,
+    // Which field widens, for callers that branch on it (e.g. "exp"), and for args the
+    // member whose constraint is wider (e.g. "amount", or "body" for the args as a whole).
+    let (field, path) = match e {
+        DelegateError::NotAttenuated(w) => (
+            Some(w.code()),
+            match w {
+                Widening::Args(why) => Some(why.path.to_string()),
+                _ => None,
+            },
+        ),
+        _ => (None, None),
     };
-    match err.value(py).setattr("field", field) {
+    let value = err.value(py);
+    match value
+        .setattr("field", field)
+        .and_then(|()| value.setattr("path", path))
+    {
         Ok(()) => err,
         Err(e) => e,
     }
@@ -203,16 +215,18 @@ fn delegate_error(py: Python<'_>, e: &DelegateError) -> PyErr {
 /// (`holder`, the new agent's public key) and grant no more than its parent: `aud` defaults
 /// to the parent's, and as `laissez delegate` its nbf and exp are clamped into the parent's
 /// (`ttl`, default 5 min, is cut to what is left of the parent); it takes the parent's `obo`
-/// and `session` unless given. Refused with `SignError` and the reason:
+/// and `session` unless given. `args`, `budgets` and `unless` as `sign` takes them: a child
+/// grant's args must be narrower than its parent's (`docs/spec.md` §16). Refused with `SignError` and the reason:
 /// `not_attenuated` (`.field` names the widening field: aud, nbf, exp, max_uses, tools, obo,
-/// sid, cnf), `chain_too_long` (the parent chain holds four envelopes), `not_the_holder`,
+/// sid, cnf, args; for args `.path` names the member, e.g. `amount`), `chain_too_long` (the parent chain holds four envelopes), `not_the_holder`,
 /// `parent_not_holder_bound`, `expired` (nothing is left of the parent), or the builder's
 /// reasons. The parent chain's signatures are
 /// not checked: the worker checks the whole chain.
 #[pyfunction]
 #[pyo3(signature = (
     holder_key, parent, *, agent, tools, holder, aud = None, classes = None, max_uses = 1,
-    ttl = None, obo = None, session = None, approval = None,
+    ttl = None, obo = None, session = None, approval = None, args = None, budgets = None,
+    unless = None,
 ))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn delegate(
@@ -229,6 +243,9 @@ pub(crate) fn delegate(
     obo: Option<String>,
     session: Option<String>,
     approval: Option<&Bound<'_, PyAny>>,
+    args: Option<&Bound<'_, PyAny>>,
+    budgets: Option<&Bound<'_, PyAny>>,
+    unless: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Chain> {
     let links = read_links(parent)?
         .map_err(|e| error::<SignError>(py, "malformed", format!("malformed parent: {e}")))?;
@@ -277,6 +294,9 @@ pub(crate) fn delegate(
         session,
         holder: Some(holder.inner),
         approval,
+        args,
+        budgets,
+        unless,
     }
     .builder(py)?;
     let builder = match nbf {

@@ -7,7 +7,7 @@ use crate::envelope::json_value;
 use crate::{LaissezError, error};
 
 /// A verdict: `allowed`, or the contract's `reason` (with a `detail` for the invocation's,
-/// approval's and delegation's reasons); the verified `claims` (of the leaf) and `chain`
+/// approval's, delegation's, arguments' and budgets' reasons); the verified `claims` (of the leaf) and `chain`
 /// (every envelope's, root first) once the signatures held; the approvers that counted
 /// (`approved_by`); the `use` number spent when the verifier has a ledger. Truthy when
 /// allowed.
@@ -55,8 +55,10 @@ impl Decision {
 
     /// More about a denial: the field that differs or why the invocation is bad
     /// (`invocation_mismatch`, `bad_invocation`, `invocation_required`), `"K of M"`
-    /// approvals (`approval_required`), the fault (`bad_delegation`) or the widening field
-    /// (`not_attenuated`); else None.
+    /// approvals (`approval_required`), the fault (`bad_delegation`), the widening field
+    /// (`not_attenuated`), the first member of the body that failed, as a path like
+    /// `items[2].sku`, or `body` (`arguments_not_granted`), the budget that would pass its
+    /// limit (`budget_exhausted`); else None.
     #[getter]
     fn detail(&self) -> Option<&str> {
         self.detail.as_deref()

@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
 use crate::args::{approval_rule, class_arg, classes_arg, duration_arg, spec_error, strings};
+use crate::grant_args::{budgets as budgets_arg, tool_args, waivers};
 use crate::keys::{PublicKey, SecretKey};
 use crate::{LaissezError, SignError, bytes_like, error, is_str, object_bytes};
 
@@ -145,6 +146,12 @@ pub(crate) struct Grant<'a, 'py> {
     pub(crate) session: Option<String>,
     pub(crate) holder: Option<TrustedKey>,
     pub(crate) approval: Option<&'a Bound<'py, PyAny>>,
+    /// `{pattern: args}` (`docs/spec.md` §16).
+    pub(crate) args: Option<&'a Bound<'py, PyAny>>,
+    /// `[(pattern, member, limit)]` (§17).
+    pub(crate) budgets: Option<&'a Bound<'py, PyAny>>,
+    /// The approval rule's waivers, `[(pattern, args)]` (§12).
+    pub(crate) unless: Option<&'a Bound<'py, PyAny>>,
 }
 
 impl Grant<'_, '_> {
@@ -181,8 +188,30 @@ impl Grant<'_, '_> {
         if let Some(holder) = self.holder {
             builder = builder.holder(holder);
         }
-        if let Some(rule) = self.approval {
-            builder = builder.approval(approval_rule(py, rule)?);
+        match (self.approval, self.unless) {
+            (Some(rule), unless) => {
+                let unless = unless.map(|u| waivers(py, u)).transpose()?;
+                builder = builder.approval(approval_rule(py, rule, unless)?);
+            }
+            // As `--approval-unless` without `--approval`: a waiver of no rule waives nothing.
+            (None, Some(_)) => {
+                return Err(error::<SignError>(
+                    py,
+                    "unless_without_approval",
+                    "unless= needs approval=: waivers are exceptions to an approval rule",
+                ));
+            }
+            (None, None) => {}
+        }
+        if let Some(args) = self.args {
+            for (pattern, args) in tool_args(py, args)? {
+                builder = builder.tool_args(pattern, args);
+            }
+        }
+        if let Some(budgets) = self.budgets {
+            for budget in budgets_arg(py, budgets)? {
+                builder = builder.budget(budget);
+            }
         }
         Ok(builder)
     }
@@ -190,11 +219,17 @@ impl Grant<'_, '_> {
 
 /// Signs an envelope with the issuer's `key` for `agent`, with the same validation and errors
 /// as `laissez sign` (`SignError` with `.reason`). `approval=(classes, m, approvers)`: calls
-/// of those classes need `m` distinct approvals from `approvers` (`PublicKey`s).
+/// of those classes need `m` distinct approvals from `approvers` (`PublicKey`s), except the
+/// calls a waiver of `unless=[(pattern, args)]` covers (`docs/spec.md` §12).
+/// `args={pattern: args}`: the tool grants of that pattern hold only for a body that
+/// satisfies args, given in their JSON form as a dict or as JSON text (§16; a pattern no tool
+/// names is `args_without_tool`). `budgets=[(pattern, member, limit)]`: the amounts of that
+/// member over every call the envelope authorises add up to at most limit (§17).
 #[pyfunction]
 #[pyo3(signature = (
     key, *, agent, aud, tools, classes = None, max_uses = 1, ttl = None, nbf = None,
-    iss = None, obo = None, session = None, holder = None, approval = None,
+    iss = None, obo = None, session = None, holder = None, approval = None, args = None,
+    budgets = None, unless = None,
 ))]
 #[allow(clippy::too_many_arguments)]
 fn sign(
@@ -212,6 +247,9 @@ fn sign(
     session: Option<String>,
     holder: Option<&PublicKey>,
     approval: Option<&Bound<'_, PyAny>>,
+    args: Option<&Bound<'_, PyAny>>,
+    budgets: Option<&Bound<'_, PyAny>>,
+    unless: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Envelope> {
     let mut builder = Grant {
         agent,
@@ -224,6 +262,9 @@ fn sign(
         session,
         holder: holder.map(|h| h.inner),
         approval,
+        args,
+        budgets,
+        unless,
     }
     .builder(py)?;
     if let Some(nbf) = nbf {

@@ -19,6 +19,7 @@ mod args;
 mod chain;
 mod decision;
 mod envelope;
+mod grant_args;
 mod keys;
 mod ledger;
 mod revocation;
@@ -116,7 +117,12 @@ fn _laissez(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("LaissezError", py.get_type::<LaissezError>())?;
     m.add("Denied", py.get_type::<Denied>())?;
     m.add("InvalidKey", py.get_type::<InvalidKey>())?;
-    m.add("SignError", py.get_type::<SignError>())?;
+    let sign_error = py.get_type::<SignError>();
+    // Set only by `delegate`'s refusals; None on every other SignError, so reading them
+    // never raises AttributeError.
+    sign_error.setattr("field", py.None())?;
+    sign_error.setattr("path", py.None())?;
+    m.add("SignError", sign_error)?;
     m.add("LedgerError", py.get_type::<LedgerError>())?;
     keys::register(m)?;
     envelope::register(m)?;

@@ -45,7 +45,9 @@ struct Inputs {
     tool: Option<String>,
     class: Option<ActionClass>,
     message_id: Option<String>,
-    body: Vec<u8>,
+    /// The body as given: with a message id the call's (empty when not given); without one,
+    /// read for args, budgets and waivers alone (`docs/spec.md` §16).
+    body: Option<Vec<u8>>,
     /// The invocation's bytes, or why its text is not an invocation's.
     invocation: Option<Result<Vec<u8>, Unreadable>>,
     approvals: Vec<Vec<u8>>,
@@ -169,7 +171,12 @@ impl Verifier {
     /// catalogue gives it) checks that request; with `message_id` checks the whole call: its
     /// `body` (default empty), for a holder-bound envelope the holder's `invocation` over
     /// exactly this call (the leaf), and the `approvals` that came with it (at most 16:
-    /// `Approval`, bytes or text). Never raises for a denial: see `Decision.reason`.
+    /// `Approval`, bytes or text). A `body` without `message_id` is read for the grants'
+    /// args, the budgets and the approval waivers as a call's would be (as `laissez verify
+    /// --body` without `--message-id`): `arguments_not_granted`, with `detail` the first
+    /// member that failed (`items[2].sku`) or `body`. With a ledger, an allowed call spends
+    /// its budgets with its use: `budget_exhausted` when one would pass its limit. Never
+    /// raises for a denial: see `Decision.reason`.
     #[pyo3(signature = (
         envelope, *, tool = None, cls = None, message_id = None, body = None,
         invocation = None, approvals = None, now = None,
@@ -336,10 +343,7 @@ impl Verifier {
             tool,
             class,
             message_id,
-            body: body
-                .map(|b| bytes_like(b, "body"))
-                .transpose()?
-                .unwrap_or_default(),
+            body: body.map(|b| bytes_like(b, "body")).transpose()?,
             invocation: invocation.map(invocation_bytes).transpose()?,
             approvals: approvals
                 .map(approvals_arg)
@@ -377,7 +381,15 @@ impl Verifier {
             verifier = verifier.expect_agent(agent);
         }
         let approvals: Vec<&[u8]> = inputs.approvals.iter().map(Vec::as_slice).collect();
+        let body = inputs.body.as_deref();
         let mut presented = Presented::new(&links);
+        if inputs.message_id.is_none()
+            && let Some(body) = body
+        {
+            // A body without a call, as `laissez verify --body` without `--message-id`: read
+            // for the args, budgets and waivers (docs/spec.md §16).
+            presented = presented.body(body);
+        }
         if let Some(tool) = &inputs.tool {
             let request = match inputs.class {
                 Some(class) => Request::new(tool, class),
@@ -388,7 +400,7 @@ impl Verifier {
             presented = presented.request(request);
             if let Some(message_id) = &inputs.message_id {
                 presented = presented
-                    .call(message_id, &inputs.body)
+                    .call(message_id, body.unwrap_or_default())
                     .approvals(&approvals);
                 if let Some(invocation) = &inputs.invocation {
                     presented = presented.invocation(invocation.as_deref().map_err(|why| *why));

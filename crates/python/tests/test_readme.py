@@ -27,7 +27,7 @@ def test_the_readme_python_example_runs():
 
 def test_the_python_guide_runs():
     blocks = python_blocks("docs/guide/python.md")
-    assert len(blocks) == 3, "the Python guide has its three examples"
+    assert len(blocks) == 4, "the Python guide has its four examples"
     namespace: dict = {}
     for block in blocks:
         exec(compile(block.replace("amqp://guest:guest@127.0.0.1:5672/%2f", AMQP_URL),
@@ -35,6 +35,8 @@ def test_the_python_guide_runs():
     assert namespace["decision"].use == 1
     assert namespace["approved"].approved_by == [namespace["alice"].kid]
     assert len(namespace["delegated"].chain) == 2 and namespace["revoked"].reason == "revoked"
+    assert namespace["paid"].approved_by == [namespace["alice"].kid]
+    assert namespace["exhausted"].reason == "budget_exhausted"
     # The published call is on the queue with what a worker needs; take it off again.
     connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     channel = connection.channel()

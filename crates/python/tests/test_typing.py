@@ -41,7 +41,7 @@ def test_the_examples_and_the_pika_helper_type_check_strictly(tmp_path):
     from test_readme import python_blocks
 
     examples = []
-    for relative, count in (("README.md", 1), ("docs/guide/python.md", 3)):
+    for relative, count in (("README.md", 1), ("docs/guide/python.md", 4)):
         blocks = python_blocks(relative)
         assert len(blocks) == count, relative
         example = tmp_path / (relative.replace("/", "_").replace(".md", "") + "_example.py")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Final, Iterable, Optional, Sequence, Tuple, Union
+from typing import Any, Final, Iterable, Mapping, Optional, Sequence, Tuple, Union
 
 _Bytes = Union[bytes, bytearray, memoryview]
 _Path = Union[str, "os.PathLike[str]"]
@@ -20,6 +20,16 @@ _ApprovalRule = Tuple[_Classes, int, Sequence["PublicKey"]]
 """(classes, m, approvers): calls of those classes need m distinct approvals from the
 approvers' keys (1 <= m <= len(approvers) <= 16)."""
 _Ancestor = Tuple[Union[_Bytes, str], int, int]
+_Json = Union[None, bool, int, str, Sequence["_Json"], Mapping[str, "_Json"]]
+_Args = Union[Mapping[str, _Json], str]
+"""Args in their JSON form (docs/spec.md §16), as a dict of member name to constraint, or as
+JSON text: {"amount": {"range": [0, 500]}, "note": {"optional": {"max_len": 200}}}."""
+_Budget = Tuple[str, str, int]
+"""(tool pattern, member, limit): the member's amounts over every call add up to at most
+limit (1 <= limit <= 2**53 - 1)."""
+_Waiver = Tuple[str, _Args]
+"""(tool pattern, args): a call of that tool whose body satisfies args (read open) needs no
+approval under the rule."""
 
 MAX_ENVELOPE_LEN: Final[int]
 REASONS: Final[list[str]]
@@ -40,7 +50,15 @@ class InvalidKey(LaissezError):
     """A key or key file that cannot be used (e.g. reason "loose_permissions")."""
 
 class SignError(LaissezError):
-    """Claims the signer refuses, or a call an invocation cannot sign."""
+    """Claims the signer refuses, or a call an invocation cannot sign. Bad args name the
+    pattern and the path in the message (reason: the args reader's code, e.g. range_order,
+    not_an_integer, duplicate_member, not_json)."""
+
+    field: Optional[str]
+    """delegate's not_attenuated: the field the child widens (aud, exp, tools, args, ...)."""
+    path: Optional[str]
+    """delegate's not_attenuated for args: the member whose constraint is wider ("amount",
+    "items.each", or "body" for the args as a whole)."""
 
 class LedgerError(LaissezError):
     """The use ledger did not answer (e.g. "ledger_unavailable", "lease_not_held")."""
@@ -127,9 +145,15 @@ def sign(
     session: Optional[str] = None,
     holder: Optional[PublicKey] = None,
     approval: Optional[_ApprovalRule] = None,
+    args: Optional[Mapping[str, _Args]] = None,
+    budgets: Optional[Sequence[_Budget]] = None,
+    unless: Optional[Sequence[_Waiver]] = None,
 ) -> Envelope:
     """Signs an envelope as `laissez sign` (defaults: classes "read", ttl 5 min, nbf now).
-    approval=(classes, m, approvers): calls of those classes need m approvals."""
+    approval=(classes, m, approvers): calls of those classes need m approvals, except those a
+    waiver of unless=[(pattern, args)] covers. args={pattern: args}: that tool grant holds
+    only for bodies that satisfy args (a pattern no tool names: args_without_tool).
+    budgets=[(pattern, member, limit)]: caps the sum of member over every call."""
 
 def invoke(
     key: SecretKey,
@@ -211,10 +235,14 @@ def delegate(
     obo: Optional[str] = None,
     session: Optional[str] = None,
     approval: Optional[_ApprovalRule] = None,
+    args: Optional[Mapping[str, _Args]] = None,
+    budgets: Optional[Sequence[_Budget]] = None,
+    unless: Optional[Sequence[_Waiver]] = None,
 ) -> Chain:
     """Signs a narrower child of the parent's leaf for agent (bound to holder) with the
-    parent's holder key. SignError reasons: not_attenuated (.field names it),
-    chain_too_long, not_the_holder, parent_not_holder_bound, ..."""
+    parent's holder key; args, budgets and unless as sign takes them. SignError reasons:
+    not_attenuated (.field names it; for args .path names the member), chain_too_long,
+    not_the_holder, parent_not_holder_bound, ..."""
 
 class Record:
     """A signed revocation record. Record(data) reads one received, unverified."""
@@ -271,7 +299,8 @@ class Decision:
     @property
     def reason(self) -> Optional[str]: ...
     @property
-    def detail(self) -> Optional[str]: ...
+    def detail(self) -> Optional[str]:
+        """More about a denial, e.g. the member path for arguments_not_granted."""
     @property
     def kid(self) -> Optional[str]: ...
     @property
@@ -319,7 +348,10 @@ class Verifier:
         approvals: Optional[Sequence[_ApprovalLike]] = None,
         now: Optional[int] = None,
     ) -> Decision:
-        """Every check of the contract, in its order; never raises for a denial."""
+        """Every check of the contract, in its order; never raises for a denial. A body
+        without message_id is read for args, budgets and waivers (arguments_not_granted,
+        detail the member path like "items[2].sku"); with a ledger an allowed call spends
+        its budgets (budget_exhausted)."""
     def check(
         self,
         envelope: _ChainLike,
