@@ -39,6 +39,7 @@ async fn work<L: UseLedger>(ledger: &L, until: Instant) -> u64 {
             tool: "bench.tool",
             class: ActionClass::Write,
             ancestors: &[],
+            charges: &[],
         };
         let Outcome::Granted { lease, .. } = ledger.begin(&req).await.unwrap() else {
             panic!("not granted");

@@ -102,6 +102,7 @@ fn child_process() {
                     cti: &parent,
                     max_uses: 3,
                     expires_at: in_an_hour(),
+                    charges: &[],
                 }];
                 let id = format!("proc{proc}");
                 let mut r = req(&child, &id, 3, WRITE);
@@ -160,6 +161,7 @@ fn child_process() {
                         WRITE
                     },
                     ancestors: &[],
+                    charges: &[],
                 };
                 if let Outcome::Granted {
                     use_number, lease, ..

@@ -218,6 +218,7 @@ async fn redis_keys_of_a_chain_share_the_roots_hash_tag() {
         cti: &root,
         max_uses: 2,
         expires_at: in_an_hour(),
+        charges: &[],
     }];
     let mut r = req(&leaf, "m", 2, WRITE);
     r.ancestors = &up;

@@ -137,6 +137,7 @@ async fn cluster_keys_of_a_4_link_chain_share_one_slot() {
             cti,
             max_uses: 2,
             expires_at: in_an_hour(),
+            charges: &[],
         })
         .collect();
     let mut r = req(leaf, "m", 2, WRITE);

@@ -87,6 +87,7 @@ pub(crate) fn req<'a>(
         tool: TOOL,
         class,
         ancestors: &[],
+        charges: &[],
     }
 }
 
