@@ -405,7 +405,9 @@ pub(crate) fn normalize<'a>(req: &Begin<'a>) -> Result<Begin<'a>, LedgerError> {
 /// clamped amount would spend less than the call.
 pub(crate) fn check_charges(charges: &[Charge<'_>]) -> Result<(), LedgerError> {
     if charges.len() > MAX_BUDGETS {
-        return Err(LedgerError::InvalidRequest("more than 8 budgets on one envelope"));
+        return Err(LedgerError::InvalidRequest(
+            "more than 8 budgets on one envelope",
+        ));
     }
     for (i, charge) in charges.iter().enumerate() {
         if usize::from(charge.index) >= MAX_BUDGETS {

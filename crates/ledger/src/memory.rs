@@ -4,11 +4,11 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
+use crate::MAX_BUDGETS;
 use crate::clock::Clock;
 use crate::path::ChainPath;
 use crate::revocations::{Kept, KeptRecords, RevocationStore, StreamMark};
 use crate::state::{self, AncestorView, Entry};
-use crate::MAX_BUDGETS;
 use crate::{Begin, Cti, LeaseToken, LedgerError, MessageUse, Outcome, Usage, UseLedger};
 
 /// How many begins between sweeps of expired ctis.

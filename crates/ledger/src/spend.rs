@@ -9,7 +9,9 @@ use std::time::Duration;
 use laissez_verify::gate::Uses;
 use laissez_verify::{ActionClass, Reason};
 
-use crate::{Ancestor, Begin, Charge, Cti, LeaseToken, LedgerError, MAX_ANCESTORS, Outcome, UseLedger};
+use crate::{
+    Ancestor, Begin, Charge, Cti, LeaseToken, LedgerError, MAX_ANCESTORS, Outcome, UseLedger,
+};
 
 /// What a use of an allowed call asks the ledger for: the leaf's cti, max_uses and expiry
 /// and every ancestor's, each expiry plus the caller's leeway; the budgets each of them

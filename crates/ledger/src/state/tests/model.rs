@@ -12,10 +12,23 @@ const TOOLS: [&str; 2] = ["crm.ticket.read", "crm.ticket.delete"];
 
 #[derive(Debug, Clone)]
 enum Op {
-    Begin { msg: u8, tool: usize, class: usize, amount: u64 },
-    Complete { msg: u8, stale: bool },
-    Release { msg: u8, stale: bool },
-    Wait { ms: u64 },
+    Begin {
+        msg: u8,
+        tool: usize,
+        class: usize,
+        amount: u64,
+    },
+    Complete {
+        msg: u8,
+        stale: bool,
+    },
+    Release {
+        msg: u8,
+        stale: bool,
+    },
+    Wait {
+        ms: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
