@@ -13,7 +13,9 @@
 //! [`UseLedger::release`] ends a lease early and keeps the use.
 //!
 //! Never more than `max_uses` distinct message ids are granted for one envelope, and a grant is
-//! durable before `begin` returns. Backends:
+//! durable before `begin` returns. A use also spends the call's amounts on the budgets of its
+//! envelope and ancestors ([`Begin::charges`], `docs/spec.md` §17), in the same atomic step:
+//! no budget's sum ever passes its limit, and a message is charged once. Backends:
 //!
 //! - [`MemoryLedger`]: one process, for tests and single-process use; nothing survives it.
 //! - `RedbLedger` (feature `redb`, default): an embedded file, shared safely by several
