@@ -2,7 +2,8 @@
 //! `cargo run --release --example quickstart`: one key, one envelope, a worker's tool
 //! catalogue, and a sequence of tool calls, each with its decision; then the same grant bound
 //! to the agent's own key, and what a copy of it is worth; then destructive calls that need
-//! two people's approval, a session revoked, and a narrower grant handed to a sub-agent.
+//! two people's approval, a session revoked, a narrower grant handed to a sub-agent, and
+//! refunds bounded by their arguments and a budget.
 
 use std::error::Error;
 use std::io::Write;
@@ -14,6 +15,7 @@ use laissez_verify::revocation::RevocationSet;
 use laissez_verify::{ActionClass, Denial, Presented, Reason, Request, TrustedKey, Verifier};
 
 mod tour;
+mod tour_args;
 
 /// The agent of the tour.
 pub const AGENT: &str = "spiffe://acme.example/agent/support-bot";
@@ -65,7 +67,7 @@ fn decide(
     chain: &[&[u8]],
     now: u64,
     ledger: &RedbLedger,
-) -> Result<Result<u64, Refusal>, Box<dyn Error>> {
+) -> Result<Result<Spent, Refusal>, Box<dyn Error>> {
     let mut links: Vec<Vec<u8>> = chain.iter().map(|l| l.to_vec()).collect();
     if call.tampered
         && let Some(leaf) = links.last_mut()
@@ -109,17 +111,35 @@ fn decide(
     );
     Ok(
         match futures_lite::future::block_on(spend.spend_now(ledger)) {
-            Ok(use_number) => Ok(use_number),
+            Ok(use_number) => Ok(Spent {
+                use_number,
+                max_uses: uses.leaf().max_uses(),
+                amounts: uses
+                    .leaf_charges()
+                    .iter()
+                    .map(|c| format!(", {} {}", c.member, c.amount))
+                    .collect(),
+            }),
             Err(NotGranted::Failed(error)) if error.reason().requeues() => return Err(error.into()),
-            Err(not_granted) => Err(Refusal::Ledger(not_granted.reason())),
+            Err(not_granted) => Err(Refusal::Ledger(
+                not_granted.reason(),
+                not_granted.detail().to_owned(),
+            )),
         },
     )
+}
+
+/// What an allowed call spent: its use, and its amounts under the leaf's budgets.
+struct Spent {
+    use_number: u64,
+    max_uses: u64,
+    amounts: String,
 }
 
 /// Why a call did not run.
 enum Refusal {
     Gate(Denial),
-    Ledger(Reason),
+    Ledger(Reason, String),
 }
 
 impl Refusal {
@@ -130,7 +150,8 @@ impl Refusal {
                 format!("{} ({})", denial.reason(), denial.detail())
             }
             Refusal::Gate(denial) => denial.reason().to_string(),
-            Refusal::Ledger(reason) => reason.to_string(),
+            Refusal::Ledger(reason, detail) if detail.is_empty() => reason.to_string(),
+            Refusal::Ledger(reason, detail) => format!("{reason} ({detail})"),
         }
     }
 }
@@ -149,7 +170,10 @@ fn run_calls(
     for (n, c) in calls.iter().enumerate() {
         let decision = decide(c, worker, chain, signed_at + c.at, ledger)?;
         let outcome = match decision {
-            Ok(use_number) => format!("ALLOWED  use {use_number} of 2"),
+            Ok(spent) => format!(
+                "ALLOWED  use {} of {}{}",
+                spent.use_number, spent.max_uses, spent.amounts
+            ),
             Err(refusal) => format!("DENIED   {}", refusal.text()),
         };
         writeln!(
@@ -322,7 +346,8 @@ pub fn quickstart(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
     )?;
     tour::approvals(out, &key, signed_at, &ledger)?;
     tour::revocation(out, &key, grant, signed_at, &ledger)?;
-    tour::delegation(out, &key, signed_at, &ledger)
+    tour::delegation(out, &key, signed_at, &ledger)?;
+    tour_args::arguments(out, &key, signed_at, &ledger)
 }
 
 /// The Rust blocks of the README, the guides and the crates' READMEs, compiled and run as

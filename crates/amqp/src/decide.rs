@@ -54,9 +54,19 @@ pub(crate) fn decide(facts: &Facts) -> Verdict {
                 };
                 Verdict::Requeue(reason, warning)
             } else {
-                Verdict::Deny(reason, not_granted.detail().into())
+                // A budget's name is the request's own text: written out, not borrowed.
+                Verdict::Deny(reason, owned(not_granted.detail()))
             }
         }
+    }
+}
+
+/// A detail written out; the empty one borrowed.
+fn owned(detail: &str) -> Cow<'static, str> {
+    if detail.is_empty() {
+        Cow::Borrowed("")
+    } else {
+        Cow::Owned(detail.to_owned())
     }
 }
 
@@ -163,6 +173,14 @@ mod tests {
         assert_eq!(
             refused(Outcome::Abandoned),
             Verdict::Deny(Reason::Abandoned, "".into())
+        );
+        assert_eq!(
+            refused(Outcome::BudgetExhausted {
+                link: 1,
+                index: 0,
+                budget: "billing.refund:amount".into(),
+            }),
+            Verdict::Deny(Reason::BudgetExhausted, "billing.refund:amount".into())
         );
         assert_eq!(
             refused(Outcome::OtherCall),

@@ -1,5 +1,7 @@
 //! begin + complete per second for each backend, one caller and 16 concurrent tasks, with the
-//! memory backend as the baseline of the same run. Not a test: it asserts nothing about speed.
+//! memory backend as the baseline of the same run; and each of memory, redb and Redis again
+//! with a budget spent by every use (`docs/spec.md` §17), against its unbudgeted row. Not a
+//! test: it asserts nothing about speed.
 //!
 //! `cargo bench -p laissez-ledger --all-features --bench ledger_throughput`
 //! (Redis on 127.0.0.1:6379, or LAISSEZ_TEST_REDIS_URL; the Redis Cluster of
@@ -11,7 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use laissez_ledger::{ActionClass, Begin, LeaseToken, MemoryLedger, Outcome, UseLedger};
+use laissez_ledger::{
+    ActionClass, Begin, Charge, LeaseToken, MAX_AMOUNT, MemoryLedger, Outcome, UseLedger,
+};
 
 const TASKS: usize = 16;
 
@@ -23,10 +27,21 @@ fn expires_at() -> u64 {
         + 3600
 }
 
+/// The budget of a budgeted run: one that never runs out, spent 1 by every use.
+const BUDGET: [Charge<'static>; 1] = [Charge {
+    index: 0,
+    pattern: "bench.*",
+    member: "amount",
+    limit: MAX_AMOUNT,
+    amount: 1,
+}];
+
 /// One worker's loop: begin a new message, complete it, until `until`. Returns how many.
-async fn work<L: UseLedger>(ledger: &L, until: Instant) -> u64 {
+/// `budgeted`: every use also spends [`BUDGET`].
+async fn work<L: UseLedger>(ledger: &L, until: Instant, budgeted: bool) -> u64 {
     let cti = *LeaseToken::random().unwrap().as_bytes();
     let exp = expires_at();
+    let charges: &[Charge<'_>] = if budgeted { &BUDGET } else { &[] };
     let mut done = 0u64;
     while Instant::now() < until {
         let id = format!("m{done}");
@@ -39,6 +54,7 @@ async fn work<L: UseLedger>(ledger: &L, until: Instant) -> u64 {
             tool: "bench.tool",
             class: ActionClass::Write,
             ancestors: &[],
+            charges,
         };
         let Outcome::Granted { lease, .. } = ledger.begin(&req).await.unwrap() else {
             panic!("not granted");
@@ -50,12 +66,18 @@ async fn work<L: UseLedger>(ledger: &L, until: Instant) -> u64 {
 }
 
 /// (single, concurrent) begin+complete per second.
-async fn measure<L: UseLedger + 'static>(ledger: Arc<L>, secs: f64) -> (f64, f64) {
+async fn measure<L: UseLedger + 'static>(ledger: Arc<L>, secs: f64, budgeted: bool) -> (f64, f64) {
     let span = Duration::from_secs_f64(secs);
     // Warm up: connections, scripts, file growth.
-    work(&*ledger, Instant::now() + Duration::from_millis(200)).await;
+    work(
+        &*ledger,
+        Instant::now() + Duration::from_millis(200),
+        budgeted,
+    )
+    .await;
     let start = Instant::now();
-    let single = work(&*ledger, start + span).await as f64 / start.elapsed().as_secs_f64();
+    let single =
+        work(&*ledger, start + span, budgeted).await as f64 / start.elapsed().as_secs_f64();
     let total = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let handles: Vec<_> = (0..TASKS)
@@ -63,7 +85,7 @@ async fn measure<L: UseLedger + 'static>(ledger: Arc<L>, secs: f64) -> (f64, f64
             let ledger = ledger.clone();
             let total = total.clone();
             tokio::spawn(async move {
-                let n = work(&*ledger, start + span).await;
+                let n = work(&*ledger, start + span, budgeted).await;
                 total.fetch_add(n, Ordering::Relaxed);
             })
         })
@@ -87,26 +109,37 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let mut rows: Vec<(&str, (f64, f64))> = Vec::new();
-        rows.push(("memory", measure(Arc::new(MemoryLedger::new()), secs).await));
+        let memory = Arc::new(MemoryLedger::new());
+        rows.push(("memory", measure(memory.clone(), secs, false).await));
+        rows.push(("memory, budgeted", measure(memory, secs, true).await));
         #[cfg(feature = "redb")]
         {
             let dir = tempfile::tempdir().unwrap();
             let ledger = laissez_ledger::RedbLedger::open(dir.path().join("bench.redb")).unwrap();
-            rows.push(("redb", measure(Arc::new(ledger), secs).await));
+            let ledger = Arc::new(ledger);
+            rows.push(("redb", measure(ledger.clone(), secs, false).await));
+            rows.push(("redb, budgeted", measure(ledger, secs, true).await));
         }
         #[cfg(feature = "redis")]
         {
             let url = std::env::var("LAISSEZ_TEST_REDIS_URL")
                 .unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
             match laissez_ledger::RedisLedger::connect(&url).await {
-                Ok(ledger) => rows.push(("redis", measure(Arc::new(ledger), secs).await)),
+                Ok(ledger) => {
+                    let ledger = Arc::new(ledger);
+                    rows.push(("redis", measure(ledger.clone(), secs, false).await));
+                    rows.push(("redis, budgeted", measure(ledger, secs, true).await));
+                }
                 Err(e) => eprintln!("redis skipped: {e}"),
             }
             let cluster = std::env::var("LAISSEZ_TEST_REDIS_CLUSTER_URL").unwrap_or_else(|_| {
                 "redis+cluster://127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003/".into()
             });
             match laissez_ledger::RedisLedger::connect(&cluster).await {
-                Ok(ledger) => rows.push(("redis cluster", measure(Arc::new(ledger), secs).await)),
+                Ok(ledger) => rows.push((
+                    "redis cluster",
+                    measure(Arc::new(ledger), secs, false).await,
+                )),
                 Err(e) => eprintln!("redis cluster skipped (run scripts/redis-cluster): {e}"),
             }
         }
@@ -121,6 +154,15 @@ fn main() {
             );
         }
         let row = |name: &str| rows.iter().find(|(n, _)| *n == name).map(|(_, r)| *r);
+        for name in ["memory", "redb", "redis"] {
+            if let (Some(plain), Some(budgeted)) = (row(name), row(&format!("{name}, budgeted"))) {
+                println!(
+                    "{name} budgeted vs unbudgeted: {:.2}x (1 caller), {:.2}x ({TASKS} tasks)",
+                    budgeted.0 / plain.0,
+                    budgeted.1 / plain.1
+                );
+            }
+        }
         if let (Some(single_node), Some(cluster)) = (row("redis"), row("redis cluster")) {
             println!(
                 "redis cluster vs single-node redis: {:.2}x (1 caller), {:.2}x ({TASKS} tasks)",

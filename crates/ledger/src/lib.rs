@@ -13,7 +13,9 @@
 //! [`UseLedger::release`] ends a lease early and keeps the use.
 //!
 //! Never more than `max_uses` distinct message ids are granted for one envelope, and a grant is
-//! durable before `begin` returns. Backends:
+//! durable before `begin` returns. A use also spends the call's amounts on the budgets of its
+//! envelope and ancestors ([`Begin::charges`], `docs/spec.md` §17), in the same atomic step:
+//! no budget's sum ever passes its limit, and a message is charged once. Backends:
 //!
 //! - [`MemoryLedger`]: one process, for tests and single-process use; nothing survives it.
 //! - `RedbLedger` (feature `redb`, default): an embedded file, shared safely by several
@@ -125,6 +127,13 @@ pub struct Begin<'a> {
     /// has none left the answer is [`Outcome::Exhausted`] and nothing is spent (`docs/spec.md`
     /// §13). The ctis of a chain must differ, else [`LedgerError::InvalidRequest`].
     pub ancestors: &'a [Ancestor<'a>],
+    /// The leaf's budgets this call spends, with its amounts (`docs/spec.md` §17): a new use
+    /// adds each amount to the leaf's sum under the charge's index, in the same atomic step
+    /// as the use, or answers [`Outcome::BudgetExhausted`] and spends nothing. Empty when no
+    /// budget applies. At most [`MAX_BUDGETS`], each index below it and named once, each
+    /// limit 1 to [`MAX_AMOUNT`] and each amount at most that, else
+    /// [`LedgerError::InvalidRequest`].
+    pub charges: &'a [Charge<'a>],
 }
 
 /// One ancestor of a delegated envelope, as [`Begin::ancestors`] lists it.
@@ -136,7 +145,20 @@ pub struct Ancestor<'a> {
     pub max_uses: u64,
     /// Its exp plus the caller's leeway, as [`Begin::expires_at`].
     pub expires_at: u64,
+    /// Its budgets this call spends, as [`Begin::charges`]: charged only when the ancestor's
+    /// use is (a `(leaf path, message id)` new to it), so an ancestor's budget sums distinct
+    /// pairs, as its count does.
+    pub charges: &'a [Charge<'a>],
 }
+
+/// One budget a use spends: the gate's own type (`laissez_verify::gate::Charge`), its
+/// `index` naming the budget within its envelope (0 to [`MAX_BUDGETS`] - 1), its `limit`
+/// (1 to [`MAX_AMOUNT`]) and this call's `amount` (0 to [`MAX_AMOUNT`]).
+pub use laissez_verify::gate::Charge;
+
+/// The most budgets one envelope has, and the largest limit and amount, so that every sum is
+/// exact in a double (Redis's Lua numbers): defined once in `laissez_verify::wire`.
+pub use laissez_verify::wire::budget::{MAX_AMOUNT, MAX_BUDGETS};
 
 /// The most ancestors a [`Begin`] may list: a chain holds at most four envelopes (defined once
 /// in `laissez_verify::wire`).
@@ -249,6 +271,18 @@ pub enum Outcome {
     Replayed,
     /// `max_uses` distinct messages were already granted.
     Exhausted,
+    /// This message's amount would take a budget of the chain past its limit: nothing was
+    /// spent (`docs/spec.md` §17). Checked after every envelope's uses, so a call refused on
+    /// both is [`Outcome::Exhausted`].
+    BudgetExhausted {
+        /// The envelope whose budget it is, by its place in the chain: 0 for the root (or an
+        /// envelope that is not delegated), the number of ancestors for the leaf.
+        link: u8,
+        /// The budget's place in that envelope's list ([`Charge::index`]).
+        index: u8,
+        /// The budget as `pattern:member`, what [`Outcome::detail`] reports.
+        budget: String,
+    },
     /// Dead-letter, never run: an at-most-once (destructive) message whose earlier lease
     /// expired without completing, or a message already taken over [`MAX_TAKEOVERS`] times.
     Abandoned,
@@ -339,6 +373,10 @@ pub(crate) fn normalize<'a>(req: &Begin<'a>) -> Result<Begin<'a>, LedgerError> {
             "more than three ancestors: a chain holds at most four envelopes",
         ));
     }
+    check_charges(req.charges)?;
+    for ancestor in req.ancestors {
+        check_charges(ancestor.charges)?;
+    }
     if req.ancestors.iter().any(|a| a.max_uses == 0) {
         return Err(LedgerError::InvalidRequest(
             "an ancestor's max_uses must be at least 1",
@@ -361,6 +399,37 @@ pub(crate) fn normalize<'a>(req: &Begin<'a>) -> Result<Begin<'a>, LedgerError> {
         expires_at: req.expires_at.min(state::MAX_EXACT / 1000),
         ..*req
     })
+}
+
+/// Checks one envelope's charges: at most [`MAX_BUDGETS`], each index below it and named
+/// once, each limit from 1 and each amount from 0, both at most [`MAX_AMOUNT`]. The gate
+/// never hands out others; a request that does is refused rather than clamped, since a
+/// clamped amount would spend less than the call.
+pub(crate) fn check_charges(charges: &[Charge<'_>]) -> Result<(), LedgerError> {
+    if charges.len() > MAX_BUDGETS {
+        return Err(LedgerError::InvalidRequest(
+            "more than 8 budgets on one envelope",
+        ));
+    }
+    for (i, charge) in charges.iter().enumerate() {
+        if usize::from(charge.index) >= MAX_BUDGETS {
+            return Err(LedgerError::InvalidRequest("a budget index past 7"));
+        }
+        if charges[..i].iter().any(|c| c.index == charge.index) {
+            return Err(LedgerError::InvalidRequest(
+                "one budget charged twice for one envelope",
+            ));
+        }
+        if charge.limit == 0 || charge.limit > MAX_AMOUNT {
+            return Err(LedgerError::InvalidRequest(
+                "a budget limit outside 1 ..= 2^53 - 1",
+            ));
+        }
+        if charge.amount > MAX_AMOUNT {
+            return Err(LedgerError::InvalidRequest("an amount past 2^53 - 1"));
+        }
+    }
+    Ok(())
 }
 
 /// Checks a message id: non-empty and at most [`MAX_MESSAGE_ID_LEN`] bytes.

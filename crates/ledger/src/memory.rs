@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
+use crate::MAX_BUDGETS;
 use crate::clock::Clock;
 use crate::path::ChainPath;
 use crate::revocations::{Kept, KeptRecords, RevocationStore, StreamMark};
@@ -39,6 +40,9 @@ struct CtiRecord {
     entries: HashMap<String, Entry>,
     /// As an ancestor: the descendants' `(path, message id)` already charged to it.
     charged: HashSet<(ChainPath, String)>,
+    /// The sum spent under each budget, by its index (`docs/spec.md` §17): kept, and dropped,
+    /// with the count.
+    spent: [u64; MAX_BUDGETS],
 }
 
 impl MemoryLedger {
@@ -99,7 +103,18 @@ impl MemoryLedger {
                 }
             })
             .collect();
-        let decision = state::decide_chain(leaf, &views);
+        let budgets = state::budget_views(req, |link, index| {
+            let record = inner.ctis.get(&path.prefix(link + 1));
+            Ok(record.map_or(0, |r| r.spent[usize::from(index)]))
+        })?;
+        let decision = state::decide_chain(leaf, &views, &budgets);
+        for (view, sum) in budgets.iter().zip(&decision.sums) {
+            if let Some(sum) = sum {
+                // The record's expiry is extended below, with its count, in this same step.
+                let record = inner.ctis.entry(path.prefix(view.link + 1)).or_default();
+                record.spent[usize::from(view.charge.index)] = *sum;
+            }
+        }
         for (i, (ancestor, charge)) in req.ancestors.iter().zip(&decision.charges).enumerate() {
             if let Some(granted) = charge {
                 let record = inner.ctis.entry(path.prefix(i + 1)).or_default();

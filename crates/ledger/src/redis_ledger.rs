@@ -12,7 +12,8 @@
 //! `read`, `write` or `destructive` and tool the 32 hex digits of `state::tool_digest`, both as
 //! first granted. An ancestor's field `c:<hex of the leaf's ctis below the root, joined>:<message
 //! id>` marks a descendant's message charged to it (32 hex digits per cti, then `:`, so the
-//! path ends where it must). An entry of the earlier four-part form (no class, no tool) is refused as
+//! path ends where it must). Field `b:<index>` holds the sum spent under the envelope's budget
+//! of that index (`docs/spec.md` §17). An entry of the earlier four-part form (no class, no tool) is refused as
 //! [`LedgerError::Corrupt`]. The hash expires [`crate::RETENTION_GRACE_SECS`] after the latest
 //! `expires_at` asked for, which is the garbage collection.
 //!
@@ -46,10 +47,12 @@ use crate::{
 /// ARGV: message id, max_uses, expires_at (unix s), lease (ms), class name, tool digest (hex),
 /// fresh token (hex), retention grace (s), [`crate::MAX_TAKEOVERS`], the hex of the leaf's
 /// ctis below the root (the leaf's key in its ancestors' charge fields), then each
-/// ancestor's max_uses and expires_at. Transcribes `state::decide_begin` and
-/// `state::decide_chain`, rule for rule; each key is kept `grace` seconds past the latest
-/// `expires_at` it was asked under. Every key of a chain carries its root's hash tag, so the
-/// script touches one slot.
+/// ancestor's max_uses and expires_at, then each envelope's charges, root first and the leaf
+/// last: how many, then index, limit and amount of each (`budget_args`). Transcribes
+/// `state::decide_begin` and `state::decide_chain`, rule for rule; each key is kept `grace`
+/// seconds past the latest `expires_at` it was asked under. Every key of a chain carries its
+/// root's hash tag, so the script touches one slot. A budget's sum is field `b:<index>` of
+/// its envelope's hash, so it lives and expires with the count.
 const BEGIN_LUA: &str = r"
 if redis.replicate_commands then redis.replicate_commands() end
 local key = KEYS[1]
@@ -85,18 +88,45 @@ if not cur then
   -- A new use: charge every ancestor not yet charged for this (leaf path, message id), all or none.
   local charge = 'c:' .. ARGV[10] .. ':' .. ARGV[1]
   local charges = {}
+  -- The envelopes whose budgets this use spends, root first, the leaf last: {key, link}.
+  local spending = {}
   for i = 2, #KEYS do
     local a = KEYS[i]
     if redis.call('HEXISTS', a, charge) == 0 then
       local an = tonumber(redis.call('HGET', a, 'n') or '0')
       if an >= tonumber(ARGV[7 + 2 * i]) then return {'exhausted', 0} end
       charges[#charges + 1] = {a, an + 1, tonumber(ARGV[8 + 2 * i])}
+      spending[i - 1] = a
+    end
+  end
+  spending[#KEYS] = key
+  -- Every budget of those envelopes, after every use (the contract's order): the sum plus the
+  -- amount may reach the limit, never pass it. Compared as amount > limit - sum, exact in a
+  -- double where sum + amount (up to 2^54 - 2) would not be.
+  local sums = {}
+  local at = 11 + 2 * (#KEYS - 1)
+  for link = 1, #KEYS do
+    local count = tonumber(ARGV[at])
+    at = at + 1
+    for _ = 1, count do
+      local index, limit, amount = ARGV[at], tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
+      at = at + 3
+      local k = spending[link]
+      if k then
+        local spent = tonumber(redis.call('HGET', k, 'b:' .. index) or '0')
+        if amount > limit - spent then
+          return {'budget_exhausted', (link - 1) * 256 + tonumber(index)}
+        end
+        sums[#sums + 1] = {k, 'b:' .. index, spent + amount}
+      end
     end
   end
   for _, c in ipairs(charges) do
     redis.call('HSET', c[1], 'n', fmt(c[2]), charge, '1')
     keep_key_until(c[1], c[3] + tonumber(ARGV[8]))
   end
+  -- Each sum's hash was kept just above (an ancestor) or is kept by put (the leaf).
+  for _, s in ipairs(sums) do redis.call('HSET', s[1], s[2], fmt(s[3])) end
   n = n + 1
   redis.call('HSET', key, 'n', fmt(n))
   put('F', fmt(n), fmt(now + lease_ms), token, '0')
@@ -339,6 +369,45 @@ fn ancestor_args(ancestors: &[crate::Ancestor<'_>]) -> Vec<u64> {
         .collect()
 }
 
+/// Each envelope's charges, root first and the leaf last: how many, then the index, limit
+/// and amount of each (`normalize` checked them: every value is exact in a double).
+fn budget_args(req: &Begin<'_>) -> Vec<u64> {
+    let links = req
+        .ancestors
+        .iter()
+        .map(|a| a.charges)
+        .chain(std::iter::once(req.charges));
+    let mut args = Vec::new();
+    for charges in links {
+        args.push(charges.len() as u64);
+        for c in charges {
+            args.extend([u64::from(c.index), c.limit, c.amount]);
+        }
+    }
+    args
+}
+
+/// The refusal the script named by `link * 256 + index`: the charge of that index at that
+/// link of the request, by its pattern and member.
+fn budget_refusal(req: &Begin<'_>, named: u64) -> Result<Outcome, LedgerError> {
+    let (link, index) = (named / 256, named % 256);
+    let links = req
+        .ancestors
+        .iter()
+        .map(|a| a.charges)
+        .chain(std::iter::once(req.charges));
+    links
+        .enumerate()
+        .find(|(l, _)| *l as u64 == link)
+        .and_then(|(l, charges)| {
+            charges
+                .iter()
+                .find(|c| u64::from(c.index) == index)
+                .map(|c| crate::state::budget_exhausted(l, c))
+        })
+        .ok_or_else(|| LedgerError::Corrupt(format!("script named budget {named}")))
+}
+
 /// Reads the state and use number of an entry, checking its whole form as the scripts do.
 fn parse_entry(value: &str) -> Result<(UseState, u64), LedgerError> {
     let corrupt = || LedgerError::Corrupt(format!("ledger entry {value:?}"));
@@ -393,6 +462,7 @@ impl UseLedger for RedisLedger {
                     .collect::<String>(),
             )
             .arg(ancestor_args(req.ancestors))
+            .arg(budget_args(req))
             .invoke_async(&mut conn)
             .await
             .map_err(|e| redis_error(&e))?;
@@ -407,6 +477,7 @@ impl UseLedger for RedisLedger {
             "in_flight" => Ok(Outcome::InFlight),
             "replayed" => Ok(Outcome::Replayed),
             "exhausted" => Ok(Outcome::Exhausted),
+            "budget_exhausted" => budget_refusal(req, use_number),
             "abandoned" => Ok(Outcome::Abandoned),
             "other_call" => Ok(Outcome::OtherCall),
             "expired" => Err(LedgerError::Expired),

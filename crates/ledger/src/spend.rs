@@ -9,11 +9,13 @@ use std::time::Duration;
 use laissez_verify::gate::Uses;
 use laissez_verify::{ActionClass, Reason};
 
-use crate::{Ancestor, Begin, Cti, LeaseToken, LedgerError, MAX_ANCESTORS, Outcome, UseLedger};
+use crate::{
+    Ancestor, Begin, Charge, Cti, LeaseToken, LedgerError, MAX_ANCESTORS, Outcome, UseLedger,
+};
 
 /// What a use of an allowed call asks the ledger for: the leaf's cti, max_uses and expiry
-/// and every ancestor's, each expiry plus the caller's leeway; the message id and the call
-/// it binds. No allocation.
+/// and every ancestor's, each expiry plus the caller's leeway; the budgets each of them
+/// spends; the message id and the call it binds. No allocation.
 #[derive(Debug, Clone, Copy)]
 pub struct UseRequest<'a> {
     cti: &'a Cti,
@@ -23,6 +25,8 @@ pub struct UseRequest<'a> {
     tool: &'a str,
     class: ActionClass,
     lease: Duration,
+    /// The leaf's charges (`docs/spec.md` §17).
+    charges: &'a [Charge<'a>],
     /// The ancestors, root first: the first `depth` hold.
     ancestors: [Ancestor<'a>; MAX_ANCESTORS],
     depth: usize,
@@ -45,6 +49,7 @@ impl<'a> UseRequest<'a> {
             cti: leaf.cti(),
             max_uses: 1,
             expires_at: 0,
+            charges: &[],
         }; MAX_ANCESTORS];
         let mut depth = 0;
         for (slot, claims) in ancestors.iter_mut().zip(uses.ancestors()) {
@@ -52,6 +57,7 @@ impl<'a> UseRequest<'a> {
                 cti: claims.cti(),
                 max_uses: claims.max_uses(),
                 expires_at: claims.exp().saturating_add(leeway),
+                charges: uses.ancestor_charges(depth),
             };
             depth += 1;
         }
@@ -63,9 +69,23 @@ impl<'a> UseRequest<'a> {
             tool,
             class,
             lease,
+            charges: uses.leaf_charges(),
             ancestors,
             depth,
         }
+    }
+
+    /// The same use with `charges` as the budgets of the envelope at `link` of the chain
+    /// (root 0, the leaf last), in place of the verifier's: for a caller that works out the
+    /// amounts itself, and for tests. A `link` past the leaf changes nothing.
+    #[must_use]
+    pub fn with_charges(mut self, link: usize, charges: &'a [Charge<'a>]) -> Self {
+        if link == self.depth {
+            self.charges = charges;
+        } else if let Some(ancestor) = self.ancestors[..self.depth].get_mut(link) {
+            ancestor.charges = charges;
+        }
+        self
     }
 
     /// The ledger's [`Begin`] for this use.
@@ -79,6 +99,7 @@ impl<'a> UseRequest<'a> {
             tool: self.tool,
             class: self.class,
             ancestors: &self.ancestors[..self.depth],
+            charges: self.charges,
         }
     }
 
@@ -186,8 +207,9 @@ impl NotGranted {
         }
     }
 
-    /// What the reason does not say, as a snake_case word; empty when it says it all.
-    pub fn detail(&self) -> &'static str {
+    /// What the reason does not say: a snake_case word, or the budget (`pattern:member`) a
+    /// `budget_exhausted` names; empty when the reason says it all.
+    pub fn detail(&self) -> &str {
         match self {
             NotGranted::Refused(outcome) => outcome.detail(),
             NotGranted::Failed(error) => error.detail(),
@@ -205,6 +227,12 @@ impl std::fmt::Display for NotGranted {
                      spent on another call"
                 }
                 Outcome::Exhausted => "the envelope's uses are exhausted",
+                Outcome::BudgetExhausted { budget, .. } => {
+                    return write!(
+                        f,
+                        "this call's amount would take the budget {budget} past its limit"
+                    );
+                }
                 Outcome::InFlight => {
                     "another worker holds this message under a lease; try again later"
                 }
@@ -234,15 +262,18 @@ impl Outcome {
             Outcome::InFlight => Reason::InFlight,
             Outcome::Replayed | Outcome::OtherCall => Reason::Replayed,
             Outcome::Exhausted => Reason::UsesExhausted,
+            Outcome::BudgetExhausted { .. } => Reason::BudgetExhausted,
             Outcome::Abandoned => Reason::Abandoned,
         })
     }
 
     /// What the reason does not say: `message_id_spent_on_another_call` for
-    /// [`Outcome::OtherCall`], empty otherwise.
-    pub const fn detail(&self) -> &'static str {
+    /// [`Outcome::OtherCall`], the budget as `pattern:member` (`billing.refund:amount`) for
+    /// [`Outcome::BudgetExhausted`], empty otherwise.
+    pub fn detail(&self) -> &str {
         match self {
             Outcome::OtherCall => "message_id_spent_on_another_call",
+            Outcome::BudgetExhausted { budget, .. } => budget,
             _ => "",
         }
     }

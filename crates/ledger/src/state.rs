@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use laissez_verify::ActionClass;
 use sha2::{Digest, Sha256};
 
-use crate::{Begin, LeaseToken, LedgerError, MAX_TAKEOVERS, Outcome, UseState};
+use crate::{Begin, Charge, LeaseToken, LedgerError, MAX_TAKEOVERS, Outcome, UseState};
 
 /// The largest integer a Lua (double) number holds exactly: 2^53 - 1.
 pub(crate) const MAX_EXACT: u64 = (1 << 53) - 1;
@@ -256,23 +256,87 @@ pub(crate) struct AncestorView {
     pub(crate) charged: bool,
 }
 
-/// A leaf's decision extended over its ancestors: what to answer, and for each ancestor its
-/// new count when this begin charges it.
+/// What the ledger holds for one budget a begin would charge: the charge (its index, limit
+/// and this call's amount), the envelope it belongs to, and its sum so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BudgetView<'c> {
+    /// The envelope's place in the chain: root 0, the leaf `ancestors.len()`.
+    pub(crate) link: usize,
+    pub(crate) charge: Charge<'c>,
+    /// The sum of the amounts this envelope already authorised under this budget.
+    pub(crate) spent: u64,
+}
+
+/// The budget views of a begin, root first, each link's in its charges' order: the order in
+/// which every backend checks them, so that all name the same budget when several fail.
+/// `spent(link, index)` reads a sum (0 when none is kept).
+pub(crate) fn budget_views<'c>(
+    req: &Begin<'c>,
+    mut spent: impl FnMut(usize, u8) -> Result<u64, LedgerError>,
+) -> Result<Vec<BudgetView<'c>>, LedgerError> {
+    let links = req
+        .ancestors
+        .iter()
+        .map(|a| a.charges)
+        .chain(std::iter::once(req.charges));
+    let mut views = Vec::new();
+    for (link, charges) in links.enumerate() {
+        for charge in charges {
+            views.push(BudgetView {
+                link,
+                charge: *charge,
+                spent: spent(link, charge.index)?,
+            });
+        }
+    }
+    Ok(views)
+}
+
+/// The refusal naming `charge` of the envelope at `link`.
+pub(crate) fn budget_exhausted(link: usize, charge: &Charge<'_>) -> Outcome {
+    Outcome::BudgetExhausted {
+        // A chain holds at most four envelopes (`normalize`).
+        link: u8::try_from(link).unwrap_or(u8::MAX),
+        index: charge.index,
+        budget: format!("{}:{}", charge.pattern, charge.member),
+    }
+}
+
+/// A leaf's decision extended over its ancestors: what to answer, for each ancestor its new
+/// count when this begin charges it, and for each budget view its new sum when charged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ChainDecision {
     pub(crate) leaf: BeginDecision,
     pub(crate) charges: Vec<Option<u64>>,
+    /// In the order of the views given to [`decide_chain`].
+    pub(crate) sums: Vec<Option<u64>>,
 }
 
-/// Extends the leaf's decision to its ancestors (`docs/spec.md` §13): a new use of the leaf
-/// (its count grows) is charged to every ancestor not yet charged for this message, all or
-/// nothing: when any of them has no use left, the answer is `Exhausted` and nothing is
-/// written, not even the leaf's entry. Any other decision (a take-over, a replay, a refusal)
-/// spends nothing new, so the ancestors are left as they are.
-pub(crate) fn decide_chain(leaf: BeginDecision, ancestors: &[AncestorView]) -> ChainDecision {
+/// Extends the leaf's decision to its ancestors (`docs/spec.md` §13) and to the budgets of
+/// every envelope (§17): a new use of the leaf (its count grows) is charged to every ancestor
+/// not yet charged for this message, and every budget of the leaf and of those ancestors is
+/// charged its amount, all or nothing. When any ancestor has no use left the answer is
+/// `Exhausted`; else when any budget's sum plus its amount would pass its limit, it is
+/// `BudgetExhausted` (uses come first, the contract's order); either way nothing is written,
+/// not even the leaf's entry. Any other decision (a take-over, a replay, a refusal) spends
+/// nothing new, no use and no amount: a redelivered or in-flight message is never charged
+/// twice, and an ancestor already charged for this pair is not charged its budgets again.
+pub(crate) fn decide_chain(
+    leaf: BeginDecision,
+    ancestors: &[AncestorView],
+    budgets: &[BudgetView<'_>],
+) -> ChainDecision {
     let untouched = |leaf| ChainDecision {
         leaf,
         charges: vec![None; ancestors.len()],
+        sums: vec![None; budgets.len()],
+    };
+    let refused = |outcome| {
+        untouched(BeginDecision {
+            outcome,
+            write: None,
+            granted: None,
+        })
     };
     if leaf.granted.is_none() {
         return untouched(leaf);
@@ -282,16 +346,35 @@ pub(crate) fn decide_chain(leaf: BeginDecision, ancestors: &[AncestorView]) -> C
         if ancestor.charged {
             charges.push(None);
         } else if ancestor.granted >= ancestor.max_uses {
-            return untouched(BeginDecision {
-                outcome: Outcome::Exhausted,
-                write: None,
-                granted: None,
-            });
+            return refused(Outcome::Exhausted);
         } else {
             charges.push(Some(ancestor.granted + 1));
         }
     }
-    ChainDecision { leaf, charges }
+    let mut sums = Vec::with_capacity(budgets.len());
+    for view in budgets {
+        // The leaf's use is new (checked above); an ancestor's, when it is charged now.
+        let charged = charges.get(view.link).is_none_or(Option::is_some);
+        if !charged {
+            sums.push(None);
+            continue;
+        }
+        // Never `spent + amount > limit`: the same comparison as the Lua script's, where that
+        // sum of two values up to 2^53 - 1 would not be exact. A sum past its limit (which no
+        // grant writes) refuses every amount.
+        let Some(left) = view.charge.limit.checked_sub(view.spent) else {
+            return refused(budget_exhausted(view.link, &view.charge));
+        };
+        if view.charge.amount > left {
+            return refused(budget_exhausted(view.link, &view.charge));
+        }
+        sums.push(Some(view.spent + view.charge.amount));
+    }
+    ChainDecision {
+        leaf,
+        charges,
+        sums,
+    }
 }
 
 /// Decides a complete: the entry to write, or why not.

@@ -70,3 +70,10 @@ async fn memory_mixed_leeways_never_exceed_max_uses() {
 async fn memory_chain_race_16_tasks() {
     chains::chain_race_tasks(&[Arc::new(MemoryLedger::new())], 100).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_budget_race_16_tasks() {
+    let ledger = [Arc::new(MemoryLedger::new())];
+    budgets::budget_race_tasks(&ledger, 100, false).await;
+    budgets::budget_race_tasks(&ledger, 100, true).await;
+}

@@ -199,3 +199,13 @@ async fn redb_chain_race_16_tasks() {
     let ledger = Arc::new(RedbLedger::open(dir.path().join("uses.redb")).unwrap());
     chains::chain_race_tasks(&[ledger], 20).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redb_budget_race_16_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = [Arc::new(
+        RedbLedger::open(dir.path().join("uses.redb")).unwrap(),
+    )];
+    budgets::budget_race_tasks(&ledger, 20, false).await;
+    budgets::budget_race_tasks(&ledger, 20, true).await;
+}

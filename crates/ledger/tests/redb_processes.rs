@@ -102,6 +102,7 @@ fn child_process() {
                     cti: &parent,
                     max_uses: 3,
                     expires_at: in_an_hour(),
+                    charges: &[],
                 }];
                 let id = format!("proc{proc}");
                 let mut r = req(&child, &id, 3, WRITE);
@@ -112,6 +113,33 @@ fn child_process() {
                     other => panic!("unexpected {other:?}"),
                 };
                 writeln!(out, "CHAIN {round} {answer}").unwrap();
+            }
+        }
+        "budget_race" => {
+            let start = env_u64(START_MS);
+            while now_ms() < start {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            for round in 0..RACE_ROUNDS {
+                // One budget of RACE_LIMIT, two calls of this process's amounts against it.
+                let cti = cti(seed, 5_000 + round);
+                for k in 0..2 {
+                    let id = format!("proc{proc}-msg{k}");
+                    let charge = [budgets::refund(
+                        0,
+                        budgets::RACE_LIMIT,
+                        budgets::race_amount(proc as usize, k),
+                    )];
+                    let spent = match ledger
+                        .begin_blocking(&budgets::spend(&cti, &id, &charge))
+                        .unwrap()
+                    {
+                        Outcome::Granted { .. } => charge[0].amount,
+                        Outcome::BudgetExhausted { .. } => 0,
+                        other => panic!("unexpected {other:?}"),
+                    };
+                    writeln!(out, "BUDGET {round} {spent}").unwrap();
+                }
             }
         }
         "race" => {
@@ -160,6 +188,7 @@ fn child_process() {
                         WRITE
                     },
                     ancestors: &[],
+                    charges: &[],
                 };
                 if let Outcome::Granted {
                     use_number, lease, ..
@@ -303,6 +332,50 @@ fn redb_chain_race_16_processes_on_one_file() {
     assert_eq!(answers, RACE_PROCESSES * RACE_ROUNDS as usize);
     for round in 0..RACE_ROUNDS {
         assert_eq!(granted.get(&round), Some(&3), "round {round}: {granted:?}");
+    }
+}
+
+#[test]
+fn redb_budget_race_16_processes_on_one_file() {
+    // 16 processes spend one budget per round: the sum never passes the limit, and the file
+    // holds exactly the granted amounts.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("uses.redb");
+    drop(RedbLedger::open(&path).unwrap());
+    let seed = seed();
+    let start = now_ms() + 1500;
+    let mut children: Vec<Child> = (0..RACE_PROCESSES)
+        .map(|p| spawn_child(&path, "budget_race", p, seed, &[(START_MS, start)]))
+        .collect();
+    let readers: Vec<_> = children.iter_mut().map(read_lines).collect();
+    for child in &mut children {
+        assert!(
+            child.wait().unwrap().success(),
+            "a budget race child failed"
+        );
+    }
+    let mut spent: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut answers = 0;
+    for reader in readers {
+        for line in reader.join().unwrap() {
+            let Some(rest) = line.strip_prefix("BUDGET ") else {
+                continue;
+            };
+            answers += 1;
+            let (round, amount) = rest.split_once(' ').unwrap();
+            *spent.entry(round.parse().unwrap()).or_default() += amount.parse::<u64>().unwrap();
+        }
+    }
+    assert_eq!(answers, 2 * RACE_PROCESSES * RACE_ROUNDS as usize);
+    let ledger = RedbLedger::open(&path).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for round in 0..RACE_ROUNDS {
+        let total = spent.get(&round).copied().unwrap_or(0);
+        let cti = cti(seed, 5_000 + round);
+        runtime.block_on(budgets::assert_spent(&ledger, &cti, total, round as usize));
     }
 }
 

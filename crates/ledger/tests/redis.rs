@@ -209,6 +209,90 @@ async fn redis_chain_race_16_connections() {
     redis_suite::chain_race_16_connections_at(&redis_url()).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_budget_race_16_connections() {
+    redis_suite::budget_race_16_connections_at(&redis_url()).await;
+}
+
+/// Lua numbers are doubles: a limit of 2^53 - 1 is spent to the unit (2^53 - 2, then 1, then
+/// not 1 more), and the sum Redis keeps is the exact integer.
+#[tokio::test]
+async fn redis_the_largest_budget_is_exact() {
+    let ledger = redis_ledger().await;
+    budgets::the_largest_budget_is_exact(&ledger).await;
+    let cti = fresh_cti();
+    let b = |amount| [budgets::refund(3, laissez_ledger::MAX_AMOUNT, amount)];
+    let (most, one) = (b(laissez_ledger::MAX_AMOUNT - 1), b(1));
+    granted(
+        ledger
+            .begin(&budgets::spend(&cti, "m1", &most))
+            .await
+            .unwrap(),
+    );
+    granted(
+        ledger
+            .begin(&budgets::spend(&cti, "m2", &one))
+            .await
+            .unwrap(),
+    );
+    let mut conn = redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let sum: String = redis::cmd("HGET")
+        .arg(ledger.key_for(&cti))
+        .arg("b:3")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(sum, laissez_ledger::MAX_AMOUNT.to_string());
+    assert_eq!(
+        ledger
+            .begin(&budgets::spend(&cti, "m3", &one))
+            .await
+            .unwrap(),
+        budgets::exhausted(0, 3)
+    );
+}
+
+/// A chain's budget sums live in its envelopes' hashes, under the root's hash tag (one slot
+/// for the whole script), and expire with them.
+#[tokio::test]
+async fn redis_budget_sums_live_in_the_envelopes_hashes() {
+    let ledger = redis_ledger().await;
+    let (root, child) = (fresh_cti(), fresh_cti());
+    let (rc, cc) = ([budgets::refund(0, 50, 7)], [budgets::refund(1, 9, 4)]);
+    let up = budgets::up(std::slice::from_ref(&root), 5, &[&rc]);
+    let mut r = budgets::spend(&child, "m", &cc);
+    r.ancestors = &up;
+    granted(ledger.begin(&r).await.unwrap());
+    let mut conn = redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let root_key = ledger.key_for(&root);
+    let child_key = ledger.key_in(&[root], &child);
+    let tag = format!("{{{}}}", hex_of(&root));
+    assert!(root_key.contains(&tag) && child_key.contains(&tag));
+    for (key, field, sum) in [(&root_key, "b:0", 7u64), (&child_key, "b:1", 4)] {
+        let got: String = redis::cmd("HGET")
+            .arg(key)
+            .arg(field)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(got, sum.to_string());
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(ttl > 0, "{key} does not expire");
+    }
+}
+
 #[tokio::test]
 async fn redis_keys_of_a_chain_share_the_roots_hash_tag() {
     use laissez_ledger::Ancestor;
@@ -218,6 +302,7 @@ async fn redis_keys_of_a_chain_share_the_roots_hash_tag() {
         cti: &root,
         max_uses: 2,
         expires_at: in_an_hour(),
+        charges: &[],
     }];
     let mut r = req(&leaf, "m", 2, WRITE);
     r.ancestors = &up;

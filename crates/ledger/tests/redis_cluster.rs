@@ -36,6 +36,11 @@ async fn cluster_chain_race_16_connections() {
     redis_suite::chain_race_16_connections_at(&redis_cluster_url()).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cluster_budget_race_16_connections() {
+    redis_suite::budget_race_16_connections_at(&redis_cluster_url()).await;
+}
+
 #[tokio::test]
 async fn cluster_mixed_leeways_never_exceed_max_uses() {
     redis_suite::mixed_leeways_at(&redis_cluster_url()).await;
@@ -137,6 +142,7 @@ async fn cluster_keys_of_a_4_link_chain_share_one_slot() {
             cti,
             max_uses: 2,
             expires_at: in_an_hour(),
+            charges: &[],
         })
         .collect();
     let mut r = req(leaf, "m", 2, WRITE);

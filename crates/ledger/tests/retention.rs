@@ -123,6 +123,7 @@ mod clocked_redb {
             cti: &root,
             max_uses: 5,
             expires_at: T + 5,
+            charges: &[],
         }];
         let mut r = at(&child, "m", T);
         r.ancestors = &up;

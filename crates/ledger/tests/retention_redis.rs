@@ -75,6 +75,7 @@ async fn redis_keys_expire_exactly_the_grace_past_the_latest_expiry() {
                 cti: &root,
                 max_uses: 5,
                 expires_at: root_exp,
+                charges: &[],
             }];
             let mut r = at(&child, id, leaf_exp);
             r.ancestors = &up;

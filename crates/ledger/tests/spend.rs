@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use laissez_ledger::{MemoryLedger, NotGranted, Outcome, UseRequest};
+use laissez_ledger::{Charge, MemoryLedger, NotGranted, Outcome, UseRequest};
 use laissez_sign::{EnvelopeBuilder, Invocation, SecretKey, delegate};
 use laissez_verify::invocation::Call;
 use laissez_verify::{ActionClass, Allowed, Presented, Reason, Request, TrustedKey, Verifier};
@@ -134,4 +134,52 @@ async fn a_message_id_spent_on_another_call_is_a_replay_that_says_so() {
         .unwrap_err();
     assert_eq!(refused.reason(), Reason::Replayed);
     assert_eq!(refused.detail(), "message_id_spent_on_another_call");
+}
+
+#[tokio::test]
+async fn a_budget_refusal_is_budget_exhausted_and_names_the_budget() {
+    let ledger = MemoryLedger::new();
+    let links = chain();
+    let borrowed: Vec<&[u8]> = links.iter().map(Vec::as_slice).collect();
+    let charge = |amount| Charge {
+        index: 0,
+        pattern: "crm.*",
+        member: "amount",
+        limit: 10,
+        amount,
+    };
+    let (seven, four) = ([charge(7)], [charge(4)]);
+    // The root's budget (link 0), charged through its child's calls.
+    let mut invocation = Vec::new();
+    let allowed = decide(&borrowed, TOOL, "m1", &mut invocation);
+    let uses = allowed.uses();
+    let first =
+        UseRequest::new(&uses, "m1", TOOL, ActionClass::Read, 5, LEASE).with_charges(0, &seven);
+    assert_eq!(first.begin().ancestors[0].charges, &seven);
+    assert!(first.begin().charges.is_empty());
+    assert_eq!(first.spend_now(&ledger).await, Ok(1));
+    let mut invocation = Vec::new();
+    let allowed = decide(&borrowed, TOOL, "m2", &mut invocation);
+    let uses = allowed.uses();
+    let refused = UseRequest::new(&uses, "m2", TOOL, ActionClass::Read, 5, LEASE)
+        .with_charges(0, &four)
+        .spend_now(&ledger)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused,
+        NotGranted::Refused(Outcome::BudgetExhausted {
+            link: 0,
+            index: 0,
+            budget: "crm.*:amount".into(),
+        })
+    );
+    assert_eq!(refused.reason(), Reason::BudgetExhausted);
+    assert_eq!(refused.detail(), "crm.*:amount");
+    assert!(refused.to_string().contains("crm.*:amount"), "{refused}");
+    // Nothing was spent: the same call under the leaf's own budget (link 1) runs as use 2.
+    let leaf =
+        UseRequest::new(&uses, "m2", TOOL, ActionClass::Read, 5, LEASE).with_charges(1, &four);
+    assert_eq!(leaf.begin().charges, &four);
+    assert_eq!(leaf.spend_now(&ledger).await, Ok(2));
 }

@@ -242,6 +242,9 @@ impl Ledger {
                 cti,
                 max_uses: *max_uses,
                 expires_at: *expires_at,
+                // Python's low-level begin spends uses only; budgets are spent through the
+                // verifier's `ledger=`, whose request carries the gate's charges.
+                charges: &[],
             })
             .collect();
         let class = class_arg(py, cls)?;
@@ -256,6 +259,7 @@ impl Ledger {
             tool: &tool,
             class,
             ancestors: &ancestors,
+            charges: &[],
         };
         let outcome = py
             .detach(|| self.runtime.block_on(self.inner.begin(&begin)))
@@ -302,7 +306,7 @@ impl Ledger {
 }
 
 /// What `Ledger.begin` answered: `code` is `granted`, `in_flight`, `replayed`,
-/// `uses_exhausted` or `abandoned` (a message id first spent on another call is `replayed`,
+/// `uses_exhausted`, `budget_exhausted` or `abandoned` (a message id first spent on another call is `replayed`,
 /// with `other_call` true). When granted: `use`, `lease` and `taken_over`.
 #[pyclass(frozen, name = "Outcome", module = "laissez")]
 #[derive(Debug, Clone)]

@@ -283,7 +283,7 @@ impl fmt::Display for Widening {
             }
             Widening::Session => "the child's sid is not its parent's (dropped, changed, or added)",
             Widening::Holder => "the child has no cnf: a delegated envelope is never a bearer one",
-            Widening::Args(why) => return write!(f, "the child's {why}"),
+            Widening::Args(why) => return write!(f, "{why}"),
         })
     }
 }

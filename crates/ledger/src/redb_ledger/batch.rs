@@ -3,13 +3,17 @@
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 
 use super::keys::{
-    KIND_CHARGE, KIND_COUNTER, KIND_ENTRY, charge_key, entry_key, expiry_key, path_key,
+    KIND_BUDGET, KIND_CHARGE, KIND_COUNTER, KIND_ENTRY, budget_key, charge_key, entry_key,
+    expiry_key, path_key,
 };
-use super::{Answer, CHARGES, COUNTERS, ENTRIES, EXPIRY, EXPIRY_BY_KIND, Op, Reply, storage_error};
+use super::{
+    Answer, BUDGETS, CHARGES, COUNTERS, ENTRIES, EXPIRY, EXPIRY_BY_KIND, Op, OwnedCharge, Reply,
+    storage_error,
+};
 use crate::clock::Clock;
 use crate::path::ChainPath;
-use crate::state::{self, AncestorView, Entry};
-use crate::{Begin, LeaseToken, LedgerError, MessageUse, Usage};
+use crate::state::{self, AncestorView, BudgetView, Entry};
+use crate::{Begin, Charge, LeaseToken, LedgerError, MessageUse, Usage};
 
 /// Marks a charge in a key of the earlier expiry index, where an entry's message id would start.
 const LEGACY_CHARGE_MARK: u8 = 0xff;
@@ -23,6 +27,7 @@ struct Tables<'t> {
     counters: Table<'t, &'static [u8], (u64, u64)>,
     entries: Table<'t, &'static [u8], &'static [u8]>,
     charges: Table<'t, &'static [u8], u64>,
+    budgets: Table<'t, &'static [u8], (u64, u64)>,
     expiry: Table<'t, &'static [u8], ()>,
     legacy_expiry: Table<'t, &'static [u8], ()>,
 }
@@ -45,6 +50,7 @@ pub(super) fn run_batch(
             counters: txn.open_table(COUNTERS).map_err(storage_error)?,
             entries: txn.open_table(ENTRIES).map_err(storage_error)?,
             charges: txn.open_table(CHARGES).map_err(storage_error)?,
+            budgets: txn.open_table(BUDGETS).map_err(storage_error)?,
             expiry: txn.open_table(EXPIRY_BY_KIND).map_err(storage_error)?,
             legacy_expiry: txn.open_table(EXPIRY).map_err(storage_error)?,
         };
@@ -95,6 +101,42 @@ fn write_counter(
     Ok(())
 }
 
+/// A budget's sum and the latest expiry it was kept for; `(0, 0)` when unknown.
+fn read_budget(t: &Tables<'_>, key: &[u8]) -> Result<(u64, u64), LedgerError> {
+    Ok(t.budgets
+        .get(key)
+        .map_err(storage_error)?
+        .map_or((0, 0), |v| v.value()))
+}
+
+/// Writes a budget's sum, kept like a count: to the latest expiry, indexed for collection.
+fn write_budget(
+    t: &mut Tables<'_>,
+    key: &[u8],
+    sum: u64,
+    expires_at: u64,
+) -> Result<(), LedgerError> {
+    let (_, old_exp) = read_budget(t, key)?;
+    let exp = old_exp.max(expires_at);
+    t.budgets.insert(key, (sum, exp)).map_err(storage_error)?;
+    if exp != old_exp {
+        let ek = expiry_key(exp, KIND_BUDGET, key);
+        t.expiry.insert(&ek[..], ()).map_err(storage_error)?;
+    }
+    Ok(())
+}
+
+/// The charge as the state machine reads it, borrowing the owned strings.
+fn charge_of(c: &OwnedCharge) -> Charge<'_> {
+    Charge {
+        index: c.index,
+        pattern: &c.pattern,
+        member: &c.member,
+        limit: c.limit,
+        amount: c.amount,
+    }
+}
+
 fn read_entry(
     t: &Tables<'_>,
     key: &[u8],
@@ -118,6 +160,7 @@ fn apply(t: &mut Tables<'_>, op: &Op, now_ms: u64) -> Result<(Reply, bool), Ledg
             class,
             fresh,
             ancestors,
+            charges,
         } => {
             let key = entry_key(path, message_id);
             let counter = path_key(path);
@@ -135,6 +178,7 @@ fn apply(t: &mut Tables<'_>, op: &Op, now_ms: u64) -> Result<(Reply, bool), Ledg
                 tool,
                 class: *class,
                 ancestors: &[],
+                charges: &[],
             };
             let leaf = match state::decide_begin(&req, existing, granted, now_ms, *fresh) {
                 Ok(d) => d,
@@ -149,8 +193,26 @@ fn apply(t: &mut Tables<'_>, op: &Op, now_ms: u64) -> Result<(Reply, bool), Ledg
                     charged: t.charges.get(&charge[..]).map_err(storage_error)?.is_some(),
                 });
             }
-            let decision = state::decide_chain(leaf, &views);
+            let mut budgets = Vec::with_capacity(charges.len());
+            for c in charges {
+                let key = budget_key(&path.prefix(c.link + 1), c.index);
+                budgets.push(BudgetView {
+                    link: c.link,
+                    charge: charge_of(c),
+                    spent: read_budget(t, &key)?.0,
+                });
+            }
+            let decision = state::decide_chain(leaf, &views, &budgets);
             let mut wrote = false;
+            for (view, sum) in budgets.iter().zip(&decision.sums) {
+                if let Some(sum) = sum {
+                    // Kept as long as the envelope's count: its own expiry, as asked.
+                    let exp = ancestors.get(view.link).map_or(*expires_at, |(_, e)| *e);
+                    let key = budget_key(&path.prefix(view.link + 1), view.charge.index);
+                    write_budget(t, &key, *sum, exp)?;
+                    wrote = true;
+                }
+            }
             for (i, ((_, exp), charge)) in ancestors.iter().zip(&decision.charges).enumerate() {
                 if let Some(granted) = charge {
                     write_counter(t, &path_key(&path.prefix(i + 1)), *granted, *exp)?;
@@ -340,6 +402,17 @@ fn remove_stale(t: &mut Tables<'_>, exp: u64, kind: u8, key: &[u8]) -> Result<bo
                 .map(|v| v.value());
             if current.is_some_and(|e| e <= exp) {
                 t.charges.remove(key).map_err(storage_error)?;
+                return Ok(true);
+            }
+        }
+        KIND_BUDGET => {
+            let current = t
+                .budgets
+                .get(key)
+                .map_err(storage_error)?
+                .map(|v| v.value());
+            if current.is_some_and(|(_, e)| e <= exp) {
+                t.budgets.remove(key).map_err(storage_error)?;
                 return Ok(true);
             }
         }

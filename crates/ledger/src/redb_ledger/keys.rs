@@ -16,6 +16,7 @@ const CHILD_MARK: u8 = 0xff;
 pub(super) const KIND_COUNTER: u8 = 0;
 pub(super) const KIND_ENTRY: u8 = 1;
 pub(super) const KIND_CHARGE: u8 = 2;
+pub(super) const KIND_BUDGET: u8 = 3;
 
 /// An envelope's path: the key of its count.
 pub(super) fn path_key(path: &ChainPath) -> Vec<u8> {
@@ -36,6 +37,14 @@ pub(super) fn path_key(path: &ChainPath) -> Vec<u8> {
 pub(super) fn entry_key(path: &ChainPath, message_id: &str) -> Vec<u8> {
     let mut key = path_key(path);
     key.extend_from_slice(message_id.as_bytes());
+    key
+}
+
+/// The key of an envelope's budget sum: its path, then the budget's index. A path's key has
+/// one length per depth, so one byte more names one budget of one path.
+pub(super) fn budget_key(path: &ChainPath, index: u8) -> Vec<u8> {
+    let mut key = path_key(path);
+    key.push(index);
     key
 }
 

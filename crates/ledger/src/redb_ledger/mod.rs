@@ -38,6 +38,9 @@ const ENTRIES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("entries
 /// descendants' messages charged to an ancestor (`docs/spec.md` §13); the ancestor's count is
 /// its `COUNTERS` entry.
 const CHARGES: TableDefinition<'_, &[u8], u64> = TableDefinition::new("charges");
+/// path ++ budget index (one byte, 0 to 7) -> (sum spent, expires_at): an envelope's budget
+/// sums (`docs/spec.md` §17), kept as long as its count (`keys::budget_key`).
+const BUDGETS: TableDefinition<'_, &[u8], (u64, u64)> = TableDefinition::new("budgets");
 /// expires_at (8 bytes, big-endian) ++ kind ++ the record's key -> () (`keys::expiry_key`).
 /// Ordered by expiry, so that collection reads only what has expired.
 const EXPIRY_BY_KIND: TableDefinition<'_, &[u8], ()> = TableDefinition::new("expiry_by_kind");
@@ -95,6 +98,8 @@ enum Op {
         fresh: LeaseToken,
         /// max_uses, expires_at of each ancestor, root first (their paths are `path`'s).
         ancestors: Vec<(u64, u64)>,
+        /// Every envelope's charges, root first, each link's in its order.
+        charges: Vec<OwnedCharge>,
     },
     Complete {
         path: ChainPath,
@@ -112,6 +117,18 @@ enum Op {
     Collect {
         now_secs: u64,
     },
+}
+
+/// A charge of a begin, owned to cross to the writer thread.
+#[derive(Debug)]
+struct OwnedCharge {
+    /// The envelope's place in the chain: root 0, the leaf last.
+    link: usize,
+    index: u8,
+    pattern: String,
+    member: String,
+    limit: u64,
+    amount: u64,
 }
 
 #[derive(Debug)]
@@ -363,6 +380,23 @@ fn begin_op(req: &Begin<'_>) -> Result<Op, LedgerError> {
             .iter()
             .map(|a| (a.max_uses, a.expires_at))
             .collect(),
+        charges: req
+            .ancestors
+            .iter()
+            .map(|a| a.charges)
+            .chain(std::iter::once(req.charges))
+            .enumerate()
+            .flat_map(|(link, charges)| {
+                charges.iter().map(move |c| OwnedCharge {
+                    link,
+                    index: c.index,
+                    pattern: c.pattern.to_owned(),
+                    member: c.member.to_owned(),
+                    limit: c.limit,
+                    amount: c.amount,
+                })
+            })
+            .collect(),
     })
 }
 
@@ -411,6 +445,7 @@ fn open_database(path: &Path, options: &RedbOptions) -> Result<Database, LedgerE
         txn.open_table(COUNTERS).map_err(storage_error)?;
         txn.open_table(ENTRIES).map_err(storage_error)?;
         txn.open_table(CHARGES).map_err(storage_error)?;
+        txn.open_table(BUDGETS).map_err(storage_error)?;
         txn.open_table(EXPIRY).map_err(storage_error)?;
         txn.open_table(EXPIRY_BY_KIND).map_err(storage_error)?;
         revocations::create_tables(&txn)?;

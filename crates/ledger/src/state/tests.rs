@@ -16,6 +16,7 @@ fn req<'a>(msg: &'a str, tool: &'a str, class: ActionClass) -> Begin<'a> {
         tool,
         class,
         ancestors: &[],
+        charges: &[],
     }
 }
 
@@ -288,14 +289,14 @@ fn a_new_use_is_charged_to_every_uncharged_ancestor_or_to_none() {
         charged,
     };
     // Both ancestors have room: both charged, the leaf granted.
-    let d = decide_chain(new_use(), &[view(0, false), view(1, false)]);
+    let d = decide_chain(new_use(), &[view(0, false), view(1, false)], &[]);
     assert!(matches!(d.leaf.outcome, Outcome::Granted { .. }));
     assert_eq!(d.charges, vec![Some(1), Some(2)]);
     // One already charged for this message: only the other is.
-    let d = decide_chain(new_use(), &[view(2, true), view(1, false)]);
+    let d = decide_chain(new_use(), &[view(2, true), view(1, false)], &[]);
     assert_eq!(d.charges, vec![None, Some(2)]);
     // One full: exhausted, and nothing at all is written.
-    let d = decide_chain(new_use(), &[view(0, false), view(2, false)]);
+    let d = decide_chain(new_use(), &[view(0, false), view(2, false)], &[]);
     assert_eq!(d.leaf.outcome, Outcome::Exhausted);
     assert_eq!((d.leaf.write, d.leaf.granted), (None, None));
     assert_eq!(d.charges, vec![None, None]);
@@ -305,7 +306,9 @@ fn a_new_use_is_charged_to_every_uncharged_ancestor_or_to_none() {
         write: None,
         granted: None,
     };
-    let d = decide_chain(replay, &[view(2, false)]);
+    let d = decide_chain(replay, &[view(2, false)], &[]);
     assert_eq!(d.leaf.outcome, Outcome::Replayed);
     assert_eq!(d.charges, vec![None]);
 }
+
+mod budgets;

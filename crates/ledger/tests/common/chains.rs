@@ -15,6 +15,7 @@ fn ancestors<'a>(ctis: &'a [Cti], max_uses: u64) -> Vec<Ancestor<'a>> {
             cti,
             max_uses,
             expires_at: in_an_hour(),
+            charges: &[],
         })
         .collect()
 }
@@ -91,11 +92,13 @@ pub(crate) async fn every_ancestor_is_charged<L: UseLedger>(ledger: &L) {
             cti: &chain[0],
             max_uses: 5,
             expires_at: in_an_hour(),
+            charges: &[],
         },
         Ancestor {
             cti: &chain[1],
             max_uses: 1,
             expires_at: in_an_hour(),
+            charges: &[],
         },
     ];
     let (g1, g2) = (fresh_cti(), fresh_cti());
@@ -212,6 +215,7 @@ pub(crate) async fn chain_race_tasks<L: UseLedger + 'static>(ledgers: &[Arc<L>],
                     cti: &parent,
                     max_uses: 3,
                     expires_at: in_an_hour(),
+                    charges: &[],
                 }];
                 let id = format!("task{task}");
                 match ledger.begin(&chained(&child, &id, &up)).await.unwrap() {

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub(crate) mod budgets;
 pub(crate) mod chains;
 
 use laissez_ledger::{
@@ -87,6 +88,7 @@ pub(crate) fn req<'a>(
         tool: TOOL,
         class,
         ancestors: &[],
+        charges: &[],
     }
 }
 
@@ -458,6 +460,7 @@ pub(crate) async fn conformance<L: UseLedger>(ledger: &L) {
     another_tool_or_class_is_refused(ledger).await;
     takeovers_are_capped(ledger).await;
     chains::chain_conformance(ledger).await;
+    budgets::budget_conformance(ledger).await;
 }
 
 /// 16 tasks, each trying two distinct message ids against max_uses 5, `rounds` times on fresh

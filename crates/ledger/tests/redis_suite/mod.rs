@@ -77,6 +77,14 @@ pub(crate) async fn chain_race_16_connections_at(url: &str) {
     chains::chain_race_tasks(&ledgers_at(url, 16).await, 30).await;
 }
 
+/// A connection per task racing to spend one budget, the envelope's own then a parent's: the
+/// sum never passes the limit and is exactly what was granted.
+pub(crate) async fn budget_race_16_connections_at(url: &str) {
+    let ledgers = ledgers_at(url, 16).await;
+    budgets::budget_race_tasks(&ledgers, 30, false).await;
+    budgets::budget_race_tasks(&ledgers, 30, true).await;
+}
+
 /// Workers with different leeways share one count, even once Redis's own clock has passed
 /// one worker's expiry.
 pub(crate) async fn mixed_leeways_at(url: &str) {

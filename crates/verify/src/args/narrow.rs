@@ -67,8 +67,39 @@ pub struct NotNarrower {
 }
 
 impl fmt::Display for NotNarrower {
+    /// One sentence naming the member: what a delegator reads when its signer refuses.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "args at {}: {}", self.path, self.rule)
+        let path = &self.path;
+        match self.rule {
+            NarrowingRule::NotNamed => {
+                write!(
+                    f,
+                    "the child names {path}, which its parent's args do not allow"
+                )
+            }
+            NarrowingRule::Required => {
+                write!(
+                    f,
+                    "the child leaves out {path}, which its parent's args require"
+                )
+            }
+            NarrowingRule::MadeOptional => {
+                write!(
+                    f,
+                    "the child makes {path} optional, which its parent's args require"
+                )
+            }
+            NarrowingRule::Opened => f.write_str(
+                "the child opens its args with \"*\" where its parent's args are closed",
+            ),
+            NarrowingRule::Wider => write!(
+                f,
+                "the child's constraint on {path} is not narrower than its parent's"
+            ),
+            NarrowingRule::Unconstrained => {
+                f.write_str("the child grants without args a tool its parent grants only with args")
+            }
+        }
     }
 }
 
