@@ -58,7 +58,7 @@ impl Decision {
     /// approvals (`approval_required`), the fault (`bad_delegation`), the widening field
     /// (`not_attenuated`), the first member of the body that failed, as a path like
     /// `items[2].sku`, or `body` (`arguments_not_granted`), the budget that would pass its
-    /// limit (`budget_exhausted`); else None.
+    /// limit as `pattern:member` (`budget_exhausted`); else None.
     #[getter]
     fn detail(&self) -> Option<&str> {
         self.detail.as_deref()

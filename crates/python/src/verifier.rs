@@ -59,8 +59,9 @@ impl Verifier {
     /// `trusted`: a `PublicKey`, a trust file path, or an iterable of them. `audience`: this
     /// worker's queue or pool name. `tools`: the worker's catalogue, `{tool: class}`; with it
     /// the class of a request is the catalogue's. `ledger`: spend a use for each allowed call
-    /// that names a `message_id` (begin and complete at once, as `laissez verify --ledger`;
-    /// a delegated use also spends each ancestor's). `approvers`: the keys whose approvals
+    /// that names a `message_id`, and its amount from every budget that applies (begin and
+    /// complete at once, as `laissez verify --ledger`; a delegated use also spends each
+    /// ancestor's uses and budgets). `approvers`: the keys whose approvals
     /// count (never an issuer key: `LaissezError`, reason `approver_is_issuer`).
     /// `require_approval`: classes that need approval whatever the envelope says.
     /// `revocations`: a `RevocationSet` (shared: records added later apply; its keys must be

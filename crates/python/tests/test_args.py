@@ -189,11 +189,17 @@ def test_budgets_are_spent_through_the_ledger(keys, tmp_path):
     v = verifier(keys, ledger=laissez.Ledger(tmp_path / "uses.redb"))
     assert v.verify(env, tool=REFUND, message_id="m-1", body=body(600)).use == 1
     d = v.verify(env, tool=REFUND, message_id="m-2", body=body(401))
-    assert d.reason == "budget_exhausted" and not d.allowed
+    assert (d.allowed, d.reason, d.detail, d.use) == (False, "budget_exhausted", "billing.refund:amount", None)
     # A denied call spent nothing: what is left still fits.
     assert v.verify(env, tool=REFUND, message_id="m-3", body=body(400)).use == 2
     assert v.verify(env, tool=REFUND, message_id="m-4", body=body(1)).reason == "budget_exhausted"
     assert v.verify(env, tool=REFUND, message_id="m-5", body=body(0)).use == 3
+    # A message already spent is not charged twice: it is a replay, whatever its amount.
+    assert v.verify(env, tool=REFUND, message_id="m-1", body=body(600)).reason == "replayed"
+    # The ledger is a file: a new verifier over it, once the first let go, sees what was spent.
+    del v
+    again = verifier(keys, ledger=laissez.Ledger(tmp_path / "uses.redb"))
+    assert again.verify(env, tool=REFUND, message_id="m-6", body=body(1)).reason == "budget_exhausted"
 
 
 def test_a_waiver_lifts_the_approval_for_small_refunds_only(keys):
@@ -253,6 +259,13 @@ def test_delegate_takes_args_and_refuses_a_wider_range_naming_the_member(keys):
         laissez.delegate(keys["agent"], parent, agent="sub-agent", tools=[REFUND],
                          classes="write", holder=sub)
     assert (e.value.reason, e.value.field, e.value.path) == ("not_attenuated", "args", "body")
+    # The child may add its own approval rule, with waivers.
+    waiver = [(REFUND, {"amount": {"range": [None, 10]}})]
+    ruled = child(narrower, approval=("write", 1, [keys["alice"].public_key()]), unless=waiver)
+    assert ruled.claims[1]["grant"]["approval"]["unless"] == [list(waiver[0])]
+    with pytest.raises(laissez.SignError) as e:
+        child(narrower, unless=waiver)
+    assert e.value.reason == "unless_without_approval"
     # A member the parent's args do not allow.
     with pytest.raises(laissez.SignError) as e:
         child({**narrower, "note": "any"})
@@ -261,3 +274,39 @@ def test_delegate_takes_args_and_refuses_a_wider_range_naming_the_member(keys):
     with pytest.raises(laissez.SignError) as e:
         child(narrower, max_uses=11)
     assert (e.value.field, e.value.path) == ("max_uses", None)
+
+
+# The command line: the same bytes, the same JSON, the same verdicts.
+
+
+def test_the_cli_signs_the_same_grant_and_decides_alike(issuer, tmp_path, cli):
+    cap = '{"order": {"prefix": "ord-"}, "amount": {"range": [0, 500]}}'
+    common = ["--agent", "agent-py", "--aud", AUD, "--tool", REFUND, "--classes", "write",
+              "--max-uses", "10", "--nbf", "1900000000", "--ttl", "1h"]
+    signed = cli("sign", "--key", str(issuer.path), *common, "--args", f"{REFUND}={cap}",
+                 "--budget", f"{REFUND}:amount=1000", "--json")
+    assert signed.returncode == 0, signed.stderr
+    theirs = json.loads(signed.stdout)["claims"]["grant"]
+    env = laissez.sign(issuer.key, agent="agent-py", aud=AUD, tools=[REFUND], classes="write",
+                       max_uses=10, nbf=1900000000, ttl="1h", args={REFUND: cap},
+                       budgets=[(REFUND, "amount", 1000)])
+    # Claims hold a random cti, so the grants compare, not the bytes.
+    assert env.claims["grant"] == theirs
+    inspected = cli("inspect", "--json", env.text)
+    assert json.loads(inspected.stdout)["claims"] == env.claims
+
+    v = verifier_from(issuer)
+    for amount in (500, 501):
+        (tmp_path / "body").write_bytes(body(amount))
+        ours = v.verify(env, tool=REFUND, body=body(amount), now=1900000001)
+        run = cli("verify", "--trust", str(issuer.pub), "--aud", AUD, "--tool", REFUND,
+                  "--class", "write", "--body", "body", "--now", "1900000001", "--json",
+                  env.text)
+        out = json.loads(run.stdout)
+        assert (out["allowed"], out["reason"], out.get("detail")) == (
+            ours.allowed, ours.reason, ours.detail), amount
+    assert ours.detail == "amount"
+
+
+def verifier_from(issuer) -> laissez.Verifier:
+    return laissez.Verifier(issuer.key.public_key(), AUD)
