@@ -298,10 +298,12 @@ def test_the_cli_signs_the_same_grant_and_decides_alike(issuer, tmp_path, cli):
     v = verifier_from(issuer)
     for amount in (500, 501):
         (tmp_path / "body").write_bytes(body(amount))
-        ours = v.verify(env, tool=REFUND, body=body(amount), now=1900000001)
+        ours = v.verify(env, tool=REFUND, message_id="m-1", body=body(amount), now=1900000001)
+        # A body without a call gets the call's verdict here (no approval, no invocation).
+        assert v.verify(env, tool=REFUND, body=body(amount), now=1900000001) == ours
         run = cli("verify", "--trust", str(issuer.pub), "--aud", AUD, "--tool", REFUND,
-                  "--class", "write", "--body", "body", "--now", "1900000001", "--json",
-                  env.text)
+                  "--class", "write", "--message-id", "m-1", "--body", "body",
+                  "--now", "1900000001", "--json", env.text)
         out = json.loads(run.stdout)
         assert (out["allowed"], out["reason"], out.get("detail")) == (
             ours.allowed, ours.reason, ours.detail), amount
@@ -309,4 +311,4 @@ def test_the_cli_signs_the_same_grant_and_decides_alike(issuer, tmp_path, cli):
 
 
 def verifier_from(issuer) -> laissez.Verifier:
-    return laissez.Verifier(issuer.key.public_key(), AUD)
+    return laissez.Verifier(issuer.key.public_key(), AUD, tools={REFUND: "write"})

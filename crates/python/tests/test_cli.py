@@ -126,6 +126,29 @@ def fill_ledger(path: Path, vector: dict) -> None:
         ledger.complete(claims["cti"], message_id, outcome.lease)
 
 
+def fill_budgets(path: Path, vector: dict) -> None:
+    """The vector's amounts already spent from each budget (`budget_spent`, docs/spec.md §17),
+    spent in a redb ledger file through calls of the vector's tool that a verifier allowed:
+    the one way a ledger spends a budget. The amounts are split over all but one of the
+    envelope's uses, leaving one for the vector's own call."""
+    claims = laissez.Envelope(bytes.fromhex(vector["envelope"])).claims
+    (spent,) = vector["budget_spent"]  # the vectors charge one budget
+    parts = claims["grant"]["max_uses"] - 1
+    assert parts >= 1, vector["name"]
+    amounts = [spent // parts + (1 if i < spent % parts else 0) for i in range(parts)]
+    keys = [laissez.PublicKey.from_bytes(bytes.fromhex(k)) for k in vector["trusted_keys"]]
+    verifier = laissez.Verifier(keys, vector["audience"], leeway=vector["leeway"],
+                                max_lifetime=vector["max_lifetime"], ledger=laissez.Ledger(path))
+    request = vector["request"]
+    for i, amount in enumerate(amounts):
+        decision = verifier.verify(
+            bytes.fromhex(vector["envelope"]), tool=request["tool"], cls=request["class"],
+            message_id=f"spent-{i}", body=json.dumps({"amount": amount}).encode(),
+            now=vector["now"],
+        )
+        assert decision.allowed, (vector["name"], decision)
+
+
 def python_verdict(vector: dict, tmp_path: Path) -> str:
     try:
         keys = [laissez.PublicKey.from_bytes(bytes.fromhex(k)) for k in vector["trusted_keys"]]
@@ -134,6 +157,9 @@ def python_verdict(vector: dict, tmp_path: Path) -> str:
     ledger = None
     if vector["ledger_completed"]:
         fill_ledger(tmp_path / "python.redb", vector)
+    if vector.get("budget_spent"):
+        fill_budgets(tmp_path / "python.redb", vector)
+    if vector["ledger_completed"] or vector.get("budget_spent"):
         ledger = laissez.Ledger(tmp_path / "python.redb")
     # A worker ignores a record that does not decode or verify (spec §14).
     held = laissez.RevocationSet(keys)
@@ -192,6 +218,9 @@ def cli_verdict(vector: dict, tmp_path: Path, cli) -> str:
         args += ["--require-holder"]
     if vector["ledger_completed"]:
         fill_ledger(tmp_path / "cli.redb", vector)
+    if vector.get("budget_spent"):
+        fill_budgets(tmp_path / "cli.redb", vector)
+    if vector["ledger_completed"] or vector.get("budget_spent"):
         args += ["--ledger", str(tmp_path / "cli.redb")]
     if vector.get("revocations"):
         (tmp_path / "records").write_text("".join(b64(bytes.fromhex(r)) + "\n"
