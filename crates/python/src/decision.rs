@@ -128,7 +128,11 @@ impl Decision {
 
     fn __repr__(&self) -> String {
         match (&self.reason, &self.detail) {
-            (None, _) => format!("Decision(allowed=True, use={:?})", self.use_number),
+            // As Python writes it: `use=1`, `use=None`.
+            (None, _) => match self.use_number {
+                Some(n) => format!("Decision(allowed=True, use={n})"),
+                None => "Decision(allowed=True, use=None)".to_owned(),
+            },
             (Some(r), None) => format!("Decision(allowed=False, reason={r:?})"),
             (Some(r), Some(d)) => format!("Decision(allowed=False, reason={r:?}, detail={d:?})"),
         }

@@ -187,7 +187,8 @@ def test_a_budget_needs_its_member_in_the_body(keys):
 def test_budgets_are_spent_through_the_ledger(keys, tmp_path):
     env = refunds(keys, budgets=[(REFUND, "amount", 1000)])
     v = verifier(keys, ledger=laissez.Ledger(tmp_path / "uses.redb"))
-    assert v.verify(env, tool=REFUND, message_id="m-1", body=body(600)).use == 1
+    first = v.verify(env, tool=REFUND, message_id="m-1", body=body(600))
+    assert first.use == 1 and repr(first) == "Decision(allowed=True, use=1)"
     d = v.verify(env, tool=REFUND, message_id="m-2", body=body(401))
     assert (d.allowed, d.reason, d.detail, d.use) == (False, "budget_exhausted", "billing.refund:amount", None)
     # A denied call spent nothing: what is left still fits.
