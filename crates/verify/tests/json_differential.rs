@@ -545,3 +545,98 @@ fn the_1_mib_limit() {
         (JsonErrorKind::TooLong, MAX_BODY_LEN)
     );
 }
+
+/// `{"m0":0,...}` with `n` members; member `dup` (if any) named like member `of`, spelled
+/// with an escape when `escape`. Returns the body and where member `dup`'s name starts.
+fn members(n: usize, dup: Option<(usize, usize)>, escape: bool) -> (Vec<u8>, usize) {
+    let mut body = b"{".to_vec();
+    let mut at = 0;
+    for i in 0..n {
+        if i > 0 {
+            body.push(b',');
+        }
+        let name = match dup {
+            Some((d, of)) if d == i => {
+                at = body.len();
+                of
+            }
+            _ => i,
+        };
+        if escape && Some(i) == dup.map(|d| d.0) {
+            body.extend_from_slice(format!("\"\\u006d{name}\":{i}").as_bytes());
+        } else {
+            body.extend_from_slice(format!("\"m{name}\":{i}").as_bytes());
+        }
+    }
+    body.push(b'}');
+    (body, at)
+}
+
+#[test]
+fn every_path_of_the_duplicate_check_finds_repeats() {
+    // Around the direct comparison's limit (32), within the first block of the table (1920),
+    // across blocks, and in the last one; plain and escaped.
+    for n in [2usize, 31, 32, 33, 100, 1919, 1920, 1921, 5000] {
+        let (ok, _) = members(n, None, false);
+        let b = JsonBody::parse(&ok).unwrap();
+        assert_eq!(b.root().len(), n);
+        let pairs = [
+            (1, 0),
+            (n - 1, 0),
+            (n - 1, n - 2),
+            (n / 2, n / 3),
+            (n - 1, n / 2),
+        ];
+        for (d, of) in pairs {
+            if d <= of {
+                continue;
+            }
+            for escape in [false, true] {
+                let (body, at) = members(n, Some((d, of)), escape);
+                let e = JsonBody::parse(&body).unwrap_err();
+                assert_eq!(
+                    (e.kind(), e.offset()),
+                    (JsonErrorKind::DuplicateMember, at),
+                    "{n} members, {d} repeats {of}, escaped {escape}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn objects_beyond_the_name_pool_are_checked_when_they_close() {
+    // Ten levels of 30 names each before the nested object: the outer levels fill the pool
+    // of names kept while reading, so the inner ones are re-read when they close.
+    for dup_level in [0usize, 5, 9] {
+        let mut body = vec![];
+        let mut at = 0;
+        for level in 0..10 {
+            body.push(b'{');
+            for i in 0..30 {
+                let name = if level == dup_level && i == 29 { 3 } else { i };
+                if level == dup_level && i == 29 {
+                    at = body.len();
+                }
+                body.extend_from_slice(format!("\"n{name}\":{i},").as_bytes());
+            }
+            body.extend_from_slice(b"\"next\":");
+        }
+        body.extend_from_slice(b"null");
+        body.extend(std::iter::repeat_n(b'}', 10));
+        let e = JsonBody::parse(&body).unwrap_err();
+        assert_eq!(
+            (e.kind(), e.offset()),
+            (JsonErrorKind::DuplicateMember, at),
+            "level {dup_level}"
+        );
+        // And without the repeat, valid.
+        let fixed = String::from_utf8(body)
+            .unwrap()
+            .replacen("\"n3\":29", "\"n29\":29", 1);
+        assert!(
+            JsonBody::parse(fixed.as_bytes()).is_ok(),
+            "level {dup_level}"
+        );
+    }
+}
