@@ -318,7 +318,7 @@ impl Writer {
     }
 
     fn unit(&mut self, u: u16) {
-        if self.next() % 2 == 0 {
+        if self.next().is_multiple_of(2) {
             write!(self.out, "\\u{u:04x}").unwrap();
         } else {
             write!(self.out, "\\u{u:04X}").unwrap();
@@ -343,7 +343,7 @@ impl Writer {
             let want = must || (self.next() % 256) < u64::from(self.style.escape_per_256);
             if !want {
                 self.out.push(c);
-            } else if let (Some(e), true) = (short, self.next() % 2 == 0) {
+            } else if let (Some(e), true) = (short, self.next().is_multiple_of(2)) {
                 self.out.push_str(e);
             } else {
                 let mut units = [0u16; 2];
