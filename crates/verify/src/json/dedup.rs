@@ -25,9 +25,13 @@
 //!   when an object needs the table. Choosing names that collide needs the key, and the key
 //!   changes with every name chosen; a small body with small objects never pays for it.
 //!
-//! Every object is checked when it closes, so its nested values are valid and skipping them
-//! needs no checks; a nested object is re-read by each enclosing object that has more than
-//! one member, at most `MAX_BODY_DEPTH` times in all.
+//! Stack: the pool (2 KiB) lives for the whole parse; the table (12 KiB) and the small
+//! path's 32 names (384 bytes) only while an object that outgrew the pool or `SMALL` is
+//! re-read: under 15 KiB at the deepest.
+//!
+//! An object that is not checked as it is read is checked when it closes, so its nested
+//! values are valid and skipping them needs no checks; a nested object is re-read by each
+//! such enclosing object, at most `MAX_BODY_DEPTH` times in all.
 
 use sha2::{Digest, Sha256};
 
