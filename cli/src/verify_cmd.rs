@@ -23,7 +23,7 @@ Without --tool/--class it checks everything but the request. With --message-id i
 whole call (--tool and --class then required): the body (--body, empty when not given) and,
 for a holder-bound envelope, the holder's --invocation over exactly this call. Without
 --message-id a holder-bound envelope is `invocation_required`: it is never usable without a
-call. With --ledger it also spends a use of the envelope for --message-id in the embedded
+call; --body is still read for the grant's args, budgets and approval waivers. With --ledger it also spends a use of the envelope for --message-id in the embedded
 ledger file (created if absent): the first time a message id is seen it is granted the next
 use number; the same id again is `replayed`; more distinct ids than max_uses are
 `uses_exhausted`. --revocations FILE holds the revocation records of FILE (base64url lines, as
@@ -95,12 +95,8 @@ pub(crate) struct VerifyArgs {
     #[arg(long, value_name = "ID", requires = "tool")]
     message_id: Option<String>,
     /// The message body, exactly as delivered: a file, or - for stdin [default: empty].
-    #[arg(
-        long,
-        value_name = "FILE|-",
-        requires = "message_id",
-        allow_hyphen_values = true
-    )]
+    /// Without --message-id it is still read for args, budgets and waivers (docs/spec.md §16).
+    #[arg(long, value_name = "FILE|-", allow_hyphen_values = true)]
     body: Option<String>,
     /// The holder's invocation as base64url text, or - to read it from stdin.
     #[arg(
