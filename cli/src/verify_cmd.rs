@@ -30,8 +30,8 @@ use number; the same id again is `replayed`; more distinct ids than max_uses are
 --body is the call's arguments as JSON: a grant with args holds only for a body that satisfies
 them (`arguments_not_granted`, \"detail\" names the member, e.g. items[2].sku, or `body`), a
 budget needs its member, and an approval rule's waiver reads it; without --message-id the body
-is read for these only. --revocations FILE holds the revocation records of FILE (base64url lines, as
-`laissez revoke` prints them); a line that is not a record of a trusted key is reported on
+is read for these only. --revocations FILE holds the revocation records of FILE (base64url
+lines, as `laissez revoke` prints them); a line that is not a record of a trusted key is reported on
 stderr and ignored.
 
 Exit 0 allowed, 1 denied (`denied: REASON` on stderr), 2 usage error, 3 I/O or key error.
