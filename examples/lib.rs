@@ -359,6 +359,8 @@ pub mod doc_blocks {
     pub struct Readme;
     #[doc = include_str!("../docs/guide/rust.md")]
     pub struct GuideRust;
+    #[doc = include_str!("../docs/guide/arguments.md")]
+    pub struct GuideArguments;
     #[doc = include_str!("../docs/guide/rabbitmq.md")]
     pub struct GuideRabbitmq;
     #[doc = include_str!("../crates/verify/README.md")]

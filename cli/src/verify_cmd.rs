@@ -26,8 +26,12 @@ for a holder-bound envelope, the holder's --invocation over exactly this call. W
 call. With --ledger it also spends a use of the envelope for --message-id in the embedded
 ledger file (created if absent): the first time a message id is seen it is granted the next
 use number; the same id again is `replayed`; more distinct ids than max_uses are
-`uses_exhausted`. --revocations FILE holds the revocation records of FILE (base64url lines, as
-`laissez revoke` prints them); a line that is not a record of a trusted key is reported on
+`uses_exhausted`; an amount that would take a budget past its limit is `budget_exhausted`.
+--body is the call's arguments as JSON: a grant with args holds only for a body that satisfies
+them (`arguments_not_granted`, \"detail\" names the member, e.g. items[2].sku, or `body`), a
+budget needs its member, and an approval rule's waiver reads it; without --message-id the body
+is read for these only. --revocations FILE holds the revocation records of FILE (base64url
+lines, as `laissez revoke` prints them); a line that is not a record of a trusted key is reported on
 stderr and ignored.
 
 Exit 0 allowed, 1 denied (`denied: REASON` on stderr), 2 usage error, 3 I/O or key error.
@@ -94,13 +98,9 @@ pub(crate) struct VerifyArgs {
     /// The message id of the call: check the whole call (needs --tool and --class).
     #[arg(long, value_name = "ID", requires = "tool")]
     message_id: Option<String>,
-    /// The message body, exactly as delivered: a file, or - for stdin [default: empty].
-    #[arg(
-        long,
-        value_name = "FILE|-",
-        requires = "message_id",
-        allow_hyphen_values = true
-    )]
+    /// The message body, exactly as delivered: a file, or - for stdin [default: empty]. Without
+    /// --message-id it is read for the grant's args, budgets and waivers only (docs/spec.md §16).
+    #[arg(long, value_name = "FILE|-", allow_hyphen_values = true)]
     body: Option<String>,
     /// The holder's invocation as base64url text, or - to read it from stdin.
     #[arg(

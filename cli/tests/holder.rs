@@ -417,7 +417,6 @@ fn usage_and_key_errors() {
     for extra in [
         &["--message-id", "m1"][..],
         &["--message-id", "m1", "--tool", TOOL],
-        &["--body", "body.json"],
         &["--invocation", "AAAA"],
         &["--ledger", "uses.redb", "--tool", TOOL, "--class", "write"],
         &["--message-id", "", "--tool", TOOL, "--class", "write"],
@@ -437,6 +436,12 @@ fn usage_and_key_errors() {
         let out = s.verify(&[&base[..], extra].concat(), &s.envelope).code(2);
         assert!(!stderr(out.get_output()).is_empty(), "{extra:?}");
     }
+    // A body without a call is no usage error: it is read for args, budgets and waivers
+    // (docs/spec.md §16), and this holder-bound envelope still needs an invocation.
+    assert_denied(
+        s.verify(&["--aud", AUD, "--body", "body.json"], &s.envelope),
+        "invocation_required",
+    );
     // ENVELOPE and --invocation both from stdin.
     let out = s.verify(&with(CALL, "-"), "-").code(2);
     assert!(stderr(out.get_output()).contains("stdin"));

@@ -1,8 +1,8 @@
 //! Runs the command-line sessions shown in the README, the command-line guide and the CLI's
 //! own README, and compares every output line, so the docs cannot drift from the binary. Only
 //! the kid printed by `keygen` is random: a line of 16 hex digits matches any kid. The shell
-//! syntax understood is what the sessions use: single quotes, `< FILE`, `> FILE` and
-//! `$(cat FILE)`.
+//! syntax understood is what the sessions use: single quotes, `< FILE`, `> FILE`,
+//! `$(cat FILE)`, and `echo 'TEXT' > FILE` to write a message body.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -14,10 +14,11 @@ use common::Dir;
 
 /// The files whose `console` blocks are run, each with how many blocks and commands it holds:
 /// a block that went missing, or a file that is not read, fails rather than checks nothing.
-const SESSIONS: [(&str, usize, usize); 3] = [
+const SESSIONS: [(&str, usize, usize); 4] = [
     ("README.md", 1, 4),
     ("docs/guide/command-line.md", 3, 13),
     ("cli/README.md", 1, 4),
+    ("docs/guide/arguments.md", 1, 12),
 ];
 
 fn repo() -> PathBuf {
@@ -145,6 +146,14 @@ fn run_block(file: &str, session: &str, dir: &Dir) -> usize {
             stdin,
             stdout,
         } = parse(&substitute(command, dir));
+        if words[0] == "echo" {
+            // `echo 'TEXT' > FILE`: the shell writes TEXT and a newline.
+            let file = stdout.unwrap_or_else(|| panic!("{file}: echo without > FILE"));
+            std::fs::write(dir.path(&file), words[1..].join(" ") + "\n").unwrap();
+            assert!(expected.is_empty(), "{file}: {command} prints nothing");
+            commands += 1;
+            continue;
+        }
         assert_eq!(words[0], "laissez");
         let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
         let mut cmd = dir.laissez(&args);
@@ -212,6 +221,11 @@ fn the_command_line_guide_sessions_are_what_the_binary_prints() {
 #[test]
 fn the_cli_readme_session_is_what_the_binary_prints() {
     run_sessions("cli/README.md");
+}
+
+#[test]
+fn the_arguments_guide_session_is_what_the_binary_prints() {
+    run_sessions("docs/guide/arguments.md");
 }
 
 /// A session block anywhere else in the docs would be shown to readers and never run.

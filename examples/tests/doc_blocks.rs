@@ -91,6 +91,7 @@ fn every_rust_block_of_the_readme_and_the_guides_is_a_doc_test() {
         ("crates/ledger/README.md", 1),
         ("crates/sign/README.md", 1),
         ("crates/verify/README.md", 1),
+        ("docs/guide/arguments.md", 1),
         ("docs/guide/rabbitmq.md", 3),
         ("docs/guide/rust.md", 2),
     ]

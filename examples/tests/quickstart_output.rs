@@ -72,7 +72,37 @@ fn the_quickstart_shows_every_decision() {
     assert_eq!(decision("sub-agent writes"), "DENIED   tool_not_granted");
     assert_eq!(decision("the planner's own call"), "ALLOWED  use 2 of 2");
     assert_eq!(decision("parent's uses spent"), "DENIED   uses_exhausted");
-    assert_eq!(text.lines().filter(|l| l.contains("-> ")).count(), 26);
+    // Arguments and budgets: a refund within its cap runs, one over it is refused naming the
+    // member, a small one needs no person, a large one waits for one, the budget stops the
+    // third refund that would pass it, and a sub-agent is never handed a higher cap.
+    assert_eq!(
+        decision("refund within its cap"),
+        "ALLOWED  use 1 of 5, amount 200"
+    );
+    assert_eq!(
+        decision("refund over its cap"),
+        "DENIED   arguments_not_granted (amount)"
+    );
+    assert_eq!(
+        decision("small refund, no person"),
+        "ALLOWED  use 2 of 5, amount 240"
+    );
+    assert_eq!(
+        decision("large refund waits"),
+        "DENIED   approval_required (0 of 1)"
+    );
+    assert_eq!(
+        decision("approved, past budget"),
+        "DENIED   budget_exhausted (billing.refund:amount)"
+    );
+    assert_eq!(
+        decision("the rest of the budget"),
+        "ALLOWED  use 3 of 5, amount 250"
+    );
+    assert!(text.contains(
+        "refunds up to 1000 are refused: not attenuated (args): the child's constraint on amount"
+    ));
+    assert_eq!(text.lines().filter(|l| l.contains("-> ")).count(), 32);
     assert!(text.starts_with("key       generated"));
     assert!(text.contains("tool catalogue: crm.ticket.read = read"));
     assert!(text.contains("crm.ticket.delete = destructive"));

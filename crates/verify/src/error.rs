@@ -219,7 +219,7 @@ impl fmt::Display for Denial {
                 f.write_str("the tool is granted, but not for this action class")
             }
             Denial::ArgumentsNotGranted(path) if path.is_body() => f.write_str(
-                "the call's body is no JSON object that the granted arguments or a budget could read",
+                "the call has no body, or one that is no JSON object the granted arguments or a budget can read",
             ),
             Denial::ArgumentsNotGranted(path) => {
                 write!(f, "the call's arguments are not granted at {path}")

@@ -29,7 +29,8 @@
 //! the crate root; the rest is grouped by subject: [`approval`] (people's approvals),
 //! [`delegation`] (chains), [`invocation`] (calls and the holder's invocation), [`revocation`]
 //! (records and the set a worker holds), [`claims`], [`envelope`], [`tools`], [`policy`],
-//! [`keys`], [`error`], [`gate`], and the wire format's constants in [`wire`].
+//! [`keys`], [`error`], [`gate`], [`json`] (the strict reader of a call's JSON body, for its
+//! arguments), and the wire format's constants in [`wire`].
 //!
 //! The class of a call is the worker's: a [`ToolCatalogue`] lists the tools a worker runs,
 //! each with its class, and [`Request::from_catalogue`] makes the request the verifier checks

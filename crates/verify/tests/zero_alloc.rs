@@ -516,3 +516,95 @@ fn the_gate_decides_and_details_without_allocating() {
         ]
     );
 }
+
+/// Walks every value under `v` without recursion (an explicit stack of iterators on the
+/// caller's stack), unescaping every string: the sum of what it saw.
+fn walk_json(root: laissez_verify::json::JsonObject<'_>) -> usize {
+    use laissez_verify::json::{JsonValue, Members, Values};
+    enum It<'a> {
+        O(Members<'a>),
+        A(Values<'a>),
+    }
+    let mut stack: [Option<It<'_>>; 32] = std::array::from_fn(|_| None);
+    stack[0] = Some(It::O(root.iter()));
+    let mut depth = 1;
+    let mut seen = 0usize;
+    while depth > 0 {
+        let next = match stack[depth - 1].as_mut() {
+            Some(It::O(m)) => m.next().map(|(name, v)| {
+                seen += name.bytes().map(usize::from).sum::<usize>();
+                v
+            }),
+            Some(It::A(a)) => a.next(),
+            None => unreachable!(),
+        };
+        let Some(v) = next else {
+            depth -= 1;
+            continue;
+        };
+        match v {
+            JsonValue::String(s) => {
+                seen += s.bytes().map(usize::from).sum::<usize>() + s.unescaped_len()
+            }
+            JsonValue::Integer(i) => seen = seen.wrapping_add(i as usize),
+            JsonValue::Number(n) => seen += n.len(),
+            JsonValue::Object(o) => {
+                stack[depth] = Some(It::O(o.iter()));
+                depth += 1;
+            }
+            JsonValue::Array(a) => {
+                stack[depth] = Some(It::A(a.iter()));
+                depth += 1;
+            }
+            JsonValue::Null | JsonValue::Bool(_) => seen += 1,
+        }
+    }
+    seen
+}
+
+#[test]
+fn the_json_body_reader_allocates_nothing() {
+    use laissez_verify::json::{JsonBody, JsonValue};
+    let body = br#"{"path": "/srv/caf\u00e9/\ud83d\ude00", "n": -3, "f": 1.5e3,
+        "items": [{"sku": "a\"b", "qty": 2, "tags": ["x", "y\n", null, true]}, [[]], {}],
+        "deep": {"a": {"b": {"c": [1, 2, {"d": "\/"}]}}}}"#;
+    // An object large enough for the blocked, keyed duplicate check (more than 32 members).
+    let mut large = String::from("{");
+    for i in 0..2000 {
+        large.push_str(&format!("\"m{i}\":{i},"));
+    }
+    large.push_str("\"last\":{\"m1\":1}}");
+    let mut large_dup = large.clone();
+    large_dup.insert_str(1, "\"m1999\":0,");
+    let mut seen = 0;
+    let n = allocations_during(|| {
+        let b = JsonBody::parse(body).unwrap();
+        let root = b.root();
+        seen += walk_json(root);
+        if let Some(JsonValue::String(s)) = root.get(b"path") {
+            seen += usize::from(s.eq_bytes("/srv/café/😀".as_bytes()));
+            seen += usize::from(s.starts_with(b"/srv/caf\xc3\xa9"));
+            seen += usize::from(s.ends_with("😀".as_bytes()));
+        }
+        if let Some(JsonValue::Array(a)) = root.get(b"items") {
+            seen += a.len();
+        }
+        let large = JsonBody::parse(large.as_bytes()).unwrap();
+        seen += walk_json(large.root());
+        let e = JsonBody::parse(large_dup.as_bytes()).unwrap_err();
+        seen += e.offset();
+        // A refusal of each early kind, too.
+        for bad in [
+            &b"\xef\xbb\xbf{}"[..],
+            b"{\"a\":\"\xff\"}",
+            b"{\"a\":\"\\ud800\"}",
+            b"[]",
+        ] {
+            seen += JsonBody::parse(bad).unwrap_err().offset();
+        }
+    });
+    assert_eq!(n, 0, "the JSON body reader allocated {n} times");
+    std::hint::black_box(seen);
+    // The walk really saw the body: the three checks on "path" held, "items" has 3 elements.
+    assert!(seen > 6);
+}

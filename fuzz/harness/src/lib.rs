@@ -24,6 +24,7 @@ pub mod headers;
 pub mod holder;
 pub mod invocation;
 pub mod invocation_forge;
+pub mod json;
 pub mod record;
 
 /// A `fmt::Write` sink that keeps only the length: formats a value (to exercise its

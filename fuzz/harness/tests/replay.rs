@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use arbitrary::{Arbitrary, Unstructured};
 use laissez_fuzz_harness::{
-    approval, cli, decode, forge, headers, holder, invocation, invocation_forge, record,
+    approval, cli, decode, forge, headers, holder, invocation, invocation_forge, json, record,
 };
 
 fn fuzz_dir() -> PathBuf {
@@ -231,4 +231,9 @@ fn the_approvals_header_checks_are_not_vacuous() {
         assert_eq!(got, want, "{input:?}");
         headers::run(&input);
     }
+}
+
+#[test]
+fn json_body_corpus() {
+    replay("json_body", json::run);
 }

@@ -303,3 +303,33 @@ fn write_record_seeds() {
         }
     }
 }
+
+#[test]
+#[ignore = "writes the seed corpora"]
+fn write_json_body_seeds() {
+    // json_body: the verifier's JSON edge-case vectors, a typical body, and an object large
+    // enough for the blocked duplicate check.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../crates/verify/tests/vectors/json/json_cases.json");
+    let vectors: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+    for v in vectors["vectors"].as_array().unwrap() {
+        let bytes = hex::decode(v["body_hex"].as_str().unwrap()).unwrap();
+        write("json_body", v["name"].as_str().unwrap(), &bytes);
+    }
+    write(
+        "json_body",
+        "typical",
+        br#"{"ticket_id": 48213, "customer": {"id": "cus_8Hs2kLq", "tier": "gold"},
+  "reason": "Item arrived damaged. \u00c9tiquette d\u00e9chir\u00e9e \ud83d\udce6",
+  "path": "/srv/tickets/48213", "tags": ["refund", "priority"], "amount": 129.99,
+  "lines": [{"sku": "A-100", "qty": 1}, {"sku": "B-220", "qty": -2e3}], "notify": true,
+  "parent": null}"#,
+    );
+    let members: Vec<String> = (0..40).map(|i| format!("\"k{i}\":{i}")).collect();
+    write(
+        "json_body",
+        "forty_members",
+        format!("{{{}}}", members.join(",")).as_bytes(),
+    );
+}

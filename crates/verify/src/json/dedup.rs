@@ -6,12 +6,15 @@
 //! which the verifier does not allocate. So the check works in blocks over the object's own
 //! bytes, re-read in place:
 //!
-//! - An object of at most `SMALL` members (nearly every real one) keeps its names in a small
-//!   array and compares each pair directly: at most 496 comparisons of short byte strings, no
-//!   hashing, no set-up.
+//! - An object of at most `SMALL` members (nearly every real one) is checked as the validator
+//!   reads it: each name is compared with the object's earlier ones, kept in a small pool on
+//!   the stack (`POOL` names for all open objects), by a cheap fingerprint first and exactly on
+//!   a match. At most 496 comparisons per object, nothing re-read. An object whose names do
+//!   not fit in the pool (other open objects hold it) is re-read when it closes and its names
+//!   compared pairwise the same way.
 //! - A larger object is read in blocks of `BLOCK` members. The names of one block go into an
-//!   open-addressing table of `SLOTS` entries on the stack (a name's offset and 32 bits of
-//!   its hash: 8 KiB), which also finds repeats inside the block; then every later member of
+//!   open-addressing table of `SLOTS` entries on the stack (a name's offset and 12 bits of
+//!   its hash in one `u32`: 12 KiB), which also finds repeats inside the block; then every later member of
 //!   the object is hashed and looked up in it. Each block costs one pass over the rest of the
 //!   object, so n members cost about n²/(2·BLOCK) look-ups instead of n²/2 comparisons; the
 //!   worst case (one object filling 1 MiB) is measured by the `worst_case_duplicate_check`
@@ -22,36 +25,119 @@
 //!   when an object needs the table. Choosing names that collide needs the key, and the key
 //!   changes with every name chosen; a small body with small objects never pays for it.
 //!
-//! Every object is checked when it closes, so its nested values are valid and skipping them
-//! needs no checks; a nested object is re-read by each enclosing object that has more than
-//! one member, at most `MAX_BODY_DEPTH` times in all.
+//! Stack: the pool (2 KiB) lives for the whole parse; the table (12 KiB) and the small
+//! path's 32 names (384 bytes) only while an object that outgrew the pool or `SMALL` is
+//! re-read: under 15 KiB at the deepest.
+//!
+//! An object that is not checked as it is read is checked when it closes, so its nested
+//! values are valid and skipping them needs no checks; a nested object is re-read by each
+//! such enclosing object, at most `MAX_BODY_DEPTH` times in all.
 
 use sha2::{Digest, Sha256};
 
 use super::scan::{Member, next_member};
 use super::view::Unescaped;
-use super::{JsonError, JsonErrorKind};
+use super::{JsonError, JsonErrorKind, MAX_BODY_DEPTH};
 
 /// Objects with at most this many members compare every pair of names directly.
 const SMALL: usize = 32;
-/// Slots of the hash table (a power of two).
-const SLOTS: usize = 1024;
+/// Slots of the hash table: 12 KiB of `u32`.
+const SLOTS: usize = 3072;
 /// Names per block: the table stays at most five-eighths full, so look-ups stay short.
-const BLOCK: usize = 640;
+const BLOCK: usize = SLOTS / 8 * 5;
+/// A slot packs a name's offset (below 2^20: bodies are at most 1 MiB) with 12 bits of its
+/// hash, so the table needs no second array; 0 is an empty slot (no name starts at 0).
+const OFFSET_BITS: u32 = 20;
+const OFFSET_MASK: u32 = (1 << OFFSET_BITS) - 1;
+const _: () = assert!(super::MAX_BODY_LEN <= 1 << OFFSET_BITS);
 
-/// The duplicate check of one body; holds the hash key once it is needed.
+/// Names of the open objects kept while the validator reads them (8 bytes each).
+const POOL: usize = 256;
+
+/// The duplicate check of one body: the names of the open objects seen so far (`pool`,
+/// each object's from `base[level]`), and the hash key once it is needed.
 pub(super) struct Dedup<'b> {
     body: &'b [u8],
     key: Option<(u64, u64)>,
+    /// A name's offset (below 2^20), bit 31 set when it holds an escape, and above them its
+    /// fingerprint.
+    pool: [u64; POOL],
+    top: usize,
+    base: [u16; MAX_BODY_DEPTH],
+    /// Bit `level` set while the object at that level is checked as its names arrive; clear
+    /// once it outgrew `SMALL` or the pool, and then it is re-read when it closes.
+    inline: u32,
 }
 
 impl<'b> Dedup<'b> {
     pub(super) fn new(body: &'b [u8]) -> Self {
-        Dedup { body, key: None }
+        Dedup {
+            body,
+            key: None,
+            pool: [0; POOL],
+            top: 0,
+            base: [0; MAX_BODY_DEPTH],
+            inline: 0,
+        }
     }
 
-    /// Checks the object whose `{` is at `start` (already validated up to its `}`).
-    pub(super) fn check_object(&mut self, start: usize) -> Result<(), JsonError> {
+    /// An object opens at `level`.
+    #[inline]
+    pub(super) fn open_object(&mut self, level: usize) {
+        self.base[level] = self.top as u16;
+        self.inline |= 1 << level;
+    }
+
+    /// The object at `level` has a member named by the string `name..=end` (its quotes).
+    /// While the object is small, the name is compared with its earlier names right away,
+    /// which saves re-reading the object when it closes.
+    #[inline]
+    pub(super) fn name(
+        &mut self,
+        level: usize,
+        name: usize,
+        end: usize,
+        escaped: bool,
+    ) -> Result<(), JsonError> {
+        if self.inline & (1 << level) == 0 {
+            return Ok(());
+        }
+        let base = usize::from(self.base[level]);
+        if self.top - base == SMALL || self.top == POOL {
+            self.inline &= !(1 << level);
+            return Ok(());
+        }
+        let b = self.body;
+        let print = fingerprint(b, name, end, escaped);
+        for &entry in &self.pool[base..self.top] {
+            if (entry >> 32) as u32 == print {
+                let off = (entry as u32 & OFFSET_MASK) as usize;
+                let esc = entry & (1 << 31) != 0;
+                let (off_end, _) = super::scan::string_end(b, off);
+                if same_name(b, (off, off_end, esc), (name, end, escaped)) {
+                    return Err(JsonError::new(JsonErrorKind::DuplicateMember, name));
+                }
+            }
+        }
+        self.pool[self.top] = u64::from(print) << 32 | u64::from(escaped) << 31 | name as u64;
+        self.top += 1;
+        Ok(())
+    }
+
+    /// The object at `level`, whose `{` is at `start`, closes.
+    #[inline]
+    pub(super) fn close_object(&mut self, level: usize, start: usize) -> Result<(), JsonError> {
+        self.top = usize::from(self.base[level]);
+        if self.inline & (1 << level) != 0 {
+            return Ok(());
+        }
+        self.check_object(start)
+    }
+
+    /// Checks the object whose `{` is at `start` (already validated up to its `}`) by
+    /// re-reading it.
+    #[inline(never)]
+    fn check_object(&mut self, start: usize) -> Result<(), JsonError> {
         let b = self.body;
         // Small objects: the names in an array, every pair compared.
         let mut names = [(0u32, 0u32, false); SMALL];
@@ -82,13 +168,10 @@ impl<'b> Dedup<'b> {
     fn check_large(&mut self, start: usize) -> Result<(), JsonError> {
         let b = self.body;
         let key = *self.key.get_or_insert_with(|| body_key(b));
-        // A slot holds the offset of a name's opening quote (never 0: the object's `{` comes
-        // first), 0 when empty, and the low 32 bits of that name's hash.
-        let mut offsets = [0u32; SLOTS];
-        let mut tags = [0u32; SLOTS];
+        let mut slots = [0u32; SLOTS];
         let mut block_at = start + 1;
         loop {
-            offsets.fill(0);
+            slots.fill(0);
             let mut at = block_at;
             let mut filled = 0;
             while filled < BLOCK {
@@ -98,15 +181,14 @@ impl<'b> Dedup<'b> {
                     return Ok(());
                 };
                 let h = name_hash(b, &m, key);
-                let slot = find(b, &offsets, &tags, &m, h)?;
-                offsets[slot] = m.name as u32;
-                tags[slot] = h as u32;
+                let slot = find(b, &slots, &m, h)?;
+                slots[slot] = m.name as u32 | tag(h);
                 filled += 1;
                 at = next;
             }
             let block_end = at;
             while let Some((m, next)) = next_member(b, at) {
-                find(b, &offsets, &tags, &m, name_hash(b, &m, key))?;
+                find(b, &slots, &m, name_hash(b, &m, key))?;
                 at = next;
             }
             block_at = block_end;
@@ -114,29 +196,35 @@ impl<'b> Dedup<'b> {
     }
 }
 
+/// The bits of a hash kept in a slot, above the offset.
+#[inline(always)]
+fn tag(h: u64) -> u32 {
+    (h as u32) & !OFFSET_MASK
+}
+
 /// Looks `m` up: a duplicate is an error; otherwise the empty slot where it would go.
 #[inline]
-fn find(
-    b: &[u8],
-    offsets: &[u32; SLOTS],
-    tags: &[u32; SLOTS],
-    m: &Member,
-    h: u64,
-) -> Result<usize, JsonError> {
-    // The slot from the high bits, the tag from the low ones: independent parts of the hash.
-    let mut slot = (h >> 54) as usize & (SLOTS - 1);
+fn find(b: &[u8], slots: &[u32; SLOTS], m: &Member, h: u64) -> Result<usize, JsonError> {
+    // The slot from the high half of the hash (multiply-shift: SLOTS need not be a power of
+    // two), the tag from the low half: independent bits.
+    let mut slot = (((h >> 32) * SLOTS as u64) >> 32) as usize;
+    let want = tag(h);
     loop {
-        let off = offsets[slot] as usize;
-        if off == 0 {
+        let entry = slots[slot];
+        if entry == 0 {
             return Ok(slot);
         }
-        if tags[slot] == h as u32 {
+        if entry & !OFFSET_MASK == want {
+            let off = (entry & OFFSET_MASK) as usize;
             let (end, esc) = super::scan::string_end(b, off);
             if same_name(b, (off, end, esc), (m.name, m.name_end, m.escaped)) {
                 return Err(JsonError::new(JsonErrorKind::DuplicateMember, m.name));
             }
         }
-        slot = (slot + 1) & (SLOTS - 1);
+        slot += 1;
+        if slot == SLOTS {
+            slot = 0;
+        }
     }
 }
 
@@ -148,6 +236,20 @@ fn same_name(b: &[u8], x: (usize, usize, bool), y: (usize, usize, bool)) -> bool
         xs == ys
     } else {
         Unescaped::new(xs).eq(Unescaped::new(ys))
+    }
+}
+
+/// A cheap unkeyed hash (FNV-1a) of the unescaped name `name..=end` (its quotes), to skip
+/// most exact comparisons among the names of a small object. Unkeyed is enough there: names
+/// made to collide cost at most `SMALL` comparisons each.
+#[inline]
+fn fingerprint(b: &[u8], name: usize, end: usize, escaped: bool) -> u32 {
+    let raw = &b[name + 1..end];
+    let step = |h: u32, byte: u8| (h ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+    if escaped {
+        Unescaped::new(raw).fold(0x811c_9dc5, step)
+    } else {
+        raw.iter().fold(0x811c_9dc5, |h, &byte| step(h, byte))
     }
 }
 

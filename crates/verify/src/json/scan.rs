@@ -25,6 +25,7 @@ pub(super) fn string_end(b: &[u8], i: usize) -> (usize, bool) {
     let mut j = i + 1;
     let mut escaped = false;
     loop {
+        j = plain_run(b, j, false);
         match b[j] {
             b'"' => return (j, escaped),
             b'\\' => {
@@ -128,4 +129,47 @@ pub(super) fn next_element(b: &[u8], i: usize) -> Option<(usize, usize)> {
     }
     let end = value_end(b, i);
     Some((i, end))
+}
+
+/// Bytes repeated in each byte of a word.
+const fn splat(byte: u8) -> u64 {
+    u64::from_ne_bytes([byte; 8])
+}
+
+/// Whether some byte of `w` is below `n` (n ≤ 0x80): exact as a yes or no (borrows only blur
+/// which byte), and a yes only sends the caller to the byte loop.
+#[inline(always)]
+fn any_below(w: u64, n: u8) -> bool {
+    w.wrapping_sub(splat(n)) & !w & splat(0x80) != 0
+}
+
+/// Whether some byte of `w` is `byte`.
+#[inline(always)]
+fn any_eq(w: u64, byte: u8) -> bool {
+    any_below(w ^ splat(byte), 1)
+}
+
+/// The first offset at or after `j` that may end a run of plain string bytes: a `"`, a `\`,
+/// or (with `controls`) a byte below 0x20. Whole words are skipped while none of their bytes
+/// is one of those, then single bytes; strings are most of a body, so this is where the time
+/// goes. The result is at most the length.
+#[inline(always)]
+pub(super) fn plain_run(b: &[u8], mut j: usize, controls: bool) -> usize {
+    while let Some(chunk) = b.get(j..j + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_ne_bytes(word);
+        if any_eq(w, b'"') || any_eq(w, b'\\') || (controls && any_below(w, 0x20)) {
+            break;
+        }
+        j += 8;
+    }
+    while j < b.len() {
+        let c = b[j];
+        if c == b'"' || c == b'\\' || (controls && c < 0x20) {
+            break;
+        }
+        j += 1;
+    }
+    j
 }

@@ -6,7 +6,7 @@
 //! nesting is an explicit stack of at most `MAX_BODY_DEPTH` entries, never recursion.
 
 use super::dedup::Dedup;
-use super::scan::is_ws;
+use super::scan::{is_ws, plain_run};
 use super::{JsonError, JsonErrorKind, MAX_BODY_DEPTH};
 
 type Res<T> = Result<T, JsonError>;
@@ -52,6 +52,7 @@ pub(super) fn validate(b: &[u8]) -> Res<usize> {
                 let object = c == b'{';
                 if object {
                     objects |= 1 << depth;
+                    dedup.open_object(depth);
                 } else {
                     objects &= !(1 << depth);
                 }
@@ -63,14 +64,14 @@ pub(super) fn validate(b: &[u8]) -> Res<usize> {
                     depth -= 1;
                     i = j + 1;
                 } else if object {
-                    i = member_name(b, j)?;
+                    i = member_name(b, j, &mut dedup, depth - 1)?;
                     continue 'value;
                 } else {
                     i = j;
                     continue 'value;
                 }
             }
-            b'"' => i = string(b, i)?,
+            b'"' => i = string(b, i)?.0,
             b'-' | b'0'..=b'9' => i = number(b, i)?,
             b't' => i = literal(b, i, b"true")?,
             b'f' => i = literal(b, i, b"false")?,
@@ -87,7 +88,7 @@ pub(super) fn validate(b: &[u8]) -> Res<usize> {
             let object = objects & (1 << top) != 0;
             match b.get(i) {
                 Some(b',') if object => {
-                    i = member_name(b, skip_ws(b, i + 1))?;
+                    i = member_name(b, skip_ws(b, i + 1), &mut dedup, top)?;
                     continue 'value;
                 }
                 Some(b',') => {
@@ -95,7 +96,7 @@ pub(super) fn validate(b: &[u8]) -> Res<usize> {
                     continue 'value;
                 }
                 Some(b'}') if object => {
-                    dedup.check_object(starts[top] as usize)?;
+                    dedup.close_object(top, starts[top] as usize)?;
                     depth = top;
                     i += 1;
                 }
@@ -116,34 +117,39 @@ pub(super) fn validate(b: &[u8]) -> Res<usize> {
     Ok(first)
 }
 
-/// A member name at `i`, then `:`: the offset just past the colon.
+/// A member name at `i` of the object at `level`, then `:`: the offset just past the colon.
 #[inline]
-fn member_name(b: &[u8], i: usize) -> Res<usize> {
+fn member_name(b: &[u8], i: usize, dedup: &mut Dedup<'_>, level: usize) -> Res<usize> {
     if b.get(i) != Some(&b'"') {
         return err(JsonErrorKind::Syntax, i);
     }
-    let j = skip_ws(b, string(b, i)?);
+    let (end, escaped) = string(b, i)?;
+    dedup.name(level, i, end - 1, escaped)?;
+    let j = skip_ws(b, end);
     if b.get(j) != Some(&b':') {
         return err(JsonErrorKind::Syntax, j);
     }
     Ok(j + 1)
 }
 
-/// The string whose `"` is at `i`: the offset just past its closing quote.
+/// The string whose `"` is at `i`: the offset just past its closing quote, and whether it
+/// holds an escape.
 #[inline]
-fn string(b: &[u8], i: usize) -> Res<usize> {
+fn string(b: &[u8], i: usize) -> Res<(usize, bool)> {
     let mut j = i + 1;
+    let mut escaped = false;
     loop {
-        // The common case, plain bytes, in a tight loop.
-        while j < b.len() && !matches!(b[j], b'"' | b'\\' | 0..=0x1f) {
-            j += 1;
-        }
+        // The common case, plain bytes, a word at a time.
+        j = plain_run(b, j, true);
         let Some(&c) = b.get(j) else {
             return err(JsonErrorKind::Syntax, j);
         };
         match c {
-            b'"' => return Ok(j + 1),
-            b'\\' => j = escape(b, j)?,
+            b'"' => return Ok((j + 1, escaped)),
+            b'\\' => {
+                escaped = true;
+                j = escape(b, j)?;
+            }
             _ => return err(JsonErrorKind::ControlCharacter, j),
         }
     }
