@@ -302,12 +302,13 @@ def test_the_cli_signs_the_same_grant_and_decides_alike(issuer, tmp_path, cli):
         ours = v.verify(env, tool=REFUND, message_id="m-1", body=body(amount), now=1900000001)
         # A body without a call gets the call's verdict here (no approval, no invocation).
         assert v.verify(env, tool=REFUND, body=body(amount), now=1900000001) == ours
-        run = cli("verify", "--trust", str(issuer.pub), "--aud", AUD, "--tool", REFUND,
-                  "--class", "write", "--message-id", "m-1", "--body", "body",
-                  "--now", "1900000001", "--json", env.text)
-        out = json.loads(run.stdout)
-        assert (out["allowed"], out["reason"], out.get("detail")) == (
-            ours.allowed, ours.reason, ours.detail), amount
+        for call in (["--message-id", "m-1"], []):
+            run = cli("verify", "--trust", str(issuer.pub), "--aud", AUD, "--tool", REFUND,
+                      "--class", "write", *call, "--body", "body", "--now", "1900000001",
+                      "--json", env.text)
+            out = json.loads(run.stdout)
+            assert (out["allowed"], out["reason"], out.get("detail")) == (
+                ours.allowed, ours.reason, ours.detail), (amount, call)
     assert ours.detail == "amount"
 
 
