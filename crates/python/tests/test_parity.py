@@ -1,6 +1,7 @@
 """One decision for every front-end (docs/spec.md §15): the same calls, fed through the AMQP
 middleware (`laissez consume`, on the real RabbitMQ), `laissez verify` and Python's
-`Verifier.verify`, get the same reason and the same detail from each (a message sent twice: allowed, then replayed).
+`Verifier.verify`, get the same reason and the same detail from each (a message sent twice: allowed, then replayed;
+arguments refused naming the member; a budget spent until it would pass its limit).
 
 Each case is one call: a chain (one envelope or more), its tool, body, invocation and
 approvals, under one worker configuration (trust, audience, catalogue, approvers,
@@ -77,6 +78,14 @@ def cases(queue: str, keys: dict[str, laissez.SecretKey], now: int) -> tuple[lis
     bound_to_alice = sign(classes="read+write", holder=alice.public_key())
     once = sign(max_uses=1)
     revoked = sign()
+    pay_args = {"billing.pay": {
+        "amount": {"range": [1, 500]},
+        "to": {"optional": {"suffix": "@acme.example"}},
+        "lines": {"optional": {"each": {"object": {"sku": {"prefix": "A-"}}}, "max_items": 5}},
+    }}
+    paid = sign(tools=["billing.pay"], classes="write", args=pay_args)
+    budgeted = sign(tools=["billing.pay"], classes="write", args=pay_args,
+                    budgets=[("billing.pay", "amount", 100)])
     bad_signature = bytearray(bearer)
     bad_signature[-1] ^= 1
     root = sign(holder=agent.public_key())
@@ -126,6 +135,16 @@ def cases(queue: str, keys: dict[str, laissez.SecretKey], now: int) -> tuple[lis
         # The same message twice: it runs once, then is a replay.
         Case("twice", [bearer], "crm.read"),
         Case("twice", [bearer], "crm.read"),
+        # Arguments (docs/spec.md §16): billing.pay within 1..500, and a budget of 100 (§17).
+        Case("args-ok", [paid], "billing.pay", body=b'{"amount": 40, "to": "ops@acme.example"}'),
+        Case("args-over-the-cap", [paid], "billing.pay", body=b'{"amount": 900}'),
+        Case("args-nested", [paid], "billing.pay",
+             body=b'{"amount": 1, "lines": [{"sku": "A-1"}, {"sku": "B-2"}]}'),
+        Case("args-not-json", [paid], "billing.pay", body=b"pay 40"),
+        Case("args-duplicate-member", [paid], "billing.pay",
+             body=b'{"amount": 1, "amount": 900}'),
+        Case("budget-1", [budgeted], "billing.pay", body=b'{"amount": 60}'),
+        Case("budget-2", [budgeted], "billing.pay", body=b'{"amount": 60}'),
     ]
     cti = laissez.Envelope(revoked).claims["cti"]
     return calls, cti
@@ -153,11 +172,18 @@ EXPECTED = {
     "revoked": ("revoked", None),
     "chain": (None, None),
     "chain-under-another-root": ("bad_delegation", "wrong_parent"),
+    "args-ok": (None, None),
+    "args-over-the-cap": ("arguments_not_granted", "amount"),
+    "args-nested": ("arguments_not_granted", "lines[1].sku"),
+    "args-not-json": ("arguments_not_granted", "body"),
+    "args-duplicate-member": ("arguments_not_granted", "body"),
 }
 # Two calls under an envelope of one use: one runs, the other is exhausted (which one depends
 # on the order the worker takes them in). The same message twice: it runs, then is replayed.
 EXHAUSTED = sorted([(None, None), ("uses_exhausted", None)], key=repr)
 TWICE = sorted([(None, None), ("replayed", None)], key=repr)
+# Two payments of 60 under a budget of 100: one runs, the other would pass the budget.
+BUDGET = sorted([(None, None), ("budget_exhausted", "billing.pay:amount")], key=repr)
 
 
 def through_python(calls: list[Case], keys, queue: str, record, tmp_path) -> dict:
@@ -285,3 +311,5 @@ def test_the_middleware_the_command_line_and_python_decide_alike(tmp_path):
         pair = sorted((v[0] for k, v in decisions.items() if k.startswith("exhausted-")), key=repr)
         assert pair == EXHAUSTED, front_end
         assert sorted(decisions["twice"], key=repr) == TWICE, front_end
+        pair = sorted((v[0] for k, v in decisions.items() if k.startswith("budget-")), key=repr)
+        assert pair == BUDGET, front_end
