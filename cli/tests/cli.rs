@@ -25,6 +25,9 @@ mod closed_stdout;
 #[path = "consume.rs"]
 mod consume;
 #[cfg(feature = "services")]
+#[path = "consume_args.rs"]
+mod consume_args;
+#[cfg(feature = "services")]
 #[path = "consume_chain_attacks.rs"]
 mod consume_chain_attacks;
 #[cfg(feature = "services")]

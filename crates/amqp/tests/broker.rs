@@ -12,6 +12,8 @@ mod common;
 
 #[path = "approval.rs"]
 mod approval;
+#[path = "arguments.rs"]
+mod arguments;
 #[path = "audit_log.rs"]
 mod audit_log;
 #[path = "catalogue.rs"]

@@ -23,7 +23,15 @@ const UNSUPPORTED: &str = "d2844da20127044834750f98bd59fcfca058b0a8016c6f7263686
 const VECTOR_KEY: &str = "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c";
 
 /// Reasons a queue cannot produce in this build, and where each is tested instead.
-const NOT_ON_THIS_QUEUE: [(Reason, &str); 8] = [
+const NOT_ON_THIS_QUEUE: [(Reason, &str); 10] = [
+    (
+        Reason::ArgumentsNotGranted,
+        "needs a grant with args: arguments.rs, with its detail in decision and audit",
+    ),
+    (
+        Reason::BudgetExhausted,
+        "needs a budget spent first: arguments.rs, with its detail in decision and audit",
+    ),
     (
         Reason::WrongAgent,
         "the middleware has no expected agent (threat model ASI03)",
