@@ -99,7 +99,7 @@ proptest! {
                         Ok(match (link, index) { (0, 0) => parent_spent, (1, 1) => leaf_spent,
                             other => panic!("no budget {other:?}") })
                     }).unwrap();
-                    let chain = decide_chain(leaf.clone(), &[parent], &views);
+                    let chain = decide_chain(leaf.clone(), &[parent], &views).unwrap();
                     let d = chain.leaf.clone();
                     // Budgets refuse only a new use that the uses allowed, one whose amount
                     // passes a limit; they never turn anything else into a refusal.
