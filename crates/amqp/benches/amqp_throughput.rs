@@ -15,6 +15,13 @@
 //! holder-bound message adds what holder binding costs the worker: hashing the body, decoding
 //! the invocation and one strict Ed25519 verification of it (never cached). The publisher
 //! signs the invocations while filling the queue, outside the timed part.
+//!
+//! Then arguments, budgets and holder binding together (issue 27): a holder-bound envelope
+//! whose `billing.refund` grant has five args constraints and a budget on `amount`, and calls
+//! with a 1 KB refund body that satisfies them, consumed by the bare loop and by the middleware
+//! (redb, Redis) from the same messages, in LAISSEZ_BENCH_ROUNDS rounds (3 by default; the
+//! order of the three cases turns each round) with the ratio to the bare loop taken within
+//! each round, then the median. LAISSEZ_BENCH_ARGS_ONLY=1 runs only these.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;
@@ -26,14 +33,20 @@ use common::{
     PREFETCH, amqp_url, consumer_config, counting_handler, cpu_seconds, env_number, fill,
 };
 use futures_lite::StreamExt as _;
-use laissez_amqp::lapin::Channel;
+use laissez_amqp::lapin::options::BasicPublishOptions;
 use laissez_amqp::lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeleteOptions, QueuePurgeOptions,
 };
 use laissez_amqp::lapin::types::FieldTable;
-use laissez_amqp::{Middleware, TlsConfig, Topology};
+use laissez_amqp::lapin::{Channel, Connection};
+use laissez_amqp::{
+    ConsumerConfig, EnvelopeEncoding, Middleware, Publisher, TlsConfig, ToolCall, Topology,
+};
 use laissez_ledger::{RedbLedger, RedisLedger, UseLedger};
-use laissez_sign::{EnvelopeBuilder, SecretKey};
+use laissez_sign::args::{Args, Budget};
+use laissez_sign::{EnvelopeBuilder, SecretKey, SignedEnvelope};
+use laissez_verify::owned::OwnedCatalogue;
+use laissez_verify::{ActionClass, Classes};
 
 /// The workers' audience.
 const AUDIENCE: &str = "bench-queue";
@@ -74,14 +87,207 @@ async fn middleware<L: UseLedger + 'static>(
     ledger: Arc<L>,
     n: usize,
 ) -> Duration {
+    middleware_with(channel, consumer_config(queue, AUDIENCE, key), ledger, n).await
+}
+
+async fn middleware_with<L: UseLedger + 'static>(
+    channel: &Channel,
+    config: ConsumerConfig,
+    ledger: Arc<L>,
+    n: usize,
+) -> Duration {
     let (handler, all_done) = counting_handler(n);
-    let mw = Middleware::new(consumer_config(queue, AUDIENCE, key), ledger, handler);
+    let mw = Middleware::new(config, ledger, handler);
     let start = Instant::now();
     let stats = mw.run(channel, all_done.notified()).await.unwrap();
     let elapsed = start.elapsed();
     assert_eq!(stats.handled as usize, n, "{stats:?}");
     assert_eq!(stats.denied, 0);
     elapsed
+}
+
+/// The refund tool of the args cases.
+const REFUND: &str = "billing.refund";
+
+/// Five constraints, as `benches/args.rs` grants them: the amount, its currency, the order,
+/// where the receipt goes, and every line item; `"*"` admits the body's other members.
+const REFUND_ARGS: &str = r#"{
+    "amount": {"range": [1, 50000]},
+    "currency": {"one_of": ["EUR", "GBP", "USD"]},
+    "order_id": {"prefix": "ord-"},
+    "receipt_path": {"subpath": "/refunds/acme"},
+    "items": {"each": {"object": {
+        "sku": {"prefix": "SKU-"},
+        "qty": {"range": [1, 100]},
+        "reason": {"one_of": ["damaged", "late", "not_as_described", "wrong_item"]},
+        "*": "any"
+    }}, "max_items": 20},
+    "*": "any"
+}"#;
+
+/// The 1 KB refund of `benches/args.rs`: every constraint holds, `amount` is spent.
+const REFUND_BODY: &str = r#"{
+  "order_id": "ord-2026-11-0042817",
+  "amount": 12450,
+  "currency": "EUR",
+  "receipt_path": "/refunds/acme/2026/11/ord-2026-11-0042817/receipt.pdf",
+  "customer": {"id": "cus_8f2a61c0", "email": "alice@example.com", "tier": "gold", "since": "2019-03-14"},
+  "items": [
+    {"sku": "SKU-4471-BLK-M", "name": "Merino crew neck, black, M", "qty": 2, "unit_price": 3900, "reason": "damaged"},
+    {"sku": "SKU-1180-NAV-L", "name": "Oxford shirt, navy, L", "qty": 1, "unit_price": 2450, "reason": "wrong_item"},
+    {"sku": "SKU-9002-GRY-32", "name": "Chino trousers, grey, 32", "qty": 1, "unit_price": 2200, "reason": "late"},
+    {"sku": "SKU-3310-WHT-OS", "name": "Cotton socks, white, 3-pack", "qty": 1, "unit_price": 0, "reason": "late"}
+  ],
+  "notes": "Customer reported two sweaters arrived with torn seams; shirt was the wrong size. Photos attached to ticket 88123.",
+  "metadata": {"ticket": 88123, "channel": "email", "agent_run": "run_01JD4K7Q2W", "locale": "de-DE", "retries": 0, "escalated": false}
+}"#;
+
+/// A fresh holder-bound envelope granting `n` refunds under [`REFUND_ARGS`], with a budget on
+/// `amount` that `n` refunds never exhaust (every one is spent in the ledger all the same).
+fn refund_envelope(key: &SecretKey, agent: &SecretKey, n: usize) -> SignedEnvelope {
+    EnvelopeBuilder::new("spiffe://acme.example/agent/bench")
+        .audience(AUDIENCE)
+        .tool_with_args(
+            REFUND,
+            Some(Classes::only(ActionClass::Write)),
+            Args::from_json_str(REFUND_ARGS).unwrap(),
+        )
+        .budget(Budget::new(REFUND, "amount", 1 << 40))
+        .max_uses(n as u64)
+        .ttl_secs(3600)
+        .holder(agent.public_key())
+        .sign(key)
+        .unwrap()
+}
+
+/// Publishes `n` refunds under `envelope`, each with its invocation signed by `agent`.
+async fn fill_refunds(
+    connection: &Connection,
+    queue: &str,
+    envelope: &SignedEnvelope,
+    agent: &SecretKey,
+    n: usize,
+) {
+    let publisher = Publisher::new(connection.create_channel().await.unwrap())
+        .await
+        .unwrap();
+    let channel = publisher.channel();
+    let body = REFUND_BODY.as_bytes();
+    for i in 0..n {
+        let id = format!("refund-{i}");
+        let call = ToolCall::new(envelope.as_bytes(), REFUND, ActionClass::Write, &id)
+            .signed_by(agent, AUDIENCE);
+        channel
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions::default(),
+                body,
+                call.message_properties(EnvelopeEncoding::Bytes, body)
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    channel.wait_for_confirms().await.unwrap();
+}
+
+/// One args case: `n` refunds consumed by the bare loop (`ledger` `None`) or the middleware
+/// with `ledger`, from a queue of their own. Messages per second.
+async fn refund_case<L: UseLedger + 'static>(
+    connection: &Connection,
+    channel: &Channel,
+    key: &SecretKey,
+    agent: &SecretKey,
+    ledger: Option<Arc<L>>,
+    n: usize,
+) -> f64 {
+    let queue = format!("laissez-bench-args-{}", std::process::id());
+    let topology = Topology::new(&queue);
+    topology.declare(channel).await.unwrap();
+    channel
+        .queue_purge(queue.as_str().into(), QueuePurgeOptions::default())
+        .await
+        .unwrap();
+    let envelope = refund_envelope(key, agent, n);
+    fill_refunds(connection, &queue, &envelope, agent, n).await;
+    let elapsed = match ledger {
+        None => bare(channel, &queue, n).await,
+        Some(ledger) => {
+            let tools = OwnedCatalogue::new()
+                .with(REFUND, ActionClass::Write)
+                .unwrap();
+            let config = ConsumerConfig::new(&queue, AUDIENCE, vec![key.public_key()], tools)
+                .prefetch(PREFETCH);
+            middleware_with(channel, config, ledger, n).await
+        }
+    };
+    for q in [
+        &topology.queue,
+        &topology.dead_letter_queue,
+        &topology.retry_queue,
+    ] {
+        channel
+            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+            .await
+            .unwrap();
+    }
+    n as f64 / elapsed.as_secs_f64()
+}
+
+/// The args cases, round after round; prints each round and the medians of the ratios.
+async fn args_rounds(
+    connection: &Connection,
+    channel: &Channel,
+    key: &SecretKey,
+    agent: &SecretKey,
+    redb: &Arc<RedbLedger>,
+    redis: &Arc<RedisLedger>,
+    n: usize,
+) {
+    let rounds = env_number("LAISSEZ_BENCH_ROUNDS", 3).max(1);
+    println!();
+    println!(
+        "Args (five constraints, 1 KB body) + budget + holder binding, {n} messages per case, prefetch {PREFETCH}, {rounds} rounds"
+    );
+    println!();
+    println!(
+        "| round | bare (msg/s) | middleware + redb (msg/s) | vs bare | middleware + Redis (msg/s) | vs bare |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    let none = None::<Arc<RedbLedger>>;
+    let (mut to_redb, mut to_redis) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let mut rates = [0.0f64; 3];
+        // Turn the order each round, so that no case always runs first or last.
+        for step in 0..3 {
+            let case = (step + round) % 3;
+            rates[case] = match case {
+                0 => refund_case(connection, channel, key, agent, none.clone(), n).await,
+                1 => refund_case(connection, channel, key, agent, Some(redb.clone()), n).await,
+                _ => refund_case(connection, channel, key, agent, Some(redis.clone()), n).await,
+            };
+        }
+        let [bare, with_redb, with_redis] = rates;
+        to_redb.push(with_redb / bare);
+        to_redis.push(with_redis / bare);
+        println!(
+            "| {} | {bare:.0} | {with_redb:.0} | {:.2}x | {with_redis:.0} | {:.2}x |",
+            round + 1,
+            with_redb / bare,
+            with_redis / bare
+        );
+    }
+    let median = |xs: &mut Vec<f64>| {
+        xs.sort_by(f64::total_cmp);
+        xs[xs.len() / 2]
+    };
+    println!();
+    println!(
+        "median vs bare: redb {:.2}x, Redis {:.2}x (target >= 0.8x)",
+        median(&mut to_redb),
+        median(&mut to_redis)
+    );
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -115,6 +321,12 @@ async fn main() {
             .unwrap(),
     );
     let agent = SecretKey::generate().unwrap();
+    if std::env::var_os("LAISSEZ_BENCH_ARGS_ONLY").is_some() {
+        args_rounds(&connection, &channel, &key, &agent, &redb, &redis, n).await;
+        let _ = tls_connection.close(200, "bench done".into()).await;
+        connection.close(200, "bench done".into()).await.unwrap();
+        return;
+    }
     let mut results = Vec::new();
     for case in [
         "bare lapin consumer",
@@ -215,6 +427,7 @@ async fn main() {
             rate(&format!("{plain}, amqps")) / rate(plain)
         );
     }
+    args_rounds(&connection, &channel, &key, &agent, &redb, &redis, n).await;
     let _ = tls_connection.close(200, "bench done".into()).await;
     connection.close(200, "bench done".into()).await.unwrap();
 }

@@ -3,6 +3,10 @@
 //! with a budget spent by every use (`docs/spec.md` §17), against its unbudgeted row. Not a
 //! test: it asserts nothing about speed.
 //!
+//! Then budgeted against unbudgeted again, one caller, interleaved on each backend (A/B, then
+//! B/A, for LAISSEZ_BENCH_ROUNDS rounds of LAISSEZ_BENCH_ROUND_SECS each side): the median of
+//! the per-round ratios, so that a neighbour's load on a shared machine falls on both sides.
+//!
 //! `cargo bench -p laissez-ledger --all-features --bench ledger_throughput`
 //! (Redis on 127.0.0.1:6379, or LAISSEZ_TEST_REDIS_URL; the Redis Cluster of
 //! scripts/redis-cluster on 127.0.0.1:7001-7003, or LAISSEZ_TEST_REDIS_CLUSTER_URL;
@@ -97,6 +101,45 @@ async fn measure<L: UseLedger + 'static>(ledger: Arc<L>, secs: f64, budgeted: bo
     (single, concurrent)
 }
 
+/// One caller's begin+complete per second over `secs`.
+async fn rate<L: UseLedger>(ledger: &L, secs: f64, budgeted: bool) -> f64 {
+    let start = Instant::now();
+    let n = work(ledger, start + Duration::from_secs_f64(secs), budgeted).await;
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Budgeted throughput over unbudgeted, one caller: each round measures both, in turn first,
+/// and gives their ratio. Returns the per-round ratios, sorted.
+async fn interleaved<L: UseLedger>(ledger: &L, secs: f64, rounds: usize) -> Vec<f64> {
+    let mut ratios = Vec::with_capacity(rounds);
+    // Warm up both paths.
+    rate(ledger, 0.2, false).await;
+    rate(ledger, 0.2, true).await;
+    for round in 0..rounds {
+        let (plain, budgeted) = if round % 2 == 0 {
+            let plain = rate(ledger, secs, false).await;
+            (plain, rate(ledger, secs, true).await)
+        } else {
+            let budgeted = rate(ledger, secs, true).await;
+            (rate(ledger, secs, false).await, budgeted)
+        };
+        ratios.push(budgeted / plain);
+    }
+    ratios.sort_by(f64::total_cmp);
+    ratios
+}
+
+/// Prints one backend's interleaved ratios: median, then the spread.
+fn print_ratios(name: &str, ratios: &[f64]) {
+    let median = ratios[ratios.len() / 2];
+    println!(
+        "| {name} | {median:.3}x | {:.3}x | {:.3}x–{:.3}x |",
+        1.0 / median,
+        ratios[0],
+        ratios[ratios.len() - 1]
+    );
+}
+
 fn main() {
     // `cargo bench` passes --bench; a filter argument is not supported here.
     let secs: f64 = std::env::var("LAISSEZ_BENCH_SECS")
@@ -169,6 +212,41 @@ fn main() {
                 cluster.0 / single_node.0,
                 cluster.1 / single_node.1
             );
+        }
+
+        let rounds: usize = std::env::var("LAISSEZ_BENCH_ROUNDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(7)
+            .max(1);
+        let round_secs: f64 = std::env::var("LAISSEZ_BENCH_ROUND_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1.0);
+        println!();
+        println!(
+            "Budgeted / unbudgeted, 1 caller, interleaved: {rounds} rounds of {round_secs} s a side"
+        );
+        println!();
+        println!("| backend | throughput ratio (median) | cost ratio (1 / median) | range |");
+        println!("|---|---:|---:|---:|");
+        print_ratios(
+            "memory",
+            &interleaved(&MemoryLedger::new(), round_secs, rounds).await,
+        );
+        #[cfg(feature = "redb")]
+        {
+            let dir = tempfile::tempdir().unwrap();
+            let ledger = laissez_ledger::RedbLedger::open(dir.path().join("ratio.redb")).unwrap();
+            print_ratios("redb", &interleaved(&ledger, round_secs, rounds).await);
+        }
+        #[cfg(feature = "redis")]
+        {
+            let url = std::env::var("LAISSEZ_TEST_REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+            if let Ok(ledger) = laissez_ledger::RedisLedger::connect(&url).await {
+                print_ratios("redis", &interleaved(&ledger, round_secs, rounds).await);
+            }
         }
     });
 }

@@ -30,6 +30,7 @@
 
 mod clock;
 mod error;
+mod inline;
 mod memory;
 mod path;
 pub mod redact;

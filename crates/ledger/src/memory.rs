@@ -4,12 +4,17 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::MAX_BUDGETS;
+use laissez_verify::wire::MAX_CHAIN_LEN;
+
 use crate::clock::Clock;
+use crate::inline::Inline;
 use crate::path::ChainPath;
 use crate::revocations::{Kept, KeptRecords, RevocationStore, StreamMark};
 use crate::state::{self, AncestorView, Entry};
-use crate::{Begin, Cti, LeaseToken, LedgerError, MessageUse, Outcome, Usage, UseLedger};
+use crate::{
+    Begin, Cti, LeaseToken, LedgerError, MAX_ANCESTORS, MAX_BUDGETS, MessageUse, Outcome, Usage,
+    UseLedger,
+};
 
 /// How many begins between sweeps of expired ctis.
 const SWEEP_EVERY: u64 = 1024;
@@ -75,66 +80,110 @@ impl MemoryLedger {
     }
 
     /// [`UseLedger::begin`], without a runtime.
+    ///
+    /// Each envelope of the chain is looked up once to read (its count, whether it was charged
+    /// for this message, its sums) and at most once more to write; the leaf's record, read
+    /// for its entry, is the one written. Budget views and decisions are inline: a budgeted
+    /// use hashes and allocates no more than an unbudgeted one (`docs/benchmarks.md`).
     pub fn begin_blocking(&self, req: &Begin<'_>) -> Result<Outcome, LedgerError> {
         let req = &crate::normalize(req)?;
         let fresh = LeaseToken::random()?.with_ancestors(req.ancestors);
         let path = ChainPath::of_begin(req);
         let now_ms = self.clock.now_ms();
-        let mut inner = self.lock();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         inner.begins += 1;
         if inner.begins.is_multiple_of(SWEEP_EVERY) {
-            sweep(&mut inner, now_ms / 1000);
+            sweep(inner, now_ms / 1000);
         }
-        let record = inner.ctis.get(&path);
-        let existing = record.and_then(|r| r.entries.get(req.message_id).copied());
-        let granted = record.map_or(0, |r| r.granted);
+        // Only a delegated use is recorded as charged to its ancestors.
+        let pair = (!req.ancestors.is_empty()).then(|| (path, req.message_id.to_owned()));
+        // Each link's sums, root first and the leaf last, read with its record.
+        let mut spent = [[0u64; MAX_BUDGETS]; MAX_CHAIN_LEN];
+        let mut views: Inline<AncestorView, MAX_ANCESTORS> = Inline::new();
+        for (i, (a, sums)) in req.ancestors.iter().zip(&mut spent).enumerate() {
+            let record = inner.ctis.get(&path.prefix(i + 1));
+            if let Some(r) = record {
+                *sums = r.spent;
+            }
+            views.push(AncestorView {
+                max_uses: a.max_uses,
+                granted: record.map_or(0, |r| r.granted),
+                charged: record
+                    .zip(pair.as_ref())
+                    .is_some_and(|(r, pair)| r.charged.contains(pair)),
+            })?;
+        }
+        let leaf_link = req.ancestors.len();
+        let record = inner.ctis.get_mut(&path);
+        let existing = record
+            .as_ref()
+            .and_then(|r| r.entries.get(req.message_id).copied());
+        let granted = record.as_ref().map_or(0, |r| r.granted);
+        if let (Some(r), Some(sums)) = (&record, spent.get_mut(leaf_link)) {
+            *sums = r.spent;
+        }
         let leaf = state::decide_begin(req, existing, granted, now_ms, fresh)?;
-        let pair = (path, req.message_id.to_owned());
-        let views: Vec<AncestorView> = req
-            .ancestors
-            .iter()
-            .enumerate()
-            .map(|(i, a)| {
-                let record = inner.ctis.get(&path.prefix(i + 1));
-                AncestorView {
-                    max_uses: a.max_uses,
-                    granted: record.map_or(0, |r| r.granted),
-                    charged: record.is_some_and(|r| r.charged.contains(&pair)),
-                }
-            })
-            .collect();
         let budgets = state::budget_views(req, |link, index| {
-            let record = inner.ctis.get(&path.prefix(link + 1));
-            Ok(record.map_or(0, |r| r.spent[usize::from(index)]))
+            spent
+                .get(link)
+                .and_then(|sums| sums.get(usize::from(index)))
+                .copied()
+                .ok_or(LedgerError::InvalidRequest("a budget past the chain"))
         })?;
-        let decision = state::decide_chain(leaf, &views, &budgets);
-        for (view, sum) in budgets.iter().zip(&decision.sums) {
-            if let Some(sum) = sum {
-                // The record's expiry is extended below, with its count, in this same step.
-                let record = inner.ctis.entry(path.prefix(view.link + 1)).or_default();
-                record.spent[usize::from(view.charge.index)] = *sum;
-            }
-        }
-        for (i, (ancestor, charge)) in req.ancestors.iter().zip(&decision.charges).enumerate() {
-            if let Some(granted) = charge {
-                let record = inner.ctis.entry(path.prefix(i + 1)).or_default();
-                record.granted = *granted;
-                record.expires_at = record.expires_at.max(ancestor.expires_at);
-                record.charged.insert(pair.clone());
-            }
-        }
-        let decision = decision.leaf;
-        if decision.write.is_some() || decision.granted.is_some() {
-            let record = inner.ctis.entry(path).or_default();
+        let decision = state::decide_chain(leaf, &views, &budgets)?;
+        // The new sums of the link `link`, by budget index.
+        let sums_of = |link: usize| {
+            budgets
+                .iter()
+                .zip(decision.sums.iter())
+                .filter(move |(view, _)| view.link == link)
+                .filter_map(|(view, sum)| sum.map(|sum| (usize::from(view.charge.index), sum)))
+        };
+        let leaf_decision = &decision.leaf;
+        if leaf_decision.write.is_some()
+            || leaf_decision.granted.is_some()
+            || sums_of(leaf_link).next().is_some()
+        {
+            // The record read above when there was one: the path is hashed once more only
+            // for an envelope's first use.
+            let record = match record {
+                Some(record) => record,
+                None => inner.ctis.entry(path).or_default(),
+            };
             record.expires_at = record.expires_at.max(req.expires_at);
-            if let Some(granted) = decision.granted {
+            if let Some(granted) = leaf_decision.granted {
                 record.granted = granted;
             }
-            if let Some(entry) = decision.write {
+            if let Some(entry) = leaf_decision.write {
                 record.entries.insert(req.message_id.to_owned(), entry);
             }
+            for (index, sum) in sums_of(leaf_link) {
+                record.spent[index] = sum;
+            }
         }
-        Ok(decision.outcome)
+        for (i, (ancestor, charge)) in req
+            .ancestors
+            .iter()
+            .zip(decision.charges.iter())
+            .enumerate()
+        {
+            if charge.is_none() && sums_of(i).next().is_none() {
+                continue;
+            }
+            let record = inner.ctis.entry(path.prefix(i + 1)).or_default();
+            for (index, sum) in sums_of(i) {
+                record.spent[index] = sum;
+            }
+            if let Some(granted) = charge {
+                record.granted = *granted;
+                record.expires_at = record.expires_at.max(ancestor.expires_at);
+                if let Some(pair) = &pair {
+                    record.charged.insert(pair.clone());
+                }
+            }
+        }
+        Ok(decision.leaf.outcome)
     }
 
     /// [`UseLedger::complete`], without a runtime.

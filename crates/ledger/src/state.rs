@@ -10,7 +10,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use laissez_verify::ActionClass;
 use sha2::{Digest, Sha256};
 
-use crate::{Begin, Charge, LeaseToken, LedgerError, MAX_TAKEOVERS, Outcome, UseState};
+use crate::inline::Inline;
+use crate::{
+    Begin, Charge, LeaseToken, LedgerError, MAX_ANCESTORS, MAX_BUDGETS, MAX_TAKEOVERS, Outcome,
+    UseState,
+};
+
+/// The most budgets one begin may charge: every envelope of a chain (at most four) with
+/// its most budgets.
+pub(crate) const MAX_VIEWS: usize = laissez_verify::wire::MAX_CHAIN_LEN * MAX_BUDGETS;
+
+/// The budget views of one begin, kept inline.
+pub(crate) type BudgetViews<'c> = Inline<BudgetView<'c>, MAX_VIEWS>;
 
 /// The largest integer a Lua (double) number holds exactly: 2^53 - 1.
 pub(crate) const MAX_EXACT: u64 = (1 << 53) - 1;
@@ -246,7 +257,7 @@ pub(crate) fn decide_begin(
 }
 
 /// What the ledger holds for one ancestor of a begin (`Begin::ancestors`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct AncestorView {
     /// The ancestor's use limit.
     pub(crate) max_uses: u64,
@@ -258,7 +269,7 @@ pub(crate) struct AncestorView {
 
 /// What the ledger holds for one budget a begin would charge: the charge (its index, limit
 /// and this call's amount), the envelope it belongs to, and its sum so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct BudgetView<'c> {
     /// The envelope's place in the chain: root 0, the leaf `ancestors.len()`.
     pub(crate) link: usize,
@@ -269,24 +280,25 @@ pub(crate) struct BudgetView<'c> {
 
 /// The budget views of a begin, root first, each link's in its charges' order: the order in
 /// which every backend checks them, so that all name the same budget when several fail.
-/// `spent(link, index)` reads a sum (0 when none is kept).
+/// `spent(link, index)` reads a sum (0 when none is kept). Inline, not allocated: a budgeted
+/// use should cost the ledger about what an unbudgeted one does.
 pub(crate) fn budget_views<'c>(
     req: &Begin<'c>,
     mut spent: impl FnMut(usize, u8) -> Result<u64, LedgerError>,
-) -> Result<Vec<BudgetView<'c>>, LedgerError> {
+) -> Result<BudgetViews<'c>, LedgerError> {
     let links = req
         .ancestors
         .iter()
         .map(|a| a.charges)
         .chain(std::iter::once(req.charges));
-    let mut views = Vec::new();
+    let mut views = Inline::new();
     for (link, charges) in links.enumerate() {
         for charge in charges {
             views.push(BudgetView {
                 link,
                 charge: *charge,
                 spent: spent(link, charge.index)?,
-            });
+            })?;
         }
     }
     Ok(views)
@@ -307,9 +319,9 @@ pub(crate) fn budget_exhausted(link: usize, charge: &Charge<'_>) -> Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ChainDecision {
     pub(crate) leaf: BeginDecision,
-    pub(crate) charges: Vec<Option<u64>>,
+    pub(crate) charges: Inline<Option<u64>, MAX_ANCESTORS>,
     /// In the order of the views given to [`decide_chain`].
-    pub(crate) sums: Vec<Option<u64>>,
+    pub(crate) sums: Inline<Option<u64>, MAX_VIEWS>,
 }
 
 /// Extends the leaf's decision to its ancestors (`docs/spec.md` §13) and to the budgets of
@@ -321,15 +333,21 @@ pub(crate) struct ChainDecision {
 /// not even the leaf's entry. Any other decision (a take-over, a replay, a refusal) spends
 /// nothing new, no use and no amount: a redelivered or in-flight message is never charged
 /// twice, and an ancestor already charged for this pair is not charged its budgets again.
+///
+/// More ancestors or views than a chain holds (which `normalize` rules out) is refused as an
+/// invalid request. Nothing is allocated: the answer's lists are inline.
 pub(crate) fn decide_chain(
     leaf: BeginDecision,
     ancestors: &[AncestorView],
     budgets: &[BudgetView<'_>],
-) -> ChainDecision {
-    let untouched = |leaf| ChainDecision {
-        leaf,
-        charges: vec![None; ancestors.len()],
-        sums: vec![None; budgets.len()],
+) -> Result<ChainDecision, LedgerError> {
+    let too_many = LedgerError::InvalidRequest("more budgets or ancestors than a chain holds");
+    let untouched = |leaf| {
+        Ok(ChainDecision {
+            leaf,
+            charges: Inline::filled(ancestors.len(), None).ok_or(too_many.clone())?,
+            sums: Inline::filled(budgets.len(), None).ok_or(too_many.clone())?,
+        })
     };
     let refused = |outcome| {
         untouched(BeginDecision {
@@ -341,22 +359,22 @@ pub(crate) fn decide_chain(
     if leaf.granted.is_none() {
         return untouched(leaf);
     }
-    let mut charges = Vec::with_capacity(ancestors.len());
+    let mut charges = Inline::new();
     for ancestor in ancestors {
         if ancestor.charged {
-            charges.push(None);
+            charges.push(None)?;
         } else if ancestor.granted >= ancestor.max_uses {
             return refused(Outcome::Exhausted);
         } else {
-            charges.push(Some(ancestor.granted + 1));
+            charges.push(Some(ancestor.granted + 1))?;
         }
     }
-    let mut sums = Vec::with_capacity(budgets.len());
+    let mut sums = Inline::new();
     for view in budgets {
         // The leaf's use is new (checked above); an ancestor's, when it is charged now.
         let charged = charges.get(view.link).is_none_or(Option::is_some);
         if !charged {
-            sums.push(None);
+            sums.push(None)?;
             continue;
         }
         // Never `spent + amount > limit`: the same comparison as the Lua script's, where that
@@ -368,13 +386,13 @@ pub(crate) fn decide_chain(
         if view.charge.amount > left {
             return refused(budget_exhausted(view.link, &view.charge));
         }
-        sums.push(Some(view.spent + view.charge.amount));
+        sums.push(Some(view.spent + view.charge.amount))?;
     }
-    ChainDecision {
+    Ok(ChainDecision {
         leaf,
         charges,
         sums,
-    }
+    })
 }
 
 /// Decides a complete: the entry to write, or why not.

@@ -11,9 +11,10 @@ use super::{
     storage_error,
 };
 use crate::clock::Clock;
+use crate::inline::Inline;
 use crate::path::ChainPath;
 use crate::state::{self, AncestorView, BudgetView, Entry};
-use crate::{Begin, Charge, LeaseToken, LedgerError, MessageUse, Usage};
+use crate::{Begin, Charge, LeaseToken, LedgerError, MAX_ANCESTORS, MessageUse, Usage};
 
 /// Marks a charge in a key of the earlier expiry index, where an entry's message id would start.
 const LEGACY_CHARGE_MARK: u8 = 0xff;
@@ -184,27 +185,39 @@ fn apply(t: &mut Tables<'_>, op: &Op, now_ms: u64) -> Result<(Reply, bool), Ledg
                 Ok(d) => d,
                 Err(e) => return Ok((Err(e), false)),
             };
-            let mut views = Vec::with_capacity(ancestors.len());
+            // Inline, as the memory backend's: a budgeted use allocates nothing more here.
+            // A storage error fails the batch (`?`); a request past the chain's bounds (which
+            // `normalize` rules out) fails only this operation.
+            let mut views: Inline<AncestorView, MAX_ANCESTORS> = Inline::new();
             for (i, (max, _)) in ancestors.iter().enumerate() {
                 let charge = charge_key(path, i + 1, message_id);
-                views.push(AncestorView {
+                let view = AncestorView {
                     max_uses: *max,
                     granted: read_counter(t, &path_key(&path.prefix(i + 1)))?.0,
                     charged: t.charges.get(&charge[..]).map_err(storage_error)?.is_some(),
-                });
+                };
+                if let Err(e) = views.push(view) {
+                    return Ok((Err(e), false));
+                }
             }
-            let mut budgets = Vec::with_capacity(charges.len());
+            let mut budgets: state::BudgetViews<'_> = Inline::new();
             for c in charges {
                 let key = budget_key(&path.prefix(c.link + 1), c.index);
-                budgets.push(BudgetView {
+                let view = BudgetView {
                     link: c.link,
                     charge: charge_of(c),
                     spent: read_budget(t, &key)?.0,
-                });
+                };
+                if let Err(e) = budgets.push(view) {
+                    return Ok((Err(e), false));
+                }
             }
-            let decision = state::decide_chain(leaf, &views, &budgets);
+            let decision = match state::decide_chain(leaf, &views, &budgets) {
+                Ok(d) => d,
+                Err(e) => return Ok((Err(e), false)),
+            };
             let mut wrote = false;
-            for (view, sum) in budgets.iter().zip(&decision.sums) {
+            for (view, sum) in budgets.iter().zip(decision.sums.iter()) {
                 if let Some(sum) = sum {
                     // Kept as long as the envelope's count: its own expiry, as asked.
                     let exp = ancestors.get(view.link).map_or(*expires_at, |(_, e)| *e);
@@ -213,7 +226,8 @@ fn apply(t: &mut Tables<'_>, op: &Op, now_ms: u64) -> Result<(Reply, bool), Ledg
                     wrote = true;
                 }
             }
-            for (i, ((_, exp), charge)) in ancestors.iter().zip(&decision.charges).enumerate() {
+            for (i, ((_, exp), charge)) in ancestors.iter().zip(decision.charges.iter()).enumerate()
+            {
                 if let Some(granted) = charge {
                     write_counter(t, &path_key(&path.prefix(i + 1)), *granted, *exp)?;
                     let ck = charge_key(path, i + 1, message_id);

@@ -289,14 +289,14 @@ fn a_new_use_is_charged_to_every_uncharged_ancestor_or_to_none() {
         charged,
     };
     // Both ancestors have room: both charged, the leaf granted.
-    let d = decide_chain(new_use(), &[view(0, false), view(1, false)], &[]);
+    let d = decide_chain(new_use(), &[view(0, false), view(1, false)], &[]).unwrap();
     assert!(matches!(d.leaf.outcome, Outcome::Granted { .. }));
     assert_eq!(d.charges, vec![Some(1), Some(2)]);
     // One already charged for this message: only the other is.
-    let d = decide_chain(new_use(), &[view(2, true), view(1, false)], &[]);
+    let d = decide_chain(new_use(), &[view(2, true), view(1, false)], &[]).unwrap();
     assert_eq!(d.charges, vec![None, Some(2)]);
     // One full: exhausted, and nothing at all is written.
-    let d = decide_chain(new_use(), &[view(0, false), view(2, false)], &[]);
+    let d = decide_chain(new_use(), &[view(0, false), view(2, false)], &[]).unwrap();
     assert_eq!(d.leaf.outcome, Outcome::Exhausted);
     assert_eq!((d.leaf.write, d.leaf.granted), (None, None));
     assert_eq!(d.charges, vec![None, None]);
@@ -306,7 +306,7 @@ fn a_new_use_is_charged_to_every_uncharged_ancestor_or_to_none() {
         write: None,
         granted: None,
     };
-    let d = decide_chain(replay, &[view(2, false)], &[]);
+    let d = decide_chain(replay, &[view(2, false)], &[]).unwrap();
     assert_eq!(d.leaf.outcome, Outcome::Replayed);
     assert_eq!(d.charges, vec![None]);
 }

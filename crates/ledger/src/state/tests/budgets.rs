@@ -39,10 +39,10 @@ fn ancestor(granted: u64, charged: bool) -> AncestorView {
 
 #[test]
 fn a_limit_may_be_reached_never_passed() {
-    let d = decide_chain(new_use(), &[], &[budget(0, 10, 4, 6)]);
+    let d = decide_chain(new_use(), &[], &[budget(0, 10, 4, 6)]).unwrap();
     assert!(matches!(d.leaf.outcome, Outcome::Granted { .. }));
     assert_eq!(d.sums, vec![Some(10)]);
-    let d = decide_chain(new_use(), &[], &[budget(0, 10, 5, 6)]);
+    let d = decide_chain(new_use(), &[], &[budget(0, 10, 5, 6)]).unwrap();
     assert_eq!(
         d.leaf.outcome,
         Outcome::BudgetExhausted {
@@ -55,7 +55,7 @@ fn a_limit_may_be_reached_never_passed() {
     assert_eq!((d.leaf.write, d.leaf.granted), (None, None));
     assert_eq!(d.sums, vec![None]);
     // Amount 0 is a charge like any other, granted even on a spent-out budget.
-    let d = decide_chain(new_use(), &[], &[budget(0, 10, 0, 10)]);
+    let d = decide_chain(new_use(), &[], &[budget(0, 10, 0, 10)]).unwrap();
     assert_eq!(d.sums, vec![Some(10)]);
 }
 
@@ -63,7 +63,7 @@ fn a_limit_may_be_reached_never_passed() {
 fn one_failing_budget_spends_nothing_anywhere() {
     // The root's budget has room, the leaf's does not: no use, no amount, no ancestor count.
     let views = [budget(0, 100, 5, 0), budget(1, 10, 5, 6)];
-    let d = decide_chain(new_use(), &[ancestor(0, false)], &views);
+    let d = decide_chain(new_use(), &[ancestor(0, false)], &views).unwrap();
     assert!(matches!(
         d.leaf.outcome,
         Outcome::BudgetExhausted { link: 1, .. }
@@ -75,7 +75,7 @@ fn one_failing_budget_spends_nothing_anywhere() {
 
 #[test]
 fn uses_are_checked_before_budgets() {
-    let d = decide_chain(new_use(), &[ancestor(2, false)], &[budget(1, 1, 5, 0)]);
+    let d = decide_chain(new_use(), &[ancestor(2, false)], &[budget(1, 1, 5, 0)]).unwrap();
     assert_eq!(d.leaf.outcome, Outcome::Exhausted);
     assert_eq!(d.sums, vec![None]);
 }
@@ -85,7 +85,7 @@ fn an_ancestor_already_charged_is_not_charged_its_budget_again() {
     // Its pair was charged before (the leaf's entry since dropped): its budget is left alone,
     // even a full one; the leaf's is spent.
     let views = [budget(0, 10, 5, 10), budget(1, 10, 5, 0)];
-    let d = decide_chain(new_use(), &[ancestor(1, true)], &views);
+    let d = decide_chain(new_use(), &[ancestor(1, true)], &views).unwrap();
     assert!(matches!(d.leaf.outcome, Outcome::Granted { .. }));
     assert_eq!(d.sums, vec![None, Some(5)]);
 }
@@ -98,14 +98,14 @@ fn no_new_use_spends_no_amount() {
             write: None,
             granted: None,
         };
-        let d = decide_chain(d, &[ancestor(0, false)], &[budget(0, 10, 1, 0)]);
+        let d = decide_chain(d, &[ancestor(0, false)], &[budget(0, 10, 1, 0)]).unwrap();
         assert_eq!(d.leaf.outcome, outcome);
         assert_eq!(d.sums, vec![None]);
     }
     // A take-over writes the entry but grants no new use: nothing charged.
     let mut taken = new_use();
     taken.granted = None;
-    let d = decide_chain(taken, &[], &[budget(0, 10, 1, 0)]);
+    let d = decide_chain(taken, &[], &[budget(0, 10, 1, 0)]).unwrap();
     assert!(matches!(d.leaf.outcome, Outcome::Granted { .. }));
     assert_eq!(d.sums, vec![None]);
 }
@@ -119,7 +119,7 @@ proptest! {
         spent in (MAX_AMOUNT - 16)..=MAX_AMOUNT,
         amount in prop_oneof![0u64..4, (MAX_AMOUNT - 4)..=MAX_AMOUNT],
     ) {
-        let d = decide_chain(new_use(), &[], &[budget(0, limit, amount, spent)]);
+        let d = decide_chain(new_use(), &[], &[budget(0, limit, amount, spent)]).unwrap();
         let fits = u128::from(spent) + u128::from(amount) <= u128::from(limit);
         prop_assert_eq!(matches!(d.leaf.outcome, Outcome::Granted { .. }), fits);
         prop_assert_eq!(d.sums, vec![fits.then(|| spent + amount)]);

@@ -99,7 +99,7 @@ proptest! {
                         Ok(match (link, index) { (0, 0) => parent_spent, (1, 1) => leaf_spent,
                             other => panic!("no budget {other:?}") })
                     }).unwrap();
-                    let chain = decide_chain(leaf.clone(), &[parent], &views);
+                    let chain = decide_chain(leaf.clone(), &[parent], &views).unwrap();
                     let d = chain.leaf.clone();
                     // Budgets refuse only a new use that the uses allowed, one whose amount
                     // passes a limit; they never turn anything else into a refusal.
@@ -111,7 +111,7 @@ proptest! {
                             prop_assert!(new && parent_granted < parent_max && !fits);
                             prop_assert_eq!(*link == 0, amount > parent_limit - parent_spent);
                             prop_assert!(chain.sums.iter().all(Option::is_none));
-                            prop_assert_eq!(chain.charges.clone(), vec![None]);
+                            prop_assert_eq!(chain.charges, vec![None]);
                             break 'begin;
                         }
                         Outcome::Exhausted if before.is_none() && granted < max_uses => {
@@ -123,14 +123,14 @@ proptest! {
                     // Spent exactly when the use is new: the amount, on both budgets.
                     if d.granted.is_some() {
                         prop_assert!(fits);
-                        prop_assert_eq!(chain.sums.clone(),
+                        prop_assert_eq!(chain.sums,
                             vec![Some(parent_spent + amount), Some(leaf_spent + amount)]);
                         parent_spent += amount;
                         leaf_spent += amount;
                         parent_granted += 1;
                         charged.insert(msg, amount);
                     } else {
-                        prop_assert_eq!(chain.sums.clone(), vec![None, None]);
+                        prop_assert_eq!(chain.sums, vec![None, None]);
                     }
                     let same = |b: &Entry| b.tool == tool_digest(TOOLS[tool]) && b.class == class;
                     let lapsed = |b: &Entry| b.state == UseState::InFlight && now >= b.lease_until_ms;
