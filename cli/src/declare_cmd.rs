@@ -25,7 +25,8 @@ x-delivery-limit (--delivery-limit, default 20) and Q.retry with at-least-once d
 
 Running it again changes nothing. An existing queue or exchange of these names declared with
 other arguments is left as it is: exit 3, with the broker's words naming the argument that
-differs (delete it, or move its messages, before declaring it again). Prints each object, and
+differs (delete it, or move its messages, before declaring it again); the objects declared
+before it (in the order above) stay declared. Prints each object, and
 whether it was created or already there. --amqp may come from LAISSEZ_AMQP_URL (which keeps a
 password out of the process list); amqps:// URLs take --amqp-ca, --amqp-cert and --amqp-key as
 consume does.
@@ -219,9 +220,10 @@ fn describe(error: &AmqpError, topology: &Topology) -> String {
     let text = crate::amqp_tls::describe(error);
     if text.contains("PRECONDITION_FAILED") {
         format!(
-            "the topology of {:?} conflicts with what exists on the broker, left unchanged: \
-             {text} (an existing queue or exchange of these names has other arguments or \
-             another kind: delete it, or declare the topology under another queue name)",
+            "the topology of {:?} conflicts with what exists on the broker (nothing that \
+             existed was changed): {text} (an existing queue or exchange of these names has \
+             other arguments or another kind: delete it, or declare the topology under another \
+             queue name)",
             topology.queue
         )
     } else {

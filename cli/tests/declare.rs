@@ -170,7 +170,10 @@ async fn declare_on_a_queue_without_dead_letters_is_exit_3_naming_the_argument()
     assert_eq!(out.status.code(), Some(3));
     let stderr = common::stderr(&out);
     assert!(stderr.contains("x-dead-letter-exchange"), "{stderr}");
-    assert!(stderr.contains("left unchanged"), "{stderr}");
+    assert!(
+        stderr.contains("nothing that existed was changed"),
+        "{stderr}"
+    );
     delete(&connection, &topology).await;
 }
 
