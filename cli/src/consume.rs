@@ -14,6 +14,8 @@ use laissez_amqp::AmqpError;
 use laissez_amqp::sidecar::{self, DEFAULT_LEDGER_PATH, LedgerLocation, SidecarConfig};
 use laissez_ledger::redact::redact_password;
 use laissez_sign::keyfile::{read_trust_file, read_trust_files};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::failure::Failure;
 use crate::metrics_endpoint::MetricsEndpoint;
@@ -41,7 +43,11 @@ A delegated envelope (laissez delegate) comes with its ancestors, root first, in
 laissez-chain: the root must be signed by a --trust key and each child by its parent's holder
 (bad_delegation), no child wider than its parent (not_attenuated); a use spends one use of
 every envelope of the chain. Denied messages are rejected to the queue's dead-letter exchange and
-never run. CMD gets the body on stdin and LAISSEZ_AGENT, LAISSEZ_TOOL, LAISSEZ_CLASS,
+never run. Before taking a message, consume confirms that Q dead-letters to an exchange that
+exists (the queue's x-dead-letter-exchange argument, learnt by declaring Q again as it is): if
+not, exit 3 naming `laissez declare`, which declares Q with Q.dlx, Q.dlq and Q.retry;
+--no-dead-letter-check skips this when dead letters are routed another way (e.g. a policy).
+CMD gets the body on stdin and LAISSEZ_AGENT, LAISSEZ_TOOL, LAISSEZ_CLASS,
 LAISSEZ_OBO, LAISSEZ_SESSION, LAISSEZ_CTI, LAISSEZ_USE, LAISSEZ_MESSAGE_ID, LAISSEZ_CHAIN (a
 JSON array of the chain's agents, root first; one when not delegated),
 LAISSEZ_APPROVED_BY (a JSON array of the hex kids of the approvers that counted) (never
@@ -83,9 +89,13 @@ pub(crate) struct ConsumeArgs {
     amqp: String,
     #[command(flatten)]
     tls: crate::amqp_tls::AmqpTlsArgs,
-    /// The queue to consume (as it exists: nothing is declared).
+    /// The queue to consume (as it exists: nothing is declared; see laissez declare).
     #[arg(long, value_name = "Q")]
     queue: String,
+    /// Start without confirming that the queue dead-letters to an exchange that exists (dead
+    /// letters routed another way, e.g. by a policy).
+    #[arg(long)]
+    no_dead_letter_check: bool,
     /// Trust file: one or more SPKI PEM public keys (repeatable).
     #[arg(long = "trust", value_name = "FILE", required = true)]
     trust: Vec<PathBuf>,
@@ -183,6 +193,7 @@ pub(crate) fn consume(args: &ConsumeArgs) -> Result<(), Failure> {
     let tls = args.tls.load(&args.amqp)?;
     let mut config = SidecarConfig::new(&args.amqp, &args.queue, &args.aud, keys, tools);
     config.amqp_tls = tls;
+    config.dead_letter_check = !args.no_dead_letter_check;
     config.approvers = approvers;
     config.require_approval = args.require_approval;
     config.ledger = match (&args.redis, &args.ledger) {
@@ -210,6 +221,8 @@ pub(crate) fn consume(args: &ConsumeArgs) -> Result<(), Failure> {
     let _ = tracing_subscriber::fmt()
         .with_writer(move || writer.stderr())
         .with_max_level(tracing::Level::INFO)
+        .finish()
+        .with(crate::log_filter::ExpectedChannelCloses)
         .try_init();
     if args.redis.is_none() && args.ledger.is_none() {
         tracing::warn!(

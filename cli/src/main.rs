@@ -7,6 +7,7 @@
 mod amqp_tls;
 mod approve_cmd;
 mod consume;
+mod declare_cmd;
 mod delegate_cmd;
 mod failure;
 mod grant_flags;
@@ -14,6 +15,7 @@ mod input;
 mod inspect_cmd;
 mod invoke_cmd;
 mod keys_cmd;
+mod log_filter;
 mod metrics_endpoint;
 mod output;
 mod profile;
@@ -75,6 +77,9 @@ enum Command {
     /// Approve one call (a person's signature): print it, or add it to a parked message.
     #[command(after_help = approve_cmd::APPROVE_HELP)]
     Approve(Box<approve_cmd::ApproveArgs>),
+    /// Declare a work queue's standard topology: the queue, Q.dlx, Q.dlq and Q.retry.
+    #[command(after_help = declare_cmd::DECLARE_HELP)]
+    Declare(declare_cmd::DeclareArgs),
     /// Consume a queue as a worker sidecar: verify each message, spend its use, run CMD.
     #[command(after_help = consume::CONSUME_HELP)]
     Consume(Box<consume::ConsumeArgs>),
@@ -151,6 +156,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Invoke(args) => invoke_cmd::invoke(&args),
         Command::Revoke(args) => revoke_cmd::revoke(&args),
         Command::Approve(args) => approve_cmd::approve(&args),
+        Command::Declare(args) => declare_cmd::declare(&args),
         Command::Consume(args) => consume::consume(&args),
         Command::Sandbox(args) => sandbox_cmd::sandbox(&args),
         Command::Completions { shell } => {

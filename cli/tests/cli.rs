@@ -47,6 +47,9 @@ mod consume_safety;
 mod consume_tls;
 #[path = "decisions.rs"]
 mod decisions;
+#[cfg(feature = "services")]
+#[path = "declare.rs"]
+mod declare;
 #[path = "delegate.rs"]
 mod delegate;
 #[path = "holder.rs"]

@@ -172,11 +172,16 @@ const AMQP_PASSWORD: &str = "s3cret-amqp-pw";
 /// password in LAISSEZ_AMQP_URL, and the default ledger in the working directory; asked to
 /// log everything (`RUST_LOG=trace`), so that no password check passes for want of output.
 fn consume_dead_broker(dir: &std::path::Path) -> Command {
+    consume_broker_at(dir, 1)
+}
+
+/// [`consume_dead_broker`] with the broker on this port of 127.0.0.1.
+fn consume_broker_at(dir: &std::path::Path, port: u16) -> Command {
     let key = SecretKey::generate().unwrap();
     std::fs::write(dir.join("trust.pub"), key.public_key_pem().unwrap()).unwrap();
     std::fs::write(dir.join("tools.toml"), TOOLS).unwrap();
     let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("laissez"));
-    let url = format!("amqp://guest:{AMQP_PASSWORD}@127.0.0.1:1/%2f");
+    let url = format!("amqp://guest:{AMQP_PASSWORD}@127.0.0.1:{port}/%2f");
     cmd.env("LAISSEZ_AMQP_URL", url)
         .env("RUST_LOG", "trace")
         .env_remove("LAISSEZ_REDIS_URL")
@@ -190,7 +195,10 @@ fn consume_dead_broker(dir: &std::path::Path) -> Command {
 #[test]
 fn broker_down_at_start_exits_3_after_the_connect_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let out = consume_dead_broker(dir.path()).output().unwrap();
+    // A broker that takes the TCP connection and never answers: a refused port is said at
+    // once instead (declare.rs).
+    let (_listener, port) = common::silent_broker();
+    let out = consume_broker_at(dir.path(), port).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
@@ -334,7 +342,8 @@ fn redis_url_from_the_environment_and_its_password_never_printed() {
 fn sigterm_while_connecting_exits_0_at_once() {
     use std::io::{BufRead as _, BufReader};
     let dir = tempfile::tempdir().unwrap();
-    let mut child = consume_dead_broker(dir.path())
+    let (_listener, port) = common::silent_broker();
+    let mut child = consume_broker_at(dir.path(), port)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

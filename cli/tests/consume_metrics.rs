@@ -301,10 +301,14 @@ async fn the_counters_equal_the_decisions_printed_and_healthz_is_ready() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_is_503_while_the_broker_is_unreachable() {
     let s = Setup::new("metrics-unready").await;
-    // Nothing listens on port 1: the worker keeps trying to connect (for 30 s by default).
+    // A broker that never answers: the worker keeps trying to connect (for 30 s by default).
+    let (_listener, port) = common::silent_broker();
     let mut child = s
         .consume(&["--metrics", "127.0.0.1:0"])
-        .env("LAISSEZ_AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f")
+        .env(
+            "LAISSEZ_AMQP_URL",
+            format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -59,13 +59,25 @@ impl Setup {
         cmd
     }
 
+    /// `laissez consume` on another queue, with this test's keys, ledger file and stream.
+    pub fn consume_queue(&self, queue: &str, extra: &[&str]) -> Command {
+        let ledger = self.dir.path().join("uses.redb");
+        let mut cmd = self.consume_on(queue);
+        cmd.arg("--ledger").arg(ledger).args(extra);
+        cmd
+    }
+
     /// `laissez consume` on this queue, its ledger and the rest to be added.
     pub fn consume_without_ledger(&self) -> Command {
+        self.consume_on(&self.topology.queue)
+    }
+
+    fn consume_on(&self, queue: &str) -> Command {
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("laissez"));
         let trust = self.dir.path().join("trust.pub");
         cmd.env("LAISSEZ_AMQP_URL", amqp_url())
             .env_remove("LAISSEZ_REDIS_URL")
-            .args(["consume", "--queue", &self.topology.queue])
+            .args(["consume", "--queue", queue])
             .args(["--aud", &self.topology.queue])
             .args(["--revocations-stream", &self.revocation_stream()])
             .arg("--trust")

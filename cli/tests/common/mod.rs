@@ -16,6 +16,15 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 
+/// A "broker" that takes TCP connections and never answers: the kernel completes the
+/// handshakes on the open listener and nothing reads. A worker pointed at it keeps waiting for
+/// the broker (unlike a refused port, which is said at once); the listener must be kept alive.
+pub fn silent_broker() -> (std::net::TcpListener, u16) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
+}
+
 /// A temporary working directory for one test.
 pub struct Dir {
     pub tmp: tempfile::TempDir,

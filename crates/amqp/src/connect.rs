@@ -16,6 +16,10 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the second TLS check listens for the broker's alert before sending anything.
 const LISTEN_FIRST: Duration = Duration::from_secs(3);
 
+/// How long resolving the broker's host and opening TCP to it may take before lapin is left to
+/// its own connection (and its timeouts).
+const REACH_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The AMQP 0-9-1 protocol header: the broker answers it with `connection.start`.
 const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
 
@@ -67,6 +71,7 @@ pub async fn connect_with_properties(
     let uri: AMQPUri = url
         .parse()
         .map_err(|e| AmqpError::Config(format!("the broker URL is not valid: {e}")))?;
+    reach(&uri).await?;
     if uri.scheme == AMQPScheme::AMQP {
         if tls.is_some() {
             return Err(TlsError::PlainUrl.into());
@@ -87,6 +92,46 @@ pub async fn connect_with_properties(
             Some(tls) => AmqpError::Tls(tls),
             None => AmqpError::Broker(error),
         })
+}
+
+/// Fails at once, with the cause, when the broker's host name does not resolve or no address
+/// of it takes a TCP connection (refused, network unreachable): lapin would otherwise retry in
+/// silence (with recovery, for minutes) and then report only that it gave up. An address that
+/// does not answer in [`REACH_TIMEOUT`] is left to lapin, as is everything after TCP. Lapin's
+/// reconnections after a lost connection do not come here: recovery still waits a broker out.
+async fn reach(uri: &AMQPUri) -> Result<(), AmqpError> {
+    let host = uri.authority.host.as_str();
+    let port = uri.authority.port;
+    // An IPv6 literal is written in brackets in a URL, never in a socket address.
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let address = format!("{host}:{port}");
+    let not_reached = |resolving, cause| AmqpError::NotReached {
+        what: "the AMQP broker",
+        address: address.clone(),
+        resolving,
+        cause,
+    };
+    let resolved = tokio::time::timeout(REACH_TIMEOUT, tokio::net::lookup_host((bare, port))).await;
+    let addresses: Vec<_> = match resolved {
+        Err(_elapsed) => return Ok(()),
+        Ok(Err(cause)) => return Err(not_reached(true, cause)),
+        Ok(Ok(addresses)) => addresses.collect(),
+    };
+    let mut refused = None;
+    for candidate in addresses {
+        match tokio::time::timeout(REACH_TIMEOUT, tokio::net::TcpStream::connect(candidate)).await {
+            // Reached (the stream is dropped, closing it), or slow: lapin takes over.
+            Ok(Ok(_)) | Err(_) => return Ok(()),
+            Ok(Err(cause)) => refused = Some(cause),
+        }
+    }
+    match refused {
+        Some(cause) => Err(not_reached(false, cause)),
+        None => Err(not_reached(
+            true,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no address"),
+        )),
+    }
 }
 
 /// Fails fast on a TLS failure, which lapin would retry with backoff for minutes as if the

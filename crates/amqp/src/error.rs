@@ -25,6 +25,28 @@ pub enum AmqpError {
         /// How long it was tried.
         after: std::time::Duration,
     },
+    /// A service's address did not answer at once: its host name could not be resolved
+    /// (`resolving`), or its port refused the connection or the network is unreachable. Said
+    /// at once with the cause rather than retried as if the service were only slow.
+    NotReached {
+        /// What could not be reached, e.g. "the AMQP broker".
+        what: &'static str,
+        /// The address, `host:port`.
+        address: String,
+        /// Whether it is the host name that could not be resolved.
+        resolving: bool,
+        /// The system's answer (e.g. "Connection refused").
+        cause: std::io::Error,
+    },
+    /// Refused or parked messages of `queue` may have nowhere to go: the queue does not
+    /// exist, has no dead-letter exchange, or one that could not be confirmed
+    /// (`docs/spec.md` §9, the dead-letter check).
+    DeadLetters {
+        /// The work queue.
+        queue: String,
+        /// What is wrong, or why it could not be confirmed.
+        why: String,
+    },
     /// The ledger could not be opened or reached at start-up.
     Ledger(LedgerError),
     /// The configuration is unusable (what is wrong is said).
@@ -52,6 +74,30 @@ impl fmt::Display for AmqpError {
                     after.as_secs_f64()
                 )
             }
+            AmqpError::NotReached {
+                what,
+                address,
+                resolving: true,
+                cause,
+            } => write!(
+                f,
+                "{what} could not be reached: the host name of {address} could not be resolved \
+                 ({cause})"
+            ),
+            AmqpError::NotReached {
+                what,
+                address,
+                cause,
+                ..
+            } => write!(f, "{what} at {address} could not be reached: {cause}"),
+            AmqpError::DeadLetters { queue, why } => write!(
+                f,
+                "cannot confirm that messages refused or parked on the queue {queue:?} have \
+                 somewhere to go: {why}. Declare the standard topology with `laissez declare \
+                 --queue {queue}` (or give the queue a dead-letter exchange that exists), or pass \
+                 --no-dead-letter-check when dead letters are routed another way (e.g. by a \
+                 policy)"
+            ),
             AmqpError::Ledger(e) => write!(f, "{e}"),
             AmqpError::Config(why) => write!(f, "invalid configuration: {why}"),
             AmqpError::Io(e) => write!(f, "I/O error: {e}"),
@@ -70,7 +116,10 @@ impl std::error::Error for AmqpError {
             AmqpError::Io(e) => Some(e),
             AmqpError::Invocation(e) => Some(e),
             AmqpError::Tls(e) => Some(e),
-            AmqpError::Config(_) | AmqpError::Unreachable { .. } => None,
+            AmqpError::NotReached { cause, .. } => Some(cause),
+            AmqpError::Config(_)
+            | AmqpError::Unreachable { .. }
+            | AmqpError::DeadLetters { .. } => None,
         }
     }
 }

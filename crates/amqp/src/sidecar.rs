@@ -24,6 +24,7 @@ use tokio::io::AsyncWriteExt as _;
 use crate::config::ConsumerConfig;
 use crate::connect::{connect, connect_with_tls};
 use crate::consumer::Middleware;
+use crate::dead_letters::check_dead_letters;
 use crate::decision::Decision;
 use crate::error::AmqpError;
 use crate::handler::{Disposition, HandlerError, Message};
@@ -76,6 +77,11 @@ pub struct SidecarConfig {
     pub amqp_tls: Option<TlsConfig>,
     /// The queue, as it exists (nothing is declared).
     pub queue: String,
+    /// Whether to confirm, before taking a message, that the queue dead-letters to an
+    /// exchange that exists ([`crate::check_dead_letters`]): without one, denials and calls
+    /// parked for approval would be dropped. Default `true`; `false` (`consume
+    /// --no-dead-letter-check`) when dead letters are routed another way, e.g. by a policy.
+    pub dead_letter_check: bool,
     /// This worker's audience name.
     pub audience: String,
     /// Trusted keys.
@@ -134,6 +140,7 @@ impl std::fmt::Debug for SidecarConfig {
             .field("amqp_url", &"..")
             .field("amqp_tls", &self.amqp_tls)
             .field("queue", &self.queue)
+            .field("dead_letter_check", &self.dead_letter_check)
             .field("audience", &self.audience)
             .field("trusted_keys", &self.trusted_keys)
             .field("tools", &self.tools)
@@ -168,6 +175,7 @@ impl SidecarConfig {
             amqp_url: amqp_url.into(),
             amqp_tls: None,
             queue: queue.into(),
+            dead_letter_check: true,
             audience: audience.into(),
             trusted_keys,
             tools,
@@ -245,6 +253,11 @@ pub async fn run(
             return Ok(Stats::default());
         }
     };
+    if config.dead_letter_check {
+        let exchange = check_dead_letters(&connection, &config.queue).await?;
+        tracing::info!(queue = ?config.queue, dead_letter_exchange = ?exchange,
+            "laissez: refused and parked messages go to the dead-letter exchange");
+    }
     config.health.set_broker(connection.status().clone());
     // Every record the stream holds now is applied before the first work message is taken.
     let follower = tokio::select! {

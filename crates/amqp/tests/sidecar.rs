@@ -81,9 +81,12 @@ async fn exec_gets_body_and_environment_and_exit_code_decides() {
     q.delete().await;
 }
 
-/// A sidecar whose broker is down (nothing listens on port 1), trying for `connect_timeout`.
-fn dead_broker_config(dir: &tempfile::TempDir, connect_timeout: Duration) -> SidecarConfig {
-    let url = "amqp://guest:guest@127.0.0.1:1/%2f";
+/// A sidecar on the broker at `url`, trying for `connect_timeout`.
+fn dead_broker_config(
+    dir: &tempfile::TempDir,
+    url: &str,
+    connect_timeout: Duration,
+) -> SidecarConfig {
     let tools = catalogue(&[("crm.read", ActionClass::Read)]);
     let mut config = SidecarConfig::new(url, "q", "aud", Keys::new().trusted.clone(), tools);
     config.ledger = LedgerLocation::Redb(dir.path().join("uses.redb"));
@@ -91,10 +94,19 @@ fn dead_broker_config(dir: &tempfile::TempDir, connect_timeout: Duration) -> Sid
     config
 }
 
+/// A "broker" that takes TCP connections and never answers: its listener is kept open (the
+/// kernel completes the handshakes) and nothing reads from it.
+fn silent_broker() -> (std::net::TcpListener, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, format!("amqp://guest:guest@127.0.0.1:{port}/%2f"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_broker_at_start_is_an_error_not_a_wait() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dead_broker_config(&dir, Duration::from_secs(2));
+    let (_listener, url) = silent_broker();
+    let config = dead_broker_config(&dir, &url, Duration::from_secs(2));
     let err = tokio::time::timeout(PATIENCE, sidecar::run(config, std::future::pending()))
         .await
         .expect("the sidecar kept waiting for a dead broker")
@@ -110,9 +122,38 @@ async fn unreachable_broker_at_start_is_an_error_not_a_wait() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_port_is_said_at_once_with_its_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on port 1: refused, which is not retried for the hour allowed.
+    let url = "amqp://guest:guest@127.0.0.1:1/%2f";
+    let config = dead_broker_config(&dir, url, Duration::from_secs(3600));
+    let err = tokio::time::timeout(PATIENCE, sidecar::run(config, std::future::pending()))
+        .await
+        .expect("the sidecar retried a refused port")
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            laissez_amqp::AmqpError::NotReached {
+                resolving: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.starts_with("the AMQP broker at 127.0.0.1:1 could not be reached: "),
+        "{text}"
+    );
+    assert!(text.to_lowercase().contains("refused"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_signal_while_connecting_stops_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dead_broker_config(&dir, Duration::from_secs(3600));
+    let (_listener, url) = silent_broker();
+    let config = dead_broker_config(&dir, &url, Duration::from_secs(3600));
     let stop = tokio::time::sleep(Duration::from_millis(500));
     let stats = tokio::time::timeout(PATIENCE, sidecar::run(config, stop))
         .await

@@ -53,4 +53,8 @@ def test_the_python_guide_runs():
         assert found.headers["laissez-invocation"]
     finally:
         channel.queue_delete("billing-queue", if_empty=True)
+        # The rest of the topology the guide declares (declare_topology).
+        for queue in ("billing-queue.dlq", "billing-queue.retry"):
+            channel.queue_delete(queue, if_empty=True)
+        channel.exchange_delete("billing-queue.dlx")
         connection.close()

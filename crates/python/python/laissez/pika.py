@@ -1,4 +1,4 @@
-"""Publishing calls with pika (``pip install 'laissez[pika]'``).
+"""Publishing calls, and declaring a worker's queues, with pika (``pip install 'laissez[pika]'``).
 
 ``publish_call`` sets every header of ``docs/spec.md`` §5 that applies, signs the holder's
 invocation when the envelope is holder-bound, and publishes mandatory with publisher
@@ -15,7 +15,59 @@ from laissez._laissez import Approval, Chain, Envelope, SecretKey, invoke
 if TYPE_CHECKING:  # pika is optional: only the caller's channel is needed at run time
     from pika.adapters.blocking_connection import BlockingChannel
 
-__all__ = ["publish_call"]
+__all__ = ["declare_topology", "publish_call"]
+
+
+def declare_topology(
+    channel: "BlockingChannel",
+    queue: str,
+    *,
+    quorum: bool = False,
+    delivery_limit: int = 20,
+) -> dict[str, str]:
+    """Declares ``queue``'s standard topology, as ``laissez declare`` and the Rust
+    ``Topology`` do (``docs/spec.md`` §9), all durable: the fanout exchange ``QUEUE.dlx``, the
+    queue ``QUEUE.dlq`` bound to it (where refused messages and calls parked for approval
+    land), ``queue`` dead-lettering to ``QUEUE.dlx``, and the retry queue ``QUEUE.retry``
+    dead-lettering back to ``queue`` through the default exchange. ``quorum`` makes them quorum
+    queues, ``queue`` with ``x-delivery-limit`` = ``delivery_limit``.
+
+    Idempotent: declaring again changes nothing. An existing queue or exchange of these names
+    with other arguments makes the broker close the channel (pika's
+    ``ChannelClosedByBroker``, 406 PRECONDITION_FAILED, naming the argument); nothing existing
+    is changed. Returns the names: ``queue``, ``dead_letter_exchange``,
+    ``dead_letter_queue``, ``retry_queue``.
+    """
+    if not queue:
+        raise ValueError("the queue name must not be empty")
+    if isinstance(delivery_limit, bool) or not isinstance(delivery_limit, int) or not (
+        0 < delivery_limit <= 2**31 - 1
+    ):
+        raise ValueError("delivery_limit is an integer from 1 to 2**31-1")
+    names = {
+        "queue": queue,
+        "dead_letter_exchange": f"{queue}.dlx",
+        "dead_letter_queue": f"{queue}.dlq",
+        "retry_queue": f"{queue}.retry",
+    }
+    typed: dict[str, object] = {"x-queue-type": "quorum"} if quorum else {}
+    work: dict[str, object] = {"x-dead-letter-exchange": names["dead_letter_exchange"], **typed}
+    if quorum:
+        work["x-delivery-limit"] = delivery_limit
+    retry: dict[str, object] = {
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": queue,
+        **typed,
+    }
+    if quorum:
+        retry["x-dead-letter-strategy"] = "at-least-once"
+        retry["x-overflow"] = "reject-publish"
+    channel.exchange_declare(names["dead_letter_exchange"], exchange_type="fanout", durable=True)
+    channel.queue_declare(names["dead_letter_queue"], durable=True, arguments=typed or None)
+    channel.queue_bind(names["dead_letter_queue"], names["dead_letter_exchange"], routing_key="")
+    channel.queue_declare(queue, durable=True, arguments=work)
+    channel.queue_declare(names["retry_queue"], durable=True, arguments=retry)
+    return names
 
 
 def _confirming(channel: "BlockingChannel") -> None:
