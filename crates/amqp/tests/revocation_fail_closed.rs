@@ -260,6 +260,13 @@ async fn a_stream_replaced_by_a_classic_queue_takes_no_work() {
         )
         .await
         .unwrap();
+    // The follower learns of the deletion asynchronously: the work message goes out once it
+    // has (a message published before that is a race with the broker's cancel, not a test
+    // of what a worker that lost its place does).
+    assert!(
+        eventually(|| !status.is_ready()).await,
+        "the follower never noticed the stream was deleted"
+    );
     q.publish(
         &envelope(&keys.key, q.name(), "S1"),
         "crm.read",
