@@ -8,8 +8,11 @@
 //! 1. [`take`]s a parked message (basic.get, not acknowledged: it stays the broker's until
 //!    acked, and comes back to the dead-letter queue if the connection drops);
 //! 2. has it [examined](Examiner::examine) as the worker would (headers, catalogue,
-//!    envelope, invocation, approvals; not the ledger) — only a message whose decision is
-//!    `approval_required` is offered; others are [left](Parked::leave) where they are;
+//!    envelope, invocation, approvals, and the revocation records the worker holds when the
+//!    examiner is given them, [`Examiner::with_revocations`]), then the use ledger read
+//!    without spending ([`spent`]) — only a message whose decision is `approval_required`
+//!    and whose use is still to spend is offered; others are [left](Parked::leave) where
+//!    they are;
 //! 3. signs an approval of exactly that call, adds it with [`with_approval`](crate::with_approval);
 //! 4. [`republish`]es it through the default exchange to the work queue the person named,
 //!    mandatory and confirmed: message id, body, other properties and headers unchanged —
@@ -39,6 +42,72 @@ use crate::confirm::PublishError;
 use crate::confirm::publish_confirmed;
 use crate::error::AmqpError;
 use crate::headers::{self, HeaderError};
+use crate::revocations::SharedRevocations;
+use laissez_ledger::{AnyLedger, LedgerError, UseState};
+
+/// What the use ledger says of a pending call, read without spending anything: `None` when
+/// the worker would be granted its use once approved, else the reason it would deny it and
+/// a detail, as `begin` would answer (`docs/spec.md` §8, §13): `replayed` when this message
+/// already completed under the envelope, `abandoned` when its at-most-once lease expired,
+/// `uses_exhausted` when the envelope, or an ancestor of it, has granted all its uses to
+/// other messages. A message the ledger holds as in flight or released is still offered: its
+/// use is its own, and the worker takes it over. Budgets are not read here: a call refused
+/// only for a budget is offered, and the worker denies it `budget_exhausted`.
+pub async fn spent(
+    ledger: &AnyLedger,
+    pending: &PendingCall,
+) -> Result<Option<(Reason, String)>, LedgerError> {
+    let ctis: Vec<[u8; 16]> = pending.links.iter().map(|l| l.cti).collect();
+    let Some((leaf, ancestors)) = ctis.split_last() else {
+        return Ok(None);
+    };
+    let usage = ledger.usage_in(ancestors, leaf).await?;
+    let mine = usage
+        .messages
+        .iter()
+        .find(|m| m.message_id == pending.message_id);
+    match mine.map(|m| m.state) {
+        Some(UseState::Completed) => {
+            return Ok(Some((
+                Reason::Replayed,
+                "this message already ran under this envelope".to_owned(),
+            )));
+        }
+        Some(UseState::Abandoned) => {
+            return Ok(Some((
+                Reason::Abandoned,
+                "its at-most-once use expired without completing".to_owned(),
+            )));
+        }
+        // Its own use, granted before: the worker takes it over (or says in_flight).
+        Some(_) => return Ok(None),
+        None => {}
+    }
+    let leaf_link = pending.links.last().map_or(1, |l| l.max_uses);
+    if usage.granted >= leaf_link {
+        return Ok(Some((
+            Reason::UsesExhausted,
+            format!(
+                "{} of {leaf_link} uses granted to other messages",
+                usage.granted
+            ),
+        )));
+    }
+    // Each ancestor counts its descendants' uses with its own (`docs/spec.md` §13).
+    for (n, link) in pending.links.iter().enumerate().take(ancestors.len()) {
+        let above = ledger.usage_in(&ctis[..n], &link.cti).await?;
+        if above.granted >= link.max_uses {
+            return Ok(Some((
+                Reason::UsesExhausted,
+                format!(
+                    "the delegating envelope {n} (root 0) has granted {} of its {} uses",
+                    above.granted, link.max_uses
+                ),
+            )));
+        }
+    }
+    Ok(None)
+}
 
 /// What the worker would decide about a parked message, as far as it can be known without
 /// the ledger.
@@ -116,6 +185,13 @@ pub struct LinkClaims {
     pub obo: Option<String>,
     /// The session (`sid`).
     pub session: Option<String>,
+    /// The envelope id (`cti`): the ledger counts its uses under the path of ctis from the
+    /// root down to it.
+    pub cti: [u8; 16],
+    /// Its use limit (`max_uses`).
+    pub max_uses: u64,
+    /// When it expires (`exp`, Unix seconds).
+    pub exp: u64,
 }
 
 /// Examines parked messages as a worker of one audience would.
@@ -127,6 +203,7 @@ pub struct Examiner {
     me: Option<TrustedKey>,
     tools: OwnedCatalogue,
     policy: Policy,
+    revocations: Option<SharedRevocations>,
 }
 
 impl Examiner {
@@ -164,7 +241,17 @@ impl Examiner {
             me,
             tools,
             policy,
+            revocations: None,
         })
+    }
+
+    /// The same examiner, deciding with the revocation records `revocations` holds (those a
+    /// [`RevocationFollower`](crate::RevocationFollower) read from the stream
+    /// the worker reads): a parked call from a revoked envelope, agent, session or key is
+    /// then `revoked`, as the worker would say, and never offered.
+    pub fn with_revocations(mut self, revocations: SharedRevocations) -> Self {
+        self.revocations = Some(revocations);
+        self
     }
 
     /// The audience.
@@ -194,7 +281,10 @@ impl Examiner {
         let Some(class) = self.tools.class_of(read.tool) else {
             return denied(Reason::UnknownTool, "");
         };
-        let base = Verifier::new(&self.trusted_keys, &self.audience).with_policy(self.policy);
+        let mut base = Verifier::new(&self.trusted_keys, &self.audience).with_policy(self.policy);
+        if let Some(revocations) = &self.revocations {
+            base = base.with_revocations(revocations);
+        }
         let verifier = base.with_approvers(&self.approvers).unwrap_or(base);
         // Re-checked by the gate as the worker checks it, chain included (`docs/spec.md` §13,
         // §15): the call runs under the leaf, and every approval rule of the chain holds.
@@ -234,6 +324,9 @@ impl Examiner {
                         agent: c.sub().to_owned(),
                         obo: c.obo().map(str::to_owned),
                         session: c.sid().map(str::to_owned),
+                        cti: *c.cti(),
+                        max_uses: c.max_uses(),
+                        exp: c.exp(),
                     }
                 })
                 .collect(),
