@@ -3,7 +3,8 @@
 //! session is reported `revoked`, one whose envelope's uses are spent `uses_exhausted`, and
 //! neither is offered), `--list` shows the parked calls without taking them with every
 //! publisher-chosen text escaped, and one sitting approves two calls and rejects one, the
-//! rejected one moved to the reject queue with an audit event.
+//! rejected one moved to the reject queue with an audit event. A Redis ledger is read like
+//! the embedded one; a rejection that reaches no queue leaves the message parked.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::common;
@@ -312,5 +313,109 @@ async fn one_sitting_approves_two_and_rejects_one_to_the_reject_queue_with_an_au
     ];
     expected.sort();
     assert_eq!(ran, expected);
+    s.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_ledger_is_read_like_the_embedded_one() {
+    let s = Setup::new("approve-redis").await;
+    let redis = laissez_test_support::redis_url();
+    let keys = approvers(&s, &["a"]);
+    let spent = EnvelopeBuilder::new("agent-s")
+        .audience(&s.topology.queue)
+        .tool("crm.*")
+        .classes(Classes::ALL)
+        .max_uses(1)
+        .approval(ApprovalSpec::new(Classes::only(ActionClass::Destructive), 1, &keys).unwrap())
+        .sign(&s.key)
+        .unwrap();
+    let fresh = envelope(&s, 1, &keys);
+    s.publish(spent.as_bytes(), "crm.read", ActionClass::Read, "m-read")
+        .await;
+    s.publish(
+        spent.as_bytes(),
+        "crm.drop",
+        ActionClass::Destructive,
+        "m-spent",
+    )
+    .await;
+    s.publish(
+        fresh.as_bytes(),
+        "crm.drop",
+        ActionClass::Destructive,
+        "m-fresh",
+    )
+    .await;
+    let out = s
+        .consume_without_ledger()
+        .args(["--redis", &redis, "--approvers", "approvers.pub"])
+        .args(["--exit-when-idle", "2s"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let decisions: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        reasons(&decisions),
+        ["allowed", "approval_required", "approval_required"]
+    );
+    // Only the call whose envelope has a use left is offered.
+    let out = approve(&s, "a.key", &["--list", "--redis", &redis])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let listed = String::from_utf8(out.stdout).unwrap();
+    assert!(listed.contains("message m-fresh\n"), "{listed}");
+    assert!(!listed.contains("m-spent"), "{listed}");
+    assert!(
+        stderr.contains("message m-spent: not offered: uses_exhausted"),
+        "{stderr}"
+    );
+    assert_eq!(ready(&s, &s.topology.dead_letter_queue).await, 2);
+    s.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_that_reaches_no_queue_leaves_the_message_parked() {
+    let s = Setup::new("approve-reject-nowhere").await;
+    let keys = approvers(&s, &["a"]);
+    let env = envelope(&s, 1, &keys);
+    s.publish(env.as_bytes(), "crm.drop", ActionClass::Destructive, "m-1")
+        .await;
+    assert_eq!(reasons(&consume(&s).0), ["approval_required"]);
+    let dlq = s.topology.dead_letter_queue.clone();
+    // A queue that does not exist is never declared: the copy is unroutable, exit 3.
+    let nowhere = format!("{}.nowhere", s.topology.queue);
+    let mut child = approve(&s, "a.key", &["--stdin-answers", "--reject-to", &nowhere])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"r\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("rejecting to"), "{stderr}");
+    assert!(stderr.contains("the message stays parked"), "{stderr}");
+    assert!(
+        !stderr.contains("laissez::audit"),
+        "no event for what did not happen: {stderr}"
+    );
+    assert_eq!(ready(&s, &dlq).await, 1);
+    // Rejecting into the dead-letter queue itself would offer it again: exit 2.
+    let out = approve(&s, "a.key", &["--yes", "--reject-to", &dlq])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(ready(&s, &dlq).await, 1);
     s.delete().await;
 }
