@@ -1,8 +1,10 @@
 //! `laissez approve`: a person's side of human approval (`docs/spec.md` §12), in two forms.
 //! Given the call on the command line, it shows what is approved on stderr and prints the
-//! approval; given `--from QUEUE` (a dead-letter queue), it takes a message parked there
-//! `approval_required`, shows it, signs it on confirmation, and puts it back in the queue it
-//! came from with the approval added (`queue`).
+//! approval; given `--from QUEUE` (a dead-letter queue), it goes through the messages parked
+//! there `approval_required` and offers those the worker would run once approved (the gate
+//! with the worker's revocation records, then its ledger), shows each, and approves it (puts
+//! it back in the queue it came from with the approval added), rejects it (to the reject
+//! queue) or skips it (`queue`, `decide`); `--list` only shows them (`listing`).
 
 mod decide;
 mod listing;

@@ -200,6 +200,15 @@ async fn approve(ctx: &Ctx<'_>, parked: Parked, pending: &PendingCall) -> Result
 /// Publishes the parked message unchanged to the reject queue, then acks.
 async fn reject(ctx: &Ctx<'_>, parked: Parked, pending: &PendingCall) -> Result<Decided, Failure> {
     let queue = ctx.reject_to;
+    if ctx.args.reject_to.is_none()
+        && let Err(e) = super::queue::declare_rejected(ctx.connection, queue).await
+    {
+        let _ = parked.leave().await;
+        return Err(Failure::io(format!(
+            "declaring {}: {e}; the message stays parked",
+            escape_text(queue)
+        )));
+    }
     if let Err(e) =
         parked::republish(ctx.channel, queue, parked.properties.clone(), &parked.body).await
     {

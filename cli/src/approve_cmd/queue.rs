@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use laissez_amqp::AmqpError;
-use laissez_amqp::lapin::Channel;
 use laissez_amqp::lapin::options::ConfirmSelectOptions;
+use laissez_amqp::lapin::{Channel, Connection};
 use laissez_amqp::parked::{self, Examined, Examiner, Held, Parked};
 use laissez_amqp::{FollowerStatus, RevocationFollower};
 use laissez_ledger::redact::redact_password;
@@ -58,6 +58,7 @@ const DEFAULT_LEDGER: &str = laissez_amqp::sidecar::DEFAULT_LEDGER_PATH;
 /// What one run needs to examine, show and move parked messages.
 pub(super) struct Ctx<'a> {
     pub(super) args: &'a ApproveArgs,
+    pub(super) connection: &'a Connection,
     pub(super) channel: &'a Channel,
     /// The dead-letter queue (`--from`).
     pub(super) from: &'a str,
@@ -190,13 +191,9 @@ pub(crate) fn approve_parked(args: &ApproveArgs) -> Result<(), Failure> {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(|e| redact(e.into()))?;
-        if !args.list && args.reject_to.is_none() {
-            declare_rejected(&connection, &reject_to)
-                .await
-                .map_err(redact)?;
-        }
         let ctx = Ctx {
             args,
+            connection: &connection,
             channel: &channel,
             from: queue,
             to: &to,
@@ -290,12 +287,13 @@ fn reject_queue(from: &str, to: &str, reject_to: Option<&str>) -> Result<String,
     Ok(queue)
 }
 
-/// Declares the default reject queue (durable, classic, no arguments) when it is absent. An
+/// Declares the default reject queue (durable, classic, no arguments) when it is absent,
+/// before the first rejection of a run (a run that rejects nothing declares nothing). An
 /// existing queue of that name declared otherwise (a quorum queue, say) refuses the declare
 /// and is used as it is. A queue named with `--reject-to` is never declared: a message
 /// rejected to a queue that does not exist is unroutable, and stays parked.
-async fn declare_rejected(
-    connection: &laissez_amqp::lapin::Connection,
+pub(super) async fn declare_rejected(
+    connection: &Connection,
     queue: &str,
 ) -> Result<(), AmqpError> {
     use laissez_amqp::lapin::options::QueueDeclareOptions;
