@@ -6,6 +6,7 @@
 //! it back in the queue it came from with the approval added), rejects it (to the reject
 //! queue) or skips it (`queue`, `decide`); `--list` only shows them (`listing`).
 
+mod ctx;
 mod decide;
 mod listing;
 mod queue;

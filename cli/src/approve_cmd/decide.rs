@@ -10,7 +10,7 @@ use laissez_amqp::parked::{self, Examined, Held, Parked, PendingCall};
 use laissez_amqp::with_approval;
 use laissez_verify::invocation::Call;
 
-use super::queue::{Ctx, not_offered};
+use super::ctx::{Ctx, declare_rejected, not_offered};
 use super::{Link, Shown, sign};
 use crate::failure::Failure;
 use crate::output::{escape_text, write_stderr_line, write_stdout};
@@ -201,7 +201,7 @@ async fn approve(ctx: &Ctx<'_>, parked: Parked, pending: &PendingCall) -> Result
 async fn reject(ctx: &Ctx<'_>, parked: Parked, pending: &PendingCall) -> Result<Decided, Failure> {
     let queue = ctx.reject_to;
     if ctx.args.reject_to.is_none()
-        && let Err(e) = super::queue::declare_rejected(ctx.connection, queue).await
+        && let Err(e) = declare_rejected(ctx.connection, queue).await
     {
         let _ = parked.leave().await;
         return Err(Failure::io(format!(

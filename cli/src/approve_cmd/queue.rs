@@ -24,17 +24,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use laissez_amqp::AmqpError;
+use laissez_amqp::RevocationFollower;
 use laissez_amqp::lapin::options::ConfirmSelectOptions;
-use laissez_amqp::lapin::{Channel, Connection};
 use laissez_amqp::parked::{self, Examined, Examiner, Held, Parked};
-use laissez_amqp::{FollowerStatus, RevocationFollower};
 use laissez_ledger::redact::redact_password;
-use laissez_ledger::{AnyLedger, LedgerLocation, MemoryLedger, RedisOptions};
-use laissez_sign::SecretKey;
+use laissez_ledger::{LedgerLocation, MemoryLedger, RedisOptions};
 use laissez_sign::keyfile::{read_secret_key_file, read_trust_files};
 use laissez_verify::Policy;
 
 use super::ApproveArgs;
+use super::ctx::{Ctx, not_offered};
 use super::decide::{Answer, Decided, decide};
 use crate::failure::Failure;
 use crate::output::{escape_text, write_stderr_line, write_stdout};
@@ -54,50 +53,6 @@ const CATCH_UP: Duration = Duration::from_secs(60);
 
 /// The ledger file `consume` uses when given neither `--ledger` nor `--redis`.
 const DEFAULT_LEDGER: &str = laissez_amqp::sidecar::DEFAULT_LEDGER_PATH;
-
-/// What one run needs to examine, show and move parked messages.
-pub(super) struct Ctx<'a> {
-    pub(super) args: &'a ApproveArgs,
-    pub(super) connection: &'a Connection,
-    pub(super) channel: &'a Channel,
-    /// The dead-letter queue (`--from`).
-    pub(super) from: &'a str,
-    /// The work queue (`--to`).
-    pub(super) to: &'a str,
-    /// Where rejected messages go (`--reject-to`).
-    pub(super) reject_to: &'a str,
-    pub(super) examiner: &'a Examiner,
-    pub(super) ledger: Option<&'a AnyLedger>,
-    pub(super) revocations: FollowerStatus,
-    pub(super) key: &'a SecretKey,
-}
-
-impl Ctx<'_> {
-    /// The worker's decision on a parked message now: the gate with the revocation records,
-    /// then the ledger, read without spending. Fails (nothing more is offered) when the
-    /// revocation stream is not followed any more or the ledger does not answer: offering a
-    /// call then could offer one the worker would deny.
-    pub(super) async fn examine(&self, parked: &Parked) -> Result<Examined, Failure> {
-        if let Some(why) = self.revocations.not_ready() {
-            return Err(Failure::io(format!(
-                "the revocation stream is not followed any more ({why}): nothing more is offered"
-            )));
-        }
-        let examined =
-            self.examiner
-                .examine(&parked.properties, &parked.body, laissez_sign::unix_now());
-        let (Examined::Pending(pending), Some(ledger)) = (&examined, self.ledger) else {
-            return Ok(examined);
-        };
-        match parked::spent(ledger, pending).await {
-            Ok(None) => Ok(examined),
-            Ok(Some((reason, detail))) => Ok(Examined::Denied { reason, detail }),
-            Err(e) => Err(Failure::io(format!(
-                "reading the use ledger: {e}: nothing more is offered"
-            ))),
-        }
-    }
-}
 
 pub(crate) fn approve_parked(args: &ApproveArgs) -> Result<(), Failure> {
     let (Some(url), Some(queue), Some(tools)) = (&args.amqp, &args.from, &args.tools) else {
@@ -287,35 +242,6 @@ fn reject_queue(from: &str, to: &str, reject_to: Option<&str>) -> Result<String,
     Ok(queue)
 }
 
-/// Declares the default reject queue (durable, classic, no arguments) when it is absent,
-/// before the first rejection of a run (a run that rejects nothing declares nothing). An
-/// existing queue of that name declared otherwise (a quorum queue, say) refuses the declare
-/// and is used as it is. A queue named with `--reject-to` is never declared: a message
-/// rejected to a queue that does not exist is unroutable, and stays parked.
-pub(super) async fn declare_rejected(
-    connection: &Connection,
-    queue: &str,
-) -> Result<(), AmqpError> {
-    use laissez_amqp::lapin::options::QueueDeclareOptions;
-    use laissez_amqp::lapin::types::FieldTable;
-    // Declared outright rather than probed first: a passive declare of an absent queue is
-    // logged as an error by the client, and a normal first run logs none. A refused declare
-    // closes its channel: it gets one of its own.
-    let channel = connection.create_channel().await?;
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    };
-    if channel
-        .queue_declare(queue.into(), durable, FieldTable::default())
-        .await
-        .is_ok()
-    {
-        let _ = channel.close(200, "ok".into()).await;
-    }
-    Ok(())
-}
-
 /// What going through the queue came to, for the exit code.
 #[derive(Default)]
 struct Tally {
@@ -445,35 +371,6 @@ fn elsewhere(parked: &Parked, shown_id: &str, to: &str) -> String {
              not rejected from {}",
             escape_text(to)
         ),
-    }
-}
-
-/// Reports a message that is not offered, with the worker's reason, and what `--message-id`
-/// exits with for it.
-pub(super) fn not_offered(examined: &Examined, shown_id: &str) -> Failure {
-    let (code, detail) = match examined {
-        Examined::Allowed => ("allowed", "it has the approvals it needs".to_owned()),
-        Examined::Denied { reason, detail } => (reason.code(), detail.clone()),
-        _ => ("unknown", String::new()),
-    };
-    write_stderr_line(&format!(
-        "left parked: message {shown_id}: not offered: {code} {}",
-        escape_text(&detail)
-    ));
-    if code == "allowed" {
-        Failure::Nothing(
-            "not awaiting approval: it has the approvals it needs (a worker runs it unless it \
-             already ran); it stays parked"
-                .to_owned(),
-        )
-    } else {
-        Failure::Denied {
-            reason: code,
-            detail: format!(
-                "not awaiting approval ({}); approving it cannot make it run; it stays parked",
-                escape_text(&detail)
-            ),
-        }
     }
 }
 
