@@ -455,3 +455,116 @@ pub async fn republish(
     publish_confirmed(channel, "", queue, properties, body).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use laissez_ledger::{Ancestor, Begin, MemoryLedger, Outcome};
+
+    use super::*;
+
+    const ROOT: [u8; 16] = [1; 16];
+    const LEAF: [u8; 16] = [2; 16];
+    const SIBLING: [u8; 16] = [3; 16];
+    const FAR: u64 = 4_000_000_000;
+
+    fn link(cti: [u8; 16], max_uses: u64) -> LinkClaims {
+        LinkClaims {
+            agent: "a".into(),
+            obo: None,
+            session: None,
+            cti,
+            max_uses,
+            exp: FAR,
+        }
+    }
+
+    /// A call of `message_id` under `links` (root first), awaiting one approval.
+    fn pending(links: Vec<LinkClaims>, message_id: &str) -> PendingCall {
+        PendingCall {
+            envelope: Vec::new(),
+            chain: Vec::new(),
+            agent: "a".into(),
+            obo: None,
+            session: None,
+            cti: links.last().map_or([0; 16], |l| l.cti),
+            links,
+            tool: "crm.drop".into(),
+            class: ActionClass::Destructive,
+            message_id: message_id.into(),
+            body_len: 0,
+            attached: 0,
+            counted: 0,
+            needed: 1,
+            already_approved: false,
+        }
+    }
+
+    /// Spends a use of `cti` (under `ancestors`, each with `max_uses`) for `message_id`.
+    fn spend(ledger: &MemoryLedger, ancestors: &[([u8; 16], u64)], cti: &[u8; 16], id: &str) {
+        let ancestors: Vec<Ancestor<'_>> = ancestors
+            .iter()
+            .map(|(cti, max_uses)| Ancestor {
+                cti,
+                max_uses: *max_uses,
+                expires_at: FAR,
+                charges: &[],
+            })
+            .collect();
+        let outcome = ledger
+            .begin_blocking(&Begin {
+                cti,
+                message_id: id,
+                max_uses: 3,
+                expires_at: FAR,
+                lease: Duration::from_secs(60),
+                tool: "crm.drop",
+                class: ActionClass::Destructive,
+                ancestors: &ancestors,
+                charges: &[],
+            })
+            .unwrap();
+        let Outcome::Granted { lease, .. } = outcome else {
+            panic!("{outcome:?}");
+        };
+        ledger.complete_blocking(cti, id, &lease).unwrap();
+    }
+
+    fn reason(ledger: MemoryLedger, call: &PendingCall) -> Option<Reason> {
+        let ledger = AnyLedger::Memory(ledger);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(spent(&ledger, call)).unwrap().map(|(r, _)| r)
+    }
+
+    #[test]
+    fn a_use_left_is_offered_and_a_spent_or_completed_one_is_not() {
+        let call = pending(vec![link(LEAF, 2)], "m");
+        assert_eq!(reason(MemoryLedger::new(), &call), None);
+        // One use of two spent on another message: one is left.
+        let ledger = MemoryLedger::new();
+        spend(&ledger, &[], &LEAF, "other-1");
+        assert_eq!(reason(ledger, &call), None);
+        // Both spent on other messages.
+        let ledger = MemoryLedger::new();
+        spend(&ledger, &[], &LEAF, "other-1");
+        spend(&ledger, &[], &LEAF, "other-2");
+        assert_eq!(reason(ledger, &call), Some(Reason::UsesExhausted));
+        // This very message already ran: replayed, whatever is left.
+        let ledger = MemoryLedger::new();
+        spend(&ledger, &[], &LEAF, "m");
+        assert_eq!(reason(ledger, &call), Some(Reason::Replayed));
+    }
+
+    #[test]
+    fn an_ancestor_whose_uses_a_sibling_spent_stops_the_offer() {
+        // The root allows one use in all; a sibling delegate spent it.
+        let call = pending(vec![link(ROOT, 1), link(LEAF, 3)], "m");
+        assert_eq!(reason(MemoryLedger::new(), &call), None);
+        let ledger = MemoryLedger::new();
+        spend(&ledger, &[(ROOT, 1)], &SIBLING, "other");
+        assert_eq!(reason(ledger, &call), Some(Reason::UsesExhausted));
+    }
+}
