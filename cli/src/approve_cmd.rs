@@ -1,9 +1,14 @@
 //! `laissez approve`: a person's side of human approval (`docs/spec.md` §12), in two forms.
 //! Given the call on the command line, it shows what is approved on stderr and prints the
-//! approval; given `--from QUEUE` (a dead-letter queue), it takes a message parked there
-//! `approval_required`, shows it, signs it on confirmation, and puts it back in the queue it
-//! came from with the approval added (`queue`).
+//! approval; given `--from QUEUE` (a dead-letter queue), it goes through the messages parked
+//! there `approval_required` and offers those the worker would run once approved (the gate
+//! with the worker's revocation records, then its ledger), shows each, and approves it (puts
+//! it back in the queue it came from with the approval added), rejects it (to the reject
+//! queue) or skips it (`queue`, `decide`); `--list` only shows them (`listing`).
 
+mod ctx;
+mod decide;
+mod listing;
 mod queue;
 
 use std::path::PathBuf;
@@ -30,15 +35,28 @@ valid for --ttl (default 15m). A worker counts it when your public key is among 
 Print form: the call is given on the command line; what is approved is shown on stderr and the
 approval is printed (base64url) on stdout, for the publisher's laissez-approvals header.
 
-Queue form (--from): takes a message parked in QUEUE (a dead-letter queue) that the worker
-denied approval_required, re-verifies it as the worker would (--trust, --aud, --tools,
---approvers, --require-approval), shows it, asks for confirmation (--yes for scripts;
-without a terminal and without --yes it refuses, exit 2, and leaves every message parked),
-adds your approval to its laissez-approvals header, republishes it to the work queue --to
-QUEUE (default: the --from name without its .dlq suffix), mandatory and confirmed, and only
-then acks the parked copy. A message whose x-death does not say it was rejected from exactly
-that queue (a publisher can write x-death itself) is left parked and reported, never
-republished. Messages awaiting something else are left parked and listed.
+Queue form (--from): goes through the messages parked in QUEUE (a dead-letter queue) that
+the worker denied approval_required, one at a time, and offers each that the worker would run
+once approved: its whole decision (--trust, --aud, --tools, --approvers, --require-approval),
+with the revocation records of --revocations-stream (read to its end first, as the worker
+does) and the use ledger (--ledger or --redis, read, never written): a call from a revoked
+session is reported `revoked`, one whose uses are spent `uses_exhausted`, one that already ran
+`replayed`, and is left parked. For each call offered it shows the call and asks: y approves,
+r rejects, s (or nothing) skips. --yes approves every call offered without asking; without a
+terminal, without --yes and without --stdin-answers it refuses (exit 2) and leaves every
+message parked. Approving adds your approval to its laissez-approvals header and republishes
+it to the work queue --to QUEUE (default: the --from name without its .dlq suffix), mandatory
+and confirmed, and only then acks the parked copy. Rejecting moves it unchanged to
+--reject-to QUEUE (default: the work queue's name with .rejected, declared when absent; a
+queue you name must exist), mandatory and confirmed, then acks it. Each approval and
+rejection is an audit event (target laissez::audit) on stderr. With --message-id, only that
+message is offered. A message whose x-death does not say it was rejected from exactly the
+work queue (a publisher can write x-death itself) is left parked and reported, never
+republished.
+
+--list shows the parked calls awaiting approval without taking any, on stdout: message id,
+agent (and the delegation chain), obo, session, tool and class, the envelope's expiry and
+the time left, the approvals counted so far (k of m) and the body, indented when it is JSON.
 
 You are shown the whole call: the delegation chain root > ... > leaf, the obo and session
 with the envelope that named them, and the whole body. A body over 64 KiB is not shown
@@ -50,17 +68,22 @@ LAISSEZ_AMQP_URL; an amqps:// URL connects over TLS, trusting the system's CA bu
 --amqp-ca FILE, with --amqp-cert and --amqp-key for a broker that requires a client
 certificate (LAISSEZ_AMQP_CA, _CERT, _KEY).
 
-Exit codes: 0 approved (or already approved by you), 1 nothing to approve (no such message,
-its decision is not approval_required: `denied: REASON`, or it was not rejected from --to),
-2 usage (no terminal and no --yes; a body over 64 KiB without --approve-unshown), 3 I/O or key error (your key is not an approver of the envelope, or is an issuer key;
-the broker refused or could not route the copy: the message stays parked).
+Exit codes: 0 approved, rejected or listed (or already approved by you), 1 nothing to
+approve (no such message; with --message-id, its decision is not approval_required: `denied:
+REASON`, it was not rejected from --to, or you skipped it), 2 usage (no terminal and no --yes;
+a body over 64 KiB without --approve-unshown), 3 I/O or key error (your key is not an approver
+of the envelope, or is an issuer key; the revocation stream or the ledger cannot be read; the
+broker refused or could not route the copy: the message stays parked).
 
 Examples:
   laissez approve --key alice.key --envelope \"$ENVELOPE\" --aud billing-queue \\
       --message-id msg-42 --tool crm.ticket.delete --class destructive --body ticket.json
   laissez approve --key alice.key --amqp amqp://127.0.0.1:5672/%2f --from billing.dlq \\
       --trust orchestrator.pub --aud billing-queue --tools billing-tools.toml \\
-      --approvers approvers.pub --message-id msg-42";
+      --approvers approvers.pub --message-id msg-42
+  laissez approve --key alice.key --from billing.dlq --trust orchestrator.pub \\
+      --aud billing-queue --tools billing-tools.toml --approvers approvers.pub \\
+      --ledger /var/lib/laissez/billing.redb --list";
 
 /// Arguments of `approve`.
 #[derive(Debug, Args)]
@@ -147,6 +170,34 @@ pub(crate) struct ApproveArgs {
     /// Approve without asking (queue form): for scripts.
     #[arg(long)]
     pub(crate) yes: bool,
+    /// Show the parked calls awaiting approval without taking any (queue form): agent, obo,
+    /// tool, class, body, expiry, approvals so far, message id; on stdout.
+    #[arg(long, requires = "from", conflicts_with_all = ["yes", "stdin_answers"])]
+    pub(crate) list: bool,
+    /// Where rejected messages go (queue form) [default: the work queue's name with
+    /// .rejected, declared when absent].
+    #[arg(long, value_name = "QUEUE", requires = "from")]
+    pub(crate) reject_to: Option<String>,
+    /// Read the answers (y, r or s, one a line) from stdin even when it is not a terminal
+    /// (queue form): for a script that decides message by message.
+    #[arg(long, requires = "from", conflicts_with = "yes")]
+    pub(crate) stdin_answers: bool,
+    /// The revocation stream the worker reads (queue form): read to its end before anything
+    /// is offered.
+    #[arg(long, value_name = "NAME", default_value = laissez_amqp::DEFAULT_REVOCATION_STREAM)]
+    pub(crate) revocations_stream: String,
+    /// The worker's embedded use ledger (queue form; read, never written) [default:
+    /// ./laissez-ledger.redb when it exists].
+    #[arg(long, value_name = "PATH", conflicts_with = "redis", requires = "from")]
+    pub(crate) ledger: Option<PathBuf>,
+    /// The worker's Redis use ledger (queue form; read, never written).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "LAISSEZ_REDIS_URL",
+        hide_env_values = true
+    )]
+    pub(crate) redis: Option<String>,
 }
 
 pub(crate) fn approve(args: &ApproveArgs) -> Result<(), Failure> {

@@ -3,7 +3,7 @@
 //! from the dead-letter queue by two people (the first twice, counted once), runs exactly
 //! once with LAISSEZ_APPROVED_BY naming them, and a copy afterwards is replayed; approve
 //! killed between the confirm and the ack leaves the message at least once and it runs at
-//! most once; without a terminal and without --yes nothing moves; an issuer key as an
+//! most once (the parked copy is then not offered again: the ledger says it ran); without a terminal and without --yes nothing moves; an issuer key as an
 //! approver is exit 3; the print form signs the call given on the command line.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -144,10 +144,15 @@ async fn approve_killed_between_confirm_and_ack_leaves_the_message_and_it_runs_a
     assert_eq!(reasons(&consume(&s).0), ["allowed"]);
     assert_eq!(runs(&s).len(), 1);
 
-    // The parked copy approved again (no crash this time): the ledger says replayed.
+    // The parked copy is not offered again: the worker's ledger says it ran (`replayed`).
     let (out, stderr) = run(&mut approve(&s, "a.key", &["--yes"]));
-    assert!(out.status.success(), "{stderr}");
-    assert_eq!(reasons(&consume(&s).0), ["replayed"]);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("message m-crash: not offered: replayed"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "nothing signed");
+    assert_eq!((ready(&s, &queue).await, ready(&s, &dlq).await), (0, 1));
     assert_eq!(runs(&s).len(), 1, "ran at most once: {:?}", runs(&s));
     s.delete().await;
 }

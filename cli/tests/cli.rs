@@ -17,6 +17,9 @@ mod approve;
 #[cfg(feature = "services")]
 #[path = "approve_attacks.rs"]
 mod approve_attacks;
+#[cfg(feature = "services")]
+#[path = "approve_sitting.rs"]
+mod approve_sitting;
 #[path = "args_flags.rs"]
 mod args_flags;
 #[path = "closed_stdout.rs"]

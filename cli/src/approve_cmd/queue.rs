@@ -1,29 +1,40 @@
-//! `laissez approve --from QUEUE [--to QUEUE]`: approve a message parked in a dead-letter
-//! queue (`docs/spec.md` §12). The order of the steps is what makes it safe: the message is
-//! taken without being acknowledged, the copy with the approval is published mandatory and
-//! confirmed, and only then is the parked copy acknowledged. Dying at any point leaves the
-//! message at least once (two copies at worst, and the worker's ledger runs one of them).
+//! `laissez approve --from QUEUE [--to QUEUE]`: go through the messages parked in a
+//! dead-letter queue (`docs/spec.md` §12) and list, approve or reject them. The order of the
+//! steps is what makes it safe: a message is taken without being acknowledged, the copy with
+//! the approval (or the rejected copy) is published mandatory and confirmed, and only then is
+//! the parked copy acknowledged. Dying at any point leaves the message at least once (two
+//! copies at worst, and the worker's ledger runs one of them).
 //!
-//! Where the copy goes is the person's choice, never the publisher's: `--to` (by default the
+//! What is offered is what the worker would run once approved: the gate's decision with the
+//! revocation records of the stream the worker reads (caught up before anything is offered,
+//! as the worker does), then the use ledger read without spending (`parked::spent`). A
+//! message the worker would deny for another reason is reported with that reason and left
+//! parked.
+//!
+//! Where a copy goes is the person's choice, never the publisher's: `--to` (by default the
 //! `--from` name without `.dlq`), and only for a message whose `x-death[0]` says it was
 //! rejected from exactly that queue; any other is left parked and reported.
 //!
 //! Memory is bounded whatever the dead-letter queue holds: one message is taken at a time,
-//! and of those looked at and not offered only the delivery tag is kept ([`MAX_SCAN`] of
+//! and of those looked at and left parked only the delivery tag is kept ([`MAX_SCAN`] of
 //! them at most), so a run holds one message's properties and body at a time.
 
-use std::io::{BufRead as _, IsTerminal as _};
+use std::io::IsTerminal as _;
+use std::sync::Arc;
+use std::time::Duration;
 
 use laissez_amqp::AmqpError;
+use laissez_amqp::RevocationFollower;
 use laissez_amqp::lapin::options::ConfirmSelectOptions;
-use laissez_amqp::parked::{self, Examined, Examiner, Held, Parked, PendingCall};
-use laissez_amqp::with_approval;
+use laissez_amqp::parked::{self, Examined, Examiner, Held, Parked};
 use laissez_ledger::redact::redact_password;
+use laissez_ledger::{LedgerLocation, MemoryLedger, RedisOptions};
 use laissez_sign::keyfile::{read_secret_key_file, read_trust_files};
 use laissez_verify::Policy;
-use laissez_verify::invocation::Call;
 
-use super::{ApproveArgs, Link, Shown, sign};
+use super::ApproveArgs;
+use super::ctx::{Ctx, not_offered};
+use super::decide::{Answer, Decided, decide};
 use crate::failure::Failure;
 use crate::output::{escape_text, write_stderr_line, write_stdout};
 
@@ -34,16 +45,14 @@ const MAX_SCAN: usize = 10_000;
 /// The suffix `--to` drops from `--from` by default (`laissez declare`'s dead-letter queue).
 const DLQ_SUFFIX: &str = ".dlq";
 
-/// A test-only hook (feature `test-crash-hooks`, never in a release build): with the
-/// environment variable set to exactly [`CRASH_VALUE`], the process exits right after the
-/// broker confirmed the approved copy and before the parked copy is acknowledged, as a
-/// `kill -9` at the worst moment would. The tests check that the message is then there at
-/// least once and runs at most once.
-#[cfg(feature = "test-crash-hooks")]
-const CRASH_ENV: &str = "LAISSEZ_TEST_CRASH_AFTER_CONFIRM";
-/// The value that arms [`CRASH_ENV`]: long and explicit, so it is never set by accident.
-#[cfg(feature = "test-crash-hooks")]
-const CRASH_VALUE: &str = "exit-before-ack-and-leave-two-copies";
+/// The suffix of the default `--reject-to`: the work queue's name with it.
+const REJECTED_SUFFIX: &str = ".rejected";
+
+/// How long the revocation stream may take to catch up (the worker's bound).
+const CATCH_UP: Duration = Duration::from_secs(60);
+
+/// The ledger file `consume` uses when given neither `--ledger` nor `--redis`.
+const DEFAULT_LEDGER: &str = laissez_amqp::sidecar::DEFAULT_LEDGER_PATH;
 
 pub(crate) fn approve_parked(args: &ApproveArgs) -> Result<(), Failure> {
     let (Some(url), Some(queue), Some(tools)) = (&args.amqp, &args.from, &args.tools) else {
@@ -51,11 +60,13 @@ pub(crate) fn approve_parked(args: &ApproveArgs) -> Result<(), Failure> {
         return Err(Failure::usage("--from needs --amqp, --trust and --tools"));
     };
     let to = work_queue(queue, args.to.as_deref())?;
+    let reject_to = reject_queue(queue, &to, args.reject_to.as_deref())?;
     // Before anything is taken: without a person to ask and without --yes, nothing moves.
-    if !args.yes && !std::io::stdin().is_terminal() {
+    if !args.yes && !args.list && !args.stdin_answers && !std::io::stdin().is_terminal() {
         return Err(Failure::usage(
             "refusing to approve: stdin is not a terminal, so no one can confirm; pass --yes to \
-             approve from a script (every message stays parked)",
+             approve from a script, or --stdin-answers to answer y/r/s on stdin (every message \
+             stays parked)",
         ));
     }
     let tools = crate::tools_file::load(tools)?;
@@ -75,15 +86,55 @@ pub(crate) fn approve_parked(args: &ApproveArgs) -> Result<(), Failure> {
         Some(classes) => Policy::default().with_require_approval(classes),
         None => Policy::default(),
     };
-    let examiner = Examiner::new(&args.aud, trusted, approvers, Some(me), tools, policy)
-        .map_err(|e| Failure::io(e.to_string()))?;
+    let examiner = Examiner::new(
+        &args.aud,
+        trusted.clone(),
+        approvers,
+        Some(me),
+        tools,
+        policy,
+    )
+    .map_err(|e| Failure::io(e.to_string()))?;
+    let ledger_at = ledger_location(args)?;
     let tls = args.tls.load(url)?;
+    // Audit events (target `laissez::audit`) go to stderr, as the worker's do.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::INFO)
+        .try_init();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::io(format!("starting the runtime: {e}")))?;
     let redact = |e: AmqpError| Failure::io(redact_password(url, &crate::amqp_tls::describe(&e)));
     runtime.block_on(async {
+        // The records the worker holds: read to the end of the stream before anything is
+        // offered. The kept copy is in memory: approving never writes the worker's ledger.
+        let store = Arc::new(MemoryLedger::new());
+        let stream = &args.revocations_stream;
+        let follower = match &tls {
+            Some(tls) => {
+                RevocationFollower::start_with_tls(url, tls, stream, trusted, store, CATCH_UP).await
+            }
+            None => RevocationFollower::start(url, stream, trusted, store, CATCH_UP).await,
+        }
+        .map_err(|e| {
+            let e = redact(e);
+            Failure::io(format!(
+                "reading the revocation stream {}: {}",
+                escape_text(stream),
+                failure_text(&e)
+            ))
+        })?;
+        let examiner = examiner.with_revocations(follower.revocations());
+        let ledger = match &ledger_at {
+            Some(at) => Some(
+                at.open(RedisOptions::default())
+                    .await
+                    .map_err(|e| Failure::io(format!("opening the use ledger {at}: {e}")))?,
+            ),
+            None => None,
+        };
         let connection = crate::amqp_tls::connect(url, "laissez approve", tls.as_ref())
             .await
             .map_err(redact)?;
@@ -95,33 +146,22 @@ pub(crate) fn approve_parked(args: &ApproveArgs) -> Result<(), Failure> {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(|e| redact(e.into()))?;
-        let (chosen, skipped) = find(&channel, queue, &to, &examiner, args)
-            .await
-            .map_err(redact)?;
-        let result = match chosen {
-            Found::Pending(found) => {
-                let (parked, pending) = *found;
-                approve_one(&channel, parked, &pending, &key, args, queue, &to).await
-            }
-            Found::Refused(reason, detail) => Err(Failure::Denied {
-                reason,
-                detail: format!(
-                    "not awaiting approval ({}); approving it cannot make it run; it stays parked",
-                    escape_text(&detail)
-                ),
-            }),
-            Found::Enough => Err(Failure::Nothing(
-                "not awaiting approval: it has the approvals it needs (a worker runs it unless \
-                 it already ran); it stays parked"
-                    .to_owned(),
-            )),
-            Found::Elsewhere(detail) => Err(Failure::Nothing(format!(
-                "{detail}: never republished; it stays parked"
-            ))),
-            Found::Nothing => Err(nothing(args, queue, skipped.len())),
+        let ctx = Ctx {
+            args,
+            connection: &connection,
+            channel: &channel,
+            from: queue,
+            to: &to,
+            reject_to: &reject_to,
+            examiner: &examiner,
+            ledger: ledger.as_ref(),
+            revocations: follower.status(),
+            key: &key,
         };
-        // Messages awaiting something else stay where they were.
-        for other in skipped {
+        let mut held = Vec::new();
+        let result = go_through(&ctx, &mut held).await;
+        // Messages not approved or rejected stay where they were.
+        for other in held {
             if let Err(e) = other.leave().await {
                 write_stderr_line(&format!(
                     "laissez: warning: could not put a message back: {e}"
@@ -129,8 +169,47 @@ pub(crate) fn approve_parked(args: &ApproveArgs) -> Result<(), Failure> {
             }
         }
         let _ = connection.close(200, "laissez approve done".into()).await;
+        follower.stop();
         result
     })
+}
+
+fn failure_text(failure: &Failure) -> String {
+    match failure {
+        Failure::Io(m) | Failure::Usage(m) | Failure::Nothing(m) => m.clone(),
+        Failure::Denied { detail, .. } => detail.clone(),
+    }
+}
+
+/// The ledger the worker uses: `--ledger` (which must exist: an empty ledger created by a
+/// typo would say every use is still to spend) or `--redis`; without either, `consume`'s
+/// default file when it exists here, else none, with a warning that uses are not checked.
+fn ledger_location(args: &ApproveArgs) -> Result<Option<LedgerLocation>, Failure> {
+    if let Some(url) = &args.redis {
+        return url
+            .parse()
+            .map(Some)
+            .map_err(|e: laissez_ledger::LedgerError| Failure::usage(format!("--redis: {e}")));
+    }
+    let path = match &args.ledger {
+        Some(path) if !path.exists() => {
+            return Err(Failure::io(format!(
+                "--ledger {}: no such file: name the worker's use ledger",
+                path.display()
+            )));
+        }
+        Some(path) => path.clone(),
+        None if std::path::Path::new(DEFAULT_LEDGER).exists() => DEFAULT_LEDGER.into(),
+        None => {
+            write_stderr_line(&format!(
+                "laissez: warning: no --ledger or --redis and no {DEFAULT_LEDGER} here: the \
+                 worker's use ledger is not read, so a call whose uses are spent or that already \
+                 ran may be offered (the worker still denies it)"
+            ));
+            return Ok(None);
+        }
+    };
+    Ok(Some(LedgerLocation::Redb(path)))
 }
 
 /// The work queue approved copies go to: `--to`, else `--from` without its `.dlq` suffix
@@ -149,91 +228,150 @@ fn work_queue(from: &str, to: Option<&str>) -> Result<String, Failure> {
     }
 }
 
-/// What looking through the parked messages found.
-enum Found {
-    /// A message awaiting approval, still held.
-    Pending(Box<(Parked, PendingCall)>),
-    /// The message of `--message-id`, awaiting something else: the worker's reason and detail.
-    Refused(&'static str, String),
-    /// The message of `--message-id` has the approvals it needs.
-    Enough,
-    /// The message of `--message-id` was not rejected from the work queue (its `x-death`
-    /// says so): what it says instead.
-    Elsewhere(String),
-    /// Nothing to approve.
-    Nothing,
+/// Where rejected messages go: `--reject-to`, else the work queue's name with `.rejected`.
+/// Never the dead-letter queue itself (a rejected message would be offered again) nor the
+/// work queue (it would be run, or parked again).
+fn reject_queue(from: &str, to: &str, reject_to: Option<&str>) -> Result<String, Failure> {
+    let queue = reject_to.map_or_else(|| format!("{to}{REJECTED_SUFFIX}"), str::to_owned);
+    if queue == from || queue == to {
+        return Err(Failure::usage(format!(
+            "--reject-to {} is the queue of --from or --to: rejected messages go elsewhere",
+            escape_text(&queue)
+        )));
+    }
+    Ok(queue)
 }
 
-/// The first parked message awaiting approval and rejected from `to` (with `--message-id`,
-/// the first of that id), and the messages looked at besides it, still held by their tags.
-async fn find(
-    channel: &laissez_amqp::lapin::Channel,
-    queue: &str,
-    to: &str,
-    examiner: &Examiner,
-    args: &ApproveArgs,
-) -> Result<(Found, Vec<Held>), AmqpError> {
-    let mut skipped = Vec::new();
-    let mut seen = None;
-    while skipped.len() < MAX_SCAN {
-        let Some(parked) = parked::take(channel, queue).await? else {
+/// What going through the queue came to, for the exit code.
+#[derive(Default)]
+struct Tally {
+    listed: usize,
+    approved: usize,
+    already: usize,
+    rejected: usize,
+    skipped: usize,
+    /// Left parked without being offered (another decision, or rejected from elsewhere).
+    not_offered: usize,
+}
+
+/// Looks at each parked message once, in queue order: with `--list` prints those awaiting
+/// approval; else offers each (with `--message-id`, the first of that id, then stops).
+/// Messages left parked are pushed to `held`.
+async fn go_through(ctx: &Ctx<'_>, held: &mut Vec<Held>) -> Result<(), Failure> {
+    let args = ctx.args;
+    let redact = |e: AmqpError| {
+        Failure::io(redact_password(
+            args.amqp.as_deref().unwrap_or(""),
+            &crate::amqp_tls::describe(&e),
+        ))
+    };
+    let mut tally = Tally::default();
+    // With --message-id: why the last copy of that id was not offered.
+    let mut seen: Option<Failure> = None;
+    while held.len() < MAX_SCAN {
+        let Some(parked) = parked::take(ctx.channel, ctx.from).await.map_err(redact)? else {
             break;
         };
         let id = parked.message_id().unwrap_or("").to_owned();
         if args.message_id.as_ref().is_some_and(|want| *want != id) {
-            skipped.push(parked.hold());
+            held.push(parked.hold());
             continue;
         }
         let shown_id = escape_text(&id).into_owned();
         // Where it claims to come from is checked first: a message a publisher put here
         // itself, with an x-death of its own, is never offered.
-        if !parked.dead_lettered_from(to) {
-            let detail = match parked.first_death() {
-                Some((from, reason)) => format!(
-                    "message {shown_id}: its x-death says {} from queue {}, not rejected from {}",
-                    escape_text(&String::from_utf8_lossy(&reason)),
-                    escape_text(&String::from_utf8_lossy(&from)),
-                    escape_text(to)
-                ),
-                None => format!(
-                    "message {shown_id}: it has no x-death header (it was not dead-lettered), \
-                     so it was not rejected from {}",
-                    escape_text(to)
-                ),
-            };
+        if !parked.dead_lettered_from(ctx.to) {
+            let detail = elsewhere(&parked, &shown_id, ctx.to);
             write_stderr_line(&format!("left parked: {detail}"));
-            skipped.push(parked.hold());
-            if args.message_id.is_some() {
-                seen = Some(Found::Elsewhere(detail));
-            }
+            held.push(parked.hold());
+            tally.not_offered += 1;
+            seen = Some(Failure::Nothing(format!(
+                "{detail}: never republished; it stays parked"
+            )));
             continue;
         }
-        let examined = examiner.examine(&parked.properties, &parked.body, laissez_sign::unix_now());
-        let (code, detail) = match examined {
-            Examined::Pending(pending) => {
-                return Ok((Found::Pending(Box::new((parked, pending))), skipped));
+        let pending = match ctx.examine(&parked).await {
+            Ok(Examined::Pending(pending)) => pending,
+            Ok(other) => {
+                seen = Some(not_offered(&other, &shown_id));
+                held.push(parked.hold());
+                tally.not_offered += 1;
+                // A copy of the same id further on may still await approval (after a crash
+                // of an earlier approve, the queue can hold an approved copy and the parked
+                // one): keep looking.
+                continue;
             }
-            Examined::Allowed => ("allowed", "it has the approvals it needs".to_owned()),
-            Examined::Denied { reason, detail } => (reason.code(), detail),
-            _ => ("unknown", String::new()),
+            Err(failure) => {
+                held.push(parked.hold());
+                return Err(failure);
+            }
         };
-        write_stderr_line(&format!(
-            "left parked: message {shown_id}: not awaiting approval: {code} {}",
-            escape_text(&detail)
-        ));
-        skipped.push(parked.hold());
-        // A copy of the same id further on may still await approval (after a crash of an
-        // earlier approve, the queue can hold an approved copy and the parked one): keep
-        // looking, and report this one only if none does.
+        if args.list {
+            let entry = super::listing::entry(&pending, &parked.body, laissez_sign::unix_now());
+            held.push(parked.hold());
+            tally.listed += 1;
+            write_stdout(entry.as_bytes())?;
+            continue;
+        }
+        let decided = decide(ctx, parked, &pending).await?;
+        match decided {
+            Decided::Approved => tally.approved += 1,
+            Decided::Rejected => tally.rejected += 1,
+            Decided::Left(h, why) => {
+                held.push(h);
+                match why {
+                    Answer::Already => tally.already += 1,
+                    Answer::Changed => tally.not_offered += 1,
+                    _ => tally.skipped += 1,
+                }
+            }
+        }
         if args.message_id.is_some() {
-            seen = Some(if code == "allowed" {
-                Found::Enough
-            } else {
-                Found::Refused(code, detail)
-            });
+            return match decided_exit(&tally) {
+                Some(failure) => Err(failure),
+                None => Ok(()),
+            };
         }
     }
-    Ok((seen.unwrap_or(Found::Nothing), skipped))
+    let offered = tally.approved + tally.already + tally.rejected + tally.skipped;
+    if tally.listed == 0 && offered == 0 {
+        return Err(match (args.message_id.is_some(), seen) {
+            (true, Some(failure)) => failure,
+            _ => nothing(args, ctx.from, held.len()),
+        });
+    }
+    if !args.list {
+        write_stderr_line(&format!(
+            "{} approved, {} rejected, {} skipped, {} already approved by you, {} not offered \
+             (left parked)",
+            tally.approved, tally.rejected, tally.skipped, tally.already, tally.not_offered
+        ));
+    }
+    Ok(())
+}
+
+/// With `--message-id`, the exit of the one message offered: 0 approved, rejected or already
+/// approved by you; 1 skipped.
+fn decided_exit(tally: &Tally) -> Option<Failure> {
+    (tally.approved + tally.rejected + tally.already == 0)
+        .then(|| Failure::Nothing("not approved: the message stays parked".to_owned()))
+}
+
+/// What a message's `x-death` says instead of "rejected from `to`".
+fn elsewhere(parked: &Parked, shown_id: &str, to: &str) -> String {
+    match parked.first_death() {
+        Some((from, reason)) => format!(
+            "message {shown_id}: its x-death says {} from queue {}, not rejected from {}",
+            escape_text(&String::from_utf8_lossy(&reason)),
+            escape_text(&String::from_utf8_lossy(&from)),
+            escape_text(to)
+        ),
+        None => format!(
+            "message {shown_id}: it has no x-death header (it was not dead-lettered), so it was \
+             not rejected from {}",
+            escape_text(to)
+        ),
+    }
 }
 
 fn nothing(args: &ApproveArgs, queue: &str, others: usize) -> Failure {
@@ -247,130 +385,4 @@ fn nothing(args: &ApproveArgs, queue: &str, others: usize) -> Failure {
             format!("no message awaiting approval in {queue} ({others} other messages left parked)")
         }
     })
-}
-
-/// Shows, confirms, signs, republishes to `to`, then acks.
-async fn approve_one(
-    channel: &laissez_amqp::lapin::Channel,
-    parked: Parked,
-    pending: &PendingCall,
-    key: &laissez_sign::SecretKey,
-    args: &ApproveArgs,
-    from: &str,
-    to: &str,
-) -> Result<(), Failure> {
-    write_stderr_line(&format!(
-        "parked in {}, rejected from {}, awaiting approval:",
-        escape_text(from),
-        escape_text(to)
-    ));
-    let links: Vec<Link<'_>> = pending
-        .links
-        .iter()
-        .map(|l| Link {
-            agent: &l.agent,
-            obo: l.obo.as_deref(),
-            session: l.session.as_deref(),
-        })
-        .collect();
-    let shown = Shown {
-        links,
-        tool: &pending.tool,
-        class: pending.class,
-        queue: to,
-        message_id: &pending.message_id,
-        body: &parked.body,
-    };
-    if let Err(failure) = shown.write(args.approve_unshown) {
-        let _ = parked.leave().await;
-        return Err(failure);
-    }
-    write_stderr_line(&format!(
-        "  approvals:  {} attached, {} of {} needed counted",
-        pending.attached, pending.counted, pending.needed
-    ));
-    if pending.already_approved {
-        let _ = parked.leave().await;
-        write_stderr_line(&format!(
-            "already approved by you ({}): a second approval would not count; nothing added, \
-             the message stays parked",
-            key.kid()
-        ));
-        return Ok(());
-    }
-    if !args.yes && !confirm(&key.kid().to_string()) {
-        let _ = parked.leave().await;
-        return Err(Failure::Nothing(
-            "not approved: the message stays parked".to_owned(),
-        ));
-    }
-    let call = Call::new(
-        &pending.envelope,
-        &args.aud,
-        &pending.message_id,
-        &pending.tool,
-        pending.class,
-        &parked.body,
-    );
-    let signed = match call {
-        Ok(call) => {
-            let mut chain: Vec<&[u8]> = pending.chain.iter().map(Vec::as_slice).collect();
-            chain.push(&pending.envelope);
-            sign(key, &chain, &call, args)
-        }
-        Err(e) => Err(Failure::io(format!("internal error: {e}"))),
-    };
-    let approval = match signed {
-        Ok(approval) => approval,
-        Err(failure) => {
-            let _ = parked.leave().await;
-            return Err(failure);
-        }
-    };
-    let properties = match with_approval(&parked.properties, approval.as_bytes()) {
-        Ok(properties) => properties,
-        Err(e) => {
-            let _ = parked.leave().await;
-            return Err(Failure::usage(format!("{e}; the message stays parked")));
-        }
-    };
-    // The copy keeps every property and header of the parked message (x-death included: the
-    // broker updates it if the copy is parked again) with one approval more.
-    if let Err(e) = parked::republish(channel, to, properties, &parked.body).await {
-        let _ = parked.leave().await;
-        return Err(Failure::io(format!(
-            "republishing to {}: {e}; nothing was approved, the message stays parked",
-            escape_text(to)
-        )));
-    }
-    #[cfg(feature = "test-crash-hooks")]
-    if std::env::var(CRASH_ENV).as_deref() == Ok(CRASH_VALUE) {
-        write_stderr_line("laissez: test hook: exiting after the confirm, before the ack");
-        std::process::exit(9);
-    }
-    if let Err(e) = parked.ack().await {
-        return Err(Failure::io(format!(
-            "the approved copy is in {} but the parked copy could not be acknowledged ({e}): it \
-             stays parked too; the worker runs the call at most once",
-            escape_text(to)
-        )));
-    }
-    write_stderr_line(&format!(
-        "approved by {}: message {} republished to {} with {} approvals",
-        key.kid(),
-        escape_text(&pending.message_id),
-        escape_text(to),
-        pending.attached + 1
-    ));
-    write_stdout(format!("{}\n", approval.to_text()).as_bytes())
-}
-
-/// Asks on the terminal; true only for `y` or `yes`.
-fn confirm(kid: &str) -> bool {
-    write_stderr_line(&format!("approve this call as {kid}? [y/N]"));
-    let mut answer = String::new();
-    if std::io::stdin().lock().read_line(&mut answer).is_err() {
-        return false;
-    }
-    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }

@@ -99,8 +99,12 @@ pub fn approve(s: &Setup, key: &str, extra: &[&str]) -> Command {
         .arg(&s.topology.dead_letter_queue)
         .args(["--trust", "trust.pub", "--aud", &s.topology.queue])
         .args(["--tools", "tools.toml", "--approvers", "approvers.pub"])
-        .args(extra)
-        .stdin(Stdio::null());
+        .args(["--revocations-stream", &s.revocation_stream()]);
+    // The worker's ledger, once a worker has made it (approve never creates one).
+    if s.dir.path().join("uses.redb").exists() {
+        cmd.args(["--ledger", "uses.redb"]);
+    }
+    cmd.args(extra).stdin(Stdio::null());
     cmd
 }
 

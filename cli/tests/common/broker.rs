@@ -141,6 +141,8 @@ impl Setup {
             &self.topology.dead_letter_queue,
             &self.topology.retry_queue,
             &self.revocation_stream(),
+            // `laissez approve`'s default reject queue.
+            &format!("{}.rejected", self.topology.queue),
         ] {
             let _ = channel
                 .queue_delete(q.as_str().into(), QueueDeleteOptions::default())

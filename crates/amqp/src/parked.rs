@@ -8,8 +8,11 @@
 //! 1. [`take`]s a parked message (basic.get, not acknowledged: it stays the broker's until
 //!    acked, and comes back to the dead-letter queue if the connection drops);
 //! 2. has it [examined](Examiner::examine) as the worker would (headers, catalogue,
-//!    envelope, invocation, approvals; not the ledger) — only a message whose decision is
-//!    `approval_required` is offered; others are [left](Parked::leave) where they are;
+//!    envelope, invocation, approvals, and the revocation records the worker holds when the
+//!    examiner is given them, [`Examiner::with_revocations`]), then the use ledger read
+//!    without spending ([`spent`]) — only a message whose decision is `approval_required`
+//!    and whose use is still to spend is offered; others are [left](Parked::leave) where
+//!    they are;
 //! 3. signs an approval of exactly that call, adds it with [`with_approval`](crate::with_approval);
 //! 4. [`republish`]es it through the default exchange to the work queue the person named,
 //!    mandatory and confirmed: message id, body, other properties and headers unchanged —
@@ -39,6 +42,72 @@ use crate::confirm::PublishError;
 use crate::confirm::publish_confirmed;
 use crate::error::AmqpError;
 use crate::headers::{self, HeaderError};
+use crate::revocations::SharedRevocations;
+use laissez_ledger::{AnyLedger, LedgerError, UseState};
+
+/// What the use ledger says of a pending call, read without spending anything: `None` when
+/// the worker would be granted its use once approved, else the reason it would deny it and
+/// a detail, as `begin` would answer (`docs/spec.md` §8, §13): `replayed` when this message
+/// already completed under the envelope, `abandoned` when its at-most-once lease expired,
+/// `uses_exhausted` when the envelope, or an ancestor of it, has granted all its uses to
+/// other messages. A message the ledger holds as in flight or released is still offered: its
+/// use is its own, and the worker takes it over. Budgets are not read here: a call refused
+/// only for a budget is offered, and the worker denies it `budget_exhausted`.
+pub async fn spent(
+    ledger: &AnyLedger,
+    pending: &PendingCall,
+) -> Result<Option<(Reason, String)>, LedgerError> {
+    let ctis: Vec<[u8; 16]> = pending.links.iter().map(|l| l.cti).collect();
+    let Some((leaf, ancestors)) = ctis.split_last() else {
+        return Ok(None);
+    };
+    let usage = ledger.usage_in(ancestors, leaf).await?;
+    let mine = usage
+        .messages
+        .iter()
+        .find(|m| m.message_id == pending.message_id);
+    match mine.map(|m| m.state) {
+        Some(UseState::Completed) => {
+            return Ok(Some((
+                Reason::Replayed,
+                "this message already ran under this envelope".to_owned(),
+            )));
+        }
+        Some(UseState::Abandoned) => {
+            return Ok(Some((
+                Reason::Abandoned,
+                "its at-most-once use expired without completing".to_owned(),
+            )));
+        }
+        // Its own use, granted before: the worker takes it over (or says in_flight).
+        Some(_) => return Ok(None),
+        None => {}
+    }
+    let leaf_link = pending.links.last().map_or(1, |l| l.max_uses);
+    if usage.granted >= leaf_link {
+        return Ok(Some((
+            Reason::UsesExhausted,
+            format!(
+                "{} of {leaf_link} uses granted to other messages",
+                usage.granted
+            ),
+        )));
+    }
+    // Each ancestor counts its descendants' uses with its own (`docs/spec.md` §13).
+    for (n, link) in pending.links.iter().enumerate().take(ancestors.len()) {
+        let above = ledger.usage_in(&ctis[..n], &link.cti).await?;
+        if above.granted >= link.max_uses {
+            return Ok(Some((
+                Reason::UsesExhausted,
+                format!(
+                    "the delegating envelope {n} (root 0) has granted {} of its {} uses",
+                    above.granted, link.max_uses
+                ),
+            )));
+        }
+    }
+    Ok(None)
+}
 
 /// What the worker would decide about a parked message, as far as it can be known without
 /// the ledger.
@@ -116,6 +185,13 @@ pub struct LinkClaims {
     pub obo: Option<String>,
     /// The session (`sid`).
     pub session: Option<String>,
+    /// The envelope id (`cti`): the ledger counts its uses under the path of ctis from the
+    /// root down to it.
+    pub cti: [u8; 16],
+    /// Its use limit (`max_uses`).
+    pub max_uses: u64,
+    /// When it expires (`exp`, Unix seconds).
+    pub exp: u64,
 }
 
 /// Examines parked messages as a worker of one audience would.
@@ -127,6 +203,7 @@ pub struct Examiner {
     me: Option<TrustedKey>,
     tools: OwnedCatalogue,
     policy: Policy,
+    revocations: Option<SharedRevocations>,
 }
 
 impl Examiner {
@@ -164,7 +241,17 @@ impl Examiner {
             me,
             tools,
             policy,
+            revocations: None,
         })
+    }
+
+    /// The same examiner, deciding with the revocation records `revocations` holds (those a
+    /// [`RevocationFollower`](crate::RevocationFollower) read from the stream
+    /// the worker reads): a parked call from a revoked envelope, agent, session or key is
+    /// then `revoked`, as the worker would say, and never offered.
+    pub fn with_revocations(mut self, revocations: SharedRevocations) -> Self {
+        self.revocations = Some(revocations);
+        self
     }
 
     /// The audience.
@@ -194,7 +281,10 @@ impl Examiner {
         let Some(class) = self.tools.class_of(read.tool) else {
             return denied(Reason::UnknownTool, "");
         };
-        let base = Verifier::new(&self.trusted_keys, &self.audience).with_policy(self.policy);
+        let mut base = Verifier::new(&self.trusted_keys, &self.audience).with_policy(self.policy);
+        if let Some(revocations) = &self.revocations {
+            base = base.with_revocations(revocations);
+        }
         let verifier = base.with_approvers(&self.approvers).unwrap_or(base);
         // Re-checked by the gate as the worker checks it, chain included (`docs/spec.md` §13,
         // §15): the call runs under the leaf, and every approval rule of the chain holds.
@@ -234,6 +324,9 @@ impl Examiner {
                         agent: c.sub().to_owned(),
                         obo: c.obo().map(str::to_owned),
                         session: c.sid().map(str::to_owned),
+                        cti: *c.cti(),
+                        max_uses: c.max_uses(),
+                        exp: c.exp(),
                     }
                 })
                 .collect(),
@@ -361,4 +454,117 @@ pub async fn republish(
 ) -> Result<(), AmqpError> {
     publish_confirmed(channel, "", queue, properties, body).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use laissez_ledger::{Ancestor, Begin, MemoryLedger, Outcome};
+
+    use super::*;
+
+    const ROOT: [u8; 16] = [1; 16];
+    const LEAF: [u8; 16] = [2; 16];
+    const SIBLING: [u8; 16] = [3; 16];
+    const FAR: u64 = 4_000_000_000;
+
+    fn link(cti: [u8; 16], max_uses: u64) -> LinkClaims {
+        LinkClaims {
+            agent: "a".into(),
+            obo: None,
+            session: None,
+            cti,
+            max_uses,
+            exp: FAR,
+        }
+    }
+
+    /// A call of `message_id` under `links` (root first), awaiting one approval.
+    fn pending(links: Vec<LinkClaims>, message_id: &str) -> PendingCall {
+        PendingCall {
+            envelope: Vec::new(),
+            chain: Vec::new(),
+            agent: "a".into(),
+            obo: None,
+            session: None,
+            cti: links.last().map_or([0; 16], |l| l.cti),
+            links,
+            tool: "crm.drop".into(),
+            class: ActionClass::Destructive,
+            message_id: message_id.into(),
+            body_len: 0,
+            attached: 0,
+            counted: 0,
+            needed: 1,
+            already_approved: false,
+        }
+    }
+
+    /// Spends a use of `cti` (under `ancestors`, each with `max_uses`) for `message_id`.
+    fn spend(ledger: &MemoryLedger, ancestors: &[([u8; 16], u64)], cti: &[u8; 16], id: &str) {
+        let ancestors: Vec<Ancestor<'_>> = ancestors
+            .iter()
+            .map(|(cti, max_uses)| Ancestor {
+                cti,
+                max_uses: *max_uses,
+                expires_at: FAR,
+                charges: &[],
+            })
+            .collect();
+        let outcome = ledger
+            .begin_blocking(&Begin {
+                cti,
+                message_id: id,
+                max_uses: 3,
+                expires_at: FAR,
+                lease: Duration::from_secs(60),
+                tool: "crm.drop",
+                class: ActionClass::Destructive,
+                ancestors: &ancestors,
+                charges: &[],
+            })
+            .unwrap();
+        let Outcome::Granted { lease, .. } = outcome else {
+            panic!("{outcome:?}");
+        };
+        ledger.complete_blocking(cti, id, &lease).unwrap();
+    }
+
+    fn reason(ledger: MemoryLedger, call: &PendingCall) -> Option<Reason> {
+        let ledger = AnyLedger::Memory(ledger);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(spent(&ledger, call)).unwrap().map(|(r, _)| r)
+    }
+
+    #[test]
+    fn a_use_left_is_offered_and_a_spent_or_completed_one_is_not() {
+        let call = pending(vec![link(LEAF, 2)], "m");
+        assert_eq!(reason(MemoryLedger::new(), &call), None);
+        // One use of two spent on another message: one is left.
+        let ledger = MemoryLedger::new();
+        spend(&ledger, &[], &LEAF, "other-1");
+        assert_eq!(reason(ledger, &call), None);
+        // Both spent on other messages.
+        let ledger = MemoryLedger::new();
+        spend(&ledger, &[], &LEAF, "other-1");
+        spend(&ledger, &[], &LEAF, "other-2");
+        assert_eq!(reason(ledger, &call), Some(Reason::UsesExhausted));
+        // This very message already ran: replayed, whatever is left.
+        let ledger = MemoryLedger::new();
+        spend(&ledger, &[], &LEAF, "m");
+        assert_eq!(reason(ledger, &call), Some(Reason::Replayed));
+    }
+
+    #[test]
+    fn an_ancestor_whose_uses_a_sibling_spent_stops_the_offer() {
+        // The root allows one use in all; a sibling delegate spent it.
+        let call = pending(vec![link(ROOT, 1), link(LEAF, 3)], "m");
+        assert_eq!(reason(MemoryLedger::new(), &call), None);
+        let ledger = MemoryLedger::new();
+        spend(&ledger, &[(ROOT, 1)], &SIBLING, "other");
+        assert_eq!(reason(ledger, &call), Some(Reason::UsesExhausted));
+    }
 }

@@ -2,7 +2,8 @@
 
 use crate::revocations::{Kept, RevocationStore, StreamMark};
 use crate::{
-    Begin, Cti, LeaseToken, LedgerError, MemoryLedger, Outcome, RedbLedger, RedisLedger, UseLedger,
+    Begin, Cti, LeaseToken, LedgerError, MemoryLedger, Outcome, RedbLedger, RedisLedger, Usage,
+    UseLedger,
 };
 
 /// A [`UseLedger`] whose backend is chosen at run time. Available with both the `redb` and the
@@ -26,6 +27,17 @@ impl AnyLedger {
             AnyLedger::Redb(l) => l.ping().await,
             AnyLedger::Redis(l) => l.ping().await,
             AnyLedger::Memory(l) => l.ping(),
+        }
+    }
+
+    /// What the ledger holds for `cti` under `ancestors` (their ctis, root first; empty for
+    /// an envelope that is not delegated), read without spending anything: for
+    /// `laissez approve`, which offers only what a worker would be granted.
+    pub async fn usage_in(&self, ancestors: &[Cti], cti: &Cti) -> Result<Usage, LedgerError> {
+        match self {
+            AnyLedger::Redb(l) => l.usage_in(ancestors, cti).await,
+            AnyLedger::Redis(l) => l.usage_in(ancestors, cti).await,
+            AnyLedger::Memory(l) => Ok(l.usage_in(ancestors, cti)),
         }
     }
 }

@@ -289,6 +289,16 @@ impl RedbLedger {
         }
     }
 
+    /// [`RedbLedger::usage_in_blocking`] without blocking the runtime: what the ledger holds
+    /// for `cti` under `ancestors` (their ctis, root first). Spends nothing.
+    pub async fn usage_in(&self, ancestors: &[Cti], cti: &Cti) -> Result<Usage, LedgerError> {
+        let path = ChainPath::new(ancestors.iter().copied(), cti);
+        match self.call(Op::Usage { path }).await? {
+            Answer::Usage(u) => Ok(u),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Drops every record whose latest `expires_at` plus [`crate::RETENTION_GRACE_SECS`] is
     /// before `now_secs` (unix seconds); returns how many. Committed batches also collect a
     /// few each, so calling it is optional.
