@@ -14,6 +14,7 @@ mod input;
 mod inspect_cmd;
 mod invoke_cmd;
 mod keys_cmd;
+mod log_format;
 mod metrics_endpoint;
 mod output;
 mod profile;
