@@ -49,7 +49,11 @@ LAISSEZ_APPROVED_BY (a JSON array of the hex kids of the approvers that counted)
 LAISSEZ_AMQP_URL, LAISSEZ_REDIS_URL nor the TLS variables LAISSEZ_AMQP_CA/CERT/KEY and
 LAISSEZ_REDIS_CA/CERT/KEY); exit 0 acks, any other exit dead-letters. CMD's stdout
 goes to stderr: stdout has one JSON decision per message:
-{\"message_id\",\"allowed\",\"reason\",\"cti\",\"agent\",\"tool\",\"class\",\"use\"}.
+{\"message_id\",\"allowed\",\"reason\",\"cti\",\"agent\",\"tool\",\"class\",\"use\"}
+(a call parked for approval adds \"outcome\":\"parked\"), then once CMD exited a line with the
+same keys, \"outcome\" (handled or handler_failed, then \"error\"), \"exit_status\" and \"signal\".
+--log-format json writes every log line on stderr as one JSON object; on stopping, the counts
+by outcome are one JSON line on stderr (target laissez::summary).
 --metrics ADDR serves Prometheus text at http://ADDR/metrics (decisions by outcome and reason,
 decision latency, messages in flight, requeues, ledger errors, revocation lag; docs/amqp.md) and
 readiness at /healthz: 200 once connected to the broker, caught up on the revocation stream and

@@ -65,7 +65,25 @@ pub(crate) fn json_line(level: &str, target: &str, fields: Map<String, Value>) -
     line.insert("target".into(), Value::String(target.to_owned()));
     line.extend(fields);
     let json = serde_json::to_string(&line).unwrap_or_else(|_| String::from("{}"));
-    laissez_amqp::terminal::json_safe(&json)
+    ascii(&json)
+}
+
+/// `json` with every character outside printable ASCII written `\uXXXX` (UTF-16 units), as
+/// the audit events are: outside strings compact JSON is ASCII already, so only characters
+/// inside strings change, to escapes that mean the same character.
+fn ascii(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() && !c.is_ascii_control() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
 }
 
 /// Collects an event's fields as JSON values.
