@@ -18,6 +18,7 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::failure::Failure;
+use crate::log_format::{JsonLines, LogFormat, json_line};
 use crate::metrics_endpoint::MetricsEndpoint;
 use crate::tools_file;
 
@@ -54,7 +55,11 @@ LAISSEZ_APPROVED_BY (a JSON array of the hex kids of the approvers that counted)
 LAISSEZ_AMQP_URL, LAISSEZ_REDIS_URL nor the TLS variables LAISSEZ_AMQP_CA/CERT/KEY and
 LAISSEZ_REDIS_CA/CERT/KEY); exit 0 acks, any other exit dead-letters. CMD's stdout
 goes to stderr: stdout has one JSON decision per message:
-{\"message_id\",\"allowed\",\"reason\",\"cti\",\"agent\",\"tool\",\"class\",\"use\"}.
+{\"message_id\",\"allowed\",\"reason\",\"cti\",\"agent\",\"tool\",\"class\",\"use\"}
+(a call parked for approval adds \"outcome\":\"parked\"), then once CMD exited a line with the
+same keys, \"outcome\" (handled or handler_failed, then \"error\"), \"exit_status\" and \"signal\".
+--log-format json writes every log line on stderr as one JSON object; on stopping, the counts
+by outcome are one JSON line on stderr (target laissez::summary).
 --metrics ADDR serves Prometheus text at http://ADDR/metrics (decisions by outcome and reason,
 decision latency, messages in flight, requeues, ledger errors, revocation lag; docs/amqp.md) and
 readiness at /healthz: 200 once connected to the broker, caught up on the revocation stream and
@@ -177,6 +182,10 @@ pub(crate) struct ConsumeArgs {
     /// IP:PORT; port 0 picks a free one (the address is printed on stderr).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
+    /// How log lines on stderr are written: text, or json (one JSON object per line, the audit
+    /// event's object embedded as an object).
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Run CMD with ARGs once per authorised message (must come last).
     #[arg(long, value_name = "CMD ARG", num_args = 1.., allow_hyphen_values = true)]
     exec: Vec<String>,
@@ -218,12 +227,19 @@ pub(crate) fn consume(args: &ConsumeArgs) -> Result<(), Failure> {
     // Decisions go to stdout as JSON; the audit events and diagnostics to stderr, with any
     // URL password blanked out.
     let writer = secrets.clone();
-    let _ = tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_writer(move || writer.stderr())
-        .with_max_level(tracing::Level::INFO)
-        .finish()
-        .with(crate::log_filter::ExpectedChannelCloses)
-        .try_init();
+        .with_max_level(tracing::Level::INFO);
+    // lapin's expected channel closes (a passive declare's NOT_FOUND) are not errors.
+    let closes = crate::log_filter::ExpectedChannelCloses;
+    let _ = match args.log_format {
+        LogFormat::Text => logs.finish().with(closes).try_init(),
+        LogFormat::Json => logs
+            .event_format(JsonLines)
+            .finish()
+            .with(closes)
+            .try_init(),
+    };
     if args.redis.is_none() && args.ledger.is_none() {
         tracing::warn!(
             "laissez: the use ledger is {DEFAULT_LEDGER_PATH} in the working directory (no --ledger \
@@ -236,9 +252,23 @@ pub(crate) fn consume(args: &ConsumeArgs) -> Result<(), Failure> {
         .metrics
         .map(crate::metrics_endpoint::bind)
         .transpose()?;
-    run_blocking(config, endpoint)
+    let stats = run_blocking(config, endpoint)
         .map_err(|e| Failure::io(secrets.redact(&crate::amqp_tls::describe(&e))))?;
+    print_summary(&secrets, &args.queue, &stats);
     Ok(())
+}
+
+/// The shutdown summary: one JSON line on stderr, in either log format (`docs/spec.md` §10),
+/// shaped like a `--log-format json` line with the counts by outcome in `summary`.
+fn print_summary(secrets: &Secrets, queue: &str, stats: &laissez_amqp::Stats) {
+    let mut fields = serde_json::Map::new();
+    fields.insert("message".into(), "laissez: consume stopped".into());
+    fields.insert("queue".into(), queue.into());
+    let counts = serde_json::from_str(&stats.to_json()).unwrap_or_default();
+    fields.insert("summary".into(), counts);
+    let line = json_line("INFO", "laissez::summary", fields);
+    // A closed stderr leaves nobody to tell.
+    let _ = writeln!(secrets.stderr(), "{line}");
 }
 
 /// The Redis TLS options: only with a `rediss://` or `rediss+cluster://` URL (clap has

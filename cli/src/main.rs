@@ -16,6 +16,7 @@ mod inspect_cmd;
 mod invoke_cmd;
 mod keys_cmd;
 mod log_filter;
+mod log_format;
 mod metrics_endpoint;
 mod output;
 mod profile;

@@ -54,12 +54,20 @@ pub(crate) fn bind(addr: SocketAddr) -> Result<MetricsEndpoint, Failure> {
             &telemetry::DECISION_SECONDS_BUCKETS,
         )
         .map_err(|e| Failure::io(format!("--metrics: {e}")))?
+        .set_buckets_for_metric(
+            Matcher::Full(telemetry::HANDLER_SECONDS.to_owned()),
+            &telemetry::HANDLER_SECONDS_BUCKETS,
+        )
+        .map_err(|e| Failure::io(format!("--metrics: {e}")))?
         .build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder)
         .map_err(|e| Failure::io(format!("--metrics: cannot install the recorder: {e}")))?;
     telemetry::describe();
-    eprintln!("laissez: metrics on http://{bound}/metrics, readiness on http://{bound}/healthz");
+    // A log line, so that `--log-format json` writes it as JSON too.
+    tracing::info!(
+        "laissez: metrics on http://{bound}/metrics, readiness on http://{bound}/healthz"
+    );
     Ok(MetricsEndpoint { listener, handle })
 }
 

@@ -43,6 +43,9 @@ mod consume_holder;
 #[path = "consume_metrics.rs"]
 mod consume_metrics;
 #[cfg(feature = "services")]
+#[path = "consume_outcomes.rs"]
+mod consume_outcomes;
+#[cfg(feature = "services")]
 #[path = "consume_safety.rs"]
 mod consume_safety;
 #[cfg(feature = "services")]

@@ -55,11 +55,22 @@ async fn exec_decisions_and_exit_codes() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let decisions: Vec<serde_json::Value> = stdout
+    let (outcomes, decisions): (Vec<serde_json::Value>, Vec<serde_json::Value>) = stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+        .partition(common::is_outcome_line);
     assert_eq!(decisions.len(), 6, "one JSON line per message: {stdout}");
+    // And one more for each message that ran: how its command ended.
+    let ended: Vec<(&str, &str)> = outcomes
+        .iter()
+        .map(|o| {
+            (
+                o["message_id"].as_str().unwrap(),
+                o["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(ended, [("m-ok", "handled"), ("m-fail", "handler_failed")]);
     let by = |id: &str| {
         decisions
             .iter()

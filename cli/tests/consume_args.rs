@@ -53,9 +53,11 @@ fn run(mut cmd: Command) -> (Vec<serde_json::Value>, String) {
     let stdout = String::from_utf8(out.stdout).unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stderr}");
+    // The decision lines; a command's outcome line follows each message that ran.
     let decisions = stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|line| !crate::common::is_outcome_line(line))
         .collect();
     (decisions, stderr)
 }

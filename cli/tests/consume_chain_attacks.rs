@@ -34,6 +34,10 @@ impl Run {
         let mut decisions = Vec::new();
         for line in String::from_utf8(out.stdout.clone()).unwrap().lines() {
             let d: serde_json::Value = serde_json::from_str(line).unwrap();
+            if crate::common::is_outcome_line(&d) {
+                // How a command ended; the decisions are the other lines.
+                continue;
+            }
             let id = d["message_id"].as_str().unwrap().to_owned();
             let reason = d["reason"].as_str().unwrap_or("allowed").to_owned();
             decisions.push((id, reason));

@@ -126,10 +126,12 @@ fn consume_with_env(
     let stdout = String::from_utf8(out.stdout).unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stderr}");
+    // The decisions: the commands' outcome lines aside.
     let mut decisions: Vec<(String, String, String)> = stdout
         .lines()
-        .map(|l| {
-            let d: serde_json::Value = serde_json::from_str(l).unwrap();
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|d| !crate::common::is_outcome_line(d))
+        .map(|d| {
             (
                 d["message_id"].as_str().unwrap().to_owned(),
                 d["reason"].as_str().unwrap_or("allowed").to_owned(),

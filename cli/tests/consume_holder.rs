@@ -129,11 +129,13 @@ async fn require_holder_runs_only_the_holders_own_calls() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    // Exactly one decision line per message: the sidecar stopped once the queue was idle.
+    // Exactly one decision line per message (the commands' outcome lines aside): the sidecar
+    // stopped once the queue was idle.
     let mut decisions: Vec<(String, bool, String)> = stdout
         .lines()
-        .map(|l| {
-            let d: serde_json::Value = serde_json::from_str(l).unwrap();
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|d| !crate::common::is_outcome_line(d))
+        .map(|d| {
             (
                 d["message_id"].as_str().unwrap().to_owned(),
                 d["allowed"].as_bool().unwrap(),

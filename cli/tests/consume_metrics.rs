@@ -28,7 +28,7 @@ use laissez_verify::ActionClass;
 const PATIENCE: Duration = Duration::from_secs(60);
 
 /// One HTTP/1 request to `addr`: the status, the content type and the body.
-async fn request(addr: &str, method: &str, path: &str) -> (u16, String, String) {
+pub(crate) async fn request(addr: &str, method: &str, path: &str) -> (u16, String, String) {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -56,7 +56,7 @@ async fn request(addr: &str, method: &str, path: &str) -> (u16, String, String) 
 }
 
 /// The samples of a Prometheus text page: `name{labels}` (labels as printed) -> value.
-fn samples(page: &str) -> BTreeMap<String, f64> {
+pub(crate) fn samples(page: &str) -> BTreeMap<String, f64> {
     page.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| {
@@ -93,7 +93,7 @@ fn decision_counters(page: &str) -> BTreeMap<(String, String), u64> {
 
 /// Reads the child's stderr until it prints the metrics address; the rest of stderr is
 /// drained in a thread and returned at the end by the handle.
-fn metrics_address(child: &mut Child) -> (String, std::thread::JoinHandle<String>) {
+pub(crate) fn metrics_address(child: &mut Child) -> (String, std::thread::JoinHandle<String>) {
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     let drain = std::thread::spawn(move || {
@@ -125,8 +125,12 @@ fn terminate(child: &Child) {
     assert!(kill.success());
 }
 
-/// SIGTERM, then the worker must exit 0 (graceful stop); its stderr is shown otherwise.
-async fn stop_gracefully(mut child: std::process::Child, stderr: std::thread::JoinHandle<String>) {
+/// SIGTERM, then the worker must exit 0 (graceful stop); its stderr is shown otherwise, and
+/// returned.
+pub(crate) async fn stop_gracefully(
+    mut child: std::process::Child,
+    stderr: std::thread::JoinHandle<String>,
+) -> String {
     terminate(&child);
     let status = tokio::task::spawn_blocking(move || child.wait())
         .await
@@ -134,6 +138,7 @@ async fn stop_gracefully(mut child: std::process::Child, stderr: std::thread::Jo
         .unwrap();
     let stderr = stderr.join().unwrap();
     assert!(status.success(), "{stderr}");
+    stderr
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -53,12 +53,13 @@ fn consume_tls(s: &Setup, tls: &TlsListeners, extra: &[String]) -> Output {
         .unwrap()
 }
 
-/// The decision lines of a run.
+/// The decision lines of a run: the outcome lines aside.
 fn decisions(out: &Output) -> Vec<serde_json::Value> {
     String::from_utf8(out.stdout.clone())
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|d| !common::is_outcome_line(d))
         .collect()
 }
 

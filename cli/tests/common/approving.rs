@@ -67,7 +67,7 @@ pub fn envelope(s: &Setup, m: usize, keys: &[TrustedKey]) -> SignedEnvelope {
         .unwrap()
 }
 
-/// One `consume` run until idle: its decision lines and its stderr.
+/// One `consume` run until idle: its decision lines (not its outcome lines) and its stderr.
 pub fn consume(s: &Setup) -> (Vec<serde_json::Value>, String) {
     let out = s
         .consume(&[
@@ -84,10 +84,13 @@ pub fn consume(s: &Setup) -> (Vec<serde_json::Value>, String) {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stderr}");
+    // The decisions only: the lines of the command's outcome (`handled`, `handler_failed`)
+    // follow them.
     let decisions = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|d| !super::is_outcome_line(d))
         .collect();
     (decisions, stderr)
 }

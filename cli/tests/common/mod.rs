@@ -25,6 +25,12 @@ pub fn silent_broker() -> (std::net::TcpListener, u16) {
     (listener, port)
 }
 
+/// Whether a line of `consume`'s stdout is a command's outcome (`handled`,
+/// `handler_failed`), printed after the message's decision line.
+pub fn is_outcome_line(line: &serde_json::Value) -> bool {
+    matches!(line["outcome"].as_str(), Some("handled" | "handler_failed"))
+}
+
 /// A temporary working directory for one test.
 pub struct Dir {
     pub tmp: tempfile::TempDir,

@@ -77,6 +77,9 @@ impl Amount {
 #[derive(Debug, Serialize)]
 pub(crate) struct Denied<'a> {
     pub(crate) allowed: bool,
+    /// `parked` for `approval_required` (dead-lettered to wait for an approval), else
+    /// `denied`.
+    pub(crate) outcome: &'static str,
     pub(crate) reason: Reason,
     pub(crate) detail: &'a str,
     pub(crate) message_id: Option<&'a str>,
@@ -99,9 +102,14 @@ pub(crate) fn allowed(event: &Allowed<'_>) {
     tracing::info!(target: TARGET, audit = %to_ascii_json(event), "laissez: message authorised");
 }
 
-/// Emits the WARN event of a denied message.
+/// Emits the WARN event of a denied message, or the INFO event of a parked one: approval
+/// traffic is normal, and must not page whoever alerts on warnings.
 pub(crate) fn denied(event: &Denied<'_>) {
-    tracing::warn!(target: TARGET, audit = %to_ascii_json(event), "laissez: message denied");
+    if event.reason == Reason::ApprovalRequired {
+        tracing::info!(target: TARGET, audit = %to_ascii_json(event), "laissez: message parked for approval");
+    } else {
+        tracing::warn!(target: TARGET, audit = %to_ascii_json(event), "laissez: message denied");
+    }
 }
 
 /// `value` as compact JSON in printable ASCII: serde_json's escaping, then `\uXXXX` (UTF-16

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use crate::config::ConsumerConfig;
 use crate::decision::Decision;
 use crate::error::AmqpError;
-use crate::handler::Handler;
+use crate::handler::{Handler, HandlerOutcome};
 use crate::process::process;
 use crate::settle::{Broker, Settlement, settle};
 use crate::shared::{Counters, Shared, Stats};
@@ -59,6 +59,23 @@ impl<L: UseLedger + 'static, H: Handler> Middleware<L, H> {
         match Arc::get_mut(&mut self.shared) {
             Some(shared) => shared.observer = Some(Arc::new(observer)),
             None => tracing::error!("laissez: on_decision ignored while the middleware runs"),
+        }
+        self
+    }
+
+    /// Calls `observer` with every handler's outcome (`docs/spec.md` §9, "Outcomes"): after
+    /// the handler of an allowed message returned, `handled` or `handler_failed`, before the
+    /// message is settled. The decision it carries is the one [`on_decision`](Self::on_decision)
+    /// saw, with its outcome. Must be set before [`run`](Self::run). A panicking observer is
+    /// logged; the message is settled as the handler's outcome says.
+    #[must_use]
+    pub fn on_outcome(
+        mut self,
+        observer: impl Fn(&HandlerOutcome<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        match Arc::get_mut(&mut self.shared) {
+            Some(shared) => shared.outcome_observer = Some(Arc::new(observer)),
+            None => tracing::error!("laissez: on_outcome ignored while the middleware runs"),
         }
         self
     }
@@ -180,7 +197,8 @@ impl<L: UseLedger + 'static, H: Handler> Middleware<L, H> {
         while let Some(joined) = tasks.join_next().await {
             log_join_error(joined);
         }
-        tracing::info!(queue = ?config.queue, stats = ?self.stats(), "laissez: stopped");
+        // One JSON object, by outcome: read by machines as well as people.
+        tracing::info!(queue = ?config.queue, stats = %self.stats().to_json(), "laissez: stopped");
         result.map(|()| self.stats())
     }
 }

@@ -39,6 +39,43 @@ pub struct Decision {
     /// The use number the ledger granted; `None` when denied.
     #[serde(rename = "use")]
     pub use_number: Option<u64>,
+    /// What became of the message, when a decision line says more than `allowed` and
+    /// `reason` (`docs/spec.md` §9, "Outcomes"): `parked` on a denial `approval_required`
+    /// (dead-lettered to wait for an approval, not refused for good); `handled` or
+    /// `handler_failed` on the line reported after the handler ran
+    /// ([`crate::Middleware::on_outcome`]). Absent from the JSON line when `None`, so the
+    /// line of a plain allow or denial keeps exactly the contract's keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    /// The handler's error, on a `handler_failed` outcome: its text, or the panic's. Absent
+    /// from the JSON line when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What became of a message beyond its decision (`docs/spec.md` §9, "Outcomes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Denied `approval_required` and dead-lettered to wait for `laissez approve`: normal
+    /// approval traffic, counted apart from denials.
+    Parked,
+    /// The handler ran and returned (acked, or rejected or requeued as it asked).
+    Handled,
+    /// The handler failed (an error, a panic, a command's non-zero exit or failure to start).
+    HandlerFailed,
+}
+
+impl Outcome {
+    /// The code: the JSON value and the metrics' label value.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Outcome::Parked => "parked",
+            Outcome::Handled => "handled",
+            Outcome::HandlerFailed => "handler_failed",
+        }
+    }
 }
 
 impl Decision {
@@ -53,6 +90,8 @@ impl Decision {
             tool: None,
             class: None,
             use_number: None,
+            outcome: None,
+            error: None,
         }
     }
 
@@ -108,5 +147,25 @@ mod tests {
             assert_eq!(v.get("detail"), None, "the line's keys are the contract's");
             assert_eq!(v["message_id"], serde_json::Value::Null);
         }
+    }
+
+    #[test]
+    fn an_outcome_and_an_error_follow_the_contract_keys() {
+        let mut d = Decision::new(Some("m1"));
+        d.allowed = true;
+        d.reason = Some(Reason::HandlerFailed);
+        d.outcome = Some(Outcome::HandlerFailed);
+        d.error = Some("sh exited\n".into());
+        assert_eq!(
+            d.to_json_line(),
+            r#"{"message_id":"m1","allowed":true,"reason":"handler_failed","cti":null,"agent":null,"tool":null,"class":null,"use":null,"outcome":"handler_failed","error":"sh exited\n"}"#
+        );
+        let mut parked = Decision::new(Some("m2"));
+        parked.reason = Some(Reason::ApprovalRequired);
+        parked.outcome = Some(Outcome::Parked);
+        let v: serde_json::Value = serde_json::from_str(&parked.to_json_line()).unwrap();
+        assert_eq!(v["outcome"], "parked");
+        assert_eq!(v["reason"], "approval_required");
+        assert_eq!(v.get("error"), None);
     }
 }

@@ -101,6 +101,23 @@ pub enum Disposition {
     },
 }
 
+/// What a handler made of one allowed message, given to [`crate::Middleware::on_outcome`]
+/// after the handler returned and before the message is settled.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct HandlerOutcome<'a> {
+    /// The message's decision, its [`Decision::outcome`](crate::Decision::outcome) `handled`
+    /// or `handler_failed`; when failed, its `reason` is `handler_failed` and its `error` the
+    /// error's text.
+    pub decision: &'a crate::Decision,
+    /// The handler's error, when it failed: for a handler of its own the application can
+    /// downcast it to its type (the sidecar reads a command's exit status this way). A panic
+    /// is an error holding the panic's text.
+    pub error: Option<&'a (dyn std::error::Error + Send + Sync + 'static)>,
+    /// How long the handler ran.
+    pub took: Duration,
+}
+
 /// An error from a handler. What follows is [`crate::OnHandlerError`].
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync + 'static>;
 

@@ -103,9 +103,9 @@ pub use confirm::PublishError;
 pub use connect::{connect, connect_with_properties, connect_with_tls};
 pub use consumer::Middleware;
 pub use dead_letters::check_dead_letters;
-pub use decision::Decision;
+pub use decision::{Decision, Outcome};
 pub use error::AmqpError;
-pub use handler::{Authorized, Disposition, Handler, HandlerError, Message};
+pub use handler::{Authorized, Disposition, Handler, HandlerError, HandlerOutcome, Message};
 pub use headers::approvals::{AddApprovalError, HEADER_APPROVALS, approvals_of, with_approval};
 pub use headers::chain_header::HEADER_CHAIN;
 pub use headers::{

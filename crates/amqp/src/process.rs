@@ -4,7 +4,7 @@
 //! is one [`Verdict`] ([`crate::decide`]), reported and settled in one place.
 
 use std::panic::AssertUnwindSafe;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_lite::FutureExt as _;
 use laissez_ledger::UseLedger;
@@ -15,8 +15,8 @@ use tokio::sync::watch;
 use crate::admit::{Admission, Admitted, Report, admit};
 use crate::audit;
 use crate::decide::{Verdict, decide};
-use crate::decision::Decision;
-use crate::handler::{Authorized, Handler, Message};
+use crate::decision::{Decision, Outcome};
+use crate::handler::{Authorized, Disposition, Handler, HandlerError, HandlerOutcome, Message};
 use crate::headers;
 use crate::outcome::{after_handler, release};
 use crate::settle::{Broker, Settlement, Settling, settle};
@@ -98,6 +98,10 @@ pub(crate) async fn process<L: UseLedger, H: Handler>(
             decision.allowed = false;
             decision.reason = Some(reason);
             decision.detail = (!detail.is_empty()).then(|| detail.into_owned());
+            // Parked, not refused for good: `laissez approve` takes it from the dead-letter
+            // queue (docs/spec.md §9, "Outcomes").
+            decision.outcome =
+                (reason == laissez_verify::Reason::ApprovalRequired).then_some(Outcome::Parked);
             deny(&here, &decision, &report).await;
         }
         Verdict::Requeue(reason, warning) => {
@@ -136,7 +140,12 @@ async fn deny<L, H>(here: &Settling<'_, L, H>, decision: &Decision, report: &Rep
         acker,
         ..
     } = *here;
-    Counters::bump(&shared.counters.denied);
+    let parked = decision.outcome == Some(Outcome::Parked);
+    Counters::bump(if parked {
+        &shared.counters.parked
+    } else {
+        &shared.counters.denied
+    });
     let claims_verified = decision.cti.is_some();
     let (cti, agent) = match (&decision.cti, &decision.agent, &report.claimed) {
         (Some(c), Some(a), _) | (_, _, Some((c, a))) => (Some(c.as_str()), Some(a.as_str())),
@@ -144,6 +153,7 @@ async fn deny<L, H>(here: &Settling<'_, L, H>, decision: &Decision, report: &Rep
     };
     audit::denied(&audit::Denied {
         allowed: false,
+        outcome: if parked { "parked" } else { "denied" },
         // Always set by the caller.
         reason: decision.reason.unwrap_or(laissez_verify::Reason::Malformed),
         detail: decision.detail.as_deref().unwrap_or(""),
@@ -260,16 +270,50 @@ async fn run<L: UseLedger, H: Handler>(
         redelivered: parts.redelivered,
     };
     // A panic while making the future is the handler's failure as much as one inside it.
-    let outcome =
+    let started = Instant::now();
+    let result: Result<Disposition, HandlerError> =
         match std::panic::catch_unwind(AssertUnwindSafe(|| shared.handler.handle(message))) {
-            Err(panic) => Err(panic_text(panic.as_ref())),
+            Err(panic) => Err(panic_text(panic.as_ref()).into()),
             Ok(future) => match AssertUnwindSafe(future).catch_unwind().await {
-                Ok(Ok(disposition)) => Ok(disposition),
-                Ok(Err(error)) => Err(error.to_string()),
-                Err(panic) => Err(panic_text(panic.as_ref())),
+                Ok(result) => result,
+                Err(panic) => Err(panic_text(panic.as_ref()).into()),
             },
         };
+    let took = started.elapsed();
+    shared.meters.handler_ran(result.is_err(), took);
+    report_outcome(shared, decision, &result, took);
+    let outcome = result.map_err(|error| error.to_string());
     after_handler(here, held, class, outcome, kept).await;
+}
+
+/// The handler's outcome to the outcome observer, before the message is settled: `handled`,
+/// or `handler_failed` with the error (`docs/spec.md` §9, "Outcomes").
+fn report_outcome<L, H>(
+    shared: &Shared<L, H>,
+    mut decision: Decision,
+    result: &Result<Disposition, HandlerError>,
+    took: Duration,
+) {
+    let Some(observer) = &shared.outcome_observer else {
+        return;
+    };
+    match result {
+        Ok(_) => decision.outcome = Some(Outcome::Handled),
+        Err(error) => {
+            decision.outcome = Some(Outcome::HandlerFailed);
+            decision.reason = Some(laissez_verify::Reason::HandlerFailed);
+            decision.error = Some(error.to_string());
+        }
+    }
+    let outcome = HandlerOutcome {
+        decision: &decision,
+        error: result.as_ref().err().map(|e| &**e as _),
+        took,
+    };
+    if std::panic::catch_unwind(AssertUnwindSafe(|| observer(&outcome))).is_err() {
+        // The handler has run: its outcome stands, and the message is settled as planned.
+        tracing::error!(message_id = ?decision.message_id, "laissez: the outcome observer panicked");
+    }
 }
 
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {

@@ -12,21 +12,25 @@ use laissez_verify::cache::EnvelopeCache;
 
 use crate::config::ConsumerConfig;
 use crate::decision::Decision;
+use crate::handler::HandlerOutcome;
 use crate::telemetry::{Meters, RequeueCause};
 
 /// Retry entries kept for the backoff before the map is cleared.
 const MAX_RETRY_ENTRIES: usize = 4096;
 
-/// Counters of one middleware, across runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Counters of one middleware, across runs. [`Stats::to_json`] is the shutdown summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct Stats {
     /// Deliveries received.
     pub received: u64,
-    /// Messages handed to the handler.
+    /// Messages handed to the handler (whatever became of them: `handler_failures` counts
+    /// those that failed).
     pub handled: u64,
-    /// Messages denied (dead-lettered without running).
+    /// Messages denied (dead-lettered without running), parked ones aside.
     pub denied: u64,
+    /// Messages denied `approval_required`: parked in the dead-letter queue for approval.
+    pub parked: u64,
     /// Messages requeued without running (in flight elsewhere, ledger unreachable, shutdown),
     /// or requeued after the handler asked or failed.
     pub requeued: u64,
@@ -34,11 +38,22 @@ pub struct Stats {
     pub handler_failures: u64,
 }
 
+impl Stats {
+    /// The counts as one JSON object, by outcome: `received`, `handled`, `denied`,
+    /// `parked`, `requeued`, `handler_failures`. The shutdown summary (`docs/spec.md` §9,
+    /// "Outcomes").
+    pub fn to_json(&self) -> String {
+        // Numbers only: serialising cannot fail.
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) received: AtomicU64,
     pub(crate) handled: AtomicU64,
     pub(crate) denied: AtomicU64,
+    pub(crate) parked: AtomicU64,
     pub(crate) requeued: AtomicU64,
     pub(crate) handler_failures: AtomicU64,
 }
@@ -53,6 +68,7 @@ impl Counters {
             received: self.received.load(Ordering::Relaxed),
             handled: self.handled.load(Ordering::Relaxed),
             denied: self.denied.load(Ordering::Relaxed),
+            parked: self.parked.load(Ordering::Relaxed),
             requeued: self.requeued.load(Ordering::Relaxed),
             handler_failures: self.handler_failures.load(Ordering::Relaxed),
         }
@@ -62,6 +78,9 @@ impl Counters {
 /// Called with every decision.
 pub(crate) type Observer = Arc<dyn Fn(&Decision) + Send + Sync>;
 
+/// Called with every handler's outcome.
+pub(crate) type OutcomeObserver = Arc<dyn Fn(&HandlerOutcome<'_>) + Send + Sync>;
+
 /// What the consuming loop and every per-message task share.
 pub(crate) struct Shared<L, H> {
     pub(crate) config: ConsumerConfig,
@@ -69,6 +88,7 @@ pub(crate) struct Shared<L, H> {
     pub(crate) handler: H,
     pub(crate) cache: EnvelopeCache,
     pub(crate) observer: Option<Observer>,
+    pub(crate) outcome_observer: Option<OutcomeObserver>,
     pub(crate) counters: Counters,
     /// The metrics' handles, registered with the recorder installed when the middleware was
     /// made.
@@ -86,6 +106,7 @@ impl<L, H> Shared<L, H> {
             handler,
             cache,
             observer: None,
+            outcome_observer: None,
             counters: Counters::default(),
             meters: Meters::register(),
             retries: Mutex::new(HashMap::new()),

@@ -277,13 +277,9 @@ pub async fn run(
     config.health.set_revocations(follower.status());
     let channel = connection.create_channel().await?;
     let consumer = consumer.revocations(follower.revocations());
-    let print = |decision: &Decision| {
-        let mut out = std::io::stdout().lock();
-        // A closed stdout must not stop the worker: the decision is also in the log.
-        let _ = writeln!(out, "{}", decision.to_json_line());
-        let _ = out.flush();
-    };
+    let print = |decision: &Decision| print_line(&decision.to_json_line());
     let stats = if config.exec.is_empty() {
+        // Nothing runs: no outcome line (the decision line says all there is).
         let handler = |_message: Message| async { Ok::<_, HandlerError>(Disposition::Ack) };
         Middleware::new(consumer, ledger, handler)
             .on_decision(print)
@@ -298,6 +294,7 @@ pub async fn run(
         };
         Middleware::new(consumer, ledger, handler)
             .on_decision(print)
+            .on_outcome(|outcome| print_line(&outcome_line(outcome)))
             .run(&channel, shutdown.as_mut())
             .await
     };
@@ -310,6 +307,76 @@ pub async fn run(
     }
     stats
 }
+
+/// One line on stdout. A closed stdout must not stop the worker: the decision is also in the
+/// log.
+fn print_line(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// The line of a command's outcome (`docs/spec.md` §10): the decision's keys, `outcome`,
+/// `error` when it failed, then `exit_status` (the command's exit code: 0 when handled,
+/// `null` when it was killed by a signal or could not start) and `signal` (the signal that
+/// killed it, else `null`).
+fn outcome_line(outcome: &crate::HandlerOutcome<'_>) -> String {
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        #[serde(flatten)]
+        decision: &'a Decision,
+        exit_status: Option<i32>,
+        signal: Option<i32>,
+    }
+    let failed = outcome
+        .error
+        .and_then(|e| e.downcast_ref::<CommandFailed>());
+    let (exit_status, signal) = match (outcome.error, failed) {
+        (None, _) => (Some(0), None),
+        (Some(_), Some(failed)) => (failed.code, failed.signal),
+        (Some(_), None) => (None, None),
+    };
+    let line = Line {
+        decision: outcome.decision,
+        exit_status,
+        signal,
+    };
+    // Strings, numbers and options only: serialising cannot fail.
+    let json = serde_json::to_string(&line).unwrap_or_else(|_| String::from("{}"));
+    crate::terminal::json_safe(&json)
+}
+
+/// A command that ran and exited other than 0: a handler error that keeps its status.
+#[derive(Debug)]
+struct CommandFailed {
+    program: String,
+    status: std::process::ExitStatus,
+    code: Option<i32>,
+    signal: Option<i32>,
+}
+
+impl CommandFailed {
+    fn new(program: &str, status: std::process::ExitStatus) -> Self {
+        #[cfg(unix)]
+        let signal = std::os::unix::process::ExitStatusExt::signal(&status);
+        #[cfg(not(unix))]
+        let signal = None;
+        CommandFailed {
+            program: program.to_owned(),
+            status,
+            code: status.code(),
+            signal,
+        }
+    }
+}
+
+impl std::fmt::Display for CommandFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} exited with {}", self.program, self.status)
+    }
+}
+
+impl std::error::Error for CommandFailed {}
 
 /// The sidecar's connection: over TLS with its options when given.
 async fn connect_to(url: &str, tls: Option<&TlsConfig>) -> Result<lapin::Connection, AmqpError> {
@@ -379,6 +446,6 @@ async fn exec(
     if status.success() {
         Ok(Disposition::Ack)
     } else {
-        Err(format!("{program} exited with {status}").into())
+        Err(CommandFailed::new(program, status).into())
     }
 }

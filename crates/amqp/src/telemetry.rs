@@ -18,12 +18,16 @@ use laissez_verify::Reason;
 use metrics::{Counter, Gauge, Histogram, Unit};
 
 /// Counter `laissez_decisions_total{outcome, reason}`: one per decision the middleware makes
-/// (the decisions `laissez consume` prints), `outcome` `allowed` (reason `none`) or `denied`
-/// (reason: the §2 code, or `abandoned`).
+/// (the decisions `laissez consume` prints), `outcome` `allowed` (reason `none`), `denied`
+/// (reason: the §2 code, or `abandoned`) or `parked` (reason `approval_required`: dead-lettered
+/// to wait for an approval, normal approval traffic that a denial-rate alert must not count).
 pub const DECISIONS: &str = "laissez_decisions_total";
 /// Histogram `laissez_decision_seconds{outcome}`: from the delivery's arrival to its verdict
-/// (`allowed`, `denied` or `requeued`): header reading, verification and the ledger's `begin`.
+/// (`allowed`, `denied`, `parked` or `requeued`): header reading, verification and the ledger's `begin`.
 pub const DECISION_SECONDS: &str = "laissez_decision_seconds";
+/// Histogram `laissez_handler_seconds{outcome}`: how long the handler ran (for `laissez
+/// consume --exec`, the command), `outcome` `handled` or `handler_failed`.
+pub const HANDLER_SECONDS: &str = "laissez_handler_seconds";
 /// Gauge `laissez_messages_in_flight`: deliveries received and not yet settled.
 pub const MESSAGES_IN_FLIGHT: &str = "laissez_messages_in_flight";
 /// Counter `laissez_requeues_total{reason}`: messages sent back to the queue without a
@@ -59,6 +63,12 @@ pub const REASON_NONE: &str = "none";
 /// Prometheus exporter renders a summary unless given buckets).
 pub const DECISION_SECONDS_BUCKETS: [f64; 12] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
+/// The histogram buckets, in seconds, this crate suggests for [`HANDLER_SECONDS`]: handlers
+/// run from milliseconds (an HTTP call) to minutes (a batch job, within the 5-minute lease).
+pub const HANDLER_SECONDS_BUCKETS: [f64; 14] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0, 300.0,
 ];
 
 /// Why a message went back to the queue: the `reason` label of [`REQUEUES`].
@@ -165,6 +175,11 @@ pub fn describe() {
         Unit::Seconds,
         "Time from a delivery's arrival to its verdict"
     );
+    metrics::describe_histogram!(
+        HANDLER_SECONDS,
+        Unit::Seconds,
+        "How long the handler ran, by outcome (handled, handler_failed)"
+    );
     metrics::describe_gauge!(
         MESSAGES_IN_FLIGHT,
         "Deliveries received and not yet settled"
@@ -202,6 +217,10 @@ pub(crate) struct Meters {
     seconds_allowed: Histogram,
     seconds_denied: Histogram,
     seconds_requeued: Histogram,
+    parked: Counter,
+    seconds_parked: Histogram,
+    handler_handled: Histogram,
+    handler_failed: Histogram,
     pub(crate) in_flight: Gauge,
     /// Indexed like [`RequeueCause::ALL`].
     requeues: Vec<Counter>,
@@ -214,11 +233,15 @@ impl std::fmt::Debug for Meters {
     }
 }
 
-/// Whether `reason` can be a denial; the others are requeues or outcomes after the handler.
+/// Whether `reason` can be a denial; the others are requeues or outcomes after the handler,
+/// and `approval_required`, which parks (counted under `outcome="parked"`).
 fn can_deny(reason: Reason) -> bool {
     !matches!(
         reason,
-        Reason::InFlight | Reason::LedgerUnavailable | Reason::HandlerFailed
+        Reason::InFlight
+            | Reason::LedgerUnavailable
+            | Reason::HandlerFailed
+            | Reason::ApprovalRequired
     )
 }
 
@@ -250,6 +273,10 @@ impl Meters {
             seconds_allowed: seconds("allowed"),
             seconds_denied: seconds("denied"),
             seconds_requeued: seconds("requeued"),
+            parked: metrics::counter!(DECISIONS, "outcome" => "parked", "reason" => Reason::ApprovalRequired.code()),
+            seconds_parked: seconds("parked"),
+            handler_handled: metrics::histogram!(HANDLER_SECONDS, "outcome" => "handled"),
+            handler_failed: metrics::histogram!(HANDLER_SECONDS, "outcome" => "handler_failed"),
             in_flight: metrics::gauge!(MESSAGES_IN_FLIGHT),
             requeues,
             handler_failures: metrics::counter!(HANDLER_FAILURES),
@@ -262,8 +289,13 @@ impl Meters {
         self.seconds_allowed.record(took);
     }
 
-    /// A denial for `reason`, `took` after its delivery arrived.
+    /// A denial for `reason`, `took` after its delivery arrived; `approval_required` parks,
+    /// and is counted as [`parked`](Self::parked).
     pub(crate) fn denied(&self, reason: Reason, took: Duration) {
+        if reason == Reason::ApprovalRequired {
+            self.parked(took);
+            return;
+        }
         let registered = Reason::ALL
             .iter()
             .position(|r| *r == reason)
@@ -276,6 +308,22 @@ impl Meters {
                 .increment(1),
         }
         self.seconds_denied.record(took);
+    }
+
+    /// A call parked for approval (denied `approval_required`), `took` after its delivery
+    /// arrived: counted apart from the denials.
+    pub(crate) fn parked(&self, took: Duration) {
+        self.parked.increment(1);
+        self.seconds_parked.record(took);
+    }
+
+    /// The handler's run of `took`, and how it ended.
+    pub(crate) fn handler_ran(&self, failed: bool, took: Duration) {
+        if failed {
+            self.handler_failed.record(took);
+        } else {
+            self.handler_handled.record(took);
+        }
     }
 
     /// A verdict that requeues without deciding, `took` after its delivery arrived.

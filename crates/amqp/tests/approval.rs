@@ -345,6 +345,16 @@ async fn a_2_of_3_destructive_call_is_parked_approved_twice_and_runs_exactly_onc
     assert_eq!(s.wait_decisions("m-1", 5).await[4].0, "replayed");
     let stats = s.worker.as_ref().unwrap().stats_now();
     assert_eq!(stats.handled, 1);
+    // Three parkings, counted apart from the one denial (the replay).
+    assert_eq!((stats.parked, stats.denied), (3, 1), "{stats:?}");
+    let outcomes: Vec<Option<laissez_amqp::Outcome>> = s
+        .decisions
+        .all()
+        .iter()
+        .filter(|d| d.reason == Some(Reason::ApprovalRequired))
+        .map(|d| d.outcome)
+        .collect();
+    assert_eq!(outcomes, [Some(laissez_amqp::Outcome::Parked); 3]);
     assert_eq!(s.runs.lock().unwrap().len(), 1, "ran exactly once");
     // The replay is parked too, and its examination says it has what it needs.
     let parked = take_parked(&channel, &dlq).await;

@@ -30,6 +30,8 @@ mod end_to_end;
 mod holder;
 #[path = "ledger_down.rs"]
 mod ledger_down;
+#[path = "outcomes.rs"]
+mod outcomes;
 #[path = "panics.rs"]
 mod panics;
 #[path = "publisher.rs"]

@@ -261,7 +261,16 @@ async fn every_denial_reason_is_dead_lettered_with_its_reason_in_decision_and_au
         ["once", "replayed"],
         "only the two allowed ran, once each"
     );
-    assert_eq!((stats.handled, stats.denied), (2, denied.len() as u64));
+    // approval_required is parked: counted apart from the denials.
+    let parked = denied
+        .iter()
+        .filter(|d| d.3 == Reason::ApprovalRequired)
+        .count() as u64;
+    assert_eq!(parked, 1);
+    assert_eq!(
+        (stats.handled, stats.denied, stats.parked),
+        (2, denied.len() as u64 - parked, parked)
+    );
     // The decision and the audit event say the same reason.
     let log = logs.product.text();
     let denied_events: BTreeMap<String, serde_json::Value> = audit_events(&log, &aud)

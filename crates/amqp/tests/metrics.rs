@@ -1,6 +1,7 @@
 //! The middleware's metrics (`docs/amqp.md` "Metrics") through a real recorder, on the real
 //! broker: the decision counters equal the decisions observed, by outcome and reason; the
-//! decision histogram has one sample per verdict; requeues and handler failures are counted
+//! decision histogram has one sample per verdict, the handler histogram one per run by
+//! outcome; requeues and handler failures are counted
 //! by cause; messages in flight show while the handler runs and return to 0; with the ledger
 //! cut, every failed `begin` is one ledger error and one `ledger_unavailable` requeue; the
 //! revocation follower counts the records it applies, and its lag is 0 while it follows the
@@ -20,8 +21,9 @@ use std::time::Duration;
 use common::*;
 use laissez_amqp::lapin::options::QueueDeleteOptions;
 use laissez_amqp::telemetry::{
-    DECISION_SECONDS, DECISIONS, HANDLER_FAILURES, LEDGER_ERRORS, MESSAGES_IN_FLIGHT, REASON_NONE,
-    REQUEUES, REVOCATION_LAG_SECONDS, REVOCATION_RECORDS_APPLIED, REVOCATIONS_READY,
+    DECISION_SECONDS, DECISIONS, HANDLER_FAILURES, HANDLER_SECONDS, LEDGER_ERRORS,
+    MESSAGES_IN_FLIGHT, REASON_NONE, REQUEUES, REVOCATION_LAG_SECONDS, REVOCATION_RECORDS_APPLIED,
+    REVOCATIONS_READY,
 };
 use laissez_amqp::{
     ConsumerConfig, Disposition, HandlerError, Message, RevocationFollower, declare_stream,
@@ -155,6 +157,8 @@ async fn decisions_requeues_failures_and_in_flight_are_counted() {
         (
             kept.histogram_samples(DECISION_SECONDS, "allowed"),
             kept.histogram_samples(DECISION_SECONDS, "denied"),
+            kept.histogram_samples(HANDLER_SECONDS, "handled"),
+            kept.histogram_samples(HANDLER_SECONDS, "handler_failed"),
         )
     };
     let samples_before = samples();
@@ -282,6 +286,15 @@ async fn decisions_requeues_failures_and_in_flight_are_counted() {
             samples_after.1 - samples_before.1
         ),
         (4, 5)
+    );
+    // One handler sample per run: m-ok, m-again twice (a requeue is the handler's answer),
+    // and m-fail's failure.
+    assert_eq!(
+        (
+            samples_after.2 - samples_before.2,
+            samples_after.3 - samples_before.3
+        ),
+        (3, 1)
     );
     // At least this message was in flight while its handler ran; none is once stopped.
     let seen = seen_in_flight.lock().unwrap().clone();

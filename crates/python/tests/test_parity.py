@@ -274,6 +274,8 @@ def through_middleware(calls: list[Case], queue: str, record_cti: str, tmp_path)
         said = {}
         for line in out.stdout.decode().splitlines():
             d = json.loads(line)
+            if d.get("outcome") in ("handled", "handler_failed"):
+                continue  # the command's outcome, after the decision line of a message that ran
             # A message id denied twice has two audit events, in the order of the decisions.
             detail = None if d["allowed"] else details[d["message_id"]].pop(0)
             said.setdefault(d["message_id"], []).append((d["reason"], detail))

@@ -331,9 +331,17 @@ impl Worker {
         handler: H,
         observer: impl Fn(&Decision) + Send + Sync + 'static,
     ) -> Worker {
+        Worker::start_middleware(Middleware::new(config, ledger, handler).on_decision(observer))
+            .await
+    }
+
+    /// A worker running `middleware` as it was made (its observers set).
+    pub async fn start_middleware<L: UseLedger + 'static, H: Handler>(
+        middleware: Middleware<L, H>,
+    ) -> Worker {
         let connection = connect().await;
         let channel = connection.create_channel().await.unwrap();
-        let middleware = Arc::new(Middleware::new(config, ledger, handler).on_decision(observer));
+        let middleware = Arc::new(middleware);
         let running = middleware.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
