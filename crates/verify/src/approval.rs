@@ -57,7 +57,7 @@ impl<'a> Waivers<'a> {
     /// hold for the rule not to apply.
     pub fn iter(&self) -> impl Iterator<Item = (ToolPattern<'a>, Args<'a>)> + 'a {
         let mut r = Reader::new(self.items, self.base);
-        (0..self.len).map_while(move |_| read_waiver(&mut r).ok())
+        (0..self.len).map_while(move |_| read_waiver(&mut r, false).ok())
     }
 }
 
@@ -67,8 +67,12 @@ impl fmt::Debug for Waivers<'_> {
     }
 }
 
-/// Reads `[tstr, args]`, the pattern in grammar.
-fn read_waiver<'a>(r: &mut Reader<'a>) -> Result<(ToolPattern<'a>, Args<'a>), Malformed> {
+/// Reads `[tstr, args]`, the pattern in grammar and the args checked (`check`), or a waiver
+/// the rule's decoder checked before.
+fn read_waiver<'a>(
+    r: &mut Reader<'a>,
+    check: bool,
+) -> Result<(ToolPattern<'a>, Args<'a>), Malformed> {
     let at = r.pos();
     if r.array()? != 2 {
         return Err(r.error_at(at, MalformedKind::ApprovalRule));
@@ -77,7 +81,12 @@ fn read_waiver<'a>(r: &mut Reader<'a>) -> Result<(ToolPattern<'a>, Args<'a>), Ma
     let pattern =
         ToolPattern::new(pattern).map_err(|_| r.error_at(at, MalformedKind::ToolPattern))?;
     // A waiver's args sit at the top of their entry: no level encloses them.
-    Ok((pattern, Args::decode(r, 0)?))
+    let args = if check {
+        Args::decode(r, 0)?
+    } else {
+        Args::view(r)?
+    };
+    Ok((pattern, args))
 }
 
 impl fmt::Debug for ApprovalRule<'_> {
@@ -94,7 +103,9 @@ impl<'a> ApprovalRule<'a> {
     /// Decodes `{1: classes, 2: m, 3: [+ bstr .size 8], ? 4: [1*8 [tstr, args]]}`: exactly
     /// these keys, classes 1 to 7, 1 ≤ m ≤ n ≤ 16, the kids distinct and in ascending byte
     /// order, the waivers' patterns in grammar and their args as §16 says.
-    pub(crate) fn decode(r: &mut Reader<'a>) -> Result<Self, Malformed> {
+    /// `check` is false only for bytes a first decode accepted (a cache's): the waivers'
+    /// args are then not checked again.
+    pub(crate) fn decode(r: &mut Reader<'a>, check: bool) -> Result<Self, Malformed> {
         let at = r.pos();
         let bad = |r: &Reader<'_>| r.error_at(at, MalformedKind::ApprovalRule);
         let pairs = r.map()?;
@@ -140,7 +151,7 @@ impl<'a> ApprovalRule<'a> {
             let items_start = r.pos();
             let base = r.offset();
             for _ in 0..len {
-                read_waiver(r)?;
+                read_waiver(r, check)?;
             }
             Some(Waivers {
                 items: r.slice(items_start, r.pos()),

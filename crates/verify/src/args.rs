@@ -128,6 +128,15 @@ pub struct Constraints<'a> {
     len: usize,
 }
 
+/// How a constraint is read: checked against every rule of §16 (decoding the claims), or
+/// viewed (bytes that passed the check once: nested items are skipped, not decoded again, so a
+/// view costs what its own bytes cost).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    Check,
+    View,
+}
+
 fn bad(r: &Reader<'_>, at: usize) -> Malformed {
     r.error_at(at, MalformedKind::Args)
 }
@@ -137,6 +146,16 @@ impl<'a> Args<'a> {
     /// of §16: 1 to 32 members, text names in the order of their encodings, no duplicate, and
     /// `"*"` never `optional`.
     pub(crate) fn decode(r: &mut Reader<'a>, enclosing: usize) -> Result<Self, Malformed> {
+        Self::read(r, enclosing, Read::Check)
+    }
+
+    /// An args map of bytes [`Args::decode`] accepted before (iterating a decoded claims
+    /// set): its extent only, nothing checked again.
+    pub(crate) fn view(r: &mut Reader<'a>) -> Result<Self, Malformed> {
+        Self::read(r, 0, Read::View)
+    }
+
+    fn read(r: &mut Reader<'a>, enclosing: usize, mode: Read) -> Result<Self, Malformed> {
         let at = r.pos();
         let len = r.map()?;
         if len == 0 || len > MAX_MEMBERS {
@@ -144,6 +163,17 @@ impl<'a> Args<'a> {
         }
         let start = r.pos();
         let base = r.offset();
+        if mode == Read::View {
+            for _ in 0..len {
+                r.skip_checked()?;
+                r.skip_checked()?;
+            }
+            return Ok(Args {
+                items: r.slice(start, r.pos()),
+                base,
+                len,
+            });
+        }
         let mut prev: Option<(usize, usize)> = None;
         for _ in 0..len {
             let key_at = r.pos();
@@ -162,7 +192,7 @@ impl<'a> Args<'a> {
             }
             prev = Some((key_at, r.pos()));
             let constraint_at = r.pos();
-            let constraint = read_constraint(r, enclosing, true)?;
+            let constraint = read_constraint(r, enclosing, true, Read::Check)?;
             if name == WILDCARD && matches!(constraint, Constraint::Optional(_)) {
                 return Err(bad(r, constraint_at));
             }
@@ -234,7 +264,7 @@ impl<'a> Iterator for Members<'a> {
         // Bytes that passed `Args::decode`: re-reading cannot fail; if it did, the walk
         // stops, and a stopped walk satisfies nothing (every caller fails closed).
         let name = self.reader.text().ok()?;
-        let constraint = read_constraint(&mut self.reader, 0, true).ok()?;
+        let constraint = read_constraint(&mut self.reader, 0, true, Read::View).ok()?;
         Some((name, constraint))
     }
 }
@@ -243,7 +273,13 @@ impl<'a> Nested<'a> {
     /// The constraint. `None` only if bytes that passed decoding no longer read, which
     /// cannot happen; every caller treats it as a constraint nothing satisfies.
     pub fn get(&self) -> Option<Constraint<'a>> {
-        read_constraint(&mut Reader::new(self.bytes, self.base), 0, false).ok()
+        read_constraint(
+            &mut Reader::new(self.bytes, self.base),
+            0,
+            false,
+            Read::View,
+        )
+        .ok()
     }
 }
 
@@ -297,7 +333,7 @@ impl<'a> Constraints<'a> {
     /// [`len`]: Constraints::len
     pub fn iter(&self) -> impl Iterator<Item = Constraint<'a>> + 'a {
         let mut reader = Reader::new(self.items, self.base);
-        (0..self.len).map_while(move |_| read_constraint(&mut reader, 0, false).ok())
+        (0..self.len).map_while(move |_| read_constraint(&mut reader, 0, false, Read::View).ok())
     }
 }
 
@@ -308,12 +344,15 @@ impl fmt::Debug for Constraints<'_> {
 }
 
 /// Reads one constraint; `enclosing` levels surround it; `member` when it is a member's own
-/// constraint in an args map (the only place `optional` may stand).
+/// constraint in an args map (the only place `optional` may stand). Checked, every rule of
+/// §16 holds for it and all it encloses; viewed, what it encloses is skipped.
 fn read_constraint<'a>(
     r: &mut Reader<'a>,
     enclosing: usize,
     member: bool,
+    mode: Read,
 ) -> Result<Constraint<'a>, Malformed> {
+    let check = mode == Read::Check;
     let at = r.pos();
     let n = r.array()?;
     if n == 0 {
@@ -322,22 +361,22 @@ fn read_constraint<'a>(
     let k = r.uint().map_err(|_| bad(r, at))?;
     // The constraints that enclose others are levels; a ninth is refused before it is read.
     let level = matches!(k, kind::OPTIONAL | kind::OBJECT | kind::EACH | kind::ALL);
-    if level && enclosing >= MAX_LEVELS {
+    if check && level && enclosing >= MAX_LEVELS {
         return Err(r.error_at(at, MalformedKind::TooDeep));
     }
     let inner = enclosing + 1;
     let constraint = match (k, n) {
         (kind::ANY, 1) => Constraint::Any,
-        (kind::OPTIONAL, 2) if member => Constraint::Optional(read_nested(r, inner)?),
+        (kind::OPTIONAL, 2) if member => Constraint::Optional(read_nested(r, inner, mode)?),
         (kind::EQ, 2) => Constraint::Eq(read_value(r)?),
-        (kind::ONE_OF, 2) => Constraint::OneOf(read_values(r)?),
-        (kind::NOT_ONE_OF, 2) => Constraint::NotOneOf(read_values(r)?),
+        (kind::ONE_OF, 2) => Constraint::OneOf(read_values(r, mode)?),
+        (kind::NOT_ONE_OF, 2) => Constraint::NotOneOf(read_values(r, mode)?),
         (kind::RANGE, 3) => {
             let min = read_bound(r)?;
             let max = read_bound(r)?;
             match (min, max) {
-                (None, None) => return Err(bad(r, at)),
-                (Some(min), Some(max)) if min > max => return Err(bad(r, at)),
+                (None, None) if check => return Err(bad(r, at)),
+                (Some(min), Some(max)) if check && min > max => return Err(bad(r, at)),
                 _ => Constraint::Range(min, max),
             }
         }
@@ -345,15 +384,15 @@ fn read_constraint<'a>(
         (kind::SUFFIX, 2) => Constraint::Suffix(r.text()?),
         (kind::SUBPATH, 2) => {
             let root = r.text()?;
-            if !subpath::is_root(root) {
+            if check && !subpath::is_root(root) {
                 return Err(bad(r, at));
             }
             Constraint::Subpath(root)
         }
         (kind::MAX_LEN, 2) => Constraint::MaxLen(r.uint()?),
-        (kind::OBJECT, 2) => Constraint::Object(Args::decode(r, inner)?),
+        (kind::OBJECT, 2) => Constraint::Object(Args::read(r, inner, mode)?),
         (kind::EACH, 3) => {
-            let item = read_nested(r, inner)?;
+            let item = read_nested(r, inner, mode)?;
             Constraint::Each {
                 item,
                 max_items: r.uint()?,
@@ -362,13 +401,18 @@ fn read_constraint<'a>(
         (kind::ALL, 2) => {
             let list_at = r.pos();
             let len = r.array()?;
-            if !(MIN_ALL..=MAX_ALL).contains(&len) {
+            if check && !(MIN_ALL..=MAX_ALL).contains(&len) {
                 return Err(bad(r, list_at));
             }
             let start = r.pos();
             let base = r.offset();
             for _ in 0..len {
-                read_constraint(r, inner, false)?;
+                match mode {
+                    Read::Check => {
+                        read_constraint(r, inner, false, mode)?;
+                    }
+                    Read::View => r.skip_checked()?,
+                }
             }
             Constraint::All(Constraints {
                 items: r.slice(start, r.pos()),
@@ -381,26 +425,47 @@ fn read_constraint<'a>(
     Ok(constraint)
 }
 
-/// Reads a constraint that another encloses, keeping its bytes for [`Nested::get`].
-fn read_nested<'a>(r: &mut Reader<'a>, enclosing: usize) -> Result<Nested<'a>, Malformed> {
+/// Reads a constraint that another encloses (checked, or skipped in a view), keeping its
+/// bytes for [`Nested::get`].
+fn read_nested<'a>(
+    r: &mut Reader<'a>,
+    enclosing: usize,
+    mode: Read,
+) -> Result<Nested<'a>, Malformed> {
     let start = r.pos();
     let base = r.offset();
-    read_constraint(r, enclosing, false)?;
+    match mode {
+        Read::Check => {
+            read_constraint(r, enclosing, false, mode)?;
+        }
+        Read::View => r.skip_checked()?,
+    }
     Ok(Nested {
         bytes: r.slice(start, r.pos()),
         base,
     })
 }
 
-/// Reads `[1*32 value]`: distinct, in strictly ascending order of their encodings.
-fn read_values<'a>(r: &mut Reader<'a>) -> Result<Values<'a>, Malformed> {
+/// Reads `[1*32 value]`: distinct, in strictly ascending order of their encodings (checked),
+/// or only its extent (viewed).
+fn read_values<'a>(r: &mut Reader<'a>, mode: Read) -> Result<Values<'a>, Malformed> {
     let at = r.pos();
     let len = r.array()?;
+    let start = r.pos();
+    let base = r.offset();
+    if mode == Read::View {
+        for _ in 0..len {
+            r.skip_checked()?;
+        }
+        return Ok(Values {
+            items: r.slice(start, r.pos()),
+            base,
+            len,
+        });
+    }
     if len == 0 || len > MAX_VALUES {
         return Err(bad(r, at));
     }
-    let start = r.pos();
-    let base = r.offset();
     let mut prev: Option<(usize, usize)> = None;
     for _ in 0..len {
         let value_at = r.pos();

@@ -244,6 +244,26 @@ impl<'a> Reader<'a> {
         Ok(key)
     }
 
+    /// Skips one whole item of bytes a validating read already accepted: heads only, no
+    /// determinism, UTF-8 or depth checks repeated, and no recursion (a count of the items
+    /// still to skip). For views that re-read what their decoder checked.
+    pub(crate) fn skip_checked(&mut self) -> Result<(), Malformed> {
+        let mut pending: usize = 1;
+        while pending > 0 {
+            pending -= 1;
+            let start = self.pos;
+            match self.head()? {
+                Header::Array(Some(n)) => pending = pending.saturating_add(n),
+                Header::Map(Some(n)) => pending = pending.saturating_add(n.saturating_mul(2)),
+                Header::Bytes(Some(n)) | Header::Text(Some(n)) => {
+                    self.take(n, start)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Skips one whole item, checking it is deterministic. `depth` counts the containers the
     /// item sits in.
     pub(crate) fn skip(&mut self, depth: usize) -> Result<(), Malformed> {

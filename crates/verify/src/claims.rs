@@ -104,6 +104,16 @@ enum Aud<'a> {
     List(ListSpan),
 }
 
+/// Whether claims are decoded for the first time (every rule checked) or again, from bytes a
+/// cache kept after a first pass accepted them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    First,
+    /// Only the cache (`std`) decodes again.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    Again,
+}
+
 /// What the grant decoded to before the required fields are checked.
 #[derive(Default)]
 struct Grant<'a> {
@@ -140,6 +150,27 @@ impl<'a> Claims<'a> {
         base: usize,
         known: &dyn KnownKeys,
     ) -> Result<Claims<'a>, Denial> {
+        Self::decode_in(payload, base, known, Pass::First)
+    }
+
+    /// [`Claims::decode_with_holder`] for the very bytes a cache kept after they passed it:
+    /// the structure is read again, but the tool patterns and the args (`docs/spec.md` §16),
+    /// whose checks grow with the grant, are not checked a second time.
+    #[cfg(feature = "std")]
+    pub(crate) fn decode_again(
+        payload: &'a [u8],
+        base: usize,
+        known: &dyn KnownKeys,
+    ) -> Result<Claims<'a>, Denial> {
+        Self::decode_in(payload, base, known, Pass::Again)
+    }
+
+    fn decode_in(
+        payload: &'a [u8],
+        base: usize,
+        known: &dyn KnownKeys,
+        pass: Pass,
+    ) -> Result<Claims<'a>, Denial> {
         let mut r = Reader::new(payload, base);
         let pairs = r.map()?;
         let mut prev = None;
@@ -159,7 +190,7 @@ impl<'a> Claims<'a> {
                 Key::Uint(key::IAT) => iat = Some(r.uint()?),
                 Key::Uint(key::CTI) => cti = Some(r.bytes_exact::<16>()?),
                 Key::Uint(key::CNF) => holder = Some(decode_cnf(&mut r, known)?),
-                Key::Nint(key::GRANT_NEG) => grant = Some(decode_grant(&mut r)?),
+                Key::Nint(key::GRANT_NEG) => grant = Some(decode_grant(&mut r, pass)?),
                 Key::Nint(key::PARENT_NEG) => parent = Some(r.bytes_exact::<32>()?),
                 _ => {
                     r.skip(1)?;
@@ -398,7 +429,7 @@ fn decode_cnf(r: &mut Reader<'_>, known: &dyn KnownKeys) -> Result<TrustedKey, M
 
 /// Decodes the grant map. A version other than 1 stops interpretation: its remaining
 /// fields are only checked to be deterministic CBOR.
-fn decode_grant<'a>(r: &mut Reader<'a>) -> Result<Grant<'a>, Malformed> {
+fn decode_grant<'a>(r: &mut Reader<'a>, pass: Pass) -> Result<Grant<'a>, Malformed> {
     let pairs = r.map()?;
     let mut prev = None;
     let mut grant = Grant::default();
@@ -410,7 +441,7 @@ fn decode_grant<'a>(r: &mut Reader<'a>) -> Result<Grant<'a>, Malformed> {
         }
         match key {
             Key::Uint(key::V) => grant.version = Some(r.uint()?),
-            Key::Uint(key::TOOLS) => grant.tools = Some(decode_tools(r)?),
+            Key::Uint(key::TOOLS) => grant.tools = Some(decode_tools(r, pass)?),
             Key::Uint(key::CLASSES) => grant.classes = Some(decode_classes(r)?),
             Key::Uint(key::MAX_USES) => {
                 let at = r.pos();
@@ -422,7 +453,9 @@ fn decode_grant<'a>(r: &mut Reader<'a>) -> Result<Grant<'a>, Malformed> {
             }
             Key::Uint(key::OBO) => grant.obo = Some(r.text()?),
             Key::Uint(key::SID) => grant.sid = Some(r.text()?),
-            Key::Uint(key::APPROVAL) => grant.approval = Some(ApprovalRule::decode(r)?),
+            Key::Uint(key::APPROVAL) => {
+                grant.approval = Some(ApprovalRule::decode(r, pass == Pass::First)?);
+            }
             Key::Uint(key::BUDGETS) => grant.budgets = Some(decode_budgets(r)?),
             _ => {
                 r.skip(2)?;
@@ -441,7 +474,7 @@ fn decode_classes(r: &mut Reader<'_>) -> Result<Classes, Malformed> {
 
 /// Decodes `[+ tool_grant]`, `tool_grant = tstr / [tstr, classes] / [tstr, classes, args]`,
 /// checking every pattern and every args map.
-fn decode_tools(r: &mut Reader<'_>) -> Result<ListSpan, Malformed> {
+fn decode_tools(r: &mut Reader<'_>, pass: Pass) -> Result<ListSpan, Malformed> {
     let at = r.pos();
     let len = r.array()?;
     if len == 0 {
@@ -449,7 +482,7 @@ fn decode_tools(r: &mut Reader<'_>) -> Result<ListSpan, Malformed> {
     }
     let start = r.pos();
     for _ in 0..len {
-        read_tool_grant(r, None, true)?;
+        read_tool_grant(r, None, pass == Pass::First)?;
     }
     Ok(ListSpan {
         start,
@@ -480,10 +513,11 @@ fn read_tool_grant<'a>(
             let pattern = r.text()?;
             let classes = decode_classes(r)?;
             // The args map sits at the top of its grant: no level encloses it.
-            let args = if len == 3 {
-                Some(Args::decode(r, 0)?)
-            } else {
-                None
+            let args = match (len, check_grammar) {
+                (3, true) => Some(Args::decode(r, 0)?),
+                // Iterating a decoded claims set: the args passed `Args::decode` then.
+                (3, false) => Some(Args::view(r)?),
+                _ => None,
             };
             (pattern, classes, true, args)
         }

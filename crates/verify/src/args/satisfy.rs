@@ -238,10 +238,25 @@ fn holds(
             if u64::try_from(array.len()).map_or(true, |len| len > max_items) {
                 return false;
             }
+            // Items that must be objects share one read of their args.
+            let table = match item {
+                Object(args) => match MemberTable::of(&args) {
+                    Some(table) => Some(table),
+                    None => return false,
+                },
+                _ => None,
+            };
             for (index, value) in array.iter().enumerate() {
                 let mark = path.mark();
                 path.push_index(index);
-                if !holds(item, Subject::Json(value), openness, path) {
+                let held = match (&table, value) {
+                    (Some(table), JsonValue::Object(object)) => {
+                        table_holds(table, &object, openness, path)
+                    }
+                    (Some(_), _) => false,
+                    (None, value) => holds(item, Subject::Json(value), openness, path),
+                };
+                if !held {
                     return false;
                 }
                 path.reset(mark);
@@ -262,32 +277,59 @@ fn holds(
     }
 }
 
+/// An args map's members read once: the named ones in a fixed table, and `"*"`. An array of
+/// objects is checked against one table, not one read of the args per item.
+struct MemberTable<'a> {
+    named: [(&'a str, Constraint<'a>); MAX_MEMBERS],
+    count: usize,
+    wildcard: Option<Constraint<'a>>,
+}
+
+impl<'a> MemberTable<'a> {
+    /// The table of `args`; `None` if they did not read whole (every caller fails closed).
+    fn of(args: &Args<'a>) -> Option<Self> {
+        let mut table = MemberTable {
+            named: [("", Constraint::Any); MAX_MEMBERS],
+            count: 0,
+            wildcard: None,
+        };
+        for (name, constraint) in args.members() {
+            if name == WILDCARD {
+                table.wildcard = Some(constraint);
+            } else if let Some(slot) = table.named.get_mut(table.count) {
+                *slot = (name, constraint);
+                table.count += 1;
+            }
+        }
+        (table.count + usize::from(table.wildcard.is_some()) == args.len()).then_some(table)
+    }
+
+    fn named(&self) -> &[(&'a str, Constraint<'a>)] {
+        self.named.get(..self.count).unwrap_or(&[])
+    }
+}
+
 /// Whether `object` satisfies `args`: every member it has is named (or matched by `"*"`, or
 /// the args are read open), every named member that is not `optional` is present, and every
-/// present member satisfies its constraint. The args' members are read once into a fixed
-/// table, so each body member costs comparisons of names only.
+/// present member satisfies its constraint.
 fn object_holds(
     args: &Args<'_>,
     object: &JsonObject<'_>,
     openness: Openness,
     path: &mut ArgPath,
 ) -> bool {
-    let mut named: [(&str, Constraint<'_>); MAX_MEMBERS] = [("", Constraint::Any); MAX_MEMBERS];
-    let mut count = 0;
-    let mut wildcard = None;
-    for (name, constraint) in args.members() {
-        if name == WILDCARD {
-            wildcard = Some(constraint);
-        } else if let Some(slot) = named.get_mut(count) {
-            *slot = (name, constraint);
-            count += 1;
-        }
-    }
-    if count + usize::from(wildcard.is_some()) != args.len() {
-        // The args did not read whole: fail closed.
-        return false;
-    }
-    let named = named.get(..count).unwrap_or(&[]);
+    MemberTable::of(args).is_some_and(|table| table_holds(&table, object, openness, path))
+}
+
+/// [`object_holds`] against a table already read: each body member costs comparisons of
+/// names only.
+fn table_holds(
+    table: &MemberTable<'_>,
+    object: &JsonObject<'_>,
+    openness: Openness,
+    path: &mut ArgPath,
+) -> bool {
+    let named = table.named();
     // Which named members the body has (a body repeats no name: the reader refused those).
     let mut present: u32 = 0;
     for (name, value) in object.iter() {
@@ -299,7 +341,7 @@ fn object_holds(
                 present |= 1 << i;
                 named.get(i).map(|(_, c)| *c)
             }
-            None => wildcard,
+            None => table.wildcard,
         };
         match constraint {
             Some(constraint) => {
