@@ -122,7 +122,7 @@ async fn a_click_with_the_token_approves_and_nothing_else_does() {
     for header in [
         "content-security-policy: default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
         "x-frame-options: deny",
-        "referrer-policy: no-referrer",
+        "referrer-policy: same-origin",
     ] {
         assert!(head.contains(header), "{header}: {head}");
     }

@@ -35,14 +35,17 @@ use crate::failure::Failure;
 use crate::output::{escape_text, write_stderr_line};
 
 /// The headers of every answer: nothing runs, nothing loads, nothing frames the page, forms
-/// post only to it, and no URL of it is sent to another site.
+/// post only to it, and no URL of it is sent to another site. The referrer policy is
+/// `same-origin`, not `no-referrer`: under `no-referrer` a browser sends `Origin: null` with
+/// the page's own form posts (Fetch, "serializing a request origin"), and the origin check
+/// could then tell them from a sandboxed frame's on another site only by the token.
 const SECURITY_HEADERS: [(&str, &str); 6] = [
     (
         "content-security-policy",
         "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
     ),
     ("x-frame-options", "DENY"),
-    ("referrer-policy", "no-referrer"),
+    ("referrer-policy", "same-origin"),
     ("x-content-type-options", "nosniff"),
     ("cache-control", "no-store"),
     ("cross-origin-resource-policy", "same-origin"),
