@@ -31,12 +31,14 @@ impl Drop for Served {
 
 /// Starts `approve --serve 127.0.0.1:0` and reads the address it bound from its stderr.
 fn serve(s: &Setup) -> Served {
-    let mut child = approve(s, "a.key", &["--serve", "127.0.0.1:0"])
+    let child = approve(s, "a.key", &["--serve", "127.0.0.1:0"])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    // Owned by the guard at once: a failed assertion below still kills and waits for it.
+    let mut served = Served(child, String::new());
+    let mut stderr = BufReader::new(served.0.stderr.take().unwrap());
     let mut seen = String::new();
     loop {
         let mut line = String::new();
@@ -45,10 +47,10 @@ fn serve(s: &Setup) -> Served {
             .trim()
             .strip_prefix("laissez: approval page on http://")
         {
-            let addr = rest.split('/').next().unwrap().to_owned();
+            served.1 = rest.split('/').next().unwrap().to_owned();
             // The rest of its stderr is drained, so that it never blocks writing.
             std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-            return Served(child, addr);
+            return served;
         }
         seen.push_str(&line);
     }
