@@ -312,7 +312,14 @@ impl Site<'_> {
                     .insert(header::LOCATION, HeaderValue::from_static("/"));
                 response
             }
-            Err(failure) => refused(StatusCode::CONFLICT, &failure_text(&failure)),
+            Err(failure) => {
+                // The broker or the ledger failed: the message stays parked, try again.
+                let status = match failure {
+                    Failure::Io(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    _ => StatusCode::CONFLICT,
+                };
+                refused(status, &failure_text(&failure))
+            }
         }
     }
 
