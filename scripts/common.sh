@@ -38,3 +38,11 @@ ensure_python_venv() {
         apt_install python3 python3-venv
     fi
 }
+
+# Chromium and its WebDriver, for the interop suite's test of `laissez approve --serve` in a
+# real headless browser (Debian's packages: /usr/bin/chromium, /usr/bin/chromedriver).
+ensure_chromium() {
+    if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+        apt_install chromium chromium-driver
+    fi
+}

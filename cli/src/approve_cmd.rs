@@ -9,8 +9,11 @@
 mod ctx;
 mod decide;
 mod listing;
+mod page;
 mod queue;
+mod serve;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -54,6 +57,18 @@ message is offered. A message whose x-death does not say it was rejected from ex
 work queue (a publisher can write x-death itself) is left parked and reported, never
 republished.
 
+--serve ADDR serves the same as a local web page until Ctrl-C, for the person holding the key:
+GET / lists the parked calls awaiting approval (what --list shows, and the exact call that
+will be signed: audience, message id, tool, class, the body's and the envelope's SHA-256),
+each with Approve and Reject buttons. Approving re-examines the call at that moment as the
+sitting does, signs, republishes and acks; rejecting moves it as --reject-to says; both are
+audit events. The key stays in this process; the page never shows it. It listens only on
+ADDR, which must be a loopback address (127.0.0.1:8417, [::1]:8417; port 0 picks a free
+port, printed on stderr) unless --serve-any-host is given; it answers only requests whose
+Host is ADDR (no DNS rebinding), takes actions only as POST with the page's per-process
+random token and a same-origin Origin (or Referer), and every text a publisher chose is
+HTML-escaped. One request is served at a time.
+
 --list shows the parked calls awaiting approval without taking any, on stdout: message id,
 agent (and the delegation chain), obo, session, tool and class, the envelope's expiry and
 the time left, the approvals counted so far (k of m) and the body, indented when it is JSON.
@@ -83,7 +98,10 @@ Examples:
       --approvers approvers.pub --message-id msg-42
   laissez approve --key alice.key --from billing.dlq --trust orchestrator.pub \\
       --aud billing-queue --tools billing-tools.toml --approvers approvers.pub \\
-      --ledger /var/lib/laissez/billing.redb --list";
+      --ledger /var/lib/laissez/billing.redb --list
+  laissez approve --key alice.key --from billing.dlq --trust orchestrator.pub \\
+      --aud billing-queue --tools billing-tools.toml --approvers approvers.pub \\
+      --ledger /var/lib/laissez/billing.redb --serve 127.0.0.1:8417";
 
 /// Arguments of `approve`.
 #[derive(Debug, Args)]
@@ -182,6 +200,16 @@ pub(crate) struct ApproveArgs {
     /// (queue form): for a script that decides message by message.
     #[arg(long, requires = "from", conflicts_with = "yes")]
     pub(crate) stdin_answers: bool,
+    /// Serve a local web page at ADDR (host:port, port 0 picks one) listing the parked calls
+    /// with Approve and Reject buttons, until Ctrl-C (queue form). Only a loopback address
+    /// unless --serve-any-host.
+    #[arg(long, value_name = "ADDR", requires = "from",
+          conflicts_with_all = ["yes", "list", "stdin_answers", "message_id"])]
+    pub(crate) serve: Option<SocketAddr>,
+    /// Let --serve listen on an address that is not loopback (reachable from other hosts:
+    /// anyone who can reach it and get the page can approve with your key).
+    #[arg(long, requires = "serve")]
+    pub(crate) serve_any_host: bool,
     /// The revocation stream the worker reads (queue form): read to its end before anything
     /// is offered.
     #[arg(long, value_name = "NAME", default_value = laissez_amqp::DEFAULT_REVOCATION_STREAM)]

@@ -18,6 +18,9 @@ mod approve;
 #[path = "approve_attacks.rs"]
 mod approve_attacks;
 #[cfg(feature = "services")]
+#[path = "approve_serve.rs"]
+mod approve_serve;
+#[cfg(feature = "services")]
 #[path = "approve_sitting.rs"]
 mod approve_sitting;
 #[path = "args_flags.rs"]

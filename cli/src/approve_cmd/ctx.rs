@@ -5,7 +5,7 @@
 use laissez_amqp::AmqpError;
 use laissez_amqp::FollowerStatus;
 use laissez_amqp::lapin::{Channel, Connection};
-use laissez_amqp::parked::{self, Examined, Examiner, Parked};
+use laissez_amqp::parked::{self, Examined, Examiner, Parked, PendingCall};
 use laissez_ledger::AnyLedger;
 use laissez_sign::SecretKey;
 
@@ -112,5 +112,53 @@ pub(super) fn not_offered(examined: &Examined, shown_id: &str) -> Failure {
                 escape_text(&detail)
             ),
         }
+    }
+}
+
+/// Whether a parked message is offered to a person, and if not, why (the sitting, `--list`
+/// and the page all decide it here).
+pub(super) enum Offer {
+    /// Rejected from exactly the work queue, and awaiting approval in the worker's decision
+    /// now.
+    Pending(PendingCall),
+    /// Left parked: reported on stderr, and what `--message-id` exits with for it.
+    Not(Failure),
+}
+
+/// Where the message claims to come from is checked first (a message a publisher put in the
+/// dead-letter queue itself, with an x-death of its own, is never offered), then what the
+/// worker would decide now ([`Ctx::examine`]). `shown_id` is the message id, escaped.
+pub(super) async fn offer(
+    ctx: &Ctx<'_>,
+    parked: &Parked,
+    shown_id: &str,
+) -> Result<Offer, Failure> {
+    if !parked.dead_lettered_from(ctx.to) {
+        let detail = elsewhere(parked, shown_id, ctx.to);
+        write_stderr_line(&format!("left parked: {detail}"));
+        return Ok(Offer::Not(Failure::Nothing(format!(
+            "{detail}: never republished; it stays parked"
+        ))));
+    }
+    Ok(match ctx.examine(parked).await? {
+        Examined::Pending(pending) => Offer::Pending(pending),
+        other => Offer::Not(not_offered(&other, shown_id)),
+    })
+}
+
+/// What a message's `x-death` says instead of "rejected from `to`".
+fn elsewhere(parked: &Parked, shown_id: &str, to: &str) -> String {
+    match parked.first_death() {
+        Some((from, reason)) => format!(
+            "message {shown_id}: its x-death says {} from queue {}, not rejected from {}",
+            escape_text(&String::from_utf8_lossy(&reason)),
+            escape_text(&String::from_utf8_lossy(&from)),
+            escape_text(to)
+        ),
+        None => format!(
+            "message {shown_id}: it has no x-death header (it was not dead-lettered), so it was \
+             not rejected from {}",
+            escape_text(to)
+        ),
     }
 }

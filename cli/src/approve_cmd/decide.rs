@@ -131,8 +131,13 @@ pub(super) async fn decide(
     approve(ctx, parked, pending).await
 }
 
-/// Signs, republishes to the work queue with the approval added, then acks.
-async fn approve(ctx: &Ctx<'_>, parked: Parked, pending: &PendingCall) -> Result<Decided, Failure> {
+/// Signs, republishes to the work queue with the approval added, then acks (the sitting
+/// and the page, once the call was re-examined).
+pub(super) async fn approve(
+    ctx: &Ctx<'_>,
+    parked: Parked,
+    pending: &PendingCall,
+) -> Result<Decided, Failure> {
     let (args, key, to) = (ctx.args, ctx.key, ctx.to);
     let call = Call::new(
         &pending.envelope,
@@ -197,8 +202,13 @@ async fn approve(ctx: &Ctx<'_>, parked: Parked, pending: &PendingCall) -> Result
     Ok(Decided::Approved)
 }
 
-/// Publishes the parked message unchanged to the reject queue, then acks.
-async fn reject(ctx: &Ctx<'_>, parked: Parked, pending: &PendingCall) -> Result<Decided, Failure> {
+/// Publishes the parked message unchanged to the reject queue, then acks (the sitting and
+/// the page, once the call was re-examined).
+pub(super) async fn reject(
+    ctx: &Ctx<'_>,
+    parked: Parked,
+    pending: &PendingCall,
+) -> Result<Decided, Failure> {
     let queue = ctx.reject_to;
     if ctx.args.reject_to.is_none()
         && let Err(e) = declare_rejected(ctx.connection, queue).await

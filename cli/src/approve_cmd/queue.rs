@@ -26,21 +26,21 @@ use std::time::Duration;
 use laissez_amqp::AmqpError;
 use laissez_amqp::RevocationFollower;
 use laissez_amqp::lapin::options::ConfirmSelectOptions;
-use laissez_amqp::parked::{self, Examined, Examiner, Held, Parked};
+use laissez_amqp::parked::{self, Examiner, Held};
 use laissez_ledger::redact::redact_password;
 use laissez_ledger::{LedgerLocation, MemoryLedger, RedisOptions};
 use laissez_sign::keyfile::{read_secret_key_file, read_trust_files};
 use laissez_verify::Policy;
 
 use super::ApproveArgs;
-use super::ctx::{Ctx, not_offered};
+use super::ctx::{Ctx, Offer, offer};
 use super::decide::{Answer, Decided, decide};
 use crate::failure::Failure;
 use crate::output::{escape_text, write_stderr_line, write_stdout};
 
 /// At most this many parked messages are looked at in one run (held unacknowledged meanwhile,
 /// by their delivery tag alone).
-const MAX_SCAN: usize = 10_000;
+pub(super) const MAX_SCAN: usize = 10_000;
 
 /// The suffix `--to` drops from `--from` by default (`laissez declare`'s dead-letter queue).
 const DLQ_SUFFIX: &str = ".dlq";
@@ -62,7 +62,12 @@ pub(crate) fn approve_parked(args: &ApproveArgs) -> Result<(), Failure> {
     let to = work_queue(queue, args.to.as_deref())?;
     let reject_to = reject_queue(queue, &to, args.reject_to.as_deref())?;
     // Before anything is taken: without a person to ask and without --yes, nothing moves.
-    if !args.yes && !args.list && !args.stdin_answers && !std::io::stdin().is_terminal() {
+    if !args.yes
+        && !args.list
+        && !args.stdin_answers
+        && args.serve.is_none()
+        && !std::io::stdin().is_terminal()
+    {
         return Err(Failure::usage(
             "refusing to approve: stdin is not a terminal, so no one can confirm; pass --yes to \
              approve from a script, or --stdin-answers to answer y/r/s on stdin (every message \
@@ -96,6 +101,11 @@ pub(crate) fn approve_parked(args: &ApproveArgs) -> Result<(), Failure> {
     )
     .map_err(|e| Failure::io(e.to_string()))?;
     let ledger_at = ledger_location(args)?;
+    // Bound before connecting: a refused address is said at once.
+    let page = args
+        .serve
+        .map(|addr| super::serve::bind(addr, args.serve_any_host))
+        .transpose()?;
     let tls = args.tls.load(url)?;
     // Audit events (target `laissez::audit`) go to stderr, as the worker's do.
     let _ = tracing_subscriber::fmt()
@@ -159,7 +169,10 @@ pub(crate) fn approve_parked(args: &ApproveArgs) -> Result<(), Failure> {
             key: &key,
         };
         let mut held = Vec::new();
-        let result = go_through(&ctx, &mut held).await;
+        let result = match page {
+            Some(page) => super::serve::serve(&ctx, page).await,
+            None => go_through(&ctx, &mut held).await,
+        };
         // Messages not approved or rejected stay where they were.
         for other in held {
             if let Err(e) = other.leave().await {
@@ -278,22 +291,10 @@ async fn go_through(ctx: &Ctx<'_>, held: &mut Vec<Held>) -> Result<(), Failure> 
             continue;
         }
         let shown_id = escape_text(&id).into_owned();
-        // Where it claims to come from is checked first: a message a publisher put here
-        // itself, with an x-death of its own, is never offered.
-        if !parked.dead_lettered_from(ctx.to) {
-            let detail = elsewhere(&parked, &shown_id, ctx.to);
-            write_stderr_line(&format!("left parked: {detail}"));
-            held.push(parked.hold());
-            tally.not_offered += 1;
-            seen = Some(Failure::Nothing(format!(
-                "{detail}: never republished; it stays parked"
-            )));
-            continue;
-        }
-        let pending = match ctx.examine(&parked).await {
-            Ok(Examined::Pending(pending)) => pending,
-            Ok(other) => {
-                seen = Some(not_offered(&other, &shown_id));
+        let pending = match offer(ctx, &parked, &shown_id).await {
+            Ok(Offer::Pending(pending)) => pending,
+            Ok(Offer::Not(why)) => {
+                seen = Some(why);
                 held.push(parked.hold());
                 tally.not_offered += 1;
                 // A copy of the same id further on may still await approval (after a crash
@@ -355,23 +356,6 @@ async fn go_through(ctx: &Ctx<'_>, held: &mut Vec<Held>) -> Result<(), Failure> 
 fn decided_exit(tally: &Tally) -> Option<Failure> {
     (tally.approved + tally.rejected + tally.already == 0)
         .then(|| Failure::Nothing("not approved: the message stays parked".to_owned()))
-}
-
-/// What a message's `x-death` says instead of "rejected from `to`".
-fn elsewhere(parked: &Parked, shown_id: &str, to: &str) -> String {
-    match parked.first_death() {
-        Some((from, reason)) => format!(
-            "message {shown_id}: its x-death says {} from queue {}, not rejected from {}",
-            escape_text(&String::from_utf8_lossy(&reason)),
-            escape_text(&String::from_utf8_lossy(&from)),
-            escape_text(to)
-        ),
-        None => format!(
-            "message {shown_id}: it has no x-death header (it was not dead-lettered), so it was \
-             not rejected from {}",
-            escape_text(to)
-        ),
-    }
 }
 
 fn nothing(args: &ApproveArgs, queue: &str, others: usize) -> Failure {
