@@ -48,34 +48,29 @@ pub(crate) fn arguments(
         refunds.as_bytes().len()
     )?;
 
-    // The envelope is bound to the planner's key: each call carries its invocation.
-    let invoke = |id: &str, body: &[u8], at: u64| -> Result<Vec<u8>, Box<dyn Error>> {
-        let call = laissez_verify::invocation::Call::new(
+    // The envelope is bound to the planner's key: each call carries its invocation, and a
+    // large refund its person's approval, both over exactly that call.
+    let call_of = |id: &'static str, body: &'static [u8]| {
+        laissez_verify::invocation::Call::new(
             refunds.as_bytes(),
             QUEUE,
             id,
             REFUND,
             ActionClass::Write,
             body,
-        )?;
-        Ok(
-            laissez_sign::Invocation::sign(&planner, refunds.as_bytes(), &call, signed_at + at)?
-                .into_bytes(),
         )
     };
-    let approve = |id: &str, body: &[u8], at: u64| -> Result<Vec<u8>, Box<dyn Error>> {
-        let call = laissez_verify::invocation::Call::new(
-            refunds.as_bytes(),
-            QUEUE,
-            id,
-            REFUND,
-            ActionClass::Write,
-            body,
-        )?;
+    let invoke = |id, body, at: u64| -> Result<Vec<u8>, Box<dyn Error>> {
+        let call = call_of(id, body)?;
+        let iat = signed_at + at;
+        Ok(laissez_sign::Invocation::sign(&planner, refunds.as_bytes(), &call, iat)?.into_bytes())
+    };
+    let approve = |id, body, at: u64| -> Result<Vec<u8>, Box<dyn Error>> {
+        let call = call_of(id, body)?;
         let iat = signed_at + at;
         Ok(Approval::sign(&person, refunds.as_bytes(), &call, iat, iat + 900, None)?.into_bytes())
     };
-    let bodies: [(&str, &[u8], u64); 6] = [
+    let bodies: [(&'static str, &'static [u8], u64); 6] = [
         (
             "msg-27",
             br#"{"amount": 200, "currency": "EUR", "order": "ord-7"}"#,
