@@ -163,27 +163,40 @@ pub(crate) fn tool_args(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Ve
     Ok(out)
 }
 
+/// The items of a list of `n`-tuples whose first member is a pattern (a `str`): each as
+/// (pattern, the tuple). Anything else is a `TypeError` saying the expected `shape`.
+fn tuples<'py>(
+    value: &Bound<'py, PyAny>,
+    n: usize,
+    shape: &'static str,
+) -> PyResult<Vec<(String, Bound<'py, PyTuple>)>> {
+    let wrong = || PyTypeError::new_err(shape);
+    if is_str(value) {
+        return Err(wrong());
+    }
+    let mut out = Vec::new();
+    for item in value.try_iter().map_err(|_| wrong())? {
+        let tuple = item?.cast_into::<PyTuple>().map_err(|_| wrong())?;
+        if tuple.len() != n {
+            return Err(wrong());
+        }
+        let pattern: String = tuple.get_item(0)?.extract().map_err(|_| wrong())?;
+        out.push((pattern, tuple));
+    }
+    Ok(out)
+}
+
 /// `budgets=[(pattern, member, limit), ...]`. A limit that is not an int from 1 to 2^53-1 is
 /// a `SignError` (`budget_limit`), as are a bad pattern and a repeated (pattern, member)
 /// (the builder's checks).
 pub(crate) fn budgets(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Vec<Budget>> {
-    let shape = || {
-        PyTypeError::new_err(
-            "budgets is a list of (pattern, member, limit) tuples: [('billing.refund', 'amount', 100000)]",
-        )
-    };
-    if is_str(value) {
-        return Err(shape());
-    }
+    const SHAPE: &str = "budgets is a list of (pattern, member, limit) tuples: [('billing.refund', 'amount', 100000)]";
     let mut out = Vec::new();
-    for item in value.try_iter().map_err(|_| shape())? {
-        let item = item?;
-        let tuple = item.cast::<PyTuple>().map_err(|_| shape())?;
-        if tuple.len() != 3 {
-            return Err(shape());
-        }
-        let pattern: String = tuple.get_item(0)?.extract().map_err(|_| shape())?;
-        let member: String = tuple.get_item(1)?.extract().map_err(|_| shape())?;
+    for (pattern, tuple) in tuples(value, 3, SHAPE)? {
+        let member: String = tuple
+            .get_item(1)?
+            .extract()
+            .map_err(|_| PyTypeError::new_err(SHAPE))?;
         let limit = tuple.get_item(2)?;
         // Python ints have no bound; one that is no u64 (negative, or huge) is a bad limit.
         let limit = match limit.extract::<u64>() {
@@ -201,22 +214,9 @@ pub(crate) fn budgets(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Vec<
 
 /// `unless=[(pattern, args), ...]`: an approval rule's waivers, args as `args_for` reads them.
 pub(crate) fn waivers(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Vec<Waiver>> {
-    let shape = || {
-        PyTypeError::new_err(
-            "unless is a list of (pattern, args) tuples: [('billing.refund', {'amount': {'range': [None, 500]}})]",
-        )
-    };
-    if is_str(value) {
-        return Err(shape());
-    }
+    const SHAPE: &str = "unless is a list of (pattern, args) tuples: [('billing.refund', {'amount': {'range': [None, 500]}})]";
     let mut out = Vec::new();
-    for item in value.try_iter().map_err(|_| shape())? {
-        let item = item?;
-        let tuple = item.cast::<PyTuple>().map_err(|_| shape())?;
-        if tuple.len() != 2 {
-            return Err(shape());
-        }
-        let pattern: String = tuple.get_item(0)?.extract().map_err(|_| shape())?;
+    for (pattern, tuple) in tuples(value, 2, SHAPE)? {
         let args = args_for(py, &pattern, &tuple.get_item(1)?)?;
         out.push(Waiver::new(pattern, args));
     }
