@@ -401,3 +401,6 @@ pub(crate) fn granted<'l, L: UseLedger, H>(
         held,
     }
 }
+
+#[cfg(test)]
+mod tests;
