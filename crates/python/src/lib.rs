@@ -21,6 +21,7 @@ mod chain;
 mod decision;
 mod envelope;
 mod grant_args;
+mod headers;
 mod keys;
 mod ledger;
 mod revocation;

@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use laissez_amqp::lapin::BasicProperties;
-use laissez_amqp::lapin::types::{AMQPValue, ByteArray, FieldArray, FieldTable, LongString};
 use laissez_amqp::telemetry::RequeueCause;
 use laissez_amqp::{
     Authorized, ConsumerConfig, DEFAULT_REVOCATION_STREAM, Decision, Disposition, Entry,
@@ -23,17 +22,14 @@ use laissez_verify::{Policy, TrustedKey};
 use pyo3::IntoPyObjectExt as _;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyTuple};
+use pyo3::types::{PyBool, PyDict};
 
 use crate::args::{class_arg, classes_arg, duration_arg};
+use crate::headers::laissez_headers;
 use crate::keys::trusted_keys;
 use crate::ledger::Ledger;
 use crate::revocation::RevocationSet;
 use crate::{LaissezError, bytes_like, error, is_str};
-
-/// How deep a header value's lists and tables are read; deeper values are void (which the
-/// header reader refuses like any value of the wrong type).
-const MAX_HEADER_DEPTH: usize = 8;
 
 /// One worker's gate and ledger: the middleware's gatekeeper over a `Ledger`.
 #[pyclass(frozen, module = "laissez")]
@@ -233,6 +229,7 @@ impl Worker {
                     authorized: Some(authorized),
                     retry: None,
                     finish: Mutex::new(Some((finish_tx, settle_rx))),
+                    ledger: self.ledger.clone_ref(py),
                 }
             }
             Answer::Refuse(decision) => Admission {
@@ -240,12 +237,14 @@ impl Worker {
                 authorized: None,
                 retry: None,
                 finish: Mutex::new(None),
+                ledger: self.ledger.clone_ref(py),
             },
             Answer::Retry(after, cause) => Admission {
                 decision: None,
                 authorized: None,
                 retry: Some((after, cause)),
                 finish: Mutex::new(None),
+                ledger: self.ledger.clone_ref(py),
             },
         })
     }
@@ -305,6 +304,9 @@ pub(crate) struct Admission {
     authorized: Option<Authorized>,
     retry: Option<(Duration, RequeueCause)>,
     finish: Mutex<Option<Finish>>,
+    /// The ledger whose runtime runs the ticket's task: kept alive until the admission is
+    /// finished, even when its worker is gone.
+    ledger: Py<Ledger>,
 }
 
 impl Admission {
@@ -484,8 +486,9 @@ impl Admission {
         let stopped =
             || error::<LaissezError>(py, "worker_stopped", "the worker's runtime stopped");
         finish_tx.send(outcome).map_err(|_| stopped())?;
+        let ledger = self.ledger.get();
         let settle = py
-            .detach(|| settle_rx.blocking_recv())
+            .detach(|| ledger.block_on(settle_rx))
             .map_err(|_| stopped())?;
         match settle {
             Settle::Ack => "ack".into_bound_py_any(py),
@@ -538,69 +541,6 @@ fn checked_set(
         ));
     }
     Ok(set.set.clone())
-}
-
-/// The `laissez-*` headers of a pika or aio-pika header dict, as the broker sent them.
-fn laissez_headers(headers: &Bound<'_, PyAny>) -> PyResult<FieldTable> {
-    let headers = headers
-        .cast::<PyDict>()
-        .map_err(|_| PyTypeError::new_err("headers is a dict (or None)"))?;
-    let mut table = FieldTable::default();
-    for (key, value) in headers.iter() {
-        let Ok(key) = key.extract::<String>() else {
-            continue;
-        };
-        if key.starts_with("laissez-") {
-            table.insert(key.into(), amqp_value(&value, 0)?);
-        }
-    }
-    Ok(table)
-}
-
-/// One header value as AMQP carries it: a str is a long string, bytes a byte array, a list or
-/// tuple an array, a dict a table, an int, a float, a bool or None the number, boolean or void;
-/// anything else (a client's timestamp or decimal) void, which the header reader refuses as
-/// it refuses every value of the wrong type.
-fn amqp_value(value: &Bound<'_, PyAny>, depth: usize) -> PyResult<AMQPValue> {
-    if depth > MAX_HEADER_DEPTH || value.is_none() {
-        return Ok(AMQPValue::Void);
-    }
-    if value.is_instance_of::<PyBool>() {
-        return Ok(AMQPValue::Boolean(value.extract()?));
-    }
-    if is_str(value) {
-        return Ok(AMQPValue::LongString(LongString::from(
-            value.extract::<String>()?,
-        )));
-    }
-    if let Ok(bytes) = bytes_like(value, "a header") {
-        return Ok(AMQPValue::ByteArray(ByteArray::from(bytes)));
-    }
-    if value.is_instance_of::<PyInt>() {
-        return Ok(value
-            .extract::<i64>()
-            .map_or(AMQPValue::Void, AMQPValue::LongLongInt));
-    }
-    if value.is_instance_of::<PyFloat>() {
-        return Ok(AMQPValue::Double(value.extract()?));
-    }
-    if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
-        let mut items = Vec::new();
-        for item in value.try_iter()? {
-            items.push(amqp_value(&item?, depth + 1)?);
-        }
-        return Ok(AMQPValue::FieldArray(FieldArray::from(items)));
-    }
-    if let Ok(dict) = value.cast::<PyDict>() {
-        let mut table = FieldTable::default();
-        for (key, item) in dict.iter() {
-            if let Ok(key) = key.extract::<String>() {
-                table.insert(key.into(), amqp_value(&item, depth + 1)?);
-            }
-        }
-        return Ok(AMQPValue::FieldTable(table));
-    }
-    Ok(AMQPValue::Void)
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -24,7 +24,7 @@ import laissez
 from conftest import AMQP_URL, REDIS_URL, laissez_bin
 from laissez.pika import declare_topology, publish_call, publish_revocation
 from test_parity import BUDGET, EXHAUSTED, EXPECTED, TOOLS, TWICE, cases
-from worker_run import HELPERS, run_worker
+from worker_run import HELPERS, declare_with, publish_revocation_with, run_worker
 
 HERE = Path(__file__).resolve().parent
 
@@ -287,7 +287,7 @@ def test_a_session_revoked_with_publish_revocation_runs_no_more(
         [before] = run_worker(helper, queue, worker, idle=1)
         assert before.action == "run" and before.session == "task-42"
 
-        publish_revocation(channel, laissez.revoke(issuer, session="task-42"), stream)
+        publish_revocation_with(helper, laissez.revoke(issuer, session="task-42"), stream)
         publish_call(channel, queue, task_42, "crm.read", b"{}", message_id="after")
         publish_call(channel, queue, task_43, "crm.read", b"{}", message_id="other-session")
         time.sleep(0.5)  # the follower reads the stream live
@@ -296,3 +296,24 @@ def test_a_session_revoked_with_publish_revocation_runs_no_more(
         channel.queue_delete(stream)
     said = {a.decision["message_id"]: (a.action, a.decision["reason"]) for a in decided}
     assert said == {"after": ("dead_letter", "revoked"), "other-session": ("run", None)}
+
+
+@pytest.mark.parametrize("helper", HELPERS)
+@pytest.mark.parametrize("quorum", [False, True])
+def test_each_helper_declares_the_topology_of_laissez_declare(helper, quorum, tmp_path, channel):
+    queue = f"laissez-pyworker-declare-{uuid.uuid4().hex[:12]}"
+    try:
+        names = declare_with(helper, queue, quorum=quorum)
+        assert names == {"queue": queue, "dead_letter_exchange": f"{queue}.dlx",
+                         "dead_letter_queue": f"{queue}.dlq", "retry_queue": f"{queue}.retry"}
+        # `laissez declare` finds exactly its own objects there (any other argument would be
+        # a precondition failure, exit 3).
+        args = [laissez_bin(), "declare", "--amqp", AMQP_URL, "--queue", queue]
+        out = subprocess.run(args + (["--quorum"] if quorum else []), cwd=tmp_path,
+                             capture_output=True, timeout=60, check=False)
+        assert out.returncode == 0, out.stderr.decode()
+        assert out.stdout.decode().count("already there") == 4, out.stdout.decode()
+    finally:
+        for q in (queue, f"{queue}.dlq", f"{queue}.retry"):
+            channel.queue_delete(q)
+        channel.exchange_delete(f"{queue}.dlx")

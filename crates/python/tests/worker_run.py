@@ -61,3 +61,50 @@ def run_worker(
 
     asyncio.run(main())
     return decisions
+
+
+def publish_revocation_with(helper: str, record: laissez.Record, stream: str) -> None:
+    """Publishes `record` to `stream` with the helper's own `publish_revocation`."""
+    if helper == "pika":
+        from laissez.pika import publish_revocation
+
+        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        try:
+            publish_revocation(connection.channel(), record, stream)
+        finally:
+            connection.close()
+        return
+
+    import aio_pika
+
+    from laissez.aio_pika import publish_revocation as publish_async
+
+    async def main() -> None:
+        connection = await aio_pika.connect(AMQP_URL)
+        async with connection:
+            await publish_async(await connection.channel(), record, stream)
+
+    asyncio.run(main())
+
+
+def declare_with(helper: str, queue: str, **options) -> dict[str, str]:
+    """Declares `queue`'s topology with the helper's own `declare_topology`."""
+    if helper == "pika":
+        from laissez.pika import declare_topology
+
+        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        try:
+            return declare_topology(connection.channel(), queue, **options)
+        finally:
+            connection.close()
+
+    import aio_pika
+
+    from laissez.aio_pika import declare_topology as declare_async
+
+    async def main() -> dict[str, str]:
+        connection = await aio_pika.connect(AMQP_URL)
+        async with connection:
+            return await declare_async(await connection.channel(), queue, **options)
+
+    return asyncio.run(main())
