@@ -190,7 +190,9 @@ def consume(
     ``basic_nack`` with requeue once the delay it gives has passed (``connection.call_later``;
     the delivery holds its prefetch slot meanwhile). ``on_decision`` is called with the
     ``Admission`` of every decision (run or dead-lettered; a requeue is not a decision).
-    Messages run one at a time; ``prefetch`` is the ``basic_qos`` prefetch count.
+    Messages run one at a time, on the connection's thread: a handler that runs longer than
+    the heartbeat interval needs a longer one (pika's ``heartbeat`` connection parameter), or
+    ``laissez.aio_pika``. ``prefetch`` is the ``basic_qos`` prefetch count.
     """
     if prefetch < 1:
         raise ValueError("prefetch must be at least 1")
