@@ -68,6 +68,11 @@
 //! default trust, a client certificate for mutual TLS). A refused certificate is
 //! [`AmqpError::Tls`] at once, never retried as if the broker were down.
 //!
+//! [`Gatekeeper`] is the middleware's per-delivery steps without a broker (admit, then
+//! [`Ticket::finish`]), for a worker that receives and settles with a client of its own: the
+//! middleware runs every delivery through the same steps, and the Python package's `Worker` is
+//! a `Gatekeeper`.
+//!
 //! The publisher side is [`Publisher`] (publisher confirms) and [`ToolCall`]; [`Topology`]
 //! declares a queue with its dead-letter exchange and queue and its retry queue (classic or
 //! quorum). The [`sidecar`] module is `laissez consume`. See `docs/amqp.md` in the repository.
