@@ -24,6 +24,7 @@ mod grant_args;
 mod headers;
 mod keys;
 mod ledger;
+mod logs;
 mod revocation;
 mod verifier;
 mod worker;
@@ -135,6 +136,7 @@ fn _laissez(m: &Bound<'_, PyModule>) -> PyResult<()> {
     revocation::register(m)?;
     ledger::register(m)?;
     worker::register(m)?;
+    logs::register(m)?;
     m.add("MAX_ENVELOPE_LEN", laissez_verify::wire::MAX_ENVELOPE_LEN)?;
     m.add(
         "REASONS",

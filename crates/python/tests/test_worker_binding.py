@@ -157,3 +157,32 @@ def test_the_arguments_it_refuses(issuer):
         worker(issuer, follow_revocations="amqp://127.0.0.1:1/%2f", catch_up_timeout=2)
     assert e.value.reason == "revocations_unavailable"
     assert repr(worker(issuer)) == 'Worker(audience="q", queue="q", tools=2)'
+
+
+AUDIT_SCRIPT = """
+import laissez
+issuer = laissez.SecretKey.generate()
+assert laissez.log_to_stderr() and not laissez.log_to_stderr()
+worker = laissez.Worker([issuer.public_key()], "q", {"crm.read": "read"}, laissez.Ledger.memory(),
+                        queue="q.work")
+envelope = laissez.sign(issuer, agent="agent-w", aud="q", tools=["crm.*"], max_uses=1)
+headers = {"laissez-envelope": bytes(envelope), "laissez-tool": "crm.read"}
+assert worker.admit(headers, b"", "m-1").finish() == "ack"
+assert worker.admit(headers, b"", "m-2").decision["reason"] == "uses_exhausted"
+"""
+
+
+def test_log_to_stderr_writes_one_audit_event_per_decision_as_laissez_consume_does():
+    import json
+    import re
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", AUDIT_SCRIPT], capture_output=True, timeout=60,
+                         check=False)
+    assert out.returncode == 0, out.stderr.decode()
+    events = [json.loads(m.group(1)) for m in
+              re.finditer(r"laissez::audit: .* audit=(\{.*\})\s*$", out.stderr.decode(), re.M)]
+    assert [(e["message_id"], e["allowed"], e.get("reason"), e["queue"], e["agent"])
+            for e in events] == [("m-1", True, None, "q.work", "agent-w"),
+                                 ("m-2", False, "uses_exhausted", "q.work", "agent-w")]

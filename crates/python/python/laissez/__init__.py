@@ -32,6 +32,7 @@ from laissez._laissez import (
     approve,
     delegate,
     invoke,
+    log_to_stderr,
     revoke,
     sign,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "approve",
     "delegate",
     "invoke",
+    "log_to_stderr",
     "revoke",
     "sign",
 ]

@@ -523,3 +523,7 @@ class Admission:
     ) -> Union[str, Tuple[str, float]]:
         """True (or None): handled; False or the error's text: failed. Returns "ack",
         "dead_letter" or ("requeue", seconds)."""
+
+def log_to_stderr() -> bool:
+    """The workers' log (one laissez::audit event per decision) on stderr, as laissez consume
+    writes it; False when a log subscriber was installed already."""
