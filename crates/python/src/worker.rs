@@ -13,7 +13,7 @@ use laissez_amqp::lapin::BasicProperties;
 use laissez_amqp::telemetry::RequeueCause;
 use laissez_amqp::{
     Authorized, ConsumerConfig, DEFAULT_REVOCATION_STREAM, Decision, Disposition, Entry,
-    Gatekeeper, OnHandlerError, RevocationFollower, Settle,
+    Gatekeeper, OnHandlerError, RevocationFollower, Settle, SharedRevocations,
 };
 use laissez_ledger::AnyLedger;
 use laissez_verify::owned::OwnedCatalogue;
@@ -39,6 +39,8 @@ pub(crate) struct Worker {
     ledger: Py<Ledger>,
     /// The revocation follower, when the worker follows the stream itself; dropped with it.
     follower: Option<RevocationFollower>,
+    /// The records its gatekeeper consults, when any.
+    revocations: Option<SharedRevocations>,
 }
 
 /// What becomes of the admission's use, sent to its task by `finish`, and its answer.
@@ -133,14 +135,16 @@ impl Worker {
                 )));
             }
         });
-        let follower = match (revocations, follow_revocations) {
+        let set = revocations;
+        let mut revocations = None;
+        let follower = match (set, follow_revocations) {
             (Some(_), Some(_)) => {
                 return Err(PyTypeError::new_err(
                     "pass revocations (a RevocationSet) or follow_revocations (an AMQP URL), not both",
                 ));
             }
             (Some(set), None) => {
-                config = config.revocations(checked_set(py, set.get(), &keys)?);
+                revocations = Some(checked_set(py, set.get(), &keys)?);
                 None
             }
             (None, Some(url)) => {
@@ -158,17 +162,21 @@ impl Worker {
                 });
                 let follower =
                     started.map_err(|e| error::<LaissezError>(py, "revocations_unavailable", e))?;
-                config = config.revocations(follower.revocations());
+                revocations = Some(follower.revocations());
                 Some(follower)
             }
             (None, None) => None,
         };
+        if let Some(held) = &revocations {
+            config = config.revocations(held.clone());
+        }
         let gate = Gatekeeper::new(config, ledger.get().shared())
             .map_err(|e| error::<LaissezError>(py, "config", e))?;
         Ok(Worker {
             gate: Arc::new(gate),
             ledger,
             follower,
+            revocations,
         })
     }
 
@@ -275,6 +283,13 @@ impl Worker {
     #[getter]
     fn revocations_not_ready(&self) -> Option<String> {
         self.follower.as_ref().and_then(|f| f.status().not_ready())
+    }
+
+    /// How many revocation records the worker holds (from its set or its stream); None
+    /// without revocations.
+    #[getter]
+    fn revocations_held(&self) -> Option<usize> {
+        self.revocations.as_ref().map(SharedRevocations::len)
     }
 
     /// The audience this worker accepts.
@@ -529,7 +544,7 @@ fn checked_set(
     py: Python<'_>,
     set: &RevocationSet,
     keys: &[TrustedKey],
-) -> PyResult<laissez_amqp::SharedRevocations> {
+) -> PyResult<SharedRevocations> {
     if let Some(stranger) = set.keys().iter().find(|k| !keys.contains(k)) {
         return Err(error::<LaissezError>(
             py,

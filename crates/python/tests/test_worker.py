@@ -284,13 +284,17 @@ def test_a_session_revoked_with_publish_revocation_runs_no_more(
                             follow_revocations=AMQP_URL, revocation_stream=stream)
     try:
         publish_call(channel, queue, task_42, "crm.read", b"{}", message_id="before")
+        assert worker.revocations_held == 0
         [before] = run_worker(helper, queue, worker, idle=1)
         assert before.action == "run" and before.session == "task-42"
 
         publish_revocation_with(helper, laissez.revoke(issuer, session="task-42"), stream)
         publish_call(channel, queue, task_42, "crm.read", b"{}", message_id="after")
         publish_call(channel, queue, task_43, "crm.read", b"{}", message_id="other-session")
-        time.sleep(0.5)  # the follower reads the stream live
+        deadline = time.time() + 30
+        while worker.revocations_held != 1:  # the follower reads the stream live
+            assert time.time() < deadline, "the follower never got the record"
+            time.sleep(0.05)
         decided = run_worker(helper, queue, worker, idle=1)
     finally:
         channel.queue_delete(stream)

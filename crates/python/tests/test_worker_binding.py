@@ -121,7 +121,9 @@ def test_a_revocation_set_applies_to_the_next_admission_and_threads_share_the_wo
     held = laissez.RevocationSet([issuer.public_key()])
     w = worker(issuer, revocations=held)
     assert w.admit(headers(issuer, session="s-1"), b"", "m-1").finish() == "ack"
+    assert (w.revocations_held, worker(issuer).revocations_held) == (0, None)
     held.add(laissez.revoke(issuer, session="s-1"))
+    assert w.revocations_held == 1
     assert w.admit(headers(issuer, session="s-1"), b"", "m-2").decision["reason"] == "revoked"
     # Many threads at once: each message runs once.
     results: list[str] = []

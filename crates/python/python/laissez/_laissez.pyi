@@ -475,6 +475,9 @@ class Worker:
     @property
     def revocations_not_ready(self) -> Optional[str]: ...
     @property
+    def revocations_held(self) -> Optional[int]:
+        """Records held (from the set or the stream); None without revocations."""
+    @property
     def audience(self) -> str: ...
 
 class Admission:
