@@ -130,13 +130,27 @@ pub(crate) enum Admission<'l, L> {
     ChannelLost,
 }
 
+/// Whether the channel a delivery came on died: the broker redelivers it then, so no use is
+/// spent for it (the middleware's [`Acker`]). A [`crate::Gatekeeper`]'s caller settles the
+/// delivery itself: its channel is never seen dead here.
+pub(crate) trait Poisoned {
+    /// Whether the delivery's channel died.
+    fn poisoned(&self) -> bool;
+}
+
+impl Poisoned for Acker {
+    fn poisoned(&self) -> bool {
+        Acker::poisoned(self)
+    }
+}
+
 /// Reads the headers, asks the gate, and holds the use: the handler's admission or the facts
 /// that stop the delivery, with the report of what was learnt.
 pub(crate) async fn admit<'l, L: UseLedger, H>(
     shared: &'l Shared<L, H>,
     properties: &BasicProperties,
     body: &[u8],
-    acker: &Acker,
+    acker: &impl Poisoned,
 ) -> (Admission<'l, L>, Report) {
     let mut report = Report::of(properties);
     let call = match headers::read_headers(properties) {
@@ -179,7 +193,7 @@ async fn hold<'l, L: UseLedger, H>(
     shared: &'l Shared<L, H>,
     call: &ToolCallHeaders<'_>,
     allowed: &Allowed<'_>,
-    acker: &Acker,
+    acker: &impl Poisoned,
 ) -> Admission<'l, L> {
     let Some(class) = shared.config.tools.class_of(call.tool) else {
         // The gate denies a tool the catalogue does not list; never spend without a class.

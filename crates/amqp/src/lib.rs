@@ -68,6 +68,11 @@
 //! default trust, a client certificate for mutual TLS). A refused certificate is
 //! [`AmqpError::Tls`] at once, never retried as if the broker were down.
 //!
+//! [`Gatekeeper`] is the middleware's per-delivery steps without a broker (admit, then
+//! [`Ticket::finish`]), for a worker that receives and settles with a client of its own: the
+//! middleware runs every delivery through the same steps, and the Python package's `Worker` is
+//! a `Gatekeeper`.
+//!
 //! The publisher side is [`Publisher`] (publisher confirms) and [`ToolCall`]; [`Topology`]
 //! declares a queue with its dead-letter exchange and queue and its retry queue (classic or
 //! quorum). The [`sidecar`] module is `laissez consume`. See `docs/amqp.md` in the repository.
@@ -83,6 +88,7 @@ mod dead_letters;
 mod decide;
 mod decision;
 mod error;
+mod gatekeeper;
 mod handler;
 mod headers;
 mod outcome;
@@ -105,6 +111,7 @@ pub use consumer::Middleware;
 pub use dead_letters::check_dead_letters;
 pub use decision::{Decision, Outcome};
 pub use error::AmqpError;
+pub use gatekeeper::{Entry, Gatekeeper, Settle, Ticket};
 pub use handler::{Authorized, Disposition, Handler, HandlerError, HandlerOutcome, Message};
 pub use headers::approvals::{AddApprovalError, HEADER_APPROVALS, approvals_of, with_approval};
 pub use headers::chain_header::HEADER_CHAIN;

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use crate::config::OnHandlerError;
 use crate::handler::Disposition;
 use crate::settle::{Settlement, Settling, settle};
-use crate::shared::Counters;
+use crate::shared::{Counters, Shared};
 use crate::telemetry::{self, LedgerOp, RequeueCause};
 
 /// What becomes of an allowed delivery once its handler returned: decided by [`plan`] from
@@ -66,17 +66,9 @@ pub(crate) async fn after_handler<L: UseLedger, H>(
         ..
     } = *here;
     let id = held.message_id().to_owned();
-    let cti = hex::encode(held.cti());
-    if let Err(error) = &outcome {
-        Counters::bump(&shared.counters.handler_failures);
-        shared.meters.handler_failed();
-        let then = match plan(&outcome, shared.config.on_handler_error, class) {
-            Plan::DeadLetter => "dead-lettering",
-            _ => "requeueing",
-        };
-        tracing::warn!(message_id = ?id, cti, error = ?error, "laissez: handler failed, {then}");
-    }
-    match plan(&outcome, shared.config.on_handler_error, class) {
+    let planned = plan(&outcome, shared.config.on_handler_error, class);
+    count_failure(shared, &held, &outcome, planned);
+    match planned {
         Plan::CompleteAck => {
             complete(held).await;
             settle(broker, acker, &id, Settlement::Ack).await;
@@ -90,6 +82,25 @@ pub(crate) async fn after_handler<L: UseLedger, H>(
             requeue_after(here, held, requeue).await;
         }
         Plan::DeadLetter => settle(broker, acker, &id, Settlement::DeadLetter).await,
+    }
+}
+
+/// A failed handler's count, metric and warning, naming what its `planned` settlement is.
+pub(crate) fn count_failure<L: UseLedger, H>(
+    shared: &Shared<L, H>,
+    held: &HeldUse<'_, L>,
+    outcome: &Result<Disposition, String>,
+    planned: Plan,
+) {
+    if let Err(error) = outcome {
+        Counters::bump(&shared.counters.handler_failures);
+        shared.meters.handler_failed();
+        let then = match planned {
+            Plan::DeadLetter => "dead-lettering",
+            _ => "requeueing",
+        };
+        let cti = hex::encode(held.cti());
+        tracing::warn!(message_id = ?held.message_id(), cti, error = ?error, "laissez: handler failed, {then}");
     }
 }
 
@@ -140,7 +151,7 @@ pub(crate) async fn release<L: UseLedger>(held: HeldUse<'_, L>) {
     }
 }
 
-async fn complete<L: UseLedger>(held: HeldUse<'_, L>) {
+pub(crate) async fn complete<L: UseLedger>(held: HeldUse<'_, L>) {
     // Completed before the ack: a crash between the two leaves a message that ran and will be
     // redelivered as `replayed` (dead-lettered), never run twice.
     let message_id = held.message_id().to_owned();

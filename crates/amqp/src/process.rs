@@ -1,7 +1,8 @@
 //! One delivery, in one direction: read the headers, ask the gate
 //! ([`laissez_verify::Verifier::decide`]), hold the use in the ledger, run the handler, plan
 //! what becomes of the delivery ([`crate::outcome::plan`]), settle. Every refusal on the way
-//! is one [`Verdict`] ([`crate::decide`]), reported and settled in one place.
+//! is one verdict ([`crate::decide`]), reported by [`crate::gatekeeper::stopped`] (the steps a
+//! [`crate::Gatekeeper`] takes too) and settled in one place.
 
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
@@ -12,11 +13,10 @@ use lapin::BasicProperties;
 use lapin::message::Delivery;
 use tokio::sync::watch;
 
-use crate::admit::{Admission, Admitted, Report, admit};
-use crate::audit;
-use crate::decide::{Verdict, decide};
+use crate::admit::{Admission, admit};
 use crate::decision::{Decision, Outcome};
-use crate::handler::{Authorized, Disposition, Handler, HandlerError, HandlerOutcome, Message};
+use crate::gatekeeper::{Granted, Stopped, granted, stopped};
+use crate::handler::{Disposition, Handler, HandlerError, HandlerOutcome, Message};
 use crate::headers;
 use crate::outcome::{after_handler, release};
 use crate::settle::{Broker, Settlement, Settling, settle};
@@ -71,59 +71,26 @@ pub(crate) async fn process<L: UseLedger, H: Handler>(
         acker: &acker,
         stop: &stop,
     };
-    let mut decision = report.decision.clone();
-    let retry_key = format!("{}:{id}", decision.cti.as_deref().unwrap_or(""));
     let facts = match admission {
         Admission::ChannelLost => return,
         Admission::Run(admitted) => {
-            shared.meters.allowed(received_at.elapsed());
-            shared.forget_retries(&retry_key);
+            let granted = granted(shared, *admitted, report, received_at);
             let parts = Parts {
                 properties,
                 body: data,
                 routing_key: routing_key.to_string(),
                 redelivered,
             };
-            run(&here, *admitted, report, parts).await;
+            run(&here, granted, parts).await;
             return;
         }
         Admission::Stopped(facts) => facts,
     };
-    // The one place every verdict is counted, as it is made: the metrics follow the decisions
-    // (and their JSON lines) one for one.
-    match decide(&facts) {
-        Verdict::Deny(reason, detail) => {
-            shared.meters.denied(reason, received_at.elapsed());
-            shared.forget_retries(&retry_key);
-            decision.allowed = false;
-            decision.reason = Some(reason);
-            decision.detail = (!detail.is_empty()).then(|| detail.into_owned());
-            // Parked, not refused for good: `laissez approve` takes it from the dead-letter
-            // queue (docs/spec.md §9, "Outcomes").
-            decision.outcome =
-                (reason == laissez_verify::Reason::ApprovalRequired).then_some(Outcome::Parked);
-            deny(&here, &decision, &report).await;
-        }
-        Verdict::Requeue(reason, warning) => {
-            shared.meters.undecided(received_at.elapsed());
-            match warning {
-                Some(warning) => tracing::warn!(
-                    reason = reason.code(),
-                    message_id = ?id,
-                    cti = ?decision.cti,
-                    warning = ?warning,
-                    "laissez: requeueing without running"
-                ),
-                None => tracing::debug!(
-                    reason = reason.code(),
-                    message_id = ?id,
-                    "laissez: requeueing without running"
-                ),
-            }
-            shared.count_requeue(RequeueCause::of(reason));
-            let delay = shared.next_retry_delay(retry_key);
+    match stopped(shared, &facts, &report, received_at) {
+        Stopped::Deny(decision) => deny(&here, &decision).await,
+        Stopped::Retry { after, .. } => {
             let later = Settlement::Later {
-                delay,
+                delay: after,
                 properties: &properties,
                 body: &data,
             };
@@ -132,42 +99,14 @@ pub(crate) async fn process<L: UseLedger, H: Handler>(
     }
 }
 
-/// A denial: one audit event, the decision to the observer, dead-lettered.
-async fn deny<L, H>(here: &Settling<'_, L, H>, decision: &Decision, report: &Report) {
+/// A denial (audited by [`stopped`]): the decision to the observer, dead-lettered.
+async fn deny<L, H>(here: &Settling<'_, L, H>, decision: &Decision) {
     let Settling {
         shared,
         broker,
         acker,
         ..
     } = *here;
-    let parked = decision.outcome == Some(Outcome::Parked);
-    Counters::bump(if parked {
-        &shared.counters.parked
-    } else {
-        &shared.counters.denied
-    });
-    let claims_verified = decision.cti.is_some();
-    let (cti, agent) = match (&decision.cti, &decision.agent, &report.claimed) {
-        (Some(c), Some(a), _) | (_, _, Some((c, a))) => (Some(c.as_str()), Some(a.as_str())),
-        _ => (None, None),
-    };
-    audit::denied(&audit::Denied {
-        allowed: false,
-        outcome: if parked { "parked" } else { "denied" },
-        // Always set by the caller.
-        reason: decision.reason.unwrap_or(laissez_verify::Reason::Malformed),
-        detail: decision.detail.as_deref().unwrap_or(""),
-        message_id: decision.message_id.as_deref(),
-        cti,
-        agent,
-        chain: &report.chain_agents,
-        claims_verified,
-        kid: report.kid,
-        tool: decision.tool.as_deref(),
-        class: decision.class,
-        class_header: report.class_header,
-        queue: &shared.config.queue,
-    });
     let id = decision.message_id.as_deref().unwrap_or("");
     if !observe(shared, decision) {
         tracing::error!(message_id = ?id, "laissez: the decision observer panicked; the denial stands");
@@ -183,11 +122,10 @@ fn observe<L, H>(shared: &Shared<L, H>, decision: &Decision) -> bool {
     }
 }
 
-/// An allowed message: audit event, observer, handler, then its outcome.
+/// An allowed message (audited by [`granted`]): observer, handler, then its outcome.
 async fn run<L: UseLedger, H: Handler>(
     here: &Settling<'_, L, H>,
-    admitted: Admitted<'_, L>,
-    report: Report,
+    granted: Granted<'_, L>,
     parts: Parts,
 ) {
     let Settling {
@@ -196,50 +134,25 @@ async fn run<L: UseLedger, H: Handler>(
         acker,
         ..
     } = *here;
-    let mut decision = report.decision.clone();
-    let Admitted {
+    let Granted {
+        decision,
+        authorized,
         held,
-        kid,
-        claims,
-        tool,
-        class,
-        approved_by,
-        amounts,
-    } = admitted;
-    let message_id = held.message_id().to_owned();
-    decision.allowed = true;
-    decision.use_number = Some(held.use_number());
-    let cti = hex::encode(claims.cti);
-    audit::allowed(&audit::Allowed {
-        allowed: true,
-        message_id: &message_id,
-        cti: &cti,
-        kid,
-        agent: &claims.sub,
-        chain: &report.chain_agents,
-        obo: claims.obo.as_deref(),
-        sid: claims.sid.as_deref(),
-        tool: &tool,
-        class,
-        class_header: report.class_header,
-        use_number: held.use_number(),
-        taken_over: held.taken_over(),
-        approved_by: &approved_by,
-        amounts: &amounts,
-        queue: &shared.config.queue,
-    });
+    } = granted;
+    let class = authorized.class;
     if !observe(shared, &decision) {
         // Nothing ran: give the use back to this message and bring it back later.
+        let message_id = &authorized.message_id;
         tracing::error!(message_id = ?message_id, "laissez: the decision observer panicked before the handler ran; releasing the use and requeueing");
         release(held).await;
         shared.count_requeue(RequeueCause::ObserverFailed);
-        let delay = shared.next_retry_delay(format!("{cti}:{message_id}"));
+        let delay = shared.next_retry_delay(format!("{}:{message_id}", authorized.cti_hex()));
         let later = Settlement::Later {
             delay,
             properties: &parts.properties,
             body: &parts.body,
         };
-        settle(broker, acker, &message_id, later).await;
+        settle(broker, acker, message_id, later).await;
         return;
     }
     Counters::bump(&shared.counters.handled);
@@ -249,21 +162,7 @@ async fn run<L: UseLedger, H: Handler>(
         .is_some()
         .then(|| (parts.properties.clone(), parts.body.clone()));
     let message = Message {
-        authorized: Authorized {
-            agent: claims.sub.clone(),
-            chain: report.chain_agents,
-            obo: claims.obo.clone(),
-            session: claims.sid.clone(),
-            tool,
-            class,
-            cti: claims.cti,
-            kid,
-            use_number: held.use_number(),
-            taken_over: held.taken_over(),
-            message_id,
-            approved_by,
-            claims,
-        },
+        authorized,
         body: parts.body,
         properties: parts.properties,
         routing_key: parts.routing_key,

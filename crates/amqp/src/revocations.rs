@@ -85,6 +85,11 @@ impl SharedRevocations {
         self.write(|set| set.apply_bytes(bytes, keys, now))
     }
 
+    /// Drops the records whose keep has passed at `now` (Unix seconds); how many.
+    pub fn prune(&self, now: u64) -> usize {
+        self.write(|set| set.prune(now))
+    }
+
     fn read<T>(&self, f: impl FnOnce(&RevocationSet) -> T) -> T {
         // The set is changed by whole inserts and retains: consistent after a panic.
         f(&self.set.read().unwrap_or_else(PoisonError::into_inner))

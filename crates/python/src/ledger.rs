@@ -2,6 +2,7 @@
 //! same answers as in Rust, since it is the Rust ledger.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use laissez_ledger::{
@@ -25,7 +26,8 @@ pub(crate) fn ledger_error(py: Python<'_>, e: &Error) -> PyErr {
 #[pyclass(frozen, module = "laissez")]
 #[derive(Debug)]
 pub(crate) struct Ledger {
-    inner: AnyLedger,
+    /// Shared with the workers made over it (`Worker`).
+    inner: Arc<AnyLedger>,
     runtime: tokio::runtime::Runtime,
     location: String,
 }
@@ -44,7 +46,7 @@ impl Ledger {
                 backend: "os",
                 detail: e.to_string(),
             })?;
-        let inner = inner(&runtime)?;
+        let inner = Arc::new(inner(&runtime)?);
         Ok(Ledger {
             inner,
             runtime,
@@ -60,6 +62,16 @@ impl Ledger {
     /// The ledger itself.
     pub(crate) fn inner(&self) -> &AnyLedger {
         &self.inner
+    }
+
+    /// The ledger, shared: for a `Worker`'s gatekeeper and revocation follower.
+    pub(crate) fn shared(&self) -> Arc<AnyLedger> {
+        Arc::clone(&self.inner)
+    }
+
+    /// The runtime the ledger's connections live on: a `Worker`'s admissions run there.
+    pub(crate) fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.runtime
     }
 }
 

@@ -1,12 +1,13 @@
 //! # laissez for Python
 //!
 //! The `laissez._laissez` extension module: keys, signing, invocations, approvals,
-//! delegation, revocation, verification and the use ledger, each a thin binding of the Rust crates (`laissez-sign`, `laissez-verify`,
-//! `laissez-ledger`). Nothing is encoded or decided here: every byte on the wire and every
+//! delegation, revocation, verification, the use ledger and the worker's gatekeeper, each a
+//! thin binding of the Rust crates (`laissez-sign`, `laissez-verify`, `laissez-ledger`,
+//! `laissez-amqp`). Nothing is encoded or decided here: every byte on the wire and every
 //! verdict comes from those crates, so Python and Rust give the same answers.
 //!
 //! The Python package `laissez` (`python/laissez`) re-exports this module and adds
-//! `laissez.pika`, the publisher helper. Errors reach Python as exceptions that carry the
+//! `laissez.pika` and `laissez.aio_pika`, the publisher and worker helpers. Errors reach Python as exceptions that carry the
 //! contract's reason codes (`docs/spec.md` §2) in `.reason`.
 
 use pyo3::create_exception;
@@ -20,10 +21,13 @@ mod chain;
 mod decision;
 mod envelope;
 mod grant_args;
+mod headers;
 mod keys;
 mod ledger;
+mod logs;
 mod revocation;
 mod verifier;
+mod worker;
 
 create_exception!(
     laissez,
@@ -131,6 +135,8 @@ fn _laissez(m: &Bound<'_, PyModule>) -> PyResult<()> {
     chain::register(m)?;
     revocation::register(m)?;
     ledger::register(m)?;
+    worker::register(m)?;
+    logs::register(m)?;
     m.add("MAX_ENVELOPE_LEN", laissez_verify::wire::MAX_ENVELOPE_LEN)?;
     m.add(
         "REASONS",

@@ -1,8 +1,7 @@
 //! Revocation (`docs/spec.md` §14): records an issuer signs with `revoke(...)`, and the set
 //! of records a worker holds, `RevocationSet`, which its `Verifier` consults on every check.
 
-use std::sync::{PoisonError, RwLock};
-
+use laissez_amqp::SharedRevocations;
 use laissez_sign::{DEFAULT_KEEP, RevocationBuilder, encode_text};
 use laissez_verify::revocation::{Applied, Entry, UntrustedRecord};
 use laissez_verify::{Kid, TrustedKey};
@@ -219,7 +218,9 @@ pub(crate) fn revoke(
 #[derive(Debug)]
 pub(crate) struct RevocationSet {
     keys: Vec<TrustedKey>,
-    pub(crate) set: RwLock<laissez_verify::revocation::RevocationSet>,
+    /// The middleware's shared set (never followed: always ready), so that a `Worker`'s
+    /// gatekeeper consults the same records.
+    pub(crate) set: SharedRevocations,
 }
 
 impl RevocationSet {
@@ -231,7 +232,7 @@ impl RevocationSet {
     pub(crate) fn with_keys(keys: Vec<TrustedKey>) -> Self {
         RevocationSet {
             keys,
-            set: RwLock::new(laissez_verify::revocation::RevocationSet::new()),
+            set: SharedRevocations::new(),
         }
     }
 
@@ -244,12 +245,7 @@ impl RevocationSet {
     ) -> PyResult<&'static str> {
         let bytes = record_bytes(py, record)?;
         let now = now.unwrap_or_else(laissez_sign::unix_now);
-        let applied = py.detach(|| {
-            self.set
-                .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .apply_bytes(&bytes, &self.keys, now)
-        });
+        let applied = py.detach(|| self.set.apply_bytes(&bytes, &self.keys, now));
         match applied {
             Ok(Applied::Added { .. }) => Ok("added"),
             Ok(Applied::AlreadyHeld) => Ok("already_held"),
@@ -299,18 +295,12 @@ impl RevocationSet {
     #[pyo3(signature = (*, now = None))]
     fn prune(&self, now: Option<u64>) -> usize {
         let now = now.unwrap_or_else(laissez_sign::unix_now);
-        self.set
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .prune(now)
+        self.set.prune(now)
     }
 
     /// How many records are held.
     fn __len__(&self) -> usize {
-        self.set
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.set.len()
     }
 
     fn __repr__(&self) -> String {

@@ -1,8 +1,6 @@
 //! The worker's side (`docs/spec.md` §2, §6): `Verifier.verify(...)` → a frozen `Decision`,
 //! or `Verifier.check(...)`, which raises `Denied`. The GIL is released while verifying.
 
-use std::sync::PoisonError;
-
 use laissez_ledger::{NotGranted, UseRequest};
 use laissez_verify::invocation::Unreadable;
 use laissez_verify::policy::{DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME};
@@ -365,14 +363,10 @@ impl Verifier {
                 ));
             }
         };
-        let held = self
-            .revocations
-            .as_ref()
-            .map(|set| set.get().set.read().unwrap_or_else(PoisonError::into_inner));
         let mut verifier =
             laissez_verify::Verifier::new(&self.keys, &self.audience).with_policy(self.policy);
-        if let Some(held) = &held {
-            verifier = verifier.with_revocations(&**held);
+        if let Some(held) = &self.revocations {
+            verifier = verifier.with_revocations(&held.get().set);
         }
         // Checked when this verifier was made.
         verifier = verifier

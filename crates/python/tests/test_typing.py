@@ -32,7 +32,7 @@ def test_stubs_and_py_typed_ship_and_match_the_module():
             assert actual == names - {"__init__"} - {n for n in names if n.startswith("__")}, node.name
 
 
-def test_the_examples_and_the_pika_helper_type_check_strictly(tmp_path):
+def test_the_examples_and_the_helpers_type_check_strictly(tmp_path):
     """mypy --strict against the stubs: what users write from the README and the Python guide
     type-checks."""
     import subprocess
@@ -41,16 +41,17 @@ def test_the_examples_and_the_pika_helper_type_check_strictly(tmp_path):
     from test_readme import python_blocks
 
     examples = []
-    for relative, count in (("README.md", 1), ("docs/guide/python.md", 4)):
+    for relative, count in (("README.md", 1), ("docs/guide/python.md", 5)):
         blocks = python_blocks(relative)
         assert len(blocks) == count, relative
         example = tmp_path / (relative.replace("/", "_").replace(".md", "") + "_example.py")
         example.write_text("\n".join(blocks))
         examples.append(str(example))
-    pika_helper = Path(laissez.__file__).with_name("pika.py")
+    helpers = [str(Path(laissez.__file__).with_name(name))
+               for name in ("pika.py", "aio_pika.py", "_call.py")]
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--ignore-missing-imports",
-         "--cache-dir", str(tmp_path / "mypy-cache"), *examples, str(pika_helper)],
+         "--cache-dir", str(tmp_path / "mypy-cache"), *examples, *helpers],
         capture_output=True, text=True, check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -2,7 +2,8 @@
 
 Every envelope, invocation, approval, delegation chain, revocation record and verdict comes from the Rust crates (``laissez._laissez``):
 Python and the ``laissez`` command line give the same answers. ``laissez.pika`` publishes
-calls with every header a ``laissez consume`` worker reads.
+calls with every header a ``laissez consume`` worker reads, and runs a worker whose ``Worker``
+is the middleware's own gatekeeper; ``laissez.aio_pika`` does both on asyncio.
 """
 
 from laissez._laissez import (
@@ -26,9 +27,12 @@ from laissez._laissez import (
     SecretKey,
     SignError,
     Verifier,
+    Worker,
+    Admission,
     approve,
     delegate,
     invoke,
+    log_to_stderr,
     revoke,
     sign,
 )
@@ -54,9 +58,12 @@ __all__ = [
     "SecretKey",
     "SignError",
     "Verifier",
+    "Worker",
+    "Admission",
     "approve",
     "delegate",
     "invoke",
+    "log_to_stderr",
     "revoke",
     "sign",
 ]

@@ -429,3 +429,104 @@ class Ledger:
     def release(
         self, cti: Union[_Bytes, str], message_id: str, lease: Union[Lease, _Bytes]
     ) -> None: ...
+
+class Worker:
+    """One worker's gate and ledger: the AMQP middleware's own gatekeeper, for a worker that
+    receives and settles deliveries with its own client (laissez.pika, laissez.aio_pika)."""
+
+    def __init__(
+        self,
+        trusted: _Trusted,
+        audience: str,
+        tools: dict[str, str],
+        ledger: Ledger,
+        *,
+        queue: Optional[str] = None,
+        leeway: int = 5,
+        max_lifetime: int = 3600,
+        require_holder: bool = False,
+        approvers: Optional[_Trusted] = None,
+        require_approval: Optional[_Classes] = None,
+        revocations: Optional[RevocationSet] = None,
+        follow_revocations: Optional[str] = None,
+        revocation_stream: str = "laissez.revocations",
+        catch_up_timeout: float = 30.0,
+        lease: Union[int, str, None] = None,
+        on_error: str = "dead_letter",
+        requeue_after: float = 5.0,
+        retry_delays: Tuple[float, float] = (0.25, 30.0),
+    ) -> None:
+        """follow_revocations: an AMQP URL whose revocation_stream the worker follows (caught
+        up before this returns); or revocations, a RevocationSet. on_error: "dead_letter" or
+        "requeue" (after requeue_after seconds; never for the destructive class)."""
+    def admit(
+        self,
+        headers: Optional[Mapping[str, Any]],
+        body: _Bytes,
+        message_id: Optional[str] = None,
+    ) -> Admission:
+        """Reads the laissez-* headers, asks the gate and holds the use, as laissez consume
+        does; never raises for a refusal."""
+    def stop(self) -> None:
+        """Admissions waiting for the revocation follower answer "requeue"."""
+    @property
+    def stats(self) -> dict[str, int]:
+        """received, handled, denied, parked, requeued, handler_failures."""
+    @property
+    def revocations_not_ready(self) -> Optional[str]: ...
+    @property
+    def revocations_held(self) -> Optional[int]:
+        """Records held (from the set or the stream); None without revocations."""
+    @property
+    def audience(self) -> str: ...
+
+class Admission:
+    """One delivery as a Worker admitted it: action "run" (call the handler, then finish),
+    "dead_letter" (decision says why) or "requeue" (after retry_after seconds)."""
+
+    @property
+    def action(self) -> str: ...
+    @property
+    def decision(self) -> Optional[dict[str, Any]]:
+        """The laissez consume line's keys, and detail; None for a requeue."""
+    @property
+    def decision_line(self) -> Optional[str]:
+        """The JSON line laissez consume prints; None for a requeue."""
+    @property
+    def retry_after(self) -> Optional[float]: ...
+    @property
+    def retry_reason(self) -> Optional[str]:
+        """in_flight, ledger_unavailable or shutdown, for a requeue."""
+    @property
+    def agent(self) -> Optional[str]: ...
+    @property
+    def chain(self) -> Optional[list[str]]: ...
+    @property
+    def obo(self) -> Optional[str]: ...
+    @property
+    def session(self) -> Optional[str]: ...
+    @property
+    def tool(self) -> Optional[str]: ...
+    @property
+    def cls(self) -> Optional[str]: ...
+    @property
+    def cti(self) -> Optional[str]: ...
+    @property
+    def kid(self) -> Optional[str]: ...
+    @property
+    def use(self) -> Optional[int]: ...
+    @property
+    def taken_over(self) -> Optional[bool]: ...
+    @property
+    def message_id(self) -> Optional[str]: ...
+    @property
+    def approved_by(self) -> Optional[list[str]]: ...
+    def finish(
+        self, outcome: Union[bool, str, None] = None
+    ) -> Union[str, Tuple[str, float]]:
+        """True (or None): handled; False or the error's text: failed. Returns "ack",
+        "dead_letter" or ("requeue", seconds)."""
+
+def log_to_stderr() -> bool:
+    """The workers' log (one laissez::audit event per decision) on stderr, as laissez consume
+    writes it; False when a log subscriber was installed already."""

@@ -1,21 +1,29 @@
-"""Publishing calls, and declaring a worker's queues, with pika (``pip install 'laissez[pika]'``).
+"""Publishing calls, running a worker, revoking, and declaring a worker's queues, with pika
+(``pip install 'laissez[pika]'``).
 
 ``publish_call`` sets every header of ``docs/spec.md`` §5 that applies, signs the holder's
 invocation when the envelope is holder-bound, and publishes mandatory with publisher
 confirms: it returns only once the broker has taken the message, and raises otherwise.
+
+``consume`` runs a worker: each delivery goes through a ``laissez.Worker`` (the AMQP
+middleware's own gatekeeper: the same decisions, audit events, ledger calls and retry delays
+as ``laissez consume``, ``docs/spec.md`` §9), the handler runs only for an allowed call, and the
+delivery is settled as the worker says. ``publish_revocation`` publishes a revocation record
+to the stream workers follow (§14), as ``laissez revoke --amqp`` does.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Optional, Sequence, Union
 
-from laissez._laissez import Approval, Chain, Envelope, SecretKey, invoke
+from laissez._call import STREAM_ARGUMENTS, Call, failure
+from laissez._laissez import Admission, Approval, Chain, Envelope, Record, SecretKey, Worker, invoke
 
 if TYPE_CHECKING:  # pika is optional: only the caller's channel is needed at run time
     from pika.adapters.blocking_connection import BlockingChannel
 
-__all__ = ["declare_topology", "publish_call"]
+__all__ = ["Call", "consume", "declare_topology", "publish_call", "publish_revocation"]
 
 
 def declare_topology(
@@ -161,3 +169,104 @@ def publish_call(
         mandatory=True,
     )
     return message_id
+
+
+def consume(
+    channel: "BlockingChannel",
+    queue: str,
+    worker: Worker,
+    handler: Callable[[Call], None],
+    *,
+    prefetch: int = 32,
+    idle_timeout: Optional[float] = None,
+    on_decision: Optional[Callable[[Admission], None]] = None,
+) -> None:
+    """Consumes ``queue`` on ``channel`` until ``idle_timeout`` seconds pass without a
+    delivery and with none waiting to come back (never, when None), or until the channel is
+    cancelled. Each delivery goes through ``worker.admit``: an allowed call is handed to
+    ``handler`` (a plain function of a ``Call``: returning is success, raising a failure), then
+    ``finish``-ed, and settled exactly as the worker says: ``basic_ack``; ``basic_reject``
+    without requeue to dead-letter (a denial, a call parked for approval, a failure); or
+    ``basic_nack`` with requeue once the delay it gives has passed (``connection.call_later``;
+    the delivery holds its prefetch slot meanwhile). ``on_decision`` is called with the
+    ``Admission`` of every decision (run or dead-lettered; a requeue is not a decision).
+    Messages run one at a time, on the connection's thread: a handler that runs longer than
+    the heartbeat interval needs a longer one (pika's ``heartbeat`` connection parameter), or
+    ``laissez.aio_pika``. ``prefetch`` is the ``basic_qos`` prefetch count.
+    """
+    if prefetch < 1:
+        raise ValueError("prefetch must be at least 1")
+    connection = channel.connection
+    channel.basic_qos(prefetch_count=prefetch)
+    waiting = [0]  # deliveries whose requeue is due later
+
+    def later(delay: float, tag: int) -> None:
+        waiting[0] += 1
+
+        def requeue() -> None:
+            waiting[0] -= 1
+            if channel.is_open:
+                channel.basic_nack(tag, requeue=True)
+
+        connection.call_later(delay, requeue)
+
+    def settle(how: Union[str, tuple[str, float]], tag: int) -> None:
+        if how == "ack":
+            channel.basic_ack(tag)
+        elif how == "dead_letter":
+            channel.basic_reject(tag, requeue=False)
+        elif isinstance(how, tuple):
+            later(how[1], tag)
+        else:
+            raise ValueError(f"unknown settlement {how!r}")
+
+    for method, properties, body in channel.consume(queue, inactivity_timeout=idle_timeout):
+        if method is None:
+            if waiting[0] == 0:
+                break
+            continue
+        admission = worker.admit(properties.headers, body, properties.message_id)
+        if admission.action == "requeue":
+            later(admission.retry_after or 0.0, method.delivery_tag)
+            continue
+        if on_decision is not None:
+            on_decision(admission)
+        if admission.action == "dead_letter":
+            channel.basic_reject(method.delivery_tag, requeue=False)
+            continue
+        call = Call(admission, bytes(body), dict(properties.headers or {}),
+                    bool(method.redelivered))
+        outcome: Union[bool, str] = True
+        try:
+            handler(call)
+        except Exception as error:  # a handler's failure, never the worker's end
+            outcome = failure(error)
+        settle(admission.finish(outcome), method.delivery_tag)
+    channel.cancel()
+
+
+def publish_revocation(
+    channel: "BlockingChannel",
+    record: Union[Record, bytes, str],
+    stream: str = "laissez.revocations",
+) -> None:
+    """Publishes a revocation record (``laissez.revoke(...)``; or its bytes or text) to
+    ``stream``, as ``laissez revoke --amqp`` does (``docs/spec.md`` §14): declares the stream
+    when absent (``x-queue-type: stream``, ``x-max-age: 8D``; a queue of that name declared
+    otherwise makes the broker close the channel), then publishes the record's bytes through
+    the default exchange, persistent, mandatory, with publisher confirms. Returns once the
+    broker has taken it; a record that reaches no queue raises pika's ``UnroutableError``.
+    """
+    import pika  # the optional dependency, imported when used
+
+    data = bytes(record if isinstance(record, Record) else Record(record))
+    channel.queue_declare(stream, durable=True, arguments=dict(STREAM_ARGUMENTS))
+    _confirming(channel)
+    channel.basic_publish(
+        exchange="",
+        routing_key=stream,
+        body=data,
+        properties=pika.BasicProperties(delivery_mode=2),
+        mandatory=True,
+    )
+
