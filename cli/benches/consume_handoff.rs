@@ -1,7 +1,9 @@
 //! Messages per second through `laissez consume` with a trivial handler, as a long-lived HTTP
 //! handler (`--http`, an in-bench hyper server answering 204) and as a command per message
-//! (`--exec true`), against a bare lapin loop (`next`, then `ack`) over the same kind of
-//! messages, prefetch 100, in one run (issue 25). Needs RabbitMQ on 127.0.0.1:5672:
+//! (`--exec true`), and deciding only (no handler: the sidecar's own cost), against a bare
+//! lapin loop (`next`, then `ack`) over the same kind of messages, prefetch 100, in one run
+//! (issue 25); and the sidecar's CPU time per message (all its threads, start included).
+//! Needs RabbitMQ on 127.0.0.1:5672:
 //!
 //! ```text
 //! cargo bench -p laissez-cli --bench consume_handoff
@@ -125,6 +127,8 @@ async fn trivial_handler() -> String {
     tokio::spawn(async move {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
+            // As Go's net/http and most servers do.
+            stream.set_nodelay(true).unwrap();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(|_request| async {
                     let mut response = hyper::Response::new(Empty::<Bytes>::new());
@@ -141,8 +145,9 @@ async fn trivial_handler() -> String {
 }
 
 /// `laissez consume` with `hand_off` over `n` queued messages: from its first decision line
-/// to its `n`th outcome line; then it is stopped (SIGTERM).
-fn sidecar(dir: &Path, queue: &str, ledger: &str, hand_off: &[&str], n: usize) -> Duration {
+/// to its `n`th outcome line (its `n`th decision line when nothing is handed on), and the CPU
+/// seconds it used by then; then it is stopped (SIGTERM).
+fn sidecar(dir: &Path, queue: &str, ledger: &str, hand_off: &[&str], n: usize) -> (Duration, f64) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_laissez"))
         .current_dir(dir)
         .env("LAISSEZ_AMQP_URL", amqp_url())
@@ -164,30 +169,47 @@ fn sidecar(dir: &Path, queue: &str, ledger: &str, hand_off: &[&str], n: usize) -
         .spawn()
         .unwrap();
     let stdout = BufReader::new(child.stdout.take().unwrap());
-    let (mut first, mut outcomes) = (None, 0);
+    let (mut first, mut done) = (None, 0);
     let mut last = Instant::now();
     for line in stdout.lines() {
         let line = line.unwrap();
         first.get_or_insert_with(Instant::now);
         if line.contains("\"outcome\":\"handled\"") {
-            outcomes += 1;
+            done += 1;
         } else {
             assert!(!line.contains("\"outcome\":"), "{line}");
             assert!(line.contains("\"allowed\":true"), "{line}");
+            done += usize::from(hand_off.is_empty());
         }
-        if outcomes == n {
+        if done == n {
             last = Instant::now();
             break;
         }
     }
-    assert_eq!(outcomes, n, "the sidecar stopped early");
+    assert_eq!(done, n, "the sidecar stopped early");
+    let cpu = cpu_seconds(child.id());
     let stopped = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(stopped.success());
     assert!(child.wait().unwrap().success());
-    last - first.unwrap()
+    (last - first.unwrap(), cpu)
+}
+
+/// CPU seconds process `pid`'s threads have run: the sum of `/proc/PID/task/*/schedstat`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let mut total_ns: u64 = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let stat = std::fs::read_to_string(task.unwrap().path().join("schedstat")).unwrap();
+        total_ns += stat
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap();
+    }
+    total_ns as f64 / 1e9
 }
 
 fn rate(n: usize, took: Duration) -> f64 {
@@ -216,33 +238,34 @@ async fn main() {
     let queue = topology.queue.clone();
     let url = trivial_handler().await;
 
-    let cases = ["bare lapin loop", "consume --http", "consume --exec true"];
+    let cases = [
+        "bare lapin loop",
+        "consume --http",
+        "consume --exec true",
+        "consume (decide only)",
+    ];
+    let hand_offs: [&[&str]; 4] = [&[], &["--http", &url], &["--exec", "true"], &[]];
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     println!("{n} messages per case, prefetch {PREFETCH}, {rounds} rounds");
     for round in 0..rounds {
         for turn in 0..cases.len() {
             let case = (round + turn) % cases.len();
             let ids = format!("r{round}c{case}");
             fill(&connection, &key, &queue, &ids, n).await;
-            let ledger = format!("{ids}.redb");
-            let took = match case {
-                0 => bare(&channel, &queue, n).await,
-                1 => {
-                    let (dir, queue, url) = (dir.path().to_owned(), queue.clone(), url.clone());
-                    tokio::task::spawn_blocking(move || {
-                        sidecar(&dir, &queue, &ledger, &["--http", &url], n)
-                    })
-                    .await
-                    .unwrap()
-                }
-                _ => {
-                    let (dir, queue) = (dir.path().to_owned(), queue.clone());
-                    tokio::task::spawn_blocking(move || {
-                        sidecar(&dir, &queue, &ledger, &["--exec", "true"], n)
-                    })
-                    .await
-                    .unwrap()
-                }
+            let took = if case == 0 {
+                bare(&channel, &queue, n).await
+            } else {
+                let (dir, queue) = (dir.path().to_owned(), queue.clone());
+                let hand_off: Vec<String> = hand_offs[case].iter().map(|a| a.to_string()).collect();
+                let (took, seconds) = tokio::task::spawn_blocking(move || {
+                    let hand_off: Vec<&str> = hand_off.iter().map(String::as_str).collect();
+                    sidecar(&dir, &queue, &format!("{ids}.redb"), &hand_off, n)
+                })
+                .await
+                .unwrap();
+                cpu[case].push(seconds / n as f64 * 1e6);
+                took
             };
             rates[case].push(rate(n, took));
             println!(
@@ -252,14 +275,21 @@ async fn main() {
             );
         }
     }
-    println!("\n| consumer | msg/s (median) | vs bare, median of rounds |");
-    println!("|---|---:|---:|");
+    println!(
+        "\n| consumer | msg/s (median) | vs bare, median of rounds | sidecar CPU per message |"
+    );
+    println!("|---|---:|---:|---:|");
     for (case, name) in cases.iter().enumerate() {
         let ratios: Vec<f64> = (0..rounds)
             .map(|round| rates[case][round] / rates[0][round])
             .collect();
+        let cpu = if cpu[case].is_empty() {
+            "".to_owned()
+        } else {
+            format!("{:.0} µs", median(cpu[case].clone()))
+        };
         println!(
-            "| {name} | {:.0} | {:.2}x |",
+            "| {name} | {:.0} | {:.2}x | {cpu} |",
             median(rates[case].clone()),
             median(ratios)
         );

@@ -247,6 +247,36 @@ async fn a_handler_that_cannot_be_reached_dead_letters_every_message() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_that_hangs_up_without_answering_dead_letters_the_message() {
+    let s = Setup::new("http-hangup").await;
+    // Takes each connection, reads the request's first bytes, and closes it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt as _;
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buf = [0; 64];
+            let _ = stream.read(&mut buf).await;
+        }
+    });
+    let env = envelope(&s, "agent-hangup");
+    s.publish(env.as_bytes(), "crm.read", ActionClass::Read, "h-1")
+        .await;
+    let run = run(s.consume(&["--exit-when-idle", "2s", "--http", &url])).await;
+    let outcome = run.outcome("h-1");
+    assert_eq!(outcome["outcome"], "handler_failed", "{outcome}");
+    assert_eq!(outcome["http_status"], Value::Null, "{outcome}");
+    let error = outcome["error"].as_str().unwrap();
+    assert!(
+        error.starts_with(&format!("no answer from {url}: ")),
+        "{error}"
+    );
+    assert_eq!(s.count(&s.topology.queue).await, Vec::<String>::new());
+    assert_eq!(s.count(&s.topology.dead_letter_queue).await, ["h-1"]);
+    s.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_to_prefetch_requests_are_in_flight_at_once_on_kept_alive_connections() {
     let s = Setup::new("http-prefetch").await;
     // Each request is held until 4 are held at once (or 10 s, when they never are).

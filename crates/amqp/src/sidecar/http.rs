@@ -215,11 +215,12 @@ impl HttpHandler {
         let response = match tokio::time::timeout(timeout, self.client.request(request)).await {
             Ok(Ok(response)) => response,
             Ok(Err(error)) => {
-                return Err(HttpFailed::no_answer(format!(
-                    "cannot reach the http handler at {url}: {}",
-                    causes(&error)
-                ))
-                .into());
+                let text = if error.is_connect() {
+                    format!("cannot reach the http handler at {url}: {}", causes(&error))
+                } else {
+                    format!("no answer from {url}: {}", causes(&error))
+                };
+                return Err(HttpFailed::no_answer(text).into());
             }
             Err(_elapsed) => {
                 return Err(HttpFailed::no_answer(format!(
