@@ -46,3 +46,11 @@ ensure_chromium() {
         apt_install chromium chromium-driver
     fi
 }
+
+# Go, for the test that builds examples/go-worker and runs it behind `laissez consume --http`
+# (Debian's golang-go: Go 1.19 on Debian 12, enough for the example's go.mod).
+ensure_go() {
+    if ! command -v go >/dev/null; then
+        apt_install golang-go
+    fi
+}

@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use clap::Args;
 use laissez_amqp::AmqpError;
-use laissez_amqp::sidecar::{self, DEFAULT_LEDGER_PATH, LedgerLocation, SidecarConfig};
+use laissez_amqp::sidecar::{
+    self, DEFAULT_HTTP_TIMEOUT, DEFAULT_LEDGER_PATH, HandOff, HttpHandOff, LedgerLocation,
+    SidecarConfig,
+};
 use laissez_ledger::redact::redact_password;
 use laissez_sign::keyfile::{read_trust_file, read_trust_files};
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -54,10 +57,19 @@ JSON array of the chain's agents, root first; one when not delegated),
 LAISSEZ_APPROVED_BY (a JSON array of the hex kids of the approvers that counted) (never
 LAISSEZ_AMQP_URL, LAISSEZ_REDIS_URL nor the TLS variables LAISSEZ_AMQP_CA/CERT/KEY and
 LAISSEZ_REDIS_CA/CERT/KEY); exit 0 acks, any other exit dead-letters. CMD's stdout
-goes to stderr: stdout has one JSON decision per message:
+goes to stderr. --http URL (instead of --exec) hands each message to a long-lived handler: an
+HTTP/1.1 POST to URL (http:// only: the handler runs beside the worker) with the body as the
+body, the message's content-type, and the same values as headers laissez-agent, laissez-tool,
+laissez-class, laissez-obo, laissez-session, laissez-cti, laissez-use, laissez-message-id,
+laissez-chain, laissez-approved-by; a 2xx answer acks, any other answer, a connection that
+fails or no answer within --http-timeout (default 30s) dead-letters. Up to --prefetch requests
+run at once, on kept-alive connections. A message id, agent, obo or session holding a control
+character (C0 or DEL) is denied malformed before its use is spent, whatever the hand-off.
+stdout has one JSON decision per message:
 {\"message_id\",\"allowed\",\"reason\",\"cti\",\"agent\",\"tool\",\"class\",\"use\"}
 (a call parked for approval adds \"outcome\":\"parked\"), then once CMD exited a line with the
-same keys, \"outcome\" (handled or handler_failed, then \"error\"), \"exit_status\" and \"signal\".
+same keys, \"outcome\" (handled or handler_failed, then \"error\"), \"exit_status\" and \"signal\"
+(with --http: \"http_status\", null when no answer came).
 --log-format json writes every log line on stderr as one JSON object; on stopping, the counts
 by outcome are one JSON line on stderr (target laissez::summary).
 --metrics ADDR serves Prometheus text at http://ADDR/metrics (decisions by outcome and reason,
@@ -189,6 +201,16 @@ pub(crate) struct ConsumeArgs {
     /// Run CMD with ARGs once per authorised message (must come last).
     #[arg(long, value_name = "CMD ARG", num_args = 1.., allow_hyphen_values = true)]
     exec: Vec<String>,
+    /// POST each authorised message to a long-lived handler at this http:// URL instead of
+    /// running a command: the body as the body, the values CMD gets as laissez-* headers; a
+    /// 2xx answer acks, anything else dead-letters.
+    #[arg(long, value_name = "URL", conflicts_with = "exec")]
+    http: Option<String>,
+    /// How long the --http handler has to answer each message [default: 30s]; no answer in
+    /// time is a handler failure.
+    #[arg(long, value_name = "DUR", requires = "http", conflicts_with = "exec",
+          value_parser = crate::parse_duration_arg)]
+    http_timeout: Option<u64>,
 }
 
 pub(crate) fn consume(args: &ConsumeArgs) -> Result<(), Failure> {
@@ -196,6 +218,8 @@ pub(crate) fn consume(args: &ConsumeArgs) -> Result<(), Failure> {
     if args.queue.is_empty() || args.aud.is_empty() {
         return Err(Failure::usage("--queue and --aud must not be empty"));
     }
+    // A handler URL that cannot be used is a usage error before any file is read.
+    let hand_off = hand_off(args)?;
     let tools = tools_file::load(&args.tools)?;
     let keys = read_trust_files(&args.trust)?;
     let approvers = read_approvers(&args.approvers, &keys)?;
@@ -219,7 +243,7 @@ pub(crate) fn consume(args: &ConsumeArgs) -> Result<(), Failure> {
     config.prefetch = args.prefetch;
     config.require_holder = args.require_holder;
     config.exit_when_idle = args.exit_when_idle.map(Duration::from_secs);
-    config.exec.clone_from(&args.exec);
+    config.hand_off = hand_off;
     config
         .revocation_stream
         .clone_from(&args.revocations_stream);
@@ -256,6 +280,20 @@ pub(crate) fn consume(args: &ConsumeArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::io(secrets.redact(&crate::amqp_tls::describe(&e))))?;
     print_summary(&secrets, &args.queue, &stats);
     Ok(())
+}
+
+/// What is done with each authorised message: `--http`, `--exec` or nothing. A URL that
+/// `--http` cannot use is a usage error (exit 2) naming what is wrong with it.
+fn hand_off(args: &ConsumeArgs) -> Result<HandOff, Failure> {
+    let Some(url) = &args.http else {
+        return Ok(HandOff::exec(args.exec.clone()));
+    };
+    let timeout = args
+        .http_timeout
+        .map_or(DEFAULT_HTTP_TIMEOUT, Duration::from_secs);
+    HttpHandOff::new(url, timeout)
+        .map(HandOff::Http)
+        .map_err(|e| Failure::usage(format!("--http: {e}")))
 }
 
 /// The shutdown summary: one JSON line on stderr, in either log format (`docs/spec.md` §10),

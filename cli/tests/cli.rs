@@ -40,8 +40,16 @@ mod consume_chain_attacks;
 #[path = "consume_delegation.rs"]
 mod consume_delegation;
 #[cfg(feature = "services")]
+#[path = "consume_go_worker.rs"]
+mod consume_go_worker;
+#[cfg(feature = "services")]
 #[path = "consume_holder.rs"]
 mod consume_holder;
+#[cfg(feature = "services")]
+#[path = "consume_http.rs"]
+mod consume_http;
+#[path = "consume_http_args.rs"]
+mod consume_http_args;
 #[cfg(feature = "services")]
 #[path = "consume_metrics.rs"]
 mod consume_metrics;

@@ -1,8 +1,10 @@
 //! What `laissez consume` and `laissez verify` promise about what they pass on and print, on
 //! the real binary, broker and Redis:
 //! - hostile values (`obo`, `sid`, the agent and the message id with `$(…)`, backquotes, `;`,
-//!   quotes and newlines) reach a command run without a shell (`env -0`) byte for byte, and a
-//!   hostile tool header is refused before anything runs;
+//!   quotes) reach a command run without a shell (`env -0`) byte for byte, and a hostile tool
+//!   header is refused before anything runs; a control character (NUL, newline) in one of
+//!   those values is refused `malformed` before a use is spent (`consume_http.rs` has the
+//!   others);
 //! - at `RUST_LOG=trace` no output of either command carries an envelope in any encoding
 //!   (`consume` logs INFO and above whatever RUST_LOG says: lapin's TRACE frames would carry
 //!   it, see `crates/amqp/tests/audit_log.rs`);
@@ -27,10 +29,11 @@ use laissez_verify::ActionClass;
 const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A value no shell may interpret: each construct would create `pwned` in the working
-/// directory if anything ran it through a shell.
+/// directory if anything ran it through a shell. No control character: `consume` refuses
+/// those (`malformed`, `control_in_claims`) whatever the hand-off.
 fn hostile(what: &str) -> String {
     format!(
-        "{what} $(touch pwned) `touch pwned`; touch pwned && echo \"dq\" 'sq' \\ |touch pwned\nline two\r\t${{HOME}} $PATH"
+        "{what} $(touch pwned) `touch pwned`; touch pwned && echo \"dq\" 'sq' \\ |touch pwned ${{HOME}} $PATH"
     )
 }
 
@@ -349,7 +352,7 @@ async fn consume_with_redis_unreachable_requeues_never_runs_then_runs_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_nul_in_the_message_id_is_malformed_before_a_use_is_spent() {
+async fn a_control_character_in_the_message_id_is_malformed_before_a_use_is_spent() {
     // Issue 23: the decision said allowed and spent the use, then the command could not be
     // started with a NUL in its environment.
     let s = Setup::new("nul-id").await;
@@ -390,7 +393,7 @@ async fn a_nul_in_the_message_id_is_malformed_before_a_use_is_spent() {
         "{stderr}"
     );
     assert!(
-        stderr.contains(r#""detail":"nul_in_message_id""#),
+        stderr.contains(r#""detail":"control_in_message_id""#),
         "{stderr}"
     );
     let runs = std::fs::read_to_string(s.dir.path().join("runs.txt")).unwrap_or_default();

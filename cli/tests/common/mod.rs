@@ -11,6 +11,7 @@
 
 pub mod approving;
 pub mod broker;
+pub mod handler;
 
 use std::path::{Path, PathBuf};
 

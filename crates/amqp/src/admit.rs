@@ -201,17 +201,14 @@ async fn hold<'l, L: UseLedger, H>(
     };
     let claims = allowed.leaf().claims().to_owned_claims();
     // A value the handler cannot be given is refused here, before a use is spent for it.
-    if shared.config.refuse_nul {
-        if call.message_id.contains('\0') {
-            return Admission::Stopped(Facts::Unpassable("nul_in_message_id"));
+    if shared.config.refuse_control_characters {
+        let control = |text: &str| text.chars().any(|c| c.is_ascii_control());
+        if control(call.message_id) {
+            return Admission::Stopped(Facts::Unpassable("control_in_message_id"));
         }
         let claimed = [Some(&claims.sub), claims.obo.as_ref(), claims.sid.as_ref()];
-        if claimed
-            .into_iter()
-            .flatten()
-            .any(|text| text.contains('\0'))
-        {
-            return Admission::Stopped(Facts::Unpassable("nul_in_claims"));
+        if claimed.into_iter().flatten().any(|text| control(text)) {
+            return Admission::Stopped(Facts::Unpassable("control_in_claims"));
         }
     }
     let uses = allowed.uses();

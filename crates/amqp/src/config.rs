@@ -54,7 +54,7 @@ pub struct ConsumerConfig {
     pub(crate) consumer_tag: String,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) revocations: Option<crate::revocations::SharedRevocations>,
-    pub(crate) refuse_nul: bool,
+    pub(crate) refuse_control_characters: bool,
 }
 
 impl ConsumerConfig {
@@ -90,7 +90,7 @@ impl ConsumerConfig {
             consumer_tag: String::new(),
             idle_timeout: None,
             revocations: None,
-            refuse_nul: false,
+            refuse_control_characters: false,
         }
     }
 
@@ -223,12 +223,14 @@ impl ConsumerConfig {
     }
 
     /// Denies `malformed`, before its use is spent, a message whose message id, agent, obo or
-    /// session holds a NUL byte: for a handler that gets them where no NUL can go (a process
-    /// environment, as `laissez consume --exec` passes them). The audit detail is
-    /// `nul_in_message_id` or `nul_in_claims`. Default off: a Rust handler takes any text.
+    /// session holds a control character (C0, NUL included, or DEL): for a handler that gets
+    /// them where such a character cannot go (a process environment, which `laissez consume
+    /// --exec` uses, takes no NUL; an HTTP header, which `--http` uses, no control character).
+    /// The audit detail is `control_in_message_id` or `control_in_claims`. Other text, non-ASCII
+    /// UTF-8 included, passes. Default off: a Rust handler takes any text.
     #[must_use]
-    pub fn refuse_nul(mut self, refuse: bool) -> Self {
-        self.refuse_nul = refuse;
+    pub fn refuse_control_characters(mut self, refuse: bool) -> Self {
+        self.refuse_control_characters = refuse;
         self
     }
 

@@ -19,8 +19,9 @@ pub(crate) enum Facts {
     Headers(HeaderError),
     /// The gate refused the call.
     Refused(Denial),
-    /// The gate allowed the call, but a value the handler must get cannot reach it (a NUL
-    /// byte where the worker refuses one, [`crate::ConsumerConfig::refuse_nul`]): which value,
+    /// The gate allowed the call, but a value the handler must get cannot reach it (a control
+    /// character where the worker refuses one,
+    /// [`crate::ConsumerConfig::refuse_control_characters`]): which value,
     /// for the audit detail. The ledger was not asked.
     Unpassable(&'static str),
     /// The gate allowed the call; the ledger granted no use.
@@ -150,8 +151,8 @@ mod tests {
     #[test]
     fn a_value_that_cannot_reach_the_handler_is_malformed() {
         assert_eq!(
-            decide(&Facts::Unpassable("nul_in_message_id")),
-            Verdict::Deny(Reason::Malformed, "nul_in_message_id".into())
+            decide(&Facts::Unpassable("control_in_message_id")),
+            Verdict::Deny(Reason::Malformed, "control_in_message_id".into())
         );
     }
 

@@ -1,11 +1,12 @@
 //! `laissez consume`: a worker sidecar for any language (`docs/spec.md` §10).
 //!
 //! It consumes a queue through the [`Middleware`], prints one JSON line per decision on
-//! stdout, and runs a command once per authorised message: the body on its stdin, the
-//! decision in `LAISSEZ_*` environment variables (`LAISSEZ_APPROVED_BY`: the approvers that
-//! counted, a JSON array of hex kids). Exit 0 acks; any other exit (or a command
-//! that cannot start) dead-letters. Without a command it decides, acks what is allowed, and
-//! logs. The process around it (the runtime, signals, where the command's stdout goes, the
+//! stdout, and hands each authorised message to the worker ([`HandOff`]): either it runs a
+//! command once per message, the body on its stdin, the decision in `LAISSEZ_*` environment
+//! variables (`LAISSEZ_APPROVED_BY`: the approvers that counted, a JSON array of hex kids),
+//! exit 0 acking and any other exit (or a command that cannot start) dead-lettering; or it
+//! POSTs the message to a long-lived HTTP handler ([`HttpHandOff`]), a 2xx answer acking.
+//! Without either it decides, acks what is allowed, and logs. The process around it (the runtime, signals, where the command's stdout goes, the
 //! metrics recorder and its HTTP listener) is the caller's: the `laissez` CLI. Its readiness
 //! is reported to [`Health`] ([`SidecarConfig::health`]).
 
@@ -33,8 +34,10 @@ use crate::shared::Stats;
 use crate::tls::TlsConfig;
 
 mod health;
+mod http;
 
 pub use health::{Health, LEDGER_PROBE_TIMEOUT};
+pub use http::{DEFAULT_HTTP_TIMEOUT, HttpHandOff, HttpUrlError};
 /// Where the sidecar spends uses ([`SidecarConfig::ledger`]): `laissez-ledger`'s one reading
 /// of a ledger's path or URL, whose `Debug` and `Display` never show a password.
 pub use laissez_ledger::LedgerLocation;
@@ -62,6 +65,31 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The least time the sidecar gives the revocation stream to catch up at start.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What the sidecar does with each authorised message (`consume --exec` or `consume --http`).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub enum HandOff {
+    /// Nothing: decide, ack what is allowed, and log.
+    #[default]
+    DecideOnly,
+    /// Run this command and its arguments once per message (never empty: an empty one is
+    /// [`HandOff::DecideOnly`]).
+    Exec(Vec<String>),
+    /// POST each message to a long-lived HTTP handler.
+    Http(HttpHandOff),
+}
+
+impl HandOff {
+    /// A command and its arguments; [`HandOff::DecideOnly`] when `command` is empty.
+    pub fn exec(command: Vec<String>) -> Self {
+        if command.is_empty() {
+            HandOff::DecideOnly
+        } else {
+            HandOff::Exec(command)
+        }
+    }
+}
 
 /// Everything `laissez consume` takes.
 #[derive(Clone)]
@@ -99,9 +127,10 @@ pub struct SidecarConfig {
     pub prefetch: u16,
     /// Stop after this long with no message and none in flight.
     pub exit_when_idle: Option<Duration>,
-    /// The command and its arguments; empty: decide only.
-    pub exec: Vec<String>,
-    /// The lease of each use: must exceed the command's longest run. Default 5 minutes.
+    /// What is done with each authorised message: nothing (decide only, the default), a
+    /// command, or an HTTP handler.
+    pub hand_off: HandOff,
+    /// The lease of each use: must exceed the handler's longest run. Default 5 minutes.
     pub lease: Duration,
     /// Leeway and maximum lifetime.
     pub policy: Policy,
@@ -148,7 +177,7 @@ impl std::fmt::Debug for SidecarConfig {
             .field("redis_tls", &self.redis_tls)
             .field("prefetch", &self.prefetch)
             .field("exit_when_idle", &self.exit_when_idle)
-            .field("exec", &self.exec)
+            .field("hand_off", &self.hand_off)
             .field("lease", &self.lease)
             .field("policy", &self.policy)
             .field("require_holder", &self.require_holder)
@@ -183,7 +212,7 @@ impl SidecarConfig {
             redis_tls: RedisTls::default(),
             prefetch: 1,
             exit_when_idle: None,
-            exec: Vec::new(),
+            hand_off: HandOff::DecideOnly,
             lease: Duration::from_secs(300),
             policy: Policy::default(),
             require_holder: false,
@@ -215,9 +244,10 @@ pub async fn run(
     .policy(config.policy)
     .require_holder(config.require_holder || config.policy.require_holder())
     .idle_timeout(config.exit_when_idle)
-    // The command gets the values in its environment, where a NUL cannot go; a worker
-    // without one decides the same, so that a decision never depends on --exec.
-    .refuse_nul(true)
+    // The command gets the values in its environment, where a NUL cannot go, and the HTTP
+    // handler in headers, where no control character can; every worker decides the same, so
+    // that a decision never depends on the hand-off.
+    .refuse_control_characters(true)
     .approvers(config.approvers)?;
     if let Some(classes) = config.require_approval {
         consumer = consumer.require_approval(classes);
@@ -278,25 +308,41 @@ pub async fn run(
     let channel = connection.create_channel().await?;
     let consumer = consumer.revocations(follower.revocations());
     let print = |decision: &Decision| print_line(&decision.to_json_line());
-    let stats = if config.exec.is_empty() {
-        // Nothing runs: no outcome line (the decision line says all there is).
-        let handler = |_message: Message| async { Ok::<_, HandlerError>(Disposition::Ack) };
-        Middleware::new(consumer, ledger, handler)
-            .on_decision(print)
-            .run(&channel, shutdown.as_mut())
-            .await
-    } else {
-        let command = Arc::new(config.exec);
-        let stdout = config.command_stdout;
-        let handler = move |message: Message| {
-            let command = command.clone();
-            async move { exec(&command, stdout(), message).await }
-        };
-        Middleware::new(consumer, ledger, handler)
-            .on_decision(print)
-            .on_outcome(|outcome| print_line(&outcome_line(outcome)))
-            .run(&channel, shutdown.as_mut())
-            .await
+    let stats = match config.hand_off {
+        HandOff::DecideOnly => {
+            // Nothing runs: no outcome line (the decision line says all there is).
+            let handler = |_message: Message| async { Ok::<_, HandlerError>(Disposition::Ack) };
+            Middleware::new(consumer, ledger, handler)
+                .on_decision(print)
+                .run(&channel, shutdown.as_mut())
+                .await
+        }
+        HandOff::Exec(command) => {
+            let command = Arc::new(command);
+            let stdout = config.command_stdout;
+            let handler = move |message: Message| {
+                let command = command.clone();
+                async move { exec(&command, stdout(), message).await }
+            };
+            Middleware::new(consumer, ledger, handler)
+                .on_decision(print)
+                .on_outcome(|outcome| print_line(&outcome_line(outcome)))
+                .run(&channel, shutdown.as_mut())
+                .await
+        }
+        HandOff::Http(hand_off) => {
+            let client = Arc::new(http::HttpHandler::new(hand_off, config.prefetch));
+            let answered = client.clone();
+            let handler = move |message: Message| {
+                let client = client.clone();
+                async move { client.handle(message).await }
+            };
+            Middleware::new(consumer, ledger, handler)
+                .on_decision(print)
+                .on_outcome(move |outcome| print_line(&answered.outcome_line(outcome)))
+                .run(&channel, shutdown.as_mut())
+                .await
+        }
     };
     follower.stop();
     if let Err(error) = connection

@@ -41,7 +41,7 @@ async fn exec_gets_body_and_environment_and_exit_code_decides() {
     config.ledger = LedgerLocation::Redb(dir.path().join("uses.redb"));
     config.revocation_stream = format!("{}.revocations", q.name());
     config.exit_when_idle = Some(Duration::from_secs(2));
-    config.exec = vec!["sh".into(), "-c".into(), script];
+    config.hand_off = sidecar::HandOff::exec(vec!["sh".into(), "-c".into(), script]);
     let stats = tokio::time::timeout(PATIENCE, sidecar::run(config, std::future::pending()))
         .await
         .expect("the idle timeout did not stop the sidecar")

@@ -1,0 +1,3 @@
+module example.com/laissez/go-worker
+
+go 1.19
