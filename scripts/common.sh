@@ -54,3 +54,24 @@ ensure_go() {
         apt_install golang-go
     fi
 }
+
+# musl's C toolchain (Debian's musl-tools: musl-gcc) and Rust's musl target, for the static
+# `laissez` binary of the container image (scripts/image): ring compiles C and assembly, and
+# the cc crate finds musl-gcc for x86_64-unknown-linux-musl.
+ensure_musl() {
+    if ! command -v musl-gcc >/dev/null; then
+        apt_install musl-tools
+    fi
+    if command -v rustup >/dev/null; then
+        rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1 ||
+            { echo "error: rustup cannot add the x86_64-unknown-linux-musl target" >&2; return 1; }
+    fi
+}
+
+# buildah, which builds the container image from deploy/container/Containerfile without a
+# daemon (scripts/image); its tests run the image with chroot isolation.
+ensure_buildah() {
+    if ! command -v buildah >/dev/null; then
+        apt_install buildah
+    fi
+}

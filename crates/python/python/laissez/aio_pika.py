@@ -1,5 +1,5 @@
 """Running a worker, revoking, and declaring a worker's queues on asyncio, with aio-pika
-(``pip install 'laissez[aio-pika]'``): the asyncio equivalents of ``laissez.pika``.
+(``pip install 'laissez-agents[aio-pika]'``): the asyncio equivalents of ``laissez.pika``.
 
 ``consume`` hands each delivery to a ``laissez.Worker`` (the AMQP middleware's own
 gatekeeper: the same decisions, audit events, ledger calls and retry delays as ``laissez

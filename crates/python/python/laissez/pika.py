@@ -1,5 +1,5 @@
 """Publishing calls, running a worker, revoking, and declaring a worker's queues, with pika
-(``pip install 'laissez[pika]'``).
+(``pip install 'laissez-agents[pika]'``).
 
 ``publish_call`` sets every header of ``docs/spec.md`` §5 that applies, signs the holder's
 invocation when the envelope is holder-bound, and publishes mandatory with publisher
