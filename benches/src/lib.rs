@@ -6,6 +6,8 @@
 
 use std::time::{Duration, Instant};
 
+pub mod refund;
+
 use laissez_sign::{BuildError, EnvelopeBuilder, KeyError, SecretKey, SignedEnvelope};
 use laissez_verify::{ActionClass, Classes};
 

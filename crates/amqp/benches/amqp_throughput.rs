@@ -26,6 +26,7 @@
 
 mod common;
 
+use laissez_bench::refund;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -106,53 +107,17 @@ async fn middleware_with<L: UseLedger + 'static>(
     elapsed
 }
 
-/// The refund tool of the args cases.
-const REFUND: &str = "billing.refund";
-
-/// Five constraints, as `benches/args.rs` grants them: the amount, its currency, the order,
-/// where the receipt goes, and every line item; `"*"` admits the body's other members.
-const REFUND_ARGS: &str = r#"{
-    "amount": {"range": [1, 50000]},
-    "currency": {"one_of": ["EUR", "GBP", "USD"]},
-    "order_id": {"prefix": "ord-"},
-    "receipt_path": {"subpath": "/refunds/acme"},
-    "items": {"each": {"object": {
-        "sku": {"prefix": "SKU-"},
-        "qty": {"range": [1, 100]},
-        "reason": {"one_of": ["damaged", "late", "not_as_described", "wrong_item"]},
-        "*": "any"
-    }}, "max_items": 20},
-    "*": "any"
-}"#;
-
-/// The 1 KB refund of `benches/args.rs`: every constraint holds, `amount` is spent.
-const REFUND_BODY: &str = r#"{
-  "order_id": "ord-2026-11-0042817",
-  "amount": 12450,
-  "currency": "EUR",
-  "receipt_path": "/refunds/acme/2026/11/ord-2026-11-0042817/receipt.pdf",
-  "customer": {"id": "cus_8f2a61c0", "email": "alice@example.com", "tier": "gold", "since": "2019-03-14"},
-  "items": [
-    {"sku": "SKU-4471-BLK-M", "name": "Merino crew neck, black, M", "qty": 2, "unit_price": 3900, "reason": "damaged"},
-    {"sku": "SKU-1180-NAV-L", "name": "Oxford shirt, navy, L", "qty": 1, "unit_price": 2450, "reason": "wrong_item"},
-    {"sku": "SKU-9002-GRY-32", "name": "Chino trousers, grey, 32", "qty": 1, "unit_price": 2200, "reason": "late"},
-    {"sku": "SKU-3310-WHT-OS", "name": "Cotton socks, white, 3-pack", "qty": 1, "unit_price": 0, "reason": "late"}
-  ],
-  "notes": "Customer reported two sweaters arrived with torn seams; shirt was the wrong size. Photos attached to ticket 88123.",
-  "metadata": {"ticket": 88123, "channel": "email", "agent_run": "run_01JD4K7Q2W", "locale": "de-DE", "retries": 0, "escalated": false}
-}"#;
-
-/// A fresh holder-bound envelope granting `n` refunds under [`REFUND_ARGS`], with a budget on
+/// A fresh holder-bound envelope granting `n` refunds under [`refund::ARGS`], with a budget on
 /// `amount` that `n` refunds never exhaust (every one is spent in the ledger all the same).
 fn refund_envelope(key: &SecretKey, agent: &SecretKey, n: usize) -> SignedEnvelope {
     EnvelopeBuilder::new("spiffe://acme.example/agent/bench")
         .audience(AUDIENCE)
         .tool_with_args(
-            REFUND,
+            refund::TOOL,
             Some(Classes::only(ActionClass::Write)),
-            Args::from_json_str(REFUND_ARGS).unwrap(),
+            Args::from_json_str(refund::ARGS).unwrap(),
         )
-        .budget(Budget::new(REFUND, "amount", 1 << 40))
+        .budget(Budget::new(refund::TOOL, "amount", 1 << 40))
         .max_uses(n as u64)
         .ttl_secs(3600)
         .holder(agent.public_key())
@@ -172,10 +137,10 @@ async fn fill_refunds(
         .await
         .unwrap();
     let channel = publisher.channel();
-    let body = REFUND_BODY.as_bytes();
+    let body = refund::BODY.as_bytes();
     for i in 0..n {
         let id = format!("refund-{i}");
-        let call = ToolCall::new(envelope.as_bytes(), REFUND, ActionClass::Write, &id)
+        let call = ToolCall::new(envelope.as_bytes(), refund::TOOL, ActionClass::Write, &id)
             .signed_by(agent, AUDIENCE);
         channel
             .basic_publish(
@@ -215,7 +180,7 @@ async fn refund_case<L: UseLedger + 'static>(
         None => bare(channel, &queue, n).await,
         Some(ledger) => {
             let tools = OwnedCatalogue::new()
-                .with(REFUND, ActionClass::Write)
+                .with(refund::TOOL, ActionClass::Write)
                 .unwrap();
             let config = ConsumerConfig::new(&queue, AUDIENCE, vec![key.public_key()], tools)
                 .prefetch(PREFETCH);
