@@ -2,11 +2,13 @@
 //! `cargo run --release --example quickstart`: one key, one envelope, a worker's tool
 //! catalogue, and a sequence of tool calls, each with its decision; then the same grant bound
 //! to the agent's own key, and what a copy of it is worth; then destructive calls that need
-//! two people's approval, a session revoked, a narrower grant handed to a sub-agent, and
-//! refunds bounded by their arguments and a budget.
+//! two people's approval, a session revoked, a narrower grant handed to a sub-agent,
+//! refunds bounded by their arguments and a budget, and a delivery as a queue worker on any
+//! client admits it through a `laissez_amqp::Gatekeeper`.
 
 use std::error::Error;
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
 use laissez_ledger::{NotGranted, RedbLedger, UseRequest};
@@ -16,6 +18,7 @@ use laissez_verify::{ActionClass, Denial, Presented, Reason, Request, TrustedKey
 
 mod tour;
 mod tour_args;
+mod tour_workers;
 
 /// The agent of the tour.
 pub const AGENT: &str = "spiffe://acme.example/agent/support-bot";
@@ -194,7 +197,7 @@ fn run_calls(
 /// Runs the tour, writing one line per step to `out`.
 pub fn quickstart(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
     let dir = tempfile::tempdir()?;
-    let ledger = RedbLedger::open(dir.path().join("uses.redb"))?;
+    let ledger = Arc::new(RedbLedger::open(dir.path().join("uses.redb"))?);
 
     let key = SecretKey::generate()?;
     writeln!(
@@ -345,9 +348,10 @@ pub fn quickstart(out: &mut dyn Write) -> Result<(), Box<dyn Error>> {
         &ledger,
     )?;
     tour::approvals(out, &key, signed_at, &ledger)?;
-    tour::revocation(out, &key, grant, signed_at, &ledger)?;
+    tour::revocation(out, &key, grant.clone(), signed_at, &ledger)?;
     tour::delegation(out, &key, signed_at, &ledger)?;
-    tour_args::arguments(out, &key, signed_at, &ledger)
+    tour_args::arguments(out, &key, signed_at, &ledger)?;
+    tour_workers::workers(out, &key, &agent, grant, &ledger)
 }
 
 /// The Rust blocks of the README, the guides and the crates' READMEs, compiled and run as

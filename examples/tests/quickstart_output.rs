@@ -102,7 +102,44 @@ fn the_quickstart_shows_every_decision() {
     assert!(text.contains(
         "refunds up to 1000 are refused: not attenuated (args): the child's constraint on amount"
     ));
-    assert_eq!(text.lines().filter(|l| l.contains("-> ")).count(), 32);
+    // A queue worker on any client: the delivery as `ToolCall` published it, through a
+    // `Gatekeeper` on the same ledger; acked once its handler ran, dead-lettered when it comes
+    // again; and the headers `consume --http` hands a handler for it.
+    assert_eq!(
+        decision("delivered to a worker"),
+        "ALLOWED  use 1 of 2, then ack"
+    );
+    assert_eq!(
+        decision("redelivered after ack"),
+        "DENIED   replayed, dead-letter"
+    );
+    let http = text
+        .lines()
+        .find(|l| l.starts_with("http      "))
+        .unwrap_or_else(|| panic!("no http line in:\n{text}"));
+    for header in [
+        "laissez-agent: spiffe://acme.example/agent/support-bot;",
+        "laissez-tool: crm.ticket.read;",
+        "laissez-class: read;",
+        "laissez-obo: user:42;",
+        "laissez-session: task-33;",
+        "laissez-use: 1;",
+        "laissez-message-id: msg-33;",
+        "laissez-chain: [\"spiffe://acme.example/agent/support-bot\"];",
+    ] {
+        assert!(http.contains(header), "{header:?} missing from {http:?}");
+    }
+    assert!(http.ends_with("laissez-approved-by: []"), "{http:?}");
+    let cti = http
+        .split_once("laissez-cti: ")
+        .and_then(|(_, rest)| rest.split_once(';'))
+        .map(|(cti, _)| cti)
+        .unwrap_or_else(|| panic!("no laissez-cti in {http:?}"));
+    assert!(
+        cti.len() == 32 && cti.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{cti:?}"
+    );
+    assert_eq!(text.lines().filter(|l| l.contains("-> ")).count(), 34);
     assert!(text.starts_with("key       generated"));
     assert!(text.contains("tool catalogue: crm.ticket.read = read"));
     assert!(text.contains("crm.ticket.delete = destructive"));

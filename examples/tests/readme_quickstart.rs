@@ -1,6 +1,6 @@
 //! The README's "The quickstart" section shows one run's output: it must be what the
-//! quickstart prints, line for line. Only the random parts differ between runs (the kids and
-//! the envelope's text), and they are compared by shape.
+//! quickstart prints, line for line. Only the random parts differ between runs (the kids, the
+//! envelope's text and an envelope id), and they are compared by shape.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -22,8 +22,9 @@ fn readme_output() -> String {
     block.split_once("```").unwrap().0.to_owned()
 }
 
-/// `line` with its random parts replaced: a 16-hex-digit kid after `kid `, and the
-/// envelope's text (a line of base64url after the indent) by its length.
+/// `line` with its random parts replaced: a 16-hex-digit kid after `kid `, the
+/// 32-hex-digit envelope id after `laissez-cti: `, and the envelope's text (a line of
+/// base64url after the indent) by its length.
 fn shape(line: &str) -> String {
     if let Some(text) = line.strip_prefix("          ")
         && !text.is_empty()
@@ -33,19 +34,25 @@ fn shape(line: &str) -> String {
     {
         return format!("          <{} base64url characters>", text.len());
     }
+    let line = hide_hex(line, "kid ", 16, "<kid>");
+    hide_hex(&line, "laissez-cti: ", 32, "<cti>")
+}
+
+/// `line` with each run of `digits` lowercase hex digits after `marker` replaced by `mask`.
+fn hide_hex(line: &str, marker: &str, digits: usize, mask: &str) -> String {
     let mut out = String::new();
     let mut rest = line;
-    while let Some(at) = rest.find("kid ") {
-        out.push_str(&rest[..at + 4]);
-        rest = &rest[at + 4..];
-        let hex = rest.get(..16).unwrap_or("");
-        if hex.len() == 16
+    while let Some(at) = rest.find(marker) {
+        out.push_str(&rest[..at + marker.len()]);
+        rest = &rest[at + marker.len()..];
+        let hex = rest.get(..digits).unwrap_or("");
+        if hex.len() == digits
             && hex
                 .bytes()
                 .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
         {
-            out.push_str("<kid>");
-            rest = &rest[16..];
+            out.push_str(mask);
+            rest = &rest[digits..];
         }
     }
     out.push_str(rest);
@@ -89,4 +96,12 @@ fn the_shape_hides_only_the_random_parts() {
     );
     assert_eq!(shape(" 1. allowed -> ALLOWED"), " 1. allowed -> ALLOWED");
     assert_eq!(shape("kid C2C0504E2D2485D4"), "kid C2C0504E2D2485D4");
+    assert_eq!(
+        shape("laissez-cti: 48b153cfac2073a0a52e0a619f41a2c2; laissez-use: 1"),
+        "laissez-cti: <cti>; laissez-use: 1"
+    );
+    assert_eq!(
+        shape("laissez-cti: 48b153cfac2073a0; laissez-use: 1"),
+        "laissez-cti: 48b153cfac2073a0; laissez-use: 1"
+    );
 }

@@ -37,7 +37,7 @@ mod health;
 mod http;
 
 pub use health::{Health, LEDGER_PROBE_TIMEOUT};
-pub use http::{DEFAULT_HTTP_TIMEOUT, HttpHandOff, HttpUrlError};
+pub use http::{DEFAULT_HTTP_TIMEOUT, HttpHandOff, HttpUrlError, http_headers};
 /// Where the sidecar spends uses ([`SidecarConfig::ledger`]): `laissez-ledger`'s one reading
 /// of a ledger's path or URL, whose `Debug` and `Display` never show a password.
 pub use laissez_ledger::LedgerLocation;

@@ -20,28 +20,13 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::decision::Decision;
-use crate::handler::{Disposition, HandlerError, HandlerOutcome, Message};
+use crate::handler::{Authorized, Disposition, HandlerError, HandlerOutcome, Message};
 
 /// How long `consume --http` waits for the handler's answer, by default.
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long an idle connection to the handler is kept open.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// The request headers, in the order of the `LAISSEZ_*` variables whose values they carry:
-/// each variable's name lowercased, `-` for `_`.
-const HEADERS: [&str; 10] = [
-    "laissez-agent",
-    "laissez-tool",
-    "laissez-class",
-    "laissez-obo",
-    "laissez-session",
-    "laissez-cti",
-    "laissez-use",
-    "laissez-message-id",
-    "laissez-chain",
-    "laissez-approved-by",
-];
 
 /// Where `consume --http` sends each authorised message, and how long it waits for the
 /// answer. Made by [`HttpHandOff::new`], which accepts only a plain `http://` URL.
@@ -254,26 +239,13 @@ impl HttpHandler {
     /// The request for `message`: its body, its content type when it has one, and the
     /// decision's values as `laissez-*` headers.
     fn request(&self, message: Message) -> Result<Request<Full<Bytes>>, HandlerError> {
-        let a = &message.authorized;
-        let values: [String; 10] = [
-            a.agent.clone(),
-            a.tool.clone(),
-            a.class.name().to_owned(),
-            a.obo.clone().unwrap_or_default(),
-            a.session.clone().unwrap_or_default(),
-            a.cti_hex(),
-            a.use_number.to_string(),
-            a.message_id.clone(),
-            a.chain_json(),
-            a.approved_by_json(),
-        ];
         let mut request = Request::builder()
             .method(Method::POST)
             .uri(self.hand_off.url.clone());
         if let Some(content_type) = message.properties.content_type() {
             request = request.header(CONTENT_TYPE, header_value(content_type.as_str())?);
         }
-        for (name, value) in HEADERS.into_iter().zip(values) {
+        for (name, value) in http_headers(&message.authorized) {
             // The worker refused control characters before the use was spent (`docs/spec.md`
             // §10): every value fits in a header, non-ASCII UTF-8 as its bytes.
             let value = header_value(&value)
@@ -282,6 +254,27 @@ impl HttpHandler {
         }
         Ok(request.body(Full::new(Bytes::from(message.body)))?)
     }
+}
+
+/// The `laissez-*` request headers `consume --http` sends with an authorised message
+/// (`docs/spec.md` §10): the values `--exec` puts in the `LAISSEZ_*` variables, in their
+/// order, each named as its variable lowercased with `-` for `_`. `laissez-obo` and
+/// `laissez-session` are present and empty when the claim is absent. A worker on another
+/// client that hands its messages on the same way can send exactly these.
+pub fn http_headers(authorized: &Authorized) -> [(&'static str, String); 10] {
+    let a = authorized;
+    [
+        ("laissez-agent", a.agent.clone()),
+        ("laissez-tool", a.tool.clone()),
+        ("laissez-class", a.class.name().to_owned()),
+        ("laissez-obo", a.obo.clone().unwrap_or_default()),
+        ("laissez-session", a.session.clone().unwrap_or_default()),
+        ("laissez-cti", a.cti_hex()),
+        ("laissez-use", a.use_number.to_string()),
+        ("laissez-message-id", a.message_id.clone()),
+        ("laissez-chain", a.chain_json()),
+        ("laissez-approved-by", a.approved_by_json()),
+    ]
 }
 
 /// A header value holding exactly `text`'s bytes.
