@@ -1,5 +1,5 @@
 //! Runnable examples of laissez. [`quickstart`] is the offline tour behind
-//! `cargo run --release --example quickstart`: one key, one envelope, a worker's tool
+//! `cargo run --example quickstart`: one key, one envelope, a worker's tool
 //! catalogue, and a sequence of tool calls, each with its decision; then the same grant bound
 //! to the agent's own key, and what a copy of it is worth; then destructive calls that need
 //! two people's approval, a session revoked, a narrower grant handed to a sub-agent,

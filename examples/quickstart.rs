@@ -1,4 +1,4 @@
-//! The offline quickstart: `cargo run --release --example quickstart`.
+//! The offline quickstart: `cargo run --example quickstart`.
 //!
 //! Generates a key, signs an envelope for an agent, and verifies a sequence of tool calls
 //! against it, one line per decision. The code is in `lib.rs` so that a test checks the
