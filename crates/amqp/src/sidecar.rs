@@ -463,18 +463,13 @@ async fn exec(
     for name in SECRET_ENV {
         child.env_remove(name);
     }
+    // The values `--http` sends as headers, each in the variable its header name stands for
+    // (`laissez-message-id`: `LAISSEZ_MESSAGE_ID`): one list for both hand-offs.
+    for (header, value) in http_headers(a) {
+        child.env(header.to_ascii_uppercase().replace('-', "_"), value);
+    }
     let mut child = child
         .args(args)
-        .env("LAISSEZ_AGENT", &a.agent)
-        .env("LAISSEZ_TOOL", &a.tool)
-        .env("LAISSEZ_CLASS", a.class.name())
-        .env("LAISSEZ_OBO", a.obo.as_deref().unwrap_or(""))
-        .env("LAISSEZ_SESSION", a.session.as_deref().unwrap_or(""))
-        .env("LAISSEZ_CTI", a.cti_hex())
-        .env("LAISSEZ_USE", a.use_number.to_string())
-        .env("LAISSEZ_MESSAGE_ID", &a.message_id)
-        .env("LAISSEZ_CHAIN", a.chain_json())
-        .env("LAISSEZ_APPROVED_BY", a.approved_by_json())
         .stdin(Stdio::piped())
         .stdout(stdout)
         .spawn()
