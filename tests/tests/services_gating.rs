@@ -9,10 +9,27 @@ use std::fs;
 
 use laissez_test_support::repo_root;
 
+/// The schemes of a service's URL: a test that writes one out needs the service, unless the
+/// URL is [`NOWHERE`]'s.
+const URL_MARKS: [&str; 2] = ["amqp://", "redis://"];
+
+/// Port 1 of the loopback address: no service listens there, so a URL to it is a test of what
+/// happens when nothing answers (offline), not a use of a service.
+const NOWHERE: &str = "127.0.0.1:1/";
+
+/// Whether `source` writes out the URL of a service other than [`NOWHERE`].
+fn names_a_service_url(source: &str) -> bool {
+    URL_MARKS.iter().any(|mark| {
+        source.match_indices(mark).any(|(at, _)| {
+            let url = &source[at..];
+            let end = url.find(['"', ' ', '\n']).unwrap_or(url.len());
+            !url[..end].contains(NOWHERE)
+        })
+    })
+}
+
 /// Marks of a test that needs a service: the helpers that reach them.
-const SERVICE_MARKS: [&str; 8] = [
-    "amqp://",
-    "redis://",
+const SERVICE_MARKS: [&str; 6] = [
     "amqp_url(",
     "redis_url(",
     "redis_ledger(",
@@ -117,8 +134,9 @@ fn every_test_that_needs_a_service_is_behind_the_services_feature() {
             let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
             // Every integration test of the RabbitMQ crate talks to the broker (through its
             // common module); elsewhere the helpers that reach a service tell.
-            let needs_service =
-                krate == "crates/amqp" || SERVICE_MARKS.iter().any(|m| source.contains(m));
+            let needs_service = krate == "crates/amqp"
+                || names_a_service_url(&source)
+                || SERVICE_MARKS.iter().any(|m| source.contains(m));
             if needs_service {
                 seen += 1;
                 if !gated.contains(&stem) {
@@ -159,4 +177,22 @@ fn the_module_reader_finds_gated_modules() {
         ]
     );
     assert!(modules_of(root, true).iter().all(|(_, gated)| *gated));
+}
+
+#[test]
+fn a_url_to_port_one_names_no_service() {
+    assert!(names_a_service_url(
+        r#"let url = "amqp://guest:guest@127.0.0.1:5672/%2f";"#
+    ));
+    assert!(names_a_service_url(
+        "format!(\"redis://:{p}@127.0.0.1:6379/\")"
+    ));
+    assert!(!names_a_service_url(
+        r#"["--amqp", "amqp://127.0.0.1:1/%2f"]"#
+    ));
+    assert!(!names_a_service_url(r#""redis://127.0.0.1:1/""#));
+    // One service URL among unreachable ones is enough.
+    assert!(names_a_service_url(
+        r#""amqp://127.0.0.1:1/%2f", "amqp://127.0.0.1:5672/%2f""#
+    ));
 }
