@@ -310,7 +310,9 @@ async fn a_delegated_agents_calls_run_on_a_worker_that_trusts_only_the_orchestra
         Some(&invoke("m-unchained")),
     ))
     .await;
-    // A child A signed without delegate's checks, granting every tool.
+    // A child A signed without delegate's checks, granting every tool. Its lifetime is well
+    // inside the root's (signed earlier, with the default 5m): one signed seconds later with
+    // the same TTL would end after the root and be refused for `exp` before its tools.
     let wide = ok(
         d,
         &[
@@ -321,6 +323,8 @@ async fn a_delegated_agents_calls_run_on_a_worker_that_trusts_only_the_orchestra
             "B",
             "--aud",
             queue,
+            "--ttl",
+            "1m",
             "--tool",
             "*",
             "--holder",
