@@ -134,6 +134,18 @@ impl Setup {
         ids
     }
 
+    /// Ends a test: the work queue is empty, the dead-letter queue holds exactly the
+    /// messages `dead_lettered` (their ids, sorted), and the queues are deleted.
+    pub async fn expect_settled_and_delete(self, dead_lettered: &[&str]) {
+        assert_eq!(self.count(&self.topology.queue).await, Vec::<String>::new());
+        assert_eq!(
+            self.count(&self.topology.dead_letter_queue).await,
+            dead_lettered,
+            "the dead-letter queue"
+        );
+        self.delete().await;
+    }
+
     pub async fn delete(self) {
         let channel = self.connection.create_channel().await.unwrap();
         for q in [
