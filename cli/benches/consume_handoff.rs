@@ -20,6 +20,10 @@
 //! within each round, then the median.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+// Filling the queue as laissez-amqp's benches do: the same calls, published the same way.
+#[path = "../../crates/amqp/benches/common/publish.rs"]
+mod publish;
+
 use std::convert::Infallible;
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
@@ -30,31 +34,19 @@ use futures_lite::StreamExt as _;
 use http_body_util::Empty;
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
+use laissez_amqp::Topology;
 use laissez_amqp::lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeleteOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeleteOptions,
 };
 use laissez_amqp::lapin::types::FieldTable;
 use laissez_amqp::lapin::{Channel, Connection};
-use laissez_amqp::{EnvelopeEncoding, Publisher, ToolCall, Topology};
 use laissez_sign::{EnvelopeBuilder, SecretKey};
-use laissez_verify::ActionClass;
+use laissez_test_support::amqp_url;
+use publish::{PREFETCH, env_number};
 
-const PREFETCH: u16 = 100;
 const TOOLS: &str = "[tools]\n\"crm.ticket.read\" = \"read\"\n";
 
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn amqp_url() -> String {
-    std::env::var("LAISSEZ_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
-
-/// Publishes `n` calls under a fresh envelope of `n` uses, ids `{ids}-{i}`.
+/// Publishes `n` calls under a fresh envelope of `n` uses, ids `{ids}-msg-{i}`.
 async fn fill(connection: &Connection, key: &SecretKey, queue: &str, ids: &str, n: usize) {
     let envelope = EnvelopeBuilder::new("spiffe://acme.example/agent/bench")
         .audience(queue)
@@ -63,32 +55,7 @@ async fn fill(connection: &Connection, key: &SecretKey, queue: &str, ids: &str, 
         .ttl_secs(3600)
         .sign(key)
         .unwrap();
-    let publisher = Publisher::new(connection.create_channel().await.unwrap())
-        .await
-        .unwrap();
-    let channel = publisher.channel();
-    let body = b"{\"ticket\":42}";
-    for i in 0..n {
-        let id = format!("{ids}-{i}");
-        let call = ToolCall::new(
-            envelope.as_bytes(),
-            "crm.ticket.read",
-            ActionClass::Read,
-            &id,
-        );
-        channel
-            .basic_publish(
-                "".into(),
-                queue.into(),
-                BasicPublishOptions::default(),
-                body,
-                call.message_properties(EnvelopeEncoding::Bytes, body)
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-    }
-    channel.wait_for_confirms().await.unwrap();
+    publish::fill(connection, queue, &envelope, None, &format!("{ids}-"), n).await;
 }
 
 /// The bare loop: from the first delivery to the last ack.

@@ -30,19 +30,17 @@ use laissez_bench::refund;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::publish::publish_all;
 use common::{
     PREFETCH, amqp_url, consumer_config, counting_handler, cpu_seconds, env_number, fill,
 };
 use futures_lite::StreamExt as _;
-use laissez_amqp::lapin::options::BasicPublishOptions;
 use laissez_amqp::lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeleteOptions, QueuePurgeOptions,
 };
 use laissez_amqp::lapin::types::FieldTable;
 use laissez_amqp::lapin::{Channel, Connection};
-use laissez_amqp::{
-    ConsumerConfig, EnvelopeEncoding, Middleware, Publisher, TlsConfig, ToolCall, Topology,
-};
+use laissez_amqp::{ConsumerConfig, Middleware, TlsConfig, ToolCall, Topology};
 use laissez_ledger::{RedbLedger, RedisLedger, UseLedger};
 use laissez_sign::args::{Args, Budget};
 use laissez_sign::{EnvelopeBuilder, SecretKey, SignedEnvelope};
@@ -133,28 +131,12 @@ async fn fill_refunds(
     agent: &SecretKey,
     n: usize,
 ) {
-    let publisher = Publisher::new(connection.create_channel().await.unwrap())
-        .await
-        .unwrap();
-    let channel = publisher.channel();
-    let body = refund::BODY.as_bytes();
-    for i in 0..n {
-        let id = format!("refund-{i}");
-        let call = ToolCall::new(envelope.as_bytes(), refund::TOOL, ActionClass::Write, &id)
-            .signed_by(agent, AUDIENCE);
-        channel
-            .basic_publish(
-                "".into(),
-                queue.into(),
-                BasicPublishOptions::default(),
-                body,
-                call.message_properties(EnvelopeEncoding::Bytes, body)
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-    }
-    channel.wait_for_confirms().await.unwrap();
+    let ids: Vec<String> = (0..n).map(|i| format!("refund-{i}")).collect();
+    let calls = ids.iter().map(|id| {
+        ToolCall::new(envelope.as_bytes(), refund::TOOL, ActionClass::Write, id)
+            .signed_by(agent, AUDIENCE)
+    });
+    publish_all(connection, queue, refund::BODY.as_bytes(), calls).await;
 }
 
 /// One args case: `n` refunds consumed by the bare loop (`ledger` `None`) or the middleware
