@@ -23,6 +23,13 @@
 // Filling the queue as laissez-amqp's benches do: the same calls, published the same way.
 #[path = "../../crates/amqp/benches/common/publish.rs"]
 mod publish;
+// The bare loop laissez-amqp's throughput bench compares with, here timed from its first
+// delivery (as the sidecar is from its first decision).
+#[path = "../../crates/amqp/benches/common/bare_loop.rs"]
+mod bare_loop;
+// Deleting the topology as the cli's tests do.
+#[path = "../tests/common/teardown.rs"]
+mod teardown;
 
 use std::convert::Infallible;
 use std::io::{BufRead as _, BufReader};
@@ -30,16 +37,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use futures_lite::StreamExt as _;
+use bare_loop::bare;
 use http_body_util::Empty;
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use laissez_amqp::Topology;
-use laissez_amqp::lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeleteOptions,
-};
-use laissez_amqp::lapin::types::FieldTable;
-use laissez_amqp::lapin::{Channel, Connection};
+use laissez_amqp::lapin::Connection;
 use laissez_sign::{EnvelopeBuilder, SecretKey};
 use laissez_test_support::amqp_url;
 use publish::{PREFETCH, env_number};
@@ -56,35 +59,6 @@ async fn fill(connection: &Connection, key: &SecretKey, queue: &str, ids: &str, 
         .sign(key)
         .unwrap();
     publish::fill(connection, queue, &envelope, None, &format!("{ids}-"), n).await;
-}
-
-/// The bare loop: from the first delivery to the last ack.
-async fn bare(channel: &Channel, queue: &str, n: usize) -> Duration {
-    channel
-        .basic_qos(PREFETCH, BasicQosOptions::default())
-        .await
-        .unwrap();
-    let mut consumer = channel
-        .basic_consume(
-            queue.into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let mut first = None;
-    for _ in 0..n {
-        let delivery = consumer.next().await.unwrap().unwrap();
-        first.get_or_insert_with(Instant::now);
-        delivery.ack(BasicAckOptions::default()).await.unwrap();
-    }
-    let elapsed = first.unwrap().elapsed();
-    channel
-        .basic_cancel(consumer.tag(), Default::default())
-        .await
-        .unwrap();
-    elapsed
 }
 
 /// A handler that answers 204 to everything, on a free port of 127.0.0.1.
@@ -221,7 +195,7 @@ async fn main() {
             let ids = format!("r{round}c{case}");
             fill(&connection, &key, &queue, &ids, n).await;
             let took = if case == 0 {
-                bare(&channel, &queue, n).await
+                bare(&channel, &queue, PREFETCH, n).await.1
             } else {
                 let (dir, queue) = (dir.path().to_owned(), queue.clone());
                 let hand_off: Vec<String> = hand_offs[case].iter().map(|a| a.to_string()).collect();
@@ -261,20 +235,5 @@ async fn main() {
             median(ratios)
         );
     }
-    for name in [
-        topology.queue.as_str(),
-        topology.dead_letter_queue.as_str(),
-        topology.retry_queue.as_str(),
-        &format!("{queue}.revocations"),
-    ] {
-        let _ = channel
-            .queue_delete(name.into(), QueueDeleteOptions::default())
-            .await;
-    }
-    let _ = channel
-        .exchange_delete(
-            topology.dead_letter_exchange.as_str().into(),
-            Default::default(),
-        )
-        .await;
+    teardown::delete_topology(&channel, &topology, &[&format!("{queue}.revocations")]).await;
 }
