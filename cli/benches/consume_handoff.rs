@@ -20,41 +20,36 @@
 //! within each round, then the median.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+// Filling the queue as laissez-amqp's benches do: the same calls, published the same way.
+#[path = "../../crates/amqp/benches/common/publish.rs"]
+mod publish;
+// The bare loop laissez-amqp's throughput bench compares with, here timed from its first
+// delivery (as the sidecar is from its first decision).
+#[path = "../../crates/amqp/benches/common/bare_loop.rs"]
+mod bare_loop;
+// Deleting the topology as the cli's tests do.
+#[path = "../tests/common/teardown.rs"]
+mod teardown;
+
 use std::convert::Infallible;
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use futures_lite::StreamExt as _;
+use bare_loop::bare;
 use http_body_util::Empty;
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use laissez_amqp::lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeleteOptions,
-};
-use laissez_amqp::lapin::types::FieldTable;
-use laissez_amqp::lapin::{Channel, Connection};
-use laissez_amqp::{EnvelopeEncoding, Publisher, ToolCall, Topology};
+use laissez_amqp::Topology;
+use laissez_amqp::lapin::Connection;
 use laissez_sign::{EnvelopeBuilder, SecretKey};
-use laissez_verify::ActionClass;
+use laissez_test_support::amqp_url;
+use publish::{PREFETCH, env_number};
 
-const PREFETCH: u16 = 100;
 const TOOLS: &str = "[tools]\n\"crm.ticket.read\" = \"read\"\n";
 
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn amqp_url() -> String {
-    std::env::var("LAISSEZ_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
-
-/// Publishes `n` calls under a fresh envelope of `n` uses, ids `{ids}-{i}`.
+/// Publishes `n` calls under a fresh envelope of `n` uses, ids `{ids}-msg-{i}`.
 async fn fill(connection: &Connection, key: &SecretKey, queue: &str, ids: &str, n: usize) {
     let envelope = EnvelopeBuilder::new("spiffe://acme.example/agent/bench")
         .audience(queue)
@@ -63,61 +58,7 @@ async fn fill(connection: &Connection, key: &SecretKey, queue: &str, ids: &str, 
         .ttl_secs(3600)
         .sign(key)
         .unwrap();
-    let publisher = Publisher::new(connection.create_channel().await.unwrap())
-        .await
-        .unwrap();
-    let channel = publisher.channel();
-    let body = b"{\"ticket\":42}";
-    for i in 0..n {
-        let id = format!("{ids}-{i}");
-        let call = ToolCall::new(
-            envelope.as_bytes(),
-            "crm.ticket.read",
-            ActionClass::Read,
-            &id,
-        );
-        channel
-            .basic_publish(
-                "".into(),
-                queue.into(),
-                BasicPublishOptions::default(),
-                body,
-                call.message_properties(EnvelopeEncoding::Bytes, body)
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-    }
-    channel.wait_for_confirms().await.unwrap();
-}
-
-/// The bare loop: from the first delivery to the last ack.
-async fn bare(channel: &Channel, queue: &str, n: usize) -> Duration {
-    channel
-        .basic_qos(PREFETCH, BasicQosOptions::default())
-        .await
-        .unwrap();
-    let mut consumer = channel
-        .basic_consume(
-            queue.into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let mut first = None;
-    for _ in 0..n {
-        let delivery = consumer.next().await.unwrap().unwrap();
-        first.get_or_insert_with(Instant::now);
-        delivery.ack(BasicAckOptions::default()).await.unwrap();
-    }
-    let elapsed = first.unwrap().elapsed();
-    channel
-        .basic_cancel(consumer.tag(), Default::default())
-        .await
-        .unwrap();
-    elapsed
+    publish::fill(connection, queue, &envelope, None, &format!("{ids}-"), n).await;
 }
 
 /// A handler that answers 204 to everything, on a free port of 127.0.0.1.
@@ -254,7 +195,7 @@ async fn main() {
             let ids = format!("r{round}c{case}");
             fill(&connection, &key, &queue, &ids, n).await;
             let took = if case == 0 {
-                bare(&channel, &queue, n).await
+                bare(&channel, &queue, PREFETCH, n).await.1
             } else {
                 let (dir, queue) = (dir.path().to_owned(), queue.clone());
                 let hand_off: Vec<String> = hand_offs[case].iter().map(|a| a.to_string()).collect();
@@ -294,20 +235,5 @@ async fn main() {
             median(ratios)
         );
     }
-    for name in [
-        topology.queue.as_str(),
-        topology.dead_letter_queue.as_str(),
-        topology.retry_queue.as_str(),
-        &format!("{queue}.revocations"),
-    ] {
-        let _ = channel
-            .queue_delete(name.into(), QueueDeleteOptions::default())
-            .await;
-    }
-    let _ = channel
-        .exchange_delete(
-            topology.dead_letter_exchange.as_str().into(),
-            Default::default(),
-        )
-        .await;
+    teardown::delete_topology(&channel, &topology, &[&format!("{queue}.revocations")]).await;
 }

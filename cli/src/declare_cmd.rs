@@ -9,7 +9,7 @@ use clap::Args;
 use laissez_amqp::lapin::options::{ExchangeDeclareOptions, QueueDeclareOptions};
 use laissez_amqp::lapin::types::FieldTable;
 use laissez_amqp::lapin::{Connection, ConnectionProperties, ErrorKind, ExchangeKind};
-use laissez_amqp::{AmqpError, TlsConfig, Topology};
+use laissez_amqp::{AmqpError, ArgumentValue, Declaration, QueueKind, TlsConfig, Topology};
 use laissez_ledger::redact::redact_password;
 
 use crate::failure::Failure;
@@ -65,7 +65,7 @@ pub(crate) struct DeclareArgs {
     /// With --quorum: after this many returns to the queue the broker dead-letters a message
     /// (x-delivery-limit) [default: 20].
     #[arg(long, value_name = "N", requires = "quorum",
-          value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64))]
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(Topology::MAX_DELIVERY_LIMIT)))]
     delivery_limit: Option<u32>,
 }
 
@@ -105,52 +105,50 @@ pub(crate) fn declare(args: &DeclareArgs) -> Result<(), Failure> {
     write_stdout(out.as_bytes())
 }
 
-/// The objects `Topology::declare` makes, with their arguments in words (docs/spec.md §9).
+/// The objects `Topology::declare` makes, with their arguments in words (docs/spec.md §9):
+/// read from `Topology::declarations`, so what is said is what is declared.
 fn objects(topology: &Topology) -> Vec<Object> {
-    let (quorum, limit) = match topology.kind {
-        laissez_amqp::QueueKind::Quorum { delivery_limit } => (true, Some(delivery_limit)),
-        _ => (false, None),
+    let kind = match topology.kind {
+        QueueKind::Quorum { .. } => "quorum",
+        _ => "classic",
     };
-    let kind = if quorum { "quorum" } else { "classic" };
-    let mut work = format!(
-        "{kind}, durable, x-dead-letter-exchange={}",
-        topology.dead_letter_exchange
-    );
-    if let Some(limit) = limit {
-        work.push_str(&format!(", x-delivery-limit={limit}"));
+    let mut objects: Vec<Object> = Vec::new();
+    for declaration in topology.declarations() {
+        match declaration {
+            Declaration::Exchange { name } => objects.push(Object {
+                kind: "exchange",
+                name,
+                what: "fanout, durable".to_owned(),
+            }),
+            Declaration::Queue { name, arguments } => {
+                let mut what = format!("{kind}, durable");
+                // The queue type is said first, as `kind`.
+                for argument in arguments.iter().filter(|a| a.key != "x-queue-type") {
+                    let value = match &argument.value {
+                        ArgumentValue::Text(text) if text.is_empty() => "\"\"".to_owned(),
+                        ArgumentValue::Text(text) => text.clone(),
+                        ArgumentValue::Integer(number) => number.to_string(),
+                        other => format!("{other:?}"),
+                    };
+                    what.push_str(&format!(", {}={value}", argument.key));
+                }
+                objects.push(Object {
+                    kind: "queue",
+                    name,
+                    what,
+                });
+            }
+            Declaration::Binding { queue, exchange } => {
+                if let Some(object) = objects.iter_mut().find(|o| o.name == queue) {
+                    object.what.push_str(&format!(
+                        ", bound to {exchange} (refused and parked messages)"
+                    ));
+                }
+            }
+            _ => {}
+        }
     }
-    let mut retry = format!(
-        "{kind}, durable, x-dead-letter-exchange=\"\", x-dead-letter-routing-key={}",
-        topology.queue
-    );
-    if quorum {
-        retry.push_str(", x-dead-letter-strategy=at-least-once, x-overflow=reject-publish");
-    }
-    vec![
-        Object {
-            kind: "exchange",
-            name: topology.dead_letter_exchange.clone(),
-            what: "fanout, durable".to_owned(),
-        },
-        Object {
-            kind: "queue",
-            name: topology.dead_letter_queue.clone(),
-            what: format!(
-                "{kind}, durable, bound to {} (refused and parked messages)",
-                topology.dead_letter_exchange
-            ),
-        },
-        Object {
-            kind: "queue",
-            name: topology.queue.clone(),
-            what: work,
-        },
-        Object {
-            kind: "queue",
-            name: topology.retry_queue.clone(),
-            what: retry,
-        },
-    ]
+    objects
 }
 
 /// Connects, notes which objects exist, declares the topology; returns what existed before.

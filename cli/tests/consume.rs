@@ -115,12 +115,8 @@ async fn exec_decisions_and_exit_codes() {
     for id in ["m-over", "m-class", "m-relabel", "m-unknown"] {
         assert!(!stderr.contains(&format!("ran {id}")), "{id} ran: {stderr}");
     }
-    assert_eq!(s.count(&s.topology.queue).await, Vec::<String>::new());
-    assert_eq!(
-        s.count(&s.topology.dead_letter_queue).await,
-        ["m-class", "m-fail", "m-over", "m-relabel", "m-unknown"]
-    );
-    s.delete().await;
+    s.expect_settled_and_delete(&["m-class", "m-fail", "m-over", "m-relabel", "m-unknown"])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

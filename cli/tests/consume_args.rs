@@ -130,12 +130,8 @@ async fn arguments_and_budget(prefix: &str, consume: impl Fn(&Setup) -> Command)
     );
     assert!(!stderr.contains("ran "), "{stderr}");
 
-    assert_eq!(s.count(&s.topology.queue).await, Vec::<String>::new());
-    assert_eq!(
-        s.count(&s.topology.dead_letter_queue).await,
-        ["bad-order", "duplicate", "not-json", "over-range", "r-1"]
-    );
-    s.delete().await;
+    s.expect_settled_and_delete(&["bad-order", "duplicate", "not-json", "over-range", "r-1"])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,8 +12,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::common::teardown::delete_topology;
 use laissez_amqp::lapin::BasicProperties;
-use laissez_amqp::lapin::options::{BasicGetOptions, QueueDeleteOptions};
+use laissez_amqp::lapin::options::BasicGetOptions;
 use laissez_amqp::lapin::types::AMQPValue;
 use laissez_amqp::{EnvelopeEncoding, HEADER_CHAIN, Publisher, ToolCall, Topology};
 use laissez_verify::ActionClass;
@@ -57,24 +58,6 @@ async fn drain(channel: &laissez_amqp::lapin::Channel, queue: &str) -> Vec<Strin
     }
     ids.sort();
     ids
-}
-
-async fn delete(channel: &laissez_amqp::lapin::Channel, topology: &Topology) {
-    for q in [
-        &topology.queue,
-        &topology.dead_letter_queue,
-        &topology.retry_queue,
-    ] {
-        let _ = channel
-            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-            .await;
-    }
-    let _ = channel
-        .exchange_delete(
-            topology.dead_letter_exchange.as_str().into(),
-            Default::default(),
-        )
-        .await;
 }
 
 /// Keys orch, a, b, c, d in a fresh directory, the worker's trust file (the orchestrator's
@@ -374,7 +357,7 @@ async fn a_delegated_agents_calls_run_on_a_worker_that_trusts_only_the_orchestra
         drain(&channel, &topology.dead_letter_queue).await,
         ["m-spliced", "m-unchained", "m-widened"]
     );
-    delete(&channel, &topology).await;
+    delete_topology(&channel, &topology, &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -450,7 +433,7 @@ async fn a_parents_uses_cap_all_of_its_children_together() {
     assert_eq!((allowed, exhausted), (3, 6), "{decisions:?}");
     assert_eq!(stderr.matches("ran ").count(), 3, "{stderr}");
     assert_eq!(drain(&channel, &topology.dead_letter_queue).await.len(), 6);
-    delete(&channel, &topology).await;
+    delete_topology(&channel, &topology, &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -567,7 +550,7 @@ async fn two_workers_share_a_parents_uses(ledger: &[&str], env: &[(&str, &Path)]
         "{decisions:?}"
     );
     assert_eq!(drain(&channel, &topology.dead_letter_queue).await.len(), 9);
-    delete(&channel, &topology).await;
+    delete_topology(&channel, &topology, &[]).await;
     one.1 + &two.1
 }
 
@@ -686,7 +669,7 @@ async fn a_delegated_call_parked_for_the_roots_approval_is_approved_and_runs() {
         drain(&channel, &topology.dead_letter_queue).await,
         Vec::<String>::new()
     );
-    delete(&channel, &topology).await;
+    delete_topology(&channel, &topology, &[]).await;
 }
 
 #[test]

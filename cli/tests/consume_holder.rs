@@ -9,7 +9,7 @@
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use laissez_amqp::lapin::options::{BasicGetOptions, QueueDeleteOptions};
+use laissez_amqp::lapin::options::BasicGetOptions;
 use laissez_amqp::{EnvelopeEncoding, Publisher, ToolCall, Topology};
 use laissez_sign::{EnvelopeBuilder, SecretKey};
 use laissez_verify::ActionClass;
@@ -172,17 +172,7 @@ async fn require_holder_runs_only_the_holders_own_calls() {
         drain(&channel, &topology.dead_letter_queue).await,
         ["m-bearer", "m-copy", "m-copy-invocation"]
     );
-    for q in [queue, &topology.dead_letter_queue, &topology.retry_queue] {
-        let _ = channel
-            .queue_delete(q.into(), QueueDeleteOptions::default())
-            .await;
-    }
-    let _ = channel
-        .exchange_delete(
-            topology.dead_letter_exchange.as_str().into(),
-            Default::default(),
-        )
-        .await;
+    crate::common::teardown::delete_topology(&channel, &topology, &[]).await;
 }
 
 #[test]

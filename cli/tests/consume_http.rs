@@ -156,12 +156,7 @@ async fn the_handler_gets_the_body_and_the_decision_as_headers_and_a_2xx_acks() 
         assert_eq!(outcome["http_status"], 204, "{outcome}");
         assert!(outcome.get("exit_status").is_none(), "{outcome}");
     }
-    assert_eq!(s.count(&s.topology.queue).await, Vec::<String>::new());
-    assert_eq!(
-        s.count(&s.topology.dead_letter_queue).await,
-        Vec::<String>::new()
-    );
-    s.delete().await;
+    s.expect_settled_and_delete(&[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,9 +176,7 @@ async fn a_500_dead_letters_the_message_and_its_outcome_says_so() {
         outcome["error"], "http handler answered 500 Internal Server Error",
         "{outcome}"
     );
-    assert_eq!(s.count(&s.topology.queue).await, Vec::<String>::new());
-    assert_eq!(s.count(&s.topology.dead_letter_queue).await, ["m-500"]);
-    s.delete().await;
+    s.expect_settled_and_delete(&["m-500"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,9 +201,7 @@ async fn no_answer_within_the_timeout_is_a_handler_failure() {
         format!("no answer from {} within 1s", handler.url()),
         "{outcome}"
     );
-    assert_eq!(s.count(&s.topology.dead_letter_queue).await, ["m-slow"]);
-    assert_eq!(s.count(&s.topology.queue).await, Vec::<String>::new());
-    s.delete().await;
+    s.expect_settled_and_delete(&["m-slow"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,9 +232,7 @@ async fn a_handler_that_cannot_be_reached_dead_letters_every_message() {
         );
     }
     // Never acked, never lost: both are in the dead-letter queue.
-    assert_eq!(s.count(&s.topology.queue).await, Vec::<String>::new());
-    assert_eq!(s.count(&s.topology.dead_letter_queue).await, ["d-1", "d-2"]);
-    s.delete().await;
+    s.expect_settled_and_delete(&["d-1", "d-2"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -271,9 +260,7 @@ async fn a_handler_that_hangs_up_without_answering_dead_letters_the_message() {
         error.starts_with(&format!("no answer from {url}: ")),
         "{error}"
     );
-    assert_eq!(s.count(&s.topology.queue).await, Vec::<String>::new());
-    assert_eq!(s.count(&s.topology.dead_letter_queue).await, ["h-1"]);
-    s.delete().await;
+    s.expect_settled_and_delete(&["h-1"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -300,12 +287,7 @@ async fn up_to_prefetch_requests_are_in_flight_at_once_on_kept_alive_connections
         handler.connections()
     );
     assert!(run.outcomes.iter().all(|o| o["outcome"] == "handled"));
-    assert_eq!(s.count(&s.topology.queue).await, Vec::<String>::new());
-    assert_eq!(
-        s.count(&s.topology.dead_letter_queue).await,
-        Vec::<String>::new()
-    );
-    s.delete().await;
+    s.expect_settled_and_delete(&[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

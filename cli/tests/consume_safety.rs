@@ -120,9 +120,7 @@ async fn hostile_values_reach_a_command_without_a_shell_literally() {
     let refused = lines.iter().find(|d| d["allowed"] == false).unwrap();
     assert_eq!(refused["message_id"], "bad-tool");
     assert_eq!(refused["reason"], "malformed");
-    assert_eq!(s.count(&s.topology.queue).await, Vec::<String>::new());
-    assert_eq!(s.count(&s.topology.dead_letter_queue).await, ["bad-tool"]);
-    s.delete().await;
+    s.expect_settled_and_delete(&["bad-tool"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,12 +341,7 @@ async fn consume_with_redis_unreachable_requeues_never_runs_then_runs_once() {
         "body of m1",
         "ran exactly once"
     );
-    assert_eq!(s.count(&s.topology.queue).await, Vec::<String>::new());
-    assert_eq!(
-        s.count(&s.topology.dead_letter_queue).await,
-        Vec::<String>::new()
-    );
-    s.delete().await;
+    s.expect_settled_and_delete(&[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -39,21 +39,7 @@ fn run(cmd: std::process::Command) -> std::process::Output {
 
 async fn delete(connection: &laissez_amqp::lapin::Connection, topology: &Topology) {
     let channel = connection.create_channel().await.unwrap();
-    for q in [
-        &topology.queue,
-        &topology.dead_letter_queue,
-        &topology.retry_queue,
-    ] {
-        let _ = channel
-            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-            .await;
-    }
-    let _ = channel
-        .exchange_delete(
-            topology.dead_letter_exchange.as_str().into(),
-            Default::default(),
-        )
-        .await;
+    common::teardown::delete_topology(&channel, topology, &[]).await;
 }
 
 async fn connect() -> laissez_amqp::lapin::Connection {

@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use laissez_amqp::lapin::options::{BasicGetOptions, QueueDeleteOptions};
+use laissez_amqp::lapin::options::BasicGetOptions;
 use laissez_amqp::{Publisher, ToolCall, Topology};
 use laissez_sign::SecretKey;
 use laissez_test_support::amqp_url;
@@ -134,25 +134,24 @@ impl Setup {
         ids
     }
 
+    /// Ends a test: the work queue is empty, the dead-letter queue holds exactly the
+    /// messages `dead_lettered` (their ids, sorted), and the queues are deleted.
+    pub async fn expect_settled_and_delete(self, dead_lettered: &[&str]) {
+        assert_eq!(self.count(&self.topology.queue).await, Vec::<String>::new());
+        assert_eq!(
+            self.count(&self.topology.dead_letter_queue).await,
+            dead_lettered,
+            "the dead-letter queue"
+        );
+        self.delete().await;
+    }
+
     pub async fn delete(self) {
         let channel = self.connection.create_channel().await.unwrap();
-        for q in [
-            &self.topology.queue,
-            &self.topology.dead_letter_queue,
-            &self.topology.retry_queue,
-            &self.revocation_stream(),
-            // `laissez approve`'s default reject queue.
-            &format!("{}.rejected", self.topology.queue),
-        ] {
-            let _ = channel
-                .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-                .await;
-        }
-        let _ = channel
-            .exchange_delete(
-                self.topology.dead_letter_exchange.as_str().into(),
-                Default::default(),
-            )
-            .await;
+        // `laissez approve`'s default reject queue too.
+        let rejected = format!("{}.rejected", self.topology.queue);
+        let also = [self.revocation_stream(), rejected];
+        let also: Vec<&str> = also.iter().map(String::as_str).collect();
+        super::teardown::delete_topology(&channel, &self.topology, &also).await;
     }
 }

@@ -12,6 +12,7 @@
 pub mod approving;
 pub mod broker;
 pub mod handler;
+pub mod teardown;
 
 use std::path::{Path, PathBuf};
 

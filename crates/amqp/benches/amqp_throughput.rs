@@ -24,25 +24,22 @@
 //! each round, then the median. LAISSEZ_BENCH_ARGS_ONLY=1 runs only these.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+#[path = "common/bare_loop.rs"]
+mod bare_loop;
 mod common;
 
 use laissez_bench::refund;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bare_loop::bare;
+use common::publish::publish_all;
 use common::{
     PREFETCH, amqp_url, consumer_config, counting_handler, cpu_seconds, env_number, fill,
 };
-use futures_lite::StreamExt as _;
-use laissez_amqp::lapin::options::BasicPublishOptions;
-use laissez_amqp::lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeleteOptions, QueuePurgeOptions,
-};
-use laissez_amqp::lapin::types::FieldTable;
+use laissez_amqp::lapin::options::{QueueDeleteOptions, QueuePurgeOptions};
 use laissez_amqp::lapin::{Channel, Connection};
-use laissez_amqp::{
-    ConsumerConfig, EnvelopeEncoding, Middleware, Publisher, TlsConfig, ToolCall, Topology,
-};
+use laissez_amqp::{ConsumerConfig, Middleware, TlsConfig, ToolCall, Topology};
 use laissez_ledger::{RedbLedger, RedisLedger, UseLedger};
 use laissez_sign::args::{Args, Budget};
 use laissez_sign::{EnvelopeBuilder, SecretKey, SignedEnvelope};
@@ -51,35 +48,6 @@ use laissez_verify::{ActionClass, Classes};
 
 /// The workers' audience.
 const AUDIENCE: &str = "bench-queue";
-
-async fn bare(channel: &Channel, queue: &str, n: usize) -> Duration {
-    channel
-        .basic_qos(PREFETCH, BasicQosOptions::default())
-        .await
-        .unwrap();
-    let start = Instant::now();
-    let mut consumer = channel
-        .basic_consume(
-            queue.into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let mut done = 0;
-    while done < n {
-        let delivery = consumer.next().await.unwrap().unwrap();
-        delivery.ack(BasicAckOptions::default()).await.unwrap();
-        done += 1;
-    }
-    let elapsed = start.elapsed();
-    channel
-        .basic_cancel(consumer.tag(), Default::default())
-        .await
-        .unwrap();
-    elapsed
-}
 
 async fn middleware<L: UseLedger + 'static>(
     channel: &Channel,
@@ -133,28 +101,12 @@ async fn fill_refunds(
     agent: &SecretKey,
     n: usize,
 ) {
-    let publisher = Publisher::new(connection.create_channel().await.unwrap())
-        .await
-        .unwrap();
-    let channel = publisher.channel();
-    let body = refund::BODY.as_bytes();
-    for i in 0..n {
-        let id = format!("refund-{i}");
-        let call = ToolCall::new(envelope.as_bytes(), refund::TOOL, ActionClass::Write, &id)
-            .signed_by(agent, AUDIENCE);
-        channel
-            .basic_publish(
-                "".into(),
-                queue.into(),
-                BasicPublishOptions::default(),
-                body,
-                call.message_properties(EnvelopeEncoding::Bytes, body)
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-    }
-    channel.wait_for_confirms().await.unwrap();
+    let ids: Vec<String> = (0..n).map(|i| format!("refund-{i}")).collect();
+    let calls = ids.iter().map(|id| {
+        ToolCall::new(envelope.as_bytes(), refund::TOOL, ActionClass::Write, id)
+            .signed_by(agent, AUDIENCE)
+    });
+    publish_all(connection, queue, refund::BODY.as_bytes(), calls).await;
 }
 
 /// One args case: `n` refunds consumed by the bare loop (`ledger` `None`) or the middleware
@@ -177,7 +129,7 @@ async fn refund_case<L: UseLedger + 'static>(
     let envelope = refund_envelope(key, agent, n);
     fill_refunds(connection, &queue, &envelope, agent, n).await;
     let elapsed = match ledger {
-        None => bare(channel, &queue, n).await,
+        None => bare(channel, &queue, PREFETCH, n).await.0,
         Some(ledger) => {
             let tools = OwnedCatalogue::new()
                 .with(refund::TOOL, ActionClass::Write)
@@ -330,7 +282,7 @@ async fn main() {
         fill(&connection, &queue, &envelope, signer, "", n).await;
         let cpu_before = cpu_seconds();
         let elapsed = if case.starts_with("bare") {
-            bare(consuming, &queue, n).await
+            bare(consuming, &queue, PREFETCH, n).await.0
         } else if case.contains("redb") {
             middleware(consuming, &queue, &key, redb.clone(), n).await
         } else {

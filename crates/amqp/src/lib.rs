@@ -127,7 +127,7 @@ pub use revocations::{
 };
 pub use shared::Stats;
 pub use tls::{TlsConfig, TlsError};
-pub use topology::{QueueKind, Topology};
+pub use topology::{Argument, ArgumentValue, Declaration, QueueKind, Topology};
 
 /// The lapin version this crate is built on, re-exported so callers use the same types.
 pub use lapin;

@@ -26,6 +26,7 @@ mod keys;
 mod ledger;
 mod logs;
 mod revocation;
+mod topology;
 mod verifier;
 mod worker;
 
@@ -137,6 +138,7 @@ fn _laissez(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ledger::register(m)?;
     worker::register(m)?;
     logs::register(m)?;
+    topology::register(m)?;
     m.add("MAX_ENVELOPE_LEN", laissez_verify::wire::MAX_ENVELOPE_LEN)?;
     m.add(
         "REASONS",

@@ -84,10 +84,10 @@ def test_declare_topology_is_the_standard_one_and_idempotent(connection, quorum)
 
 def test_declare_topology_refuses_bad_arguments(connection):
     channel = connection.channel()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="the queue name must not be empty"):
         declare_topology(channel, "")
-    for limit in (0, -1, 2**31, True, 1.5):
-        with pytest.raises(ValueError):
+    for limit in (0, -1, 2**31, 2**70, True, 1.5, "7"):
+        with pytest.raises(ValueError, match=r"delivery_limit is an integer from 1 to 2\*\*31-1"):
             declare_topology(channel, "q", quorum=True, delivery_limit=limit)
 
 

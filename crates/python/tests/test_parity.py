@@ -51,6 +51,20 @@ class Case:
         return ".".join(b64(link) for link in self.links)
 
 
+def publish(channel, queue: str, call: Case) -> None:
+    """Publishes `call` to `queue` with the headers a worker reads (docs/spec.md §5): the
+    envelope, the tool, and the chain, invocation and approvals when it has them."""
+    headers: dict[str, object] = {"laissez-envelope": call.links[-1], "laissez-tool": call.tool}
+    if len(call.links) > 1:
+        headers["laissez-chain"] = call.links[:-1]
+    if call.invocation is not None:
+        headers["laissez-invocation"] = call.invocation
+    if call.approvals:
+        headers["laissez-approvals"] = call.approvals
+    channel.basic_publish("", queue, call.body, pika.BasicProperties(
+        message_id=call.message_id, headers=headers))
+
+
 def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
@@ -243,15 +257,7 @@ def through_middleware(calls: list[Case], queue: str, record_cti: str, tmp_path)
             cwd=tmp_path, capture_output=True, timeout=60, check=False)
         assert revoke.returncode == 0, revoke.stderr.decode()
         for call in calls:
-            headers = {"laissez-envelope": call.links[-1], "laissez-tool": call.tool}
-            if len(call.links) > 1:
-                headers["laissez-chain"] = call.links[:-1]
-            if call.invocation is not None:
-                headers["laissez-invocation"] = call.invocation
-            if call.approvals:
-                headers["laissez-approvals"] = call.approvals
-            channel.basic_publish("", queue, call.body, pika.BasicProperties(
-                message_id=call.message_id, headers=headers))
+            publish(channel, queue, call)
         out = subprocess.run(
             [laissez_bin(), "consume", "--amqp", AMQP_URL, "--queue", queue, "--aud", queue,
              "--trust", "trust.pub", "--tools", "tools.toml", "--approvers", "approvers.pub",

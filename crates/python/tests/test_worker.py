@@ -23,7 +23,7 @@ import pytest
 import laissez
 from conftest import AMQP_URL, REDIS_URL, laissez_bin
 from laissez.pika import declare_topology, publish_call, publish_revocation
-from test_parity import BUDGET, EXHAUSTED, EXPECTED, TOOLS, TWICE, cases
+from test_parity import BUDGET, EXHAUSTED, EXPECTED, TOOLS, TWICE, cases, publish
 from worker_run import HELPERS, declare_with, publish_revocation_with, run_worker
 
 HERE = Path(__file__).resolve().parent
@@ -67,18 +67,6 @@ def key_dir(tmp_path: Path, names=("issuer", "agent", "agent2", "alice", "bob", 
     (tmp_path / "tools.toml").write_text(
         "[tools]\n" + "".join(f'"{tool}" = "{cls}"\n' for tool, cls in TOOLS.items()))
     return keys
-
-
-def publish(channel, queue: str, call, **headers_extra) -> None:
-    headers = {"laissez-envelope": call.links[-1], "laissez-tool": call.tool, **headers_extra}
-    if len(call.links) > 1:
-        headers["laissez-chain"] = call.links[:-1]
-    if call.invocation is not None:
-        headers["laissez-invocation"] = call.invocation
-    if call.approvals:
-        headers["laissez-approvals"] = call.approvals
-    channel.basic_publish("", queue, call.body, pika.BasicProperties(
-        message_id=call.message_id, headers=headers))
 
 
 def normalised(lines: list[str]) -> collections.Counter:

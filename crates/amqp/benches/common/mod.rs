@@ -4,75 +4,16 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use laissez_amqp::lapin::Connection;
-use laissez_amqp::lapin::options::BasicPublishOptions;
-use laissez_amqp::{
-    ConsumerConfig, Disposition, EnvelopeEncoding, Handler, HandlerError, Message, Publisher,
-    ToolCall,
-};
-use laissez_sign::{SecretKey, SignedEnvelope};
+use laissez_amqp::{ConsumerConfig, Disposition, Handler, HandlerError, Message};
+use laissez_sign::SecretKey;
 use laissez_verify::ActionClass;
 use laissez_verify::owned::OwnedCatalogue;
 use tokio::sync::Notify;
 
-/// Messages fetched ahead by every consumer of the benches.
-pub(crate) const PREFETCH: u16 = 100;
+pub(crate) mod publish;
 
-/// The broker: `LAISSEZ_TEST_AMQP_URL`, or the local one.
-pub(crate) fn amqp_url() -> String {
-    std::env::var("LAISSEZ_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
-
-/// A number from the environment, or `default`.
-pub(crate) fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Publishes `n` calls of `crm.ticket.read` under `envelope` to `queue`, with the message ids
-/// `{ids}msg-0`, `{ids}msg-1`…; each signed by `holder` (the agent's key) for `audience` when
-/// given. Waits for the broker's confirms.
-pub(crate) async fn fill(
-    connection: &Connection,
-    queue: &str,
-    envelope: &SignedEnvelope,
-    holder: Option<(&SecretKey, &str)>,
-    ids: &str,
-    n: usize,
-) {
-    let publisher = Publisher::new(connection.create_channel().await.unwrap())
-        .await
-        .unwrap();
-    let channel = publisher.channel();
-    let body = b"{\"ticket\":42}";
-    for i in 0..n {
-        let id = format!("{ids}msg-{i}");
-        let mut call = ToolCall::new(
-            envelope.as_bytes(),
-            "crm.ticket.read",
-            ActionClass::Read,
-            &id,
-        );
-        if let Some((agent, audience)) = holder {
-            call = call.signed_by(agent, audience);
-        }
-        channel
-            .basic_publish(
-                "".into(),
-                queue.into(),
-                BasicPublishOptions::default(),
-                body,
-                call.message_properties(EnvelopeEncoding::Bytes, body)
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-    }
-    channel.wait_for_confirms().await.unwrap();
-}
+pub(crate) use laissez_test_support::amqp_url;
+pub(crate) use publish::{PREFETCH, env_number, fill};
 
 /// A handler that acks every message and notifies the returned `Notify` once `n` have run.
 pub(crate) fn counting_handler(n: usize) -> (impl Handler, Arc<Notify>) {

@@ -530,3 +530,12 @@ class Admission:
 def log_to_stderr() -> bool:
     """The workers' log (one laissez::audit event per decision) on stderr, as laissez consume
     writes it; False when a log subscriber was installed already."""
+
+def _topology(
+    queue: str, *, quorum: bool, delivery_limit: int
+) -> Tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """(names, arguments) of queue's standard topology, from the Rust Topology that laissez
+    declare declares: names of queue, dead_letter_exchange, dead_letter_queue and retry_queue;
+    arguments (str or int values; Any, as the AMQP clients' field tables take them) of the
+    dead_letter_queue, the queue and the retry_queue. ValueError for an empty queue name or a
+    delivery_limit not from 1 to 2**31-1."""

@@ -11,10 +11,10 @@ Up to ``prefetch`` deliveries are handled at once.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Union
+from typing import TYPE_CHECKING, Awaitable, Callable, Optional, Union
 
 from laissez._call import STREAM_ARGUMENTS, Call, failure
-from laissez._laissez import Admission, Record, Worker
+from laissez._laissez import Admission, Record, Worker, _topology
 
 if TYPE_CHECKING:  # aio-pika is optional: only the caller's objects are needed at run time
     from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
@@ -37,39 +37,18 @@ async def declare_topology(
     """
     from aio_pika import ExchangeType  # the optional dependency, imported when used
 
-    if not queue:
-        raise ValueError("the queue name must not be empty")
-    if isinstance(delivery_limit, bool) or not isinstance(delivery_limit, int) or not (
-        0 < delivery_limit <= 2**31 - 1
-    ):
-        raise ValueError("delivery_limit is an integer from 1 to 2**31-1")
-    names = {
-        "queue": queue,
-        "dead_letter_exchange": f"{queue}.dlx",
-        "dead_letter_queue": f"{queue}.dlq",
-        "retry_queue": f"{queue}.retry",
-    }
-    typed: dict[str, Any] = {"x-queue-type": "quorum"} if quorum else {}
-    work: dict[str, Any] = {"x-dead-letter-exchange": names["dead_letter_exchange"], **typed}
-    if quorum:
-        work["x-delivery-limit"] = delivery_limit
-    retry: dict[str, Any] = {
-        "x-dead-letter-exchange": "",
-        "x-dead-letter-routing-key": queue,
-        **typed,
-    }
-    if quorum:
-        retry["x-dead-letter-strategy"] = "at-least-once"
-        retry["x-overflow"] = "reject-publish"
+    names, arguments = _topology(queue, quorum=quorum, delivery_limit=delivery_limit)
     dlx = await channel.declare_exchange(
         names["dead_letter_exchange"], ExchangeType.FANOUT, durable=True
     )
     dlq = await channel.declare_queue(
-        names["dead_letter_queue"], durable=True, arguments=typed or None
+        names["dead_letter_queue"], durable=True, arguments=arguments["dead_letter_queue"]
     )
     await dlq.bind(dlx, routing_key="")
-    await channel.declare_queue(queue, durable=True, arguments=work)
-    await channel.declare_queue(names["retry_queue"], durable=True, arguments=retry)
+    await channel.declare_queue(queue, durable=True, arguments=arguments["queue"])
+    await channel.declare_queue(
+        names["retry_queue"], durable=True, arguments=arguments["retry_queue"]
+    )
     return names
 
 

@@ -18,7 +18,9 @@ import uuid
 from typing import TYPE_CHECKING, Callable, Optional, Sequence, Union
 
 from laissez._call import STREAM_ARGUMENTS, Call, failure
-from laissez._laissez import Admission, Approval, Chain, Envelope, Record, SecretKey, Worker, invoke
+from laissez._laissez import (
+    Admission, Approval, Chain, Envelope, Record, SecretKey, Worker, _topology, invoke,
+)
 
 if TYPE_CHECKING:  # pika is optional: only the caller's channel is needed at run time
     from pika.adapters.blocking_connection import BlockingChannel
@@ -34,7 +36,8 @@ def declare_topology(
     delivery_limit: int = 20,
 ) -> dict[str, str]:
     """Declares ``queue``'s standard topology, as ``laissez declare`` and the Rust
-    ``Topology`` do (``docs/spec.md`` §9), all durable: the fanout exchange ``QUEUE.dlx``, the
+    ``Topology`` do (``docs/spec.md`` §9; the names and arguments are that ``Topology``'s),
+    all durable: the fanout exchange ``QUEUE.dlx``, the
     queue ``QUEUE.dlq`` bound to it (where refused messages and calls parked for approval
     land), ``queue`` dead-lettering to ``QUEUE.dlx``, and the retry queue ``QUEUE.retry``
     dead-lettering back to ``queue`` through the default exchange. ``quorum`` makes them quorum
@@ -46,35 +49,14 @@ def declare_topology(
     is changed. Returns the names: ``queue``, ``dead_letter_exchange``,
     ``dead_letter_queue``, ``retry_queue``.
     """
-    if not queue:
-        raise ValueError("the queue name must not be empty")
-    if isinstance(delivery_limit, bool) or not isinstance(delivery_limit, int) or not (
-        0 < delivery_limit <= 2**31 - 1
-    ):
-        raise ValueError("delivery_limit is an integer from 1 to 2**31-1")
-    names = {
-        "queue": queue,
-        "dead_letter_exchange": f"{queue}.dlx",
-        "dead_letter_queue": f"{queue}.dlq",
-        "retry_queue": f"{queue}.retry",
-    }
-    typed: dict[str, object] = {"x-queue-type": "quorum"} if quorum else {}
-    work: dict[str, object] = {"x-dead-letter-exchange": names["dead_letter_exchange"], **typed}
-    if quorum:
-        work["x-delivery-limit"] = delivery_limit
-    retry: dict[str, object] = {
-        "x-dead-letter-exchange": "",
-        "x-dead-letter-routing-key": queue,
-        **typed,
-    }
-    if quorum:
-        retry["x-dead-letter-strategy"] = "at-least-once"
-        retry["x-overflow"] = "reject-publish"
+    names, arguments = _topology(queue, quorum=quorum, delivery_limit=delivery_limit)
     channel.exchange_declare(names["dead_letter_exchange"], exchange_type="fanout", durable=True)
-    channel.queue_declare(names["dead_letter_queue"], durable=True, arguments=typed or None)
+    channel.queue_declare(
+        names["dead_letter_queue"], durable=True, arguments=arguments["dead_letter_queue"]
+    )
     channel.queue_bind(names["dead_letter_queue"], names["dead_letter_exchange"], routing_key="")
-    channel.queue_declare(queue, durable=True, arguments=work)
-    channel.queue_declare(names["retry_queue"], durable=True, arguments=retry)
+    channel.queue_declare(queue, durable=True, arguments=arguments["queue"])
+    channel.queue_declare(names["retry_queue"], durable=True, arguments=arguments["retry_queue"])
     return names
 
 
