@@ -243,15 +243,21 @@ impl Site<'_> {
         }
     }
 
+    /// The next parked message of the queue, `None` when it is empty: one reading, and one
+    /// error text, for the listing and for an action.
+    async fn take(&self) -> Result<Option<parked::Parked>, Failure> {
+        let from = self.ctx.from;
+        parked::take(self.ctx.channel, from)
+            .await
+            .map_err(|e| Failure::io(format!("reading {}: {e}", escape_text(from))))
+    }
+
     async fn list(&self, held: &mut Vec<Held>) -> Result<Vec<String>, Failure> {
         let ctx = self.ctx;
         let head = self.head();
         let mut calls = Vec::new();
         while held.len() < MAX_SCAN {
-            let Some(parked) = parked::take(ctx.channel, ctx.from)
-                .await
-                .map_err(|e| Failure::io(format!("reading {}: {e}", escape_text(ctx.from))))?
-            else {
+            let Some(parked) = self.take().await? else {
                 break;
             };
             let shown_id = escape_text(parked.message_id().unwrap_or("")).into_owned();
@@ -336,10 +342,7 @@ impl Site<'_> {
         let shown_id = escape_text(id).into_owned();
         let mut why = None;
         while held.len() < MAX_SCAN {
-            let Some(parked) = parked::take(ctx.channel, ctx.from)
-                .await
-                .map_err(|e| Failure::io(format!("reading {}: {e}", escape_text(ctx.from))))?
-            else {
+            let Some(parked) = self.take().await? else {
                 break;
             };
             if parked.message_id() != Some(id) || page::sha256_hex(&parked.body) != digest {
